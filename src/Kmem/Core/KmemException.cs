@@ -1,0 +1,73 @@
+// The exception hierarchy: every misuse Kmem detects is logged in the kernel's words first, then
+// raised as one of these, with the allocator's state left as it was before the call.
+namespace Kmem;
+
+/// <summary>The base of every error Kmem raises for misuse or malformed input.</summary>
+public class KmemException : Exception
+{
+    /// <summary>Creates the exception with the one-line reason.</summary>
+    public KmemException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with the one-line reason and the underlying cause.</summary>
+    public KmemException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// A page was freed or referenced in a state that does not allow it: already free, freed with the wrong
+/// order, a tail page, a reserved page, a refcount that would drop below zero ("BUG: Bad page state").
+/// </summary>
+public sealed class BadPageStateException : KmemException
+{
+    /// <summary>Creates the exception for <paramref name="pfn"/>.</summary>
+    public BadPageStateException(ulong pfn, string reason)
+        : base($"Bad page state at pfn 0x{pfn:x}: {reason}") { Pfn = pfn; Reason = reason; }
+
+    /// <summary>The page frame number involved.</summary>
+    public ulong Pfn { get; }
+
+    /// <summary>What was wrong, in the kernel's words ("nonzero _refcount", …).</summary>
+    public string Reason { get; }
+}
+
+/// <summary>An address, PFN or page handle that does not belong to this machine's memory.</summary>
+public sealed class InvalidAddressException : KmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public InvalidAddressException(string message) : base(message) { }
+}
+
+/// <summary>A machine profile that cannot be booted; <see cref="Field"/> names the offending field.</summary>
+public sealed class ProfileException : KmemException
+{
+    /// <summary>Creates the exception for <paramref name="field"/> (a JSON path such as <c>dram[1].size</c>).</summary>
+    public ProfileException(string field, string problem)
+        : base($"profile: {field}: {problem}") { Field = field; Problem = problem; }
+
+    /// <summary>Creates the exception with an underlying cause (bad JSON).</summary>
+    public ProfileException(string field, string problem, Exception inner)
+        : base($"profile: {field}: {problem}", inner) { Field = field; Problem = problem; }
+
+    /// <summary>The JSON path of the field at fault.</summary>
+    public string Field { get; }
+
+    /// <summary>What is wrong with it.</summary>
+    public string Problem { get; }
+}
+
+/// <summary>A workload file that cannot be run; <see cref="Location"/> names the step or field.</summary>
+public sealed class WorkloadException : KmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public WorkloadException(string location, string problem)
+        : base($"workload: {location}: {problem}") { Location = location; Problem = problem; }
+
+    /// <summary>Creates the exception with an underlying cause.</summary>
+    public WorkloadException(string location, string problem, Exception inner)
+        : base($"workload: {location}: {problem}", inner) { Location = location; Problem = problem; }
+
+    /// <summary>Where in the workload (e.g. <c>steps[3].order</c>).</summary>
+    public string Location { get; }
+
+    /// <summary>What is wrong.</summary>
+    public string Problem { get; }
+}

@@ -1,0 +1,33 @@
+// System.Diagnostics.Metrics instruments of one machine (readable with dotnet-counters or
+// OpenTelemetry): observable gauges and counters read from the allocators, so the hot paths pay nothing.
+using System.Diagnostics.Metrics;
+using Kmem.Paging;
+
+namespace Kmem.Diagnostics;
+
+/// <summary>The instruments of a machine's page allocator under the meter <c>Kmem</c>.</summary>
+internal sealed class KmemMetrics : IDisposable
+{
+    /// <summary>The meter name.</summary>
+    public const string MeterName = "Kmem";
+
+    private readonly Meter _meter;
+
+    public KmemMetrics(PageAllocator pa, string machineName)
+    {
+        _meter = new Meter(MeterName, "1.0");
+        var machine = new KeyValuePair<string, object?>("kmem.machine", machineName);
+        IEnumerable<Measurement<long>> PerZone(Func<Zone, long> read) =>
+            pa.Zones.Where(z => z.Populated).Select(z => new Measurement<long>(read(z), machine, new("kmem.zone", z.Name)));
+        _meter.CreateObservableGauge("kmem.memory.free", () => PerZone(z => Volatile.Read(ref z.FreePages) * 4096), "By", "Free memory on the buddy lists");
+        _meter.CreateObservableGauge("kmem.memory.managed", () => PerZone(z => z.Managed * 4096), "By", "Memory managed by the page allocator");
+        _meter.CreateObservableGauge("kmem.memory.pcp", () => PerZone(z => pa.PcpTotal(z.Index) * 4096), "By", "Memory on the per-CPU page lists");
+        _meter.CreateObservableGauge("kmem.memory.free_cma", () => PerZone(z => Volatile.Read(ref z.FreeCmaPages) * 4096), "By", "Free CMA memory");
+        _meter.CreateObservableCounter("kmem.page_alloc.slow_path", () => new Measurement<long>(Volatile.Read(ref pa.SlowPathCount), machine), "{call}", "Allocations that entered the slow path");
+        _meter.CreateObservableCounter("kmem.page_alloc.reclaim", () => new Measurement<long>(Volatile.Read(ref pa.ReclaimCount), machine), "{run}", "Direct reclaim runs");
+        _meter.CreateObservableCounter("kmem.page_alloc.failures", () => new Measurement<long>(Volatile.Read(ref pa.FailureCount), machine), "{call}", "Page allocations that failed");
+        _meter.CreateObservableCounter("kmem.page_alloc.kswapd_wakeups", () => new Measurement<long>(Volatile.Read(ref pa.KswapdWakeups), machine), "{wakeup}", "Background reclaim wake-ups");
+    }
+
+    public void Dispose() => _meter.Dispose();
+}

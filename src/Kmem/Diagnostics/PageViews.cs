@@ -1,0 +1,252 @@
+// The page allocator's /proc views, byte for byte in the Linux 5.10 formats: buddyinfo,
+// pagetypeinfo, zoneinfo and meminfo (mm/vmstat.c, fs/proc/meminfo.c).
+using System.Text;
+using Kmem.Paging;
+
+namespace Kmem.Diagnostics;
+
+/// <summary>Kernel configuration choices that change which /proc lines exist (per architecture).</summary>
+internal sealed record ViewConfig
+{
+    public bool HighMem { get; init; }
+    public bool MemoryFailure { get; init; }
+    public bool TransparentHugepage { get; init; }
+    public bool Hugetlb { get; init; }
+    public long HugePageSizeKb { get; init; } = 2048;
+    public (long K4, long M2, long G1)? DirectMap { get; init; }
+    public long VmallocTotalKb { get; init; }
+    public int Cpus { get; init; } = 1;
+}
+
+internal static class PageViews
+{
+    public static void Register(ProcFs fs, PageAllocator pa, ViewConfig cfg)
+    {
+        fs.Register("/proc/buddyinfo", () => BuddyInfo(pa));
+        fs.Register("/proc/pagetypeinfo", () => PageTypeInfo(pa));
+        fs.Register("/proc/zoneinfo", () => ZoneInfo(pa, cfg));
+        fs.Register("/proc/meminfo", () => MemInfo(pa, cfg));
+        fs.Register("/proc/sys/vm/min_free_kbytes", () => $"{pa.MinFreeKbytes}\n");
+        fs.Register("/proc/sys/vm/lowmem_reserve_ratio", () =>
+            string.Join('\t', pa.Zones.Select(z => Watermarks.DefaultLowmemReserveRatio(z.Type))) + "\n");
+        fs.Register("/proc/sys/vm/watermark_scale_factor", () => $"{Watermarks.WatermarkScaleFactor}\n");
+    }
+
+    /// <summary>/proc/buddyinfo: populated zones only.</summary>
+    public static string BuddyInfo(PageAllocator pa)
+    {
+        var sb = new StringBuilder();
+        foreach (var z in pa.Zones)
+        {
+            if (!z.Populated) continue;
+            sb.Append($"Node 0, zone {z.Name,8} ");
+            lock (z.Lock)
+                for (int o = 0; o < pa.MaxOrder; o++) sb.Append($"{z.AreaFree(o),6} ");
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>/proc/pagetypeinfo: free blocks per type and order, then pageblocks per type.</summary>
+    public static string PageTypeInfo(PageAllocator pa)
+    {
+        var sb = new StringBuilder();
+        sb.Append($"Page block order: {pa.PageblockOrder}\n");
+        sb.Append($"Pages per block:  {1L << pa.PageblockOrder}\n");
+        sb.Append('\n');
+        sb.Append($"{"Free pages count per migrate type at order",-43} ");
+        for (int o = 0; o < pa.MaxOrder; o++) sb.Append($"{o,6} ");
+        sb.Append('\n');
+        foreach (var z in pa.Zones)
+        {
+            if (!z.Populated) continue;
+            for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)
+            {
+                sb.Append($"Node {0,4}, zone {z.Name,8}, type {PageTypes.MigrateTypeNames[mt],12} ");
+                lock (z.Lock)
+                    for (int o = 0; o < pa.MaxOrder; o++)
+                    {
+                        long n = z.NrFree(o, mt);
+                        sb.Append(n >= 100000 ? $">{100000,6} " : $"{n,6} ");
+                    }
+                sb.Append('\n');
+            }
+        }
+        sb.Append($"\n{"Number of blocks type ",-23}");
+        foreach (var name in PageTypes.MigrateTypeNames) sb.Append($"{name,12} ");
+        sb.Append('\n');
+        foreach (var z in pa.Zones)
+        {
+            if (!z.Populated) continue;
+            var count = new long[PageTypes.MigrateTypes];
+            lock (z.Lock)
+            {
+                for (int b = 0; b < z.PageblockCount; b++)
+                {
+                    long start = z.PageblockStartIdx(b);
+                    long probe = Math.Max(start, z.StartIdx);
+                    if (!pa.PfnValid(pa.BasePfn + (ulong)probe)) continue; // pfn_to_online_page() == NULL
+                    count[(int)z.PageblockTypeAt(b)]++;
+                }
+            }
+            sb.Append($"Node 0, zone {z.Name,8} ");
+            foreach (var c in count) sb.Append($"{c,12} ");
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static readonly string[] s_nodeStats =
+    [
+        "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
+        "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file", "workingset_nodes",
+        "workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon", "workingset_activate_file",
+        "workingset_restore_anon", "workingset_restore_file", "workingset_nodereclaim", "nr_anon_pages", "nr_mapped",
+        "nr_file_pages", "nr_dirty", "nr_writeback", "nr_writeback_temp", "nr_shmem", "nr_shmem_hugepages",
+        "nr_shmem_pmdmapped", "nr_file_hugepages", "nr_file_pmdmapped", "nr_anon_transparent_hugepages",
+        "nr_vmscan_write", "nr_vmscan_immediate_reclaim", "nr_dirtied", "nr_written", "nr_kernel_misc_reclaimable",
+        "nr_foll_pin_acquired", "nr_foll_pin_released", "nr_kernel_stack",
+    ];
+
+    private static readonly string[] s_zoneStats =
+    [
+        "nr_free_pages", "nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
+        "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_page_table_pages", "nr_bounce", "nr_free_cma",
+    ];
+
+    private static int Fls(long x) => x <= 0 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)x);
+
+    /// <summary>/proc/zoneinfo: every zone, populated or not.</summary>
+    public static string ZoneInfo(PageAllocator pa, ViewConfig cfg)
+    {
+        var sb = new StringBuilder();
+        Zone? first = pa.Zones.FirstOrDefault(z => z.Populated);
+        foreach (var z in pa.Zones)
+        {
+            sb.Append($"Node 0, zone {z.Name,8}");
+            if (ReferenceEquals(z, first))
+            {
+                sb.Append("\n  per-node stats");
+                foreach (var name in s_nodeStats)
+                {
+                    long v = name switch
+                    {
+                        "nr_slab_reclaimable" => pa.Stat.SlabReclaimablePages,
+                        "nr_slab_unreclaimable" => pa.Stat.SlabUnreclaimablePages,
+                        "nr_kernel_misc_reclaimable" => pa.Stat.KernelMiscReclaimablePages,
+                        _ => 0,
+                    };
+                    sb.Append($"\n      {name,-12} {v}");
+                }
+            }
+            sb.Append($"\n  pages free     {z.FreePages}");
+            sb.Append($"\n        min      {z.WmarkMin}");
+            sb.Append($"\n        low      {z.WmarkLow}");
+            sb.Append($"\n        high     {z.WmarkHigh}");
+            sb.Append($"\n        spanned  {z.Spanned}");
+            sb.Append($"\n        present  {z.Present}");
+            sb.Append($"\n        managed  {z.Managed}");
+            sb.Append($"\n        protection: ({string.Join(", ", z.LowmemReserve)})");
+            if (!z.Populated)
+            {
+                sb.Append('\n');
+                continue;
+            }
+            foreach (var name in s_zoneStats)
+            {
+                long v = name switch
+                {
+                    "nr_free_pages" => z.FreePages,
+                    "nr_free_cma" => z.FreeCmaPages,
+                    _ => 0,
+                };
+                sb.Append($"\n      {name,-12} {v}");
+            }
+            sb.Append("\n  pagesets");
+            long mem = z.Managed >> (27 - 12);
+            int threshold = Math.Min(125, 2 * Fls(cfg.Cpus) * (1 + Fls(mem)));
+            for (int cpu = 0; cpu < cfg.Cpus; cpu++)
+            {
+                sb.Append($"\n    cpu: {cpu}");
+                sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
+                sb.Append($"\n              high:  {z.PcpHigh}");
+                sb.Append($"\n              batch: {z.PcpBatch}");
+                sb.Append($"\n  vm stats threshold: {threshold}");
+            }
+            sb.Append("\n  node_unreclaimable:  0");
+            sb.Append($"\n  start_pfn:           {z.StartPfn}");
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static void Kb(StringBuilder sb, string label, long pages) => sb.Append($"{label,-16}{pages * 4,8} kB\n");
+
+    /// <summary>si_mem_available(): free minus reserves, plus what reclaim could give back.</summary>
+    public static long MemAvailablePages(PageAllocator pa)
+    {
+        long free = pa.Zones.Sum(z => Volatile.Read(ref z.FreePages));
+        long wmarkLow = pa.Zones.Sum(z => z.WmarkLow);
+        long available = free - pa.TotalReservePages;
+        long reclaimable = pa.Stat.SlabReclaimablePages + pa.Stat.KernelMiscReclaimablePages;
+        available += reclaimable - Math.Min(reclaimable / 2, wmarkLow);
+        return Math.Max(0, available);
+    }
+
+    /// <summary>/proc/meminfo in the 5.10 order, with the lines the profile's kernel configuration has.</summary>
+    public static string MemInfo(PageAllocator pa, ViewConfig cfg)
+    {
+        var sb = new StringBuilder();
+        long totalram = pa.TotalRamPages;
+        long free = pa.Zones.Sum(z => Volatile.Read(ref z.FreePages));
+        long sR = pa.Stat.SlabReclaimablePages, sU = pa.Stat.SlabUnreclaimablePages;
+        Kb(sb, "MemTotal:", totalram);
+        Kb(sb, "MemFree:", free);
+        Kb(sb, "MemAvailable:", MemAvailablePages(pa));
+        foreach (var l in new[] { "Buffers:", "Cached:", "SwapCached:", "Active:", "Inactive:", "Active(anon):", "Inactive(anon):",
+                     "Active(file):", "Inactive(file):", "Unevictable:", "Mlocked:" })
+            Kb(sb, l, 0);
+        if (cfg.HighMem)
+        {
+            long totalHigh = pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => z.Managed);
+            long freeHigh = pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => Volatile.Read(ref z.FreePages));
+            Kb(sb, "HighTotal:", totalHigh);
+            Kb(sb, "HighFree:", freeHigh);
+            Kb(sb, "LowTotal:", totalram - totalHigh);
+            Kb(sb, "LowFree:", free - freeHigh);
+        }
+        foreach (var l in new[] { "SwapTotal:", "SwapFree:", "Dirty:", "Writeback:", "AnonPages:", "Mapped:", "Shmem:" })
+            Kb(sb, l, 0);
+        Kb(sb, "KReclaimable:", sR + pa.Stat.KernelMiscReclaimablePages);
+        Kb(sb, "Slab:", sR + sU);
+        Kb(sb, "SReclaimable:", sR);
+        Kb(sb, "SUnreclaim:", sU);
+        sb.Append($"KernelStack:    {0,8} kB\n");
+        foreach (var l in new[] { "PageTables:", "NFS_Unstable:", "Bounce:", "WritebackTmp:" }) Kb(sb, l, 0);
+        Kb(sb, "CommitLimit:", totalram * 50 / 100);
+        Kb(sb, "Committed_AS:", 0);
+        sb.Append($"VmallocTotal:   {cfg.VmallocTotalKb,8} kB\n");
+        Kb(sb, "VmallocUsed:", pa.Stat.VmallocPages);
+        Kb(sb, "VmallocChunk:", 0);
+        Kb(sb, "Percpu:", 0);
+        if (cfg.MemoryFailure) sb.Append($"HardwareCorrupted: {0,5} kB\n");
+        if (cfg.TransparentHugepage)
+            foreach (var l in new[] { "AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:", "FilePmdMapped:" })
+                Kb(sb, l, 0);
+        Kb(sb, "CmaTotal:", pa.TotalCmaPages);
+        Kb(sb, "CmaFree:", pa.Zones.Sum(z => Volatile.Read(ref z.FreeCmaPages)));
+        if (cfg.Hugetlb)
+        {
+            sb.Append($"HugePages_Total:   {0,5}\nHugePages_Free:    {0,5}\nHugePages_Rsvd:    {0,5}\nHugePages_Surp:    {0,5}\n");
+            sb.Append($"Hugepagesize:   {cfg.HugePageSizeKb,8} kB\n");
+            sb.Append($"Hugetlb:        {0,8} kB\n");
+        }
+        if (cfg.DirectMap is { } dm)
+        {
+            sb.Append($"DirectMap4k:    {dm.K4,8} kB\n");
+            sb.Append($"DirectMap2M:    {dm.M2,8} kB\n");
+            if (dm.G1 > 0) sb.Append($"DirectMap1G:    {dm.G1,8} kB\n");
+        }
+        return sb.ToString();
+    }
+}

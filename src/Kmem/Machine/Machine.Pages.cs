@@ -1,0 +1,296 @@
+// The page-level entry points of a machine: AllocPages/FreePages and friends, page references,
+// split and exact allocations, address conversions (virt, phys, pfn, page) and reclaim controls.
+using System.Runtime.CompilerServices;
+using Kmem.Paging;
+using Kmem.Physical;
+
+namespace Kmem;
+
+public sealed partial class Machine
+{
+    /// <summary>The page size (4096).</summary>
+    public const int PageSize = PhysicalMemory.PageSize;
+
+    /// <summary>MAX_ORDER of this machine: orders 0..MaxOrder-1 are valid.</summary>
+    public int MaxOrder => Pages.MaxOrder;
+
+    // ================================================================== allocate and free
+
+    /// <summary>
+    /// <c>alloc_pages(gfp, order)</c>: 2^order physically contiguous pages, or the null page on failure
+    /// (with the kernel's failure report in the log unless <see cref="Gfp.NoWarn"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Page AllocPages(Gfp gfp, int order)
+    {
+        int idx = Pages.Alloc(gfp, order);
+        return idx < 0 ? default : new Page(Pages.BasePfn + (ulong)idx, Id);
+    }
+
+    /// <summary><c>alloc_page(gfp)</c>: one page.</summary>
+    public Page AllocPage(Gfp gfp) => AllocPages(gfp, 0);
+
+    /// <summary>
+    /// <c>__free_pages(page, order)</c>: drops the caller's reference; the last reference returns the block.
+    /// </summary>
+    /// <exception cref="BadPageStateException">The page is free, a tail page, reserved, or freed with another order.</exception>
+    /// <exception cref="InvalidAddressException">The page is null or belongs to another machine.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void FreePages(Page page, int order, [CallerMemberName] string caller = "")
+    {
+        int idx = CheckedIndex(page, caller);
+        if ((uint)order >= (uint)Pages.MaxOrder) throw BadOrder(idx, order, caller);
+        Pages.Free(idx, order, caller);
+    }
+
+    /// <summary><c>__free_page(page)</c>.</summary>
+    public void FreePage(Page page, [CallerMemberName] string caller = "") => FreePages(page, 0, caller);
+
+    /// <summary>
+    /// <c>__get_free_pages(gfp, order)</c>: the block's linear-map address, or 0 on failure.
+    /// <see cref="Gfp.HighMem"/> is ignored, as the kernel masks it.
+    /// </summary>
+    public nint GetFreePages(Gfp gfp, int order)
+    {
+        int idx = Pages.Alloc(gfp & ~Gfp.HighMem, order);
+        return idx < 0 ? 0 : Pages.IdxToVirt(idx);
+    }
+
+    /// <summary><c>get_zeroed_page(gfp)</c>.</summary>
+    public nint GetZeroedPage(Gfp gfp) => GetFreePages(gfp | Gfp.Zero, 0);
+
+    /// <summary><c>free_pages(addr, order)</c>: 0 is ignored, as in the kernel.</summary>
+    /// <exception cref="InvalidAddressException">The address is not a page of this machine's linear map.</exception>
+    public void FreePages(nint address, int order, [CallerMemberName] string caller = "")
+    {
+        if (address == 0) return;
+        int idx = VirtToIndex(address, caller, requireAligned: true);
+        if ((uint)order >= (uint)Pages.MaxOrder) throw BadOrder(idx, order, caller);
+        Pages.Free(idx, order, caller);
+    }
+
+    /// <summary><c>free_page(addr)</c>.</summary>
+    public void FreePage(nint address, [CallerMemberName] string caller = "") => FreePages(address, 0, caller);
+
+    /// <summary><c>alloc_pages_exact(size, gfp)</c>: exactly the pages needed for <paramref name="size"/> bytes (the rest of the block is freed).</summary>
+    public nint AllocPagesExact(nuint size, Gfp gfp)
+    {
+        if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "size must be positive");
+        int idx = Pages.AllocExact(size, gfp);
+        return idx < 0 ? 0 : Pages.IdxToVirt(idx);
+    }
+
+    /// <summary><c>free_pages_exact(addr, size)</c>: frees every page of an exact allocation.</summary>
+    public void FreePagesExact(nint address, nuint size, [CallerMemberName] string caller = "")
+    {
+        if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "size must be positive");
+        int idx = VirtToIndex(address, caller, requireAligned: true);
+        ulong pages = (size + PageSize - 1) / PageSize;
+        if ((ulong)idx + pages > (ulong)_frames.Count) throw Invalid($"free_pages_exact: 0x{address:x}+{size} runs past the end of memory", caller);
+        for (ulong i = 0; i < pages; i++) Pages.Free(idx + (int)i, 0, caller);
+    }
+
+    /// <summary><c>split_page(page, order)</c>: turns a non-compound block into 2^order separately freeable pages.</summary>
+    public void SplitPage(Page page, int order, [CallerMemberName] string caller = "")
+    {
+        int idx = CheckedIndex(page, caller);
+        if ((uint)order >= (uint)Pages.MaxOrder) throw BadOrder(idx, order, caller);
+        Pages.SplitPage(idx, order, caller);
+    }
+
+    /// <summary><c>get_page(page)</c>: takes another reference.</summary>
+    public void GetPage(Page page, [CallerMemberName] string caller = "") => Pages.GetPage(CheckedIndex(page, caller), caller);
+
+    /// <summary><c>put_page(page)</c>: drops a reference; the last one frees the block (compound or not).</summary>
+    public void PutPage(Page page, [CallerMemberName] string caller = "") => Pages.PutPage(CheckedIndex(page, caller), caller);
+
+    /// <summary><c>page_count(page)</c>: the reference count of the page's head.</summary>
+    public int PageCount(Page page) => Pages.PageCount(CheckedIndex(page, nameof(PageCount)));
+
+    /// <summary>The bytes of a block as a span (the linear-map view of 2^order pages).</summary>
+    public unsafe Span<byte> PageSpan(Page page, int order = 0)
+    {
+        int idx = CheckedIndex(page, nameof(PageSpan));
+        if ((uint)order >= (uint)Pages.MaxOrder || idx + (1L << order) > _frames.Count)
+            throw new ArgumentOutOfRangeException(nameof(order));
+        return new Span<byte>((void*)Pages.IdxToVirt(idx), PageSize << order);
+    }
+
+    // ================================================================== reclaim controls
+
+    /// <summary><c>drain_all_pages()</c>: returns every thread's per-CPU pages to the buddy lists.</summary>
+    public void DrainAllPages() { ThrowIfDisposed(); Pages.DrainAllPages(); }
+
+    /// <summary><c>register_shrinker()</c>: reclaim will ask this cache for memory.</summary>
+    public void RegisterShrinker(Shrinker shrinker)
+    {
+        ArgumentNullException.ThrowIfNull(shrinker);
+        Pages.RegisterShrinker(shrinker);
+    }
+
+    /// <summary><c>unregister_shrinker()</c>; returns false if it was not registered.</summary>
+    public bool UnregisterShrinker(Shrinker shrinker)
+    {
+        ArgumentNullException.ThrowIfNull(shrinker);
+        return Pages.UnregisterShrinker(shrinker);
+    }
+
+    /// <summary>Runs direct reclaim once (all shrinkers, falling priority); returns the pages that came back.</summary>
+    public long Reclaim(Gfp gfp = Gfp.Kernel) => Pages.PerformReclaim(gfp, 0);
+
+    // ================================================================== address conversions
+
+    /// <summary><c>page_address(page)</c>: the page's address in the linear map.</summary>
+    public nint PageAddress(Page page) => Pages.IdxToVirt(CheckedIndex(page, nameof(PageAddress)));
+
+    /// <summary><c>virt_to_page(addr)</c>: the page holding a linear-map address.</summary>
+    public Page VirtToPage(nint address) => new(Pages.BasePfn + (ulong)VirtToIndex(address, nameof(VirtToPage), false), Id);
+
+    /// <summary><c>page_to_pfn(page)</c>.</summary>
+    public ulong PageToPfn(Page page) { CheckedIndex(page, nameof(PageToPfn)); return page.Pfn; }
+
+    /// <summary><c>pfn_to_page(pfn)</c>.</summary>
+    /// <exception cref="InvalidAddressException">The PFN is not backed by a memory bank.</exception>
+    public Page PfnToPage(ulong pfn)
+    {
+        if (!Pages.PfnValid(pfn)) throw Invalid($"pfn_to_page: pfn 0x{pfn:x} is not backed by memory", nameof(PfnToPage));
+        return new Page(pfn, Id);
+    }
+
+    /// <summary><c>PFN_PHYS(pfn)</c>.</summary>
+    public ulong PfnToPhys(ulong pfn) => pfn << PhysicalMemory.PageShift;
+
+    /// <summary><c>PHYS_PFN(phys)</c>.</summary>
+    public ulong PhysToPfn(ulong phys) => phys >> PhysicalMemory.PageShift;
+
+    /// <summary><c>page_to_phys(page)</c>.</summary>
+    public ulong PageToPhys(Page page) => PfnToPhys(PageToPfn(page));
+
+    /// <summary><c>phys_to_virt(phys)</c>: the linear-map address of a physical address.</summary>
+    public nint PhysToVirt(ulong phys)
+    {
+        if (!Pages.PfnValid(phys >> PhysicalMemory.PageShift)) throw Invalid($"phys_to_virt: 0x{phys:x} is not RAM", nameof(PhysToVirt));
+        return _phys.LinearBase + (nint)(phys - Layout.SpanStart);
+    }
+
+    /// <summary><c>virt_to_phys(addr)</c>.</summary>
+    public ulong VirtToPhys(nint address)
+    {
+        int idx = VirtToIndex(address, nameof(VirtToPhys), false);
+        return Layout.SpanStart + ((ulong)idx << PhysicalMemory.PageShift) + (ulong)(address & (PageSize - 1));
+    }
+
+    /// <summary>True if the address lies in this machine's linear map of RAM (<c>virt_addr_valid</c>).</summary>
+    public bool VirtAddrValid(nint address)
+    {
+        nint off = address - _phys.LinearBase;
+        return off >= 0 && (ulong)off < _phys.Size && Pages.PfnValid(Pages.BasePfn + (ulong)(off >> PhysicalMemory.PageShift));
+    }
+
+    // ================================================================== validation helpers
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int CheckedIndex(Page page, string caller)
+    {
+        ulong idx = page.PfnPlusOne - 1 - Pages.BasePfn;
+        if (page.MachineId == Id && idx < (ulong)_frames.Count) return (int)idx;
+        return CheckedIndexSlow(page, caller);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int CheckedIndexSlow(Page page, string caller)
+    {
+        ThrowIfDisposed();
+        if (page.IsNull) throw Invalid("BUG: kernel NULL pointer dereference: page operation on the null page", caller);
+        if (page.MachineId != Id) throw Invalid($"page {page} belongs to another machine", caller);
+        throw Invalid($"pfn 0x{page.Pfn:x} is outside this machine's memory", caller);
+    }
+
+    private int VirtToIndex(nint address, string caller, bool requireAligned)
+    {
+        ThrowIfDisposed();
+        nint off = address - _phys.LinearBase;
+        if (off < 0 || (ulong)off >= _phys.Size)
+            throw Invalid($"address 0x{address:x} is not in this machine's linear map", caller);
+        ulong pfn = Pages.BasePfn + (ulong)(off >> PhysicalMemory.PageShift);
+        if (!Pages.PfnValid(pfn)) throw Invalid($"address 0x{address:x} (pfn 0x{pfn:x}) is in a memory hole", caller);
+        if (requireAligned && (off & (PageSize - 1)) != 0)
+            throw Invalid($"address 0x{address:x} is not page aligned", caller);
+        return (int)(off >> PhysicalMemory.PageShift);
+    }
+
+    private InvalidAddressException Invalid(string message, string caller)
+    {
+        Log.Err($"kmem: {message} (caller {caller})");
+        return new InvalidAddressException(message);
+    }
+
+    private BadPageStateException BadOrder(int idx, int order, string caller) =>
+        Pages.BadPage(idx, $"free with order {order}, but MAX_ORDER is {Pages.MaxOrder}", caller);
+}
+
+/// <summary>A read-only view of one zone (the numbers of <c>/proc/zoneinfo</c>).</summary>
+public sealed class ZoneInfo
+{
+    private readonly Zone _z;
+    private readonly Machine _m;
+
+    internal ZoneInfo(Machine m, Zone z) { _m = m; _z = z; }
+
+    /// <summary>The zone name (<c>DMA</c>, <c>DMA32</c>, <c>Normal</c>, <c>HighMem</c>, <c>Movable</c>).</summary>
+    public string Name => _z.Name;
+    /// <summary>The zone type.</summary>
+    public ZoneType Type => _z.Type;
+    /// <summary>First PFN (0 for an empty zone).</summary>
+    public ulong StartPfn => _z.StartPfn;
+    /// <summary>Pages spanned, holes included.</summary>
+    public long Spanned => _z.Spanned;
+    /// <summary>Pages of RAM in the zone.</summary>
+    public long Present => _z.Present;
+    /// <summary>Pages the buddy allocator manages (present minus reserved).</summary>
+    public long Managed => _z.Managed;
+    /// <summary>Free pages on the buddy lists (NR_FREE_PAGES).</summary>
+    public long FreePages => Volatile.Read(ref _z.FreePages);
+    /// <summary>Free CMA pages (NR_FREE_CMA_PAGES).</summary>
+    public long FreeCmaPages => Volatile.Read(ref _z.FreeCmaPages);
+    /// <summary>Pages on the per-CPU lists.</summary>
+    public long PcpPages => _m.Pages.PcpTotal(_z.Index);
+    /// <summary>The min watermark.</summary>
+    public long WatermarkMin => _z.WmarkMin;
+    /// <summary>The low watermark.</summary>
+    public long WatermarkLow => _z.WmarkLow;
+    /// <summary>The high watermark.</summary>
+    public long WatermarkHigh => _z.WmarkHigh;
+    /// <summary>lowmem_reserve[]: pages kept back from requests whose highest zone is each index.</summary>
+    public IReadOnlyList<long> LowmemReserve => _z.LowmemReserve;
+    /// <summary>The per-CPU list batch.</summary>
+    public int PcpBatch => _z.PcpBatch;
+    /// <summary>The per-CPU list high mark.</summary>
+    public int PcpHigh => _z.PcpHigh;
+    /// <summary>True if the zone has memory.</summary>
+    public bool Populated => _z.Populated;
+
+    /// <summary>Free blocks of an order on one migratetype's list.</summary>
+    public long FreeBlocks(int order, MigrateType type)
+    {
+        lock (_z.Lock) return _z.NrFree(order, (int)type);
+    }
+
+    /// <summary>Free blocks of an order on all lists (a /proc/buddyinfo column).</summary>
+    public long FreeBlocks(int order)
+    {
+        lock (_z.Lock) return _z.AreaFree(order);
+    }
+
+    /// <summary>The migratetype of each pageblock of the zone, in order.</summary>
+    public IReadOnlyList<MigrateType> PageblockTypes
+    {
+        get
+        {
+            lock (_z.Lock) return Enumerable.Range(0, _z.PageblockCount).Select(_z.PageblockTypeAt).ToArray();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}: {FreePages}/{Managed} pages free";
+}

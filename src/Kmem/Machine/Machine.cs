@@ -1,0 +1,199 @@
+// The composition root (what start_kernel/mm_init are to Linux): reads a profile, lays out memory
+// the way memblock would (kernel image, reservations, CMA areas, mem_map), creates physical memory
+// and the page allocator, writes the boot log, and exposes the fixed entry points.
+using Kmem.Diagnostics;
+using Kmem.Paging;
+using Kmem.Physical;
+
+namespace Kmem;
+
+/// <summary>
+/// A booted machine: one board's memory with every allocator layer on top of it. Nothing is global;
+/// several machines can live in one process. Dispose it to unmap its memory.
+/// </summary>
+public sealed partial class Machine : IDisposable
+{
+    private static int s_nextId;
+    private readonly PhysicalMemory _phys;
+    private readonly PageFrameTable _frames;
+    internal readonly PageAllocator Pages;
+    private readonly KmemMetrics _metrics;
+    private int _disposed;
+
+    private Machine(MachineProfile profile)
+    {
+        Profile = profile;
+        Id = Interlocked.Increment(ref s_nextId);
+        Log = new KernelLog();
+        var layout = MemoryLayout.Plan(profile);
+        Layout = layout;
+        _phys = new PhysicalMemory(layout.SpanStart, layout.SpanEnd - layout.SpanStart, profile.Name);
+        try
+        {
+            _frames = new PageFrameTable((int)((layout.SpanEnd - layout.SpanStart) >> PhysicalMemory.PageShift));
+            BootLog.EarlyLines(this, layout);
+            Pages = new PageAllocator(new PageAllocatorSettings
+            {
+                MachineId = Id,
+                BasePfn = layout.SpanStart >> PhysicalMemory.PageShift,
+                FrameCount = _frames.Count,
+                MaxOrder = profile.MaxOrder,
+                PageblockOrder = profile.EffectivePageblockOrder,
+                Cpus = profile.Cpus,
+                Zones = layout.Zones,
+                Memory = layout.Memory,
+                Reserved = layout.Reserved,
+                Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name)).ToArray(),
+                MinFreeKbytes = profile.MinFreeKbytes,
+            }, _frames, _phys.LinearBase, Log)
+            {
+                HardwareName = profile.Description.Length > 0 ? profile.Description : profile.Name,
+            };
+            Cma = layout.CmaAreas.ToDictionary(c => c.Name);
+            Devices = profile.Devices.ToDictionary(d => d.Name,
+                d => new Device(d.Name, d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
+            ProcFs = new ProcFs();
+            PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
+            BootLog.MemInitLines(this, layout);
+            _metrics = new KmemMetrics(Pages, profile.Name);
+        }
+        catch
+        {
+            _frames?.Dispose();
+            _phys.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Boots an embedded profile by name (<c>rv1106</c>, <c>rk3588</c>, <c>x86_64</c>).</summary>
+    /// <exception cref="ProfileException">No embedded profile has that name.</exception>
+    public static Machine Boot(string profileName) => Boot(MachineProfile.Embedded(profileName));
+
+    /// <summary>Boots a profile (for example one read with <see cref="MachineProfile.Load"/>).</summary>
+    public static Machine Boot(MachineProfile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        return new Machine(profile);
+    }
+
+    /// <summary>Boots the default profile (<c>rv1106</c>).</summary>
+    public static Machine Boot() => Boot(MachineProfile.DefaultName);
+
+    /// <summary>The profile this machine was booted from.</summary>
+    public MachineProfile Profile { get; }
+
+    /// <summary>A process-unique number for this machine.</summary>
+    public int Id { get; }
+
+    /// <summary>The log ring (printk buffer).</summary>
+    public KernelLog Log { get; }
+
+    /// <summary>The <c>/proc</c> and <c>/sys</c> views, by their kernel paths.</summary>
+    public ProcFs ProcFs { get; }
+
+    /// <summary>CMA areas by name.</summary>
+    public IReadOnlyDictionary<string, CmaArea> Cma { get; }
+
+    /// <summary>Devices by name.</summary>
+    public IReadOnlyDictionary<string, Device> Devices { get; }
+
+    internal MemoryLayout Layout { get; }
+
+    /// <summary>True when the physical memory is a memfd that can be mapped again (Linux).</summary>
+    public bool IsFileBacked => _phys.IsFileBacked;
+
+    /// <summary>The log ring as <c>dmesg</c> prints it.</summary>
+    public string Dmesg() => Log.Dmesg();
+
+    /// <summary>The zones of the machine, in kernel order (empty ones included).</summary>
+    public IReadOnlyList<ZoneInfo> Zones => Pages.Zones.Select(z => new ZoneInfo(this, z)).ToArray();
+
+    /// <summary>
+    /// How long a blocking allocation waits for memory to be freed between reclaim rounds
+    /// (the kernel retries up to 16 rounds without progress before failing).
+    /// </summary>
+    public TimeSpan ReclaimRetryWait
+    {
+        get => Pages.ReclaimRetryWait;
+        set
+        {
+            if (value < TimeSpan.Zero || value > TimeSpan.FromSeconds(10)) throw new ArgumentOutOfRangeException(nameof(value), "must be 0..10 s");
+            Pages.ReclaimRetryWait = value;
+        }
+    }
+
+    /// <summary>vm.min_free_kbytes; setting it recomputes every watermark as the sysctl does.</summary>
+    public long MinFreeKbytes
+    {
+        get => Pages.MinFreeKbytes;
+        set
+        {
+            long max = (long)(Profile.TotalRam / 4 / 1024);
+            if (value < 0 || value > max) throw new ArgumentOutOfRangeException(nameof(value), $"must be 0..{max} KiB");
+            Pages.SetMinFreeKbytes(value);
+            Log.Info($"sysctl: vm.min_free_kbytes = {value}");
+        }
+    }
+
+    /// <summary>Checks every allocator invariant; returns the problems found (empty when consistent).
+    /// Call it while no other thread is allocating on this machine.</summary>
+    public IReadOnlyList<string> VerifyIntegrity()
+    {
+        ThrowIfDisposed();
+        return Pages.CheckInvariants().Errors;
+    }
+
+    /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
+    private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)
+    {
+        long vmallocKb = p.Arch switch
+        {
+            Arch.X86_64 => 34359738367,              // 32 TiB - 1 (4-level paging)
+            Arch.Arm64 => 263061440,                 // 39-bit VA
+            // VMALLOC_END 0xff800000 minus VMALLOC_START (end of lowmem + 8 MiB, 8 MiB aligned)
+            _ => (long)((0xff800000UL - (((0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) - layout.SpanStart + (8UL << 20)) + ((8UL << 20) - 1)) & ~((8UL << 20) - 1))) >> 10),
+        };
+        return new ViewConfig
+        {
+            HighMem = p.Arch == Arch.Arm,
+            MemoryFailure = p.Arch != Arch.Arm,
+            TransparentHugepage = p.Arch != Arch.Arm,
+            Hugetlb = p.Arch != Arch.Arm,
+            DirectMap = p.Arch == Arch.X86_64 ? DirectMapSplit(p) : null,
+            VmallocTotalKb = vmallocKb,
+            Cpus = p.Cpus,
+        };
+    }
+
+    /// <summary>How the x86_64 direct map covers RAM with 4 KiB, 2 MiB and 1 GiB pages (in KiB).</summary>
+    private static (long, long, long) DirectMapSplit(MachineProfile p)
+    {
+        const ulong M2 = 2UL << 20, G1 = 1UL << 30;
+        long k4 = 0, m2 = 0, g1 = 0;
+        foreach (var b in p.Dram)
+        {
+            ulong s = b.Base, e = b.End;
+            ulong s2 = Math.Min((s + M2 - 1) & ~(M2 - 1), e), e2 = Math.Max(e & ~(M2 - 1), s2);
+            ulong s1 = Math.Min((s2 + G1 - 1) & ~(G1 - 1), e2), e1 = Math.Max(e2 & ~(G1 - 1), s1);
+            k4 += (long)((s2 - s) + (e - e2)) >> 10;
+            m2 += (long)((s1 - s2) + (e2 - e1)) >> 10;
+            g1 += (long)(e1 - s1) >> 10;
+        }
+        return (k4, m2, g1);
+    }
+
+    internal void ThrowIfDisposed()
+    {
+        if (Volatile.Read(ref _disposed) != 0) throw new ObjectDisposedException(nameof(Machine), "the machine has been shut down");
+    }
+
+    /// <summary>Shuts the machine down: stops its allocators and unmaps its memory.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _metrics.Dispose();
+        Pages.Dispose();
+        _frames.Dispose();
+        _phys.Dispose();
+    }
+}

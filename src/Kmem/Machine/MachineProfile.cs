@@ -1,0 +1,206 @@
+// A board description (RAM banks, architecture, zones, reservations, CMA areas, devices) and its
+// strict JSON reader: every malformed field is rejected with its path and the problem.
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+
+namespace Kmem;
+
+/// <summary>The architectures Kmem models.</summary>
+public enum Arch
+{
+    /// <summary>32-bit ARM (ARMv7, Cortex-A7 class): Normal/HighMem, pageblock order MAX_ORDER-1.</summary>
+    Arm,
+    /// <summary>64-bit ARM: DMA/DMA32/Normal, pageblock order 9.</summary>
+    Arm64,
+    /// <summary>x86_64: DMA (&lt; 16 MiB), DMA32 (&lt; 4 GiB), Normal, pageblock order 9.</summary>
+    X86_64,
+}
+
+/// <summary>A memory bank (a <c>memory@</c> node or an e820 usable range).</summary>
+public sealed record DramBank(ulong Base, ulong Size)
+{
+    /// <summary>First address past the bank.</summary>
+    public ulong End => Base + Size;
+}
+
+/// <summary>A range of RAM kept away from the page allocator (memblock.reserved).</summary>
+public sealed record ReservedRange(string Name, ulong Base, ulong Size);
+
+/// <summary>The kernel image's section sizes as printed by the boot "Memory:" line.</summary>
+public sealed record KernelImage(ulong Base, ulong Code, ulong RwData, ulong RoData, ulong Init, ulong Bss)
+{
+    /// <summary>Bytes the image occupies.</summary>
+    public ulong Size => Code + RwData + RoData + Init + Bss;
+}
+
+/// <summary>A contiguous-memory-allocator area. A null <see cref="Base"/> means "placed at boot".</summary>
+public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int OrderPerBit);
+
+/// <summary>A DMA-capable device.</summary>
+public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool Coherent, string? Cma);
+
+/// <summary>
+/// A machine profile: everything needed to boot a <see cref="Machine"/>. Load one with
+/// <see cref="Load"/> or <see cref="Parse"/>, or take an embedded one with <see cref="Embedded"/>.
+/// </summary>
+public sealed record MachineProfile
+{
+    /// <summary>The page size: Kmem supports 4 KiB pages.</summary>
+    public const int PageSize = 4096;
+
+    /// <summary>Profile name (e.g. <c>rv1106</c>).</summary>
+    public required string Name { get; init; }
+    /// <summary>Board description, printed as "Machine model:".</summary>
+    public string Description { get; init; } = "";
+    /// <summary>The architecture.</summary>
+    public required Arch Arch { get; init; }
+    /// <summary>Number of CPUs (per-CPU lists are reported per CPU).</summary>
+    public required int Cpus { get; init; }
+    /// <summary>L1 cache line size in bytes.</summary>
+    public required int CacheLineSize { get; init; }
+    /// <summary>ARCH_DMA_MINALIGN / ARCH_KMALLOC_MINALIGN: the smallest kmalloc alignment.</summary>
+    public required int KmallocMinAlign { get; init; }
+    /// <summary>MAX_ORDER: the buddy allocator serves orders 0..MAX_ORDER-1.</summary>
+    public int MaxOrder { get; init; } = 11;
+    /// <summary>pageblock_order, or null for the architecture's default.</summary>
+    public int? PageblockOrder { get; init; }
+    /// <summary>The memory banks.</summary>
+    public required IReadOnlyList<DramBank> Dram { get; init; }
+    /// <summary>Upper limit (exclusive) of ZONE_DMA, or null when the architecture has none.</summary>
+    public ulong? DmaLimit { get; init; }
+    /// <summary>Upper limit of ZONE_DMA32, or null when there is none.</summary>
+    public ulong? Dma32Limit { get; init; }
+    /// <summary>32-bit only: end of lowmem (ZONE_NORMAL); memory above is ZONE_HIGHMEM.</summary>
+    public ulong? LowmemLimit { get; init; }
+    /// <summary>Reserved ranges.</summary>
+    public IReadOnlyList<ReservedRange> Reserved { get; init; } = [];
+    /// <summary>The kernel image, reserved at boot.</summary>
+    public KernelImage? Kernel { get; init; }
+    /// <summary>CMA areas.</summary>
+    public IReadOnlyList<CmaAreaSpec> Cma { get; init; } = [];
+    /// <summary>Devices.</summary>
+    public IReadOnlyList<DeviceSpec> Devices { get; init; } = [];
+    /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
+    public long? MinFreeKbytes { get; init; }
+
+    /// <summary>True for 64-bit architectures.</summary>
+    public bool Is64Bit => Arch != Arch.Arm;
+
+    /// <summary>sizeof(struct page): 64 bytes on 64-bit, 32 on 32-bit.</summary>
+    public int StructPageSize => Is64Bit ? 64 : 32;
+
+    /// <summary>The pageblock order in force.</summary>
+    public int EffectivePageblockOrder => PageblockOrder ?? (Arch == Arch.Arm ? MaxOrder - 1 : Math.Min(9, MaxOrder - 1));
+
+    /// <summary>The configured zones, in kernel order.</summary>
+    public IReadOnlyList<ZoneType> ZoneTypes
+    {
+        get
+        {
+            var z = new List<ZoneType>();
+            if (DmaLimit is not null) z.Add(ZoneType.Dma);
+            if (Dma32Limit is not null) z.Add(ZoneType.Dma32);
+            z.Add(ZoneType.Normal);
+            if (Arch == Arch.Arm) z.Add(ZoneType.HighMem);
+            z.Add(ZoneType.Movable);
+            return z;
+        }
+    }
+
+    /// <summary>Total RAM in bytes.</summary>
+    public ulong TotalRam => Dram.Aggregate(0UL, (s, b) => s + b.Size);
+
+    /// <summary>Alignment required of CMA areas: PAGE_SIZE &lt;&lt; max(MAX_ORDER - 1, pageblock_order).</summary>
+    public ulong CmaAlignment => (ulong)PageSize << Math.Max(MaxOrder - 1, EffectivePageblockOrder);
+
+    // ================================================================== embedded profiles
+
+    /// <summary>The names of the profiles built into Kmem.</summary>
+    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64"];
+
+    /// <summary>The default profile: the seed's RV1106 camera board.</summary>
+    public const string DefaultName = "rv1106";
+
+    /// <summary>An embedded profile by name.</summary>
+    /// <exception cref="ProfileException">The name is not one of <see cref="EmbeddedNames"/>.</exception>
+    public static MachineProfile Embedded(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!EmbeddedNames.Contains(name))
+            throw new ProfileException("name", $"unknown profile '{name}' (embedded: {string.Join(", ", EmbeddedNames)})");
+        using var s = typeof(MachineProfile).Assembly.GetManifestResourceStream($"Kmem.Profiles.{name}.json")
+            ?? throw new InvalidOperationException($"embedded profile {name} is missing from the assembly");
+        using var r = new StreamReader(s);
+        return Parse(r.ReadToEnd());
+    }
+
+    /// <summary>The JSON text of an embedded profile (a starting point for a user's own).</summary>
+    public static string EmbeddedJson(string name)
+    {
+        Embedded(name);
+        using var s = typeof(MachineProfile).Assembly.GetManifestResourceStream($"Kmem.Profiles.{name}.json")!;
+        using var r = new StreamReader(s);
+        return r.ReadToEnd();
+    }
+
+    /// <summary>Reads and validates a profile file.</summary>
+    /// <exception cref="ProfileException">The file is missing, not JSON, or describes an impossible machine.</exception>
+    public static MachineProfile Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ProfileException("(file)", $"cannot read {path}: {e.Message}", e);
+        }
+        return Parse(text);
+    }
+
+    /// <summary>Parses and validates profile JSON.</summary>
+    /// <exception cref="ProfileException">Not JSON, an unknown or missing key, a bad value, or an impossible machine.</exception>
+    public static MachineProfile Parse(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ProfileException("(json)", $"not valid JSON: line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}: {FirstSentence(e.Message)}", e);
+        }
+        using (doc) return ProfileReader.Read(doc.RootElement);
+    }
+
+    private static string FirstSentence(string m)
+    {
+        int i = m.IndexOf(". ", StringComparison.Ordinal);
+        return i > 0 ? m[..i] : m.TrimEnd('.');
+    }
+
+    /// <summary>Parses a size: a number of bytes, hex (<c>0x…</c>), or a number with K, M or G.</summary>
+    public static bool TryParseSize(string text, out ulong value)
+    {
+        value = 0;
+        text = text.Trim();
+        if (text.Length == 0) return false;
+        if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+            return ulong.TryParse(text.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out value);
+        ulong mult = 1;
+        char last = char.ToUpperInvariant(text[^1]);
+        if (last == 'B' && text.Length > 1) { text = text[..^1]; last = char.ToUpperInvariant(text[^1]); }
+        if (last is 'K' or 'M' or 'G' or 'T')
+        {
+            mult = last switch { 'K' => 1UL << 10, 'M' => 1UL << 20, 'G' => 1UL << 30, _ => 1UL << 40 };
+            text = text[..^1];
+            if (text.EndsWith('i')) text = text[..^1];
+        }
+        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n)) return false;
+        if (n > ulong.MaxValue / mult) return false;
+        value = n * mult;
+        return true;
+    }
+}

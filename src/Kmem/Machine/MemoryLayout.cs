@@ -1,0 +1,125 @@
+// The early-boot memory plan (memblock's job): zone boundaries per architecture, the kernel image
+// and reserved ranges, CMA areas (placed top-down when "auto"), and the mem_map allocation.
+using Kmem.Paging;
+
+namespace Kmem;
+
+internal sealed class MemoryLayout
+{
+    private const int PageShift = 12;
+    private const ulong SectionSize = 128UL << 20; // SPARSEMEM section on arm64/x86_64
+
+    public required ulong SpanStart { get; init; }
+    public required ulong SpanEnd { get; init; }
+    public required PfnRange[] Memory { get; init; }
+    public required PfnRange[] Reserved { get; init; }
+    public required (ZoneType Type, ulong StartPfn, ulong EndPfn)[] Zones { get; init; }
+    public required List<CmaArea> CmaAreas { get; init; }
+    public required ulong MemMapBytes { get; init; }
+    public required ulong MemMapBase { get; init; }
+
+    public static MemoryLayout Plan(MachineProfile p)
+    {
+        ulong spanStart = p.Dram[0].Base, spanEnd = p.Dram[^1].End;
+        var memory = p.Dram.Select(b => new PfnRange(b.Base >> PageShift, b.End >> PageShift, "memory")).ToArray();
+        var reserved = new List<(ulong Base, ulong End, string Name)>();
+        foreach (var r in p.Reserved) reserved.Add((r.Base & ~0xFFFUL, (r.Base + r.Size + 0xFFF) & ~0xFFFUL, r.Name));
+        if (p.Kernel is { } k) reserved.Add((k.Base & ~0xFFFUL, (k.Base + k.Size + 0xFFF) & ~0xFFFUL, "kernel"));
+
+        // memblock allocations are made top-down below the current limit.
+        ulong limit = p.Arch switch
+        {
+            Arch.Arm => p.LowmemLimit ?? spanEnd,
+            Arch.Arm64 => p.Dma32Limit ?? p.DmaLimit ?? spanEnd,
+            _ => spanEnd,
+        };
+
+        var cmaAreas = new List<CmaArea>();
+        var cmaTaken = new List<(ulong Base, ulong End, string Name)>();
+        foreach (var c in p.Cma)
+        {
+            ulong cbase = c.Base ?? FindTopDown(p, c.Size, p.CmaAlignment, Math.Min(limit, p.Arch == Arch.X86_64 ? 4UL << 30 : limit), reserved, cmaTaken)
+                ?? throw new ProfileException($"cma '{c.Name}'", $"no free {c.Size >> 20} MiB window aligned to {p.CmaAlignment >> 20} MiB below 0x{limit:x}");
+            cmaTaken.Add((cbase, cbase + c.Size, c.Name));
+            cmaAreas.Add(new CmaArea(c.Name, cbase >> PageShift, c.Size >> PageShift, c.OrderPerBit));
+        }
+
+        // mem_map: FLATMEM on 32-bit ARM (the whole span), SPARSEMEM sections elsewhere.
+        ulong memmapPages;
+        if (p.Arch == Arch.Arm)
+        {
+            memmapPages = (spanEnd - spanStart) >> PageShift;
+        }
+        else
+        {
+            var sections = new HashSet<ulong>();
+            foreach (var b in p.Dram)
+                for (ulong s = b.Base / SectionSize; s <= (b.End - 1) / SectionSize; s++) sections.Add(s);
+            memmapPages = (ulong)sections.Count * (SectionSize >> PageShift);
+        }
+        ulong memmapBytes = (memmapPages * (ulong)p.StructPageSize + 0xFFF) & ~0xFFFUL;
+        ulong memmapBase = FindTopDown(p, memmapBytes, 1UL << PageShift, limit, reserved, cmaTaken)
+            ?? throw new ProfileException("dram", $"no room for the {memmapBytes >> 10} KiB mem_map below 0x{limit:x}");
+        reserved.Add((memmapBase, memmapBase + memmapBytes, "mem_map"));
+
+        return new MemoryLayout
+        {
+            SpanStart = spanStart,
+            SpanEnd = spanEnd,
+            Memory = memory,
+            Reserved = reserved.Select(r => new PfnRange(r.Base >> PageShift, r.End >> PageShift, r.Name)).ToArray(),
+            Zones = ZoneSpans(p),
+            CmaAreas = cmaAreas,
+            MemMapBytes = memmapBytes,
+            MemMapBase = memmapBase,
+        };
+    }
+
+    /// <summary>The highest aligned window of <paramref name="size"/> bytes inside one bank, below the limit, clear of everything taken.</summary>
+    private static ulong? FindTopDown(MachineProfile p, ulong size, ulong align, ulong limit,
+        List<(ulong Base, ulong End, string Name)> reserved, List<(ulong Base, ulong End, string Name)> cma)
+    {
+        for (int i = p.Dram.Count - 1; i >= 0; i--)
+        {
+            var bank = p.Dram[i];
+            ulong top = Math.Min(bank.End, limit);
+            if (top < bank.Base + size) continue;
+            ulong candidate = (top - size) & ~(align - 1);
+            while (candidate >= bank.Base && candidate + size <= top)
+            {
+                ulong c = candidate;
+                var clashes = reserved.Concat(cma).Where(r => c < r.End && r.Base < c + size).ToList();
+                if (clashes.Count == 0) return candidate;
+                ulong lowest = clashes.Min(r => r.Base); // move below the lowest clashing range
+                if (lowest < bank.Base + size) break;
+                candidate = (lowest - size) & ~(align - 1);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// free_area_init(): each zone runs from where the previous one ended to its architectural limit,
+    /// clipped to the memory span; ZONE_MOVABLE is empty.
+    /// </summary>
+    private static (ZoneType, ulong, ulong)[] ZoneSpans(MachineProfile p)
+    {
+        ulong start = p.Dram[0].Base >> PageShift, maxPfn = p.Dram[^1].End >> PageShift;
+        var result = new List<(ZoneType, ulong, ulong)>();
+        foreach (var t in p.ZoneTypes)
+        {
+            if (t == ZoneType.Movable) { result.Add((t, 0, 0)); continue; }
+            ulong limitPfn = t switch
+            {
+                ZoneType.Dma => p.DmaLimit!.Value >> PageShift,
+                ZoneType.Dma32 => p.Dma32Limit!.Value >> PageShift,
+                ZoneType.Normal => p.Arch == Arch.Arm && p.LowmemLimit is { } lm ? lm >> PageShift : maxPfn,
+                _ => maxPfn,
+            };
+            ulong end = Math.Max(Math.Min(limitPfn, maxPfn), start);
+            result.Add(end > start ? (t, start, end) : (t, 0, 0));
+            start = end;
+        }
+        return result.ToArray();
+    }
+}

@@ -1,0 +1,300 @@
+// Reads a profile's JSON element by element: unknown keys, wrong types and impossible values are
+// rejected with the field's path. Nothing is built until the whole profile has been checked.
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Kmem;
+
+internal static partial class ProfileReader
+{
+    private const ulong MiB = 1UL << 20;
+    private const ulong GiB = 1UL << 30;
+
+    [GeneratedRegex("^[A-Za-z0-9._-]+$")]
+    private static partial Regex NameRegex();
+
+    [GeneratedRegex("^[A-Za-z0-9._:@-]+$")]
+    private static partial Regex DeviceNameRegex();
+
+    public static MachineProfile Read(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
+        Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
+            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes");
+
+        string name = Str(root, "name", required: true)!;
+        if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
+        string archText = Str(root, "arch", required: true)!;
+        Arch arch = archText switch
+        {
+            "arm" or "arm32" or "armv7" => Arch.Arm,
+            "arm64" or "aarch64" => Arch.Arm64,
+            "x86_64" or "x86-64" or "amd64" => Arch.X86_64,
+            _ => throw new ProfileException("arch", $"unknown architecture '{archText}' (expected arm, arm64 or x86_64)"),
+        };
+        int cpus = Int(root, "cpus", 1, 1024, required: true)!.Value;
+        int? pageSize = Int(root, "page_size", 1, int.MaxValue, required: false);
+        if (pageSize is not null && pageSize != MachineProfile.PageSize)
+            throw new ProfileException("page_size", $"{pageSize} is not supported (Kmem models 4096-byte pages)");
+        int cacheLine = Int(root, "cache_line_size", 16, 256, required: false) ?? 64;
+        if (!IsPow2((ulong)cacheLine)) throw new ProfileException("cache_line_size", $"{cacheLine} is not a power of two");
+        int kmallocAlign = Int(root, "kmalloc_min_align", 8, 4096, required: false) ?? arch switch { Arch.Arm => 64, Arch.Arm64 => 128, _ => 8 };
+        if (!IsPow2((ulong)kmallocAlign)) throw new ProfileException("kmalloc_min_align", $"{kmallocAlign} is not a power of two");
+        int maxOrder = Int(root, "max_order", 2, 16, required: false) ?? 11;
+        int? pageblock = Int(root, "pageblock_order", 0, maxOrder - 1, required: false);
+
+        // ---- DRAM
+        var dramEl = Arr(root, "dram", required: true)!.Value;
+        var dram = new List<DramBank>();
+        int i = 0;
+        foreach (var b in dramEl.EnumerateArray())
+        {
+            string p = $"dram[{i}]";
+            Obj(b, p);
+            Keys(b, p, "base", "size");
+            ulong bas = Size(b, "base", p, required: true)!.Value;
+            ulong size = Size(b, "size", p, required: true)!.Value;
+            if (size == 0) throw new ProfileException($"{p}.size", "must not be zero");
+            if (bas % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.base", $"0x{bas:x} is not page aligned");
+            if (size % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.size", $"0x{size:x} is not a multiple of the page size");
+            if (bas + size < bas) throw new ProfileException($"{p}", "bank wraps around the address space");
+            if (arch == Arch.Arm && bas + size > 4 * GiB) throw new ProfileException($"{p}", "32-bit ARM without LPAE addresses only 4 GiB");
+            for (int j = 0; j < dram.Count; j++)
+                if (bas < dram[j].End && dram[j].Base < bas + size)
+                    throw new ProfileException(p, $"overlaps dram[{j}] (0x{dram[j].Base:x}-0x{dram[j].End - 1:x})");
+            dram.Add(new DramBank(bas, size));
+            i++;
+        }
+        if (dram.Count == 0) throw new ProfileException("dram", "at least one memory bank is required");
+        dram.Sort((a, b) => a.Base.CompareTo(b.Base));
+        ulong total = dram.Aggregate(0UL, (s, b) => s + b.Size);
+        if (total < 8 * MiB) throw new ProfileException("dram", $"{total >> 10} KiB of RAM is too little to boot (at least 8 MiB)");
+        if (total > 64 * GiB) throw new ProfileException("dram", $"{total >> 30} GiB of RAM is more than Kmem models (at most 64 GiB)");
+        ulong spanEnd = dram[^1].End, spanStart = dram[0].Base;
+        if (spanEnd - spanStart > 256 * GiB) throw new ProfileException("dram", "the banks span more than 256 GiB of address space");
+
+        // ---- zones
+        ulong? dmaLimit = arch switch { Arch.X86_64 => 16 * MiB, Arch.Arm64 => (spanStart & ~((1UL << 30) - 1)) + (1UL << 30), _ => null };
+        ulong? dma32Limit = arch == Arch.Arm ? null : 4 * GiB;
+        ulong? lowmemLimit = arch == Arch.Arm ? spanStart + 768 * MiB : null;
+        if (root.TryGetProperty("zones", out var zonesEl))
+        {
+            Obj(zonesEl, "zones");
+            Keys(zonesEl, "zones", "dma_limit", "dma32_limit", "lowmem_limit");
+            if (zonesEl.TryGetProperty("dma_limit", out var d)) dmaLimit = d.ValueKind == JsonValueKind.Null ? null : SizeValue(d, "zones.dma_limit");
+            if (zonesEl.TryGetProperty("dma32_limit", out var d32)) dma32Limit = d32.ValueKind == JsonValueKind.Null ? null : SizeValue(d32, "zones.dma32_limit");
+            if (zonesEl.TryGetProperty("lowmem_limit", out var lm))
+            {
+                if (arch != Arch.Arm) throw new ProfileException("zones.lowmem_limit", "only 32-bit ARM has a lowmem limit (HighMem)");
+                lowmemLimit = lm.ValueKind == JsonValueKind.Null ? null : SizeValue(lm, "zones.lowmem_limit");
+            }
+            foreach (var (v, f) in new[] { (dmaLimit, "dma_limit"), (dma32Limit, "dma32_limit"), (lowmemLimit, "lowmem_limit") })
+                if (v is { } lim && (lim == 0 || lim % MachineProfile.PageSize != 0))
+                    throw new ProfileException($"zones.{f}", $"0x{lim:x} must be a non-zero multiple of the page size");
+            if (dmaLimit is { } a && dma32Limit is { } b2 && a > b2) throw new ProfileException("zones.dma_limit", "lies above zones.dma32_limit");
+        }
+
+        // ---- reservations and kernel image
+        var reserved = new List<ReservedRange>();
+        if (Arr(root, "reserved", required: false) is { } resEl)
+        {
+            i = 0;
+            foreach (var r in resEl.EnumerateArray())
+            {
+                string p = $"reserved[{i}]";
+                Obj(r, p);
+                Keys(r, p, "name", "base", "size");
+                string rn = Str(r, "name", required: false, path: p) ?? $"reserved{i}";
+                ulong rb = Size(r, "base", p, required: true)!.Value;
+                ulong rs = Size(r, "size", p, required: true)!.Value;
+                if (rs == 0) throw new ProfileException($"{p}.size", "must not be zero");
+                if (!InsideOneBank(dram, rb, rs)) throw new ProfileException(p, $"0x{rb:x}-0x{rb + rs - 1:x} is not inside a memory bank");
+                reserved.Add(new ReservedRange(rn, rb, rs));
+                i++;
+            }
+        }
+        KernelImage? kernel = null;
+        if (root.TryGetProperty("kernel", out var kEl))
+        {
+            Obj(kEl, "kernel");
+            Keys(kEl, "kernel", "base", "code", "rwdata", "rodata", "init", "bss");
+            kernel = new KernelImage(Size(kEl, "base", "kernel", true)!.Value, Size(kEl, "code", "kernel", false) ?? 0,
+                Size(kEl, "rwdata", "kernel", false) ?? 0, Size(kEl, "rodata", "kernel", false) ?? 0,
+                Size(kEl, "init", "kernel", false) ?? 0, Size(kEl, "bss", "kernel", false) ?? 0);
+            if (kernel.Size == 0) throw new ProfileException("kernel", "the image has no size (give code, rwdata, rodata, init, bss)");
+            if (!InsideOneBank(dram, kernel.Base, kernel.Size)) throw new ProfileException("kernel.base", $"the image 0x{kernel.Base:x}-0x{kernel.Base + kernel.Size - 1:x} is not inside a memory bank");
+        }
+
+        var partial = new MachineProfile
+        {
+            Name = name, Arch = arch, Cpus = cpus, CacheLineSize = cacheLine, KmallocMinAlign = kmallocAlign,
+            MaxOrder = maxOrder, PageblockOrder = pageblock, Dram = dram, DmaLimit = dmaLimit, Dma32Limit = dma32Limit,
+            LowmemLimit = lowmemLimit, Reserved = reserved, Kernel = kernel,
+        };
+
+        // ---- CMA areas
+        var cma = new List<CmaAreaSpec>();
+        if (Arr(root, "cma", required: false) is { } cmaEl)
+        {
+            ulong align = partial.CmaAlignment;
+            i = 0;
+            foreach (var c in cmaEl.EnumerateArray())
+            {
+                string p = $"cma[{i}]";
+                Obj(c, p);
+                Keys(c, p, "name", "base", "size", "order_per_bit");
+                string cn = Str(c, "name", required: true, path: p)!;
+                if (!NameRegex().IsMatch(cn)) throw new ProfileException($"{p}.name", $"'{cn}' may hold only letters, digits, '.', '_' and '-'");
+                if (cma.Any(x => x.Name == cn)) throw new ProfileException($"{p}.name", $"duplicate CMA area name '{cn}'");
+                ulong? cb = null;
+                if (c.TryGetProperty("base", out var be) && !(be.ValueKind == JsonValueKind.String && be.GetString() == "auto"))
+                    cb = SizeValue(be, $"{p}.base");
+                ulong cs = Size(c, "size", p, required: true)!.Value;
+                if (cs == 0) throw new ProfileException($"{p}.size", "must not be zero");
+                if (cs % align != 0) throw new ProfileException($"{p}.size", $"0x{cs:x} is not a multiple of the CMA alignment ({align >> 20} MiB)");
+                int opb = Int(c, "order_per_bit", 0, maxOrder - 1, required: false, path: p) ?? 0;
+                if (cb is { } baseAddr)
+                {
+                    if (baseAddr % align != 0) throw new ProfileException($"{p}.base", $"0x{baseAddr:x} is not aligned to the CMA alignment ({align >> 20} MiB)");
+                    if (!InsideOneBank(dram, baseAddr, cs)) throw new ProfileException(p, $"0x{baseAddr:x}-0x{baseAddr + cs - 1:x} is outside RAM");
+                    foreach (var r in reserved)
+                        if (baseAddr < r.Base + r.Size && r.Base < baseAddr + cs) throw new ProfileException(p, $"overlaps reserved range '{r.Name}'");
+                    if (kernel is not null && baseAddr < kernel.Base + kernel.Size && kernel.Base < baseAddr + cs)
+                        throw new ProfileException(p, "overlaps the kernel image");
+                    foreach (var o in cma)
+                        if (o.Base is { } ob && baseAddr < ob + o.Size && ob < baseAddr + cs) throw new ProfileException(p, $"overlaps CMA area '{o.Name}'");
+                }
+                if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
+                cma.Add(new CmaAreaSpec(cn, cb, cs, opb));
+                i++;
+            }
+        }
+
+        // ---- devices
+        var devices = new List<DeviceSpec>();
+        if (Arr(root, "devices", required: false) is { } devEl)
+        {
+            i = 0;
+            foreach (var d in devEl.EnumerateArray())
+            {
+                string p = $"devices[{i}]";
+                Obj(d, p);
+                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma");
+                string dn = Str(d, "name", required: true, path: p)!;
+                if (!DeviceNameRegex().IsMatch(dn)) throw new ProfileException($"{p}.name", $"'{dn}' is not a device name");
+                if (devices.Any(x => x.Name == dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
+                bool iommu = Bool(d, "iommu", p) ?? false;
+                bool coherent = Bool(d, "coherent", p) ?? (arch == Arch.X86_64);
+                int mask = Int(d, "dma_mask", 24, 64, required: false, path: p) ?? 32;
+                string? dc = Str(d, "cma", required: false, path: p);
+                if (dc is not null && !cma.Any(x => x.Name == dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
+                devices.Add(new DeviceSpec(dn, iommu, mask, coherent, dc));
+                i++;
+            }
+        }
+
+        long? minFree = null;
+        if (root.TryGetProperty("min_free_kbytes", out var mf) && mf.ValueKind != JsonValueKind.Null)
+        {
+            if (mf.ValueKind != JsonValueKind.Number || !mf.TryGetInt64(out long v)) throw new ProfileException("min_free_kbytes", "must be a whole number of KiB");
+            if (v < 0 || (ulong)v * 1024 > total / 4) throw new ProfileException("min_free_kbytes", $"{v} is outside 0..{total / 4 / 1024} (a quarter of RAM)");
+            minFree = v;
+        }
+
+        return partial with
+        {
+            Description = Str(root, "description", required: false) ?? "",
+            Cma = cma,
+            Devices = devices,
+            MinFreeKbytes = minFree,
+        };
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private static bool IsPow2(ulong v) => v != 0 && (v & (v - 1)) == 0;
+
+    private static bool InsideOneBank(List<DramBank> dram, ulong b, ulong size) =>
+        b + size >= b && dram.Any(d => b >= d.Base && b + size <= d.End);
+
+    private static void Obj(JsonElement e, string path)
+    {
+        if (e.ValueKind != JsonValueKind.Object) throw new ProfileException(path, $"must be an object, not {Kind(e)}");
+    }
+
+    private static void Keys(JsonElement e, string path, params string[] allowed)
+    {
+        foreach (var p in e.EnumerateObject())
+            if (Array.IndexOf(allowed, p.Name) < 0)
+                throw new ProfileException(path.Length == 0 ? p.Name : $"{path}.{p.Name}", $"unknown key (allowed: {string.Join(", ", allowed)})");
+    }
+
+    private static string Field(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
+
+    private static string Kind(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        JsonValueKind.Array => "an array",
+        _ => "an object",
+    };
+
+    private static string? Str(JsonElement e, string key, bool required, string path = "")
+    {
+        if (!e.TryGetProperty(key, out var v))
+            return required ? throw new ProfileException(Field(path, key), "is required") : null;
+        if (v.ValueKind != JsonValueKind.String) throw new ProfileException(Field(path, key), $"must be a string, not {Kind(v)}");
+        string s = v.GetString()!;
+        if (required && s.Length == 0) throw new ProfileException(Field(path, key), "must not be empty");
+        return s;
+    }
+
+    private static int? Int(JsonElement e, string key, int min, int max, bool required, string path = "")
+    {
+        if (!e.TryGetProperty(key, out var v))
+            return required ? throw new ProfileException(Field(path, key), "is required") : null;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int n))
+            throw new ProfileException(Field(path, key), $"must be a whole number, not {Kind(v)}");
+        if (n < min || n > max) throw new ProfileException(Field(path, key), $"{n} is outside {min}..{max}");
+        return n;
+    }
+
+    private static bool? Bool(JsonElement e, string key, string path)
+    {
+        if (!e.TryGetProperty(key, out var v)) return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new ProfileException(Field(path, key), $"must be true or false, not {Kind(v)}"),
+        };
+    }
+
+    private static JsonElement? Arr(JsonElement e, string key, bool required)
+    {
+        if (!e.TryGetProperty(key, out var v))
+            return required ? throw new ProfileException(key, "is required") : null;
+        if (v.ValueKind != JsonValueKind.Array) throw new ProfileException(key, $"must be an array, not {Kind(v)}");
+        return v;
+    }
+
+    private static ulong? Size(JsonElement e, string key, string path, bool required)
+    {
+        if (!e.TryGetProperty(key, out var v))
+            return required ? throw new ProfileException(Field(path, key), "is required") : null;
+        return SizeValue(v, Field(path, key));
+    }
+
+    private static ulong SizeValue(JsonElement v, string field)
+    {
+        if (v.ValueKind == JsonValueKind.Number)
+        {
+            if (v.TryGetUInt64(out ulong n)) return n;
+            throw new ProfileException(field, "must be a non-negative whole number of bytes");
+        }
+        if (v.ValueKind == JsonValueKind.String && MachineProfile.TryParseSize(v.GetString()!, out ulong s)) return s;
+        throw new ProfileException(field, $"'{(v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText())}' is not a size (bytes, 0x hex, or a number with K, M or G)");
+    }
+}

@@ -1,0 +1,95 @@
+// A full consistency check of the page allocator, for tests and for `kmem` diagnostics: every free
+// list, every counter, merge maximality, and that no page is on two lists at once.
+using Kmem.Physical;
+
+namespace Kmem.Paging;
+
+internal sealed unsafe partial class PageAllocator
+{
+    /// <summary>Pages on buddy lists and per-CPU lists, and the problems found (empty when consistent).</summary>
+    public sealed record CheckResult(long BuddyPages, long PcpPages, List<string> Errors, HashSet<int> FreeFrames);
+
+    /// <summary>
+    /// Checks every invariant. Call it while no other thread allocates or frees on this machine
+    /// (the per-CPU lists are read without their owners' cooperation).
+    /// </summary>
+    public CheckResult CheckInvariants()
+    {
+        var errors = new List<string>();
+        var covered = new HashSet<int>();
+        long buddyPages = 0, pcpPages = 0;
+        foreach (var z in Zones)
+        {
+            lock (z.Lock)
+            {
+                long free = 0, cma = 0;
+                for (int o = 0; o < MaxOrder; o++)
+                {
+                    for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)
+                    {
+                        long n = 0;
+                        int prev = -1;
+                        for (int idx = z.FirstOnList(o, mt); idx >= 0; idx = _f[idx].Next)
+                        {
+                            ref PageFrame f = ref _f[idx];
+                            ulong pfn = BasePfn + (ulong)idx;
+                            string where = $"{z.Name} order {o} {PageTypes.MigrateTypeNames[mt]} pfn {pfn:#x}";
+                            if (f.Prev != prev) errors.Add($"{where}: broken back link");
+                            if ((f.Flags & PageFlags.Buddy) == 0) errors.Add($"{where}: on a free list without PG_buddy");
+                            if (f.Order != o) errors.Add($"{where}: order field {f.Order}");
+                            if (f.Migratetype != mt) errors.Add($"{where}: migratetype field {f.Migratetype}");
+                            if ((pfn & ((1UL << o) - 1)) != 0) errors.Add($"{where}: misaligned block");
+                            if (idx < z.StartIdx || idx + (1 << o) > z.EndIdx) errors.Add($"{where}: block outside the zone");
+                            for (int i = 0; i < 1 << o; i++)
+                                if (!covered.Add(idx + i)) { errors.Add($"{where}: page {pfn + (ulong)i:#x} is free twice"); break; }
+                            if (o < MaxOrder - 1)
+                            {
+                                int buddy = (int)((long)(pfn ^ (1UL << o)) - (long)BasePfn);
+                                if (z.Contains(buddy) && (_f[buddy].Flags & PageFlags.Buddy) != 0 && _f[buddy].Order == o)
+                                {
+                                    int bmt = _f[buddy].Migratetype;
+                                    bool mayStaySplit = o >= PageblockOrder && bmt != mt &&
+                                        (mt is (int)MigrateType.Cma or (int)MigrateType.Isolate || bmt is (int)MigrateType.Cma or (int)MigrateType.Isolate);
+                                    if (!mayStaySplit) errors.Add($"{where}: free buddy at the same order was not merged");
+                                }
+                            }
+                            n++;
+                            prev = idx;
+                            if (n > z.Spanned) { errors.Add($"{where}: list loops"); break; }
+                        }
+                        if (n != z.NrFree(o, mt)) errors.Add($"{z.Name} order {o} {PageTypes.MigrateTypeNames[mt]}: nr_free {z.NrFree(o, mt)} but {n} blocks listed");
+                        if (mt != (int)MigrateType.Isolate) free += n << o;
+                        if (mt == (int)MigrateType.Cma) cma += n << o;
+                    }
+                }
+                if (free != z.FreePages) errors.Add($"{z.Name}: NR_FREE_PAGES {z.FreePages} but lists hold {free}");
+                if (cma != z.FreeCmaPages) errors.Add($"{z.Name}: NR_FREE_CMA_PAGES {z.FreeCmaPages} but CMA lists hold {cma}");
+                buddyPages += free;
+            }
+        }
+        PcpThreadCache[] caches;
+        lock (_cachesLock) caches = _caches.ToArray();
+        foreach (var c in caches)
+        {
+            foreach (var pcp in c.Zones)
+            {
+                if (pcp is null) continue;
+                int count = 0;
+                for (int mt = 0; mt < PageTypes.PcpTypes; mt++)
+                {
+                    foreach (int idx in pcp.Pages(mt))
+                    {
+                        count++;
+                        ref PageFrame f = ref _f[idx];
+                        if ((f.Flags & PageFlags.Pcp) == 0 || f.RefCount != 0) errors.Add($"pcp page {BasePfn + (ulong)idx:#x}: flags {f.Flags} refcount {f.RefCount}");
+                        if (!pcp.Zone.Contains(idx)) errors.Add($"pcp page {BasePfn + (ulong)idx:#x} is not in zone {pcp.Zone.Name}");
+                        if (!covered.Add(idx)) errors.Add($"pcp page {BasePfn + (ulong)idx:#x} is also free elsewhere");
+                    }
+                }
+                if (count != pcp.Count) errors.Add($"pcp list of {pcp.Zone.Name}: count {pcp.Count} but {count} pages listed");
+                pcpPages += count;
+            }
+        }
+        return new CheckResult(buddyPages, pcpPages, errors, covered);
+    }
+}

@@ -1,0 +1,259 @@
+// The order-0 fast path: per-thread lists (see PerCpuPages.cs for the handshake), their refill from
+// and flush to the buddy lists in batches, and drain_all_pages().
+using System.Runtime.CompilerServices;
+using Kmem.Physical;
+
+namespace Kmem.Paging;
+
+internal sealed unsafe partial class PageAllocator
+{
+    [ThreadStatic] private static PcpThreadCache? t_cache;
+
+    private readonly Lock _cachesLock = new();
+    private readonly List<PcpThreadCache> _caches = [];
+
+    /// <summary>The calling thread's lists for this allocator (created on first use).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private PcpThreadCache ThreadCache()
+    {
+        var c = t_cache;
+        if (c is not null && ReferenceEquals(c.Owner, this)) return c;
+        return ThreadCacheSlow();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private PcpThreadCache ThreadCacheSlow()
+    {
+        // Walk this thread's chain (one cache per allocator it has used), dropping dead allocators'.
+        PcpThreadCache? prev = null, cur = t_cache, found = null;
+        while (cur is not null)
+        {
+            var next = cur.NextInThread;
+            if (cur.Dead)
+            {
+                if (prev is null) t_cache = next; else prev.NextInThread = next;
+                cur.NextInThread = null;
+            }
+            else
+            {
+                if (ReferenceEquals(cur.Owner, this)) { found = cur; break; }
+                prev = cur;
+            }
+            cur = next;
+        }
+        if (found is not null)
+        {
+            if (prev is not null)
+            {
+                prev.NextInThread = found.NextInThread;
+                found.NextInThread = t_cache;
+                t_cache = found;
+            }
+            return found;
+        }
+        if (_disposed) ThrowDisposed();
+        var created = new PcpThreadCache(this, Thread.CurrentThread, CurrentCpu());
+        lock (_cachesLock) _caches.Add(created);
+        created.NextInThread = t_cache;
+        t_cache = created;
+        return created;
+    }
+
+    /// <summary>The CPU of the profile the calling thread is accounted to (processor id modulo CPU count).</summary>
+    public int CurrentCpu() => Thread.GetCurrentProcessorId() % Cpus;
+
+    // ---------------------------------------------------------------- allocate
+
+    /// <summary>rmqueue_pcplist(): order 0 from the thread's list, refilled by a batch when empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int RmqueuePcp(Zone z, int mt, AllocFlags af)
+    {
+        var c = ThreadCache();
+        Volatile.Write(ref c.Busy, 1);
+        if (Volatile.Read(ref c.DrainRequested) != 0)
+        {
+            Volatile.Write(ref c.Busy, 0);
+            lock (c.DrainLock) return RmqueuePcpOwned(c.Zones[z.Index]!, mt, af);
+        }
+        int idx = RmqueuePcpOwned(c.Zones[z.Index]!, mt, af);
+        Volatile.Write(ref c.Busy, 0);
+        return idx;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int RmqueuePcpOwned(PerCpuPages pcp, int mt, AllocFlags af)
+    {
+        int idx = pcp.PopFront(mt);
+        if (idx < 0) idx = RefillPcp(pcp, mt, af);
+        if (idx >= 0) _f[idx].Flags &= ~PageFlags.Pcp;
+        return idx;
+    }
+
+    /// <summary>rmqueue_bulk(): move up to a batch of order-0 pages from the buddy lists to the list, take the first.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int RefillPcp(PerCpuPages pcp, int mt, AllocFlags af)
+    {
+        var z = pcp.Zone;
+        int got = 0;
+        lock (z.Lock)
+        {
+            for (int i = 0; i < z.PcpBatch; i++)
+            {
+                int idx = z.Rmqueue(0, mt, af, out int fromMt);
+                if (idx < 0) break;
+                ref PageFrame f = ref _f[idx];
+                f.Flags |= PageFlags.Pcp;
+                f.Migratetype = (byte)fromMt;
+                pcp.PushBack(mt, idx);
+                got++;
+            }
+        }
+        return got == 0 ? -1 : pcp.PopFront(mt);
+    }
+
+    // ---------------------------------------------------------------- free
+
+    /// <summary>free_unref_page(): an order-0 page goes to the head of the thread's list for its pageblock type.</summary>
+    private void FreeUnrefPage(Zone z, int idx)
+    {
+        int mt = (int)z.PageblockType(idx);
+        ref PageFrame f = ref _f[idx];
+        f.Flags = PageFlags.Pcp;
+        f.Migratetype = (byte)mt; // set_pcppage_migratetype()
+        if (mt >= PageTypes.PcpTypes)
+        {
+            if (mt == (int)MigrateType.Isolate)
+            {
+                f.Flags = 0;
+                lock (z.Lock) z.FreeOnePage(idx, 0, mt);
+                SignalFree();
+                return;
+            }
+            mt = (int)MigrateType.Movable; // HighAtomic and CMA pages wait on the movable list
+        }
+        var c = ThreadCache();
+        Volatile.Write(ref c.Busy, 1);
+        if (Volatile.Read(ref c.DrainRequested) != 0)
+        {
+            Volatile.Write(ref c.Busy, 0);
+            lock (c.DrainLock) FreeUnrefPageOwned(c.Zones[z.Index]!, mt, idx);
+            return;
+        }
+        FreeUnrefPageOwned(c.Zones[z.Index]!, mt, idx);
+        Volatile.Write(ref c.Busy, 0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FreeUnrefPageOwned(PerCpuPages pcp, int mt, int idx)
+    {
+        pcp.PushFront(mt, idx);
+        if (pcp.Count >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpBatch);
+    }
+
+    /// <summary>free_pcppages_bulk(): return <paramref name="count"/> of the coldest pages, round-robin over the lists.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreePcppagesBulk(PerCpuPages pcp, int count)
+    {
+        var z = pcp.Zone;
+        if (count > pcp.Count) count = pcp.Count;
+        if (count <= 0) return;
+        lock (z.Lock)
+        {
+            int mt = 0, batchFree = 0;
+            while (count > 0)
+            {
+                do
+                {
+                    batchFree++;
+                    if (++mt == PageTypes.PcpTypes) mt = 0;
+                } while (pcp.Length(mt) == 0);
+                if (batchFree == PageTypes.PcpTypes) batchFree = count; // only one list has pages
+                do
+                {
+                    int idx = pcp.PopBack(mt);
+                    ref PageFrame f = ref _f[idx];
+                    int pageMt = f.Migratetype;
+                    f.Flags &= ~PageFlags.Pcp;
+                    z.FreeOnePage(idx, 0, pageMt);
+                } while (--count > 0 && --batchFree > 0 && pcp.Length(mt) > 0);
+            }
+        }
+        SignalFree();
+    }
+
+    // ---------------------------------------------------------------- drain
+
+    /// <summary>drain_all_pages(NULL): every thread's lists go back to the buddy lists.</summary>
+    public void DrainAllPages()
+    {
+        PcpThreadCache[] all;
+        lock (_cachesLock) all = _caches.ToArray();
+        var dead = new List<PcpThreadCache>();
+        foreach (var c in all)
+        {
+            DrainCache(c);
+            if (!c.Thread.IsAlive) dead.Add(c);
+        }
+        if (dead.Count > 0)
+            lock (_cachesLock) foreach (var d in dead) _caches.Remove(d);
+    }
+
+    /// <summary>Drains only the calling thread's lists (drain_local_pages()).</summary>
+    public void DrainLocalPages()
+    {
+        var c = t_cache;
+        while (c is not null && !ReferenceEquals(c.Owner, this)) c = c.NextInThread;
+        if (c is not null) DrainCache(c);
+    }
+
+    private void DrainCache(PcpThreadCache c)
+    {
+        lock (c.DrainLock)
+        {
+            bool self = ReferenceEquals(c.Thread, Thread.CurrentThread);
+            if (!self)
+            {
+                Volatile.Write(ref c.DrainRequested, 1);
+                Interlocked.MemoryBarrierProcessWide();
+                var spin = new SpinWait();
+                while (Volatile.Read(ref c.Busy) != 0) spin.SpinOnce();
+            }
+            foreach (var pcp in c.Zones)
+                if (pcp is not null && pcp.Count > 0) FreePcppagesBulk(pcp, pcp.Count);
+            if (!self) Volatile.Write(ref c.DrainRequested, 0);
+        }
+    }
+
+    /// <summary>Per-CPU list counts reported per profile CPU and zone (the zoneinfo "pagesets").</summary>
+    public int PcpCount(int zoneIndex, int cpu)
+    {
+        int n = 0;
+        lock (_cachesLock)
+            foreach (var c in _caches)
+                if (c.Cpu == cpu && c.Zones[zoneIndex] is { } p) n += Volatile.Read(ref p.Count);
+        return n;
+    }
+
+    /// <summary>Pages on all per-CPU lists of a zone.</summary>
+    public long PcpTotal(int zoneIndex)
+    {
+        long n = 0;
+        lock (_cachesLock)
+            foreach (var c in _caches)
+                if (c.Zones[zoneIndex] is { } p) n += Volatile.Read(ref p.Count);
+        return n;
+    }
+
+    /// <summary>Threads that currently own per-CPU lists of this allocator.</summary>
+    public int ThreadCacheCount { get { lock (_cachesLock) return _caches.Count; } }
+
+    private void DisposeThreadCaches()
+    {
+        lock (_cachesLock)
+        {
+            foreach (var c in _caches) c.Dead = true;
+            _caches.Clear();
+        }
+        if (t_cache is { } mine && ReferenceEquals(mine.Owner, this)) t_cache = mine.NextInThread;
+    }
+}

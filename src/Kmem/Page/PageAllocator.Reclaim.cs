@@ -1,0 +1,247 @@
+// The allocation slow path (__alloc_pages_slowpath): the min watermark with the caller's reserve
+// rights, the memalloc reserve, direct reclaim through the shrinkers, draining the per-CPU lists,
+// bounded waits for frees, NoRetry / RetryMayFail / NoFail, and a background kswapd.
+using System.Diagnostics;
+
+namespace Kmem.Paging;
+
+internal sealed partial class PageAllocator
+{
+    /// <summary>MAX_RECLAIM_RETRIES: reclaim rounds without progress before giving up.</summary>
+    public const int MaxReclaimRetries = 16;
+
+    /// <summary>PAGE_ALLOC_COSTLY_ORDER.</summary>
+    public const int CostlyOrder = 3;
+
+    private const int ShrinkBatch = 128;
+    private const int DefPriority = 12;
+    private const int SwapClusterMax = 32;
+
+    private readonly Lock _shrinkersLock = new();
+    private readonly List<Shrinker> _shrinkers = [];
+    private readonly object _freeWait = new();
+    private int _waiters;
+    private int _kswapdQueued;
+
+    /// <summary>Times the allocator had to enter the slow path, ran reclaim, or failed (for metrics).</summary>
+    public long SlowPathCount, ReclaimCount, FailureCount, KswapdWakeups;
+
+    // ---------------------------------------------------------------- shrinkers
+
+    public void RegisterShrinker(Shrinker s)
+    {
+        lock (_shrinkersLock)
+        {
+            if (_shrinkers.Contains(s)) throw new InvalidOperationException($"shrinker {s.Name} is already registered");
+            _shrinkers.Add(s);
+        }
+    }
+
+    public bool UnregisterShrinker(Shrinker s)
+    {
+        lock (_shrinkersLock) return _shrinkers.Remove(s);
+    }
+
+    public Shrinker[] Shrinkers { get { lock (_shrinkersLock) return _shrinkers.ToArray(); } }
+
+    /// <summary>shrink_slab(): ask every shrinker at one priority; returns the objects freed.</summary>
+    public long ShrinkSlab(Gfp gfp, int priority)
+    {
+        long freed = 0;
+        foreach (var s in Shrinkers) freed += DoShrinkSlab(s, gfp, priority);
+        return freed;
+    }
+
+    /// <summary>do_shrink_slab().</summary>
+    private static long DoShrinkSlab(Shrinker s, Gfp gfp, int priority)
+    {
+        var sc = new ShrinkControl { GfpMask = gfp };
+        long freeable = s.CountObjects(sc);
+        if (freeable <= 0) return 0;
+        long batch = s.Batch > 0 ? s.Batch : ShrinkBatch;
+        long nr = Interlocked.Exchange(ref s.NrDeferred, 0);
+        long delta = s.Seeks > 0 ? (freeable >> priority) * 4 / s.Seeks : freeable / 2;
+        long totalScan = nr + delta;
+        if (totalScan > freeable * 2) totalScan = freeable * 2;
+        long freed = 0, scanned = 0;
+        while (totalScan >= batch || totalScan >= freeable)
+        {
+            long toScan = Math.Min(batch, totalScan);
+            sc.NrToScan = toScan;
+            sc.NrScanned = toScan;
+            long ret = s.ScanObjects(sc);
+            if (ret == Shrinker.ShrinkStop) break;
+            freed += Math.Max(0, ret);
+            totalScan -= sc.NrScanned;
+            scanned += sc.NrScanned;
+            if (sc.NrScanned <= 0) break;
+        }
+        long nextDeferred = Math.Max(0, nr + delta - scanned);
+        if (nextDeferred > 0) Interlocked.Add(ref s.NrDeferred, Math.Min(nextDeferred, freeable));
+        return freed;
+    }
+
+    /// <summary>Direct reclaim: shrink at falling priority until enough pages came back; returns pages freed.</summary>
+    public long PerformReclaim(Gfp gfp, int order)
+    {
+        Interlocked.Increment(ref ReclaimCount);
+        long target = Math.Max(SwapClusterMax, 1L << order);
+        long before = TotalFreeAndPcp();
+        for (int prio = DefPriority; prio >= 0; prio--)
+        {
+            ShrinkSlab(gfp, prio);
+            if (TotalFreeAndPcp() - before >= target) break;
+        }
+        return Math.Max(0, TotalFreeAndPcp() - before);
+    }
+
+    private long TotalFreeAndPcp()
+    {
+        long n = 0;
+        foreach (var z in Zones) n += Volatile.Read(ref z.FreePages);
+        return n;
+    }
+
+    // ---------------------------------------------------------------- waiting for frees
+
+    private void SignalFree()
+    {
+        if (Volatile.Read(ref _waiters) == 0) return;
+        lock (_freeWait) Monitor.PulseAll(_freeWait);
+    }
+
+    private void WaitForFree(TimeSpan timeout)
+    {
+        Interlocked.Increment(ref _waiters);
+        try
+        {
+            lock (_freeWait) Monitor.Wait(_freeWait, timeout);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiters);
+        }
+    }
+
+    // ---------------------------------------------------------------- kswapd
+
+    /// <summary>wakeup_kswapd(): background reclaim until every zone is above its high watermark.</summary>
+    private void WakeKswapd()
+    {
+        if (Interlocked.CompareExchange(ref _kswapdQueued, 1, 0) != 0) return;
+        Interlocked.Increment(ref KswapdWakeups);
+        ThreadPool.UnsafeQueueUserWorkItem(static a => a.KswapdRun(), this, preferLocal: false);
+    }
+
+    private void KswapdRun()
+    {
+        try
+        {
+            for (int prio = DefPriority; prio >= 0 && !_disposed; prio--)
+            {
+                if (AllZonesAboveHigh()) break;
+                ShrinkSlab(Gfp.Kernel, prio);
+            }
+        }
+        catch (Exception e)
+        {
+            _log.Err($"kswapd0: reclaim failed: {e.Message}");
+        }
+        finally
+        {
+            Volatile.Write(ref _kswapdQueued, 0);
+        }
+    }
+
+    private bool AllZonesAboveHigh()
+    {
+        foreach (var z in Zones)
+            if (z.Populated && Volatile.Read(ref z.FreePages) <= z.WmarkHigh) return false;
+        return true;
+    }
+
+    // ---------------------------------------------------------------- slow path
+
+    /// <summary>gfp_to_alloc_flags().</summary>
+    private static AllocFlags GfpToAllocFlags(Gfp gfp, int mt)
+    {
+        AllocFlags af = AllocFlags.WmarkMin | AllocFlags.Cpuset;
+        if ((gfp & Gfp.High) != 0) af |= AllocFlags.High;
+        if ((gfp & Gfp.AtomicFlag) != 0)
+        {
+            if ((gfp & Gfp.NoMemalloc) == 0) af |= AllocFlags.Harder;
+            af &= ~AllocFlags.Cpuset;
+        }
+        if (mt == (int)MigrateType.Movable) af |= AllocFlags.Cma;
+        return af;
+    }
+
+    private int AllocSlowPath(Gfp gfp, int order, int hz, int mt)
+    {
+        Interlocked.Increment(ref SlowPathCount);
+        bool canReclaim = (gfp & Gfp.DirectReclaim) != 0;
+        bool costly = order > CostlyOrder;
+        if ((gfp & (Gfp.AtomicFlag | Gfp.DirectReclaim)) == (Gfp.AtomicFlag | Gfp.DirectReclaim))
+            gfp &= ~Gfp.AtomicFlag; // a sleeping caller is not atomic (the kernel's sanity fix-up)
+        AllocFlags af = GfpToAllocFlags(gfp, mt);
+        if ((gfp & Gfp.KswapdReclaim) != 0) WakeKswapd();
+
+        int idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+        if (idx >= 0) return idx;
+
+        bool noWatermarks = (gfp & (Gfp.Memalloc | Gfp.NoMemalloc)) == Gfp.Memalloc;
+        if (noWatermarks)
+        {
+            idx = GetPageFromFreelist(gfp, order, af | AllocFlags.NoWatermarks, hz, mt);
+            if (idx >= 0) return idx;
+        }
+
+        if ((gfp & Gfp.NoFail) != 0 && !canReclaim)
+            WarnOnce("nofail without reclaim", "WARNING: __alloc_pages_slowpath: __GFP_NOFAIL without __GFP_DIRECT_RECLAIM");
+        if (!canReclaim) return Fail(gfp, order);
+
+        int noProgress = 0;
+        bool drained = false;
+        var started = Stopwatch.StartNew();
+        while (true)
+        {
+            long progress = PerformReclaim(gfp, order);
+            idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+            if (idx < 0 && !drained)
+            {
+                foreach (var z in _zonelists[hz])
+                    lock (z.Lock) z.UnreserveHighatomicPageblock(mt, force: false);
+                DrainAllPages();
+                drained = true;
+                idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+            }
+            if (idx >= 0) return idx;
+            if (_disposed) ThrowDisposed();
+
+            if ((gfp & Gfp.NoFail) != 0)
+            {
+                // __GFP_NOFAIL: try with the harder reserve, then wait for memory and go round again.
+                idx = GetPageFromFreelist(gfp, order, af | AllocFlags.Harder, hz, mt);
+                if (idx >= 0) return idx;
+                if (started.Elapsed > TimeSpan.FromSeconds(10) && noProgress++ % 64 == 0)
+                    _log.Warn($"{TaskName()}: page allocation stalls for {started.ElapsedMilliseconds}ms, order:{order}, mode:{(uint)gfp:#x}({GfpFlags.Format(gfp)}), nodemask=(null)");
+                WaitForFree(ReclaimRetryWait);
+                drained = false;
+                continue;
+            }
+            if ((gfp & Gfp.NoRetry) != 0) return Fail(gfp, order);
+            if (costly && (gfp & Gfp.RetryMayFail) == 0) return Fail(gfp, order);
+            if (progress > 0) noProgress = 0;
+            else if (++noProgress > MaxReclaimRetries) return Fail(gfp, order);
+            WaitForFree(ReclaimRetryWait);
+            drained = false;
+        }
+    }
+
+    private int Fail(Gfp gfp, int order)
+    {
+        Interlocked.Increment(ref FailureCount);
+        if ((gfp & Gfp.NoWarn) == 0) WarnAlloc(gfp, order);
+        return -1;
+    }
+}

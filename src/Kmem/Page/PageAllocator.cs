@@ -1,0 +1,521 @@
+// The buddy page allocator of one machine (one NUMA node): zones, zonelists, the GFP policy and the
+// fast path (per-CPU lists for order 0, buddy lists under the zone lock otherwise). The slow path,
+// reclaim, per-CPU list management, reports and invariant checks live in the other partial files.
+using System.Runtime.CompilerServices;
+using Kmem.Physical;
+
+namespace Kmem.Paging;
+
+internal sealed unsafe partial class PageAllocator : IDisposable
+{
+    private readonly PageFrameTable _frames;
+    private readonly PageFrame* _f;
+    private readonly nint _linear;
+    private readonly KernelLog _log;
+    private readonly PageAllocatorSettings _settings;
+    /// <summary>For each highest zone index: the populated zones to try, highest first (the zonelist).</summary>
+    private readonly Zone[][] _zonelists;
+    /// <summary>gfp_zone() for the 16 combinations of the four zone bits; -1 marks a bad combination.</summary>
+    private readonly int[] _gfpZoneTable = new int[16];
+    private volatile bool _disposed;
+
+    public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log)
+    {
+        _settings = settings;
+        _frames = frames;
+        _f = frames.Base;
+        _linear = linearBase;
+        _log = log;
+        MachineId = settings.MachineId;
+        BasePfn = settings.BasePfn;
+        MaxOrder = settings.MaxOrder;
+        PageblockOrder = settings.PageblockOrder;
+        Cpus = settings.Cpus;
+        ReclaimRetryWait = settings.ReclaimRetryWait;
+
+        Zones = new Zone[settings.Zones.Length];
+        for (int i = 0; i < Zones.Length; i++)
+        {
+            var (type, s, e) = settings.Zones[i];
+            Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder);
+        }
+        _zonelists = new Zone[Zones.Length][];
+        for (int hz = 0; hz < Zones.Length; hz++)
+        {
+            var list = new List<Zone>();
+            for (int i = hz; i >= 0; i--) if (Zones[i].Populated || true) list.Add(Zones[i]);
+            _zonelists[hz] = list.ToArray();
+        }
+        BuildGfpZoneTable();
+        InitMemory();
+        _zonelists = _zonelists.Select(l => l.Where(z => z.Populated).ToArray()).ToArray();
+        SetupWatermarks();
+    }
+
+    public int MachineId { get; }
+    public ulong BasePfn { get; }
+    public int MaxOrder { get; }
+    public int PageblockOrder { get; }
+    public int Cpus { get; }
+    public Zone[] Zones { get; }
+    public KernelLog Log => _log;
+    public PageFrameTable Frames => _frames;
+    public long MinFreeKbytes { get; private set; }
+    public long TotalReservePages { get; private set; }
+    public long TotalRamPages { get; private set; }
+    public long TotalCmaPages { get; private set; }
+    public long PhysPages { get; private set; }
+    public TimeSpan ReclaimRetryWait { get; set; }
+    /// <summary>Node-wide counters the upper layers feed (slab, kernel misc reclaimable, …).</summary>
+    public VmStat Stat { get; } = new();
+
+    // ================================================================== boot
+
+    private void InitMemory()
+    {
+        // Present pages per zone, from the memory banks.
+        foreach (var bank in _settings.Memory)
+            foreach (var z in Zones)
+                z.Present += (long)Overlap(bank.Start, bank.End, z.StartPfn, z.EndPfn);
+
+        // Reserved pages: PG_reserved, never freed to the buddy allocator.
+        var reservedPerZone = new long[Zones.Length];
+        foreach (var r in _settings.Reserved)
+        {
+            for (ulong pfn = r.Start; pfn < r.End; pfn++)
+            {
+                ref PageFrame f = ref _f[pfn - BasePfn];
+                if ((f.Flags & PageFlags.Reserved) != 0) continue;
+                f.Flags |= PageFlags.Reserved;
+                f.RefCount = 1;
+                int z = ZoneIndexOfPfn(pfn);
+                if (z >= 0) reservedPerZone[z]++;
+            }
+        }
+        for (int i = 0; i < Zones.Length; i++)
+        {
+            Zones[i].Managed = Zones[i].Present - reservedPerZone[i];
+            PhysPages += Zones[i].Present;
+            TotalRamPages += Zones[i].Managed;
+        }
+
+        // CMA areas: every pageblock becomes MIGRATE_CMA before its pages are released.
+        foreach (var c in _settings.Cma)
+        {
+            for (ulong pfn = c.Start; pfn < c.End; pfn += 1UL << PageblockOrder)
+            {
+                var z = Zones[ZoneIndexOfPfn(pfn)];
+                z.SetPageblockType((int)(pfn - BasePfn), MigrateType.Cma);
+            }
+            var zone = Zones[ZoneIndexOfPfn(c.Start)];
+            zone.CmaPages += (long)c.Count;
+            TotalCmaPages += (long)c.Count;
+        }
+
+        // memblock_free_all(): hand every free range to the buddy allocator in the largest aligned blocks.
+        foreach (var bank in _settings.Memory)
+        {
+            ulong pfn = bank.Start;
+            while (pfn < bank.End)
+            {
+                if ((_f[pfn - BasePfn].Flags & PageFlags.Reserved) != 0) { pfn++; continue; }
+                ulong end = pfn;
+                while (end < bank.End && (_f[end - BasePfn].Flags & PageFlags.Reserved) == 0) end++;
+                FreeBootRange(pfn, end);
+                pfn = end;
+            }
+        }
+    }
+
+    private void FreeBootRange(ulong start, ulong end)
+    {
+        while (start < end)
+        {
+            var zone = Zones[ZoneIndexOfPfn(start)];
+            ulong zoneEnd = Math.Min(end, zone.EndPfn);
+            int order = MaxOrder - 1;
+            while (order > 0 && ((start & ((1UL << order) - 1)) != 0 || start + (1UL << order) > zoneEnd)) order--;
+            int idx = (int)(start - BasePfn);
+            zone.FreeOnePage(idx, order, (int)zone.PageblockType(idx));
+            start += 1UL << order;
+        }
+    }
+
+    private static ulong Overlap(ulong a0, ulong a1, ulong b0, ulong b1)
+    {
+        ulong s = Math.Max(a0, b0), e = Math.Min(a1, b1);
+        return e > s ? e - s : 0;
+    }
+
+    /// <summary>init_per_zone_wmark_min(), setup_per_zone_wmarks(), lowmem reserves and per-CPU list sizes.</summary>
+    private void SetupWatermarks()
+    {
+        long lowmemPages = 0;
+        foreach (var z in Zones) if (z.Type != ZoneType.HighMem && z.Type != ZoneType.Movable) lowmemPages += z.Managed;
+        MinFreeKbytes = _settings.MinFreeKbytes ?? Watermarks.MinFreeKbytes(lowmemPages * 4);
+        RecalculateWatermarks();
+    }
+
+    /// <summary>Recomputes every zone's watermarks and reserves from <see cref="MinFreeKbytes"/>.</summary>
+    public void SetMinFreeKbytes(long kbytes)
+    {
+        MinFreeKbytes = kbytes;
+        RecalculateWatermarks();
+    }
+
+    private void RecalculateWatermarks()
+    {
+        var marks = Watermarks.ZoneWatermarks(MinFreeKbytes, Zones.Select(z => (z.Managed, z.Type == ZoneType.HighMem)).ToArray());
+        var reserve = Watermarks.LowmemReserve(Zones.Select(z => (z.Managed, Watermarks.DefaultLowmemReserveRatio(z.Type))).ToArray());
+        for (int i = 0; i < Zones.Length; i++)
+        {
+            var z = Zones[i];
+            lock (z.Lock)
+            {
+                (z.WmarkMin, z.WmarkLow, z.WmarkHigh) = marks[i];
+                z.LowmemReserve = reserve[i];
+                int batch = Math.Max(1, Watermarks.PcpBatch(z.Managed));
+                z.PcpBatch = batch;
+                z.PcpHigh = Watermarks.PcpHigh(batch);
+            }
+        }
+        TotalReservePages = Watermarks.TotalReservePages(Zones.Select(z => (z.Managed, z.WmarkHigh, z.LowmemReserve)).ToArray());
+    }
+
+    // ================================================================== addressing
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int ZoneIndexOfPfn(ulong pfn)
+    {
+        var zones = Zones;
+        for (int i = zones.Length - 1; i >= 0; i--)
+            if (pfn >= zones[i].StartPfn && pfn < zones[i].EndPfn) return i;
+        return -1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Zone? ZoneOfIdx(int idx) { int z = ZoneIndexOfPfn(BasePfn + (ulong)idx); return z < 0 ? null : Zones[z]; }
+
+    /// <summary>pfn_valid(): the PFN lies in a memory bank.</summary>
+    public bool PfnValid(ulong pfn)
+    {
+        foreach (var b in _settings.Memory) if (pfn >= b.Start && pfn < b.End) return true;
+        return false;
+    }
+
+    public ref PageFrame Frame(int idx) => ref _f[idx];
+
+    public nint IdxToVirt(int idx) => _linear + ((nint)idx << PhysicalMemory.PageShift);
+
+    // ================================================================== GFP → zone
+
+    private void BuildGfpZoneTable()
+    {
+        int Opt(ZoneType t, ZoneType fallback)
+        {
+            for (int i = 0; i < Zones.Length; i++) if (Zones[i].Type == t) return i;
+            for (int i = 0; i < Zones.Length; i++) if (Zones[i].Type == fallback) return i;
+            return -1;
+        }
+        int normal = Opt(ZoneType.Normal, ZoneType.Normal);
+        int dma = Opt(ZoneType.Dma, ZoneType.Normal);
+        int dma32 = Opt(ZoneType.Dma32, ZoneType.Normal);
+        int high = Opt(ZoneType.HighMem, ZoneType.Normal);
+        int movable = Opt(ZoneType.Movable, ZoneType.HighMem);
+        if (movable < 0) movable = high;
+        // bits: 1 DMA, 2 HIGHMEM, 4 DMA32, 8 MOVABLE (GFP_ZONE_TABLE / GFP_ZONE_BAD)
+        for (int b = 0; b < 16; b++)
+        {
+            bool d = (b & 1) != 0, h = (b & 2) != 0, d32 = (b & 4) != 0, m = (b & 8) != 0;
+            int zones = (d ? 1 : 0) + (h ? 1 : 0) + (d32 ? 1 : 0);
+            _gfpZoneTable[b] = zones > 1 ? -1
+                : d ? dma : d32 ? dma32 : h ? (m ? movable : high) : normal;
+        }
+    }
+
+    /// <summary>gfp_zone(): the highest zone index the request may use, or -1 for an invalid combination.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int GfpZone(Gfp gfp) => _gfpZoneTable[(int)((uint)gfp & 0xF)];
+
+    // ================================================================== allocation fast path
+
+    /// <summary>__alloc_pages_nodemask(): returns the frame index of the block, or -1.</summary>
+    public int Alloc(Gfp gfp, int order)
+    {
+        if (_disposed) ThrowDisposed();
+        if ((uint)order >= (uint)MaxOrder)
+        {
+            if ((gfp & Gfp.NoWarn) == 0) WarnOnce("order >= MAX_ORDER", $"WARNING: CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c __alloc_pages_nodemask: order {order} >= MAX_ORDER {MaxOrder}");
+            return -1;
+        }
+        int hz = GfpZone(gfp);
+        if (hz < 0) return BadGfpZone(gfp);
+        int mt = (int)PageTypes.FromGfp(gfp);
+        AllocFlags af = AllocFlags.WmarkLow;
+        if (mt == (int)MigrateType.Movable) af |= AllocFlags.Cma;
+        int idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+        if (idx < 0) idx = AllocSlowPath(gfp, order, hz, mt);
+        return idx;
+    }
+
+    /// <summary>get_page_from_freelist(): the first zone of the zonelist that passes its watermark.</summary>
+    private int GetPageFromFreelist(Gfp gfp, int order, AllocFlags af, int hz, int mt)
+    {
+        var list = _zonelists[hz];
+        for (int i = 0; i < list.Length; i++)
+        {
+            var z = list[i];
+            if ((af & AllocFlags.NoWatermarks) == 0)
+            {
+                long mark = (af & AllocFlags.WmarkMask) switch
+                {
+                    AllocFlags.WmarkMin => z.WmarkMin,
+                    AllocFlags.WmarkLow => z.WmarkLow,
+                    _ => z.WmarkHigh,
+                };
+                if (!ZoneWatermarkFast(z, order, mark, hz, af)) continue;
+            }
+            int idx = order == 0 ? RmqueuePcp(z, mt, af) : RmqueueBuddy(z, order, mt, af);
+            if (idx < 0) continue;
+            PrepNewPage(idx, order, gfp, mt);
+            if (order > 0 && (af & AllocFlags.Harder) != 0)
+                lock (z.Lock) z.ReserveHighatomicPageblock(idx);
+            return idx;
+        }
+        return -1;
+    }
+
+    /// <summary>zone_watermark_fast().</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool ZoneWatermarkFast(Zone z, int order, long mark, int hz, AllocFlags af)
+    {
+        long free = Volatile.Read(ref z.FreePages);
+        long cma = (af & AllocFlags.Cma) == 0 ? Volatile.Read(ref z.FreeCmaPages) : 0;
+        if (order == 0 && free - cma > mark + z.LowmemReserve[hz]) return true;
+        return ZoneWatermarkOk(z, order, mark, hz, af, free);
+    }
+
+    /// <summary>__zone_watermark_ok().</summary>
+    public static bool ZoneWatermarkOk(Zone z, int order, long mark, int hz, AllocFlags af, long freePages)
+    {
+        long min = mark;
+        bool harder = (af & (AllocFlags.Harder | AllocFlags.Oom)) != 0;
+        freePages -= (1L << order) - 1;
+        if ((af & AllocFlags.High) != 0) min -= min / 2;
+        if (!harder) freePages -= Volatile.Read(ref z.NrReservedHighatomic);
+        else if ((af & AllocFlags.Oom) != 0) min -= min / 2;
+        else min -= min / 4;
+        if ((af & AllocFlags.Cma) == 0) freePages -= Volatile.Read(ref z.FreeCmaPages);
+        if (freePages <= min + z.LowmemReserve[hz]) return false;
+        if (order == 0) return true;
+        for (int o = order; o < z.MaxOrder; o++)
+        {
+            for (int mt = 0; mt < PageTypes.PcpTypes; mt++) if (!z.ListEmpty(o, mt)) return true;
+            if ((af & AllocFlags.Cma) != 0 && !z.ListEmpty(o, (int)MigrateType.Cma)) return true;
+            if (harder && !z.ListEmpty(o, (int)MigrateType.HighAtomic)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>rmqueue() for order &gt; 0: the buddy lists under the zone lock.</summary>
+    private int RmqueueBuddy(Zone z, int order, int mt, AllocFlags af)
+    {
+        lock (z.Lock)
+        {
+            int idx = -1;
+            if ((af & AllocFlags.Harder) != 0) idx = z.RmqueueSmallest(order, (int)MigrateType.HighAtomic);
+            if (idx < 0) idx = z.Rmqueue(order, mt, af, out _);
+            return idx;
+        }
+    }
+
+    /// <summary>prep_new_page(): refcount 1, compound metadata, zeroing.</summary>
+    private void PrepNewPage(int idx, int order, Gfp gfp, int mt)
+    {
+        ref PageFrame f = ref _f[idx];
+        f.Flags = PageFlags.Allocated;
+        f.RefCount = 1;
+        f.MapCount = 0;
+        f.Order = (byte)order;
+        f.Migratetype = (byte)mt;
+        f.Private = 0;
+        f.Next = f.Prev = -1;
+        if (order > 0 && (gfp & Gfp.Comp) != 0)
+        {
+            f.Flags |= PageFlags.Head;
+            int n = 1 << order;
+            for (int i = 1; i < n; i++)
+            {
+                ref PageFrame t = ref _f[idx + i];
+                t.Flags = PageFlags.Tail;
+                t.Private = idx;
+                t.RefCount = 0;
+            }
+        }
+        if ((gfp & Gfp.Zero) != 0)
+            new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize << order).Clear();
+    }
+
+    // ================================================================== free
+
+    /// <summary>__free_pages(): drop a reference; the last one frees the block.</summary>
+    public void Free(int idx, int order, string caller)
+    {
+        if (_disposed) ThrowDisposed();
+        ref PageFrame f = ref _f[idx];
+        // The common case: the caller holds the only reference to an allocated head of that order.
+        if (f.RefCount == 1 && f.Order == order && (f.Flags & ~PageFlags.Head) == PageFlags.Allocated)
+        {
+            f.RefCount = 0;
+            FreeTheBlock(idx, order);
+            return;
+        }
+        FreeChecked(idx, order, caller);
+    }
+
+    private void FreeChecked(int idx, int order, string caller)
+    {
+        ref PageFrame f = ref _f[idx];
+        string? bad = FreeCheckReason(idx, order);
+        if (bad is not null) throw BadPage(idx, bad, caller);
+        int left = Interlocked.Decrement(ref f.RefCount);
+        if (left > 0)
+        {
+            // __free_pages(): others still hold the head; a non-compound block gives back its upper parts.
+            if ((f.Flags & PageFlags.Head) == 0)
+            {
+                while (order-- > 0)
+                {
+                    int part = idx + (1 << order);
+                    ref PageFrame p = ref _f[part];
+                    p.Flags = PageFlags.Allocated;
+                    p.Order = (byte)order;
+                    p.RefCount = 0;
+                    FreeTheBlock(part, order);
+                }
+                f.Order = 0;
+            }
+            return;
+        }
+        FreeTheBlock(idx, order);
+    }
+
+    /// <summary>Why freeing <paramref name="idx"/> with <paramref name="order"/> is a bug, or null.</summary>
+    private string? FreeCheckReason(int idx, int order)
+    {
+        ref PageFrame f = ref _f[idx];
+        if ((f.Flags & PageFlags.Reserved) != 0) return "PAGE_FLAGS_CHECK_AT_FREE flag(s) set";
+        if ((f.Flags & PageFlags.Tail) != 0) return "VM_BUG_ON_PAGE(PageTail(page))";
+        if ((f.Flags & (PageFlags.Buddy | PageFlags.Pcp)) != 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Allocated) == 0)
+            return "VM_BUG_ON_PAGE(page_ref_count(page) == 0)";
+        if ((f.Flags & PageFlags.Slab) != 0) return "PAGE_FLAGS_CHECK_AT_FREE flag(s) set";
+        if (f.Order != order) return $"freed with order {order}, allocated with order {f.Order}";
+        return null;
+    }
+
+    /// <summary>free_the_page(): order 0 to the per-CPU lists, larger blocks to the buddy lists.</summary>
+    private void FreeTheBlock(int idx, int order)
+    {
+        ref PageFrame f = ref _f[idx];
+        if ((f.Flags & PageFlags.Head) != 0)
+        {
+            int n = 1 << order;
+            for (int i = 1; i < n; i++) _f[idx + i] = default;
+        }
+        var z = ZoneOfIdx(idx)!;
+        if (order == 0)
+        {
+            FreeUnrefPage(z, idx);
+            return;
+        }
+        int mt = (int)z.PageblockType(idx);
+        lock (z.Lock) z.FreeOnePage(idx, order, mt);
+        SignalFree();
+    }
+
+    // ================================================================== refcounts, split, exact
+
+    /// <summary>get_page(): take another reference on the (head of the) page.</summary>
+    public void GetPage(int idx, string caller)
+    {
+        int head = CompoundHead(idx);
+        ref PageFrame f = ref _f[head];
+        if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0)
+            throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) <= 0)", caller);
+        Interlocked.Increment(ref f.RefCount);
+    }
+
+    /// <summary>put_page(): drop a reference; the last one frees the whole (compound or recorded-order) block.</summary>
+    public void PutPage(int idx, string caller)
+    {
+        int head = CompoundHead(idx);
+        ref PageFrame f = ref _f[head];
+        if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Slab) != 0)
+            throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
+        if (Interlocked.Decrement(ref f.RefCount) == 0) FreeTheBlock(head, f.Order);
+    }
+
+    public int PageCount(int idx) => _f[CompoundHead(idx)].RefCount;
+
+    public int CompoundHead(int idx) => (_f[idx].Flags & PageFlags.Tail) != 0 ? (int)_f[idx].Private : idx;
+
+    /// <summary>split_page(): a non-compound order-N block becomes 2^N independent order-0 pages.</summary>
+    public void SplitPage(int idx, int order, string caller)
+    {
+        ref PageFrame f = ref _f[idx];
+        string? bad = FreeCheckReason(idx, order);
+        if (bad is null && (f.Flags & PageFlags.Head) != 0) bad = "VM_BUG_ON_PAGE(PageCompound(page))";
+        if (bad is not null) throw BadPage(idx, bad, caller);
+        int n = 1 << order;
+        for (int i = 0; i < n; i++)
+        {
+            ref PageFrame p = ref _f[idx + i];
+            p.Flags = PageFlags.Allocated;
+            p.Order = 0;
+            p.RefCount = i == 0 ? f.RefCount : 1;
+            p.Migratetype = f.Migratetype;
+        }
+    }
+
+    /// <summary>alloc_pages_exact(): the smallest block that fits, with the unused tail pages freed.</summary>
+    public int AllocExact(ulong size, Gfp gfp)
+    {
+        int order = GetOrder(size);
+        if ((gfp & Gfp.Comp) != 0)
+        {
+            WarnOnce("alloc_pages_exact __GFP_COMP", "WARNING: alloc_pages_exact: __GFP_COMP is not allowed; ignored");
+            gfp &= ~Gfp.Comp;
+        }
+        int idx = Alloc(gfp, order);
+        if (idx < 0) return -1;
+        SplitPage(idx, order, "alloc_pages_exact");
+        long used = (long)((size + PhysicalMemory.PageSize - 1) / PhysicalMemory.PageSize);
+        for (long i = used; i < 1L << order; i++) Free(idx + (int)i, 0, "alloc_pages_exact");
+        return idx;
+    }
+
+    /// <summary>get_order(): the order of the smallest block of at least <paramref name="size"/> bytes.</summary>
+    public static int GetOrder(ulong size)
+    {
+        if (size <= PhysicalMemory.PageSize) return 0;
+        ulong pages = (size - 1) >> PhysicalMemory.PageShift;
+        return 64 - System.Numerics.BitOperations.LeadingZeroCount(pages);
+    }
+
+    // ================================================================== misc
+
+    private static void ThrowDisposed() => throw new ObjectDisposedException("Machine", "the machine has been shut down");
+
+    private int BadGfpZone(Gfp gfp)
+    {
+        _log.Err($"kmem: invalid zone modifiers in gfp mask {gfp:X} ({GfpFlags.Format(gfp)}): at most one of __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM");
+        throw new ArgumentException($"invalid GFP zone modifiers: {GfpFlags.Format(gfp)} (at most one of Dma, Dma32, HighMem)", nameof(gfp));
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        DisposeThreadCaches();
+    }
+}

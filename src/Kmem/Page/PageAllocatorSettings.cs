@@ -1,0 +1,31 @@
+// Plain settings the Machine hands the page allocator (the layer never sees a profile).
+namespace Kmem.Paging;
+
+/// <summary>A physical range in PFNs, end exclusive, with an optional name.</summary>
+internal readonly record struct PfnRange(ulong Start, ulong End, string Name = "")
+{
+    public ulong Count => End - Start;
+}
+
+/// <summary>Everything the page allocator needs to build its zones.</summary>
+internal sealed record PageAllocatorSettings
+{
+    public required int MachineId { get; init; }
+    public required ulong BasePfn { get; init; }
+    public required int FrameCount { get; init; }
+    public required int MaxOrder { get; init; }
+    public required int PageblockOrder { get; init; }
+    public required int Cpus { get; init; }
+    /// <summary>Configured zones in kernel order, with their spans (empty zones have Start == End).</summary>
+    public required (ZoneType Type, ulong StartPfn, ulong EndPfn)[] Zones { get; init; }
+    /// <summary>Memory banks (memblock.memory).</summary>
+    public required PfnRange[] Memory { get; init; }
+    /// <summary>Reserved ranges (memblock.reserved), already clipped to memory.</summary>
+    public required PfnRange[] Reserved { get; init; }
+    /// <summary>CMA areas: their pageblocks become MIGRATE_CMA.</summary>
+    public required PfnRange[] Cma { get; init; }
+    /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
+    public long? MinFreeKbytes { get; init; }
+    /// <summary>How long a blocking allocation waits for a free between reclaim rounds.</summary>
+    public TimeSpan ReclaimRetryWait { get; init; } = TimeSpan.FromMilliseconds(5);
+}

@@ -1,0 +1,398 @@
+// A memory zone: its span, sizes, watermarks and the buddy allocator's free areas (one free list per
+// order and migratetype), with the kernel's split (expand), merge, fallback and pageblock stealing.
+// Every method here expects the caller to hold Lock (the kernel's zone->lock).
+using System.Runtime.CompilerServices;
+using Kmem.Physical;
+
+namespace Kmem.Paging;
+
+internal sealed unsafe class Zone
+{
+    private const int Mt = PageTypes.MigrateTypes;
+    private readonly PageFrame* _frames;
+    private readonly ulong _basePfn;          // PFN of frame index 0 of the machine
+    private readonly int[] _head;             // [order * Mt + mt] first frame index, -1 when empty
+    private readonly int[] _tail;
+    private readonly long[] _nrFree;          // blocks on each list
+    private readonly byte[] _pageblockMt;     // migratetype per pageblock of the zone
+    private readonly ulong _firstBlock;       // StartPfn >> PageblockOrder
+
+    public Zone(ZoneType type, int index, ulong startPfn, ulong endPfn, PageFrameTable frames, ulong basePfn,
+        int maxOrder, int pageblockOrder)
+    {
+        Type = type;
+        Index = index;
+        Name = PageTypes.ZoneNames[(int)type];
+        StartPfn = startPfn;
+        EndPfn = endPfn;
+        StartIdx = (int)(startPfn - basePfn);
+        EndIdx = (int)(endPfn - basePfn);
+        _frames = frames.Base;
+        _basePfn = basePfn;
+        MaxOrder = maxOrder;
+        PageblockOrder = pageblockOrder;
+        _head = new int[maxOrder * Mt];
+        _tail = new int[maxOrder * Mt];
+        Array.Fill(_head, -1);
+        Array.Fill(_tail, -1);
+        _nrFree = new long[maxOrder * Mt];
+        _firstBlock = startPfn >> pageblockOrder;
+        ulong blocks = endPfn > startPfn ? ((endPfn - 1) >> pageblockOrder) - _firstBlock + 1 : 0;
+        _pageblockMt = new byte[blocks];
+        Array.Fill(_pageblockMt, (byte)MigrateType.Movable); // memmap_init_zone(): every block starts MOVABLE
+    }
+
+    public ZoneType Type { get; }
+    /// <summary>zone_idx(): position among the machine's configured zones.</summary>
+    public int Index { get; }
+    public string Name { get; }
+    public ulong StartPfn { get; }
+    public ulong EndPfn { get; }
+    public int StartIdx { get; }
+    public int EndIdx { get; }
+    public int MaxOrder { get; }
+    public int PageblockOrder { get; }
+    public long Spanned => (long)(EndPfn - StartPfn);
+    public long Present { get; set; }
+    public long Managed { get; set; }
+    public long CmaPages { get; set; }
+    /// <summary>populated_zone(): the zone has present pages.</summary>
+    public bool Populated => Present > 0;
+
+    /// <summary>The zone lock (spinlock_t lock).</summary>
+    public readonly Lock Lock = new();
+
+    /// <summary>NR_FREE_PAGES: pages on the buddy lists (not Isolate, not on per-CPU lists).</summary>
+    public long FreePages;
+    /// <summary>NR_FREE_CMA_PAGES: free pages on the CMA lists.</summary>
+    public long FreeCmaPages;
+    public long NrReservedHighatomic;
+
+    public long WmarkMin, WmarkLow, WmarkHigh;
+    public long[] LowmemReserve = [];
+    public int PcpBatch = 1, PcpHigh = 6;
+
+    public long NrFree(int order, int mt) => _nrFree[order * Mt + mt];
+
+    public long AreaFree(int order)
+    {
+        long n = 0;
+        for (int mt = 0; mt < Mt; mt++) n += _nrFree[order * Mt + mt];
+        return n;
+    }
+
+    public bool ListEmpty(int order, int mt) => _head[order * Mt + mt] < 0;
+
+    public int FirstOnList(int order, int mt) => _head[order * Mt + mt];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Contains(int idx) => idx >= StartIdx && idx < EndIdx;
+
+    // ---------------------------------------------------------------- pageblocks
+
+    public MigrateType PageblockType(int idx) =>
+        (MigrateType)_pageblockMt[((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock];
+
+    public void SetPageblockType(int idx, MigrateType mt) =>
+        _pageblockMt[((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock] = (byte)mt;
+
+    public int PageblockCount => _pageblockMt.Length;
+
+    public MigrateType PageblockTypeAt(int block) => (MigrateType)_pageblockMt[block];
+
+    /// <summary>First frame index of pageblock number <paramref name="block"/> of the zone (may precede StartIdx).</summary>
+    public long PageblockStartIdx(int block) => (long)(((_firstBlock + (ulong)block) << PageblockOrder) - _basePfn);
+
+    // ---------------------------------------------------------------- free lists
+
+    public void AddToFreeList(int idx, int order, int mt, bool toTail)
+    {
+        ref PageFrame f = ref _frames[idx];
+        f.Flags = (f.Flags & ~(PageFlags.Pcp | PageFlags.Allocated | PageFlags.Head)) | PageFlags.Buddy;
+        f.Order = (byte)order;
+        f.Migratetype = (byte)mt;
+        f.RefCount = 0;
+        int slot = order * Mt + mt;
+        if (_head[slot] < 0)
+        {
+            f.Next = f.Prev = -1;
+            _head[slot] = _tail[slot] = idx;
+        }
+        else if (toTail)
+        {
+            int t = _tail[slot];
+            _frames[t].Next = idx;
+            f.Prev = t;
+            f.Next = -1;
+            _tail[slot] = idx;
+        }
+        else
+        {
+            int h = _head[slot];
+            _frames[h].Prev = idx;
+            f.Next = h;
+            f.Prev = -1;
+            _head[slot] = idx;
+        }
+        _nrFree[slot]++;
+        if (mt != (int)MigrateType.Isolate) FreePages += 1L << order;
+        if (mt == (int)MigrateType.Cma) FreeCmaPages += 1L << order;
+    }
+
+    public void DelFromFreeList(int idx, int order, int mt)
+    {
+        ref PageFrame f = ref _frames[idx];
+        int slot = order * Mt + mt;
+        if (f.Prev >= 0) _frames[f.Prev].Next = f.Next; else _head[slot] = f.Next;
+        if (f.Next >= 0) _frames[f.Next].Prev = f.Prev; else _tail[slot] = f.Prev;
+        f.Next = f.Prev = -1;
+        f.Flags &= ~PageFlags.Buddy;
+        _nrFree[slot]--;
+        if (mt != (int)MigrateType.Isolate) FreePages -= 1L << order;
+        if (mt == (int)MigrateType.Cma) FreeCmaPages -= 1L << order;
+    }
+
+    private void MoveToFreeList(int idx, int order, int newMt)
+    {
+        int old = _frames[idx].Migratetype;
+        DelFromFreeList(idx, order, old);
+        AddToFreeList(idx, order, newMt, toTail: true);
+    }
+
+    // ---------------------------------------------------------------- free (merge)
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool IsBuddy(int buddyIdx, int order) =>
+        Contains(buddyIdx) && (_frames[buddyIdx].Flags & PageFlags.Buddy) != 0 && _frames[buddyIdx].Order == order;
+
+    /// <summary>__free_one_page(): merge with free buddies as far as possible and put the block on a list.</summary>
+    public void FreeOnePage(int idx, int order, int mt)
+    {
+        ulong pfn = _basePfn + (ulong)idx;
+        while (order < MaxOrder - 1)
+        {
+            ulong buddyPfn = pfn ^ (1UL << order);
+            int buddyIdx = (int)((long)buddyPfn - (long)_basePfn);
+            if (!IsBuddy(buddyIdx, order)) break;
+            int buddyMt = _frames[buddyIdx].Migratetype;
+            if (order >= PageblockOrder && buddyMt != mt && !CanMergeAcrossBlocks(mt, buddyMt)) break;
+            DelFromFreeList(buddyIdx, order, buddyMt);
+            pfn &= buddyPfn;
+            order++;
+        }
+        idx = (int)(pfn - _basePfn);
+        AddToFreeList(idx, order, mt, BuddyMergeLikely(pfn, order));
+    }
+
+    // Isolated and CMA pageblocks never merge with blocks of another type (the 6.x rule; 5.10 only guarded isolate).
+    private static bool CanMergeAcrossBlocks(int a, int b) =>
+        a != (int)MigrateType.Isolate && b != (int)MigrateType.Isolate && a != (int)MigrateType.Cma && b != (int)MigrateType.Cma;
+
+    /// <summary>buddy_merge_likely(): put the block at the tail when its buddy's buddy is free one order up.</summary>
+    private bool BuddyMergeLikely(ulong pfn, int order)
+    {
+        if (order >= MaxOrder - 2) return false;
+        ulong buddyPfn = pfn ^ (1UL << order);
+        ulong combined = buddyPfn & pfn;
+        ulong higherBuddy = combined ^ (1UL << (order + 1));
+        return IsBuddy((int)((long)higherBuddy - (long)_basePfn), order + 1);
+    }
+
+    // ---------------------------------------------------------------- allocate (split)
+
+    /// <summary>__rmqueue_smallest(): the smallest block of the type that fits; split the rest back.</summary>
+    public int RmqueueSmallest(int order, int mt)
+    {
+        for (int o = order; o < MaxOrder; o++)
+        {
+            int idx = _head[o * Mt + mt];
+            if (idx < 0) continue;
+            DelFromFreeList(idx, o, mt);
+            Expand(idx, order, o, mt);
+            return idx;
+        }
+        return -1;
+    }
+
+    /// <summary>expand(): hand back the upper halves of a split block, largest first.</summary>
+    private void Expand(int idx, int low, int high, int mt)
+    {
+        int size = 1 << high;
+        while (high > low)
+        {
+            high--;
+            size >>= 1;
+            AddToFreeList(idx + size, high, mt, toTail: false);
+        }
+    }
+
+    /// <summary>__rmqueue(): the requested type, CMA for movable callers, then stealing from fallbacks.</summary>
+    public int Rmqueue(int order, int mt, AllocFlags flags, out int fromMt)
+    {
+        bool cma = (flags & AllocFlags.Cma) != 0;
+        while (true)
+        {
+            if (cma && FreeCmaPages > FreePages / 2)
+            {
+                int c = RmqueueSmallest(order, (int)MigrateType.Cma);
+                if (c >= 0) { fromMt = (int)MigrateType.Cma; return c; }
+            }
+            int idx = RmqueueSmallest(order, mt);
+            if (idx >= 0) { fromMt = mt; return idx; }
+            if (cma)
+            {
+                idx = RmqueueSmallest(order, (int)MigrateType.Cma);
+                if (idx >= 0) { fromMt = (int)MigrateType.Cma; return idx; }
+            }
+            if (mt >= PageTypes.PcpTypes || !RmqueueFallback(order, mt)) { fromMt = mt; return -1; }
+        }
+    }
+
+    // can_steal_fallback()
+    private bool CanStealFallback(int order, int startMt) =>
+        order >= PageblockOrder || order >= PageblockOrder / 2
+        || startMt == (int)MigrateType.Reclaimable || startMt == (int)MigrateType.Unmovable;
+
+    private int FindSuitableFallback(int order, int startMt, out bool canSteal)
+    {
+        canSteal = false;
+        if (AreaFree(order) == 0) return -1;
+        foreach (var fb in PageTypes.Fallbacks[startMt])
+        {
+            if (ListEmpty(order, (int)fb)) continue;
+            canSteal = CanStealFallback(order, startMt);
+            return (int)fb;
+        }
+        return -1;
+    }
+
+    /// <summary>__rmqueue_fallback(): steal the largest suitable block of another type.</summary>
+    private bool RmqueueFallback(int order, int startMt)
+    {
+        int fbMt = -1, current = -1;
+        bool canSteal = false;
+        for (int o = MaxOrder - 1; o >= order; o--)
+        {
+            fbMt = FindSuitableFallback(o, startMt, out canSteal);
+            if (fbMt < 0) continue;
+            current = o;
+            if (!canSteal && startMt == (int)MigrateType.Movable && o > order)
+            {
+                // find_smallest: a movable caller takes the smallest block instead of breaking a large one.
+                current = -1;
+                for (int s = order; s < MaxOrder; s++)
+                {
+                    fbMt = FindSuitableFallback(s, startMt, out canSteal);
+                    if (fbMt >= 0) { current = s; break; }
+                }
+            }
+            break;
+        }
+        if (current < 0 || fbMt < 0) return false;
+        int idx = _head[current * Mt + fbMt];
+        StealSuitableFallback(idx, current, startMt, canSteal);
+        return true;
+    }
+
+    /// <summary>steal_suitable_fallback(): claim the whole pageblock when enough of it is free or alike.</summary>
+    private void StealSuitableFallback(int idx, int currentOrder, int startMt, bool wholeBlock)
+    {
+        int oldType = (int)PageblockType(idx);
+        if (currentOrder >= PageblockOrder)
+        {
+            // change_pageblock_range()
+            int blocks = 1 << (currentOrder - PageblockOrder);
+            for (int b = 0; b < blocks; b++) SetPageblockType(idx + (b << PageblockOrder), (MigrateType)startMt);
+            MoveToFreeList(idx, currentOrder, startMt);
+            return;
+        }
+        if (wholeBlock)
+        {
+            int free = MoveFreepagesBlock(idx, startMt, out int movable);
+            int alike = startMt == (int)MigrateType.Movable ? movable
+                : oldType == (int)MigrateType.Movable ? (1 << PageblockOrder) - (free + movable) : 0;
+            if (free > 0)
+            {
+                if (free + alike >= 1 << (PageblockOrder - 1)) SetPageblockType(idx, (MigrateType)startMt);
+                return;
+            }
+        }
+        MoveToFreeList(idx, currentOrder, startMt);
+    }
+
+    /// <summary>move_freepages_block(): move every free block of the pageblock to another list.</summary>
+    public int MoveFreepagesBlock(int idx, int newMt, out int movable)
+    {
+        movable = 0;
+        long start = (long)((((_basePfn + (ulong)idx) >> PageblockOrder) << PageblockOrder) - _basePfn);
+        long end = start + (1L << PageblockOrder);
+        if (start < StartIdx) start = StartIdx;
+        if (end > EndIdx) end = EndIdx;
+        int moved = 0;
+        for (long i = start; i < end;)
+        {
+            ref PageFrame f = ref _frames[i];
+            if ((f.Flags & PageFlags.Buddy) != 0)
+            {
+                int o = f.Order;
+                if (f.Migratetype != newMt) MoveToFreeList((int)i, o, newMt);
+                moved += 1 << o;
+                i += 1L << o;
+                continue;
+            }
+            if ((f.Flags & PageFlags.Allocated) != 0 && f.Migratetype == (int)MigrateType.Movable)
+            {
+                movable += 1 << f.Order;
+                i += 1L << f.Order;
+                continue;
+            }
+            i++;
+        }
+        return moved;
+    }
+
+    // ---------------------------------------------------------------- high-atomic reserve
+
+    /// <summary>reserve_highatomic_pageblock(): keep a pageblock for high-order atomic callers.</summary>
+    public void ReserveHighatomicPageblock(int idx)
+    {
+        long maxManaged = Managed / 100 + (1L << PageblockOrder);
+        if (NrReservedHighatomic >= maxManaged) return;
+        var mt = PageblockType(idx);
+        if (mt is MigrateType.HighAtomic or MigrateType.Isolate or MigrateType.Cma) return;
+        NrReservedHighatomic += 1L << PageblockOrder;
+        SetPageblockType(idx, MigrateType.HighAtomic);
+        MoveFreepagesBlock(idx, (int)MigrateType.HighAtomic, out _);
+    }
+
+    /// <summary>unreserve_highatomic_pageblock(): give one reserved block back to <paramref name="mt"/>.</summary>
+    public bool UnreserveHighatomicPageblock(int mt, bool force)
+    {
+        if (!force && NrReservedHighatomic <= 1L << PageblockOrder) return false;
+        for (int o = 0; o < MaxOrder; o++)
+        {
+            int idx = _head[o * Mt + (int)MigrateType.HighAtomic];
+            if (idx < 0) continue;
+            NrReservedHighatomic -= Math.Min(1L << PageblockOrder, NrReservedHighatomic);
+            SetPageblockType(idx, (MigrateType)mt);
+            if (MoveFreepagesBlock(idx, mt, out _) > 0) return true;
+        }
+        return false;
+    }
+}
+
+/// <summary>ALLOC_* flags of the allocator's internal policy (mm/internal.h).</summary>
+[Flags]
+internal enum AllocFlags
+{
+    WmarkMin = 0,
+    WmarkLow = 1,
+    WmarkHigh = 2,
+    NoWatermarks = 4,
+    WmarkMask = NoWatermarks - 1,
+    Oom = 0x08,
+    Harder = 0x10,
+    High = 0x20,
+    Cpuset = 0x40,
+    Cma = 0x80,
+}
