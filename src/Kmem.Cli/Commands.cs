@@ -1,0 +1,214 @@
+// The verbs of `kmem` and what each prints.
+using System.CommandLine;
+using System.Reflection;
+using Spectre.Console;
+
+namespace Kmem.Cli;
+
+internal static class Commands
+{
+    public static RootCommand Build(CliContext ctx)
+    {
+        var profileOpt = ProfileOption();
+        var root = new RootCommand("kmem: the Linux kernel's memory allocators over real memory. With no command: boot the default board (rv1106), run the built-in camera-pages workload and print buddyinfo, pagetypeinfo and meminfo.")
+        {
+            profileOpt,
+        };
+        root.SetAction(pr => MainJob(ctx, pr.GetValue(profileOpt)!));
+
+        // kmem boot
+        var bootProfile = ProfileOption();
+        var boot = new Command("boot", "Boot a profile and print the boot log.") { bootProfile };
+        boot.SetAction(pr =>
+        {
+            using var m = BootMachine(pr.GetValue(bootProfile)!);
+            ctx.Out.Write(m.Dmesg());
+            return 0;
+        });
+
+        // kmem profiles
+        var showJson = new Option<string?>("--json") { Description = "Print the JSON of one embedded profile (a starting point for your own board)." };
+        var profiles = new Command("profiles", "List the embedded machine profiles.") { showJson };
+        profiles.SetAction(pr => ListProfiles(ctx, pr.GetValue(showJson)));
+
+        // kmem cat PATH
+        var catPath = new Argument<string>("path") { Description = "A kernel view, e.g. /proc/buddyinfo (see 'kmem cat --list')." };
+        catPath.Arity = ArgumentArity.ZeroOrOne;
+        var catProfile = ProfileOption();
+        var catWorkload = WorkloadOption();
+        var catList = new Option<bool>("--list") { Description = "List the paths the machine serves." };
+        var cat = new Command("cat", "Print one kernel view (after an optional workload).") { catPath, catProfile, catWorkload, catList };
+        cat.SetAction(pr =>
+        {
+            using var m = BootMachine(pr.GetValue(catProfile)!);
+            if (pr.GetValue(catList))
+            {
+                foreach (var p in m.ProcFs.Paths) ctx.Out.WriteLine(p);
+                return 0;
+            }
+            string? path = pr.GetValue(catPath);
+            if (string.IsNullOrEmpty(path)) throw new ArgumentException("cat needs a path (or --list)");
+            var runner = RunIfGiven(ctx, m, pr.GetValue(catWorkload), quiet: true);
+            ctx.Out.Write(m.ProcFs.Read(path));
+            runner?.ReleaseAll();
+            return 0;
+        });
+
+        // kmem run WORKLOAD
+        var runArg = new Argument<string>("workload") { Description = $"A workload file (JSON, see docs/workloads.md) or a built-in name ({string.Join(", ", BuiltinWorkloads())})." };
+        var runProfile = ProfileOption();
+        var run = new Command("run", "Run a workload and print a summary.") { runArg, runProfile };
+        run.SetAction(pr =>
+        {
+            using var m = BootMachine(pr.GetValue(runProfile)!);
+            var wl = LoadWorkload(pr.GetValue(runArg)!);
+            var result = RunWorkload(ctx, m, wl, out _);
+            Summary(ctx, m, wl, result);
+            ctx.Out.WriteLine();
+            ctx.Out.Write(m.ProcFs.Read("/proc/buddyinfo"));
+            return result.Ok ? 0 : 1;
+        });
+
+        // kmem dmesg
+        var dmesgProfile = ProfileOption();
+        var dmesgWorkload = WorkloadOption();
+        var level = new Option<int>("--level") { Description = "Only records at this printk level or more urgent (0-7).", DefaultValueFactory = _ => 7 };
+        var dmesg = new Command("dmesg", "Print the log ring after boot (and an optional workload).") { dmesgProfile, dmesgWorkload, level };
+        dmesg.SetAction(pr =>
+        {
+            int lv = pr.GetValue(level);
+            if (lv is < 0 or > 7) throw new ArgumentException($"--level {lv} is outside 0..7");
+            using var m = BootMachine(pr.GetValue(dmesgProfile)!);
+            RunIfGiven(ctx, m, pr.GetValue(dmesgWorkload), quiet: true);
+            ctx.Out.Write(m.Log.Dmesg((LogLevel)lv));
+            return 0;
+        });
+
+        root.Subcommands.Add(boot);
+        root.Subcommands.Add(profiles);
+        root.Subcommands.Add(cat);
+        root.Subcommands.Add(run);
+        root.Subcommands.Add(dmesg);
+        return root;
+    }
+
+    private static Option<string> ProfileOption() => new("--profile", "-p")
+    {
+        Description = $"An embedded profile ({string.Join(", ", MachineProfile.EmbeddedNames)}) or a profile JSON file.",
+        DefaultValueFactory = _ => MachineProfile.DefaultName,
+    };
+
+    private static Option<string?> WorkloadOption() => new("--workload", "-w")
+    {
+        Description = "Run this workload (file or built-in name) before printing.",
+    };
+
+    // ------------------------------------------------------------------ the main job
+
+    private static int MainJob(CliContext ctx, string profile)
+    {
+        using var m = BootMachine(profile);
+        var wl = LoadWorkload(KmemCli.DefaultWorkload);
+        var result = RunWorkload(ctx, m, wl, out _);
+        ctx.Out.WriteLine($"# kmem: booted {m.Profile.Name} ({m.Profile.Description}), ran workload '{wl.Name}'");
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("$ cat /proc/buddyinfo");
+        ctx.Out.Write(m.ProcFs.Read("/proc/buddyinfo"));
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("$ cat /proc/pagetypeinfo");
+        ctx.Out.Write(m.ProcFs.Read("/proc/pagetypeinfo"));
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("$ cat /proc/meminfo");
+        ctx.Out.Write(m.ProcFs.Read("/proc/meminfo"));
+        ctx.Out.WriteLine();
+        Summary(ctx, m, wl, result);
+        return result.Ok ? 0 : 1;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    internal static Machine BootMachine(string profile)
+    {
+        bool isFile = profile.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || profile.Contains('/') || profile.Contains('\\');
+        return Machine.Boot(isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile));
+    }
+
+    internal static IEnumerable<string> BuiltinWorkloads() =>
+        Assembly.GetExecutingAssembly().GetManifestResourceNames()
+            .Where(n => n.StartsWith("Kmem.Cli.Workloads.", StringComparison.Ordinal))
+            .Select(n => n["Kmem.Cli.Workloads.".Length..^".json".Length]);
+
+    internal static Workload LoadWorkload(string nameOrPath)
+    {
+        if (File.Exists(nameOrPath)) return Workload.Load(nameOrPath);
+        using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream($"Kmem.Cli.Workloads.{nameOrPath}.json");
+        if (s is null)
+            throw new WorkloadException("(file)", $"'{nameOrPath}' is neither a file nor a built-in workload ({string.Join(", ", BuiltinWorkloads())})");
+        using var r = new StreamReader(s);
+        return Workload.Parse(r.ReadToEnd());
+    }
+
+    private static WorkloadRunner? RunIfGiven(CliContext ctx, Machine m, string? workload, bool quiet)
+    {
+        if (workload is null) return null;
+        var wl = LoadWorkload(workload);
+        var r = RunWorkload(ctx, m, wl, out var runner);
+        if (!r.Ok && !quiet) foreach (var p in r.Problems) ctx.Err.WriteLine($"kmem: {p}");
+        return runner;
+    }
+
+    private static WorkloadResult RunWorkload(CliContext ctx, Machine m, Workload wl, out WorkloadRunner runner)
+    {
+        runner = new WorkloadRunner(m);
+        if (ctx.Console.Profile.Capabilities.Interactive && wl.Steps.Count > 1)
+        {
+            WorkloadResult? result = null;
+            var r = runner;
+            ctx.Console.Progress().Start(p =>
+            {
+                var task = p.AddTask($"workload {wl.Name}", maxValue: wl.Steps.Count);
+                r.Progress = (_, done, _) => task.Value = done;
+                result = r.Run(wl);
+            });
+            return result!;
+        }
+        return runner.Run(wl);
+    }
+
+    private static void Summary(CliContext ctx, Machine m, Workload wl, WorkloadResult result)
+    {
+        var table = new Table().Title($"workload {wl.Name} on {m.Profile.Name}").AddColumns("label", "allocated", "failed", "freed", "pages held");
+        foreach (var (label, s) in result.Labels)
+            table.AddRow(label, s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString());
+        ctx.Console.Write(table);
+        long free = m.Zones.Sum(z => z.FreePages), managed = m.Zones.Sum(z => z.Managed);
+        ctx.Out.WriteLine($"summary: {result.StepsRun} steps in {result.Elapsed.TotalMilliseconds:F1} ms; {free} of {managed} pages free ({free * 100.0 / Math.Max(1, managed):F1}%); " +
+                          $"CMA free {m.Zones.Sum(z => z.FreeCmaPages) * 4} kB; {(result.Ok ? "all expectations held" : $"{result.Problems.Count} problem(s)")}");
+        foreach (var p in result.Problems) ctx.Err.WriteLine($"kmem: {p}");
+    }
+
+    private static int ListProfiles(CliContext ctx, string? json)
+    {
+        if (json is not null)
+        {
+            ctx.Out.Write(MachineProfile.EmbeddedJson(json));
+            return 0;
+        }
+        var table = new Table().AddColumns("name", "arch", "CPUs", "RAM", "zones", "CMA", "devices", "description");
+        foreach (var name in MachineProfile.EmbeddedNames)
+        {
+            var p = MachineProfile.Embedded(name);
+            table.AddRow(
+                Markup.Escape(p.Name) + (name == MachineProfile.DefaultName ? " (default)" : ""),
+                p.Arch.ToString().ToLowerInvariant(),
+                p.Cpus.ToString(),
+                $"{p.TotalRam >> 20} MiB",
+                string.Join(" ", p.ZoneTypes.Select(z => z.ToString())),
+                p.Cma.Count == 0 ? "-" : Markup.Escape(string.Join(", ", p.Cma.Select(c => $"{c.Name} {c.Size >> 20} MiB"))),
+                p.Devices.Count.ToString(),
+                Markup.Escape(p.Description));
+        }
+        ctx.Console.Write(table);
+        return 0;
+    }
+}

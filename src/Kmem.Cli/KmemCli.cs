@@ -1,0 +1,77 @@
+// The `kmem` command line: boot a profile, run workloads, print the kernel's views and log.
+// Exit codes: 0 success, 2 bad arguments or input (one-line reason on stderr), 1 internal failure.
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Kmem.Cli;
+
+/// <summary>The command-line application, runnable in-process (tests pass their own writers).</summary>
+public static class KmemCli
+{
+    /// <summary>The built-in workload run by the bare <c>kmem</c> command.</summary>
+    public const string DefaultWorkload = "camera-pages";
+
+    /// <summary>Parses and runs one command line.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var ctx = new CliContext(stdout, stderr);
+        RootCommand root;
+        try
+        {
+            root = Commands.Build(ctx);
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"kmem: internal error: {e.Message}");
+            return 1;
+        }
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            stderr.WriteLine($"kmem: {parsed.Errors[0].Message} (see 'kmem --help')");
+            return 2;
+        }
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or ArgumentException or FileNotFoundException)
+        {
+            stderr.WriteLine($"kmem: {e.Message}");
+            return 2;
+        }
+        catch (KmemException e)
+        {
+            stderr.WriteLine($"kmem: {e.Message}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"kmem: internal error: {e.GetType().Name}: {e.Message}");
+            return 1;
+        }
+    }
+}
+
+/// <summary>The writers of one invocation and a Spectre console over stdout.</summary>
+internal sealed class CliContext
+{
+    public CliContext(TextWriter stdout, TextWriter stderr)
+    {
+        Out = stdout;
+        Err = stderr;
+        bool redirected = !ReferenceEquals(stdout, System.Console.Out) || System.Console.IsOutputRedirected;
+        Console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(stdout),
+            Ansi = redirected ? AnsiSupport.No : AnsiSupport.Detect,
+            ColorSystem = redirected ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
+            Interactive = redirected ? InteractionSupport.No : InteractionSupport.Detect,
+        });
+        if (redirected) Console.Profile.Width = 160;
+    }
+
+    public TextWriter Out { get; }
+    public TextWriter Err { get; }
+    public IAnsiConsole Console { get; }
+}

@@ -1,0 +1,130 @@
+// Workloads: a JSON list of labelled steps (allocate, free, write, drain, reclaim, repeat, ...) that
+// a machine runs in order, with every malformed step rejected before anything runs. Later
+// subsystems add their own step kinds to the same format.
+using System.Text.Json;
+
+namespace Kmem;
+
+/// <summary>One step of a workload: its kind, its arguments, and where it was read from.</summary>
+public sealed record WorkloadStep(string Op, string Location, IReadOnlyDictionary<string, JsonElement> Args, IReadOnlyList<WorkloadStep> Children);
+
+/// <summary>A parsed, validated workload.</summary>
+public sealed class Workload
+{
+    private static readonly Dictionary<string, string[]> s_ops = new()
+    {
+        ["alloc_pages"] = ["label", "order", "gfp", "count", "expect", "fill"],
+        ["free_pages"] = ["label", "count", "which"],
+        ["alloc_pages_exact"] = ["label", "size", "gfp", "count", "expect"],
+        ["get_page"] = ["label"],
+        ["put_page"] = ["label"],
+        ["write"] = ["label", "pattern"],
+        ["verify"] = ["label", "pattern"],
+        ["drain"] = [],
+        ["reclaim"] = [],
+        ["min_free_kbytes"] = ["value"],
+        ["repeat"] = ["times", "steps"],
+        ["log"] = ["message"],
+        ["check"] = [],
+    };
+
+    private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)
+    {
+        Name = name;
+        Description = description;
+        Seed = seed;
+        Steps = steps;
+    }
+
+    /// <summary>The workload's name.</summary>
+    public string Name { get; }
+    /// <summary>What it does.</summary>
+    public string Description { get; }
+    /// <summary>Seed for steps that choose at random ("which": "random").</summary>
+    public int Seed { get; }
+    /// <summary>The top-level steps.</summary>
+    public IReadOnlyList<WorkloadStep> Steps { get; }
+
+    /// <summary>The step kinds this version understands, with their arguments.</summary>
+    public static IReadOnlyDictionary<string, string[]> Operations => s_ops;
+
+    /// <summary>Reads and validates a workload file.</summary>
+    /// <exception cref="WorkloadException">Not readable, not JSON, or a malformed step.</exception>
+    public static Workload Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new WorkloadException("(file)", $"cannot read {path}: {e.Message}", e);
+        }
+        return Parse(text);
+    }
+
+    /// <summary>Parses and validates workload JSON.</summary>
+    public static Workload Parse(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new WorkloadException("(json)", $"not valid JSON: line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}", e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new WorkloadException("(root)", "must be a JSON object");
+            foreach (var p in root.EnumerateObject())
+                if (p.Name is not ("name" or "description" or "seed" or "steps"))
+                    throw new WorkloadException(p.Name, "unknown key (allowed: name, description, seed, steps)");
+            string name = root.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "workload";
+            string desc = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";
+            int seed = 1;
+            if (root.TryGetProperty("seed", out var s))
+                if (s.ValueKind != JsonValueKind.Number || !s.TryGetInt32(out seed)) throw new WorkloadException("seed", "must be a whole number");
+            if (!root.TryGetProperty("steps", out var steps) || steps.ValueKind != JsonValueKind.Array)
+                throw new WorkloadException("steps", "is required and must be an array");
+            return new Workload(name, desc, seed, ReadSteps(steps, "steps"));
+        }
+    }
+
+    private static List<WorkloadStep> ReadSteps(JsonElement arr, string path)
+    {
+        var list = new List<WorkloadStep>();
+        int i = 0;
+        foreach (var el in arr.EnumerateArray())
+        {
+            string loc = $"{path}[{i}]";
+            if (el.ValueKind != JsonValueKind.Object) throw new WorkloadException(loc, "a step must be an object");
+            if (!el.TryGetProperty("op", out var opEl) || opEl.ValueKind != JsonValueKind.String)
+                throw new WorkloadException(loc, "needs \"op\" (one of: " + string.Join(", ", s_ops.Keys) + ")");
+            string op = opEl.GetString()!;
+            if (!s_ops.TryGetValue(op, out var allowed))
+                throw new WorkloadException($"{loc}.op", $"unknown operation '{op}' (known: {string.Join(", ", s_ops.Keys)})");
+            var args = new Dictionary<string, JsonElement>();
+            var children = new List<WorkloadStep>();
+            foreach (var p in el.EnumerateObject())
+            {
+                if (p.Name == "op") continue;
+                if (Array.IndexOf(allowed, p.Name) < 0)
+                    throw new WorkloadException($"{loc}.{p.Name}", $"unknown argument for {op} (allowed: {string.Join(", ", allowed)})");
+                if (p.Name == "steps")
+                {
+                    if (p.Value.ValueKind != JsonValueKind.Array) throw new WorkloadException($"{loc}.steps", "must be an array");
+                    children = ReadSteps(p.Value, $"{loc}.steps");
+                }
+                else args[p.Name] = p.Value.Clone();
+            }
+            var step = new WorkloadStep(op, loc, args, children);
+            WorkloadRunner.Validate(step);
+            list.Add(step);
+            i++;
+        }
+        return list;
+    }
+}

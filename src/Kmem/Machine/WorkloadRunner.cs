@@ -1,0 +1,323 @@
+// Runs a workload on a machine: keeps the allocations of each label, performs each step through
+// the public API (so the kernel's checks and reports apply), and collects a summary.
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Kmem;
+
+/// <summary>What one label holds and did during a run.</summary>
+public sealed class LabelStats
+{
+    /// <summary>Successful allocations.</summary>
+    public long Allocated { get; internal set; }
+    /// <summary>Failed allocations.</summary>
+    public long Failed { get; internal set; }
+    /// <summary>Frees.</summary>
+    public long Freed { get; internal set; }
+    /// <summary>Pages held now.</summary>
+    public long PagesHeld { get; internal set; }
+}
+
+/// <summary>The outcome of <see cref="WorkloadRunner.Run"/>.</summary>
+public sealed class WorkloadResult
+{
+    /// <summary>Steps executed (a repeated step counts each time).</summary>
+    public long StepsRun { get; internal set; }
+    /// <summary>Per-label figures, by label.</summary>
+    public SortedDictionary<string, LabelStats> Labels { get; } = new(StringComparer.Ordinal);
+    /// <summary>Expectations that did not hold ("expect": "success" that failed, a "verify" mismatch, a failed "check").</summary>
+    public List<string> Problems { get; } = [];
+    /// <summary>Wall time of the run.</summary>
+    public TimeSpan Elapsed { get; internal set; }
+    /// <summary>True when every expectation held.</summary>
+    public bool Ok => Problems.Count == 0;
+}
+
+/// <summary>Executes workloads (see docs/workloads.md for the format).</summary>
+public sealed class WorkloadRunner
+{
+    private sealed record Held(Page Page, int Order, nint Address, nuint ExactSize);
+
+    private readonly Machine _m;
+    private readonly Dictionary<string, List<Held>> _held = new(StringComparer.Ordinal);
+    private Random _random = new(1);
+    private WorkloadResult _result = new();
+
+    /// <summary>Creates a runner for a machine; allocations stay held between runs until freed.</summary>
+    public WorkloadRunner(Machine machine) => _m = machine ?? throw new ArgumentNullException(nameof(machine));
+
+    /// <summary>Reports progress as (steps run so far, top-level step index, top-level step count).</summary>
+    public Action<long, int, int>? Progress { get; set; }
+
+    /// <summary>Pages currently held by each label.</summary>
+    public IReadOnlyDictionary<string, long> PagesHeld =>
+        _held.ToDictionary(kv => kv.Key, kv => kv.Value.Sum(h => h.ExactSize > 0 ? (long)((h.ExactSize + 4095) / 4096) : 1L << h.Order));
+
+    /// <summary>Runs the workload's steps in order.</summary>
+    public WorkloadResult Run(Workload workload)
+    {
+        ArgumentNullException.ThrowIfNull(workload);
+        _random = new Random(workload.Seed);
+        _result = new WorkloadResult();
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < workload.Steps.Count; i++)
+        {
+            Execute(workload.Steps[i]);
+            Progress?.Invoke(_result.StepsRun, i + 1, workload.Steps.Count);
+        }
+        sw.Stop();
+        _result.Elapsed = sw.Elapsed;
+        foreach (var (label, list) in _held)
+            Stats(label).PagesHeld = list.Sum(h => h.ExactSize > 0 ? (long)((h.ExactSize + 4095) / 4096) : 1L << h.Order);
+        return _result;
+    }
+
+    /// <summary>Frees everything still held.</summary>
+    public void ReleaseAll()
+    {
+        foreach (var (_, list) in _held)
+        {
+            foreach (var h in list) FreeOne(h);
+            list.Clear();
+        }
+    }
+
+    private LabelStats Stats(string label)
+    {
+        if (!_result.Labels.TryGetValue(label, out var s)) _result.Labels[label] = s = new LabelStats();
+        return s;
+    }
+
+    private List<Held> Holder(string label)
+    {
+        if (!_held.TryGetValue(label, out var l)) _held[label] = l = [];
+        return l;
+    }
+
+    private void Execute(WorkloadStep step)
+    {
+        _result.StepsRun++;
+        switch (step.Op)
+        {
+            case "alloc_pages":
+            {
+                string label = Str(step, "label")!;
+                int order = Int(step, "order", 0);
+                var gfp = GfpArg(step);
+                long count = Long(step, "count", 1);
+                string expect = Str(step, "expect") ?? "any";
+                int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
+                var list = Holder(label);
+                var stats = Stats(label);
+                for (long i = 0; i < count; i++)
+                {
+                    var p = _m.AllocPages(gfp, order);
+                    if (p.IsNull)
+                    {
+                        stats.Failed++;
+                        if (expect == "success") _result.Problems.Add($"{step.Location}: allocation {i + 1} of order {order} for '{label}' failed");
+                        continue;
+                    }
+                    if (expect == "failure") _result.Problems.Add($"{step.Location}: allocation of order {order} for '{label}' succeeded but was expected to fail");
+                    if (fill is { } f) _m.PageSpan(p, order).Fill((byte)f);
+                    list.Add(new Held(p, order, 0, 0));
+                    stats.Allocated++;
+                }
+                break;
+            }
+            case "alloc_pages_exact":
+            {
+                string label = Str(step, "label")!;
+                ulong size = Size(step, "size");
+                var gfp = GfpArg(step);
+                long count = Long(step, "count", 1);
+                string expect = Str(step, "expect") ?? "any";
+                var list = Holder(label);
+                var stats = Stats(label);
+                for (long i = 0; i < count; i++)
+                {
+                    nint a = _m.AllocPagesExact((nuint)size, gfp);
+                    if (a == 0)
+                    {
+                        stats.Failed++;
+                        if (expect == "success") _result.Problems.Add($"{step.Location}: exact allocation of {size} bytes for '{label}' failed");
+                        continue;
+                    }
+                    list.Add(new Held(default, 0, a, (nuint)size));
+                    stats.Allocated++;
+                }
+                break;
+            }
+            case "free_pages":
+            {
+                string label = Str(step, "label")!;
+                var list = Holder(label);
+                long count = step.Args.TryGetValue("count", out var c) && c.ValueKind == JsonValueKind.String ? list.Count : Long(step, "count", list.Count);
+                string which = Str(step, "which") ?? "newest";
+                var stats = Stats(label);
+                for (long i = 0; i < count && list.Count > 0; i++)
+                {
+                    int at = which switch { "oldest" => 0, "random" => _random.Next(list.Count), _ => list.Count - 1 };
+                    var h = list[at];
+                    list.RemoveAt(at);
+                    FreeOne(h);
+                    stats.Freed++;
+                }
+                break;
+            }
+            case "get_page":
+                foreach (var h in Holder(Str(step, "label")!)) if (!h.Page.IsNull) _m.GetPage(h.Page);
+                break;
+            case "put_page":
+                foreach (var h in Holder(Str(step, "label")!)) if (!h.Page.IsNull) _m.PutPage(h.Page);
+                break;
+            case "write":
+            {
+                byte b = (byte)Pattern(step, "pattern");
+                foreach (var h in Holder(Str(step, "label")!)) Span(h).Fill(b);
+                break;
+            }
+            case "verify":
+            {
+                byte b = (byte)Pattern(step, "pattern");
+                string label = Str(step, "label")!;
+                foreach (var h in Holder(label))
+                {
+                    int bad = Span(h).IndexOfAnyExcept(b);
+                    if (bad >= 0) { _result.Problems.Add($"{step.Location}: '{label}' byte {bad} of {h.Page} is not 0x{b:x2}"); break; }
+                }
+                break;
+            }
+            case "drain":
+                _m.DrainAllPages();
+                break;
+            case "reclaim":
+                _m.Reclaim();
+                break;
+            case "min_free_kbytes":
+                _m.MinFreeKbytes = Long(step, "value", 0);
+                break;
+            case "log":
+                _m.Log.Info(Str(step, "message") ?? "");
+                break;
+            case "check":
+                foreach (var e in _m.VerifyIntegrity()) _result.Problems.Add($"{step.Location}: {e}");
+                break;
+            case "repeat":
+            {
+                long times = Long(step, "times", 1);
+                for (long t = 0; t < times; t++)
+                    foreach (var child in step.Children) Execute(child);
+                break;
+            }
+            default:
+                throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
+        }
+    }
+
+    private unsafe Span<byte> Span(Held h) => h.ExactSize > 0
+        ? new Span<byte>((void*)h.Address, (int)h.ExactSize)
+        : _m.PageSpan(h.Page, h.Order);
+
+    private void FreeOne(Held h)
+    {
+        if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
+        else _m.FreePages(h.Page, h.Order);
+    }
+
+    // ------------------------------------------------------------------ argument checking
+
+    /// <summary>Checks a step's arguments before anything runs.</summary>
+    internal static void Validate(WorkloadStep step)
+    {
+        string[] needsLabel = ["alloc_pages", "free_pages", "alloc_pages_exact", "get_page", "put_page", "write", "verify"];
+        if (needsLabel.Contains(step.Op))
+        {
+            string? label = Str(step, "label");
+            if (string.IsNullOrWhiteSpace(label)) throw new WorkloadException($"{step.Location}.label", "is required (a name for the allocations)");
+        }
+        switch (step.Op)
+        {
+            case "alloc_pages":
+                Int(step, "order", 0, 0, 63);
+                GfpArg(step);
+                Long(step, "count", 1, 1, 10_000_000);
+                Expect(step);
+                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                break;
+            case "alloc_pages_exact":
+                if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
+                ulong size = Size(step, "size");
+                if (size == 0 || size > 1UL << 32) throw new WorkloadException($"{step.Location}.size", "must be 1 byte .. 4 GiB");
+                GfpArg(step);
+                Long(step, "count", 1, 1, 10_000_000);
+                Expect(step);
+                break;
+            case "free_pages":
+                if (step.Args.TryGetValue("count", out var c) && !(c.ValueKind == JsonValueKind.String && c.GetString() == "all"))
+                    Long(step, "count", 1, 0, long.MaxValue);
+                if (Str(step, "which") is { } w && w is not ("newest" or "oldest" or "random"))
+                    throw new WorkloadException($"{step.Location}.which", $"'{w}' is not newest, oldest or random");
+                break;
+            case "write" or "verify":
+                Pattern(step, "pattern");
+                break;
+            case "min_free_kbytes":
+                if (!step.Args.ContainsKey("value")) throw new WorkloadException($"{step.Location}.value", "is required");
+                Long(step, "value", 0, 0, long.MaxValue);
+                break;
+            case "repeat":
+                if (!step.Args.ContainsKey("times")) throw new WorkloadException($"{step.Location}.times", "is required");
+                Long(step, "times", 1, 0, 100_000_000);
+                if (step.Children.Count == 0) throw new WorkloadException($"{step.Location}.steps", "needs at least one step");
+                break;
+        }
+    }
+
+    private static void Expect(WorkloadStep step)
+    {
+        if (Str(step, "expect") is { } e && e is not ("success" or "failure" or "any"))
+            throw new WorkloadException($"{step.Location}.expect", $"'{e}' is not success, failure or any");
+    }
+
+    private static string? Str(WorkloadStep step, string key)
+    {
+        if (!step.Args.TryGetValue(key, out var v)) return null;
+        if (v.ValueKind != JsonValueKind.String) throw new WorkloadException($"{step.Location}.{key}", "must be a string");
+        return v.GetString();
+    }
+
+    private static int Int(WorkloadStep step, string key, int dflt, int min = int.MinValue, int max = int.MaxValue) =>
+        (int)Long(step, key, dflt, min, max);
+
+    private static long Long(WorkloadStep step, string key, long dflt, long min = long.MinValue, long max = long.MaxValue)
+    {
+        if (!step.Args.TryGetValue(key, out var v)) return dflt;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out long n)) throw new WorkloadException($"{step.Location}.{key}", "must be a whole number");
+        if (n < min || n > max) throw new WorkloadException($"{step.Location}.{key}", $"{n} is outside {min}..{max}");
+        return n;
+    }
+
+    private static ulong Size(WorkloadStep step, string key)
+    {
+        var v = step.Args[key];
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetUInt64(out ulong n)) return n;
+        if (v.ValueKind == JsonValueKind.String && MachineProfile.TryParseSize(v.GetString()!, out ulong s)) return s;
+        throw new WorkloadException($"{step.Location}.{key}", "is not a size (bytes, 0x hex, or a number with K, M or G)");
+    }
+
+    private static Gfp GfpArg(WorkloadStep step)
+    {
+        string text = Str(step, "gfp") ?? "GFP_KERNEL";
+        if (!GfpFlags.TryParse(text, out var gfp)) throw new WorkloadException($"{step.Location}.gfp", $"'{text}' is not a GFP mask (e.g. GFP_KERNEL|__GFP_ZERO or 0xcc0)");
+        return gfp;
+    }
+
+    private static int Pattern(WorkloadStep step, string key)
+    {
+        if (!step.Args.TryGetValue(key, out var v)) throw new WorkloadException($"{step.Location}.{key}", "is required");
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int n) && n is >= 0 and <= 255) return n;
+        if (v.ValueKind == JsonValueKind.String && MachineProfile.TryParseSize(v.GetString()!, out ulong s) && s <= 255) return (int)s;
+        throw new WorkloadException($"{step.Location}.{key}", "must be a byte value 0..255 (or 0x00..0xff)");
+    }
+}
