@@ -32,65 +32,91 @@ internal static class PageViews
         fs.Register("/proc/sys/vm/watermark_scale_factor", () => $"{Watermarks.WatermarkScaleFactor}\n");
     }
 
-    /// <summary>/proc/buddyinfo: populated zones only.</summary>
-    public static string BuddyInfo(PageAllocator pa)
+    /// <summary>One zone's numbers for /proc/buddyinfo and /proc/pagetypeinfo.</summary>
+    internal sealed record ZoneFreeCounts(int Node, string Zone, long[,] FreePerTypeOrder, long[] BlocksPerType)
     {
-        var sb = new StringBuilder();
+        public long FreeBlocks(int order)
+        {
+            long n = 0;
+            for (int mt = 0; mt < FreePerTypeOrder.GetLength(0); mt++) n += FreePerTypeOrder[mt, order];
+            return n;
+        }
+    }
+
+    /// <summary>The counts of every populated zone, read under each zone's lock.</summary>
+    public static List<ZoneFreeCounts> Snapshot(PageAllocator pa)
+    {
+        var list = new List<ZoneFreeCounts>();
         foreach (var z in pa.Zones)
         {
             if (!z.Populated) continue;
-            sb.Append($"Node 0, zone {z.Name,8} ");
+            var free = new long[PageTypes.MigrateTypes, pa.MaxOrder];
+            var blocks = new long[PageTypes.MigrateTypes];
             lock (z.Lock)
-                for (int o = 0; o < pa.MaxOrder; o++) sb.Append($"{z.AreaFree(o),6} ");
+            {
+                for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)
+                    for (int o = 0; o < pa.MaxOrder; o++) free[mt, o] = z.NrFree(o, mt);
+                for (int b = 0; b < z.PageblockCount; b++)
+                {
+                    long probe = Math.Max(z.PageblockStartIdx(b), z.StartIdx);
+                    if (!pa.PfnValid(pa.BasePfn + (ulong)probe)) continue; // pfn_to_online_page() == NULL
+                    blocks[(int)z.PageblockTypeAt(b)]++;
+                }
+            }
+            list.Add(new ZoneFreeCounts(0, z.Name, free, blocks));
+        }
+        return list;
+    }
+
+    /// <summary>/proc/buddyinfo: populated zones only.</summary>
+    public static string BuddyInfo(PageAllocator pa) => FormatBuddyInfo(Snapshot(pa), pa.MaxOrder);
+
+    /// <summary>frag_show_print(): "Node %d, zone %8s " then "%6lu " per order.</summary>
+    public static string FormatBuddyInfo(IEnumerable<ZoneFreeCounts> zones, int maxOrder)
+    {
+        var sb = new StringBuilder();
+        foreach (var z in zones)
+        {
+            sb.Append($"Node {z.Node}, zone {z.Zone,8} ");
+            for (int o = 0; o < maxOrder; o++) sb.Append($"{z.FreeBlocks(o),6} ");
             sb.Append('\n');
         }
         return sb.ToString();
     }
 
     /// <summary>/proc/pagetypeinfo: free blocks per type and order, then pageblocks per type.</summary>
-    public static string PageTypeInfo(PageAllocator pa)
+    public static string PageTypeInfo(PageAllocator pa) => FormatPageTypeInfo(Snapshot(pa), pa.PageblockOrder, pa.MaxOrder);
+
+    /// <summary>pagetypeinfo_show(): header, pagetypeinfo_showfree() and pagetypeinfo_showblockcount().</summary>
+    public static string FormatPageTypeInfo(IReadOnlyList<ZoneFreeCounts> zones, int pageblockOrder, int maxOrder)
     {
         var sb = new StringBuilder();
-        sb.Append($"Page block order: {pa.PageblockOrder}\n");
-        sb.Append($"Pages per block:  {1L << pa.PageblockOrder}\n");
+        sb.Append($"Page block order: {pageblockOrder}\n");
+        sb.Append($"Pages per block:  {1L << pageblockOrder}\n");
         sb.Append('\n');
         sb.Append($"{"Free pages count per migrate type at order",-43} ");
-        for (int o = 0; o < pa.MaxOrder; o++) sb.Append($"{o,6} ");
+        for (int o = 0; o < maxOrder; o++) sb.Append($"{o,6} ");
         sb.Append('\n');
-        foreach (var z in pa.Zones)
+        foreach (var z in zones)
         {
-            if (!z.Populated) continue;
             for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)
             {
-                sb.Append($"Node {0,4}, zone {z.Name,8}, type {PageTypes.MigrateTypeNames[mt],12} ");
-                lock (z.Lock)
-                    for (int o = 0; o < pa.MaxOrder; o++)
-                    {
-                        long n = z.NrFree(o, mt);
-                        sb.Append(n >= 100000 ? $">{100000,6} " : $"{n,6} ");
-                    }
+                sb.Append($"Node {z.Node,4}, zone {z.Zone,8}, type {PageTypes.MigrateTypeNames[mt],12} ");
+                for (int o = 0; o < maxOrder; o++)
+                {
+                    long n = z.FreePerTypeOrder[mt, o];
+                    sb.Append(n >= 100000 ? $">{100000,6} " : $"{n,6} ");
+                }
                 sb.Append('\n');
             }
         }
         sb.Append($"\n{"Number of blocks type ",-23}");
         foreach (var name in PageTypes.MigrateTypeNames) sb.Append($"{name,12} ");
         sb.Append('\n');
-        foreach (var z in pa.Zones)
+        foreach (var z in zones)
         {
-            if (!z.Populated) continue;
-            var count = new long[PageTypes.MigrateTypes];
-            lock (z.Lock)
-            {
-                for (int b = 0; b < z.PageblockCount; b++)
-                {
-                    long start = z.PageblockStartIdx(b);
-                    long probe = Math.Max(start, z.StartIdx);
-                    if (!pa.PfnValid(pa.BasePfn + (ulong)probe)) continue; // pfn_to_online_page() == NULL
-                    count[(int)z.PageblockTypeAt(b)]++;
-                }
-            }
-            sb.Append($"Node 0, zone {z.Name,8} ");
-            foreach (var c in count) sb.Append($"{c,12} ");
+            sb.Append($"Node {z.Node}, zone {z.Zone,8} ");
+            foreach (var c in z.BlocksPerType) sb.Append($"{c,12} ");
             sb.Append('\n');
         }
         return sb.ToString();

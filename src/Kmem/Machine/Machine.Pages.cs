@@ -121,6 +121,9 @@ public sealed partial class Machine
     /// <summary><c>drain_all_pages()</c>: returns every thread's per-CPU pages to the buddy lists.</summary>
     public void DrainAllPages() { ThrowIfDisposed(); Pages.DrainAllPages(); }
 
+    /// <summary><c>drain_local_pages()</c>: returns the calling thread's per-CPU pages to the buddy lists.</summary>
+    public void DrainLocalPages() { ThrowIfDisposed(); Pages.DrainLocalPages(); }
+
     /// <summary><c>register_shrinker()</c>: reclaim will ask this cache for memory.</summary>
     public void RegisterShrinker(Shrinker shrinker)
     {

@@ -190,13 +190,13 @@ public sealed record MachineProfile
         if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
             return ulong.TryParse(text.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out value);
         ulong mult = 1;
+        if (text.Length > 1 && char.ToUpperInvariant(text[^1]) == 'B') text = text[..^1];      // 16MB, 2GiB
+        if (text.Length > 1 && text[^1] == 'i') text = text[..^1];                             // 2Gi
         char last = char.ToUpperInvariant(text[^1]);
-        if (last == 'B' && text.Length > 1) { text = text[..^1]; last = char.ToUpperInvariant(text[^1]); }
         if (last is 'K' or 'M' or 'G' or 'T')
         {
             mult = last switch { 'K' => 1UL << 10, 'M' => 1UL << 20, 'G' => 1UL << 30, _ => 1UL << 40 };
             text = text[..^1];
-            if (text.EndsWith('i')) text = text[..^1];
         }
         if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n)) return false;
         if (n > ulong.MaxValue / mult) return false;

@@ -33,7 +33,7 @@ internal sealed unsafe partial class PageAllocator
                         {
                             ref PageFrame f = ref _f[idx];
                             ulong pfn = BasePfn + (ulong)idx;
-                            string where = $"{z.Name} order {o} {PageTypes.MigrateTypeNames[mt]} pfn {pfn:#x}";
+                            string where = $"{z.Name} order {o} {PageTypes.MigrateTypeNames[mt]} pfn 0x{pfn:x}";
                             if (f.Prev != prev) errors.Add($"{where}: broken back link");
                             if ((f.Flags & PageFlags.Buddy) == 0) errors.Add($"{where}: on a free list without PG_buddy");
                             if (f.Order != o) errors.Add($"{where}: order field {f.Order}");
@@ -41,7 +41,7 @@ internal sealed unsafe partial class PageAllocator
                             if ((pfn & ((1UL << o) - 1)) != 0) errors.Add($"{where}: misaligned block");
                             if (idx < z.StartIdx || idx + (1 << o) > z.EndIdx) errors.Add($"{where}: block outside the zone");
                             for (int i = 0; i < 1 << o; i++)
-                                if (!covered.Add(idx + i)) { errors.Add($"{where}: page {pfn + (ulong)i:#x} is free twice"); break; }
+                                if (!covered.Add(idx + i)) { errors.Add($"{where}: page 0x{pfn + (ulong)i:x} is free twice"); break; }
                             if (o < MaxOrder - 1)
                             {
                                 int buddy = (int)((long)(pfn ^ (1UL << o)) - (long)BasePfn);
@@ -81,9 +81,9 @@ internal sealed unsafe partial class PageAllocator
                     {
                         count++;
                         ref PageFrame f = ref _f[idx];
-                        if ((f.Flags & PageFlags.Pcp) == 0 || f.RefCount != 0) errors.Add($"pcp page {BasePfn + (ulong)idx:#x}: flags {f.Flags} refcount {f.RefCount}");
-                        if (!pcp.Zone.Contains(idx)) errors.Add($"pcp page {BasePfn + (ulong)idx:#x} is not in zone {pcp.Zone.Name}");
-                        if (!covered.Add(idx)) errors.Add($"pcp page {BasePfn + (ulong)idx:#x} is also free elsewhere");
+                        if ((f.Flags & PageFlags.Pcp) == 0 || f.RefCount != 0) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x}: flags {f.Flags} refcount {f.RefCount}");
+                        if (!pcp.Zone.Contains(idx)) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x} is not in zone {pcp.Zone.Name}");
+                        if (!covered.Add(idx)) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x} is also free elsewhere");
                     }
                 }
                 if (count != pcp.Count) errors.Add($"pcp list of {pcp.Zone.Name}: count {pcp.Count} but {count} pages listed");

@@ -153,10 +153,12 @@ internal sealed partial class PageAllocator
         }
     }
 
+    /// <summary>pgdat_balanced(): every populated zone passes the high watermark for an order-0 request of its own zone
+    /// (free CMA pages do not count, as they cannot serve every caller).</summary>
     private bool AllZonesAboveHigh()
     {
         foreach (var z in Zones)
-            if (z.Populated && Volatile.Read(ref z.FreePages) <= z.WmarkHigh) return false;
+            if (z.Populated && !ZoneWatermarkOk(z, 0, z.WmarkHigh, z.Index, AllocFlags.WmarkMin, Volatile.Read(ref z.FreePages))) return false;
         return true;
     }
 
@@ -224,7 +226,7 @@ internal sealed partial class PageAllocator
                 idx = GetPageFromFreelist(gfp, order, af | AllocFlags.Harder, hz, mt);
                 if (idx >= 0) return idx;
                 if (started.Elapsed > TimeSpan.FromSeconds(10) && noProgress++ % 64 == 0)
-                    _log.Warn($"{TaskName()}: page allocation stalls for {started.ElapsedMilliseconds}ms, order:{order}, mode:{(uint)gfp:#x}({GfpFlags.Format(gfp)}), nodemask=(null)");
+                    _log.Warn($"{TaskName()}: page allocation stalls for {started.ElapsedMilliseconds}ms, order:{order}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null)");
                 WaitForFree(ReclaimRetryWait);
                 drained = false;
                 continue;

@@ -108,7 +108,7 @@ internal sealed unsafe partial class PageAllocator
             }
         }
         var sb = new StringBuilder();
-        sb.Append($"{TaskName()}: page allocation failure: order:{order}, mode:{(uint)gfp:#x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
+        sb.Append($"{TaskName()}: page allocation failure: order:{order}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
         DumpStack(sb, 4);
         _log.Printk(LogLevel.Warning, sb.ToString());
         _log.Printk(LogLevel.Warning, ShowMem());
@@ -234,7 +234,7 @@ internal sealed unsafe partial class PageAllocator
         ulong pfn = BasePfn + (ulong)idx;
         nint desc = (nint)(_f + idx);
         int head = CompoundHead(idx);
-        sb.Append($"page:{desc:x16} refcount:{_f[head].RefCount} mapcount:{f.MapCount} mapping:0000000000000000 index:0x0 pfn:{pfn:#x}\n");
+        sb.Append($"page:{desc:x16} refcount:{_f[head].RefCount} mapcount:{f.MapCount} mapping:0000000000000000 index:0x0 pfn:0x{pfn:x}\n");
         if (head != idx || (f.Flags & PageFlags.Head) != 0)
             sb.Append($"head:{(nint)(_f + head):x16} order:{_f[head].Order} compound_mapcount:0\n");
         ulong kflags = 0;
@@ -244,7 +244,7 @@ internal sealed unsafe partial class PageAllocator
         if ((_f[head].Flags & PageFlags.Head) != 0) { kflags |= 1UL << 16; names.Add("head"); }
         var zone = ZoneOfIdx(idx);
         bool cma = zone is not null && zone.PageblockType(idx) == MigrateType.Cma;
-        sb.Append($"flags: {kflags:#x}({string.Join('|', names)}){(cma ? " CMA" : "")}\n");
+        sb.Append($"flags: 0x{kflags:x}({string.Join('|', names)}){(cma ? " CMA" : "")}\n");
         ulong* raw = (ulong*)(_f + idx);
         sb.Append($"raw: {raw[0]:x16} {raw[1]:x16} {raw[2]:x16} {raw[3]:x16}\n");
         if (head != idx)

@@ -1,0 +1,109 @@
+// Booting: the boot log in the kernel's words, reservations, CMA pageblocks, disposal, and
+// several machines side by side.
+namespace Kmem.Tests;
+
+public class BootTests
+{
+    [Fact]
+    public void Rv1106_boot_log_has_the_memory_layout()
+    {
+        using var m = Machine.Boot("rv1106");
+        string log = m.Dmesg();
+        Assert.Matches(@"^\[\s+\d+\.\d{6}\] Booting Linux on physical CPU 0x0\n", log);
+        Assert.Contains("] cma: Reserved 32 MiB at 0x02800000\n", log);
+        Assert.Contains("] Zone ranges:\n", log);
+        Assert.Contains("]   Normal   [mem 0x0000000000000000-0x000000000fffffff]\n", log);
+        Assert.Contains("]   HighMem  empty\n", log);
+        Assert.Contains("]   node   0: [mem 0x0000000000000000-0x000000000fffffff]\n", log);
+        Assert.Contains("]   Normal zone: 512 pages used for memmap\n", log);
+        Assert.Contains("]   Normal zone: 65536 pages, LIFO batch:15\n", log);
+        Assert.Contains("] Built 1 zonelists, mobility grouping on.  Total pages: 65024\n", log);
+        Assert.Matches(@"\] Memory: \d+K/262144K available \(2560K kernel code, 320K rwdata, 768K rodata, 224K init, 160K bss, \d+K reserved, 32768K cma-reserved, 0K highmem\)\n", log);
+    }
+
+    [Fact]
+    public void Memory_line_adds_up()
+    {
+        using var m = Machine.Boot("rv1106");
+        var match = System.Text.RegularExpressions.Regex.Match(m.Dmesg(), @"Memory: (\d+)K/(\d+)K available .* (\d+)K reserved, (\d+)K cma-reserved");
+        long avail = long.Parse(match.Groups[1].Value), phys = long.Parse(match.Groups[2].Value);
+        long reserved = long.Parse(match.Groups[3].Value), cma = long.Parse(match.Groups[4].Value);
+        Assert.Equal(phys, avail + reserved + cma);
+    }
+
+    [Fact]
+    public void X86_64_prints_e820_and_three_zones()
+    {
+        using var m = Machine.Boot("x86_64");
+        string log = m.Dmesg();
+        Assert.Contains("BIOS-e820: [mem 0x0000000000100000-0x00000000bffdffff] usable", log);
+        Assert.Contains("  DMA      [mem 0x0000000000001000-0x0000000000ffffff]", log);
+        Assert.Contains("  DMA32    [mem 0x0000000001000000-0x00000000ffffffff]", log);
+        Assert.Contains("  Normal   [mem 0x0000000100000000-0x000000013fffffff]", log);
+        Assert.DoesNotContain("cma: Reserved", log);
+    }
+
+    [Fact]
+    public void Cma_pageblocks_are_marked_and_free()
+    {
+        using var m = Machine.Boot("rv1106");
+        var normal = m.Zones.Single(z => z.Name == "Normal");
+        var types = normal.PageblockTypes; // 1024-page blocks: the CMA area is blocks 10..17
+        for (int b = 0; b < types.Count; b++)
+            Assert.Equal(b is >= 10 and < 18 ? MigrateType.Cma : MigrateType.Movable, types[b]);
+        Assert.Equal(8192, normal.FreeCmaPages);
+        Assert.Contains("CmaTotal:          32768 kB\n", m.ProcFs.Read("/proc/meminfo"));
+        Assert.Contains("CmaFree:           32768 kB\n", m.ProcFs.Read("/proc/meminfo"));
+    }
+
+    [Fact]
+    public void Reserved_pages_are_never_handed_out()
+    {
+        using var m = TestSupport.Small();
+        var kernelPfns = Enumerable.Range(0x60008, 0x180).Select(x => (ulong)x).ToHashSet();
+        var got = new List<Page>();
+        while (true)
+        {
+            var p = m.AllocPages(Gfp.Atomic | Gfp.NoWarn | Gfp.Memalloc, 0);
+            if (p.IsNull) break;
+            Assert.DoesNotContain(p.Pfn, kernelPfns);
+            got.Add(p);
+        }
+        Assert.True(got.Count > 5000);
+        foreach (var p in got) m.FreePage(p);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Two_machines_are_independent()
+    {
+        using var a = Machine.Boot("rv1106");
+        using var b = Machine.Boot("rv1106");
+        var pa = a.AllocPages(Gfp.Kernel, 3);
+        Assert.Equal(a.Zones[0].FreePages + 8, b.Zones[0].FreePages);
+        var e = Assert.Throws<InvalidAddressException>(() => b.FreePages(pa, 3));
+        Assert.Contains("another machine", e.Message);
+        a.FreePages(pa, 3);
+    }
+
+    [Fact]
+    public void Disposed_machine_refuses_calls()
+    {
+        var m = Machine.Boot("rv1106");
+        var p = m.AllocPage(Gfp.Kernel);
+        m.Dispose();
+        m.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => m.AllocPage(Gfp.Kernel));
+        Assert.Throws<ObjectDisposedException>(() => m.FreePage(p));
+    }
+
+    [Fact]
+    public void An_8_GiB_profile_costs_only_what_is_touched()
+    {
+        long before = Environment.WorkingSet;
+        using var m = Machine.Boot("rk3588");
+        long grown = Environment.WorkingSet - before;
+        Assert.True(grown < 512L << 20, $"working set grew by {grown >> 20} MiB");
+        Assert.True(m.IsFileBacked);
+    }
+}

@@ -1,0 +1,45 @@
+// Shared helpers for the tests: small machines, fixture files, and a snapshot of allocator state
+// used to prove that a rejected call changed nothing.
+using Kmem.Diagnostics;
+
+namespace Kmem.Tests;
+
+internal static class TestSupport
+{
+    /// <summary>A small 32-bit board (32 MiB, one 8 MiB CMA area) so that exhaustion is quick.</summary>
+    public const string SmallProfileJson = """
+    {
+      "name": "small", "arch": "arm", "cpus": 2,
+      "dram": [ { "base": "0x60000000", "size": "32M" } ],
+      "kernel": { "base": "0x60008000", "code": "1M", "rwdata": "128K", "rodata": "256K", "init": "64K", "bss": "64K" },
+      "cma": [ { "name": "small-cma", "base": "0x61000000", "size": "8M" } ]
+    }
+    """;
+
+    public static Machine Small()
+    {
+        var m = Machine.Boot(MachineProfile.Parse(SmallProfileJson));
+        m.ReclaimRetryWait = TimeSpan.Zero;
+        return m;
+    }
+
+    public static string Fixture(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
+
+    /// <summary>Everything observable about the page allocator's free memory, as text.</summary>
+    public static string State(Machine m) =>
+        m.ProcFs.Read("/proc/pagetypeinfo") + m.ProcFs.Read("/proc/zoneinfo") +
+        string.Join(",", m.Zones.Select(z => $"{z.Name}:{z.FreePages}/{z.PcpPages}/{z.FreeCmaPages}"));
+
+    public static void AssertConsistent(Machine m)
+    {
+        var errors = m.VerifyIntegrity();
+        Assert.True(errors.Count == 0, string.Join("\n", errors.Take(20)));
+    }
+
+    /// <summary>Per-order free block counts across zones after draining the per-CPU lists.</summary>
+    public static string Buddy(Machine m)
+    {
+        m.DrainAllPages();
+        return m.ProcFs.Read("/proc/buddyinfo");
+    }
+}
