@@ -1,0 +1,148 @@
+// The `kmem` command run in-process: the main job, each verb, and the exit codes for bad input.
+using Kmem.Cli;
+
+namespace Kmem.Tests;
+
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = KmemCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void Main_job_boots_rv1106_runs_the_workload_and_prints_the_views()
+    {
+        var (code, o, e) = Run();
+        Assert.True(code == 0, e);
+        Assert.Contains("booted rv1106", o);
+        Assert.Contains("$ cat /proc/buddyinfo\nNode 0, zone   Normal ", o);
+        Assert.Contains("$ cat /proc/pagetypeinfo\nPage block order: 10\n", o);
+        Assert.Contains("$ cat /proc/meminfo\nMemTotal:", o);
+        Assert.Contains("CmaTotal:          32768 kB", o);
+        Assert.Contains("all expectations held", o);
+        Assert.Contains("isp-frames", o);
+    }
+
+    [Fact]
+    public void Boot_prints_the_boot_log()
+    {
+        var (code, o, _) = Run("boot", "--profile", "x86_64");
+        Assert.Equal(0, code);
+        Assert.Contains("Zone ranges:", o);
+        Assert.Contains("DMA32    [mem 0x0000000001000000-0x00000000ffffffff]", o);
+    }
+
+    [Fact]
+    public void Profiles_lists_the_embedded_boards()
+    {
+        var (code, o, _) = Run("profiles");
+        Assert.Equal(0, code);
+        Assert.Contains("rv1106 (default)", o);
+        Assert.Contains("rk3588", o);
+        Assert.Contains("x86_64", o);
+        var (code2, json, _) = Run("profiles", "--json", "rv1106");
+        Assert.Equal(0, code2);
+        Assert.Equal("rv1106", MachineProfile.Parse(json).Name);
+    }
+
+    [Fact]
+    public void Cat_prints_one_view()
+    {
+        var (code, o, _) = Run("cat", "/proc/buddyinfo", "--profile", "x86_64");
+        Assert.Equal(0, code);
+        Assert.StartsWith("Node 0, zone      DMA ", o);
+        var (code2, list, _) = Run("cat", "--list");
+        Assert.Equal(0, code2);
+        Assert.Contains("/proc/zoneinfo", list);
+    }
+
+    [Fact]
+    public void Cat_after_a_workload_shows_its_effect()
+    {
+        var (_, before, _) = Run("cat", "/proc/meminfo");
+        var (code, after, e) = Run("cat", "/proc/meminfo", "--workload", KmemCli.DefaultWorkload);
+        Assert.True(code == 0, e);
+        Assert.NotEqual(before, after);
+    }
+
+    [Fact]
+    public void Run_executes_a_workload_file()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"kmem-wl-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """
+        { "name": "tiny", "steps": [
+            { "op": "alloc_pages", "label": "a", "order": 3, "count": 4, "expect": "success", "fill": 7 },
+            { "op": "verify", "label": "a", "pattern": 7 },
+            { "op": "free_pages", "label": "a", "count": 2 },
+            { "op": "check" } ] }
+        """);
+        try
+        {
+            var (code, o, e) = Run("run", path, "--profile", "rv1106");
+            Assert.True(code == 0, e);
+            Assert.Contains("workload tiny on rv1106", o);
+            Assert.Contains("all expectations held", o);
+            Assert.Contains("Node 0, zone   Normal", o);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Run_fails_with_1_when_an_expectation_does_not_hold()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"kmem-wl-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{ "steps": [ { "op": "alloc_pages", "label": "big", "order": 10, "count": 200, "gfp": "GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN", "expect": "success" } ] }""");
+        try
+        {
+            var (code, _, e) = Run("run", path);
+            Assert.Equal(1, code);
+            Assert.Contains("failed", e);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Dmesg_filters_by_level()
+    {
+        var (code, all, _) = Run("dmesg");
+        Assert.Equal(0, code);
+        Assert.Contains("On node 0 totalpages", all); // KERN_DEBUG
+        var (_, info, _) = Run("dmesg", "--level", "6");
+        Assert.DoesNotContain("On node 0 totalpages", info);
+        Assert.Contains("Zone ranges:", info);
+    }
+
+    [Theory]
+    [InlineData(new[] { "cat", "/proc/nonsense" }, "No such file or directory")]
+    [InlineData(new[] { "boot", "--profile", "pdp11" }, "unknown profile 'pdp11'")]
+    [InlineData(new[] { "boot", "--profile", "/nonexistent/board.json" }, "cannot read")]
+    [InlineData(new[] { "run", "no-such-workload" }, "neither a file nor a built-in workload")]
+    [InlineData(new[] { "frobnicate" }, "kmem:")]
+    [InlineData(new[] { "dmesg", "--level", "9" }, "outside 0..7")]
+    [InlineData(new[] { "cat" }, "needs a path")]
+    public void Bad_input_exits_2_with_a_one_line_reason(string[] args, string reason)
+    {
+        var (code, _, e) = Run(args);
+        Assert.Equal(2, code);
+        Assert.Contains(reason, e);
+        Assert.Single(e.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public void A_malformed_profile_file_exits_2_naming_the_field()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"kmem-bad-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{"name":"b","arch":"arm","cpus":1,"dram":[{"base":0,"size":"64M"}],"cma":[{"name":"c","base":"0x100000","size":"8M"}]}""");
+        try
+        {
+            var (code, _, e) = Run("boot", "--profile", path);
+            Assert.Equal(2, code);
+            Assert.Contains("cma[0].base", e);
+        }
+        finally { File.Delete(path); }
+    }
+}
