@@ -1,7 +1,6 @@
 // A board description (RAM banks, architecture, zones, reservations, CMA areas, devices) and its
 // strict JSON reader: every malformed field is rejected with its path and the problem.
 using System.Globalization;
-using System.Reflection;
 using System.Text.Json;
 
 namespace Kmem;
@@ -149,13 +148,7 @@ public sealed record MachineProfile
     public static MachineProfile Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ProfileException("(file)", $"cannot read {path}: {e.Message}", e);
-        }
-        return Parse(text);
+        return Parse(JsonInput.ReadFile(path, (m, e) => new ProfileException("(file)", m, e)));
     }
 
     /// <summary>Parses and validates profile JSON.</summary>
@@ -163,22 +156,8 @@ public sealed record MachineProfile
     public static MachineProfile Parse(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        }
-        catch (JsonException e)
-        {
-            throw new ProfileException("(json)", $"not valid JSON: line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}: {FirstSentence(e.Message)}", e);
-        }
-        using (doc) return ProfileReader.Read(doc.RootElement);
-    }
-
-    private static string FirstSentence(string m)
-    {
-        int i = m.IndexOf(". ", StringComparison.Ordinal);
-        return i > 0 ? m[..i] : m.TrimEnd('.');
+        using var doc = JsonInput.Parse(json, (m, e) => new ProfileException("(json)", m, e));
+        return ProfileReader.Read(doc.RootElement);
     }
 
     /// <summary>Parses a size: a number of bytes, hex (<c>0x…</c>), or a number with K, M or G.</summary>

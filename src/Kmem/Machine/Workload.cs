@@ -53,44 +53,27 @@ public sealed class Workload
     public static Workload Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new WorkloadException("(file)", $"cannot read {path}: {e.Message}", e);
-        }
-        return Parse(text);
+        return Parse(JsonInput.ReadFile(path, (m, e) => new WorkloadException("(file)", m, e)));
     }
 
     /// <summary>Parses and validates workload JSON.</summary>
     public static Workload Parse(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        }
-        catch (JsonException e)
-        {
-            throw new WorkloadException("(json)", $"not valid JSON: line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}", e);
-        }
-        using (doc)
-        {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new WorkloadException("(root)", "must be a JSON object");
-            foreach (var p in root.EnumerateObject())
-                if (p.Name is not ("name" or "description" or "seed" or "steps"))
-                    throw new WorkloadException(p.Name, "unknown key (allowed: name, description, seed, steps)");
-            string name = root.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "workload";
-            string desc = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";
-            int seed = 1;
-            if (root.TryGetProperty("seed", out var s))
-                if (s.ValueKind != JsonValueKind.Number || !s.TryGetInt32(out seed)) throw new WorkloadException("seed", "must be a whole number");
-            if (!root.TryGetProperty("steps", out var steps) || steps.ValueKind != JsonValueKind.Array)
-                throw new WorkloadException("steps", "is required and must be an array");
-            return new Workload(name, desc, seed, ReadSteps(steps, "steps"));
-        }
+        using var doc = JsonInput.Parse(json, (m, e) => new WorkloadException("(json)", m, e));
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new WorkloadException("(root)", "must be a JSON object");
+        foreach (var p in root.EnumerateObject())
+            if (p.Name is not ("name" or "description" or "seed" or "steps"))
+                throw new WorkloadException(p.Name, "unknown key (allowed: name, description, seed, steps)");
+        string name = root.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "workload";
+        string desc = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";
+        int seed = 1;
+        if (root.TryGetProperty("seed", out var s))
+            if (s.ValueKind != JsonValueKind.Number || !s.TryGetInt32(out seed)) throw new WorkloadException("seed", "must be a whole number");
+        if (!root.TryGetProperty("steps", out var steps) || steps.ValueKind != JsonValueKind.Array)
+            throw new WorkloadException("steps", "is required and must be an array");
+        return new Workload(name, desc, seed, ReadSteps(steps, "steps"));
     }
 
     private static List<WorkloadStep> ReadSteps(JsonElement arr, string path)
