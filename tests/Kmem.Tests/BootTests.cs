@@ -91,10 +91,14 @@ public class BootTests
     {
         var m = Machine.Boot("rv1106");
         var p = m.AllocPage(Gfp.Kernel);
+        nint a = m.GetFreePages(Gfp.Kernel, 0);
         m.Dispose();
         m.Dispose();
         Assert.Throws<ObjectDisposedException>(() => m.AllocPage(Gfp.Kernel));
         Assert.Throws<ObjectDisposedException>(() => m.FreePage(p));
+        Assert.Throws<ObjectDisposedException>(() => m.FreePages(a, 0));
+        Assert.Throws<ObjectDisposedException>(() => m.PageAddress(p));
+        Assert.Throws<ObjectDisposedException>(() => m.GetFreePages(Gfp.Kernel, 0));
     }
 
     [Fact]

@@ -196,7 +196,7 @@ public sealed partial class Machine
     private int CheckedIndex(Page page, string caller)
     {
         ulong idx = page.PfnPlusOne - 1 - Pages.BasePfn;
-        if (page.MachineId == Id && idx < (ulong)_frames.Count) return (int)idx;
+        if (page.MachineId == Id && idx < (ulong)_frames.Count && _disposed == 0) return (int)idx;
         return CheckedIndexSlow(page, caller);
     }
 
@@ -209,7 +209,21 @@ public sealed partial class Machine
         throw Invalid($"pfn 0x{page.Pfn:x} is outside this machine's memory", caller);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int VirtToIndex(nint address, string caller, bool requireAligned)
+    {
+        // Fast: a page-aligned address of an allocated page can only be RAM of this machine.
+        nint off = address - _phys.LinearBase;
+        if ((ulong)off < _phys.Size && (off & (PageSize - 1)) == 0 && _disposed == 0)
+        {
+            int idx = (int)(off >> PhysicalMemory.PageShift);
+            if ((_frames[idx].Flags & PageFlags.Allocated) != 0) return idx;
+        }
+        return VirtToIndexSlow(address, caller, requireAligned);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int VirtToIndexSlow(nint address, string caller, bool requireAligned)
     {
         ThrowIfDisposed();
         nint off = address - _phys.LinearBase;

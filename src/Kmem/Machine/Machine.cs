@@ -18,7 +18,7 @@ public sealed partial class Machine : IDisposable
     private readonly PageFrameTable _frames;
     internal readonly PageAllocator Pages;
     private readonly KmemMetrics _metrics;
-    private int _disposed;
+    private volatile int _disposed;
 
     private Machine(MachineProfile profile)
     {
@@ -184,13 +184,15 @@ public sealed partial class Machine : IDisposable
 
     internal void ThrowIfDisposed()
     {
-        if (Volatile.Read(ref _disposed) != 0) throw new ObjectDisposedException(nameof(Machine), "the machine has been shut down");
+        if (_disposed != 0) throw new ObjectDisposedException(nameof(Machine), "the machine has been shut down");
     }
 
     /// <summary>Shuts the machine down: stops its allocators and unmaps its memory.</summary>
     public void Dispose()
     {
+        #pragma warning disable CS0420 // Interlocked on a volatile field is fine
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+#pragma warning restore CS0420
         _metrics.Dispose();
         Pages.Dispose();
         _frames.Dispose();

@@ -64,8 +64,7 @@ internal sealed unsafe partial class PageAllocator
 
     // ---------------------------------------------------------------- allocate
 
-    /// <summary>rmqueue_pcplist(): order 0 from the thread's list, refilled by a batch when empty.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>rmqueue_pcplist(): order 0 from the thread's list, refilled by a batch when empty (general path).</summary>
     private int RmqueuePcp(Zone z, int mt, AllocFlags af)
     {
         var c = ThreadCache();
@@ -83,10 +82,8 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int RmqueuePcpOwned(PerCpuPages pcp, int mt, AllocFlags af)
     {
-        int idx = pcp.PopFront(mt);
-        if (idx < 0) idx = RefillPcp(pcp, mt, af);
-        if (idx >= 0) _f[idx].Flags &= ~PageFlags.Pcp;
-        return idx;
+        int idx = pcp.PopHot(mt);
+        return idx >= 0 ? idx : RefillPcp(pcp, mt, af);
     }
 
     /// <summary>rmqueue_bulk(): move up to a batch of order-0 pages from the buddy lists to the list, take the first.</summary>
@@ -94,21 +91,25 @@ internal sealed unsafe partial class PageAllocator
     private int RefillPcp(PerCpuPages pcp, int mt, AllocFlags af)
     {
         var z = pcp.Zone;
-        int got = 0;
+        Span<int> got = stackalloc int[Math.Min(z.PcpBatch, 1024)];
+        int n = 0;
         lock (z.Lock)
         {
-            for (int i = 0; i < z.PcpBatch; i++)
+            for (; n < got.Length; n++)
             {
                 int idx = z.Rmqueue(0, mt, af, out int fromMt);
                 if (idx < 0) break;
                 ref PageFrame f = ref _f[idx];
-                f.Flags |= PageFlags.Pcp;
+                f.Flags = PageFlags.Pcp;
                 f.Migratetype = (byte)fromMt;
-                pcp.PushBack(mt, idx);
-                got++;
+                got[n] = idx;
             }
         }
-        return got == 0 ? -1 : pcp.PopFront(mt);
+        if (n == 0) return -1;
+        // The kernel appends the batch at the list tail and takes the head: the first page taken goes out now,
+        // the rest stay in the order they came (lowest first on the hot end).
+        for (int i = n - 1; i >= 1; i--) pcp.PushHot(mt, got[i]);
+        return got[0];
     }
 
     // ---------------------------------------------------------------- free
@@ -118,35 +119,32 @@ internal sealed unsafe partial class PageAllocator
     {
         int mt = (int)z.PageblockType(idx);
         ref PageFrame f = ref _f[idx];
+        if (mt == (int)MigrateType.Isolate)
+        {
+            f.Flags = 0;
+            lock (z.Lock) z.FreeOnePage(idx, 0, mt);
+            SignalFree();
+            return;
+        }
         f.Flags = PageFlags.Pcp;
         f.Migratetype = (byte)mt; // set_pcppage_migratetype()
-        if (mt >= PageTypes.PcpTypes)
-        {
-            if (mt == (int)MigrateType.Isolate)
-            {
-                f.Flags = 0;
-                lock (z.Lock) z.FreeOnePage(idx, 0, mt);
-                SignalFree();
-                return;
-            }
-            mt = (int)MigrateType.Movable; // HighAtomic and CMA pages wait on the movable list
-        }
+        int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable; // HighAtomic and CMA wait on the movable list
         var c = ThreadCache();
         Volatile.Write(ref c.Busy, 1);
         if (Volatile.Read(ref c.DrainRequested) != 0)
         {
             Volatile.Write(ref c.Busy, 0);
-            lock (c.DrainLock) FreeUnrefPageOwned(c.Zones[z.Index]!, mt, idx);
+            lock (c.DrainLock) FreeUnrefPageOwned(c.Zones[z.Index]!, list, idx);
             return;
         }
-        FreeUnrefPageOwned(c.Zones[z.Index]!, mt, idx);
+        FreeUnrefPageOwned(c.Zones[z.Index]!, list, idx);
         Volatile.Write(ref c.Busy, 0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FreeUnrefPageOwned(PerCpuPages pcp, int mt, int idx)
     {
-        pcp.PushFront(mt, idx);
+        pcp.PushHot(mt, idx);
         if (pcp.Count >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpBatch);
     }
 
@@ -157,25 +155,29 @@ internal sealed unsafe partial class PageAllocator
         var z = pcp.Zone;
         if (count > pcp.Count) count = pcp.Count;
         if (count <= 0) return;
+        int[]? rented = null;
+        Span<int> taken = count <= 1024 ? stackalloc int[count] : (rented = new int[count]);
+        int got = 0, mt = 0, batchFree = 0;
+        while (got < count)
+        {
+            do
+            {
+                batchFree++;
+                if (++mt == PageTypes.PcpTypes) mt = 0;
+            } while (pcp.Length(mt) == 0);
+            if (batchFree == PageTypes.PcpTypes) batchFree = count - got; // only one list has pages
+            int n = pcp.TakeCold(mt, taken[got..], Math.Min(batchFree, count - got));
+            got += n;
+            batchFree -= n;
+        }
         lock (z.Lock)
         {
-            int mt = 0, batchFree = 0;
-            while (count > 0)
+            foreach (int idx in taken)
             {
-                do
-                {
-                    batchFree++;
-                    if (++mt == PageTypes.PcpTypes) mt = 0;
-                } while (pcp.Length(mt) == 0);
-                if (batchFree == PageTypes.PcpTypes) batchFree = count; // only one list has pages
-                do
-                {
-                    int idx = pcp.PopBack(mt);
-                    ref PageFrame f = ref _f[idx];
-                    int pageMt = f.Migratetype;
-                    f.Flags &= ~PageFlags.Pcp;
-                    z.FreeOnePage(idx, 0, pageMt);
-                } while (--count > 0 && --batchFree > 0 && pcp.Length(mt) > 0);
+                ref PageFrame f = ref _f[idx];
+                int pageMt = f.Migratetype;
+                f.Flags = 0;
+                z.FreeOnePage(idx, 0, pageMt);
             }
         }
         SignalFree();

@@ -2,6 +2,7 @@
 // fast path (per-CPU lists for order 0, buddy lists under the zone lock otherwise). The slow path,
 // reclaim, per-CPU list management, reports and invariant checks live in the other partial files.
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Kmem.Physical;
 
 namespace Kmem.Paging;
@@ -17,6 +18,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private readonly Zone[][] _zonelists;
     /// <summary>gfp_zone() for the 16 combinations of the four zone bits; -1 marks a bad combination.</summary>
     private readonly int[] _gfpZoneTable = new int[16];
+    /// <summary>For each combination of the zone bits: the first zone of its zonelist (the fast path's only zone).</summary>
+    private readonly Zone?[] _fastZone = new Zone?[16];
+    /// <summary>For each combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
+    private readonly long[] _fastMark = new long[16];
+    /// <summary>gfp_migratetype() by the Movable and Reclaimable bits.</summary>
+    private static readonly int[] s_migratetypeOfGfp = [(int)MigrateType.Unmovable, (int)MigrateType.Movable, (int)MigrateType.Reclaimable, (int)MigrateType.Unmovable];
     private volatile bool _disposed;
 
     public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log)
@@ -179,6 +186,13 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 z.PcpHigh = Watermarks.PcpHigh(batch);
             }
         }
+        for (int b = 0; b < 16; b++)
+        {
+            int hz = _gfpZoneTable[b];
+            var first = hz < 0 || _zonelists[hz].Length == 0 ? null : _zonelists[hz][0];
+            _fastMark[b] = first is null ? 0 : first.WmarkLow + first.LowmemReserve[hz];
+            _fastZone[b] = first;
+        }
         TotalReservePages = Watermarks.TotalReservePages(Zones.Select(z => (z.Managed, z.WmarkHigh, z.LowmemReserve)).ToArray());
     }
 
@@ -243,6 +257,60 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public int Alloc(Gfp gfp, int order)
     {
         if (_disposed) ThrowDisposed();
+        if (order == 0)
+        {
+            // The common case, inlined: the first zone of the zonelist passes its low watermark and the
+            // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
+            int zb = (int)((uint)gfp & 0xF);
+            Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+            if (z is not null)
+            {
+                int mt = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s_migratetypeOfGfp), (int)(((uint)gfp >> 3) & 3));
+                long free = Volatile.Read(ref z.FreePages);
+                if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+                if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
+                {
+                    var c = t_cache;
+                    if (c is null || !ReferenceEquals(c.Owner, this)) c = ThreadCacheSlow();
+                    Volatile.Write(ref c.Busy, 1);
+                    if (Volatile.Read(ref c.DrainRequested) == 0)
+                    {
+                        var pcp = c.Zones[z.Index]!;
+                        int idx = pcp.PopHot(mt);
+                        if (idx < 0) idx = RefillPcp(pcp, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                        Volatile.Write(ref c.Busy, 0);
+                        if (idx >= 0)
+                        {
+                            PrepOrder0(idx, gfp, mt, z.Index);
+                            return idx;
+                        }
+                    }
+                    else Volatile.Write(ref c.Busy, 0);
+                }
+            }
+        }
+        return AllocGeneral(gfp, order);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PrepOrder0(int idx, Gfp gfp, int mt, int zone)
+    {
+        ref PageFrame f = ref _f[idx];
+        f.Flags = PageFlags.Allocated;
+        f.RefCount = 1;
+        f.MapCount = 0;
+        f.Order = 0;
+        f.Migratetype = (byte)mt;
+        f.Zone = (byte)zone;
+        f.Private = 0;
+        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
+    }
+
+    /// <summary>The general allocation path: every zone of the zonelist, then the slow path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocGeneral(Gfp gfp, int order)
+    {
+        if (_disposed) ThrowDisposed();
         if ((uint)order >= (uint)MaxOrder)
         {
             if ((gfp & Gfp.NoWarn) == 0) WarnOnce("order >= MAX_ORDER", $"WARNING: CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c __alloc_pages_nodemask: order {order} >= MAX_ORDER {MaxOrder}");
@@ -278,6 +346,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int idx = order == 0 ? RmqueuePcp(z, mt, af) : RmqueueBuddy(z, order, mt, af);
             if (idx < 0) continue;
             PrepNewPage(idx, order, gfp, mt);
+            _f[idx].Zone = (byte)z.Index;
             if (order > 0 && (af & AllocFlags.Harder) != 0)
                 lock (z.Lock) z.ReserveHighatomicPageblock(idx);
             return idx;
@@ -363,7 +432,36 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     {
         if (_disposed) ThrowDisposed();
         ref PageFrame f = ref _f[idx];
-        // The common case: the caller holds the only reference to an allocated head of that order.
+        if (order == 0 && f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == 0)
+        {
+            // The common case, inlined: the sole owner frees an order-0 page to its thread's list.
+            var z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
+            int mt = (int)z.PageblockType(idx);
+            if (mt != (int)MigrateType.Isolate)
+            {
+                var c = t_cache;
+                if (c is null || !ReferenceEquals(c.Owner, this)) c = ThreadCacheSlow();
+                Volatile.Write(ref c.Busy, 1);
+                if (Volatile.Read(ref c.DrainRequested) == 0)
+                {
+                    f.RefCount = 0;
+                    f.Flags = PageFlags.Pcp;
+                    f.Migratetype = (byte)mt;
+                    FreeUnrefPageOwned(c.Zones[z.Index]!, mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable, idx);
+                    Volatile.Write(ref c.Busy, 0);
+                    return;
+                }
+                Volatile.Write(ref c.Busy, 0);
+            }
+        }
+        FreeGeneral(idx, order, caller);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeGeneral(int idx, int order, string caller)
+    {
+        ref PageFrame f = ref _f[idx];
+        // The caller holds the only reference to an allocated head of that order.
         if (f.RefCount == 1 && f.Order == order && (f.Flags & ~PageFlags.Head) == PageFlags.Allocated)
         {
             f.RefCount = 0;
@@ -389,6 +487,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     int part = idx + (1 << order);
                     ref PageFrame p = ref _f[part];
                     p.Flags = PageFlags.Allocated;
+                    p.Zone = f.Zone;
                     p.Order = (byte)order;
                     p.RefCount = 0;
                     FreeTheBlock(part, order);
@@ -474,6 +573,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             p.Order = 0;
             p.RefCount = i == 0 ? f.RefCount : 1;
             p.Migratetype = f.Migratetype;
+            p.Zone = f.Zone;
         }
     }
 

@@ -5,28 +5,25 @@
 // process-wide memory barrier and waits for Busy to clear, after which it owns the lists until it
 // lowers DrainRequested. An owner that sees DrainRequested takes the slow path under DrainLock.
 using System.Runtime.CompilerServices;
-using Kmem.Physical;
+using System.Runtime.InteropServices;
 
 namespace Kmem.Paging;
 
-/// <summary>One zone's order-0 lists for one thread: one deque per per-CPU migratetype.</summary>
+/// <summary>
+/// One zone's order-0 lists for one thread: one stack per per-CPU migratetype, the top being the
+/// hot end (the kernel's list head) and the bottom the cold end (its tail).
+/// </summary>
 internal sealed class PerCpuPages
 {
-    private readonly int[] _buf;   // PcpTypes rings of _cap entries each
+    private readonly int[] _buf;   // PcpTypes stacks of _cap entries each
     private readonly int _cap;
-    private readonly int _mask;
-    private readonly int[] _first = new int[PageTypes.PcpTypes];
     private readonly int[] _len = new int[PageTypes.PcpTypes];
 
     public PerCpuPages(Zone zone)
     {
         Zone = zone;
-        int need = zone.PcpHigh + zone.PcpBatch + 2;
-        int cap = 16;
-        while (cap < need) cap <<= 1;
-        _cap = cap;
-        _mask = cap - 1;
-        _buf = new int[cap * PageTypes.PcpTypes];
+        _cap = zone.PcpHigh + zone.PcpBatch + 2;
+        _buf = new int[_cap * PageTypes.PcpTypes];
     }
 
     public Zone Zone { get; }
@@ -36,59 +33,50 @@ internal sealed class PerCpuPages
 
     public int Length(int mt) => _len[mt];
 
-    /// <summary>Takes the page at the head of list <paramref name="mt"/> (most recently freed), or -1.</summary>
+    /// <summary>Takes the most recently freed page of list <paramref name="mt"/>, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PopFront(int mt)
+    public int PopHot(int mt)
     {
-        int n = _len[mt];
+        ref int len = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_len), mt);
+        int n = len;
         if (n == 0) return -1;
-        int f = _first[mt];
-        int idx = _buf[mt * _cap + f];
-        _first[mt] = (f + 1) & _mask;
-        _len[mt] = n - 1;
+        len = n - 1;
         Count--;
-        return idx;
+        return Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buf), mt * _cap + n - 1);
     }
 
-    /// <summary>Puts a page at the head of list <paramref name="mt"/> (hot end).</summary>
+    /// <summary>Puts a page on the hot end of list <paramref name="mt"/>; the caller keeps Count below the capacity.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void PushFront(int mt, int idx)
+    public void PushHot(int mt, int idx)
     {
-        int f = (_first[mt] - 1) & _mask;
-        _buf[mt * _cap + f] = idx;
-        _first[mt] = f;
-        _len[mt]++;
+        ref int len = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_len), mt);
+        int n = len;
+        Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buf), mt * _cap + n) = idx;
+        len = n + 1;
         Count++;
     }
 
-    /// <summary>Appends a page at the tail of list <paramref name="mt"/> (refill order).</summary>
-    public void PushBack(int mt, int idx)
-    {
-        int pos = (_first[mt] + _len[mt]) & _mask;
-        _buf[mt * _cap + pos] = idx;
-        _len[mt]++;
-        Count++;
-    }
-
-    /// <summary>Takes the page at the tail (coldest) of list <paramref name="mt"/>, or -1.</summary>
-    public int PopBack(int mt)
+    /// <summary>Removes up to <paramref name="max"/> of the coldest pages of list <paramref name="mt"/> into <paramref name="into"/>.</summary>
+    public int TakeCold(int mt, Span<int> into, int max)
     {
         int n = _len[mt];
-        if (n == 0) return -1;
-        int pos = (_first[mt] + n - 1) & _mask;
-        _len[mt] = n - 1;
-        Count--;
-        return _buf[mt * _cap + pos];
+        int take = Math.Min(Math.Min(n, max), into.Length);
+        var list = _buf.AsSpan(mt * _cap, n);
+        list[..take].CopyTo(into);
+        list[take..].CopyTo(list);
+        _len[mt] = n - take;
+        Count -= take;
+        return take;
     }
 
-    /// <summary>The pages on list <paramref name="mt"/>, head first (for checks; not for concurrent use).</summary>
+    /// <summary>Whether one more page fits (always true while Count stays below high + batch).</summary>
+    public bool HasRoom(int mt) => _len[mt] < _cap;
+
+    /// <summary>The pages on list <paramref name="mt"/>, hot end first (for checks; not for concurrent use).</summary>
     public IEnumerable<int> Pages(int mt)
     {
-        for (int i = 0; i < _len[mt]; i++) yield return _buf[mt * _cap + ((_first[mt] + i) & _mask)];
+        for (int i = _len[mt] - 1; i >= 0; i--) yield return _buf[mt * _cap + i];
     }
-
-    /// <summary>Room left before the lists overflow their ring (never reached when high is honoured).</summary>
-    public bool HasRoom(int mt) => _len[mt] < _cap;
 }
 
 /// <summary>All of one thread's per-CPU lists for one page allocator, plus the drain handshake words.</summary>
@@ -120,11 +108,4 @@ internal sealed class PcpThreadCache
     public PcpThreadCache? NextInThread;
     /// <summary>Set when the owning allocator is disposed; the cache is then unlinked lazily.</summary>
     public bool Dead;
-
-    public int TotalCount()
-    {
-        int n = 0;
-        foreach (var z in Zones) if (z is not null) n += Volatile.Read(ref z.Count);
-        return n;
-    }
 }

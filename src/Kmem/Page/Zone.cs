@@ -90,8 +90,9 @@ internal sealed unsafe class Zone
 
     // ---------------------------------------------------------------- pageblocks
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public MigrateType PageblockType(int idx) =>
-        (MigrateType)_pageblockMt[((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock];
+        (MigrateType)_pageblockMt[(int)(((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock)];
 
     public void SetPageblockType(int idx, MigrateType mt) =>
         _pageblockMt[((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock] = (byte)mt;
