@@ -71,9 +71,10 @@ internal sealed unsafe partial class PageAllocator
         lock (_cachesLock) caches = _caches.ToArray();
         foreach (var c in caches)
         {
-            foreach (var pcp in c.Zones)
+            foreach (var z in Zones)
             {
-                if (pcp is null) continue;
+                if (!z.Populated) continue;
+                var pcp = c.For(z);
                 int count = 0;
                 for (int mt = 0; mt < PageTypes.PcpTypes; mt++)
                 {

@@ -72,9 +72,9 @@ internal sealed unsafe partial class PageAllocator
         if (Volatile.Read(ref c.DrainRequested) != 0)
         {
             Volatile.Write(ref c.Busy, 0);
-            lock (c.DrainLock) return RmqueuePcpOwned(c.Zones[z.Index]!, mt, af);
+            lock (c.DrainLock) return RmqueuePcpOwned(c.For(z), mt, af);
         }
-        int idx = RmqueuePcpOwned(c.Zones[z.Index]!, mt, af);
+        int idx = RmqueuePcpOwned(c.For(z), mt, af);
         Volatile.Write(ref c.Busy, 0);
         return idx;
     }
@@ -134,18 +134,17 @@ internal sealed unsafe partial class PageAllocator
         if (Volatile.Read(ref c.DrainRequested) != 0)
         {
             Volatile.Write(ref c.Busy, 0);
-            lock (c.DrainLock) FreeUnrefPageOwned(c.Zones[z.Index]!, list, idx);
+            lock (c.DrainLock) FreeUnrefPageOwned(c.For(z), list, idx);
             return;
         }
-        FreeUnrefPageOwned(c.Zones[z.Index]!, list, idx);
+        FreeUnrefPageOwned(c.For(z), list, idx);
         Volatile.Write(ref c.Busy, 0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FreeUnrefPageOwned(PerCpuPages pcp, int mt, int idx)
     {
-        pcp.PushHot(mt, idx);
-        if (pcp.Count >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpBatch);
+        if (pcp.PushHot(mt, idx) >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpBatch);
     }
 
     /// <summary>free_pcppages_bulk(): return <paramref name="count"/> of the coldest pages, round-robin over the lists.</summary>
@@ -197,7 +196,10 @@ internal sealed unsafe partial class PageAllocator
             if (!c.Thread.IsAlive) dead.Add(c);
         }
         if (dead.Count > 0)
+        {
             lock (_cachesLock) foreach (var d in dead) _caches.Remove(d);
+            foreach (var d in dead) d.Release(); // its thread is gone: nobody can reach the lists any more
+        }
     }
 
     /// <summary>Drains only the calling thread's lists (drain_local_pages()).</summary>
@@ -220,8 +222,12 @@ internal sealed unsafe partial class PageAllocator
                 var spin = new SpinWait();
                 while (Volatile.Read(ref c.Busy) != 0) spin.SpinOnce();
             }
-            foreach (var pcp in c.Zones)
-                if (pcp is not null && pcp.Count > 0) FreePcppagesBulk(pcp, pcp.Count);
+            foreach (var z in Zones)
+            {
+                if (!z.Populated) continue;
+                var pcp = c.For(z);
+                if (pcp.Count > 0) FreePcppagesBulk(pcp, pcp.Count);
+            }
             if (!self) Volatile.Write(ref c.DrainRequested, 0);
         }
     }
@@ -232,7 +238,7 @@ internal sealed unsafe partial class PageAllocator
         int n = 0;
         lock (_cachesLock)
             foreach (var c in _caches)
-                if (c.Cpu == cpu && c.Zones[zoneIndex] is { } p) n += Volatile.Read(ref p.Count);
+                if (c.Cpu == cpu && Zones[zoneIndex].Populated) n += c.For(Zones[zoneIndex]).Count;
         return n;
     }
 
@@ -242,7 +248,7 @@ internal sealed unsafe partial class PageAllocator
         long n = 0;
         lock (_cachesLock)
             foreach (var c in _caches)
-                if (c.Zones[zoneIndex] is { } p) n += Volatile.Read(ref p.Count);
+                if (Zones[zoneIndex].Populated) n += c.For(Zones[zoneIndex]).Count;
         return n;
     }
 
@@ -253,7 +259,11 @@ internal sealed unsafe partial class PageAllocator
     {
         lock (_cachesLock)
         {
-            foreach (var c in _caches) c.Dead = true;
+            foreach (var c in _caches)
+            {
+                c.Dead = true;
+                c.Release();
+            }
             _caches.Clear();
         }
         if (t_cache is { } mine && ReferenceEquals(mine.Owner, this)) t_cache = mine.NextInThread;

@@ -57,6 +57,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         InitMemory();
         _zonelists = _zonelists.Select(l => l.Where(z => z.Populated).ToArray()).ToArray();
         SetupWatermarks();
+        int offset = 0;
+        foreach (var z in Zones)
+        {
+            if (!z.Populated) continue;
+            z.PcpOffset = offset;
+            z.PcpCap = PerCpuPages.Capacity(z);
+            offset += PerCpuPages.Stride(z);
+        }
     }
 
     public int MachineId { get; }
@@ -275,9 +283,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     Volatile.Write(ref c.Busy, 1);
                     if (Volatile.Read(ref c.DrainRequested) == 0)
                     {
-                        var pcp = c.Zones[z.Index]!;
-                        int idx = pcp.PopHot(mt);
-                        if (idx < 0) idx = RefillPcp(pcp, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                        int idx = PerCpuPages.PopHot(c.Mem + z.PcpOffset, z.PcpCap, mt);
+                        if (idx < 0) idx = RefillPcp(c.For(z), mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
                         Volatile.Write(ref c.Busy, 0);
                         if (idx >= 0)
                         {
@@ -447,7 +454,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     f.RefCount = 0;
                     f.Flags = PageFlags.Pcp;
                     f.Migratetype = (byte)mt;
-                    FreeUnrefPageOwned(c.Zones[z.Index]!, mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable, idx);
+                    int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable;
+                    if (PerCpuPages.PushHot(c.Mem + z.PcpOffset, z.PcpCap, list, idx) >= z.PcpHigh)
+                        FreePcppagesBulk(c.For(z), z.PcpBatch);
                     Volatile.Write(ref c.Busy, 0);
                     return;
                 }

@@ -1,111 +1,133 @@
 // Per-CPU page lists for order-0 pages, made correct for .NET threads. Each thread that allocates
-// gets its own set of lists per zone (a "magazine", the kernel's per_cpu_pages), used with plain
-// loads and stores. Another thread may drain it (drain_all_pages) with an asymmetric handshake:
-// the owner publishes Busy around each operation; the drainer raises DrainRequested, issues a
-// process-wide memory barrier and waits for Busy to clear, after which it owns the lists until it
-// lowers DrainRequested. An owner that sees DrainRequested takes the slow path under DrainLock.
+// gets its own set of lists per zone (a "magazine", the kernel's per_cpu_pages) in one native block,
+// used with plain loads and stores. Another thread may drain it (drain_all_pages) with an asymmetric
+// handshake: the owner publishes Busy around each operation; the drainer raises DrainRequested,
+// issues a process-wide memory barrier and waits for Busy to clear, after which it owns the lists
+// until it lowers DrainRequested. An owner that sees DrainRequested takes the slow path under DrainLock.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Kmem.Paging;
 
 /// <summary>
-/// One zone's order-0 lists for one thread: one stack per per-CPU migratetype, the top being the
-/// hot end (the kernel's list head) and the bottom the cold end (its tail).
+/// One zone's order-0 lists inside a thread's block: <c>[count, len0, len1, len2, stack0[cap], stack1[cap],
+/// stack2[cap]]</c>, one stack per per-CPU migratetype, the top being the hot end (the kernel's list head).
+/// A value type over the block so the fast path needs no object per zone.
 /// </summary>
-internal sealed class PerCpuPages
+internal readonly unsafe struct PerCpuPages
 {
-    private readonly int[] _buf;   // PcpTypes stacks of _cap entries each
+    public const int Header = 4;
+    private readonly int* _p;
     private readonly int _cap;
-    private readonly int[] _len = new int[PageTypes.PcpTypes];
 
-    public PerCpuPages(Zone zone)
+    public PerCpuPages(int* p, int cap, Zone zone)
     {
+        _p = p;
+        _cap = cap;
         Zone = zone;
-        _cap = zone.PcpHigh + zone.PcpBatch + 2;
-        _buf = new int[_cap * PageTypes.PcpTypes];
     }
 
     public Zone Zone { get; }
 
-    /// <summary>pcp->count: pages on all lists.</summary>
-    public int Count;
+    public bool IsNull => _p == null;
 
-    public int Length(int mt) => _len[mt];
+    /// <summary>Ints one zone's lists take in the block.</summary>
+    public static int Stride(Zone z) => Header + PageTypes.PcpTypes * Capacity(z);
+
+    /// <summary>Entries per stack: a list never holds more than high + batch pages.</summary>
+    public static int Capacity(Zone z) => z.PcpHigh + z.PcpBatch + 2;
+
+    /// <summary>pcp->count: pages on all lists.</summary>
+    public int Count => Volatile.Read(ref _p[0]);
+
+    public int Length(int mt) => _p[1 + mt];
 
     /// <summary>Takes the most recently freed page of list <paramref name="mt"/>, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PopHot(int mt)
+    public static int PopHot(int* p, int cap, int mt)
     {
-        ref int len = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_len), mt);
-        int n = len;
+        int n = p[1 + mt];
         if (n == 0) return -1;
-        len = n - 1;
-        Count--;
-        return Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buf), mt * _cap + n - 1);
+        p[1 + mt] = n - 1;
+        p[0]--;
+        return p[Header + mt * cap + n - 1];
     }
 
-    /// <summary>Puts a page on the hot end of list <paramref name="mt"/>; the caller keeps Count below the capacity.</summary>
+    /// <summary>Puts a page on the hot end of list <paramref name="mt"/>; returns the new count.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void PushHot(int mt, int idx)
+    public static int PushHot(int* p, int cap, int mt, int idx)
     {
-        ref int len = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_len), mt);
-        int n = len;
-        Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_buf), mt * _cap + n) = idx;
-        len = n + 1;
-        Count++;
+        int n = p[1 + mt];
+        p[Header + mt * cap + n] = idx;
+        p[1 + mt] = n + 1;
+        return ++p[0];
     }
+
+    public int PopHot(int mt) => PopHot(_p, _cap, mt);
+
+    public int PushHot(int mt, int idx) => PushHot(_p, _cap, mt, idx);
 
     /// <summary>Removes up to <paramref name="max"/> of the coldest pages of list <paramref name="mt"/> into <paramref name="into"/>.</summary>
     public int TakeCold(int mt, Span<int> into, int max)
     {
-        int n = _len[mt];
+        int n = _p[1 + mt];
         int take = Math.Min(Math.Min(n, max), into.Length);
-        var list = _buf.AsSpan(mt * _cap, n);
+        var list = new Span<int>(_p + Header + mt * _cap, n);
         list[..take].CopyTo(into);
         list[take..].CopyTo(list);
-        _len[mt] = n - take;
-        Count -= take;
+        _p[1 + mt] = n - take;
+        _p[0] -= take;
         return take;
     }
 
-    /// <summary>Whether one more page fits (always true while Count stays below high + batch).</summary>
-    public bool HasRoom(int mt) => _len[mt] < _cap;
-
     /// <summary>The pages on list <paramref name="mt"/>, hot end first (for checks; not for concurrent use).</summary>
-    public IEnumerable<int> Pages(int mt)
+    public int[] Pages(int mt)
     {
-        for (int i = _len[mt] - 1; i >= 0; i--) yield return _buf[mt * _cap + i];
+        int n = _p[1 + mt];
+        var r = new int[n];
+        for (int i = 0; i < n; i++) r[i] = _p[Header + mt * _cap + n - 1 - i];
+        return r;
     }
 }
 
 /// <summary>All of one thread's per-CPU lists for one page allocator, plus the drain handshake words.</summary>
-internal sealed class PcpThreadCache
+internal sealed unsafe class PcpThreadCache
 {
     public PcpThreadCache(PageAllocator owner, Thread thread, int cpu)
     {
         Owner = owner;
         Thread = thread;
         Cpu = cpu;
-        Zones = new PerCpuPages?[owner.Zones.Length];
-        for (int i = 0; i < Zones.Length; i++)
-            if (owner.Zones[i].Populated) Zones[i] = new PerCpuPages(owner.Zones[i]);
+        int total = 0;
+        foreach (var z in owner.Zones) if (z.Populated) total += PerCpuPages.Stride(z);
+        Mem = (int*)NativeMemory.AllocZeroed((nuint)Math.Max(total, 1), sizeof(int));
     }
 
     public readonly PageAllocator Owner;
-    public readonly Thread Thread;
-    /// <summary>The CPU (of the machine's profile) this thread's lists are reported under.</summary>
-    public readonly int Cpu;
-    public readonly PerCpuPages?[] Zones;
-
+    /// <summary>The lists of every populated zone, at <see cref="Zone.PcpOffset"/>.</summary>
+    public int* Mem;
     /// <summary>Set by the owner thread for the duration of each fast-path operation.</summary>
     public int Busy;
     /// <summary>Set by a drainer that wants exclusive access.</summary>
     public int DrainRequested;
+    public readonly Thread Thread;
+    /// <summary>The CPU (of the machine's profile) this thread's lists are reported under.</summary>
+    public readonly int Cpu;
     /// <summary>Serialises drainers, and an owner that found DrainRequested set.</summary>
     public readonly Lock DrainLock = new();
     /// <summary>Next cache of the same thread (for other allocators).</summary>
     public PcpThreadCache? NextInThread;
     /// <summary>Set when the owning allocator is disposed; the cache is then unlinked lazily.</summary>
     public bool Dead;
+
+    /// <summary>The lists of one zone (a null view for unpopulated zones).</summary>
+    public PerCpuPages For(Zone z) => z.Populated ? new PerCpuPages(Mem + z.PcpOffset, PerCpuPages.Capacity(z), z) : default;
+
+    /// <summary>Frees the block; the caller guarantees no thread uses the lists any more.</summary>
+    public void Release()
+    {
+        var m = Mem;
+        Mem = null;
+        if (m != null) NativeMemory.Free(m);
+    }
 }

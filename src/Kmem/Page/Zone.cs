@@ -71,6 +71,8 @@ internal sealed unsafe class Zone
     public long WmarkMin, WmarkLow, WmarkHigh;
     public long[] LowmemReserve = [];
     public int PcpBatch = 1, PcpHigh = 6;
+    /// <summary>Where this zone's lists start in a thread's per-CPU block (ints), and each stack's capacity.</summary>
+    public int PcpOffset, PcpCap;
 
     public long NrFree(int order, int mt) => _nrFree[order * Mt + mt];
 
