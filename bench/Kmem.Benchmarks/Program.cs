@@ -1,0 +1,20 @@
+// Entry point: runs the benchmarks picked on the command line (for example --filter '*'); skips mimalloc when absent.
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Filters;
+using BenchmarkDotNet.Running;
+
+namespace Kmem.Benchmarks;
+
+/// <summary>The benchmark runner.</summary>
+public static class Program
+{
+    /// <summary>Runs <c>BenchmarkSwitcher</c> over this assembly with the command-line arguments.</summary>
+    public static void Main(string[] args)
+    {
+        // The mimalloc rows are left out when the library cannot be loaded (their bodies also return at once).
+        var config = DefaultConfig.Instance.AddFilter(new SimpleFilter(b =>
+            Mimalloc.IsAvailable || !b.Descriptor.WorkloadMethod.Name.StartsWith("Mimalloc", StringComparison.Ordinal)));
+        if (!Mimalloc.IsAvailable) Console.WriteLine("mimalloc (libmimalloc.so.2) not found: its benchmarks are skipped.");
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
+    }
+}

@@ -1,0 +1,154 @@
+// A bounded single-producer/single-consumer ring that hands blocks from an allocating thread to a freeing thread.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Kmem.Benchmarks;
+
+/// <summary>A counter alone on its cache lines (so producer and consumer indices do not share one).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 192)]
+internal struct PaddedIndex
+{
+    [FieldOffset(64)] public long Value;
+    [FieldOffset(72)] public long Cached; // the other side's index as last seen by this side
+}
+
+/// <summary>
+/// Bounded SPSC ring. The producer spins while the ring is full, the consumer while it is empty.
+/// The consumer advances its index only after it has dealt with the item (<see cref="TryPeek"/>,
+/// then <see cref="Advance"/>), so <see cref="WaitUntilEmpty"/> means every item has been freed.
+/// </summary>
+internal sealed class SpscRing<T>
+{
+    private readonly T[] _slots;
+    private readonly int _mask;
+    private PaddedIndex _head; // written by the producer
+    private PaddedIndex _tail; // written by the consumer
+    private volatile Exception? _fault;
+
+    public SpscRing(int capacity)
+    {
+        if (capacity <= 0 || (capacity & (capacity - 1)) != 0) throw new ArgumentOutOfRangeException(nameof(capacity), "must be a power of two");
+        _slots = new T[capacity];
+        _mask = capacity - 1;
+    }
+
+    /// <summary>The exception that stopped the consumer, if any (the producer rethrows it).</summary>
+    public Exception? Fault { get => _fault; set => _fault = value; }
+
+    /// <summary>Producer: adds an item, spinning while the ring is full.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Enqueue(T item)
+    {
+        long h = _head.Value;
+        if (h - _head.Cached > _mask)
+        {
+            _head.Cached = Volatile.Read(ref _tail.Value);
+            if (h - _head.Cached > _mask) WaitForRoom(h);
+        }
+        _slots[(int)h & _mask] = item;
+        Volatile.Write(ref _head.Value, h + 1);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void WaitForRoom(long h)
+    {
+        var spin = new SpinWait();
+        while (h - (_head.Cached = Volatile.Read(ref _tail.Value)) > _mask)
+        {
+            if (_fault is { } f) throw new InvalidOperationException("the consumer thread failed", f);
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>Producer: waits until the consumer has finished with every item.</summary>
+    public void WaitUntilEmpty()
+    {
+        long h = _head.Value;
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _tail.Value) != h)
+        {
+            if (_fault is { } f) throw new InvalidOperationException("the consumer thread failed", f);
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>Consumer: the oldest item, without removing it; false when the ring is empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryPeek(out T item)
+    {
+        long t = _tail.Value;
+        if (t == _tail.Cached && t == (_tail.Cached = Volatile.Read(ref _head.Value)))
+        {
+            item = default!;
+            return false;
+        }
+        item = _slots[(int)t & _mask];
+        return true;
+    }
+
+    /// <summary>Consumer: removes the item returned by the last <see cref="TryPeek"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Advance()
+    {
+        long t = _tail.Value;
+        if (RuntimeHelpers.IsReferenceOrContainsReferences<T>()) _slots[(int)t & _mask] = default!;
+        Volatile.Write(ref _tail.Value, t + 1);
+    }
+}
+
+/// <summary>How the consumer thread frees one item (a struct, so the call is specialised and inlined).</summary>
+internal interface IFreer<T>
+{
+    void Free(T item);
+}
+
+/// <summary>
+/// The freeing thread (thread B): takes items off the ring and frees them until stopped. It spins
+/// (yielding, never sleeping) while the ring is empty so that it answers at once when work arrives.
+/// </summary>
+internal sealed class Consumer<T, TFreer> where TFreer : struct, IFreer<T>
+{
+    private readonly SpscRing<T> _ring;
+    private readonly TFreer _freer;
+    private readonly Thread _thread;
+    private volatile bool _stop;
+
+    public Consumer(SpscRing<T> ring, TFreer freer, string name)
+    {
+        _ring = ring;
+        _freer = freer;
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+        _thread.Start();
+    }
+
+    private void Run()
+    {
+        try
+        {
+            var spin = new SpinWait();
+            while (true)
+            {
+                if (_ring.TryPeek(out T item))
+                {
+                    _freer.Free(item);
+                    _ring.Advance();
+                    spin.Reset();
+                    continue;
+                }
+                if (_stop) return;
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+        catch (Exception e)
+        {
+            _ring.Fault = e;
+        }
+    }
+
+    /// <summary>Asks the thread to finish (after the ring is empty) and joins it.</summary>
+    public void Stop()
+    {
+        _stop = true;
+        _thread.Join();
+    }
+}

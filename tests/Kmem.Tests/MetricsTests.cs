@@ -1,0 +1,38 @@
+// The System.Diagnostics.Metrics instruments: a listener sees each machine's figures by zone.
+using System.Diagnostics.Metrics;
+
+namespace Kmem.Tests;
+
+public class MetricsTests
+{
+    [Fact]
+    public void Free_memory_and_failures_are_published()
+    {
+        using var m = TestSupport.Small();
+        var seen = new Dictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
+        listener.SetMeasurementEventCallback<long>((inst, value, tags, _) =>
+        {
+            string machine = "", zone = "";
+            foreach (var t in tags)
+            {
+                if (t.Key == "kmem.machine") machine = (string)t.Value!;
+                if (t.Key == "kmem.zone") zone = (string)t.Value!;
+            }
+            if (machine == "small") lock (seen) seen[$"{inst.Name}/{zone}"] = value;
+        });
+        listener.Start();
+        var got = new List<Page>();
+        for (int i = 0; i < 8; i++) got.Add(m.AllocPages(Gfp.Kernel | Gfp.NoRetry | Gfp.NoWarn, 10)); // only 3 fit outside CMA
+        Assert.Contains(got, p => p.IsNull);
+        foreach (var p in got.Where(p => !p.IsNull)) m.FreePages(p, 10);
+        listener.RecordObservableInstruments();
+        var normal = m.Zones.Single(z => z.Name == "Normal");
+        Assert.Equal(normal.FreePages * 4096, seen["kmem.memory.free/Normal"]);
+        Assert.Equal(normal.Managed * 4096, seen["kmem.memory.managed/Normal"]);
+        Assert.Equal(normal.FreeCmaPages * 4096, seen["kmem.memory.free_cma/Normal"]);
+        Assert.True(seen["kmem.page_alloc.failures/"] >= 1);
+        Assert.True(seen["kmem.page_alloc.slow_path/"] >= 1);
+    }
+}
