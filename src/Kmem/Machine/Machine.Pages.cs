@@ -24,7 +24,7 @@ public sealed partial class Machine
     public Page AllocPages(Gfp gfp, int order)
     {
         int idx = Pages.Alloc(gfp, order);
-        return idx < 0 ? default : new Page(Pages.BasePfn + (ulong)idx, Id);
+        return idx < 0 ? default : new Page(_basePfn + (ulong)idx, Id);
     }
 
     /// <summary><c>alloc_page(gfp)</c>: one page.</summary>
@@ -38,9 +38,14 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void FreePages(Page page, int order, [CallerMemberName] string caller = "")
     {
-        int idx = CheckedIndex(page, caller);
-        if ((uint)order >= (uint)Pages.MaxOrder) throw BadOrder(idx, order, caller);
-        Pages.Free(idx, order, caller);
+        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        if (page.MachineId == Id && idx < _frameCount && (uint)order < _maxOrder)
+        {
+            Pages.Free((int)idx, order, caller); // checks for shutdown before it touches a descriptor
+            return;
+        }
+        int checkedIdx = CheckedIndex(page, caller);
+        throw BadOrder(checkedIdx, order, caller);
     }
 
     /// <summary><c>__free_page(page)</c>.</summary>
@@ -65,7 +70,7 @@ public sealed partial class Machine
     {
         if (address == 0) return;
         int idx = VirtToIndex(address, caller, requireAligned: true);
-        if ((uint)order >= (uint)Pages.MaxOrder) throw BadOrder(idx, order, caller);
+        if ((uint)order >= _maxOrder) throw BadOrder(idx, order, caller);
         Pages.Free(idx, order, caller);
     }
 
@@ -195,8 +200,8 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int CheckedIndex(Page page, string caller)
     {
-        ulong idx = page.PfnPlusOne - 1 - Pages.BasePfn;
-        if (page.MachineId == Id && idx < (ulong)_frames.Count && _disposed == 0) return (int)idx;
+        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        if (page.MachineId == Id && idx < _frameCount && _disposed == 0) return (int)idx;
         return CheckedIndexSlow(page, caller);
     }
 

@@ -18,6 +18,10 @@ public sealed partial class Machine : IDisposable
     private readonly PageFrameTable _frames;
     internal readonly PageAllocator Pages;
     private readonly KmemMetrics _metrics;
+    // Copies of hot constants so the page entry points need no chain of loads.
+    private readonly ulong _basePfn;
+    private readonly ulong _frameCount;
+    private readonly uint _maxOrder;
     private volatile int _disposed;
 
     private Machine(MachineProfile profile)
@@ -49,6 +53,9 @@ public sealed partial class Machine : IDisposable
             {
                 HardwareName = profile.Description.Length > 0 ? profile.Description : profile.Name,
             };
+            _basePfn = Pages.BasePfn;
+            _frameCount = (ulong)_frames.Count;
+            _maxOrder = (uint)Pages.MaxOrder;
             Cma = layout.CmaAreas.ToDictionary(c => c.Name);
             Devices = profile.Devices.ToDictionary(d => d.Name,
                 d => new Device(d.Name, d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
