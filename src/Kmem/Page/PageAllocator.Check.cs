@@ -71,6 +71,7 @@ internal sealed unsafe partial class PageAllocator
         lock (_cachesLock) caches = _caches.ToArray();
         foreach (var c in caches)
         {
+            if (c.Mem == null) continue;
             foreach (var z in Zones)
             {
                 if (!z.Populated) continue;

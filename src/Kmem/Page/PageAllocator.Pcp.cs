@@ -8,6 +8,16 @@ namespace Kmem.Paging;
 internal sealed unsafe partial class PageAllocator
 {
     [ThreadStatic] private static PcpThreadCache? t_cache;
+    // The fast path's view of the calling thread's block for the allocator it used last: primitive
+    // thread statics are read inline, where an object reference needs a runtime helper call.
+    [ThreadStatic] private static int t_pcpOwner;
+    [ThreadStatic] private static nint t_pcpMem;
+    private static int s_nextAllocatorId;
+    private readonly int _allocatorId = Interlocked.Increment(ref s_nextAllocatorId);
+
+    /// <summary>The calling thread's per-CPU block for this allocator (created on first use).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int* ThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : ThreadCacheSlow().Mem;
 
     private readonly Lock _cachesLock = new();
     private readonly List<PcpThreadCache> _caches = [];
@@ -49,6 +59,8 @@ internal sealed unsafe partial class PageAllocator
                 found.NextInThread = t_cache;
                 t_cache = found;
             }
+            t_pcpOwner = _allocatorId;
+            t_pcpMem = (nint)found.Mem;
             return found;
         }
         if (_disposed) ThrowDisposed();
@@ -56,6 +68,8 @@ internal sealed unsafe partial class PageAllocator
         lock (_cachesLock) _caches.Add(created);
         created.NextInThread = t_cache;
         t_cache = created;
+        t_pcpOwner = _allocatorId;
+        t_pcpMem = (nint)created.Mem;
         return created;
     }
 
@@ -214,6 +228,7 @@ internal sealed unsafe partial class PageAllocator
     {
         lock (c.DrainLock)
         {
+            if (c.Mem == null) return; // released: its thread is gone and its pages were returned
             bool self = ReferenceEquals(c.Thread, Thread.CurrentThread);
             if (!self)
             {

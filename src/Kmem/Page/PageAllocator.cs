@@ -22,8 +22,6 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private readonly Zone?[] _fastZone = new Zone?[16];
     /// <summary>For each combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
     private readonly long[] _fastMark = new long[16];
-    /// <summary>gfp_migratetype() by the Movable and Reclaimable bits.</summary>
-    private static readonly int[] s_migratetypeOfGfp = [(int)MigrateType.Unmovable, (int)MigrateType.Movable, (int)MigrateType.Reclaimable, (int)MigrateType.Unmovable];
     private volatile bool _disposed;
 
     public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log)
@@ -57,7 +55,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         InitMemory();
         _zonelists = _zonelists.Select(l => l.Where(z => z.Populated).ToArray()).ToArray();
         SetupWatermarks();
-        int offset = 0;
+        int offset = PcpThreadCache.BlockHeader;
         foreach (var z in Zones)
         {
             if (!z.Populated) continue;
@@ -273,26 +271,27 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
             if (z is not null)
             {
-                int mt = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s_migratetypeOfGfp), (int)(((uint)gfp >> 3) & 3));
+                int mt = (int)(((uint)gfp >> 3) & 3);    // gfp_migratetype(): Movable 1, Reclaimable 2
+                if (mt == 3) mt = (int)MigrateType.Unmovable;
                 long free = Volatile.Read(ref z.FreePages);
                 if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
                 if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
                 {
-                    var c = t_cache;
-                    if (c is null || !ReferenceEquals(c.Owner, this)) c = ThreadCacheSlow();
-                    Volatile.Write(ref c.Busy, 1);
-                    if (Volatile.Read(ref c.DrainRequested) == 0)
+                    int* mem = ThreadBlock();
+                    Volatile.Write(ref mem[0], 1);               // Busy
+                    if (Volatile.Read(ref mem[1]) == 0)          // no DrainRequested
                     {
-                        int idx = PerCpuPages.PopHot(c.Mem + z.PcpOffset, z.PcpCap, mt);
-                        if (idx < 0) idx = RefillPcp(c.For(z), mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
-                        Volatile.Write(ref c.Busy, 0);
+                        int* p = mem + z.PcpOffset;
+                        int idx = PerCpuPages.PopHot(p, z.PcpCap, mt);
+                        if (idx < 0) idx = RefillPcp(new PerCpuPages(p, z.PcpCap, z), mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                        Volatile.Write(ref mem[0], 0);
                         if (idx >= 0)
                         {
                             PrepOrder0(idx, gfp, mt, z.Index);
                             return idx;
                         }
                     }
-                    else Volatile.Write(ref c.Busy, 0);
+                    else Volatile.Write(ref mem[0], 0);
                 }
             }
         }
@@ -446,21 +445,21 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int mt = (int)z.PageblockType(idx);
             if (mt != (int)MigrateType.Isolate)
             {
-                var c = t_cache;
-                if (c is null || !ReferenceEquals(c.Owner, this)) c = ThreadCacheSlow();
-                Volatile.Write(ref c.Busy, 1);
-                if (Volatile.Read(ref c.DrainRequested) == 0)
+                int* mem = ThreadBlock();
+                Volatile.Write(ref mem[0], 1);                   // Busy
+                if (Volatile.Read(ref mem[1]) == 0)              // no DrainRequested
                 {
                     f.RefCount = 0;
                     f.Flags = PageFlags.Pcp;
                     f.Migratetype = (byte)mt;
                     int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable;
-                    if (PerCpuPages.PushHot(c.Mem + z.PcpOffset, z.PcpCap, list, idx) >= z.PcpHigh)
-                        FreePcppagesBulk(c.For(z), z.PcpBatch);
-                    Volatile.Write(ref c.Busy, 0);
+                    int* p = mem + z.PcpOffset;
+                    if (PerCpuPages.PushHot(p, z.PcpCap, list, idx) >= z.PcpHigh)
+                        FreePcppagesBulk(new PerCpuPages(p, z.PcpCap, z), z.PcpBatch);
+                    Volatile.Write(ref mem[0], 0);
                     return;
                 }
-                Volatile.Write(ref c.Busy, 0);
+                Volatile.Write(ref mem[0], 0);
             }
         }
         FreeGeneral(idx, order, caller);

@@ -93,23 +93,30 @@ internal readonly unsafe struct PerCpuPages
 /// <summary>All of one thread's per-CPU lists for one page allocator, plus the drain handshake words.</summary>
 internal sealed unsafe class PcpThreadCache
 {
+    /// <summary>Ints before the first zone's lists: Busy, DrainRequested, then padding to a cache line.</summary>
+    public const int BlockHeader = 16;
+
     public PcpThreadCache(PageAllocator owner, Thread thread, int cpu)
     {
         Owner = owner;
         Thread = thread;
         Cpu = cpu;
-        int total = 0;
+        int total = BlockHeader;
         foreach (var z in owner.Zones) if (z.Populated) total += PerCpuPages.Stride(z);
-        Mem = (int*)NativeMemory.AllocZeroed((nuint)Math.Max(total, 1), sizeof(int));
+        Mem = (int*)NativeMemory.AlignedAlloc((nuint)total * sizeof(int), 64);
+        new Span<int>(Mem, total).Clear();
     }
 
     public readonly PageAllocator Owner;
-    /// <summary>The lists of every populated zone, at <see cref="Zone.PcpOffset"/>.</summary>
+    /// <summary>
+    /// The thread's block: <c>[Busy, DrainRequested, …]</c> then the lists of every populated zone at
+    /// <see cref="Zone.PcpOffset"/>. The owner reaches it through a primitive thread-static pointer.
+    /// </summary>
     public int* Mem;
     /// <summary>Set by the owner thread for the duration of each fast-path operation.</summary>
-    public int Busy;
+    public ref int Busy => ref Mem[0];
     /// <summary>Set by a drainer that wants exclusive access.</summary>
-    public int DrainRequested;
+    public ref int DrainRequested => ref Mem[1];
     public readonly Thread Thread;
     /// <summary>The CPU (of the machine's profile) this thread's lists are reported under.</summary>
     public readonly int Cpu;
@@ -126,8 +133,11 @@ internal sealed unsafe class PcpThreadCache
     /// <summary>Frees the block; the caller guarantees no thread uses the lists any more.</summary>
     public void Release()
     {
-        var m = Mem;
-        Mem = null;
-        if (m != null) NativeMemory.Free(m);
+        lock (DrainLock)
+        {
+            var m = Mem;
+            Mem = null;
+            if (m != null) NativeMemory.AlignedFree(m);
+        }
     }
 }
