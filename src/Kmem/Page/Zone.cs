@@ -16,6 +16,7 @@ internal sealed unsafe class Zone
     private readonly long[] _nrFree;          // blocks on each list
     private readonly byte[] _pageblockMt;     // migratetype per pageblock of the zone
     private readonly ulong _firstBlock;       // StartPfn >> PageblockOrder
+    private readonly byte* _pageblockByPfnBlock;
 
     public Zone(ZoneType type, int index, ulong startPfn, ulong endPfn, PageFrameTable frames, ulong basePfn,
         int maxOrder, int pageblockOrder)
@@ -38,8 +39,10 @@ internal sealed unsafe class Zone
         _nrFree = new long[maxOrder * Mt];
         _firstBlock = startPfn >> pageblockOrder;
         ulong blocks = endPfn > startPfn ? ((endPfn - 1) >> pageblockOrder) - _firstBlock + 1 : 0;
-        _pageblockMt = new byte[blocks];
+        _pageblockMt = GC.AllocateArray<byte>((int)blocks, pinned: true);
         Array.Fill(_pageblockMt, (byte)MigrateType.Movable); // memmap_init_zone(): every block starts MOVABLE
+        // Indexed by (PFN >> pageblock order) directly: the array is pinned for the zone's lifetime.
+        _pageblockByPfnBlock = blocks == 0 ? null : (byte*)Unsafe.AsPointer(ref _pageblockMt[0]) - (long)_firstBlock;
     }
 
     public ZoneType Type { get; }
@@ -94,7 +97,7 @@ internal sealed unsafe class Zone
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public MigrateType PageblockType(int idx) =>
-        (MigrateType)_pageblockMt[(int)(((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock)];
+        (MigrateType)_pageblockByPfnBlock[(long)((_basePfn + (ulong)idx) >> PageblockOrder)];
 
     public void SetPageblockType(int idx, MigrateType mt) =>
         _pageblockMt[((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock] = (byte)mt;
