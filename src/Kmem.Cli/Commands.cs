@@ -203,7 +203,7 @@ internal static class Commands
                 p.Arch.ToString().ToLowerInvariant(),
                 p.Cpus.ToString(),
                 $"{p.TotalRam >> 20} MiB",
-                string.Join(" ", p.ZoneTypes.Select(z => z.ToString())),
+                string.Join(" ", p.ZoneTypes.Select(z => z.KernelName())),
                 p.Cma.Count == 0 ? "-" : Markup.Escape(string.Join(", ", p.Cma.Select(c => $"{c.Name} {c.Size >> 20} MiB"))),
                 p.Devices.Count.ToString(),
                 Markup.Escape(p.Description));

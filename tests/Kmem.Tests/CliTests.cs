@@ -44,6 +44,7 @@ public class CliTests
         Assert.Contains("rv1106 (default)", o);
         Assert.Contains("rk3588", o);
         Assert.Contains("x86_64", o);
+        Assert.Contains("DMA DMA32 Normal Movable", o);
         var (code2, json, _) = Run("profiles", "--json", "rv1106");
         Assert.Equal(0, code2);
         Assert.Equal("rv1106", MachineProfile.Parse(json).Name);
