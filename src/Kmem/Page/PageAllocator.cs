@@ -44,16 +44,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             var (type, s, e) = settings.Zones[i];
             Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder);
         }
-        _zonelists = new Zone[Zones.Length][];
-        for (int hz = 0; hz < Zones.Length; hz++)
-        {
-            var list = new List<Zone>();
-            for (int i = hz; i >= 0; i--) if (Zones[i].Populated || true) list.Add(Zones[i]);
-            _zonelists[hz] = list.ToArray();
-        }
         BuildGfpZoneTable();
         InitMemory();
-        _zonelists = _zonelists.Select(l => l.Where(z => z.Populated).ToArray()).ToArray();
+        // The zonelist of each highest zone: the populated zones at or below it, highest first.
+        _zonelists = new Zone[Zones.Length][];
+        for (int hz = 0; hz < Zones.Length; hz++)
+            _zonelists[hz] = Zones.Take(hz + 1).Reverse().Where(z => z.Populated).ToArray();
         SetupWatermarks();
         int offset = PcpThreadCache.BlockHeader;
         foreach (var z in Zones)
@@ -535,76 +531,6 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         int mt = (int)z.PageblockType(idx);
         lock (z.Lock) z.FreeOnePage(idx, order, mt);
         SignalFree();
-    }
-
-    // ================================================================== refcounts, split, exact
-
-    /// <summary>get_page(): take another reference on the (head of the) page.</summary>
-    public void GetPage(int idx, string caller)
-    {
-        int head = CompoundHead(idx);
-        ref PageFrame f = ref _f[head];
-        if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0)
-            throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) <= 0)", caller);
-        Interlocked.Increment(ref f.RefCount);
-    }
-
-    /// <summary>put_page(): drop a reference; the last one frees the whole (compound or recorded-order) block.</summary>
-    public void PutPage(int idx, string caller)
-    {
-        int head = CompoundHead(idx);
-        ref PageFrame f = ref _f[head];
-        if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Slab) != 0)
-            throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
-        if (Interlocked.Decrement(ref f.RefCount) == 0) FreeTheBlock(head, f.Order);
-    }
-
-    public int PageCount(int idx) => _f[CompoundHead(idx)].RefCount;
-
-    public int CompoundHead(int idx) => (_f[idx].Flags & PageFlags.Tail) != 0 ? (int)_f[idx].Private : idx;
-
-    /// <summary>split_page(): a non-compound order-N block becomes 2^N independent order-0 pages.</summary>
-    public void SplitPage(int idx, int order, string caller)
-    {
-        ref PageFrame f = ref _f[idx];
-        string? bad = FreeCheckReason(idx, order);
-        if (bad is null && (f.Flags & PageFlags.Head) != 0) bad = "VM_BUG_ON_PAGE(PageCompound(page))";
-        if (bad is not null) throw BadPage(idx, bad, caller);
-        int n = 1 << order;
-        for (int i = 0; i < n; i++)
-        {
-            ref PageFrame p = ref _f[idx + i];
-            p.Flags = PageFlags.Allocated;
-            p.Order = 0;
-            p.RefCount = i == 0 ? f.RefCount : 1;
-            p.Migratetype = f.Migratetype;
-            p.Zone = f.Zone;
-        }
-    }
-
-    /// <summary>alloc_pages_exact(): the smallest block that fits, with the unused tail pages freed.</summary>
-    public int AllocExact(ulong size, Gfp gfp)
-    {
-        int order = GetOrder(size);
-        if ((gfp & Gfp.Comp) != 0)
-        {
-            WarnOnce("alloc_pages_exact __GFP_COMP", "WARNING: alloc_pages_exact: __GFP_COMP is not allowed; ignored");
-            gfp &= ~Gfp.Comp;
-        }
-        int idx = Alloc(gfp, order);
-        if (idx < 0) return -1;
-        SplitPage(idx, order, "alloc_pages_exact");
-        long used = (long)((size + PhysicalMemory.PageSize - 1) / PhysicalMemory.PageSize);
-        for (long i = used; i < 1L << order; i++) Free(idx + (int)i, 0, "alloc_pages_exact");
-        return idx;
-    }
-
-    /// <summary>get_order(): the order of the smallest block of at least <paramref name="size"/> bytes.</summary>
-    public static int GetOrder(ulong size)
-    {
-        if (size <= PhysicalMemory.PageSize) return 0;
-        ulong pages = (size - 1) >> PhysicalMemory.PageShift;
-        return 64 - System.Numerics.BitOperations.LeadingZeroCount(pages);
     }
 
     // ================================================================== misc

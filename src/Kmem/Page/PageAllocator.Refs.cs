@@ -1,0 +1,78 @@
+// Page references and reshaping: get_page/put_page, split_page and alloc_pages_exact, on top of the
+// allocation and free paths of PageAllocator.cs.
+using Kmem.Physical;
+
+namespace Kmem.Paging;
+
+internal sealed unsafe partial class PageAllocator
+{
+    // ================================================================== refcounts, split, exact
+
+    /// <summary>get_page(): take another reference on the (head of the) page.</summary>
+    public void GetPage(int idx, string caller)
+    {
+        int head = CompoundHead(idx);
+        ref PageFrame f = ref _f[head];
+        if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0)
+            throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) <= 0)", caller);
+        Interlocked.Increment(ref f.RefCount);
+    }
+
+    /// <summary>put_page(): drop a reference; the last one frees the whole (compound or recorded-order) block.</summary>
+    public void PutPage(int idx, string caller)
+    {
+        int head = CompoundHead(idx);
+        ref PageFrame f = ref _f[head];
+        if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Slab) != 0)
+            throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
+        if (Interlocked.Decrement(ref f.RefCount) == 0) FreeTheBlock(head, f.Order);
+    }
+
+    public int PageCount(int idx) => _f[CompoundHead(idx)].RefCount;
+
+    public int CompoundHead(int idx) => (_f[idx].Flags & PageFlags.Tail) != 0 ? (int)_f[idx].Private : idx;
+
+    /// <summary>split_page(): a non-compound order-N block becomes 2^N independent order-0 pages.</summary>
+    public void SplitPage(int idx, int order, string caller)
+    {
+        ref PageFrame f = ref _f[idx];
+        string? bad = FreeCheckReason(idx, order);
+        if (bad is null && (f.Flags & PageFlags.Head) != 0) bad = "VM_BUG_ON_PAGE(PageCompound(page))";
+        if (bad is not null) throw BadPage(idx, bad, caller);
+        int n = 1 << order;
+        for (int i = 0; i < n; i++)
+        {
+            ref PageFrame p = ref _f[idx + i];
+            p.Flags = PageFlags.Allocated;
+            p.Order = 0;
+            p.RefCount = i == 0 ? f.RefCount : 1;
+            p.Migratetype = f.Migratetype;
+            p.Zone = f.Zone;
+        }
+    }
+
+    /// <summary>alloc_pages_exact(): the smallest block that fits, with the unused tail pages freed.</summary>
+    public int AllocExact(ulong size, Gfp gfp)
+    {
+        int order = GetOrder(size);
+        if ((gfp & Gfp.Comp) != 0)
+        {
+            WarnOnce("alloc_pages_exact __GFP_COMP", "WARNING: alloc_pages_exact: __GFP_COMP is not allowed; ignored");
+            gfp &= ~Gfp.Comp;
+        }
+        int idx = Alloc(gfp, order);
+        if (idx < 0) return -1;
+        SplitPage(idx, order, "alloc_pages_exact");
+        long used = (long)((size + PhysicalMemory.PageSize - 1) / PhysicalMemory.PageSize);
+        for (long i = used; i < 1L << order; i++) Free(idx + (int)i, 0, "alloc_pages_exact");
+        return idx;
+    }
+
+    /// <summary>get_order(): the order of the smallest block of at least <paramref name="size"/> bytes.</summary>
+    public static int GetOrder(ulong size)
+    {
+        if (size <= PhysicalMemory.PageSize) return 0;
+        ulong pages = (size - 1) >> PhysicalMemory.PageShift;
+        return 64 - System.Numerics.BitOperations.LeadingZeroCount(pages);
+    }
+}
