@@ -100,7 +100,15 @@ public class BootTests
         Assert.Throws<ObjectDisposedException>(() => m.PageAddress(p));
         Assert.Throws<ObjectDisposedException>(() => m.GetFreePages(Gfp.Kernel, 0));
     }
+}
 
+/// <summary>Tests that read process-wide figures (the working set) and so must not run beside others.</summary>
+[CollectionDefinition(nameof(ProcessWide), DisableParallelization = true)]
+public sealed class ProcessWide;
+
+[Collection(nameof(ProcessWide))]
+public class LazyCommitTests
+{
     [Fact]
     public void An_8_GiB_profile_costs_only_what_is_touched()
     {
