@@ -78,19 +78,28 @@ internal sealed unsafe partial class PageAllocator
 
     // ---------------------------------------------------------------- allocate
 
-    /// <summary>rmqueue_pcplist(): order 0 from the thread's list, refilled by a batch when empty (general path).</summary>
+    /// <summary>rmqueue_pcplist(): order 0 from the thread's list, refilled by a batch when empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int RmqueuePcp(Zone z, int mt, AllocFlags af)
     {
-        var c = ThreadCache();
-        Volatile.Write(ref c.Busy, 1);
-        if (Volatile.Read(ref c.DrainRequested) != 0)
+        int* mem = ThreadBlock();
+        Volatile.Write(ref mem[0], 1);                   // Busy
+        if (Volatile.Read(ref mem[1]) == 0)              // no DrainRequested
         {
-            Volatile.Write(ref c.Busy, 0);
-            lock (c.DrainLock) return RmqueuePcpOwned(c.For(z), mt, af);
+            int idx = RmqueuePcpOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), mt, af);
+            Volatile.Write(ref mem[0], 0);
+            return idx;
         }
-        int idx = RmqueuePcpOwned(c.For(z), mt, af);
-        Volatile.Write(ref c.Busy, 0);
-        return idx;
+        Volatile.Write(ref mem[0], 0);
+        return RmqueuePcpWhileDraining(z, mt, af);
+    }
+
+    /// <summary>A drainer holds the lists: wait for it under the drain lock, then take a page.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int RmqueuePcpWhileDraining(Zone z, int mt, AllocFlags af)
+    {
+        var c = ThreadCache();
+        lock (c.DrainLock) return RmqueuePcpOwned(c.For(z), mt, af);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -129,30 +138,46 @@ internal sealed unsafe partial class PageAllocator
     // ---------------------------------------------------------------- free
 
     /// <summary>free_unref_page(): an order-0 page goes to the head of the thread's list for its pageblock type.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FreeUnrefPage(Zone z, int idx)
     {
         int mt = (int)z.PageblockType(idx);
-        ref PageFrame f = ref _f[idx];
         if (mt == (int)MigrateType.Isolate)
         {
-            f.Flags = 0;
-            lock (z.Lock) z.FreeOnePage(idx, 0, mt);
-            SignalFree();
+            FreeIsolatedPage(z, idx);
             return;
         }
+        ref PageFrame f = ref _f[idx];
         f.Flags = PageFlags.Pcp;
         f.Migratetype = (byte)mt; // set_pcppage_migratetype()
         int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable; // HighAtomic and CMA wait on the movable list
-        var c = ThreadCache();
-        Volatile.Write(ref c.Busy, 1);
-        if (Volatile.Read(ref c.DrainRequested) != 0)
+        int* mem = ThreadBlock();
+        Volatile.Write(ref mem[0], 1);                   // Busy
+        if (Volatile.Read(ref mem[1]) == 0)              // no DrainRequested
         {
-            Volatile.Write(ref c.Busy, 0);
-            lock (c.DrainLock) FreeUnrefPageOwned(c.For(z), list, idx);
+            FreeUnrefPageOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), list, idx);
+            Volatile.Write(ref mem[0], 0);
             return;
         }
-        FreeUnrefPageOwned(c.For(z), list, idx);
-        Volatile.Write(ref c.Busy, 0);
+        Volatile.Write(ref mem[0], 0);
+        FreeUnrefPageWhileDraining(z, list, idx);
+    }
+
+    /// <summary>A drainer holds the lists: wait for it under the drain lock, then add the page.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeUnrefPageWhileDraining(Zone z, int list, int idx)
+    {
+        var c = ThreadCache();
+        lock (c.DrainLock) FreeUnrefPageOwned(c.For(z), list, idx);
+    }
+
+    /// <summary>Pages of isolated pageblocks bypass the per-CPU lists.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeIsolatedPage(Zone z, int idx)
+    {
+        _f[idx].Flags = 0;
+        lock (z.Lock) z.FreeOnePage(idx, 0, (int)MigrateType.Isolate);
+        SignalFree();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

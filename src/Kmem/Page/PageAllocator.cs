@@ -273,21 +273,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
                 if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
                 {
-                    int* mem = ThreadBlock();
-                    Volatile.Write(ref mem[0], 1);               // Busy
-                    if (Volatile.Read(ref mem[1]) == 0)          // no DrainRequested
+                    int idx = RmqueuePcp(z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                    if (idx >= 0)
                     {
-                        int* p = mem + z.PcpOffset;
-                        int idx = PerCpuPages.PopHot(p, z.PcpCap, mt);
-                        if (idx < 0) idx = RefillPcp(new PerCpuPages(p, z.PcpCap, z), mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
-                        Volatile.Write(ref mem[0], 0);
-                        if (idx >= 0)
-                        {
-                            PrepOrder0(idx, gfp, mt, z.Index);
-                            return idx;
-                        }
+                        PrepOrder0(idx, gfp, mt, z.Index);
+                        return idx;
                     }
-                    else Volatile.Write(ref mem[0], 0);
                 }
             }
         }
@@ -434,26 +425,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (order == 0 && f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == 0)
         {
             // The common case, inlined: the sole owner frees an order-0 page to its thread's list.
-            var z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
-            int mt = (int)z.PageblockType(idx);
-            if (mt != (int)MigrateType.Isolate)
-            {
-                int* mem = ThreadBlock();
-                Volatile.Write(ref mem[0], 1);                   // Busy
-                if (Volatile.Read(ref mem[1]) == 0)              // no DrainRequested
-                {
-                    f.RefCount = 0;
-                    f.Flags = PageFlags.Pcp;
-                    f.Migratetype = (byte)mt;
-                    int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable;
-                    int* p = mem + z.PcpOffset;
-                    if (PerCpuPages.PushHot(p, z.PcpCap, list, idx) >= z.PcpHigh)
-                        FreePcppagesBulk(new PerCpuPages(p, z.PcpCap, z), z.PcpBatch);
-                    Volatile.Write(ref mem[0], 0);
-                    return;
-                }
-                Volatile.Write(ref mem[0], 0);
-            }
+            f.RefCount = 0;
+            FreeUnrefPage(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx);
+            return;
         }
         FreeGeneral(idx, order, caller);
     }
