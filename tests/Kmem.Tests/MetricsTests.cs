@@ -14,13 +14,13 @@ public class MetricsTests
         listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
         listener.SetMeasurementEventCallback<long>((inst, value, tags, _) =>
         {
-            string machine = "", zone = "";
+            object? id = null; string zone = "";
             foreach (var t in tags)
             {
-                if (t.Key == "kmem.machine") machine = (string)t.Value!;
+                if (t.Key == "kmem.machine.id") id = t.Value;
                 if (t.Key == "kmem.zone") zone = (string)t.Value!;
             }
-            if (machine == "small") lock (seen) seen[$"{inst.Name}/{zone}"] = value;
+            if (id is int i && i == m.Id) lock (seen) seen[$"{inst.Name}/{zone}"] = value;
         });
         listener.Start();
         var got = new List<Page>();

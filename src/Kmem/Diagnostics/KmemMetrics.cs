@@ -1,5 +1,6 @@
 // System.Diagnostics.Metrics instruments of one machine (readable with dotnet-counters or
 // OpenTelemetry): observable gauges and counters read from the allocators, so the hot paths pay nothing.
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Kmem.Paging;
 
@@ -13,12 +14,18 @@ internal sealed class KmemMetrics : IDisposable
 
     private readonly Meter _meter;
 
-    public KmemMetrics(PageAllocator pa, string machineName)
+    public KmemMetrics(PageAllocator pa, string machineName, int machineId)
     {
         _meter = new Meter(MeterName, "1.0");
-        var machine = new KeyValuePair<string, object?>("kmem.machine", machineName);
+        // Several machines may boot the same profile: the id tells them apart.
+        var machine = new TagList { { "kmem.machine", machineName }, { "kmem.machine.id", machineId } };
         IEnumerable<Measurement<long>> PerZone(Func<Zone, long> read) =>
-            pa.Zones.Where(z => z.Populated).Select(z => new Measurement<long>(read(z), machine, new("kmem.zone", z.Name)));
+            pa.Zones.Where(z => z.Populated).Select(z =>
+            {
+                var tags = machine;
+                tags.Add("kmem.zone", z.Name);
+                return new Measurement<long>(read(z), tags);
+            });
         _meter.CreateObservableGauge("kmem.memory.free", () => PerZone(z => Volatile.Read(ref z.FreePages) * 4096), "By", "Free memory on the buddy lists");
         _meter.CreateObservableGauge("kmem.memory.managed", () => PerZone(z => z.Managed * 4096), "By", "Memory managed by the page allocator");
         _meter.CreateObservableGauge("kmem.memory.pcp", () => PerZone(z => pa.PcpTotal(z.Index) * 4096), "By", "Memory on the per-CPU page lists");

@@ -62,7 +62,7 @@ public sealed partial class Machine : IDisposable
             ProcFs = new ProcFs();
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
-            _metrics = new KmemMetrics(Pages, profile.Name);
+            _metrics = new KmemMetrics(Pages, profile.Name, Id);
         }
         catch
         {
