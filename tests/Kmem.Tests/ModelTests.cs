@@ -67,8 +67,9 @@ public class ModelTests
             {
                 var check = m.Pages.CheckInvariants();
                 if (check.Errors.Count > 0) return $"op {op}: {check.Errors[0]}";
-                if (check.BuddyPages + check.PcpPages + livePages != managed)
-                    return $"op {op}: {check.BuddyPages} buddy + {check.PcpPages} pcp + {livePages} live != {managed} managed";
+                long slab = m.Pages.Stat.SlabReclaimablePages + m.Pages.Stat.SlabUnreclaimablePages; // the boot's slab caches
+                if (check.BuddyPages + check.PcpPages + livePages + slab != managed)
+                    return $"op {op}: {check.BuddyPages} buddy + {check.PcpPages} pcp + {livePages} live + {slab} slab != {managed} managed";
                 foreach (int idx in check.FreeFrames)
                     if (owner.ContainsKey(m.Pages.BasePfn + (ulong)idx)) return $"op {op}: live page 0x{m.Pages.BasePfn + (ulong)idx:x} is also free";
             }

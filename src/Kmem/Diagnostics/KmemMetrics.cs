@@ -14,7 +14,7 @@ internal sealed class KmemMetrics : IDisposable
 
     private readonly Meter _meter;
 
-    public KmemMetrics(PageAllocator pa, string machineName, int machineId)
+    public KmemMetrics(PageAllocator pa, Slab.SlabAllocator sa, string machineName, int machineId)
     {
         _meter = new Meter(MeterName, "1.0");
         // Several machines may boot the same profile: the id tells them apart.
@@ -33,6 +33,19 @@ internal sealed class KmemMetrics : IDisposable
         _meter.CreateObservableCounter("kmem.page_alloc.slow_path", () => new Measurement<long>(Volatile.Read(ref pa.SlowPathCount), machine), "{call}", "Allocations that entered the slow path");
         _meter.CreateObservableCounter("kmem.page_alloc.reclaim", () => new Measurement<long>(Volatile.Read(ref pa.ReclaimCount), machine), "{run}", "Direct reclaim runs");
         _meter.CreateObservableCounter("kmem.page_alloc.failures", () => new Measurement<long>(Volatile.Read(ref pa.FailureCount), machine), "{call}", "Page allocations that failed");
+        IEnumerable<Measurement<long>> PerCache(Func<SlabCache, long> read) =>
+            sa.Caches.Select(c =>
+            {
+                var tags = machine;
+                tags.Add("kmem.cache", c.Name);
+                return new Measurement<long>(read(c), tags);
+            });
+        _meter.CreateObservableGauge("kmem.slab.active_objects", () => PerCache(c => c.ActiveObjects), "{object}", "Objects in use or held by threads (slabinfo active_objs)");
+        _meter.CreateObservableGauge("kmem.slab.objects", () => PerCache(c => c.TotalObjects), "{object}", "Objects in all slabs (slabinfo num_objs)");
+        _meter.CreateObservableGauge("kmem.slab.slabs", () => PerCache(c => c.Slabs), "{slab}", "Slabs of the cache");
+        _meter.CreateObservableGauge("kmem.slab.memory", () => PerCache(c => c.Slabs * (4096L << c.Order)), "By", "Memory in the cache's slabs");
+        _meter.CreateObservableGauge("kmem.memory.slab_reclaimable", () => new Measurement<long>(pa.Stat.SlabReclaimablePages * 4096, machine), "By", "SReclaimable");
+        _meter.CreateObservableGauge("kmem.memory.slab_unreclaimable", () => new Measurement<long>(pa.Stat.SlabUnreclaimablePages * 4096, machine), "By", "SUnreclaim");
         _meter.CreateObservableCounter("kmem.page_alloc.kswapd_wakeups", () => new Measurement<long>(Volatile.Read(ref pa.KswapdWakeups), machine), "{wakeup}", "Background reclaim wake-ups");
     }
 

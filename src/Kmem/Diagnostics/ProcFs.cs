@@ -28,6 +28,12 @@ public sealed class ProcFs
         lock (_lock) _files[path] = render;
     }
 
+    /// <summary>Removes a path (a view that went away, such as a destroyed cache's sysfs files).</summary>
+    public bool Unregister(string path)
+    {
+        lock (_lock) return _files.Remove(path);
+    }
+
     /// <summary>The registered paths, sorted.</summary>
     public IReadOnlyList<string> Paths
     {

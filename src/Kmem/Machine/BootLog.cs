@@ -21,6 +21,7 @@ internal static class BootLog
         {
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
+        if (p.Cmdline.Length > 0) log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
         int paDigits = p.Is64Bit ? 16 : 8;
         foreach (var c in layout.CmaAreas)
             log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}");

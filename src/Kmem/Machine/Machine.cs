@@ -4,6 +4,7 @@
 using Kmem.Diagnostics;
 using Kmem.Paging;
 using Kmem.Physical;
+using Kmem.Slab;
 
 namespace Kmem;
 
@@ -17,6 +18,7 @@ public sealed partial class Machine : IDisposable
     private readonly PhysicalMemory _phys;
     private readonly PageFrameTable _frames;
     internal readonly PageAllocator Pages;
+    internal readonly SlabAllocator Slab;
     private readonly KmemMetrics _metrics;
     // Copies of hot constants so the page entry points need no chain of loads.
     private readonly ulong _basePfn;
@@ -26,6 +28,7 @@ public sealed partial class Machine : IDisposable
 
     private Machine(MachineProfile profile)
     {
+        var cmdline = KernelCmdline.Parse(profile.Cmdline, "cmdline");
         Profile = profile;
         Id = Interlocked.Increment(ref s_nextId);
         Log = new KernelLog();
@@ -62,7 +65,9 @@ public sealed partial class Machine : IDisposable
             ProcFs = new ProcFs();
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
-            _metrics = new KmemMetrics(Pages, profile.Name, Id);
+            Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
+            SlabViews.Register(ProcFs, Slab);
+            _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
         }
         catch
         {
@@ -82,6 +87,18 @@ public sealed partial class Machine : IDisposable
         ArgumentNullException.ThrowIfNull(profile);
         return new Machine(profile);
     }
+
+    /// <summary>Boots a profile with extra kernel command-line words (e.g. <c>slub_debug=FZPU</c>), added after the profile's own.</summary>
+    /// <exception cref="ProfileException">A parameter Kmem models has a bad value.</exception>
+    public static Machine Boot(MachineProfile profile, string cmdline)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        ArgumentNullException.ThrowIfNull(cmdline);
+        return new Machine(profile with { Cmdline = (profile.Cmdline + " " + cmdline).Trim() });
+    }
+
+    /// <summary>Boots an embedded profile by name with extra kernel command-line words.</summary>
+    public static Machine Boot(string profileName, string cmdline) => Boot(MachineProfile.Embedded(profileName), cmdline);
 
     /// <summary>Boots the default profile (<c>rv1106</c>).</summary>
     public static Machine Boot() => Boot(MachineProfile.DefaultName);
@@ -147,8 +164,17 @@ public sealed partial class Machine : IDisposable
     public IReadOnlyList<string> VerifyIntegrity()
     {
         ThrowIfDisposed();
-        return Pages.CheckInvariants().Errors;
+        var errors = new List<string>(Pages.CheckInvariants().Errors);
+        errors.AddRange(Slab.CheckInvariants());
+        return errors;
     }
+
+    /// <summary>The slab layer's settings: the architecture's figures and the command line's slub_ options.</summary>
+    private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd) => new(
+        new SlabArch(p.Is64Bit ? 8 : 4, p.CacheLineSize, 8, p.Is64Bit ? 152 : 80, p.Cpus, p.MaxOrder,
+            cmd.SlubMinOrder, cmd.SlubMaxOrder, cmd.SlubMinObjects),
+        cmd.SlubDebug, cmd.SlabNoMerge, Math.Max(8, p.KmallocMinAlign), p.ZoneTypes.Contains(ZoneType.Dma),
+        Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25));
 
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
     private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)
@@ -201,6 +227,7 @@ public sealed partial class Machine : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
 #pragma warning restore CS0420
         _metrics.Dispose();
+        Slab.Dispose();
         Pages.Dispose();
         _frames.Dispose();
         _phys.Dispose();

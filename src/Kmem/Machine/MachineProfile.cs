@@ -82,6 +82,8 @@ public sealed record MachineProfile
     public IReadOnlyList<DeviceSpec> Devices { get; init; } = [];
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
     public long? MinFreeKbytes { get; init; }
+    /// <summary>The kernel command line (e.g. <c>slub_debug=FZPU slub_max_order=2</c>); see docs/profiles.md.</summary>
+    public string Cmdline { get; init; } = "";
 
     /// <summary>True for 64-bit architectures.</summary>
     public bool Is64Bit => Arch != Arch.Arm;

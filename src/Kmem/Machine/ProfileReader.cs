@@ -20,7 +20,7 @@ internal static partial class ProfileReader
     {
         if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
         Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
-            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes");
+            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline");
 
         string name = Str(root, "name", required: true)!;
         if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
@@ -201,8 +201,12 @@ internal static partial class ProfileReader
             minFree = v;
         }
 
+        string cmdline = Str(root, "cmdline", required: false) ?? "";
+        KernelCmdline.Parse(cmdline, "cmdline");
+
         return partial with
         {
+            Cmdline = cmdline,
             Description = Str(root, "description", required: false) ?? "",
             Cma = cma,
             Devices = devices,

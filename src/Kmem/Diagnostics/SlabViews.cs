@@ -1,0 +1,81 @@
+// The slab layer's views: /proc/slabinfo (version 2.1, SLUB's figures, newest cache first) and the
+// basic files of /sys/kernel/slab/<cache>/, registered and removed as caches come and go.
+using System.Text;
+using Kmem.Slab;
+
+namespace Kmem.Diagnostics;
+
+internal static class SlabViews
+{
+    public static void Register(ProcFs fs, SlabAllocator sa)
+    {
+        fs.Register("/proc/slabinfo", () => FormatSlabinfo(sa.Caches));
+        foreach (var c in sa.Caches) AddCache(fs, c);
+        sa.Created += c => AddCache(fs, c);
+        sa.Destroyed += c => RemoveCache(fs, c);
+    }
+
+    /// <summary>/proc/slabinfo from a list of caches (SLUB: tunables and sharedavail 0, active_slabs = num_slabs).</summary>
+    public static string FormatSlabinfo(IEnumerable<SlabCache> caches)
+    {
+        var sb = new StringBuilder();
+        sb.Append("slabinfo - version: 2.1\n");
+        sb.Append("# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n");
+        foreach (var c in caches)
+        {
+            long slabs = c.Slabs;
+            sb.Append($"{c.Name,-17} {c.ActiveObjects,6} {c.TotalObjects,6} {c.Size,6} {c.ObjectsPerSlab,4} {1 << c.Order,4}");
+            sb.Append($" : tunables {0,4} {0,4} {0,4}");
+            sb.Append($" : slabdata {slabs,6} {slabs,6} {0,6}\n");
+        }
+        return sb.ToString();
+    }
+
+    private static readonly string[] s_files =
+    [
+        "object_size", "slab_size", "align", "objs_per_slab", "order", "min_partial", "cpu_partial", "slabs", "objects",
+        "total_objects", "partial", "red_zone", "poison", "store_user", "sanity_checks", "trace", "reclaim_account",
+        "hwcache_align", "cache_dma", "ctor", "aliases",
+    ];
+
+    private static void AddCache(ProcFs fs, SlabCache c)
+    {
+        foreach (string f in s_files) fs.Register($"/sys/kernel/slab/{c.Name}/{f}", () => SysfsFile(c, f) + "\n");
+    }
+
+    private static void RemoveCache(ProcFs fs, SlabCache c)
+    {
+        foreach (string f in s_files) fs.Unregister($"/sys/kernel/slab/{c.Name}/{f}");
+    }
+
+    private static string SysfsFile(SlabCache c, string f)
+    {
+        var g = c.Geometry;
+        static string B(bool v) => v ? "1" : "0";
+        return f switch
+        {
+            "object_size" => c.ObjectSize.ToString(),
+            "slab_size" => c.Size.ToString(),
+            "align" => c.Align.ToString(),
+            "objs_per_slab" => c.ObjectsPerSlab.ToString(),
+            "order" => c.Order.ToString(),
+            "min_partial" => g.MinPartial.ToString(),
+            "cpu_partial" => g.CpuPartial.ToString(),
+            "slabs" => c.Slabs.ToString(),
+            "objects" => c.ActiveObjects.ToString(),
+            "total_objects" => c.TotalObjects.ToString(),
+            "partial" => c.PartialSlabs.ToString(),
+            "red_zone" => B((c.Flags & SlabFlags.RedZone) != 0),
+            "poison" => B((c.Flags & SlabFlags.Poison) != 0),
+            "store_user" => B((c.Flags & SlabFlags.StoreUser) != 0),
+            "sanity_checks" => B((c.Flags & SlabFlags.ConsistencyChecks) != 0),
+            "trace" => B((c.Flags & SlabFlags.Trace) != 0),
+            "reclaim_account" => B((c.Flags & SlabFlags.ReclaimAccount) != 0),
+            "hwcache_align" => B((c.Flags & SlabFlags.HwcacheAlign) != 0),
+            "cache_dma" => B((c.Flags & SlabFlags.CacheDma) != 0),
+            "ctor" => c.HasCtor ? "ctor" : "",
+            "aliases" => (c.RefCount - 1).ToString(),
+            _ => "",
+        };
+    }
+}

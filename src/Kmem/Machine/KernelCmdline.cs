@@ -1,0 +1,62 @@
+// The kernel command line of a profile or a boot: "param[=value]" words separated by spaces. The
+// parameters Kmem models are checked here (a bad value is a ProfileException naming the parameter);
+// the others are kept and listed in the log as the kernel does for parameters it does not know.
+using System.Globalization;
+using Kmem.Slab;
+
+namespace Kmem;
+
+/// <summary>The parsed kernel command line.</summary>
+internal sealed class KernelCmdline
+{
+    private readonly Dictionary<string, string?> _params = new(StringComparer.Ordinal);
+
+    /// <summary>slub_debug, when given (null value: the option without '=').</summary>
+    public SlubDebugOptions SlubDebug { get; private set; } = SlubDebugOptions.None;
+    public int SlubMinOrder { get; private set; }
+    public int SlubMaxOrder { get; private set; } = 3;
+    public int SlubMinObjects { get; private set; }
+    public bool SlabNoMerge { get; private set; }
+    /// <summary>Words Kmem does not model.</summary>
+    public List<string> Unknown { get; } = [];
+
+    /// <summary>The words as given.</summary>
+    public string Text { get; private set; } = "";
+
+    /// <summary>Parses and checks; <paramref name="field"/> names the source in errors.</summary>
+    public static KernelCmdline Parse(string text, string field)
+    {
+        var c = new KernelCmdline { Text = text.Trim() };
+        foreach (string word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = word.IndexOf('=');
+            string key = eq < 0 ? word : word[..eq];
+            string? value = eq < 0 ? null : word[(eq + 1)..];
+            c._params[key] = value;
+            switch (key)
+            {
+                case "slub_debug":
+                    c.SlubDebug = SlubDebugOptions.Parse(value);
+                    break;
+                case "slub_min_order": c.SlubMinOrder = Int(field, key, value, 0, 10); break;
+                case "slub_max_order": c.SlubMaxOrder = Int(field, key, value, 0, 10); break;
+                case "slub_min_objects": c.SlubMinObjects = Int(field, key, value, 0, 32767); break;
+                case "slab_nomerge" or "slub_nomerge": c.SlabNoMerge = true; break;
+                case "slab_merge" or "slub_merge": c.SlabNoMerge = false; break;
+                default: c.Unknown.Add(word); break;
+            }
+        }
+        if (c.SlubMinOrder > c.SlubMaxOrder) c.SlubMaxOrder = c.SlubMinOrder; // the kernel raises max to min
+        return c;
+    }
+
+    private static int Int(string field, string key, string? value, int min, int max)
+    {
+        if (value is null || !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
+            throw new ProfileException(field, $"{key}={value} must be a whole number in {min}..{max}");
+        return v;
+    }
+
+    /// <summary>The value of a parameter Kmem keeps for later layers, or null.</summary>
+    public string? this[string key] => _params.GetValueOrDefault(key);
+}

@@ -1,0 +1,110 @@
+// The machine's slab entry points: kmem_cache_create() and the kmalloc family, with the caller
+// attributes that slub_debug's owner tracking (U) records.
+using System.Runtime.CompilerServices;
+using Kmem.Slab;
+
+namespace Kmem;
+
+public sealed partial class Machine
+{
+    /// <summary>ZERO_SIZE_PTR: what <see cref="Kmalloc(nuint, Gfp, string, string, int)"/> returns for 0 bytes (never dereference it; Kfree accepts it).</summary>
+    public const nint ZeroSizePtr = SlabAllocator.ZeroSizePtr;
+
+    /// <summary>KMALLOC_MAX_SIZE: the largest kmalloc (and slab object) for this machine's MAX_ORDER.</summary>
+    public long KmallocMaxSize => Slab.KmallocMaxSize;
+
+    /// <summary>The slab caches, newest first, as /proc/slabinfo lists them (merged aliases are not listed).</summary>
+    public IReadOnlyList<SlabCache> SlabCaches => Slab.Caches;
+
+    /// <summary>A cache (or alias) by name, or null.</summary>
+    public SlabCache? FindSlabCache(string name) => Slab.Find(name);
+
+    /// <summary>
+    /// Creates a slab cache (<c>kmem_cache_create()</c>). <paramref name="align"/> 0 means the architecture's
+    /// minimum; <paramref name="ctor"/> runs once for each object when its slab is made. A compatible existing
+    /// cache may be reused (merged) unless flags, a constructor or <see cref="SlabFlags.NoMerge"/> forbid it.
+    /// </summary>
+    /// <exception cref="SlabException">Empty or duplicate name, size 0 or above <see cref="KmallocMaxSize"/>, bad alignment or flags.</exception>
+    public SlabCache KmemCacheCreate(string name, int size, int align = 0, SlabFlags flags = SlabFlags.None, Action<nint>? ctor = null)
+    {
+        ThrowIfDisposed();
+        return Slab.Create(name, size, align, flags, ctor);
+    }
+
+    /// <summary>Creates a typed slab cache for <typeparamref name="T"/> (size and alignment from the type).</summary>
+    public SlabCache<T> KmemCacheCreate<T>(string name, SlabFlags flags = SlabFlags.None, SlabCtor<T>? ctor = null) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        return SlabCache<T>.Create(this, name, flags, ctor);
+    }
+
+    /// <summary>
+    /// kmalloc(): <paramref name="size"/> bytes from the kmalloc cache of that size class (or from the page
+    /// allocator above 8 KiB). Returns 0 on failure, <see cref="ZeroSizePtr"/> for 0 bytes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint Kmalloc(nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => Slab.Kmalloc(size, gfp, new CallSite(caller, file, line));
+
+    /// <summary>kmalloc() with an <see cref="int"/> size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint Kmalloc(int size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(size);
+        return Slab.Kmalloc((nuint)size, gfp, new CallSite(caller, file, line));
+    }
+
+    /// <summary>kzalloc(): kmalloc with <see cref="Gfp.Zero"/>.</summary>
+    public nint Kzalloc(nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => Slab.Kmalloc(size, gfp | Gfp.Zero, new CallSite(caller, file, line));
+
+    /// <summary>kmalloc_array(): <paramref name="n"/> × <paramref name="size"/> bytes; 0 without allocating when the product overflows.</summary>
+    public nint KmallocArray(nuint n, nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        if (size != 0 && n > nuint.MaxValue / size) return 0; // check_mul_overflow()
+        return Slab.Kmalloc(n * size, gfp, new CallSite(caller, file, line));
+    }
+
+    /// <summary>kcalloc(): a zeroed array; 0 without allocating when the product overflows.</summary>
+    public nint Kcalloc(nuint n, nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => KmallocArray(n, size, gfp | Gfp.Zero, caller, file, line);
+
+    /// <summary>
+    /// krealloc(): the same buffer when it is already big enough, else a new one with the old contents
+    /// (and the old one freed); 0 bytes frees and returns <see cref="ZeroSizePtr"/>; on failure returns 0 and keeps the old buffer.
+    /// </summary>
+    public nint Krealloc(nint p, nuint newSize, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => Slab.Krealloc(p, newSize, gfp, new CallSite(caller, file, line));
+
+    /// <summary>ksize(): the usable size of a kmalloc'd buffer (the kernel's bytes_alloc).</summary>
+    public nuint Ksize(nint p, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => Slab.Ksize(p, new CallSite(caller, file, line));
+
+    /// <summary>
+    /// kfree(): frees a kmalloc'd buffer; 0 and <see cref="ZeroSizePtr"/> are accepted. A pointer Kmem never
+    /// handed out, an interior pointer or a double free (as far as the checks in force can tell) is reported
+    /// and raises <see cref="SlabException"/> or <see cref="InvalidAddressException"/>; nothing is freed then.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Kfree(nint p, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => Slab.Kfree(p, new CallSite(caller, file, line));
+
+    /// <summary>kmemdup(): a kmalloc'd copy of <paramref name="src"/>; 0 on failure.</summary>
+    public unsafe nint Kmemdup(ReadOnlySpan<byte> src, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        nint p = Slab.Kmalloc((nuint)src.Length, gfp, new CallSite(caller, file, line));
+        if (p != 0 && p != ZeroSizePtr) src.CopyTo(new Span<byte>((void*)p, src.Length));
+        return p;
+    }
+
+    /// <summary>kmemdup() of <paramref name="len"/> bytes at <paramref name="src"/>.</summary>
+    public unsafe nint Kmemdup(nint src, nuint len, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        nint p = Slab.Kmalloc(len, gfp, new CallSite(caller, file, line));
+        if (p != 0 && p != ZeroSizePtr) Buffer.MemoryCopy((void*)src, (void*)p, (long)len, (long)len);
+        return p;
+    }
+
+    /// <summary>Shrinks every slab cache (what memory pressure does through the slab shrinker); returns the objects freed.</summary>
+    public long ShrinkSlabs() => Slab.ShrinkAll();
+}

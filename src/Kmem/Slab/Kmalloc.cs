@@ -1,0 +1,229 @@
+// The kmalloc family over the kmalloc caches (Linux 5.10 mm/slab_common.c, include/linux/slab.h,
+// mm/slub.c): size classes and size_index per architecture, kmalloc-rcl-* and dma-kmalloc-* chosen by
+// GFP, large requests straight from the page allocator (compound, counted in SUnreclaim), ksize,
+// krealloc, kmalloc_array/kcalloc overflow checks, and kfree with full validation of the pointer.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using Kmem.Paging;
+using Kmem.Physical;
+
+namespace Kmem.Slab;
+
+internal sealed unsafe partial class SlabAllocator
+{
+    /// <summary>KMALLOC_SHIFT_HIGH: the largest kmalloc cache is 2^13 = 8 KiB.</summary>
+    public const int ShiftHigh = PhysicalMemory.PageShift + 1;
+    /// <summary>KMALLOC_MAX_CACHE_SIZE.</summary>
+    public const int MaxCacheSize = 1 << ShiftHigh;
+    /// <summary>ZERO_SIZE_PTR.</summary>
+    public const nint ZeroSizePtr = 16;
+    private const int Types = 3, TypeNormal = 0, TypeReclaim = 1, TypeDma = 2;
+
+    /// <summary>size_index[]: the cache index for sizes 1..192 in steps of 8.</summary>
+    private readonly byte[] _sizeIndex = [3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2];
+    /// <summary>kmalloc_caches[type][index], flattened (type * 14 + index).</summary>
+    private readonly SlabCache?[] _kmalloc = new SlabCache?[Types * (ShiftHigh + 1)];
+
+    /// <summary>KMALLOC_MAX_SIZE.</summary>
+    public long KmallocMaxSize => 1L << Settings.KmallocShiftMax;
+
+    /// <summary>KMALLOC_SHIFT_LOW.</summary>
+    private int ShiftLow => System.Numerics.BitOperations.Log2((uint)Settings.KmallocMinSize);
+
+    private static readonly string[] s_sizeNames = ["", "96", "192", "8", "16", "32", "64", "128", "256", "512", "1k", "2k", "4k", "8k"];
+    private static readonly int[] s_sizes = [0, 96, 192, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+    /// <summary>setup_kmalloc_cache_index_table() and create_kmalloc_caches() (5.10 order).</summary>
+    private void CreateKmallocCaches()
+    {
+        int min = Settings.KmallocMinSize;
+        for (int i = 8; i < min; i += 8)
+        {
+            int elem = (i - 1) / 8;
+            if (elem >= _sizeIndex.Length) break;
+            _sizeIndex[elem] = (byte)ShiftLow;
+        }
+        if (min >= 64) for (int i = 64 + 8; i <= 96; i += 8) _sizeIndex[(i - 1) / 8] = 7;
+        if (min >= 128) for (int i = 128 + 8; i <= 192; i += 8) _sizeIndex[(i - 1) / 8] = 8;
+
+        for (int type = TypeNormal; type <= TypeReclaim; type++)
+            for (int i = ShiftLow; i <= ShiftHigh; i++)
+            {
+                NewKmallocCache(i, type);
+                if (min <= 32 && i == 6) NewKmallocCache(1, type);
+                if (min <= 64 && i == 7) NewKmallocCache(2, type);
+            }
+        if (Settings.HasZoneDma)
+            for (int i = 0; i <= ShiftHigh; i++)
+                if (_kmalloc[TypeNormal * (ShiftHigh + 1) + i] is not null) NewKmallocCache(i, TypeDma);
+    }
+
+    private void NewKmallocCache(int idx, int type)
+    {
+        ref var slot = ref _kmalloc[type * (ShiftHigh + 1) + idx];
+        if (slot is not null) return;
+        string name = type switch { TypeReclaim => "kmalloc-rcl-", TypeDma => "dma-kmalloc-", _ => "kmalloc-" } + s_sizeNames[idx];
+        int size = s_sizes[idx];
+        SlabFlags flags = type switch { TypeReclaim => SlabFlags.ReclaimAccount, TypeDma => SlabFlags.CacheDma, _ => 0 };
+        int align = Math.Max(Settings.KmallocMinSize > 8 ? Settings.KmallocMinSize : 8, 8);
+        if ((size & (size - 1)) == 0) align = Math.Max(align, size);
+        slot = CreateCore(name, size, align, flags, null, usersize: size, kmalloc: true)
+            ?? throw new InvalidOperationException($"cannot create {name}");
+        AllocDescriptor(slot);
+    }
+
+    /// <summary>The kmalloc caches that exist, in creation order (for tests and views).</summary>
+    public IEnumerable<SlabCache> KmallocCaches => _kmalloc.Where(c => c is not null)!;
+
+    /// <summary>kmalloc_slab(): the cache for a request of 1..8192 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public SlabCache KmallocSlab(nuint size, Gfp gfp)
+    {
+        int index = size <= 192
+            ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeIndex), (int)((size - 1) >> 3))
+            : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)size - 1);
+        int type = (gfp & (Gfp.Dma | Gfp.Reclaimable)) == 0 ? TypeNormal
+            : (gfp & Gfp.Dma) != 0 && Settings.HasZoneDma ? TypeDma
+            : (gfp & Gfp.Reclaimable) != 0 ? TypeReclaim : TypeNormal;
+        return Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_kmalloc), type * (ShiftHigh + 1) + index)!;
+    }
+
+    /// <summary>kmalloc(): the address, <see cref="ZeroSizePtr"/> for 0 bytes, or 0 on failure.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint Kmalloc(nuint size, Gfp gfp, CallSite site)
+    {
+        if (size - 1 < MaxCacheSize)
+        {
+            var c = KmallocSlab(size, gfp);
+            nint obj = c.AllocFast();
+            if (obj != 0)
+            {
+                if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, c.ObjectSize).Clear();
+                return obj;
+            }
+            return c.AllocSlowFor(gfp, site);
+        }
+        return size == 0 ? ZeroSizePtr : KmallocLarge(size, gfp);
+    }
+
+    /// <summary>kmalloc_large(): compound pages from the page allocator, counted as unreclaimable slab.</summary>
+    private nint KmallocLarge(nuint size, Gfp gfp)
+    {
+        if (size > (nuint)KmallocMaxSize)
+        {
+            // The page allocator's WARN_ON_ONCE(order >= MAX_ORDER) unless __GFP_NOWARN.
+            if ((gfp & Gfp.NoWarn) == 0)
+                Pages.WarnOnce("kmalloc_large:order", $"WARNING: CPU: {Pages.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c:4935 __alloc_pages_nodemask+0x5c/0x2c0\n" +
+                    $"kmalloc: {size} bytes is above KMALLOC_MAX_SIZE ({KmallocMaxSize}): order {SlabArch.GetOrder((long)Math.Min((ulong)size, (ulong)long.MaxValue))} >= MAX_ORDER {Pages.MaxOrder}");
+            return 0;
+        }
+        int order = SlabArch.GetOrder((long)size);
+        int idx = Pages.Alloc((gfp & ~(Gfp.Dma32 | Gfp.HighMem)) | Gfp.Comp, order);
+        if (idx < 0) return 0;
+        _frames[idx].Spare = LargeKmallocMark;
+        Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order);
+        return Pages.IdxToVirt(idx);
+    }
+
+    /// <summary>Marks the head page of a large kmalloc (in its Spare byte) so that kfree knows it.</summary>
+    private const byte LargeKmallocMark = 0x4b;
+
+    /// <summary>kfree(): accepts 0 and ZERO_SIZE_PTR; anything not handed out by kmalloc is reported and rejected.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Kfree(nint p, CallSite site)
+    {
+        if ((nuint)p <= (nuint)ZeroSizePtr) return;
+        var c = SlabCacheOf(p);
+        if (c is not null && c.FreeFast(p)) return;
+        KfreeSlow(p, site);
+    }
+
+    /// <summary>The cache of the slab holding <paramref name="p"/>, or null (no check that p starts an object).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public SlabCache? SlabCacheOf(nint p)
+    {
+        nuint off = (nuint)(p - Linear);
+        if (off >= LinearBytes) return null;
+        PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
+        if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
+        return (f->Flags & PageFlags.Slab) != 0 ? CacheById(f->MapCount) : null;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void KfreeSlow(nint p, CallSite site)
+    {
+        int large = LargeHead(p, site, "kfree");
+        if (large < 0)
+        {
+            int idx = CheckSlabObject(p, null, site, out var cache);
+            cache.FreeToSlab(idx, p, site);
+            return;
+        }
+        int order = _frames[large].Order;
+        _frames[large].Spare = 0;
+        Pages.Stat.ModSlab(false, -((long)PhysicalMemory.PageSize << order));
+        Pages.Free(large, order, "kfree");
+    }
+
+    /// <summary>
+    /// The head frame when <paramref name="p"/> is a large kmalloc, -1 when it is in a slab; reports and
+    /// throws when it is neither (outside memory, a page not from kmalloc, or not the start of the buffer).
+    /// </summary>
+    private int LargeHead(nint p, CallSite site, string fn)
+    {
+        nuint off = (nuint)(p - Linear);
+        if (off >= LinearBytes) return -1; // CheckSlabObject reports it
+        int idx = (int)(off >> PhysicalMemory.PageShift);
+        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = (int)_frames[idx].Private;
+        ref PageFrame f = ref _frames[idx];
+        if ((f.Flags & PageFlags.Slab) != 0) return -1;
+        string? problem = null;
+        if (f.Spare != LargeKmallocMark || (f.Flags & PageFlags.Allocated) == 0)
+            problem = "is not in a slab and was not allocated by kmalloc (kernel BUG at mm/slub.c:4125: BUG_ON(!PageCompound(page)))";
+        else if (p != Pages.IdxToVirt(idx))
+            problem = $"is inside a {PhysicalMemory.PageSize << f.Order}-byte kmalloc buffer at 0x{Pages.IdxToVirt(idx):x16}, not its start";
+        if (problem is null) return idx;
+        var sb = new StringBuilder();
+        sb.Append($"{fn}: 0x{p:x16} {problem} (called from {site})\n");
+        Pages.DumpPage(sb, idx, "invalid kfree");
+        Pages.DumpStack(sb, 3);
+        Pages.Log.Err(sb.ToString().TrimEnd('\n'));
+        throw new InvalidAddressException($"{fn}: 0x{p:x} {problem}; nothing was freed");
+    }
+
+    /// <summary>ksize(): the usable size of a kmalloc'd buffer (0 for 0 and ZERO_SIZE_PTR).</summary>
+    public nuint Ksize(nint p, CallSite site)
+    {
+        if ((nuint)p <= (nuint)ZeroSizePtr) return 0;
+        int large = LargeHead(p, site, "ksize");
+        if (large >= 0) return (nuint)PhysicalMemory.PageSize << _frames[large].Order;
+        int idx = CheckSlabObject(p, null, site, out var cache);
+        if (cache.ObjectIndex(idx, p) < 0)
+        {
+            Pages.Log.Err($"ksize: 0x{p:x16} is not the start of an object of {cache.Name} (called from {site})");
+            throw new SlabException(SlabError.InvalidPointer, cache.Name, p, $"ksize: 0x{p:x} is not the start of an object of {cache.Name}");
+        }
+        return (nuint)cache.SlabKsize;
+    }
+
+    /// <summary>krealloc() (5.10 __do_krealloc()).</summary>
+    public nint Krealloc(nint p, nuint newSize, Gfp gfp, CallSite site)
+    {
+        if (newSize == 0)
+        {
+            Kfree(p, site);
+            return ZeroSizePtr;
+        }
+        nuint ks = Ksize(p, site);
+        if (ks >= newSize) return p;
+        nint ret = Kmalloc(newSize, gfp, site);
+        if (ret == 0) return 0;
+        if ((nuint)p > (nuint)ZeroSizePtr)
+        {
+            Buffer.MemoryCopy((void*)p, (void*)ret, (long)newSize, (long)ks);
+            Kfree(p, site);
+        }
+        return ret;
+    }
+}

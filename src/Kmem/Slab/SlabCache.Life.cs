@@ -1,0 +1,122 @@
+// A cache's end of life and its self-checks: the shutdown test of kmem_cache_destroy() with the
+// kernel's list of remaining objects, the release of every thread structure, cache merging's
+// object-size growth, and the invariant check used by Machine.VerifyIntegrity().
+using System.Text;
+using Kmem.Physical;
+using Kmem.Slab;
+
+namespace Kmem;
+
+public sealed unsafe partial class SlabCache
+{
+    /// <summary>Destroys the cache (<c>kmem_cache_destroy()</c>). A cache that still has objects is reported and stays usable.</summary>
+    /// <exception cref="SlabException">Objects are still allocated (<see cref="SlabError.CacheInUse"/>).</exception>
+    public void Destroy() => _sa.Destroy(this);
+
+    internal void GrowObjectSize(int size)
+    {
+        if (size > _objectSize) _objectSize = size;
+    }
+
+    internal void MarkAliasDestroyed() => _slot = SlabThread.DeadSlot;
+
+    /// <summary>
+    /// __kmem_cache_shutdown(): flush every thread, free the empty slabs; null when nothing is left, else the
+    /// report listing the remaining objects (with their allocating callers under StoreUser).
+    /// </summary>
+    internal string? ShutdownCheck()
+    {
+        FlushAll();
+        int discard = -1;
+        lock (_listLock)
+        {
+            for (int idx = _partialHead; idx >= 0;)
+            {
+                int next = _frames[idx].Next;
+                if (SlabWord.Inuse(Word(idx)) == 0)
+                {
+                    RemovePartial(idx);
+                    _frames[idx].Next = discard;
+                    discard = idx;
+                }
+                idx = next;
+            }
+        }
+        DiscardChain(discard);
+        var slabs = _sa.SlabsOf(_id);
+        if (slabs.Count == 0) return null;
+        var sb = new StringBuilder();
+        foreach (int idx in slabs)
+        {
+            SlabErr(sb, idx, $"Objects remaining in {Name} on __kmem_cache_shutdown()");
+            var free = FreeSet(idx);
+            int objects = SlabWord.Objects(Word(idx));
+            nint b = SlabBase(idx);
+            for (int i = 0; i < objects; i++)
+            {
+                nint p = b + _redLeftPad + (nint)i * _size;
+                if (free.Contains(p)) continue;
+                sb.Append($"INFO: Object {P(p)} @offset={p - b}\n");
+                PrintTracking(sb, p);
+            }
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>Frees every thread structure and the slot; the cache can no longer be used.</summary>
+    internal void Release()
+    {
+        if (Destroyed) return;
+        FlushAll(release: true);
+        int slot = _slot;
+        _slot = SlabThread.DeadSlot;
+        SlabThread.FreeSlot(slot);
+    }
+
+    /// <summary>Checks the cache's slabs, lists and counters (the machine must be quiet).</summary>
+    internal void CheckInvariants(List<string> errors)
+    {
+        var slabs = _sa.SlabsOf(_id);
+        long objects = 0;
+        var onPartial = new HashSet<int>();
+        var cpuSlabs = new HashSet<int>();
+        lock (_cpusLock)
+            foreach (var (_, cp) in _cpus)
+            {
+                var c = (KmemCacheCpu*)cp;
+                if (c->Page >= 0) cpuSlabs.Add(c->Page);
+                for (int p = c->Partial; p >= 0; p = _frames[p].Next) cpuSlabs.Add(p);
+            }
+        lock (_listLock)
+        {
+            int count = 0, prev = -1;
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+            {
+                if (!onPartial.Add(idx) || count++ > slabs.Count) { errors.Add($"{Name}: node partial list loops"); break; }
+                if (_frames[idx].Prev != prev) errors.Add($"{Name}: partial list back link broken at pfn {Pfn(idx)}");
+                long w = Word(idx);
+                if (SlabWord.Frozen(w)) errors.Add($"{Name}: frozen slab pfn {Pfn(idx)} on the node partial list");
+                if (SlabWord.Free(w) == 0) errors.Add($"{Name}: slab pfn {Pfn(idx)} on the partial list has no free object");
+                prev = idx;
+            }
+            if (count != _nrPartial) errors.Add($"{Name}: nr_partial {_nrPartial} but {count} slabs on the list");
+            if (_partialTail != prev) errors.Add($"{Name}: partial list tail is pfn {Pfn(_partialTail)}, last slab is pfn {Pfn(prev)}");
+        }
+        foreach (int idx in slabs)
+        {
+            long w = Word(idx);
+            int n = SlabWord.Objects(w);
+            objects += n;
+            if (n != SlabGeometry.OrderObjects(_frames[idx].Order, _size)) errors.Add($"{Name}: slab pfn {Pfn(idx)} holds {n} objects, its order holds {SlabGeometry.OrderObjects(_frames[idx].Order, _size)}");
+            int free = FreeSet(idx).Count;
+            if (free != n - SlabWord.Inuse(w)) errors.Add($"{Name}: slab pfn {Pfn(idx)} has {free} objects on its freelist but inuse {SlabWord.Inuse(w)} of {n}");
+            if (SlabWord.Frozen(w) != cpuSlabs.Contains(idx)) errors.Add($"{Name}: slab pfn {Pfn(idx)} frozen={SlabWord.Frozen(w)} but {(cpuSlabs.Contains(idx) ? "" : "not ")}held by a thread");
+            if (!SlabWord.Frozen(w) && !_debug && SlabWord.Inuse(w) < n && !onPartial.Contains(idx))
+                errors.Add($"{Name}: unfrozen slab pfn {Pfn(idx)} with free objects is not on the partial list");
+        }
+        if (slabs.Count != Slabs) errors.Add($"{Name}: {Slabs} slabs counted, {slabs.Count} found");
+        if (objects != TotalObjects) errors.Add($"{Name}: {TotalObjects} objects counted, {objects} found");
+    }
+
+    private ulong Pfn(int idx) => idx < 0 ? 0 : _pa.BasePfn + (ulong)idx;
+}

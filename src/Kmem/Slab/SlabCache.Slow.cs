@@ -1,0 +1,681 @@
+// SLUB's slow paths for caches without debug flags (Linux 5.10 mm/slub.c): ___slab_alloc() with the
+// CPU partial list and the node partial list, new_slab()/discard_slab(), __slab_free() with its
+// lock-free compare-and-swap on the slab word, put_cpu_partial()/unfreeze_partials(),
+// deactivate_slab(), flush_all() and __kmem_cache_shrink().
+using System.Runtime.InteropServices;
+using Kmem.Paging;
+using Kmem.Physical;
+using Kmem.Slab;
+
+namespace Kmem;
+
+public sealed unsafe partial class SlabCache
+{
+    // ---- struct kmem_cache_node (one node)
+    private readonly Lock _listLock = new();
+    private int _partialHead = -1, _partialTail = -1;
+    private long _nrPartial;
+    private long _nrSlabs, _totalObjects, _debugErrors;
+    /// <summary>Every thread structure of this cache, for flush_all().</summary>
+    private readonly List<(SlabThread St, nint Cpu)> _cpus = [];
+    private readonly Lock _cpusLock = new();
+
+    private const byte OnNodePartial = 1, OnFull = 2;
+
+    private int MinPartial => _g.MinPartial;
+    private int CpuPartial => _g.CpuPartial;
+
+    // ================================================================== helpers
+
+    private nint SlabBase(int idx) => _linear + ((nint)idx << PhysicalMemory.PageShift);
+
+    /// <summary>The object a link (offset in the slab plus one) designates, or 0.</summary>
+    private static nint FromLink(nint slabBase, uint link) => link == 0 ? 0 : slabBase + (nint)link - 1;
+
+    private static uint ToLink(nint slabBase, nint obj) => obj == 0 ? 0 : (uint)(obj - slabBase + 1);
+
+    /// <summary>get_freepointer(): the raw link stored in a free object.</summary>
+    internal uint GetLink(nint obj)
+    {
+        nint fp = obj + _offset;
+        return SlabWord.Encode(*(uint*)fp, _random, fp);
+    }
+
+    /// <summary>set_freepointer().</summary>
+    internal void SetLink(nint obj, uint link)
+    {
+        nint fp = obj + _offset;
+        *(uint*)fp = SlabWord.Encode(link, _random, fp);
+    }
+
+    /// <summary>check_valid_pointer(): a link designates an object slot of the slab (or is 0).</summary>
+    private bool ValidLink(uint link, int objects)
+    {
+        if (link == 0) return true;
+        long o = (long)link - 1 - _redLeftPad;
+        return o >= 0 && o % _size == 0 && o / _size < objects;
+    }
+
+    /// <summary>The slot index of an object, or -1 when the address does not start a slot.</summary>
+    internal int ObjectIndex(int idx, nint obj)
+    {
+        long o = obj - SlabBase(idx) - _redLeftPad;
+        int objects = SlabWord.Objects(_frames[idx].Private);
+        if (o < 0 || o % _size != 0 || o / _size >= objects) return -1;
+        return (int)(o / _size);
+    }
+
+    private ref long Word(int idx) => ref _frames[idx].Private;
+
+    private bool Cas(int idx, long old, long @new) => Interlocked.CompareExchange(ref _frames[idx].Private, @new, old) == old;
+
+    private KmemCacheCpu* CpuOf(SlabThread st)
+    {
+        var c = st.Get(_slot);
+        if (c != null) return c;
+        c = (KmemCacheCpu*)NativeMemory.AlignedAlloc((nuint)sizeof(KmemCacheCpu), 64);
+        *c = new KmemCacheCpu { Page = -1, Partial = -1 };
+        st.Set(_slot, c);
+        lock (_cpusLock) _cpus.Add((st, (nint)c));
+        return c;
+    }
+
+    // ================================================================== node lists (under _listLock)
+
+    private void AddPartial(int idx, bool toHead)
+    {
+        ref PageFrame f = ref _frames[idx];
+        f.Spare = OnNodePartial;
+        if (_partialHead < 0)
+        {
+            f.Next = f.Prev = -1;
+            _partialHead = _partialTail = idx;
+        }
+        else if (toHead)
+        {
+            f.Prev = -1;
+            f.Next = _partialHead;
+            _frames[_partialHead].Prev = idx;
+            _partialHead = idx;
+        }
+        else
+        {
+            f.Next = -1;
+            f.Prev = _partialTail;
+            _frames[_partialTail].Next = idx;
+            _partialTail = idx;
+        }
+        _nrPartial++;
+    }
+
+    private void RemovePartial(int idx)
+    {
+        ref PageFrame f = ref _frames[idx];
+        if (f.Prev >= 0) _frames[f.Prev].Next = f.Next; else _partialHead = f.Next;
+        if (f.Next >= 0) _frames[f.Next].Prev = f.Prev; else _partialTail = f.Prev;
+        f.Next = f.Prev = -1;
+        f.Spare = 0;
+        _nrPartial--;
+    }
+
+    // ================================================================== new and discarded slabs
+
+    private const Gfp ReclaimMask = Gfp.Reclaim | Gfp.High | Gfp.Io | Gfp.Fs | Gfp.NoWarn | Gfp.RetryMayFail | Gfp.NoFail |
+                                    Gfp.NoRetry | Gfp.Memalloc | Gfp.NoMemalloc;
+    private const Gfp ConstraintMask = Gfp.Hardwall | Gfp.ThisNode;
+    /// <summary>GFP_SLAB_BUG_MASK: zone bits a slab must not be asked for.</summary>
+    private const Gfp SlabBugMask = Gfp.Dma32 | Gfp.HighMem;
+
+    /// <summary>new_slab(): pages from the page allocator, objects initialised and linked in address order.
+    /// The slab is returned unfrozen, on no list, with every object free. -1 when no memory.</summary>
+    private int NewSlab(Gfp gfp)
+    {
+        if ((gfp & SlabBugMask) != 0 && (AllocFlags & Gfp.Dma32) == 0)
+        {
+            Gfp fixedUp = gfp & ~SlabBugMask;
+            var sb = new System.Text.StringBuilder();
+            sb.Append($"Unexpected gfp: 0x{(uint)(gfp & SlabBugMask):x} ({GfpFlags.Format(gfp & SlabBugMask)}). Fixing up to gfp: 0x{(uint)fixedUp:x} ({GfpFlags.Format(fixedUp)}). Fix your code!\n");
+            _pa.DumpStack(sb, 3);
+            _pa.Log.Warn(sb.ToString());
+            gfp = fixedUp;
+        }
+        Gfp flags = (gfp & (ReclaimMask | ConstraintMask)) | AllocFlags;
+        Gfp first = (flags | Gfp.NoWarn | Gfp.NoRetry) & ~Gfp.NoFail;
+        if ((first & Gfp.DirectReclaim) != 0 && _g.Order > _g.MinOrder)
+            first = (first | Gfp.NoMemalloc) & ~(Gfp.Reclaim | Gfp.NoFail);
+        int order = _g.Order;
+        int idx = _pa.Alloc(first, order);
+        if (idx < 0)
+        {
+            order = _g.MinOrder;
+            Gfp minFlags = order > 0 ? flags : flags & ~Gfp.Comp;
+            idx = _pa.Alloc(minFlags, order);
+            if (idx < 0) return -1;
+            Interlocked.Increment(ref OrderFallbacks);
+        }
+        int objects = order == _g.Order ? _g.Objects : _g.MinObjects;
+        ref PageFrame f = ref _frames[idx];
+        f.Flags |= PageFlags.Slab;
+        f.MapCount = _id;
+        f.Next = f.Prev = -1;
+        f.Spare = 0;
+        nint b = SlabBase(idx);
+        if (_debug) SetupSlabDebug(b, order);
+        for (int i = 0; i < objects; i++)
+        {
+            nint p = b + _redLeftPad + (nint)i * _size;
+            if (_debug) SetupObjectDebug(p);
+            _ctor?.Invoke(p);
+            SetLink(p, i + 1 < objects ? ToLink(b, p + _size) : 0);
+        }
+        f.Private = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
+        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order);
+        Interlocked.Increment(ref _nrSlabs);
+        Interlocked.Add(ref _totalObjects, objects);
+        return idx;
+    }
+
+    /// <summary>Statistics: slabs that had to be allocated at the minimum order (ORDER_FALLBACK).</summary>
+    internal long OrderFallbacks;
+
+    /// <summary>discard_slab(): the pages go back to the page allocator.</summary>
+    private void DiscardSlab(int idx)
+    {
+        ref PageFrame f = ref _frames[idx];
+        int order = f.Order;
+        int objects = SlabWord.Objects(f.Private);
+        if (_debug) SlabPadCheck(idx);
+        f.Flags &= ~PageFlags.Slab;
+        f.MapCount = 0;
+        f.Private = 0;
+        f.Next = f.Prev = -1;
+        f.Spare = 0;
+        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, -((long)PhysicalMemory.PageSize << order));
+        Interlocked.Decrement(ref _nrSlabs);
+        Interlocked.Add(ref _totalObjects, -objects);
+        _pa.Free(idx, order, "discard_slab");
+    }
+
+    private void DiscardChain(int head)
+    {
+        while (head >= 0)
+        {
+            int next = _frames[head].Next;
+            DiscardSlab(head);
+            head = next;
+        }
+    }
+
+    // ================================================================== allocation slow path
+
+    private nint AllocSlow(Gfp gfp, CallSite site)
+    {
+        if (Destroyed) ThrowDestroyed();
+        if (_debug) return DebugAlloc(gfp, site);
+        var st = SlabThread.Current;
+        nint obj;
+        st.Lock.Enter();
+        try
+        {
+            obj = AllocFromCpu(CpuOf(st));
+        }
+        finally
+        {
+            st.Lock.Exit();
+        }
+        if (obj == 0)
+        {
+            // new_slab() outside the thread's lock: reclaim may run shrinkers that flush this very thread.
+            int page = NewSlab(gfp);
+            if (page < 0)
+            {
+                if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
+                return 0;
+            }
+            st.Lock.Enter();
+            try
+            {
+                if (Destroyed)
+                {
+                    DiscardSlab(page);
+                    ThrowDestroyed();
+                }
+                var c = CpuOf(st);
+                if (c->Page >= 0) DeactivateSlab(c);
+                long w = Word(page);
+                Word(page) = SlabWord.Make(0, SlabWord.Objects(w), SlabWord.Objects(w), frozen: true);
+                c->Page = page;
+                c->SlabBase = SlabBase(page);
+                c->Freelist = FromLink(c->SlabBase, SlabWord.Free(w));
+                obj = PopCpu(c);
+            }
+            finally
+            {
+                st.Lock.Exit();
+            }
+        }
+        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
+        return obj;
+    }
+
+    /// <summary>___slab_alloc() without new_slab(): the CPU slab's remote frees, the CPU partial list, the node partial list.</summary>
+    private nint AllocFromCpu(KmemCacheCpu* c)
+    {
+        while (true)
+        {
+            if (c->Page >= 0)
+            {
+                if (c->Freelist != 0)
+                {
+                    nint obj = PopCpu(c);
+                    if (obj != 0) return obj;
+                    continue;
+                }
+                // get_freelist(): take the frees other threads made to the CPU slab; none unfreezes it (full).
+                int page = c->Page;
+                long old, nw;
+                do
+                {
+                    old = Word(page);
+                    uint free = SlabWord.Free(old);
+                    nw = SlabWord.Make(0, SlabWord.Objects(old), SlabWord.Objects(old), frozen: free != 0);
+                } while (!Cas(page, old, nw));
+                if (SlabWord.Free(old) != 0)
+                {
+                    c->Freelist = FromLink(c->SlabBase, SlabWord.Free(old));
+                    continue;
+                }
+                c->Page = -1;
+            }
+            if (c->Partial >= 0)
+            {
+                int page = c->Partial;
+                c->Partial = _frames[page].Next;
+                _frames[page].Next = -1;
+                if (c->Partial < 0) c->PartialPages = c->PartialObjects = 0;
+                c->Page = page;
+                c->SlabBase = SlabBase(page);
+                c->Freelist = 0;
+                continue;
+            }
+            if (Volatile.Read(ref _nrPartial) == 0 || !GetPartialNode(c)) return 0;
+        }
+    }
+
+    /// <summary>Takes the first object of the CPU freelist, checking its link; a corrupt link isolates the rest.</summary>
+    private nint PopCpu(KmemCacheCpu* c)
+    {
+        nint obj = c->Freelist;
+        uint link = GetLink(obj);
+        if (!ValidLink(link, SlabWord.Objects(Word(c->Page))))
+        {
+            FreelistCorrupt(c->Page, obj, link);
+            c->Freelist = 0; // the object and the objects after it are lost, as in the kernel; counters stay exact
+            return 0;
+        }
+        c->Freelist = FromLink(c->SlabBase, link);
+        return obj;
+    }
+
+    /// <summary>get_partial_node(): freeze slabs of the node partial list for this thread, the first as CPU slab.</summary>
+    private bool GetPartialNode(KmemCacheCpu* c)
+    {
+        bool got = false;
+        int available = 0;
+        lock (_listLock)
+        {
+            int idx = _partialHead;
+            while (idx >= 0)
+            {
+                int next = _frames[idx].Next;
+                long old, nw;
+                do
+                {
+                    old = Word(idx);
+                    nw = !got
+                        ? SlabWord.Make(0, SlabWord.Objects(old), SlabWord.Objects(old), frozen: true)
+                        : SlabWord.Make(SlabWord.Free(old), SlabWord.Inuse(old), SlabWord.Objects(old), frozen: true);
+                } while (!Cas(idx, old, nw));
+                RemovePartial(idx);
+                available += SlabWord.Objects(old) - SlabWord.Inuse(old);
+                if (!got)
+                {
+                    got = true;
+                    c->Page = idx;
+                    c->SlabBase = SlabBase(idx);
+                    c->Freelist = FromLink(c->SlabBase, SlabWord.Free(old));
+                }
+                else
+                {
+                    PutCpuPartialLocked(c, idx, SlabWord.Objects(old) - SlabWord.Inuse(old));
+                }
+                if (available > CpuPartial / 2) break;
+                idx = next;
+            }
+        }
+        return got;
+    }
+
+    /// <summary>put_cpu_partial() without the drain (the caller holds the node lock and the CPU list is small).</summary>
+    private void PutCpuPartialLocked(KmemCacheCpu* c, int idx, int free)
+    {
+        _frames[idx].Next = c->Partial;
+        c->Partial = idx;
+        c->PartialPages++;
+        c->PartialObjects += free;
+    }
+
+    /// <summary>put_cpu_partial(): a slab this thread froze goes on its CPU partial list, draining the list when it is over cpu_partial.</summary>
+    private void PutCpuPartial(KmemCacheCpu* c, int idx)
+    {
+        if (c->Partial >= 0 && c->PartialObjects > CpuPartial) UnfreezePartials(c);
+        long w = Word(idx);
+        _frames[idx].Next = c->Partial;
+        c->Partial = idx;
+        c->PartialPages++;
+        c->PartialObjects += SlabWord.Objects(w) - SlabWord.Inuse(w);
+    }
+
+    /// <summary>unfreeze_partials(): the CPU partial list goes to the node list; empty slabs beyond min_partial are discarded.</summary>
+    private void UnfreezePartials(KmemCacheCpu* c)
+    {
+        int discard = -1;
+        lock (_listLock)
+        {
+            int idx = c->Partial;
+            while (idx >= 0)
+            {
+                int next = _frames[idx].Next;
+                long old, nw;
+                do
+                {
+                    old = Word(idx);
+                    nw = SlabWord.Make(SlabWord.Free(old), SlabWord.Inuse(old), SlabWord.Objects(old), frozen: false);
+                } while (!Cas(idx, old, nw));
+                if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial)
+                {
+                    _frames[idx].Next = discard;
+                    discard = idx;
+                }
+                else
+                {
+                    AddPartial(idx, toHead: false);
+                }
+                idx = next;
+            }
+        }
+        c->Partial = -1;
+        c->PartialPages = c->PartialObjects = 0;
+        DiscardChain(discard);
+    }
+
+    /// <summary>deactivate_slab(): the CPU freelist goes back into the slab, which is unfrozen onto the right list.</summary>
+    private void DeactivateSlab(KmemCacheCpu* c)
+    {
+        int page = c->Page;
+        nint b = c->SlabBase;
+        nint head = c->Freelist;
+        c->Page = -1;
+        c->Freelist = 0;
+        int objects = SlabWord.Objects(Word(page));
+        // Count the CPU freelist and find its tail (a corrupt link cuts the list there).
+        int n = 0;
+        nint tail = 0;
+        for (nint p = head; p != 0;)
+        {
+            tail = p;
+            n++;
+            uint link = GetLink(p);
+            if (!ValidLink(link, objects) || n > objects)
+            {
+                FreelistCorrupt(page, p, link);
+                SetLink(p, 0);
+                break;
+            }
+            p = FromLink(b, link);
+        }
+        bool discard = false;
+        lock (_listLock)
+        {
+            long old, nw;
+            do
+            {
+                old = Word(page);
+                uint free = SlabWord.Free(old);
+                if (n > 0) SetLink(tail, free);
+                nw = SlabWord.Make(n > 0 ? ToLink(b, head) : free, SlabWord.Inuse(old) - n, objects, frozen: false);
+            } while (!Cas(page, old, nw));
+            if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial) discard = true;
+            else if (SlabWord.Free(nw) != 0) AddPartial(page, toHead: n > 0);
+        }
+        if (discard) DiscardSlab(page);
+    }
+
+    // ================================================================== free slow path
+
+    /// <summary>
+    /// Frees an object that the fast path could not take: validates it (reports and throws on misuse), then
+    /// pushes it on the thread's CPU slab or frees it to its slab with __slab_free().
+    /// </summary>
+    internal void FreeSlow(nint obj, CallSite site, SlabCache? expected)
+    {
+        if (obj == 0) return;
+        int idx = _sa.CheckSlabObject(obj, expected, site, out var cache);
+        cache.FreeToSlab(idx, obj, site);
+    }
+
+    /// <summary>Frees a valid address of a slab of this cache (interior pointers are still rejected here).</summary>
+    internal void FreeToSlab(int idx, nint obj, CallSite site)
+    {
+        if (_debug)
+        {
+            DebugFree(idx, obj, site);
+            return;
+        }
+        if (ObjectIndex(idx, obj) < 0) throw InvalidObjectPointer(idx, obj, site);
+        var st = SlabThread.Current;
+        st.Lock.Enter();
+        try
+        {
+            var c = st.Get(_slot);
+            if (c != null && c->Page == idx)
+            {
+                if (obj == c->Freelist) throw NaiveDoubleFree(idx, obj, site);
+                SetLink(obj, ToLink(c->SlabBase, c->Freelist));
+                c->Freelist = obj;
+                return;
+            }
+            SlabFreeRemote(st, idx, obj, site);
+        }
+        finally
+        {
+            st.Lock.Exit();
+        }
+    }
+
+    /// <summary>__slab_free(): lock-free push on the slab's freelist; the node lock only when a list changes.</summary>
+    private void SlabFreeRemote(SlabThread st, int idx, nint obj, CallSite site)
+    {
+        nint b = SlabBase(idx);
+        uint link = ToLink(b, obj);
+        bool locked = false;
+        long old, nw;
+        try
+        {
+            while (true)
+            {
+                old = Word(idx);
+                uint prior = SlabWord.Free(old);
+                if (prior == link) throw NaiveDoubleFree(idx, obj, site);
+                if (SlabWord.Inuse(old) == 0) throw InvalidFree(idx, obj, site);
+                bool wasFrozen = SlabWord.Frozen(old), frozen = wasFrozen;
+                int inuse = SlabWord.Inuse(old) - 1;
+                if (!wasFrozen && (inuse == 0 || prior == 0))
+                {
+                    if (CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
+                    else if (!locked)
+                    {
+                        _listLock.Enter();
+                        locked = true;
+                    }
+                }
+                SetLink(obj, prior);
+                nw = SlabWord.Make(link, inuse, SlabWord.Objects(old), frozen);
+                if (Cas(idx, old, nw)) break;
+                if (locked)
+                {
+                    _listLock.Exit();
+                    locked = false;
+                }
+            }
+            if (!locked)
+            {
+                if (SlabWord.Frozen(nw) && !SlabWord.Frozen(old)) PutCpuPartial(CpuOf(st), idx);
+                return;
+            }
+            if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial)
+            {
+                if (SlabWord.Free(old) != 0) RemovePartial(idx);
+                _listLock.Exit();
+                locked = false;
+                DiscardSlab(idx);
+                return;
+            }
+            if (SlabWord.Free(old) == 0) AddPartial(idx, toHead: false);
+        }
+        finally
+        {
+            if (locked) _listLock.Exit();
+        }
+    }
+
+    // ================================================================== flush, shrink
+
+    /// <summary>__flush_cpu_slab() for one thread structure; the caller has exclusive use of it.</summary>
+    private void FlushCpu(KmemCacheCpu* c)
+    {
+        if (c->Page >= 0) DeactivateSlab(c);
+        if (c->Partial >= 0) UnfreezePartials(c);
+    }
+
+    /// <summary>flush_all(): every thread's CPU slab and CPU partial list go back to the node; structures of ended threads are freed.</summary>
+    internal void FlushAll(bool release = false)
+    {
+        (SlabThread St, nint Cpu)[] all;
+        lock (_cpusLock) all = _cpus.ToArray();
+        foreach (var (st, cp) in all)
+        {
+            var c = (KmemCacheCpu*)cp;
+            bool drop = release || !st.Thread.IsAlive;
+            st.EnterExclusive();
+            try
+            {
+                FlushCpu(c);
+                if (drop && st.Table != null && _slot < st.Len) st.Table[_slot] = 0;
+            }
+            finally
+            {
+                st.ExitExclusive();
+            }
+            if (drop)
+            {
+                lock (_cpusLock) _cpus.Remove((st, cp));
+                NativeMemory.AlignedFree(c);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Gives back every slab the cache can spare (<c>kmem_cache_shrink()</c>): flushes all threads' CPU slabs,
+    /// frees the empty slabs and orders the partial list fullest first. Returns the slabs freed.
+    /// </summary>
+    public int Shrink()
+    {
+        var s = _root;
+        if (s.Destroyed) ThrowDestroyed();
+        return s.ShrinkCore();
+    }
+
+    internal int ShrinkCore()
+    {
+        FlushAll();
+        int discard = -1, freed = 0;
+        lock (_listLock)
+        {
+            var keep = new List<(int Idx, int Inuse)>();
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+                keep.Add((idx, SlabWord.Inuse(Word(idx))));
+            foreach (var (idx, _) in keep) RemovePartial(idx);
+            foreach (var (idx, inuse) in keep.OrderByDescending(k => k.Inuse))
+            {
+                if (inuse == 0)
+                {
+                    _frames[idx].Next = discard;
+                    discard = idx;
+                    freed++;
+                }
+                else AddPartial(idx, toHead: false);
+            }
+        }
+        DiscardChain(discard);
+        SlabThread.PruneDead();
+        return freed;
+    }
+
+    /// <summary>Free objects sitting in empty slabs and CPU structures: what a shrink could give back (approximate).</summary>
+    internal long Reclaimable()
+    {
+        long n = 0;
+        lock (_listLock)
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+                if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
+        lock (_cpusLock) n += _cpus.Count;
+        return n;
+    }
+
+    // ================================================================== counters
+
+    private long CountActive()
+    {
+        long free = 0;
+        lock (_listLock)
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+            {
+                long w = Word(idx);
+                free += SlabWord.Objects(w) - SlabWord.Inuse(w);
+            }
+        return Volatile.Read(ref _totalObjects) - free;
+    }
+
+    /// <summary>Objects really in use: every slab's inuse minus the objects waiting on threads' CPU freelists.</summary>
+    private long CountInUse()
+    {
+        long inuse = 0;
+        foreach (int idx in _sa.SlabsOf(_id)) inuse += SlabWord.Inuse(Word(idx));
+        (SlabThread St, nint Cpu)[] all;
+        lock (_cpusLock) all = _cpus.ToArray();
+        foreach (var (st, cp) in all)
+        {
+            st.EnterExclusive();
+            try
+            {
+                var c = (KmemCacheCpu*)cp;
+                int guard = 0;
+                for (nint p = c->Freelist; p != 0 && guard++ < SlabArch.MaxObjsPerPage;)
+                {
+                    inuse--;
+                    uint link = GetLink(p);
+                    if (!ValidLink(link, SlabWord.Objects(Word(c->Page)))) break;
+                    p = FromLink(c->SlabBase, link);
+                }
+            }
+            finally
+            {
+                st.ExitExclusive();
+            }
+        }
+        return inuse;
+    }
+
+    private static void ThrowDestroyed() => throw new ObjectDisposedException(nameof(SlabCache), "the slab cache has been destroyed");
+}

@@ -1,0 +1,265 @@
+// A SLUB slab cache (struct kmem_cache): its layout, its counters and the two fast paths. Alloc
+// takes the first object of the calling thread's CPU freelist; Free pushes an object of the
+// thread's CPU slab back on it. Both touch only the thread's own structure (no lock, no atomic,
+// no managed allocation); everything else is in SlabCache.Slow.cs and, for caches with debug
+// flags, SlabCache.Debug.cs.
+using System.Runtime.CompilerServices;
+using Kmem.Paging;
+using Kmem.Physical;
+using Kmem.Slab;
+
+namespace Kmem;
+
+/// <summary>
+/// A cache of equal-sized objects in slabs of pages (<c>struct kmem_cache</c>). Create one with
+/// <see cref="Machine.KmemCacheCreate"/>; objects are addresses in the machine's memory.
+/// </summary>
+public sealed unsafe partial class SlabCache
+{
+    private readonly SlabAllocator _sa;
+    private readonly PageAllocator _pa;
+    private readonly PageFrame* _frames;
+    private readonly nint _linear;
+    private readonly nuint _linearBytes;
+    /// <summary>Index in every thread's table; <see cref="SlabThread.DeadSlot"/> once destroyed.</summary>
+    private int _slot;
+    /// <summary>The number stored in each slab's page descriptor (<c>page->slab_cache</c>).</summary>
+    private readonly int _id;
+    private readonly int _size, _offset, _redLeftPad;
+    private int _objectSize;
+    /// <summary>Reciprocal for object index checks: index = (offset * magic) >> 44 (0: divide).</summary>
+    private readonly ulong _magic;
+    /// <summary><c>s->random</c>: the freelist hardening key.</summary>
+    private readonly uint _random;
+    private readonly bool _debug;
+    private readonly SlabGeometry _g;
+    private readonly Action<nint>? _ctor;
+    private readonly SlabCache _root;
+
+    internal SlabCache(SlabAllocator sa, int id, string name, SlabGeometry g, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc)
+    {
+        _sa = sa;
+        _pa = sa.Pages;
+        _frames = _pa.Frames.Base;
+        _linear = _pa.IdxToVirt(0);
+        _linearBytes = (nuint)_pa.Frames.Count << PhysicalMemory.PageShift;
+        _id = id;
+        _slot = SlabThread.AllocSlot();
+        Name = name;
+        _g = g;
+        _size = g.Size;
+        _objectSize = g.ObjectSize;
+        _offset = g.Offset;
+        _redLeftPad = g.RedLeftPad;
+        Flags = g.Flags;
+        _debug = (g.Flags & SlabFlags.DebugFlags) != 0;
+        _ctor = ctor;
+        Usersize = usersize;
+        IsKmalloc = kmalloc;
+        _magic = g.SlabBytes <= (1 << 20) ? ((1UL << 44) + (ulong)g.Size - 1) / (ulong)g.Size : 0;
+        _random = (uint)Random.Shared.Next() | 1u;
+        _root = this;
+        RefCount = 1;
+        AllocFlags = (g.Order > 0 ? Gfp.Comp : 0)
+            | ((flags & SlabFlags.CacheDma) != 0 ? Gfp.Dma : 0)
+            | ((flags & SlabFlags.CacheDma32) != 0 ? Gfp.Dma32 : 0)
+            | ((flags & SlabFlags.ReclaimAccount) != 0 ? Gfp.Reclaimable : 0);
+    }
+
+    /// <summary>An alias of <paramref name="root"/> made by cache merging: it shares every slab of the root.</summary>
+    internal SlabCache(SlabCache root, string name)
+    {
+        _sa = root._sa;
+        _pa = root._pa;
+        _frames = root._frames;
+        _linear = root._linear;
+        _linearBytes = root._linearBytes;
+        _id = root._id;
+        _slot = root._slot;
+        _size = root._size;
+        _objectSize = root._objectSize;
+        _offset = root._offset;
+        _redLeftPad = root._redLeftPad;
+        _magic = root._magic;
+        _random = root._random;
+        _debug = root._debug;
+        _g = root._g;
+        _root = root;
+        Name = name;
+        Flags = root.Flags;
+        AllocFlags = root.AllocFlags;
+        Usersize = root.Usersize;
+    }
+
+    /// <summary>The cache's name (<c>/proc/slabinfo</c>, <c>/sys/kernel/slab/NAME</c>).</summary>
+    public string Name { get; }
+
+    /// <summary>The size the caller asked for (<c>object_size</c>).</summary>
+    public int ObjectSize => _root._objectSize;
+
+    /// <summary>The stride of objects in a slab, metadata and alignment included (<c>size</c>, slabinfo's objsize).</summary>
+    public int Size => _size;
+
+    /// <summary>The object alignment.</summary>
+    public int Align => _g.Align;
+
+    /// <summary>The flags in force, slub_debug's included.</summary>
+    public SlabFlags Flags { get; }
+
+    /// <summary>Objects in a slab of the preferred order (slabinfo's objperslab).</summary>
+    public int ObjectsPerSlab => _g.Objects;
+
+    /// <summary>The preferred slab order (slabinfo's pagesperslab is 1 &lt;&lt; Order).</summary>
+    public int Order => _g.Order;
+
+    /// <summary>True when this handle is an alias of another cache it was merged with.</summary>
+    public bool IsAlias => !ReferenceEquals(_root, this);
+
+    /// <summary>The cache that really holds the slabs (itself unless merged).</summary>
+    public SlabCache Root => _root;
+
+    /// <summary>Slabs of the cache.</summary>
+    public long Slabs => Volatile.Read(ref _root._nrSlabs);
+
+    /// <summary>Objects in all slabs (slabinfo's num_objs).</summary>
+    public long TotalObjects => Volatile.Read(ref _root._totalObjects);
+
+    /// <summary>Objects not on a node partial list's freelists (slabinfo's active_objs: objects in CPU slabs count as active).</summary>
+    public long ActiveObjects => _root.CountActive();
+
+    /// <summary>Objects handed out and not yet freed (exact; flushes no CPU slab).</summary>
+    public long ObjectsInUse => _root.CountInUse();
+
+    /// <summary>Slabs on the node partial list.</summary>
+    public long PartialSlabs => Volatile.Read(ref _root._nrPartial);
+
+    /// <summary>Errors the debug checks have found in this cache.</summary>
+    public long DebugErrors => Volatile.Read(ref _root._debugErrors);
+
+    internal readonly Gfp AllocFlags;
+    internal readonly int Usersize;
+    internal readonly bool IsKmalloc;
+    internal int RefCount;
+    internal int Id => _id;
+    internal SlabGeometry Geometry => _g;
+    internal bool HasCtor => _ctor is not null;
+    internal bool Destroyed => _slot == SlabThread.DeadSlot;
+
+    // ================================================================== allocate
+
+    /// <summary>
+    /// Allocates an object (<c>kmem_cache_alloc()</c>); returns its address, or 0 when no memory could be
+    /// found (after the kernel's warning unless <see cref="Gfp.NoWarn"/>). <see cref="Gfp.Zero"/> clears it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint Alloc(Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        nint obj = AllocFast();
+        if (obj == 0) return AllocSlow(gfp, new CallSite(caller, file, line));
+        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
+        return obj;
+    }
+
+    /// <summary>The thread's CPU freelist, or 0 (then the slow path decides).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal nint AllocFast()
+    {
+        int slot = _slot;
+        if ((uint)slot < (uint)SlabThread.t_len)
+        {
+            nint* t = SlabThread.t_table;
+            int* hs = (int*)t;
+            Volatile.Write(ref hs[0], 1);                     // Busy
+            if (Volatile.Read(ref hs[1]) == 0)                // no DrainRequested: the structure is ours
+            {
+                var c = (KmemCacheCpu*)t[slot];
+                nint obj;
+                if (c != null && (obj = c->Freelist) != 0)
+                {
+                    nint fp = obj + _offset;
+                    uint link = *(uint*)fp ^ _random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                    if (link <= (uint)_g.SlabBytes)           // a link outside the slab is a corrupt free pointer
+                    {
+                        c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+                        Volatile.Write(ref hs[0], 0);
+                        return obj;
+                    }
+                }
+            }
+            Volatile.Write(ref hs[0], 0);
+        }
+        return 0;
+    }
+
+    /// <summary>The slow path for callers that tried <see cref="AllocFast"/> themselves (kmalloc).</summary>
+    internal nint AllocSlowFor(Gfp gfp, CallSite site) => AllocSlow(gfp, site);
+
+    /// <summary>slab_ksize(): what ksize() reports for an object of this cache.</summary>
+    internal int SlabKsize => (Flags & (SlabFlags.RedZone | SlabFlags.Poison)) != 0 ? ObjectSize
+        : (Flags & (SlabFlags.TypesafeByRcu | SlabFlags.StoreUser)) != 0 ? _g.Inuse : _size;
+
+    // ================================================================== free
+
+    /// <summary>
+    /// Frees an object of this cache (<c>kmem_cache_free()</c>). Freeing 0 does nothing. A pointer that is
+    /// not an object of this cache, or an object already free (as far as the cache's checks can tell), is
+    /// reported in the log and raises <see cref="SlabException"/>; nothing is freed then.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Free(nint obj, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        if (!FreeFast(obj)) FreeSlow(obj, new CallSite(caller, file, line), expected: this);
+    }
+
+    /// <summary>Pushes an object of the thread's CPU slab on its freelist; false sends the caller to the slow path.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool FreeFast(nint obj)
+    {
+        nuint off = (nuint)(obj - _linear);
+        if (off >= _linearBytes) return false;
+        int idx = (int)(off >> PhysicalMemory.PageShift);
+        PageFrame* f = _frames + idx;
+        if ((f->Flags & PageFlags.Tail) != 0)
+        {
+            idx = (int)f->Private;
+            f = _frames + idx;
+        }
+        if (f->MapCount != _id || (f->Flags & PageFlags.Slab) == 0) return false;
+        // The object must start an object slot of the slab (an interior pointer would corrupt the freelist).
+        nint slabBase = _linear + ((nint)idx << PhysicalMemory.PageShift);
+        ulong o = (ulong)(obj - slabBase - _redLeftPad);
+        ulong i = _magic != 0 ? (o * _magic) >> 44 : o / (ulong)_size;
+        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->Private)) return false;
+        int slot = _slot;
+        if ((uint)slot >= (uint)SlabThread.t_len) return false;
+        nint* t = SlabThread.t_table;
+        int* hs = (int*)t;
+        Volatile.Write(ref hs[0], 1);                          // Busy
+        if (Volatile.Read(ref hs[1]) == 0)                     // no DrainRequested: the structure is ours
+        {
+            var c = (KmemCacheCpu*)t[slot];
+            nint head;
+            // Only objects of the thread's CPU slab go on its freelist; the head itself would be a naive double free.
+            if (c != null && c->Page == idx && obj != (head = c->Freelist))
+            {
+                nint fp = obj + _offset;
+                uint link = head == 0 ? 0 : (uint)(head - slabBase + 1);
+                *(uint*)fp = link ^ _random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                c->Freelist = obj;
+                Volatile.Write(ref hs[0], 0);
+                return true;
+            }
+        }
+        Volatile.Write(ref hs[0], 0);
+        return false;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} (object {ObjectSize} B, stride {Size} B, {ObjectsPerSlab}/slab, order {Order})";
+}
+
+/// <summary>Where an allocation or free came from (the caller attributes), for slub_debug's owner tracking.</summary>
+internal readonly record struct CallSite(string Member, string File, int Line)
+{
+    public override string ToString() => Member.Length == 0 ? "?" : $"{Member}+{Path.GetFileName(File)}:{Line}";
+}

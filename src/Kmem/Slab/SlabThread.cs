@@ -1,0 +1,153 @@
+// The "CPU" side of SLUB for .NET threads. Each thread that uses a slab cache owns a table of
+// kmem_cache_cpu structures (one per cache it has used, indexed by the cache's slot) and two
+// handshake words: the owner raises Busy around each fast-path operation; a thread that must flush
+// another thread's slabs (shrink, destroy, memory pressure) raises DrainRequested, issues a
+// process-wide barrier and waits for Busy to fall, then works on the structures until it lowers
+// DrainRequested. The owner's slow path and every flusher serialise on the thread's lock.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Kmem.Slab;
+
+/// <summary>One thread's state for one cache (<c>struct kmem_cache_cpu</c>), in native memory.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct KmemCacheCpu
+{
+    /// <summary>The next object to hand out (0 when empty); objects link through their free pointers.</summary>
+    public nint Freelist;
+    /// <summary>Linear address of the CPU slab (the base the free pointers are relative to).</summary>
+    public nint SlabBase;
+    /// <summary>Frame index of the CPU slab, or -1.</summary>
+    public int Page;
+    /// <summary>First frozen slab of the CPU partial list (linked through the frames' Next), or -1.</summary>
+    public int Partial;
+    /// <summary><c>page->pages</c> of the list head: slabs on the CPU partial list.</summary>
+    public int PartialPages;
+    /// <summary><c>page->pobjects</c> of the list head: free objects on the list when they were added.</summary>
+    public int PartialObjects;
+}
+
+/// <summary>The per-thread table of <see cref="KmemCacheCpu"/> pointers and its handshake.</summary>
+internal sealed unsafe class SlabThread
+{
+    /// <summary>Table index 0 holds the two handshake ints; index 1 is never used, so a destroyed cache's slot reads null.</summary>
+    public const int DeadSlot = 1;
+    private const int FirstSlot = 2;
+
+    // The fast path's view: primitive thread statics are read inline.
+    [ThreadStatic] internal static nint* t_table;
+    [ThreadStatic] internal static int t_len;
+    [ThreadStatic] private static SlabThread? t_self;
+
+    private static readonly Lock s_lock = new();
+    private static readonly List<SlabThread> s_all = [];
+    private static readonly Stack<int> s_freeSlots = new();
+    private static int s_nextSlot = FirstSlot;
+
+    private SlabThread(Thread thread, int cpu)
+    {
+        Thread = thread;
+        Cpu = cpu;
+        Len = 16;
+        Table = (nint*)NativeMemory.AllocZeroed((nuint)Len, (nuint)sizeof(nint));
+    }
+
+    public readonly Thread Thread;
+    /// <summary>The profile CPU the thread was first seen on (for reports).</summary>
+    public readonly int Cpu;
+    /// <summary>Serialises the owner's slow path and every flusher.</summary>
+    public readonly Lock Lock = new();
+    public nint* Table;
+    public int Len;
+
+    public ref int Busy => ref ((int*)Table)[0];
+    public ref int DrainRequested => ref ((int*)Table)[1];
+
+    /// <summary>The calling thread's table, created on first use.</summary>
+    public static SlabThread Current
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => t_self ?? Create();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static SlabThread Create()
+    {
+        var st = new SlabThread(Thread.CurrentThread, Thread.GetCurrentProcessorId());
+        lock (s_lock) s_all.Add(st);
+        t_self = st;
+        t_table = st.Table;
+        t_len = st.Len;
+        return st;
+    }
+
+    /// <summary>A slot number for a new cache.</summary>
+    public static int AllocSlot()
+    {
+        lock (s_lock) return s_freeSlots.Count > 0 ? s_freeSlots.Pop() : s_nextSlot++;
+    }
+
+    /// <summary>Gives a slot back once no thread's table holds an entry for it.</summary>
+    public static void FreeSlot(int slot)
+    {
+        lock (s_lock) s_freeSlots.Push(slot);
+    }
+
+    /// <summary>The calling thread's structure for <paramref name="slot"/>, or null. Owner only.</summary>
+    public KmemCacheCpu* Get(int slot) => slot < Len ? (KmemCacheCpu*)Table[slot] : null;
+
+    /// <summary>Installs the calling thread's structure for a slot, growing the table. Owner only, under <see cref="Lock"/>.</summary>
+    public void Set(int slot, KmemCacheCpu* c)
+    {
+        if (slot >= Len)
+        {
+            int len = Math.Max(Len * 2, slot + 1);
+            var t = (nint*)NativeMemory.AllocZeroed((nuint)len, (nuint)sizeof(nint));
+            new Span<nint>(Table, Len).CopyTo(new Span<nint>(t, len));
+            var old = Table;
+            Table = t;
+            Len = len;
+            t_table = t;
+            t_len = len;
+            NativeMemory.Free(old);
+        }
+        Table[slot] = (nint)c;
+    }
+
+    /// <summary>Takes exclusive use of this thread's structures: the lock, then (for another thread) the handshake.</summary>
+    public void EnterExclusive()
+    {
+        Lock.Enter();
+        if (ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) return;
+        Volatile.Write(ref DrainRequested, 1);
+        Interlocked.MemoryBarrierProcessWide();
+        var spin = new SpinWait();
+        while (Volatile.Read(ref Busy) != 0) spin.SpinOnce();
+    }
+
+    public void ExitExclusive()
+    {
+        if (!ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) Volatile.Write(ref DrainRequested, 0);
+        Lock.Exit();
+    }
+
+    /// <summary>Frees the tables of threads that have ended and hold no structure any more.</summary>
+    public static void PruneDead()
+    {
+        lock (s_lock)
+        {
+            for (int i = s_all.Count - 1; i >= 0; i--)
+            {
+                var st = s_all[i];
+                if (st.Thread.IsAlive) continue;
+                bool empty = true;
+                for (int s = FirstSlot; s < st.Len && empty; s++) empty = st.Table[s] == 0;
+                if (!empty) continue;
+                NativeMemory.Free(st.Table);
+                st.Table = null;
+                st.Len = 0;
+                s_all.RemoveAt(i);
+            }
+        }
+    }
+}

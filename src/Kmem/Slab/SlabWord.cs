@@ -1,0 +1,41 @@
+// The slab's freelist head and counters packed in one 64-bit word of its head page descriptor
+// (SLUB keeps page->freelist and page->counters side by side and swaps both with one
+// cmpxchg_double; Kmem swaps this word with one 64-bit compare-and-swap).
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace Kmem.Slab;
+
+/// <summary>
+/// Bits 0-26: the first free object as its byte offset in the slab plus one (0: none);
+/// bits 27-41: inuse; bits 42-56: objects; bit 57: frozen (owned by a thread's CPU slab or CPU partial list).
+/// </summary>
+internal static class SlabWord
+{
+    private const int InuseShift = 27, ObjectsShift = 42, FrozenShift = 57;
+    private const long FreeMask = (1L << InuseShift) - 1, CountMask = 0x7FFF;
+
+    /// <summary>The largest slab whose offsets fit the word.</summary>
+    public const long MaxSlabBytes = 1L << 26;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Free(long w) => (uint)(w & FreeMask);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Inuse(long w) => (int)((w >> InuseShift) & CountMask);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Objects(long w) => (int)((w >> ObjectsShift) & CountMask);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Frozen(long w) => ((w >> FrozenShift) & 1) != 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long Make(uint free, int inuse, int objects, bool frozen) =>
+        free | ((long)inuse << InuseShift) | ((long)objects << ObjectsShift) | ((frozen ? 1L : 0L) << FrozenShift);
+
+    /// <summary>
+    /// The stored form of a free pointer (<c>freelist_ptr()</c> under SLAB_FREELIST_HARDENED): the link
+    /// (offset of the next object in the slab plus one, 0 for none) XOR the cache's random key XOR the
+    /// byte-swapped address of the slot that holds it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Encode(uint link, uint key, nint slot) => link ^ key ^ BinaryPrimitives.ReverseEndianness((uint)slot);
+}
