@@ -211,6 +211,7 @@ public sealed unsafe partial class SlabCache
     private nint AllocSlow(Gfp gfp, CallSite site)
     {
         if (Destroyed) ThrowDestroyed();
+        if (!ReferenceEquals(_root, this)) return _root.AllocSlow(gfp, site); // an alias: the root owns the lists
         if (_debug) return DebugAlloc(gfp, site);
         var st = SlabThread.Current;
         nint obj;
