@@ -23,6 +23,9 @@ internal static class TestSupport
         return m;
     }
 
+    /// <summary>The log's text without timestamps, one record a line (for multi-line report checks).</summary>
+    public static string LogText(Machine m) => string.Join("\n", m.Log.Snapshot().Select(r => r.Text)) + "\n";
+
     public static string Fixture(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
 
     /// <summary>Everything observable about the page allocator's free memory, as text.</summary>

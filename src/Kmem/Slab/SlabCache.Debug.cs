@@ -405,6 +405,7 @@ public sealed unsafe partial class SlabCache
                 throw new SlabException(kind ?? SlabError.FreelistCorrupt, Name, obj,
                     $"{Name}: {Describe(kind ?? SlabError.FreelistCorrupt)} at 0x{obj:x} (freed from {site}); the object was not freed");
             }
+            if (sb.Length > 0) Report(sb); // padding problems are reported and restored; the free goes on
             SetTrack(obj, TrackFree, site);
             Trace(obj, idx, alloc: false);
             InitObject(obj, RedInactive);
