@@ -1,0 +1,188 @@
+// mempool (Linux 5.10 mm/mempool.c): a reserve of pre-allocated elements that guarantees forward
+// progress. Alloc tries the underlying allocator without direct reclaim or I/O, then the reserve, then
+// the allocator with the caller's full flags, and a caller that may sleep waits (5 s at a time, woken
+// by Free) and starts over, so a blocking Alloc never fails. Free refills the reserve first.
+namespace Kmem;
+
+/// <summary>A memory pool with a guaranteed reserve (<c>mempool_t</c>). Create one with <see cref="Machine.MempoolCreate"/>.</summary>
+public sealed class Mempool
+{
+    private readonly KernelLog _log;
+    private readonly Func<Gfp, nint> _alloc;
+    private readonly Action<nint> _free;
+    private readonly object _lock = new();
+    private nint[] _elements;
+    private int _currNr;
+    private long _outstanding;
+    private bool _destroyed;
+
+    /// <summary>How long a blocked Alloc sleeps before trying again (the kernel's io_schedule_timeout(5*HZ)).</summary>
+    public static readonly TimeSpan WaitTimeout = TimeSpan.FromSeconds(5);
+
+    internal Mempool(string name, int minNr, Func<Gfp, nint> alloc, Action<nint> free, KernelLog log)
+    {
+        Name = name;
+        MinNr = minNr;
+        _alloc = alloc;
+        _free = free;
+        _log = log;
+        _elements = new nint[minNr];
+    }
+
+    /// <summary>mempool_init(): fills the reserve with GFP_KERNEL; false (everything given back) when that fails.</summary>
+    internal bool Fill()
+    {
+        while (_currNr < MinNr)
+        {
+            nint e = _alloc(Gfp.Kernel);
+            if (e == 0)
+            {
+                while (_currNr > 0) _free(_elements[--_currNr]);
+                return false;
+            }
+            _elements[_currNr++] = e;
+        }
+        return true;
+    }
+
+    /// <summary>A name for reports.</summary>
+    public string Name { get; }
+
+    /// <summary><c>min_nr</c>: the reserve's size.</summary>
+    public int MinNr { get; private set; }
+
+    /// <summary><c>curr_nr</c>: elements in the reserve now.</summary>
+    public int CurrNr { get { lock (_lock) return _currNr; } }
+
+    /// <summary>Elements handed out and not yet freed.</summary>
+    public long Outstanding => Volatile.Read(ref _outstanding);
+
+    /// <summary>Blocked allocations so far (each waited for a Free or the timeout).</summary>
+    public long Waits => Volatile.Read(ref _waits);
+    private long _waits;
+
+    /// <summary>
+    /// mempool_alloc(): an element, or 0 only when the caller may not sleep (no <see cref="Gfp.DirectReclaim"/>)
+    /// and neither the allocator nor the reserve has one.
+    /// </summary>
+    public nint Alloc(Gfp gfp)
+    {
+        ThrowIfDestroyed();
+        if ((gfp & Gfp.Zero) != 0)
+            _log.Warn($"WARNING: mempool_alloc({Name}): __GFP_ZERO is not supported by mempools (VM_WARN_ON_ONCE)");
+        gfp |= Gfp.NoMemalloc | Gfp.NoRetry | Gfp.NoWarn;
+        Gfp gfpTemp = gfp & ~(Gfp.DirectReclaim | Gfp.Io);
+        while (true)
+        {
+            nint e = _alloc(gfpTemp);
+            if (e != 0) return Out(e);
+            lock (_lock)
+            {
+                if (_currNr > 0)
+                {
+                    e = _elements[--_currNr];
+                    _elements[_currNr] = 0;
+                    return Out(e);
+                }
+                if (gfpTemp != gfp)
+                {
+                    // The reserve is empty: retry the allocator at once with the full mask.
+                    gfpTemp = gfp;
+                    continue;
+                }
+                if ((gfp & Gfp.DirectReclaim) == 0) return 0;
+                // Sleep until a Free refills the reserve (or the timeout), then start over.
+                Interlocked.Increment(ref _waits);
+                Monitor.Wait(_lock, WaitTimeout);
+            }
+            ThrowIfDestroyed();
+        }
+    }
+
+    private nint Out(nint e)
+    {
+        Interlocked.Increment(ref _outstanding);
+        return e;
+    }
+
+    /// <summary>mempool_free(): the reserve is refilled first (waking a blocked Alloc); otherwise the element goes back to the allocator.</summary>
+    public void Free(nint element)
+    {
+        if (element == 0) return;
+        ThrowIfDestroyed();
+        Interlocked.Decrement(ref _outstanding);
+        if (Volatile.Read(ref _currNr) < MinNr)
+        {
+            lock (_lock)
+            {
+                if (_currNr < MinNr)
+                {
+                    _elements[_currNr++] = element;
+                    Monitor.PulseAll(_lock);
+                    return;
+                }
+            }
+        }
+        _free(element);
+    }
+
+    /// <summary>mempool_resize(): shrinking frees the surplus; growing refills with GFP_KERNEL (a failed refill is not an error).</summary>
+    public void Resize(int newMinNr)
+    {
+        ThrowIfDestroyed();
+        ArgumentOutOfRangeException.ThrowIfLessThan(newMinNr, 1);
+        lock (_lock)
+        {
+            if (newMinNr <= MinNr)
+            {
+                while (_currNr > newMinNr) _free(_elements[--_currNr]);
+                MinNr = newMinNr;
+                return;
+            }
+            Array.Resize(ref _elements, newMinNr);
+            MinNr = newMinNr;
+        }
+        while (true)
+        {
+            nint e = _alloc(Gfp.Kernel);
+            if (e == 0) return;
+            lock (_lock)
+            {
+                if (_currNr < MinNr)
+                {
+                    _elements[_currNr++] = e;
+                    Monitor.PulseAll(_lock);
+                    continue;
+                }
+            }
+            _free(e);
+            return;
+        }
+    }
+
+    /// <summary>
+    /// mempool_destroy(): frees the reserve. With elements still out it is an error: reported in the log,
+    /// <see cref="SlabException"/> (<see cref="SlabError.Misuse"/>) is raised and the pool stays usable.
+    /// </summary>
+    public void Destroy()
+    {
+        lock (_lock)
+        {
+            if (_destroyed) return;
+            long out_ = Outstanding;
+            if (out_ > 0)
+            {
+                _log.Err($"mempool_destroy {Name}: {out_} element(s) still in use; the pool was not destroyed");
+                throw new SlabException(SlabError.Misuse, Name, 0, $"mempool_destroy {Name}: {out_} element(s) are still in use");
+            }
+            while (_currNr > 0) _free(_elements[--_currNr]);
+            _destroyed = true;
+            Monitor.PulseAll(_lock);
+        }
+    }
+
+    private void ThrowIfDestroyed()
+    {
+        if (_destroyed) throw new ObjectDisposedException(nameof(Mempool), $"the mempool {Name} has been destroyed");
+    }
+}
