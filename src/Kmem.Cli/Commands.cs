@@ -10,18 +10,20 @@ internal static class Commands
     public static RootCommand Build(CliContext ctx)
     {
         var profileOpt = ProfileOption();
-        var root = new RootCommand("kmem: the Linux kernel's memory allocators over real memory. With no command: boot the default board (rv1106), run the built-in camera-pages workload and print buddyinfo, pagetypeinfo and meminfo.")
+        var rootCmdline = CmdlineOption();
+        var root = new RootCommand("kmem: the Linux kernel's memory allocators over real memory. With no command: boot the default board (rv1106), run the built-in camera-pages workload and print buddyinfo, pagetypeinfo, meminfo and the largest slab caches.")
         {
-            profileOpt,
+            profileOpt, rootCmdline,
         };
-        root.SetAction(pr => MainJob(ctx, pr.GetValue(profileOpt)!));
+        root.SetAction(pr => MainJob(ctx, pr.GetValue(profileOpt)!, pr.GetValue(rootCmdline)));
 
         // kmem boot
         var bootProfile = ProfileOption();
-        var boot = new Command("boot", "Boot a profile and print the boot log.") { bootProfile };
+        var bootCmdline = CmdlineOption();
+        var boot = new Command("boot", "Boot a profile and print the boot log.") { bootProfile, bootCmdline };
         boot.SetAction(pr =>
         {
-            using var m = BootMachine(pr.GetValue(bootProfile)!);
+            using var m = BootMachine(pr.GetValue(bootProfile)!, pr.GetValue(bootCmdline));
             ctx.Out.Write(m.Dmesg());
             return 0;
         });
@@ -37,10 +39,11 @@ internal static class Commands
         var catProfile = ProfileOption();
         var catWorkload = WorkloadOption();
         var catList = new Option<bool>("--list") { Description = "List the paths the machine serves." };
-        var cat = new Command("cat", "Print one kernel view (after an optional workload).") { catPath, catProfile, catWorkload, catList };
+        var catCmdline = CmdlineOption();
+        var cat = new Command("cat", "Print one kernel view (after an optional workload).") { catPath, catProfile, catWorkload, catList, catCmdline };
         cat.SetAction(pr =>
         {
-            using var m = BootMachine(pr.GetValue(catProfile)!);
+            using var m = BootMachine(pr.GetValue(catProfile)!, pr.GetValue(catCmdline));
             if (pr.GetValue(catList))
             {
                 foreach (var p in m.ProcFs.Paths) ctx.Out.WriteLine(p);
@@ -57,10 +60,11 @@ internal static class Commands
         // kmem run WORKLOAD
         var runArg = new Argument<string>("workload") { Description = $"A workload file (JSON, see docs/workloads.md) or a built-in name ({string.Join(", ", BuiltinWorkloads())})." };
         var runProfile = ProfileOption();
-        var run = new Command("run", "Run a workload and print a summary.") { runArg, runProfile };
+        var runCmdline = CmdlineOption();
+        var run = new Command("run", "Run a workload and print a summary.") { runArg, runProfile, runCmdline };
         run.SetAction(pr =>
         {
-            using var m = BootMachine(pr.GetValue(runProfile)!);
+            using var m = BootMachine(pr.GetValue(runProfile)!, pr.GetValue(runCmdline));
             var wl = LoadWorkload(pr.GetValue(runArg)!);
             var result = RunWorkload(ctx, m, wl, out _);
             Summary(ctx, m, wl, result);
@@ -73,14 +77,35 @@ internal static class Commands
         var dmesgProfile = ProfileOption();
         var dmesgWorkload = WorkloadOption();
         var level = new Option<int>("--level") { Description = "Only records at this printk level or more urgent (0-7).", DefaultValueFactory = _ => 7 };
-        var dmesg = new Command("dmesg", "Print the log ring after boot (and an optional workload).") { dmesgProfile, dmesgWorkload, level };
+        var dmesgCmdline = CmdlineOption();
+        var dmesg = new Command("dmesg", "Print the log ring after boot (and an optional workload).") { dmesgProfile, dmesgWorkload, level, dmesgCmdline };
         dmesg.SetAction(pr =>
         {
             int lv = pr.GetValue(level);
             if (lv is < 0 or > 7) throw new ArgumentException($"--level {lv} is outside 0..7");
-            using var m = BootMachine(pr.GetValue(dmesgProfile)!);
+            using var m = BootMachine(pr.GetValue(dmesgProfile)!, pr.GetValue(dmesgCmdline));
             RunIfGiven(ctx, m, pr.GetValue(dmesgWorkload), quiet: true);
             ctx.Out.Write(m.Log.Dmesg((LogLevel)lv));
+            return 0;
+        });
+
+        // kmem slabtop
+        var topProfile = ProfileOption();
+        var topWorkload = WorkloadOption();
+        var topCmdline = CmdlineOption();
+        var sort = new Option<string>("--sort", "-s") { Description = "Sort key as slabtop's: c cache size (default), o objects, a active objects, s object size, l slabs, b objects per slab, n name.", DefaultValueFactory = _ => "c" };
+        var lines = new Option<int>("--lines", "-n") { Description = "Show at most this many caches (0: all).", DefaultValueFactory = _ => 0 };
+        var slabtop = new Command("slabtop", "Print the slab caches once, as slabtop -o does, largest first.") { topProfile, topWorkload, topCmdline, sort, lines };
+        slabtop.SetAction(pr =>
+        {
+            string key = pr.GetValue(sort)!;
+            if (key.Length != 1 || !SlabTop.SortKeys.Contains(key[0])) throw new ArgumentException($"--sort {key}: not one of {string.Join(", ", SlabTop.SortKeys.ToCharArray())}");
+            int n = pr.GetValue(lines);
+            if (n < 0) throw new ArgumentException($"--lines {n} is negative");
+            using var m = BootMachine(pr.GetValue(topProfile)!, pr.GetValue(topCmdline));
+            var runner = RunIfGiven(ctx, m, pr.GetValue(topWorkload), quiet: false);
+            SlabTop.Print(ctx, m, key[0], n);
+            runner?.ReleaseAll();
             return 0;
         });
 
@@ -89,6 +114,7 @@ internal static class Commands
         root.Subcommands.Add(cat);
         root.Subcommands.Add(run);
         root.Subcommands.Add(dmesg);
+        root.Subcommands.Add(slabtop);
         return root;
     }
 
@@ -98,6 +124,11 @@ internal static class Commands
         DefaultValueFactory = _ => MachineProfile.DefaultName,
     };
 
+    private static Option<string?> CmdlineOption() => new("--cmdline", "-c")
+    {
+        Description = "Extra kernel command-line words, e.g. \"slub_debug=FZPU slub_max_order=2\".",
+    };
+
     private static Option<string?> WorkloadOption() => new("--workload", "-w")
     {
         Description = "Run this workload (file or built-in name) before printing.",
@@ -105,9 +136,9 @@ internal static class Commands
 
     // ------------------------------------------------------------------ the main job
 
-    private static int MainJob(CliContext ctx, string profile)
+    private static int MainJob(CliContext ctx, string profile, string? cmdline)
     {
-        using var m = BootMachine(profile);
+        using var m = BootMachine(profile, cmdline);
         var wl = LoadWorkload(KmemCli.DefaultWorkload);
         var result = RunWorkload(ctx, m, wl, out _);
         ctx.Out.WriteLine($"# kmem: booted {m.Profile.Name} ({m.Profile.Description}), ran workload '{wl.Name}'");
@@ -121,16 +152,20 @@ internal static class Commands
         ctx.Out.WriteLine("$ cat /proc/meminfo");
         ctx.Out.Write(m.ProcFs.Read("/proc/meminfo"));
         ctx.Out.WriteLine();
+        ctx.Out.WriteLine("$ slabtop -o | head");
+        SlabTop.Print(ctx, m, 'c', 10);
+        ctx.Out.WriteLine();
         Summary(ctx, m, wl, result);
         return result.Ok ? 0 : 1;
     }
 
     // ------------------------------------------------------------------ helpers
 
-    internal static Machine BootMachine(string profile)
+    internal static Machine BootMachine(string profile, string? cmdline = null)
     {
         bool isFile = profile.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || profile.Contains('/') || profile.Contains('\\');
-        return Machine.Boot(isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile));
+        var p = isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile);
+        return string.IsNullOrWhiteSpace(cmdline) ? Machine.Boot(p) : Machine.Boot(p, cmdline);
     }
 
     internal static IEnumerable<string> BuiltinWorkloads() =>
@@ -177,9 +212,9 @@ internal static class Commands
 
     private static void Summary(CliContext ctx, Machine m, Workload wl, WorkloadResult result)
     {
-        var table = new Table().Title($"workload {wl.Name} on {m.Profile.Name}").AddColumns("label", "allocated", "failed", "freed", "pages held");
+        var table = new Table().Title($"workload {wl.Name} on {m.Profile.Name}").AddColumns("label", "allocated", "failed", "freed", "pages held", "bytes held");
         foreach (var (label, s) in result.Labels)
-            table.AddRow(label, s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString());
+            table.AddRow(label, s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
         ctx.Console.Write(table);
         long free = m.Zones.Sum(z => z.FreePages), managed = m.Zones.Sum(z => z.Managed);
         ctx.Out.WriteLine($"summary: {result.StepsRun} steps in {result.Elapsed.TotalMilliseconds:F1} ms; {free} of {managed} pages free ({free * 100.0 / Math.Max(1, managed):F1}%); " +

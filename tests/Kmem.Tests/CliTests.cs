@@ -25,6 +25,33 @@ public class CliTests
         Assert.Contains("CmaTotal:          32768 kB", o);
         Assert.Contains("all expectations held", o);
         Assert.Contains("isp-frames", o);
+        Assert.Contains("$ slabtop -o | head\n Active / Total Objects (% used)    : ", o);
+        Assert.Contains("rkisp_buffer", o);
+    }
+
+    [Fact]
+    public void Slabtop_sorts_by_cache_size_after_a_workload()
+    {
+        var (code, o, e) = Run("slabtop", "--workload", "camera-pages", "--lines", "3");
+        Assert.True(code == 0, e);
+        var rows = o.Split('\n').Where(l => l.Contains('%') && !l.Contains("Active")).ToList();
+        Assert.Equal(3, rows.Count);
+        Assert.EndsWith("kmalloc-2k", rows[0].Trim());
+        Assert.Contains(" Minimum / Average / Maximum Object : ", o);
+        var (code2, o2, _) = Run("slabtop", "--sort", "n", "--profile", "x86_64");
+        Assert.Equal(0, code2);
+        Assert.True(o2.IndexOf("dma-kmalloc-128", StringComparison.Ordinal) < o2.IndexOf("kmalloc-128", o2.IndexOf("dma-kmalloc-128", StringComparison.Ordinal) + 20, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_kernel_command_line_reaches_the_machine()
+    {
+        var (code, o, e) = Run("cat", "/sys/kernel/slab/kmalloc-64/red_zone", "--cmdline", "slub_debug=Z,kmalloc-64");
+        Assert.True(code == 0, e);
+        Assert.Equal("1\n", o);
+        var (code2, o2, _) = Run("dmesg", "--cmdline", "slub_debug=FZPU");
+        Assert.Equal(0, code2);
+        Assert.Contains("Kernel command line: slub_debug=FZPU", o2);
     }
 
     [Fact]
@@ -125,6 +152,8 @@ public class CliTests
     [InlineData(new[] { "frobnicate" }, "kmem:")]
     [InlineData(new[] { "dmesg", "--level", "9" }, "outside 0..7")]
     [InlineData(new[] { "cat" }, "needs a path")]
+    [InlineData(new[] { "slabtop", "--sort", "z" }, "--sort z")]
+    [InlineData(new[] { "boot", "--cmdline", "slub_min_order=99" }, "slub_min_order=99")]
     public void Bad_input_exits_2_with_a_one_line_reason(string[] args, string reason)
     {
         var (code, _, e) = Run(args);

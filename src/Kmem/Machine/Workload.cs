@@ -26,6 +26,13 @@ public sealed class Workload
         ["repeat"] = ["times", "steps"],
         ["log"] = ["message"],
         ["check"] = [],
+        ["kmalloc"] = ["label", "size", "gfp", "count", "expect", "fill"],
+        ["kfree"] = ["label", "count", "which"],
+        ["kmem_cache_create"] = ["name", "size", "align", "flags"],
+        ["kmem_cache_alloc"] = ["label", "cache", "gfp", "count", "expect", "fill"],
+        ["kmem_cache_free"] = ["label", "count", "which"],
+        ["kmem_cache_shrink"] = ["cache"],
+        ["kmem_cache_destroy"] = ["cache"],
     };
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)

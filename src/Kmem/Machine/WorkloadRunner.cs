@@ -14,8 +14,10 @@ public sealed class LabelStats
     public long Failed { get; internal set; }
     /// <summary>Frees.</summary>
     public long Freed { get; internal set; }
-    /// <summary>Pages held now.</summary>
+    /// <summary>Pages held now (page allocations).</summary>
     public long PagesHeld { get; internal set; }
+    /// <summary>Bytes held now in kmalloc buffers and slab objects (their ksize / object size).</summary>
+    public long BytesHeld { get; internal set; }
 }
 
 /// <summary>The outcome of <see cref="WorkloadRunner.Run"/>.</summary>
@@ -36,7 +38,13 @@ public sealed class WorkloadResult
 /// <summary>Executes workloads (see docs/workloads.md for the format).</summary>
 public sealed class WorkloadRunner
 {
-    private sealed record Held(Page Page, int Order, nint Address, nuint ExactSize);
+    /// <summary>One allocation a label holds: pages (Page, Order), an exact allocation (Address, ExactSize),
+    /// a kmalloc buffer (Address, ObjectSize) or a slab object (Address, ObjectSize, Cache).</summary>
+    private sealed record Held(Page Page, int Order, nint Address, nuint ExactSize, nuint ObjectSize = 0, SlabCache? Cache = null, bool Kmalloc = false)
+    {
+        public long Pages => Kmalloc || Cache is not null ? 0 : ExactSize > 0 ? (long)((ExactSize + 4095) / 4096) : 1L << Order;
+        public long Bytes => Kmalloc || Cache is not null ? (long)ObjectSize : 0;
+    }
 
     private readonly Machine _m;
     private readonly Dictionary<string, List<Held>> _held = new(StringComparer.Ordinal);
@@ -51,7 +59,7 @@ public sealed class WorkloadRunner
 
     /// <summary>Pages currently held by each label.</summary>
     public IReadOnlyDictionary<string, long> PagesHeld =>
-        _held.ToDictionary(kv => kv.Key, kv => kv.Value.Sum(h => h.ExactSize > 0 ? (long)((h.ExactSize + 4095) / 4096) : 1L << h.Order));
+        _held.ToDictionary(kv => kv.Key, kv => kv.Value.Sum(h => h.Pages));
 
     /// <summary>Runs the workload's steps in order.</summary>
     public WorkloadResult Run(Workload workload)
@@ -68,7 +76,10 @@ public sealed class WorkloadRunner
         sw.Stop();
         _result.Elapsed = sw.Elapsed;
         foreach (var (label, list) in _held)
-            Stats(label).PagesHeld = list.Sum(h => h.ExactSize > 0 ? (long)((h.ExactSize + 4095) / 4096) : 1L << h.Order);
+        {
+            Stats(label).PagesHeld = list.Sum(h => h.Pages);
+            Stats(label).BytesHeld = list.Sum(h => h.Bytes);
+        }
         return _result;
     }
 
@@ -148,7 +159,60 @@ public sealed class WorkloadRunner
                 }
                 break;
             }
-            case "free_pages":
+            case "kmalloc":
+            {
+                string label = Str(step, "label")!;
+                ulong size = Size(step, "size");
+                var gfp = GfpArg(step);
+                long count = Long(step, "count", 1);
+                string expect = Str(step, "expect") ?? "any";
+                int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
+                var list = Holder(label);
+                var stats = Stats(label);
+                for (long i = 0; i < count; i++)
+                {
+                    nint a = _m.Kmalloc((nuint)size, gfp, "workload");
+                    if (!Outcome(step, a != 0, expect, $"kmalloc({size}) for '{label}'", stats)) continue;
+                    var h = new Held(default, 0, a, 0, size == 0 ? 0 : _m.Ksize(a, "workload"), null, Kmalloc: true);
+                    if (fill is { } f) Span(h).Fill((byte)f);
+                    list.Add(h);
+                }
+                break;
+            }
+            case "kmem_cache_create":
+            {
+                string name = Str(step, "name")!;
+                int align = Int(step, "align", 0);
+                _m.KmemCacheCreate(name, (int)Size(step, "size"), align, SlabFlagsArg(step));
+                break;
+            }
+            case "kmem_cache_alloc":
+            {
+                string label = Str(step, "label")!;
+                var cache = CacheArg(step);
+                var gfp = GfpArg(step);
+                long count = Long(step, "count", 1);
+                string expect = Str(step, "expect") ?? "any";
+                int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
+                var list = Holder(label);
+                var stats = Stats(label);
+                for (long i = 0; i < count; i++)
+                {
+                    nint a = cache.Alloc(gfp, "workload");
+                    if (!Outcome(step, a != 0, expect, $"kmem_cache_alloc({cache.Name}) for '{label}'", stats)) continue;
+                    var h = new Held(default, 0, a, 0, (nuint)cache.ObjectSize, cache);
+                    if (fill is { } f) Span(h).Fill((byte)f);
+                    list.Add(h);
+                }
+                break;
+            }
+            case "kmem_cache_shrink":
+                CacheArg(step).Shrink();
+                break;
+            case "kmem_cache_destroy":
+                CacheArg(step).Destroy();
+                break;
+            case "free_pages" or "kfree" or "kmem_cache_free":
             {
                 string label = Str(step, "label")!;
                 var list = Holder(label);
@@ -215,14 +279,60 @@ public sealed class WorkloadRunner
         }
     }
 
-    private unsafe Span<byte> Span(Held h) => h.ExactSize > 0
-        ? new Span<byte>((void*)h.Address, (int)h.ExactSize)
+    private unsafe Span<byte> Span(Held h) =>
+        h.Kmalloc || h.Cache is not null ? new Span<byte>((void*)h.Address, (int)h.ObjectSize)
+        : h.ExactSize > 0 ? new Span<byte>((void*)h.Address, (int)h.ExactSize)
         : _m.PageSpan(h.Page, h.Order);
 
     private void FreeOne(Held h)
     {
-        if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
+        if (h.Kmalloc) _m.Kfree(h.Address, "workload");
+        else if (h.Cache is not null) h.Cache.Free(h.Address, "workload");
+        else if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
         else _m.FreePages(h.Page, h.Order);
+    }
+
+    /// <summary>Counts an allocation's outcome against the step's expectation; true when it succeeded.</summary>
+    private bool Outcome(WorkloadStep step, bool ok, string expect, string what, LabelStats stats)
+    {
+        if (!ok)
+        {
+            stats.Failed++;
+            if (expect == "success") _result.Problems.Add($"{step.Location}: {what} failed");
+            return false;
+        }
+        if (expect == "failure") _result.Problems.Add($"{step.Location}: {what} succeeded but was expected to fail");
+        stats.Allocated++;
+        return true;
+    }
+
+    private SlabCache CacheArg(WorkloadStep step)
+    {
+        string name = Str(step, "cache")!;
+        return _m.FindSlabCache(name) ?? throw new WorkloadException($"{step.Location}.cache", $"no slab cache named '{name}'");
+    }
+
+    private static readonly Dictionary<string, SlabFlags> s_slabFlagNames = new(StringComparer.Ordinal)
+    {
+        ["SLAB_CONSISTENCY_CHECKS"] = SlabFlags.ConsistencyChecks, ["SLAB_RED_ZONE"] = SlabFlags.RedZone, ["SLAB_POISON"] = SlabFlags.Poison,
+        ["SLAB_HWCACHE_ALIGN"] = SlabFlags.HwcacheAlign, ["SLAB_CACHE_DMA"] = SlabFlags.CacheDma, ["SLAB_CACHE_DMA32"] = SlabFlags.CacheDma32,
+        ["SLAB_STORE_USER"] = SlabFlags.StoreUser, ["SLAB_PANIC"] = SlabFlags.Panic, ["SLAB_TYPESAFE_BY_RCU"] = SlabFlags.TypesafeByRcu,
+        ["SLAB_TRACE"] = SlabFlags.Trace, ["SLAB_NOLEAKTRACE"] = SlabFlags.NoLeakTrace, ["SLAB_NO_MERGE"] = SlabFlags.NoMerge,
+        ["SLAB_RECLAIM_ACCOUNT"] = SlabFlags.ReclaimAccount, ["SLAB_ACCOUNT"] = SlabFlags.Account,
+    };
+
+    private static SlabFlags SlabFlagsArg(WorkloadStep step)
+    {
+        string text = Str(step, "flags") ?? "0";
+        SlabFlags flags = 0;
+        foreach (string part in text.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part == "0") continue;
+            if (!s_slabFlagNames.TryGetValue(part, out var f))
+                throw new WorkloadException($"{step.Location}.flags", $"'{part}' is not a SLAB_ flag ({string.Join(", ", s_slabFlagNames.Keys)})");
+            flags |= f;
+        }
+        return flags;
     }
 
     // ------------------------------------------------------------------ argument checking
@@ -230,7 +340,8 @@ public sealed class WorkloadRunner
     /// <summary>Checks a step's arguments before anything runs.</summary>
     internal static void Validate(WorkloadStep step)
     {
-        string[] needsLabel = ["alloc_pages", "free_pages", "alloc_pages_exact", "get_page", "put_page", "write", "verify"];
+        string[] needsLabel = ["alloc_pages", "free_pages", "alloc_pages_exact", "get_page", "put_page", "write", "verify",
+            "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free"];
         if (needsLabel.Contains(step.Op))
         {
             string? label = Str(step, "label");
@@ -253,7 +364,32 @@ public sealed class WorkloadRunner
                 Long(step, "count", 1, 1, 10_000_000);
                 Expect(step);
                 break;
-            case "free_pages":
+            case "kmalloc":
+                if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
+                if (Size(step, "size") > 1UL << 31) throw new WorkloadException($"{step.Location}.size", "must be at most 2 GiB");
+                GfpArg(step);
+                Long(step, "count", 1, 1, 10_000_000);
+                Expect(step);
+                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                break;
+            case "kmem_cache_create":
+                if (string.IsNullOrWhiteSpace(Str(step, "name"))) throw new WorkloadException($"{step.Location}.name", "is required");
+                if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
+                if (Size(step, "size") is 0 or > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be 1 byte .. 2 GiB");
+                Int(step, "align", 0, 0, 4096);
+                SlabFlagsArg(step);
+                break;
+            case "kmem_cache_alloc" or "kmem_cache_shrink" or "kmem_cache_destroy":
+                if (string.IsNullOrWhiteSpace(Str(step, "cache"))) throw new WorkloadException($"{step.Location}.cache", "is required");
+                if (step.Op == "kmem_cache_alloc")
+                {
+                    GfpArg(step);
+                    Long(step, "count", 1, 1, 10_000_000);
+                    Expect(step);
+                    if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                }
+                break;
+            case "free_pages" or "kfree" or "kmem_cache_free":
                 if (step.Args.TryGetValue("count", out var c) && !(c.ValueKind == JsonValueKind.String && c.GetString() == "all"))
                     Long(step, "count", 1, 0, long.MaxValue);
                 if (Str(step, "which") is { } w && w is not ("newest" or "oldest" or "random"))
