@@ -250,4 +250,38 @@ public unsafe class SlabCacheTests
         Assert.True(c.DebugErrors > 0);
         TestSupport.AssertConsistent(m);
     }
+
+    [Fact]
+    public void Objects_cached_by_a_thread_that_ended_come_back_on_shrink()
+    {
+        using var m = Machine.Boot("x86_64");
+        var c = m.KmemCacheCreate("orphan", 256, 0, SlabFlags.NoMerge);
+        nint kept = 0;
+        var t = new Thread(() =>
+        {
+            var objs = Enumerable.Range(0, 100).Select(_ => c.Alloc(Gfp.Kernel)).ToList();
+            kept = objs[0];
+            foreach (var o in objs.Skip(1)) c.Free(o); // they stay in the thread's CPU slab and partial list
+        });
+        t.Start();
+        t.Join();
+        Assert.Equal(1, c.ObjectsInUse);
+        c.Free(kept); // freed from another thread than the one that allocated, after it ended
+        Assert.Equal(0, c.ObjectsInUse);
+        c.Shrink();
+        Assert.Equal(0, c.Slabs);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void A_disposed_machine_refuses_its_caches()
+    {
+        var m = Machine.Boot("x86_64");
+        var a = m.KmemCacheCreate("gone_a", 64);
+        var b = m.KmemCacheCreate("gone_b", 64); // an alias of gone_a
+        a.Free(a.Alloc(Gfp.Kernel));
+        m.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => a.Alloc(Gfp.Kernel));
+        Assert.Throws<ObjectDisposedException>(() => b.Alloc(Gfp.Kernel));
+    }
 }

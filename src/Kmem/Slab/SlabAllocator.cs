@@ -94,6 +94,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
                 target.RefCount++;
                 target.GrowObjectSize(size);
                 var alias = new SlabCache(target, name);
+                target.AddAlias(alias);
                 _byName[name] = alias;
                 return alias;
             }

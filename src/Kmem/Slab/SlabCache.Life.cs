@@ -20,6 +20,14 @@ public sealed unsafe partial class SlabCache
 
     internal void MarkAliasDestroyed() => _slot = SlabThread.DeadSlot;
 
+    /// <summary>The alias handles merged into this cache (they die with it).</summary>
+    private readonly List<SlabCache> _aliases = [];
+
+    internal void AddAlias(SlabCache alias)
+    {
+        lock (_cpusLock) _aliases.Add(alias);
+    }
+
     /// <summary>
     /// __kmem_cache_shutdown(): flush every thread, free the empty slabs; null when nothing is left, else the
     /// report listing the remaining objects (with their allocating callers under StoreUser).
@@ -66,10 +74,15 @@ public sealed unsafe partial class SlabCache
     /// <summary>Frees every thread structure and the slot; the cache can no longer be used.</summary>
     internal void Release()
     {
-        if (Destroyed) return;
-        FlushAll(release: true);
-        int slot = _slot;
-        _slot = SlabThread.DeadSlot;
+        int slot;
+        lock (_cpusLock)
+        {
+            slot = _slot;
+            if (slot == SlabThread.DeadSlot) return;
+            _slot = SlabThread.DeadSlot; // fast paths now fail and slow paths throw
+        }
+        FlushAll(release: true, slot);
+        lock (_cpusLock) foreach (var a in _aliases) a.MarkAliasDestroyed();
         SlabThread.FreeSlot(slot);
     }
 

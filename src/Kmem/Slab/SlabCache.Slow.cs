@@ -71,12 +71,23 @@ public sealed unsafe partial class SlabCache
 
     private KmemCacheCpu* CpuOf(SlabThread st)
     {
-        var c = st.Get(_slot);
+        int slot = _slot;
+        if (slot == SlabThread.DeadSlot) ThrowDestroyed();
+        var c = st.Get(slot);
         if (c != null) return c;
         c = (KmemCacheCpu*)NativeMemory.AlignedAlloc((nuint)sizeof(KmemCacheCpu), 64);
         *c = new KmemCacheCpu { Page = -1, Partial = -1 };
-        st.Set(_slot, c);
-        lock (_cpusLock) _cpus.Add((st, (nint)c));
+        lock (_cpusLock)
+        {
+            if (_slot != slot)
+            {
+                // Destroyed meanwhile: the slot may already belong to another cache.
+                NativeMemory.AlignedFree(c);
+                ThrowDestroyed();
+            }
+            st.Set(slot, c);
+            _cpus.Add((st, (nint)c));
+        }
         return c;
     }
 
@@ -559,29 +570,42 @@ public sealed unsafe partial class SlabCache
         if (c->Partial >= 0) UnfreezePartials(c);
     }
 
-    /// <summary>flush_all(): every thread's CPU slab and CPU partial list go back to the node; structures of ended threads are freed.</summary>
-    internal void FlushAll(bool release = false)
+    /// <summary>
+    /// Takes exclusive use of one of this cache's thread structures; false when it is gone (its thread ended
+    /// and another flush released it meanwhile). On true the caller must call <see cref="SlabThread.ExitExclusive"/>.
+    /// </summary>
+    private bool EnterCpu(SlabThread st, nint cp)
     {
+        if (!st.EnterExclusive()) return false;
+        bool present;
+        lock (_cpusLock) present = _cpus.Contains((st, cp));
+        if (!present) st.ExitExclusive();
+        return present;
+    }
+
+    /// <summary>flush_all(): every thread's CPU slab and CPU partial list go back to the node; structures of ended threads are freed.</summary>
+    internal void FlushAll(bool release = false, int slot = -1)
+    {
+        if (slot < 0) slot = _slot;
         (SlabThread St, nint Cpu)[] all;
         lock (_cpusLock) all = _cpus.ToArray();
         foreach (var (st, cp) in all)
         {
-            var c = (KmemCacheCpu*)cp;
-            bool drop = release || !st.Thread.IsAlive;
-            st.EnterExclusive();
+            if (!EnterCpu(st, cp)) continue;
             try
             {
+                var c = (KmemCacheCpu*)cp;
                 FlushCpu(c);
-                if (drop && st.Table != null && _slot < st.Len) st.Table[_slot] = 0;
+                if (release || !st.Thread.IsAlive)
+                {
+                    if (slot < st.Len) st.Table[slot] = 0;
+                    lock (_cpusLock) _cpus.Remove((st, cp));
+                    NativeMemory.AlignedFree(c);
+                }
             }
             finally
             {
                 st.ExitExclusive();
-            }
-            if (drop)
-            {
-                lock (_cpusLock) _cpus.Remove((st, cp));
-                NativeMemory.AlignedFree(c);
             }
         }
     }
@@ -657,7 +681,7 @@ public sealed unsafe partial class SlabCache
         lock (_cpusLock) all = _cpus.ToArray();
         foreach (var (st, cp) in all)
         {
-            st.EnterExclusive();
+            if (!EnterCpu(st, cp)) continue;
             try
             {
                 var c = (KmemCacheCpu*)cp;

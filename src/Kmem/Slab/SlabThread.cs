@@ -114,15 +114,24 @@ internal sealed unsafe class SlabThread
         Table[slot] = (nint)c;
     }
 
-    /// <summary>Takes exclusive use of this thread's structures: the lock, then (for another thread) the handshake.</summary>
-    public void EnterExclusive()
+    /// <summary>
+    /// Takes exclusive use of this thread's structures: the lock, then (for another thread) the handshake.
+    /// False (and nothing held) when the thread has ended and its table was freed.
+    /// </summary>
+    public bool EnterExclusive()
     {
         Lock.Enter();
-        if (ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) return;
+        if (Table == null)
+        {
+            Lock.Exit();
+            return false;
+        }
+        if (ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) return true;
         Volatile.Write(ref DrainRequested, 1);
         Interlocked.MemoryBarrierProcessWide();
         var spin = new SpinWait();
         while (Volatile.Read(ref Busy) != 0) spin.SpinOnce();
+        return true;
     }
 
     public void ExitExclusive()
@@ -139,14 +148,21 @@ internal sealed unsafe class SlabThread
             for (int i = s_all.Count - 1; i >= 0; i--)
             {
                 var st = s_all[i];
-                if (st.Thread.IsAlive) continue;
-                bool empty = true;
-                for (int s = FirstSlot; s < st.Len && empty; s++) empty = st.Table[s] == 0;
-                if (!empty) continue;
-                NativeMemory.Free(st.Table);
-                st.Table = null;
-                st.Len = 0;
-                s_all.RemoveAt(i);
+                if (st.Thread.IsAlive || !st.Lock.TryEnter()) continue;
+                try
+                {
+                    bool empty = true;
+                    for (int s = FirstSlot; s < st.Len && empty; s++) empty = st.Table[s] == 0;
+                    if (!empty) continue;
+                    NativeMemory.Free(st.Table);
+                    st.Table = null;
+                    st.Len = 0;
+                    s_all.RemoveAt(i);
+                }
+                finally
+                {
+                    st.Lock.Exit();
+                }
             }
         }
     }
