@@ -153,3 +153,42 @@ public class SlabGeometryTests
         Assert.Contains("SLUB: HWalign=64, Order=0-3, MinObjects=0, CPUs=2, Nodes=1", m.Dmesg());
     }
 }
+
+public class SlabFixtureGeometryTests
+{
+    /// <summary>Every row of a real slabinfo: objsize, objperslab, pagesperslab.</summary>
+    private static IEnumerable<(string Name, int Size, int Objs, int Pages)> Rows(string fixture) =>
+        System.Text.RegularExpressions.Regex.Matches(TestSupport.Fixture(fixture),
+            @"^(\S+)\s+\d+\s+\d+\s+(\d+)\s+(\d+)\s+(\d+) :", System.Text.RegularExpressions.RegexOptions.Multiline)
+        .Select(m => (m.Groups[1].Value, int.Parse(m.Groups[2].Value), int.Parse(m.Groups[3].Value), int.Parse(m.Groups[4].Value)));
+
+    [Theory]
+    [InlineData("slabinfo_rhel7_x86_64_1cpu_insights.txt", 1)]
+    [InlineData("slabinfo_telegraf_testdata.txt", 8)]
+    [InlineData("slabinfo_meminfo_buddyinfo_x86_64_numa2_2.6.3x_linuxmm2010.txt", 8)]
+    public void Every_cache_of_a_real_slabinfo_gets_the_kernels_order(string fixture, int cpus)
+    {
+        // A cache of that stride on a machine with that many CPUs must get the same objects per slab and order.
+        var arch = new Kmem.Slab.SlabArch(8, 64, 8, 152, cpus, 11);
+        var rows = Rows(fixture).ToList();
+        Assert.True(rows.Count > 20);
+        var wrong = rows.Where(r =>
+        {
+            var g = Kmem.Slab.SlabGeometry.Compute(r.Size, 8, 0, false, arch)!.Value;
+            return (g.Objects, 1 << g.Order) != (r.Objs, r.Pages);
+        }).Select(r => $"{r.Name} {r.Size}: kernel {r.Objs}/{r.Pages}").ToList();
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+    }
+
+    [Fact]
+    public void An_eight_cpu_machine_reproduces_the_kmalloc_and_bootstrap_rows()
+    {
+        using var m = Machine.Boot(MachineProfile.Embedded("x86_64") with { Cpus = 8 });
+        foreach (var r in Rows("slabinfo_telegraf_testdata.txt").Where(r => r.Name.StartsWith("kmalloc-") || r.Name.StartsWith("kmem_cache")))
+        {
+            string name = r.Name.Replace("-8192", "-8k").Replace("-4096", "-4k").Replace("-2048", "-2k").Replace("-1024", "-1k");
+            var c = m.FindSlabCache(name)!;
+            Assert.Equal((r.Size, r.Objs, r.Pages), (c.Size, c.ObjectsPerSlab, 1 << c.Order));
+        }
+    }
+}
