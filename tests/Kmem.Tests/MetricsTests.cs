@@ -35,4 +35,33 @@ public class MetricsTests
         Assert.True(seen["kmem.page_alloc.failures/"] >= 1);
         Assert.True(seen["kmem.page_alloc.slow_path/"] >= 1);
     }
+
+    [Fact]
+    public void Slab_caches_are_published_per_cache()
+    {
+        using var m = Machine.Boot("x86_64");
+        var c = m.KmemCacheCreate("metered", 200, 0, SlabFlags.NoMerge);
+        var objs = Enumerable.Range(0, 50).Select(_ => c.Alloc(Gfp.Kernel)).ToList();
+        var seen = new Dictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
+        listener.SetMeasurementEventCallback<long>((inst, value, tags, _) =>
+        {
+            object? id = null; string cache = "";
+            foreach (var t in tags)
+            {
+                if (t.Key == "kmem.machine.id") id = t.Value;
+                if (t.Key == "kmem.cache") cache = (string)t.Value!;
+            }
+            if (id is int i && i == m.Id) lock (seen) seen[$"{inst.Name}/{cache}"] = value;
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.Equal(c.TotalObjects, seen["kmem.slab.objects/metered"]);
+        Assert.Equal(c.ActiveObjects, seen["kmem.slab.active_objects/metered"]);
+        Assert.Equal(c.Slabs, seen["kmem.slab.slabs/metered"]);
+        Assert.Equal(c.Slabs * 4096 << c.Order, seen["kmem.slab.memory/metered"]);
+        Assert.True(seen["kmem.memory.slab_unreclaimable/"] >= c.Slabs * 4096);
+        foreach (var o in objs) c.Free(o);
+    }
 }
