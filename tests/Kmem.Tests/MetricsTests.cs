@@ -5,24 +5,32 @@ namespace Kmem.Tests;
 
 public class MetricsTests
 {
+    /// <summary>Records this machine's measurements as "instrument/value of <paramref name="tag"/>" (other machines are ignored).</summary>
+    private static MeterListener Listen(Machine m, string tag, Dictionary<string, long> seen)
+    {
+        var listener = new MeterListener();
+        listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
+        listener.SetMeasurementEventCallback<long>((inst, value, tags, _) =>
+        {
+            object? id = null;
+            string key = "";
+            foreach (var t in tags)
+            {
+                if (t.Key == "kmem.machine.id") id = t.Value;
+                if (t.Key == tag) key = (string)t.Value!;
+            }
+            if (id is int i && i == m.Id) lock (seen) seen[$"{inst.Name}/{key}"] = value;
+        });
+        listener.Start();
+        return listener;
+    }
+
     [Fact]
     public void Free_memory_and_failures_are_published()
     {
         using var m = TestSupport.Small();
         var seen = new Dictionary<string, long>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
-        listener.SetMeasurementEventCallback<long>((inst, value, tags, _) =>
-        {
-            object? id = null; string zone = "";
-            foreach (var t in tags)
-            {
-                if (t.Key == "kmem.machine.id") id = t.Value;
-                if (t.Key == "kmem.zone") zone = (string)t.Value!;
-            }
-            if (id is int i && i == m.Id) lock (seen) seen[$"{inst.Name}/{zone}"] = value;
-        });
-        listener.Start();
+        using var listener = Listen(m, "kmem.zone", seen);
         var got = new List<Page>();
         for (int i = 0; i < 8; i++) got.Add(m.AllocPages(Gfp.Kernel | Gfp.NoRetry | Gfp.NoWarn, 10)); // only 3 fit outside CMA
         Assert.Contains(got, p => p.IsNull);
@@ -43,19 +51,7 @@ public class MetricsTests
         var c = m.KmemCacheCreate("metered", 200, 0, SlabFlags.NoMerge);
         var objs = Enumerable.Range(0, 50).Select(_ => c.Alloc(Gfp.Kernel)).ToList();
         var seen = new Dictionary<string, long>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
-        listener.SetMeasurementEventCallback<long>((inst, value, tags, _) =>
-        {
-            object? id = null; string cache = "";
-            foreach (var t in tags)
-            {
-                if (t.Key == "kmem.machine.id") id = t.Value;
-                if (t.Key == "kmem.cache") cache = (string)t.Value!;
-            }
-            if (id is int i && i == m.Id) lock (seen) seen[$"{inst.Name}/{cache}"] = value;
-        });
-        listener.Start();
+        using var listener = Listen(m, "kmem.cache", seen);
         listener.RecordObservableInstruments();
         Assert.Equal(c.TotalObjects, seen["kmem.slab.objects/metered"]);
         Assert.Equal(c.ActiveObjects, seen["kmem.slab.active_objects/metered"]);

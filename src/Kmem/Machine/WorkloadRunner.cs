@@ -112,71 +112,24 @@ public sealed class WorkloadRunner
         {
             case "alloc_pages":
             {
-                string label = Str(step, "label")!;
                 int order = Int(step, "order", 0);
                 var gfp = GfpArg(step);
-                long count = Long(step, "count", 1);
-                string expect = Str(step, "expect") ?? "any";
-                int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
-                var list = Holder(label);
-                var stats = Stats(label);
-                for (long i = 0; i < count; i++)
-                {
-                    var p = _m.AllocPages(gfp, order);
-                    if (p.IsNull)
-                    {
-                        stats.Failed++;
-                        if (expect == "success") _result.Problems.Add($"{step.Location}: allocation {i + 1} of order {order} for '{label}' failed");
-                        continue;
-                    }
-                    if (expect == "failure") _result.Problems.Add($"{step.Location}: allocation of order {order} for '{label}' succeeded but was expected to fail");
-                    if (fill is { } f) _m.PageSpan(p, order).Fill((byte)f);
-                    list.Add(new Held(p, order, 0, 0));
-                    stats.Allocated++;
-                }
+                AllocSteps(step, $"allocation of order {order}", () => _m.AllocPages(gfp, order) is { IsNull: false } p ? new Held(p, order, 0, 0) : null);
                 break;
             }
             case "alloc_pages_exact":
             {
-                string label = Str(step, "label")!;
                 ulong size = Size(step, "size");
                 var gfp = GfpArg(step);
-                long count = Long(step, "count", 1);
-                string expect = Str(step, "expect") ?? "any";
-                var list = Holder(label);
-                var stats = Stats(label);
-                for (long i = 0; i < count; i++)
-                {
-                    nint a = _m.AllocPagesExact((nuint)size, gfp);
-                    if (a == 0)
-                    {
-                        stats.Failed++;
-                        if (expect == "success") _result.Problems.Add($"{step.Location}: exact allocation of {size} bytes for '{label}' failed");
-                        continue;
-                    }
-                    list.Add(new Held(default, 0, a, (nuint)size));
-                    stats.Allocated++;
-                }
+                AllocSteps(step, $"exact allocation of {size} bytes", () => _m.AllocPagesExact((nuint)size, gfp) is var a && a != 0 ? new Held(default, 0, a, (nuint)size) : null);
                 break;
             }
             case "kmalloc":
             {
-                string label = Str(step, "label")!;
                 ulong size = Size(step, "size");
                 var gfp = GfpArg(step);
-                long count = Long(step, "count", 1);
-                string expect = Str(step, "expect") ?? "any";
-                int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
-                var list = Holder(label);
-                var stats = Stats(label);
-                for (long i = 0; i < count; i++)
-                {
-                    nint a = _m.Kmalloc((nuint)size, gfp, "workload");
-                    if (!Outcome(step, a != 0, expect, $"kmalloc({size}) for '{label}'", stats)) continue;
-                    var h = new Held(default, 0, a, 0, size == 0 ? 0 : _m.Ksize(a, "workload"), null, Kmalloc: true);
-                    if (fill is { } f) Span(h).Fill((byte)f);
-                    list.Add(h);
-                }
+                AllocSteps(step, $"kmalloc({size})", () => _m.Kmalloc((nuint)size, gfp, "workload") is var a && a != 0
+                    ? new Held(default, 0, a, 0, size == 0 ? 0 : _m.Ksize(a, "workload"), null, Kmalloc: true) : null);
                 break;
             }
             case "kmem_cache_create":
@@ -188,22 +141,10 @@ public sealed class WorkloadRunner
             }
             case "kmem_cache_alloc":
             {
-                string label = Str(step, "label")!;
                 var cache = CacheArg(step);
                 var gfp = GfpArg(step);
-                long count = Long(step, "count", 1);
-                string expect = Str(step, "expect") ?? "any";
-                int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
-                var list = Holder(label);
-                var stats = Stats(label);
-                for (long i = 0; i < count; i++)
-                {
-                    nint a = cache.Alloc(gfp, "workload");
-                    if (!Outcome(step, a != 0, expect, $"kmem_cache_alloc({cache.Name}) for '{label}'", stats)) continue;
-                    var h = new Held(default, 0, a, 0, (nuint)cache.ObjectSize, cache);
-                    if (fill is { } f) Span(h).Fill((byte)f);
-                    list.Add(h);
-                }
+                AllocSteps(step, $"kmem_cache_alloc({cache.Name})", () => cache.Alloc(gfp, "workload") is var a && a != 0
+                    ? new Held(default, 0, a, 0, (nuint)cache.ObjectSize, cache) : null);
                 break;
             }
             case "kmem_cache_shrink":
@@ -290,6 +231,27 @@ public sealed class WorkloadRunner
         else if (h.Cache is not null) h.Cache.Free(h.Address, "workload");
         else if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
         else _m.FreePages(h.Page, h.Order);
+    }
+
+    /// <summary>
+    /// An allocation step: <c>count</c> calls of <paramref name="alloc"/> (null: failed), each checked against
+    /// <c>expect</c>, filled with <c>fill</c> when given, and held by the step's label.
+    /// </summary>
+    private void AllocSteps(WorkloadStep step, string what, Func<Held?> alloc)
+    {
+        string label = Str(step, "label")!;
+        long count = Long(step, "count", 1);
+        string expect = Str(step, "expect") ?? "any";
+        int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
+        var list = Holder(label);
+        var stats = Stats(label);
+        for (long i = 0; i < count; i++)
+        {
+            var h = alloc();
+            if (!Outcome(step, h is not null, expect, $"{what} for '{label}'", stats)) continue;
+            if (fill is { } f) Span(h!).Fill((byte)f);
+            list.Add(h!);
+        }
     }
 
     /// <summary>Counts an allocation's outcome against the step's expectation; true when it succeeded.</summary>

@@ -487,13 +487,20 @@ public sealed unsafe partial class SlabCache
 
     // ================================================================== reports of the non-debug paths
 
-    private SlabException InvalidObjectPointer(int idx, nint obj, CallSite site)
+    private SlabException InvalidObjectPointer(int idx, nint obj, CallSite site) =>
+        RefusedFree(idx, obj, $"Invalid object pointer {P(obj)}", SlabError.InvalidPointer, $"0x{obj:x} is not the start of an object (freed from {site})");
+
+    private SlabException InvalidFree(int idx, nint obj, CallSite site) =>
+        RefusedFree(idx, obj, $"Object {P(obj)} freed to a slab with no object in use", SlabError.DoubleFree, $"0x{obj:x} is already free (freed from {site})");
+
+    /// <summary>slab_err() and "Object … not freed" for a free that is refused; the exception to throw.</summary>
+    private SlabException RefusedFree(int idx, nint obj, string reason, SlabError error, string message)
     {
         var sb = new StringBuilder();
-        SlabErr(sb, idx, $"Invalid object pointer {P(obj)}");
+        SlabErr(sb, idx, reason);
         SlabFix(sb, $"Object at {P(obj)} not freed");
         Report(sb);
-        return new SlabException(SlabError.InvalidPointer, Name, obj, $"{Name}: 0x{obj:x} is not the start of an object (freed from {site}); nothing was freed");
+        return new SlabException(error, Name, obj, $"{Name}: {message}; nothing was freed");
     }
 
     private SlabException NaiveDoubleFree(int idx, nint obj, CallSite site)
@@ -508,15 +515,6 @@ public sealed unsafe partial class SlabCache
         _pa.DumpStack(sb, 4);
         Report(sb);
         return new SlabException(SlabError.DoubleFree, Name, obj, $"{Name}: double free of 0x{obj:x} (freed from {site}); nothing was freed");
-    }
-
-    private SlabException InvalidFree(int idx, nint obj, CallSite site)
-    {
-        var sb = new StringBuilder();
-        SlabErr(sb, idx, $"Object {P(obj)} freed to a slab with no object in use");
-        SlabFix(sb, $"Object at {P(obj)} not freed");
-        Report(sb);
-        return new SlabException(SlabError.DoubleFree, Name, obj, $"{Name}: 0x{obj:x} is already free (freed from {site}); nothing was freed");
     }
 
     private void FreelistCorrupt(int idx, nint obj, uint link)

@@ -1,0 +1,248 @@
+// SLUB's free slow path and flushing (Linux 5.10 mm/slub.c): validation of a freed pointer,
+// __slab_free()'s lock-free compare-and-swap with the node lock only when a list changes, flush_all()
+// over every thread's structure with the handshake, __kmem_cache_shrink(), and the object counters.
+using System.Runtime.InteropServices;
+using Kmem.Slab;
+
+namespace Kmem;
+
+public sealed unsafe partial class SlabCache
+{
+    // ================================================================== free slow path
+
+    /// <summary>
+    /// Frees an object that the fast path could not take: validates it (reports and throws on misuse), then
+    /// pushes it on the thread's CPU slab or frees it to its slab with __slab_free().
+    /// </summary>
+    internal void FreeSlow(nint obj, CallSite site, SlabCache? expected)
+    {
+        if (obj == 0) return;
+        int idx = _sa.CheckSlabObject(obj, expected, site, out var cache);
+        cache.FreeToSlab(idx, obj, site);
+    }
+
+    /// <summary>Frees a valid address of a slab of this cache (interior pointers are still rejected here).</summary>
+    internal void FreeToSlab(int idx, nint obj, CallSite site)
+    {
+        if (_debug)
+        {
+            DebugFree(idx, obj, site);
+            return;
+        }
+        if (ObjectIndex(idx, obj) < 0) throw InvalidObjectPointer(idx, obj, site);
+        var st = SlabThread.Current;
+        st.Lock.Enter();
+        try
+        {
+            var c = st.Get(_slot);
+            if (c != null && c->Page == idx)
+            {
+                if (obj == c->Freelist) throw NaiveDoubleFree(idx, obj, site);
+                SetLink(obj, ToLink(c->SlabBase, c->Freelist));
+                c->Freelist = obj;
+                return;
+            }
+            SlabFreeRemote(st, idx, obj, site);
+        }
+        finally
+        {
+            st.Lock.Exit();
+        }
+    }
+
+    /// <summary>__slab_free(): lock-free push on the slab's freelist; the node lock only when a list changes.</summary>
+    private void SlabFreeRemote(SlabThread st, int idx, nint obj, CallSite site)
+    {
+        nint b = SlabBase(idx);
+        uint link = ToLink(b, obj);
+        bool locked = false;
+        long old, nw;
+        try
+        {
+            while (true)
+            {
+                old = Word(idx);
+                uint prior = SlabWord.Free(old);
+                if (prior == link) throw NaiveDoubleFree(idx, obj, site);
+                if (SlabWord.Inuse(old) == 0) throw InvalidFree(idx, obj, site);
+                bool wasFrozen = SlabWord.Frozen(old), frozen = wasFrozen;
+                int inuse = SlabWord.Inuse(old) - 1;
+                if (!wasFrozen && (inuse == 0 || prior == 0))
+                {
+                    if (CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
+                    else if (!locked)
+                    {
+                        _listLock.Enter();
+                        locked = true;
+                    }
+                }
+                SetLink(obj, prior);
+                nw = SlabWord.Make(link, inuse, SlabWord.Objects(old), frozen);
+                if (Cas(idx, old, nw)) break;
+                if (locked)
+                {
+                    _listLock.Exit();
+                    locked = false;
+                }
+            }
+            if (!locked)
+            {
+                if (SlabWord.Frozen(nw) && !SlabWord.Frozen(old)) PutCpuPartial(CpuOf(st), idx);
+                return;
+            }
+            if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial)
+            {
+                if (SlabWord.Free(old) != 0) RemovePartial(idx);
+                _listLock.Exit();
+                locked = false;
+                DiscardSlab(idx);
+                return;
+            }
+            if (SlabWord.Free(old) == 0) AddPartial(idx, toHead: false);
+        }
+        finally
+        {
+            if (locked) _listLock.Exit();
+        }
+    }
+
+    // ================================================================== flush, shrink
+
+    /// <summary>__flush_cpu_slab() for one thread structure; the caller has exclusive use of it.</summary>
+    private void FlushCpu(KmemCacheCpu* c)
+    {
+        if (c->Page >= 0) DeactivateSlab(c);
+        if (c->Partial >= 0) UnfreezePartials(c);
+    }
+
+    /// <summary>
+    /// Takes exclusive use of one of this cache's thread structures; false when it is gone (its thread ended
+    /// and another flush released it meanwhile). On true the caller must call <see cref="SlabThread.ExitExclusive"/>.
+    /// </summary>
+    private bool EnterCpu(SlabThread st, nint cp)
+    {
+        if (!st.EnterExclusive()) return false;
+        bool present;
+        lock (_cpusLock) present = _cpus.Contains((st, cp));
+        if (!present) st.ExitExclusive();
+        return present;
+    }
+
+    /// <summary>Runs <paramref name="body"/> on each thread structure of the cache with exclusive use of it.</summary>
+    private void ForEachCpu(Action<SlabThread, nint> body)
+    {
+        (SlabThread St, nint Cpu)[] all;
+        lock (_cpusLock) all = _cpus.ToArray();
+        foreach (var (st, cp) in all)
+        {
+            if (!EnterCpu(st, cp)) continue;
+            try
+            {
+                body(st, cp);
+            }
+            finally
+            {
+                st.ExitExclusive();
+            }
+        }
+    }
+
+    /// <summary>flush_all(): every thread's CPU slab and CPU partial list go back to the node; structures of ended threads are freed.</summary>
+    internal void FlushAll(bool release = false, int slot = -1)
+    {
+        if (slot < 0) slot = _slot;
+        ForEachCpu((st, cp) =>
+        {
+            var c = (KmemCacheCpu*)cp;
+            FlushCpu(c);
+            if (release || !st.Thread.IsAlive)
+            {
+                if (slot < st.Len) st.Table[slot] = 0;
+                lock (_cpusLock) _cpus.Remove((st, cp));
+                NativeMemory.AlignedFree(c);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Gives back every slab the cache can spare (<c>kmem_cache_shrink()</c>): flushes all threads' CPU slabs,
+    /// frees the empty slabs and orders the partial list fullest first. Returns the slabs freed.
+    /// </summary>
+    public int Shrink()
+    {
+        var s = _root;
+        if (s.Destroyed) ThrowDestroyed();
+        return s.ShrinkCore();
+    }
+
+    internal int ShrinkCore()
+    {
+        FlushAll();
+        int discard = -1, freed = 0;
+        lock (_listLock)
+        {
+            var keep = new List<(int Idx, int Inuse)>();
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+                keep.Add((idx, SlabWord.Inuse(Word(idx))));
+            foreach (var (idx, _) in keep) RemovePartial(idx);
+            foreach (var (idx, inuse) in keep.OrderByDescending(k => k.Inuse))
+            {
+                if (inuse == 0)
+                {
+                    _frames[idx].Next = discard;
+                    discard = idx;
+                    freed++;
+                }
+                else AddPartial(idx, toHead: false);
+            }
+        }
+        DiscardChain(discard);
+        SlabThread.PruneDead();
+        return freed;
+    }
+
+    /// <summary>Free objects sitting in empty slabs and CPU structures: what a shrink could give back (approximate).</summary>
+    internal long Reclaimable()
+    {
+        long n = 0;
+        lock (_listLock)
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+                if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
+        lock (_cpusLock) n += _cpus.Count;
+        return n;
+    }
+
+    // ================================================================== counters
+
+    private long CountActive()
+    {
+        long free = 0;
+        lock (_listLock)
+            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+            {
+                long w = Word(idx);
+                free += SlabWord.Objects(w) - SlabWord.Inuse(w);
+            }
+        return Volatile.Read(ref _totalObjects) - free;
+    }
+
+    /// <summary>Objects really in use: every slab's inuse minus the objects waiting on threads' CPU freelists.</summary>
+    private long CountInUse()
+    {
+        long inuse = 0;
+        foreach (int idx in _sa.SlabsOf(_id)) inuse += SlabWord.Inuse(Word(idx));
+        ForEachCpu((_, cp) =>
+        {
+            var c = (KmemCacheCpu*)cp;
+            int guard = 0;
+            for (nint p = c->Freelist; p != 0 && guard++ < SlabArch.MaxObjsPerPage;)
+            {
+                inuse--;
+                uint link = GetLink(p);
+                if (!ValidLink(link, SlabWord.Objects(Word(c->Page)))) break;
+                p = FromLink(c->SlabBase, link);
+            }
+        });
+        return inuse;
+    }
+}
