@@ -24,6 +24,11 @@ internal sealed unsafe partial class SlabAllocator
     private readonly byte[] _sizeIndex = [3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2];
     /// <summary>kmalloc_caches[type][index], flattened (type * 14 + index).</summary>
     private readonly SlabCache?[] _kmalloc = new SlabCache?[Types * (ShiftHigh + 1)];
+    /// <summary>The slots of the same caches (the fast path needs only the slot); a missing cache has the dead slot.</summary>
+    private readonly int[] _kmallocSlots = Enumerable.Repeat(SlabThread.DeadSlot, Types * (ShiftHigh + 1)).ToArray();
+
+    /// <summary>The first index of each kmalloc type in <see cref="_kmalloc"/>, by (__GFP_DMA, __GFP_RECLAIMABLE).</summary>
+    private int[] _typeOffset = [];
 
     /// <summary>KMALLOC_MAX_SIZE.</summary>
     public long KmallocMaxSize => 1L << Settings.KmallocShiftMax;
@@ -57,6 +62,8 @@ internal sealed unsafe partial class SlabAllocator
         if (Settings.HasZoneDma)
             for (int i = 0; i <= ShiftHigh; i++)
                 if (_kmalloc[TypeNormal * (ShiftHigh + 1) + i] is not null) NewKmallocCache(i, TypeDma);
+        int dma = Settings.HasZoneDma ? TypeDma : TypeNormal; // without ZONE_DMA, KMALLOC_DMA is KMALLOC_NORMAL
+        _typeOffset = [TypeNormal * (ShiftHigh + 1), dma * (ShiftHigh + 1), TypeReclaim * (ShiftHigh + 1), dma * (ShiftHigh + 1)];
     }
 
     private void NewKmallocCache(int idx, int type)
@@ -70,6 +77,7 @@ internal sealed unsafe partial class SlabAllocator
         if ((size & (size - 1)) == 0) align = Math.Max(align, size);
         slot = CreateCore(name, size, align, flags, null, usersize: size, kmalloc: true)
             ?? throw new InvalidOperationException($"cannot create {name}");
+        _kmallocSlots[type * (ShiftHigh + 1) + idx] = slot.Id;
         AllocDescriptor(slot);
     }
 
@@ -77,16 +85,19 @@ internal sealed unsafe partial class SlabAllocator
     public IEnumerable<SlabCache> KmallocCaches => _kmalloc.Where(c => c is not null)!;
 
     /// <summary>kmalloc_slab(): the cache for a request of 1..8192 bytes.</summary>
+    public SlabCache KmallocSlab(nuint size, Gfp gfp) => _kmalloc[KmallocIndex(size, gfp)]!;
+
+    /// <summary>The index in the kmalloc tables of the cache for a request of 1..8192 bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public SlabCache KmallocSlab(nuint size, Gfp gfp)
+    private int KmallocIndex(nuint size, Gfp gfp)
     {
         int index = size <= 192
             ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeIndex), (int)((size - 1) >> 3))
             : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)size - 1);
-        int type = (gfp & (Gfp.Dma | Gfp.Reclaimable)) == 0 ? TypeNormal
-            : (gfp & Gfp.Dma) != 0 && Settings.HasZoneDma ? TypeDma
-            : (gfp & Gfp.Reclaimable) != 0 ? TypeReclaim : TypeNormal;
-        return Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_kmalloc), type * (ShiftHigh + 1) + index)!;
+        // kmalloc_type(): __GFP_DMA (bit 0) wins over __GFP_RECLAIMABLE (bit 4); a table of the four cases.
+        int sel = (int)((uint)gfp & 1) | (int)(((uint)gfp >> 3) & 2);
+        int type = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_typeOffset), sel);
+        return type + index;
     }
 
     /// <summary>kmalloc(): the address, <see cref="ZeroSizePtr"/> for 0 bytes, or 0 on failure.</summary>
@@ -95,14 +106,9 @@ internal sealed unsafe partial class SlabAllocator
     {
         if (size - 1 < MaxCacheSize)
         {
-            var c = KmallocSlab(size, gfp);
-            nint obj = c.AllocFast();
-            if (obj != 0)
-            {
-                if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, c.ObjectSize).Clear();
-                return obj;
-            }
-            return c.AllocSlowFor(gfp, site);
+            int k = KmallocIndex(size, gfp);
+            nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_kmallocSlots), k), gfp);
+            return obj != 0 ? obj : _kmalloc[k]!.AllocSlowFor(gfp, site);
         }
         return size == 0 ? ZeroSizePtr : KmallocLarge(size, gfp);
     }
@@ -134,8 +140,15 @@ internal sealed unsafe partial class SlabAllocator
     public void Kfree(nint p, CallSite site)
     {
         if ((nuint)p <= (nuint)ZeroSizePtr) return;
-        var c = SlabCacheOf(p);
-        if (c is not null && c.FreeFast(p)) return;
+        nuint off = (nuint)(p - Linear);
+        if (off < LinearBytes)
+        {
+            PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
+            if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
+            // A slab's id is its cache's slot: the thread's structure for that cache decides without the cache object.
+            if ((f->Flags & PageFlags.Slab) != 0 && (SlabCache.FreeFast(f->MapCount, p)
+                || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->MapCount)!.FreeRemote(p))) return;
+        }
         KfreeSlow(p, site);
     }
 
@@ -147,7 +160,8 @@ internal sealed unsafe partial class SlabAllocator
         if (off >= LinearBytes) return null;
         PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
         if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
-        return (f->Flags & PageFlags.Slab) != 0 ? CacheById(f->MapCount) : null;
+        // A slab page's id is always a live cache's (its slabs are freed before the cache goes).
+        return (f->Flags & PageFlags.Slab) != 0 ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->MapCount) : null;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

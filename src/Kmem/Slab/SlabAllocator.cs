@@ -20,7 +20,6 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     private readonly Dictionary<string, SlabCache> _byName = new(StringComparer.Ordinal);
     /// <summary>Caches by the id stored in their slabs' page descriptors (index 0 unused).</summary>
     private SlabCache?[] _byId = new SlabCache?[64];
-    private int _nextId = 1;
     private readonly PageFrame* _frames;
     private readonly SlabShrinker _shrinker;
     private readonly Dictionary<(string, string, int), int> _siteIds = [];
@@ -157,8 +156,8 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         SlabCache s;
         lock (_lock)
         {
-            int id = _nextId++;
-            if (id >= _byId.Length) Array.Resize(ref _byId, _byId.Length * 2);
+            int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables
+            if (id >= _byId.Length) Array.Resize(ref _byId, Math.Max(_byId.Length * 2, id + 1));
             s = new SlabCache(this, id, name, g.Value, flags, ctor, usersize, kmalloc);
             Volatile.Write(ref _byId[id], s);
             _caches.Insert(0, s);

@@ -1,7 +1,9 @@
 // SLUB's free slow path and flushing (Linux 5.10 mm/slub.c): validation of a freed pointer,
 // __slab_free()'s lock-free compare-and-swap with the node lock only when a list changes, flush_all()
 // over every thread's structure with the handshake, __kmem_cache_shrink(), and the object counters.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Kmem.Physical;
 using Kmem.Slab;
 
 namespace Kmem;
@@ -50,21 +52,102 @@ public sealed unsafe partial class SlabCache
         }
     }
 
-    /// <summary>__slab_free(): lock-free push on the slab's freelist; the node lock only when a list changes.</summary>
+    /// <summary>The slow path's __slab_free(): errors are reported and thrown; a frozen slab goes on this thread's list.</summary>
     private void SlabFreeRemote(SlabThread st, int idx, nint obj, CallSite site)
+    {
+        switch (SlabFreeCore(idx, obj, out bool froze))
+        {
+            case RemoteFree.HeadOfFreelist: throw NaiveDoubleFree(idx, obj, site);
+            case RemoteFree.SlabAlreadyEmpty: throw InvalidFree(idx, obj, site);
+        }
+        if (froze) PutCpuPartial(CpuOf(st), idx);
+    }
+
+    /// <summary>
+    /// Frees an object that is not in the thread's CPU slab without any lock in the common case (the
+    /// cross-thread free of the network-buffer pattern). False when the slow path must decide: a pointer that
+    /// is not an object of this cache, a debug cache, or a naive double free (which it then reports).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal bool FreeRemote(nint obj)
+    {
+        var s = _root;
+        if (s._debug || _slot == SlabThread.DeadSlot) return false;
+        nuint off = (nuint)(obj - _linear);
+        if (off >= _linearBytes) return false;
+        int idx = (int)(off >> PhysicalMemory.PageShift);
+        PageFrame* f = _frames + idx;
+        if ((f->Flags & PageFlags.Tail) != 0)
+        {
+            idx = (int)f->Private;
+            f = _frames + idx;
+        }
+        if (f->MapCount != _id || (f->Flags & PageFlags.Slab) == 0) return false;
+        ulong o = (ulong)(obj - SlabBase(idx) - _redLeftPad);
+        ulong i = _magic != 0 ? (o * _magic) >> 44 : o / (ulong)_size;
+        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->Private)) return false;
+        // An object of the thread's own CPU slab that FreeFast refused is the head of its freelist: a naive
+        // double free for the slow path to report. (Only this thread sets its Page, so a stale read is harmless.)
+        int slot = _slot;
+        if ((uint)slot < (uint)SlabThread.t_len && SlabThread.t_table[slot] is var cp && cp != 0 && ((KmemCacheCpu*)cp)->Page == idx)
+            return false;
+        if (s.SlabFreeCore(idx, obj, out bool froze) != RemoteFree.Done) return false;
+        if (froze) s.PutCpuPartialOwn(idx);
+        return true;
+    }
+
+    /// <summary>Puts a slab this thread froze on its own CPU partial list: under the Busy handshake, else under its lock.</summary>
+    private void PutCpuPartialOwn(int idx)
+    {
+        int slot = _slot;
+        if ((uint)slot < (uint)SlabThread.t_len)
+        {
+            nint* t = SlabThread.t_table;
+            int* hs = (int*)t;
+            Volatile.Write(ref hs[0], 1);
+            if (Volatile.Read(ref hs[1]) == 0 && t[slot] != 0)
+            {
+                // Flushers wait for Busy to fall; none of them holds the node lock meanwhile, so taking it here is safe.
+                PutCpuPartial((KmemCacheCpu*)t[slot], idx);
+                Volatile.Write(ref hs[0], 0);
+                return;
+            }
+            Volatile.Write(ref hs[0], 0);
+        }
+        var st = SlabThread.Current;
+        st.Lock.Enter();
+        try
+        {
+            PutCpuPartial(CpuOf(st), idx);
+        }
+        finally
+        {
+            st.Lock.Exit();
+        }
+    }
+
+    private enum RemoteFree { Done, HeadOfFreelist, SlabAlreadyEmpty }
+
+    /// <summary>
+    /// __slab_free(): a compare-and-swap push on the slab's freelist; the node lock only when a list changes
+    /// (an unfrozen slab that empties, or a full one when there is no CPU partial list). <paramref name="froze"/>
+    /// tells that this call froze a full slab, which the caller must put on its CPU partial list.
+    /// </summary>
+    private RemoteFree SlabFreeCore(int idx, nint obj, out bool froze)
     {
         nint b = SlabBase(idx);
         uint link = ToLink(b, obj);
         bool locked = false;
         long old, nw;
+        froze = false;
         try
         {
             while (true)
             {
                 old = Word(idx);
                 uint prior = SlabWord.Free(old);
-                if (prior == link) throw NaiveDoubleFree(idx, obj, site);
-                if (SlabWord.Inuse(old) == 0) throw InvalidFree(idx, obj, site);
+                if (prior == link) return RemoteFree.HeadOfFreelist;
+                if (SlabWord.Inuse(old) == 0) return RemoteFree.SlabAlreadyEmpty;
                 bool wasFrozen = SlabWord.Frozen(old), frozen = wasFrozen;
                 int inuse = SlabWord.Inuse(old) - 1;
                 if (!wasFrozen && (inuse == 0 || prior == 0))
@@ -87,8 +170,8 @@ public sealed unsafe partial class SlabCache
             }
             if (!locked)
             {
-                if (SlabWord.Frozen(nw) && !SlabWord.Frozen(old)) PutCpuPartial(CpuOf(st), idx);
-                return;
+                froze = SlabWord.Frozen(nw) && !SlabWord.Frozen(old);
+                return RemoteFree.Done;
             }
             if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial)
             {
@@ -96,9 +179,10 @@ public sealed unsafe partial class SlabCache
                 _listLock.Exit();
                 locked = false;
                 DiscardSlab(idx);
-                return;
+                return RemoteFree.Done;
             }
             if (SlabWord.Free(old) == 0) AddPartial(idx, toHead: false);
+            return RemoteFree.Done;
         }
         finally
         {

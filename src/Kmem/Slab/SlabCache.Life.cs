@@ -13,9 +13,15 @@ public sealed unsafe partial class SlabCache
     /// <exception cref="SlabException">Objects are still allocated (<see cref="SlabError.CacheInUse"/>).</exception>
     public void Destroy() => _sa.Destroy(this);
 
+    /// <summary>A merged alias with a bigger object: __GFP_ZERO must clear the bigger size in every thread structure too.</summary>
     internal void GrowObjectSize(int size)
     {
-        if (size > _objectSize) _objectSize = size;
+        lock (_cpusLock)
+        {
+            if (size <= _objectSize) return;
+            _objectSize = size;
+            foreach (var (_, cp) in _cpus) Volatile.Write(ref ((KmemCacheCpu*)cp)->ZeroBytes, size);
+        }
     }
 
     internal void MarkAliasDestroyed() => _slot = SlabThread.DeadSlot;

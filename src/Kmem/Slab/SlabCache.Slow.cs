@@ -75,7 +75,11 @@ public sealed unsafe partial class SlabCache
         var c = st.Get(slot);
         if (c != null) return c;
         c = (KmemCacheCpu*)NativeMemory.AlignedAlloc((nuint)sizeof(KmemCacheCpu), 64);
-        *c = new KmemCacheCpu { Page = -1, Partial = -1 };
+        *c = new KmemCacheCpu
+        {
+            Page = -1, Partial = -1, Magic = _magic, Offset = _offset, Random = _random, SlabBytes = _slabBytes,
+            Size = _size, ZeroBytes = _objectSize,
+        };
         lock (_cpusLock)
         {
             if (_slot != slot)
@@ -88,6 +92,21 @@ public sealed unsafe partial class SlabCache
             _cpus.Add((st, (nint)c));
         }
         return c;
+    }
+
+    /// <summary>Makes <paramref name="idx"/> the thread's CPU slab (its freelist is set by the caller).</summary>
+    private void SetCpuSlab(KmemCacheCpu* c, int idx)
+    {
+        c->Page = idx;
+        c->SlabBase = SlabBase(idx);
+        c->ObjStart = c->SlabBase + _redLeftPad;
+        c->ObjBytes = (nuint)SlabWord.Objects(Word(idx)) * (nuint)_size;
+    }
+
+    private static void ClearCpuSlab(KmemCacheCpu* c)
+    {
+        c->Page = -1;
+        c->ObjBytes = 0;
     }
 
     // ================================================================== node lists (under _listLock)
@@ -255,8 +274,7 @@ public sealed unsafe partial class SlabCache
                 if (c->Page >= 0) DeactivateSlab(c);
                 long w = Word(page);
                 Word(page) = SlabWord.Make(0, SlabWord.Objects(w), SlabWord.Objects(w), frozen: true);
-                c->Page = page;
-                c->SlabBase = SlabBase(page);
+                SetCpuSlab(c, page);
                 c->Freelist = FromLink(c->SlabBase, SlabWord.Free(w));
                 obj = PopCpu(c);
             }
@@ -296,7 +314,7 @@ public sealed unsafe partial class SlabCache
                     c->Freelist = FromLink(c->SlabBase, SlabWord.Free(old));
                     continue;
                 }
-                c->Page = -1;
+                ClearCpuSlab(c);
             }
             if (c->Partial >= 0)
             {
@@ -304,8 +322,7 @@ public sealed unsafe partial class SlabCache
                 c->Partial = _frames[page].Next;
                 _frames[page].Next = -1;
                 if (c->Partial < 0) c->PartialPages = c->PartialObjects = 0;
-                c->Page = page;
-                c->SlabBase = SlabBase(page);
+                SetCpuSlab(c, page);
                 c->Freelist = 0;
                 continue;
             }
@@ -352,8 +369,7 @@ public sealed unsafe partial class SlabCache
                 if (!got)
                 {
                     got = true;
-                    c->Page = idx;
-                    c->SlabBase = SlabBase(idx);
+                    SetCpuSlab(c, idx);
                     c->Freelist = FromLink(c->SlabBase, SlabWord.Free(old));
                 }
                 else
@@ -426,7 +442,7 @@ public sealed unsafe partial class SlabCache
         int page = c->Page;
         nint b = c->SlabBase;
         nint head = c->Freelist;
-        c->Page = -1;
+        ClearCpuSlab(c);
         c->Freelist = 0;
         int objects = SlabWord.Objects(Word(page));
         // Count the CPU freelist and find its tail (a corrupt link cuts the list there).

@@ -31,6 +31,8 @@ public sealed unsafe partial class SlabCache
     private readonly ulong _magic;
     /// <summary><c>s->random</c>: the freelist hardening key.</summary>
     private readonly uint _random;
+    /// <summary>Bytes of a slab of the preferred order (the largest link a free pointer may hold).</summary>
+    private readonly uint _slabBytes;
     private readonly bool _debug;
     private readonly SlabGeometry _g;
     private readonly Action<nint>? _ctor;
@@ -44,7 +46,7 @@ public sealed unsafe partial class SlabCache
         _linear = _pa.IdxToVirt(0);
         _linearBytes = (nuint)_pa.Frames.Count << PhysicalMemory.PageShift;
         _id = id;
-        _slot = SlabThread.AllocSlot();
+        _slot = id; // the id in the slabs' descriptors is the slot, so kfree finds the thread structure from the page
         Name = name;
         _g = g;
         _size = g.Size;
@@ -58,6 +60,7 @@ public sealed unsafe partial class SlabCache
         IsKmalloc = kmalloc;
         _magic = g.SlabBytes <= (1 << 20) ? ((1UL << 44) + (ulong)g.Size - 1) / (ulong)g.Size : 0;
         _random = (uint)Random.Shared.Next() | 1u;
+        _slabBytes = (uint)g.SlabBytes;
         _root = this;
         RefCount = 1;
         AllocFlags = (g.Order > 0 ? Gfp.Comp : 0)
@@ -82,6 +85,7 @@ public sealed unsafe partial class SlabCache
         _redLeftPad = root._redLeftPad;
         _magic = root._magic;
         _random = root._random;
+        _slabBytes = root._slabBytes;
         _debug = root._debug;
         _g = root._g;
         _root = root;
@@ -154,17 +158,17 @@ public sealed unsafe partial class SlabCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Alloc(Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        nint obj = AllocFast();
-        if (obj == 0) return AllocSlow(gfp, new CallSite(caller, file, line));
-        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
-        return obj;
+        nint obj = AllocFast(_slot, gfp);
+        return obj != 0 ? obj : AllocSlow(gfp, new CallSite(caller, file, line));
     }
 
-    /// <summary>The thread's CPU freelist, or 0 (then the slow path decides).</summary>
+    /// <summary>
+    /// Takes the first object of the calling thread's CPU freelist of the cache in <paramref name="slot"/>
+    /// (clearing it for <see cref="Gfp.Zero"/>), or returns 0 and the slow path decides.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal nint AllocFast()
+    internal static nint AllocFast(int slot, Gfp gfp)
     {
-        int slot = _slot;
         if ((uint)slot < (uint)SlabThread.t_len)
         {
             nint* t = SlabThread.t_table;
@@ -176,12 +180,15 @@ public sealed unsafe partial class SlabCache
                 nint obj;
                 if (c != null && (obj = c->Freelist) != 0)
                 {
-                    nint fp = obj + _offset;
-                    uint link = *(uint*)fp ^ _random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                    if (link <= (uint)_g.SlabBytes)           // a link outside the slab is a corrupt free pointer
+                    nint fp = obj + c->Offset;
+                    uint link = *(uint*)fp ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                    if (link <= c->SlabBytes)                 // a link outside the slab is a corrupt free pointer
                     {
-                        c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+                        nint next = c->SlabBase + (nint)link - 1;
+                        c->Freelist = link == 0 ? 0 : next;
+                        int zero = c->ZeroBytes;
                         Volatile.Write(ref hs[0], 0);
+                        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, zero).Clear();
                         return obj;
                     }
                 }
@@ -208,29 +215,17 @@ public sealed unsafe partial class SlabCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Free(nint obj, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        if (!FreeFast(obj)) FreeSlow(obj, new CallSite(caller, file, line), expected: this);
+        if (!FreeFast(_slot, obj) && !FreeRemote(obj)) FreeSlow(obj, new CallSite(caller, file, line), expected: this);
     }
 
-    /// <summary>Pushes an object of the thread's CPU slab on its freelist; false sends the caller to the slow path.</summary>
+    /// <summary>
+    /// Pushes an object of the thread's CPU slab on its freelist: the address must fall on an object slot of
+    /// that slab (so it is ours and not interior) and not be the freelist's head (a naive double free).
+    /// False sends the caller to <see cref="FreeRemote"/> or the slow path. No page descriptor is read.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool FreeFast(nint obj)
+    internal static bool FreeFast(int slot, nint obj)
     {
-        nuint off = (nuint)(obj - _linear);
-        if (off >= _linearBytes) return false;
-        int idx = (int)(off >> PhysicalMemory.PageShift);
-        PageFrame* f = _frames + idx;
-        if ((f->Flags & PageFlags.Tail) != 0)
-        {
-            idx = (int)f->Private;
-            f = _frames + idx;
-        }
-        if (f->MapCount != _id || (f->Flags & PageFlags.Slab) == 0) return false;
-        // The object must start an object slot of the slab (an interior pointer would corrupt the freelist).
-        nint slabBase = _linear + ((nint)idx << PhysicalMemory.PageShift);
-        ulong o = (ulong)(obj - slabBase - _redLeftPad);
-        ulong i = _magic != 0 ? (o * _magic) >> 44 : o / (ulong)_size;
-        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->Private)) return false;
-        int slot = _slot;
         if ((uint)slot >= (uint)SlabThread.t_len) return false;
         nint* t = SlabThread.t_table;
         int* hs = (int*)t;
@@ -238,16 +233,24 @@ public sealed unsafe partial class SlabCache
         if (Volatile.Read(ref hs[1]) == 0)                     // no DrainRequested: the structure is ours
         {
             var c = (KmemCacheCpu*)t[slot];
-            nint head;
-            // Only objects of the thread's CPU slab go on its freelist; the head itself would be a naive double free.
-            if (c != null && c->Page == idx && obj != (head = c->Freelist))
+            if (c != null)
             {
-                nint fp = obj + _offset;
-                uint link = head == 0 ? 0 : (uint)(head - slabBase + 1);
-                *(uint*)fp = link ^ _random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                c->Freelist = obj;
-                Volatile.Write(ref hs[0], 0);
-                return true;
+                ulong o = (ulong)(obj - c->ObjStart);
+                if (o < c->ObjBytes)
+                {
+                    ulong size = (ulong)c->Size;
+                    ulong i = c->Magic != 0 ? (o * c->Magic) >> 44 : o / size;
+                    nint head = c->Freelist;
+                    if (i * size == o && obj != head)
+                    {
+                        nint fp = obj + c->Offset;
+                        uint link = head == 0 ? 0 : (uint)(head - c->SlabBase + 1);
+                        *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                        c->Freelist = obj;
+                        Volatile.Write(ref hs[0], 0);
+                        return true;
+                    }
+                }
             }
         }
         Volatile.Write(ref hs[0], 0);

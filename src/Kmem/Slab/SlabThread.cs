@@ -9,7 +9,11 @@ using System.Runtime.InteropServices;
 
 namespace Kmem.Slab;
 
-/// <summary>One thread's state for one cache (<c>struct kmem_cache_cpu</c>), in native memory.</summary>
+/// <summary>
+/// One thread's state for one cache (<c>struct kmem_cache_cpu</c>), in native memory. The first 64 bytes
+/// hold everything the fast paths read, the cache's constants included, so that an allocation or a free
+/// touches this line and the object only.
+/// </summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct KmemCacheCpu
 {
@@ -17,6 +21,22 @@ internal struct KmemCacheCpu
     public nint Freelist;
     /// <summary>Linear address of the CPU slab (the base the free pointers are relative to).</summary>
     public nint SlabBase;
+    /// <summary>Address of the CPU slab's first object (SlabBase + red_left_pad).</summary>
+    public nint ObjStart;
+    /// <summary>Bytes the CPU slab's object slots span (objects × size); 0 without a CPU slab, so no address matches.</summary>
+    public nuint ObjBytes;
+    /// <summary>The cache's reciprocal of size for object index checks (0: divide).</summary>
+    public ulong Magic;
+    /// <summary>The cache's free pointer offset (<c>s->offset</c>).</summary>
+    public int Offset;
+    /// <summary>The cache's hardening key (<c>s->random</c>).</summary>
+    public uint Random;
+    /// <summary>Bytes of a slab of the cache's preferred order: the largest valid link.</summary>
+    public uint SlabBytes;
+    /// <summary>The cache's object stride (<c>s->size</c>).</summary>
+    public int Size;
+    /// <summary>Bytes <c>__GFP_ZERO</c> clears (<c>s->object_size</c>).</summary>
+    public int ZeroBytes;
     /// <summary>Frame index of the CPU slab, or -1.</summary>
     public int Page;
     /// <summary>First frozen slab of the CPU partial list (linked through the frames' Next), or -1.</summary>
