@@ -16,6 +16,9 @@ internal sealed unsafe partial class SlabAllocator
     public const int ShiftHigh = PhysicalMemory.PageShift + 1;
     /// <summary>KMALLOC_MAX_CACHE_SIZE.</summary>
     public const int MaxCacheSize = 1 << ShiftHigh;
+    /// <summary>The slot of the cache the thread's last kfree went to (0: none).</summary>
+    [ThreadStatic] private static int t_kfreeHint;
+
     /// <summary>ZERO_SIZE_PTR.</summary>
     public const nint ZeroSizePtr = 16;
     private const int Types = 3, TypeNormal = 0, TypeReclaim = 1, TypeDma = 2;
@@ -140,14 +143,21 @@ internal sealed unsafe partial class SlabAllocator
     public void Kfree(nint p, CallSite site)
     {
         if ((nuint)p <= (nuint)ZeroSizePtr) return;
+        // The cache this thread freed to last: if p is in that cache's CPU slab, no page descriptor is needed.
+        int hint = t_kfreeHint;
+        if (hint > SlabThread.DeadSlot && SlabCache.FreeFast(hint, p)) return;
         nuint off = (nuint)(p - Linear);
         if (off < LinearBytes)
         {
             PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
             if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
             // A slab's id is its cache's slot: the thread's structure for that cache decides without the cache object.
-            if ((f->Flags & PageFlags.Slab) != 0 && (SlabCache.FreeFast(f->MapCount, p)
-                || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->MapCount)!.FreeRemote(p))) return;
+            if ((f->Flags & PageFlags.Slab) != 0)
+            {
+                int slot = f->MapCount;
+                t_kfreeHint = slot;
+                if (SlabCache.FreeFast(slot, p) || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p)) return;
+            }
         }
         KfreeSlow(p, site);
     }

@@ -1,0 +1,291 @@
+// Slab groups: 64-byte objects from a slab cache and from kmalloc, as alloc+free pairs on one thread and allocated on one thread, freed on another, next to ArrayPool, glibc and mimalloc.
+using System.Buffers;
+using System.Runtime.InteropServices;
+using BenchmarkDotNet.Attributes;
+
+namespace Kmem.Benchmarks;
+
+/// <summary>
+/// Alloc+free pairs of 64-byte objects: each operation allocates one object, writes one byte into it and
+/// frees it. Kmem's pair is SLUB's fast path both ways: the object comes off the thread's CPU freelist
+/// and goes back on it (no lock, no atomic). Figures are per pair.
+/// </summary>
+[MemoryDiagnoser]
+[SimpleJob(launchCount: 1, warmupCount: 5, iterationCount: 15)]
+public unsafe class SlabPairBenchmarks
+{
+    private const int Pairs = 1024;
+    private const int Size = 64;
+
+    private Machine _machine = null!;
+    private SlabCache _cache = null!;
+
+    /// <summary>Boots one x86_64 machine and creates the unmerged 64-byte cache <c>bench64</c>.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        _machine = Machine.Boot("x86_64");
+        _cache = _machine.KmemCacheCreate("bench64", Size, 0, SlabFlags.NoMerge);
+    }
+
+    /// <summary>Destroys the cache and shuts the machine down.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _cache.Destroy();
+        _machine.Dispose();
+    }
+
+    /// <summary>Kmem <c>kmem_cache_alloc(bench64, GFP_KERNEL)</c> + <c>kmem_cache_free</c> (<see cref="SlabCache.Alloc"/>/<see cref="SlabCache.Free"/>).</summary>
+    [Benchmark(OperationsPerInvoke = Pairs)]
+    public void KmemCacheAllocFree()
+    {
+        var c = _cache;
+        for (int i = 0; i < Pairs; i++)
+        {
+            nint o = c.Alloc(Gfp.Kernel);
+            if (o == 0) Fail.NoMemory("KmemCacheAlloc");
+            *(byte*)o = 1;
+            c.Free(o);
+        }
+    }
+
+    /// <summary>Kmem <c>kmalloc(64, GFP_KERNEL)</c> + <c>kfree</c> (the kmalloc-64 cache, found by size and by the slab's page).</summary>
+    [Benchmark(OperationsPerInvoke = Pairs)]
+    public void KmemKmallocKfree()
+    {
+        var m = _machine;
+        for (int i = 0; i < Pairs; i++)
+        {
+            nint p = m.Kmalloc(Size, Gfp.Kernel);
+            if (p == 0) Fail.NoMemory("Kmalloc");
+            *(byte*)p = 1;
+            m.Kfree(p);
+        }
+    }
+
+    /// <summary><c>ArrayPool&lt;byte&gt;.Shared.Rent(64)</c> + <c>Return</c> (the baseline).</summary>
+    [Benchmark(Baseline = true, OperationsPerInvoke = Pairs)]
+    public void ArrayPoolRentReturn()
+    {
+        var pool = ArrayPool<byte>.Shared;
+        for (int i = 0; i < Pairs; i++)
+        {
+            byte[] a = pool.Rent(Size);
+            a[0] = 1;
+            pool.Return(a);
+        }
+    }
+
+    /// <summary><c>NativeMemory.Alloc(64)</c> + <c>Free</c> (glibc <c>malloc</c>/<c>free</c>).</summary>
+    [Benchmark(OperationsPerInvoke = Pairs)]
+    public void NativeMalloc()
+    {
+        for (int i = 0; i < Pairs; i++)
+        {
+            byte* p = (byte*)NativeMemory.Alloc(Size);
+            *p = 1;
+            NativeMemory.Free(p);
+        }
+    }
+
+    /// <summary><c>mi_malloc(64)</c> + <c>mi_free</c>; returns at once without mimalloc.</summary>
+    [Benchmark(OperationsPerInvoke = Pairs)]
+    public void MimallocMalloc()
+    {
+        if (!Mimalloc.IsAvailable) return;
+        for (int i = 0; i < Pairs; i++)
+        {
+            byte* p = (byte*)Mimalloc.Malloc(Size);
+            if (p == null) Fail.NoMemory("mi_malloc");
+            *p = 1;
+            Mimalloc.Free(p);
+        }
+    }
+}
+
+/// <summary>
+/// Producer/consumer 64-byte objects: the benchmark thread (A) allocates an object, writes one byte and
+/// enqueues it on a 4096-slot ring; a consumer thread (B), alive from global setup to global cleanup,
+/// frees it. An invocation ends only when B has freed all 1,000,000 objects, so the figure is the full
+/// cost per object, A's and B's work overlapped. For Kmem, B's frees are remote frees (the object is not
+/// in B's CPU slab): SLUB's <c>__slab_free()</c>, a compare-and-swap on the slab's freelist word, and A
+/// takes those objects back a whole slab freelist at a time when its CPU freelist runs dry.
+/// </summary>
+[MemoryDiagnoser]
+[SimpleJob(launchCount: 1, warmupCount: 5, iterationCount: 15)]
+public unsafe class SlabCrossThreadBenchmarks
+{
+    private const int ObjectsPerInvoke = 1_000_000;
+    private const int RingSlots = 4096;
+    private const int Size = 64;
+
+    private Machine? _machine;
+    private SlabCache? _cache;
+    private SpscRing<nint>? _ring;
+    private Consumer<nint, CacheFreer>? _cacheConsumer;
+    private Consumer<nint, KfreeFreer>? _kfreeConsumer;
+    private Consumer<nint, NativeFreer>? _nativeConsumer;
+    private Consumer<nint, MimallocFreer>? _mimallocConsumer;
+    private SpscRing<byte[]>? _arrayRing;
+    private Consumer<byte[], ArrayPoolFreer>? _arrayConsumer;
+
+    private struct CacheFreer(SlabCache cache) : IFreer<nint>
+    {
+        public readonly void Free(nint o) => cache.Free(o);
+    }
+
+    private struct KfreeFreer(Machine machine) : IFreer<nint>
+    {
+        public readonly void Free(nint p) => machine.Kfree(p);
+    }
+
+    private struct NativeFreer : IFreer<nint>
+    {
+        public readonly void Free(nint p) => NativeMemory.Free((void*)p);
+    }
+
+    private struct MimallocFreer : IFreer<nint>
+    {
+        public readonly void Free(nint p) => Mimalloc.Free((void*)p);
+    }
+
+    private struct ArrayPoolFreer : IFreer<byte[]>
+    {
+        public readonly void Free(byte[] a) => ArrayPool<byte>.Shared.Return(a);
+    }
+
+    /// <summary>Boots one x86_64 machine, creates the unmerged 64-byte cache <c>bench64</c> and starts its consumer thread.</summary>
+    [GlobalSetup(Target = nameof(KmemCacheAllocFree))]
+    public void SetupCache()
+    {
+        _machine = Machine.Boot("x86_64");
+        _cache = _machine.KmemCacheCreate("bench64", Size, 0, SlabFlags.NoMerge);
+        _ring = new SpscRing<nint>(RingSlots);
+        _cacheConsumer = new(_ring, new CacheFreer(_cache), "slab-free");
+    }
+
+    /// <summary>Boots one x86_64 machine and starts the kfree consumer thread.</summary>
+    [GlobalSetup(Target = nameof(KmemKmallocKfree))]
+    public void SetupKmalloc()
+    {
+        _machine = Machine.Boot("x86_64");
+        _ring = new SpscRing<nint>(RingSlots);
+        _kfreeConsumer = new(_ring, new KfreeFreer(_machine), "kfree");
+    }
+
+    /// <summary>Starts the glibc consumer thread.</summary>
+    [GlobalSetup(Target = nameof(NativeMalloc))]
+    public void SetupNative()
+    {
+        _ring = new SpscRing<nint>(RingSlots);
+        _nativeConsumer = new(_ring, default, "native-free");
+    }
+
+    /// <summary>Starts the mimalloc consumer thread (nothing when mimalloc is absent).</summary>
+    [GlobalSetup(Target = nameof(MimallocMalloc))]
+    public void SetupMimalloc()
+    {
+        if (!Mimalloc.IsAvailable) return;
+        _ring = new SpscRing<nint>(RingSlots);
+        _mimallocConsumer = new(_ring, default, "mimalloc-free");
+    }
+
+    /// <summary>Starts the ArrayPool consumer thread.</summary>
+    [GlobalSetup(Target = nameof(ArrayPoolRentReturn))]
+    public void SetupArrayPool()
+    {
+        _arrayRing = new SpscRing<byte[]>(RingSlots);
+        _arrayConsumer = new(_arrayRing, default, "arraypool-return");
+    }
+
+    /// <summary>Stops whichever consumer thread runs, destroys the cache and shuts the machine down.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _cacheConsumer?.Stop();
+        _kfreeConsumer?.Stop();
+        _nativeConsumer?.Stop();
+        _mimallocConsumer?.Stop();
+        _arrayConsumer?.Stop();
+        _cache?.Destroy();
+        _machine?.Dispose();
+    }
+
+    /// <summary>Kmem: <c>kmem_cache_alloc(bench64)</c> on A, <c>kmem_cache_free</c> on B.</summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void KmemCacheAllocFree()
+    {
+        var c = _cache!;
+        var ring = _ring!;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            nint o = c.Alloc(Gfp.Kernel);
+            if (o == 0) Fail.NoMemory("KmemCacheAlloc");
+            *(byte*)o = 1;
+            ring.Enqueue(o);
+        }
+        ring.WaitUntilEmpty();
+    }
+
+    /// <summary>Kmem: <c>kmalloc(64, GFP_KERNEL)</c> on A, <c>kfree</c> on B.</summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void KmemKmallocKfree()
+    {
+        var m = _machine!;
+        var ring = _ring!;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            nint p = m.Kmalloc(Size, Gfp.Kernel);
+            if (p == 0) Fail.NoMemory("Kmalloc");
+            *(byte*)p = 1;
+            ring.Enqueue(p);
+        }
+        ring.WaitUntilEmpty();
+    }
+
+    /// <summary><c>ArrayPool&lt;byte&gt;.Shared.Rent(64)</c> on A, <c>Return</c> on B (the baseline).</summary>
+    [Benchmark(Baseline = true, OperationsPerInvoke = ObjectsPerInvoke)]
+    public void ArrayPoolRentReturn()
+    {
+        var pool = ArrayPool<byte>.Shared;
+        var ring = _arrayRing!;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            byte[] a = pool.Rent(Size);
+            a[0] = 1;
+            ring.Enqueue(a);
+        }
+        ring.WaitUntilEmpty();
+    }
+
+    /// <summary><c>NativeMemory.Alloc(64)</c> on A, <c>Free</c> on B (glibc <c>malloc</c>/<c>free</c>).</summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void NativeMalloc()
+    {
+        var ring = _ring!;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            byte* p = (byte*)NativeMemory.Alloc(Size);
+            *p = 1;
+            ring.Enqueue((nint)p);
+        }
+        ring.WaitUntilEmpty();
+    }
+
+    /// <summary><c>mi_malloc(64)</c> on A, <c>mi_free</c> on B; returns at once without mimalloc.</summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void MimallocMalloc()
+    {
+        if (!Mimalloc.IsAvailable) return;
+        var ring = _ring!;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            byte* p = (byte*)Mimalloc.Malloc(Size);
+            if (p == null) Fail.NoMemory("mi_malloc");
+            *p = 1;
+            ring.Enqueue((nint)p);
+        }
+        ring.WaitUntilEmpty();
+    }
+}
