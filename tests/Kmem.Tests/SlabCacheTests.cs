@@ -284,4 +284,26 @@ public unsafe class SlabCacheTests
         Assert.Throws<ObjectDisposedException>(() => a.Alloc(Gfp.Kernel));
         Assert.Throws<ObjectDisposedException>(() => b.Alloc(Gfp.Kernel));
     }
+
+    [Fact]
+    public void Frees_to_another_threads_slab_are_collected_and_a_double_free_among_them_is_caught()
+    {
+        using var m = Machine.Boot("x86_64");
+        var c = m.KmemCacheCreate("detached", 128, 0, SlabFlags.NoMerge);
+        var objs = new List<nint>();
+        var producer = new Thread(() => { for (int i = 0; i < 200; i++) objs.Add(c.Alloc(Gfp.Kernel)); });
+        producer.Start();
+        producer.Join();
+        // This thread frees objects of the producer's slabs: they gather on its detached freelist.
+        c.Free(objs[0]);
+        Assert.Equal(199, c.ObjectsInUse);
+        var ex = Assert.Throws<SlabException>(() => c.Free(objs[0]));
+        Assert.Equal(SlabError.DoubleFree, ex.Error);
+        Assert.Equal(199, c.ObjectsInUse);
+        foreach (var o in objs.Skip(1)) c.Free(o);
+        Assert.Equal(0, c.ObjectsInUse);
+        TestSupport.AssertConsistent(m);
+        c.Shrink();
+        Assert.Equal(0, c.Slabs);
+    }
 }

@@ -37,6 +37,8 @@ public sealed unsafe partial class SlabCache
         try
         {
             var c = st.Get(_slot);
+            // A detached freelist may hold this very object: push it first so that the checks below see it.
+            if (c != null && c->RemotePage >= 0) FlushRemote(c);
             if (c != null && c->Page == idx)
             {
                 if (obj == c->Freelist) throw NaiveDoubleFree(idx, obj, site);
@@ -55,7 +57,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>The slow path's __slab_free(): errors are reported and thrown; a frozen slab goes on this thread's list.</summary>
     private void SlabFreeRemote(SlabThread st, int idx, nint obj, CallSite site)
     {
-        switch (SlabFreeCore(idx, obj, out bool froze))
+        switch (SlabFreeCore(idx, obj, obj, 1, out bool froze))
         {
             case RemoteFree.HeadOfFreelist: throw NaiveDoubleFree(idx, obj, site);
             case RemoteFree.SlabAlreadyEmpty: throw InvalidFree(idx, obj, site);
@@ -91,9 +93,70 @@ public sealed unsafe partial class SlabCache
         int slot = _slot;
         if ((uint)slot < (uint)SlabThread.t_len && SlabThread.t_table[slot] is var cp && cp != 0 && ((KmemCacheCpu*)cp)->Page == idx)
             return false;
-        if (s.SlabFreeCore(idx, obj, out bool froze) != RemoteFree.Done) return false;
+        if ((uint)slot < (uint)SlabThread.t_len)
+        {
+            // Detach: collect frees to one slab on this thread's list, push them with one CAS when the slab changes.
+            nint* t = SlabThread.t_table;
+            int* hs = (int*)t;
+            Volatile.Write(ref hs[0], 1);                      // Busy
+            KmemCacheCpu* c;
+            if (Volatile.Read(ref hs[1]) == 0 && (c = (KmemCacheCpu*)t[slot]) != null)
+            {
+                // The head of the slab's freelist or of the detached one is a naive double free: the slow path reports it.
+                if (SlabWord.Free(Volatile.Read(ref f->Private)) == ToLink(SlabBase(idx), obj) || (c->RemotePage == idx && obj == c->RemoteHead))
+                {
+                    Volatile.Write(ref hs[0], 0);
+                    return false;
+                }
+                if (c->RemotePage == idx)
+                {
+                    SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
+                    c->RemoteHead = obj;
+                    if (++c->RemoteCount >= RemoteBatch) s.FlushRemote(c);
+                }
+                else
+                {
+                    // Flushers wait for Busy to fall and hold no node lock meanwhile, so FlushRemote may take it.
+                    if (c->RemotePage >= 0) s.FlushRemote(c);
+                    SetLink(obj, 0);
+                    c->RemotePage = idx;
+                    c->RemoteHead = c->RemoteTail = obj;
+                    c->RemoteCount = 1;
+                }
+                Volatile.Write(ref hs[0], 0);
+                return true;
+            }
+            Volatile.Write(ref hs[0], 0);
+        }
+        if (s.SlabFreeCore(idx, obj, obj, 1, out bool froze) != RemoteFree.Done) return false;
         if (froze) s.PutCpuPartialOwn(idx);
         return true;
+    }
+
+    /// <summary>The most objects a detached freelist collects before it is pushed.</summary>
+    private const int RemoteBatch = 256;
+
+    /// <summary>Pushes the thread's detached freelist to its slab; the caller has exclusive use of the structure.</summary>
+    private void FlushRemote(KmemCacheCpu* c)
+    {
+        int idx = c->RemotePage;
+        if (idx < 0) return;
+        nint head = c->RemoteHead, tail = c->RemoteTail;
+        int count = c->RemoteCount;
+        c->RemotePage = -1;
+        c->RemoteCount = 0;
+        c->RemoteHead = c->RemoteTail = 0;
+        var r = SlabFreeCore(idx, head, tail, count, out bool froze);
+        if (r != RemoteFree.Done)
+        {
+            // Only a double free inside the list can do this: report it and keep the objects out (leaked, counted in use).
+            var sb = new System.Text.StringBuilder();
+            SlabErr(sb, idx, $"Detached freelist of {count} objects from {P(head)} holds an object already free");
+            SlabFix(sb, "Objects not freed");
+            Report(sb);
+            return;
+        }
+        if (froze) PutCpuPartial(c, idx);
     }
 
     /// <summary>Puts a slab this thread froze on its own CPU partial list: under the Busy handshake, else under its lock.</summary>
@@ -133,10 +196,10 @@ public sealed unsafe partial class SlabCache
     /// (an unfrozen slab that empties, or a full one when there is no CPU partial list). <paramref name="froze"/>
     /// tells that this call froze a full slab, which the caller must put on its CPU partial list.
     /// </summary>
-    private RemoteFree SlabFreeCore(int idx, nint obj, out bool froze)
+    private RemoteFree SlabFreeCore(int idx, nint head, nint tail, int count, out bool froze)
     {
         nint b = SlabBase(idx);
-        uint link = ToLink(b, obj);
+        uint link = ToLink(b, head);
         bool locked = false;
         long old, nw;
         froze = false;
@@ -147,9 +210,9 @@ public sealed unsafe partial class SlabCache
                 old = Word(idx);
                 uint prior = SlabWord.Free(old);
                 if (prior == link) return RemoteFree.HeadOfFreelist;
-                if (SlabWord.Inuse(old) == 0) return RemoteFree.SlabAlreadyEmpty;
+                if (SlabWord.Inuse(old) < count) return RemoteFree.SlabAlreadyEmpty;
                 bool wasFrozen = SlabWord.Frozen(old), frozen = wasFrozen;
-                int inuse = SlabWord.Inuse(old) - 1;
+                int inuse = SlabWord.Inuse(old) - count;
                 if (!wasFrozen && (inuse == 0 || prior == 0))
                 {
                     if (CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
@@ -159,7 +222,7 @@ public sealed unsafe partial class SlabCache
                         locked = true;
                     }
                 }
-                SetLink(obj, prior);
+                SetLink(tail, prior);
                 nw = SlabWord.Make(link, inuse, SlabWord.Objects(old), frozen);
                 if (Cas(idx, old, nw)) break;
                 if (locked)
@@ -195,6 +258,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>__flush_cpu_slab() for one thread structure; the caller has exclusive use of it.</summary>
     private void FlushCpu(KmemCacheCpu* c)
     {
+        if (c->RemotePage >= 0) FlushRemote(c);
         if (c->Page >= 0) DeactivateSlab(c);
         if (c->Partial >= 0) UnfreezePartials(c);
     }
@@ -318,6 +382,7 @@ public sealed unsafe partial class SlabCache
         ForEachCpu((_, cp) =>
         {
             var c = (KmemCacheCpu*)cp;
+            inuse -= c->RemoteCount;
             int guard = 0;
             for (nint p = c->Freelist; p != 0 && guard++ < SlabArch.MaxObjsPerPage;)
             {

@@ -77,7 +77,7 @@ public sealed unsafe partial class SlabCache
         c = (KmemCacheCpu*)NativeMemory.AlignedAlloc((nuint)sizeof(KmemCacheCpu), 64);
         *c = new KmemCacheCpu
         {
-            Page = -1, Partial = -1, Magic = _magic, Offset = _offset, Random = _random, SlabBytes = _slabBytes,
+            Page = -1, Partial = -1, RemotePage = -1, Magic = _magic, Offset = _offset, Random = _random, SlabBytes = _slabBytes,
             Size = _size, ZeroBytes = _objectSize,
         };
         lock (_cpusLock)
@@ -247,7 +247,9 @@ public sealed unsafe partial class SlabCache
         st.Lock.Enter();
         try
         {
-            obj = AllocFromCpu(CpuOf(st));
+            var c = CpuOf(st);
+            if (c->RemotePage >= 0) FlushRemote(c); // objects this thread freed to other slabs become allocatable
+            obj = AllocFromCpu(c);
         }
         finally
         {

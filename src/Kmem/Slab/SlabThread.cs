@@ -45,6 +45,15 @@ internal struct KmemCacheCpu
     public int PartialPages;
     /// <summary><c>page->pobjects</c> of the list head: free objects on the list when they were added.</summary>
     public int PartialObjects;
+    /// <summary>
+    /// The detached freelist of frees to another thread's slab (build_detached_freelist() of the kernel's bulk
+    /// free): objects of one slab, linked, pushed to that slab with one compare-and-swap. -1 when empty.
+    /// </summary>
+    public int RemotePage;
+    /// <summary>Objects in the detached freelist.</summary>
+    public int RemoteCount;
+    /// <summary>First and last object of the detached freelist.</summary>
+    public nint RemoteHead, RemoteTail;
 }
 
 /// <summary>The per-thread table of <see cref="KmemCacheCpu"/> pointers and its handshake.</summary>
