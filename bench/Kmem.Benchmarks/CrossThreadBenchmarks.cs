@@ -39,16 +39,6 @@ public unsafe class CrossThreadBenchmarks
         public readonly void Free(nint p) => NativeMemory.AlignedFree((void*)p);
     }
 
-    private struct MimallocFreer : IFreer<nint>
-    {
-        public readonly void Free(nint p) => Mimalloc.Free((void*)p);
-    }
-
-    private struct ArrayPoolFreer : IFreer<byte[]>
-    {
-        public readonly void Free(byte[] a) => ArrayPool<byte>.Shared.Return(a);
-    }
-
     /// <summary>Boots one x86_64 machine and starts the Kmem consumer thread.</summary>
     [GlobalSetup(Target = nameof(KmemAllocPages))]
     public void SetupKmem()

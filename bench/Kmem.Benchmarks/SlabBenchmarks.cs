@@ -145,16 +145,6 @@ public unsafe class SlabCrossThreadBenchmarks
         public readonly void Free(nint p) => NativeMemory.Free((void*)p);
     }
 
-    private struct MimallocFreer : IFreer<nint>
-    {
-        public readonly void Free(nint p) => Mimalloc.Free((void*)p);
-    }
-
-    private struct ArrayPoolFreer : IFreer<byte[]>
-    {
-        public readonly void Free(byte[] a) => ArrayPool<byte>.Shared.Return(a);
-    }
-
     /// <summary>Boots one x86_64 machine, creates the unmerged 64-byte cache <c>bench64</c> and starts its consumer thread.</summary>
     [GlobalSetup(Target = nameof(KmemCacheAllocFree))]
     public void SetupCache()

@@ -152,3 +152,15 @@ internal sealed class Consumer<T, TFreer> where TFreer : struct, IFreer<T>
         _thread.Join();
     }
 }
+
+/// <summary>Frees a mimalloc block on the consumer thread.</summary>
+internal readonly unsafe struct MimallocFreer : IFreer<nint>
+{
+    public void Free(nint p) => Mimalloc.Free((void*)p);
+}
+
+/// <summary>Returns an ArrayPool array on the consumer thread.</summary>
+internal readonly struct ArrayPoolFreer : IFreer<byte[]>
+{
+    public void Free(byte[] a) => System.Buffers.ArrayPool<byte>.Shared.Return(a);
+}
