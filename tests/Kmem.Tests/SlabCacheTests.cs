@@ -235,14 +235,16 @@ public unsafe class SlabCacheTests
     {
         using var m = Machine.Boot("x86_64");
         var c = m.KmemCacheCreate("hardened", 64, 0, SlabFlags.NoMerge);
-        nint a = c.Alloc(Gfp.Kernel), b = c.Alloc(Gfp.Kernel);
+        nint a = c.Alloc(Gfp.Kernel), b = c.Alloc(Gfp.Kernel), d = c.Alloc(Gfp.Kernel);
+        c.Free(d);
         c.Free(b);
-        c.Free(a);                                      // freelist: a -> b -> ...
-        new Span<byte>((void*)a, 64).Fill(0x41);        // the bug: writes over a's free pointer
-        nint x = c.Alloc(Gfp.Kernel);                   // the garbage link is not followed: a and the rest are isolated
+        c.Free(a);                                      // a is the hot object; the freelist is b -> d -> ...
+        new Span<byte>((void*)b, 64).Fill(0x41);        // the bug: writes over b's free pointer
+        Assert.Equal(a, c.Alloc(Gfp.Kernel));           // the last freed comes back first
+        nint x = c.Alloc(Gfp.Kernel);                   // b's garbage link is not followed: b and the rest are isolated
         nint y = c.Alloc(Gfp.Kernel);
-        Assert.NotEqual(a, x);
         Assert.NotEqual(b, x);
+        Assert.NotEqual(d, x);
         Assert.NotEqual(0, y);
         new Span<byte>((void*)x, 64).Fill(1);           // real, usable objects
         new Span<byte>((void*)y, 64).Fill(2);

@@ -41,6 +41,7 @@ public sealed unsafe partial class SlabCache
             if (c != null && c->RemotePage >= 0) FlushRemote(c);
             if (c != null && c->Page == idx)
             {
+                SpillHot(c);
                 if (obj == c->Freelist) throw NaiveDoubleFree(idx, obj, site);
                 SetLink(obj, ToLink(c->SlabBase, c->Freelist));
                 c->Freelist = obj;
@@ -382,7 +383,7 @@ public sealed unsafe partial class SlabCache
         ForEachCpu((_, cp) =>
         {
             var c = (KmemCacheCpu*)cp;
-            inuse -= c->RemoteCount;
+            inuse -= c->RemoteCount + (c->Hot != 0 ? 1 : 0);
             int guard = 0;
             for (nint p = c->Freelist; p != 0 && guard++ < SlabArch.MaxObjsPerPage;)
             {

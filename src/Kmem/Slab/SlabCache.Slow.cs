@@ -94,6 +94,16 @@ public sealed unsafe partial class SlabCache
         return c;
     }
 
+    /// <summary>Links the hot object in front of the freelist, so that slow paths see one plain freelist.</summary>
+    private void SpillHot(KmemCacheCpu* c)
+    {
+        nint hot = c->Hot;
+        if (hot == 0) return;
+        SetLink(hot, ToLink(c->SlabBase, c->Freelist));
+        c->Freelist = hot;
+        c->Hot = 0;
+    }
+
     /// <summary>Makes <paramref name="idx"/> the thread's CPU slab (its freelist is set by the caller).</summary>
     private void SetCpuSlab(KmemCacheCpu* c, int idx)
     {
@@ -292,6 +302,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>___slab_alloc() without new_slab(): the CPU slab's remote frees, the CPU partial list, the node partial list.</summary>
     private nint AllocFromCpu(KmemCacheCpu* c)
     {
+        SpillHot(c);
         while (true)
         {
             if (c->Page >= 0)
@@ -441,6 +452,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>deactivate_slab(): the CPU freelist goes back into the slab, which is unfrozen onto the right list.</summary>
     private void DeactivateSlab(KmemCacheCpu* c)
     {
+        SpillHot(c);
         int page = c->Page;
         nint b = c->SlabBase;
         nint head = c->Freelist;

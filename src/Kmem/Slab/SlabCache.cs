@@ -177,19 +177,31 @@ public sealed unsafe partial class SlabCache
             if (Volatile.Read(ref hs[1]) == 0)                // no DrainRequested: the structure is ours
             {
                 var c = (KmemCacheCpu*)t[slot];
-                nint obj;
-                if (c != null && (obj = c->Freelist) != 0)
+                if (c != null)
                 {
-                    nint fp = obj + c->Offset;
-                    uint link = *(uint*)fp ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                    if (link <= c->SlabBytes)                 // a link outside the slab is a corrupt free pointer
+                    nint obj = c->Hot;
+                    if (obj != 0)
                     {
-                        nint next = c->SlabBase + (nint)link - 1;
-                        c->Freelist = link == 0 ? 0 : next;
-                        int zero = c->ZeroBytes;
+                        c->Hot = 0;                            // the object freed last comes back first (LIFO)
+                        int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                         Volatile.Write(ref hs[0], 0);
-                        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, zero).Clear();
+                        if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
                         return obj;
+                    }
+                    obj = c->Freelist;
+                    if (obj != 0)
+                    {
+                        nint fp = obj + c->Offset;
+                        uint link = *(uint*)fp ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                        if (link <= c->SlabBytes)             // a link outside the slab is a corrupt free pointer
+                        {
+                            nint next = c->SlabBase + (nint)link - 1;
+                            c->Freelist = link == 0 ? 0 : next;
+                            int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
+                            Volatile.Write(ref hs[0], 0);
+                            if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
+                            return obj;
+                        }
                     }
                 }
             }
@@ -219,8 +231,8 @@ public sealed unsafe partial class SlabCache
     }
 
     /// <summary>
-    /// Pushes an object of the thread's CPU slab on its freelist: the address must fall on an object slot of
-    /// that slab (so it is ours and not interior) and not be the freelist's head (a naive double free).
+    /// Pushes an object of the thread's CPU slab on its freelist (as the hot object): the address must fall on an
+    /// object slot of that slab (so it is ours and not interior) and not be the freelist's head (a naive double free).
     /// False sends the caller to <see cref="FreeRemote"/> or the slow path. No page descriptor is read.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -240,13 +252,18 @@ public sealed unsafe partial class SlabCache
                 {
                     ulong size = (ulong)c->Size;
                     ulong i = c->Magic != 0 ? (o * c->Magic) >> 44 : o / size;
-                    nint head = c->Freelist;
-                    if (i * size == o && obj != head)
+                    nint hot = c->Hot, head = c->Freelist;
+                    if (i * size == o && obj != hot && obj != head)
                     {
-                        nint fp = obj + c->Offset;
-                        uint link = head == 0 ? 0 : (uint)(head - c->SlabBase + 1);
-                        *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                        c->Freelist = obj;
+                        if (hot != 0)
+                        {
+                            // The previous hot object joins the freelist; this one becomes hot.
+                            nint fp = hot + c->Offset;
+                            uint link = head == 0 ? 0 : (uint)(head - c->SlabBase + 1);
+                            *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                            c->Freelist = hot;
+                        }
+                        c->Hot = obj;
                         Volatile.Write(ref hs[0], 0);
                         return true;
                     }

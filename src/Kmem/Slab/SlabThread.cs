@@ -17,8 +17,13 @@ namespace Kmem.Slab;
 [StructLayout(LayoutKind.Sequential)]
 internal struct KmemCacheCpu
 {
-    /// <summary>The next object to hand out (0 when empty); objects link through their free pointers.</summary>
+    /// <summary>The next object to hand out after <see cref="Hot"/> (0 when empty); objects link through their free pointers.</summary>
     public nint Freelist;
+    /// <summary>
+    /// The most recently freed object of the CPU slab, not yet linked (0: none): the head of the freelist in
+    /// effect, kept out of the object so that an alloc after a free touches neither the object nor its link.
+    /// </summary>
+    public nint Hot;
     /// <summary>Linear address of the CPU slab (the base the free pointers are relative to).</summary>
     public nint SlabBase;
     /// <summary>Address of the CPU slab's first object (SlabBase + red_left_pad).</summary>
