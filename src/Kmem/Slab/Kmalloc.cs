@@ -16,9 +16,6 @@ internal sealed unsafe partial class SlabAllocator
     public const int ShiftHigh = PhysicalMemory.PageShift + 1;
     /// <summary>KMALLOC_MAX_CACHE_SIZE.</summary>
     public const int MaxCacheSize = 1 << ShiftHigh;
-    /// <summary>The slot of the cache the thread's last kfree went to (0: none).</summary>
-    [ThreadStatic] private static int t_kfreeHint;
-
     /// <summary>ZERO_SIZE_PTR.</summary>
     public const nint ZeroSizePtr = 16;
     private const int Types = 3, TypeNormal = 0, TypeReclaim = 1, TypeDma = 2;
@@ -29,6 +26,9 @@ internal sealed unsafe partial class SlabAllocator
     private readonly SlabCache?[] _kmalloc = new SlabCache?[Types * (ShiftHigh + 1)];
     /// <summary>The slots of the same caches (the fast path needs only the slot); a missing cache has the dead slot.</summary>
     private readonly int[] _kmallocSlots = Enumerable.Repeat(SlabThread.DeadSlot, Types * (ShiftHigh + 1)).ToArray();
+
+    /// <summary>For requests of 1..192 bytes: the slot of the cache, by (__GFP_DMA, __GFP_RECLAIMABLE) × 24 + (size - 1) / 8.</summary>
+    private int[] _smallSlots = [];
 
     /// <summary>The first index of each kmalloc type in <see cref="_kmalloc"/>, by (__GFP_DMA, __GFP_RECLAIMABLE).</summary>
     private int[] _typeOffset = [];
@@ -67,6 +67,10 @@ internal sealed unsafe partial class SlabAllocator
                 if (_kmalloc[TypeNormal * (ShiftHigh + 1) + i] is not null) NewKmallocCache(i, TypeDma);
         int dma = Settings.HasZoneDma ? TypeDma : TypeNormal; // without ZONE_DMA, KMALLOC_DMA is KMALLOC_NORMAL
         _typeOffset = [TypeNormal * (ShiftHigh + 1), dma * (ShiftHigh + 1), TypeReclaim * (ShiftHigh + 1), dma * (ShiftHigh + 1)];
+        _smallSlots = new int[4 * 24];
+        for (int sel = 0; sel < 4; sel++)
+            for (int e = 0; e < 24; e++)
+                _smallSlots[sel * 24 + e] = _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]];
     }
 
     private void NewKmallocCache(int idx, int type)
@@ -107,6 +111,13 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Kmalloc(nuint size, Gfp gfp, CallSite site)
     {
+        if (size - 1 < 192)
+        {
+            // Small sizes: one table from (GFP type, size / 8) straight to the cache's slot.
+            int e = (int)((uint)gfp & 1) * 24 + (int)(((uint)gfp >> 3) & 2) * 24 + (int)((size - 1) >> 3);
+            nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_smallSlots), e), gfp);
+            return obj != 0 ? obj : KmallocSlab(size, gfp).AllocSlowFor(gfp, site);
+        }
         if (size - 1 < MaxCacheSize)
         {
             int k = KmallocIndex(size, gfp);
@@ -144,7 +155,7 @@ internal sealed unsafe partial class SlabAllocator
     {
         if ((nuint)p <= (nuint)ZeroSizePtr) return;
         // The cache this thread freed to last: if p is in that cache's CPU slab, no page descriptor is needed.
-        int hint = t_kfreeHint;
+        int hint = SlabThread.t_kfreeHint;
         if (hint > SlabThread.DeadSlot && SlabCache.FreeFast(hint, p)) return;
         nuint off = (nuint)(p - Linear);
         if (off < LinearBytes)
@@ -155,7 +166,7 @@ internal sealed unsafe partial class SlabAllocator
             if ((f->Flags & PageFlags.Slab) != 0)
             {
                 int slot = f->MapCount;
-                t_kfreeHint = slot;
+                SlabThread.t_kfreeHint = slot;
                 if (SlabCache.FreeFast(slot, p) || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p)) return;
             }
         }

@@ -71,6 +71,8 @@ internal sealed unsafe class SlabThread
     // The fast path's view: primitive thread statics are read inline.
     [ThreadStatic] internal static nint* t_table;
     [ThreadStatic] internal static int t_len;
+    /// <summary>The slot of the cache the thread's last kfree went to (0: none), tried before the page descriptor.</summary>
+    [ThreadStatic] internal static int t_kfreeHint;
     [ThreadStatic] private static SlabThread? t_self;
 
     private static readonly Lock s_lock = new();
