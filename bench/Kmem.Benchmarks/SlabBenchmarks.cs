@@ -147,10 +147,19 @@ public unsafe class SlabCrossThreadBenchmarks
 
     /// <summary>Boots one x86_64 machine, creates the unmerged 64-byte cache <c>bench64</c> and starts its consumer thread.</summary>
     [GlobalSetup(Target = nameof(KmemCacheAllocFree))]
-    public void SetupCache()
+    public void SetupCache() => SetupCacheWith(0);
+
+    /// <summary>As <see cref="SetupCache"/> with per-thread sheaves of <see cref="SheafCapacity"/> objects.</summary>
+    [GlobalSetup(Target = nameof(KmemSheafCacheAllocFree))]
+    public void SetupSheafCache() => SetupCacheWith(SheafCapacity);
+
+    /// <summary>The sheaf capacity of the sheaf rows.</summary>
+    public const int SheafCapacity = 128;
+
+    private void SetupCacheWith(int sheafCapacity)
     {
         _machine = Machine.Boot("x86_64");
-        _cache = _machine.KmemCacheCreate("bench64", Size, 0, SlabFlags.NoMerge);
+        _cache = _machine.KmemCacheCreate("bench64", Size, 0, SlabFlags.NoMerge, sheafCapacity: sheafCapacity);
         _ring = new SpscRing<nint>(RingSlots);
         _cacheConsumer = new(_ring, new CacheFreer(_cache), "slab-free");
     }
@@ -204,9 +213,14 @@ public unsafe class SlabCrossThreadBenchmarks
 
     /// <summary>Kmem: <c>kmem_cache_alloc(bench64)</c> on A, <c>kmem_cache_free</c> on B.</summary>
     [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
-    public void KmemCacheAllocFree()
+    public void KmemCacheAllocFree() => AllocAndHandOver(_cache!);
+
+    /// <summary>The same with a cache that has per-thread sheaves: B's frees store addresses, A takes full sheaves.</summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void KmemSheafCacheAllocFree() => AllocAndHandOver(_cache!);
+
+    private void AllocAndHandOver(SlabCache c)
     {
-        var c = _cache!;
         var ring = _ring!;
         for (int i = 0; i < ObjectsPerInvoke; i++)
         {

@@ -23,6 +23,7 @@ public unsafe class SlabModelTests
             m.KmemCacheCreate("model_b", 200, 0, SlabFlags.HwcacheAlign | SlabFlags.NoMerge),
             m.KmemCacheCreate("model_c", 1500, 0, SlabFlags.NoMerge, p => *(int*)p = 7),
             m.KmemCacheCreate("model_d", 3000, 0, SlabFlags.ReclaimAccount | SlabFlags.NoMerge),
+            m.KmemCacheCreate("model_s", 40, 0, SlabFlags.None, sheafCapacity: 5),
         };
         var live = new List<Live>();
         var perCache = new Dictionary<SlabCache, int>();
@@ -117,11 +118,13 @@ public unsafe class SlabModelTests
             .Check(Config.QuickThrowOnFailure.WithMaxTest(15));
     }
 
-    [Fact]
-    public void Producer_and_consumer_threads_free_each_others_objects()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(16)]
+    public void Producer_and_consumer_threads_free_each_others_objects(int sheafCapacity)
     {
         using var m = Machine.Boot("x86_64");
-        var c = m.KmemCacheCreate("xthread", 64, 0, SlabFlags.NoMerge);
+        var c = m.KmemCacheCreate("xthread", 64, 0, SlabFlags.NoMerge, sheafCapacity: sheafCapacity);
         const int N = 200_000;
         var q = new BlockingCollection<nint>(4096);
         long badStamps = 0;
@@ -159,11 +162,17 @@ public unsafe class SlabModelTests
         Assert.Equal(0, c.Slabs);
     }
 
-    [Fact]
-    public void Four_threads_exchange_objects_while_another_shrinks()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    public void Four_threads_exchange_objects_while_another_shrinks(int sheafCapacity)
     {
         using var m = Machine.Boot("x86_64");
-        var caches = new[] { m.KmemCacheCreate("mt_a", 48, 0, SlabFlags.NoMerge), m.KmemCacheCreate("mt_b", 700, 0, SlabFlags.NoMerge) };
+        var caches = new[]
+        {
+            m.KmemCacheCreate("mt_a", 48, 0, SlabFlags.NoMerge, sheafCapacity: sheafCapacity),
+            m.KmemCacheCreate("mt_b", 700, 0, SlabFlags.NoMerge, sheafCapacity: sheafCapacity),
+        };
         var mailboxes = Enumerable.Range(0, 4).Select(_ => new ConcurrentQueue<(nint, int, byte)>()).ToArray();
         long errors = 0;
         using var stop = new CancellationTokenSource();

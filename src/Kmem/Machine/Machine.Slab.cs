@@ -22,20 +22,23 @@ public sealed partial class Machine
     /// <summary>
     /// Creates a slab cache (<c>kmem_cache_create()</c>). <paramref name="align"/> 0 means the architecture's
     /// minimum; <paramref name="ctor"/> runs once for each object when its slab is made. A compatible existing
-    /// cache may be reused (merged) unless flags, a constructor or <see cref="SlabFlags.NoMerge"/> forbid it.
+    /// cache may be reused (merged) unless flags, a constructor, sheaves or <see cref="SlabFlags.NoMerge"/> forbid it.
+    /// <paramref name="sheafCapacity"/> above 0 gives the cache per-thread sheaves of that many objects (Linux 6.18's
+    /// <c>kmem_cache_args.sheaf_capacity</c>): frees of objects outside the thread's CPU slab, the allocate-here,
+    /// free-there pattern above all, then cost no write to the object; ignored when debug flags are in force.
     /// </summary>
-    /// <exception cref="SlabException">Empty or duplicate name, size 0 or above <see cref="KmallocMaxSize"/>, bad alignment or flags.</exception>
-    public SlabCache KmemCacheCreate(string name, int size, int align = 0, SlabFlags flags = SlabFlags.None, Action<nint>? ctor = null)
+    /// <exception cref="SlabException">Empty or duplicate name, size 0 or above <see cref="KmallocMaxSize"/>, bad alignment, flags or sheaf capacity.</exception>
+    public SlabCache KmemCacheCreate(string name, int size, int align = 0, SlabFlags flags = SlabFlags.None, Action<nint>? ctor = null, int sheafCapacity = 0)
     {
         ThrowIfDisposed();
-        return Slab.Create(name, size, align, flags, ctor);
+        return Slab.Create(name, size, align, flags, ctor, sheafCapacity);
     }
 
     /// <summary>Creates a typed slab cache for <typeparamref name="T"/> (size and alignment from the type).</summary>
-    public SlabCache<T> KmemCacheCreate<T>(string name, SlabFlags flags = SlabFlags.None, SlabCtor<T>? ctor = null) where T : unmanaged
+    public SlabCache<T> KmemCacheCreate<T>(string name, SlabFlags flags = SlabFlags.None, SlabCtor<T>? ctor = null, int sheafCapacity = 0) where T : unmanaged
     {
         ThrowIfDisposed();
-        return SlabCache<T>.Create(this, name, flags, ctor);
+        return SlabCache<T>.Create(this, name, flags, ctor, sheafCapacity);
     }
 
     /// <summary>

@@ -71,7 +71,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     // ================================================================== create
 
     /// <summary>kmem_cache_create(): validates, merges when allowed, else builds a new cache.</summary>
-    public SlabCache Create(string name, int size, int align, SlabFlags flags, Action<nint>? ctor)
+    public SlabCache Create(string name, int size, int align, SlabFlags flags, Action<nint>? ctor, int sheafCapacity = 0)
     {
         string? problem = null;
         if (string.IsNullOrWhiteSpace(name)) problem = "a cache needs a name";
@@ -81,12 +81,14 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         else if (align < 0 || (align & (align - 1)) != 0) problem = $"alignment {align} is not a power of two";
         else if (align > PhysicalMemory.PageSize) problem = $"alignment {align} is above the page size";
         else if ((flags & ~AllowedFlags) != 0) problem = $"flags 0x{(uint)(flags & ~AllowedFlags):x} are not SLAB_ flags Kmem accepts";
+        else if (sheafCapacity < 0 || sheafCapacity > SlabCache.MaxSheafCapacity) problem = $"sheaf capacity {sheafCapacity} is outside 0..{SlabCache.MaxSheafCapacity}";
         if (problem is null) lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists";
         if (problem is not null) throw CreateFailed(name, flags, problem);
 
         lock (_lock)
         {
-            var target = FindMergeable(size, align, flags, name, ctor);
+            // A cache with sheaves is never merged, nor merged into (slab_unmergeable()).
+            var target = sheafCapacity != 0 ? null : FindMergeable(size, align, flags, name, ctor);
             if (target is not null)
             {
                 // __kmem_cache_alias()
@@ -98,7 +100,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
                 return alias;
             }
         }
-        var s = CreateCore(name, size, align, flags, ctor, 0, kmalloc: false);
+        var s = CreateCore(name, size, align, flags, ctor, 0, kmalloc: false, sheafCapacity);
         if (s is null) throw CreateFailed(name, flags, $"no slab order up to MAX_ORDER holds a {size}-byte object");
         AllocDescriptor(s);
         return s;
@@ -134,7 +136,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         for (int i = _caches.Count - 1; i >= 0; i--)
         {
             var s = _caches[i];
-            if ((s.Flags & NeverMerge) != 0 || s.HasCtor || s.Usersize != 0) continue;
+            if ((s.Flags & NeverMerge) != 0 || s.HasCtor || s.Usersize != 0 || s.SheafCapacity != 0) continue;
             if (size > s.Size) continue;
             if ((flags & MergeSame) != (s.Flags & MergeSame)) continue;
             if ((s.Size & ~(align - 1)) != s.Size) continue;
@@ -145,7 +147,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     }
 
     /// <summary>__kmem_cache_create(): geometry, registration; null when no order fits.</summary>
-    private SlabCache? CreateCore(string name, int size, int align, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc)
+    private SlabCache? CreateCore(string name, int size, int align, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc, int sheafCapacity = 0)
     {
         var debug = Settings.Debug.For(name);
         if (Settings.Debug.DisableHigherOrderDebug && debug != 0) debug |= SlabGeometry.DebugOnlyIfOrderUnchanged;
@@ -158,7 +160,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         {
             int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables
             if (id >= _byId.Length) Array.Resize(ref _byId, Math.Max(_byId.Length * 2, id + 1));
-            s = new SlabCache(this, id, name, g.Value, flags, ctor, usersize, kmalloc);
+            s = new SlabCache(this, id, name, g.Value, flags, ctor, usersize, kmalloc, sheafCapacity);
             Volatile.Write(ref _byId[id], s);
             _caches.Insert(0, s);
             _byName[name] = s;

@@ -503,12 +503,19 @@ public sealed unsafe partial class SlabCache
         return new SlabException(error, Name, obj, $"{Name}: {message}; nothing was freed");
     }
 
-    private SlabException NaiveDoubleFree(int idx, nint obj, CallSite site)
+    private SlabException NaiveDoubleFree(int idx, nint obj, CallSite site, bool inSheaf = false)
     {
         var sb = new StringBuilder();
         sb.Append("------------[ cut here ]------------\n");
-        sb.Append("kernel BUG at mm/slub.c:287!\n");
-        sb.Append($"BUG {Name}: set_freepointer: object {P(obj)} is already the head of its slab's freelist (double free)\n");
+        if (inSheaf)
+        {
+            sb.Append($"BUG {Name}: free_to_pcs: object {P(obj)} is already the last object of the thread's sheaf (double free)\n");
+        }
+        else
+        {
+            sb.Append("kernel BUG at mm/slub.c:287!\n");
+            sb.Append($"BUG {Name}: set_freepointer: object {P(obj)} is already the head of its slab's freelist (double free)\n");
+        }
         _pa.AddTaint(PageAllocator.TaintBadPage);
         Interlocked.Increment(ref _debugErrors);
         PrintPageInfo(sb, idx);

@@ -39,6 +39,7 @@ public sealed unsafe partial class SlabCache
             var c = st.Get(_slot);
             // A detached freelist may hold this very object: push it first so that the checks below see it.
             if (c != null && c->RemotePage >= 0) FlushRemote(c);
+            if (OnSheafTop(c, obj)) throw NaiveDoubleFree(idx, obj, site, inSheaf: true);
             if (c != null && c->Page == idx)
             {
                 SpillHot(c);
@@ -109,6 +110,13 @@ public sealed unsafe partial class SlabCache
                     Volatile.Write(ref hs[0], 0);
                     return false;
                 }
+                if (s._sheafCapacity != 0)
+                {
+                    // The address goes into the thread's sheaf: the object itself is not touched.
+                    bool done = s.FreeToSheaf(c, obj);
+                    Volatile.Write(ref hs[0], 0);
+                    return done;
+                }
                 if (c->RemotePage == idx)
                 {
                     SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
@@ -129,6 +137,8 @@ public sealed unsafe partial class SlabCache
             }
             Volatile.Write(ref hs[0], 0);
         }
+        // No structure of this thread for the cache yet (or a flush in progress): a sheaf cache makes one under the lock.
+        if (s._sheafCapacity != 0) return SlabWord.Free(Volatile.Read(ref f->Private)) != ToLink(SlabBase(idx), obj) && s.FreeToSheafLocked(obj, idx);
         if (s.SlabFreeCore(idx, obj, obj, 1, out bool froze) != RemoteFree.Done) return false;
         if (froze) s.PutCpuPartialOwn(idx);
         return true;
@@ -195,9 +205,10 @@ public sealed unsafe partial class SlabCache
     /// <summary>
     /// __slab_free(): a compare-and-swap push on the slab's freelist; the node lock only when a list changes
     /// (an unfrozen slab that empties, or a full one when there is no CPU partial list). <paramref name="froze"/>
-    /// tells that this call froze a full slab, which the caller must put on its CPU partial list.
+    /// tells that this call froze a full slab, which the caller must put on its CPU partial list; a caller without
+    /// a thread structure passes <paramref name="mayFreeze"/> false and such a slab goes on the node list.
     /// </summary>
-    private RemoteFree SlabFreeCore(int idx, nint head, nint tail, int count, out bool froze)
+    private RemoteFree SlabFreeCore(int idx, nint head, nint tail, int count, out bool froze, bool mayFreeze = true)
     {
         nint b = SlabBase(idx);
         uint link = ToLink(b, head);
@@ -216,7 +227,7 @@ public sealed unsafe partial class SlabCache
                 int inuse = SlabWord.Inuse(old) - count;
                 if (!wasFrozen && (inuse == 0 || prior == 0))
                 {
-                    if (CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
+                    if (mayFreeze && CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
                     else if (!locked)
                     {
                         _listLock.Enter();
@@ -257,9 +268,10 @@ public sealed unsafe partial class SlabCache
     // ================================================================== flush, shrink
 
     /// <summary>__flush_cpu_slab() for one thread structure; the caller has exclusive use of it.</summary>
-    private void FlushCpu(KmemCacheCpu* c)
+    private void FlushCpu(KmemCacheCpu* c, bool release = false)
     {
         if (c->RemotePage >= 0) FlushRemote(c);
+        FlushMainSheaf(c, release);
         if (c->Page >= 0) DeactivateSlab(c);
         if (c->Partial >= 0) UnfreezePartials(c);
     }
@@ -303,8 +315,9 @@ public sealed unsafe partial class SlabCache
         ForEachCpu((st, cp) =>
         {
             var c = (KmemCacheCpu*)cp;
-            FlushCpu(c);
-            if (release || !st.Thread.IsAlive)
+            bool free = release || !st.Thread.IsAlive;
+            FlushCpu(c, free);
+            if (free)
             {
                 if (slot < st.Len) st.Table[slot] = 0;
                 lock (_cpusLock) _cpus.Remove((st, cp));
@@ -327,6 +340,7 @@ public sealed unsafe partial class SlabCache
     internal int ShrinkCore()
     {
         FlushAll();
+        FlushBarn();
         int discard = -1, freed = 0;
         lock (_listLock)
         {
@@ -357,8 +371,12 @@ public sealed unsafe partial class SlabCache
         lock (_listLock)
             for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
                 if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
-        lock (_cpusLock) n += _cpus.Count;
-        return n;
+        lock (_cpusLock)
+        {
+            n += _cpus.Count;
+            foreach (var (_, cp) in _cpus) if (((KmemCacheCpu*)cp)->Main != null) n += ((KmemCacheCpu*)cp)->Main->Size;
+        }
+        return n + BarnObjects();
     }
 
     // ================================================================== counters
@@ -375,7 +393,7 @@ public sealed unsafe partial class SlabCache
         return Volatile.Read(ref _totalObjects) - free;
     }
 
-    /// <summary>Objects really in use: every slab's inuse minus the objects waiting on threads' CPU freelists.</summary>
+    /// <summary>Objects really in use: every slab's inuse minus the objects waiting on threads' CPU freelists and in sheaves.</summary>
     private long CountInUse()
     {
         long inuse = 0;
@@ -383,7 +401,7 @@ public sealed unsafe partial class SlabCache
         ForEachCpu((_, cp) =>
         {
             var c = (KmemCacheCpu*)cp;
-            inuse -= c->RemoteCount + (c->Hot != 0 ? 1 : 0);
+            inuse -= c->RemoteCount + (c->Hot != 0 ? 1 : 0) + (c->Main != null ? c->Main->Size : 0);
             int guard = 0;
             for (nint p = c->Freelist; p != 0 && guard++ < SlabArch.MaxObjsPerPage;)
             {
@@ -393,6 +411,6 @@ public sealed unsafe partial class SlabCache
                 p = FromLink(c->SlabBase, link);
             }
         });
-        return inuse;
+        return inuse - BarnObjects();
     }
 }

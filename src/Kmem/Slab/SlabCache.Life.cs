@@ -41,6 +41,7 @@ public sealed unsafe partial class SlabCache
     internal string? ShutdownCheck()
     {
         FlushAll();
+        FlushBarn();
         int discard = -1;
         lock (_listLock)
         {
@@ -88,6 +89,7 @@ public sealed unsafe partial class SlabCache
             _slot = SlabThread.DeadSlot; // fast paths now fail and slow paths throw
         }
         FlushAll(release: true, slot);
+        FlushBarn();
         lock (_cpusLock) foreach (var a in _aliases) a.MarkAliasDestroyed();
         SlabThread.FreeSlot(slot);
     }
@@ -133,6 +135,7 @@ public sealed unsafe partial class SlabCache
             if (!SlabWord.Frozen(w) && !_debug && SlabWord.Inuse(w) < n && !onPartial.Contains(idx))
                 errors.Add($"{Name}: unfrozen slab pfn {Pfn(idx)} with free objects is not on the partial list");
         }
+        CheckSheaves(errors);
         if (slabs.Count != Slabs) errors.Add($"{Name}: {Slabs} slabs counted, {slabs.Count} found");
         if (objects != TotalObjects) errors.Add($"{Name}: {TotalObjects} objects counted, {objects} found");
     }

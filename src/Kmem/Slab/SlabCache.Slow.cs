@@ -252,8 +252,9 @@ public sealed unsafe partial class SlabCache
         if (Destroyed) ThrowDestroyed();
         if (!ReferenceEquals(_root, this)) return _root.AllocSlow(gfp, site); // an alias: the root owns the lists
         if (_debug) return DebugAlloc(gfp, site);
-        var st = SlabThread.Current;
         nint obj;
+        if (_sheafCapacity != 0 && (obj = AllocFromSheaf(gfp)) != 0) return obj;
+        var st = SlabThread.Current;
         st.Lock.Enter();
         try
         {

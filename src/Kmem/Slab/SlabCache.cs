@@ -38,7 +38,7 @@ public sealed unsafe partial class SlabCache
     private readonly Action<nint>? _ctor;
     private readonly SlabCache _root;
 
-    internal SlabCache(SlabAllocator sa, int id, string name, SlabGeometry g, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc)
+    internal SlabCache(SlabAllocator sa, int id, string name, SlabGeometry g, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc, int sheafCapacity = 0)
     {
         _sa = sa;
         _pa = sa.Pages;
@@ -55,6 +55,7 @@ public sealed unsafe partial class SlabCache
         _redLeftPad = g.RedLeftPad;
         Flags = g.Flags;
         _debug = (g.Flags & SlabFlags.DebugFlags) != 0;
+        _sheafCapacity = _debug ? 0 : sheafCapacity; // as the kernel, no sheaves for a cache with debug flags
         _ctor = ctor;
         Usersize = usersize;
         IsKmalloc = kmalloc;

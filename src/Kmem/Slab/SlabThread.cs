@@ -15,7 +15,7 @@ namespace Kmem.Slab;
 /// touches this line and the object only.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-internal struct KmemCacheCpu
+internal unsafe struct KmemCacheCpu
 {
     /// <summary>The next object to hand out after <see cref="Hot"/> (0 when empty); objects link through their free pointers.</summary>
     public nint Freelist;
@@ -59,6 +59,8 @@ internal struct KmemCacheCpu
     public int RemoteCount;
     /// <summary>First and last object of the detached freelist.</summary>
     public nint RemoteHead, RemoteTail;
+    /// <summary>The thread's main sheaf (caches with sheaves only; null until the first free that needs it).</summary>
+    public SlabSheaf* Main;
 }
 
 /// <summary>The per-thread table of <see cref="KmemCacheCpu"/> pointers and its handshake.</summary>

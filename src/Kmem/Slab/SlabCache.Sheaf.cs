@@ -1,0 +1,291 @@
+// Per-thread sheaves and the cache's barn (Linux 6.18's opt-in percpu sheaves, kmem_cache_args
+// .sheaf_capacity). A free of an object outside the thread's CPU slab stores its address in the
+// thread's main sheaf instead of writing a free pointer into it, so the object's cache line stays
+// where it was; a full sheaf is exchanged in the barn for an empty one. An allocation that finds
+// the CPU freelist empty takes objects from the thread's main sheaf, then swaps it in the barn for
+// a full one, before SLUB's slow path. Objects in sheaves count as in use in their slabs until a
+// flush (shrink, memory pressure, destroy, or a barn already holding MaxFullSheaves) frees them.
+using System.Runtime.CompilerServices;
+using Kmem.Physical;
+using Kmem.Slab;
+
+namespace Kmem;
+
+public sealed unsafe partial class SlabCache
+{
+    /// <summary>Full sheaves the barn keeps (MAX_FULL_SHEAVES); a thread with one more flushes it to the slabs.</summary>
+    internal const int MaxFullSheaves = 10;
+    /// <summary>Empty sheaves the barn keeps (MAX_EMPTY_SHEAVES); more are freed.</summary>
+    internal const int MaxEmptySheaves = 10;
+    /// <summary>The largest sheaf capacity Kmem accepts.</summary>
+    public const int MaxSheafCapacity = 1024;
+
+    /// <summary>Objects a sheaf holds; 0 when the cache has no sheaves.</summary>
+    private readonly int _sheafCapacity;
+    private readonly Lock _barnLock = new();
+    private readonly nint[] _barnFull = new nint[MaxFullSheaves];
+    private readonly nint[] _barnEmpty = new nint[MaxEmptySheaves];
+    private int _nrFull, _nrEmpty;
+
+    /// <summary>
+    /// Objects a per-thread sheaf holds (<c>sheaf_capacity</c>); 0 when the cache has none (the default, and
+    /// always for caches with debug flags).
+    /// </summary>
+    public int SheafCapacity => _root._sheafCapacity;
+
+    /// <summary>Full sheaves waiting in the barn.</summary>
+    public int BarnFullSheaves
+    {
+        get
+        {
+            lock (_root._barnLock) return _root._nrFull;
+        }
+    }
+
+    // ================================================================== allocate
+
+    /// <summary>
+    /// alloc_from_pcs(): an object from the thread's main sheaf, swapping an empty main sheaf for a full one of
+    /// the barn; 0 when neither has one (SLUB's slow path follows).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint AllocFromSheaf(Gfp gfp)
+    {
+        int slot = _slot;
+        if ((uint)slot >= (uint)SlabThread.t_len) return 0;
+        nint* t = SlabThread.t_table;
+        int* hs = (int*)t;
+        Volatile.Write(ref hs[0], 1);                          // Busy
+        nint obj = 0;
+        KmemCacheCpu* c;
+        if (Volatile.Read(ref hs[1]) == 0 && (c = (KmemCacheCpu*)t[slot]) != null)
+        {
+            SlabSheaf* sh = c->Main;
+            if (sh == null || sh->Size == 0) sh = BarnReplaceEmpty(c);
+            if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
+        }
+        Volatile.Write(ref hs[0], 0);
+        if (obj != 0 && (gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
+        return obj;
+    }
+
+    /// <summary>barn_replace_empty_sheaf(): the thread's empty main sheaf for a full one of the barn; null when the barn has none.</summary>
+    private SlabSheaf* BarnReplaceEmpty(KmemCacheCpu* c)
+    {
+        SlabSheaf* old = c->Main, full;
+        lock (_barnLock)
+        {
+            if (_nrFull == 0) return null;
+            full = (SlabSheaf*)_barnFull[--_nrFull];
+            if (old != null && _nrEmpty < MaxEmptySheaves)
+            {
+                _barnEmpty[_nrEmpty++] = (nint)old;
+                old = null;
+            }
+        }
+        if (old != null) SlabSheaf.Free(old);
+        c->Main = full;
+        return full;
+    }
+
+    // ================================================================== free
+
+    /// <summary>
+    /// free_to_pcs(): stores a validated object of another slab in the thread's main sheaf. False (nothing
+    /// done) when it is the object freed last into that sheaf: a naive double free for the slow path to report.
+    /// The caller holds the thread's structure (Busy or its lock).
+    /// </summary>
+    private bool FreeToSheaf(KmemCacheCpu* c, nint obj)
+    {
+        SlabSheaf* sh = c->Main;
+        if (sh == null) c->Main = sh = SlabSheaf.New(_sheafCapacity);
+        else if (sh->Size > 0 && SlabSheaf.Objects(sh)[sh->Size - 1] == obj) return false;
+        if (sh->Size == sh->Capacity) sh = BarnReplaceFull(c);
+        SlabSheaf.Objects(sh)[sh->Size++] = obj;
+        return true;
+    }
+
+    /// <summary>
+    /// barn_replace_full_sheaf(): the thread's full main sheaf goes to the barn for an empty one (or a new one);
+    /// when the barn already holds <see cref="MaxFullSheaves"/> the objects go back to their slabs instead.
+    /// </summary>
+    private SlabSheaf* BarnReplaceFull(KmemCacheCpu* c)
+    {
+        SlabSheaf* full = c->Main, empty = null;
+        bool put = false;
+        lock (_barnLock)
+        {
+            if (_nrFull < MaxFullSheaves)
+            {
+                _barnFull[_nrFull++] = (nint)full;
+                put = true;
+                if (_nrEmpty > 0) empty = (SlabSheaf*)_barnEmpty[--_nrEmpty];
+            }
+        }
+        if (!put)
+        {
+            SheafFlush(c, full);
+            return full;
+        }
+        c->Main = empty != null ? empty : SlabSheaf.New(_sheafCapacity);
+        return c->Main;
+    }
+
+    /// <summary>A sheaf free for a thread that has no structure for the cache yet: made under the thread's lock.</summary>
+    private bool FreeToSheafLocked(nint obj, int idx)
+    {
+        var st = SlabThread.Current;
+        st.Lock.Enter();
+        try
+        {
+            var c = CpuOf(st);
+            return c->Page != idx && FreeToSheaf(c, obj); // an object of the thread's own CPU slab: the slow path decides
+        }
+        finally
+        {
+            st.Lock.Exit();
+        }
+    }
+
+    /// <summary>True when <paramref name="obj"/> is the object freed last into the thread's main sheaf (a naive double free).</summary>
+    private static bool OnSheafTop(KmemCacheCpu* c, nint obj)
+        => c != null && c->Main != null && c->Main->Size > 0 && SlabSheaf.Objects(c->Main)[c->Main->Size - 1] == obj;
+
+    // ================================================================== flush
+
+    /// <summary>
+    /// sheaf_flush(): frees every object of a sheaf to its slab, one compare-and-swap per run of objects of one
+    /// slab. With <paramref name="c"/> a slab this frees out of the full state goes on that thread's CPU partial
+    /// list; without, on the node list.
+    /// </summary>
+    private void SheafFlush(KmemCacheCpu* c, SlabSheaf* sh)
+    {
+        nint* objs = SlabSheaf.Objects(sh);
+        int n = sh->Size;
+        sh->Size = 0;
+        int run = -1, count = 0;
+        nint head = 0, tail = 0;
+        for (int i = 0; i <= n; i++)
+        {
+            nint obj = i < n ? objs[i] : 0;
+            int idx = obj == 0 ? -1 : SlabHeadOf(obj);
+            if (idx == run && obj != 0)
+            {
+                SetLink(obj, ToLink(SlabBase(idx), head));
+                head = obj;
+                count++;
+                continue;
+            }
+            if (run >= 0) FreeRun(c, run, head, tail, count);
+            run = idx;
+            head = tail = obj;
+            count = 1;
+        }
+    }
+
+    private void FreeRun(KmemCacheCpu* c, int idx, nint head, nint tail, int count)
+    {
+        var r = SlabFreeCore(idx, head, tail, count, out bool froze, mayFreeze: c != null);
+        if (r != RemoteFree.Done)
+        {
+            // Only a double free inside the sheaf can do this: report it and keep the objects out (leaked, counted in use).
+            var sb = new System.Text.StringBuilder();
+            SlabErr(sb, idx, $"Sheaf of {count} objects from {P(head)} holds an object already free");
+            SlabFix(sb, "Objects not freed");
+            Report(sb);
+            return;
+        }
+        if (froze) PutCpuPartial(c, idx);
+    }
+
+    /// <summary>The head frame of the slab holding a validated object.</summary>
+    private int SlabHeadOf(nint obj)
+    {
+        int idx = (int)((nuint)(obj - _linear) >> PhysicalMemory.PageShift);
+        return (_frames[idx].Flags & PageFlags.Tail) != 0 ? (int)_frames[idx].Private : idx;
+    }
+
+    /// <summary>Flushes the thread structure's main sheaf (part of __flush_cpu_slab()); the caller has exclusive use.</summary>
+    private void FlushMainSheaf(KmemCacheCpu* c, bool release)
+    {
+        SlabSheaf* sh = c->Main;
+        if (sh == null) return;
+        if (sh->Size > 0) SheafFlush(c, sh);
+        if (release)
+        {
+            c->Main = null;
+            SlabSheaf.Free(sh);
+        }
+    }
+
+    /// <summary>barn_shrink(): every full sheaf of the barn goes back to the slabs; every sheaf is freed.</summary>
+    private void FlushBarn()
+    {
+        if (_sheafCapacity == 0) return;
+        int nf, ne;
+        var full = new nint[MaxFullSheaves];
+        var empty = new nint[MaxEmptySheaves];
+        lock (_barnLock)
+        {
+            nf = _nrFull;
+            ne = _nrEmpty;
+            Array.Copy(_barnFull, full, nf);
+            Array.Copy(_barnEmpty, empty, ne);
+            _nrFull = _nrEmpty = 0;
+        }
+        for (int i = 0; i < nf; i++)
+        {
+            SheafFlush(null, (SlabSheaf*)full[i]);
+            SlabSheaf.Free((SlabSheaf*)full[i]);
+        }
+        for (int i = 0; i < ne; i++) SlabSheaf.Free((SlabSheaf*)empty[i]);
+    }
+
+    // ================================================================== counters and checks
+
+    /// <summary>Objects waiting in the barn's full sheaves.</summary>
+    private long BarnObjects()
+    {
+        long n = 0;
+        lock (_barnLock)
+            for (int i = 0; i < _nrFull; i++) n += ((SlabSheaf*)_barnFull[i])->Size;
+        return n;
+    }
+
+    /// <summary>
+    /// Every object in a sheaf (the threads' main sheaves and the barn's) must be an object of this cache that its
+    /// slab counts in use, and be there once. The machine must be quiet.
+    /// </summary>
+    private void CheckSheaves(List<string> errors)
+    {
+        if (_sheafCapacity == 0) return;
+        var seen = new HashSet<nint>();
+        var freeSets = new Dictionary<int, HashSet<nint>>();
+        void Check(SlabSheaf* sh, string where)
+        {
+            if (sh == null) return;
+            if (sh->Size < 0 || sh->Size > sh->Capacity) errors.Add($"{Name}: {where} holds {sh->Size} objects, capacity {sh->Capacity}");
+            for (int i = 0; i < sh->Size && i < sh->Capacity; i++)
+            {
+                nint obj = SlabSheaf.Objects(sh)[i];
+                if (!seen.Add(obj)) errors.Add($"{Name}: object {P(obj)} is in the sheaves twice");
+                nuint off = (nuint)(obj - _linear);
+                int idx = off < _linearBytes ? SlabHeadOf(obj) : -1;
+                if (idx < 0 || (_frames[idx].Flags & PageFlags.Slab) == 0 || _frames[idx].MapCount != _id || ObjectIndex(idx, obj) < 0)
+                {
+                    errors.Add($"{Name}: {where} holds {P(obj)}, not an object of the cache");
+                    continue;
+                }
+                if (!freeSets.TryGetValue(idx, out var free)) freeSets[idx] = free = FreeSet(idx);
+                if (free.Contains(obj)) errors.Add($"{Name}: {where} holds {P(obj)}, which is also on its slab's freelist");
+            }
+        }
+        lock (_cpusLock) foreach (var (_, cp) in _cpus) Check(((KmemCacheCpu*)cp)->Main, "a thread's main sheaf");
+        lock (_barnLock)
+        {
+            for (int i = 0; i < _nrFull; i++) Check((SlabSheaf*)_barnFull[i], "a full sheaf of the barn");
+            for (int i = 0; i < _nrEmpty; i++)
+                if (((SlabSheaf*)_barnEmpty[i])->Size != 0) errors.Add($"{Name}: an empty sheaf of the barn holds {((SlabSheaf*)_barnEmpty[i])->Size} objects");
+        }
+    }
+}
