@@ -28,7 +28,7 @@ public sealed class Workload
         ["check"] = [],
         ["kmalloc"] = ["label", "size", "gfp", "count", "expect", "fill"],
         ["kfree"] = ["label", "count", "which"],
-        ["kmem_cache_create"] = ["name", "size", "align", "flags"],
+        ["kmem_cache_create"] = ["name", "size", "align", "flags", "sheaf_capacity"],
         ["kmem_cache_alloc"] = ["label", "cache", "gfp", "count", "expect", "fill"],
         ["kmem_cache_free"] = ["label", "count", "which"],
         ["kmem_cache_shrink"] = ["cache"],

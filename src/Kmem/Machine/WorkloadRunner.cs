@@ -136,7 +136,7 @@ public sealed class WorkloadRunner
             {
                 string name = Str(step, "name")!;
                 int align = Int(step, "align", 0);
-                _m.KmemCacheCreate(name, (int)Size(step, "size"), align, SlabFlagsArg(step));
+                _m.KmemCacheCreate(name, (int)Size(step, "size"), align, SlabFlagsArg(step), sheafCapacity: Int(step, "sheaf_capacity", 0));
                 break;
             }
             case "kmem_cache_alloc":
@@ -339,6 +339,7 @@ public sealed class WorkloadRunner
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
                 if (Size(step, "size") is 0 or > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be 1 byte .. 2 GiB");
                 Int(step, "align", 0, 0, 4096);
+                Int(step, "sheaf_capacity", 0, 0, SlabCache.MaxSheafCapacity);
                 SlabFlagsArg(step);
                 break;
             case "kmem_cache_alloc" or "kmem_cache_shrink" or "kmem_cache_destroy":

@@ -164,8 +164,9 @@ public sealed unsafe partial class SlabCache
     }
 
     /// <summary>
-    /// Takes the first object of the calling thread's CPU freelist of the cache in <paramref name="slot"/>
-    /// (clearing it for <see cref="Gfp.Zero"/>), or returns 0 and the slow path decides.
+    /// Takes the first object of the calling thread's CPU freelist of the cache in <paramref name="slot"/>, or when
+    /// that is empty the last object of its main sheaf (clearing it for <see cref="Gfp.Zero"/>), or returns 0 and
+    /// the slow path decides.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static nint AllocFast(int slot, Gfp gfp)
@@ -203,6 +204,15 @@ public sealed unsafe partial class SlabCache
                             if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
                             return obj;
                         }
+                    }
+                    else if (c->Main != null && c->Main->Size > 0)
+                    {
+                        // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
+                        obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
+                        int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
+                        Volatile.Write(ref hs[0], 0);
+                        if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
+                        return obj;
                     }
                 }
             }
