@@ -35,9 +35,33 @@ public class SlabWorkloadTests
         Assert.Null(m.FindSlabCache("wl_obj"));
     }
 
+    [Fact]
+    public void A_cache_with_sheaves_from_a_workload_keeps_exact_counts()
+    {
+        using var m = Machine.Boot("rk3588");
+        var wl = Workload.Parse("""
+        { "steps": [
+          { "op": "kmem_cache_create", "name": "rx_buf", "size": 2048, "sheaf_capacity": 4 },
+          { "op": "kmem_cache_alloc", "label": "rx", "cache": "rx_buf", "count": 200, "fill": "0x5a" },
+          { "op": "kmem_cache_free", "label": "rx", "count": 150, "which": "random" },
+          { "op": "verify", "label": "rx", "pattern": "0x5a" },
+          { "op": "check" },
+          { "op": "kmem_cache_shrink", "cache": "rx_buf" },
+          { "op": "check" }
+        ] }
+        """);
+        var r = new WorkloadRunner(m).Run(wl);
+        Assert.True(r.Ok, string.Join("\n", r.Problems));
+        var c = m.FindSlabCache("rx_buf")!;
+        Assert.Equal(4, c.SheafCapacity);
+        Assert.Equal(50, c.ObjectsInUse);
+        Assert.Equal(0, c.BarnFullSheaves);
+    }
+
     [Theory]
     [InlineData("""{ "op": "kmem_cache_create", "name": "x", "size": 10, "flags": "SLAB_FAST" }""", "steps[0].flags")]
     [InlineData("""{ "op": "kmem_cache_create", "name": "x" }""", "steps[0].size")]
+    [InlineData("""{ "op": "kmem_cache_create", "name": "x", "size": 10, "sheaf_capacity": 5000 }""", "steps[0].sheaf_capacity")]
     [InlineData("""{ "op": "kmem_cache_alloc", "label": "a" }""", "steps[0].cache")]
     [InlineData("""{ "op": "kmalloc", "label": "a" }""", "steps[0].size")]
     [InlineData("""{ "op": "kmalloc", "size": 10 }""", "steps[0].label")]
