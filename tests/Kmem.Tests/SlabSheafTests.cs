@@ -129,6 +129,24 @@ public unsafe class SlabSheafTests
     }
 
     [Fact]
+    public void An_object_freed_twice_into_a_sheaf_is_reported_at_the_flush_and_freed_once()
+    {
+        var (m, c, a) = TwoSlabs(capacity: 8);
+        using var _ = m;
+        c.Free(a[0]);
+        c.Free(a[1]);
+        c.Free(a[0]);                                       // not the sheaf's last object: not caught at once
+        c.Shrink();                                         // the flush sorts the sheaf and finds it twice
+        Assert.Contains($"freed twice: found twice in a sheaf", m.Dmesg());
+        Assert.Equal(a.Length - 2, c.ObjectsInUse);
+        Assert.Empty(m.VerifyIntegrity());
+        var again = Enumerable.Range(0, 2 * c.ObjectsPerSlab).Select(_ => c.Alloc(Gfp.Kernel)).ToArray();
+        Assert.Equal(again.Length, again.Distinct().Count());
+        Assert.Single(again, p => p == a[0]);
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
     public void A_double_free_at_the_head_of_a_slab_freelist_is_still_caught()
     {
         var (m, c, a) = TwoSlabs(capacity: 2, slabs: 3);

@@ -157,12 +157,21 @@ public sealed unsafe partial class SlabCache
         c->RemotePage = -1;
         c->RemoteCount = 0;
         c->RemoteHead = c->RemoteTail = 0;
-        var r = SlabFreeCore(idx, head, tail, count, out bool froze);
-        if (r != RemoteFree.Done)
+        FreeChain(c, idx, head, tail, count, "Detached freelist");
+    }
+
+    /// <summary>
+    /// Frees a chain of objects of one slab (linked head to tail) with one __slab_free(). With <paramref name="c"/>
+    /// a slab this takes out of the full state goes on that thread's CPU partial list; without, on the node list.
+    /// A chain holding an object already free (a double free inside it) is reported and its objects kept out
+    /// (leaked, counted in use): nothing already free is freed twice.
+    /// </summary>
+    private void FreeChain(KmemCacheCpu* c, int idx, nint head, nint tail, int count, string what)
+    {
+        if (SlabFreeCore(idx, head, tail, count, out bool froze, mayFreeze: c != null) != RemoteFree.Done)
         {
-            // Only a double free inside the list can do this: report it and keep the objects out (leaked, counted in use).
             var sb = new System.Text.StringBuilder();
-            SlabErr(sb, idx, $"Detached freelist of {count} objects from {P(head)} holds an object already free");
+            SlabErr(sb, idx, $"{what} of {count} objects from {P(head)} holds an object already free");
             SlabFix(sb, "Objects not freed");
             Report(sb);
             return;

@@ -154,20 +154,27 @@ public sealed unsafe partial class SlabCache
     // ================================================================== flush
 
     /// <summary>
-    /// sheaf_flush(): frees every object of a sheaf to its slab, one compare-and-swap per run of objects of one
-    /// slab. With <paramref name="c"/> a slab this frees out of the full state goes on that thread's CPU partial
-    /// list; without, on the node list.
+    /// sheaf_flush(): frees every object of a sheaf to its slab. The addresses are sorted first, so each slab's
+    /// objects go with one compare-and-swap and an object freed twice into the sheaf sits next to itself: it is
+    /// reported and freed once. With <paramref name="c"/> a slab this frees out of the full state goes on that
+    /// thread's CPU partial list; without, on the node list.
     /// </summary>
     private void SheafFlush(KmemCacheCpu* c, SlabSheaf* sh)
     {
         nint* objs = SlabSheaf.Objects(sh);
         int n = sh->Size;
         sh->Size = 0;
+        new Span<nint>(objs, n).Sort();
         int run = -1, count = 0;
         nint head = 0, tail = 0;
         for (int i = 0; i <= n; i++)
         {
             nint obj = i < n ? objs[i] : 0;
+            if (obj != 0 && obj == head)
+            {
+                SheafDoubleFree(obj);
+                continue;
+            }
             int idx = obj == 0 ? -1 : SlabHeadOf(obj);
             if (idx == run && obj != 0)
             {
@@ -176,26 +183,21 @@ public sealed unsafe partial class SlabCache
                 count++;
                 continue;
             }
-            if (run >= 0) FreeRun(c, run, head, tail, count);
+            if (run >= 0) FreeChain(c, run, head, tail, count, "Sheaf");
             run = idx;
             head = tail = obj;
             count = 1;
         }
     }
 
-    private void FreeRun(KmemCacheCpu* c, int idx, nint head, nint tail, int count)
+    /// <summary>An object found twice in a sheaf: freed twice by its users. Reported; the flush frees it once.</summary>
+    private void SheafDoubleFree(nint obj)
     {
-        var r = SlabFreeCore(idx, head, tail, count, out bool froze, mayFreeze: c != null);
-        if (r != RemoteFree.Done)
-        {
-            // Only a double free inside the sheaf can do this: report it and keep the objects out (leaked, counted in use).
-            var sb = new System.Text.StringBuilder();
-            SlabErr(sb, idx, $"Sheaf of {count} objects from {P(head)} holds an object already free");
-            SlabFix(sb, "Objects not freed");
-            Report(sb);
-            return;
-        }
-        if (froze) PutCpuPartial(c, idx);
+        int idx = SlabHeadOf(obj);
+        var sb = new System.Text.StringBuilder();
+        SlabErr(sb, idx, $"Object {P(obj)} freed twice: found twice in a sheaf");
+        SlabFix(sb, "Object freed once");
+        Report(sb);
     }
 
     /// <summary>The head frame of the slab holding a validated object.</summary>
