@@ -231,6 +231,49 @@ public unsafe class SlabCacheTests
     }
 
     [Fact]
+    public void The_object_allocated_last_takes_the_short_free_and_every_check_still_holds()
+    {
+        using var m = Machine.Boot("x86_64");
+        var c = m.KmemCacheCreate("last_alloc", 64, 0, SlabFlags.NoMerge);
+        // Alloc then free at once (the short path); a second free of it is still a naive double free.
+        nint o = c.Alloc(Gfp.Kernel);
+        c.Free(o);
+        Assert.Equal(SlabError.DoubleFree, Assert.Throws<SlabException>(() => c.Free(o)).Error);
+        Assert.Equal(0, c.ObjectsInUse);
+        // An interior pointer of the object allocated last is refused; the object itself then frees.
+        nint p = c.Alloc(Gfp.Kernel);
+        Assert.Equal(o, p);
+        Assert.Equal(SlabError.InvalidPointer, Assert.Throws<SlabException>(() => c.Free(p + 8)).Error);
+        Assert.Equal(1, c.ObjectsInUse);
+        c.Free(p);
+        // The CPU slab goes away between the allocation and the free (a shrink flushes it): the free takes the
+        // remote path, and a second free is caught there.
+        nint q = c.Alloc(Gfp.Kernel);
+        nint keep = c.Alloc(Gfp.Kernel);
+        nint r = c.Alloc(Gfp.Kernel);
+        c.Shrink();
+        c.Free(r);
+        Assert.Equal(SlabError.DoubleFree, Assert.Throws<SlabException>(() => c.Free(r)).Error);
+        Assert.Equal(2, c.ObjectsInUse);
+        // Freed by another thread while it is this thread's last allocation: the object is not handed out twice.
+        nint s = c.Alloc(Gfp.Kernel);
+        var t = new Thread(() => c.Free(s));
+        t.Start();
+        t.Join();
+        var again = Enumerable.Range(0, 3 * c.ObjectsPerSlab).Select(_ => c.Alloc(Gfp.Kernel)).ToList();
+        Assert.Equal(again.Count, again.Distinct().Count());
+        Assert.DoesNotContain(q, again);
+        Assert.DoesNotContain(keep, again);
+        foreach (var x in again) c.Free(x);
+        c.Free(q);
+        c.Free(keep);
+        Assert.Equal(0, c.ObjectsInUse);
+        TestSupport.AssertConsistent(m);
+        c.Shrink();
+        Assert.Equal(0, c.Slabs);
+    }
+
+    [Fact]
     public void A_write_after_free_that_corrupts_the_hardened_free_pointer_is_isolated_not_followed()
     {
         using var m = Machine.Boot("x86_64");

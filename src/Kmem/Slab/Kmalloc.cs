@@ -116,13 +116,28 @@ internal sealed unsafe partial class SlabAllocator
             // Small sizes: one table from (GFP type, size / 8) straight to the cache's slot.
             int e = (int)((uint)gfp & 1) * 24 + (int)(((uint)gfp >> 3) & 2) * 24 + (int)((size - 1) >> 3);
             nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_smallSlots), e), gfp);
-            return obj != 0 ? obj : KmallocSlab(size, gfp).AllocSlowFor(gfp, site);
+            return obj != 0 ? obj : KmallocSlow(size, gfp, site);
         }
+        return KmallocSlow(size, gfp, site);
+    }
+
+    /// <summary>
+    /// Everything kmalloc's inlined part leaves: the slow path of a small request, requests of 193 bytes to
+    /// 8 KiB (their fast path is tried here), 0 bytes and large requests. Kept out of line so that the code a
+    /// caller's loop inlines stays small.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint KmallocSlow(nuint size, Gfp gfp, CallSite site)
+    {
         if (size - 1 < MaxCacheSize)
         {
             int k = KmallocIndex(size, gfp);
-            nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_kmallocSlots), k), gfp);
-            return obj != 0 ? obj : _kmalloc[k]!.AllocSlowFor(gfp, site);
+            if (size > 192)
+            {
+                nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_kmallocSlots), k), gfp);
+                if (obj != 0) return obj;
+            }
+            return _kmalloc[k]!.AllocSlowFor(gfp, site);
         }
         return size == 0 ? ZeroSizePtr : KmallocLarge(size, gfp);
     }
@@ -155,8 +170,17 @@ internal sealed unsafe partial class SlabAllocator
     {
         if ((nuint)p <= (nuint)ZeroSizePtr) return;
         // The cache this thread freed to last: if p is in that cache's CPU slab, no page descriptor is needed.
+        nint* t = SlabThread.t_table;
+        int len = SlabThread.t_len;
         int hint = SlabThread.t_kfreeHint;
-        if (hint > SlabThread.DeadSlot && SlabCache.FreeFast(hint, p)) return;
+        if (hint > SlabThread.DeadSlot && SlabCache.FreeFast(t, len, hint, p)) return;
+        KfreeByPage(p, t, len, site);
+    }
+
+    /// <summary>kfree() past the hint: the cache from the page descriptor, then its fast, remote or slow free (out of line).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void KfreeByPage(nint p, nint* t, int len, CallSite site)
+    {
         nuint off = (nuint)(p - Linear);
         if (off < LinearBytes)
         {
@@ -167,7 +191,7 @@ internal sealed unsafe partial class SlabAllocator
             {
                 int slot = f->MapCount;
                 SlabThread.t_kfreeHint = slot;
-                if (SlabCache.FreeFast(slot, p) || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p)) return;
+                if (SlabCache.FreeFast(t, len, slot, p) || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p, t, len)) return;
             }
         }
         KfreeSlow(p, site);

@@ -37,6 +37,7 @@ public sealed unsafe partial class SlabCache
         try
         {
             var c = st.Get(_slot);
+            if (c != null && c->LastAlloc == obj) c->LastAlloc = 0;
             // A detached freelist may hold this very object: push it first so that the checks below see it.
             if (c != null && c->RemotePage >= 0) FlushRemote(c);
             if (OnSheafTop(c, obj)) throw NaiveDoubleFree(idx, obj, site, inSheaf: true);
@@ -72,8 +73,11 @@ public sealed unsafe partial class SlabCache
     /// cross-thread free of the network-buffer pattern). False when the slow path must decide: a pointer that
     /// is not an object of this cache, a debug cache, or a naive double free (which it then reports).
     /// </summary>
+    /// <param name="obj">The object.</param>
+    /// <param name="t">The calling thread's table of structures (as the caller read it).</param>
+    /// <param name="len">Its length (0 when the thread has none yet).</param>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal bool FreeRemote(nint obj)
+    internal bool FreeRemote(nint obj, nint* t, int len)
     {
         var s = _root;
         if (s._debug || _slot == SlabThread.DeadSlot) return false;
@@ -93,12 +97,11 @@ public sealed unsafe partial class SlabCache
         // An object of the thread's own CPU slab that FreeFast refused is the head of its freelist: a naive
         // double free for the slow path to report. (Only this thread sets its Page, so a stale read is harmless.)
         int slot = _slot;
-        if ((uint)slot < (uint)SlabThread.t_len && SlabThread.t_table[slot] is var cp && cp != 0 && ((KmemCacheCpu*)cp)->Page == idx)
+        if ((uint)slot < (uint)len && t[slot] is var cp && cp != 0 && ((KmemCacheCpu*)cp)->Page == idx)
             return false;
-        if ((uint)slot < (uint)SlabThread.t_len)
+        if ((uint)slot < (uint)len)
         {
             // Detach: collect frees to one slab on this thread's list, push them with one CAS when the slab changes.
-            nint* t = SlabThread.t_table;
             int* hs = (int*)t;
             Volatile.Write(ref hs[0], 1);                      // Busy
             KmemCacheCpu* c;

@@ -108,6 +108,7 @@ public sealed unsafe partial class SlabCache
     private void SetCpuSlab(KmemCacheCpu* c, int idx)
     {
         c->Page = idx;
+        c->LastAlloc = 0;
         c->SlabBase = SlabBase(idx);
         c->ObjStart = c->SlabBase + _redLeftPad;
         c->ObjBytes = (nuint)SlabWord.Objects(Word(idx)) * (nuint)_size;
@@ -116,6 +117,7 @@ public sealed unsafe partial class SlabCache
     private static void ClearCpuSlab(KmemCacheCpu* c)
     {
         c->Page = -1;
+        c->LastAlloc = 0;
         c->ObjBytes = 0;
     }
 

@@ -185,6 +185,7 @@ public sealed unsafe partial class SlabCache
                     if (obj != 0)
                     {
                         c->Hot = 0;                            // the object freed last comes back first (LIFO)
+                        c->LastAlloc = obj;
                         int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                         Volatile.Write(ref hs[0], 0);
                         if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
@@ -199,6 +200,7 @@ public sealed unsafe partial class SlabCache
                         {
                             nint next = c->SlabBase + (nint)link - 1;
                             c->Freelist = link == 0 ? 0 : next;
+                            c->LastAlloc = obj;
                             int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                             Volatile.Write(ref hs[0], 0);
                             if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
@@ -238,19 +240,22 @@ public sealed unsafe partial class SlabCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Free(nint obj, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        if (!FreeFast(_slot, obj) && !FreeRemote(obj)) FreeSlow(obj, new CallSite(caller, file, line), expected: this);
+        nint* t = SlabThread.t_table;
+        int len = SlabThread.t_len;
+        if (!FreeFast(t, len, _slot, obj) && !FreeRemote(obj, t, len)) FreeSlow(obj, new CallSite(caller, file, line), expected: this);
     }
 
     /// <summary>
     /// Pushes an object of the thread's CPU slab on its freelist (as the hot object): the address must fall on an
     /// object slot of that slab (so it is ours and not interior) and not be the freelist's head (a naive double free).
     /// False sends the caller to <see cref="FreeRemote"/> or the slow path. No page descriptor is read.
+    /// <paramref name="t"/> and <paramref name="len"/> are the calling thread's table and its length (read once by
+    /// the caller, so that the slower paths after it need no second thread-local access).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool FreeFast(int slot, nint obj)
+    internal static bool FreeFast(nint* t, int len, int slot, nint obj)
     {
-        if ((uint)slot >= (uint)SlabThread.t_len) return false;
-        nint* t = SlabThread.t_table;
+        if ((uint)slot >= (uint)len) return false;
         int* hs = (int*)t;
         Volatile.Write(ref hs[0], 1);                          // Busy
         if (Volatile.Read(ref hs[1]) == 0)                     // no DrainRequested: the structure is ours
@@ -258,6 +263,14 @@ public sealed unsafe partial class SlabCache
             var c = (KmemCacheCpu*)t[slot];
             if (c != null)
             {
+                if (obj == c->LastAlloc && obj != 0)
+                {
+                    // The object handed out last: known to start an object of the CPU slab, and in use.
+                    c->LastAlloc = 0;
+                    PushHot(c, obj);
+                    Volatile.Write(ref hs[0], 0);
+                    return true;
+                }
                 ulong o = (ulong)(obj - c->ObjStart);
                 if (o < c->ObjBytes)
                 {
@@ -266,15 +279,7 @@ public sealed unsafe partial class SlabCache
                     nint hot = c->Hot, head = c->Freelist;
                     if (i * size == o && obj != hot && obj != head)
                     {
-                        if (hot != 0)
-                        {
-                            // The previous hot object joins the freelist; this one becomes hot.
-                            nint fp = hot + c->Offset;
-                            uint link = head == 0 ? 0 : (uint)(head - c->SlabBase + 1);
-                            *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                            c->Freelist = hot;
-                        }
-                        c->Hot = obj;
+                        PushHot(c, obj);
                         Volatile.Write(ref hs[0], 0);
                         return true;
                     }
@@ -283,6 +288,22 @@ public sealed unsafe partial class SlabCache
         }
         Volatile.Write(ref hs[0], 0);
         return false;
+    }
+
+    /// <summary>Makes a validated object of the CPU slab the hot object; the previous hot object joins the freelist.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PushHot(KmemCacheCpu* c, nint obj)
+    {
+        nint hot = c->Hot;
+        if (hot != 0)
+        {
+            nint head = c->Freelist;
+            nint fp = hot + c->Offset;
+            uint link = head == 0 ? 0 : (uint)(head - c->SlabBase + 1);
+            *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+            c->Freelist = hot;
+        }
+        c->Hot = obj;
     }
 
     /// <inheritdoc/>

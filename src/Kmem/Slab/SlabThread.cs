@@ -11,8 +11,8 @@ namespace Kmem.Slab;
 
 /// <summary>
 /// One thread's state for one cache (<c>struct kmem_cache_cpu</c>), in native memory. The first 64 bytes
-/// hold everything the fast paths read, the cache's constants included, so that an allocation or a free
-/// touches this line and the object only.
+/// hold everything the allocation fast path and the free of the object allocated last read, the cache's
+/// constants included, so that such a pair touches this line and the object only.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct KmemCacheCpu
@@ -24,14 +24,14 @@ internal unsafe struct KmemCacheCpu
     /// effect, kept out of the object so that an alloc after a free touches neither the object nor its link.
     /// </summary>
     public nint Hot;
+    /// <summary>
+    /// The object the fast path handed out last from the CPU slab, while it is still in use (0: none): freeing it
+    /// needs no range or index check, since it is known to start an object of the CPU slab. Cleared when it is
+    /// freed by this thread and whenever the CPU slab changes.
+    /// </summary>
+    public nint LastAlloc;
     /// <summary>Linear address of the CPU slab (the base the free pointers are relative to).</summary>
     public nint SlabBase;
-    /// <summary>Address of the CPU slab's first object (SlabBase + red_left_pad).</summary>
-    public nint ObjStart;
-    /// <summary>Bytes the CPU slab's object slots span (objects × size); 0 without a CPU slab, so no address matches.</summary>
-    public nuint ObjBytes;
-    /// <summary>The cache's reciprocal of size for object index checks (0: divide).</summary>
-    public ulong Magic;
     /// <summary>The cache's free pointer offset (<c>s->offset</c>).</summary>
     public int Offset;
     /// <summary>The cache's hardening key (<c>s->random</c>).</summary>
@@ -40,6 +40,12 @@ internal unsafe struct KmemCacheCpu
     public uint SlabBytes;
     /// <summary>The cache's object stride (<c>s->size</c>).</summary>
     public int Size;
+    /// <summary>Address of the CPU slab's first object (SlabBase + red_left_pad).</summary>
+    public nint ObjStart;
+    /// <summary>Bytes the CPU slab's object slots span (objects × size); 0 without a CPU slab, so no address matches.</summary>
+    public nuint ObjBytes;
+    /// <summary>The cache's reciprocal of size for object index checks (0: divide).</summary>
+    public ulong Magic;
     /// <summary>Bytes <c>__GFP_ZERO</c> clears (<c>s->object_size</c>).</summary>
     public int ZeroBytes;
     /// <summary>Frame index of the CPU slab, or -1.</summary>
