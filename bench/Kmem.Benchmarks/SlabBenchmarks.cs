@@ -145,6 +145,15 @@ public unsafe class SlabCrossThreadBenchmarks
         public readonly void Free(nint p) => NativeMemory.Free((void*)p);
     }
 
+    /// <summary>The hand-over alone: thread B takes the item and frees nothing.</summary>
+    private struct NoFreer : IFreer<nint>
+    {
+        public readonly void Free(nint p) { }
+    }
+
+    private Consumer<nint, NoFreer>? _handOffConsumer;
+    private nint _handOffBlock;
+
     /// <summary>Boots one x86_64 machine, creates the unmerged 64-byte cache <c>bench64</c> and starts its consumer thread.</summary>
     [GlobalSetup(Target = nameof(KmemCacheAllocFree))]
     public void SetupCache() => SetupCacheWith(0);
@@ -198,10 +207,21 @@ public unsafe class SlabCrossThreadBenchmarks
         _arrayConsumer = new(_arrayRing, default, "arraypool-return");
     }
 
+    /// <summary>Starts a consumer thread that frees nothing, for the hand-over-only row.</summary>
+    [GlobalSetup(Target = nameof(HandOffOnly))]
+    public void SetupHandOff()
+    {
+        _handOffBlock = (nint)NativeMemory.Alloc(Size);
+        _ring = new SpscRing<nint>(RingSlots);
+        _handOffConsumer = new(_ring, default, "hand-off");
+    }
+
     /// <summary>Stops whichever consumer thread runs, destroys the cache and shuts the machine down.</summary>
     [GlobalCleanup]
     public void Cleanup()
     {
+        _handOffConsumer?.Stop();
+        if (_handOffBlock != 0) NativeMemory.Free((void*)_handOffBlock);
         _cacheConsumer?.Stop();
         _kfreeConsumer?.Stop();
         _nativeConsumer?.Stop();
@@ -273,6 +293,23 @@ public unsafe class SlabCrossThreadBenchmarks
             byte* p = (byte*)NativeMemory.Alloc(Size);
             *p = 1;
             ring.Enqueue((nint)p);
+        }
+        ring.WaitUntilEmpty();
+    }
+
+    /// <summary>
+    /// The floor of every row: the same block written and handed through the ring 1,000,000 times, thread B
+    /// freeing nothing. What a row costs above this is its allocator's.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void HandOffOnly()
+    {
+        var ring = _ring!;
+        nint p = _handOffBlock;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            *(byte*)p = 1;
+            ring.Enqueue(p);
         }
         ring.WaitUntilEmpty();
     }

@@ -4,30 +4,40 @@ using System.Runtime.InteropServices;
 
 namespace Kmem.Benchmarks;
 
-/// <summary>A counter alone on its cache lines (so producer and consumer indices do not share one).</summary>
+/// <summary>
+/// One side's index: <see cref="Value"/> and <see cref="Cached"/> are that side's own (no other thread reads them);
+/// <see cref="Published"/>, on a cache line of its own, is what the other side reads.
+/// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 192)]
 internal struct PaddedIndex
 {
     [FieldOffset(64)] public long Value;
-    [FieldOffset(72)] public long Cached; // the other side's index as last seen by this side
+    [FieldOffset(72)] public long Cached; // the other side's published index as last seen by this side
+    [FieldOffset(128)] public long Published;
 }
 
 /// <summary>
-/// Bounded SPSC ring. The producer spins while the ring is full, the consumer while it is empty.
-/// The consumer advances its index only after it has dealt with the item (<see cref="TryPeek"/>,
-/// then <see cref="Advance"/>), so <see cref="WaitUntilEmpty"/> means every item has been freed.
+/// Bounded SPSC ring with batched publication. Each side publishes its index once every <see cref="Batch"/>
+/// items, and at once whenever it is about to wait (the producer before it waits for room or for the ring to
+/// drain, the consumer when it finds the ring empty), so the index cache lines cross between the cores once a
+/// batch instead of once an item, and neither side can wait on an index the other has not published. The
+/// consumer advances its index only after it has dealt with the item (<see cref="TryPeek"/>, then
+/// <see cref="Advance"/>), so <see cref="WaitUntilEmpty"/> means every item has been freed.
 /// </summary>
 internal sealed class SpscRing<T>
 {
+    /// <summary>Items between two publications of an index.</summary>
+    public const int Batch = 32;
+
     private readonly T[] _slots;
     private readonly int _mask;
-    private PaddedIndex _head; // written by the producer
-    private PaddedIndex _tail; // written by the consumer
+    private PaddedIndex _head; // the producer's
+    private PaddedIndex _tail; // the consumer's
     private volatile Exception? _fault;
 
     public SpscRing(int capacity)
     {
-        if (capacity <= 0 || (capacity & (capacity - 1)) != 0) throw new ArgumentOutOfRangeException(nameof(capacity), "must be a power of two");
+        if (capacity < 2 * Batch || (capacity & (capacity - 1)) != 0) throw new ArgumentOutOfRangeException(nameof(capacity), $"must be a power of two, at least {2 * Batch}");
         _slots = new T[capacity];
         _mask = capacity - 1;
     }
@@ -42,43 +52,47 @@ internal sealed class SpscRing<T>
         long h = _head.Value;
         if (h - _head.Cached > _mask)
         {
-            _head.Cached = Volatile.Read(ref _tail.Value);
+            _head.Cached = Volatile.Read(ref _tail.Published);
             if (h - _head.Cached > _mask) WaitForRoom(h);
         }
         _slots[(int)h & _mask] = item;
-        Volatile.Write(ref _head.Value, h + 1);
+        _head.Value = ++h;
+        if ((h & (Batch - 1)) == 0) Volatile.Write(ref _head.Published, h);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void WaitForRoom(long h)
     {
+        Volatile.Write(ref _head.Published, h);
         var spin = new SpinWait();
-        while (h - (_head.Cached = Volatile.Read(ref _tail.Value)) > _mask)
+        while (h - (_head.Cached = Volatile.Read(ref _tail.Published)) > _mask)
         {
             if (_fault is { } f) throw new InvalidOperationException("the consumer thread failed", f);
             spin.SpinOnce(sleep1Threshold: -1);
         }
     }
 
-    /// <summary>Producer: waits until the consumer has finished with every item.</summary>
+    /// <summary>Producer: publishes what it has added and waits until the consumer has finished with every item.</summary>
     public void WaitUntilEmpty()
     {
         long h = _head.Value;
+        Volatile.Write(ref _head.Published, h);
         var spin = new SpinWait();
-        while (Volatile.Read(ref _tail.Value) != h)
+        while (Volatile.Read(ref _tail.Published) != h)
         {
             if (_fault is { } f) throw new InvalidOperationException("the consumer thread failed", f);
             spin.SpinOnce(sleep1Threshold: -1);
         }
     }
 
-    /// <summary>Consumer: the oldest item, without removing it; false when the ring is empty.</summary>
+    /// <summary>Consumer: the oldest item, without removing it; false (after publishing its index) when the ring is empty.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryPeek(out T item)
     {
         long t = _tail.Value;
-        if (t == _tail.Cached && t == (_tail.Cached = Volatile.Read(ref _head.Value)))
+        if (t == _tail.Cached && t == (_tail.Cached = Volatile.Read(ref _head.Published)))
         {
+            if (_tail.Published != t) Volatile.Write(ref _tail.Published, t);
             item = default!;
             return false;
         }
@@ -92,7 +106,8 @@ internal sealed class SpscRing<T>
     {
         long t = _tail.Value;
         if (RuntimeHelpers.IsReferenceOrContainsReferences<T>()) _slots[(int)t & _mask] = default!;
-        Volatile.Write(ref _tail.Value, t + 1);
+        _tail.Value = ++t;
+        if ((t & (Batch - 1)) == 0) Volatile.Write(ref _tail.Published, t);
     }
 }
 
