@@ -46,15 +46,18 @@ public sealed partial class Machine
     /// allocator above 8 KiB). Returns 0 on failure, <see cref="ZeroSizePtr"/> for 0 bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public nint Kmalloc(nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Slab.Kmalloc(size, gfp, new CallSite(caller, file, line));
+    public unsafe nint Kmalloc(nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        nint obj = SlabAllocator.KmallocFast(_kmallocSmallSlots, size, gfp);
+        return obj != 0 ? obj : Slab.KmallocSlow(size, gfp, new CallSite(caller, file, line));
+    }
 
     /// <summary>kmalloc() with an <see cref="int"/> size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Kmalloc(int size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(size);
-        return Slab.Kmalloc((nuint)size, gfp, new CallSite(caller, file, line));
+        return Kmalloc((nuint)size, gfp, caller, file, line);
     }
 
     /// <summary>kzalloc(): kmalloc with <see cref="Gfp.Zero"/>.</summary>
@@ -89,8 +92,10 @@ public sealed partial class Machine
     /// and raises <see cref="SlabException"/> or <see cref="InvalidAddressException"/>; nothing is freed then.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Kfree(nint p, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Slab.Kfree(p, new CallSite(caller, file, line));
+    public unsafe void Kfree(nint p, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        if (!SlabAllocator.KfreeFast(p, out nint* t, out int len)) Slab.KfreeByPage(p, t, len, new CallSite(caller, file, line));
+    }
 
     /// <summary>kmemdup(): a kmalloc'd copy of <paramref name="src"/>; 0 on failure.</summary>
     public unsafe nint Kmemdup(ReadOnlySpan<byte> src, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)

@@ -19,6 +19,8 @@ public sealed partial class Machine : IDisposable
     private readonly PageFrameTable _frames;
     internal readonly PageAllocator Pages;
     internal readonly SlabAllocator Slab;
+    /// <summary>The slab allocator's small-request table (<see cref="SlabAllocator.SmallSlots"/>), one load away for the inlined kmalloc.</summary>
+    private readonly unsafe int* _kmallocSmallSlots;
     private readonly KmemMetrics _metrics;
     // Copies of hot constants so the page entry points need no chain of loads.
     private readonly ulong _basePfn;
@@ -66,6 +68,7 @@ public sealed partial class Machine : IDisposable
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
+            unsafe { _kmallocSmallSlots = Slab.SmallSlots; }
             SlabViews.Register(ProcFs, Slab);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
         }

@@ -28,7 +28,13 @@ internal sealed unsafe partial class SlabAllocator
     private readonly int[] _kmallocSlots = Enumerable.Repeat(SlabThread.DeadSlot, Types * (ShiftHigh + 1)).ToArray();
 
     /// <summary>For requests of 1..192 bytes: the slot of the cache, by (__GFP_DMA, __GFP_RECLAIMABLE) × 24 + (size - 1) / 8.</summary>
-    private int[] _smallSlots = [];
+    private readonly int[] _smallSlots = GC.AllocateArray<int>(4 * 24, pinned: true);
+
+    /// <summary>
+    /// <see cref="_smallSlots"/> as a pointer (the array is pinned for the allocator's life), which the machine keeps
+    /// so that its inlined kmalloc reaches the table with one load.
+    /// </summary>
+    internal int* SmallSlots => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_smallSlots));
 
     /// <summary>The first index of each kmalloc type in <see cref="_kmalloc"/>, by (__GFP_DMA, __GFP_RECLAIMABLE).</summary>
     private int[] _typeOffset = [];
@@ -67,7 +73,6 @@ internal sealed unsafe partial class SlabAllocator
                 if (_kmalloc[TypeNormal * (ShiftHigh + 1) + i] is not null) NewKmallocCache(i, TypeDma);
         int dma = Settings.HasZoneDma ? TypeDma : TypeNormal; // without ZONE_DMA, KMALLOC_DMA is KMALLOC_NORMAL
         _typeOffset = [TypeNormal * (ShiftHigh + 1), dma * (ShiftHigh + 1), TypeReclaim * (ShiftHigh + 1), dma * (ShiftHigh + 1)];
-        _smallSlots = new int[4 * 24];
         for (int sel = 0; sel < 4; sel++)
             for (int e = 0; e < 24; e++)
                 _smallSlots[sel * 24 + e] = _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]];
@@ -111,14 +116,21 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Kmalloc(nuint size, Gfp gfp, CallSite site)
     {
-        if (size - 1 < 192)
-        {
-            // Small sizes: one table from (GFP type, size / 8) straight to the cache's slot.
-            int e = (int)((uint)gfp & 1) * 24 + (int)(((uint)gfp >> 3) & 2) * 24 + (int)((size - 1) >> 3);
-            nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_smallSlots), e), gfp);
-            return obj != 0 ? obj : KmallocSlow(size, gfp, site);
-        }
-        return KmallocSlow(size, gfp, site);
+        nint obj = KmallocFast(SmallSlots, size, gfp);
+        return obj != 0 ? obj : KmallocSlow(size, gfp, site);
+    }
+
+    /// <summary>
+    /// kmalloc's fast path for requests of 1..192 bytes: one table from (GFP type, size / 8) straight to the
+    /// cache's slot, then that cache's per-thread fast path. 0 when the request is of another size or the fast
+    /// path has nothing: <see cref="KmallocSlow"/> decides then.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static nint KmallocFast(int* smallSlots, nuint size, Gfp gfp)
+    {
+        if (size - 1 >= 192) return 0;
+        int e = (int)((uint)gfp & 1) * 24 + (int)(((uint)gfp >> 3) & 2) * 24 + (int)((size - 1) >> 3);
+        return SlabCache.AllocFast(smallSlots[e], gfp);
     }
 
     /// <summary>
@@ -127,7 +139,7 @@ internal sealed unsafe partial class SlabAllocator
     /// caller's loop inlines stays small.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private nint KmallocSlow(nuint size, Gfp gfp, CallSite site)
+    internal nint KmallocSlow(nuint size, Gfp gfp, CallSite site)
     {
         if (size - 1 < MaxCacheSize)
         {
@@ -168,18 +180,32 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Kfree(nint p, CallSite site)
     {
-        if ((nuint)p <= (nuint)ZeroSizePtr) return;
-        // The cache this thread freed to last: if p is in that cache's CPU slab, no page descriptor is needed.
-        nint* t = SlabThread.t_table;
-        int len = SlabThread.t_len;
-        int hint = SlabThread.t_kfreeHint;
-        if (hint > SlabThread.DeadSlot && SlabCache.FreeFast(t, len, hint, p)) return;
-        KfreeByPage(p, t, len, site);
+        if (!KfreeFast(p, out nint* t, out int len)) KfreeByPage(p, t, len, site);
+    }
+
+    /// <summary>
+    /// kfree's fast path: true when <paramref name="p"/> is 0 or ZERO_SIZE_PTR, or an object of the CPU slab of the
+    /// cache this thread freed to last (no page descriptor needed then). Otherwise false, with the thread's table
+    /// for <see cref="KfreeByPage"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool KfreeFast(nint p, out nint* t, out int len)
+    {
+        if ((nuint)p <= (nuint)ZeroSizePtr)
+        {
+            t = null;
+            len = 0;
+            return true;
+        }
+        t = SlabThread.t_table;
+        len = SlabThread.t_len;
+        // The hint is stored as slot ^ 1, so that a thread's initial 0 names the dead slot, whose entry is always null.
+        return SlabCache.FreeFast(t, len, SlabThread.t_kfreeHint ^ 1, p);
     }
 
     /// <summary>kfree() past the hint: the cache from the page descriptor, then its fast, remote or slow free (out of line).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void KfreeByPage(nint p, nint* t, int len, CallSite site)
+    internal void KfreeByPage(nint p, nint* t, int len, CallSite site)
     {
         nuint off = (nuint)(p - Linear);
         if (off < LinearBytes)
@@ -190,7 +216,7 @@ internal sealed unsafe partial class SlabAllocator
             if ((f->Flags & PageFlags.Slab) != 0)
             {
                 int slot = f->MapCount;
-                SlabThread.t_kfreeHint = slot;
+                SlabThread.t_kfreeHint = slot ^ 1;
                 if (SlabCache.FreeFast(t, len, slot, p) || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p, t, len)) return;
             }
         }

@@ -79,7 +79,10 @@ internal sealed unsafe class SlabThread
     // The fast path's view: primitive thread statics are read inline.
     [ThreadStatic] internal static nint* t_table;
     [ThreadStatic] internal static int t_len;
-    /// <summary>The slot of the cache the thread's last kfree went to (0: none), tried before the page descriptor.</summary>
+    /// <summary>
+    /// The slot of the cache the thread's last kfree went to, stored as slot ^ 1 (so 0, the initial value, names
+    /// <see cref="DeadSlot"/>, whose entry is null in every table); tried before the page descriptor.
+    /// </summary>
     [ThreadStatic] internal static int t_kfreeHint;
     [ThreadStatic] private static SlabThread? t_self;
 
