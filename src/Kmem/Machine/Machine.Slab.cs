@@ -94,7 +94,7 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe void Kfree(nint p, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        if (!SlabAllocator.KfreeFast(p, out nint* t, out int len)) Slab.KfreeByPage(p, t, len, new CallSite(caller, file, line));
+        if (!SlabAllocator.KfreeFast(p, out nint* t, out int len, out int hint)) Slab.KfreeByPage(p, t, len, hint, new CallSite(caller, file, line));
     }
 
     /// <summary>kmemdup(): a kmalloc'd copy of <paramref name="src"/>; 0 on failure.</summary>

@@ -180,32 +180,37 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Kfree(nint p, CallSite site)
     {
-        if (!KfreeFast(p, out nint* t, out int len)) KfreeByPage(p, t, len, site);
+        if (!KfreeFast(p, out nint* t, out int len, out int hint)) KfreeByPage(p, t, len, hint, site);
     }
 
     /// <summary>
     /// kfree's fast path: true when <paramref name="p"/> is 0 or ZERO_SIZE_PTR, or an object of the CPU slab of the
     /// cache this thread freed to last (no page descriptor needed then). Otherwise false, with the thread's table
-    /// for <see cref="KfreeByPage"/>.
+    /// and the hint's slot for <see cref="KfreeByPage"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool KfreeFast(nint p, out nint* t, out int len)
+    internal static bool KfreeFast(nint p, out nint* t, out int len, out int hint)
     {
         if ((nuint)p <= (nuint)ZeroSizePtr)
         {
             t = null;
             len = 0;
+            hint = SlabThread.DeadSlot;
             return true;
         }
         t = SlabThread.t_table;
         len = SlabThread.t_len;
         // The hint is stored as slot ^ 1, so that a thread's initial 0 names the dead slot, whose entry is always null.
-        return SlabCache.FreeFast(t, len, SlabThread.t_kfreeHint ^ 1, p);
+        hint = SlabThread.t_kfreeHint ^ 1;
+        return SlabCache.FreeFast(t, len, hint, p);
     }
 
-    /// <summary>kfree() past the hint: the cache from the page descriptor, then its fast, remote or slow free (out of line).</summary>
+    /// <summary>
+    /// kfree() past the hint: the cache from the page descriptor, then its fast, remote or slow free (out of line).
+    /// <paramref name="hint"/> is the slot the fast path tried: its fast free is not tried twice, nor the hint rewritten.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal void KfreeByPage(nint p, nint* t, int len, CallSite site)
+    internal void KfreeByPage(nint p, nint* t, int len, int hint, CallSite site)
     {
         nuint off = (nuint)(p - Linear);
         if (off < LinearBytes)
@@ -216,8 +221,12 @@ internal sealed unsafe partial class SlabAllocator
             if ((f->Flags & PageFlags.Slab) != 0)
             {
                 int slot = f->MapCount;
-                SlabThread.t_kfreeHint = slot ^ 1;
-                if (SlabCache.FreeFast(t, len, slot, p) || Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p, t, len)) return;
+                if (slot != hint)
+                {
+                    SlabThread.t_kfreeHint = slot ^ 1;
+                    if (SlabCache.FreeFast(t, len, slot, p)) return;
+                }
+                if (Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), slot)!.FreeRemote(p, t, len)) return;
             }
         }
         KfreeSlow(p, site);
