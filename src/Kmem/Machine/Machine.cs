@@ -5,6 +5,7 @@ using Kmem.Diagnostics;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;
+using Kmem.Vmalloc;
 
 namespace Kmem;
 
@@ -22,6 +23,8 @@ public sealed partial class Machine : IDisposable
     /// <summary>The slab allocator's small-request table (<see cref="SlabAllocator.SmallSlots"/>), one load away for the inlined kmalloc.</summary>
     private readonly unsafe int* _kmallocSmallSlots;
     private readonly KmemMetrics _metrics;
+    /// <summary>The vmalloc window, or null where physical memory cannot be mapped twice.</summary>
+    private readonly VmallocSpace? _vmalloc;
     // Copies of hot constants so the page entry points need no chain of loads.
     private readonly ulong _basePfn;
     private readonly ulong _frameCount;
@@ -70,10 +73,18 @@ public sealed partial class Machine : IDisposable
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
             unsafe { _kmallocSmallSlots = Slab.SmallSlots; }
             SlabViews.Register(ProcFs, Slab);
+            if (_phys.IsFileBacked)
+            {
+                _vmalloc = new VmallocSpace(Pages, Slab, _phys.FileDescriptor,
+                    Math.Min(VmallocWindowBytes(profile, layout), MachineProfile.MaxVmallocReserve),
+                    profile.Is64Bit ? 8 : 4, profile.Cpus);
+                VmallocViews.Register(ProcFs, _vmalloc, numa: profile.Is64Bit);
+            }
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
         }
         catch
         {
+            _vmalloc?.Dispose();
             _frames?.Dispose();
             _phys.Dispose();
             throw;
@@ -169,6 +180,7 @@ public sealed partial class Machine : IDisposable
         ThrowIfDisposed();
         var errors = new List<string>(Pages.CheckInvariants().Errors);
         errors.AddRange(Slab.CheckInvariants());
+        if (_vmalloc is not null) errors.AddRange(_vmalloc.CheckInvariants());
         return errors;
     }
 
@@ -182,13 +194,7 @@ public sealed partial class Machine : IDisposable
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
     private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)
     {
-        long vmallocKb = p.Arch switch
-        {
-            Arch.X86_64 => 34359738367,              // 32 TiB - 1 (4-level paging)
-            Arch.Arm64 => 263061440,                 // 39-bit VA
-            // VMALLOC_END 0xff800000 minus VMALLOC_START (end of lowmem + 8 MiB, 8 MiB aligned)
-            _ => (long)((0xff800000UL - (((0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) - layout.SpanStart + (8UL << 20)) + ((8UL << 20) - 1)) & ~((8UL << 20) - 1))) >> 10),
-        };
+        long vmallocKb = (long)(VmallocWindowBytes(p, layout) >> 10);
         return new ViewConfig
         {
             HighMem = p.Arch == Arch.Arm,
@@ -200,6 +206,15 @@ public sealed partial class Machine : IDisposable
             Cpus = p.Cpus,
         };
     }
+
+    /// <summary>VMALLOC_END - VMALLOC_START: the profile's size, else the architecture's.</summary>
+    private static ulong VmallocWindowBytes(MachineProfile p, MemoryLayout layout) => p.VmallocSize ?? p.Arch switch
+    {
+        Arch.X86_64 => (32UL << 40) - 1,                 // 32 TiB - 1 (4-level paging, VMALLOC_END inclusive)
+        Arch.Arm64 => 263061440UL << 10,                 // 39-bit VA
+        // VMALLOC_END 0xff800000 minus VMALLOC_START (end of lowmem + 8 MiB, 8 MiB aligned)
+        _ => 0xff800000UL - (((0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) - layout.SpanStart + (8UL << 20)) + ((8UL << 20) - 1)) & ~((8UL << 20) - 1)),
+    };
 
     /// <summary>How the x86_64 direct map covers RAM with 4 KiB, 2 MiB and 1 GiB pages (in KiB).</summary>
     private static (long, long, long) DirectMapSplit(MachineProfile p)
@@ -230,6 +245,7 @@ public sealed partial class Machine : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
 #pragma warning restore CS0420
         _metrics.Dispose();
+        _vmalloc?.Dispose();
         Slab.Dispose();
         Pages.Dispose();
         _frames.Dispose();

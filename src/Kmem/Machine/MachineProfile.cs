@@ -82,6 +82,16 @@ public sealed record MachineProfile
     public IReadOnlyList<DeviceSpec> Devices { get; init; } = [];
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
     public long? MinFreeKbytes { get; init; }
+    /// <summary>
+    /// Size of the vmalloc window (VMALLOC_END - VMALLOC_START), or null for the architecture's: on 32-bit ARM
+    /// from the end of lowmem to 0xff800000, on arm64 (39-bit VA) 251 GiB, on x86_64 32 TiB. Kmem reserves at most
+    /// <see cref="MaxVmallocReserve"/> of it in the host's address space (docs/vmalloc.md).
+    /// </summary>
+    public ulong? VmallocSize { get; init; }
+
+    /// <summary>The most address space one machine reserves for its vmalloc window (64 GiB).</summary>
+    public const ulong MaxVmallocReserve = 64UL << 30;
+
     /// <summary>The kernel command line (e.g. <c>slub_debug=FZPU slub_max_order=2</c>); see docs/profiles.md.</summary>
     public string Cmdline { get; init; } = "";
 

@@ -20,7 +20,7 @@ internal static partial class ProfileReader
     {
         if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
         Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
-            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline");
+            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size");
 
         string name = Str(root, "name", required: true)!;
         if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
@@ -204,6 +204,13 @@ internal static partial class ProfileReader
         string cmdline = Str(root, "cmdline", required: false) ?? "";
         KernelCmdline.Parse(cmdline, "cmdline");
 
+        ulong? vmallocSize = Size(root, "vmalloc_size", "", required: false);
+        if (vmallocSize is { } vs)
+        {
+            if (vs < 1UL << 20 || vs % (1UL << 20) != 0) throw new ProfileException("vmalloc_size", $"0x{vs:x} is not a whole number of MiB (at least 1M)");
+            if (vs > MachineProfile.MaxVmallocReserve) throw new ProfileException("vmalloc_size", $"0x{vs:x} is above the {MachineProfile.MaxVmallocReserve >> 30} GiB Kmem can reserve");
+        }
+
         return partial with
         {
             Cmdline = cmdline,
@@ -211,6 +218,7 @@ internal static partial class ProfileReader
             Cma = cma,
             Devices = devices,
             MinFreeKbytes = minFree,
+            VmallocSize = vmallocSize,
         };
     }
 

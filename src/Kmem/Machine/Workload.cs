@@ -33,6 +33,9 @@ public sealed class Workload
         ["kmem_cache_free"] = ["label", "count", "which"],
         ["kmem_cache_shrink"] = ["cache"],
         ["kmem_cache_destroy"] = ["cache"],
+        ["vmalloc"] = ["label", "size", "gfp", "count", "expect", "fill", "user"],
+        ["vfree"] = ["label", "count", "which"],
+        ["vm_unmap_aliases"] = [],
     };
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)

@@ -38,9 +38,9 @@ public sealed class WorkloadResult
 /// <summary>Executes workloads (see docs/workloads.md for the format).</summary>
 public sealed class WorkloadRunner
 {
-    /// <summary>One allocation a label holds: pages (Page, Order), an exact allocation (Address, ExactSize),
-    /// a kmalloc buffer (Address, ObjectSize) or a slab object (Address, ObjectSize, Cache).</summary>
-    private sealed record Held(Page Page, int Order, nint Address, nuint ExactSize, nuint ObjectSize = 0, SlabCache? Cache = null, bool Kmalloc = false)
+    /// <summary>One allocation a label holds: pages (Page, Order), an exact allocation or a vmalloc area (Address,
+    /// ExactSize), a kmalloc buffer (Address, ObjectSize) or a slab object (Address, ObjectSize, Cache).</summary>
+    private sealed record Held(Page Page, int Order, nint Address, nuint ExactSize, nuint ObjectSize = 0, SlabCache? Cache = null, bool Kmalloc = false, bool Vmalloc = false)
     {
         public long Pages => Kmalloc || Cache is not null ? 0 : ExactSize > 0 ? (long)((ExactSize + 4095) / 4096) : 1L << Order;
         public long Bytes => Kmalloc || Cache is not null ? (long)ObjectSize : 0;
@@ -132,6 +132,19 @@ public sealed class WorkloadRunner
                     ? new Held(default, 0, a, 0, size == 0 ? 0 : _m.Ksize(a, "workload"), null, Kmalloc: true) : null);
                 break;
             }
+            case "vmalloc":
+            {
+                ulong size = Size(step, "size");
+                var gfp = GfpArg(step);
+                bool user = Bool(step, "user");
+                AllocSteps(step, $"vmalloc({size})", () =>
+                    (user ? _m.VmallocUser((nuint)size, "workload") : _m.Vmalloc((nuint)size, gfp, "workload")) is var a && a != 0
+                        ? new Held(default, 0, a, (nuint)size, Vmalloc: true) : null);
+                break;
+            }
+            case "vm_unmap_aliases":
+                _m.VmUnmapAliases();
+                break;
             case "kmem_cache_create":
             {
                 string name = Str(step, "name")!;
@@ -153,7 +166,7 @@ public sealed class WorkloadRunner
             case "kmem_cache_destroy":
                 CacheArg(step).Destroy();
                 break;
-            case "free_pages" or "kfree" or "kmem_cache_free":
+            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree":
             {
                 string label = Str(step, "label")!;
                 var list = Holder(label);
@@ -228,6 +241,7 @@ public sealed class WorkloadRunner
     private void FreeOne(Held h)
     {
         if (h.Kmalloc) _m.Kfree(h.Address, "workload");
+        else if (h.Vmalloc) _m.Vfree(h.Address, "workload");
         else if (h.Cache is not null) h.Cache.Free(h.Address, "workload");
         else if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
         else _m.FreePages(h.Page, h.Order);
@@ -303,7 +317,7 @@ public sealed class WorkloadRunner
     internal static void Validate(WorkloadStep step)
     {
         string[] needsLabel = ["alloc_pages", "free_pages", "alloc_pages_exact", "get_page", "put_page", "write", "verify",
-            "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free"];
+            "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "vmalloc", "vfree"];
         if (needsLabel.Contains(step.Op))
         {
             string? label = Str(step, "label");
@@ -334,6 +348,15 @@ public sealed class WorkloadRunner
                 Expect(step);
                 if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
                 break;
+            case "vmalloc":
+                if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
+                if (Size(step, "size") > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be below 2 GiB");
+                GfpArg(step);
+                Bool(step, "user");
+                Long(step, "count", 1, 1, 10_000_000);
+                Expect(step);
+                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                break;
             case "kmem_cache_create":
                 if (string.IsNullOrWhiteSpace(Str(step, "name"))) throw new WorkloadException($"{step.Location}.name", "is required");
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
@@ -352,7 +375,7 @@ public sealed class WorkloadRunner
                     if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
                 }
                 break;
-            case "free_pages" or "kfree" or "kmem_cache_free":
+            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree":
                 if (step.Args.TryGetValue("count", out var c) && !(c.ValueKind == JsonValueKind.String && c.GetString() == "all"))
                     Long(step, "count", 1, 0, long.MaxValue);
                 if (Str(step, "which") is { } w && w is not ("newest" or "oldest" or "random"))
@@ -384,6 +407,17 @@ public sealed class WorkloadRunner
         if (!step.Args.TryGetValue(key, out var v)) return null;
         if (v.ValueKind != JsonValueKind.String) throw new WorkloadException($"{step.Location}.{key}", "must be a string");
         return v.GetString();
+    }
+
+    private static bool Bool(WorkloadStep step, string key)
+    {
+        if (!step.Args.TryGetValue(key, out var v)) return false;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new WorkloadException($"{step.Location}.{key}", "must be true or false"),
+        };
     }
 
     private static int Int(WorkloadStep step, string key, int dflt, int min = int.MinValue, int max = int.MaxValue) =>

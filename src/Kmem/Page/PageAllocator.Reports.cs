@@ -77,6 +77,12 @@ internal sealed unsafe partial class PageAllocator
     public void WarnOnce(string key, string warning)
     {
         lock (_reportLock) if (!_warnedOnce.Add(key)) return;
+        Warn(warning);
+    }
+
+    /// <summary>WARN(1, ...): the cut-here block with the warning, the stack and the taint.</summary>
+    public void Warn(string warning)
+    {
         AddTaint(TaintWarn);
         var sb = new StringBuilder();
         sb.Append("------------[ cut here ]------------\n");
@@ -90,8 +96,15 @@ internal sealed unsafe partial class PageAllocator
     // ---------------------------------------------------------------- warn_alloc
 
     /// <summary>warn_alloc(): "page allocation failure" (rate-limited to one per 10 s), stack and show_mem.</summary>
-    public void WarnAlloc(Gfp gfp, int order)
+    public void WarnAlloc(Gfp gfp, int order) => WarnAlloc(gfp, $"page allocation failure: order:{order}");
+
+    /// <summary>
+    /// warn_alloc() with the caller's reason (<c>vmalloc: allocation failure: N bytes</c>, …): nothing under
+    /// <see cref="Gfp.NoWarn"/>; one report per 10 s shared by every caller, as the kernel's single ratelimit state.
+    /// </summary>
+    public void WarnAlloc(Gfp gfp, string what)
     {
+        if ((gfp & Gfp.NoWarn) != 0) return;
         long now = _log.NowNs;
         lock (_reportLock)
         {
@@ -108,7 +121,7 @@ internal sealed unsafe partial class PageAllocator
             }
         }
         var sb = new StringBuilder();
-        sb.Append($"{TaskName()}: page allocation failure: order:{order}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
+        sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
         DumpStack(sb, 4);
         _log.Printk(LogLevel.Warning, sb.ToString());
         _log.Printk(LogLevel.Warning, ShowMem());

@@ -1,0 +1,482 @@
+// The vmalloc window of one machine: a range of host address space reserved inaccessible at boot,
+// into which scattered physical pages are mapped from the physical-memory file at their own offsets,
+// so that a vmalloc address and a page's linear-map address are the same bytes (as in the kernel).
+// vmap areas are placed lowest-address first fit with a guard page after each; freed areas are
+// unmapped at once and their addresses reused after a lazy purge, as mm/vmalloc.c does.
+using System.Runtime.InteropServices;
+using Kmem.Paging;
+using Kmem.Physical;
+using Kmem.Slab;
+
+namespace Kmem.Vmalloc;
+
+/// <summary>The vmap-area allocator and the page mapping of the vmalloc window.</summary>
+internal sealed unsafe class VmallocSpace : IDisposable
+{
+    private const int PageShift = PhysicalMemory.PageShift;
+    private const ulong PageSize = PhysicalMemory.PageSize;
+
+    /// <summary>GFP_RECLAIM_MASK: the bits a nested allocation (the page array) inherits.</summary>
+    private const Gfp ReclaimMask = Gfp.Reclaim | Gfp.High | Gfp.Io | Gfp.Fs | Gfp.NoWarn | Gfp.RetryMayFail
+        | Gfp.NoFail | Gfp.NoRetry | Gfp.Memalloc | Gfp.NoMemalloc;
+
+    private readonly PageAllocator _pa;
+    private readonly SlabAllocator _slab;
+    private readonly KernelLog _log;
+    private readonly int _fd;
+    private readonly int _ptrSize;
+    private readonly long _lazyMaxPages;
+    private readonly long _totalRamPages;
+    private nint _start;
+    private readonly ulong _size;
+    /// <summary>The window's "page table": frame index + 1 of the page mapped at each window page, 0 when none.</summary>
+    private uint* _pte;
+
+    private readonly Lock _lock = new();
+    private readonly RangeSet _free = new();
+    private readonly RangeSet _purge = new();
+    private readonly List<Area> _busy = [];    // sorted by address
+    private long _lazyPages;
+    private ulong _highWater;                  // end of the highest area ever placed (offset), for the checks
+    private long _vmapWarnNs = long.MinValue;
+    private long _mapCalls;
+
+    /// <summary>One busy area (struct vm_struct with its vmap_area).</summary>
+    private sealed class Area
+    {
+        public nint Start;
+        public ulong Size;          // with the guard page
+        public VmFlags Flags;
+        public int Mapped;          // pages mapped
+        public int NrPages;         // pages owned (freed with the area)
+        public nint PageArray;      // area->pages: kmalloc'ed, or vmalloc'ed when larger than a page
+        public CallSite Caller;
+    }
+
+    public VmallocSpace(PageAllocator pa, SlabAllocator slab, int fd, ulong size, int ptrSize, int cpus)
+    {
+        _pa = pa;
+        _slab = slab;
+        _log = pa.Log;
+        _fd = fd;
+        _ptrSize = ptrSize;
+        _size = size & ~(PageSize - 1);
+        _totalRamPages = pa.TotalRamPages;
+        // lazy_max_pages(): fls(num_online_cpus()) * (32 MiB / PAGE_SIZE)
+        _lazyMaxPages = (32 - System.Numerics.BitOperations.LeadingZeroCount((uint)cpus)) * (32L << 20 >> PageShift);
+        _start = Libc.Mmap(0, (nuint)_size, Libc.ProtNone, Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
+        if (_start == Libc.MapFailed)
+        {
+            _start = 0;
+            throw new InvalidOperationException($"vmalloc: cannot reserve {_size >> 20} MiB of address space for the window (errno {Marshal.GetLastPInvokeError()})");
+        }
+        _pte = (uint*)NativeMemory.AllocZeroed((nuint)(_size >> PageShift), sizeof(uint));
+        _free.Add(0, _size);
+    }
+
+    /// <summary>VMALLOC_START: the first address of the window.</summary>
+    public nint Start => _start;
+
+    /// <summary>VMALLOC_END: the first address past the window.</summary>
+    public nint End => _start + (nint)_size;
+
+    /// <summary>Bytes of the window.</summary>
+    public ulong Size => _size;
+
+    /// <summary>Host mmap calls made to map pages (a run of consecutive frames is one call).</summary>
+    public long MapCalls => Volatile.Read(ref _mapCalls);
+
+    /// <summary>Pages waiting for the lazy purge (vmap_lazy_nr).</summary>
+    public long LazyPages { get { lock (_lock) return _lazyPages; } }
+
+    /// <summary>lazy_max_pages().</summary>
+    public long LazyMaxPages => _lazyMaxPages;
+
+    /// <summary>is_vmalloc_addr().</summary>
+    public bool Contains(nint addr) => (nuint)(addr - _start) < (nuint)_size;
+
+    /// <summary>The frame index mapped at <paramref name="addr"/>, or -1 when nothing is mapped there.</summary>
+    public int FrameAt(nint addr)
+    {
+        nuint off = (nuint)(addr - _start);
+        if (off >= (nuint)_size) return -1;
+        uint e = Volatile.Read(ref _pte[off >> PageShift]);
+        return (int)e - 1;
+    }
+
+    // ================================================================== allocation
+
+    /// <summary>
+    /// __vmalloc_node_range(): a virtually contiguous area of order-0 pages. Returns 0 on failure, with the
+    /// kernel's warnings unless <see cref="Gfp.NoWarn"/>.
+    /// </summary>
+    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller)
+    {
+        ulong real = size;
+        size = (size + PageSize - 1) & ~(PageSize - 1);
+        if (size == 0 || size < real || (long)(size >> PageShift) > _totalRamPages)
+        {
+            _pa.WarnAlloc(gfp, $"vmalloc: allocation failure: {real} bytes");
+            return 0;
+        }
+        var area = GetVmArea(size, flags | VmFlags.Alloc, caller, gfp);
+        if (area is null)
+        {
+            _pa.WarnAlloc(gfp, $"vmalloc: allocation failure: {real} bytes");
+            return 0;
+        }
+        int nr = (int)(size >> PageShift);
+        // The page array: kmalloc'ed, or vmalloc'ed itself when it is larger than a page (shown as "vpages").
+        ulong arrayBytes = (ulong)nr * (ulong)_ptrSize;
+        Gfp nested = (gfp & ReclaimMask) | Gfp.Zero;
+        nint pages = arrayBytes > PageSize
+            ? Vmalloc(arrayBytes, nested | Gfp.HighMem, VmFlags.None, caller)
+            : _slab.Kmalloc((nuint)arrayBytes, nested, caller);
+        if (pages == 0)
+        {
+            ReleaseArea(area);
+            return 0;
+        }
+        area.PageArray = pages;
+        Gfp pageGfp = gfp | Gfp.NoWarn;
+        if ((gfp & (Gfp.Dma | Gfp.Dma32)) == 0) pageGfp |= Gfp.HighMem;
+        int got = 0;
+        var frames = nr <= 1024 ? stackalloc int[nr] : new int[nr];
+        for (; got < nr; got++)
+        {
+            int idx = _pa.Alloc(pageGfp, 0);
+            if (idx < 0) break;
+            frames[got] = idx;
+            SetArrayEntry(pages, got, _pa.BasePfn + (ulong)idx);
+        }
+        if (got < nr)
+        {
+            _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
+            for (int i = 0; i < got; i++) _pa.Free(frames[i], 0, "vfree");
+            FreePageArray(area, caller);
+            ReleaseArea(area);
+            return 0;
+        }
+        if (!MapFrames(area.Start, frames))
+        {
+            _log.Err($"vmalloc: cannot map {nr} pages at 0x{area.Start:x}: the host refused the mapping (errno {Marshal.GetLastPInvokeError()})");
+            UnmapRange(area.Start, nr);
+            for (int i = 0; i < nr; i++) _pa.Free(frames[i], 0, "vfree");
+            FreePageArray(area, caller);
+            ReleaseArea(area);
+            return 0;
+        }
+        area.Mapped = nr;
+        area.NrPages = nr;
+        _pa.Stat.ModVmalloc(nr);
+        return area.Start;
+    }
+
+    /// <summary>vmap(): maps the given frames into one new area. Returns 0 when the window has no room.</summary>
+    public nint Vmap(ReadOnlySpan<int> frames, VmFlags flags, CallSite caller)
+    {
+        if (frames.Length == 0 || frames.Length > _totalRamPages) return 0;
+        var area = GetVmArea((ulong)frames.Length << PageShift, flags, caller, Gfp.Kernel);
+        if (area is null) return 0;
+        if (!MapFrames(area.Start, frames))
+        {
+            _log.Err($"vmap: cannot map {frames.Length} pages at 0x{area.Start:x}: the host refused the mapping (errno {Marshal.GetLastPInvokeError()})");
+            UnmapRange(area.Start, frames.Length);
+            ReleaseArea(area);
+            return 0;
+        }
+        area.Mapped = frames.Length;
+        if ((flags & VmFlags.MapPutPages) != 0) area.NrPages = frames.Length;
+        return area.Start;
+    }
+
+    /// <summary>
+    /// vfree()/vunmap(): unmaps the area that starts at <paramref name="addr"/> and, for vfree, frees the pages it
+    /// owns. A bad or unknown address is reported (WARN) and raises <see cref="InvalidAddressException"/>; nothing is
+    /// unmapped then.
+    /// </summary>
+    public void Free(nint addr, bool freePages, CallSite caller)
+    {
+        string fn = freePages ? "vfree" : "vunmap";
+        if ((addr & (nint)(PageSize - 1)) != 0)
+        {
+            _pa.Warn($"Trying to {fn}() bad address ({P(addr)})");
+            throw new InvalidAddressException($"{fn}: 0x{addr:x} is not page aligned{Inside(addr)}");
+        }
+        Area? area;
+        lock (_lock)
+        {
+            int i = Find(addr);
+            area = i >= 0 && _busy[i].Start == addr ? _busy[i] : null;
+            if (area is not null && !freePages && (area.Flags & (VmFlags.Alloc | VmFlags.MapPutPages)) != 0)
+            {
+                area = null;
+                i = -2;
+            }
+            if (area is not null) _busy.RemoveAt(i);
+            else if (i == -2)
+            {
+                _log.Err($"vunmap: 0x{addr:x} was made by vmalloc (or vmap with VM_MAP_PUT_PAGES): vfree() frees it");
+                throw new InvalidAddressException($"vunmap: 0x{addr:x} owns its pages; free it with Vfree");
+            }
+        }
+        if (area is null)
+        {
+            _pa.Warn($"Trying to {fn}() nonexistent vm area ({P(addr)})");
+            throw new InvalidAddressException($"{fn}: no vmalloc area starts at 0x{addr:x}{Inside(addr)}");
+        }
+        int n = area.Mapped;
+        if (area.NrPages > 0)
+        {
+            // Read the frames before the mapping goes: they are the area's pages.
+            var frames = n <= 1024 ? stackalloc int[n] : new int[n];
+            for (int k = 0; k < n; k++) frames[k] = (int)_pte[((ulong)(area.Start - _start) >> PageShift) + (ulong)k] - 1;
+            UnmapRange(area.Start, n);
+            for (int k = 0; k < n; k++) _pa.Free(frames[k], 0, fn);
+            if ((area.Flags & VmFlags.Alloc) != 0) _pa.Stat.ModVmalloc(-area.NrPages);
+        }
+        else
+        {
+            UnmapRange(area.Start, n);
+        }
+        FreePageArray(area, caller);
+        LazyFree(area);
+    }
+
+    /// <summary>" (inside the area 0x…-0x…)" when <paramref name="addr"/> falls in a busy area, else "".</summary>
+    private string Inside(nint addr)
+    {
+        lock (_lock)
+        {
+            int i = Find(addr);
+            if (i < 0) return Contains(addr) ? "" : " (not a vmalloc address)";
+            var a = _busy[i];
+            return $" (inside the area 0x{a.Start:x}-0x{a.Start + (nint)a.Size:x})";
+        }
+    }
+
+    private static string P(nint p) => $"0x{p:x16}";
+
+    /// <summary>vm_unmap_aliases() / purge_vmap_area_lazy(): every lazily freed area becomes free address space.</summary>
+    public void PurgeLazy()
+    {
+        lock (_lock) PurgeLocked();
+    }
+
+    private void PurgeLocked()
+    {
+        foreach (var (s, e) in _purge.Ranges) _free.Add(s, e);
+        _purge.Clear();
+        _lazyPages = 0;
+    }
+
+    // ================================================================== areas
+
+    /// <summary>__get_vm_area_node() + alloc_vmap_area(): place size + guard bytes, purging once on failure.</summary>
+    private Area? GetVmArea(ulong size, VmFlags flags, CallSite caller, Gfp gfp)
+    {
+        ulong total = (flags & VmFlags.NoGuard) != 0 ? size : size + PageSize;
+        lock (_lock)
+        {
+            if (!_free.TryTakeLowest(total, PageSize, out ulong off))
+            {
+                PurgeLocked();
+                if (!_free.TryTakeLowest(total, PageSize, out off))
+                {
+                    if ((gfp & Gfp.NoWarn) == 0)
+                    {
+                        long now = _log.NowNs;
+                        if (_vmapWarnNs == long.MinValue || now - _vmapWarnNs >= 5_000_000_000L)
+                        {
+                            _vmapWarnNs = now;
+                            _log.Warn($"vmap allocation for size {total} failed: use vmalloc=<size> to increase size");
+                        }
+                    }
+                    return null;
+                }
+            }
+            var area = new Area { Start = _start + (nint)off, Size = total, Flags = flags, Caller = caller };
+            int i = ~FindInsert(area.Start);
+            _busy.Insert(i, area);
+            _highWater = Math.Max(_highWater, off + total);
+            return area;
+        }
+    }
+
+    /// <summary>Gives back the address range of an area that never went live.</summary>
+    private void ReleaseArea(Area area)
+    {
+        lock (_lock)
+        {
+            int i = Find(area.Start);
+            if (i >= 0 && _busy[i] == area) _busy.RemoveAt(i);
+            _free.Add((ulong)(area.Start - _start), (ulong)(area.Start - _start) + area.Size);
+        }
+    }
+
+    /// <summary>free_vmap_area_noflush(): the range joins the purge list; a purge follows past lazy_max_pages.</summary>
+    private void LazyFree(Area area)
+    {
+        lock (_lock)
+        {
+            ulong off = (ulong)(area.Start - _start);
+            _purge.Add(off, off + area.Size);
+            _lazyPages += (long)(area.Size >> PageShift);
+            if (_lazyPages > _lazyMaxPages) PurgeLocked();
+        }
+    }
+
+    private void FreePageArray(Area area, CallSite caller)
+    {
+        nint pages = area.PageArray;
+        if (pages == 0) return;
+        area.PageArray = 0;
+        if (Contains(pages)) Free(pages, true, caller);
+        else _slab.Kfree(pages, caller);
+    }
+
+    private void SetArrayEntry(nint array, int i, ulong pfn)
+    {
+        if (_ptrSize == 8) ((ulong*)array)[i] = pfn;
+        else ((uint*)array)[i] = (uint)pfn;
+    }
+
+    /// <summary>Index of the busy area holding <paramref name="addr"/>, or -1.</summary>
+    private int Find(nint addr)
+    {
+        int i = FindInsert(addr);
+        if (i >= 0) return i;
+        i = ~i - 1;
+        if (i < 0) return -1;
+        var a = _busy[i];
+        return (nuint)(addr - a.Start) < (nuint)a.Size ? i : -1;
+    }
+
+    /// <summary>Binary search by start address: the index when found, else the complement of the insertion point.</summary>
+    private int FindInsert(nint addr)
+    {
+        int lo = 0, hi = _busy.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            nint s = _busy[mid].Start;
+            if (s == addr) return mid;
+            if (s < addr) lo = mid + 1; else hi = mid - 1;
+        }
+        return ~lo;
+    }
+
+    // ================================================================== mapping
+
+    /// <summary>Maps frames at <paramref name="addr"/>: one host call per run of consecutive frames.</summary>
+    private bool MapFrames(nint addr, ReadOnlySpan<int> frames)
+    {
+        ulong page = (ulong)(addr - _start) >> PageShift;
+        int i = 0;
+        while (i < frames.Length)
+        {
+            int run = 1;
+            while (i + run < frames.Length && frames[i + run] == frames[i] + run) run++;
+            nint at = addr + ((nint)i << PageShift);
+            nint r = Libc.Mmap(at, (nuint)run << PageShift, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed,
+                _fd, (long)frames[i] << PageShift);
+            Interlocked.Increment(ref _mapCalls);
+            if (r != at) return false;
+            for (int k = 0; k < run; k++) Volatile.Write(ref _pte[page + (ulong)(i + k)], (uint)(frames[i + k] + 1));
+            i += run;
+        }
+        return true;
+    }
+
+    /// <summary>Makes <paramref name="pages"/> pages at <paramref name="addr"/> inaccessible reserved space again.</summary>
+    private void UnmapRange(nint addr, int pages)
+    {
+        if (pages == 0) return;
+        ulong page = (ulong)(addr - _start) >> PageShift;
+        for (int k = 0; k < pages; k++) Volatile.Write(ref _pte[page + (ulong)k], 0);
+        nint r = Libc.Mmap(addr, (nuint)pages << PageShift, Libc.ProtNone,
+            Libc.MapPrivate | Libc.MapAnonymous | Libc.MapFixed | Libc.MapNoReserve, -1, 0);
+        if (r != addr) _log.Err($"vmalloc: cannot unmap 0x{addr:x} ({pages} pages): errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    // ================================================================== views and checks
+
+    /// <summary>The busy areas, lowest address first.</summary>
+    public VmArea[] Areas()
+    {
+        lock (_lock)
+        {
+            var r = new VmArea[_busy.Count];
+            for (int i = 0; i < r.Length; i++)
+            {
+                var a = _busy[i];
+                r[i] = new VmArea
+                {
+                    Address = a.Start, Size = a.Size, Flags = a.Flags, NrPages = a.NrPages, MappedPages = a.Mapped,
+                    Caller = a.Caller.ToString(), VPages = a.PageArray != 0 && Contains(a.PageArray),
+                };
+            }
+            return r;
+        }
+    }
+
+    /// <summary>The lazily freed ranges waiting for a purge (addresses), merged.</summary>
+    public (nint Start, nint End)[] Unpurged()
+    {
+        lock (_lock) return _purge.Ranges.Select(r => (_start + (nint)r.Start, _start + (nint)r.End)).ToArray();
+    }
+
+    /// <summary>The largest free range of the window in bytes.</summary>
+    public ulong LargestFree() { lock (_lock) return _free.Largest(); }
+
+    /// <summary>Invariants: busy, free and lazily freed ranges tile the window; only busy areas' pages are mapped.</summary>
+    public List<string> CheckInvariants()
+    {
+        var errors = new List<string>();
+        lock (_lock)
+        {
+            var all = new RangeSet();
+            foreach (var (s, e) in _free.Ranges) if (!all.Add(s, e)) errors.Add($"vmalloc: free range 0x{s:x}-0x{e:x} overlaps");
+            foreach (var (s, e) in _purge.Ranges) if (!all.Add(s, e)) errors.Add($"vmalloc: unpurged range 0x{s:x}-0x{e:x} overlaps a free one");
+            nint prevEnd = _start;
+            long mapped = 0;
+            foreach (var a in _busy)
+            {
+                ulong off = (ulong)(a.Start - _start);
+                if (a.Start < prevEnd) errors.Add($"vmalloc: area 0x{a.Start:x} overlaps the previous area or its guard page");
+                prevEnd = a.Start + (nint)a.Size;
+                if (!all.Add(off, off + a.Size)) errors.Add($"vmalloc: area 0x{a.Start:x} overlaps free or unpurged space");
+                ulong guard = (a.Flags & VmFlags.NoGuard) != 0 ? 0UL : 1UL;
+                if ((ulong)a.Mapped + guard != a.Size >> PageShift) errors.Add($"vmalloc: area 0x{a.Start:x} maps {a.Mapped} pages in {a.Size} bytes");
+                mapped += a.Mapped;
+                for (ulong k = 0; k < (ulong)a.Mapped; k++)
+                {
+                    int f = (int)_pte[(off >> PageShift) + k] - 1;
+                    if (f < 0) { errors.Add($"vmalloc: page {k} of area 0x{a.Start:x} is not mapped"); break; }
+                    if ((_pa.Frame(f).Flags & (PageFlags.Buddy | PageFlags.Pcp | PageFlags.Reserved)) != 0)
+                    {
+                        errors.Add($"vmalloc: page {k} of area 0x{a.Start:x} maps frame {f}, which is free or reserved");
+                        break;
+                    }
+                }
+            }
+            if (all.Count != 1 || all.Ranges[0] != (0UL, _size)) errors.Add("vmalloc: busy, free and unpurged ranges do not tile the window");
+            long ptes = 0;
+            for (ulong p = 0; p < _highWater >> PageShift; p++) if (_pte[p] != 0) ptes++;
+            if (ptes != mapped) errors.Add($"vmalloc: {ptes} window pages are mapped but the areas map {mapped}");
+            long vmallocPages = _busy.Where(a => (a.Flags & VmFlags.Alloc) != 0).Sum(a => (long)a.NrPages);
+            if (vmallocPages != _pa.Stat.VmallocPages) errors.Add($"vmalloc: nr_vmalloc_pages {_pa.Stat.VmallocPages} but the areas hold {vmallocPages}");
+        }
+        return errors;
+    }
+
+    /// <summary>Unmaps the window.</summary>
+    public void Dispose()
+    {
+        nint s = Interlocked.Exchange(ref _start, 0);
+        if (s == 0) return;
+        Libc.Munmap(s, (nuint)_size);
+        NativeMemory.Free(_pte);
+        _pte = null;
+    }
+}
