@@ -134,6 +134,9 @@ public sealed partial class Machine
         _vmalloc?.PurgeLazy();
     }
 
+    /// <summary>Host mapping calls made for vmalloc and vmap so far (one per run of consecutive frames).</summary>
+    internal long VmallocMapCalls => _vmalloc?.MapCalls ?? 0;
+
     /// <summary>The busy areas of the vmalloc window, lowest address first (what /proc/vmallocinfo lists).</summary>
     public IReadOnlyList<VmArea> VmallocAreas => _vmalloc?.Areas() ?? [];
 

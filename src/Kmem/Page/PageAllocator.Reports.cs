@@ -54,19 +54,26 @@ internal sealed unsafe partial class PageAllocator
         return name.Length > 15 ? name[..15] : name;
     }
 
-    /// <summary>dump_stack(): the CPU/PID/Comm line, hardware name and the managed call trace.</summary>
-    public void DumpStack(StringBuilder sb, int skipFrames = 2)
+    /// <summary>
+    /// dump_stack(): the CPU/PID/Comm line, hardware name and the managed call trace. The trace starts at the
+    /// public entry point the caller used: the frames of Kmem's internal layers (namespaces below <c>Kmem.</c>) at
+    /// its top are left out, however the JIT inlined them.
+    /// </summary>
+    public void DumpStack(StringBuilder sb)
     {
         sb.Append($"CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} Comm: {TaskName()} {PrintTainted()} {Release} #1\n");
         sb.Append($"Hardware name: {HardwareName}\n");
         sb.Append("Call Trace:\n");
-        var st = new StackTrace(skipFrames, fNeedFileInfo: false);
+        var st = new StackTrace(1, fNeedFileInfo: false);
         int shown = 0;
+        bool top = true;
         foreach (var frame in st.GetFrames())
         {
             var m = DiagnosticMethodInfo.Create(frame);
             if (m is null) continue;
-            string type = m.DeclaringTypeName;
+            string type = m.DeclaringTypeName ?? "";
+            if (top && type.StartsWith("Kmem.", StringComparison.Ordinal) && !type.StartsWith("Kmem.Tests", StringComparison.Ordinal)) continue;
+            top = false;
             int dot = type.LastIndexOf('.');
             sb.Append(' ').Append(dot >= 0 ? type[(dot + 1)..] : type).Append('.').Append(m.Name).Append('\n');
             if (++shown == 16) break;
@@ -88,7 +95,7 @@ internal sealed unsafe partial class PageAllocator
         sb.Append("------------[ cut here ]------------\n");
         sb.Append(warning).Append('\n');
         sb.Append("Modules linked in:\n");
-        DumpStack(sb, 3);
+        DumpStack(sb);
         sb.Append("---[ end trace 0000000000000000 ]---\n");
         _log.Printk(LogLevel.Warning, sb.ToString());
     }
@@ -122,7 +129,7 @@ internal sealed unsafe partial class PageAllocator
         }
         var sb = new StringBuilder();
         sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
-        DumpStack(sb, 4);
+        DumpStack(sb);
         _log.Printk(LogLevel.Warning, sb.ToString());
         _log.Printk(LogLevel.Warning, ShowMem());
     }
@@ -234,7 +241,7 @@ internal sealed unsafe partial class PageAllocator
             DumpPage(sb, idx, reason);
             sb.Append($"caller: {caller}\n");
             sb.Append("Modules linked in:\n");
-            DumpStack(sb, 3);
+            DumpStack(sb);
             _log.Printk(LogLevel.Alert, sb.ToString());
         }
         return new BadPageStateException(pfn, reason);

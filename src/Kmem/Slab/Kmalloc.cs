@@ -281,7 +281,7 @@ internal sealed unsafe partial class SlabAllocator
         var sb = new StringBuilder();
         sb.Append($"{fn}: 0x{p:x16} {problem} (called from {site})\n");
         Pages.DumpPage(sb, idx, "invalid kfree");
-        Pages.DumpStack(sb, 3);
+        Pages.DumpStack(sb);
         Pages.Log.Err(sb.ToString().TrimEnd('\n'));
         throw new InvalidAddressException($"{fn}: 0x{p:x} {problem}; nothing was freed");
     }

@@ -201,7 +201,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         {
             var sb = new StringBuilder(report);
             sb.Append($"kmem_cache_destroy {s.Name}: Slab cache still has objects\n");
-            Pages.DumpStack(sb, 3);
+            Pages.DumpStack(sb);
             Pages.Log.Err(sb.ToString().TrimEnd('\n'));
             throw new SlabException(SlabError.CacheInUse, s.Name, 0,
                 $"kmem_cache_destroy {s.Name}: Slab cache still has objects ({s.ObjectsInUse} in use); the cache stays usable");
@@ -251,7 +251,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         {
             var sb = new StringBuilder();
             sb.Append($"{fn}: 0x{obj:x16} is not an address of this machine's memory (called from {site})\n");
-            Pages.DumpStack(sb, 3);
+            Pages.DumpStack(sb);
             Pages.Log.Err(sb.ToString().TrimEnd('\n'));
             throw new InvalidAddressException($"{fn}: 0x{obj:x} is not an address of this machine's memory");
         }

@@ -133,7 +133,7 @@ public sealed unsafe partial class SlabCache
         if (Has(SlabFlags.RedZone)) PrintSection(sb, "Redzone ", p + _objectSize, _g.Inuse - _objectSize);
         int off = InfoEnd + (_g.TrackOffset >= 0 ? 2 * _sa.Arch.TrackSize : 0);
         if (off != SizeFromObject) PrintSection(sb, "Padding ", p + off, SizeFromObject - off);
-        _pa.DumpStack(sb, 4);
+        _pa.DumpStack(sb);
     }
 
     /// <summary>get_info_end(): the end of the object's metadata before the tracks.</summary>
@@ -152,7 +152,7 @@ public sealed unsafe partial class SlabCache
     {
         SlabBug(sb, reason);
         PrintPageInfo(sb, idx);
-        _pa.DumpStack(sb, 4);
+        _pa.DumpStack(sb);
     }
 
     private void SlabFix(StringBuilder sb, string what) => sb.Append($"FIX {Name}: {what}\n");
@@ -300,7 +300,7 @@ public sealed unsafe partial class SlabCache
         long w = Word(idx);
         sb.Append($"TRACE {Name} {(alloc ? "alloc" : "free")} {P(obj)} inuse={SlabWord.Inuse(w)} fp={P(FromLink(SlabBase(idx), SlabWord.Free(w)))}\n");
         if (!alloc) PrintSection(sb, "Object ", obj, _objectSize);
-        _pa.DumpStack(sb, 4);
+        _pa.DumpStack(sb);
         _pa.Log.Info(sb.ToString().TrimEnd('\n'));
     }
 
@@ -519,7 +519,7 @@ public sealed unsafe partial class SlabCache
         _pa.AddTaint(PageAllocator.TaintBadPage);
         Interlocked.Increment(ref _debugErrors);
         PrintPageInfo(sb, idx);
-        _pa.DumpStack(sb, 4);
+        _pa.DumpStack(sb);
         Report(sb);
         return new SlabException(SlabError.DoubleFree, Name, obj, $"{Name}: double free of 0x{obj:x} (freed from {site}); nothing was freed");
     }

@@ -176,7 +176,7 @@ public sealed unsafe partial class SlabCache
             Gfp fixedUp = gfp & ~SlabBugMask;
             var sb = new System.Text.StringBuilder();
             sb.Append($"Unexpected gfp: 0x{(uint)(gfp & SlabBugMask):x} ({GfpFlags.Format(gfp & SlabBugMask)}). Fixing up to gfp: 0x{(uint)fixedUp:x} ({GfpFlags.Format(fixedUp)}). Fix your code!\n");
-            _pa.DumpStack(sb, 3);
+            _pa.DumpStack(sb);
             _pa.Log.Warn(sb.ToString());
             gfp = fixedUp;
         }
