@@ -1,10 +1,20 @@
-// A contiguous-memory-allocator area reserved at boot: its pageblocks are MIGRATE_CMA and serve
-// movable allocations while free. (Allocation from the area arrives with the CMA subsystem.)
+// A contiguous-memory-allocator area (struct cma): its bitmap of allocated chunks and cma_alloc() /
+// cma_release() as mm/cma.c has them, with ACK 5.10's rescans after busy ranges. While free, the area's
+// pages sit in the buddy allocator as MIGRATE_CMA and serve movable allocations; an allocation
+// migrates those out of its range (alloc_contig_range()).
+using System.Numerics;
+using System.Text;
+using Kmem.Paging;
+
 namespace Kmem;
 
 /// <summary>A CMA area of a booted machine (<c>struct cma</c>).</summary>
 public sealed class CmaArea
 {
+    private PageAllocator? _pa;
+    private uint[] _bitmap = [];
+    private readonly Lock _lock = new();        // cma->lock
+
     internal CmaArea(string name, ulong basePfn, ulong count, int orderPerBit)
     {
         Name = name;
@@ -31,6 +41,249 @@ public sealed class CmaArea
     /// <summary>Size in bytes.</summary>
     public ulong Size => Count << 12;
 
+    /// <summary>Bits in the bitmap (<c>cma_bitmap_maxno()</c>).</summary>
+    public int BitmapBits => (int)(Count >> OrderPerBit);
+
+    /// <summary>Pages allocated now (the debugfs <c>used</c> file).</summary>
+    public ulong Used { get { lock (_lock) return (ulong)Weight() << OrderPerBit; } }
+
+    /// <summary>The longest free run in pages (the debugfs <c>maxchunk</c> file).</summary>
+    public ulong MaxChunk { get { lock (_lock) return (ulong)LongestZeroRun() << OrderPerBit; } }
+
+    /// <summary>Successful allocations and failed ones (cma_alloc_success / cma_alloc_fail in /proc/vmstat).</summary>
+    public long AllocSuccess { get; private set; }
+
+    /// <summary>Failed allocations.</summary>
+    public long AllocFail { get; private set; }
+
+    /// <summary>The page that made the last busy range fail (the pfn of cma_alloc_busy_retry).</summary>
+    public ulong LastBusyPfn { get; private set; }
+
+    /// <summary>How long a busy rescan waits (ACK 5.10 sleeps 100 ms between its up to 5 rescans).</summary>
+    internal TimeSpan BusyRetryWait { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>cma_activate_area(): the bitmap, one bit per 2^order_per_bit pages.</summary>
+    internal void Activate(PageAllocator pa)
+    {
+        _pa = pa;
+        _bitmap = new uint[(BitmapBits + 31) / 32];
+    }
+
+    /// <summary>The bitmap as the debugfs <c>bitmap</c> file shows it (u32 words).</summary>
+    public uint[] Bitmap() { lock (_lock) return (uint[])_bitmap.Clone(); }
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name} [0x{Base:x}-0x{Base + Size - 1:x}]";
+
+    // ================================================================== cma_alloc / cma_release
+
+    /// <summary>
+    /// cma_alloc(): <paramref name="count"/> contiguous pages starting on a 2^<paramref name="align"/>-page boundary
+    /// (absolute PFN alignment), first fit from the lowest address; busy ranges are cleared and the search goes on
+    /// past them. Returns the first page's frame index, or -1 (with the kernel's report unless NOWARN).
+    /// </summary>
+    internal int Alloc(ulong count, int align, Gfp gfp)
+    {
+        var pa = _pa ?? throw new InvalidOperationException("CMA area not activated");
+        if (count == 0 || _bitmap.Length == 0) return -1;
+        int ret = -12;                                           // -ENOMEM
+        ulong mask = align > OrderPerBit ? (1UL << (align - OrderPerBit)) - 1 : 0;
+        ulong offset = (BasePfn & ((1UL << align) - 1)) >> OrderPerBit;
+        ulong bits = ((count + (1UL << OrderPerBit) - 1) & ~((1UL << OrderPerBit) - 1)) >> OrderPerBit;
+        ulong maxno = (ulong)BitmapBits;
+        if (bits > maxno) { AllocFail++; return Fail(count, ret, gfp); }
+        int rescans = 0;
+        while (true)
+        {
+            ulong start = 0;
+            bool sawBusy = false;
+            while (true)
+            {
+                ulong bitmapNo;
+                lock (_lock)
+                {
+                    bitmapNo = FindNextZeroAreaOff(maxno, start, bits, mask, offset);
+                    if (bitmapNo >= maxno) break;
+                    SetBits(bitmapNo, bits, true);
+                }
+                ulong pfn = BasePfn + (bitmapNo << OrderPerBit);
+                int idx = (int)(pfn - pa.BasePfn);
+                var r = pa.AllocContigRange(idx, idx + (int)count, out ulong busyPfn);
+                if (r == ContigResult.Ok)
+                {
+                    lock (_lock) AllocSuccess++;
+                    return idx;
+                }
+                lock (_lock) SetBits(bitmapNo, bits, false);
+                ret = (int)r;
+                sawBusy = true;
+                LastBusyPfn = busyPfn;
+                start = bitmapNo + mask + 1;                     // try again with a bit different memory target
+            }
+            // ACK 5.10: after a busy range, up to 5 full rescans with a pause, unless the caller may not wait.
+            if (!sawBusy || rescans >= 5 || (gfp & Gfp.NoRetry) != 0 || !gfp.AllowsBlocking()) break;
+            rescans++;
+            if (BusyRetryWait > TimeSpan.Zero) Thread.Sleep(BusyRetryWait);
+        }
+        lock (_lock) AllocFail++;
+        return Fail(count, ret, gfp);
+    }
+
+    private int Fail(ulong count, int ret, Gfp gfp)
+    {
+        if ((gfp & Gfp.NoWarn) == 0)
+        {
+            var log = _pa!.Log;
+            log.Err($"cma_alloc: {Name}: alloc failed, req-size: {count} pages, ret: {ret}");
+            log.Info(ShowAreas());
+        }
+        return -1;
+    }
+
+    /// <summary>cma_debug_show_areas(): the free runs as "pages@bit" joined by '+', then the totals.</summary>
+    internal string ShowAreas()
+    {
+        lock (_lock)
+        {
+            var sb = new StringBuilder("number of available pages: ");
+            ulong total = 0;
+            int nbits = BitmapBits, start = 0;
+            while (true)
+            {
+                int zero = NextBit(start, nbits, false);
+                if (zero >= nbits) break;
+                int set = NextBit(zero, nbits, true);
+                ulong part = (ulong)(set - zero) << OrderPerBit;
+                sb.Append(total != 0 ? "+" : "").Append(part).Append('@').Append(zero);
+                total += part;
+                start = set;
+            }
+            sb.Append($"=> {total} free of {Count} total pages");
+            return sb.ToString();
+        }
+    }
+
+    /// <summary>
+    /// cma_release(): false when the first page is outside the area. A range that runs past the area's end, or that
+    /// holds pages this area has not allocated, is reported and raises <see cref="InvalidAddressException"/>.
+    /// </summary>
+    internal bool Release(int idx, ulong count)
+    {
+        var pa = _pa!;
+        ulong pfn = pa.BasePfn + (ulong)idx;
+        if (pfn < BasePfn || pfn >= BasePfn + Count) return false;
+        if (count == 0) return true;
+        if (pfn + count > BasePfn + Count)
+        {
+            pa.Log.Err($"cma_release: {Name}: pfn 0x{pfn:x} + {count} pages runs past the area's end (pfn 0x{BasePfn + Count:x})");
+            throw new InvalidAddressException($"cma_release: {count} pages at pfn 0x{pfn:x} run past the end of {Name}");
+        }
+        ulong first = (pfn - BasePfn) >> OrderPerBit;
+        ulong bits = ((pfn - BasePfn + count + (1UL << OrderPerBit) - 1) >> OrderPerBit) - first;
+        lock (_lock)
+        {
+            for (ulong b = first; b < first + bits; b++)
+            {
+                if (Test((int)b)) continue;
+                ulong bad = BasePfn + (b << OrderPerBit);
+                pa.Log.Err($"cma_release: {Name}: pfn 0x{bad:x} was not allocated from this area");
+                throw new InvalidAddressException($"cma_release: pfn 0x{bad:x} of {Name} is not allocated (double release?)");
+            }
+        }
+        pa.FreeContigRange(idx, (int)count);
+        lock (_lock) SetBits(first, bits, false);
+        return true;
+    }
+
+    // ================================================================== bitmap
+
+    private bool Test(int bit) => (_bitmap[bit >> 5] & (1u << (bit & 31))) != 0;
+
+    private void SetBits(ulong start, ulong n, bool value)
+    {
+        for (ulong b = start; b < start + n; b++)
+        {
+            if (value) _bitmap[b >> 5] |= 1u << (int)(b & 31);
+            else _bitmap[b >> 5] &= ~(1u << (int)(b & 31));
+        }
+    }
+
+    /// <summary>The first bit at or after <paramref name="start"/> equal to <paramref name="set"/>, or <paramref name="nbits"/>.</summary>
+    private int NextBit(int start, int nbits, bool set)
+    {
+        for (int b = start; b < nbits; b++)
+        {
+            uint w = set ? _bitmap[b >> 5] : ~_bitmap[b >> 5];
+            w &= uint.MaxValue << (b & 31);
+            if (w == 0) { b |= 31; continue; }
+            int r = (b & ~31) + BitOperations.TrailingZeroCount(w);
+            return Math.Min(r, nbits);
+        }
+        return nbits;
+    }
+
+    /// <summary>
+    /// bitmap_find_next_zero_area_off(): the first index at or after <paramref name="start"/> whose index plus
+    /// <paramref name="offset"/> is a multiple of mask + 1 and that starts <paramref name="n"/> zero bits.
+    /// </summary>
+    private ulong FindNextZeroAreaOff(ulong size, ulong start, ulong n, ulong mask, ulong offset)
+    {
+        while (true)
+        {
+            ulong index = (ulong)NextBit((int)Math.Min(start, size), (int)size, false);
+            // __ALIGN_MASK(index + offset, mask) - offset
+            index = ((index + offset + mask) & ~mask) - offset;
+            ulong end = index + n;
+            if (end > size) return end;
+            int i = NextBit((int)index, (int)end, true);
+            if ((ulong)i < end)
+            {
+                start = (ulong)i + 1;
+                continue;
+            }
+            return index;
+        }
+    }
+
+    private int Weight()
+    {
+        int w = 0;
+        foreach (uint x in _bitmap) w += BitOperations.PopCount(x);
+        return w;
+    }
+
+    private int LongestZeroRun()
+    {
+        int best = 0, nbits = BitmapBits, start = 0;
+        while (true)
+        {
+            int zero = NextBit(start, nbits, false);
+            if (zero >= nbits) return best;
+            int set = NextBit(zero, nbits, true);
+            best = Math.Max(best, set - zero);
+            start = set;
+        }
+    }
+
+    /// <summary>Invariants: every set bit covers allocated pages; every clear bit covers pages that are not allocated from this area.</summary>
+    internal List<string> CheckInvariants()
+    {
+        var errors = new List<string>();
+        var pa = _pa;
+        if (pa is null) return errors;
+        lock (_lock)
+        {
+            for (int b = 0; b < BitmapBits; b++)
+            {
+                bool set = Test(b);
+                for (ulong k = 0; k < 1UL << OrderPerBit; k++)
+                {
+                    int idx = (int)(BasePfn + ((ulong)b << OrderPerBit) + k - pa.BasePfn);
+                    bool inBuddy = pa.IsFreeOrPcp(idx);
+                    if (set && inBuddy) { errors.Add($"cma {Name}: bit {b} is set but pfn 0x{pa.BasePfn + (ulong)idx:x} is free"); break; }
+                }
+            }
+        }
+        return errors;
+    }
 }

@@ -65,6 +65,7 @@ public sealed partial class Machine : IDisposable
             _frameCount = (ulong)_frames.Count;
             _maxOrder = (uint)Pages.MaxOrder;
             Cma = layout.CmaAreas.ToDictionary(c => c.Name);
+            foreach (var c in layout.CmaAreas) c.Activate(Pages);
             Devices = profile.Devices.ToDictionary(d => d.Name,
                 d => new Device(d.Name, d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
             ProcFs = new ProcFs();
@@ -73,6 +74,7 @@ public sealed partial class Machine : IDisposable
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
             unsafe { _kmallocSmallSlots = Slab.SmallSlots; }
             SlabViews.Register(ProcFs, Slab);
+            CmaViews.Register(ProcFs, layout.CmaAreas);
             if (_phys.IsFileBacked)
             {
                 _vmalloc = new VmallocSpace(Pages, Slab, _phys.FileDescriptor,
@@ -181,6 +183,7 @@ public sealed partial class Machine : IDisposable
         var errors = new List<string>(Pages.CheckInvariants().Errors);
         errors.AddRange(Slab.CheckInvariants());
         if (_vmalloc is not null) errors.AddRange(_vmalloc.CheckInvariants());
+        foreach (var c in Cma.Values) errors.AddRange(c.CheckInvariants());
         return errors;
     }
 

@@ -214,6 +214,8 @@ internal sealed unsafe partial class PageAllocator
             {
                 ref PageFrame f = ref _f[idx];
                 int pageMt = f.Migratetype;
+                // A page whose pageblock was isolated while it waited here goes to the isolate list.
+                if (z.NrIsolatePageblock > 0 && z.PageblockType(idx) == MigrateType.Isolate) pageMt = (int)MigrateType.Isolate;
                 f.Flags = 0;
                 z.FreeOnePage(idx, 0, pageMt);
             }

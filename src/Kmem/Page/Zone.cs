@@ -69,6 +69,8 @@ internal sealed unsafe class Zone
     public long FreePages;
     /// <summary>NR_FREE_CMA_PAGES: free pages on the CMA lists.</summary>
     public long FreeCmaPages;
+    /// <summary>Pageblocks now MIGRATE_ISOLATE (nr_isolate_pageblock): drained per-CPU pages of those go to the isolate lists.</summary>
+    public int NrIsolatePageblock;
     public long NrReservedHighatomic;
 
     public long WmarkMin, WmarkLow, WmarkHigh;
@@ -355,6 +357,21 @@ internal sealed unsafe class Zone
             i++;
         }
         return moved;
+    }
+
+    /// <summary>
+    /// unset_migratetype_isolate()'s remerge: a free block of at least pageblock order at the start of the pageblock
+    /// is freed again, so that it merges with its buddy across the pageblock edge now that their types agree.
+    /// </summary>
+    public void RemergeBlock(int idx)
+    {
+        long start = (long)((((_basePfn + (ulong)idx) >> PageblockOrder) << PageblockOrder) - _basePfn);
+        if (start < StartIdx || start >= EndIdx) return;
+        ref PageFrame f = ref _frames[start];
+        if ((f.Flags & PageFlags.Buddy) == 0 || f.Order < PageblockOrder || f.Order >= MaxOrder - 1) return;
+        int o = f.Order, mt = f.Migratetype;
+        DelFromFreeList((int)start, o, mt);
+        FreeOnePage((int)start, o, mt);
     }
 
     // ---------------------------------------------------------------- high-atomic reserve

@@ -1,0 +1,276 @@
+// alloc_contig_range() and the movable pages it can migrate: pageblock isolation, migration of
+// movable blocks out of the range (their owners see the new address), the check that every page of
+// the range is free and isolated, taking the range out of the buddy lists as order-0 pages, and
+// undoing the isolation. free_contig_range() gives such a range back page by page.
+using Kmem.Physical;
+
+namespace Kmem.Paging;
+
+/// <summary>The outcome of <see cref="PageAllocator.AllocContigRange"/>.</summary>
+internal enum ContigResult
+{
+    /// <summary>The range is allocated.</summary>
+    Ok = 0,
+    /// <summary>-EBUSY: a page of the range is in use and cannot be migrated (unmovable, pinned, or no target).</summary>
+    Busy = -16,
+}
+
+internal sealed unsafe partial class PageAllocator
+{
+    private readonly Lock _contigLock = new();                  // cma_mutex
+    private readonly Lock _movableLock = new();
+    private readonly Dictionary<int, MovablePage> _movable = [];  // by the frame index of each block's head
+
+    /// <summary>Migrations done by alloc_contig_range (pgmigrate_success).</summary>
+    public long PagesMigrated { get; private set; }
+
+    /// <summary>Allocates a movable block whose owner accepts that its content moves (a page-cache-like page).</summary>
+    public MovablePage? AllocMovable(Gfp gfp, int order, Func<int, MovablePage> make)
+    {
+        int idx = Alloc(gfp, order);
+        if (idx < 0) return null;
+        var h = make(idx);
+        lock (_movableLock) _movable.Add(idx, h);
+        return h;
+    }
+
+    /// <summary>Frees a movable block; the caller holds its gate.</summary>
+    public void FreeMovable(MovablePage h, int idx, int order)
+    {
+        lock (_movableLock) _movable.Remove(idx);
+        Free(idx, order, "put_page");
+    }
+
+    /// <summary>Movable blocks outstanding.</summary>
+    public int MovableCount { get { lock (_movableLock) return _movable.Count; } }
+
+    /// <summary>
+    /// alloc_contig_range(start, end, MIGRATE_CMA): makes every page of [start, end) an allocated order-0 page, migrating
+    /// movable blocks out of the way. <paramref name="busyPfn"/> names the page that made it fail.
+    /// </summary>
+    public ContigResult AllocContigRange(int start, int end, out ulong busyPfn)
+    {
+        busyPfn = 0;
+        var z = ZoneOfIdx(start) ?? throw new ArgumentOutOfRangeException(nameof(start));
+        // Isolation covers whole MAX_ORDER blocks and pageblocks, so that no free block straddles its edge.
+        int align = Math.Max(MaxOrder - 1, PageblockOrder);
+        int outerStart = AlignDownIdx(start, align), outerEnd = AlignUpIdx(end, align);
+        if (outerStart < z.StartIdx || outerEnd > z.EndIdx) throw new ArgumentOutOfRangeException(nameof(end), "range outside its zone");
+        lock (_contigLock)
+        {
+            var saved = IsolateRange(z, outerStart, outerEnd);
+            if (saved is null) { busyPfn = BasePfn + (ulong)start; return ContigResult.Busy; }
+            try
+            {
+                DrainAllPages();
+                var r = MigrateRange(z, start, end, out busyPfn);
+                if (r != ContigResult.Ok) return r;
+                lock (z.Lock)
+                {
+                    int bad = FirstNotIsolatedFree(start, end);
+                    if (bad >= 0) { busyPfn = BasePfn + (ulong)bad; return ContigResult.Busy; }
+                    TakeFreeRange(z, start, end);
+                }
+                return ContigResult.Ok;
+            }
+            finally
+            {
+                UndoIsolateRange(z, outerStart, outerEnd, saved);
+            }
+        }
+    }
+
+    /// <summary>free_contig_range(): frees each page of a range taken by <see cref="AllocContigRange"/>.</summary>
+    public void FreeContigRange(int start, int count)
+    {
+        for (int i = 0; i < count; i++) Free(start + i, 0, "free_contig_range");
+    }
+
+    private int AlignDownIdx(int idx, int order) => (int)((long)(((BasePfn + (ulong)idx) >> order) << order) - (long)BasePfn);
+
+    private int AlignUpIdx(int idx, int order) =>
+        (int)((long)((((BasePfn + (ulong)idx) + (1UL << order) - 1) >> order) << order) - (long)BasePfn);
+
+    /// <summary>start_isolate_page_range(): every pageblock becomes MIGRATE_ISOLATE, its free blocks move to the isolate lists.</summary>
+    private MigrateType[]? IsolateRange(Zone z, int outerStart, int outerEnd)
+    {
+        int blocks = (outerEnd - outerStart) >> PageblockOrder;
+        var saved = new MigrateType[blocks];
+        lock (z.Lock)
+        {
+            for (int b = 0; b < blocks; b++)
+            {
+                int idx = outerStart + (b << PageblockOrder);
+                var mt = z.PageblockType(idx);
+                if (mt == MigrateType.Isolate)
+                {
+                    // Someone else isolates it (cannot happen under the contig lock, but never undo a foreign isolation).
+                    for (int u = 0; u < b; u++) RestoreBlock(z, outerStart + (u << PageblockOrder), saved[u]);
+                    return null;
+                }
+                saved[b] = mt;
+                z.SetPageblockType(idx, MigrateType.Isolate);
+                z.MoveFreepagesBlock(idx, (int)MigrateType.Isolate, out _);
+                z.NrIsolatePageblock++;
+            }
+        }
+        return saved;
+    }
+
+    private void UndoIsolateRange(Zone z, int outerStart, int outerEnd, MigrateType[] saved)
+    {
+        lock (z.Lock)
+            for (int b = 0; b < saved.Length; b++) RestoreBlock(z, outerStart + (b << PageblockOrder), saved[b]);
+        SignalFree();
+    }
+
+    private static void RestoreBlock(Zone z, int idx, MigrateType mt)
+    {
+        z.SetPageblockType(idx, mt);
+        z.MoveFreepagesBlock(idx, (int)mt, out _);
+        z.NrIsolatePageblock--;
+        // Free blocks on either side of the pageblock edge may merge again now that the types agree.
+        z.RemergeBlock(idx);
+    }
+
+    /// <summary>
+    /// __alloc_contig_migrate_range(): every allocated block of [start, end) must be a movable block that is not
+    /// pinned; its content moves to a new block outside the isolated range and its owner is updated.
+    /// </summary>
+    private ContigResult MigrateRange(Zone z, int start, int end, out ulong busyPfn)
+    {
+        busyPfn = 0;
+        for (int i = start; i < end;)
+        {
+            BlockAt(i, out int head, out int order, out bool free);
+            if (free)
+            {
+                i = head + (1 << order);
+                continue;
+            }
+            MovablePage? h;
+            lock (_movableLock) _movable.TryGetValue(head, out h);
+            if (h is null || !Migrate(h, head))
+            {
+                busyPfn = BasePfn + (ulong)i;
+                return ContigResult.Busy;
+            }
+            i = head + (1 << order);
+        }
+        return ContigResult.Ok;
+    }
+
+    /// <summary>migrate_pages() for one movable block: false when it is pinned or no target block can be had.</summary>
+    private bool Migrate(MovablePage h, int head)
+    {
+        if (!Monitor.TryEnter(h.Gate)) return false;         // pinned or being freed: the kernel's -EBUSY/-EAGAIN
+        try
+        {
+            if (h.FrameIndex != head || h.Freed || h.PinCount > 0) return false;
+            int order = h.Order;
+            int target = Alloc(h.Gfp | Gfp.NoWarn | Gfp.RetryMayFail, order);
+            if (target < 0) return false;
+            Buffer.MemoryCopy((void*)IdxToVirt(head), (void*)IdxToVirt(target), PhysicalMemory.PageSize << order, PhysicalMemory.PageSize << order);
+            lock (_movableLock)
+            {
+                _movable.Remove(head);
+                _movable.Add(target, h);
+            }
+            h.MovedTo(target);
+            Free(head, order, "migrate_pages");                 // to the isolate list: its pageblock is isolated
+            PagesMigrated += 1L << order;
+            return true;
+        }
+        finally
+        {
+            Monitor.Exit(h.Gate);
+        }
+    }
+
+    /// <summary>
+    /// The block holding <paramref name="idx"/>: a free buddy block (head, order) or an allocated block (head, order;
+    /// order 0 for a page of the per-CPU lists or an unknown page).
+    /// </summary>
+    private void BlockAt(int idx, out int head, out int order, out bool free)
+    {
+        ref PageFrame f = ref _f[idx];
+        if ((f.Flags & PageFlags.Tail) != 0)
+        {
+            head = (int)f.Private;
+            order = _f[head].Order;
+            free = false;
+            return;
+        }
+        ulong pfn = BasePfn + (ulong)idx;
+        for (int o = 0; o < MaxOrder; o++)
+        {
+            int h = (int)((long)(pfn & ~((1UL << o) - 1)) - (long)BasePfn);
+            ref PageFrame hf = ref _f[h];
+            if ((hf.Flags & PageFlags.Buddy) != 0 && hf.Order >= o)
+            {
+                head = h; order = hf.Order; free = true;
+                return;
+            }
+            if ((hf.Flags & PageFlags.Allocated) != 0 && (h == idx || hf.Order >= o))
+            {
+                head = h; order = hf.Order; free = false;
+                return;
+            }
+        }
+        head = idx;
+        order = 0;
+        free = false;
+    }
+
+    /// <summary>True when the page is on a buddy free list (in any block) or on a per-CPU list.</summary>
+    public bool IsFreeOrPcp(int idx)
+    {
+        if ((_f[idx].Flags & PageFlags.Pcp) != 0) return true;
+        BlockAt(idx, out _, out _, out bool free);
+        return free;
+    }
+
+    /// <summary>test_pages_isolated(): the first page of [start, end) that is not free on an isolate list, or -1.</summary>
+    private int FirstNotIsolatedFree(int start, int end)
+    {
+        for (int i = start; i < end;)
+        {
+            BlockAt(i, out int head, out int order, out bool free);
+            if (!free || _f[head].Migratetype != (int)MigrateType.Isolate) return i;
+            i = head + (1 << order);
+        }
+        return -1;
+    }
+
+    /// <summary>isolate_freepages_range(): takes the free blocks covering [start, end); pages outside go back free.</summary>
+    private void TakeFreeRange(Zone z, int start, int end)
+    {
+        for (int i = start; i < end;)
+        {
+            BlockAt(i, out int head, out int order, out _);
+            z.DelFromFreeList(head, order, (int)MigrateType.Isolate);
+            int n = 1 << order;
+            for (int p = head; p < head + n; p++)
+            {
+                if (p >= start && p < end)
+                {
+                    ref PageFrame f = ref _f[p];
+                    f.Flags = PageFlags.Allocated;
+                    f.RefCount = 1;
+                    f.MapCount = 0;
+                    f.Order = 0;
+                    f.Migratetype = (byte)MigrateType.Cma;
+                    f.Zone = (byte)z.Index;
+                    f.Private = 0;
+                    f.Next = f.Prev = -1;
+                }
+                else
+                {
+                    _f[p].Flags = 0;
+                    z.FreeOnePage(p, 0, (int)MigrateType.Isolate);
+                }
+            }
+            i = head + n;
+        }
+    }
+}
