@@ -72,6 +72,20 @@ public sealed class CmaArea
     /// <summary>The bitmap as the debugfs <c>bitmap</c> file shows it (u32 words).</summary>
     public uint[] Bitmap() { lock (_lock) return (uint[])_bitmap.Clone(); }
 
+    /// <summary>CONFIG_CMA_ALIGNMENT: the largest alignment order the CMA heap and dma_alloc_contiguous() ask for.</summary>
+    public const int ConfigCmaAlignment = 8;
+
+    /// <summary>
+    /// The alignment the generic CMA heap and dma_alloc_contiguous() use for <paramref name="size"/> bytes:
+    /// min(get_order(size), CONFIG_CMA_ALIGNMENT). Rockchip's RV1106 heap passes 0 instead (back-to-back placement).
+    /// </summary>
+    public static int HeapAlignment(ulong size)
+    {
+        ulong pages = (size + 4095) >> 12;
+        int order = pages <= 1 ? 0 : 64 - BitOperations.LeadingZeroCount(pages - 1);
+        return Math.Min(order, ConfigCmaAlignment);
+    }
+
     /// <inheritdoc/>
     public override string ToString() => $"{Name} [0x{Base:x}-0x{Base + Size - 1:x}]";
 
