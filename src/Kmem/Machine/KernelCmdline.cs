@@ -17,6 +17,8 @@ internal sealed class KernelCmdline
     public int SlubMaxOrder { get; private set; } = 3;
     public int SlubMinObjects { get; private set; }
     public bool SlabNoMerge { get; private set; }
+    /// <summary>dma_debug=on|off, or null when not given (the profile's <c>dma_debug</c> then decides).</summary>
+    public bool? DmaDebug { get; private set; }
     /// <summary>Words Kmem does not model.</summary>
     public List<string> Unknown { get; } = [];
 
@@ -43,6 +45,14 @@ internal sealed class KernelCmdline
                 case "slub_min_objects": c.SlubMinObjects = Int(field, key, value, 0, 32767); break;
                 case "slab_nomerge" or "slub_nomerge": c.SlabNoMerge = true; break;
                 case "slab_merge" or "slub_merge": c.SlabNoMerge = false; break;
+                case "dma_debug":
+                    c.DmaDebug = value switch
+                    {
+                        "on" => true,
+                        "off" => false,
+                        _ => throw new ProfileException(field, $"dma_debug={value} must be on or off"),
+                    };
+                    break;
                 default: c.Unknown.Add(word); break;
             }
         }

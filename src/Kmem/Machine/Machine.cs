@@ -2,6 +2,7 @@
 // the way memblock would (kernel image, reservations, CMA areas, mem_map), creates physical memory
 // and the page allocator, writes the boot log, and exposes the fixed entry points.
 using Kmem.Diagnostics;
+using Kmem.Dma;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;
@@ -25,6 +26,8 @@ public sealed partial class Machine : IDisposable
     private readonly KmemMetrics _metrics;
     /// <summary>The vmalloc window, or null where physical memory cannot be mapped twice.</summary>
     private readonly VmallocSpace? _vmalloc;
+    /// <summary>The DMA API (coherent allocations, streaming mappings, dma-debug).</summary>
+    internal readonly DmaMapper Dma;
     // Copies of hot constants so the page entry points need no chain of loads.
     private readonly ulong _basePfn;
     private readonly ulong _frameCount;
@@ -67,7 +70,7 @@ public sealed partial class Machine : IDisposable
             Cma = layout.CmaAreas.ToDictionary(c => c.Name);
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
             Devices = profile.Devices.ToDictionary(d => d.Name,
-                d => new Device(d.Name, d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
+                d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
             ProcFs = new ProcFs();
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
@@ -82,6 +85,11 @@ public sealed partial class Machine : IDisposable
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
                 VmallocViews.Register(ProcFs, _vmalloc, numa: profile.Is64Bit);
             }
+            Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
+                profile.Arch == Arch.Arm ? profile.LowmemLimit : null, cmdline.DmaDebug ?? profile.DmaDebug,
+                Cma.GetValueOrDefault("reserved")));
+            if (profile.Arch != Arch.X86_64) Dma.CreateAtomicPools();
+            DmaViews.Register(ProcFs, Dma, Devices.Values);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
         }
         catch
@@ -184,6 +192,7 @@ public sealed partial class Machine : IDisposable
         errors.AddRange(Slab.CheckInvariants());
         if (_vmalloc is not null) errors.AddRange(_vmalloc.CheckInvariants());
         foreach (var c in Cma.Values) errors.AddRange(c.CheckInvariants());
+        errors.AddRange(Dma.CheckInvariants(Devices.Values));
         return errors;
     }
 
@@ -208,6 +217,13 @@ public sealed partial class Machine : IDisposable
             VmallocTotalKb = vmallocKb,
             Cpus = p.Cpus,
         };
+    }
+
+    /// <summary>dev_driver_string() when the profile names none: the device name after its unit address ("ffa50000.rkvenc" → "rkvenc").</summary>
+    private static string DefaultDriver(string name)
+    {
+        int dot = name.IndexOf('.');
+        return dot >= 0 && dot < name.Length - 1 ? name[(dot + 1)..] : name;
     }
 
     /// <summary>VMALLOC_END - VMALLOC_START: the profile's size, else the architecture's.</summary>

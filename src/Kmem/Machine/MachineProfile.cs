@@ -37,7 +37,11 @@ public sealed record KernelImage(ulong Base, ulong Code, ulong RwData, ulong RoD
 public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int OrderPerBit);
 
 /// <summary>A DMA-capable device.</summary>
-public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool Coherent, string? Cma);
+public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool Coherent, string? Cma)
+{
+    /// <summary>The driver's name (<c>dev_driver_string()</c>), shown in DMA-API reports; by default the part of the name after its first '.'.</summary>
+    public string? Driver { get; init; }
+}
 
 /// <summary>
 /// A machine profile: everything needed to boot a <see cref="Machine"/>. Load one with
@@ -88,6 +92,9 @@ public sealed record MachineProfile
     /// <see cref="MaxVmallocReserve"/> of it in the host's address space (docs/vmalloc.md).
     /// </summary>
     public ulong? VmallocSize { get; init; }
+
+    /// <summary>CONFIG_DMA_API_DEBUG: track every DMA mapping and report misuse (the boot parameter dma_debug=on|off overrides it).</summary>
+    public bool DmaDebug { get; init; }
 
     /// <summary>The most address space one machine reserves for its vmalloc window (64 GiB).</summary>
     public const ulong MaxVmallocReserve = 64UL << 30;

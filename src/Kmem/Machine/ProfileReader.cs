@@ -20,7 +20,7 @@ internal static partial class ProfileReader
     {
         if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
         Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
-            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size");
+            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size", "dma_debug");
 
         string name = Str(root, "name", required: true)!;
         if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
@@ -179,7 +179,7 @@ internal static partial class ProfileReader
             {
                 string p = $"devices[{i}]";
                 Obj(d, p);
-                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma");
+                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma", "driver");
                 string dn = Str(d, "name", required: true, path: p)!;
                 if (!DeviceNameRegex().IsMatch(dn)) throw new ProfileException($"{p}.name", $"'{dn}' is not a device name");
                 if (devices.Any(x => x.Name == dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
@@ -188,7 +188,9 @@ internal static partial class ProfileReader
                 int mask = Int(d, "dma_mask", 24, 64, required: false, path: p) ?? 32;
                 string? dc = Str(d, "cma", required: false, path: p);
                 if (dc is not null && !cma.Any(x => x.Name == dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
-                devices.Add(new DeviceSpec(dn, iommu, mask, coherent, dc));
+                string? driver = Str(d, "driver", required: false, path: p);
+                if (driver is not null && !DeviceNameRegex().IsMatch(driver)) throw new ProfileException($"{p}.driver", $"'{driver}' is not a driver name");
+                devices.Add(new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver });
                 i++;
             }
         }
@@ -219,6 +221,7 @@ internal static partial class ProfileReader
             Devices = devices,
             MinFreeKbytes = minFree,
             VmallocSize = vmallocSize,
+            DmaDebug = Bool(root, "dma_debug", "") ?? false,
         };
     }
 

@@ -1,0 +1,370 @@
+// The DMA API of one machine: dma_alloc_coherent() by the dma-direct rules (the device's CMA area or
+// the default one, then the buddy allocator within the DMA mask, retried in ZONE_DMA32 and ZONE_DMA;
+// the atomic pool for non-blocking requests of non-coherent devices; a remap into the vmalloc window
+// where the CPU must not use the cached linear map), iommu-dma (scattered pages behind an IOVA
+// range), and streaming mappings. Every buffer and mapping is recorded per device so that frees and
+// unmaps are checked; dma-debug's ownership checks live in DmaMapper.Debug.cs.
+using Kmem.Paging;
+using Kmem.Physical;
+using Kmem.Vmalloc;
+
+namespace Kmem.Dma;
+
+/// <summary>Settings the machine hands to the DMA layer.</summary>
+internal sealed record DmaSettings(Arch Arch, ulong? DmaZoneLimit, ulong? Dma32ZoneLimit, ulong? LowmemLimit, bool Debug, CmaArea? DefaultCma);
+
+internal sealed unsafe partial class DmaMapper
+{
+    /// <summary>DMA_MAPPING_ERROR.</summary>
+    public const ulong MappingError = ulong.MaxValue;
+
+    private readonly PageAllocator _pa;
+    private readonly VmallocSpace? _vm;
+    private readonly DmaSettings _s;
+    private readonly List<AtomicPool> _pools = [];
+
+    public DmaMapper(PageAllocator pa, VmallocSpace? vm, DmaSettings settings)
+    {
+        _pa = pa;
+        _vm = vm;
+        _s = settings;
+        DebugEnabled = settings.Debug;
+    }
+
+    public IReadOnlyList<AtomicPool> Pools => _pools;
+
+    private KernelLog Log => _pa.Log;
+
+    // ================================================================== boot
+
+    /// <summary>
+    /// The atomic pools: on 32-bit ARM one 256 KiB pool (arch/arm/mm/dma-mapping.c); on arm64 and x86_64
+    /// kernel/dma/pool.c's, 128 KiB per GiB of RAM (at least 128 KiB, at most a MAX_ORDER block) for GFP_KERNEL and
+    /// for each DMA zone the machine has.
+    /// </summary>
+    public void CreateAtomicPools()
+    {
+        if (_s.Arch == Arch.Arm)
+        {
+            AddPool("atomic_pool", Gfp.Kernel, 256 << 10, "DMA: preallocated 256 KiB pool for atomic coherent allocations");
+            return;
+        }
+        long pages = _pa.TotalRamPages / ((1L << 30) / (128 << 10));
+        pages = Math.Min(pages, 1L << (_pa.MaxOrder - 1));
+        long bytes = Math.Max(pages << PhysicalMemory.PageShift, 128 << 10);
+        AddPool("atomic_pool_kernel", Gfp.Kernel, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL pool for atomic allocations");
+        if (_s.Dma32ZoneLimit is not null)
+            AddPool("atomic_pool_dma32", Gfp.Kernel | Gfp.Dma32, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL|GFP_DMA32 pool for atomic allocations");
+        if (_s.DmaZoneLimit is not null)
+            AddPool("atomic_pool_dma", Gfp.Kernel | Gfp.Dma, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL|GFP_DMA pool for atomic allocations");
+    }
+
+    private void AddPool(string name, Gfp gfp, long bytes, string bootLine)
+    {
+        int order = GetOrder((ulong)bytes);
+        int idx = _pa.Alloc(gfp | Gfp.NoWarn | Gfp.Zero, order);
+        if (idx < 0)
+        {
+            Log.Err($"DMA: failed to allocate {bytes >> 10} KiB {GfpFlags.Format(gfp)} pool for atomic allocation");
+            return;
+        }
+        int n = 1 << order;
+        nint cpu = _pa.IdxToVirt(idx);
+        if (_vm is not null)
+        {
+            Span<int> frames = stackalloc int[n];
+            for (int i = 0; i < n; i++) frames[i] = idx + i;
+            nint r = _vm.Vmap(frames, VmFlags.DmaCoherent, CallSite.Kernel("atomic_pool_expand"));
+            if (r != 0) cpu = r;
+        }
+        _pools.Add(new AtomicPool(name, gfp, idx, n, cpu));
+        Log.Info(bootLine);
+    }
+
+    // ================================================================== helpers
+
+    public static int GetOrder(ulong size)
+    {
+        ulong pages = (size + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift;
+        return pages <= 1 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount(pages - 1);
+    }
+
+    private ulong IdxToPhys(int idx) => (_pa.BasePfn + (ulong)idx) << PhysicalMemory.PageShift;
+
+    private int PhysToIdx(ulong phys) => (int)((phys >> PhysicalMemory.PageShift) - _pa.BasePfn);
+
+    /// <summary>The frame index of a linear-map address, or -1.</summary>
+    private int LinearIdx(nint addr)
+    {
+        nint lin = _pa.IdxToVirt(0);
+        nuint off = (nuint)(addr - lin);
+        return off < (nuint)_pa.Frames.Count << PhysicalMemory.PageShift ? (int)(off >> PhysicalMemory.PageShift) : -1;
+    }
+
+    /// <summary>dma_coherent_ok(): the whole buffer is below the device's mask.</summary>
+    private static bool CoherentOk(Device dev, ulong phys, ulong size) => phys + size - 1 <= dev.DmaMask;
+
+    private bool IsHighMem(int idx) => _s.LowmemLimit is { } l && IdxToPhys(idx) >= l;
+
+    /// <summary>dma_direct_optimal_gfp_mask(): GFP_DMA or GFP_DMA32 when the mask does not reach beyond them.</summary>
+    private Gfp OptimalZone(Device dev)
+    {
+        if (_s.DmaZoneLimit is { } d && dev.DmaMask <= d - 1) return Gfp.Dma;
+        if (_s.Dma32ZoneLimit is not null && dev.DmaMask <= uint.MaxValue) return Gfp.Dma32;
+        return 0;
+    }
+
+    private static void CheckDevice(Device dev)
+    {
+        if (dev.Removed) throw new DmaApiException(DmaApiError.DeviceGone, dev.Name, "the device has been removed");
+    }
+
+    // ================================================================== coherent
+
+    /// <summary>dma_alloc_attrs(): zeroed coherent memory; 0 on failure.</summary>
+    public nint AllocCoherent(Device dev, ulong size, Gfp gfp, out ulong handle, CallSite site)
+    {
+        handle = MappingError;
+        CheckDevice(dev);
+        if (size == 0)
+        {
+            _pa.WarnOnce("dma_alloc_coherent size 0", $"WARNING: dma_alloc_attrs: {dev.Driver} {dev.Name}: size 0");
+            return 0;
+        }
+        ulong real = size;
+        size = (size + PhysicalMemory.PageSize - 1) & ~(ulong)(PhysicalMemory.PageSize - 1);
+        gfp &= ~(Gfp.Dma | Gfp.Dma32 | Gfp.HighMem);
+        var e = new DmaEntry { Type = DmaEntryType.Coherent, Size = real, Direction = DmaDirection.Bidirectional, MapErr = MapErrType.NotApplicable, Site = site };
+        bool ok = dev.HasIommu ? IommuAlloc(dev, size, gfp, e) : DirectAlloc(dev, size, gfp, e);
+        if (!ok) return 0;
+        new Span<byte>((void*)e.Cpu, (int)Math.Min(size, int.MaxValue)).Clear();
+        if (size > int.MaxValue) new Span<byte>((void*)(e.Cpu + int.MaxValue), (int)(size - int.MaxValue)).Clear();
+        lock (dev.Lock) dev.Entries.Add(e.DevAddr, e);
+        handle = e.DevAddr;
+        return e.Cpu;
+    }
+
+    /// <summary>dma_direct_alloc(): the pool, CMA or the buddy allocator, within the mask; remapped when the CPU needs it.</summary>
+    private bool DirectAlloc(Device dev, ulong size, Gfp gfp, DmaEntry e)
+    {
+        int count = (int)(size >> PhysicalMemory.PageShift);
+        if (!gfp.AllowsBlocking() && !dev.Coherent && _pools.Count > 0)
+            return PoolAlloc(dev, count, e);
+        int order = GetOrder(size);
+        int idx = -1;
+        if (gfp.AllowsBlocking())
+        {
+            // dma_alloc_contiguous(): the device's area, else the default one for more than a page.
+            var cma = dev.CmaArea ?? (count > 1 ? _s.DefaultCma : null);
+            if (cma is not null)
+            {
+                idx = cma.Alloc((ulong)count, Math.Min(order, CmaArea.ConfigCmaAlignment), gfp & Gfp.NoWarn | Gfp.Kernel);
+                if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
+                {
+                    cma.Release(idx, (ulong)count);
+                    idx = -1;
+                }
+                if (idx >= 0) { e.Source = CoherentSource.Cma; e.Cma = cma; }
+            }
+        }
+        if (idx < 0)
+        {
+            Gfp zone = OptimalZone(dev);
+            while (true)
+            {
+                idx = _pa.Alloc(gfp | zone, order);
+                if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
+                {
+                    _pa.Free(idx, order, "dma_free_contiguous");
+                    idx = -1;
+                }
+                if (idx >= 0) break;
+                if (_s.Dma32ZoneLimit is not null && dev.DmaMask < ulong.MaxValue && (zone & (Gfp.Dma32 | Gfp.Dma)) == 0) { zone = Gfp.Dma32; continue; }
+                if (_s.DmaZoneLimit is not null && (zone & Gfp.Dma) == 0) { zone = Gfp.Dma; continue; }
+                return false;
+            }
+            e.Source = CoherentSource.Buddy;
+            e.Order = order;
+        }
+        e.FirstFrame = idx;
+        e.Phys = IdxToPhys(idx);
+        e.DevAddr = e.Phys;
+        e.Cpu = _pa.IdxToVirt(idx);
+        // The CPU needs an uncached alias for a non-coherent device (32-bit ARM changes the linear map of CMA pages
+        // in place instead), and a mapping at all for highmem pages.
+        bool remap = IsHighMem(idx) || (!dev.Coherent && !(_s.Arch == Arch.Arm && e.Source == CoherentSource.Cma));
+        if (remap && _vm is not null)
+        {
+            Span<int> frames = count <= 4096 ? stackalloc int[count] : new int[count];
+            for (int i = 0; i < count; i++) frames[i] = idx + i;
+            nint r = _vm.Vmap(frames, VmFlags.DmaCoherent, CallSite.Kernel(_s.Arch == Arch.Arm ? "__dma_alloc" : "dma_direct_alloc"));
+            if (r == 0)
+            {
+                ReleaseMemory(e, count);
+                return false;
+            }
+            e.Remap = r;
+            e.Cpu = r;
+        }
+        return true;
+    }
+
+    private bool PoolAlloc(Device dev, int count, DmaEntry e)
+    {
+        // dma_guess_pool(): the pool whose zone suits the device's mask.
+        Gfp zone = OptimalZone(dev);
+        var pool = _pools.FirstOrDefault(p => (p.Gfp & (Gfp.Dma | Gfp.Dma32)) == zone) ?? _pools[0];
+        int at = pool.Alloc(count);
+        if (at < 0) return false;
+        int idx = pool.FirstFrame + at;
+        if (!CoherentOk(dev, IdxToPhys(idx), (ulong)count << PhysicalMemory.PageShift))
+        {
+            pool.Free(at, count);
+            return false;
+        }
+        e.Source = CoherentSource.AtomicPool;
+        e.Pool = pool;
+        e.FirstFrame = idx;
+        e.Phys = IdxToPhys(idx);
+        e.DevAddr = e.Phys;
+        e.Cpu = pool.CpuBase + ((nint)at << PhysicalMemory.PageShift);
+        return true;
+    }
+
+    /// <summary>iommu_dma_alloc(): pages from anywhere (large blocks first), one IOVA range, a dma-coherent remap for the CPU.</summary>
+    private bool IommuAlloc(Device dev, ulong size, Gfp gfp, DmaEntry e)
+    {
+        int count = (int)(size >> PhysicalMemory.PageShift);
+        if (!gfp.AllowsBlocking() && !dev.Coherent && _pools.Count > 0)
+        {
+            if (!PoolAlloc(dev, count, e)) return false;
+            ulong pfn = dev.Domain!.Alloc((ulong)count);
+            if (pfn == 0) { _pools.First(p => p == e.Pool).Free(e.FirstFrame - e.Pool!.FirstFrame, count); return false; }
+            e.IovaPfn = pfn;
+            e.IovaPages = (ulong)count;
+            e.DevAddr = pfn << PhysicalMemory.PageShift;
+            return true;
+        }
+        var frames = new List<int>();
+        var orders = new List<int>();
+        int left = count;
+        bool failed = false;
+        while (left > 0)
+        {
+            // __iommu_dma_alloc_pages(): the largest block that fits (here up to 2 MiB, the usual IOMMU large page), quietly.
+            int order = Math.Min(System.Numerics.BitOperations.Log2((uint)left), Math.Min(9, _pa.MaxOrder - 1));
+            int idx = -1;
+            while (order >= 0)
+            {
+                idx = _pa.Alloc(order > 0 ? gfp | Gfp.NoWarn | Gfp.NoRetry : gfp, order);
+                if (idx >= 0) break;
+                order--;
+            }
+            if (idx < 0) { failed = true; break; }
+            frames.Add(idx);
+            orders.Add(order);
+            left -= 1 << order;
+        }
+        e.Source = CoherentSource.Scattered;
+        e.Frames = [.. frames];
+        e.FrameOrders = [.. orders];
+        if (failed)
+        {
+            ReleaseMemory(e, count);
+            return false;
+        }
+        ulong iova = dev.Domain!.Alloc((ulong)count);
+        if (iova == 0)
+        {
+            ReleaseMemory(e, count);
+            return false;
+        }
+        e.IovaPfn = iova;
+        e.IovaPages = (ulong)count;
+        e.DevAddr = iova << PhysicalMemory.PageShift;
+        e.FirstFrame = frames[0];
+        e.Phys = IdxToPhys(frames[0]);
+        var all = new int[count];
+        int k = 0;
+        for (int i = 0; i < frames.Count; i++)
+            for (int j = 0; j < 1 << orders[i]; j++) all[k++] = frames[i] + j;
+        if (_vm is null)
+        {
+            if (frames.Count > 1)
+            {
+                Log.Err($"iommu_dma_alloc: {dev.Name}: scattered pages need the vmalloc window, which this platform lacks");
+                ReleaseMemory(e, count);
+                dev.Domain.Free(iova, (ulong)count);
+                return false;
+            }
+            e.Cpu = _pa.IdxToVirt(frames[0]);
+            return true;
+        }
+        nint r = _vm.Vmap(all, VmFlags.DmaCoherent, CallSite.Kernel("iommu_dma_alloc"));
+        if (r == 0)
+        {
+            ReleaseMemory(e, count);
+            dev.Domain.Free(iova, (ulong)count);
+            return false;
+        }
+        e.Remap = r;
+        e.Cpu = r;
+        return true;
+    }
+
+    /// <summary>Gives back the memory of a coherent buffer (not its remap or IOVA).</summary>
+    private void ReleaseMemory(DmaEntry e, int count)
+    {
+        switch (e.Source)
+        {
+            case CoherentSource.Cma: e.Cma!.Release(e.FirstFrame, (ulong)count); break;
+            case CoherentSource.Buddy: _pa.Free(e.FirstFrame, e.Order, "dma_free_contiguous"); break;
+            case CoherentSource.AtomicPool: e.Pool!.Free(e.FirstFrame - e.Pool.FirstFrame, count); break;
+            case CoherentSource.Scattered:
+                for (int i = 0; i < e.Frames!.Length; i++) _pa.Free(e.Frames[i], e.FrameOrders![i], "iommu_dma_free");
+                break;
+        }
+    }
+
+    /// <summary>dma_free_attrs(): checked against the allocation (handle, size, CPU address); nothing is freed on a mismatch.</summary>
+    public void FreeCoherent(Device dev, ulong size, nint cpu, ulong handle, CallSite site)
+    {
+        CheckDevice(dev);
+        DmaEntry e;
+        lock (dev.Lock)
+        {
+            e = FindForUnmap(dev, handle, size, DmaEntryType.Coherent, DmaDirection.Bidirectional);
+            if (e.Cpu != cpu)
+            {
+                Fail(dev, DmaApiError.Mismatch, $"device driver frees DMA memory with different CPU address [device address=0x{handle:x16}] [size={size} bytes] [cpu alloc address=0x{e.Cpu:x16}] [cpu free address=0x{cpu:x16}]");
+            }
+            dev.Entries.Remove(handle);
+        }
+        int count = (int)((e.Size + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift);
+        if (e.Remap != 0) _vm!.Free(e.Remap, freePages: false, CallSite.Kernel("dma_free_attrs"));
+        ReleaseMemory(e, count);
+        if (e.IovaPages != 0) dev.Domain!.Free(e.IovaPfn, e.IovaPages);
+    }
+
+    /// <summary>
+    /// check_unmap(): the entry at <paramref name="addr"/>, after the checks of size, function and direction.
+    /// Called under the device's lock; every failure is reported and thrown with nothing changed.
+    /// </summary>
+    private DmaEntry FindForUnmap(Device dev, ulong addr, ulong size, DmaEntryType type, DmaDirection dir)
+    {
+        if (!dev.Entries.TryGetValue(addr, out var e))
+        {
+            if (addr == MappingError) Fail(dev, DmaApiError.NotMapped, "device driver tries to free an invalid DMA memory address");
+            Fail(dev, DmaApiError.NotMapped, $"device driver tries to free DMA memory it has not allocated [device address=0x{addr:x16}] [size={size} bytes]");
+        }
+        if (e!.Size != size)
+            Fail(dev, DmaApiError.Mismatch, $"device driver frees DMA memory with different size [device address=0x{addr:x16}] [map size={e.Size} bytes] [unmap size={size} bytes]");
+        if (e.Type != type)
+            Fail(dev, DmaApiError.Mismatch, $"device driver frees DMA memory with wrong function [device address=0x{addr:x16}] [size={size} bytes] [mapped as {e.TypeName}] [unmapped as {DmaEntry.TypeNames[(int)type]}]");
+        if (e.Direction != dir)
+            Fail(dev, DmaApiError.Mismatch, $"device driver frees DMA memory with different direction [device address=0x{addr:x16}] [size={size} bytes] [mapped with {e.DirName}] [unmapped with {DmaEntry.DirNames[(int)dir]}]");
+        if (DebugEnabled && e.MapErr == MapErrType.NotChecked)
+            Report(dev, $"device driver failed to check map error [device address=0x{addr:x16}] [size={size} bytes] [mapped as {e.TypeName}]");
+        return e;
+    }
+}
