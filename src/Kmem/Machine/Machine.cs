@@ -223,7 +223,7 @@ public sealed partial class Machine : IDisposable
     private static string DefaultDriver(string name)
     {
         int dot = name.IndexOf('.');
-        return dot >= 0 && dot < name.Length - 1 ? name[(dot + 1)..] : name;
+        return dot >= 0 && dot < name.Length - 1 && !name.Contains(':') ? name[(dot + 1)..] : name;
     }
 
     /// <summary>VMALLOC_END - VMALLOC_START: the profile's size, else the architecture's.</summary>
