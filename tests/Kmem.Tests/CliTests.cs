@@ -30,6 +30,26 @@ public class CliTests
     }
 
     [Fact]
+    public void Cat_shows_the_vmalloc_cma_and_dma_views_after_the_camera_dma_workload()
+    {
+        var (code, o, e) = Run("cat", "/proc/vmallocinfo", "--workload", "camera-dma");
+        Assert.True(code == 0, e);
+        Assert.Matches(@"0x[0-9a-f]{16}-0x[0-9a-f]{16}  618496 rc-tables pages=150 vmalloc\n", o);
+        Assert.Contains(" atomic_pool_expand dma-coherent", o);
+        (code, o, e) = Run("cat", "/sys/kernel/debug/cma/rk-dma-heap-cma/used", "--workload", "camera-dma");
+        Assert.True(code == 0, e);
+        Assert.Equal("3976\n", o);                   // 2 x 5852K + 4 x 16K + 1952K + 2 x 1M + 2 x 17 pages
+        (code, o, _) = Run("cat", "/sys/kernel/debug/cma/rk-dma-heap-cma/count");
+        Assert.Equal("8192\n", o);
+        (code, o, e) = Run("cat", "/sys/kernel/debug/dma-api/dump", "--cmdline", "dma_debug=on", "--workload", "camera-dma");
+        Assert.True(code == 0, e);
+        Assert.Contains("ffa00000.rkisp rkisp coherent idx ", o);
+        (code, o, _) = Run("cat", "--list");
+        Assert.Contains("/proc/vmallocinfo", o);
+        Assert.Contains("/sys/kernel/debug/cma/rk-dma-heap-cma/bitmap", o);
+    }
+
+    [Fact]
     public void Slabtop_sorts_by_cache_size_after_a_workload()
     {
         var (code, o, e) = Run("slabtop", "--workload", "camera-pages", "--lines", "3");

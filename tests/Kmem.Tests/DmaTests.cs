@@ -352,6 +352,43 @@ public unsafe class DmaTests
         TestSupport.AssertConsistent(m);
     }
 
+    [Fact]
+    public void Workload_steps_for_cma_dma_and_movable_memory()
+    {
+        using var m = Machine.Boot("rv1106");
+        var w = Workload.Parse("""
+        { "steps": [
+          { "op": "alloc_movable", "label": "cache", "count": 3000, "fill": "0x21", "expect": "success" },
+          { "op": "cma_alloc", "label": "raw", "cma": "rk-dma-heap-cma", "count": 300, "align": 2, "times": 2, "fill": "0x01", "expect": "success" },
+          { "op": "dma_alloc_coherent", "label": "buf", "device": "ffa50000.rkvenc", "size": "64K", "count": 3, "fill": "0x02" },
+          { "op": "dma_alloc_coherent", "label": "atomic", "device": "ffa50000.rkvenc", "size": 4096, "gfp": "GFP_ATOMIC" },
+          { "op": "verify", "label": "cache", "pattern": "0x21" },
+          { "op": "verify", "label": "buf", "pattern": "0x02" },
+          { "op": "cma_release", "label": "raw", "count": 1 },
+          { "op": "dma_free_coherent", "label": "buf", "count": "all" },
+          { "op": "free_movable", "label": "cache", "count": 1000, "which": "random" },
+          { "op": "check" }
+        ] }
+        """);
+        var runner = new WorkloadRunner(m);
+        var r = runner.Run(w);
+        Assert.True(r.Ok, string.Join("\n", r.Problems));
+        Assert.Equal(300, r.Labels["raw"].PagesHeld);
+        Assert.Equal(2000, r.Labels["cache"].PagesHeld);
+        Assert.Equal(300UL, m.Cma["rk-dma-heap-cma"].Used);
+        Assert.Equal(1, m.Devices["ffa50000.rkvenc"].MappingCount);
+        runner.ReleaseAll();
+        Assert.Equal(0UL, m.Cma["rk-dma-heap-cma"].Used);
+        Assert.Equal(0, m.Devices["ffa50000.rkvenc"].MappingCount);
+        TestSupport.AssertConsistent(m);
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "cma_alloc", "label": "x" } ] }"""));
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "dma_alloc_coherent", "label": "x", "device": "d" } ] }"""));
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "alloc_movable", "label": "x", "gfp": "GFP_KERNEL" } ] }"""));
+        var bad = Workload.Parse("""{ "steps": [ { "op": "dma_alloc_coherent", "label": "x", "device": "nope", "size": 4096 } ] }""");
+        var ex = Assert.Throws<WorkloadException>(() => new WorkloadRunner(m).Run(bad));
+        Assert.Contains("no device 'nope'", ex.Message);
+    }
+
     // ------------------------------------------------------------------ model and concurrency
 
     [Fact]

@@ -36,6 +36,12 @@ public sealed class Workload
         ["vmalloc"] = ["label", "size", "gfp", "count", "expect", "fill", "user"],
         ["vfree"] = ["label", "count", "which"],
         ["vm_unmap_aliases"] = [],
+        ["cma_alloc"] = ["label", "cma", "count", "align", "gfp", "times", "expect", "fill"],
+        ["cma_release"] = ["label", "count", "which"],
+        ["dma_alloc_coherent"] = ["label", "device", "size", "gfp", "count", "expect", "fill"],
+        ["dma_free_coherent"] = ["label", "count", "which"],
+        ["alloc_movable"] = ["label", "order", "gfp", "count", "expect", "fill"],
+        ["free_movable"] = ["label", "count", "which"],
     };
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)

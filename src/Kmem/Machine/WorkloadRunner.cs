@@ -42,6 +42,14 @@ public sealed class WorkloadRunner
     /// ExactSize), a kmalloc buffer (Address, ObjectSize) or a slab object (Address, ObjectSize, Cache).</summary>
     private sealed record Held(Page Page, int Order, nint Address, nuint ExactSize, nuint ObjectSize = 0, SlabCache? Cache = null, bool Kmalloc = false, bool Vmalloc = false)
     {
+        /// <summary>A CMA run (Page, Address, ExactSize = its bytes) from this area.</summary>
+        public CmaArea? Cma { get; init; }
+        /// <summary>A coherent DMA buffer (Address = CPU address, ExactSize) of this device, with its handle.</summary>
+        public Device? Device { get; init; }
+        public ulong Handle { get; init; }
+        /// <summary>A movable block (its pages move; reached through the handle).</summary>
+        public MovablePage? Movable { get; init; }
+
         public long Pages => Kmalloc || Cache is not null ? 0 : ExactSize > 0 ? (long)((ExactSize + 4095) / 4096) : 1L << Order;
         public long Bytes => Kmalloc || Cache is not null ? (long)ObjectSize : 0;
     }
@@ -137,14 +145,40 @@ public sealed class WorkloadRunner
                 ulong size = Size(step, "size");
                 var gfp = GfpArg(step);
                 bool user = Bool(step, "user");
+                string label = Str(step, "label")!;   // /proc/vmallocinfo names the label as the caller
                 AllocSteps(step, $"vmalloc({size})", () =>
-                    (user ? _m.VmallocUser((nuint)size, "workload") : _m.Vmalloc((nuint)size, gfp, "workload")) is var a && a != 0
+                    (user ? _m.VmallocUser((nuint)size, label, "", 0) : _m.Vmalloc((nuint)size, gfp, label, "", 0)) is var a && a != 0
                         ? new Held(default, 0, a, (nuint)size, Vmalloc: true) : null);
                 break;
             }
             case "vm_unmap_aliases":
                 _m.VmUnmapAliases();
                 break;
+            case "cma_alloc":
+            {
+                var cma = _m.Cma.GetValueOrDefault(Str(step, "cma")!) ?? throw new WorkloadException($"{step.Location}.cma", $"no CMA area '{Str(step, "cma")}' on {_m.Profile.Name} (areas: {string.Join(", ", _m.Cma.Keys)})");
+                int count = Int(step, "count", 1), align = Int(step, "align", 0);
+                var gfp = GfpArg(step);
+                AllocSteps(step, $"cma_alloc({cma.Name}, {count})", () => _m.CmaAlloc(cma, count, align, gfp) is { IsNull: false } p
+                    ? new Held(p, 0, _m.PageAddress(p), (nuint)count * 4096) { Cma = cma } : null, "times");
+                break;
+            }
+            case "dma_alloc_coherent":
+            {
+                var dev = _m.Devices.GetValueOrDefault(Str(step, "device")!) ?? throw new WorkloadException($"{step.Location}.device", $"no device '{Str(step, "device")}' on {_m.Profile.Name} (devices: {string.Join(", ", _m.Devices.Keys)})");
+                ulong size = Size(step, "size");
+                var gfp = GfpArg(step);
+                AllocSteps(step, $"dma_alloc_coherent({dev.Name}, {size})", () => _m.DmaAllocCoherent(dev, (nuint)size, gfp, out ulong h, "workload") is var a && a != 0
+                    ? new Held(default, 0, a, (nuint)size) { Device = dev, Handle = h } : null);
+                break;
+            }
+            case "alloc_movable":
+            {
+                int order = Int(step, "order", 0);
+                var gfp = step.Args.ContainsKey("gfp") ? GfpArg(step) : Gfp.HighUserMovable;
+                AllocSteps(step, $"movable allocation of order {order}", () => _m.AllocMovable(gfp, order) is { } mv ? new Held(default, order, 0, 0) { Movable = mv } : null);
+                break;
+            }
             case "kmem_cache_create":
             {
                 string name = Str(step, "name")!;
@@ -166,7 +200,7 @@ public sealed class WorkloadRunner
             case "kmem_cache_destroy":
                 CacheArg(step).Destroy();
                 break;
-            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree":
+            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable":
             {
                 string label = Str(step, "label")!;
                 var list = Holder(label);
@@ -192,7 +226,7 @@ public sealed class WorkloadRunner
             case "write":
             {
                 byte b = (byte)Pattern(step, "pattern");
-                foreach (var h in Holder(Str(step, "label")!)) Span(h).Fill(b);
+                foreach (var h in Holder(Str(step, "label")!)) Fill(h, b);
                 break;
             }
             case "verify":
@@ -201,7 +235,7 @@ public sealed class WorkloadRunner
                 string label = Str(step, "label")!;
                 foreach (var h in Holder(label))
                 {
-                    int bad = Span(h).IndexOfAnyExcept(b);
+                    int bad = FirstOther(h, b);
                     if (bad >= 0) { _result.Problems.Add($"{step.Location}: '{label}' byte {bad} of {h.Page} is not 0x{b:x2}"); break; }
                 }
                 break;
@@ -238,10 +272,35 @@ public sealed class WorkloadRunner
         : h.ExactSize > 0 ? new Span<byte>((void*)h.Address, (int)h.ExactSize)
         : _m.PageSpan(h.Page, h.Order);
 
+    /// <summary>Fills an allocation (a movable block under a pin, so that it cannot move meanwhile).</summary>
+    private void Fill(Held h, byte b)
+    {
+        if (h.Movable is { } mv)
+        {
+            using var pin = mv.Pin();
+            pin.Span.Fill(b);
+        }
+        else Span(h).Fill(b);
+    }
+
+    /// <summary>The first byte of an allocation that is not <paramref name="b"/>, or -1.</summary>
+    private int FirstOther(Held h, byte b)
+    {
+        if (h.Movable is { } mv)
+        {
+            using var pin = mv.Pin();
+            return pin.Span.IndexOfAnyExcept(b);
+        }
+        return Span(h).IndexOfAnyExcept(b);
+    }
+
     private void FreeOne(Held h)
     {
         if (h.Kmalloc) _m.Kfree(h.Address, "workload");
         else if (h.Vmalloc) _m.Vfree(h.Address, "workload");
+        else if (h.Cma is not null) _m.CmaRelease(h.Cma, h.Page, (int)(h.ExactSize / 4096));
+        else if (h.Device is not null) _m.DmaFreeCoherent(h.Device, h.ExactSize, h.Address, h.Handle, "workload");
+        else if (h.Movable is not null) h.Movable.Dispose();
         else if (h.Cache is not null) h.Cache.Free(h.Address, "workload");
         else if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
         else _m.FreePages(h.Page, h.Order);
@@ -251,10 +310,10 @@ public sealed class WorkloadRunner
     /// An allocation step: <c>count</c> calls of <paramref name="alloc"/> (null: failed), each checked against
     /// <c>expect</c>, filled with <c>fill</c> when given, and held by the step's label.
     /// </summary>
-    private void AllocSteps(WorkloadStep step, string what, Func<Held?> alloc)
+    private void AllocSteps(WorkloadStep step, string what, Func<Held?> alloc, string countKey = "count")
     {
         string label = Str(step, "label")!;
-        long count = Long(step, "count", 1);
+        long count = Long(step, countKey, 1);
         string expect = Str(step, "expect") ?? "any";
         int? fill = step.Args.ContainsKey("fill") ? Pattern(step, "fill") : null;
         var list = Holder(label);
@@ -263,7 +322,7 @@ public sealed class WorkloadRunner
         {
             var h = alloc();
             if (!Outcome(step, h is not null, expect, $"{what} for '{label}'", stats)) continue;
-            if (fill is { } f) Span(h!).Fill((byte)f);
+            if (fill is { } f) Fill(h!, (byte)f);
             list.Add(h!);
         }
     }
@@ -317,7 +376,8 @@ public sealed class WorkloadRunner
     internal static void Validate(WorkloadStep step)
     {
         string[] needsLabel = ["alloc_pages", "free_pages", "alloc_pages_exact", "get_page", "put_page", "write", "verify",
-            "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "vmalloc", "vfree"];
+            "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "vmalloc", "vfree", "cma_alloc", "cma_release",
+            "dma_alloc_coherent", "dma_free_coherent", "alloc_movable", "free_movable"];
         if (needsLabel.Contains(step.Op))
         {
             string? label = Str(step, "label");
@@ -357,6 +417,31 @@ public sealed class WorkloadRunner
                 Expect(step);
                 if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
                 break;
+            case "cma_alloc":
+                if (string.IsNullOrWhiteSpace(Str(step, "cma"))) throw new WorkloadException($"{step.Location}.cma", "is required (the area's name)");
+                Int(step, "count", 1, 1, 1 << 24);
+                Int(step, "align", 0, 0, 30);
+                Long(step, "times", 1, 1, 10_000_000);
+                GfpArg(step);
+                Expect(step);
+                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                break;
+            case "dma_alloc_coherent":
+                if (string.IsNullOrWhiteSpace(Str(step, "device"))) throw new WorkloadException($"{step.Location}.device", "is required (the device's name)");
+                if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
+                if (Size(step, "size") is 0 or > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be 1 byte .. 2 GiB");
+                GfpArg(step);
+                Long(step, "count", 1, 1, 10_000_000);
+                Expect(step);
+                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                break;
+            case "alloc_movable":
+                Int(step, "order", 0, 0, 10);
+                if (step.Args.ContainsKey("gfp") && (GfpArg(step) & Gfp.Movable) == 0) throw new WorkloadException($"{step.Location}.gfp", "a movable allocation needs __GFP_MOVABLE");
+                Long(step, "count", 1, 1, 10_000_000);
+                Expect(step);
+                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                break;
             case "kmem_cache_create":
                 if (string.IsNullOrWhiteSpace(Str(step, "name"))) throw new WorkloadException($"{step.Location}.name", "is required");
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
@@ -375,7 +460,7 @@ public sealed class WorkloadRunner
                     if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
                 }
                 break;
-            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree":
+            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable":
                 if (step.Args.TryGetValue("count", out var c) && !(c.ValueKind == JsonValueKind.String && c.GetString() == "all"))
                     Long(step, "count", 1, 0, long.MaxValue);
                 if (Str(step, "which") is { } w && w is not ("newest" or "oldest" or "random"))
