@@ -186,10 +186,7 @@ internal sealed unsafe partial class DmaMapper
             e.Source = CoherentSource.Buddy;
             e.Order = order;
         }
-        e.FirstFrame = idx;
-        e.Phys = IdxToPhys(idx);
-        e.DevAddr = e.Phys;
-        e.Cpu = _pa.IdxToVirt(idx);
+        SetDirect(e, idx, _pa.IdxToVirt(idx));
         // The CPU needs an uncached alias for a non-coherent device (32-bit ARM changes the linear map of CMA pages
         // in place instead), and a mapping at all for highmem pages.
         bool remap = IsHighMem(idx) || (!dev.Coherent && !(_s.Arch == Arch.Arm && e.Source == CoherentSource.Cma));
@@ -224,11 +221,17 @@ internal sealed unsafe partial class DmaMapper
         }
         e.Source = CoherentSource.AtomicPool;
         e.Pool = pool;
+        SetDirect(e, idx, pool.CpuBase + ((nint)at << PhysicalMemory.PageShift));
+        return true;
+    }
+
+    /// <summary>A physically contiguous buffer from frame <paramref name="idx"/>: its device address is its physical address.</summary>
+    private void SetDirect(DmaEntry e, int idx, nint cpu)
+    {
         e.FirstFrame = idx;
         e.Phys = IdxToPhys(idx);
         e.DevAddr = e.Phys;
-        e.Cpu = pool.CpuBase + ((nint)at << PhysicalMemory.PageShift);
-        return true;
+        e.Cpu = cpu;
     }
 
     /// <summary>iommu_dma_alloc(): pages from anywhere (large blocks first), one IOVA range, a dma-coherent remap for the CPU.</summary>
@@ -239,7 +242,7 @@ internal sealed unsafe partial class DmaMapper
         {
             if (!PoolAlloc(dev, count, e)) return false;
             ulong pfn = dev.Domain!.Alloc((ulong)count);
-            if (pfn == 0) { _pools.First(p => p == e.Pool).Free(e.FirstFrame - e.Pool!.FirstFrame, count); return false; }
+            if (pfn == 0) { e.Pool!.Free(e.FirstFrame - e.Pool.FirstFrame, count); return false; }
             e.IovaPfn = pfn;
             e.IovaPages = (ulong)count;
             e.DevAddr = pfn << PhysicalMemory.PageShift;

@@ -388,9 +388,7 @@ public sealed class WorkloadRunner
             case "alloc_pages":
                 Int(step, "order", 0, 0, 63);
                 GfpArg(step);
-                Long(step, "count", 1, 1, 10_000_000);
-                Expect(step);
-                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                AllocArgs(step);
                 break;
             case "alloc_pages_exact":
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
@@ -404,43 +402,33 @@ public sealed class WorkloadRunner
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
                 if (Size(step, "size") > 1UL << 31) throw new WorkloadException($"{step.Location}.size", "must be at most 2 GiB");
                 GfpArg(step);
-                Long(step, "count", 1, 1, 10_000_000);
-                Expect(step);
-                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                AllocArgs(step);
                 break;
             case "vmalloc":
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
                 if (Size(step, "size") > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be below 2 GiB");
                 GfpArg(step);
                 Bool(step, "user");
-                Long(step, "count", 1, 1, 10_000_000);
-                Expect(step);
-                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                AllocArgs(step);
                 break;
             case "cma_alloc":
                 if (string.IsNullOrWhiteSpace(Str(step, "cma"))) throw new WorkloadException($"{step.Location}.cma", "is required (the area's name)");
                 Int(step, "count", 1, 1, 1 << 24);
                 Int(step, "align", 0, 0, 30);
-                Long(step, "times", 1, 1, 10_000_000);
                 GfpArg(step);
-                Expect(step);
-                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                AllocArgs(step, "times");
                 break;
             case "dma_alloc_coherent":
                 if (string.IsNullOrWhiteSpace(Str(step, "device"))) throw new WorkloadException($"{step.Location}.device", "is required (the device's name)");
                 if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
                 if (Size(step, "size") is 0 or > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be 1 byte .. 2 GiB");
                 GfpArg(step);
-                Long(step, "count", 1, 1, 10_000_000);
-                Expect(step);
-                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                AllocArgs(step);
                 break;
             case "alloc_movable":
                 Int(step, "order", 0, 0, 10);
                 if (step.Args.ContainsKey("gfp") && (GfpArg(step) & Gfp.Movable) == 0) throw new WorkloadException($"{step.Location}.gfp", "a movable allocation needs __GFP_MOVABLE");
-                Long(step, "count", 1, 1, 10_000_000);
-                Expect(step);
-                if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                AllocArgs(step);
                 break;
             case "kmem_cache_create":
                 if (string.IsNullOrWhiteSpace(Str(step, "name"))) throw new WorkloadException($"{step.Location}.name", "is required");
@@ -455,9 +443,7 @@ public sealed class WorkloadRunner
                 if (step.Op == "kmem_cache_alloc")
                 {
                     GfpArg(step);
-                    Long(step, "count", 1, 1, 10_000_000);
-                    Expect(step);
-                    if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
+                    AllocArgs(step);
                 }
                 break;
             case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable":
@@ -479,6 +465,14 @@ public sealed class WorkloadRunner
                 if (step.Children.Count == 0) throw new WorkloadException($"{step.Location}.steps", "needs at least one step");
                 break;
         }
+    }
+
+    /// <summary>The arguments every allocation step shares: how many (<paramref name="countKey"/>), <c>expect</c> and <c>fill</c>.</summary>
+    private static void AllocArgs(WorkloadStep step, string countKey = "count")
+    {
+        Long(step, countKey, 1, 1, 10_000_000);
+        Expect(step);
+        if (step.Args.ContainsKey("fill")) Pattern(step, "fill");
     }
 
     private static void Expect(WorkloadStep step)

@@ -56,10 +56,11 @@ internal sealed unsafe partial class PageAllocator
         int align = Math.Max(MaxOrder - 1, PageblockOrder);
         int outerStart = AlignDownIdx(start, align), outerEnd = AlignUpIdx(end, align);
         if (outerStart < z.StartIdx || outerEnd > z.EndIdx) throw new ArgumentOutOfRangeException(nameof(end), "range outside its zone");
+        int blocks = (outerEnd - outerStart) >> PageblockOrder;
+        Span<byte> saved = blocks <= 1024 ? stackalloc byte[blocks] : new byte[blocks];
         lock (_contigLock)
         {
-            var saved = IsolateRange(z, outerStart, outerEnd);
-            if (saved is null) { busyPfn = BasePfn + (ulong)start; return ContigResult.Busy; }
+            if (!IsolateRange(z, outerStart, saved)) { busyPfn = BasePfn + (ulong)start; return ContigResult.Busy; }
             try
             {
                 DrainAllPages();
@@ -75,7 +76,7 @@ internal sealed unsafe partial class PageAllocator
             }
             finally
             {
-                UndoIsolateRange(z, outerStart, outerEnd, saved);
+                UndoIsolateRange(z, outerStart, saved);
             }
         }
     }
@@ -91,36 +92,37 @@ internal sealed unsafe partial class PageAllocator
     private int AlignUpIdx(int idx, int order) =>
         (int)((long)((((BasePfn + (ulong)idx) + (1UL << order) - 1) >> order) << order) - (long)BasePfn);
 
-    /// <summary>start_isolate_page_range(): every pageblock becomes MIGRATE_ISOLATE, its free blocks move to the isolate lists.</summary>
-    private MigrateType[]? IsolateRange(Zone z, int outerStart, int outerEnd)
+    /// <summary>
+    /// start_isolate_page_range(): every pageblock from <paramref name="outerStart"/> becomes MIGRATE_ISOLATE and its free
+    /// blocks move to the isolate lists; <paramref name="saved"/> receives each block's type.
+    /// </summary>
+    private bool IsolateRange(Zone z, int outerStart, Span<byte> saved)
     {
-        int blocks = (outerEnd - outerStart) >> PageblockOrder;
-        var saved = new MigrateType[blocks];
         lock (z.Lock)
         {
-            for (int b = 0; b < blocks; b++)
+            for (int b = 0; b < saved.Length; b++)
             {
                 int idx = outerStart + (b << PageblockOrder);
                 var mt = z.PageblockType(idx);
                 if (mt == MigrateType.Isolate)
                 {
                     // Someone else isolates it (cannot happen under the contig lock, but never undo a foreign isolation).
-                    for (int u = 0; u < b; u++) RestoreBlock(z, outerStart + (u << PageblockOrder), saved[u]);
-                    return null;
+                    for (int u = 0; u < b; u++) RestoreBlock(z, outerStart + (u << PageblockOrder), (MigrateType)saved[u]);
+                    return false;
                 }
-                saved[b] = mt;
+                saved[b] = (byte)mt;
                 z.SetPageblockType(idx, MigrateType.Isolate);
                 z.MoveFreepagesBlock(idx, (int)MigrateType.Isolate, out _);
                 z.NrIsolatePageblock++;
             }
         }
-        return saved;
+        return true;
     }
 
-    private void UndoIsolateRange(Zone z, int outerStart, int outerEnd, MigrateType[] saved)
+    private void UndoIsolateRange(Zone z, int outerStart, ReadOnlySpan<byte> saved)
     {
         lock (z.Lock)
-            for (int b = 0; b < saved.Length; b++) RestoreBlock(z, outerStart + (b << PageblockOrder), saved[b]);
+            for (int b = 0; b < saved.Length; b++) RestoreBlock(z, outerStart + (b << PageblockOrder), (MigrateType)saved[b]);
         SignalFree();
     }
 

@@ -230,13 +230,13 @@ internal sealed unsafe partial class PageAllocator
     {
         PcpThreadCache[] all;
         lock (_cachesLock) all = _caches.ToArray();
-        var dead = new List<PcpThreadCache>();
+        List<PcpThreadCache>? dead = null;
         foreach (var c in all)
         {
             DrainCache(c);
-            if (!c.Thread.IsAlive) dead.Add(c);
+            if (!c.Thread.IsAlive) (dead ??= []).Add(c);
         }
-        if (dead.Count > 0)
+        if (dead is not null)
         {
             lock (_cachesLock) foreach (var d in dead) _caches.Remove(d);
             foreach (var d in dead) d.Release(); // its thread is gone: nobody can reach the lists any more

@@ -13,6 +13,7 @@ internal static partial class Libc
     public const int MapFixed = 0x10;
     public const int MapAnonymous = 0x20;
     public const int MapNoReserve = 0x4000;
+    public const int MapPopulate = 0x8000;
     public const uint MfdCloexec = 1;
     public static readonly nint MapFailed = -1;
 

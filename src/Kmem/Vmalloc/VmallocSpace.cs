@@ -138,38 +138,48 @@ internal sealed unsafe class VmallocSpace : IDisposable
             return 0;
         }
         area.PageArray = pages;
+        int[]? rented = nr <= 1024 ? null : System.Buffers.ArrayPool<int>.Shared.Rent(nr);
+        Span<int> frames = rented is null ? stackalloc int[nr] : rented.AsSpan(0, nr);
+        bool ok = PopulateArea(area, frames, gfp, caller);
+        if (rented is not null) System.Buffers.ArrayPool<int>.Shared.Return(rented);
+        return ok ? area.Start : 0;
+    }
+
+    /// <summary>
+    /// __vmalloc_area_node(): takes the area's pages one by one (quietly; __GFP_HIGHMEM unless a DMA zone is asked for),
+    /// records them in its page array and maps them. On failure everything the area took is given back.
+    /// </summary>
+    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller)
+    {
+        int nr = frames.Length;
         Gfp pageGfp = gfp | Gfp.NoWarn;
         if ((gfp & (Gfp.Dma | Gfp.Dma32)) == 0) pageGfp |= Gfp.HighMem;
         int got = 0;
-        var frames = nr <= 1024 ? stackalloc int[nr] : new int[nr];
         for (; got < nr; got++)
         {
             int idx = _pa.Alloc(pageGfp, 0);
             if (idx < 0) break;
             frames[got] = idx;
-            SetArrayEntry(pages, got, _pa.BasePfn + (ulong)idx);
+            SetArrayEntry(area.PageArray, got, _pa.BasePfn + (ulong)idx);
         }
-        if (got < nr)
-        {
-            _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
-            for (int i = 0; i < got; i++) _pa.Free(frames[i], 0, "vfree");
-            FreePageArray(area, caller);
-            ReleaseArea(area);
-            return 0;
-        }
-        if (!MapFrames(area.Start, frames))
+        bool mapped = false;
+        if (got < nr) _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
+        else if (!(mapped = MapFrames(area.Start, frames)))
         {
             _log.Err($"vmalloc: cannot map {nr} pages at 0x{area.Start:x}: the host refused the mapping (errno {Marshal.GetLastPInvokeError()})");
             UnmapRange(area.Start, nr);
-            for (int i = 0; i < nr; i++) _pa.Free(frames[i], 0, "vfree");
+        }
+        if (!mapped)
+        {
+            for (int i = 0; i < got; i++) _pa.Free(frames[i], 0, "vfree");
             FreePageArray(area, caller);
             ReleaseArea(area);
-            return 0;
+            return false;
         }
         area.Mapped = nr;
         area.NrPages = nr;
         _pa.Stat.ModVmalloc(nr);
-        return area.Start;
+        return true;
     }
 
     /// <summary>vmap(): maps the given frames into one new area. Returns 0 when the window has no room.</summary>
@@ -229,10 +239,16 @@ internal sealed unsafe class VmallocSpace : IDisposable
         if (area.NrPages > 0)
         {
             // Read the frames before the mapping goes: they are the area's pages.
-            var frames = n <= 1024 ? stackalloc int[n] : new int[n];
-            for (int k = 0; k < n; k++) frames[k] = (int)_pte[((ulong)(area.Start - _start) >> PageShift) + (ulong)k] - 1;
+            // The frames are read from the window's page table before the mapping goes; then the pages are freed.
+            ulong first = (ulong)(area.Start - _start) >> PageShift;
+            int[]? rented = n <= 1024 ? null : System.Buffers.ArrayPool<int>.Shared.Rent(n);
+            Span<int> frames = rented is null ? stackalloc int[n] : rented.AsSpan(0, n);
+            for (int k = 0; k < n; k++) frames[k] = (int)_pte[first + (ulong)k] - 1;
             UnmapRange(area.Start, n);
-            for (int k = 0; k < n; k++) _pa.Free(frames[k], 0, fn);
+            // Last page first: the per-CPU list then hands them out again lowest first, so that the next vmalloc
+            // finds runs of consecutive frames (one host mapping each) instead of a descending sequence.
+            for (int k = n - 1; k >= 0; k--) _pa.Free(frames[k], 0, fn);
+            if (rented is not null) System.Buffers.ArrayPool<int>.Shared.Return(rented);
             if ((area.Flags & VmFlags.Alloc) != 0) _pa.Stat.ModVmalloc(-area.NrPages);
         }
         else
@@ -378,7 +394,8 @@ internal sealed unsafe class VmallocSpace : IDisposable
             int run = 1;
             while (i + run < frames.Length && frames[i + run] == frames[i] + run) run++;
             nint at = addr + ((nint)i << PageShift);
-            nint r = Libc.Mmap(at, (nuint)run << PageShift, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed,
+            // MAP_POPULATE fills the page-table entries now: one call instead of a fault on each page's first touch.
+            nint r = Libc.Mmap(at, (nuint)run << PageShift, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed | Libc.MapPopulate,
                 _fd, (long)frames[i] << PageShift);
             Interlocked.Increment(ref _mapCalls);
             if (r != at) return false;
