@@ -252,27 +252,37 @@ internal sealed unsafe partial class PageAllocator
             BlockAt(i, out int head, out int order, out _);
             z.DelFromFreeList(head, order, (int)MigrateType.Isolate);
             int n = 1 << order;
-            for (int p = head; p < head + n; p++)
+            int from = Math.Max(head, start), to = Math.Min(head + n, end);
+            for (int p = from; p < to; p++)
             {
-                if (p >= start && p < end)
-                {
-                    ref PageFrame f = ref _f[p];
-                    f.Flags = PageFlags.Allocated;
-                    f.RefCount = 1;
-                    f.MapCount = 0;
-                    f.Order = 0;
-                    f.Migratetype = (byte)MigrateType.Cma;
-                    f.Zone = (byte)z.Index;
-                    f.Private = 0;
-                    f.Next = f.Prev = -1;
-                }
-                else
-                {
-                    _f[p].Flags = 0;
-                    z.FreeOnePage(p, 0, (int)MigrateType.Isolate);
-                }
+                ref PageFrame f = ref _f[p];
+                f.Flags = PageFlags.Allocated;
+                f.RefCount = 1;
+                f.MapCount = 0;
+                f.Order = 0;
+                f.Migratetype = (byte)MigrateType.Cma;
+                f.Zone = (byte)z.Index;
+                f.Private = 0;
+                f.Next = f.Prev = -1;
             }
+            // The parts of the block outside the range go back as the largest aligned blocks they hold.
+            FreeAsBlocks(z, head, from);
+            FreeAsBlocks(z, to, head + n);
             i = head + n;
+        }
+    }
+
+    /// <summary>Frees [from, to) onto the isolate lists in the largest naturally aligned blocks.</summary>
+    private void FreeAsBlocks(Zone z, int from, int to)
+    {
+        while (from < to)
+        {
+            ulong pfn = BasePfn + (ulong)from;
+            int order = Math.Min(System.Numerics.BitOperations.TrailingZeroCount(pfn | (1UL << (MaxOrder - 1))), MaxOrder - 1);
+            while ((1 << order) > to - from) order--;
+            _f[from].Flags = 0;
+            z.FreeOnePage(from, order, (int)MigrateType.Isolate);
+            from += 1 << order;
         }
     }
 }
