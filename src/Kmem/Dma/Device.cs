@@ -28,7 +28,7 @@ public sealed class Device
     public bool HasIommu { get; }
 
     /// <summary>Width of the streaming DMA mask in bits.</summary>
-    public int DmaMaskBits { get; }
+    public int DmaMaskBits { get; internal set; }
 
     /// <summary>The DMA mask (<c>*dev->dma_mask</c>); the coherent mask is the same.</summary>
     public ulong DmaMask => DmaMaskBits >= 64 ? ulong.MaxValue : (1UL << DmaMaskBits) - 1;

@@ -90,10 +90,12 @@ public sealed partial class Machine : IDisposable
                 Cma.GetValueOrDefault("reserved")));
             if (profile.Arch != Arch.X86_64) Dma.CreateAtomicPools();
             DmaViews.Register(ProcFs, Dma, Devices.Values);
+            InitDmaBuf(profile);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
         }
         catch
         {
+            _deferredFree?.Dispose();
             _vmalloc?.Dispose();
             _frames?.Dispose();
             _phys.Dispose();
@@ -264,6 +266,7 @@ public sealed partial class Machine : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
 #pragma warning restore CS0420
         _metrics.Dispose();
+        ShutdownDmaBuf();
         _vmalloc?.Dispose();
         Slab.Dispose();
         Pages.Dispose();

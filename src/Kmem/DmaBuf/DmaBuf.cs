@@ -1,0 +1,350 @@
+// A DMA-BUF (struct dma_buf): a buffer of page blocks exported by a heap, shared by reference between
+// users and devices. Attachments map it into a device's address space through the DMA API (IOMMU-aware),
+// vmap gives the CPU one contiguous view, begin/end_cpu_access pass it between CPU and devices. The last
+// reference releases it to its exporter. Every misuse is reported and refused with nothing changed.
+using Kmem.Dma;
+using Kmem.Physical;
+
+namespace Kmem;
+
+/// <summary>A device attached to a <see cref="DmaBuf"/> (<c>struct dma_buf_attachment</c>).</summary>
+public sealed class DmaBufAttachment
+{
+    internal DmaBufAttachment(DmaBuf buf, Device dev, SgTable table)
+    {
+        Buffer = buf;
+        Device = dev;
+        Table = table;
+    }
+
+    /// <summary>The buffer.</summary>
+    public DmaBuf Buffer { get; }
+
+    /// <summary>The attached device.</summary>
+    public Device Device { get; }
+
+    /// <summary>The attachment's own copy of the buffer's table (<c>dup_sg_table()</c>), mapped by <see cref="DmaBuf.MapAttachment"/>.</summary>
+    internal SgTable Table { get; }
+
+    /// <summary>The direction of the current mapping, or null while unmapped.</summary>
+    public DmaDirection? MappedDirection { get; internal set; }
+
+    internal bool Detached { get; set; }
+}
+
+/// <summary>What a <see cref="DmaBufException"/> reports, with the kernel's errno.</summary>
+public sealed class DmaBufException : KmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public DmaBufException(int errno, string message) : base(message) => Errno = errno;
+
+    /// <summary>The negative errno the kernel returns for this case (-EINVAL, -EBADF, -EBUSY, -ENOMEM …).</summary>
+    public int Errno { get; }
+}
+
+/// <summary>
+/// A DMA-BUF: <see cref="Size"/> bytes of page blocks exported by a heap (<see cref="ExpName"/>), with a unique
+/// inode number and a reference count (its file's count). Hold it through a descriptor of
+/// <see cref="Machine.DmaBufFds"/> or a reference taken with <see cref="Get"/>; <see cref="Put"/> drops one.
+/// </summary>
+public sealed unsafe class DmaBuf
+{
+    /// <summary>DMA_BUF_NAME_LEN: the longest name.</summary>
+    public const int NameMaxLength = 32;
+
+    private readonly DmaBufCore _core;
+    private readonly List<DmaBufAttachment> _attachments = [];
+    private readonly Lock _lock = new();
+    private int _refs = 1;
+    private int _vmapCount;
+    private nint _vaddr;
+    private int _cpuAccess;            // begin_cpu_access calls not yet ended
+    private DmaDirection _cpuDirection;
+    private string? _name;
+
+    internal DmaBuf(DmaBufCore core, DmaBufExporter exporter, long size, int fdFlags, ulong ino)
+    {
+        _core = core;
+        Exporter = exporter;
+        Size = size;
+        FFlags = fdFlags & (DmaBufCore.OAccMode | DmaBufCore.ONonBlock);
+        Ino = ino;
+    }
+
+    internal DmaBufExporter Exporter { get; }
+
+    /// <summary>The size in bytes (a whole number of pages).</summary>
+    public long Size { get; }
+
+    /// <summary>The exporter's name (<c>exp_name</c>): the heap's name.</summary>
+    public string ExpName => Exporter.Name;
+
+    /// <summary>The inode number of the buffer's file.</summary>
+    public ulong Ino { get; }
+
+    /// <summary>The file's flags (<c>f_flags</c>, masked to O_ACCMODE | O_NONBLOCK).</summary>
+    public int FFlags { get; }
+
+    /// <summary>The file's mode (<c>f_mode</c>): FMODE_OPENED | FMODE_LSEEK and read/write from the access mode.</summary>
+    public int FMode => 0x80004 | ((FFlags & DmaBufCore.OAccMode) + 1 & 3);
+
+    /// <summary>The buffer's name (<c>DMA_BUF_SET_NAME</c>), or null.</summary>
+    public string? Name { get { lock (_lock) return _name; } }
+
+    /// <summary>References (<c>file_count()</c>).</summary>
+    public int RefCount => Volatile.Read(ref _refs);
+
+    /// <summary>True once the last reference has gone.</summary>
+    public bool Released => Volatile.Read(ref _refs) <= 0;
+
+    /// <summary>The attachments, oldest first.</summary>
+    public IReadOnlyList<DmaBufAttachment> Attachments { get { lock (_lock) return [.. _attachments]; } }
+
+    /// <summary>The page blocks behind the buffer, in order (frame, order).</summary>
+    internal IReadOnlyList<(int Frame, int Order)> Blocks => Exporter.Blocks;
+
+    /// <summary>The buffer's pages as <see cref="Page"/> handles of each block's first page, with their orders.</summary>
+    public IReadOnlyList<(Page Page, int Order)> PageBlocks => Exporter.Blocks.Select(b => (_core.PageOf(b.Frame), b.Order)).ToArray();
+
+    private void CheckLive(string what)
+    {
+        if (Released) Fail(-22, $"{what}: the dma-buf (ino {Ino}) has been released");
+    }
+
+    private void Fail(int errno, string what)
+    {
+        _core.Log.Err($"dma-buf: {what}");
+        throw new DmaBufException(errno, what);
+    }
+
+    // ================================================================== references
+
+    /// <summary>get_dma_buf(): one more reference.</summary>
+    public DmaBuf Get()
+    {
+        while (true)
+        {
+            int r = Volatile.Read(ref _refs);
+            if (r <= 0) Fail(-22, $"get_dma_buf: the dma-buf (ino {Ino}) has been released");
+            if (Interlocked.CompareExchange(ref _refs, r + 1, r) == r) return this;
+        }
+    }
+
+    /// <summary>dma_buf_put(): drops a reference; the last one releases the buffer to its exporter.</summary>
+    public void Put()
+    {
+        while (true)
+        {
+            int r = Volatile.Read(ref _refs);
+            if (r <= 0) Fail(-22, $"dma_buf_put: the dma-buf (ino {Ino}) has no reference left (put after release)");
+            if (Interlocked.CompareExchange(ref _refs, r - 1, r) != r) continue;
+            if (r == 1) Release();
+            return;
+        }
+    }
+
+    private void Release()
+    {
+        // dma_buf_release(): attachments and vmaps should be gone; what is left is cleaned up and reported.
+        List<DmaBufAttachment> left;
+        lock (_lock) { left = [.. _attachments]; _attachments.Clear(); }
+        foreach (var a in left)
+        {
+            _core.Log.Warn($"dma-buf: ino {Ino} released with {a.Device.Name} still attached");
+            if (a.MappedDirection is { } d) _core.Dma.UnmapSg(a.Device, a.Table, d);
+            a.Detached = true;
+        }
+        if (_vaddr != 0)
+        {
+            _core.Vmalloc?.Free(_vaddr, freePages: false, CallSite.Kernel("dma_buf_release"));
+            _vaddr = 0;
+        }
+        _core.Remove(this);
+        Exporter.Release(this);
+    }
+
+    // ================================================================== name
+
+    /// <summary>
+    /// DMA_BUF_SET_NAME: at most <see cref="NameMaxLength"/> bytes (-EINVAL beyond); refused with -EBUSY while
+    /// devices are attached, as 5.10 does.
+    /// </summary>
+    public void SetName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        CheckLive("DMA_BUF_SET_NAME");
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > NameMaxLength) Fail(-22, $"DMA_BUF_SET_NAME: '{name}' is longer than {NameMaxLength} bytes");
+        lock (_lock)
+        {
+            if (_attachments.Count > 0) Fail(-16, $"DMA_BUF_SET_NAME: ino {Ino} has devices attached");
+            _name = name;
+        }
+    }
+
+    /// <summary>Sets the name without the attachment rule (the exporter's default name at export).</summary>
+    internal void SetNameInternal(string? name)
+    {
+        lock (_lock) _name = name;
+    }
+
+    // ================================================================== attachments
+
+    /// <summary>dma_buf_attach(): attaches a device; the buffer is mapped for it by <see cref="MapAttachment"/>.</summary>
+    public DmaBufAttachment Attach(Device dev)
+    {
+        ArgumentNullException.ThrowIfNull(dev);
+        CheckLive("dma_buf_attach");
+        if (dev.Removed) Fail(-19, $"dma_buf_attach: {dev.Name} has been removed");
+        var a = new DmaBufAttachment(this, dev, Exporter.TableForAttachment());
+        lock (_lock) _attachments.Add(a);
+        return a;
+    }
+
+    /// <summary>dma_buf_detach(): an attachment still mapped is refused (-EBUSY); one not of this buffer, -EINVAL.</summary>
+    public void Detach(DmaBufAttachment a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        lock (_lock)
+        {
+            if (a.Buffer != this || a.Detached || !_attachments.Contains(a)) Fail(-22, $"dma_buf_detach: {a.Device.Name} is not attached to ino {Ino}");
+            if (a.MappedDirection is not null) Fail(-16, $"dma_buf_detach: {a.Device.Name} still has ino {Ino} mapped; unmap it first");
+            _attachments.Remove(a);
+            a.Detached = true;
+        }
+    }
+
+    /// <summary>
+    /// dma_buf_map_attachment(): maps the buffer for the attachment's device (dma_map_sgtable: an IOMMU gives one
+    /// range) and returns the table with the device addresses. A second map of a mapped attachment is -EBUSY.
+    /// </summary>
+    public SgTable MapAttachment(DmaBufAttachment a, DmaDirection dir)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        CheckLive("dma_buf_map_attachment");
+        lock (_lock)
+        {
+            if (a.Buffer != this || a.Detached) Fail(-22, $"dma_buf_map_attachment: {a.Device.Name} is not attached to ino {Ino}");
+            if (a.MappedDirection is not null) Fail(-16, $"dma_buf_map_attachment: ino {Ino} is already mapped for {a.Device.Name}");
+            if (_core.Dma.MapSg(a.Device, a.Table, dir, CallSite.Kernel("dma_buf_map_attachment")) == 0)
+                Fail(-12, $"dma_buf_map_attachment: {a.Device.Name} cannot map ino {Ino}");
+            a.MappedDirection = dir;
+            return a.Table;
+        }
+    }
+
+    /// <summary>dma_buf_unmap_attachment(): the table must be the one returned by the map, with the same direction.</summary>
+    public void UnmapAttachment(DmaBufAttachment a, SgTable table, DmaDirection dir)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(table);
+        lock (_lock)
+        {
+            if (a.Buffer != this || a.Detached) Fail(-22, $"dma_buf_unmap_attachment: {a.Device.Name} is not attached to ino {Ino}");
+            if (a.MappedDirection is null || table != a.Table) Fail(-22, $"dma_buf_unmap_attachment: ino {Ino} is not mapped for {a.Device.Name} with that table");
+            if (a.MappedDirection != dir) Fail(-22, $"dma_buf_unmap_attachment: ino {Ino} was mapped {a.MappedDirection} for {a.Device.Name}, not {dir}");
+            _core.Dma.UnmapSg(a.Device, a.Table, dir);
+            a.MappedDirection = null;
+        }
+    }
+
+    // ================================================================== CPU access
+
+    /// <summary>dma_buf_vmap(): one virtually contiguous CPU view (counted; the first call maps, through vmalloc).</summary>
+    public nint Vmap()
+    {
+        CheckLive("dma_buf_vmap");
+        lock (_lock)
+        {
+            if (_vmapCount++ > 0) return _vaddr;
+            nint v = Exporter.ContiguousAddress();
+            if (v == 0)
+            {
+                var vm = _core.Vmalloc ?? throw new PlatformNotSupportedException("dma_buf_vmap of a buffer of several blocks needs the vmalloc window");
+                var frames = new int[Size >> PhysicalMemory.PageShift];
+                int k = 0;
+                foreach (var (f, o) in Exporter.Blocks)
+                    for (int i = 0; i < 1 << o; i++) frames[k++] = f + i;
+                v = vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("dma_buf_vmap"));
+                if (v == 0) { _vmapCount--; Fail(-12, $"dma_buf_vmap: no vmalloc space for ino {Ino}"); }
+                _vaddr = v;
+                return v;
+            }
+            _vaddr = 0;
+            return v;
+        }
+    }
+
+    /// <summary>dma_buf_vunmap(): the last call removes the view; an address that is not the buffer's view is -EINVAL.</summary>
+    public void Vunmap(nint vaddr)
+    {
+        CheckLive("dma_buf_vunmap");
+        lock (_lock)
+        {
+            nint mine = _vaddr != 0 ? _vaddr : Exporter.ContiguousAddress();
+            if (_vmapCount == 0 || vaddr != mine) Fail(-22, $"dma_buf_vunmap: 0x{vaddr:x} is not a vmap of ino {Ino}");
+            if (--_vmapCount > 0) return;
+            if (_vaddr != 0)
+            {
+                _core.Vmalloc!.Free(_vaddr, freePages: false, CallSite.Kernel("dma_buf_vunmap"));
+                _vaddr = 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The CPU view as a span: the linear map for a physically contiguous buffer, else its vmap (taken here and
+    /// kept until the buffer is released, as a driver's long-lived kernel mapping).
+    /// </summary>
+    public Span<byte> Span
+    {
+        get
+        {
+            CheckLive("dma-buf CPU view");
+            nint v = Exporter.ContiguousAddress();
+            if (v == 0)
+            {
+                lock (_lock) v = _vaddr;
+                if (v == 0) v = Vmap();
+            }
+            return new Span<byte>((void*)v, checked((int)Size));
+        }
+    }
+
+    /// <summary>
+    /// dma_buf_begin_cpu_access() (DMA_BUF_IOCTL_SYNC START): the CPU may touch the buffer in that direction until
+    /// <see cref="EndCpuAccess"/>; the mapped attachments are synced for the CPU.
+    /// </summary>
+    public void BeginCpuAccess(DmaDirection dir)
+    {
+        CheckLive("dma_buf_begin_cpu_access");
+        if (dir == DmaDirection.None) Fail(-22, "dma_buf_begin_cpu_access: DMA_NONE is not a direction");
+        lock (_lock)
+        {
+            if (_cpuAccess > 0 && dir != _cpuDirection) Fail(-22, $"dma_buf_begin_cpu_access: ino {Ino} is already open for the CPU as {_cpuDirection}");
+            foreach (var a in _attachments)
+                if (a.MappedDirection is { } d && !Exporter.Uncached) _core.Dma.SyncSg(a.Device, a.Table, d, toCpu: true);
+            _cpuDirection = dir;
+            _cpuAccess++;
+        }
+    }
+
+    /// <summary>dma_buf_end_cpu_access() (SYNC END): must match a begin with the same direction; the mapped attachments go back to their devices.</summary>
+    public void EndCpuAccess(DmaDirection dir)
+    {
+        CheckLive("dma_buf_end_cpu_access");
+        lock (_lock)
+        {
+            if (_cpuAccess == 0) Fail(-22, $"dma_buf_end_cpu_access: ino {Ino} was not opened for the CPU (no begin_cpu_access)");
+            if (dir != _cpuDirection) Fail(-22, $"dma_buf_end_cpu_access: ino {Ino} was opened as {_cpuDirection}, ended as {dir}");
+            if (--_cpuAccess == 0)
+                foreach (var a in _attachments)
+                    if (a.MappedDirection is { } d && !Exporter.Uncached) _core.Dma.SyncSg(a.Device, a.Table, d, toCpu: false);
+        }
+    }
+
+    /// <summary>True between <see cref="BeginCpuAccess"/> and the matching <see cref="EndCpuAccess"/>.</summary>
+    public bool InCpuAccess { get { lock (_lock) return _cpuAccess > 0; } }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"dmabuf ino {Ino} ({ExpName}, {Size} bytes{(Name is { } n ? ", " + n : "")})";
+}

@@ -1,0 +1,187 @@
+// The dma-buf core of one machine: the exporter interface heaps implement, the global list of buffers
+// (newest first, as dma_buf_export() adds them), inode numbers, the descriptor table user space holds
+// buffers through, and /sys/kernel/debug/dma_buf/bufinfo in Linux 5.10's format.
+using System.Text;
+using Kmem.Dma;
+using Kmem.Paging;
+using Kmem.Vmalloc;
+
+namespace Kmem;
+
+/// <summary>What a heap provides for its buffers (the parts of <c>struct dma_buf_ops</c> Kmem needs).</summary>
+internal abstract class DmaBufExporter
+{
+    /// <summary>exp_name.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The page blocks, in order.</summary>
+    public abstract IReadOnlyList<(int Frame, int Order)> Blocks { get; }
+
+    /// <summary>True for an uncached heap: map and CPU access skip the cache syncs.</summary>
+    public virtual bool Uncached => false;
+
+    /// <summary>The linear address when the buffer is one physically contiguous run, else 0.</summary>
+    public abstract nint ContiguousAddress();
+
+    /// <summary>A fresh table of the buffer for one attachment.</summary>
+    public abstract SgTable TableForAttachment();
+
+    /// <summary>The last reference is gone: give the memory back.</summary>
+    public abstract void Release(DmaBuf buf);
+}
+
+/// <summary>The descriptor table through which user space holds dma-bufs (the fds <c>DMA_HEAP_IOCTL_ALLOC</c> returns).</summary>
+public sealed class DmaBufFdTable
+{
+    private readonly Dictionary<int, DmaBuf> _fds = [];
+    private readonly Lock _lock = new();
+    private readonly KernelLog _log;
+    private int _next = 3;                       // 0, 1, 2 are the standard streams
+
+    internal DmaBufFdTable(KernelLog log) => _log = log;
+
+    private DmaBufException Bad(int errno, string what)
+    {
+        _log.Err($"dma-buf: {what}");
+        return new DmaBufException(errno, what);
+    }
+
+    /// <summary>dma_buf_fd(): installs a reference the caller owns; returns the lowest free descriptor.</summary>
+    public int Install(DmaBuf buf)
+    {
+        ArgumentNullException.ThrowIfNull(buf);
+        if (buf.Released) throw Bad(-22, $"dma_buf_fd: ino {buf.Ino} has been released");
+        lock (_lock)
+        {
+            int fd = 3;
+            while (_fds.ContainsKey(fd)) fd++;
+            _fds.Add(fd, buf);
+            _next = Math.Max(_next, fd + 1);
+            return fd;
+        }
+    }
+
+    /// <summary>dma_buf_get(fd): the buffer with one more reference (-EBADF for a descriptor that is not open).</summary>
+    public DmaBuf Get(int fd)
+    {
+        lock (_lock)
+        {
+            if (!_fds.TryGetValue(fd, out var b)) throw Bad(-9, $"dma_buf_get: fd {fd} is not an open dma-buf descriptor");
+            return b.Get();
+        }
+    }
+
+    /// <summary>The buffer a descriptor refers to, without a reference (for views).</summary>
+    public DmaBuf Peek(int fd)
+    {
+        lock (_lock) return _fds.TryGetValue(fd, out var b) ? b : throw Bad(-9, $"fd {fd} is not an open dma-buf descriptor");
+    }
+
+    /// <summary>dup(): a second descriptor on the same buffer (one more reference).</summary>
+    public int Dup(int fd)
+    {
+        DmaBuf b;
+        lock (_lock)
+        {
+            if (!_fds.TryGetValue(fd, out b!)) throw Bad(-9, $"dup: fd {fd} is not open");
+            b.Get();
+        }
+        return Install(b);
+    }
+
+    /// <summary>close(): drops the descriptor's reference; the last one releases the buffer.</summary>
+    public void Close(int fd)
+    {
+        DmaBuf b;
+        lock (_lock)
+        {
+            if (!_fds.Remove(fd, out b!)) throw Bad(-9, $"close: fd {fd} is not open");
+        }
+        b.Put();
+    }
+
+    /// <summary>Open descriptors.</summary>
+    public int Count { get { lock (_lock) return _fds.Count; } }
+
+    /// <summary>The open descriptors and their buffers.</summary>
+    public IReadOnlyList<(int Fd, DmaBuf Buffer)> Open { get { lock (_lock) return _fds.OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToArray(); } }
+}
+
+/// <summary>The machine's dma-buf list, inode numbers and descriptor table.</summary>
+internal sealed class DmaBufCore
+{
+    public const int OAccMode = 3, ORdWr = 2, ONonBlock = 0x800, OCloexec = 0x80000;
+
+    private readonly LinkedList<DmaBuf> _list = [];            // newest first
+    private readonly Lock _lock = new();
+    private long _nextIno;
+
+    public DmaBufCore(PageAllocator pa, DmaMapper dma, VmallocSpace? vmalloc, int machineId, ulong firstIno)
+    {
+        Pages = pa;
+        Dma = dma;
+        Vmalloc = vmalloc;
+        MachineId = machineId;
+        _nextIno = (long)firstIno;
+        Fds = new DmaBufFdTable(pa.Log);
+    }
+
+    public PageAllocator Pages { get; }
+    public DmaMapper Dma { get; }
+    public VmallocSpace? Vmalloc { get; }
+    public int MachineId { get; }
+    public KernelLog Log => Pages.Log;
+    public DmaBufFdTable Fds { get; }
+
+    public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId);
+
+    /// <summary>get_next_ino(): the next inode number (other pseudo files take numbers too: <see cref="SkipInodes"/>).</summary>
+    public ulong NextIno() => (ulong)Interlocked.Increment(ref _nextIno) - 1;
+
+    /// <summary>Inode numbers taken by other files (pipes, sockets, …) between two buffers.</summary>
+    public void SkipInodes(long n) => Interlocked.Add(ref _nextIno, n);
+
+    /// <summary>The inode number the next buffer will get.</summary>
+    public ulong PeekIno => (ulong)Interlocked.Read(ref _nextIno);
+
+    /// <summary>Sets the next inode number (a replayed dump's numbering).</summary>
+    public void SetNextIno(ulong ino) => Interlocked.Exchange(ref _nextIno, (long)ino);
+
+    /// <summary>dma_buf_export(): a new buffer with one reference, at the head of the list.</summary>
+    public DmaBuf Export(DmaBufExporter exporter, long size, int fdFlags)
+    {
+        var b = new DmaBuf(this, exporter, size, fdFlags, NextIno());
+        lock (_lock) _list.AddFirst(b);
+        return b;
+    }
+
+    public void Remove(DmaBuf b)
+    {
+        lock (_lock) _list.Remove(b);
+    }
+
+    /// <summary>The buffers, newest first.</summary>
+    public DmaBuf[] Buffers() { lock (_lock) return [.. _list]; }
+
+    /// <summary>dma_buf_debug_show() (Linux 5.10): the header without a name column, each buffer newest first.</summary>
+    public string Bufinfo()
+    {
+        var sb = new StringBuilder();
+        sb.Append("\nDma-buf Objects:\n");
+        sb.Append($"{"size",-8}\t{"flags",-8}\t{"mode",-8}\t{"count",-8}\texp_name\t{"ino",-8}\n");
+        long total = 0;
+        int n = 0;
+        foreach (var b in Buffers())
+        {
+            sb.Append($"{b.Size:D8}\t{b.FFlags:x8}\t{b.FMode:x8}\t{b.RefCount:D8}\t{b.ExpName}\t{b.Ino:D8}\t{b.Name ?? ""}\n");
+            sb.Append("\tAttached Devices:\n");
+            var atts = b.Attachments;
+            foreach (var a in atts) sb.Append('\t').Append(a.Device.Name).Append('\n');
+            sb.Append($"Total {atts.Count} devices attached\n\n");
+            total += b.Size;
+            n++;
+        }
+        sb.Append($"\nTotal {n} objects, {total} bytes\n");
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,88 @@
+// The machine's DMA-BUF entry points: the heaps by name (/dev/dma_heap), Rockchip's RK-DMA-HEAP, the
+// descriptor table, the live buffers, and control of the deferred-free worker.
+using Kmem.Diagnostics;
+using Kmem.Heaps;
+using Kmem.Physical;
+
+namespace Kmem;
+
+public sealed partial class Machine
+{
+    private DmaBufCore _dmaBufs = null!;
+    private DeferredFree _deferredFree = null!;
+    private PagePool[] _heapPools = [];
+    private Dictionary<string, DmaHeap> _heaps = [];
+    private Dictionary<string, RkDmaHeap> _rkHeaps = [];
+
+    /// <summary>The DMA-BUF heaps by name: <c>system</c>, <c>system-uncached</c> and a CMA heap for the default area.</summary>
+    public IReadOnlyDictionary<string, DmaHeap> DmaHeaps => _heaps;
+
+    /// <summary>Rockchip RK-DMA-HEAP heaps by name (<c>rk-dma-heap-cma</c> on boards that declare that CMA area).</summary>
+    public IReadOnlyDictionary<string, RkDmaHeap> RkDmaHeaps => _rkHeaps;
+
+    /// <summary>rk_dma_heap_find(): the RK heap of that name, or null.</summary>
+    public RkDmaHeap? RkDmaHeapFind(string name) => _rkHeaps.GetValueOrDefault(name);
+
+    /// <summary>The descriptor table user space holds dma-bufs through (DMA_HEAP_IOCTL_ALLOC's fds).</summary>
+    public DmaBufFdTable DmaBufFds => _dmaBufs.Fds;
+
+    /// <summary>Every live dma-buf, newest first (the list bufinfo walks).</summary>
+    public IReadOnlyList<DmaBuf> DmaBufs => _dmaBufs.Buffers();
+
+    /// <summary>Pages waiting on the dma-buf heaps' deferred-free list.</summary>
+    public long DmaBufDeferredPages => _deferredFree.Pages;
+
+    /// <summary>
+    /// Whether the "dmabuf-deferred-free-worker" thread frees released buffers (default true). Hold it to watch the list;
+    /// the shrinker still frees it under pressure.
+    /// </summary>
+    public bool DmaBufDeferredFreeWorker
+    {
+        get => _deferredFree.WorkerEnabled;
+        set => _deferredFree.WorkerEnabled = value;
+    }
+
+    /// <summary>Waits until the deferred-free worker has freed every released buffer (false on timeout).</summary>
+    public bool DmaBufWaitDeferredFree(TimeSpan timeout) => _deferredFree.WaitIdle(timeout);
+
+    /// <summary>Inode numbers taken by other pseudo files (pipes, sockets…) before the next dma-buf.</summary>
+    public void DmaBufSkipInodes(long count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        _dmaBufs.SkipInodes(count);
+    }
+
+    /// <summary>The inode number the next dma-buf gets.</summary>
+    public ulong DmaBufNextIno
+    {
+        get => _dmaBufs.PeekIno;
+        set => _dmaBufs.SetNextIno(value);
+    }
+
+    /// <summary>Builds the dma-buf core, the heaps, their pools, the deferred-free worker, shrinkers and views.</summary>
+    private void InitDmaBuf(MachineProfile profile)
+    {
+        _dmaBufs = new DmaBufCore(Pages, Dma, _vmalloc, Id, firstIno: 1);
+        _deferredFree = new DeferredFree(profile.Name);
+        ulong? lowmem = profile.Arch == Arch.Arm && profile.LowmemLimit is { } l ? l >> PhysicalMemory.PageShift : null;
+        _heapPools = [.. SystemHeap.Orders.Select(o => new PagePool(Pages, o > 0 ? SystemHeap.HighOrderGfp : SystemHeap.LowOrderGfp, o, lowmem))];
+        var heaps = new Dictionary<string, DmaHeap>
+        {
+            ["system"] = new SystemHeap("system", _dmaBufs, _heapPools, _deferredFree, uncached: false),
+            ["system-uncached"] = new SystemHeap("system-uncached", _dmaBufs, _heapPools, _deferredFree, uncached: true),
+        };
+        if (Cma.GetValueOrDefault("reserved") is { } def) heaps[def.Name] = new CmaHeap(_dmaBufs, def);
+        _heaps = heaps;
+        _rkHeaps = Cma.Values.Where(c => c.Name == "rk-dma-heap-cma").ToDictionary(c => c.Name, c => new RkDmaHeap(_dmaBufs, c));
+        Pages.RegisterShrinker(new PagePoolShrinker(_heapPools));
+        Pages.RegisterShrinker(new DeferredFreeShrinker(_deferredFree));
+        DmaBufViews.Register(ProcFs, _dmaBufs, _heaps.Values, _rkHeaps.Values, profile.Is64Bit ? 16 : 8);
+    }
+
+    /// <summary>Stops the deferred-free worker and gives the pools' pages back (machine shutdown).</summary>
+    private void ShutdownDmaBuf()
+    {
+        _deferredFree?.Dispose();
+        foreach (var p in _heapPools) p.Drain();
+    }
+}
