@@ -57,6 +57,7 @@ public sealed unsafe class DmaBuf
     private readonly Lock _lock = new();
     private int _refs = 1;
     private int _vmapCount;
+    private bool _spanMapped;
     private nint _vaddr;
     private int _cpuAccess;            // begin_cpu_access calls not yet ended
     private DmaDirection _cpuDirection;
@@ -255,23 +256,26 @@ public sealed unsafe class DmaBuf
         CheckLive("dma_buf_vmap");
         lock (_lock)
         {
-            if (_vmapCount++ > 0) return _vaddr;
-            nint v = Exporter.ContiguousAddress();
-            if (v == 0)
-            {
-                var vm = _core.Vmalloc ?? throw new PlatformNotSupportedException("dma_buf_vmap of a buffer of several blocks needs the vmalloc window");
-                var frames = new int[Size >> PhysicalMemory.PageShift];
-                int k = 0;
-                foreach (var (f, o) in Exporter.Blocks)
-                    for (int i = 0; i < 1 << o; i++) frames[k++] = f + i;
-                v = vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("dma_buf_vmap"));
-                if (v == 0) { _vmapCount--; Fail(-12, $"dma_buf_vmap: no vmalloc space for ino {Ino}"); }
-                _vaddr = v;
-                return v;
-            }
-            _vaddr = 0;
+            nint v = MapLocked();
+            _vmapCount++;
             return v;
         }
+    }
+
+    /// <summary>The view's address, mapping it first if needed (the linear address of a contiguous buffer).</summary>
+    private nint MapLocked()
+    {
+        nint v = Exporter.ContiguousAddress();
+        if (v != 0 || _vaddr != 0) return v != 0 ? v : _vaddr;
+        var vm = _core.Vmalloc ?? throw new PlatformNotSupportedException("dma_buf_vmap of a buffer of several blocks needs the vmalloc window");
+        var frames = new int[Size >> PhysicalMemory.PageShift];
+        int k = 0;
+        foreach (var (f, o) in Exporter.Blocks)
+            for (int i = 0; i < 1 << o; i++) frames[k++] = f + i;
+        v = vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("dma_buf_vmap"));
+        if (v == 0) Fail(-12, $"dma_buf_vmap: no vmalloc space for ino {Ino}");
+        _vaddr = v;
+        return v;
     }
 
     /// <summary>dma_buf_vunmap(): the last call removes the view; an address that is not the buffer's view is -EINVAL.</summary>
@@ -282,29 +286,26 @@ public sealed unsafe class DmaBuf
         {
             nint mine = _vaddr != 0 ? _vaddr : Exporter.ContiguousAddress();
             if (_vmapCount == 0 || vaddr != mine) Fail(-22, $"dma_buf_vunmap: 0x{vaddr:x} is not a vmap of ino {Ino}");
-            if (--_vmapCount > 0) return;
-            if (_vaddr != 0)
-            {
-                _core.Vmalloc!.Free(_vaddr, freePages: false, CallSite.Kernel("dma_buf_vunmap"));
-                _vaddr = 0;
-            }
+            if (--_vmapCount > 0 || _spanMapped || _vaddr == 0) return;
+            _core.Vmalloc!.Free(_vaddr, freePages: false, CallSite.Kernel("dma_buf_vunmap"));
+            _vaddr = 0;
         }
     }
 
     /// <summary>
     /// The CPU view as a span: the linear map for a physically contiguous buffer, else its vmap (taken here and
-    /// kept until the buffer is released, as a driver's long-lived kernel mapping).
+    /// kept until the buffer is released, as a driver's long-lived kernel mapping; it does not count as a vmap).
     /// </summary>
     public Span<byte> Span
     {
         get
         {
             CheckLive("dma-buf CPU view");
-            nint v = Exporter.ContiguousAddress();
-            if (v == 0)
+            nint v;
+            lock (_lock)
             {
-                lock (_lock) v = _vaddr;
-                if (v == 0) v = Vmap();
+                v = MapLocked();
+                if (Exporter.ContiguousAddress() == 0) _spanMapped = true;
             }
             return new Span<byte>((void*)v, checked((int)Size));
         }

@@ -32,8 +32,11 @@ public sealed class SystemHeap : DmaHeap
     /// <summary>True for <c>system-uncached</c>: CPU mappings are write-combined and the cache syncs are skipped.</summary>
     public bool Uncached { get; }
 
-    /// <inheritdoc/>
-    public override long PoolSizeBytes => _pools.Sum(p => p.Pages) << PhysicalMemory.PageShift;
+    /// <summary>
+    /// get_pool_size(): the pools' bytes. Both heaps share the pools; only <c>system</c> reports them (ACK's uncached
+    /// heap has no get_pool_size), so total_pools_kb counts them once.
+    /// </summary>
+    public override long PoolSizeBytes => Uncached ? 0 : _pools.Sum(p => p.Pages) << PhysicalMemory.PageShift;
 
     /// <summary>Blocks pooled per order (lowmem, highmem), in <see cref="Orders"/> order.</summary>
     public IReadOnlyList<(int Order, int Low, int High)> PoolCounts => _pools.Select(p => (p.Order, p.Count.Low, p.Count.High)).ToArray();
