@@ -143,19 +143,20 @@ internal static class Commands
         var result = RunWorkload(ctx, m, wl, out _);
         ctx.Out.WriteLine($"# kmem: booted {m.Profile.Name} ({m.Profile.Description}), ran workload '{wl.Name}'");
         ctx.Out.WriteLine();
+        if (m.ProcFs.Exists("/proc/rk_dma_heap/rk-dma-heap-info"))
+        {
+            ctx.Out.WriteLine("$ cat /proc/rk_dma_heap/rk-dma-heap-info");
+            ctx.Out.Write(m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info"));
+            ctx.Out.WriteLine();
+        }
+        ctx.Out.WriteLine("$ grep Cma /proc/meminfo");
+        foreach (var line in m.ProcFs.Read("/proc/meminfo").Split('\n').Where(l => l.StartsWith("Cma", StringComparison.Ordinal)))
+            ctx.Out.WriteLine(line);
+        ctx.Out.WriteLine();
         ctx.Out.WriteLine("$ cat /proc/buddyinfo");
         ctx.Out.Write(m.ProcFs.Read("/proc/buddyinfo"));
         ctx.Out.WriteLine();
-        ctx.Out.WriteLine("$ cat /proc/pagetypeinfo");
-        ctx.Out.Write(m.ProcFs.Read("/proc/pagetypeinfo"));
-        ctx.Out.WriteLine();
-        ctx.Out.WriteLine("$ cat /proc/meminfo");
-        ctx.Out.Write(m.ProcFs.Read("/proc/meminfo"));
-        ctx.Out.WriteLine();
-        ctx.Out.WriteLine("$ slabtop -o | head");
-        SlabTop.Print(ctx, m, 'c', 10);
-        ctx.Out.WriteLine();
-        Summary(ctx, m, wl, result);
+        SummaryLine(ctx, m, result);
         return result.Ok ? 0 : 1;
     }
 
@@ -216,9 +217,17 @@ internal static class Commands
         foreach (var (label, s) in result.Labels)
             table.AddRow(label, s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
         ctx.Console.Write(table);
+        SummaryLine(ctx, m, result);
+    }
+
+    /// <summary>The one-line summary: steps and time, free pages, CMA free, dma-bufs, and whether every expectation held.</summary>
+    private static void SummaryLine(CliContext ctx, Machine m, WorkloadResult result)
+    {
         long free = m.Zones.Sum(z => z.FreePages), managed = m.Zones.Sum(z => z.Managed);
+        var bufs = m.DmaBufs;
         ctx.Out.WriteLine($"summary: {result.StepsRun} steps in {result.Elapsed.TotalMilliseconds:F1} ms; {free} of {managed} pages free ({free * 100.0 / Math.Max(1, managed):F1}%); " +
-                          $"CMA free {m.Zones.Sum(z => z.FreeCmaPages) * 4} kB; {(result.Ok ? "all expectations held" : $"{result.Problems.Count} problem(s)")}");
+                          $"CMA free {m.Zones.Sum(z => z.FreeCmaPages) * 4} kB; {bufs.Count} dma-bufs ({bufs.Sum(b => b.Size) >> 10} KiB); " +
+                          $"{(result.Ok ? "all expectations held" : $"{result.Problems.Count} problem(s)")}");
         foreach (var p in result.Problems) ctx.Err.WriteLine($"kmem: {p}");
     }
 

@@ -9,7 +9,7 @@ namespace Kmem.Cli;
 public static class KmemCli
 {
     /// <summary>The built-in workload run by the bare <c>kmem</c> command.</summary>
-    public const string DefaultWorkload = "camera-pages";
+    public const string DefaultWorkload = "camera-pipeline";
 
     /// <summary>Parses and runs one command line.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)

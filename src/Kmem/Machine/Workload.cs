@@ -42,6 +42,14 @@ public sealed class Workload
         ["dma_free_coherent"] = ["label", "count", "which"],
         ["alloc_movable"] = ["label", "order", "gfp", "count", "expect", "fill"],
         ["free_movable"] = ["label", "count", "which"],
+        ["dma_heap_alloc"] = ["label", "heap", "size", "count", "expect", "fill"],
+        ["dma_heap_free"] = ["label", "count", "which"],
+        ["rk_dma_heap_alloc"] = ["label", "heap", "size", "name", "thread", "attach", "ino", "count", "expect", "fill"],
+        ["rk_dma_heap_free"] = ["label", "count", "which"],
+        ["rk_dma_heap_alloc_contig"] = ["label", "heap", "size", "name", "thread", "count", "expect"],
+        ["rk_dma_heap_free_contig"] = ["label", "count", "which"],
+        ["dmabuf_attach"] = ["label", "device"],
+        ["dmabuf_inodes"] = ["count"],
     };
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)

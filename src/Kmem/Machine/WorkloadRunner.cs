@@ -36,7 +36,7 @@ public sealed class WorkloadResult
 }
 
 /// <summary>Executes workloads (see docs/workloads.md for the format).</summary>
-public sealed class WorkloadRunner
+public sealed partial class WorkloadRunner
 {
     /// <summary>One allocation a label holds: pages (Page, Order), an exact allocation or a vmalloc area (Address,
     /// ExactSize), a kmalloc buffer (Address, ObjectSize) or a slab object (Address, ObjectSize, Cache).</summary>
@@ -49,6 +49,10 @@ public sealed class WorkloadRunner
         public ulong Handle { get; init; }
         /// <summary>A movable block (its pages move; reached through the handle).</summary>
         public MovablePage? Movable { get; init; }
+        /// <summary>A dma-buf reference (Address = its CPU view, ExactSize = its size).</summary>
+        public DmaBuf? Buf { get; init; }
+        /// <summary>An RK-DMA-HEAP page run of this heap (Page, Address, ExactSize), with the name it was given.</summary>
+        public RkDmaHeap? Rk { get; init; }
 
         public long Pages => Kmalloc || Cache is not null ? 0 : ExactSize > 0 ? (long)((ExactSize + 4095) / 4096) : 1L << Order;
         public long Bytes => Kmalloc || Cache is not null ? (long)ObjectSize : 0;
@@ -200,7 +204,8 @@ public sealed class WorkloadRunner
             case "kmem_cache_destroy":
                 CacheArg(step).Destroy();
                 break;
-            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable":
+            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable"
+                or "dma_heap_free" or "rk_dma_heap_free" or "rk_dma_heap_free_contig":
             {
                 string label = Str(step, "label")!;
                 var list = Holder(label);
@@ -263,12 +268,14 @@ public sealed class WorkloadRunner
                 break;
             }
             default:
-                throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
+                if (!ExecuteDmaBuf(step)) throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
+                break;
         }
     }
 
     private unsafe Span<byte> Span(Held h) =>
-        h.Kmalloc || h.Cache is not null ? new Span<byte>((void*)h.Address, (int)h.ObjectSize)
+        h.Buf is not null ? h.Buf.Span
+        : h.Kmalloc || h.Cache is not null ? new Span<byte>((void*)h.Address, (int)h.ObjectSize)
         : h.ExactSize > 0 ? new Span<byte>((void*)h.Address, (int)h.ExactSize)
         : _m.PageSpan(h.Page, h.Order);
 
@@ -301,6 +308,8 @@ public sealed class WorkloadRunner
         else if (h.Cma is not null) _m.CmaRelease(h.Cma, h.Page, (int)(h.ExactSize / 4096));
         else if (h.Device is not null) _m.DmaFreeCoherent(h.Device, h.ExactSize, h.Address, h.Handle, "workload");
         else if (h.Movable is not null) h.Movable.Dispose();
+        else if (h.Buf is not null) h.Buf.Put();
+        else if (h.Rk is not null) h.Rk.FreeContigPages(h.Page, (long)h.ExactSize);
         else if (h.Cache is not null) h.Cache.Free(h.Address, "workload");
         else if (h.ExactSize > 0) _m.FreePagesExact(h.Address, h.ExactSize);
         else _m.FreePages(h.Page, h.Order);
@@ -377,7 +386,7 @@ public sealed class WorkloadRunner
     {
         string[] needsLabel = ["alloc_pages", "free_pages", "alloc_pages_exact", "get_page", "put_page", "write", "verify",
             "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "vmalloc", "vfree", "cma_alloc", "cma_release",
-            "dma_alloc_coherent", "dma_free_coherent", "alloc_movable", "free_movable"];
+            "dma_alloc_coherent", "dma_free_coherent", "alloc_movable", "free_movable", .. DmaBufLabelOps];
         if (needsLabel.Contains(step.Op))
         {
             string? label = Str(step, "label");
@@ -446,7 +455,8 @@ public sealed class WorkloadRunner
                     AllocArgs(step);
                 }
                 break;
-            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable":
+            case "free_pages" or "kfree" or "kmem_cache_free" or "vfree" or "cma_release" or "dma_free_coherent" or "free_movable"
+                or "dma_heap_free" or "rk_dma_heap_free" or "rk_dma_heap_free_contig":
                 if (step.Args.TryGetValue("count", out var c) && !(c.ValueKind == JsonValueKind.String && c.GetString() == "all"))
                     Long(step, "count", 1, 0, long.MaxValue);
                 if (Str(step, "which") is { } w && w is not ("newest" or "oldest" or "random"))
@@ -458,6 +468,9 @@ public sealed class WorkloadRunner
             case "min_free_kbytes":
                 if (!step.Args.ContainsKey("value")) throw new WorkloadException($"{step.Location}.value", "is required");
                 Long(step, "value", 0, 0, long.MaxValue);
+                break;
+            case var op when DmaBufOps.Contains(op):
+                ValidateDmaBuf(step);
                 break;
             case "repeat":
                 if (!step.Args.ContainsKey("times")) throw new WorkloadException($"{step.Location}.times", "is required");
