@@ -61,16 +61,50 @@ internal static class Commands
         var runArg = new Argument<string>("workload") { Description = $"A workload file (JSON, see docs/workloads.md) or a built-in name ({string.Join(", ", BuiltinWorkloads())})." };
         var runProfile = ProfileOption();
         var runCmdline = CmdlineOption();
-        var run = new Command("run", "Run a workload and print a summary.") { runArg, runProfile, runCmdline };
+        var runAfter = new Option<string?>("--after") { Description = "First rebuild the state of a real rk-dma-heap-info dump (see 'kmem import')." };
+        var run = new Command("run", "Run a workload and print a summary.") { runArg, runProfile, runCmdline, runAfter };
         run.SetAction(pr =>
         {
             using var m = BootMachine(pr.GetValue(runProfile)!, pr.GetValue(runCmdline));
             var wl = LoadWorkload(pr.GetValue(runArg)!);
+            var before = new HashSet<ulong>();
+            if (pr.GetValue(runAfter) is { } dump)
+            {
+                var r = ImportDump(ctx, m, dump);
+                before = RkStarts(m);
+            }
             var result = RunWorkload(ctx, m, wl, out _);
             Summary(ctx, m, wl, result);
+            if (pr.GetValue(runAfter) is not null)
+            {
+                // What the workload added to the imported layout, and what is left.
+                ctx.Out.WriteLine();
+                foreach (var h in m.RkDmaHeaps.Values)
+                {
+                    foreach (var e in h.DmaBufEntries.Concat(h.ContigEntries).Where(e => !before.Contains(e.Start)).OrderBy(e => e.Start))
+                        ctx.Out.WriteLine($"new in {h.Name}: {e.AllocBy} [0x{e.Start:x8}-0x{e.End:x8}] {e.Size >> 10} KiB");
+                    ctx.Out.WriteLine($"{h.Name}: {h.Area.Used << 2} KiB used of {h.Area.Count << 2} KiB, largest free run {h.Area.MaxChunk << 2} KiB");
+                }
+            }
             ctx.Out.WriteLine();
             ctx.Out.Write(m.ProcFs.Read("/proc/buddyinfo"));
             return result.Ok ? 0 : 1;
+        });
+
+        // kmem import rk-dma-heap-info FILE
+        var importKind = new Argument<string>("kind") { Description = "What the file is: rk-dma-heap-info." };
+        var importFile = new Argument<string>("file") { Description = "A /proc/rk_dma_heap/rk-dma-heap-info dump (tabs or condensed spaces)." };
+        var importProfile = ProfileOption();
+        var import = new Command("import", "Rebuild the allocation state of a real dump and print it as the board would.") { importKind, importFile, importProfile };
+        import.SetAction(pr =>
+        {
+            if (pr.GetValue(importKind) != "rk-dma-heap-info") throw new ArgumentException($"import: unknown kind '{pr.GetValue(importKind)}' (known: rk-dma-heap-info)");
+            using var m = BootMachine(pr.GetValue(importProfile)!);
+            ImportDump(ctx, m, pr.GetValue(importFile)!);
+            ctx.Out.Write(m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info"));
+            foreach (var h in m.RkDmaHeaps.Values)
+                ctx.Out.WriteLine($"{h.Name}: {h.Area.Used << 2} KiB used of {h.Area.Count << 2} KiB, largest free run {h.Area.MaxChunk << 2} KiB");
+            return 0;
         });
 
         // kmem dmesg
@@ -115,6 +149,7 @@ internal static class Commands
         root.Subcommands.Add(run);
         root.Subcommands.Add(dmesg);
         root.Subcommands.Add(slabtop);
+        root.Subcommands.Add(import);
         return root;
     }
 
@@ -168,6 +203,19 @@ internal static class Commands
         var p = isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile);
         return string.IsNullOrWhiteSpace(cmdline) ? Machine.Boot(p) : Machine.Boot(p, cmdline);
     }
+
+    /// <summary>Reads and replays a dump on the machine; prints one line of what it rebuilt.</summary>
+    private static RkDmaHeapImport.Result ImportDump(CliContext ctx, Machine m, string file)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"import: no file '{file}'");
+        if (m.RkDmaHeaps.Count == 0) throw new ArgumentException($"import: {m.Profile.Name} has no RK-DMA-HEAP (try --profile rv1106)");
+        var r = RkDmaHeapImport.Replay(m, RkDmaHeapImport.Parse(File.ReadAllText(file)));
+        ctx.Err.WriteLine($"kmem: imported {r.DmaBufs} dma-bufs and {r.PageRuns} page runs ({r.Bytes >> 10} KiB) from {file}");
+        return r;
+    }
+
+    private static HashSet<ulong> RkStarts(Machine m) =>
+        [.. m.RkDmaHeaps.Values.SelectMany(h => h.DmaBufEntries.Concat(h.ContigEntries)).Select(e => e.Start)];
 
     internal static IEnumerable<string> BuiltinWorkloads() =>
         Assembly.GetExecutingAssembly().GetManifestResourceNames()

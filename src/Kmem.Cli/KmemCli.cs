@@ -35,7 +35,7 @@ public static class KmemCli
         {
             return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or ArgumentException or FileNotFoundException)
+        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or DumpFormatException or ArgumentException or FileNotFoundException)
         {
             stderr.WriteLine($"kmem: {e.Message}");
             return 2;

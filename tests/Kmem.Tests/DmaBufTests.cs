@@ -321,3 +321,108 @@ public class DmaBufTests
         TestSupport.AssertConsistent(m);
     }
 }
+
+public class RkDmaHeapImportTests
+{
+    [Fact]
+    public void A_dump_imported_on_a_fresh_board_prints_the_same_bytes()
+    {
+        string dump;
+        using (var m = Machine.Boot("rv1106"))
+        {
+            var r = new WorkloadRunner(m).Run(Kmem.Cli.Commands.LoadWorkload("camera-pipeline"));
+            Assert.True(r.Ok);
+            dump = m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info");
+        }
+        var entries = RkDmaHeapImport.Parse(dump);
+        Assert.Equal(44, entries.Count);
+        Assert.Equal(32, entries.Count(e => e.IsDmaBuf));
+        using var fresh = Machine.Boot("rv1106");
+        var res = RkDmaHeapImport.Replay(fresh, entries);
+        Assert.Equal((32, 12, 0x1634000UL), (res.DmaBufs, res.PageRuns, res.Bytes));
+        Assert.Equal(dump, fresh.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info"));
+        TestSupport.AssertConsistent(fresh);
+    }
+
+    [Fact]
+    public void The_documents_condensed_dump_parses_and_replays()
+    {
+        var fixture = TestSupport.Fixture("rk_dma_heap_info_rv1106.txt").Split('\n');
+        string partA = string.Join("\n", fixture.TakeWhile(l => !l.StartsWith("## PART B")));
+        var entries = RkDmaHeapImport.Parse(partA);
+        Assert.Equal(32, entries.Count);
+        var big = entries.Single(e => e.Ino == 5610);
+        Assert.Equal(new[] { "ffa00000.rkisp", "ffa50000.rkvenc", "ffa00000.rkisp", "ffa00000.rkisp", "ffa00000.rkisp" }, big.Devices);
+        Assert.Equal(0x95000UL, big.Size);
+        using var m = Machine.Boot("rv1106");
+        RkDmaHeapImport.Replay(m, entries);                               // the ISP's page runs are not in PART A: holes stay free
+        var rk = m.RkDmaHeaps["rk-dma-heap-cma"];
+        Assert.Equal(32, rk.DmaBufEntries.Count);
+        Assert.Equal(entries.Select(e => e.Start).Order(), rk.DmaBufEntries.Select(e => e.Start).Order());
+        Assert.Contains("dma-heap:<rk-dma-heap-cma> -dmabuf\ti_ino = 5610\n", m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info"));
+    }
+
+    [Theory]
+    [InlineData("dma-heap:<rk-dma-heap-cma> -dmabuf i_ino = 1\nAlloc by (x ) [0x02800000-0x02800fff] 0x00002000 (8 KiB)\n", 2, "does not match the range")]
+    [InlineData("Alloc by (x ) [0x02800000-0x02800fff] 0x00001000 (4 KiB)\n", 1, "without its dma-heap")]
+    [InlineData("dma-heap:<rk-dma-heap-cma> -dmabuf i_ino = 1\nAlloc by (x ) [0x02800000-0x02800fff] 0x00001000 (4 KiB)\nAttached Devices:\nffa50000.rkvenc\nTotal 2 devices attached\n", 5, "2 devices announced, 1 listed")]
+    [InlineData("hello\n", 1, "unexpected line 'hello'")]
+    [InlineData("dma-heap:<rk-dma-heap-cma> -non dmabuf\nAlloc by (x ) [0x02800100-0x02800fff] 0x00000f00 (3 KiB)\n", 2, "not page aligned")]
+    public void Malformed_dumps_name_the_line(string text, int line, string problem)
+    {
+        var ex = Assert.Throws<DumpFormatException>(() => RkDmaHeapImport.Parse(text));
+        Assert.Equal(line, ex.Line);
+        Assert.Contains(problem, ex.Message);
+    }
+
+    [Fact]
+    public void A_replay_that_cannot_be_done_leaves_nothing_behind()
+    {
+        using var m = Machine.Boot("rv1106");
+        string State() => m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info") + m.Cma["rk-dma-heap-cma"].Used;
+        string before = State();
+        var overlap = RkDmaHeapImport.Parse("""
+            dma-heap:<rk-dma-heap-cma> -non dmabuf
+            Alloc by (a ) [0x02800000-0x02801fff] 0x00002000 (8 KiB)
+            dma-heap:<rk-dma-heap-cma> -non dmabuf
+            Alloc by (b ) [0x02801000-0x02801fff] 0x00001000 (4 KiB)
+            """);
+        Assert.Contains("overlaps", Assert.Throws<DumpFormatException>(() => RkDmaHeapImport.Replay(m, overlap)).Message);
+        var device = RkDmaHeapImport.Parse("dma-heap:<rk-dma-heap-cma> -dmabuf\ti_ino = 9\nAlloc by (x ) [0x02804000-0x02804fff] 0x00001000 (4 KiB)\nAttached Devices:\nnope.dev\nTotal 1 devices attached\n");
+        Assert.Contains("no device 'nope.dev'", Assert.Throws<DumpFormatException>(() => RkDmaHeapImport.Replay(m, device)).Message);
+        var outside = RkDmaHeapImport.Parse("dma-heap:<rk-dma-heap-cma> -non dmabuf\nAlloc by (x ) [0x05000000-0x05000fff] 0x00001000 (4 KiB)\n");
+        Assert.Contains("outside rk-dma-heap-cma", Assert.Throws<DumpFormatException>(() => RkDmaHeapImport.Replay(m, outside)).Message);
+        Assert.Equal(before, State());
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void The_command_imports_a_dump_and_answers_a_what_if()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"kmem-import-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string dump = Path.Combine(dir, "info.txt"), more = Path.Combine(dir, "more.json");
+            var o = new StringWriter();
+            Assert.Equal(0, Kmem.Cli.KmemCli.Run(["cat", "/proc/rk_dma_heap/rk-dma-heap-info", "--workload", "camera-pipeline"], o, new StringWriter()));
+            File.WriteAllText(dump, o.ToString());
+            File.WriteAllText(more, """{ "steps": [ { "op": "rk_dma_heap_alloc", "label": "nv12", "size": 3110400, "name": "whatif", "expect": "success" } ] }""");
+            var o2 = new StringWriter();
+            var e2 = new StringWriter();
+            Assert.Equal(0, Kmem.Cli.KmemCli.Run(["import", "rk-dma-heap-info", dump], o2, e2));
+            Assert.Equal(o.ToString(), o2.ToString().Split("rk-dma-heap-cma: 22736 KiB used")[0]);
+            Assert.Contains("imported 32 dma-bufs and 12 page runs (22736 KiB)", e2.ToString());
+            var o3 = new StringWriter();
+            Assert.Equal(0, Kmem.Cli.KmemCli.Run(["run", more, "--after", dump], o3, new StringWriter()));
+            Assert.Contains("new in rk-dma-heap-cma: whatif [0x03e34000-0x0412bfff] 3040 KiB", o3.ToString());
+            Assert.Contains("largest free run 6992 KiB", o3.ToString());
+            File.WriteAllText(dump, "garbage\n");
+            var e4 = new StringWriter();
+            Assert.Equal(2, Kmem.Cli.KmemCli.Run(["import", "rk-dma-heap-info", dump], new StringWriter(), e4));
+            Assert.Contains("dump: line 1: unexpected line 'garbage'", e4.ToString());
+            Assert.Equal(2, Kmem.Cli.KmemCli.Run(["import", "bufinfo", dump], new StringWriter(), new StringWriter()));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
