@@ -45,6 +45,9 @@ public sealed partial class Machine
     /// <summary>Waits until the deferred-free worker has freed every released buffer (false on timeout).</summary>
     public bool DmaBufWaitDeferredFree(TimeSpan timeout) => _deferredFree.WaitIdle(timeout);
 
+    /// <summary>Frees every deferred buffer at once, straight to the page allocator (what the shrinker does under pressure).</summary>
+    internal long DmaBufFreeDeferredUnderPressure() => _deferredFree.ShrinkUnderPressure(long.MaxValue);
+
     /// <summary>Inode numbers taken by other pseudo files (pipes, sockets…) before the next dma-buf.</summary>
     public void DmaBufSkipInodes(long count)
     {
