@@ -41,7 +41,23 @@ internal sealed class CmaHeapBuffer : DmaBufExporter
         _area = area;
         First = frame;
         Pages = pages;
-        _blocks = [.. Enumerable.Range(0, pages).Select(i => (frame + i, 0))];
+        _blocks = AlignedBlocks(core.Pages.BasePfn, frame, pages);
+    }
+
+    /// <summary>The run as the fewest naturally aligned power-of-two blocks (a 1 MiB run on a 1 MiB boundary is one block).</summary>
+    private static (int Frame, int Order)[] AlignedBlocks(ulong basePfn, int frame, int pages)
+    {
+        var list = new List<(int, int)>();
+        int end = frame + pages;
+        while (frame < end)
+        {
+            ulong pfn = basePfn + (ulong)frame;
+            int order = Math.Min(System.Numerics.BitOperations.TrailingZeroCount(pfn | (1UL << 30)), 30);
+            while ((1L << order) > end - frame) order--;
+            list.Add((frame, order));
+            frame += 1 << order;
+        }
+        return [.. list];
     }
 
     public int First { get; }
