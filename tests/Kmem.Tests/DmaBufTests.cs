@@ -59,6 +59,32 @@ public class DmaBufTests
         TestSupport.AssertConsistent(m);
     }
 
+    [Fact]
+    public void Pressure_from_an_ordinary_page_allocation_drains_the_pools_and_the_deferred_list()
+    {
+        using var m = Machine.Boot("rv1106");
+        m.ReclaimRetryWait = TimeSpan.Zero;
+        var heap = (SystemHeap)m.DmaHeaps["system"];
+        var bufs = Enumerable.Range(0, 40).Select(_ => heap.AllocateBuffer(1 << 20)!).ToList();
+        foreach (var b in bufs.Take(30)) b.Put();
+        Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(10)));
+        m.DmaBufDeferredFreeWorker = false;
+        foreach (var b in bufs.Skip(30)) b.Put();                        // 10 MiB wait on the deferred list
+        Assert.Equal(30 * 256, heap.PoolCounts[0].Low * 256);
+        Assert.Equal(2560, m.DmaBufDeferredPages);
+        m.DrainAllPages();
+        long freeBefore = m.Zones.Sum(z => z.FreePages);
+        // Plain GFP_KERNEL pages until they run out: the slow path's reclaim must reach the heaps' shrinkers.
+        var pages = new List<Page>();
+        while (m.AllocPages(Gfp.Kernel | Gfp.NoWarn, 0) is { IsNull: false } p) pages.Add(p);
+        Assert.True(pages.Count > freeBefore, $"{pages.Count} pages, {freeBefore} free before");
+        Assert.Equal(0, m.DmaBufDeferredPages);
+        Assert.True(heap.PoolCounts[0].Low < 30);
+        foreach (var p in pages) m.FreePage(p);
+        m.DmaBufDeferredFreeWorker = true;
+        TestSupport.AssertConsistent(m);
+    }
+
     private static long Kb(Machine m, string key) =>
         long.Parse(m.ProcFs.Read("/proc/meminfo").Split('\n').First(l => l.StartsWith(key + ":"))[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
 
