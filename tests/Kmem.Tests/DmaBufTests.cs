@@ -104,7 +104,14 @@ public class DmaBufTests
         m.DrainAllPages();
         Assert.True(m.Zones.Sum(z => z.FreePages) >= free + 48);
         Assert.Equal((4, 0, 0), heap.PoolCounts[1]);                      // not pooled: freed
+        // LIFO: the worker frees the buffer released last first, so its block is first in the (FIFO) pool.
+        var again = Enumerable.Range(0, 3).Select(_ => heap.AllocateBuffer(64 * 1024)!).ToList();
+        var blocks = again.Select(b => b.PageBlocks[0].Page).ToList();
+        foreach (var b in again) b.Put();                                 // released a, b, c
         m.DmaBufDeferredFreeWorker = true;
+        Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(10)));
+        Assert.Equal((4, 3, 0), heap.PoolCounts[1]);
+        Assert.Equal(blocks[2], heap.AllocateBuffer(64 * 1024)!.PageBlocks[0].Page);
         TestSupport.AssertConsistent(m);
     }
 
