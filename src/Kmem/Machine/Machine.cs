@@ -91,6 +91,7 @@ public sealed partial class Machine : IDisposable
             if (profile.Arch != Arch.X86_64) Dma.CreateAtomicPools();
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
+            _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
         }
         catch
@@ -195,6 +196,7 @@ public sealed partial class Machine : IDisposable
         if (_vmalloc is not null) errors.AddRange(_vmalloc.CheckInvariants());
         foreach (var c in Cma.Values) errors.AddRange(c.CheckInvariants());
         errors.AddRange(Dma.CheckInvariants(Devices.Values));
+        if (_rtnet is not null) errors.AddRange(_rtnet.CheckInvariants());
         return errors;
     }
 

@@ -1,0 +1,265 @@
+// The RTnet stack of one machine (standalone RTnet's final behaviour): the rtskb slab cache and its
+// geometry, the global statistics and /proc/rtnet/rtskb, the pool set (global, ICMP, VNIC, proxy, NIC
+// receive pools), buffer checks for kfree_rtskb, the compensation exchange, sockets and NICs.
+using Kmem.Slab;
+
+namespace Kmem;
+
+/// <summary>RTnet's module parameters (standalone RTnet's defaults), from the kernel command line (<c>rtnet.socket_rtskbs=16</c> …).</summary>
+public sealed record RtnetParams
+{
+    /// <summary>RTSKB_SIZE: the data buffer of each rtskb (1544, "maximum needed by pcnet32-rt").</summary>
+    public int RtskbSize { get; init; } = 1544;
+    /// <summary>socket_rtskbs: each socket's initial pool.</summary>
+    public int SocketRtskbs { get; init; } = 16;
+    /// <summary>global_rtskbs: the global pool's base size.</summary>
+    public int GlobalRtskbs { get; init; }
+    /// <summary>device_rtskbs: buffers added to the global pool per registered NIC.</summary>
+    public int DeviceRtskbs { get; init; } = 16;
+    /// <summary>rx_pool_size: each NIC's receive pool (rt_8139too's default).</summary>
+    public int RxPoolSize { get; init; } = 16;
+    /// <summary>vnic_rtskbs: the RTmac VNIC pool.</summary>
+    public int VnicRtskbs { get; init; } = 32;
+    /// <summary>proxy_rtskbs: the rtnetproxy pool.</summary>
+    public int ProxyRtskbs { get; init; } = 32;
+
+    /// <summary>ICMP_REPLY_POOL_SIZE (not a parameter).</summary>
+    public const int IcmpReplyPoolSize = 8;
+}
+
+/// <summary>
+/// The RTnet stack: rtskb pools over the <c>rtskb_slab_pool</c> cache, the standard pool set, sockets and NICs.
+/// Reach it with <see cref="Machine.Rtnet"/> (loading it, as <c>modprobe rtnet</c>).
+/// </summary>
+public sealed unsafe partial class RtnetStack
+{
+    private readonly Machine _m;
+    private readonly SlabCache _cache;
+    private readonly long _magic;
+    private RtskbPool?[] _pools = new RtskbPool?[16];
+    private readonly Lock _lock = new();
+    private int _nextPool = 1;
+    private int _pools_, _poolsMax, _amount, _amountMax;
+
+    internal RtnetStack(Machine m, RtnetParams p)
+    {
+        _m = m;
+        Params = p;
+        int line = m.Profile.CacheLineSize;
+        HeaderBytes = Align(m.Profile.Is64Bit ? 160 : 88, line);        // ALIGN_RTSKB_STRUCT_LEN
+        DataBytes = Align(p.RtskbSize, line);                             // SKB_DATA_ALIGN(RTSKB_SIZE)
+        _cache = m.KmemCacheCreate("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign);
+        _magic = Random.Shared.NextInt64() | 1;
+        // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
+        GlobalPool = CreatePool("global", p.GlobalRtskbs);
+        IcmpPool = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
+        VnicPool = CreatePool("vnic", p.VnicRtskbs);
+        ProxyPool = CreatePool("proxy", p.ProxyRtskbs);
+        m.ProcFs.Register("/proc/rtnet/rtskb", ProcRtskb);
+        m.ProcFs.Register("/proc/rtnet/version", () => "RTnet 0.9.13\n");
+        // The loopback device rtlo, registered at stack init as RTnet's rtloopback module does.
+        RegisterNic("rtlo", 1);
+    }
+
+    private static int Align(int v, int a) => (v + a - 1) & ~(a - 1);
+
+    /// <summary>The parameters in force.</summary>
+    public RtnetParams Params { get; }
+
+    /// <summary>ALIGN_RTSKB_STRUCT_LEN: the header part of each object.</summary>
+    public int HeaderBytes { get; }
+
+    /// <summary>SKB_DATA_ALIGN(RTSKB_SIZE): the data part, and the largest size <see cref="RtskbPool.Alloc"/> accepts.</summary>
+    public int DataBytes { get; }
+
+    /// <summary>L: the bytes of one rtskb (header + data), the unit of "rtskb memory need".</summary>
+    public int RtskbBytes => HeaderBytes + DataBytes;
+
+    /// <summary>The slab cache the buffers come from.</summary>
+    public SlabCache Cache => _cache;
+
+    /// <summary>global_pool: global_rtskbs plus device_rtskbs per registered NIC (ARP, RTmac, forwarding).</summary>
+    public RtskbPool GlobalPool { get; }
+
+    /// <summary>The ICMP reply pool (8).</summary>
+    public RtskbPool IcmpPool { get; }
+
+    /// <summary>The RTmac VNIC pool (vnic_rtskbs).</summary>
+    public RtskbPool VnicPool { get; }
+
+    /// <summary>The rtnetproxy pool (proxy_rtskbs).</summary>
+    public RtskbPool ProxyPool { get; }
+
+    /// <summary>rtskb_pools and its maximum.</summary>
+    public (int Current, int Max) PoolCount { get { lock (_lock) return (_pools_, _poolsMax); } }
+
+    /// <summary>rtskb_amount and its maximum.</summary>
+    public (int Current, int Max) RtskbCount { get { lock (_lock) return (_amount, _amountMax); } }
+
+    /// <summary>Every live pool.</summary>
+    public IReadOnlyList<RtskbPool> Pools { get { var ps = Volatile.Read(ref _pools); return ps.Where(p => p is { Released: false }).Select(p => p!).ToArray(); } }
+
+    /// <summary>
+    /// rtskb_pool_init(): a new pool filled with up to <paramref name="initialSize"/> buffers. The pool counts in the
+    /// statistics even when none could be had; check <see cref="RtskbPool.Size"/> against the request.
+    /// </summary>
+    public RtskbPool CreatePool(string name, int initialSize)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentOutOfRangeException.ThrowIfNegative(initialSize);
+        RtskbPool pool;
+        lock (_lock)
+        {
+            int id = _nextPool++;
+            if (id >= _pools.Length)
+            {
+                var grown = new RtskbPool?[_pools.Length * 2];
+                Array.Copy(_pools, grown, _pools.Length);
+                Volatile.Write(ref _pools, grown);
+            }
+            pool = new RtskbPool(this, id, name);
+            _pools[id] = pool;
+            _pools_++;
+            _poolsMax = Math.Max(_poolsMax, _pools_);
+        }
+        pool.Extend(initialSize);
+        return pool;
+    }
+
+    internal void PoolReleased(RtskbPool p)
+    {
+        lock (_lock)
+        {
+            _pools_--;
+            _pools[p.Id] = null;
+        }
+    }
+
+    internal int Closed(RtskbPool p, string fn)
+    {
+        _m.Log.Err($"RTnet: {fn} on released pool {p.Name}");
+        return -9;                                                     // -EBADF
+    }
+
+    /// <summary>A new rtskb object for <paramref name="pool"/>, or null ("rtskb allocation from slab pool failed").</summary>
+    internal RtskbHeader* NewObject(RtskbPool pool)
+    {
+        nint obj = _cache.Alloc(Gfp.Kernel | Gfp.NoWarn);
+        if (obj == 0)
+        {
+            _m.Log.Err("RTnet: rtskb allocation from slab pool failed");
+            return null;
+        }
+        var h = (RtskbHeader*)obj;
+        *h = default;
+        h->ChainEnd = obj;
+        h->Magic = _magic;
+        h->Pool = pool.Id;
+        h->BufStart = obj + HeaderBytes;
+        lock (_lock)
+        {
+            _amount++;
+            _amountMax = Math.Max(_amountMax, _amount);
+        }
+        return h;
+    }
+
+    internal void DeleteObject(RtskbHeader* h)
+    {
+        h->Magic = 0;
+        h->State = 0;
+        _cache.Free((nint)h);
+        lock (_lock) _amount--;
+    }
+
+    /// <summary>The pool with this id, or null.</summary>
+    internal RtskbPool? PoolById(int id)
+    {
+        var ps = Volatile.Read(ref _pools);
+        return (uint)id < (uint)ps.Length ? ps[id] : null;
+    }
+
+    /// <summary>The header of a live rtskb that is out, or an error report (a foreign pointer, a double free).</summary>
+    private RtskbHeader* Checked(Rtskb skb, string fn)
+    {
+        nint p = skb.Address;
+        if (p == 0) throw Misuse(fn, "the null rtskb");
+        if (_m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
+            throw Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
+        var h = (RtskbHeader*)p;
+        if (h->State != RtskbHeader.Out) throw Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolById(h->Pool)?.Name ?? "?"} (double free)");
+        return h;
+    }
+
+    private KmemException Misuse(string fn, string what)
+    {
+        _m.Log.Err($"RTnet: {fn}: {what}");
+        return new RtnetException(what);
+    }
+
+    internal void BadSize(RtskbPool pool, int size)
+    {
+        _m.Log.Err($"RTnet: alloc_rtskb: size {size} is above SKB_DATA_ALIGN(RTSKB_SIZE) = {DataBytes} (pool {pool.Name})");
+        throw new ArgumentOutOfRangeException(nameof(size), size, $"rtskb sizes are 0..{DataBytes}");
+    }
+
+    /// <summary>kfree_rtskb(): the buffer goes to the tail of the pool that owns it now, from any thread.</summary>
+    /// <exception cref="RtnetException">A pointer that is no rtskb of this stack, or one already free.</exception>
+    public void Free(Rtskb skb)
+    {
+        var h = Checked(skb, "kfree_rtskb");
+        var pool = PoolById(h->Pool) ?? throw Misuse("kfree_rtskb", $"the pool of 0x{skb.Address:x} is gone");
+        pool.Put(h);
+    }
+
+    /// <summary>rtskb_acquire(): see <see cref="RtskbPool.Acquire"/>.</summary>
+    internal int Acquire(Rtskb skb, RtskbPool comp)
+    {
+        var h = Checked(skb, "rtskb_acquire");
+        var owner = PoolById(h->Pool) ?? throw Misuse("rtskb_acquire", $"the pool of 0x{skb.Address:x} is gone");
+        var c = comp.TakeForExchange();
+        if (c == null) return -12;                                     // -ENOMEM: nothing changes
+        c->Pool = owner.Id;
+        owner.Put(c);
+        h->Pool = comp.Id;
+        return 0;
+    }
+
+    /// <summary>The pool that owns a buffer now.</summary>
+    public RtskbPool OwnerOf(Rtskb skb) => PoolById(Checked(skb, "rtskb owner")->Pool)!;
+
+    /// <summary>/proc/rtnet/rtskb: exactly RTnet's four lines.</summary>
+    private string ProcRtskb()
+    {
+        int pools, poolsMax, amount, amountMax;
+        lock (_lock) { pools = _pools_; poolsMax = _poolsMax; amount = _amount; amountMax = _amountMax; }
+        long l = RtskbBytes;
+        return "Statistics\t\tCurrent\tMaximum\n" +
+               $"rtskb pools\t\t{pools}\t{poolsMax}\n" +
+               $"rtskbs\t\t\t{amount}\t{amountMax}\n" +
+               $"rtskb memory need\t{amount * l}\t{amountMax * l}\n";
+    }
+
+    /// <summary>Invariants: each pool's queue holds its free count, the totals add up.</summary>
+    internal List<string> CheckInvariants()
+    {
+        var errors = new List<string>();
+        int total = 0;
+        foreach (var p in Pools)
+        {
+            int q = p.CountQueue();
+            if (q != p.FreeCount) errors.Add($"rtnet: pool {p.Name}: queue holds {q}, free count {p.FreeCount}");
+            total += p.Size;
+        }
+        lock (_lock)
+            if (total != _amount) errors.Add($"rtnet: pools hold {total} rtskbs, rtskb_amount is {_amount}");
+        return errors;
+    }
+}
+
+/// <summary>Misuse of RTnet buffers (a foreign or already-free rtskb, a closed pool); the report is in the log and nothing changed.</summary>
+public sealed class RtnetException : KmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public RtnetException(string message) : base(message) { }
+}

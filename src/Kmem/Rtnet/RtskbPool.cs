@@ -1,0 +1,209 @@
+// An rtskb pool (standalone RTnet's struct rtskb_queue used as a pool): a FIFO of preallocated buffers
+// under a spin lock held for a few pointer moves. Alloc and Free never allocate, never sleep and take
+// O(1); Extend/Shrink/Release run outside real-time work and talk to the slab cache. Acquire is the
+// compensation exchange that moves ownership of a filled buffer without changing any pool's total.
+using System.Runtime.CompilerServices;
+
+namespace Kmem;
+
+/// <summary>
+/// A pool of rtskbs (<c>rtskb_pool</c>): <see cref="Size"/> buffers, of which <see cref="FreeCount"/> are in the queue and the
+/// rest out with their users. Create pools through <see cref="RtnetStack.CreatePool"/>.
+/// </summary>
+public sealed unsafe class RtskbPool
+{
+    private readonly RtnetStack _stack;
+    private nint _first, _last;
+    private int _lock;                       // rtdm_lock: a spin lock, interrupts "off" meanwhile
+    private int _free;
+    private int _size;
+    private bool _released;
+
+    internal RtskbPool(RtnetStack stack, int id, string name)
+    {
+        _stack = stack;
+        Id = id;
+        Name = name;
+    }
+
+    internal int Id { get; }
+
+    /// <summary>The pool's name (for reports and the per-pool figures).</summary>
+    public string Name { get; }
+
+    /// <summary>Buffers that belong to the pool now (queued + out).</summary>
+    public int Size => Volatile.Read(ref _size);
+
+    /// <summary>Buffers in the queue.</summary>
+    public int FreeCount => Volatile.Read(ref _free);
+
+    /// <summary>Buffers out with their users.</summary>
+    public int Out => Size - FreeCount;
+
+    private long _allocFailures, _acquireFailures;
+
+    /// <summary>Allocations that found the pool empty.</summary>
+    public long AllocFailures => Interlocked.Read(ref _allocFailures);
+
+    /// <summary>Exchanges (<see cref="Acquire"/>) that failed because this pool, the compensating one, was empty.</summary>
+    public long AcquireFailures => Interlocked.Read(ref _acquireFailures);
+
+    /// <summary>True once <see cref="Release"/> succeeded.</summary>
+    public bool Released => _released;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Lock()
+    {
+        while (Interlocked.CompareExchange(ref _lock, 1, 0) != 0)
+            while (Volatile.Read(ref _lock) != 0) Thread.SpinWait(1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Unlock() => Volatile.Write(ref _lock, 0);
+
+    /// <summary>__rtskb_queue_tail() of one buffer (its chain is itself); the caller holds the lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EnqueueLocked(RtskbHeader* h)
+    {
+        h->Next = 0;
+        h->ChainEnd = (nint)h;
+        h->State = RtskbHeader.Queued;
+        if (_last != 0) ((RtskbHeader*)_last)->Next = (nint)h; else _first = (nint)h;
+        _last = (nint)h;
+        _free++;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private RtskbHeader* DequeueLocked()
+    {
+        var h = (RtskbHeader*)_first;
+        if (h == null) return null;
+        _first = h->Next;
+        if (_first == 0) _last = 0;
+        h->Next = 0;
+        h->State = RtskbHeader.Out;
+        _free--;
+        return h;
+    }
+
+    // ================================================================== real-time operations
+
+    /// <summary>
+    /// alloc_rtskb(): the head of the queue with <c>data = tail = buf_start</c>, <c>end = buf_start + size</c> and
+    /// <c>len = 0</c>, or the null buffer when the pool is empty. O(1), no managed allocation, never waits.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size above SKB_DATA_ALIGN(RTSKB_SIZE) or below 0 (the CHECKED build's assertion).</exception>
+    public Rtskb Alloc(int size)
+    {
+        if ((uint)size > (uint)_stack.DataBytes) _stack.BadSize(this, size);
+        Lock();
+        var h = DequeueLocked();
+        Unlock();
+        if (h == null)
+        {
+            Interlocked.Increment(ref _allocFailures);
+            return default;
+        }
+        h->Data = h->Tail = h->BufStart;
+        h->End = h->BufStart + size;
+        h->Len = 0;
+        h->PktType = 0;
+        h->Socket = 0;
+        return new Rtskb((nint)h);
+    }
+
+    /// <summary>Takes one free buffer for an exchange; null when empty.</summary>
+    internal RtskbHeader* TakeForExchange()
+    {
+        Lock();
+        var h = DequeueLocked();
+        Unlock();
+        if (h == null) Interlocked.Increment(ref _acquireFailures);
+        return h;
+    }
+
+    /// <summary>kfree_rtskb() to this pool (the buffer's owner): onto the tail of the queue.</summary>
+    internal void Put(RtskbHeader* h)
+    {
+        Lock();
+        EnqueueLocked(h);
+        Unlock();
+    }
+
+    /// <summary>
+    /// rtskb_acquire(rtskb, this): the consumer (this pool) gives one of its free buffers to the pool that owns
+    /// <paramref name="skb"/> and takes ownership of <paramref name="skb"/>. Returns 0, or -ENOMEM (-12) with nothing
+    /// changed when this pool is empty.
+    /// </summary>
+    public int Acquire(Rtskb skb) => _stack.Acquire(skb, this);
+
+    // ================================================================== non-real-time operations
+
+    /// <summary>rtskb_pool_extend(): adds up to <paramref name="n"/> buffers from the slab; returns how many were added (a partial result stays).</summary>
+    public int Extend(int n)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        if (_released) return _stack.Closed(this, "rtskb_pool_extend");
+        int added = 0;
+        for (; added < n; added++)
+        {
+            var h = _stack.NewObject(this);
+            if (h == null) break;
+            Put(h);
+            Interlocked.Increment(ref _size);
+        }
+        return added;
+    }
+
+    /// <summary>rtskb_pool_shrink(): gives up to <paramref name="n"/> free buffers back to the slab (never one that is out); returns how many.</summary>
+    public int Shrink(int n)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        int removed = 0;
+        for (; removed < n; removed++)
+        {
+            Lock();
+            var h = DequeueLocked();
+            Unlock();
+            if (h == null) break;
+            Interlocked.Decrement(ref _size);
+            _stack.DeleteObject(h);
+        }
+        return removed;
+    }
+
+    /// <summary>
+    /// Releases the pool as RTnet's socket close does: every free buffer goes back to the slab; while buffers are still
+    /// out the pool stays (with those buffers' places) and the call returns -EAGAIN (-11), to be retried once they
+    /// are back; then it returns 0 and the pool is gone.
+    /// </summary>
+    public int Release()
+    {
+        if (_released) return 0;
+        Shrink(int.MaxValue);
+        if (Size > 0) return -11;
+        _released = true;
+        _stack.PoolReleased(this);
+        return 0;
+    }
+
+    /// <summary>Walks the queue (checks): the buffers in it, or -1 when the links are broken.</summary>
+    internal int CountQueue()
+    {
+        Lock();
+        try
+        {
+            int n = 0;
+            for (nint p = _first; p != 0; p = ((RtskbHeader*)p)->Next)
+            {
+                if (((RtskbHeader*)p)->Pool != Id || ((RtskbHeader*)p)->State != RtskbHeader.Queued || ++n > _size) return -1;
+                if (((RtskbHeader*)p)->Next == 0 && p != _last) return -1;
+            }
+            return n;
+        }
+        finally { Unlock(); }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}: {FreeCount}/{Size} free";
+}

@@ -1,0 +1,253 @@
+// RTnet's rtskb pools: geometry and /proc/rtnet/rtskb, every return value of init/extend/shrink/release and
+// of the socket calls, FIFO order, the compensation exchange, isolation of a consumer that stops returning
+// buffers, frees from other threads, and misuse with the pool state unchanged.
+namespace Kmem.Tests;
+
+public class RtnetTests
+{
+    private static string State(RtnetStack rt) => string.Join(";", rt.Pools.Select(p => $"{p.Name}:{p.FreeCount}/{p.Size}")) + rt.RtskbCount;
+
+    [Fact]
+    public void Geometry_pool_set_and_proc_follow_rtnet()
+    {
+        using var m = Machine.Boot("x86_64");
+        var rt = m.Rtnet;
+        Assert.Equal(192, rt.HeaderBytes);                                 // ALIGN(sizeof(struct rtskb) = 160, 64)
+        Assert.Equal(1600, rt.DataBytes);                                  // SKB_DATA_ALIGN(1544)
+        Assert.Equal(1792, rt.RtskbBytes);
+        Assert.Equal(1792, rt.Cache.ObjectSize);
+        Assert.Equal(16, rt.GlobalPool.Size);                              // global_rtskbs 0 + device_rtskbs 16 for rtlo
+        Assert.Equal(8, rt.IcmpPool.Size);
+        Assert.Equal(32, rt.VnicPool.Size);
+        Assert.Equal(32, rt.ProxyPool.Size);
+        var eth = rt.RegisterNic("rteth0");
+        Assert.Equal(16, eth.RxPool.Size);
+        Assert.Equal(32, rt.GlobalPool.Size);
+        var s = rt.Socket(7)!;
+        Assert.Equal(16, s.Pool.Size);
+        int n = 16 + 8 + 32 + 32 + 1 + 16 + 16 + 16;
+        Assert.Equal($"Statistics\t\tCurrent\tMaximum\nrtskb pools\t\t7\t7\nrtskbs\t\t\t{n}\t{n}\nrtskb memory need\t{n * 1792}\t{n * 1792}\n",
+            m.ProcFs.Read("/proc/rtnet/rtskb"));
+        using var arm = Machine.Boot("rv1106", "rtnet.socket_rtskbs=4 rtnet.global_rtskbs=10 rt_8139too.rx_pool_size=3 rtnet.rtskb_size=2048");
+        Assert.Equal(1728 + 448, arm.Rtnet.RtskbBytes);                   // 128 + ALIGN(2048, 64)
+        Assert.Equal(26, arm.Rtnet.GlobalPool.Size);
+        Assert.Equal(4, arm.Rtnet.Socket(1)!.Pool.Size);
+        Assert.Equal(3, arm.Rtnet.RegisterNic("rteth0").RxPool.Size);
+        Assert.Throws<ProfileException>(() => Machine.Boot("rv1106", "rtnet.socket_rtskbs=-1"));
+    }
+
+    [Fact]
+    public void Pools_are_fifo_and_alloc_sets_the_buffer_up()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("test", 4);
+        var order = new List<nint>();
+        for (int i = 0; i < 4; i++) order.Add(pool.Alloc(100).Address);
+        Assert.True(pool.Alloc(100).IsNull);
+        Assert.Equal(1, pool.AllocFailures);
+        foreach (var a in order.AsEnumerable().Reverse()) rt.Free(new Rtskb(a));
+        // Freed last-to-first: they come back in that order (tail in, head out).
+        Assert.Equal(order.AsEnumerable().Reverse(), Enumerable.Range(0, 4).Select(_ => pool.Alloc(0).Address));
+        var skb = rt.CreatePool("one", 1).Alloc(1500);
+        Assert.Equal(0, skb.Len);
+        Assert.Equal(1500, skb.Capacity);
+        skb.Put(1500).Fill(0x42);
+        Assert.Equal(1500, skb.Len);
+        Assert.Throws<ArgumentOutOfRangeException>(() => skb.Put(1));
+        Assert.True(skb.Data >= skb.Address + rt.HeaderBytes);
+        rt.Free(skb);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Extend_keeps_a_partial_result_and_shrink_takes_only_free_buffers()
+    {
+        using var m = TestSupport.Small();
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("big", 0);
+        Assert.Equal((6, 6), rt.PoolCount);                              // counted even with 0 buffers (5 at load)
+        int added = pool.Extend(100_000);                                // more than 32 MiB holds
+        Assert.InRange(added, 1000, 99_999);
+        Assert.Equal(added, pool.Size);
+        Assert.Contains("RTnet: rtskb allocation from slab pool failed", m.Dmesg());
+        var out1 = pool.Alloc(10);
+        var out2 = pool.Alloc(10);
+        Assert.Equal(added - 2, pool.Shrink(int.MaxValue));              // the two out stay
+        Assert.Equal(2, pool.Size);
+        Assert.Equal(0, pool.Shrink(5));
+        Assert.Equal(-11, pool.Release());                               // -EAGAIN while out
+        Assert.False(pool.Released);
+        rt.Free(out1);
+        rt.Free(out2);
+        Assert.Equal(0, pool.Release());
+        Assert.True(pool.Released);
+        Assert.Equal(-9, pool.Extend(1));                                // a released pool: -EBADF
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.Shrink(-1));
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void The_exchange_moves_ownership_and_keeps_every_total()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var producer = rt.CreatePool("nic", 2);
+        var consumer = rt.CreatePool("sock", 1);
+        var skb = producer.Alloc(64);
+        Assert.Equal(0, consumer.Acquire(skb));
+        Assert.Equal((2, 2), (producer.Size, producer.FreeCount));       // got the consumer's buffer in exchange
+        Assert.Equal((1, 0), (consumer.Size, consumer.FreeCount));
+        Assert.Same(consumer, rt.OwnerOf(skb));
+        var skb2 = producer.Alloc(64);
+        string before = State(rt);
+        Assert.Equal(-12, consumer.Acquire(skb2));                       // the consumer has nothing to give: -ENOMEM
+        Assert.Equal(before, State(rt));
+        Assert.Same(producer, rt.OwnerOf(skb2));
+        Assert.Equal(1, consumer.AcquireFailures);
+        rt.Free(skb2);                                                   // dropped: back to the producer
+        rt.Free(skb);                                                    // to its new owner
+        Assert.Equal((2, 2, 1, 1), (producer.Size, producer.FreeCount, consumer.Size, consumer.FreeCount));
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Misuse_is_reported_and_changes_nothing()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("p", 3);
+        var skb = pool.Alloc(10);
+        rt.Free(skb);
+        string before = State(rt);
+        Assert.Throws<RtnetException>(() => rt.Free(skb));               // double free
+        Assert.Contains("(double free)", m.Dmesg());
+        nint k = m.Kmalloc(2048, Gfp.Kernel);
+        var foreign = new Rtskb(k);
+        Assert.Throws<RtnetException>(() => rt.Free(foreign));
+        Assert.Throws<RtnetException>(() => pool.Acquire(foreign));
+        Assert.Throws<RtnetException>(() => rt.Free(default));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.Alloc(rt.DataBytes + 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.Alloc(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.Extend(-1));
+        Assert.Equal(before, State(rt));
+        using var other = Machine.Boot("rv1106");
+        var theirs = other.Rtnet.CreatePool("x", 1).Alloc(1);
+        Assert.Throws<RtnetException>(() => rt.Free(theirs));
+        Assert.Equal(before, State(rt));
+        m.Kfree(k);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Socket_calls_return_rtnets_values()
+    {
+        using var m = TestSupport.Small();
+        var rt = m.Rtnet;
+        var s = rt.Socket(5000)!;
+        Assert.Equal(4, s.SetSockOpt(RtSocket.RtSoExtPool, 4));
+        Assert.Equal(20, s.Pool.Size);
+        Assert.Equal(0, s.SetSockOpt(RtSocket.RtSoExtPool, 0));
+        Assert.Equal(3, s.Ioctl(RtSocket.RtiocShrPool, 3));
+        Assert.Equal(2, s.Ioctl(RtSocket.RtiocExtPool, 2));
+        Assert.Equal(-92, s.SetSockOpt(0xFF03, 1));                        // -ENOPROTOOPT
+        Assert.Equal(-25, s.Ioctl(0x40040416, 1));                         // -ENOTTY
+        Assert.Equal(-22, s.SetSockOpt(RtSocket.RtSoExtPool, -1));
+        Assert.Throws<RtnetException>(() => rt.Socket(5000));              // port in use
+        // Every buffer out: shrinking removes none, -EBUSY.
+        var held = new List<Rtskb>();
+        while (s.Pool.Alloc(0) is { IsNull: false } b) held.Add(b);
+        Assert.Equal(-16, s.SetSockOpt(RtSocket.RtSoShrPool, 5));
+        // No memory left for the slab: extending adds none, -ENOMEM; a new socket cannot get a pool.
+        var hog = new List<Page>();
+        while (m.AllocPages(Gfp.Kernel | Gfp.NoWarn | Gfp.Memalloc, 0) is { IsNull: false } p) hog.Add(p);
+        int r;
+        while ((r = s.SetSockOpt(RtSocket.RtSoExtPool, 1000)) > 0) { }   // the slab's last free objects first
+        Assert.Equal(-12, r);
+        var (pools, _) = rt.PoolCount;
+        Assert.Null(rt.Socket(5001));
+        Assert.Equal(pools, rt.PoolCount.Current);                         // the failed socket's pool is not counted
+        foreach (var p in hog) m.FreePage(p);
+        // close() while buffers are out: -EAGAIN, the socket stays; once they are back, 0.
+        Assert.Equal(-11, s.Close());
+        Assert.True(s.Closing);
+        Assert.Equal(-9, s.SetSockOpt(RtSocket.RtSoExtPool, 1));           // closing: -EBADF
+        foreach (var b in held) rt.Free(b);
+        Assert.Equal(0, s.Close());
+        Assert.True(s.Closed);
+        Assert.Equal(-9, s.Close());
+        Assert.DoesNotContain(5000, rt.Sockets.Keys);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void A_consumer_that_stops_reading_exhausts_only_its_own_pool()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var nic = rt.RegisterNic("rteth0");
+        var stuck = rt.Socket(100)!;                                       // never reads
+        var good = rt.Socket(200)!;
+        var buf = new byte[2048];
+        var frame = new byte[1200];
+        int goodGot = 0;
+        for (int i = 0; i < 10_000; i++)
+        {
+            frame[0] = (byte)i;
+            nic.Receive(frame, 100);
+            Assert.True(nic.Receive(frame, 200));
+            Assert.Equal(1200, good.Receive(buf));
+            Assert.Equal((byte)i, buf[0]);
+            goodGot++;
+            Assert.Equal(16, nic.RxPool.FreeCount);                       // the NIC's pool is whole after every frame
+        }
+        Assert.Equal(10_000, goodGot);
+        Assert.Equal(16, stuck.Received);
+        Assert.Equal(10_000 - 16, stuck.Dropped);
+        Assert.Equal(0, stuck.Pool.FreeCount);
+        Assert.Equal(16, good.Pool.FreeCount);
+        Assert.Equal(32, rt.GlobalPool.FreeCount);                        // untouched
+        Assert.Equal(8, rt.IcmpPool.FreeCount);
+        // The stuck consumer catches up: its pool refills from what it reads.
+        while (stuck.Receive(buf) > 0) { }
+        Assert.Equal(16, stuck.Pool.FreeCount);
+        Assert.Equal(0, stuck.Close());
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Buffers_are_freed_from_another_thread_to_their_owner()
+    {
+        using var m = Machine.Boot("rk3588");
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("xthread", 256);
+        var handoff = new System.Collections.Concurrent.BlockingCollection<nint>(64);
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var producer = new Thread(() =>
+        {
+            for (int i = 0; i < 200_000; i++)
+            {
+                var skb = pool.Alloc(8);
+                while (skb.IsNull) { Thread.Yield(); skb = pool.Alloc(8); }
+                skb.Put(8);
+                System.Runtime.InteropServices.Marshal.WriteInt32(skb.Data, i);
+                handoff.Add(skb.Address);
+            }
+            handoff.CompleteAdding();
+        });
+        var consumer = new Thread(() =>
+        {
+            int expect = 0;
+            foreach (var a in handoff.GetConsumingEnumerable())
+            {
+                var skb = new Rtskb(a);
+                if (System.Runtime.InteropServices.Marshal.ReadInt32(skb.Data) != expect++) errors.Enqueue("out of order or overwritten");
+                rt.Free(skb);
+            }
+        });
+        producer.Start(); consumer.Start(); producer.Join(); consumer.Join();
+        Assert.Empty(errors);
+        Assert.Equal((256, 256), (pool.Size, pool.FreeCount));
+        TestSupport.AssertConsistent(m);
+    }
+}
