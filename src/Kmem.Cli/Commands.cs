@@ -51,6 +51,7 @@ internal static class Commands
             }
             string? path = pr.GetValue(catPath);
             if (string.IsNullOrEmpty(path)) throw new ArgumentException("cat needs a path (or --list)");
+            if (path.StartsWith("/proc/rtnet/", StringComparison.Ordinal)) _ = m.Rtnet;   // modprobe rtnet
             var runner = RunIfGiven(ctx, m, pr.GetValue(catWorkload), quiet: true);
             ctx.Out.Write(m.ProcFs.Read(path));
             runner?.ReleaseAll();
@@ -75,6 +76,7 @@ internal static class Commands
             }
             var result = RunWorkload(ctx, m, wl, out _);
             Summary(ctx, m, wl, result);
+            if (m.RtnetLoaded) RtnetFigures(ctx, m);
             if (pr.GetValue(runAfter) is not null)
             {
                 // What the workload added to the imported layout, and what is left.
@@ -202,6 +204,23 @@ internal static class Commands
         bool isFile = profile.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || profile.Contains('/') || profile.Contains('\\');
         var p = isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile);
         return string.IsNullOrWhiteSpace(cmdline) ? Machine.Boot(p) : Machine.Boot(p, cmdline);
+    }
+
+    /// <summary>The RTnet figures after a run: every pool, socket and NIC.</summary>
+    private static void RtnetFigures(CliContext ctx, Machine m)
+    {
+        var rt = m.Rtnet;
+        var pools = new Table().Title("rtskb pools").AddColumns("pool", "size", "free", "out", "empty allocs", "failed exchanges");
+        foreach (var p in rt.Pools)
+            pools.AddRow(Markup.Escape(p.Name), p.Size.ToString(), p.FreeCount.ToString(), p.Out.ToString(), p.AllocFailures.ToString(), p.AcquireFailures.ToString());
+        ctx.Console.Write(pools);
+        var socks = new Table().Title("sockets").AddColumns("port", "received", "dropped", "queued");
+        foreach (var (port, s) in rt.Sockets.OrderBy(kv => kv.Key))
+            socks.AddRow(port.ToString(), s.Received.ToString(), s.Dropped.ToString(), s.Queued.ToString());
+        ctx.Console.Write(socks);
+        foreach (var nic in rt.Nics.Values)
+            ctx.Out.WriteLine($"{nic.Name}: rx {nic.RxPackets} packets, {nic.RxDropped} dropped; rx pool {nic.RxPool.FreeCount}/{nic.RxPool.Size} free");
+        ctx.Out.Write(m.ProcFs.Read("/proc/rtnet/rtskb"));
     }
 
     /// <summary>Reads and replays a dump on the machine; prints one line of what it rebuilt.</summary>

@@ -251,3 +251,41 @@ public class RtnetTests
         TestSupport.AssertConsistent(m);
     }
 }
+
+public class RtnetWorkloadTests
+{
+    [Fact]
+    public void The_packet_storm_drops_only_the_stuck_consumers_packets()
+    {
+        using var m = Machine.Boot("rv1106");
+        var r = new WorkloadRunner(m).Run(Kmem.Cli.Commands.LoadWorkload("packet-storm"));
+        Assert.True(r.Ok, string.Join("\n", r.Problems));
+        var rt = m.Rtnet;
+        var nic = rt.Nics["rteth0"];
+        Assert.Equal(70_000, nic.RxPackets);
+        Assert.Equal(9_984, nic.RxDropped);
+        Assert.Equal(16, nic.RxPool.FreeCount);
+        Assert.Equal(9_984, rt.Sockets[5001].Dropped);
+        Assert.Equal(0, rt.Sockets[5002].Dropped);
+        Assert.DoesNotContain(5000, rt.Sockets.Keys);                      // closed
+        var o = new StringWriter();
+        Assert.Equal(0, Kmem.Cli.KmemCli.Run(["run", "packet-storm"], o, new StringWriter()));
+        Assert.Contains("rteth0: rx 70000 packets, 9984 dropped; rx pool 16/16 free", o.ToString());
+        Assert.Contains("Statistics\t\tCurrent\tMaximum\n", o.ToString());
+        var c = new StringWriter();
+        Assert.Equal(0, Kmem.Cli.KmemCli.Run(["cat", "/proc/rtnet/rtskb"], c, new StringWriter()));
+        Assert.Equal("Statistics\t\tCurrent\tMaximum\nrtskb pools\t\t5\t5\nrtskbs\t\t\t89\t89\nrtskb memory need\t153792\t153792\n", c.ToString());
+    }
+
+    [Fact]
+    public void Bad_rtnet_steps_are_refused_before_anything_runs()
+    {
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "rtnet_socket", "socket": "s" } ] }"""));
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "rtnet_socket", "socket": "s", "port": 70000 } ] }"""));
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "rtnet_setsockopt", "socket": "s", "option": "RT_SO_PRIORITY" } ] }"""));
+        Assert.Throws<WorkloadException>(() => Workload.Parse("""{ "steps": [ { "op": "rtnet_send", "port": 1 } ] }"""));
+        using var m = Machine.Boot("rv1106");
+        var w = Workload.Parse("""{ "steps": [ { "op": "rtnet_recv", "socket": "nope" } ] }""");
+        Assert.Contains("no socket 'nope'", Assert.Throws<WorkloadException>(() => new WorkloadRunner(m).Run(w)).Message);
+    }
+}

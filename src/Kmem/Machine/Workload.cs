@@ -50,6 +50,12 @@ public sealed class Workload
         ["rk_dma_heap_free_contig"] = ["label", "count", "which"],
         ["dmabuf_attach"] = ["label", "device"],
         ["dmabuf_inodes"] = ["count"],
+        ["rtnet_nic"] = ["name", "rx_pool"],
+        ["rtnet_socket"] = ["socket", "port", "pool"],
+        ["rtnet_send"] = ["nic", "port", "size", "count", "pattern"],
+        ["rtnet_recv"] = ["socket", "count"],
+        ["rtnet_setsockopt"] = ["socket", "option", "count", "expect"],
+        ["rtnet_close"] = ["socket", "expect"],
     };
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)

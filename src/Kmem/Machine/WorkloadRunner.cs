@@ -268,7 +268,7 @@ public sealed partial class WorkloadRunner
                 break;
             }
             default:
-                if (!ExecuteDmaBuf(step)) throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
+                if (!ExecuteDmaBuf(step) && !ExecuteRtnet(step)) throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
                 break;
         }
     }
@@ -471,6 +471,9 @@ public sealed partial class WorkloadRunner
                 break;
             case var op when DmaBufOps.Contains(op):
                 ValidateDmaBuf(step);
+                break;
+            case var op when op.StartsWith("rtnet_", StringComparison.Ordinal):
+                ValidateRtnet(step);
                 break;
             case "repeat":
                 if (!step.Args.ContainsKey("times")) throw new WorkloadException($"{step.Location}.times", "is required");
