@@ -11,6 +11,11 @@ public static class Program
     /// <summary>Runs <c>BenchmarkSwitcher</c> over this assembly with the command-line arguments.</summary>
     public static void Main(string[] args)
     {
+        if (args.Contains("--latency"))
+        {
+            RtskbLatency.Run();
+            return;
+        }
         // The mimalloc rows are left out when the library cannot be loaded (their bodies also return at once).
         var config = DefaultConfig.Instance.AddFilter(new SimpleFilter(b =>
             Mimalloc.IsAvailable || !b.Descriptor.WorkloadMethod.Name.StartsWith("Mimalloc", StringComparison.Ordinal)));

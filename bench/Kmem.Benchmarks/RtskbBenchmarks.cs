@@ -1,0 +1,130 @@
+// RTnet rtskb pools: alloc+free of one 1544-byte buffer and the compensation exchange, next to
+// ArrayPool<byte>.Shared.Rent(1544)/Return and a ConcurrentQueue-based pool of preallocated buffers; and a
+// latency run (--latency) that times every single operation and prints p50/p99/p99.9/max.
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using BenchmarkDotNet.Attributes;
+
+namespace Kmem.Benchmarks;
+
+/// <summary>Per-operation cost of the rtskb pool next to its peers (1024 operations per invocation).</summary>
+[MemoryDiagnoser]
+[SimpleJob(launchCount: 1, warmupCount: 5, iterationCount: 15)]
+public class RtskbBenchmarks
+{
+    private const int Ops = 1024;
+    private Machine _machine = null!;
+    private RtnetStack _rt = null!;
+    private RtskbPool _pool = null!, _consumer = null!;
+    private ConcurrentQueue<byte[]> _queue = null!;
+
+    /// <summary>Boots rv1106 and loads RTnet; a 64-buffer pool, a 64-buffer consumer pool, a queue of 64 buffers.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        _machine = Machine.Boot("rv1106");
+        _rt = _machine.Rtnet;
+        _pool = _rt.CreatePool("bench", 64);
+        _consumer = _rt.CreatePool("bench-consumer", 64);
+        _queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
+    }
+
+    /// <summary>Shuts the machine down.</summary>
+    [GlobalCleanup]
+    public void Cleanup() => _machine.Dispose();
+
+    /// <summary>alloc_rtskb(1544) + a byte written + kfree_rtskb.</summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public unsafe void RtskbAllocFree()
+    {
+        for (int i = 0; i < Ops; i++)
+        {
+            var skb = _pool.Alloc(1544);
+            *(byte*)skb.Data = 1;
+            _rt.Free(skb);
+        }
+    }
+
+    /// <summary>alloc from the producer, rtskb_acquire into the consumer pool, kfree to the consumer (one hand-over).</summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void RtskbCompensationExchange()
+    {
+        for (int i = 0; i < Ops; i++)
+        {
+            var skb = _pool.Alloc(1544);
+            if (_consumer.Acquire(skb) != 0) throw new InvalidOperationException("exchange failed");
+            _rt.Free(skb);
+        }
+    }
+
+    /// <summary><c>ArrayPool&lt;byte&gt;.Shared.Rent(1544)</c> + <c>Return</c> (the baseline).</summary>
+    [Benchmark(Baseline = true, OperationsPerInvoke = Ops)]
+    public void ArrayPoolRentReturn()
+    {
+        var pool = ArrayPool<byte>.Shared;
+        for (int i = 0; i < Ops; i++)
+        {
+            var a = pool.Rent(1544);
+            a[0] = 1;
+            pool.Return(a);
+        }
+    }
+
+    /// <summary>A pool of preallocated buffers in a <c>ConcurrentQueue&lt;byte[]&gt;</c>: TryDequeue + Enqueue.</summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void ConcurrentQueuePool()
+    {
+        for (int i = 0; i < Ops; i++)
+        {
+            _queue.TryDequeue(out var a);
+            a![0] = 1;
+            _queue.Enqueue(a);
+        }
+    }
+}
+
+/// <summary>The latency run: every operation timed alone, 10⁶ of each after a warm-up, percentiles and managed bytes.</summary>
+public static class RtskbLatency
+{
+    private const int N = 1_000_000;
+
+    /// <summary>Runs the four candidates and prints one table row each.</summary>
+    public static unsafe void Run()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("lat", 64);
+        var consumer = rt.CreatePool("lat-consumer", 64);
+        var queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
+        var ap = ArrayPool<byte>.Shared;
+        var results = new List<string>
+        {
+            Measure("rtskb alloc+free", () => { var s = pool.Alloc(1544); *(byte*)s.Data = 1; rt.Free(s); }),
+            Measure("rtskb exchange (alloc, acquire, free)", () => { var s = pool.Alloc(1544); consumer.Acquire(s); rt.Free(s); }),
+            Measure("ArrayPool Rent(1544)/Return", () => { var a = ap.Rent(1544); a[0] = 1; ap.Return(a); }),
+            Measure("ConcurrentQueue pool", () => { queue.TryDequeue(out var a); a![0] = 1; queue.Enqueue(a); }),
+        };
+        Console.WriteLine($"| operation | p50 | p99 | p99.9 | max | managed bytes per op | ({N:N0} operations each, {Environment.ProcessorCount} CPUs, Stopwatch resolution {1e9 / Stopwatch.Frequency:F0} ns) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---|");
+        foreach (var r in results) Console.WriteLine(r);
+    }
+
+    private static string Measure(string name, Action op)
+    {
+        for (int i = 0; i < 100_000; i++) op();                       // warm-up (tiering)
+        var ticks = new long[N];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < N; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            op();
+            ticks[i] = Stopwatch.GetTimestamp() - t0;
+        }
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Array.Sort(ticks);
+        double ns = 1e9 / Stopwatch.Frequency;
+        string P(double q) => $"{ticks[Math.Min(N - 1, (int)(q * N))] * ns:F0} ns";
+        return $"| {name} | {P(0.50)} | {P(0.99)} | {P(0.999)} | {ticks[^1] * ns / 1000:F1} µs | {(double)bytes / N:F2} | |";
+    }
+}
