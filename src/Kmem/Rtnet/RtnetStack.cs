@@ -36,6 +36,8 @@ public sealed unsafe partial class RtnetStack
     private readonly Machine _m;
     private readonly SlabCache _cache;
     private readonly long _magic;
+    private readonly nint _linear;
+    private readonly nuint _linearBytes;
     private RtskbPool?[] _pools = new RtskbPool?[16];
     private readonly Lock _lock = new();
     private int _nextPool = 1;
@@ -50,6 +52,8 @@ public sealed unsafe partial class RtnetStack
         DataBytes = Align(p.RtskbSize, line);                             // SKB_DATA_ALIGN(RTSKB_SIZE)
         _cache = m.KmemCacheCreate("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign);
         _magic = Random.Shared.NextInt64() | 1;
+        _linear = m.Pages.IdxToVirt(0);
+        _linearBytes = (nuint)m.Pages.Frames.Count << 12;
         // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
         GlobalPool = CreatePool("global", p.GlobalRtskbs);
         IcmpPool = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
@@ -179,16 +183,27 @@ public sealed unsafe partial class RtnetStack
         return (uint)id < (uint)ps.Length ? ps[id] : null;
     }
 
-    /// <summary>The header of a live rtskb that is out, or an error report (a foreign pointer, a double free).</summary>
+    /// <summary>
+    /// The header of a live rtskb that is out, or an error report (a foreign pointer, a double free). The fast check:
+    /// inside this machine's linear map (so the header can be read), the stack's secret cookie, the "out" state.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private RtskbHeader* Checked(Rtskb skb, string fn)
     {
         nint p = skb.Address;
-        if (p == 0) throw Misuse(fn, "the null rtskb");
-        if (_m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
-            throw Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
         var h = (RtskbHeader*)p;
-        if (h->State != RtskbHeader.Out) throw Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolById(h->Pool)?.Name ?? "?"} (double free)");
-        return h;
+        if ((nuint)(p - _linear) < _linearBytes && h->Magic == _magic && h->State == RtskbHeader.Out) return h;
+        throw CheckFailed(p, fn);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private KmemException CheckFailed(nint p, string fn)
+    {
+        if (p == 0) return Misuse(fn, "the null rtskb");
+        if ((nuint)(p - _linear) >= _linearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
+            return Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
+        var h = (RtskbHeader*)p;
+        return Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolById(h->Pool)?.Name ?? "?"} (double free)");
     }
 
     private KmemException Misuse(string fn, string what)

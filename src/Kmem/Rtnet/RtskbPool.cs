@@ -19,9 +19,12 @@ public sealed unsafe class RtskbPool
     private int _size;
     private bool _released;
 
+    private readonly int _maxSize;
+
     internal RtskbPool(RtnetStack stack, int id, string name)
     {
         _stack = stack;
+        _maxSize = stack.DataBytes;
         Id = id;
         Name = name;
     }
@@ -95,7 +98,7 @@ public sealed unsafe class RtskbPool
     /// <exception cref="ArgumentOutOfRangeException">A size above SKB_DATA_ALIGN(RTSKB_SIZE) or below 0 (the CHECKED build's assertion).</exception>
     public Rtskb Alloc(int size)
     {
-        if ((uint)size > (uint)_stack.DataBytes) _stack.BadSize(this, size);
+        if ((uint)size > (uint)_maxSize) _stack.BadSize(this, size);
         Lock();
         var h = DequeueLocked();
         Unlock();
