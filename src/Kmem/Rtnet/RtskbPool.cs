@@ -1,5 +1,6 @@
 // An rtskb pool (standalone RTnet's struct rtskb_queue used as a pool): a FIFO of preallocated buffers
-// under a spin lock held for a few pointer moves. Alloc and Free never allocate, never sleep and take
+// under a spin lock held for a few stores. The FIFO is a ring of buffer addresses sized to the pool (a
+// pool never queues more buffers than it owns), so a hand-over touches one slot, not the previous tail. Alloc and Free never allocate, never sleep and take
 // O(1); Extend/Shrink/Release run outside real-time work and talk to the slab cache. Acquire is the
 // compensation exchange that moves ownership of a filled buffer without changing any pool's total.
 using System.Runtime.CompilerServices;
@@ -13,7 +14,8 @@ namespace Kmem;
 public sealed unsafe class RtskbPool
 {
     private readonly RtnetStack _stack;
-    private nint _first, _last;
+    private nint[] _ring = new nint[16];      // queued buffers, _head first; capacity a power of two ≥ _size
+    private int _head;
     private int _lock;                       // rtdm_lock: a spin lock, interrupts "off" meanwhile
     private int _free;
     private int _size;
@@ -71,22 +73,31 @@ public sealed unsafe class RtskbPool
         h->Next = 0;
         h->ChainEnd = (nint)h;
         h->State = RtskbHeader.Queued;
-        if (_last != 0) ((RtskbHeader*)_last)->Next = (nint)h; else _first = (nint)h;
-        _last = (nint)h;
+        var ring = _ring;
+        ring[(_head + _free) & (ring.Length - 1)] = (nint)h;
         _free++;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private RtskbHeader* DequeueLocked()
     {
-        var h = (RtskbHeader*)_first;
-        if (h == null) return null;
-        _first = h->Next;
-        if (_first == 0) _last = 0;
-        h->Next = 0;
-        h->State = RtskbHeader.Out;
+        if (_free == 0) return null;
+        var ring = _ring;
+        var h = (RtskbHeader*)ring[_head];
+        _head = (_head + 1) & (ring.Length - 1);
         _free--;
+        h->State = RtskbHeader.Out;
         return h;
+    }
+
+    /// <summary>Grows the ring (outside real-time work) so that it holds <paramref name="size"/> buffers; the caller holds the lock.</summary>
+    private void ReserveLocked(int size)
+    {
+        if (size <= _ring.Length) return;
+        var bigger = new nint[System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size)];
+        for (int i = 0; i < _free; i++) bigger[i] = _ring[(_head + i) & (_ring.Length - 1)];
+        _ring = bigger;
+        _head = 0;
     }
 
     // ================================================================== real-time operations
@@ -152,8 +163,11 @@ public sealed unsafe class RtskbPool
         {
             var h = _stack.NewObject(this);
             if (h == null) break;
-            Put(h);
-            Interlocked.Increment(ref _size);
+            Lock();
+            ReserveLocked(_size + 1);
+            _size++;
+            EnqueueLocked(h);
+            Unlock();
         }
         return added;
     }
@@ -167,9 +181,9 @@ public sealed unsafe class RtskbPool
         {
             Lock();
             var h = DequeueLocked();
+            if (h != null) _size--;
             Unlock();
             if (h == null) break;
-            Interlocked.Decrement(ref _size);
             _stack.DeleteObject(h);
         }
         return removed;
@@ -190,19 +204,19 @@ public sealed unsafe class RtskbPool
         return 0;
     }
 
-    /// <summary>Walks the queue (checks): the buffers in it, or -1 when the links are broken.</summary>
+    /// <summary>Walks the queue (checks): the buffers in it, or -1 when one is not a queued buffer of this pool.</summary>
     internal int CountQueue()
     {
         Lock();
         try
         {
-            int n = 0;
-            for (nint p = _first; p != 0; p = ((RtskbHeader*)p)->Next)
+            if (_free > _size || _size > _ring.Length) return -1;
+            for (int i = 0; i < _free; i++)
             {
-                if (((RtskbHeader*)p)->Pool != Id || ((RtskbHeader*)p)->State != RtskbHeader.Queued || ++n > _size) return -1;
-                if (((RtskbHeader*)p)->Next == 0 && p != _last) return -1;
+                var h = (RtskbHeader*)_ring[(_head + i) & (_ring.Length - 1)];
+                if (h->Pool != Id || h->State != RtskbHeader.Queued) return -1;
             }
-            return n;
+            return _free;
         }
         finally { Unlock(); }
     }
