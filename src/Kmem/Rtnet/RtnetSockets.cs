@@ -9,15 +9,12 @@ namespace Kmem;
 internal sealed unsafe class RtskbQueue
 {
     private nint _first, _last;
-    private int _lock, _count;
+    private RtSpinLock _lock;
+    private int _count;
 
     public int Count => Volatile.Read(ref _count);
 
-    private void Lock()
-    {
-        while (Interlocked.CompareExchange(ref _lock, 1, 0) != 0)
-            while (Volatile.Read(ref _lock) != 0) Thread.SpinWait(1);
-    }
+    private void Lock() => _lock.Enter();
 
     public void Enqueue(Rtskb skb)
     {
@@ -27,7 +24,7 @@ internal sealed unsafe class RtskbQueue
         if (_last != 0) ((RtskbHeader*)_last)->Next = (nint)h; else _first = (nint)h;
         _last = (nint)h;
         _count++;
-        Volatile.Write(ref _lock, 0);
+        _lock.Exit();
     }
 
     public Rtskb Dequeue()
@@ -41,7 +38,7 @@ internal sealed unsafe class RtskbQueue
             h->Next = 0;
             _count--;
         }
-        Volatile.Write(ref _lock, 0);
+        _lock.Exit();
         return new Rtskb((nint)h);
     }
 }

@@ -16,7 +16,7 @@ public sealed unsafe class RtskbPool
     private readonly RtnetStack _stack;
     private nint[] _ring = new nint[16];      // queued buffers, _head first; capacity a power of two ≥ _size
     private int _head;
-    private int _lock;                       // rtdm_lock: a spin lock, interrupts "off" meanwhile
+    private RtSpinLock _lock;                // rtdm_lock: interrupts "off" meanwhile
     private int _free;
     private int _size;
     private bool _released;
@@ -57,14 +57,10 @@ public sealed unsafe class RtskbPool
     public bool Released => _released;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Lock()
-    {
-        while (Interlocked.CompareExchange(ref _lock, 1, 0) != 0)
-            while (Volatile.Read(ref _lock) != 0) Thread.SpinWait(1);
-    }
+    private void Lock() => _lock.Enter();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Unlock() => Volatile.Write(ref _lock, 0);
+    private void Unlock() => _lock.Exit();
 
     /// <summary>__rtskb_queue_tail() of one buffer (its chain is itself); the caller holds the lock.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
