@@ -66,8 +66,7 @@ public sealed unsafe class RtskbPool
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void EnqueueLocked(RtskbHeader* h)
     {
-        h->Next = 0;
-        h->ChainEnd = (nint)h;
+        // next and chain_end need no store: the ring links the queue, and every rtskb is its own chain.
         h->State = RtskbHeader.Queued;
         var ring = _ring;
         ring[(_head + _free) & (ring.Length - 1)] = (nint)h;
@@ -114,11 +113,10 @@ public sealed unsafe class RtskbPool
             Interlocked.Increment(ref _allocFailures);
             return default;
         }
-        h->Data = h->Tail = h->BufStart;
-        h->End = h->BufStart + size;
+        nint buf = h->BufStart;
+        h->Data = h->Tail = buf;
+        h->End = buf + size;
         h->Len = 0;
-        h->PktType = 0;
-        h->Socket = 0;
         return new Rtskb((nint)h);
     }
 
