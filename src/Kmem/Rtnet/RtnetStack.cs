@@ -177,6 +177,7 @@ public sealed unsafe partial class RtnetStack
     }
 
     /// <summary>The pool with this id, or null.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal RtskbPool? PoolById(int id)
     {
         var ps = Volatile.Read(ref _pools);
@@ -223,9 +224,13 @@ public sealed unsafe partial class RtnetStack
     public void Free(Rtskb skb)
     {
         var h = Checked(skb, "kfree_rtskb");
-        var pool = PoolById(h->Pool) ?? throw Misuse("kfree_rtskb", $"the pool of 0x{skb.Address:x} is gone");
+        var pool = PoolById(h->Pool);
+        if (pool is null) throw PoolGone(skb);
         pool.Put(h);
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private KmemException PoolGone(Rtskb skb) => Misuse("kfree_rtskb", $"the pool of 0x{skb.Address:x} is gone");
 
     /// <summary>rtskb_acquire(): see <see cref="RtskbPool.Acquire"/>.</summary>
     internal int Acquire(Rtskb skb, RtskbPool comp)

@@ -131,6 +131,7 @@ public sealed unsafe class RtskbPool
     }
 
     /// <summary>kfree_rtskb() to this pool (the buffer's owner): onto the tail of the queue.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Put(RtskbHeader* h)
     {
         Lock();
