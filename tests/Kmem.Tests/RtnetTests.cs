@@ -216,6 +216,25 @@ public class RtnetTests
     }
 
     [Fact]
+    public void Unregistering_a_nic_gives_its_buffers_back()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var nic = rt.RegisterNic("rteth1");
+        Assert.Equal(32, rt.GlobalPool.Size);
+        var held = nic.RxPool.Alloc(100);
+        Assert.Equal(-11, rt.UnregisterNic(nic));                      // a receive buffer is out
+        Assert.Contains("rteth1", rt.Nics.Keys);
+        rt.Free(held);
+        Assert.Equal(0, rt.UnregisterNic(nic));
+        Assert.Equal(16, rt.GlobalPool.Size);
+        Assert.DoesNotContain("rteth1", rt.Nics.Keys);
+        Assert.Throws<RtnetException>(() => rt.UnregisterNic(nic));
+        Assert.Equal(16 + 8 + 32 + 32 + 1, rt.RtskbCount.Current);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void Buffers_are_freed_from_another_thread_to_their_owner()
     {
         using var m = Machine.Boot("rk3588");

@@ -278,6 +278,23 @@ public sealed partial class RtnetStack
         return s;
     }
 
+    /// <summary>
+    /// rt_unregister_rtnetdev() + rtdev_free(): the NIC's receive pool is released and the global pool shrinks by what
+    /// registering it added (add_rtskbs; only free buffers can go). Returns 0, or -EAGAIN (-11) while receive buffers
+    /// are still out (retry once they are back).
+    /// </summary>
+    public int UnregisterNic(RtNic nic)
+    {
+        ArgumentNullException.ThrowIfNull(nic);
+        lock (_lock)
+            if (!_nics.TryGetValue(nic.Name, out var mine) || mine != nic) throw Misuse("rt_unregister_rtnetdev", $"{nic.Name} is not registered");
+        int r = nic.RxPool.Release();
+        if (r != 0) return r;
+        GlobalPool.Shrink(nic.AddedToGlobal);
+        lock (_lock) _nics.Remove(nic.Name);
+        return 0;
+    }
+
     internal RtSocket? SocketOn(int port) => (uint)port < 65536u ? Volatile.Read(ref _byPort[port]) : null;
 
     internal void Unbind(RtSocket s)
