@@ -81,9 +81,7 @@ public sealed class CmaArea
     /// </summary>
     public static int HeapAlignment(ulong size)
     {
-        ulong pages = (size + 4095) >> 12;
-        int order = pages <= 1 ? 0 : 64 - BitOperations.LeadingZeroCount(pages - 1);
-        return Math.Min(order, ConfigCmaAlignment);
+        return Math.Min(PageAllocator.GetOrder(size), ConfigCmaAlignment);
     }
 
     /// <inheritdoc/>

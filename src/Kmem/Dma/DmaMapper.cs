@@ -61,7 +61,7 @@ internal sealed unsafe partial class DmaMapper
 
     private void AddPool(string name, Gfp gfp, long bytes, string bootLine)
     {
-        int order = GetOrder((ulong)bytes);
+        int order = PageAllocator.GetOrder((ulong)bytes);
         int idx = _pa.Alloc(gfp | Gfp.NoWarn | Gfp.Zero, order);
         if (idx < 0)
         {
@@ -82,12 +82,6 @@ internal sealed unsafe partial class DmaMapper
     }
 
     // ================================================================== helpers
-
-    public static int GetOrder(ulong size)
-    {
-        ulong pages = (size + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift;
-        return pages <= 1 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount(pages - 1);
-    }
 
     private ulong IdxToPhys(int idx) => (_pa.BasePfn + (ulong)idx) << PhysicalMemory.PageShift;
 
@@ -150,7 +144,7 @@ internal sealed unsafe partial class DmaMapper
         int count = (int)(size >> PhysicalMemory.PageShift);
         if (!gfp.AllowsBlocking() && !dev.Coherent && _pools.Count > 0)
             return PoolAlloc(dev, count, e);
-        int order = GetOrder(size);
+        int order = PageAllocator.GetOrder(size);
         int idx = -1;
         if (gfp.AllowsBlocking())
         {

@@ -14,12 +14,12 @@ public sealed class CmaHeap : DmaHeap
     public CmaArea Area { get; }
 
     /// <summary>cma_heap_allocate().</summary>
-    private protected override unsafe DmaBuf? DoAllocate(long size, int fdFlags, ulong heapFlags)
+    private protected override DmaBuf? DoAllocate(long size, int fdFlags, ulong heapFlags)
     {
         int pages = (int)(size >> PhysicalMemory.PageShift);
         int idx = Area.Alloc((ulong)pages, CmaArea.HeapAlignment((ulong)size), Gfp.Kernel);
         if (idx < 0) return null;
-        for (int i = 0; i < pages; i++) new Span<byte>((void*)Core.Pages.IdxToVirt(idx + i), PhysicalMemory.PageSize).Clear();
+        Core.ZeroFrames(idx, pages);
         return Core.Export(new CmaHeapBuffer(this, idx, pages), size, fdFlags);
     }
 }
@@ -51,9 +51,7 @@ internal sealed class CmaHeapBuffer : DmaBufExporter
         int end = frame + pages;
         while (frame < end)
         {
-            ulong pfn = basePfn + (ulong)frame;
-            int order = Math.Min(System.Numerics.BitOperations.TrailingZeroCount(pfn | (1UL << 30)), 30);
-            while ((1L << order) > end - frame) order--;
+            int order = Paging.PageAllocator.AlignedBlockOrder(basePfn, frame, end, 30);
             list.Add((frame, order));
             frame += 1 << order;
         }

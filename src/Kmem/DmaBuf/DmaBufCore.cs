@@ -135,6 +135,12 @@ internal sealed class DmaBufCore
 
     public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId);
 
+    /// <summary>Zeroes a run of pages through the linear map, a page at a time (as the heaps do with kmap for highmem).</summary>
+    public unsafe void ZeroFrames(int first, int pages)
+    {
+        for (int i = 0; i < pages; i++) new Span<byte>((void*)Pages.IdxToVirt(first + i), Physical.PhysicalMemory.PageSize).Clear();
+    }
+
     /// <summary>get_next_ino(): the next inode number (other pseudo files take numbers too: <see cref="SkipInodes"/>).</summary>
     public ulong NextIno() => (ulong)Interlocked.Increment(ref _nextIno) - 1;
 

@@ -277,12 +277,23 @@ internal sealed unsafe partial class PageAllocator
     {
         while (from < to)
         {
-            ulong pfn = BasePfn + (ulong)from;
-            int order = Math.Min(System.Numerics.BitOperations.TrailingZeroCount(pfn | (1UL << (MaxOrder - 1))), MaxOrder - 1);
-            while ((1 << order) > to - from) order--;
+            int order = AlignedBlockOrder(BasePfn, from, to, MaxOrder - 1);
             _f[from].Flags = 0;
             z.FreeOnePage(from, order, (int)MigrateType.Isolate);
             from += 1 << order;
         }
+    }
+
+    /// <summary>
+    /// The order of the largest naturally aligned block (by PFN) that starts at frame <paramref name="from"/>, fits before
+    /// <paramref name="to"/> and is at most <paramref name="maxOrder"/>: walking a range with it splits the range into the
+    /// fewest buddy-shaped blocks.
+    /// </summary>
+    public static int AlignedBlockOrder(ulong basePfn, int from, int to, int maxOrder)
+    {
+        ulong pfn = basePfn + (ulong)from;
+        int order = Math.Min(System.Numerics.BitOperations.TrailingZeroCount(pfn | (1UL << maxOrder)), maxOrder);
+        while ((1 << order) > to - from) order--;
+        return order;
     }
 }

@@ -83,7 +83,7 @@ public sealed class RkDmaHeap
     /// <paramref name="name"/> (else the calling thread's name). Null when the area has no room (-ENOMEM).
     /// </summary>
     /// <exception cref="DmaBufException">-EINVAL: length 0, fd flags outside O_CLOEXEC | O_ACCMODE, heap flags other than RK_DMA_HEAP_UNCACHED.</exception>
-    public unsafe DmaBuf? BufferAlloc(long len, string? name = null, int fdFlags = DmaHeap.ORdWr | DmaHeap.OCloexec, uint heapFlags = 0)
+    public DmaBuf? BufferAlloc(long len, string? name = null, int fdFlags = DmaHeap.ORdWr | DmaHeap.OCloexec, uint heapFlags = 0)
     {
         if ((fdFlags & ~DmaHeap.ValidFdFlags) != 0) throw Fail(-22, $"rk_dma_heap_buffer_alloc: fd_flags 0x{fdFlags:x}: -EINVAL");
         if ((heapFlags & ~Uncached) != 0) throw Fail(-22, $"rk_dma_heap_buffer_alloc: heap_flags 0x{heapFlags:x}: -EINVAL");
@@ -91,7 +91,7 @@ public sealed class RkDmaHeap
         int pages = (int)(size >> PhysicalMemory.PageShift);
         int idx = Area.Alloc((ulong)pages, Align(size), Gfp.Kernel);
         if (idx < 0) return null;
-        for (int i = 0; i < pages; i++) new Span<byte>((void*)_core.Pages.IdxToVirt(idx + i), PhysicalMemory.PageSize).Clear();
+        _core.ZeroFrames(idx, pages);
         RkDmaHeapEntry? entry = null;
         var exporter = new CmaHeapBuffer(Name, _core, Area, idx, pages)
         {
