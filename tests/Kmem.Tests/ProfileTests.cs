@@ -72,6 +72,10 @@ public class ProfileTests
     [InlineData(Base + ",\"zones\":{\"lowmem_limit\":\"0x123\"}}", "zones.lowmem_limit", "multiple of the page size")]
     [InlineData(Base + ",\"min_free_kbytes\":99999999}", "min_free_kbytes", "outside")]
     [InlineData(Base + ",\"kernel\":{\"base\":\"0x8000\"}}", "kernel", "no size")]
+    [InlineData(Base + ",\"vmalloc_size\":\"100K\"}", "vmalloc_size", "whole number of MiB")]
+    [InlineData(Base + ",\"vmalloc_size\":\"128G\"}", "vmalloc_size", "above the 64 GiB")]
+    [InlineData(Base + ",\"dma_debug\":1}", "dma_debug", "true or false")]
+    [InlineData(Base + ",\"devices\":[{\"name\":\"d\",\"driver\":\"bad name\"}]}", "devices[0].driver", "not a driver name")]
     public void Malformed_profiles_name_the_field(string json, string field, string problem)
     {
         var e = Assert.Throws<ProfileException>(() => MachineProfile.Parse(json));
