@@ -11,9 +11,11 @@ public static class Program
     /// <summary>Runs <c>BenchmarkSwitcher</c> over this assembly with the command-line arguments.</summary>
     public static void Main(string[] args)
     {
-        if (args.Contains("--latency"))
+        int latency = Array.IndexOf(args, "--latency");
+        if (latency >= 0)
         {
-            RtskbLatency.Run();
+            int rounds = latency + 1 < args.Length && int.TryParse(args[latency + 1], out int n) && n > 0 ? n : 5;
+            RtskbLatency.Run(rounds);
             return;
         }
         // The mimalloc rows are left out when the library cannot be loaded (their bodies also return at once).

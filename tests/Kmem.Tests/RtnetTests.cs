@@ -269,6 +269,63 @@ public class RtnetTests
         Assert.Equal((256, 256), (pool.Size, pool.FreeCount));
         TestSupport.AssertConsistent(m);
     }
+
+    [Fact]
+    public void A_pools_lock_is_biased_to_its_one_user_and_shared_once_a_second_thread_uses_it()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("biased", 4);
+        Assert.Equal(0, pool.LockBias);                                  // set-up does not bias
+        var skb = pool.Alloc(64);
+        Assert.Equal(Environment.CurrentManagedThreadId, pool.LockBias);
+        rt.Free(skb);
+        Assert.Equal(Environment.CurrentManagedThreadId, pool.LockBias);
+        skb = pool.Alloc(64);
+        var other = new Thread(() => rt.Free(skb));
+        other.Start(); other.Join();
+        Assert.Equal(-1, pool.LockBias);                                 // revoked for good
+        Assert.Equal((4, 4), (pool.Size, pool.FreeCount));
+        Assert.False(pool.Alloc(64).IsNull);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Revoking_a_bias_while_its_owner_runs_loses_no_buffer()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var rnd = new Random(6);
+        for (int round = 0; round < 20; round++)
+        {
+            var pool = rt.CreatePool($"revoke{round}", 8);
+            var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            using var stop = new ManualResetEventSlim();
+            void Work(int marker, int ops)
+            {
+                for (int i = 0; i < ops; i++)
+                {
+                    var skb = pool.Alloc(16);
+                    if (skb.IsNull) continue;                            // the other thread holds them all
+                    unsafe
+                    {
+                        *(int*)skb.Data = marker;
+                        Thread.SpinWait(1);
+                        if (*(int*)skb.Data != marker) errors.Enqueue("a buffer was handed out twice");
+                    }
+                    rt.Free(skb);
+                }
+            }
+            int delay = rnd.Next(0, 20_000);
+            var owner = new Thread(() => Work(1, 60_000));
+            var second = new Thread(() => { Thread.SpinWait(delay); Work(2, 30_000); });
+            owner.Start(); second.Start(); owner.Join(); second.Join();
+            Assert.Empty(errors);
+            Assert.Equal((8, 8), (pool.Size, pool.FreeCount));
+            Assert.Equal(0, pool.Release());
+        }
+        TestSupport.AssertConsistent(m);
+    }
 }
 
 public class RtnetWorkloadTests

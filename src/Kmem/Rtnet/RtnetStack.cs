@@ -33,12 +33,18 @@ public sealed record RtnetParams
 /// </summary>
 public sealed unsafe partial class RtnetStack
 {
+    /// <summary>What kfree_rtskb reads, in one small object (one cache line) apart from the stack's other fields.</summary>
+    private sealed class FreeTable
+    {
+        public long Magic;                       // the stack's cookie in every live rtskb's header
+        public nint Linear;                      // the linear map: [Linear, Linear + LinearBytes)
+        public nuint LinearBytes;
+        public RtskbPool?[] Pools = new RtskbPool?[16];
+    }
+
+    private readonly FreeTable _t = new();
     private readonly Machine _m;
     private readonly SlabCache _cache;
-    private readonly long _magic;
-    private readonly nint _linear;
-    private readonly nuint _linearBytes;
-    private RtskbPool?[] _pools = new RtskbPool?[16];
     private readonly Lock _lock = new();
     private int _nextPool = 1;
     private int _pools_, _poolsMax, _amount, _amountMax;
@@ -51,9 +57,9 @@ public sealed unsafe partial class RtnetStack
         HeaderBytes = Align(m.Profile.Is64Bit ? 160 : 88, line);        // ALIGN_RTSKB_STRUCT_LEN
         DataBytes = Align(p.RtskbSize, line);                             // SKB_DATA_ALIGN(RTSKB_SIZE)
         _cache = m.KmemCacheCreate("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign);
-        _magic = Random.Shared.NextInt64() | 1;
-        _linear = m.Pages.IdxToVirt(0);
-        _linearBytes = (nuint)m.Pages.Frames.Count << 12;
+        _t.Magic = Random.Shared.NextInt64() | 1;
+        _t.Linear = m.Pages.IdxToVirt(0);
+        _t.LinearBytes = (nuint)m.Pages.Frames.Count << 12;
         // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
         GlobalPool = CreatePool("global", p.GlobalRtskbs);
         IcmpPool = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
@@ -101,7 +107,7 @@ public sealed unsafe partial class RtnetStack
     public (int Current, int Max) RtskbCount { get { lock (_lock) return (_amount, _amountMax); } }
 
     /// <summary>Every live pool.</summary>
-    public IReadOnlyList<RtskbPool> Pools { get { var ps = Volatile.Read(ref _pools); return ps.Where(p => p is { Released: false }).Select(p => p!).ToArray(); } }
+    public IReadOnlyList<RtskbPool> Pools { get { var ps = Volatile.Read(ref _t.Pools); return ps.Where(p => p is { Released: false }).Select(p => p!).ToArray(); } }
 
     /// <summary>
     /// rtskb_pool_init(): a new pool filled with up to <paramref name="initialSize"/> buffers. The pool counts in the
@@ -115,14 +121,14 @@ public sealed unsafe partial class RtnetStack
         lock (_lock)
         {
             int id = _nextPool++;
-            if (id >= _pools.Length)
+            if (id >= _t.Pools.Length)
             {
-                var grown = new RtskbPool?[_pools.Length * 2];
-                Array.Copy(_pools, grown, _pools.Length);
-                Volatile.Write(ref _pools, grown);
+                var grown = new RtskbPool?[_t.Pools.Length * 2];
+                Array.Copy(_t.Pools, grown, _t.Pools.Length);
+                Volatile.Write(ref _t.Pools, grown);
             }
             pool = new RtskbPool(this, id, name);
-            _pools[id] = pool;
+            _t.Pools[id] = pool;
             _pools_++;
             _poolsMax = Math.Max(_poolsMax, _pools_);
         }
@@ -135,7 +141,7 @@ public sealed unsafe partial class RtnetStack
         lock (_lock)
         {
             _pools_--;
-            _pools[p.Id] = null;
+            _t.Pools[p.Id] = null;
         }
     }
 
@@ -157,7 +163,7 @@ public sealed unsafe partial class RtnetStack
         var h = (RtskbHeader*)obj;
         *h = default;
         h->ChainEnd = obj;
-        h->Magic = _magic;
+        h->Magic = _t.Magic;
         h->Pool = pool.Id;
         h->BufStart = obj + HeaderBytes;
         lock (_lock)
@@ -180,7 +186,7 @@ public sealed unsafe partial class RtnetStack
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal RtskbPool? PoolById(int id)
     {
-        var ps = Volatile.Read(ref _pools);
+        var ps = Volatile.Read(ref _t.Pools);
         return (uint)id < (uint)ps.Length ? ps[id] : null;
     }
 
@@ -193,7 +199,8 @@ public sealed unsafe partial class RtnetStack
     {
         nint p = skb.Address;
         var h = (RtskbHeader*)p;
-        if ((nuint)(p - _linear) < _linearBytes && h->Magic == _magic && h->State == RtskbHeader.Out) return h;
+        var t = _t;
+        if ((nuint)(p - t.Linear) < t.LinearBytes && h->Magic == t.Magic && h->State == RtskbHeader.Out) return h;
         throw CheckFailed(p, fn);
     }
 
@@ -201,7 +208,7 @@ public sealed unsafe partial class RtnetStack
     private KmemException CheckFailed(nint p, string fn)
     {
         if (p == 0) return Misuse(fn, "the null rtskb");
-        if ((nuint)(p - _linear) >= _linearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
+        if ((nuint)(p - _t.Linear) >= _t.LinearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _t.Magic)
             return Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
         var h = (RtskbHeader*)p;
         return Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolById(h->Pool)?.Name ?? "?"} (double free)");
@@ -221,6 +228,7 @@ public sealed unsafe partial class RtnetStack
 
     /// <summary>kfree_rtskb(): the buffer goes to the tail of the pool that owns it now, from any thread.</summary>
     /// <exception cref="RtnetException">A pointer that is no rtskb of this stack, or one already free.</exception>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Free(Rtskb skb)
     {
         var h = Checked(skb, "kfree_rtskb");

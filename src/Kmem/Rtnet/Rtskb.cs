@@ -12,8 +12,7 @@ namespace Kmem;
 [StructLayout(LayoutKind.Sequential)]
 internal struct RtskbHeader
 {
-    public nint Next;          // queue link
-    public nint ChainEnd;      // last rtskb of the chain that starts here (itself for one buffer)
+    // The fields alloc_rtskb/kfree_rtskb touch come first, so that the fast path reads and writes one cache line.
     public long Magic;         // the stack's cookie while the object is an rtskb of a pool
     public int Pool;           // id of the owning pool
     public int State;          // 1 queued in its pool, 2 out
@@ -23,6 +22,9 @@ internal struct RtskbHeader
     public nint End;
     public int Len;
     public int Protocol;
+    public nint Next;          // queue link
+    // The rest (chain and receive metadata) lives on the next line.
+    public nint ChainEnd;      // last rtskb of the chain that starts here (itself for one buffer)
     public int Priority;
     public int PktType;        // PACKET_HOST 0
     public long TimeStamp;

@@ -1,5 +1,6 @@
 // An rtskb pool (standalone RTnet's struct rtskb_queue used as a pool): a FIFO of preallocated buffers
-// under a spin lock held for a few stores. The FIFO is a ring of buffer addresses sized to the pool (a
+// under a spin lock held for a few stores, biased to the thread that uses the pool (no locked instruction
+// while a single thread allocates and frees). The FIFO is a ring of buffer addresses sized to the pool (a
 // pool never queues more buffers than it owns), so a hand-over touches one slot, not the previous tail. Alloc and Free never allocate, never sleep and take
 // O(1); Extend/Shrink/Release run outside real-time work and talk to the slab cache. Acquire is the
 // compensation exchange that moves ownership of a filled buffer without changing any pool's total.
@@ -16,7 +17,7 @@ public sealed unsafe class RtskbPool
     private readonly RtnetStack _stack;
     private nint[] _ring = new nint[16];      // queued buffers, _head first; capacity a power of two ≥ _size
     private int _head;
-    private RtSpinLock _lock;                // rtdm_lock: interrupts "off" meanwhile
+    private RtBiasedLock _lock;              // rtdm_lock: interrupts "off" meanwhile
     private int _free;
     private int _size;
     private bool _released;
@@ -56,11 +57,34 @@ public sealed unsafe class RtskbPool
     /// <summary>True once <see cref="Release"/> succeeded.</summary>
     public bool Released => _released;
 
+    /// <summary>The thread the pool's lock is biased to (0 before the first real-time use, -1 once two threads used it).</summary>
+    internal int LockBias => _lock.Bias;
+
+    /// <summary>Takes the lock for a non-real-time operation (it does not bias the lock).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Lock() => _lock.Enter();
+    private void Lock() => _lock.Enter(bias: false);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Unlock() => _lock.Exit();
+
+    /// <summary>Dequeues under the lock: the biased fast path, else the spin lock.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private RtskbHeader* Dequeue()
+    {
+        if (!_lock.TryEnterBiased()) return DequeueShared();
+        var h = DequeueLocked();
+        _lock.ExitBiased();
+        return h;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RtskbHeader* DequeueShared()
+    {
+        _lock.Enter(bias: true);
+        var h = DequeueLocked();
+        _lock.Exit();
+        return h;
+    }
 
     /// <summary>__rtskb_queue_tail() of one buffer (its chain is itself); the caller holds the lock.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -69,7 +93,7 @@ public sealed unsafe class RtskbPool
         // next and chain_end need no store: the ring links the queue, and every rtskb is its own chain.
         h->State = RtskbHeader.Queued;
         var ring = _ring;
-        ring[(_head + _free) & (ring.Length - 1)] = (nint)h;
+        Slot(ring, (_head + _free) & (ring.Length - 1)) = (nint)h;
         _free++;
     }
 
@@ -78,12 +102,17 @@ public sealed unsafe class RtskbPool
     {
         if (_free == 0) return null;
         var ring = _ring;
-        var h = (RtskbHeader*)ring[_head];
+        var h = (RtskbHeader*)Slot(ring, _head);
         _head = (_head + 1) & (ring.Length - 1);
         _free--;
         h->State = RtskbHeader.Out;
         return h;
     }
+
+    /// <summary>A ring slot without the bounds check (the index is masked by the ring's power-of-two length).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ref nint Slot(nint[] ring, int index) =>
+        ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(ring), index);
 
     /// <summary>Grows the ring (outside real-time work) so that it holds <paramref name="size"/> buffers; the caller holds the lock.</summary>
     private void ReserveLocked(int size)
@@ -102,12 +131,11 @@ public sealed unsafe class RtskbPool
     /// <c>len = 0</c>, or the null buffer when the pool is empty. O(1), no managed allocation, never waits.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A size above SKB_DATA_ALIGN(RTSKB_SIZE) or below 0 (the CHECKED build's assertion).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Rtskb Alloc(int size)
     {
         if ((uint)size > (uint)_maxSize) _stack.BadSize(this, size);
-        Lock();
-        var h = DequeueLocked();
-        Unlock();
+        var h = Dequeue();
         if (h == null)
         {
             Interlocked.Increment(ref _allocFailures);
@@ -123,9 +151,7 @@ public sealed unsafe class RtskbPool
     /// <summary>Takes one free buffer for an exchange; null when empty.</summary>
     internal RtskbHeader* TakeForExchange()
     {
-        Lock();
-        var h = DequeueLocked();
-        Unlock();
+        var h = Dequeue();
         if (h == null) Interlocked.Increment(ref _acquireFailures);
         return h;
     }
@@ -134,9 +160,21 @@ public sealed unsafe class RtskbPool
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void Put(RtskbHeader* h)
     {
-        Lock();
+        if (!_lock.TryEnterBiased())
+        {
+            PutShared(h);
+            return;
+        }
         EnqueueLocked(h);
-        Unlock();
+        _lock.ExitBiased();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PutShared(RtskbHeader* h)
+    {
+        _lock.Enter(bias: true);
+        EnqueueLocked(h);
+        _lock.Exit();
     }
 
     /// <summary>
