@@ -108,6 +108,17 @@ internal sealed unsafe partial class DmaMapper
         return 0;
     }
 
+    /// <summary>The page blocks (frame, order) behind a live coherent buffer, or null when the handle is not one.</summary>
+    internal (int Frame, int Order)[]? CoherentBlocks(Device dev, ulong handle)
+    {
+        DmaEntry? e;
+        lock (dev.Lock) dev.Entries.TryGetValue(handle, out e);
+        if (e is null || e.Type != DmaEntryType.Coherent) return null;
+        if (e.Frames is { } f) return f.Select((frame, i) => (frame, e.FrameOrders![i])).ToArray();
+        int pages = (int)((e.Size + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift);
+        return PageAllocator.AlignedBlocks(_pa.BasePfn, e.FirstFrame, pages);
+    }
+
     private static void CheckDevice(Device dev)
     {
         if (dev.Removed) throw new DmaApiException(DmaApiError.DeviceGone, dev.Name, "the device has been removed");

@@ -41,21 +41,7 @@ internal sealed class CmaHeapBuffer : DmaBufExporter
         _area = area;
         First = frame;
         Pages = pages;
-        _blocks = AlignedBlocks(core.Pages.BasePfn, frame, pages);
-    }
-
-    /// <summary>The run as the fewest naturally aligned power-of-two blocks (a 1 MiB run on a 1 MiB boundary is one block).</summary>
-    private static (int Frame, int Order)[] AlignedBlocks(ulong basePfn, int frame, int pages)
-    {
-        var list = new List<(int, int)>();
-        int end = frame + pages;
-        while (frame < end)
-        {
-            int order = Paging.PageAllocator.AlignedBlockOrder(basePfn, frame, end, 30);
-            list.Add((frame, order));
-            frame += 1 << order;
-        }
-        return [.. list];
+        _blocks = Paging.PageAllocator.AlignedBlocks(core.Pages.BasePfn, frame, pages);
     }
 
     public int First { get; }

@@ -284,6 +284,20 @@ internal sealed unsafe partial class PageAllocator
         }
     }
 
+    /// <summary>A run of frames as the fewest naturally aligned power-of-two blocks (a 1 MiB run on a 1 MiB boundary is one block).</summary>
+    public static (int Frame, int Order)[] AlignedBlocks(ulong basePfn, int frame, int pages)
+    {
+        var list = new List<(int, int)>();
+        int end = frame + pages;
+        while (frame < end)
+        {
+            int order = AlignedBlockOrder(basePfn, frame, end, 30);
+            list.Add((frame, order));
+            frame += 1 << order;
+        }
+        return [.. list];
+    }
+
     /// <summary>
     /// The order of the largest naturally aligned block (by PFN) that starts at frame <paramref name="from"/>, fits before
     /// <paramref name="to"/> and is at most <paramref name="maxOrder"/>: walking a range with it splits the range into the

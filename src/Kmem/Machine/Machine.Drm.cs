@@ -1,0 +1,80 @@
+// The machine's DRM device (rockchip-drm's card0 on the display controller) and the helpers the GEM and VB2
+// layers share: page handles of frames, the vmalloc space, the dma-buf core.
+using Kmem.Vmalloc;
+
+namespace Kmem;
+
+public sealed partial class Machine
+{
+    private DrmDevice? _drm;
+
+    /// <summary>
+    /// The DRM device bound to the board's display controller (the first device named <c>*.vop</c>), created on first use.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The board declares no display controller.</exception>
+    public DrmDevice Drm
+    {
+        get
+        {
+            ThrowIfDisposed();
+            if (_drm is not null) return _drm;
+            lock (Devices)
+            {
+                if (_drm is not null) return _drm;
+                var vop = Devices.Values.FirstOrDefault(d => d.Name.EndsWith(".vop", StringComparison.Ordinal))
+                          ?? throw new InvalidOperationException($"{Profile.Name} declares no display controller (*.vop): no DRM device");
+                return _drm = new DrmDevice(this, vop);
+            }
+        }
+    }
+
+    internal Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, Id);
+
+    internal VmallocSpace? VmallocSpaceOrNull => _vmalloc;
+
+    internal DmaBufCore DmaBufCore => _dmaBufs;
+
+    /// <summary>The frame of an allocated page mapped at a linear-map or vmalloc address, or -1.</summary>
+    internal int UserFrameAt(nint address)
+    {
+        if (VirtAddrValid(address))
+        {
+            int idx = (int)((address - Pages.IdxToVirt(0)) >> Physical.PhysicalMemory.PageShift);
+            return Pages.PageCount(idx) > 0 ? idx : -1;
+        }
+        return _vmalloc is not null && _vmalloc.Contains(address) ? _vmalloc.FrameAt(address) : -1;
+    }
+}
+
+public sealed partial class Machine
+{
+    private Vb2DmaContig? _vb2Contig;
+    private Vb2DmaSg? _vb2Sg;
+    private Vb2Vmalloc? _vb2Vmalloc;
+
+    /// <summary>videobuf2-dma-contig's memops for this machine.</summary>
+    public Vb2DmaContig Vb2DmaContig => _vb2Contig ??= new Vb2DmaContig(this);
+
+    /// <summary>videobuf2-dma-sg's memops for this machine.</summary>
+    public Vb2DmaSg Vb2DmaSg => _vb2Sg ??= new Vb2DmaSg(this);
+
+    /// <summary>videobuf2-vmalloc's memops for this machine.</summary>
+    public Vb2Vmalloc Vb2Vmalloc => _vb2Vmalloc ??= new Vb2Vmalloc(this);
+
+    /// <summary>
+    /// vb2_queue_init(): a queue of <paramref name="dev"/> (null for vmalloc) with an allocator, the memory types it
+    /// accepts, the plane sizes of its format, and min_buffers_needed.
+    /// </summary>
+    public Vb2Queue Vb2QueueInit(string name, Device? dev, Vb2MemOps ops, Vb2IoModes ioModes, bool isOutput, long[] planeSizes, int minBuffersNeeded = 0)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(ops);
+        ArgumentNullException.ThrowIfNull(planeSizes);
+        ThrowIfDisposed();
+        if (ops.Machine != this) throw new ArgumentException("the allocator belongs to another machine", nameof(ops));
+        if (planeSizes.Length is 0 or > 8 || planeSizes.Any(s => s <= 0)) throw new ArgumentException("1 to 8 planes of positive size", nameof(planeSizes));
+        if (ioModes == 0) throw new ArgumentException("no memory type", nameof(ioModes));
+        if ((uint)minBuffersNeeded > Vb2Queue.MaxFrame) throw new ArgumentOutOfRangeException(nameof(minBuffersNeeded));
+        return new Vb2Queue(this, name, dev, ops, ioModes, isOutput, planeSizes, minBuffersNeeded);
+    }
+}

@@ -1,0 +1,213 @@
+// The videobuf2 memory-operations interface (struct vb2_mem_ops): how a queue's planes get memory (MMAP alloc,
+// USERPTR pinning of caller pages, DMABUF import), how they are exported, mapped for the CPU and synced around
+// DMA. The three allocators of drivers/media/common/videobuf2 implement it: dma-contig, dma-sg, vmalloc.
+using Kmem.Physical;
+
+namespace Kmem;
+
+/// <summary>What a <see cref="Vb2Exception"/> reports, with the errno the V4L2 ioctl returns.</summary>
+public sealed class Vb2Exception : KmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public Vb2Exception(int errno, string message) : base(message) => Errno = errno;
+
+    /// <summary>The negative errno (-EINVAL, -EBUSY, -EFAULT, -ENOMEM, -EAGAIN …).</summary>
+    public int Errno { get; }
+}
+
+/// <summary>A plane's device view: the DMA address (dma-contig), the mapped table (dma-sg), or neither (vmalloc).</summary>
+public readonly record struct Vb2Cookie(ulong DmaAddress, SgTable? Table);
+
+/// <summary>The private state of one plane's memory (<c>buf_priv</c>); what it holds depends on the allocator.</summary>
+public abstract class Vb2MemBuffer
+{
+    private int _refs = 1;
+
+    internal Vb2MemBuffer(Vb2MemOps ops, Device? dev, long size, DmaDirection dir)
+    {
+        Ops = ops;
+        Device = dev;
+        Size = size;
+        Direction = dir;
+    }
+
+    /// <summary>The allocator.</summary>
+    public Vb2MemOps Ops { get; }
+
+    /// <summary>The device that does DMA to the plane (none for vmalloc).</summary>
+    public Device? Device { get; }
+
+    /// <summary>The plane's size in bytes.</summary>
+    public long Size { get; }
+
+    /// <summary>The queue's DMA direction.</summary>
+    public DmaDirection Direction { get; }
+
+    /// <summary>For an imported plane: the dma-buf.</summary>
+    public DmaBuf? DmaBuf { get; internal set; }
+
+    /// <summary>For an imported plane: the device's attachment to it (none for vmalloc).</summary>
+    public DmaBufAttachment? Attachment { get; internal set; }
+
+    /// <summary>True while an imported plane is mapped (<c>dbuf_mapped</c>).</summary>
+    public bool DmabufMapped { get; internal set; }
+
+    /// <summary>The page blocks behind the plane (frame, order), for export and checks.</summary>
+    internal abstract IReadOnlyList<(int Frame, int Order)> Blocks { get; }
+
+    internal int Refs => Volatile.Read(ref _refs);
+    internal void Get() => Interlocked.Increment(ref _refs);
+    internal bool Release() => Interlocked.Decrement(ref _refs) == 0;
+}
+
+/// <summary>
+/// struct vb2_mem_ops: a queue's allocator. Instances belong to a machine (<see cref="Machine.Vb2DmaContig"/>,
+/// <see cref="Machine.Vb2DmaSg"/>, <see cref="Machine.Vb2Vmalloc"/>). Failures raise <see cref="Vb2Exception"/>
+/// with the errno the kernel's allocator returns, except <see cref="Alloc"/>, which returns null as the kernel does.
+/// </summary>
+public abstract class Vb2MemOps
+{
+    private protected Vb2MemOps(Machine m) => Machine = m;
+
+    internal Machine Machine { get; }
+
+    /// <summary>The allocator's module name (the exp_name of the dma-bufs it exports).</summary>
+    public abstract string Name { get; }
+
+    /// <summary>alloc: memory for an MMAP plane of <paramref name="size"/> bytes (rounded up to pages), or null.</summary>
+    public abstract Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp);
+
+    /// <summary>put: drops the plane's reference; the memory goes when exports and mappings are gone too.</summary>
+    public abstract void Put(Vb2MemBuffer buf);
+
+    /// <summary>get_userptr: pins the caller's pages at <paramref name="vaddr"/> (a linear-map or vmalloc address of the machine).</summary>
+    public abstract Vb2MemBuffer GetUserptr(Device? dev, nint vaddr, long size, DmaDirection dir);
+
+    /// <summary>put_userptr: unmaps and unpins.</summary>
+    public abstract void PutUserptr(Vb2MemBuffer buf);
+
+    /// <summary>attach_dmabuf: attaches the device to a dma-buf of at least <paramref name="size"/> bytes (-EFAULT when smaller).</summary>
+    public abstract Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir);
+
+    /// <summary>detach_dmabuf: unmaps if needed and detaches.</summary>
+    public abstract void DetachDmabuf(Vb2MemBuffer buf);
+
+    /// <summary>map_dmabuf: pins the attached buffer for DMA; 0 or -errno.</summary>
+    public abstract int MapDmabuf(Vb2MemBuffer buf);
+
+    /// <summary>unmap_dmabuf.</summary>
+    public abstract void UnmapDmabuf(Vb2MemBuffer buf);
+
+    /// <summary>get_dmabuf: exports an MMAP plane as a new dma-buf that holds the plane (null when the allocator cannot).</summary>
+    public abstract DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags);
+
+    /// <summary>vaddr: the kernel virtual address of the plane (mapping it on first use), or 0.</summary>
+    public abstract nint Vaddr(Vb2MemBuffer buf);
+
+    /// <summary>cookie: the plane's device view.</summary>
+    public abstract Vb2Cookie Cookie(Vb2MemBuffer buf);
+
+    /// <summary>num_users: the plane's references (the queue's, each export's, each mapping's).</summary>
+    public int NumUsers(Vb2MemBuffer buf) => buf.Refs;
+
+    /// <summary>prepare: caches synced for the device before DMA (none for an imported plane: its exporter does it).</summary>
+    public abstract void Prepare(Vb2MemBuffer buf);
+
+    /// <summary>finish: caches synced for the CPU after DMA.</summary>
+    public abstract void Finish(Vb2MemBuffer buf);
+
+    private protected Vb2Exception Fail(int errno, string what)
+    {
+        Machine.Log.Err($"{Name}: {what}");
+        return new Vb2Exception(errno, what);
+    }
+
+    /// <summary>
+    /// get_user_pages()/frame_vector for a caller's range: the frames of every page it touches, from the linear map or the
+    /// vmalloc space; -EFAULT for an address that is neither.
+    /// </summary>
+    private protected int[] PinUserPages(nint vaddr, long size)
+    {
+        if (size <= 0) throw Fail(-22, "size is zero");
+        nint first = vaddr & ~(nint)(PhysicalMemory.PageSize - 1);
+        int count = (int)(((long)(vaddr - first) + size + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift);
+        var frames = new int[count];
+        var m = Machine;
+        for (int i = 0; i < count; i++)
+        {
+            nint a = first + (nint)((long)i << PhysicalMemory.PageShift);
+            int idx = m.UserFrameAt(a);
+            if (idx < 0) throw Fail(-14, $"failed to get user pages at 0x{a:x}");
+            frames[i] = idx;
+        }
+        foreach (var f in frames) m.Pages.GetPage(f, "get_user_pages");
+        return frames;
+    }
+
+    private protected void UnpinUserPages(int[] frames)
+    {
+        foreach (var f in frames) Machine.Pages.PutPage(f, "put_user_pages");
+    }
+
+    /// <summary>The bytes from the first DMA segment while each next one follows on (vb2_dc_get_contiguous_size).</summary>
+    private protected static ulong ContiguousSize(SgTable t)
+    {
+        if (t.Nents == 0) return 0;
+        ulong expected = t.Entries[0].DmaAddress, size = 0;
+        for (int i = 0; i < t.Nents; i++)
+        {
+            var s = t.Entries[i];
+            if (s.DmaAddress != expected) break;
+            expected += (ulong)s.DmaLength;
+            size += (ulong)s.DmaLength;
+        }
+        return size;
+    }
+
+    /// <summary>A table of single pages (sg_alloc_table_from_pages merges the neighbours): one entry per run of frames.</summary>
+    private protected SgTable TableOf(IReadOnlyList<int> frames, int offset, long size)
+    {
+        var entries = new List<(Page, int, int)>();
+        long left = size;
+        int i = 0;
+        int off = offset;
+        while (left > 0)
+        {
+            int start = i;
+            long bytes = Math.Min(left, PhysicalMemory.PageSize - off);
+            i++;
+            while (left - bytes > 0 && i < frames.Count && frames[i] == frames[i - 1] + 1)
+            {
+                bytes += Math.Min(left - bytes, PhysicalMemory.PageSize);
+                i++;
+            }
+            entries.Add((Machine.PageOf(frames[start]), off, (int)bytes));
+            left -= bytes;
+            off = 0;
+        }
+        return new SgTable(entries);
+    }
+}
+
+/// <summary>The dma-buf exporter of an MMAP plane (vb2_dc_dmabuf_ops, vb2_dma_sg_dmabuf_ops, vb2_vmalloc_dmabuf_ops).</summary>
+internal sealed class Vb2DmaBufExporter : DmaBufExporter
+{
+    private readonly Vb2MemBuffer _buf;
+    private readonly Func<nint> _contiguous;
+
+    public Vb2DmaBufExporter(Vb2MemBuffer buf, Func<nint> contiguous)
+    {
+        _buf = buf;
+        _contiguous = contiguous;
+    }
+
+    public override string Name => _buf.Ops.Name;
+    public override IReadOnlyList<(int Frame, int Order)> Blocks => _buf.Blocks;
+    public override nint ContiguousAddress() => _contiguous();
+
+    public override SgTable TableForAttachment() =>
+        new(_buf.Blocks.Select(b => (_buf.Ops.Machine.PageOf(b.Frame), 0, PhysicalMemory.PageSize << b.Order)));
+
+    /// <summary>The dma-buf's release drops its reference on the plane (vb2_dc_dmabuf_ops_release → vb2_dc_put).</summary>
+    public override void Release(DmaBuf buf) => _buf.Ops.Put(_buf);
+}
