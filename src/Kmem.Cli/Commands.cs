@@ -194,7 +194,41 @@ internal static class Commands
         ctx.Out.Write(m.ProcFs.Read("/proc/buddyinfo"));
         ctx.Out.WriteLine();
         SummaryLine(ctx, m, result);
-        return result.Ok ? 0 : 1;
+
+        // The same board streams: ISP → encoder through videobuf2, the display's framebuffers through PRIME.
+        var vb2 = LoadWorkload("camera-vb2");
+        var streamed = RunWorkload(ctx, m, vb2, out var vb2Runner);
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine($"# kmem: then ran workload '{vb2.Name}' on the same board");
+        foreach (var note in streamed.Notes) ctx.Out.WriteLine(note);
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("$ cat /sys/kernel/debug/dma_buf/bufinfo   # the buffers it added");
+        ctx.Out.Write(BufinfoOf(m, b => b.ExpName.StartsWith("videobuf2", StringComparison.Ordinal) || b.ExpName == "drm"));
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("$ cat /sys/kernel/debug/dri/0/gem_objects");
+        ctx.Out.Write(m.ProcFs.Read("/sys/kernel/debug/dri/0/gem_objects"));
+        ctx.Out.WriteLine();
+        SummaryLine(ctx, m, streamed);
+        vb2Runner.ReleaseAll();
+        return result.Ok && streamed.Ok ? 0 : 1;
+    }
+
+    /// <summary>The bufinfo blocks of the buffers that match, in the kernel's order and format, without the totals.</summary>
+    private static string BufinfoOf(Machine m, Func<DmaBuf, bool> which)
+    {
+        var inos = m.DmaBufs.Where(which).Select(b => b.Ino).ToHashSet();
+        var text = m.ProcFs.Read("/sys/kernel/debug/dma_buf/bufinfo");
+        var blocks = text.Split("\n\n");
+        var sb = new System.Text.StringBuilder();
+        var lines = text.Split('\n');
+        sb.Append(lines[2]).Append('\n');                                       // the header line
+        for (int i = 3; i < lines.Length; i++)
+        {
+            var cols = lines[i].Split('\t');
+            if (cols.Length < 6 || !ulong.TryParse(cols[5], out var ino) || !inos.Contains(ino)) continue;
+            for (; i < lines.Length && lines[i].Length > 0; i++) sb.Append(lines[i]).Append('\n');
+        }
+        return sb.ToString();
     }
 
     // ------------------------------------------------------------------ helpers
@@ -284,6 +318,7 @@ internal static class Commands
         foreach (var (label, s) in result.Labels)
             table.AddRow(label, s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
         ctx.Console.Write(table);
+        foreach (var note in result.Notes) ctx.Out.WriteLine(note);
         SummaryLine(ctx, m, result);
     }
 

@@ -25,6 +25,10 @@ public class CliTests
         Assert.Contains("$ grep Cma /proc/meminfo\nCmaTotal:          32768 kB\nCmaFree:           10032 kB\n", o);
         Assert.Contains("$ cat /proc/buddyinfo\nNode 0, zone   Normal ", o);
         Assert.Contains("32 dma-bufs (14856 KiB); all expectations held", o);
+        // Then the same board streams through videobuf2 and shares framebuffers through PRIME.
+        Assert.Contains("# kmem: then ran workload 'camera-vb2' on the same board\nvb2_pipeline rkisp_mainpath -> rkvenc: 300 frames of 3110400 bytes, 300 read back intact, 300 at the producer's own device address (zero copy)\n", o);
+        Assert.Contains("videobuf2_dma_contig\t00005657\t\n\tAttached Devices:\n\tffa50000.rkvenc\nTotal 1 devices attached\n", o);
+        Assert.Contains("36 dma-bufs (22440 KiB); all expectations held", o);
         // The dma-buf part is the seed's dump (PART A of the fixture), whitespace aside.
         string Squash(string t) => string.Join("\n", t.Split('\n').Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\s+", " ").Trim()).Where(l => l.Length > 0));
         var fixture = TestSupport.Fixture("rk_dma_heap_info_rv1106.txt").Split('\n');

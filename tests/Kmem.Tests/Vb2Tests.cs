@@ -297,3 +297,63 @@ public class Vb2Tests
         TestSupport.AssertConsistent(m);
     }
 }
+
+public class MediaWorkloadTests
+{
+    [Fact]
+    public void The_camera_vb2_workload_streams_zero_copy_and_releases_everything()
+    {
+        using var m = Machine.Boot("rv1106");
+        var cmaFree = m.Cma["rk-dma-heap-cma"].Used;
+        var runner = new WorkloadRunner(m);
+        var r = runner.Run(Kmem.Cli.Commands.LoadWorkload("camera-vb2"));
+        Assert.True(r.Ok, string.Join("\n", r.Problems));
+        Assert.Equal("vb2_pipeline rkisp_mainpath -> rkvenc: 300 frames of 3110400 bytes, 300 read back intact, 300 at the producer's own device address (zero copy)", Assert.Single(r.Notes));
+        Assert.Equal(2, m.DmaBufs.Count(b => b.ExpName == "videobuf2_dma_contig" && b.Attachments.Any(a => a.Device.Name == "ffa50000.rkvenc")));
+        Assert.Equal(2, m.DmaBufs.Count(b => b.ExpName == "drm"));
+        Assert.Equal(2, m.Drm.Objects.Count);
+        runner.ReleaseAll();
+        Assert.Empty(m.DmaBufs);
+        Assert.Empty(m.Drm.Objects);
+        Assert.Equal(cmaFree, m.Cma["rk-dma-heap-cma"].Used);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Theory]
+    [InlineData("""{"op": "vb2_queue", "queue": "q", "device": "ffa00000.rkisp", "memops": "dma-magic", "size": 4096}""", "steps[0].memops")]
+    [InlineData("""{"op": "vb2_queue", "queue": "q", "device": "ffa00000.rkisp"}""", "steps[0]")]
+    [InlineData("""{"op": "vb2_reqbufs", "queue": "q", "count": 40}""", "steps[0].count")]
+    [InlineData("""{"op": "vb2_reqbufs", "queue": "q", "count": 2, "memory": "overlay"}""", "steps[0].memory")]
+    [InlineData("""{"op": "vb2_pipeline", "from": "a", "to": "b", "buffers": "x"}""", "steps[0].frames")]
+    [InlineData("""{"op": "drm_create_dumb", "label": "fb", "width": 0, "height": 10}""", "steps[0].width")]
+    [InlineData("""{"op": "drm_prime_export", "label": "fb"}""", "steps[0].as")]
+    public void Bad_media_steps_are_refused_before_anything_runs(string step, string where)
+    {
+        var e = Assert.ThrowsAny<KmemException>(() => Workload.Parse($$"""{"name": "bad", "steps": [{{step}}]}"""));
+        Assert.Contains(where, e.Message);
+    }
+
+    [Fact]
+    public void A_step_on_a_queue_that_does_not_exist_names_it()
+    {
+        using var m = Machine.Boot("rv1106");
+        var wl = Workload.Parse("""{"name": "q", "steps": [{"op": "vb2_streamon", "queue": "ghost"}]}""");
+        var e = Assert.ThrowsAny<KmemException>(() => new WorkloadRunner(m).Run(wl));
+        Assert.Contains("no vb2 queue 'ghost'", e.Message);
+    }
+}
+
+public class Vb2FrameLoopTests
+{
+    [Fact]
+    public void A_dmabuf_frame_loop_allocates_no_managed_memory_once_warm()
+    {
+        using var m = Machine.Boot("rv1106");
+        using var loop = new Vb2FrameLoop(m, 4);
+        for (int i = 0; i < 100; i++) loop.Frame();                     // first hand-overs attach and map
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++) loop.Frame();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(2100, loop.Frames);
+    }
+}

@@ -56,6 +56,17 @@ public sealed class Workload
         ["rtnet_recv"] = ["socket", "count"],
         ["rtnet_setsockopt"] = ["socket", "option", "count", "expect"],
         ["rtnet_close"] = ["socket", "expect"],
+        ["drm_create_dumb"] = ["label", "width", "height", "bpp", "count", "expect"],
+        ["drm_close"] = ["label"],
+        ["drm_prime_export"] = ["label", "as"],
+        ["drm_prime_import"] = ["label", "as", "expect"],
+        ["vb2_queue"] = ["queue", "device", "memops", "direction", "format", "width", "height", "size", "min_buffers"],
+        ["vb2_reqbufs"] = ["queue", "memory", "count", "expect"],
+        ["vb2_expbuf"] = ["queue", "as", "expect"],
+        ["vb2_streamon"] = ["queue", "expect"],
+        ["vb2_streamoff"] = ["queue", "expect"],
+        ["vb2_release"] = ["queue"],
+        ["vb2_pipeline"] = ["from", "to", "buffers", "frames", "expect"],
     };
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)

@@ -29,6 +29,8 @@ public sealed class WorkloadResult
     public SortedDictionary<string, LabelStats> Labels { get; } = new(StringComparer.Ordinal);
     /// <summary>Expectations that did not hold ("expect": "success" that failed, a "verify" mismatch, a failed "check").</summary>
     public List<string> Problems { get; } = [];
+    /// <summary>Figures the steps report (a pipeline's frames), in the order they ran.</summary>
+    public List<string> Notes { get; } = [];
     /// <summary>Wall time of the run.</summary>
     public TimeSpan Elapsed { get; internal set; }
     /// <summary>True when every expectation held.</summary>
@@ -103,6 +105,7 @@ public sealed partial class WorkloadRunner
             foreach (var h in list) FreeOne(h);
             list.Clear();
         }
+        ReleaseMedia();
     }
 
     private LabelStats Stats(string label)
@@ -268,7 +271,7 @@ public sealed partial class WorkloadRunner
                 break;
             }
             default:
-                if (!ExecuteDmaBuf(step) && !ExecuteRtnet(step)) throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
+                if (!ExecuteDmaBuf(step) && !ExecuteRtnet(step) && !ExecuteMedia(step)) throw new WorkloadException(step.Location, $"operation '{step.Op}' is not supported");
                 break;
         }
     }
@@ -474,6 +477,9 @@ public sealed partial class WorkloadRunner
                 break;
             case var op when op.StartsWith("rtnet_", StringComparison.Ordinal):
                 ValidateRtnet(step);
+                break;
+            case var op when op.StartsWith("drm_", StringComparison.Ordinal) || op.StartsWith("vb2_", StringComparison.Ordinal):
+                ValidateMedia(step);
                 break;
             case "repeat":
                 if (!step.Args.ContainsKey("times")) throw new WorkloadException($"{step.Location}.times", "is required");

@@ -128,7 +128,7 @@ public sealed class Vb2Queue
     private bool InUse()
     {
         for (int i = 0; i < NumBuffers; i++)
-            foreach (var p in _bufs[i]!.Planes)
+            foreach (var p in _bufs[i]!.PlaneArray)
                 if (p.Mem is { } mem && Ops.NumUsers(mem) > 1) return true;
         return false;
     }
@@ -143,21 +143,21 @@ public sealed class Vb2Queue
             if (memory == Vb2Memory.Mmap)
             {
                 bool ok = true;
-                foreach (var p in vb.Planes)
+                foreach (var p in vb.PlaneArray)
                 {
                     p.Mem = Ops.Alloc(Device, p.Length, Dir, 0);
                     if (p.Mem is null) { ok = false; break; }
                 }
                 if (!ok)
                 {
-                    foreach (var p in vb.Planes) if (p.Mem is { } mm) { Ops.Put(mm); p.Mem = null; }
+                    foreach (var p in vb.PlaneArray) if (p.Mem is { } mm) { Ops.Put(mm); p.Mem = null; }
                     _m.Log.Info($"vb2: [{Name}] __vb2_queue_alloc: failed allocating memory for buffer {made}");
                     break;
                 }
                 // __setup_offsets(): page-aligned offsets following the previous buffer's last plane.
                 long off = 0;
-                if (vb.Index > 0) { var last = _bufs[vb.Index - 1]!.Planes[^1]; off = PageAlign(last.MemOffset + last.Length); }
-                foreach (var p in vb.Planes) { p.MemOffset = off; off = PageAlign(off + p.Length); }
+                if (vb.Index > 0) { var last = _bufs[vb.Index - 1]!.PlaneArray[^1]; off = PageAlign(last.MemOffset + last.Length); }
+                foreach (var p in vb.PlaneArray) { p.MemOffset = off; off = PageAlign(off + p.Length); }
             }
             _bufs[NumBuffers++] = vb;
         }
@@ -172,7 +172,7 @@ public sealed class Vb2Queue
         for (int i = 0; i < NumBuffers; i++)
         {
             var vb = _bufs[i]!;
-            foreach (var p in vb.Planes) PutPlane(vb, p);
+            foreach (var p in vb.PlaneArray) PutPlane(vb, p);
             _bufs[i] = null;
         }
         NumBuffers = 0;
@@ -228,7 +228,7 @@ public sealed class Vb2Queue
         if ((uint)index >= (uint)NumBuffers) return Fail(-22, fn, "buffer index out of range");
         if (memory != Memory) return Fail(-22, fn, "invalid memory type");
         var vb = _bufs[index]!;
-        if (memory != Vb2Memory.Mmap && planes.Length != vb.Planes.Count) return Fail(-22, fn, $"{planes.Length} planes given, the buffer has {vb.Planes.Count}");
+        if (memory != Vb2Memory.Mmap && planes.Length != vb.PlaneArray.Length) return Fail(-22, fn, $"{planes.Length} planes given, the buffer has {vb.PlaneArray.Length}");
         switch (vb.State)
         {
             case Vb2BufferState.Dequeued:
@@ -272,7 +272,7 @@ public sealed class Vb2Queue
         if (err != 0) return err;
         if (!vb.Synced)
         {
-            foreach (var p in vb.Planes) Ops.Prepare(p.Mem!);
+            foreach (var p in vb.PlaneArray) Ops.Prepare(p.Mem!);
             vb.Synced = true;
         }
         vb.Prepared = true;
@@ -285,7 +285,7 @@ public sealed class Vb2Queue
         const string fn = "__prepare_userptr";
         for (int i = 0; i < planes.Length; i++)
         {
-            var p = vb.Planes[i];
+            var p = vb.PlaneArray[i];
             var a = planes[i];
             if (a.Userptr != 0 && p.Mem is not null && p.Userptr == a.Userptr && p.Length == a.Length) continue;
             if (a.Length < p.MinLength) return Fail(-22, fn, $"provided buffer size {a.Length} is less than setup size {p.MinLength} for plane {i}");
@@ -309,7 +309,7 @@ public sealed class Vb2Queue
         const string fn = "__prepare_dmabuf";
         for (int i = 0; i < planes.Length; i++)
         {
-            var p = vb.Planes[i];
+            var p = vb.PlaneArray[i];
             var a = planes[i];
             DmaBuf dbuf;
             try { dbuf = _m.DmaBufFds.Get(a.Fd); }
@@ -342,9 +342,9 @@ public sealed class Vb2Queue
             p.Fd = a.Fd;
             p.BytesUsed = a.BytesUsed;
         }
-        for (int i = 0; i < vb.Planes.Count; i++)
+        for (int i = 0; i < vb.PlaneArray.Length; i++)
         {
-            var mem = vb.Planes[i].Mem!;
+            var mem = vb.PlaneArray[i].Mem!;
             if (mem.DmabufMapped) continue;
             int err = Ops.MapDmabuf(mem);
             if (err != 0)
@@ -358,7 +358,7 @@ public sealed class Vb2Queue
 
     private void FreeDmabufPlanes(Vb2Buffer vb)
     {
-        foreach (var p in vb.Planes) PutPlane(vb, p);
+        foreach (var p in vb.PlaneArray) PutPlane(vb, p);
     }
 
     private void EnqueueInDriver(Vb2Buffer vb)
@@ -418,22 +418,22 @@ public sealed class Vb2Queue
     private void Finish(Vb2Buffer vb)
     {
         if (!vb.Synced) return;
-        foreach (var p in vb.Planes) if (p.Mem is { } mem) Ops.Finish(mem);
+        foreach (var p in vb.PlaneArray) if (p.Mem is { } mem) Ops.Finish(mem);
         vb.Synced = false;
     }
 
     /// <summary>vb2_plane_vaddr(): the plane's kernel address (0 when the allocator gives none).</summary>
-    public nint PlaneVaddr(Vb2Buffer vb, int plane) => vb.Planes[plane].Mem is { } m ? Ops.Vaddr(m) : 0;
+    public nint PlaneVaddr(Vb2Buffer vb, int plane) => vb.PlaneArray[plane].Mem is { } m ? Ops.Vaddr(m) : 0;
 
     /// <summary>vb2_plane_cookie(): the plane's device view.</summary>
-    public Vb2Cookie PlaneCookie(Vb2Buffer vb, int plane) => vb.Planes[plane].Mem is { } m ? Ops.Cookie(m) : default;
+    public Vb2Cookie PlaneCookie(Vb2Buffer vb, int plane) => vb.PlaneArray[plane].Mem is { } m ? Ops.Cookie(m) : default;
 
     /// <summary>What the device's DMA reaches for a plane: its bytes through the kernel mapping.</summary>
     public unsafe Span<byte> PlaneSpan(Vb2Buffer vb, int plane)
     {
         nint v = PlaneVaddr(vb, plane);
         if (v == 0) throw new Vb2Exception(-14, $"[{Name}] plane {plane} of buffer {vb.Index} has no kernel mapping");
-        return new Span<byte>((void*)v, checked((int)vb.Planes[plane].Length));
+        return new Span<byte>((void*)v, checked((int)vb.PlaneArray[plane].Length));
     }
 
     // ================================================================== DQBUF, streaming
@@ -522,8 +522,8 @@ public sealed class Vb2Queue
         if ((flags & ~(DmaBufCore.OCloexec | DmaBufCore.OAccMode)) != 0) return Fail(-22, fn, "queue does support only O_CLOEXEC and access mode flags");
         if ((uint)index >= (uint)NumBuffers) return Fail(-22, fn, "buffer index out of range");
         var vb = _bufs[index]!;
-        if ((uint)plane >= (uint)vb.Planes.Count) return Fail(-22, fn, "buffer plane out of range");
-        var dbuf = Ops.GetDmabuf(vb.Planes[plane].Mem!, flags & DmaBufCore.OAccMode);
+        if ((uint)plane >= (uint)vb.PlaneArray.Length) return Fail(-22, fn, "buffer plane out of range");
+        var dbuf = Ops.GetDmabuf(vb.PlaneArray[plane].Mem!, flags & DmaBufCore.OAccMode);
         if (dbuf is null) return Fail(-22, fn, $"failed to export buffer {index}, plane {plane}");
         fd = _m.DmaBufFds.Install(dbuf);
         return 0;

@@ -77,7 +77,7 @@ public sealed class Vb2Buffer
     {
         Index = index;
         Memory = memory;
-        Planes = sizes.Select(s => new Vb2Plane { Length = s, MinLength = s }).ToArray();
+        PlaneArray = sizes.Select(s => new Vb2Plane { Length = s, MinLength = s }).ToArray();
     }
 
     /// <summary>The buffer's index.</summary>
@@ -87,7 +87,8 @@ public sealed class Vb2Buffer
     /// <summary>The buffer's state.</summary>
     public Vb2BufferState State { get; internal set; }
     /// <summary>The planes.</summary>
-    public IReadOnlyList<Vb2Plane> Planes { get; }
+    public IReadOnlyList<Vb2Plane> Planes => PlaneArray;
+    internal readonly Vb2Plane[] PlaneArray;
     internal bool Prepared, Synced;
     /// <summary>The frame sequence number the driver gave it.</summary>
     public uint Sequence { get; internal set; }
