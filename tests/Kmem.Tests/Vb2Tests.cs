@@ -291,6 +291,10 @@ public class Vb2Tests
         Assert.Equal(-22, dq.ExpBuf(0, 0, 0, out _));                  // not MMAP
         Assert.Equal(-22, dq.QBufDmabuf(0, 77));                       // no such descriptor
         Assert.Equal(Vb2BufferState.Dequeued, dq[0]!.State);
+        var sgPlane = m.Vb2DmaSg.Alloc(m.Devices["ffa00000.rkisp"], 4096, DmaDirection.FromDevice, 0)!;
+        Assert.Equal(-22, Assert.Throws<Vb2Exception>(() => m.Vb2DmaContig.Vaddr(sgPlane)).Errno);   // another allocator's plane
+        Assert.Null(m.Vb2DmaContig.Alloc(null, 4096, DmaDirection.FromDevice, 0));                    // dma-contig needs a device
+        m.Vb2DmaSg.Put(sgPlane);
         Assert.Throws<ArgumentException>(() => m.Vb2QueueInit("x", null, m.Vb2DmaContig, 0, false, [1]));
         Assert.Throws<ArgumentException>(() => m.Vb2QueueInit("x", null, m.Vb2DmaContig, Vb2IoModes.Mmap, false, []));
         q.Release(); dq.Release();

@@ -100,6 +100,24 @@ public sealed class SgTable
     /// <summary>Device-side segments after mapping (<c>nents</c>); 0 while unmapped.</summary>
     public int Nents { get; internal set; }
 
+    /// <summary>
+    /// The bytes from the first mapped segment for as long as each next one follows on in device addresses
+    /// (drm_prime_get_contiguous_size, vb2_dc_get_contiguous_size); 0 when unmapped.
+    /// </summary>
+    public ulong ContiguousDmaLength()
+    {
+        if (Nents == 0) return 0;
+        ulong expected = _sgl[0].DmaAddress, size = 0;
+        for (int i = 0; i < Nents; i++)
+        {
+            var s = _sgl[i];
+            if (s.DmaAddress != expected) break;
+            expected += (ulong)s.DmaLength;
+            size += (ulong)s.DmaLength;
+        }
+        return size;
+    }
+
     /// <summary>Total bytes of the entries.</summary>
     public long Length => _sgl.Sum(s => (long)s.Length);
 }

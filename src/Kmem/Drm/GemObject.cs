@@ -134,7 +134,7 @@ public sealed unsafe class GemObject
         var table = buf.MapAttachment(a, DmaDirection.Bidirectional);
         if (_drm.IommuSpace is null)
         {
-            ulong contig = ContiguousDmaSize(table);
+            ulong contig = table.ContiguousDmaLength();
             if (contig < (ulong)Size)
             {
                 _drm.Machine.Log.Err("rockchip-drm display-subsystem: failed to map sg_table to contiguous linear address.");
@@ -160,21 +160,6 @@ public sealed unsafe class GemObject
         ImportAttach = a;
         _importTable = table;
         return 0;
-    }
-
-    /// <summary>drm_prime_get_contiguous_size(): the bytes from the first DMA segment while each next one follows on.</summary>
-    private static ulong ContiguousDmaSize(SgTable t)
-    {
-        if (t.Nents == 0) return 0;
-        ulong expected = t.Entries[0].DmaAddress, size = 0;
-        for (int i = 0; i < t.Nents; i++)
-        {
-            var s = t.Entries[i];
-            if (s.DmaAddress != expected) break;
-            expected += (ulong)s.DmaLength;
-            size += (ulong)s.DmaLength;
-        }
-        return size;
     }
 
     /// <summary>The CPU view: the linear map of a contiguous buffer, a vmap of separate pages, the dma-buf's view of an import.</summary>

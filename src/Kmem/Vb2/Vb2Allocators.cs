@@ -24,6 +24,8 @@ public sealed class Vb2DmaContig : Vb2MemOps
         internal override IReadOnlyList<(int Frame, int Order)> Blocks => UserFrames is { } f ? f.Select(x => (x, 0)).ToArray() : DmaBuf?.Blocks ?? BlockList;
     }
 
+    private Buf Of(Vb2MemBuffer buf) => buf as Buf ?? throw Fail(-22, $"a plane of {buf?.Ops.Name ?? "no allocator"} given to {Name}");
+
     private Device Need(Device? dev, string fn) => dev ?? throw Fail(-22, $"{fn}: no device");
 
     /// <summary>vb2_dc_alloc(): dma_alloc_attrs of the page-aligned size.</summary>
@@ -45,7 +47,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <inheritdoc/>
     public override void Put(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Release()) Machine.Dma.FreeCoherent(b.Device!, (ulong)b.Size, b.Cpu, b.DmaAddr, CallSite.Kernel("vb2_dc_put"));
     }
 
@@ -63,7 +65,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
             UnpinUserPages(frames);
             throw Fail(-5, "failed to map scatterlist");
         }
-        ulong contig = ContiguousSize(b.Sgt);
+        ulong contig = b.Sgt.ContiguousDmaLength();
         if (contig < (ulong)size)
         {
             Machine.Dma.UnmapSg(d, b.Sgt, dir);
@@ -77,7 +79,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <inheritdoc/>
     public override void PutUserptr(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
         UnpinUserPages(b.UserFrames!);
     }
@@ -100,13 +102,13 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <summary>vb2_dc_map_dmabuf(): the attachment mapped; its DMA range must cover the plane in one piece (-EFAULT).</summary>
     public override int MapDmabuf(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Attachment is null) { Machine.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
         if (b.Sgt is not null) { Machine.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
         SgTable sgt;
         try { sgt = b.DmaBuf!.MapAttachment(b.Attachment, b.Direction); }
         catch (DmaBufException) { Machine.Log.Err($"{Name}: Error getting dmabuf scatterlist"); return -22; }
-        ulong contig = ContiguousSize(sgt);
+        ulong contig = sgt.ContiguousDmaLength();
         if (contig < (ulong)b.Size)
         {
             Machine.Log.Err($"{Name}: contiguous chunk is too small {contig}/{b.Size}");
@@ -123,7 +125,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <inheritdoc/>
     public override void UnmapDmabuf(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Sgt is null) return;
         if (b.Vaddr != 0) { b.DmaBuf!.Vunmap(b.Vaddr); b.Vaddr = 0; }
         b.DmaBuf!.UnmapAttachment(b.Attachment!, b.Sgt, b.Direction);
@@ -135,7 +137,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <summary>vb2_dc_get_dmabuf(): a new dma-buf over the plane, holding a reference on it.</summary>
     public override DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.UserFrames is not null || b.DmaBuf is not null) return null;
         buf.Get();
         bool contiguous = !b.Device!.HasIommu;
@@ -145,19 +147,19 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <summary>vb2_dc_vaddr(): the coherent buffer's kernel mapping, an import's vmap (taken on first use), 0 for user pages.</summary>
     public override nint Vaddr(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Cpu != 0) return b.Cpu;
         if (b.Vaddr == 0 && b.Attachment is not null && b.DmabufMapped) b.Vaddr = b.DmaBuf!.Vmap();
         return b.Vaddr;
     }
 
     /// <summary>vb2_dc_cookie(): the DMA address.</summary>
-    public override Vb2Cookie Cookie(Vb2MemBuffer buf) => new(((Buf)buf).DmaAddr, ((Buf)buf).Sgt);
+    public override Vb2Cookie Cookie(Vb2MemBuffer buf) => new(Of(buf).DmaAddr, Of(buf).Sgt);
 
     /// <summary>vb2_dc_prepare(): user pages synced for the device (coherent and imported planes need nothing).</summary>
     public override void Prepare(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Sgt is null || b.Attachment is not null) return;
         Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
     }
@@ -165,7 +167,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <inheritdoc/>
     public override void Finish(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Sgt is null || b.Attachment is not null) return;
         Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
     }
@@ -188,6 +190,8 @@ public sealed class Vb2DmaSg : Vb2MemOps
         public nint Vaddr;
         internal override IReadOnlyList<(int Frame, int Order)> Blocks => DmaBuf?.Blocks ?? Frames.Select(f => (f, 0)).ToArray();
     }
+
+    private Buf Of(Vb2MemBuffer buf) => buf as Buf ?? throw Fail(-22, $"a plane of {buf?.Ops.Name ?? "no allocator"} given to {Name}");
 
     /// <summary>vb2_dma_sg_alloc(): pages of the largest order that fits what is left, stepping down on failure, split to single pages, mapped.</summary>
     public override Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp)
@@ -229,7 +233,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <inheritdoc/>
     public override void Put(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (!b.Release()) return;
         if (b.Vaddr != 0) Machine.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram"));
         Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
@@ -254,7 +258,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <inheritdoc/>
     public override void PutUserptr(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Vaddr != 0) { Machine.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram")); b.Vaddr = 0; }
         Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
         UnpinUserPages(b.Frames);
@@ -278,7 +282,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <summary>vb2_dma_sg_map_dmabuf(): the attachment's table.</summary>
     public override int MapDmabuf(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Attachment is null) { Machine.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
         if (b.Sgt is not null) { Machine.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
         try { b.Sgt = b.DmaBuf!.MapAttachment(b.Attachment, b.Direction); }
@@ -291,7 +295,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <inheritdoc/>
     public override void UnmapDmabuf(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Sgt is null) return;
         if (b.Vaddr != 0) { b.DmaBuf!.Vunmap(b.Vaddr); b.Vaddr = 0; }
         b.DmaBuf!.UnmapAttachment(b.Attachment!, b.Sgt, b.Direction);
@@ -302,7 +306,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <summary>vb2_dma_sg_get_dmabuf().</summary>
     public override DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.UserPages || b.DmaBuf is not null) return null;
         buf.Get();
         return Machine.DmaBufCore.Export(new Vb2DmaBufExporter(b, () => 0), b.Size, flags);
@@ -311,7 +315,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <summary>vb2_dma_sg_vaddr(): vm_map_ram of the pages (or the import's vmap), taken on first use.</summary>
     public override nint Vaddr(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Vaddr != 0) return b.Vaddr;
         if (b.DmaBuf is not null) return b.DmabufMapped ? b.Vaddr = b.DmaBuf.Vmap() : 0;
         var vm = Machine.VmallocSpaceOrNull;
@@ -323,21 +327,21 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <summary>vb2_dma_sg_cookie(): the mapped table.</summary>
     public override Vb2Cookie Cookie(Vb2MemBuffer buf)
     {
-        var t = ((Buf)buf).Sgt;
+        var t = Of(buf).Sgt;
         return new(t is { Nents: > 0 } ? t.Entries[0].DmaAddress : 0, t);
     }
 
     /// <summary>vb2_dma_sg_prepare(): the table synced for the device (an import's exporter syncs for itself).</summary>
     public override void Prepare(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Attachment is null && b.Sgt is not null) Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
     }
 
     /// <inheritdoc/>
     public override void Finish(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Attachment is null && b.Sgt is not null) Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
     }
 }
@@ -360,6 +364,8 @@ public sealed class Vb2Vmalloc : Vb2MemOps
         internal override IReadOnlyList<(int Frame, int Order)> Blocks => BlocksOf();
     }
 
+    private Buf Of(Vb2MemBuffer buf) => buf as Buf ?? throw Fail(-22, $"a plane of {buf?.Ops.Name ?? "no allocator"} given to {Name}");
+
     /// <summary>vb2_vmalloc_alloc(): vmalloc_user of the page-aligned size.</summary>
     public override Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
@@ -375,7 +381,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <inheritdoc/>
     public override void Put(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (b.Release()) Machine.Vfree(b.Vaddr, "vb2_vmalloc_put");
     }
 
@@ -394,7 +400,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <inheritdoc/>
     public override void PutUserptr(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         Machine.VmallocSpaceOrNull!.Free(b.UserMap, freePages: false, CallSite.Kernel("vm_unmap_ram"));
         UnpinUserPages(b.UserFrames!);
     }
@@ -417,7 +423,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <summary>vb2_vmalloc_map_dmabuf(): dma_buf_vmap; -EFAULT when it fails.</summary>
     public override int MapDmabuf(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         try { b.Vaddr = b.DmaBuf!.Vmap(); }
         catch (DmaBufException) { return -14; }
         b.DmabufMapped = true;
@@ -427,7 +433,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <inheritdoc/>
     public override void UnmapDmabuf(Vb2MemBuffer buf)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (!b.DmabufMapped) return;
         b.DmaBuf!.Vunmap(b.Vaddr);
         b.Vaddr = 0;
@@ -437,14 +443,14 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <summary>vb2_vmalloc_get_dmabuf().</summary>
     public override DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
     {
-        var b = (Buf)buf;
+        var b = Of(buf);
         if (!b.Owned) return null;
         buf.Get();
         return Machine.DmaBufCore.Export(new Vb2DmaBufExporter(b, () => 0), b.Size, flags);
     }
 
     /// <inheritdoc/>
-    public override nint Vaddr(Vb2MemBuffer buf) => ((Buf)buf).Vaddr;
+    public override nint Vaddr(Vb2MemBuffer buf) => Of(buf).Vaddr;
 
     /// <summary>vmalloc planes have no device view.</summary>
     public override Vb2Cookie Cookie(Vb2MemBuffer buf) => default;

@@ -149,21 +149,6 @@ public abstract class Vb2MemOps
         foreach (var f in frames) Machine.Pages.PutPage(f, "put_user_pages");
     }
 
-    /// <summary>The bytes from the first DMA segment while each next one follows on (vb2_dc_get_contiguous_size).</summary>
-    private protected static ulong ContiguousSize(SgTable t)
-    {
-        if (t.Nents == 0) return 0;
-        ulong expected = t.Entries[0].DmaAddress, size = 0;
-        for (int i = 0; i < t.Nents; i++)
-        {
-            var s = t.Entries[i];
-            if (s.DmaAddress != expected) break;
-            expected += (ulong)s.DmaLength;
-            size += (ulong)s.DmaLength;
-        }
-        return size;
-    }
-
     /// <summary>A table of single pages (sg_alloc_table_from_pages merges the neighbours): one entry per run of frames.</summary>
     private protected SgTable TableOf(IReadOnlyList<int> frames, int offset, long size)
     {
