@@ -145,6 +145,23 @@ internal static class Commands
             return 0;
         });
 
+        // kmem replay TRACE
+        var replayFile = new Argument<string>("trace") { Description = "Text output of the kmem trace events (ftrace's trace file, trace-cmd report, perf script); - reads standard input." };
+        var replayProfile = ProfileOption();
+        var replayCmdline = CmdlineOption();
+        var replayJson = new Option<bool>("--json") { Description = "Print the report as JSON." };
+        var replayNoPages = new Option<bool>("--no-pages") { Description = "Leave the page events out (the recorded kernel's slab pages are page events too)." };
+        var replay = new Command("replay", "Replay a recorded kmem trace on a board and report what Kmem did with it.") { replayFile, replayProfile, replayCmdline, replayJson, replayNoPages };
+        replay.SetAction(pr =>
+        {
+            using var m = BootMachine(pr.GetValue(replayProfile)!, pr.GetValue(replayCmdline));
+            string path = pr.GetValue(replayFile)!;
+            bool json = pr.GetValue(replayJson);
+            var report = ReplayTrace(ctx, m, path, new TraceReplayOptions { Pages = !pr.GetValue(replayNoPages) }, showProgress: !json);
+            ctx.Out.Write(json ? report.ToJson() + "\n" : report.ToString());
+            return 0;
+        });
+
         root.Subcommands.Add(boot);
         root.Subcommands.Add(profiles);
         root.Subcommands.Add(cat);
@@ -152,6 +169,7 @@ internal static class Commands
         root.Subcommands.Add(dmesg);
         root.Subcommands.Add(slabtop);
         root.Subcommands.Add(import);
+        root.Subcommands.Add(replay);
         return root;
     }
 
@@ -310,6 +328,25 @@ internal static class Commands
             return result!;
         }
         return runner.Run(wl);
+    }
+
+    /// <summary>Streams a trace file (or standard input) through a replayer, with a progress bar on a terminal.</summary>
+    internal static TraceReport ReplayTrace(CliContext ctx, Machine m, string path, TraceReplayOptions options, bool showProgress)
+    {
+        var replayer = new TraceReplayer(m);
+        if (path == "-") return replayer.Replay(Console.In, options);
+        if (!File.Exists(path)) throw new FileNotFoundException($"replay: no trace file '{path}'", path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var reader = new StreamReader(stream);
+        if (!showProgress || !ctx.Console.Profile.Capabilities.Interactive) return replayer.Replay(reader, options);
+        TraceReport? report = null;
+        ctx.Console.Progress().Start(p =>
+        {
+            var task = p.AddTask($"replay {Path.GetFileName(path)}", maxValue: Math.Max(1, stream.Length));
+            report = replayer.Replay(reader, options with { Progress = _ => task.Value = stream.Position });
+            task.Value = task.MaxValue;
+        });
+        return report!;
     }
 
     private static void Summary(CliContext ctx, Machine m, Workload wl, WorkloadResult result)

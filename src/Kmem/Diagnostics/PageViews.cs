@@ -23,6 +23,7 @@ internal static class PageViews
     public static void Register(ProcFs fs, PageAllocator pa, ViewConfig cfg)
     {
         fs.Register("/proc/buddyinfo", () => BuddyInfo(pa));
+        fs.Register("/sys/kernel/debug/extfrag/unusable_index", () => UnusableIndex(pa));
         fs.Register("/proc/pagetypeinfo", () => PageTypeInfo(pa));
         fs.Register("/proc/zoneinfo", () => ZoneInfo(pa, cfg));
         fs.Register("/proc/meminfo", () => MemInfo(pa, cfg));
@@ -66,6 +67,30 @@ internal static class PageViews
             list.Add(new ZoneFreeCounts(0, z.Name, free, blocks));
         }
         return list;
+    }
+
+    /// <summary>
+    /// extfrag unusable_index (mm/vmstat.c): per order, the share of free memory in blocks too small for it,
+    /// (free_pages − (suitable blocks &lt;&lt; order)) × 1000 / free_pages, printed "%d.%03d " (1.000 with nothing free).
+    /// </summary>
+    public static string UnusableIndex(PageAllocator pa)
+    {
+        var sb = new StringBuilder();
+        foreach (var z in Snapshot(pa))
+        {
+            sb.Append($"Node {z.Node}, zone {z.Zone,8} ");
+            long freePages = 0;
+            for (int o = 0; o < pa.MaxOrder; o++) freePages += z.FreeBlocks(o) << o;
+            for (int order = 0; order < pa.MaxOrder; order++)
+            {
+                long suitable = 0;
+                for (int o = order; o < pa.MaxOrder; o++) suitable += z.FreeBlocks(o) << (o - order);
+                long index = freePages == 0 ? 1000 : (freePages - (suitable << order)) * 1000 / freePages;
+                sb.Append($"{index / 1000}.{index % 1000:D3} ");
+            }
+            sb.Append('\n');
+        }
+        return sb.ToString();
     }
 
     /// <summary>/proc/buddyinfo: populated zones only.</summary>

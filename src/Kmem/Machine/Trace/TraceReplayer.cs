@@ -1,0 +1,220 @@
+// Replays a recorded kmem trace on a machine: every kmalloc/kmem_cache_alloc/mm_page_alloc becomes a Kmem
+// allocation of the recorded size, order and GFP mask, remembered under the recorded pointer or PFN, and every
+// free frees what the pointer or PFN maps to. What cannot be replayed (frees of memory allocated before the
+// trace, allocations that failed on the recorded board, truncated lines, other events) is counted with its
+// reason; nothing in a trace can crash the replay. Lines are read one at a time, so any length streams.
+namespace Kmem;
+
+/// <summary>Which kinds of events a replay performs.</summary>
+public sealed record TraceReplayOptions
+{
+    /// <summary>Replay kmalloc/kfree and kmem_cache events (default true).</summary>
+    public bool Slab { get; init; } = true;
+
+    /// <summary>
+    /// Replay mm_page_alloc/mm_page_free (default true). The recorded kernel's own slab pages are page events too;
+    /// turn this off to replay the slab events alone.
+    /// </summary>
+    public bool Pages { get; init; } = true;
+
+    /// <summary>Called every 65536 lines with the number of lines read.</summary>
+    public Action<long>? Progress { get; init; }
+}
+
+/// <summary>Replays kmem traces on one machine (see <see cref="Replay"/>).</summary>
+public sealed class TraceReplayer
+{
+    private enum LiveKind { Kmalloc, Cache }
+
+    private readonly record struct LiveObject(LiveKind Kind, nint Address, SlabCache? Cache, long Bytes);
+
+    private readonly Machine _m;
+    private readonly Dictionary<ulong, LiveObject> _objects = [];
+    private readonly Dictionary<ulong, (Page Page, int Order)> _pages = [];
+    private readonly Dictionary<(long Req, long Recorded), SlabCache> _caches = [];
+    private static readonly Gfp s_known = Enum.GetValues<Gfp>().Aggregate(Gfp.None, (a, b) => a | b);
+
+    /// <summary>Creates a replayer; what it allocates stays on the machine until <see cref="ReleaseAll"/>.</summary>
+    public TraceReplayer(Machine machine) => _m = machine ?? throw new ArgumentNullException(nameof(machine));
+
+    /// <summary>Reads every line of <paramref name="trace"/> and replays the kmem events in order.</summary>
+    public TraceReport Replay(TextReader trace, TraceReplayOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(trace);
+        options ??= new TraceReplayOptions();
+        var r = new TraceReport { Profile = _m.Profile.Name };
+        double last = double.MinValue;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        string? line;
+        while ((line = trace.ReadLine()) is not null)
+        {
+            r.Lines++;
+            if ((r.Lines & 0xffff) == 0) options.Progress?.Invoke(r.Lines);
+            var kind = KmemTraceParser.Parse(line, out var ev, out string? other);
+            switch (kind)
+            {
+                case KmemTraceLineKind.NotAnEvent: r.NotEvents++; continue;
+                case KmemTraceLineKind.OtherEvent: r.Count(r.OtherEvents, other!); continue;
+                case KmemTraceLineKind.Truncated: r.Events++; r.Skip("a truncated or unreadable line"); continue;
+            }
+            r.Events++;
+            r.Count(r.EventsByName, ev.EventName);
+            if (ev.Cpu is { } cpu) r.Count(r.EventsByCpu, cpu.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (ev.Timestamp is { } ts)
+            {
+                if (ts < last) r.OutOfOrder++;
+                last = Math.Max(last, ts);
+            }
+            bool isPage = ev.Kind is KmemTraceEventKind.PageAlloc or KmemTraceEventKind.PageFree or KmemTraceEventKind.PageFreeBatched;
+            if (isPage ? !options.Pages : !options.Slab) { r.Skip("a kind this replay leaves out"); continue; }
+            try { Apply(ev, r); }
+            catch (KmemException e)
+            {
+                r.Skip($"refused by Kmem ({e.GetType().Name})");
+                r.Failures.Add($"line {r.Lines}: {ev.EventName}: {e.Message}");
+            }
+        }
+        options.Progress?.Invoke(r.Lines);
+        r.Elapsed = started.Elapsed;
+        r.Finish(_m, _objects.Count, _pages.Count);
+        return r;
+    }
+
+    private Gfp GfpOf(KmemTraceEvent ev, Gfp dflt)
+    {
+        if (ev.GfpText is not { } text) return dflt;
+        if (text.StartsWith("0x", StringComparison.Ordinal) || text == "none")
+            return GfpFlags.TryParse(text, out var raw) ? raw & s_known : dflt;
+        var g = Gfp.None;
+        foreach (var part in text.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            // 3.x prints GFP_NOWARN where 5.x prints __GFP_NOWARN.
+            if (GfpFlags.TryParse(part, out var one) || GfpFlags.TryParse("__" + part, out one)) g |= one;
+        }
+        return g == Gfp.None ? dflt : g;
+    }
+
+    private void Apply(KmemTraceEvent ev, TraceReport r)
+    {
+        switch (ev.Kind)
+        {
+            case KmemTraceEventKind.Kmalloc:
+            {
+                long req = ev.BytesReq!.Value;
+                if (req <= 0 || req > int.MaxValue) { r.Skip("kmalloc of 0 or of more than 2 GiB"); return; }
+                DropLive(ev.Ptr!.Value, r);
+                nint p = _m.Kmalloc((int)req, GfpOf(ev, Gfp.Kernel) | Gfp.NoWarn);
+                if (p == 0) { r.Fail("kmalloc", $"kmalloc({req}) failed"); r.Fidelity(r.KmallocRows, req, ev.BytesAlloc!.Value, null); return; }
+                long got = (long)_m.Ksize(p);
+                _objects[ev.Ptr.Value] = new LiveObject(LiveKind.Kmalloc, p, null, got);
+                r.Fidelity(r.KmallocRows, req, ev.BytesAlloc!.Value, got);
+                r.Add(TraceReport.KindKmalloc, got);
+                r.Replayed++;
+                return;
+            }
+            case KmemTraceEventKind.CacheAlloc:
+            {
+                long req = ev.BytesReq!.Value;
+                if (req <= 0 || req > 1 << 22) { r.Skip("kmem_cache_alloc of an impossible object size"); return; }
+                long recorded = ev.BytesAlloc!.Value;
+                if (!_caches.TryGetValue((req, recorded), out var cache))
+                    _caches[(req, recorded)] = cache = CacheFor((int)req, recorded, r);
+                DropLive(ev.Ptr!.Value, r);
+                nint p = cache.Alloc(GfpOf(ev, Gfp.Kernel) | Gfp.NoWarn);
+                if (p == 0) { r.Fail("kmem_cache_alloc", $"kmem_cache_alloc({cache.Name}) failed"); r.Fidelity(r.CacheRows, req, ev.BytesAlloc!.Value, null); return; }
+                _objects[ev.Ptr.Value] = new LiveObject(LiveKind.Cache, p, cache, cache.Size);
+                r.Fidelity(r.CacheRows, req, ev.BytesAlloc!.Value, cache.Size);
+                r.Add(TraceReport.KindSlab, cache.Size);
+                r.Replayed++;
+                return;
+            }
+            case KmemTraceEventKind.Kfree or KmemTraceEventKind.CacheFree:
+            {
+                ulong ptr = ev.Ptr!.Value;
+                if (ptr == 0) { r.Skip("kfree(NULL): nothing to do"); return; }
+                if (!_objects.Remove(ptr, out var o)) { r.Skip("a free of memory allocated before the trace (or freed twice)"); return; }
+                FreeObject(o, r);
+                r.Replayed++;
+                return;
+            }
+            case KmemTraceEventKind.PageAlloc:
+            {
+                ulong pfn = ev.Pfn!.Value;
+                int order = ev.Order!.Value;
+                if (pfn == 0) { r.Skip("an allocation that failed on the recorded board (pfn 0)"); return; }
+                if ((uint)order >= (uint)_m.MaxOrder) { r.Skip("an order this machine does not have"); return; }
+                if (_pages.Remove(pfn, out var old)) { r.Skip("a page allocated twice (its free was not recorded)"); FreePage(old, r); }
+                Gfp dflt = ev.Migratetype switch { 1 => Gfp.HighUserMovable, 2 => Gfp.Kernel | Gfp.Reclaimable, _ => Gfp.Kernel };
+                var page = _m.AllocPages(GfpOf(ev, dflt) | Gfp.NoWarn, order);
+                r.PageOrder(order, !page.IsNull);
+                if (page.IsNull) { r.Fail("mm_page_alloc", $"order-{order} page allocation failed"); return; }
+                _pages[pfn] = (page, order);
+                r.Add(TraceReport.KindPages, 4096L << order);
+                r.Replayed++;
+                return;
+            }
+            default:
+            {
+                ulong pfn = ev.Pfn!.Value;
+                if (!_pages.Remove(pfn, out var held)) { r.Skip("a free of a page allocated before the trace (or freed twice)"); return; }
+                int order = ev.Kind == KmemTraceEventKind.PageFreeBatched ? 0 : ev.Order ?? held.Order;
+                if (order != held.Order) r.Skip("a page freed at another order than it was allocated (freed at its own)");
+                FreePage(held, r);
+                r.Replayed++;
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A cache for objects of <paramref name="req"/> bytes. The trace does not say how the recorded cache was made, so
+    /// the flags that give the recorded object size are looked for: none, SLAB_HWCACHE_ALIGN, or a constructor (which
+    /// moves the free pointer after the object). The cache with no flags is used when none of them matches.
+    /// </summary>
+    private SlabCache CacheFor(int req, long recorded, TraceReport r)
+    {
+        string name = $"trace-{req}-{_caches.Count}";
+        var plain = _m.KmemCacheCreate(name, req);
+        if (plain.Size == recorded) { r.CacheFlags[(req, recorded)] = "none"; return plain; }
+        var aligned = _m.KmemCacheCreate(name + "-hw", req, 0, SlabFlags.HwcacheAlign);
+        if (aligned.Size == recorded) { plain.Destroy(); r.CacheFlags[(req, recorded)] = "SLAB_HWCACHE_ALIGN"; return aligned; }
+        aligned.Destroy();
+        var ctor = _m.KmemCacheCreate(name + "-ctor", req, 0, SlabFlags.None, static _ => { });
+        if (ctor.Size == recorded) { plain.Destroy(); r.CacheFlags[(req, recorded)] = "a constructor"; return ctor; }
+        ctor.Destroy();
+        r.CacheFlags[(req, recorded)] = "none (no flags give the recorded size)";
+        return plain;
+    }
+
+    /// <summary>An allocation under a pointer that is still live: its free was not recorded; free it first.</summary>
+    private void DropLive(ulong ptr, TraceReport r)
+    {
+        if (!_objects.Remove(ptr, out var o)) return;
+        r.Skip("an object allocated twice (its free was not recorded)");
+        FreeObject(o, r);
+    }
+
+    private void FreeObject(LiveObject o, TraceReport r)
+    {
+        if (o.Kind == LiveKind.Cache) { o.Cache!.Free(o.Address); r.Add(TraceReport.KindSlab, -o.Bytes); }
+        else { _m.Kfree(o.Address); r.Add(TraceReport.KindKmalloc, -o.Bytes); }
+    }
+
+    private void FreePage((Page Page, int Order) p, TraceReport r)
+    {
+        _m.FreePages(p.Page, p.Order);
+        r.Add(TraceReport.KindPages, -(4096L << p.Order));
+    }
+
+    /// <summary>Frees everything the replays left allocated, and destroys their caches.</summary>
+    public void ReleaseAll()
+    {
+        foreach (var o in _objects.Values)
+            if (o.Kind == LiveKind.Cache) o.Cache!.Free(o.Address); else _m.Kfree(o.Address);
+        _objects.Clear();
+        foreach (var (p, order) in _pages.Values) _m.FreePages(p, order);
+        _pages.Clear();
+        foreach (var c in _caches.Values) c.Destroy();
+        _caches.Clear();
+    }
+}
