@@ -24,6 +24,9 @@ internal sealed class PagePool
     public Gfp Gfp { get; }
     public int Order { get; }
 
+    /// <summary>The first frames of the pooled blocks (a snapshot, for the memory map).</summary>
+    public int[] Blocks() { lock (_lock) return [.. _lowQ, .. _highQ]; }
+
     /// <summary>Blocks on the lowmem and highmem lists.</summary>
     public (int Low, int High) Count { get { lock (_lock) return (_lowQ.Count, _highQ.Count); } }
 

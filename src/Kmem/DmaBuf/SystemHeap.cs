@@ -72,6 +72,8 @@ public sealed class SystemHeap : DmaHeap
 
     internal PagePool Pool(int order) => _pools.First(p => p.Order == order);
 
+    internal IReadOnlyList<PagePool> Pools => _pools;
+
     /// <summary>system_heap_dma_buf_release(): the buffer waits on the deferred-free list.</summary>
     internal void ReleaseBuffer(SystemHeapBuffer b)
     {
