@@ -60,4 +60,83 @@ public class MetricsTests
         Assert.True(seen["kmem.memory.slab_unreclaimable/"] >= c.Slabs * 4096);
         foreach (var o in objs) c.Free(o);
     }
+
+    [Fact]
+    public void Every_subsystem_publishes_through_the_kmem_meter()
+    {
+        using var m = Machine.Boot("rv1106");
+        var runner = new WorkloadRunner(m);
+        Assert.True(runner.Run(Kmem.Cli.Commands.LoadWorkload("camera-vb2")).Ok);
+        nint v = m.Vmalloc(64 * 1024);
+        var pool = m.Rtnet.CreatePool("metered", 4);
+        var seen = new Dictionary<string, long>();
+        foreach (var tag in new[] { "kmem.cma", "kmem.device", "kmem.heap", "kmem.pool", "" })
+        {
+            using var l = Listen(m, tag, seen);
+            l.RecordObservableInstruments();
+        }
+        Assert.Equal((long)m.Cma["rk-dma-heap-cma"].Used << 12, seen["kmem.cma.used/rk-dma-heap-cma"]);
+        Assert.Equal(32L << 20, seen["kmem.cma.size/rk-dma-heap-cma"]);
+        Assert.Equal(m.Devices["ffa00000.rkisp"].MappingCount, seen["kmem.dma.mappings/ffa00000.rkisp"]);
+        Assert.True(seen["kmem.dma.mappings/ffa00000.rkisp"] >= 2);      // the two MMAP buffers
+        Assert.Equal(m.DmaBufs.Count, seen["kmem.dmabuf.buffers/"]);
+        Assert.Equal(m.DmaBufs.Sum(b => b.Size), seen["kmem.dmabuf.memory/"]);
+        Assert.Equal(2, seen["kmem.drm.objects/"]);
+        Assert.True(seen["kmem.vmalloc.used/"] >= 64 * 1024);
+        Assert.Equal(4, seen["kmem.rtnet.pool_free/metered"]);
+        Assert.Equal(m.Rtnet.RtskbCount.Current, seen["kmem.rtnet.rtskbs/"]);
+        Assert.True(seen.ContainsKey("kmem.dmabuf.pool/system"));
+        Assert.True(seen.ContainsKey("kmem.dma.debug_errors/"));
+        m.Vfree(v);
+        runner.ReleaseAll();
+    }
+
+    private sealed class CountingShrinker() : Shrinker("test-shrinker")
+    {
+        private long _left = 100;
+        public override long CountObjects(ShrinkControl sc) => _left;
+        public override long ScanObjects(ShrinkControl sc) { long n = Math.Min(_left, sc.NrToScan); _left -= n; return n; }
+    }
+
+    private sealed class KmemEvents : System.Diagnostics.Tracing.EventListener
+    {
+        public readonly List<(string Name, IReadOnlyList<object?> Payload)> Seen = [];
+        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource source)
+        {
+            if (source.Name == "Kmem") EnableEvents(source, System.Diagnostics.Tracing.EventLevel.Verbose, System.Diagnostics.Tracing.EventKeywords.All);
+        }
+        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs e)
+        {
+            if (e.EventSource.Name == "Kmem") lock (Seen) Seen.Add((e.EventName!, e.Payload!.ToList()));
+        }
+    }
+
+    [Fact]
+    public void Rare_events_reach_an_event_listener()
+    {
+        using var events = new KmemEvents();
+        using var m = TestSupport.Small();
+        // An allocation failure with its report.
+        var got = new List<Page>();
+        for (int i = 0; i < 8; i++) got.Add(m.AllocPages(Gfp.Kernel | Gfp.NoRetry, 10));
+        foreach (var p in got.Where(p => !p.IsNull)) m.FreePages(p, 10);
+        // A shrinker run.
+        var s = new CountingShrinker();
+        m.RegisterShrinker(s);
+        m.Reclaim();
+        m.UnregisterShrinker(s);
+        // A debug error: a double free in a debugged cache.
+        using var dbg = Machine.Boot("x86_64", "slub_debug=FZPU");
+        var c = dbg.KmemCacheCreate("evented", 64);
+        nint o = c.Alloc(Gfp.Kernel);
+        c.Free(o);
+        Assert.ThrowsAny<KmemException>(() => c.Free(o));
+        List<(string Name, IReadOnlyList<object?> Payload)> seen;
+        lock (events.Seen) seen = [.. events.Seen];
+        Assert.Contains(seen, e => e.Name == "AllocationFailure" && (int)e.Payload[0]! == 10 && ((string)e.Payload[1]!).Contains("GFP_KERNEL"));
+        Assert.Contains(seen, e => e.Name == "OomReport" && ((string)e.Payload[0]!).Contains("page allocation failure: order:10"));
+        Assert.Contains(seen, e => e.Name == "ShrinkerRun" && (string)e.Payload[0]! == "test-shrinker" && (long)e.Payload[2]! > 0);
+        Assert.Contains(seen, e => e.Name == "DebugError" && (string)e.Payload[0]! == "slub_debug" && ((string)e.Payload[1]!).StartsWith("evented"));
+        Assert.Contains(seen, e => e.Name == "Printk");
+    }
 }

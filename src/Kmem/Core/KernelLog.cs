@@ -76,6 +76,8 @@ public sealed class KernelLog
     public void Printk(LogLevel level, string message)
     {
         ArgumentNullException.ThrowIfNull(message);
+        if (KmemEventSource.Log.IsEnabled(System.Diagnostics.Tracing.EventLevel.Verbose, KmemEventSource.Keywords.Printk))
+            KmemEventSource.Log.Printk((int)level, message);
         long now = NowNs;
         var lines = message.Split('\n');
         int count = lines.Length;

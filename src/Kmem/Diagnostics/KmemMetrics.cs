@@ -13,12 +13,14 @@ internal sealed class KmemMetrics : IDisposable
     public const string MeterName = "Kmem";
 
     private readonly Meter _meter;
+    private readonly TagList _machine;
 
     public KmemMetrics(PageAllocator pa, Slab.SlabAllocator sa, string machineName, int machineId)
     {
         _meter = new Meter(MeterName, "1.0");
         // Several machines may boot the same profile: the id tells them apart.
         var machine = new TagList { { "kmem.machine", machineName }, { "kmem.machine.id", machineId } };
+        _machine = machine;
         IEnumerable<Measurement<long>> PerZone(Func<Zone, long> read) =>
             pa.Zones.Where(z => z.Populated).Select(z =>
             {
@@ -48,6 +50,23 @@ internal sealed class KmemMetrics : IDisposable
         _meter.CreateObservableGauge("kmem.memory.slab_unreclaimable", () => new Measurement<long>(pa.Stat.SlabUnreclaimablePages * 4096, machine), "By", "SUnreclaim");
         _meter.CreateObservableCounter("kmem.page_alloc.kswapd_wakeups", () => new Measurement<long>(Volatile.Read(ref pa.KswapdWakeups), machine), "{wakeup}", "Background reclaim wake-ups");
     }
+
+    /// <summary>A gauge of one value for the machine (the layers above add theirs).</summary>
+    public void Gauge(string name, Func<long> read, string unit, string description) =>
+        _meter.CreateObservableGauge(name, () => new Measurement<long>(read(), _machine), unit, description);
+
+    /// <summary>A counter of one value for the machine.</summary>
+    public void Counter(string name, Func<long> read, string unit, string description) =>
+        _meter.CreateObservableCounter(name, () => new Measurement<long>(read(), _machine), unit, description);
+
+    /// <summary>A gauge with one measurement per item, tagged <paramref name="tag"/> = the item's key.</summary>
+    public void GaugeEach(string name, string tag, Func<IEnumerable<(string Key, long Value)>> read, string unit, string description) =>
+        _meter.CreateObservableGauge(name, () => read().Select(kv =>
+        {
+            var t = _machine;
+            t.Add(tag, kv.Key);
+            return new Measurement<long>(kv.Value, t);
+        }), unit, description);
 
     public void Dispose() => _meter.Dispose();
 }

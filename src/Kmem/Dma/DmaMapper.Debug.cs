@@ -22,6 +22,7 @@ internal sealed unsafe partial class DmaMapper
     {
         Interlocked.Increment(ref _errorCount);
         _pa.Warn($"DMA-API: {dev.Driver} {dev.Name}: {what}");
+        KmemEventSource.Log.DebugError("dma-debug", $"{dev.Driver} {dev.Name}: {what}");
     }
 
     /// <summary>Reports and raises a <see cref="DmaApiException"/>.</summary>

@@ -93,6 +93,7 @@ public sealed partial class Machine : IDisposable
             InitDmaBuf(profile);
             _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
+            RegisterMetrics();
         }
         catch
         {

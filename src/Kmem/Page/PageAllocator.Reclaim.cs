@@ -78,6 +78,7 @@ internal sealed partial class PageAllocator
         }
         long nextDeferred = Math.Max(0, nr + delta - scanned);
         if (nextDeferred > 0) Interlocked.Add(ref s.NrDeferred, Math.Min(nextDeferred, freeable));
+        KmemEventSource.Log.ShrinkerRun(s.Name, scanned, freed);
         return freed;
     }
 
@@ -243,6 +244,7 @@ internal sealed partial class PageAllocator
     private int Fail(Gfp gfp, int order)
     {
         Interlocked.Increment(ref FailureCount);
+        if (KmemEventSource.Log.IsEnabled()) KmemEventSource.Log.AllocationFailure(order, GfpFlags.Format(gfp));
         if ((gfp & Gfp.NoWarn) == 0) WarnAlloc(gfp, order);
         return -1;
     }

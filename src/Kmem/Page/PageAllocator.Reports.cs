@@ -130,8 +130,10 @@ internal sealed unsafe partial class PageAllocator
         var sb = new StringBuilder();
         sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
         DumpStack(sb);
+        string mem = ShowMem();
         _log.Printk(LogLevel.Warning, sb.ToString());
-        _log.Printk(LogLevel.Warning, ShowMem());
+        _log.Printk(LogLevel.Warning, mem);
+        KmemEventSource.Log.OomReport(sb + mem);
     }
 
     /// <summary>show_mem(): "Mem-Info:", show_free_areas() and the page totals.</summary>
@@ -234,6 +236,7 @@ internal sealed unsafe partial class PageAllocator
             if (show && _badPageShown++ == 0) _badPageResumeNs = now + 60_000_000_000L;
         }
         AddTaint(TaintBadPage);
+        KmemEventSource.Log.DebugError("page", $"Bad page state pfn:{pfn:x5}: {reason} ({caller})");
         if (show)
         {
             var sb = new StringBuilder();

@@ -90,6 +90,7 @@ public sealed unsafe partial class SlabCache
         sb.Append("-----------------------------------------------------------------------------\n\n");
         _pa.AddTaint(PageAllocator.TaintBadPage);
         Interlocked.Increment(ref _debugErrors);
+        KmemEventSource.Log.DebugError("slub_debug", $"{Name}: {what}");
     }
 
     /// <summary>print_page_info().</summary>

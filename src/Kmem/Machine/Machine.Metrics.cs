@@ -1,0 +1,25 @@
+// The instruments of the layers above the page allocator and slab (vmalloc, CMA, the DMA API, DMA-BUF heaps,
+// DRM-GEM, RTnet), added to the machine's "Kmem" meter; all observable, read only when a listener collects.
+namespace Kmem;
+
+public sealed partial class Machine
+{
+    private void RegisterMetrics()
+    {
+        var m = _metrics;
+        m.Gauge("kmem.vmalloc.used", () => _vmalloc?.Areas().Sum(a => (long)a.NrPages << 12) ?? 0, "By", "Pages vmalloc areas own (VmallocUsed)");
+        m.Gauge("kmem.vmalloc.areas", () => _vmalloc?.Areas().Length ?? 0, "{area}", "Live vmalloc and vmap areas");
+        m.GaugeEach("kmem.cma.used", "kmem.cma", () => Cma.Values.Select(c => (c.Name, (long)c.Used << 12)), "By", "Memory allocated from each CMA area");
+        m.GaugeEach("kmem.cma.size", "kmem.cma", () => Cma.Values.Select(c => (c.Name, (long)c.Size)), "By", "Size of each CMA area");
+        m.GaugeEach("kmem.dma.mappings", "kmem.device", () => Devices.Values.Select(d => (d.Name, (long)d.MappingCount)), "{mapping}", "Coherent buffers and streaming mappings live per device");
+        m.Counter("kmem.dma.debug_errors", () => Dma.ErrorCount, "{error}", "DMA-API errors reported (dma-debug's error_count)");
+        m.Gauge("kmem.dmabuf.buffers", () => _dmaBufs.Buffers().Length, "{buffer}", "Live dma-bufs");
+        m.Gauge("kmem.dmabuf.memory", () => _dmaBufs.Buffers().Sum(b => b.Size), "By", "Bytes in live dma-bufs");
+        m.GaugeEach("kmem.dmabuf.pool", "kmem.heap", () => _heaps.Values.Select(h => (h.Name, h.PoolSizeBytes)), "By", "Pages pooled by each DMA-BUF heap");
+        m.Gauge("kmem.dmabuf.deferred", () => _deferredFree.Pages << 12, "By", "Released dma-buf memory waiting for the deferred-free worker");
+        m.Gauge("kmem.drm.objects", () => _drm?.Objects.Count ?? 0, "{object}", "Live GEM objects");
+        m.Gauge("kmem.drm.memory", () => _drm?.Objects.Sum(o => o.Size) ?? 0, "By", "Bytes in live GEM objects");
+        m.Gauge("kmem.rtnet.rtskbs", () => _rtnet?.RtskbCount.Current ?? 0, "{rtskb}", "rtskbs in all pools (/proc/rtnet/rtskb)");
+        m.GaugeEach("kmem.rtnet.pool_free", "kmem.pool", () => _rtnet?.Pools.Select(p => (p.Name, (long)p.FreeCount)) ?? [], "{rtskb}", "Free rtskbs per pool");
+    }
+}
