@@ -53,6 +53,7 @@ internal sealed class KernelCmdline
                         _ => throw new ProfileException(field, $"dma_debug={value} must be on or off"),
                     };
                     break;
+                case "fail_page_alloc" or "failslab": break;           // read by the machine (FaultAttr.Setup)
                 default: c.Unknown.Add(word); break;
             }
         }

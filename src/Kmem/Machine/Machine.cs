@@ -94,6 +94,7 @@ public sealed partial class Machine : IDisposable
             _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
             RegisterMetrics();
+            InitFaultInjection(cmdline);
         }
         catch
         {

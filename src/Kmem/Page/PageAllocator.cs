@@ -255,10 +255,36 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     // ================================================================== allocation fast path
 
+    private bool _failArmed;
+
+    /// <summary>fail_page_alloc: forced page allocation failures (ignore-gfp-wait and ignore-gfp-highmem on, min-order 1, by default).</summary>
+    public FaultAttr FailPageAlloc => _failPageAlloc ??= NewFailPageAlloc();
+    private FaultAttr? _failPageAlloc;
+
+    private FaultAttr NewFailPageAlloc()
+    {
+        var f = new FaultAttr("fail_page_alloc", Log, ignoreGfpReclaim: true, minOrder: 1) { IgnoreGfpHighmem = true };
+        f.Changed = () => _failArmed = f.Armed;
+        return f;
+    }
+
+    /// <summary>should_fail_alloc_page().</summary>
+    private bool ShouldFailAllocPage(Gfp gfp, int order)
+    {
+        var f = FailPageAlloc;
+        if (order < f.MinOrder || (gfp & Gfp.NoFail) != 0) return false;
+        if (f.IgnoreGfpHighmem && (gfp & Gfp.HighMem) != 0) return false;
+        if (f.IgnoreGfpReclaim && (gfp & Gfp.DirectReclaim) != 0) return false;
+        if (!f.ShouldFail(1L << order)) return false;
+        Interlocked.Increment(ref FailureCount);
+        return true;
+    }
+
     /// <summary>__alloc_pages_nodemask(): returns the frame index of the block, or -1.</summary>
     public int Alloc(Gfp gfp, int order)
     {
         if (_disposed) ThrowDisposed();
+        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
             // The common case, inlined: the first zone of the zonelist passes its low watermark and the

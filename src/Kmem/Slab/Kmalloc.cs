@@ -144,6 +144,7 @@ internal sealed unsafe partial class SlabAllocator
         if (size - 1 < MaxCacheSize)
         {
             int k = KmallocIndex(size, gfp);
+            if (_kmalloc[k]!.FailArmed && ShouldFailslab(_kmalloc[k]!, gfp)) return 0;
             if (size > 192)
             {
                 nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_kmallocSlots), k), gfp);

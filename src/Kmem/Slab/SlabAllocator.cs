@@ -59,6 +59,30 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     public event Action<SlabCache>? Created, Destroyed;
 
     /// <summary>The caches, newest first (aliases excluded), as /proc/slabinfo lists them.</summary>
+    /// <summary>failslab: forced kmem_cache_alloc/kmalloc failures (lib/fault-inject.c; ignore-gfp-wait on by default).</summary>
+    public FaultAttr Failslab => _failslab ??= NewFailslab();
+    private FaultAttr? _failslab;
+
+    private FaultAttr NewFailslab()
+    {
+        var f = new FaultAttr("failslab", Pages.Log, ignoreGfpReclaim: true, minOrder: 0);
+        f.Changed = () => { bool armed = f.Armed; foreach (var c in Caches) c.FailArmed = armed; FailslabChanged?.Invoke(armed); };
+        return f;
+    }
+
+    /// <summary>Told when failslab is armed or disarmed (the machine's kmalloc fast path keeps a copy).</summary>
+    internal Action<bool>? FailslabChanged { get; set; }
+
+    /// <summary>__should_failslab(): __GFP_NOFAIL, may-reclaim calls (ignore-gfp-wait) and filtered caches are spared.</summary>
+    internal bool ShouldFailslab(SlabCache s, Gfp gfp)
+    {
+        var f = Failslab;
+        if ((gfp & Gfp.NoFail) != 0) return false;
+        if (f.IgnoreGfpReclaim && (gfp & Gfp.DirectReclaim) != 0) return false;
+        if (f.CacheFilter && (s.Flags & SlabFlags.FailSlab) == 0) return false;
+        return f.ShouldFail(s.ObjectSize);
+    }
+
     public SlabCache[] Caches { get { lock (_lock) return _caches.ToArray(); } }
 
     public SlabCache? Find(string name) { lock (_lock) return _byName.GetValueOrDefault(name); }
@@ -109,7 +133,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     /// <summary>SLAB_FLAGS_PERMITTED for the flags Kmem models.</summary>
     private const SlabFlags AllowedFlags = SlabFlags.ConsistencyChecks | SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.HwcacheAlign |
         SlabFlags.CacheDma | SlabFlags.CacheDma32 | SlabFlags.StoreUser | SlabFlags.Panic | SlabFlags.TypesafeByRcu | SlabFlags.Trace |
-        SlabFlags.NoLeakTrace | SlabFlags.NoMerge | SlabFlags.ReclaimAccount | SlabFlags.Account;
+        SlabFlags.NoLeakTrace | SlabFlags.NoMerge | SlabFlags.ReclaimAccount | SlabFlags.Account | SlabFlags.FailSlab;
 
     private const SlabFlags NeverMerge = SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.StoreUser | SlabFlags.Trace |
         SlabFlags.TypesafeByRcu | SlabFlags.NoLeakTrace | SlabFlags.NoMerge;

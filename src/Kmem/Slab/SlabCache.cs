@@ -17,6 +17,7 @@ namespace Kmem;
 public sealed unsafe partial class SlabCache
 {
     private readonly SlabAllocator _sa;
+    internal bool FailArmed;                 // failslab is armed (copied from the allocator)
     private readonly PageAllocator _pa;
     private readonly PageFrame* _frames;
     private readonly nint _linear;
@@ -41,6 +42,7 @@ public sealed unsafe partial class SlabCache
     internal SlabCache(SlabAllocator sa, int id, string name, SlabGeometry g, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc, int sheafCapacity = 0)
     {
         _sa = sa;
+        FailArmed = sa.Failslab.Armed;
         _pa = sa.Pages;
         _frames = _pa.Frames.Base;
         _linear = _pa.IdxToVirt(0);
@@ -74,6 +76,7 @@ public sealed unsafe partial class SlabCache
     internal SlabCache(SlabCache root, string name)
     {
         _sa = root._sa;
+        FailArmed = root._sa.Failslab.Armed;
         _pa = root._pa;
         _frames = root._frames;
         _linear = root._linear;
@@ -159,6 +162,7 @@ public sealed unsafe partial class SlabCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Alloc(Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        if (FailArmed && _sa.ShouldFailslab(this, gfp)) return 0;
         nint obj = AllocFast(_slot, gfp);
         return obj != 0 ? obj : AllocSlow(gfp, new CallSite(caller, file, line));
     }

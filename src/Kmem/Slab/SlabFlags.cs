@@ -32,6 +32,8 @@ public enum SlabFlags : uint
     NoLeakTrace = 0x800000,
     /// <summary><c>SLAB_NO_MERGE</c> (Linux 6.4 value): never merge this cache with another.</summary>
     NoMerge = 0x1000000,
+    /// <summary>SLAB_FAILSLAB: the cache takes part in failslab when its cache-filter is on.</summary>
+    FailSlab = 0x2000000,
     /// <summary><c>SLAB_RECLAIM_ACCOUNT</c>: pages count as SReclaimable and come from reclaimable pageblocks.</summary>
     ReclaimAccount = 0x20000,
     /// <summary><c>SLAB_ACCOUNT</c>: charge objects to the memory cgroup (accepted; cgroups are not modelled).</summary>
