@@ -22,6 +22,9 @@ public class CampaignTests
         public readonly Mempool Pool = m.MempoolCreateSlabPool(8, m.KmemCacheCreate("campaign-pool", 300))!;
         public readonly RtskbPool[] Rtskb = [m.Rtnet.CreatePool("campaign-0", 32), m.Rtnet.CreatePool("campaign-1", 32)];
         public readonly ConcurrentQueue<Item>[] Handoff = [new(), new()];
+        // What the bad calls use is each thread's own, so that no other thread can take a freed object in between.
+        public readonly SlabCache[] BadCache = [m.KmemCacheCreate("campaign-bad-0", 64, 0, SlabFlags.NoMerge), m.KmemCacheCreate("campaign-bad-1", 64, 0, SlabFlags.NoMerge)];
+        public readonly RtskbPool[] BadPool = [m.Rtnet.CreatePool("campaign-bad-0", 2), m.Rtnet.CreatePool("campaign-bad-1", 2)];
         public readonly ConcurrentQueue<string> Violations = new();
         public long BadCalls;
     }
@@ -57,7 +60,7 @@ public class CampaignTests
         // Nothing left: every kind back to empty, every invariant holds.
         Assert.Equal(0UL, w.Cma.Used);
         Assert.Empty(m.DmaBufs);
-        Assert.All(w.Rtskb, p => Assert.Equal(p.Size, p.FreeCount));
+        Assert.All(w.Rtskb.Concat(w.BadPool), p => Assert.Equal(p.Size, p.FreeCount));
         Assert.Equal(w.Pool.MinNr, w.Pool.CurrNr);
         w.A.Shrink(); w.B.Shrink();
         Assert.Equal(0, w.A.ActiveObjects);
@@ -77,7 +80,7 @@ public class CampaignTests
         {
             if (i > 0 && i % every == 0) barrier.SignalAndWait();
             int r = rnd.Next(1000);
-            if (r < 8) { BadCall(w, rnd, live); continue; }
+            if (r < 8) { BadCall(w, rnd, me); continue; }
             if (r < 40)
             {
                 // Hand an allocation to the other thread, and free what it handed over.
@@ -146,8 +149,11 @@ public class CampaignTests
         }
     }
 
-    /// <summary>A misuse the engine must refuse with an exception (or a failure result) and survive.</summary>
-    private static void BadCall(World w, Random rnd, List<Item> live)
+    /// <summary>
+    /// A misuse the engine must refuse with an exception (or a failure result) and survive. Each uses resources of the
+    /// calling thread only: a double free of an object another thread took in between would be a legal free.
+    /// </summary>
+    private static void BadCall(World w, Random rnd, int me)
     {
         var m = w.M;
         Interlocked.Increment(ref w.BadCalls);
@@ -156,14 +162,29 @@ public class CampaignTests
             try { a(); w.Violations.Enqueue($"bad call not refused: {what}"); }
             catch (T) { }
         }
+        var cache = w.BadCache[me];
         switch (rnd.Next(7))
         {
-            case 0: { nint a = w.A.Alloc(Gfp.Kernel); w.A.Free(a); Expect<KmemException>(() => w.A.Free(a), "double kmem_cache_free"); break; }
-            case 1: { nint a = w.A.Alloc(Gfp.Kernel); Expect<KmemException>(() => w.B.Free(a), "kmem_cache_free to the wrong cache"); w.A.Free(a); break; }
-            case 2: { var p = m.AllocPage(Gfp.Kernel); m.FreePage(p); Expect<KmemException>(() => m.FreePage(p), "double free_page"); break; }
+            case 0: { nint a = cache.Alloc(Gfp.Kernel); cache.Free(a); Expect<KmemException>(() => cache.Free(a), "double kmem_cache_free"); break; }
+            case 1: { nint a = cache.Alloc(Gfp.Kernel); Expect<KmemException>(() => w.BadCache[1 - me].Free(a), "kmem_cache_free to the wrong cache"); cache.Free(a); break; }
+            case 2:
+            {
+                var p = m.AllocPages(Gfp.Kernel | Gfp.NoWarn, 2);
+                if (p.IsNull) break;
+                Expect<KmemException>(() => m.FreePages(p, 3), "free_pages with the wrong order");
+                m.FreePages(p, 2);
+                break;
+            }
             case 3: Expect<KmemException>(() => m.Kfree(m.VmallocStart + 0x123), "kfree of a vmalloc address"); break;
             case 4: if (!m.AllocPages(Gfp.Kernel | Gfp.NoWarn, 40).IsNull) w.Violations.Enqueue("an impossible order was served"); break;
-            case 5: { var s = w.Rtskb[0].Alloc(64); if (!s.IsNull) { m.Rtnet.Free(s); Expect<RtnetException>(() => m.Rtnet.Free(s), "double kfree_rtskb"); } break; }
+            case 5:
+            {
+                var s = w.BadPool[me].Alloc(64);
+                if (s.IsNull) { w.Violations.Enqueue("a private rtskb pool was empty"); break; }
+                m.Rtnet.Free(s);
+                Expect<RtnetException>(() => m.Rtnet.Free(s), "double kfree_rtskb");
+                break;
+            }
             default: Expect<KmemException>(() => m.Vfree(m.VmallocStart + 4096 * 7), "vfree of an address that is no area"); break;
         }
     }

@@ -116,7 +116,7 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Kmalloc(nuint size, Gfp gfp, CallSite site)
     {
-        nint obj = KmallocFast(SmallSlots, size, gfp);
+        nint obj = _failslab is { Armed: true } ? 0 : KmallocFast(SmallSlots, size, gfp);
         return obj != 0 ? obj : KmallocSlow(size, gfp, site);
     }
 
