@@ -5,8 +5,6 @@ namespace Kmem;
 
 public sealed partial class Machine
 {
-    private bool _kmallocFailArmed;
-
     /// <summary>fail_page_alloc: forced page allocation failures (see <see cref="FaultAttr"/>).</summary>
     public FaultAttr FailPageAlloc => Pages.FailPageAlloc;
 
@@ -15,7 +13,6 @@ public sealed partial class Machine
 
     private void InitFaultInjection(KernelCmdline cmdline)
     {
-        Slab.FailslabChanged = armed => _kmallocFailArmed = armed;
         foreach (var (attr, pages) in new[] { (FailPageAlloc, true), (Failslab, false) })
         {
             foreach (var (file, read) in attr.Files(pages)) ProcFs.Register($"/sys/kernel/debug/{attr.Name}/{file}", read);

@@ -48,7 +48,7 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe nint Kmalloc(nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        nint obj = _kmallocFailArmed ? 0 : SlabAllocator.KmallocFast(_kmallocSmallSlots, size, gfp);
+        nint obj = SlabAllocator.KmallocFast(_kmallocSmallSlots, size, gfp);
         return obj != 0 ? obj : Slab.KmallocSlow(size, gfp, new CallSite(caller, file, line));
     }
 

@@ -73,10 +73,22 @@ internal sealed unsafe partial class SlabAllocator
                 if (_kmalloc[TypeNormal * (ShiftHigh + 1) + i] is not null) NewKmallocCache(i, TypeDma);
         int dma = Settings.HasZoneDma ? TypeDma : TypeNormal; // without ZONE_DMA, KMALLOC_DMA is KMALLOC_NORMAL
         _typeOffset = [TypeNormal * (ShiftHigh + 1), dma * (ShiftHigh + 1), TypeReclaim * (ShiftHigh + 1), dma * (ShiftHigh + 1)];
+        FillSmallSlots(armed: false);
+    }
+
+    /// <summary>
+    /// The small-request table: each entry the slot of its kmalloc cache, or, while failslab is armed, the dead slot,
+    /// so that the inlined fast path misses and every small kmalloc goes through the slow path's failslab check
+    /// (the fast path itself pays nothing for fault injection).
+    /// </summary>
+    private void FillSmallSlots(bool armed)
+    {
         for (int sel = 0; sel < 4; sel++)
             for (int e = 0; e < 24; e++)
-                _smallSlots[sel * 24 + e] = _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]];
+                Volatile.Write(ref _smallSlots[sel * 24 + e], armed ? SlabThread.DeadSlot : _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]]);
     }
+
+    private void ArmSmallSlots(bool armed) => FillSmallSlots(armed);
 
     private void NewKmallocCache(int idx, int type)
     {
@@ -116,7 +128,7 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Kmalloc(nuint size, Gfp gfp, CallSite site)
     {
-        nint obj = _failslab is { Armed: true } ? 0 : KmallocFast(SmallSlots, size, gfp);
+        nint obj = KmallocFast(SmallSlots, size, gfp);
         return obj != 0 ? obj : KmallocSlow(size, gfp, site);
     }
 

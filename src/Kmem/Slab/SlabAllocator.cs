@@ -66,12 +66,10 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     private FaultAttr NewFailslab()
     {
         var f = new FaultAttr("failslab", Pages.Log, ignoreGfpReclaim: true, minOrder: 0);
-        f.Changed = () => { bool armed = f.Armed; foreach (var c in Caches) c.FailArmed = armed; FailslabChanged?.Invoke(armed); };
+        f.Changed = () => { bool armed = f.Armed; foreach (var c in Caches) c.FailArmed = armed; ArmSmallSlots(armed); };
         return f;
     }
 
-    /// <summary>Told when failslab is armed or disarmed (the machine's kmalloc fast path keeps a copy).</summary>
-    internal Action<bool>? FailslabChanged { get; set; }
 
     /// <summary>__should_failslab(): __GFP_NOFAIL, may-reclaim calls (ignore-gfp-wait) and filtered caches are spared.</summary>
     internal bool ShouldFailslab(SlabCache s, Gfp gfp)
