@@ -135,6 +135,10 @@ internal sealed class DmaBufCore
 
     public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId);
 
+    /// <summary>A table of one entry per page block (drm_prime_pages_to_sg and the vb2 exporters' tables).</summary>
+    public SgTable TableOfBlocks(IEnumerable<(int Frame, int Order)> blocks) =>
+        new(blocks.Select(b => (PageOf(b.Frame), 0, Physical.PhysicalMemory.PageSize << b.Order)));
+
     /// <summary>Zeroes a run of pages through the linear map, a page at a time (as the heaps do with kmap for highmem).</summary>
     public unsafe void ZeroFrames(int first, int pages)
     {

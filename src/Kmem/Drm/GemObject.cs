@@ -256,8 +256,7 @@ internal sealed class GemDmaBufExporter : DmaBufExporter
         _obj.Backing == GemBacking.Contiguous ? _obj.Drm.Machine.Pages.IdxToVirt(_obj.Blocks[0].Frame) : 0;
 
     /// <summary>drm_gem_map_dma_buf() uses drm_prime_pages_to_sg(): one entry per block.</summary>
-    public override SgTable TableForAttachment() =>
-        new(_obj.Blocks.Select(b => (_obj.Drm.Machine.PageOf(b.Frame), 0, PhysicalMemory.PageSize << b.Order)));
+    public override SgTable TableForAttachment() => _obj.Drm.Machine.DmaBufCore.TableOfBlocks(_obj.Blocks);
 
     /// <summary>drm_gem_dmabuf_release(): the dma-buf's reference on the object goes.</summary>
     public override void Release(DmaBuf buf) => _obj.Put();

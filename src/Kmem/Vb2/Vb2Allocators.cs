@@ -88,31 +88,22 @@ public sealed class Vb2DmaContig : Vb2MemOps
     public override Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
     {
         var d = Need(dev, "vb2_dc_attach_dmabuf");
-        if (dbuf.Size < size) throw Fail(-14, $"dma-buf ino {dbuf.Ino} has {dbuf.Size} bytes, the plane needs {size}");
+        CheckDmabufSize(dbuf, size);
         return new Buf(this, d, size, dir) { DmaBuf = dbuf, Attachment = dbuf.Attach(d) };
-    }
-
-    /// <inheritdoc/>
-    public override void DetachDmabuf(Vb2MemBuffer buf)
-    {
-        if (buf.DmabufMapped) UnmapDmabuf(buf);
-        buf.DmaBuf!.Detach(buf.Attachment!);
     }
 
     /// <summary>vb2_dc_map_dmabuf(): the attachment mapped; its DMA range must cover the plane in one piece (-EFAULT).</summary>
     public override int MapDmabuf(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Attachment is null) { Machine.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
-        if (b.Sgt is not null) { Machine.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
-        SgTable sgt;
-        try { sgt = b.DmaBuf!.MapAttachment(b.Attachment, b.Direction); }
-        catch (DmaBufException) { Machine.Log.Err($"{Name}: Error getting dmabuf scatterlist"); return -22; }
+        int err = MapAttachment(b, b.Sgt is not null, out var mapped);
+        if (mapped is null) return err;
+        var sgt = mapped;
         ulong contig = sgt.ContiguousDmaLength();
         if (contig < (ulong)b.Size)
         {
             Machine.Log.Err($"{Name}: contiguous chunk is too small {contig}/{b.Size}");
-            b.DmaBuf.UnmapAttachment(b.Attachment, sgt, b.Direction);
+            b.DmaBuf!.UnmapAttachment(b.Attachment!, sgt, b.Direction);
             return -14;
         }
         b.DmaAddr = sgt.Entries[0].DmaAddress;
@@ -268,25 +259,17 @@ public sealed class Vb2DmaSg : Vb2MemOps
     public override Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
     {
         var d = dev ?? throw Fail(-22, "vb2_dma_sg_attach_dmabuf: no device");
-        if (dbuf.Size < size) throw Fail(-14, $"dma-buf ino {dbuf.Ino} has {dbuf.Size} bytes, the plane needs {size}");
+        CheckDmabufSize(dbuf, size);
         return new Buf(this, d, size, dir) { DmaBuf = dbuf, Attachment = dbuf.Attach(d) };
-    }
-
-    /// <inheritdoc/>
-    public override void DetachDmabuf(Vb2MemBuffer buf)
-    {
-        if (buf.DmabufMapped) UnmapDmabuf(buf);
-        buf.DmaBuf!.Detach(buf.Attachment!);
     }
 
     /// <summary>vb2_dma_sg_map_dmabuf(): the attachment's table.</summary>
     public override int MapDmabuf(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Attachment is null) { Machine.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
-        if (b.Sgt is not null) { Machine.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
-        try { b.Sgt = b.DmaBuf!.MapAttachment(b.Attachment, b.Direction); }
-        catch (DmaBufException) { Machine.Log.Err($"{Name}: Error getting dmabuf scatterlist"); return -22; }
+        int err = MapAttachment(b, b.Sgt is not null, out var mapped);
+        if (mapped is null) return err;
+        b.Sgt = mapped;
         b.Vaddr = 0;
         b.DmabufMapped = true;
         return 0;
@@ -408,16 +391,10 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <summary>vb2_vmalloc_attach_dmabuf(): no device is attached; the buffer is vmapped at map time.</summary>
     public override Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
     {
-        if (dbuf.Size < size) throw Fail(-14, $"dma-buf ino {dbuf.Ino} has {dbuf.Size} bytes, the plane needs {size}");
+        CheckDmabufSize(dbuf, size);
         var b = new Buf(this, size, dir) { DmaBuf = dbuf };
         b.BlocksOf = () => dbuf.Blocks;
         return b;
-    }
-
-    /// <inheritdoc/>
-    public override void DetachDmabuf(Vb2MemBuffer buf)
-    {
-        if (buf.DmabufMapped) UnmapDmabuf(buf);
     }
 
     /// <summary>vb2_vmalloc_map_dmabuf(): dma_buf_vmap; -EFAULT when it fails.</summary>

@@ -89,8 +89,13 @@ public abstract class Vb2MemOps
     /// <summary>attach_dmabuf: attaches the device to a dma-buf of at least <paramref name="size"/> bytes (-EFAULT when smaller).</summary>
     public abstract Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir);
 
-    /// <summary>detach_dmabuf: unmaps if needed and detaches.</summary>
-    public abstract void DetachDmabuf(Vb2MemBuffer buf);
+    /// <summary>detach_dmabuf: unmaps if needed and detaches the device (vmalloc attached none).</summary>
+    public void DetachDmabuf(Vb2MemBuffer buf)
+    {
+        ArgumentNullException.ThrowIfNull(buf);
+        if (buf.DmabufMapped) UnmapDmabuf(buf);
+        if (buf.Attachment is { } a) buf.DmaBuf!.Detach(a);
+    }
 
     /// <summary>map_dmabuf: pins the attached buffer for DMA; 0 or -errno.</summary>
     public abstract int MapDmabuf(Vb2MemBuffer buf);
@@ -115,6 +120,25 @@ public abstract class Vb2MemOps
 
     /// <summary>finish: caches synced for the CPU after DMA.</summary>
     public abstract void Finish(Vb2MemBuffer buf);
+
+    /// <summary>attach_dmabuf's size rule: a dma-buf smaller than the plane is -EFAULT.</summary>
+    private protected void CheckDmabufSize(DmaBuf dbuf, long size)
+    {
+        if (dbuf.Size < size) throw Fail(-14, $"dma-buf ino {dbuf.Ino} has {dbuf.Size} bytes, the plane needs {size}");
+    }
+
+    /// <summary>
+    /// map_dmabuf's common part: the attached buffer mapped for the plane's direction. Returns 0 with the table, or the
+    /// errno with a null table (already pinned: 0 and null, as the kernel's warning path).
+    /// </summary>
+    private protected int MapAttachment(Vb2MemBuffer b, bool pinned, out SgTable? table)
+    {
+        table = null;
+        if (b.Attachment is null) { Machine.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
+        if (pinned) { Machine.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
+        try { table = b.DmaBuf!.MapAttachment(b.Attachment, b.Direction); return 0; }
+        catch (DmaBufException) { Machine.Log.Err($"{Name}: Error getting dmabuf scatterlist"); return -22; }
+    }
 
     private protected Vb2Exception Fail(int errno, string what)
     {
@@ -190,8 +214,7 @@ internal sealed class Vb2DmaBufExporter : DmaBufExporter
     public override IReadOnlyList<(int Frame, int Order)> Blocks => _buf.Blocks;
     public override nint ContiguousAddress() => _contiguous();
 
-    public override SgTable TableForAttachment() =>
-        new(_buf.Blocks.Select(b => (_buf.Ops.Machine.PageOf(b.Frame), 0, PhysicalMemory.PageSize << b.Order)));
+    public override SgTable TableForAttachment() => _buf.Ops.Machine.DmaBufCore.TableOfBlocks(_buf.Blocks);
 
     /// <summary>The dma-buf's release drops its reference on the plane (vb2_dc_dmabuf_ops_release → vb2_dc_put).</summary>
     public override void Release(DmaBuf buf) => _buf.Ops.Put(_buf);
