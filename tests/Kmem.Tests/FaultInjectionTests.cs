@@ -61,7 +61,14 @@ public class FaultInjectionTests
     {
         var e = Assert.Throws<ProfileException>(() => Machine.Boot("rv1106", "failslab=1,200,0,1"));
         Assert.Contains("failslab=1,200,0,1", e.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => { using var m = Machine.Boot("rv1106"); m.Failslab.Probability = 101; });
+        using var m = Machine.Boot("rv1106");
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Failslab.Probability = 101);
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Failslab.Interval = 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.FailPageAlloc.Times = -2);
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.FailPageAlloc.Space = -1);
+        Assert.Equal(("0\n", "1\n", "1\n", "0\n"), (m.ProcFs.Read("/sys/kernel/debug/failslab/probability"), m.ProcFs.Read("/sys/kernel/debug/failslab/interval"),
+            m.ProcFs.Read("/sys/kernel/debug/fail_page_alloc/times"), m.ProcFs.Read("/sys/kernel/debug/fail_page_alloc/space")));
+        Assert.False(m.Failslab.Armed || m.FailPageAlloc.Armed);
     }
 
     [Fact]

@@ -275,6 +275,7 @@ public class Vb2Tests
         int again = 2;
         Assert.Equal(-16, q.ReqBufs(Vb2Memory.Mmap, ref again));       // REQBUFS while streaming
         Assert.Equal(-16, q.SetFormat(100));
+        Assert.Equal(Nv12_1080p, q.PlaneSizes[0]);
         Assert.Equal(-22, q.ExpBuf(0, 1, 0, out _));                   // no plane 1
         Assert.Equal(-22, q.ExpBuf(0, 0, 0x40, out _));
         Assert.Equal((2, 1, true), (q.NumBuffers, q.QueuedCount, q.Streaming));
@@ -297,6 +298,10 @@ public class Vb2Tests
         m.Vb2DmaSg.Put(sgPlane);
         Assert.Throws<ArgumentException>(() => m.Vb2QueueInit("x", null, m.Vb2DmaContig, 0, false, [1]));
         Assert.Throws<ArgumentException>(() => m.Vb2QueueInit("x", null, m.Vb2DmaContig, Vb2IoModes.Mmap, false, []));
+        var idle = m.Vb2QueueInit("idle", null, m.Vb2Vmalloc, Vb2IoModes.Mmap, false, [4096]);
+        Assert.Equal(-22, idle.SetFormat(0));
+        Assert.Equal(-22, idle.SetFormat());
+        Assert.Equal([4096L], idle.PlaneSizes);
         q.Release(); dq.Release();
         TestSupport.AssertConsistent(m);
     }
