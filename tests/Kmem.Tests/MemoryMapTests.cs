@@ -72,13 +72,21 @@ public class MemoryMapTests
         foreach (var c in new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser" })
             if (File.Exists(c)) return c;
         if (Environment.UserName != "root" || !File.Exists("/usr/bin/apt-get")) return null;
-        var psi = new ProcessStartInfo("/usr/bin/apt-get", "install -y --no-install-recommends chromium") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // A fresh machine has no package lists yet: install, and when that fails update the lists and try once more.
+        if (!AptGet("install -y --no-install-recommends chromium") &&
+            !(AptGet("update") && AptGet("install -y --no-install-recommends chromium"))) return null;
+        return File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium" : null;
+    }
+
+    private static bool AptGet(string args)
+    {
+        var psi = new ProcessStartInfo("/usr/bin/apt-get", args) { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.Environment["DEBIAN_FRONTEND"] = "noninteractive";
         using var p = Process.Start(psi)!;
         p.StandardOutput.ReadToEndAsync();
         p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return null; }
-        return p.ExitCode == 0 && File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium" : null;
+        if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return false; }
+        return p.ExitCode == 0;
     }
 
     private static long Screenshot(string chromium, string svgPath, string dir)
