@@ -33,16 +33,11 @@ public sealed record RtnetParams
 /// </summary>
 public sealed unsafe partial class RtnetStack
 {
-    /// <summary>What kfree_rtskb reads, in one small object (one cache line) apart from the stack's other fields.</summary>
-    private sealed class FreeTable
-    {
-        public long Magic;                       // the stack's cookie in every live rtskb's header
-        public nint Linear;                      // the linear map: [Linear, Linear + LinearBytes)
-        public nuint LinearBytes;
-        public RtskbPool?[] Pools = new RtskbPool?[16];
-    }
-
-    private readonly FreeTable _t = new();
+    // What kfree_rtskb reads of the stack: the first fields of the object, loaded together with the header.
+    private readonly long _magic;                // the stack's cookie in every live rtskb's header
+    private readonly nint _linear;               // the linear map: [_linear, _linear + _linearBytes)
+    private readonly nuint _linearBytes;
+    private RtskbPool?[] _poolsById = new RtskbPool?[16];
     private readonly Machine _m;
     private readonly SlabCache _cache;
     private readonly Lock _lock = new();
@@ -57,9 +52,9 @@ public sealed unsafe partial class RtnetStack
         HeaderBytes = Align(m.Profile.Is64Bit ? 160 : 88, line);        // ALIGN_RTSKB_STRUCT_LEN
         DataBytes = Align(p.RtskbSize, line);                             // SKB_DATA_ALIGN(RTSKB_SIZE)
         _cache = m.KmemCacheCreate("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign);
-        _t.Magic = Random.Shared.NextInt64() | 1;
-        _t.Linear = m.Pages.IdxToVirt(0);
-        _t.LinearBytes = (nuint)m.Pages.Frames.Count << 12;
+        _magic = Random.Shared.NextInt64() | 1;
+        _linear = m.Pages.IdxToVirt(0);
+        _linearBytes = (nuint)m.Pages.Frames.Count << 12;
         // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
         GlobalPool = CreatePool("global", p.GlobalRtskbs);
         IcmpPool = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
@@ -107,7 +102,7 @@ public sealed unsafe partial class RtnetStack
     public (int Current, int Max) RtskbCount { get { lock (_lock) return (_amount, _amountMax); } }
 
     /// <summary>Every live pool.</summary>
-    public IReadOnlyList<RtskbPool> Pools { get { var ps = Volatile.Read(ref _t.Pools); return ps.Where(p => p is { Released: false }).Select(p => p!).ToArray(); } }
+    public IReadOnlyList<RtskbPool> Pools { get { var ps = Volatile.Read(ref _poolsById); return ps.Where(p => p is { Released: false }).Select(p => p!).ToArray(); } }
 
     /// <summary>
     /// rtskb_pool_init(): a new pool filled with up to <paramref name="initialSize"/> buffers. The pool counts in the
@@ -121,14 +116,14 @@ public sealed unsafe partial class RtnetStack
         lock (_lock)
         {
             int id = _nextPool++;
-            if (id >= _t.Pools.Length)
+            if (id >= _poolsById.Length)
             {
-                var grown = new RtskbPool?[_t.Pools.Length * 2];
-                Array.Copy(_t.Pools, grown, _t.Pools.Length);
-                Volatile.Write(ref _t.Pools, grown);
+                var grown = new RtskbPool?[_poolsById.Length * 2];
+                Array.Copy(_poolsById, grown, _poolsById.Length);
+                Volatile.Write(ref _poolsById, grown);
             }
             pool = new RtskbPool(this, id, name);
-            _t.Pools[id] = pool;
+            _poolsById[id] = pool;
             _pools_++;
             _poolsMax = Math.Max(_poolsMax, _pools_);
         }
@@ -141,7 +136,7 @@ public sealed unsafe partial class RtnetStack
         lock (_lock)
         {
             _pools_--;
-            _t.Pools[p.Id] = null;
+            _poolsById[p.Id] = null;
         }
     }
 
@@ -163,8 +158,8 @@ public sealed unsafe partial class RtnetStack
         var h = (RtskbHeader*)obj;
         *h = default;
         h->ChainEnd = obj;
-        h->Magic = _t.Magic;
-        h->Pool = pool.Id;
+        h->Magic = _magic;
+        h->Pool = pool.Control;
         h->BufStart = obj + HeaderBytes;
         lock (_lock)
         {
@@ -186,7 +181,7 @@ public sealed unsafe partial class RtnetStack
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     internal RtskbPool? PoolById(int id)
     {
-        var ps = Volatile.Read(ref _t.Pools);
+        var ps = Volatile.Read(ref _poolsById);
         return (uint)id < (uint)ps.Length ? ps[id] : null;
     }
 
@@ -199,8 +194,7 @@ public sealed unsafe partial class RtnetStack
     {
         nint p = skb.Address;
         var h = (RtskbHeader*)p;
-        var t = _t;
-        if ((nuint)(p - t.Linear) < t.LinearBytes && h->Magic == t.Magic && h->State == RtskbHeader.Out) return h;
+        if ((nuint)(p - _linear) < _linearBytes && h->Magic == _magic && h->State == RtskbHeader.Out) return h;
         throw CheckFailed(p, fn);
     }
 
@@ -208,10 +202,10 @@ public sealed unsafe partial class RtnetStack
     private KmemException CheckFailed(nint p, string fn)
     {
         if (p == 0) return Misuse(fn, "the null rtskb");
-        if ((nuint)(p - _t.Linear) >= _t.LinearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _t.Magic)
+        if ((nuint)(p - _linear) >= _linearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
             return Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
         var h = (RtskbHeader*)p;
-        return Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolById(h->Pool)?.Name ?? "?"} (double free)");
+        return Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolOf(h)?.Name ?? "?"} (double free)");
     }
 
     private KmemException Misuse(string fn, string what)
@@ -232,29 +226,27 @@ public sealed unsafe partial class RtnetStack
     public void Free(Rtskb skb)
     {
         var h = Checked(skb, "kfree_rtskb");
-        var pool = PoolById(h->Pool);
-        if (pool is null) throw PoolGone(skb);
-        pool.Put(h);
+        RtskbPool.Put((RtskbPoolControl*)h->Pool, h);
     }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private KmemException PoolGone(Rtskb skb) => Misuse("kfree_rtskb", $"the pool of 0x{skb.Address:x} is gone");
 
     /// <summary>rtskb_acquire(): see <see cref="RtskbPool.Acquire"/>.</summary>
     internal int Acquire(Rtskb skb, RtskbPool comp)
     {
         var h = Checked(skb, "rtskb_acquire");
-        var owner = PoolById(h->Pool) ?? throw Misuse("rtskb_acquire", $"the pool of 0x{skb.Address:x} is gone");
+        var owner = (RtskbPoolControl*)h->Pool;
         var c = comp.TakeForExchange();
         if (c == null) return -12;                                     // -ENOMEM: nothing changes
-        c->Pool = owner.Id;
-        owner.Put(c);
-        h->Pool = comp.Id;
+        c->Pool = (nint)owner;
+        RtskbPool.Put(owner, c);
+        h->Pool = comp.Control;
         return 0;
     }
 
     /// <summary>The pool that owns a buffer now.</summary>
-    public RtskbPool OwnerOf(Rtskb skb) => PoolById(Checked(skb, "rtskb owner")->Pool)!;
+    public RtskbPool OwnerOf(Rtskb skb) => PoolOf(Checked(skb, "rtskb owner"))!;
+
+    /// <summary>The pool whose control block the header names.</summary>
+    private RtskbPool? PoolOf(RtskbHeader* h) => PoolById(((RtskbPoolControl*)h->Pool)->Id);
 
     /// <summary>/proc/rtnet/rtskb: exactly RTnet's four lines.</summary>
     private string ProcRtskb()

@@ -14,13 +14,13 @@ internal struct RtskbHeader
 {
     // The fields alloc_rtskb/kfree_rtskb touch come first, so that the fast path reads and writes one cache line.
     public long Magic;         // the stack's cookie while the object is an rtskb of a pool
-    public int Pool;           // id of the owning pool
+    public nint Pool;          // the owning pool's control block (RtskbPoolControl*)
     public int State;          // 1 queued in its pool, 2 out
+    public int Len;
     public nint BufStart;
     public nint Data;
     public nint Tail;
     public nint End;
-    public int Len;
     public int Protocol;
     public nint Next;          // queue link
     // The rest (chain and receive metadata) lives on the next line.

@@ -1,12 +1,32 @@
 // An rtskb pool (standalone RTnet's struct rtskb_queue used as a pool): a FIFO of preallocated buffers
 // under a spin lock held for a few stores, biased to the thread that uses the pool (no locked instruction
 // while a single thread allocates and frees). The FIFO is a ring of buffer addresses sized to the pool (a
-// pool never queues more buffers than it owns), so a hand-over touches one slot, not the previous tail. Alloc and Free never allocate, never sleep and take
-// O(1); Extend/Shrink/Release run outside real-time work and talk to the slab cache. Acquire is the
-// compensation exchange that moves ownership of a filled buffer without changing any pool's total.
+// pool never queues more buffers than it owns), so a hand-over touches one slot, not the previous tail.
+// Everything a real-time operation touches sits in one cache-line control block in pinned memory, which each
+// buffer's header points at: kfree_rtskb goes header -> control block -> ring slot, two dependent loads.
+// Alloc and Free never allocate, never sleep and take O(1); Extend/Shrink/Release run outside real-time work
+// and talk to the slab cache. Acquire is the compensation exchange that moves ownership of a filled buffer
+// without changing any pool's total.
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Kmem;
+
+/// <summary>
+/// A pool's real-time state: the lock, the ring and its indices, in one cache line of pinned memory (the header of
+/// every buffer the pool owns holds its address).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct RtskbPoolControl
+{
+    public RtBiasedLock Lock;      // rtdm_lock: interrupts "off" meanwhile
+    public int Head;               // ring index of the queue's first buffer
+    public int Free;               // buffers in the queue
+    public int Mask;               // ring capacity - 1 (a power of two >= the pool's size)
+    public int HeaderBytes;        // buf_start - the object (ALIGN_RTSKB_STRUCT_LEN)
+    public nint* Ring;             // queued buffers, Head first
+    public int Id;                 // the pool's id in the stack
+}
 
 /// <summary>
 /// A pool of rtskbs (<c>rtskb_pool</c>): <see cref="Size"/> buffers, of which <see cref="FreeCount"/> are in the queue and the
@@ -14,15 +34,13 @@ namespace Kmem;
 /// </summary>
 public sealed unsafe class RtskbPool
 {
+    private readonly RtskbPoolControl* _c;   // inside _controlMemory, 64-byte aligned
+    private readonly int _maxSize;
     private readonly RtnetStack _stack;
-    private nint[] _ring = new nint[16];      // queued buffers, _head first; capacity a power of two ≥ _size
-    private int _head;
-    private RtBiasedLock _lock;              // rtdm_lock: interrupts "off" meanwhile
-    private int _free;
+    private readonly byte[] _controlMemory;  // pinned: the control block never moves and lives as long as the pool object
+    private nint[] _ringMemory;              // pinned: the ring (replaced, under the lock, when Extend needs more room)
     private int _size;
     private bool _released;
-
-    private readonly int _maxSize;
 
     internal RtskbPool(RtnetStack stack, int id, string name)
     {
@@ -30,7 +48,29 @@ public sealed unsafe class RtskbPool
         _maxSize = stack.DataBytes;
         Id = id;
         Name = name;
+        _controlMemory = GC.AllocateArray<byte>(2 * CacheLine, pinned: true);
+        _c = (RtskbPoolControl*)AlignUp(_controlMemory);
+        _c->Id = id;
+        _c->HeaderBytes = stack.HeaderBytes;
+        _ringMemory = NewRing(16, out _c->Ring);
+        _c->Mask = 15;
     }
+
+    private const int CacheLine = 64;
+
+    private static nint AlignUp(Array pinned) =>
+        ((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned)) + CacheLine - 1) & ~(nint)(CacheLine - 1);
+
+    /// <summary>A pinned ring of <paramref name="capacity"/> slots starting on a cache line.</summary>
+    private static nint[] NewRing(int capacity, out nint* ring)
+    {
+        var memory = GC.AllocateArray<nint>(capacity + CacheLine / sizeof(nint), pinned: true);
+        ring = (nint*)AlignUp(memory);
+        return memory;
+    }
+
+    /// <summary>The control block's address (what the headers of this pool's buffers hold).</summary>
+    internal nint Control => (nint)_c;
 
     internal int Id { get; }
 
@@ -41,7 +81,7 @@ public sealed unsafe class RtskbPool
     public int Size => Volatile.Read(ref _size);
 
     /// <summary>Buffers in the queue.</summary>
-    public int FreeCount => Volatile.Read(ref _free);
+    public int FreeCount => Volatile.Read(ref _c->Free);
 
     /// <summary>Buffers out with their users.</summary>
     public int Out => Size - FreeCount;
@@ -58,70 +98,67 @@ public sealed unsafe class RtskbPool
     public bool Released => _released;
 
     /// <summary>The thread the pool's lock is biased to (0 before the first real-time use, -1 once two threads used it).</summary>
-    internal int LockBias => _lock.Bias;
+    internal int LockBias => _c->Lock.Bias;
 
     /// <summary>Takes the lock for a non-real-time operation (it does not bias the lock).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Lock() => _lock.Enter(bias: false);
+    private void Lock() => _c->Lock.Enter(bias: false);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Unlock() => _lock.Exit();
+    private void Unlock() => _c->Lock.Exit();
 
     /// <summary>Dequeues under the lock: the biased fast path, else the spin lock.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private RtskbHeader* Dequeue()
+    private static RtskbHeader* Dequeue(RtskbPoolControl* c)
     {
-        if (!_lock.TryEnterBiased()) return DequeueShared();
-        var h = DequeueLocked();
-        _lock.ExitBiased();
+        if (!c->Lock.TryEnterBiased()) return DequeueShared(c);
+        var h = DequeueLocked(c);
+        c->Lock.ExitBiased();
         return h;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private RtskbHeader* DequeueShared()
+    private static RtskbHeader* DequeueShared(RtskbPoolControl* c)
     {
-        _lock.Enter(bias: true);
-        var h = DequeueLocked();
-        _lock.Exit();
+        c->Lock.Enter(bias: true);
+        var h = DequeueLocked(c);
+        c->Lock.Exit();
         return h;
     }
 
     /// <summary>__rtskb_queue_tail() of one buffer (its chain is itself); the caller holds the lock.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void EnqueueLocked(RtskbHeader* h)
+    private static void EnqueueLocked(RtskbPoolControl* c, RtskbHeader* h)
     {
         // next and chain_end need no store: the ring links the queue, and every rtskb is its own chain.
         h->State = RtskbHeader.Queued;
-        var ring = _ring;
-        Slot(ring, (_head + _free) & (ring.Length - 1)) = (nint)h;
-        _free++;
+        c->Ring[(c->Head + c->Free) & c->Mask] = (nint)h;
+        c->Free++;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private RtskbHeader* DequeueLocked()
+    private static RtskbHeader* DequeueLocked(RtskbPoolControl* c)
     {
-        if (_free == 0) return null;
-        var ring = _ring;
-        var h = (RtskbHeader*)Slot(ring, _head);
-        _head = (_head + 1) & (ring.Length - 1);
-        _free--;
+        if (c->Free == 0) return null;
+        var h = (RtskbHeader*)c->Ring[c->Head];
+        c->Head = (c->Head + 1) & c->Mask;
+        c->Free--;
         h->State = RtskbHeader.Out;
         return h;
     }
 
-    /// <summary>A ring slot without the bounds check (the index is masked by the ring's power-of-two length).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ref nint Slot(nint[] ring, int index) =>
-        ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(ring), index);
-
     /// <summary>Grows the ring (outside real-time work) so that it holds <paramref name="size"/> buffers; the caller holds the lock.</summary>
     private void ReserveLocked(int size)
     {
-        if (size <= _ring.Length) return;
-        var bigger = new nint[System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size)];
-        for (int i = 0; i < _free; i++) bigger[i] = _ring[(_head + i) & (_ring.Length - 1)];
-        _ring = bigger;
-        _head = 0;
+        var c = _c;
+        if (size <= c->Mask + 1) return;
+        int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size);
+        var memory = NewRing(capacity, out nint* bigger);
+        for (int i = 0; i < c->Free; i++) bigger[i] = c->Ring[(c->Head + i) & c->Mask];
+        c->Ring = bigger;
+        c->Mask = capacity - 1;
+        c->Head = 0;
+        _ringMemory = memory;                // the old ring is no longer reachable from the control block
     }
 
     // ================================================================== real-time operations
@@ -135,46 +172,52 @@ public sealed unsafe class RtskbPool
     public Rtskb Alloc(int size)
     {
         if ((uint)size > (uint)_maxSize) _stack.BadSize(this, size);
-        var h = Dequeue();
-        if (h == null)
-        {
-            Interlocked.Increment(ref _allocFailures);
-            return default;
-        }
-        nint buf = h->BufStart;
+        var c = _c;
+        var h = Dequeue(c);
+        if (h == null) return AllocFailed();
+        // Only stores to the header (buf_start is the object plus the header's fixed size), so a header line that
+        // is not in the cache does not hold up the caller.
+        nint buf = (nint)h + c->HeaderBytes;
         h->Data = h->Tail = buf;
         h->End = buf + size;
         h->Len = 0;
         return new Rtskb((nint)h);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Rtskb AllocFailed()
+    {
+        Interlocked.Increment(ref _allocFailures);
+        return default;
+    }
+
     /// <summary>Takes one free buffer for an exchange; null when empty.</summary>
     internal RtskbHeader* TakeForExchange()
     {
-        var h = Dequeue();
+        var h = Dequeue(_c);
         if (h == null) Interlocked.Increment(ref _acquireFailures);
         return h;
     }
 
-    /// <summary>kfree_rtskb() to this pool (the buffer's owner): onto the tail of the queue.</summary>
+    /// <summary>kfree_rtskb() to the pool whose control block is <paramref name="c"/> (the buffer's owner): onto the tail of the queue.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void Put(RtskbHeader* h)
+    internal static void Put(RtskbPoolControl* c, RtskbHeader* h)
     {
-        if (!_lock.TryEnterBiased())
+        if (!c->Lock.TryEnterBiased())
         {
-            PutShared(h);
+            PutShared(c, h);
             return;
         }
-        EnqueueLocked(h);
-        _lock.ExitBiased();
+        EnqueueLocked(c, h);
+        c->Lock.ExitBiased();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void PutShared(RtskbHeader* h)
+    private static void PutShared(RtskbPoolControl* c, RtskbHeader* h)
     {
-        _lock.Enter(bias: true);
-        EnqueueLocked(h);
-        _lock.Exit();
+        c->Lock.Enter(bias: true);
+        EnqueueLocked(c, h);
+        c->Lock.Exit();
     }
 
     /// <summary>
@@ -199,7 +242,7 @@ public sealed unsafe class RtskbPool
             Lock();
             ReserveLocked(_size + 1);
             _size++;
-            EnqueueLocked(h);
+            EnqueueLocked(_c, h);
             Unlock();
         }
         return added;
@@ -213,7 +256,7 @@ public sealed unsafe class RtskbPool
         for (; removed < n; removed++)
         {
             Lock();
-            var h = DequeueLocked();
+            var h = DequeueLocked(_c);
             if (h != null) _size--;
             Unlock();
             if (h == null) break;
@@ -243,13 +286,14 @@ public sealed unsafe class RtskbPool
         Lock();
         try
         {
-            if (_free > _size || _size > _ring.Length) return -1;
-            for (int i = 0; i < _free; i++)
+            var c = _c;
+            if (c->Free > _size || _size > c->Mask + 1) return -1;
+            for (int i = 0; i < c->Free; i++)
             {
-                var h = (RtskbHeader*)_ring[(_head + i) & (_ring.Length - 1)];
-                if (h->Pool != Id || h->State != RtskbHeader.Queued) return -1;
+                var h = (RtskbHeader*)c->Ring[(c->Head + i) & c->Mask];
+                if (h->Pool != (nint)c || h->State != RtskbHeader.Queued) return -1;
             }
-            return _free;
+            return c->Free;
         }
         finally { Unlock(); }
     }
