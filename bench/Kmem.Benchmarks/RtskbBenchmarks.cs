@@ -1,9 +1,8 @@
 // RTnet rtskb pools: alloc+free of one 1544-byte buffer and the compensation exchange, next to
-// ArrayPool<byte>.Shared.Rent(1544)/Return and a ConcurrentQueue-based pool of preallocated buffers; and a
-// latency run (--latency) that times every single operation and prints p50/p99/p99.9/max.
+// ArrayPool<byte>.Shared.Rent(1544)/Return and a ConcurrentQueue-based pool of preallocated buffers
+// (the latency run of the same operations is RtskbLatency).
 using System.Buffers;
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
 
 namespace Kmem.Benchmarks;
@@ -81,97 +80,5 @@ public class RtskbBenchmarks
             a![0] = 1;
             _queue.Enqueue(a);
         }
-    }
-}
-
-/// <summary>
-/// The latency run: every operation timed alone, 10⁶ of each per round after a warm-up, the candidates interleaved
-/// (one sample of each in turn, the order rotating) so that the host's noise falls on all of them alike; percentiles
-/// per round, the median over the rounds, and managed bytes.
-/// </summary>
-public static class RtskbLatency
-{
-    private const int N = 1_000_000;
-    private const int Buffers = 16;                               // RTnet's socket_rtskbs default
-
-    /// <summary>Runs <paramref name="rounds"/> rounds of the five candidates and prints one table row per candidate and round.</summary>
-    public static unsafe void Run(int rounds)
-    {
-        using var m = Machine.Boot("rv1106");
-        var rt = m.Rtnet;
-        var pool = rt.CreatePool("lat", Buffers);
-        var producer = rt.CreatePool("lat-producer", Buffers);     // the exchange's two pools, apart from the pair's
-        var consumer = rt.CreatePool("lat-consumer", Buffers);
-        var queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, Buffers).Select(_ => new byte[1544]));
-        var ap = ArrayPool<byte>.Shared;
-        var ops = new (string Name, Action Op)[]
-        {
-            ("timer only (no operation)", () => { }),
-            ("rtskb alloc+free", () => { var s = pool.Alloc(1544); *(byte*)s.Data = 1; rt.Free(s); }),
-            ("rtskb exchange (alloc, acquire, free)", () => { var s = producer.Alloc(1544); consumer.Acquire(s); rt.Free(s); }),
-            ("ArrayPool Rent(1544)/Return", () => { var a = ap.Rent(1544); a[0] = 1; ap.Return(a); }),
-            ("ConcurrentQueue pool", () => { queue.TryDequeue(out var a); a![0] = 1; queue.Enqueue(a); }),
-        };
-        Console.WriteLine($"{N:N0} samples per candidate and round, {Buffers}-buffer pools, {Environment.ProcessorCount} CPUs, " +
-                          $"Stopwatch resolution {1e9 / Stopwatch.Frequency:F0} ns");
-        Console.WriteLine("| round | operation | p50 | p99 | p99.9 | max | managed bytes per op |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
-        var p999 = new double[ops.Length][];
-        for (int j = 0; j < ops.Length; j++) p999[j] = new double[rounds];
-        int wins = 0;
-        for (int r = 0; r < rounds; r++)
-        {
-            var rows = Round(ops);
-            for (int j = 0; j < ops.Length; j++)
-            {
-                p999[j][r] = rows[j].P999;
-                Console.WriteLine($"| {r + 1} | {ops[j].Name} | {rows[j].P50:F0} ns | {rows[j].P99:F0} ns | {rows[j].P999:F0} ns | {rows[j].Max / 1000:F1} µs | {rows[j].Bytes:F2} |");
-            }
-            if (rows[1].P999 < rows[3].P999 && rows[1].P999 < rows[4].P999) wins++;
-        }
-        Console.WriteLine();
-        for (int j = 0; j < ops.Length; j++)
-        {
-            Array.Sort(p999[j]);
-            Console.WriteLine($"median p99.9 over {rounds} rounds, {ops[j].Name}: {p999[j][rounds / 2]:F0} ns");
-        }
-        Console.WriteLine($"rounds in which the rtskb pair's p99.9 is below both peers': {wins} of {rounds}");
-    }
-
-    private readonly record struct Row(double P50, double P99, double P999, double Max, double Bytes);
-
-    private static Row[] Round((string Name, Action Op)[] ops)
-    {
-        int k = ops.Length;
-        var bytes = new long[k];
-        for (int j = 0; j < k; j++)
-        {
-            var op = ops[j].Op;
-            for (int i = 0; i < 100_000; i++) op();                   // warm-up (tiering)
-            long b0 = GC.GetAllocatedBytesForCurrentThread();         // managed bytes: a pass of its own, untimed
-            for (int i = 0; i < N; i++) op();
-            bytes[j] = GC.GetAllocatedBytesForCurrentThread() - b0;
-        }
-        var ticks = new long[k][];
-        for (int j = 0; j < k; j++) ticks[j] = new long[N];
-        for (int i = 0; i < N; i++)
-            for (int step = 0; step < k; step++)
-            {
-                int j = (i + step) % k;
-                var op = ops[j].Op;
-                long t0 = Stopwatch.GetTimestamp();
-                op();
-                ticks[j][i] = Stopwatch.GetTimestamp() - t0;
-            }
-        double ns = 1e9 / Stopwatch.Frequency;
-        var rows = new Row[k];
-        for (int j = 0; j < k; j++)
-        {
-            var t = ticks[j];
-            Array.Sort(t);
-            double P(double q) => t[Math.Min(N - 1, (int)(q * N))] * ns;
-            rows[j] = new Row(P(0.50), P(0.99), P(0.999), t[^1] * ns, (double)bytes[j] / N);
-        }
-        return rows;
     }
 }

@@ -1,0 +1,154 @@
+// The rtskb latency run (--latency): every single operation timed alone, the candidates interleaved, each
+// sample counted in a histogram of its own (no sample arrays streaming through the cache), then p50/p99/p99.9/max
+// per round, the median over the rounds, and the histogram over all rounds.
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Kmem.Benchmarks;
+
+/// <summary>
+/// The latency run: 10⁶ samples of each candidate per round after a warm-up. The candidates are interleaved (one sample
+/// of each in turn, the order rotating) so that the host's noise falls on all of them alike. Each sample goes into a
+/// histogram with one slot per timer tick, written in place: storing 10⁶ raw samples per candidate would stream
+/// 40 MB through the cache and take a page fault every 512 samples in the middle of the timed loop. A warm-up
+/// round, not reported, comes first.
+/// </summary>
+public static class RtskbLatency
+{
+    private const int N = 1_000_000;
+    private const int Buffers = 16;                               // RTnet's socket_rtskbs default
+    private const int Slots = 1 << 14;                            // one slot per tick; the last one counts the rest
+
+    /// <summary>Runs <paramref name="rounds"/> rounds of the five candidates and prints one table row per candidate and round.</summary>
+    public static unsafe void Run(int rounds)
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var pool = rt.CreatePool("lat", Buffers);
+        var producer = rt.CreatePool("lat-producer", Buffers);     // the exchange's two pools, apart from the pair's
+        var consumer = rt.CreatePool("lat-consumer", Buffers);
+        var queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, Buffers).Select(_ => new byte[1544]));
+        var ap = ArrayPool<byte>.Shared;
+        var ops = new (string Name, Action Op)[]
+        {
+            ("timer only (no operation)", () => { }),
+            ("rtskb alloc+free", () => { var s = pool.Alloc(1544); *(byte*)s.Data = 1; rt.Free(s); }),
+            ("rtskb exchange (alloc, acquire, free)", () => { var s = producer.Alloc(1544); consumer.Acquire(s); rt.Free(s); }),
+            ("ArrayPool Rent(1544)/Return", () => { var a = ap.Rent(1544); a[0] = 1; ap.Return(a); }),
+            ("ConcurrentQueue pool", () => { queue.TryDequeue(out var a); a![0] = 1; queue.Enqueue(a); }),
+        };
+        int k = ops.Length;
+        Console.WriteLine($"{N:N0} samples per candidate and round, {Buffers}-buffer pools, {Environment.ProcessorCount} CPUs, " +
+                          $"Stopwatch resolution {1e9 / Stopwatch.Frequency:F0} ns");
+        Console.WriteLine("| round | operation | p50 | p99 | p99.9 | max | managed bytes per op |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
+        var p999 = new double[k][];
+        for (int j = 0; j < k; j++) p999[j] = new double[rounds];
+        var hist = new int[k][];
+        var total = new long[k][];
+        for (int j = 0; j < k; j++) { hist[j] = new int[Slots]; total[j] = new long[Slots]; }
+        var max = new long[k];
+        WarmUp(ops, hist, max);
+        int wins = 0;
+        for (int r = 0; r < rounds; r++)
+        {
+            var bytes = Round(ops, hist, max);
+            for (int j = 0; j < k; j++)
+            {
+                var h = hist[j];
+                for (int v = 0; v < Slots; v++) total[j][v] += h[v];
+                p999[j][r] = Percentile(h, 0.999);
+                Console.WriteLine($"| {r + 1} | {ops[j].Name} | {Percentile(h, 0.50):F0} ns | {Percentile(h, 0.99):F0} ns | " +
+                                  $"{p999[j][r]:F0} ns | {max[j] * Ns / 1000:F1} µs | {bytes[j]:F2} |");
+            }
+            if (p999[1][r] < p999[3][r] && p999[1][r] < p999[4][r]) wins++;
+        }
+        Console.WriteLine();
+        for (int j = 0; j < k; j++)
+        {
+            Array.Sort(p999[j]);
+            Console.WriteLine($"median p99.9 over {rounds} rounds, {ops[j].Name}: {p999[j][rounds / 2]:F0} ns");
+        }
+        Console.WriteLine($"rounds in which the rtskb pair's p99.9 is below both peers': {wins} of {rounds}");
+        Console.WriteLine();
+        PrintHistogram(ops, total);
+    }
+
+    private static double Ns => 1e9 / Stopwatch.Frequency;
+
+    /// <summary>
+    /// Lets tiered compilation finish before anything is reported: bursts of calls with pauses between them (the
+    /// runtime promotes a method after its call-counting delay, in the background), then one full round thrown away,
+    /// which also gets the timed loop itself past on-stack replacement.
+    /// </summary>
+    private static void WarmUp((string Name, Action Op)[] ops, int[][] hist, long[] max)
+    {
+        for (int pass = 0; pass < 5; pass++)
+        {
+            foreach (var (_, op) in ops)
+                for (int i = 0; i < 10_000; i++) op();
+            Thread.Sleep(150);
+        }
+        Round(ops, hist, max);
+    }
+
+    /// <summary>The value at rank ⌊q·N⌋ of the sorted samples, in ns.</summary>
+    private static double Percentile(int[] h, double q)
+    {
+        long target = (long)(q * N), seen = 0;
+        for (int v = 0; v < Slots; v++)
+            if ((seen += h[v]) > target) return v * Ns;
+        return (Slots - 1) * Ns;
+    }
+
+    /// <summary>One round: a warm-up and an untimed pass that counts managed bytes, then the interleaved timed samples.</summary>
+    private static double[] Round((string Name, Action Op)[] ops, int[][] hist, long[] max)
+    {
+        int k = ops.Length;
+        var bytes = new double[k];
+        for (int j = 0; j < k; j++)
+        {
+            var op = ops[j].Op;
+            for (int i = 0; i < 100_000; i++) op();                   // warm-up (tiering)
+            long b0 = GC.GetAllocatedBytesForCurrentThread();         // managed bytes: a pass of its own, untimed
+            for (int i = 0; i < N; i++) op();
+            bytes[j] = (double)(GC.GetAllocatedBytesForCurrentThread() - b0) / N;
+            Array.Fill(hist[j], 0);                                   // written, so every page is in before timing
+            max[j] = 0;
+        }
+        for (int i = 0; i < N; i++)
+            for (int step = 0; step < k; step++)
+            {
+                int j = (i + step) % k;
+                var op = ops[j].Op;
+                long t0 = Stopwatch.GetTimestamp();
+                op();
+                long d = Stopwatch.GetTimestamp() - t0;
+                hist[j][Math.Min(d, Slots - 1)]++;
+                if (d > max[j]) max[j] = d;
+            }
+        return bytes;
+    }
+
+    /// <summary>The samples of every round in power-of-two buckets of nanoseconds, a column per candidate.</summary>
+    private static void PrintHistogram((string Name, Action Op)[] ops, long[][] total)
+    {
+        int k = ops.Length;
+        var buckets = new SortedDictionary<int, long[]>();             // bucket b: [2^b, 2^(b+1)) ns; 0 also holds < 1 ns
+        for (int j = 0; j < k; j++)
+            for (int v = 0; v < Slots; v++)
+            {
+                if (total[j][v] == 0) continue;
+                double ns = v * Ns;
+                int b = ns < 2 ? 0 : (int)Math.Log2(ns);
+                if (!buckets.TryGetValue(b, out var row)) buckets[b] = row = new long[k];
+                row[j] += total[j][v];
+            }
+        Console.WriteLine($"Histogram over all rounds (samples per bucket; the last bucket holds everything from {(Slots - 1) * Ns / 1000:F1} µs up):");
+        Console.WriteLine("| ns | " + string.Join(" | ", ops.Select(o => o.Name)) + " |");
+        Console.WriteLine("|---|" + string.Concat(Enumerable.Repeat("---:|", k)));
+        foreach (var (b, row) in buckets)
+            Console.WriteLine($"| {(b == 0 ? 0 : 1L << b)}–{(1L << (b + 1)) - 1} | " + string.Join(" | ", row.Select(c => c.ToString("N0"))) + " |");
+    }
+}
