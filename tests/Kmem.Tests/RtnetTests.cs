@@ -326,6 +326,78 @@ public class RtnetTests
         }
         TestSupport.AssertConsistent(m);
     }
+
+    [Fact]
+    public void Random_allocs_frees_extends_and_shrinks_match_a_fifo_model()
+    {
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var rnd = new Random(42);
+        var pool = rt.CreatePool("model", 3);
+        var queue = new Queue<nint>();                                   // the model: the free buffers, head first
+        var out_ = new List<nint>();
+        for (int i = 0; i < 3; i++) out_.Add(pool.Alloc(0).Address);    // learn the addresses
+        foreach (var a in out_) { rt.Free(new Rtskb(a)); queue.Enqueue(a); }
+        out_.Clear();
+        for (int step = 0; step < 20_000; step++)
+        {
+            int op = rnd.Next(10);
+            if (op < 5)
+            {
+                var skb = pool.Alloc(rnd.Next(0, 1545));
+                if (queue.Count == 0) Assert.True(skb.IsNull);
+                else { Assert.Equal(queue.Dequeue(), skb.Address); out_.Add(skb.Address); }
+            }
+            else if (op < 9 && out_.Count > 0)
+            {
+                int i = rnd.Next(out_.Count);
+                rt.Free(new Rtskb(out_[i]));
+                queue.Enqueue(out_[i]);
+                out_.RemoveAt(i);
+            }
+            else if (rnd.Next(2) == 0 && pool.Size < 70)
+            {
+                int before = pool.Size;                                  // grows the ring past a power of two now and then
+                Assert.Equal(3, pool.Extend(3));
+                Assert.Equal(before + 3, pool.Size);
+                // The new buffers join the tail: learn their addresses without disturbing the model's order.
+                var all = new List<nint>();
+                for (var s = pool.Alloc(0); !s.IsNull; s = pool.Alloc(0)) all.Add(s.Address);
+                Assert.Equal(queue, all.Take(queue.Count));
+                foreach (var a in all) rt.Free(new Rtskb(a));
+                queue = new Queue<nint>(all);
+            }
+            else
+            {
+                int want = rnd.Next(0, 4), free = queue.Count;
+                Assert.Equal(Math.Min(want, free), pool.Shrink(want));  // from the head, never one that is out
+                for (int i = 0; i < Math.Min(want, free); i++) queue.Dequeue();
+            }
+            Assert.Equal((queue.Count + out_.Count, queue.Count), (pool.Size, pool.FreeCount));
+            if (step % 1000 == 0) Assert.Empty(rt.CheckInvariants());
+        }
+        foreach (var a in out_) rt.Free(new Rtskb(a));
+        Assert.Equal(0, pool.Release());
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public unsafe void The_real_time_state_is_one_cache_line_and_the_owner_is_told_by_its_stack()
+    {
+        Assert.True(sizeof(RtskbPoolControl) <= 64, $"{sizeof(RtskbPoolControl)} bytes");
+        using var m = Machine.Boot("rv1106");
+        var pool = m.Rtnet.CreatePool("line", 2);
+        Assert.Equal(0, pool.Control % 64);
+        if (!OperatingSystem.IsLinux()) return;
+        int local = 0;
+        Assert.True(ThreadStack.TryGetCurrent(out nint low, out nint size));
+        Assert.InRange((nint)(&local) - low, 1, size - 1);
+        nint otherLow = 0, otherSize = 0;
+        var t = new Thread(() => ThreadStack.TryGetCurrent(out otherLow, out otherSize));
+        t.Start(); t.Join();
+        Assert.True(otherSize > 0);
+        Assert.True(otherLow + otherSize <= low || low + size <= otherLow, "two live threads' stacks overlap");
+    }
 }
 
 public class RtnetWorkloadTests

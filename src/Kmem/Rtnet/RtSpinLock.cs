@@ -25,26 +25,30 @@ internal struct RtSpinLock
 
 /// <summary>
 /// A spin lock biased to the first thread that takes it for a real-time operation (keep it in a field; it is a mutable
-/// struct). The owner's <see cref="TryEnterBiased"/> is two plain stores and a load (an asymmetric Dekker handshake);
-/// the first other thread to <see cref="Enter"/> sets the revoke flag, issues
-/// <see cref="Interlocked.MemoryBarrierProcessWide"/> (which orders the owner's flag store before its load of the
-/// revoke flag), waits for the owner's critical section in progress, if any, and turns the lock into a plain spin lock
-/// for good. The handshake relies on the JIT keeping volatile accesses in program order, as RyuJIT does.
+/// struct). The owner's <see cref="TryEnterBiased"/> is a range check of a local's address against the owner's stack,
+/// two plain stores and a load (an asymmetric Dekker handshake); the first other thread to <see cref="Enter"/> sets
+/// the revoke flag, issues <see cref="Interlocked.MemoryBarrierProcessWide"/> (which orders the owner's flag store
+/// before its load of the revoke flag), waits for the owner's critical section in progress, if any, and turns the lock
+/// into a plain spin lock for good. The handshake relies on the JIT keeping volatile accesses in program order, as
+/// RyuJIT does. Where the thread's stack range is unknown (<see cref="ThreadStack"/>), the lock is never biased.
 /// </summary>
-internal struct RtBiasedLock
+internal unsafe struct RtBiasedLock
 {
     private const int Unbiased = 0, Shared = -1;
     private RtSpinLock _lock;
     private int _bias;            // Unbiased, Shared, or the owner's managed thread id
     private int _inSection;       // the owner is inside a biased critical section
     private int _revoking;
+    private nint _ownerStack;     // the owner's stack: lowest address, then size (0 until biased; written once)
+    private nint _ownerStackSize;
 
-    [ThreadStatic] private static int t_threadId;  // the managed thread id, cached in inline thread-local storage
+    [ThreadStatic] private static int t_threadId;  // the managed thread id, cached (slow paths only)
+    [ThreadStatic] private static nint t_stack, t_stackSize;
+    [ThreadStatic] private static int t_stackKnown;  // 0 not asked yet, 1 known, -1 unknown
 
     /// <summary>The calling thread's managed id (never 0).</summary>
     private static int ThreadId
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
             int id = t_threadId;
@@ -56,7 +60,9 @@ internal struct RtBiasedLock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnterBiased()
     {
-        if (_bias != ThreadId) return false;
+        int probe = 0;                                  // its address says which thread's stack this is
+        nint size = Volatile.Read(ref _ownerStackSize); // read before the address: size != 0 means the address is set
+        if ((nuint)((nint)(&probe) - _ownerStack) >= (nuint)size) return false;
         Volatile.Write(ref _inSection, 1);
         if (Volatile.Read(ref _revoking) == 0) return true;
         Volatile.Write(ref _inSection, 0);
@@ -74,11 +80,17 @@ internal struct RtBiasedLock
     /// </summary>
     public void Enter(bool bias)
     {
+        bool stackKnown = bias && Volatile.Read(ref _bias) == Unbiased && CurrentStackKnown();  // the C library, before the lock
         _lock.Enter();
         int me = ThreadId;
         if (_bias == Unbiased)
         {
-            if (bias) _bias = me;
+            if (stackKnown)
+            {
+                _bias = me;
+                _ownerStack = t_stack;
+                Volatile.Write(ref _ownerStackSize, t_stackSize);
+            }
         }
         else if (_bias != Shared && _bias != me)
         {
@@ -89,10 +101,18 @@ internal struct RtBiasedLock
         }
     }
 
+    /// <summary>Reads the calling thread's stack range once per thread; false when it cannot be known.</summary>
+    private static bool CurrentStackKnown()
+    {
+        if (t_stackKnown == 0)
+            t_stackKnown = ThreadStack.TryGetCurrent(out t_stack, out t_stackSize) ? 1 : -1;
+        return t_stackKnown > 0;
+    }
+
     /// <summary>Leaves a critical section entered by <see cref="Enter"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Exit() => _lock.Exit();
 
-    /// <summary>The owner's thread id while biased; 0 before the first real-time use; -1 once shared.</summary>
+    /// <summary>The owner's thread id while biased; 0 before the first real-time use (or where it cannot be biased); -1 once shared.</summary>
     public readonly int Bias => Volatile.Read(ref Unsafe.AsRef(in _bias));
 }

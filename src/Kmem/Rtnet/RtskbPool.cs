@@ -1,7 +1,8 @@
 // An rtskb pool (standalone RTnet's struct rtskb_queue used as a pool): a FIFO of preallocated buffers
 // under a spin lock held for a few stores, biased to the thread that uses the pool (no locked instruction
 // while a single thread allocates and frees). The FIFO is a ring of buffer addresses sized to the pool (a
-// pool never queues more buffers than it owns), so a hand-over touches one slot, not the previous tail.
+// pool never queues more buffers than it owns), so a hand-over touches one slot, not the previous tail; alloc
+// alone writes the head index and free alone the tail index, and an empty slot at the head is an empty pool.
 // Everything a real-time operation touches sits in one cache-line control block in pinned memory, which each
 // buffer's header points at: kfree_rtskb goes header -> control block -> ring slot, two dependent loads.
 // Alloc and Free never allocate, never sleep and take O(1); Extend/Shrink/Release run outside real-time work
@@ -9,6 +10,7 @@
 // without changing any pool's total.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Kmem;
 
@@ -20,8 +22,8 @@ namespace Kmem;
 internal unsafe struct RtskbPoolControl
 {
     public RtBiasedLock Lock;      // rtdm_lock: interrupts "off" meanwhile
-    public int Head;               // ring index of the queue's first buffer
-    public int Free;               // buffers in the queue
+    public uint Head;              // buffers ever dequeued (the first queued one is at Ring[Head & Mask])
+    public uint Tail;              // buffers ever queued (Tail - Head are in the queue; the slots past them hold 0)
     public int Mask;               // ring capacity - 1 (a power of two >= the pool's size)
     public int HeaderBytes;        // buf_start - the object (ALIGN_RTSKB_STRUCT_LEN)
     public nint* Ring;             // queued buffers, Head first
@@ -81,7 +83,7 @@ public sealed unsafe class RtskbPool
     public int Size => Volatile.Read(ref _size);
 
     /// <summary>Buffers in the queue.</summary>
-    public int FreeCount => Volatile.Read(ref _c->Free);
+    public int FreeCount => (int)(Volatile.Read(ref _c->Tail) - Volatile.Read(ref _c->Head));
 
     /// <summary>Buffers out with their users.</summary>
     public int Out => Size - FreeCount;
@@ -130,21 +132,41 @@ public sealed unsafe class RtskbPool
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void EnqueueLocked(RtskbPoolControl* c, RtskbHeader* h)
     {
-        // next and chain_end need no store: the ring links the queue, and every rtskb is its own chain.
+        // next and chain_end need no store: the ring links the queue, and every rtskb is its own chain. The tail
+        // index is the producer's alone, so a put reads nothing an alloc just wrote.
         h->State = RtskbHeader.Queued;
-        c->Ring[(c->Head + c->Free) & c->Mask] = (nint)h;
-        c->Free++;
+        uint tail = c->Tail;
+        c->Ring[tail & (uint)c->Mask] = (nint)h;
+        c->Tail = tail + 1;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static RtskbHeader* DequeueLocked(RtskbPoolControl* c)
     {
-        if (c->Free == 0) return null;
-        var h = (RtskbHeader*)c->Ring[c->Head];
-        c->Head = (c->Head + 1) & c->Mask;
-        c->Free--;
+        // An empty queue is an empty slot at the head: the alloc reads the slot it needs anyway, not the tail.
+        uint head = c->Head;
+        nint* slot = c->Ring + (head & (uint)c->Mask);
+        var h = (RtskbHeader*)*slot;
+        if (h == null) return null;
+        *slot = 0;
+        c->Head = head + 1;
         h->State = RtskbHeader.Out;
+        PrefetchNext(c, head + 1);
         return h;
+    }
+
+    /// <summary>
+    /// Starts loading the header line and the first data line of the buffer the next alloc will take: in FIFO order a
+    /// buffer waits a whole round of the pool between two uses, long enough for its lines to leave the cache.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchNext(RtskbPoolControl* c, uint head)
+    {
+        if (!Sse.IsSupported) return;
+        nint next = c->Ring[head & (uint)c->Mask];
+        if (next == 0) return;
+        Sse.Prefetch0((void*)next);
+        Sse.Prefetch0((void*)(next + c->HeaderBytes));
     }
 
     /// <summary>Grows the ring (outside real-time work) so that it holds <paramref name="size"/> buffers; the caller holds the lock.</summary>
@@ -154,10 +176,12 @@ public sealed unsafe class RtskbPool
         if (size <= c->Mask + 1) return;
         int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size);
         var memory = NewRing(capacity, out nint* bigger);
-        for (int i = 0; i < c->Free; i++) bigger[i] = c->Ring[(c->Head + i) & c->Mask];
+        uint queued = c->Tail - c->Head;
+        for (uint i = 0; i < queued; i++) bigger[i] = c->Ring[(c->Head + i) & (uint)c->Mask];
         c->Ring = bigger;
         c->Mask = capacity - 1;
         c->Head = 0;
+        c->Tail = queued;
         _ringMemory = memory;                // the old ring is no longer reachable from the control block
     }
 
@@ -287,13 +311,14 @@ public sealed unsafe class RtskbPool
         try
         {
             var c = _c;
-            if (c->Free > _size || _size > c->Mask + 1) return -1;
-            for (int i = 0; i < c->Free; i++)
+            uint queued = c->Tail - c->Head;
+            if (queued > (uint)_size || _size > c->Mask + 1) return -1;
+            for (uint i = 0; i <= (uint)c->Mask; i++)
             {
-                var h = (RtskbHeader*)c->Ring[(c->Head + i) & c->Mask];
-                if (h->Pool != (nint)c || h->State != RtskbHeader.Queued) return -1;
+                var h = (RtskbHeader*)c->Ring[(c->Head + i) & (uint)c->Mask];
+                if (i < queued ? h == null || h->Pool != (nint)c || h->State != RtskbHeader.Queued : h != null) return -1;
             }
-            return c->Free;
+            return (int)queued;
         }
         finally { Unlock(); }
     }
