@@ -42,8 +42,6 @@ public static class RtskbLatency
         int k = ops.Length;
         Console.WriteLine($"{N:N0} samples per candidate and round, {Buffers}-buffer pools, {Environment.ProcessorCount} CPUs, " +
                           $"Stopwatch resolution {1e9 / Stopwatch.Frequency:F0} ns");
-        Console.WriteLine("| round | operation | p50 | p99 | p99.9 | max | managed bytes per op |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
         var p999 = new double[k][];
         for (int j = 0; j < k; j++) p999[j] = new double[rounds];
         var hist = new int[k][];
@@ -54,6 +52,8 @@ public static class RtskbLatency
         double step = ClockStep(hist[0]);
         if (step > 1)
             Console.WriteLine($"The clock advances in steps of {step:F1} ns: p99.9 is given as read, then interpolated within its step (\"~\").");
+        Console.WriteLine("| round | operation | p50 | p99 | p99.9 | max | managed bytes per op |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
         var p999i = new double[k][];
         for (int j = 0; j < k; j++) p999i[j] = new double[rounds];
         int wins = 0, winsInterpolated = 0;
