@@ -328,6 +328,51 @@ public class RtnetTests
     }
 
     [Fact]
+    public void A_pool_whose_owner_thread_has_exited_stays_exclusive_for_new_threads()
+    {
+        // The C library hands an exited thread's stack to the next thread it creates, which then passes the
+        // owner's stack test: that must still give each buffer to one thread at a time.
+        using var m = Machine.Boot("rv1106");
+        var rt = m.Rtnet;
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        int reusedRounds = 0;
+        for (int round = 0; round < 10; round++)
+        {
+            var pool = rt.CreatePool($"orphan{round}", 4);
+            nint firstStack = 0;
+            int reused = 0;
+            var first = new Thread(() => { rt.Free(pool.Alloc(8)); ThreadStack.TryGetCurrent(out firstStack, out _); });
+            first.Start(); first.Join();
+            Assert.True(pool.LockBias > 0);                               // biased to the thread that has exited
+            void Work(int marker)
+            {
+                if (ThreadStack.TryGetCurrent(out nint low, out _) && low == firstStack) Interlocked.Increment(ref reused);
+                for (int i = 0; i < 20_000; i++)
+                {
+                    var skb = pool.Alloc(16);
+                    if (skb.IsNull) continue;
+                    unsafe
+                    {
+                        *(int*)skb.Data = marker;
+                        Thread.SpinWait(1);
+                        if (*(int*)skb.Data != marker) errors.Enqueue("a buffer was handed out twice");
+                    }
+                    rt.Free(skb);
+                }
+            }
+            var a = new Thread(() => Work(1));
+            var b = new Thread(() => Work(2));
+            a.Start(); b.Start(); a.Join(); b.Join();
+            Assert.Equal((4, 4), (pool.Size, pool.FreeCount));
+            if (reused > 0) reusedRounds++;
+        }
+        Assert.Empty(errors);
+        if (OperatingSystem.IsLinux())                                   // glibc's stack cache: the case did happen
+            Assert.True(reusedRounds > 0, "no new thread ran on the exited owner's stack");
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void Random_allocs_frees_extends_and_shrinks_match_a_fifo_model()
     {
         using var m = Machine.Boot("rv1106");
