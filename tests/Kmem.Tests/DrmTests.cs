@@ -110,6 +110,16 @@ public class DrmTests
         Assert.Equal(-22, Assert.Throws<DrmException>(() => f.Mmap(oa, 16385)).Errno);
         var other = m.Drm.Open();
         Assert.Equal(-13, Assert.Throws<DrmException>(() => other.Mmap(oa, 4096)).Errno);
+        int name = f.Flink(a.Handle);
+        var (h1, _) = other.GemOpen(name);                            // two handles: the file is allowed while one is open
+        var (h2, _) = other.GemOpen(name);
+        other.GemClose(h1);
+        Assert.Equal(7, other.Mmap(oa, 4096)[100]);
+        other.GemClose(h2);
+        Assert.Equal(-13, Assert.Throws<DrmException>(() => other.Mmap(oa, 4096)).Errno);
+        ulong ob = f.MapDumbOffset(b.Handle);
+        f.GemClose(b.Handle);                                          // the object goes, and its offset with it
+        Assert.Equal(-22, Assert.Throws<DrmException>(() => f.Mmap(ob, 4096)).Errno);
         Assert.Equal(-2, Assert.Throws<DrmException>(() => f.MapDumbOffset(9)).Errno);
         using var m32 = Machine.Boot("rv1106");
         var g = m32.Drm.Open();

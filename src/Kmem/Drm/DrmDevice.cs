@@ -35,6 +35,7 @@ public sealed class DrmDevice
 
     private readonly List<GemObject> _objects = [];
     private readonly SortedDictionary<int, GemObject> _names = [];     // object_name_idr
+    private readonly Dictionary<ulong, GemObject> _byOffset = [];      // the vma offset manager's index: fake offset -> object
     private readonly List<DrmFile> _files = [];
     internal readonly Lock Lock = new();                                // object_name_lock and friends
 
@@ -112,12 +113,22 @@ public sealed class DrmDevice
         return obj;
     }
 
+    /// <summary>drm_vma_offset_add's index: the object now answers mmap at its fake offset.</summary>
+    internal void OffsetCreated(GemObject obj)
+    {
+        lock (Lock) _byOffset.Add(obj.MmapOffset, obj);
+    }
+
+    /// <summary>drm_vma_offset_exact_lookup_locked(): the object whose fake offset starts at <paramref name="offset"/>; the caller holds <see cref="Lock"/>.</summary>
+    internal GemObject? ObjectAtOffsetLocked(ulong offset) => _byOffset.GetValueOrDefault(offset);
+
     internal void ObjectFreed(GemObject obj)
     {
         lock (Lock)
         {
             _objects.Remove(obj);
             if (obj.Name != 0) { _names.Remove(obj.Name); obj.Name = 0; }
+            if (obj.MmapOffset != 0) _byOffset.Remove(obj.MmapOffset);
         }
         if (obj.MmapOffset != 0) OffsetSpace.Remove(obj.MmapOffset >> PhysicalMemory.PageShift);
     }

@@ -15,6 +15,7 @@ public sealed class DrmFile
 
     private readonly DrmDevice _drm;
     private readonly SortedDictionary<int, GemObject> _handles = [];          // object_idr
+    private readonly Dictionary<GemObject, int> _handleCounts = [];          // the vma nodes' allow lists: handles per object
     private readonly Dictionary<DmaBuf, int> _prime = [];                     // prime.dmabufs
     private bool _closed;
 
@@ -50,6 +51,7 @@ public sealed class DrmFile
         int h = 1;
         while (_handles.ContainsKey(h)) h++;
         _handles.Add(h, obj);
+        _handleCounts[obj] = _handleCounts.GetValueOrDefault(obj) + 1;
         return h;
     }
 
@@ -121,6 +123,7 @@ public sealed class DrmFile
             if (!_drm.OffsetSpace.TryInsert((ulong)obj.Size >> PhysicalMemory.PageShift, 1, out ulong page))
                 throw _drm.Fail(-12, "drm_gem_create_mmap_offset] the offset space is full");
             obj.MmapOffset = page << PhysicalMemory.PageShift;
+            _drm.OffsetCreated(obj);
             return obj.MmapOffset;
         }
     }
@@ -136,11 +139,15 @@ public sealed class DrmFile
         if (!_drm.OffsetSpace.TryFind(offset >> PhysicalMemory.PageShift, out ulong start, out ulong pages) || start << PhysicalMemory.PageShift != offset)
             throw _drm.Fail(-22, $"drm_gem_mmap] no object at offset 0x{offset:x}");
         GemObject? obj;
-        lock (_drm.Lock) obj = _drm.Objects.FirstOrDefault(o => o.MmapOffset == offset);
+        bool allowed;
+        lock (_drm.Lock)
+        {
+            obj = _drm.ObjectAtOffsetLocked(offset);
+            allowed = obj is not null && _handleCounts.ContainsKey(obj);
+        }
         if (obj is null) throw _drm.Fail(-22, $"drm_gem_mmap] no object at offset 0x{offset:x}");
         if (length <= 0 || (ulong)length > pages << PhysicalMemory.PageShift) throw _drm.Fail(-22, $"drm_gem_mmap] {length} bytes do not fit the {obj.Size}-byte object");
-        lock (_drm.Lock)
-            if (!_handles.ContainsValue(obj)) throw _drm.Fail(-13, $"drm_gem_mmap] the file holds no handle to the object at 0x{offset:x}");
+        if (!allowed) throw _drm.Fail(-13, $"drm_gem_mmap] the file holds no handle to the object at 0x{offset:x}");
         return obj.Span[..(int)length];
     }
 
@@ -152,6 +159,7 @@ public sealed class DrmFile
         {
             CheckOpen("drm_gem_handle_delete");
             if (!_handles.Remove(handle, out obj)) throw _drm.Fail(-22, $"drm_gem_handle_delete] handle {handle} is not open");
+            if (--_handleCounts[obj] == 0) _handleCounts.Remove(obj);
         }
         ReleaseHandle(obj);
     }
@@ -254,6 +262,7 @@ public sealed class DrmFile
             if (_closed) return;
             objs = [.. _handles.Values];
             _handles.Clear();
+            _handleCounts.Clear();
         }
         foreach (var o in objs) ReleaseHandle(o);
         List<DmaBuf> rest;
