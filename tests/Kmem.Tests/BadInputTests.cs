@@ -4,15 +4,8 @@ namespace Kmem.Tests;
 
 public class BadInputTests
 {
-    private static void Rejected<T>(Machine m, Action misuse, string logText) where T : Exception
-    {
-        string before = TestSupport.State(m);
-        int logLen = m.Dmesg().Length;
-        Assert.Throws<T>(misuse);
-        Assert.Equal(before, TestSupport.State(m));
-        Assert.Contains(logText, m.Dmesg()[logLen..]);
-        TestSupport.AssertConsistent(m);
-    }
+    private static void Rejected<T>(Machine m, Action misuse, string logText) where T : Exception =>
+        TestSupport.Rejected<T>(m, misuse, logText);
 
     [Fact]
     public void Double_free_of_an_order_zero_page()

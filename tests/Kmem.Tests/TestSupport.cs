@@ -33,6 +33,22 @@ internal static class TestSupport
         m.ProcFs.Read("/proc/pagetypeinfo") + m.ProcFs.Read("/proc/zoneinfo") +
         string.Join(",", m.Zones.Select(z => $"{z.Name}:{z.FreePages}/{z.PcpPages}/{z.FreeCmaPages}"));
 
+    /// <summary>
+    /// A misuse must raise <typeparamref name="T"/>, log <paramref name="logText"/>, and leave the machine's state
+    /// (plus <paramref name="moreState"/>, what the caller also watches) exactly as it was, every invariant holding.
+    /// </summary>
+    public static T Rejected<T>(Machine m, Action misuse, string logText, Func<string>? moreState = null) where T : Exception
+    {
+        string Now() => State(m) + moreState?.Invoke();
+        string before = Now();
+        int logLen = m.Dmesg().Length;
+        var ex = Assert.Throws<T>(misuse);
+        Assert.Equal(before, Now());
+        Assert.Contains(logText, m.Dmesg()[logLen..]);
+        AssertConsistent(m);
+        return ex;
+    }
+
     public static void AssertConsistent(Machine m)
     {
         var errors = m.VerifyIntegrity();
