@@ -26,8 +26,8 @@ internal readonly record struct SlabArch(int PointerSize, int CacheLineSize, int
     /// <summary>fls(): the 1-based index of the highest set bit (0 for 0).</summary>
     public static int Fls(long x) => x == 0 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)x);
 
-    /// <summary>get_order(): the smallest order whose block holds <paramref name="size"/> bytes.</summary>
-    public static int GetOrder(long size) => size <= PageSize ? 0 : Fls((size - 1) >> 12);
+    /// <summary>get_order() for the slab's signed sizes (the page allocator's, see <see cref="Paging.PageAllocator.GetOrder"/>).</summary>
+    public static int GetOrder(long size) => size <= 0 ? 0 : Paging.PageAllocator.GetOrder((ulong)size);
 }
 
 /// <summary>The layout of one cache's objects and slabs, as <c>struct kmem_cache</c> records it.</summary>
