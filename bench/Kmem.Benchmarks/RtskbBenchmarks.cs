@@ -1,6 +1,6 @@
 // RTnet rtskb pools: alloc+free of one 1544-byte buffer and the compensation exchange, next to
-// ArrayPool<byte>.Shared.Rent(1544)/Return and a ConcurrentQueue-based pool of preallocated buffers
-// (the latency run of the same operations is RtskbLatency).
+// ArrayPool<byte>.Shared.Rent(1544)/Return and a ConcurrentQueue-based pool of preallocated buffers, and the same
+// exchange between two ConcurrentQueue pools (the latency run of the same operations is RtskbLatency).
 using System.Buffers;
 using System.Collections.Concurrent;
 using BenchmarkDotNet.Attributes;
@@ -16,9 +16,9 @@ public class RtskbBenchmarks
     private Machine _machine = null!;
     private RtnetStack _rt = null!;
     private RtskbPool _pool = null!, _consumer = null!;
-    private ConcurrentQueue<byte[]> _queue = null!;
+    private ConcurrentQueue<byte[]> _queue = null!, _consumerQueue = null!;
 
-    /// <summary>Boots rv1106 and loads RTnet; a 64-buffer pool, a 64-buffer consumer pool, a queue of 64 buffers.</summary>
+    /// <summary>Boots rv1106 and loads RTnet; a 64-buffer pool and a 64-buffer consumer pool, two queues of 64 buffers.</summary>
     [GlobalSetup]
     public void Setup()
     {
@@ -27,6 +27,7 @@ public class RtskbBenchmarks
         _pool = _rt.CreatePool("bench", 64);
         _consumer = _rt.CreatePool("bench-consumer", 64);
         _queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
+        _consumerQueue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
     }
 
     /// <summary>Shuts the machine down.</summary>
@@ -79,6 +80,22 @@ public class RtskbBenchmarks
             _queue.TryDequeue(out var a);
             a![0] = 1;
             _queue.Enqueue(a);
+        }
+    }
+
+    /// <summary>
+    /// The exchange between two ConcurrentQueue pools: the producer's buffer out, the consumer's spare to the producer,
+    /// the filled buffer to the consumer.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Ops)]
+    public void ConcurrentQueueExchange()
+    {
+        for (int i = 0; i < Ops; i++)
+        {
+            _queue.TryDequeue(out var filled);
+            _consumerQueue.TryDequeue(out var spare);
+            _queue.Enqueue(spare!);
+            _consumerQueue.Enqueue(filled!);
         }
     }
 }

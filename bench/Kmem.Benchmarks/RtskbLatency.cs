@@ -21,7 +21,7 @@ public static class RtskbLatency
     private const int Buffers = 16;                               // RTnet's socket_rtskbs default
     private const int Slots = 1 << 14;                            // one slot per tick; the last one counts the rest
 
-    /// <summary>Runs <paramref name="rounds"/> rounds of the five candidates and prints one table row per candidate and round.</summary>
+    /// <summary>Runs <paramref name="rounds"/> rounds of the six candidates and prints one table row per candidate and round.</summary>
     public static unsafe void Run(int rounds)
     {
         using var m = Machine.Boot("rv1106");
@@ -29,7 +29,9 @@ public static class RtskbLatency
         var pool = rt.CreatePool("lat", Buffers);
         var producer = rt.CreatePool("lat-producer", Buffers);     // the exchange's two pools, apart from the pair's
         var consumer = rt.CreatePool("lat-consumer", Buffers);
-        var queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, Buffers).Select(_ => new byte[1544]));
+        var queue = NewQueue();
+        var producerQueue = NewQueue();                             // the exchange's peer: two ConcurrentQueue pools
+        var consumerQueue = NewQueue();
         var ap = ArrayPool<byte>.Shared;
         var ops = new (string Name, Action Op)[]
         {
@@ -38,15 +40,24 @@ public static class RtskbLatency
             ("rtskb exchange (alloc, acquire, free)", () => { var s = producer.Alloc(1544); consumer.Acquire(s); rt.Free(s); }),
             ("ArrayPool Rent(1544)/Return", () => { var a = ap.Rent(1544); a[0] = 1; ap.Return(a); }),
             ("ConcurrentQueue pool", () => { queue.TryDequeue(out var a); a![0] = 1; queue.Enqueue(a); }),
+            // The same hand-over between two ConcurrentQueue pools: the producer's buffer out, the consumer's spare to
+            // the producer, the filled buffer back to the consumer (ArrayPool has no owners, so no exchange to compare).
+            ("ConcurrentQueue exchange", () =>
+            {
+                producerQueue.TryDequeue(out var filled);
+                consumerQueue.TryDequeue(out var spare);
+                producerQueue.Enqueue(spare!);
+                consumerQueue.Enqueue(filled!);
+            }),
         };
         int k = ops.Length;
         Console.WriteLine($"{N:N0} samples per candidate and round, {Buffers}-buffer pools, {Environment.ProcessorCount} CPUs, " +
                           $"Stopwatch resolution {1e9 / Stopwatch.Frequency:F0} ns");
         var p999 = new double[k][];
         for (int j = 0; j < k; j++) p999[j] = new double[rounds];
-        var hist = new int[k][];
+        var hist = new long[k][];
         var total = new long[k][];
-        for (int j = 0; j < k; j++) { hist[j] = new int[Slots]; total[j] = new long[Slots]; }
+        for (int j = 0; j < k; j++) { hist[j] = new long[Slots]; total[j] = new long[Slots]; }
         var max = new long[k];
         WarmUp(ops, hist, max);
         double step = ClockStep(hist[0]);
@@ -56,7 +67,7 @@ public static class RtskbLatency
         Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
         var p999i = new double[k][];
         for (int j = 0; j < k; j++) p999i[j] = new double[rounds];
-        int wins = 0, winsInterpolated = 0;
+        int wins = 0, winsInterpolated = 0, exchangeWins = 0, exchangeWinsInterpolated = 0;
         for (int r = 0; r < rounds; r++)
         {
             var bytes = Round(ops, hist, max);
@@ -64,14 +75,16 @@ public static class RtskbLatency
             {
                 var h = hist[j];
                 for (int v = 0; v < Slots; v++) total[j][v] += h[v];
-                p999[j][r] = Percentile(h, 0.999);
-                p999i[j][r] = Interpolated(h, 0.999, step);
+                p999[j][r] = Percentile(h, 0.999, N);
+                p999i[j][r] = Interpolated(h, 0.999, N, step);
                 string interpolated = step > 1 ? $" (~{p999i[j][r]:F1})" : "";
-                Console.WriteLine($"| {r + 1} | {ops[j].Name} | {Percentile(h, 0.50):F0} ns | {Percentile(h, 0.99):F0} ns | " +
+                Console.WriteLine($"| {r + 1} | {ops[j].Name} | {Percentile(h, 0.50, N):F0} ns | {Percentile(h, 0.99, N):F0} ns | " +
                                   $"{p999[j][r]:F0}{interpolated} ns | {max[j] * Ns / 1000:F1} µs | {bytes[j]:F2} |");
             }
             if (p999[1][r] < p999[3][r] && p999[1][r] < p999[4][r]) wins++;
             if (p999i[1][r] < p999i[3][r] && p999i[1][r] < p999i[4][r]) winsInterpolated++;
+            if (p999[2][r] < p999[5][r]) exchangeWins++;
+            if (p999i[2][r] < p999i[5][r]) exchangeWinsInterpolated++;
         }
         Console.WriteLine();
         for (int j = 0; j < k; j++)
@@ -81,20 +94,31 @@ public static class RtskbLatency
             string interpolated = step > 1 ? $" (~{p999i[j][rounds / 2]:F1} ns)" : "";
             Console.WriteLine($"median p99.9 over {rounds} rounds, {ops[j].Name}: {p999[j][rounds / 2]:F0} ns{interpolated}");
         }
+        Console.WriteLine();
+        long all = (long)N * rounds;
+        for (int j = 0; j < k; j++)
+        {
+            string interpolated = step > 1 ? $" (~{Interpolated(total[j], 0.999, all, step):F1} ns)" : "";
+            Console.WriteLine($"p99.9 of all {all:N0} samples, {ops[j].Name}: {Percentile(total[j], 0.999, all):F0} ns{interpolated}");
+        }
         Console.WriteLine($"rounds in which the rtskb pair's p99.9 is below both peers': {wins} of {rounds}" +
                           (step > 1 ? $" as read, {winsInterpolated} of {rounds} interpolated" : ""));
+        Console.WriteLine($"rounds in which the rtskb exchange's p99.9 is below the ConcurrentQueue exchange's: {exchangeWins} of {rounds}" +
+                          (step > 1 ? $" as read, {exchangeWinsInterpolated} of {rounds} interpolated" : ""));
         Console.WriteLine();
         PrintHistogram(ops, total);
     }
 
     private static double Ns => 1e9 / Stopwatch.Frequency;
 
+    private static ConcurrentQueue<byte[]> NewQueue() => new(Enumerable.Range(0, Buffers).Select(_ => new byte[1544]));
+
     /// <summary>
     /// Lets tiered compilation finish before anything is reported: bursts of calls with pauses between them (the
     /// runtime promotes a method after its call-counting delay, in the background), then one full round thrown away,
     /// which also gets the timed loop itself past on-stack replacement.
     /// </summary>
-    private static void WarmUp((string Name, Action Op)[] ops, int[][] hist, long[] max)
+    private static void WarmUp((string Name, Action Op)[] ops, long[][] hist, long[] max)
     {
         for (int pass = 0; pass < 5; pass++)
         {
@@ -110,7 +134,7 @@ public static class RtskbLatency
     /// counts from the 100 MHz reference clock, so it moves every 10 ns) the readings fall into narrow clusters one step
     /// apart; on a fine clock they form one run of adjacent values, and the step is 1 ns (the Stopwatch tick).
     /// </summary>
-    private static double ClockStep(int[] timerOnly)
+    private static double ClockStep(long[] timerOnly)
     {
         long threshold = N / 10_000;                                  // ignore the sparse tail
         var centers = new List<double>();                             // each cluster's weighted mean reading
@@ -139,10 +163,10 @@ public static class RtskbLatency
     /// (the grouped-data estimate): readings of n steps stand for durations around n steps, so where two candidates
     /// share the step of their p99.9, the one with fewer samples at and above it has the lower value.
     /// </summary>
-    private static double Interpolated(int[] h, double q, double step)
+    private static double Interpolated(long[] h, double q, long n, double step)
     {
-        if (step <= Ns) return Percentile(h, q);
-        double target = q * N, seen = 0;
+        if (step <= Ns) return Percentile(h, q, n);
+        double target = q * n, seen = 0;
         int k = 0;
         long inStep = 0;
         for (int v = 0; v < Slots; v++)
@@ -160,17 +184,17 @@ public static class RtskbLatency
         return (k - 0.5 + (target - seen) / inStep) * step;
     }
 
-    /// <summary>The value at rank ⌊q·N⌋ of the sorted samples, in ns.</summary>
-    private static double Percentile(int[] h, double q)
+    /// <summary>The value at rank ⌊q·n⌋ of the <paramref name="n"/> samples counted in <paramref name="h"/>, sorted, in ns.</summary>
+    private static double Percentile(long[] h, double q, long n)
     {
-        long target = (long)(q * N), seen = 0;
+        long target = (long)(q * n), seen = 0;
         for (int v = 0; v < Slots; v++)
             if ((seen += h[v]) > target) return v * Ns;
         return (Slots - 1) * Ns;
     }
 
     /// <summary>One round: a warm-up and an untimed pass that counts managed bytes, then the interleaved timed samples.</summary>
-    private static double[] Round((string Name, Action Op)[] ops, int[][] hist, long[] max)
+    private static double[] Round((string Name, Action Op)[] ops, long[][] hist, long[] max)
     {
         int k = ops.Length;
         var bytes = new double[k];
