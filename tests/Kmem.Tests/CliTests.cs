@@ -126,6 +126,23 @@ public class CliTests
     }
 
     [Fact]
+    public void The_packet_storm_prints_per_pool_figures_and_proc_rtnet_rtskb_shows_its_effect()
+    {
+        var (code, o, e) = Run("run", "packet-storm");
+        Assert.True(code == 0, e);
+        Assert.Contains("all expectations held", o);
+        Assert.Matches(@"socket:5001 +│ 16 +│ 0 +│ 16 +│ 0 +│ 9984 ", o);       // the stuck consumer: its own pool dry
+        Assert.Matches(@"rteth0-rx +│ 16 +│ 16 +│ 0 +│ 0 +│ 0 ", o);          // the NIC unharmed
+        Assert.Contains("rteth0: rx 70000 packets, 9984 dropped; rx pool 16/16 free", o);
+        (code, o, e) = Run("cat", "/proc/rtnet/rtskb", "--workload", "packet-storm");
+        Assert.True(code == 0, e);
+        Assert.Equal("Statistics\t\tCurrent\tMaximum\nrtskb pools\t\t8\t9\nrtskbs\t\t\t137\t217\nrtskb memory need\t236736\t374976\n", o);
+        (code, o, _) = Run("cat", "/proc/rtnet/rtskb");
+        Assert.Equal(0, code);
+        Assert.Equal("Statistics\t\tCurrent\tMaximum\nrtskb pools\t\t5\t5\nrtskbs\t\t\t89\t89\nrtskb memory need\t153792\t153792\n", o);
+    }
+
+    [Fact]
     public void Run_executes_a_workload_file()
     {
         string path = Path.Combine(Path.GetTempPath(), $"kmem-wl-{Guid.NewGuid():N}.json");
