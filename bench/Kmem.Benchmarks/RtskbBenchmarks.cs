@@ -26,9 +26,11 @@ public class RtskbBenchmarks
         _rt = _machine.Rtnet;
         _pool = _rt.CreatePool("bench", 64);
         _consumer = _rt.CreatePool("bench-consumer", 64);
-        _queue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
-        _consumerQueue = new ConcurrentQueue<byte[]>(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
+        _queue = NewQueue();
+        _consumerQueue = NewQueue();
     }
+
+    private static ConcurrentQueue<byte[]> NewQueue() => new(Enumerable.Range(0, 64).Select(_ => new byte[1544]));
 
     /// <summary>Shuts the machine down.</summary>
     [GlobalCleanup]

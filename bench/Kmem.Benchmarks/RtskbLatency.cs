@@ -67,7 +67,13 @@ public static class RtskbLatency
         Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
         var p999i = new double[k][];
         for (int j = 0; j < k; j++) p999i[j] = new double[rounds];
-        int wins = 0, winsInterpolated = 0, exchangeWins = 0, exchangeWinsInterpolated = 0;
+        // What the goal compares: the rtskb pair (1) against ArrayPool (3) and the queue pool (4), and the rtskb
+        // exchange (2) against the queue exchange (5). Each counts the rounds it is below all its peers.
+        var goals = new (int Candidate, int[] Peers, string Text, int[] Wins)[]
+        {
+            (1, [3, 4], "the rtskb pair's p99.9 is below both peers'", new int[2]),
+            (2, [5], "the rtskb exchange's p99.9 is below the ConcurrentQueue exchange's", new int[2]),
+        };
         for (int r = 0; r < rounds; r++)
         {
             var bytes = Round(ops, hist, max);
@@ -81,10 +87,11 @@ public static class RtskbLatency
                 Console.WriteLine($"| {r + 1} | {ops[j].Name} | {Percentile(h, 0.50, N):F0} ns | {Percentile(h, 0.99, N):F0} ns | " +
                                   $"{p999[j][r]:F0}{interpolated} ns | {max[j] * Ns / 1000:F1} µs | {bytes[j]:F2} |");
             }
-            if (p999[1][r] < p999[3][r] && p999[1][r] < p999[4][r]) wins++;
-            if (p999i[1][r] < p999i[3][r] && p999i[1][r] < p999i[4][r]) winsInterpolated++;
-            if (p999[2][r] < p999[5][r]) exchangeWins++;
-            if (p999i[2][r] < p999i[5][r]) exchangeWinsInterpolated++;
+            foreach (var g in goals)
+            {
+                if (g.Peers.All(q => p999[g.Candidate][r] < p999[q][r])) g.Wins[0]++;
+                if (g.Peers.All(q => p999i[g.Candidate][r] < p999i[q][r])) g.Wins[1]++;
+            }
         }
         Console.WriteLine();
         for (int j = 0; j < k; j++)
@@ -101,10 +108,9 @@ public static class RtskbLatency
             string interpolated = step > 1 ? $" (~{Interpolated(total[j], 0.999, all, step):F1} ns)" : "";
             Console.WriteLine($"p99.9 of all {all:N0} samples, {ops[j].Name}: {Percentile(total[j], 0.999, all):F0} ns{interpolated}");
         }
-        Console.WriteLine($"rounds in which the rtskb pair's p99.9 is below both peers': {wins} of {rounds}" +
-                          (step > 1 ? $" as read, {winsInterpolated} of {rounds} interpolated" : ""));
-        Console.WriteLine($"rounds in which the rtskb exchange's p99.9 is below the ConcurrentQueue exchange's: {exchangeWins} of {rounds}" +
-                          (step > 1 ? $" as read, {exchangeWinsInterpolated} of {rounds} interpolated" : ""));
+        foreach (var g in goals)
+            Console.WriteLine($"rounds in which {g.Text}: {g.Wins[0]} of {rounds}" +
+                              (step > 1 ? $" as read, {g.Wins[1]} of {rounds} interpolated" : ""));
         Console.WriteLine();
         PrintHistogram(ops, total);
     }
