@@ -201,7 +201,7 @@ public sealed partial class Machine
     private int CheckedIndex(Page page, string caller)
     {
         ulong idx = page.PfnPlusOne - 1 - _basePfn;
-        if (page.MachineId == Id && idx < _frameCount && _disposed == 0) return (int)idx;
+        if (page.MachineId == Id && idx < _frameCount && !Life.IsDead) return (int)idx;
         return CheckedIndexSlow(page, caller);
     }
 
@@ -219,7 +219,7 @@ public sealed partial class Machine
     {
         // Fast: a page-aligned address of an allocated page can only be RAM of this machine.
         nint off = address - _phys.LinearBase;
-        if ((ulong)off < _phys.Size && (off & (PageSize - 1)) == 0 && _disposed == 0)
+        if ((ulong)off < _phys.Size && (off & (PageSize - 1)) == 0 && !Life.IsDead)
         {
             int idx = (int)(off >> PhysicalMemory.PageShift);
             if ((_frames[idx].Flags & PageFlags.Allocated) != 0) return idx;

@@ -32,7 +32,6 @@ public sealed partial class Machine : IDisposable
     private readonly ulong _basePfn;
     private readonly ulong _frameCount;
     private readonly uint _maxOrder;
-    private volatile int _disposed;
 
     private Machine(MachineProfile profile)
     {
@@ -40,6 +39,7 @@ public sealed partial class Machine : IDisposable
         Profile = profile;
         Id = Interlocked.Increment(ref s_nextId);
         Log = new KernelLog();
+        Life = new KernelLife { Owner = this };
         var layout = MemoryLayout.Plan(profile);
         Layout = layout;
         _phys = new PhysicalMemory(layout.SpanStart, layout.SpanEnd - layout.SpanStart, profile.Name);
@@ -60,7 +60,7 @@ public sealed partial class Machine : IDisposable
                 Reserved = layout.Reserved,
                 Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name)).ToArray(),
                 MinFreeKbytes = profile.MinFreeKbytes,
-            }, _frames, _phys.LinearBase, Log)
+            }, _frames, _phys.LinearBase, Log, Life)
             {
                 HardwareName = profile.Description.Length > 0 ? profile.Description : profile.Name,
             };
@@ -151,6 +151,9 @@ public sealed partial class Machine : IDisposable
     public IReadOnlyDictionary<string, Device> Devices { get; }
 
     internal MemoryLayout Layout { get; }
+
+    /// <summary>The machine's live/dead state, shared with every layer and every object it hands out.</summary>
+    internal KernelLife Life { get; }
 
     /// <summary>True when the physical memory is a memfd that can be mapped again (Linux).</summary>
     public bool IsFileBacked => _phys.IsFileBacked;
@@ -258,17 +261,12 @@ public sealed partial class Machine : IDisposable
         return (k4, m2, g1);
     }
 
-    internal void ThrowIfDisposed()
-    {
-        if (_disposed != 0) throw new ObjectDisposedException(nameof(Machine), "the machine has been shut down");
-    }
+    internal void ThrowIfDisposed() => Life.ThrowIfDead();
 
     /// <summary>Shuts the machine down: stops its allocators and unmaps its memory.</summary>
     public void Dispose()
     {
-        #pragma warning disable CS0420 // Interlocked on a volatile field is fine
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-#pragma warning restore CS0420
+        if (!Life.BeginShutdown()) return;
         _metrics.Dispose();
         ShutdownDmaBuf();
         _vmalloc?.Dispose();

@@ -24,9 +24,10 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private readonly long[] _fastMark = new long[16];
     private volatile bool _disposed;
 
-    public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log)
+    public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log, KernelLife life)
     {
         _settings = settings;
+        Life = life;
         _frames = frames;
         _f = frames.Base;
         _linear = linearBase;
@@ -68,6 +69,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public int Cpus { get; }
     public Zone[] Zones { get; }
     public KernelLog Log => _log;
+    /// <summary>The machine's life: every layer above checks it (and counts its slow paths in) through here.</summary>
+    public KernelLife Life { get; }
     public PageFrameTable Frames => _frames;
     public long MinFreeKbytes { get; private set; }
     public long TotalReservePages { get; private set; }
