@@ -395,9 +395,10 @@ public sealed unsafe partial class SlabCache
                 else if (!CheckObject(sb, idx, obj, RedActive, ref kind)) ok = false;
             }
             else if (ObjectIndex(idx, obj) < 0) { SlabErr(sb, idx, $"Invalid object pointer {P(obj)}"); kind = SlabError.InvalidPointer; ok = false; }
-            else if (SlabWord.Free(w) == ToLink(SlabBase(idx), obj) || SlabWord.Inuse(w) == 0)
+            else if (SlabWord.Inuse(w) == 0 || OnSlabFreelist(idx, obj))
             {
-                throw NaiveDoubleFree(idx, obj, site);
+                // Without F the kernel would catch only the naive case; Kmem always looks the object up.
+                throw ObjectAlreadyFree(idx, obj, site);
             }
             if (!ok)
             {

@@ -32,6 +32,7 @@ public sealed unsafe partial class SlabCache
             return;
         }
         if (ObjectIndex(idx, obj) < 0) throw InvalidObjectPointer(idx, obj, site);
+        if (MayBeFree(obj) && _root.IsFree(idx, obj)) throw ObjectAlreadyFree(idx, obj, site);
         var st = SlabThread.Current;
         st.Lock.Enter();
         try
@@ -94,8 +95,12 @@ public sealed unsafe partial class SlabCache
         ulong o = (ulong)(obj - SlabBase(idx) - _redLeftPad);
         ulong i = _magic != 0 ? (o * _magic) >> 44 : o / (ulong)_size;
         if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->Private)) return false;
-        // An object of the thread's own CPU slab that FreeFast refused is the head of its freelist: a naive
-        // double free for the slow path to report. (Only this thread sets its Page, so a stale read is harmless.)
+        // A free object's free pointer decodes to a valid link: the slow path looks it up (a double free, or rarely
+        // an object whose contents happen to decode so).
+        nint fp = obj + _offset;
+        if (SlabWord.MayBeFree(*(uint*)fp, _random, fp, _slabBytes)) return false;
+        // An object of the thread's own CPU slab that FreeFast refused goes to the slow path.
+        // (Only this thread sets its Page, so a stale read is harmless.)
         int slot = _slot;
         if ((uint)slot < (uint)len && t[slot] is var cp && cp != 0 && ((KmemCacheCpu*)cp)->Page == idx)
             return false;
@@ -107,12 +112,6 @@ public sealed unsafe partial class SlabCache
             KmemCacheCpu* c;
             if (Volatile.Read(ref hs[1]) == 0 && (c = (KmemCacheCpu*)t[slot]) != null)
             {
-                // The head of the slab's freelist or of the detached one is a naive double free: the slow path reports it.
-                if (SlabWord.Free(Volatile.Read(ref f->Private)) == ToLink(SlabBase(idx), obj) || (c->RemotePage == idx && obj == c->RemoteHead))
-                {
-                    Volatile.Write(ref hs[0], 0);
-                    return false;
-                }
                 if (s._sheafCapacity != 0)
                 {
                     // The address goes into the thread's sheaf: the object itself is not touched.
@@ -141,7 +140,7 @@ public sealed unsafe partial class SlabCache
             Volatile.Write(ref hs[0], 0);
         }
         // No structure of this thread for the cache yet (or a flush in progress): a sheaf cache makes one under the lock.
-        if (s._sheafCapacity != 0) return SlabWord.Free(Volatile.Read(ref f->Private)) != ToLink(SlabBase(idx), obj) && s.FreeToSheafLocked(obj, idx);
+        if (s._sheafCapacity != 0) return s.FreeToSheafLocked(obj, idx);
         if (s.SlabFreeCore(idx, obj, obj, 1, out bool froze) != RemoteFree.Done) return false;
         if (froze) s.PutCpuPartialOwn(idx);
         return true;

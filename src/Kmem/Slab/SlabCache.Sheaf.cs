@@ -65,6 +65,7 @@ public sealed unsafe partial class SlabCache
             if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
         }
         Volatile.Write(ref hs[0], 0);
+        if (obj != 0) MarkInUse(obj);
         if (obj != 0 && (gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
         return obj;
     }
@@ -101,6 +102,7 @@ public sealed unsafe partial class SlabCache
         if (sh == null) c->Main = sh = SlabSheaf.New(_sheafCapacity);
         else if (sh->Size > 0 && SlabSheaf.Objects(sh)[sh->Size - 1] == obj) return false;
         if (sh->Size == sh->Capacity) sh = BarnReplaceFull(c);
+        SetLink(obj, 0); // marked free (a valid link), so that a second free of it is looked up
         SlabSheaf.Objects(sh)[sh->Size++] = obj;
         return true;
     }

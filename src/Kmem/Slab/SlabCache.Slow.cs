@@ -298,6 +298,7 @@ public sealed unsafe partial class SlabCache
                 st.Lock.Exit();
             }
         }
+        MarkInUse(obj);
         if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
         return obj;
     }

@@ -190,6 +190,8 @@ public sealed unsafe partial class SlabCache
                     {
                         c->Hot = 0;                            // the object freed last comes back first (LIFO)
                         c->LastAlloc = obj;
+                        nint hp = obj + c->Offset;
+                        *(uint*)hp = SlabWord.InUse(c->Random, hp); // in use: its free pointer decodes outside any slab
                         int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                         Volatile.Write(ref hs[0], 0);
                         if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
@@ -199,12 +201,14 @@ public sealed unsafe partial class SlabCache
                     if (obj != 0)
                     {
                         nint fp = obj + c->Offset;
-                        uint link = *(uint*)fp ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+                        uint raw = *(uint*)fp;
+                        uint link = raw ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
                         if (link <= c->SlabBytes)             // a link outside the slab is a corrupt free pointer
                         {
                             nint next = c->SlabBase + (nint)link - 1;
                             c->Freelist = link == 0 ? 0 : next;
                             c->LastAlloc = obj;
+                            *(uint*)fp = ~raw;                 // in use: decodes to ~link, outside any slab
                             int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                             Volatile.Write(ref hs[0], 0);
                             if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
@@ -215,6 +219,8 @@ public sealed unsafe partial class SlabCache
                     {
                         // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
                         obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
+                        nint sp = obj + c->Offset;
+                        *(uint*)sp = SlabWord.InUse(c->Random, sp);
                         int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                         Volatile.Write(ref hs[0], 0);
                         if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
@@ -251,7 +257,8 @@ public sealed unsafe partial class SlabCache
 
     /// <summary>
     /// Pushes an object of the thread's CPU slab on its freelist (as the hot object): the address must fall on an
-    /// object slot of that slab (so it is ours and not interior) and not be the freelist's head (a naive double free).
+    /// object slot of that slab (so it is ours and not interior) and its free pointer must not decode to a valid link
+    /// (every free object's does: such an object may be free already, and the slow path looks it up).
     /// False sends the caller to <see cref="FreeRemote"/> or the slow path. No page descriptor is read.
     /// <paramref name="t"/> and <paramref name="len"/> are the calling thread's table and its length (read once by
     /// the caller, so that the slower paths after it need no second thread-local access).
@@ -267,23 +274,26 @@ public sealed unsafe partial class SlabCache
             var c = (KmemCacheCpu*)t[slot];
             if (c != null)
             {
+                bool slotOk;
                 if (obj == c->LastAlloc && obj != 0)
                 {
-                    // The object handed out last: known to start an object of the CPU slab, and in use.
-                    c->LastAlloc = 0;
-                    PushHot(c, obj);
-                    Volatile.Write(ref hs[0], 0);
-                    return true;
+                    // The object handed out last: known to start an object of the CPU slab.
+                    slotOk = true;
                 }
-                ulong o = (ulong)(obj - c->ObjStart);
-                if (o < c->ObjBytes)
+                else
                 {
+                    ulong o = (ulong)(obj - c->ObjStart);
                     ulong size = (ulong)c->Size;
                     ulong i = c->Magic != 0 ? (o * c->Magic) >> 44 : o / size;
-                    nint hot = c->Hot, head = c->Freelist;
-                    if (i * size == o && obj != hot && obj != head)
+                    slotOk = o < c->ObjBytes && i * size == o;
+                }
+                if (slotOk)
+                {
+                    nint fp = obj + c->Offset;
+                    if (!SlabWord.MayBeFree(*(uint*)fp, c->Random, fp, c->SlabBytes))
                     {
-                        PushHot(c, obj);
+                        c->LastAlloc = 0;
+                        PushHot(c, obj, fp);
                         Volatile.Write(ref hs[0], 0);
                         return true;
                     }
@@ -294,19 +304,22 @@ public sealed unsafe partial class SlabCache
         return false;
     }
 
-    /// <summary>Makes a validated object of the CPU slab the hot object; the previous hot object joins the freelist.</summary>
+    /// <summary>
+    /// Makes a validated object of the CPU slab the hot object, writing its free pointer (to the previous hot object,
+    /// else the freelist's head) so that it is marked free; the previous hot object becomes the freelist's head.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PushHot(KmemCacheCpu* c, nint obj)
+    private static void PushHot(KmemCacheCpu* c, nint obj, nint fp)
     {
         nint hot = c->Hot;
+        nint next = c->Freelist;
         if (hot != 0)
         {
-            nint head = c->Freelist;
-            nint fp = hot + c->Offset;
-            uint link = head == 0 ? 0 : (uint)(head - c->SlabBase + 1);
-            *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+            next = hot;
             c->Freelist = hot;
         }
+        uint link = next == 0 ? 0 : (uint)(next - c->SlabBase + 1);
+        *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
         c->Hot = obj;
     }
 

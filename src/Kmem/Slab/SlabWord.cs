@@ -38,4 +38,18 @@ internal static class SlabWord
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Encode(uint link, uint key, nint slot) => link ^ key ^ BinaryPrimitives.ReverseEndianness((uint)slot);
+
+    /// <summary>
+    /// What an allocation leaves in the free pointer slot of the object it hands out: a value that decodes to
+    /// 0xFFFFFFFF, a link no slab can hold. Every free object's slot decodes to a valid link (0 or an offset in the
+    /// slab plus one), so a free whose object's slot does not decode to a valid link cannot be a double free; one
+    /// whose slot does is looked up in the slab's free lists (the rare slow case, see SlabCache.DoubleFree.cs).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint InUse(uint key, nint slot) => ~(key ^ BinaryPrimitives.ReverseEndianness((uint)slot));
+
+    /// <summary>True when the stored free pointer <paramref name="raw"/> decodes to a link a slab of at most
+    /// <paramref name="slabBytes"/> bytes could hold: the object may be free and must be looked up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool MayBeFree(uint raw, uint key, nint slot, uint slabBytes) => Encode(raw, key, slot) <= slabBytes;
 }
