@@ -98,7 +98,10 @@ public unsafe class VmallocTests
         Assert.Equal("---p", HostProtection(a + 3 * 4096));
         Assert.Equal("rw-s", HostProtection(a));
         m.Vfree(a);
-        Assert.Equal("---p", HostProtection(a));       // unmapped at once, even before the purge
+        Assert.Equal("rw-p", HostProtection(a));       // unmapped at once: private harmless pages until the purge
+        Assert.Equal("---p", HostProtection(a + 3 * 4096));
+        m.VmUnmapAliases();
+        Assert.Equal("---p", HostProtection(a));       // the purge gives the range back as reserved space
         m.Vfree(b);
     }
 

@@ -14,6 +14,23 @@ internal sealed class KmemMetrics : IDisposable
 
     private readonly Meter _meter;
     private readonly TagList _machine;
+    /// <summary>
+    /// The instruments' readers, held only from here: the meter (which lives in a process-wide registry until it is
+    /// disposed) reaches them through weak references, so an undisposed machine can still be collected.
+    /// </summary>
+    private readonly List<object> _readers = [];
+
+    /// <summary>A reader the meter reaches weakly; once the machine is gone it reports <paramref name="gone"/>.</summary>
+    private Func<T> Weak<T>(Func<T> read, T gone)
+    {
+        _readers.Add(read);
+        var weak = new WeakReference<Func<T>>(read);
+        return () => weak.TryGetTarget(out var r) ? r() : gone;
+    }
+
+    private Func<IEnumerable<Measurement<long>>> Weak(Func<IEnumerable<Measurement<long>>> read) => Weak(read, []);
+
+    private Func<IEnumerable<Measurement<long>>> Weak(Func<Measurement<long>> read) => Weak(() => (IEnumerable<Measurement<long>>)[read()], []);
 
     public KmemMetrics(PageAllocator pa, Slab.SlabAllocator sa, string machineName, int machineId)
     {
@@ -28,13 +45,13 @@ internal sealed class KmemMetrics : IDisposable
                 tags.Add("kmem.zone", z.Name);
                 return new Measurement<long>(read(z), tags);
             });
-        _meter.CreateObservableGauge("kmem.memory.free", () => PerZone(z => Volatile.Read(ref z.FreePages) * 4096), "By", "Free memory on the buddy lists");
-        _meter.CreateObservableGauge("kmem.memory.managed", () => PerZone(z => z.Managed * 4096), "By", "Memory managed by the page allocator");
-        _meter.CreateObservableGauge("kmem.memory.pcp", () => PerZone(z => pa.PcpTotal(z.Index) * 4096), "By", "Memory on the per-CPU page lists");
-        _meter.CreateObservableGauge("kmem.memory.free_cma", () => PerZone(z => Volatile.Read(ref z.FreeCmaPages) * 4096), "By", "Free CMA memory");
-        _meter.CreateObservableCounter("kmem.page_alloc.slow_path", () => new Measurement<long>(Volatile.Read(ref pa.SlowPathCount), machine), "{call}", "Allocations that entered the slow path");
-        _meter.CreateObservableCounter("kmem.page_alloc.reclaim", () => new Measurement<long>(Volatile.Read(ref pa.ReclaimCount), machine), "{run}", "Direct reclaim runs");
-        _meter.CreateObservableCounter("kmem.page_alloc.failures", () => new Measurement<long>(Volatile.Read(ref pa.FailureCount), machine), "{call}", "Page allocations that failed");
+        _meter.CreateObservableGauge("kmem.memory.free", Weak(() => PerZone(z => Volatile.Read(ref z.FreePages) * 4096)), "By", "Free memory on the buddy lists");
+        _meter.CreateObservableGauge("kmem.memory.managed", Weak(() => PerZone(z => z.Managed * 4096)), "By", "Memory managed by the page allocator");
+        _meter.CreateObservableGauge("kmem.memory.pcp", Weak(() => PerZone(z => pa.PcpTotal(z.Index) * 4096)), "By", "Memory on the per-CPU page lists");
+        _meter.CreateObservableGauge("kmem.memory.free_cma", Weak(() => PerZone(z => Volatile.Read(ref z.FreeCmaPages) * 4096)), "By", "Free CMA memory");
+        _meter.CreateObservableCounter("kmem.page_alloc.slow_path", Weak(() => new Measurement<long>(Volatile.Read(ref pa.SlowPathCount), machine)), "{call}", "Allocations that entered the slow path");
+        _meter.CreateObservableCounter("kmem.page_alloc.reclaim", Weak(() => new Measurement<long>(Volatile.Read(ref pa.ReclaimCount), machine)), "{run}", "Direct reclaim runs");
+        _meter.CreateObservableCounter("kmem.page_alloc.failures", Weak(() => new Measurement<long>(Volatile.Read(ref pa.FailureCount), machine)), "{call}", "Page allocations that failed");
         IEnumerable<Measurement<long>> PerCache(Func<SlabCache, long> read) =>
             sa.Caches.Select(c =>
             {
@@ -42,31 +59,31 @@ internal sealed class KmemMetrics : IDisposable
                 tags.Add("kmem.cache", c.Name);
                 return new Measurement<long>(read(c), tags);
             });
-        _meter.CreateObservableGauge("kmem.slab.active_objects", () => PerCache(c => c.ActiveObjects), "{object}", "Objects in use or held by threads (slabinfo active_objs)");
-        _meter.CreateObservableGauge("kmem.slab.objects", () => PerCache(c => c.TotalObjects), "{object}", "Objects in all slabs (slabinfo num_objs)");
-        _meter.CreateObservableGauge("kmem.slab.slabs", () => PerCache(c => c.Slabs), "{slab}", "Slabs of the cache");
-        _meter.CreateObservableGauge("kmem.slab.memory", () => PerCache(c => c.Slabs * (4096L << c.Order)), "By", "Memory in the cache's slabs");
-        _meter.CreateObservableGauge("kmem.memory.slab_reclaimable", () => new Measurement<long>(pa.Stat.SlabReclaimablePages * 4096, machine), "By", "SReclaimable");
-        _meter.CreateObservableGauge("kmem.memory.slab_unreclaimable", () => new Measurement<long>(pa.Stat.SlabUnreclaimablePages * 4096, machine), "By", "SUnreclaim");
-        _meter.CreateObservableCounter("kmem.page_alloc.kswapd_wakeups", () => new Measurement<long>(Volatile.Read(ref pa.KswapdWakeups), machine), "{wakeup}", "Background reclaim wake-ups");
+        _meter.CreateObservableGauge("kmem.slab.active_objects", Weak(() => PerCache(c => c.ActiveObjects)), "{object}", "Objects in use or held by threads (slabinfo active_objs)");
+        _meter.CreateObservableGauge("kmem.slab.objects", Weak(() => PerCache(c => c.TotalObjects)), "{object}", "Objects in all slabs (slabinfo num_objs)");
+        _meter.CreateObservableGauge("kmem.slab.slabs", Weak(() => PerCache(c => c.Slabs)), "{slab}", "Slabs of the cache");
+        _meter.CreateObservableGauge("kmem.slab.memory", Weak(() => PerCache(c => c.Slabs * (4096L << c.Order))), "By", "Memory in the cache's slabs");
+        _meter.CreateObservableGauge("kmem.memory.slab_reclaimable", Weak(() => new Measurement<long>(pa.Stat.SlabReclaimablePages * 4096, machine)), "By", "SReclaimable");
+        _meter.CreateObservableGauge("kmem.memory.slab_unreclaimable", Weak(() => new Measurement<long>(pa.Stat.SlabUnreclaimablePages * 4096, machine)), "By", "SUnreclaim");
+        _meter.CreateObservableCounter("kmem.page_alloc.kswapd_wakeups", Weak(() => new Measurement<long>(Volatile.Read(ref pa.KswapdWakeups), machine)), "{wakeup}", "Background reclaim wake-ups");
     }
 
     /// <summary>A gauge of one value for the machine (the layers above add theirs).</summary>
     public void Gauge(string name, Func<long> read, string unit, string description) =>
-        _meter.CreateObservableGauge(name, () => new Measurement<long>(read(), _machine), unit, description);
+        _meter.CreateObservableGauge(name, Weak(() => new Measurement<long>(read(), _machine)), unit, description);
 
     /// <summary>A counter of one value for the machine.</summary>
     public void Counter(string name, Func<long> read, string unit, string description) =>
-        _meter.CreateObservableCounter(name, () => new Measurement<long>(read(), _machine), unit, description);
+        _meter.CreateObservableCounter(name, Weak(() => new Measurement<long>(read(), _machine)), unit, description);
 
     /// <summary>A gauge with one measurement per item, tagged <paramref name="tag"/> = the item's key.</summary>
     public void GaugeEach(string name, string tag, Func<IEnumerable<(string Key, long Value)>> read, string unit, string description) =>
-        _meter.CreateObservableGauge(name, () => read().Select(kv =>
+        _meter.CreateObservableGauge(name, Weak(() => read().Select(kv =>
         {
             var t = _machine;
             t.Add(tag, kv.Key);
             return new Measurement<long>(kv.Value, t);
-        }), unit, description);
+        })), unit, description);
 
     public void Dispose() => _meter.Dispose();
 }

@@ -18,10 +18,14 @@ public sealed class ProcFs
 {
     private readonly Lock _lock = new();
     private readonly SortedDictionary<string, Func<string>> _files = new(StringComparer.Ordinal);
+    private readonly KernelLife _life;
+
+    internal ProcFs(KernelLife life) => _life = life;
 
     /// <summary>Registers (or replaces) the renderer of a path.</summary>
     public void Register(string path, Func<string> render)
     {
+        _life.ThrowIfDead();
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(render);
         if (path[0] != '/') throw new ArgumentException($"'{path}' is not an absolute path", nameof(path));
@@ -31,25 +35,33 @@ public sealed class ProcFs
     /// <summary>Removes a path (a view that went away, such as a destroyed cache's sysfs files).</summary>
     public bool Unregister(string path)
     {
+        _life.ThrowIfDead();
         lock (_lock) return _files.Remove(path);
     }
 
     /// <summary>The registered paths, sorted.</summary>
     public IReadOnlyList<string> Paths
     {
-        get { lock (_lock) return _files.Keys.ToArray(); }
+        get
+        {
+            _life.ThrowIfDead();
+            lock (_lock) return _files.Keys.ToArray();
+        }
     }
 
     /// <summary>True if a view serves <paramref name="path"/>.</summary>
     public bool Exists(string path)
     {
+        _life.ThrowIfDead();
         lock (_lock) return _files.ContainsKey(path);
     }
 
     /// <summary>Renders the file at <paramref name="path"/>.</summary>
     /// <exception cref="ProcPathException">No view serves that path.</exception>
+    /// <exception cref="ObjectDisposedException">The machine has been disposed.</exception>
     public string Read(string path)
     {
+        using var _ = _life.Enter();   // a view walks live lists: the machine's shutdown waits for it
         ArgumentNullException.ThrowIfNull(path);
         Func<string>? render;
         lock (_lock) _files.TryGetValue(path.TrimEnd('/') is { Length: > 0 } p ? p : path, out render);

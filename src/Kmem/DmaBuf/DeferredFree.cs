@@ -83,12 +83,24 @@ internal sealed class DeferredFree : IDisposable
         {
             _work.Wait(100);
             if (_stop) break;
-            while (WorkerEnabled && !_stop && Take() is { } item)
-            {
-                try { item.Free(DeferredFreeReason.Normal); }
-                finally { Done(); }
-            }
+            if (!FreeAvailable()) return;
         }
+    }
+
+    /// <summary>
+    /// Frees what is on the list; false when the machine went away under the worker. A method of its own so that no
+    /// item stays referenced from the waiting worker's stack (that would keep a machine nobody holds alive).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private bool FreeAvailable()
+    {
+        while (WorkerEnabled && !_stop && Take() is { } item)
+        {
+            try { item.Free(DeferredFreeReason.Normal); }
+            catch (ObjectDisposedException) { return false; }
+            finally { Done(); }
+        }
+        return true;
     }
 
     /// <summary>The shrinker's scan: frees whole items under pressure until <paramref name="nrToScan"/> pages are freed.</summary>
@@ -116,11 +128,7 @@ internal sealed class DeferredFree : IDisposable
         _stop = true;
         _work.Release();
         _worker.Join(TimeSpan.FromSeconds(5));
-        // Whatever is left goes straight back: the machine is going away.
-        while (Take() is { } item)
-        {
-            try { item.Free(DeferredFreeReason.UnderPressure); }
-            finally { Done(); }
-        }
+        // Whatever is left is dropped: the machine's memory is going away with it.
+        while (Take() is not null) Done();
     }
 }

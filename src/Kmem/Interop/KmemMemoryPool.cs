@@ -30,12 +30,20 @@ public sealed class KmemMemoryPool : MemoryPool<byte>
     public override int MaxBufferSize => (int)Math.Min(_machine.KmallocMaxSize, int.MaxValue);
 
     /// <summary>Buffers rented and not yet disposed.</summary>
-    public long Rented => Volatile.Read(ref _rented);
+    public long Rented
+    {
+        get
+        {
+            _machine.ThrowIfDisposed();
+            return Volatile.Read(ref _rented);
+        }
+    }
 
     /// <summary>Rents a buffer of at least <paramref name="minBufferSize"/> bytes (its kmalloc size class).</summary>
     /// <exception cref="InsufficientMemoryException">kmalloc failed.</exception>
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
+        _machine.ThrowIfDisposed();
         if (minBufferSize == -1) minBufferSize = _defaultSize;
         ArgumentOutOfRangeException.ThrowIfNegative(minBufferSize);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, MaxBufferSize);
@@ -58,6 +66,7 @@ public sealed class KmemMemoryPool : MemoryPool<byte>
         {
             nint p = Volatile.Read(ref _ptr);
             ObjectDisposedException.ThrowIf(p == 0, this);
+            pool._machine.ThrowIfDisposed();
             return new Span<byte>((void*)p, length);
         }
 
@@ -65,6 +74,7 @@ public sealed class KmemMemoryPool : MemoryPool<byte>
         {
             nint p = Volatile.Read(ref _ptr);
             ObjectDisposedException.ThrowIf(p == 0, this);
+            pool._machine.ThrowIfDisposed();
             ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)elementIndex, (uint)length, nameof(elementIndex));
             return new MemoryHandle((void*)(p + elementIndex)); // native memory never moves
         }
@@ -75,6 +85,7 @@ public sealed class KmemMemoryPool : MemoryPool<byte>
         {
             nint p = Interlocked.Exchange(ref _ptr, 0);
             if (p == 0) return; // a second Dispose frees nothing
+            if (pool._machine.IsDead) return; // the machine took the buffer with it (.NET's rule: Dispose never throws)
             pool._machine.Kfree(p, "KmemMemoryPool.Return");
             Interlocked.Decrement(ref pool._rented);
         }

@@ -85,7 +85,7 @@ public sealed partial class Machine
     /// <summary>Stops the deferred-free worker and gives the pools' pages back (machine shutdown).</summary>
     private void ShutdownDmaBuf()
     {
+        // The pools' pages and the deferred buffers go away with the machine's memory: nothing is freed one by one.
         _deferredFree?.Dispose();
-        foreach (var p in _heapPools) p.Drain();
     }
 }

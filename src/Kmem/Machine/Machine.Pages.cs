@@ -12,7 +12,7 @@ public sealed partial class Machine
     public const int PageSize = PhysicalMemory.PageSize;
 
     /// <summary>MAX_ORDER of this machine: orders 0..MaxOrder-1 are valid.</summary>
-    public int MaxOrder => Pages.MaxOrder;
+    public int MaxOrder => Live(Pages.MaxOrder);
 
     // ================================================================== allocate and free
 
@@ -81,6 +81,7 @@ public sealed partial class Machine
     public nint AllocPagesExact(nuint size, Gfp gfp)
     {
         if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "size must be positive");
+        using var _ = Life.Enter();
         int idx = Pages.AllocExact(size, gfp);
         return idx < 0 ? 0 : Pages.IdxToVirt(idx);
     }
@@ -133,6 +134,7 @@ public sealed partial class Machine
     public void RegisterShrinker(Shrinker shrinker)
     {
         ArgumentNullException.ThrowIfNull(shrinker);
+        ThrowIfDisposed();
         Pages.RegisterShrinker(shrinker);
     }
 
@@ -140,11 +142,16 @@ public sealed partial class Machine
     public bool UnregisterShrinker(Shrinker shrinker)
     {
         ArgumentNullException.ThrowIfNull(shrinker);
+        ThrowIfDisposed();
         return Pages.UnregisterShrinker(shrinker);
     }
 
     /// <summary>Runs direct reclaim once (all shrinkers, falling priority); returns the pages that came back.</summary>
-    public long Reclaim(Gfp gfp = Gfp.Kernel) => Pages.PerformReclaim(gfp, 0);
+    public long Reclaim(Gfp gfp = Gfp.Kernel)
+    {
+        using var _ = Life.Enter();
+        return Pages.PerformReclaim(gfp, 0);
+    }
 
     // ================================================================== address conversions
 
@@ -161,15 +168,16 @@ public sealed partial class Machine
     /// <exception cref="InvalidAddressException">The PFN is not backed by a memory bank.</exception>
     public Page PfnToPage(ulong pfn)
     {
+        ThrowIfDisposed();
         if (!Pages.PfnValid(pfn)) throw Invalid($"pfn_to_page: pfn 0x{pfn:x} is not backed by memory", nameof(PfnToPage));
         return new Page(pfn, Id);
     }
 
     /// <summary><c>PFN_PHYS(pfn)</c>.</summary>
-    public ulong PfnToPhys(ulong pfn) => pfn << PhysicalMemory.PageShift;
+    public ulong PfnToPhys(ulong pfn) => Live(pfn << PhysicalMemory.PageShift);
 
     /// <summary><c>PHYS_PFN(phys)</c>.</summary>
-    public ulong PhysToPfn(ulong phys) => phys >> PhysicalMemory.PageShift;
+    public ulong PhysToPfn(ulong phys) => Live(phys >> PhysicalMemory.PageShift);
 
     /// <summary><c>page_to_phys(page)</c>.</summary>
     public ulong PageToPhys(Page page) => PfnToPhys(PageToPfn(page));
@@ -177,6 +185,7 @@ public sealed partial class Machine
     /// <summary><c>phys_to_virt(phys)</c>: the linear-map address of a physical address.</summary>
     public nint PhysToVirt(ulong phys)
     {
+        ThrowIfDisposed();
         if (!Pages.PfnValid(phys >> PhysicalMemory.PageShift)) throw Invalid($"phys_to_virt: 0x{phys:x} is not RAM", nameof(PhysToVirt));
         return _phys.LinearBase + (nint)(phys - Layout.SpanStart);
     }
@@ -191,6 +200,7 @@ public sealed partial class Machine
     /// <summary>True if the address lies in this machine's linear map of RAM (<c>virt_addr_valid</c>).</summary>
     public bool VirtAddrValid(nint address)
     {
+        ThrowIfDisposed();
         nint off = address - _phys.LinearBase;
         return off >= 0 && (ulong)off < _phys.Size && Pages.PfnValid(Pages.BasePfn + (ulong)(off >> PhysicalMemory.PageShift));
     }
@@ -259,49 +269,60 @@ public sealed class ZoneInfo
 
     internal ZoneInfo(Machine m, Zone z) { _m = m; _z = z; }
 
+    /// <summary>The zone, while its machine is up (a dead machine's figures would be stale).</summary>
+    private Zone Z
+    {
+        get
+        {
+            _m.ThrowIfDisposed();
+            return _z;
+        }
+    }
+
+
     /// <summary>The zone name (<c>DMA</c>, <c>DMA32</c>, <c>Normal</c>, <c>HighMem</c>, <c>Movable</c>).</summary>
-    public string Name => _z.Name;
+    public string Name => Z.Name;
     /// <summary>The zone type.</summary>
-    public ZoneType Type => _z.Type;
+    public ZoneType Type => Z.Type;
     /// <summary>First PFN (0 for an empty zone).</summary>
-    public ulong StartPfn => _z.StartPfn;
+    public ulong StartPfn => Z.StartPfn;
     /// <summary>Pages spanned, holes included.</summary>
-    public long Spanned => _z.Spanned;
+    public long Spanned => Z.Spanned;
     /// <summary>Pages of RAM in the zone.</summary>
-    public long Present => _z.Present;
+    public long Present => Z.Present;
     /// <summary>Pages the buddy allocator manages (present minus reserved).</summary>
-    public long Managed => _z.Managed;
+    public long Managed => Z.Managed;
     /// <summary>Free pages on the buddy lists (NR_FREE_PAGES).</summary>
-    public long FreePages => Volatile.Read(ref _z.FreePages);
+    public long FreePages => Volatile.Read(ref Z.FreePages);
     /// <summary>Free CMA pages (NR_FREE_CMA_PAGES).</summary>
-    public long FreeCmaPages => Volatile.Read(ref _z.FreeCmaPages);
+    public long FreeCmaPages => Volatile.Read(ref Z.FreeCmaPages);
     /// <summary>Pages on the per-CPU lists.</summary>
-    public long PcpPages => _m.Pages.PcpTotal(_z.Index);
+    public long PcpPages => _m.Pages.PcpTotal(Z.Index);
     /// <summary>The min watermark.</summary>
-    public long WatermarkMin => _z.WmarkMin;
+    public long WatermarkMin => Z.WmarkMin;
     /// <summary>The low watermark.</summary>
-    public long WatermarkLow => _z.WmarkLow;
+    public long WatermarkLow => Z.WmarkLow;
     /// <summary>The high watermark.</summary>
-    public long WatermarkHigh => _z.WmarkHigh;
+    public long WatermarkHigh => Z.WmarkHigh;
     /// <summary>lowmem_reserve[]: pages kept back from requests whose highest zone is each index.</summary>
-    public IReadOnlyList<long> LowmemReserve => _z.LowmemReserve;
+    public IReadOnlyList<long> LowmemReserve => Z.LowmemReserve;
     /// <summary>The per-CPU list batch.</summary>
-    public int PcpBatch => _z.PcpBatch;
+    public int PcpBatch => Z.PcpBatch;
     /// <summary>The per-CPU list high mark.</summary>
-    public int PcpHigh => _z.PcpHigh;
+    public int PcpHigh => Z.PcpHigh;
     /// <summary>True if the zone has memory.</summary>
-    public bool Populated => _z.Populated;
+    public bool Populated => Z.Populated;
 
     /// <summary>Free blocks of an order on one migratetype's list.</summary>
     public long FreeBlocks(int order, MigrateType type)
     {
-        lock (_z.Lock) return _z.NrFree(order, (int)type);
+        lock (Z.Lock) return Z.NrFree(order, (int)type);
     }
 
     /// <summary>Free blocks of an order on all lists (a /proc/buddyinfo column).</summary>
     public long FreeBlocks(int order)
     {
-        lock (_z.Lock) return _z.AreaFree(order);
+        lock (Z.Lock) return Z.AreaFree(order);
     }
 
     /// <summary>The migratetype of each pageblock of the zone, in order.</summary>
@@ -309,7 +330,7 @@ public sealed class ZoneInfo
     {
         get
         {
-            lock (_z.Lock) return Enumerable.Range(0, _z.PageblockCount).Select(_z.PageblockTypeAt).ToArray();
+            lock (Z.Lock) return Enumerable.Range(0, Z.PageblockCount).Select(Z.PageblockTypeAt).ToArray();
         }
     }
 

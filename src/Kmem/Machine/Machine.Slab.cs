@@ -11,13 +11,13 @@ public sealed partial class Machine
     public const nint ZeroSizePtr = SlabAllocator.ZeroSizePtr;
 
     /// <summary>KMALLOC_MAX_SIZE: the largest kmalloc (and slab object) for this machine's MAX_ORDER.</summary>
-    public long KmallocMaxSize => Slab.KmallocMaxSize;
+    public long KmallocMaxSize => Live(Slab.KmallocMaxSize);
 
     /// <summary>The slab caches, newest first, as /proc/slabinfo lists them (merged aliases are not listed).</summary>
-    public IReadOnlyList<SlabCache> SlabCaches => Slab.Caches;
+    public IReadOnlyList<SlabCache> SlabCaches => Live(Slab.Caches);
 
     /// <summary>A cache (or alias) by name, or null.</summary>
-    public SlabCache? FindSlabCache(string name) => Slab.Find(name);
+    public SlabCache? FindSlabCache(string name) => Live(Slab.Find(name));
 
     /// <summary>
     /// Creates a slab cache (<c>kmem_cache_create()</c>). <paramref name="align"/> 0 means the architecture's
@@ -30,14 +30,14 @@ public sealed partial class Machine
     /// <exception cref="SlabException">Empty or duplicate name, size 0 or above <see cref="KmallocMaxSize"/>, bad alignment, flags or sheaf capacity.</exception>
     public SlabCache KmemCacheCreate(string name, int size, int align = 0, SlabFlags flags = SlabFlags.None, Action<nint>? ctor = null, int sheafCapacity = 0)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         return Slab.Create(name, size, align, flags, ctor, sheafCapacity);
     }
 
     /// <summary>Creates a typed slab cache for <typeparamref name="T"/> (size and alignment from the type).</summary>
     public SlabCache<T> KmemCacheCreate<T>(string name, SlabFlags flags = SlabFlags.None, SlabCtor<T>? ctor = null, int sheafCapacity = 0) where T : unmanaged
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         return SlabCache<T>.Create(this, name, flags, ctor, sheafCapacity);
     }
 
@@ -114,5 +114,9 @@ public sealed partial class Machine
     }
 
     /// <summary>Shrinks every slab cache (what memory pressure does through the slab shrinker); returns the objects freed.</summary>
-    public long ShrinkSlabs() => Slab.ShrinkAll();
+    public long ShrinkSlabs()
+    {
+        using var _ = Life.Enter();
+        return Slab.ShrinkAll();
+    }
 }

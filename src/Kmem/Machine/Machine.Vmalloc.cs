@@ -11,10 +11,10 @@ public sealed partial class Machine
         "vmalloc needs physical memory that can be mapped twice (a memfd, Linux); this machine's is a plain native block");
 
     /// <summary>VMALLOC_START: the first address of the vmalloc window (0 when the platform has no window).</summary>
-    public nint VmallocStart => _vmalloc?.Start ?? 0;
+    public nint VmallocStart => Live(_vmalloc?.Start ?? 0);
 
     /// <summary>VMALLOC_END: the first address past the vmalloc window.</summary>
-    public nint VmallocEnd => _vmalloc?.End ?? 0;
+    public nint VmallocEnd => Live(_vmalloc?.End ?? 0);
 
     /// <summary>
     /// vmalloc(): <paramref name="size"/> bytes (rounded up to pages) of virtually contiguous memory over order-0
@@ -47,7 +47,7 @@ public sealed partial class Machine
 
     private nint VmallocCore(nuint size, Gfp gfp, VmFlags flags, CallSite site)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         return Vm.Vmalloc(size, gfp, flags, site);
     }
 
@@ -64,7 +64,7 @@ public sealed partial class Machine
     /// </summary>
     public void Vfree(nint address, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         if (address == 0) return;
         Vm.Free(address, freePages: true, new CallSite(caller, file, line));
     }
@@ -77,7 +77,7 @@ public sealed partial class Machine
     /// <exception cref="InvalidAddressException">A page is null, of another machine, or free.</exception>
     public nint Vmap(ReadOnlySpan<Page> pages, VmFlags flags = VmFlags.Map, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         if ((flags & (VmFlags.Alloc | VmFlags.NoGuard)) != 0) throw new ArgumentException("vmap areas take neither VM_ALLOC nor VM_NO_GUARD", nameof(flags));
         var frames = pages.Length <= 1024 ? stackalloc int[pages.Length] : new int[pages.Length];
         for (int i = 0; i < pages.Length; i++)
@@ -100,19 +100,19 @@ public sealed partial class Machine
     /// </summary>
     public void Vunmap(nint address, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         if (address == 0) return;
         Vm.Free(address, freePages: false, new CallSite(caller, file, line));
     }
 
     /// <summary>is_vmalloc_addr(): true for any address of the vmalloc window.</summary>
-    public bool IsVmallocAddr(nint address) => _vmalloc?.Contains(address) ?? false;
+    public bool IsVmallocAddr(nint address) => Live(_vmalloc?.Contains(address) ?? false);
 
     /// <summary>vmalloc_to_page(): the page mapped at a vmalloc address, or the null page where nothing is mapped (a guard or free page).</summary>
     /// <exception cref="InvalidAddressException">The address is outside the vmalloc window.</exception>
     public Page VmallocToPage(nint address)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         if (!IsVmallocAddr(address)) throw new InvalidAddressException($"vmalloc_to_page: 0x{address:x} is not a vmalloc address");
         int idx = Vm.FrameAt(address);
         return idx < 0 ? Page.Null : new Page(Pages.BasePfn + (ulong)idx, Id);
@@ -130,7 +130,7 @@ public sealed partial class Machine
     /// <summary>vm_unmap_aliases(): purges the lazily freed areas now, so that their addresses can be reused.</summary>
     public void VmUnmapAliases()
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         _vmalloc?.PurgeLazy();
     }
 
@@ -138,7 +138,14 @@ public sealed partial class Machine
     internal long VmallocMapCalls => _vmalloc?.MapCalls ?? 0;
 
     /// <summary>The busy areas of the vmalloc window, lowest address first (what /proc/vmallocinfo lists).</summary>
-    public IReadOnlyList<VmArea> VmallocAreas => _vmalloc?.Areas() ?? [];
+    public IReadOnlyList<VmArea> VmallocAreas
+    {
+        get
+        {
+            using var _ = Life.Enter();
+            return _vmalloc?.Areas() ?? [];
+        }
+    }
 
     /// <summary>
     /// kvmalloc(): kmalloc first; for more than a page that try is quiet and gives up early (NOWARN, and NORETRY
@@ -147,7 +154,7 @@ public sealed partial class Machine
     /// </summary>
     public nint Kvmalloc(nuint size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        ThrowIfDisposed();
+        using var _ = Life.Enter();
         var site = new CallSite(caller, file, line);
         if ((gfp & Gfp.Kernel) != Gfp.Kernel) return Slab.Kmalloc(size, gfp, site);
         Gfp kf = gfp;

@@ -67,11 +67,11 @@ public sealed partial class Machine : IDisposable
             _basePfn = Pages.BasePfn;
             _frameCount = (ulong)_frames.Count;
             _maxOrder = (uint)Pages.MaxOrder;
-            Cma = layout.CmaAreas.ToDictionary(c => c.Name);
+            _cma = layout.CmaAreas.ToDictionary(c => c.Name);
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
-            Devices = profile.Devices.ToDictionary(d => d.Name,
+            _devices = profile.Devices.ToDictionary(d => d.Name,
                 d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
-            ProcFs = new ProcFs();
+            _procFs = new ProcFs(Life);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
@@ -142,13 +142,16 @@ public sealed partial class Machine : IDisposable
     public KernelLog Log { get; }
 
     /// <summary>The <c>/proc</c> and <c>/sys</c> views, by their kernel paths.</summary>
-    public ProcFs ProcFs { get; }
+    public ProcFs ProcFs { get => Live(_procFs); }
+    private readonly ProcFs _procFs;
 
     /// <summary>CMA areas by name.</summary>
-    public IReadOnlyDictionary<string, CmaArea> Cma { get; }
+    public IReadOnlyDictionary<string, CmaArea> Cma { get => Live(_cma); }
+    private readonly IReadOnlyDictionary<string, CmaArea> _cma;
 
     /// <summary>Devices by name.</summary>
-    public IReadOnlyDictionary<string, Device> Devices { get; }
+    public IReadOnlyDictionary<string, Device> Devices { get => Live(_devices); }
+    private readonly IReadOnlyDictionary<string, Device> _devices;
 
     internal MemoryLayout Layout { get; }
 
@@ -156,13 +159,13 @@ public sealed partial class Machine : IDisposable
     internal KernelLife Life { get; }
 
     /// <summary>True when the physical memory is a memfd that can be mapped again (Linux).</summary>
-    public bool IsFileBacked => _phys.IsFileBacked;
+    public bool IsFileBacked => Live(_phys.IsFileBacked);
 
     /// <summary>The log ring as <c>dmesg</c> prints it.</summary>
     public string Dmesg() => Log.Dmesg();
 
     /// <summary>The zones of the machine, in kernel order (empty ones included).</summary>
-    public IReadOnlyList<ZoneInfo> Zones => Pages.Zones.Select(z => new ZoneInfo(this, z)).ToArray();
+    public IReadOnlyList<ZoneInfo> Zones => Live(Pages.Zones).Select(z => new ZoneInfo(this, z)).ToArray();
 
     /// <summary>
     /// How long a blocking allocation waits for memory to be freed between reclaim rounds
@@ -170,9 +173,10 @@ public sealed partial class Machine : IDisposable
     /// </summary>
     public TimeSpan ReclaimRetryWait
     {
-        get => Pages.ReclaimRetryWait;
+        get => Live(Pages.ReclaimRetryWait);
         set
         {
+            ThrowIfDisposed();
             if (value < TimeSpan.Zero || value > TimeSpan.FromSeconds(10)) throw new ArgumentOutOfRangeException(nameof(value), "must be 0..10 s");
             Pages.ReclaimRetryWait = value;
         }
@@ -181,9 +185,10 @@ public sealed partial class Machine : IDisposable
     /// <summary>vm.min_free_kbytes; setting it recomputes every watermark as the sysctl does.</summary>
     public long MinFreeKbytes
     {
-        get => Pages.MinFreeKbytes;
+        get => Live(Pages.MinFreeKbytes);
         set
         {
+            using var _ = Life.Enter();
             long max = (long)(Profile.TotalRam / 4 / 1024);
             if (value < 0 || value > max) throw new ArgumentOutOfRangeException(nameof(value), $"must be 0..{max} KiB");
             Pages.SetMinFreeKbytes(value);
@@ -263,16 +268,56 @@ public sealed partial class Machine : IDisposable
 
     internal void ThrowIfDisposed() => Life.ThrowIfDead();
 
-    /// <summary>Shuts the machine down: stops its allocators and unmaps its memory.</summary>
+    /// <summary>True once the machine has been disposed (or finalized).</summary>
+    internal bool IsDead => Life.IsDead;
+
+    /// <summary>A value of the live machine (after Dispose there are none: every member throws).</summary>
+    private T Live<T>(T value)
+    {
+        Life.ThrowIfDead();
+        return value;
+    }
+
+    /// <summary>
+    /// Shuts the machine down: every member of the machine and of everything it handed out throws
+    /// <see cref="ObjectDisposedException"/> from now on; calls in flight on other threads finish or fail so; its
+    /// memory goes back to the host. Spans still held over its memory read zeros instead of faulting (the mappings
+    /// are replaced by harmless ones and quarantined before their addresses are reused). A second call does nothing.
+    /// </summary>
     public void Dispose()
     {
+        Shutdown(finalizing: false);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>A machine nobody disposed, once nothing of it is reachable: its memory, mappings and worker go.</summary>
+    ~Machine() => Shutdown(finalizing: true);
+
+    private void Shutdown(bool finalizing)
+    {
         if (!Life.BeginShutdown()) return;
+        // 1. No new call gets in: the page entry points throw, the slab fast paths miss (every slot is dead) and every
+        //    thread's structures are released under the owner/drainer handshake, so no thread is inside one.
+        Pages.BeginShutdown();
+        Slab.Dispose();
+        // 2. Calls already inside a slow path finish (or fail) before anything is torn down.
+        Life.WaitUntilQuiet();
         _metrics.Dispose();
         ShutdownDmaBuf();
-        _vmalloc?.Dispose();
-        Slab.Dispose();
         Pages.Dispose();
-        _frames.Dispose();
-        _phys.Dispose();
+        // 3. The memory goes. Safe code may still hold spans over it: those mappings become harmless (unless nothing
+        //    can reach them any more, as when the finalizer runs).
+        if (finalizing)
+        {
+            _vmalloc?.Dispose();
+            _frames.Dispose();
+            _phys.Dispose();
+        }
+        else
+        {
+            _vmalloc?.Retire();
+            _frames.Retire();
+            _phys.Retire();
+        }
     }
 }

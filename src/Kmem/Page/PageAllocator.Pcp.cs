@@ -27,7 +27,7 @@ internal sealed unsafe partial class PageAllocator
     private PcpThreadCache ThreadCache()
     {
         var c = t_cache;
-        if (c is not null && ReferenceEquals(c.Owner, this)) return c;
+        if (c is not null && c.OwnerId == _allocatorId) return c;
         return ThreadCacheSlow();
     }
 
@@ -46,7 +46,7 @@ internal sealed unsafe partial class PageAllocator
             }
             else
             {
-                if (ReferenceEquals(cur.Owner, this)) { found = cur; break; }
+                if (cur.OwnerId == _allocatorId) { found = cur; break; }
                 prev = cur;
             }
             cur = next;
@@ -64,8 +64,12 @@ internal sealed unsafe partial class PageAllocator
             return found;
         }
         if (_disposed) ThrowDisposed();
-        var created = new PcpThreadCache(this, Thread.CurrentThread, CurrentCpu());
-        lock (_cachesLock) _caches.Add(created);
+        var created = new PcpThreadCache(this, _allocatorId, Thread.CurrentThread, CurrentCpu());
+        lock (_cachesLock)
+        {
+            if (_disposed) ThrowDisposed();
+            _caches.Add(created);
+        }
         created.NextInThread = t_cache;
         t_cache = created;
         t_pcpOwner = _allocatorId;
@@ -99,7 +103,11 @@ internal sealed unsafe partial class PageAllocator
     private int RmqueuePcpWhileDraining(Zone z, int mt, AllocFlags af)
     {
         var c = ThreadCache();
-        lock (c.DrainLock) return RmqueuePcpOwned(c.For(z), mt, af);
+        lock (c.DrainLock)
+        {
+            if (c.Dead) ThrowDisposed();
+            return RmqueuePcpOwned(c.For(z), mt, af);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -168,7 +176,11 @@ internal sealed unsafe partial class PageAllocator
     private void FreeUnrefPageWhileDraining(Zone z, int list, int idx)
     {
         var c = ThreadCache();
-        lock (c.DrainLock) FreeUnrefPageOwned(c.For(z), list, idx);
+        lock (c.DrainLock)
+        {
+            if (c.Dead) ThrowDisposed();
+            FreeUnrefPageOwned(c.For(z), list, idx);
+        }
     }
 
     /// <summary>Pages of isolated pageblocks bypass the per-CPU lists.</summary>
@@ -247,7 +259,7 @@ internal sealed unsafe partial class PageAllocator
     public void DrainLocalPages()
     {
         var c = t_cache;
-        while (c is not null && !ReferenceEquals(c.Owner, this)) c = c.NextInThread;
+        while (c is not null && c.OwnerId != _allocatorId) c = c.NextInThread;
         if (c is not null) DrainCache(c);
     }
 
@@ -297,17 +309,36 @@ internal sealed unsafe partial class PageAllocator
     /// <summary>Threads that currently own per-CPU lists of this allocator.</summary>
     public int ThreadCacheCount { get { lock (_cachesLock) return _caches.Count; } }
 
+    /// <summary>
+    /// At dispose: every thread's lists are held for good (DrainRequested stays raised, so an owner in flight leaves
+    /// its fast path for the locked one, which throws) once no owner is inside them. The blocks are not freed here:
+    /// an owner may still hold one's address in its thread statics; each goes when its thread lets go of it.
+    /// </summary>
     private void DisposeThreadCaches()
     {
+        PcpThreadCache[] all;
         lock (_cachesLock)
         {
-            foreach (var c in _caches)
-            {
-                c.Dead = true;
-                c.Release();
-            }
+            all = _caches.ToArray();
             _caches.Clear();
         }
-        if (t_cache is { } mine && ReferenceEquals(mine.Owner, this)) t_cache = mine.NextInThread;
+        foreach (var c in all)
+            lock (c.DrainLock)
+            {
+                c.Dead = true;
+                if (c.Mem != null) Volatile.Write(ref c.DrainRequested, 1);
+            }
+        Interlocked.MemoryBarrierProcessWide();
+        foreach (var c in all)
+        {
+            var spin = new SpinWait();
+            while (c.Mem != null && Volatile.Read(ref c.Busy) != 0) spin.SpinOnce();
+        }
+        if (t_cache is { } mine && mine.OwnerId == _allocatorId) t_cache = mine.NextInThread;
+        if (t_pcpOwner == _allocatorId)
+        {
+            t_pcpOwner = 0;
+            t_pcpMem = 0;
+        }
     }
 }

@@ -138,11 +138,16 @@ internal sealed partial class PageAllocator
     {
         try
         {
+            using var _ = Life.Enter();   // the machine's shutdown waits for a running kswapd
             for (int prio = DefPriority; prio >= 0 && !_disposed; prio--)
             {
                 if (AllZonesAboveHigh()) break;
                 ShrinkSlab(Gfp.Kernel, prio);
             }
+        }
+        catch (ObjectDisposedException)
+        {
+            // The machine went away: kswapd stops.
         }
         catch (Exception e)
         {

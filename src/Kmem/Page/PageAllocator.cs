@@ -329,7 +329,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int AllocGeneral(Gfp gfp, int order)
     {
-        if (_disposed) ThrowDisposed();
+        using var _ = Life.Enter();
         if ((uint)order >= (uint)MaxOrder)
         {
             if ((gfp & Gfp.NoWarn) == 0) WarnOnce("order >= MAX_ORDER", $"WARNING: CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c __alloc_pages_nodemask: order {order} >= MAX_ORDER {MaxOrder}");
@@ -464,6 +464,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeGeneral(int idx, int order, string caller)
     {
+        using var _ = Life.Enter();
         ref PageFrame f = ref _f[idx];
         // The caller holds the only reference to an allocated head of that order.
         if (f.RefCount == 1 && f.Order == order && (f.Flags & ~PageFlags.Head) == PageFlags.Allocated)
@@ -538,7 +539,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     // ================================================================== misc
 
-    private static void ThrowDisposed() => throw new ObjectDisposedException("Machine", "the machine has been shut down");
+    private static void ThrowDisposed() => KernelLife.ThrowDead();
 
     private int BadGfpZone(Gfp gfp)
     {
@@ -546,9 +547,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         throw new ArgumentException($"invalid GFP zone modifiers: {GfpFlags.Format(gfp)} (at most one of Dma, Dma32, HighMem)", nameof(gfp));
     }
 
+    /// <summary>The first step of the machine's shutdown: every entry point throws from now on.</summary>
+    public void BeginShutdown() => _disposed = true;
+
+    /// <summary>Holds every thread's per-CPU lists for good (see <see cref="DisposeThreadCaches"/>).</summary>
     public void Dispose()
     {
-        if (_disposed) return;
         _disposed = true;
         DisposeThreadCaches();
     }

@@ -96,9 +96,9 @@ internal sealed unsafe class PcpThreadCache
     /// <summary>Ints before the first zone's lists: Busy, DrainRequested, then padding to a cache line.</summary>
     public const int BlockHeader = 16;
 
-    public PcpThreadCache(PageAllocator owner, Thread thread, int cpu)
+    public PcpThreadCache(PageAllocator owner, int ownerId, Thread thread, int cpu)
     {
-        Owner = owner;
+        OwnerId = ownerId;
         Thread = thread;
         Cpu = cpu;
         int total = BlockHeader;
@@ -107,7 +107,11 @@ internal sealed unsafe class PcpThreadCache
         new Span<int>(Mem, total).Clear();
     }
 
-    public readonly PageAllocator Owner;
+    /// <summary>
+    /// The owning allocator's id (not the allocator itself: threads keep their caches in thread statics, and a
+    /// reference from there would keep a machine that nothing else holds from ever being collected).
+    /// </summary>
+    public readonly int OwnerId;
     /// <summary>
     /// The thread's block: <c>[Busy, DrainRequested, …]</c> then the lists of every populated zone at
     /// <see cref="Zone.PcpOffset"/>. The owner reaches it through a primitive thread-static pointer.
@@ -139,5 +143,16 @@ internal sealed unsafe class PcpThreadCache
             Mem = null;
             if (m != null) NativeMemory.AlignedFree(m);
         }
+    }
+
+    /// <summary>
+    /// A dead allocator's block is not freed at its dispose (its owner may still hold the address in a thread
+    /// static); it goes when the owner thread lets go of the cache or ends.
+    /// </summary>
+    ~PcpThreadCache()
+    {
+        var m = Mem;
+        Mem = null;
+        if (m != null) NativeMemory.AlignedFree(m);
     }
 }

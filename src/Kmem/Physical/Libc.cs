@@ -1,4 +1,4 @@
-// The few libc calls the physical layer needs on Linux: memfd_create, ftruncate, mmap, munmap, close.
+// The few libc calls the physical layer needs on Linux: memfd_create, ftruncate, mmap, munmap, mincore, close.
 using System.Runtime.InteropServices;
 
 namespace Kmem.Physical;
@@ -28,6 +28,9 @@ internal static partial class Libc
 
     [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(nint addr, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "mincore", SetLastError = true)]
+    public static unsafe partial int Mincore(nint addr, nuint length, byte* vec);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);

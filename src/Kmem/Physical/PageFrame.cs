@@ -47,15 +47,32 @@ internal struct PageFrame
     public long Private;
 }
 
-/// <summary>The mem_map: a zero-initialised native array of <see cref="PageFrame"/>, committed lazily.</summary>
+/// <summary>
+/// The mem_map: a zero-initialised native array of <see cref="PageFrame"/>, committed lazily. On Linux it is an
+/// anonymous mapping of its own, so that a disposed machine's table can be retired like its memory.
+/// </summary>
 internal sealed unsafe class PageFrameTable : IDisposable
 {
     private PageFrame* _frames;
+    private readonly nuint _bytes;
+    private readonly bool _mapped;
+    private int _released;
 
     public PageFrameTable(int count)
     {
         Count = count;
-        // calloc of a large block maps fresh zero pages, so untouched descriptors cost nothing.
+        _bytes = ((nuint)count * (nuint)sizeof(PageFrame) + PhysicalMemory.PageSize - 1) & ~(nuint)(PhysicalMemory.PageSize - 1);
+        if (OperatingSystem.IsLinux())
+        {
+            // Fresh anonymous pages are zero, so untouched descriptors cost nothing.
+            nint p = Libc.Mmap(0, _bytes, Libc.ProtRead | Libc.ProtWrite, Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
+            if (p != Libc.MapFailed)
+            {
+                _frames = (PageFrame*)p;
+                _mapped = true;
+                return;
+            }
+        }
         _frames = (PageFrame*)NativeMemory.AllocZeroed((nuint)count, (nuint)sizeof(PageFrame));
     }
 
@@ -69,10 +86,23 @@ internal sealed unsafe class PageFrameTable : IDisposable
         get => ref _frames[index];
     }
 
-    public void Dispose()
+    /// <summary>Frees the table (nothing may read it any more: the finalizer's case).</summary>
+    public void Dispose() => Release(retire: false);
+
+    /// <summary>Replaces the table with harmless zero pages kept in quarantine (a call still in flight reads zeros).</summary>
+    public void Retire() => Release(retire: true);
+
+    private void Release(bool retire)
     {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
         var p = _frames;
+        if (_mapped && retire)
+        {
+            RetiredMappings.Retire((nint)p, _bytes, _bytes);   // the pointer stays valid: it reads zeros now
+            return;
+        }
         _frames = null;
-        if (p != null) NativeMemory.Free(p);
+        if (!_mapped) NativeMemory.Free(p);
+        else Libc.Munmap((nint)p, _bytes);
     }
 }

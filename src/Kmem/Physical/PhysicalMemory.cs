@@ -13,6 +13,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
 {
     private nint _linear;
     private int _fd = -1;
+    private int _released;
     private readonly bool _native;
 
     /// <summary>Creates the region for <paramref name="size"/> bytes of physical address space at <paramref name="basePhys"/>.</summary>
@@ -77,20 +78,31 @@ public sealed unsafe class PhysicalMemory : IDisposable
         return true;
     }
 
-    /// <summary>Unmaps and closes the region.</summary>
-    public void Dispose()
+    /// <summary>Unmaps and closes the region (nothing may point into it any more: the finalizer's case).</summary>
+    public void Dispose() => Release(retire: false);
+
+    /// <summary>
+    /// Closes the region and replaces its linear map with harmless anonymous pages, quarantined before the address
+    /// range is reused (<see cref="RetiredMappings"/>): a span still held over the machine's memory reads zeros
+    /// instead of faulting. The memfd's pages go back to the host at once. A plain native block is freed.
+    /// </summary>
+    public void Retire() => Release(retire: true);
+
+    private void Release(bool retire)
     {
-        nint lin = Interlocked.Exchange(ref _linear, 0);
-        if (lin == 0) return;
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        // A retired linear map keeps its address (it is harmless memory now, and address arithmetic stays valid).
+        nint lin = _linear;
         if (_native)
         {
+            _linear = 0;
             NativeMemory.AlignedFree((void*)lin);
+            return;
         }
-        else
-        {
-            Libc.Munmap(lin, (nuint)Size);
-            Libc.Close(_fd);
-            _fd = -1;
-        }
+        if (!retire) _linear = 0;
+        if (retire) RetiredMappings.Retire(lin, (nuint)Size, (nuint)Size);
+        else Libc.Munmap(lin, (nuint)Size);
+        Libc.Close(_fd);
+        _fd = -1;
     }
 }

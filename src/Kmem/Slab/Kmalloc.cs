@@ -85,7 +85,7 @@ internal sealed unsafe partial class SlabAllocator
     {
         for (int sel = 0; sel < 4; sel++)
             for (int e = 0; e < 24; e++)
-                Volatile.Write(ref _smallSlots[sel * 24 + e], armed ? SlabThread.DeadSlot : _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]]);
+                Volatile.Write(ref _smallSlots[sel * 24 + e], armed || _dead ? SlabThread.DeadSlot : _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]]);
     }
 
     private void ArmSmallSlots(bool armed) => FillSmallSlots(armed);
@@ -153,6 +153,7 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal nint KmallocSlow(nuint size, Gfp gfp, CallSite site)
     {
+        using var _ = Pages.Life.Enter();
         if (size - 1 < MaxCacheSize)
         {
             int k = KmallocIndex(size, gfp);
@@ -225,6 +226,7 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal void KfreeByPage(nint p, nint* t, int len, int hint, CallSite site)
     {
+        Pages.Life.ThrowIfDead();
         nuint off = (nuint)(p - Linear);
         if (off < LinearBytes)
         {
@@ -260,6 +262,7 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void KfreeSlow(nint p, CallSite site)
     {
+        using var _ = Pages.Life.Enter();
         int large = LargeHead(p, site, "kfree");
         if (large < 0)
         {
@@ -302,6 +305,7 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>ksize(): the usable size of a kmalloc'd buffer (0 for 0 and ZERO_SIZE_PTR).</summary>
     public nuint Ksize(nint p, CallSite site)
     {
+        using var _ = Pages.Life.Enter();
         if ((nuint)p <= (nuint)ZeroSizePtr) return 0;
         int large = LargeHead(p, site, "ksize");
         if (large >= 0) return (nuint)PhysicalMemory.PageSize << _frames[large].Order;

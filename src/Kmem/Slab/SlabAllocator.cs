@@ -359,11 +359,22 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         return errors;
     }
 
+    /// <summary>
+    /// At the machine's shutdown: the inlined kmalloc's table points at the dead slot first (no call can reach a slot
+    /// that another machine's cache may take next), then every cache releases its threads' structures with the
+    /// handshake and gives its slot back.
+    /// </summary>
     public void Dispose()
     {
+        _dead = true;
+        FillSmallSlots(armed: true);
+        for (int i = 0; i < _kmallocSlots.Length; i++) Volatile.Write(ref _kmallocSlots[i], SlabThread.DeadSlot);
         Pages.UnregisterShrinker(_shrinker);
-        foreach (var s in Caches) s.Release();
+        foreach (var s in Caches) s.Release(flush: false);
     }
+
+    /// <summary>Set at the machine's shutdown.</summary>
+    private volatile bool _dead;
 
     /// <summary>The shrinker that gives back empty slabs and threads' cached slabs under memory pressure.</summary>
     private sealed class SlabShrinker(SlabAllocator sa) : Shrinker("slub")

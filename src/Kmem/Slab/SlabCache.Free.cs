@@ -19,6 +19,7 @@ public sealed unsafe partial class SlabCache
     internal void FreeSlow(nint obj, CallSite site, SlabCache? expected)
     {
         if (obj == 0) return;
+        using var _ = _pa.Life.Enter();
         int idx = _sa.CheckSlabObject(obj, expected, site, out var cache);
         cache.FreeToSlab(idx, obj, site);
     }
@@ -320,14 +321,20 @@ public sealed unsafe partial class SlabCache
     }
 
     /// <summary>flush_all(): every thread's CPU slab and CPU partial list go back to the node; structures of ended threads are freed.</summary>
-    internal void FlushAll(bool release = false, int slot = -1)
+    internal void FlushAll(bool release = false, int slot = -1, bool flush = true)
     {
         if (slot < 0) slot = _slot;
         ForEachCpu((st, cp) =>
         {
             var c = (KmemCacheCpu*)cp;
             bool free = release || !st.Thread.IsAlive;
-            FlushCpu(c, free);
+            if (flush) FlushCpu(c, free);
+            else if (c->Main != null)
+            {
+                // The machine is going away: the objects stay where they are, only the thread's own memory goes.
+                SlabSheaf.Free(c->Main);
+                c->Main = null;
+            }
             if (free)
             {
                 if (slot < st.Len) st.Table[slot] = 0;
@@ -343,6 +350,7 @@ public sealed unsafe partial class SlabCache
     /// </summary>
     public int Shrink()
     {
+        using var _ = _pa.Life.Enter();
         var s = _root;
         if (s.Destroyed) ThrowDestroyed();
         return s.ShrinkCore();

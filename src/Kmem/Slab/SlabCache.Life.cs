@@ -11,7 +11,11 @@ public sealed unsafe partial class SlabCache
 {
     /// <summary>Destroys the cache (<c>kmem_cache_destroy()</c>). A cache that still has objects is reported and stays usable.</summary>
     /// <exception cref="SlabException">Objects are still allocated (<see cref="SlabError.CacheInUse"/>).</exception>
-    public void Destroy() => _sa.Destroy(this);
+    public void Destroy()
+    {
+        using var _ = _pa.Life.Enter();
+        _sa.Destroy(this);
+    }
 
     /// <summary>A merged alias with a bigger object: __GFP_ZERO must clear the bigger size in every thread structure too.</summary>
     internal void GrowObjectSize(int size)
@@ -78,8 +82,11 @@ public sealed unsafe partial class SlabCache
         return sb.ToString();
     }
 
-    /// <summary>Frees every thread structure and the slot; the cache can no longer be used.</summary>
-    internal void Release()
+    /// <summary>
+    /// Frees every thread structure and the slot; the cache can no longer be used. With <paramref name="flush"/> false
+    /// (the machine's shutdown) nothing goes back to the slabs or the page allocator: only the threads' own memory goes.
+    /// </summary>
+    internal void Release(bool flush = true)
     {
         int slot;
         lock (_cpusLock)
@@ -88,8 +95,9 @@ public sealed unsafe partial class SlabCache
             if (slot == SlabThread.DeadSlot) return;
             _slot = SlabThread.DeadSlot; // fast paths now fail and slow paths throw
         }
-        FlushAll(release: true, slot);
-        FlushBarn();
+        FlushAll(release: true, slot, flush);
+        if (flush) FlushBarn();
+        else FreeBarn();
         lock (_cpusLock) foreach (var a in _aliases) a.MarkAliasDestroyed();
         SlabThread.FreeSlot(slot);
     }

@@ -38,6 +38,7 @@ public sealed unsafe partial class SlabCache
     {
         get
         {
+            _pa.Life.ThrowIfDead();
             lock (_root._barnLock) return _root._nrFull;
         }
     }
@@ -223,6 +224,17 @@ public sealed unsafe partial class SlabCache
     }
 
     /// <summary>barn_shrink(): every full sheaf of the barn goes back to the slabs; every sheaf is freed.</summary>
+    /// <summary>Frees the barn's sheaves without freeing the objects in them (the machine's shutdown).</summary>
+    private void FreeBarn()
+    {
+        lock (_barnLock)
+        {
+            for (int i = 0; i < _nrFull; i++) SlabSheaf.Free((SlabSheaf*)_barnFull[i]);
+            for (int i = 0; i < _nrEmpty; i++) SlabSheaf.Free((SlabSheaf*)_barnEmpty[i]);
+            _nrFull = _nrEmpty = 0;
+        }
+    }
+
     private void FlushBarn()
     {
         if (_sheafCapacity == 0) return;

@@ -251,6 +251,7 @@ public sealed unsafe partial class SlabCache
 
     private nint AllocSlow(Gfp gfp, CallSite site)
     {
+        using var _ = _pa.Life.Enter();
         if (Destroyed) ThrowDestroyed();
         if (!ReferenceEquals(_root, this)) return _root.AllocSlow(gfp, site); // an alias: the root owns the lists
         if (_debug) return DebugAlloc(gfp, site);

@@ -35,6 +35,10 @@ internal sealed unsafe class VmallocSpace : IDisposable
     private readonly Lock _lock = new();
     private readonly RangeSet _free = new();
     private readonly RangeSet _purge = new();
+    /// <summary>Freed areas waiting for the purge, with who made and who freed them: their pages are harmless
+    /// anonymous memory until then, and a write found there at the purge is a use-after-free write.</summary>
+    private readonly List<(nint Start, int Pages, CallSite Caller, CallSite Freer)> _quarantine = [];
+    private long _uafWrites;
     private readonly List<Area> _busy = [];    // sorted by address
     private long _lazyPages;
     private ulong _highWater;                  // end of the highest area ever placed (offset), for the checks
@@ -98,6 +102,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>The frame index mapped at <paramref name="addr"/>, or -1 when nothing is mapped there.</summary>
     public int FrameAt(nint addr)
     {
+        ThrowIfReleased();
         nuint off = (nuint)(addr - _start);
         if (off >= (nuint)_size) return -1;
         uint e = Volatile.Read(ref _pte[off >> PageShift]);
@@ -112,6 +117,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// </summary>
     public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller)
     {
+        ThrowIfReleased();
         ulong real = size;
         size = (size + PageSize - 1) & ~(PageSize - 1);
         if (size == 0 || size < real || (long)(size >> PageShift) > _totalRamPages)
@@ -185,6 +191,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>vmap(): maps the given frames into one new area. Returns 0 when the window has no room.</summary>
     public nint Vmap(ReadOnlySpan<int> frames, VmFlags flags, CallSite caller)
     {
+        ThrowIfReleased();
         if (frames.Length == 0 || frames.Length > _totalRamPages) return 0;
         var area = GetVmArea((ulong)frames.Length << PageShift, flags, caller, Gfp.Kernel);
         if (area is null) return 0;
@@ -207,6 +214,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// </summary>
     public void Free(nint addr, bool freePages, CallSite caller)
     {
+        ThrowIfReleased();
         string fn = freePages ? "vfree" : "vunmap";
         if ((addr & (nint)(PageSize - 1)) != 0)
         {
@@ -256,7 +264,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
             UnmapRange(area.Start, n);
         }
         FreePageArray(area, caller);
-        LazyFree(area);
+        LazyFree(area, n, caller);
     }
 
     /// <summary>" (inside the area 0x…-0x…)" when <paramref name="addr"/> falls in a busy area, else "".</summary>
@@ -276,14 +284,43 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>vm_unmap_aliases() / purge_vmap_area_lazy(): every lazily freed area becomes free address space.</summary>
     public void PurgeLazy()
     {
+        ThrowIfReleased();
         lock (_lock) PurgeLocked();
     }
 
     private void PurgeLocked()
     {
+        foreach (var q in _quarantine) PurgeQuarantined(q.Start, q.Pages, q.Caller, q.Freer);
+        _quarantine.Clear();
         foreach (var (s, e) in _purge.Ranges) _free.Add(s, e);
         _purge.Clear();
         _lazyPages = 0;
+    }
+
+    /// <summary>Use-after-free writes found in freed areas at their purge.</summary>
+    public long UseAfterFreeWrites => Volatile.Read(ref _uafWrites);
+
+    /// <summary>
+    /// Ends one freed area's quarantine: reports each page written since the free (in the spirit of KFENCE: the
+    /// first byte written, the area, who made it and who freed it), then makes the range reserved space again.
+    /// </summary>
+    private void PurgeQuarantined(nint start, int pages, CallSite caller, CallSite freer)
+    {
+        foreach (int i in RetiredMappings.WrittenPages(start, pages))
+        {
+            nint page = start + ((nint)i << PageShift);
+            int at = new ReadOnlySpan<byte>((void*)page, (int)PageSize).IndexOfAnyExcept((byte)0);
+            Interlocked.Increment(ref _uafWrites);
+            _pa.AddTaint(PageAllocator.TaintBadPage);
+            _log.Err("==================================================================\n" +
+                $"BUG: KFENCE: use-after-free write in {caller}\n\n" +
+                $"Use-after-free write at 0x{page + at:x} (in vmalloc area 0x{start:x}-0x{start + ((nint)pages << PageShift):x}, page {i} of {pages}):\n" +
+                $" allocated by {caller}, freed by {freer}; the write was discarded\n" +
+                "==================================================================");
+        }
+        nint r = Libc.Mmap(start, (nuint)pages << PageShift, Libc.ProtNone,
+            Libc.MapPrivate | Libc.MapAnonymous | Libc.MapFixed | Libc.MapNoReserve, -1, 0);
+        if (r != start) _log.Err($"vmalloc: cannot reserve 0x{start:x} ({pages} pages) again: errno {Marshal.GetLastPInvokeError()}");
     }
 
     // ================================================================== areas
@@ -331,12 +368,13 @@ internal sealed unsafe class VmallocSpace : IDisposable
     }
 
     /// <summary>free_vmap_area_noflush(): the range joins the purge list; a purge follows past lazy_max_pages.</summary>
-    private void LazyFree(Area area)
+    private void LazyFree(Area area, int mapped, CallSite freer)
     {
         lock (_lock)
         {
             ulong off = (ulong)(area.Start - _start);
             _purge.Add(off, off + area.Size);
+            if (mapped > 0) _quarantine.Add((area.Start, mapped, area.Caller, freer));
             _lazyPages += (long)(area.Size >> PageShift);
             if (_lazyPages > _lazyMaxPages) PurgeLocked();
         }
@@ -405,15 +443,18 @@ internal sealed unsafe class VmallocSpace : IDisposable
         return true;
     }
 
-    /// <summary>Makes <paramref name="pages"/> pages at <paramref name="addr"/> inaccessible reserved space again.</summary>
+    /// <summary>
+    /// Unmaps <paramref name="pages"/> pages at <paramref name="addr"/>: the machine's pages are no longer reachable
+    /// there, and harmless anonymous pages take their place until the purge (a span still held over the area reads
+    /// zeros instead of faulting; what it writes is reported at the purge).
+    /// </summary>
     private void UnmapRange(nint addr, int pages)
     {
         if (pages == 0) return;
         ulong page = (ulong)(addr - _start) >> PageShift;
         for (int k = 0; k < pages; k++) Volatile.Write(ref _pte[page + (ulong)k], 0);
-        nint r = Libc.Mmap(addr, (nuint)pages << PageShift, Libc.ProtNone,
-            Libc.MapPrivate | Libc.MapAnonymous | Libc.MapFixed | Libc.MapNoReserve, -1, 0);
-        if (r != addr) _log.Err($"vmalloc: cannot unmap 0x{addr:x} ({pages} pages): errno {Marshal.GetLastPInvokeError()}");
+        if (!RetiredMappings.MakeHarmless(addr, (nuint)pages << PageShift))
+            _log.Err($"vmalloc: cannot unmap 0x{addr:x} ({pages} pages): errno {Marshal.GetLastPInvokeError()}");
     }
 
     // ================================================================== views and checks
@@ -487,13 +528,33 @@ internal sealed unsafe class VmallocSpace : IDisposable
         return errors;
     }
 
-    /// <summary>Unmaps the window.</summary>
-    public void Dispose()
+    /// <summary>The window's page table is gone once the machine is: every entry point throws then.</summary>
+    private void ThrowIfReleased()
     {
-        nint s = Interlocked.Exchange(ref _start, 0);
-        if (s == 0) return;
-        Libc.Munmap(s, (nuint)_size);
-        NativeMemory.Free(_pte);
-        _pte = null;
+        if (_pte == null) KernelLife.ThrowDead();
+    }
+
+    /// <summary>Unmaps the window (nothing may point into it any more: the finalizer's case).</summary>
+    public void Dispose() => Release(retire: false);
+
+    /// <summary>
+    /// At the machine's dispose: every page ever placed becomes harmless (spans over live or freed areas read zeros);
+    /// the rest was never reachable. The whole window is quarantined before its addresses can be reused.
+    /// </summary>
+    public void Retire() => Release(retire: true);
+
+    private void Release(bool retire)
+    {
+        nint s;
+        lock (_lock)
+        {
+            s = _start;
+            if (s == 0 || _pte == null) return;
+            NativeMemory.Free(_pte);
+            _pte = null;
+            _quarantine.Clear();
+        }
+        if (retire) RetiredMappings.Retire(s, (nuint)_size, (nuint)Math.Min(_highWater, _size));
+        else Libc.Munmap(s, (nuint)_size);
     }
 }
