@@ -172,6 +172,8 @@ internal static class Commands
         map.SetAction(pr =>
         {
             if (pr.GetValue(mapWorkload) is not null && pr.GetValue(mapTrace) is not null) throw new ArgumentException("map: give --workload or --trace, not both");
+            string path = pr.GetValue(mapOut)!;
+            CheckOutputPath(path);
             using var m = BootMachine(pr.GetValue(mapProfile)!, pr.GetValue(mapCmdline));
             string title = $"{m.Profile.Name}: physical memory after boot";
             if (pr.GetValue(mapWorkload) is { } w)
@@ -186,8 +188,15 @@ internal static class Commands
                 var report = ReplayTrace(ctx, m, t, new TraceReplayOptions(), showProgress: true);
                 title = $"{m.Profile.Name}: physical memory after replaying {Path.GetFileName(t)} ({report.Replayed} events)";
             }
-            string path = pr.GetValue(mapOut)!;
-            File.WriteAllText(path, m.RenderMemoryMap(title));
+            string svg = m.RenderMemoryMap(title);
+            try
+            {
+                File.WriteAllText(path, svg);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ArgumentException($"map --out {path}: cannot write the file: {e.Message}", e);
+            }
             ctx.Out.WriteLine($"kmem: wrote {path} ({new FileInfo(path).Length} bytes)");
             return 0;
         });
@@ -202,6 +211,16 @@ internal static class Commands
         root.Subcommands.Add(replay);
         root.Subcommands.Add(map);
         return root;
+    }
+
+    /// <summary>Refuses, before any work, an output file whose directory does not exist or that is a directory.</summary>
+    private static void CheckOutputPath(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("map --out: the file name is empty");
+        string full = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(full);
+        if (dir is not null && !Directory.Exists(dir)) throw new ArgumentException($"map --out {path}: the directory {dir} does not exist");
+        if (Directory.Exists(full)) throw new ArgumentException($"map --out {path}: is a directory, not a file");
     }
 
     private static Option<string> ProfileOption() => new("--profile", "-p")
@@ -352,7 +371,7 @@ internal static class Commands
             var r = runner;
             ctx.Console.Progress().Start(p =>
             {
-                var task = p.AddTask($"workload {wl.Name}", maxValue: wl.Steps.Count);
+                var task = p.AddTask(Markup.Escape($"workload {wl.Name}"), maxValue: wl.Steps.Count);
                 r.Progress = (_, done, _) => task.Value = done;
                 result = r.Run(wl);
             });
@@ -373,7 +392,7 @@ internal static class Commands
         TraceReport? report = null;
         ctx.Console.Progress().Start(p =>
         {
-            var task = p.AddTask($"replay {Path.GetFileName(path)}", maxValue: Math.Max(1, stream.Length));
+            var task = p.AddTask(Markup.Escape($"replay {Path.GetFileName(path)}"), maxValue: Math.Max(1, stream.Length));
             report = replayer.Replay(reader, options with { Progress = _ => task.Value = stream.Position });
             task.Value = task.MaxValue;
         });
@@ -382,9 +401,9 @@ internal static class Commands
 
     private static void Summary(CliContext ctx, Machine m, Workload wl, WorkloadResult result)
     {
-        var table = new Table().Title($"workload {wl.Name} on {m.Profile.Name}").AddColumns("label", "allocated", "failed", "freed", "pages held", "bytes held");
+        var table = new Table().Title(Markup.Escape($"workload {wl.Name} on {m.Profile.Name}")).AddColumns("label", "allocated", "failed", "freed", "pages held", "bytes held");
         foreach (var (label, s) in result.Labels)
-            table.AddRow(label, s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
+            table.AddRow(Markup.Escape(label), s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
         ctx.Console.Write(table);
         foreach (var note in result.Notes) ctx.Out.WriteLine(note);
         SummaryLine(ctx, m, result);

@@ -344,7 +344,8 @@ public unsafe class DmaTests
         Assert.Throws<DmaApiException>(() => m.DmaAllocCoherent(dev, 4096, Gfp.Kernel, out _));
         Assert.Throws<DmaApiException>(() => m.RemoveDevice(dev));
         using var other = Board();
-        Assert.Throws<ArgumentException>(() => m.DmaAllocCoherent(other.Devices["fe200000.gpu"], 4096, Gfp.Kernel, out _));
+        Assert.Equal(DmaApiError.ForeignDevice, Assert.Throws<DmaApiException>(() => m.DmaAllocCoherent(other.Devices["fe200000.gpu"], 4096, Gfp.Kernel, out _)).Error);
+        Assert.Contains("device driver uses a device of another machine", m.Dmesg());
         TestSupport.AssertConsistent(m);
     }
 

@@ -53,6 +53,9 @@ public sealed class Device
     /// <summary>Coherent buffers and streaming mappings live now.</summary>
     public int MappingCount { get { lock (Lock) return Entries.Count; } }
 
+    /// <summary>The id of the machine the device belongs to (a dma-buf of another machine refuses it).</summary>
+    internal int MachineId { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() => Name;
 }

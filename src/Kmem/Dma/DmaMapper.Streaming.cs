@@ -19,6 +19,8 @@ internal sealed unsafe partial class DmaMapper
         CheckDevice(dev);
         CheckDirection(dir);
         if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "a mapping needs at least one byte");
+        if (size > (ulong)nint.MaxValue || (ulong)cpu + size - 1 < (ulong)cpu)
+            Fail(dev, DmaApiError.BadAddress, $"device driver maps memory that wraps around the address space [addr=0x{cpu:x16}] [len={size}]");
         int idx = LinearIdx(cpu);
         int last = LinearIdx(cpu + (nint)size - 1);
         if (idx < 0 || last < 0)
@@ -35,6 +37,14 @@ internal sealed unsafe partial class DmaMapper
         CheckDevice(dev);
         CheckDirection(dir);
         if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "a mapping needs at least one byte");
+        // The offset stays inside the page's block (an allocation of order n spans 2^n pages, a compound among them);
+        // the size may run on into the following pages, as long as they are this machine's linear map.
+        ref PageFrame f = ref _pa.Frame(idx);
+        ulong block = (f.Flags & PageFlags.Allocated) != 0 ? (ulong)PhysicalMemory.PageSize << f.Order : (ulong)PhysicalMemory.PageSize;
+        if (offset >= block)
+            Fail(dev, DmaApiError.BadAddress, $"device driver maps memory at offset {offset} outside the page it passes [pfn=0x{_pa.BasePfn + (ulong)idx:x}] [block={block} bytes] [len={size}]");
+        if (size > (ulong)nint.MaxValue || offset + size - 1 < offset)
+            Fail(dev, DmaApiError.BadAddress, $"device driver maps memory that wraps around the address space [pfn=0x{_pa.BasePfn + (ulong)idx:x}] [offset={offset}] [len={size}]");
         ulong phys = IdxToPhys(idx) + offset;
         if (LinearIdx(_pa.IdxToVirt(idx) + (nint)offset + (nint)size - 1) < 0)
             Fail(dev, DmaApiError.BadAddress, $"device driver maps memory from invalid area [addr=0x{phys:x}] [len={size}]");

@@ -137,6 +137,8 @@ public enum DmaApiError
     BadAddress,
     /// <summary>The device was removed.</summary>
     DeviceGone,
+    /// <summary>The device belongs to another machine.</summary>
+    ForeignDevice,
 }
 
 /// <summary>Misuse of the DMA API: the report is in the machine's log (dma-debug's words) and nothing was changed.</summary>

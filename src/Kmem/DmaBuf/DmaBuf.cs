@@ -191,11 +191,15 @@ public sealed unsafe class DmaBuf
     // ================================================================== attachments
 
     /// <summary>dma_buf_attach(): attaches a device; the buffer is mapped for it by <see cref="MapAttachment"/>.</summary>
+    /// <exception cref="DmaBufException">The buffer is released (-EINVAL), the device removed (-ENODEV) or another
+    /// machine's (-EINVAL); reported in the log, nothing attached.</exception>
     public DmaBufAttachment Attach(Device dev)
     {
         ArgumentNullException.ThrowIfNull(dev);
         CheckLive("dma_buf_attach");
         if (dev.Removed) Fail(-19, $"dma_buf_attach: {dev.Name} has been removed");
+        if (dev.MachineId != _core.MachineId)
+            Fail(-22, $"dma_buf_attach: {dev.Driver} {dev.Name} is a device of another machine; ino {Ino} cannot be mapped for it");
         var a = new DmaBufAttachment(this, dev, Exporter.TableForAttachment());
         lock (_lock) _attachments.Add(a);
         return a;

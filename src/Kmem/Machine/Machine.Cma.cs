@@ -12,7 +12,8 @@ public sealed partial class Machine
     /// null page with the kernel's report ("alloc failed, req-size", the free runs) unless <see cref="Gfp.NoWarn"/>.
     /// <see cref="Gfp.NoRetry"/> or a caller that may not block skips the rescans after busy ranges.
     /// </summary>
-    /// <exception cref="ArgumentException">The area is not one of this machine's, or count/align is negative or too large.</exception>
+    /// <exception cref="InvalidAddressException">The area is another machine's (reported in the log).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">count or align is negative or too large.</exception>
     public Page CmaAlloc(CmaArea cma, int count, int align, Gfp gfp = Gfp.Kernel)
     {
         ThrowIfDisposed();
@@ -43,7 +44,10 @@ public sealed partial class Machine
     {
         ArgumentNullException.ThrowIfNull(cma);
         if (!Cma.TryGetValue(cma.Name, out var mine) || !ReferenceEquals(mine, cma))
-            throw new ArgumentException($"CMA area '{cma.Name}' is not one of this machine's", nameof(cma));
+        {
+            Log.Err($"cma: {cma.Name}: the area belongs to another machine");
+            throw new InvalidAddressException($"cma: the CMA area '{cma.Name}' is not one of this machine's");
+        }
     }
 
     /// <summary>How long cma_alloc waits between its rescans after busy ranges (ACK 5.10: 100 ms; 0 for tests).</summary>

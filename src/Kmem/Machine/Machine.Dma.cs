@@ -21,7 +21,10 @@ public sealed partial class Machine
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(dev);
         if (!Devices.TryGetValue(dev.Name, out var mine) || !ReferenceEquals(mine, dev))
-            throw new ArgumentException($"device '{dev.Name}' is not one of this machine's", nameof(dev));
+        {
+            Log.Warn($"DMA-API: {dev.Driver} {dev.Name}: device driver uses a device of another machine");
+            throw new DmaApiException(DmaApiError.ForeignDevice, dev.Name, "the device is not one of this machine's");
+        }
         return dev;
     }
 
@@ -55,11 +58,17 @@ public sealed partial class Machine
     /// the device address or <see cref="DmaMappingErrorValue"/> (beyond the device's mask: Kmem has no bounce buffers).
     /// The device owns the buffer until <see cref="DmaSyncSingleForCpu"/> or the unmap.
     /// </summary>
-    /// <exception cref="DmaApiException">The address is vmalloc memory or not this machine's.</exception>
+    /// <exception cref="DmaApiException">The address is vmalloc memory or not this machine's, or the size wraps around
+    /// the address space (reported in dma-debug's words, nothing mapped).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size of 0.</exception>
     public ulong DmaMapSingle(Device dev, nint cpuAddr, nuint size, DmaDirection dir, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
         => Dma.MapSingle(Dev(dev), cpuAddr, size, dir, new CallSite(caller, file, line));
 
-    /// <summary>dma_map_page(): <paramref name="size"/> bytes from <paramref name="offset"/> in <paramref name="page"/>.</summary>
+    /// <summary>dma_map_page(): <paramref name="size"/> bytes from <paramref name="offset"/> in <paramref name="page"/>.
+    /// The offset must lie inside the page's block (the allocation it heads, compound or of higher order; else the one
+    /// page); the size may run on into the following pages of this machine's linear map.</summary>
+    /// <exception cref="DmaApiException">An offset outside the block, a size that wraps, or memory outside the linear map
+    /// (reported in dma-debug's words, nothing mapped).</exception>
     public ulong DmaMapPage(Device dev, Page page, nuint offset, nuint size, DmaDirection dir, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
         => Dma.MapPage(Dev(dev), CheckedIndex(page, nameof(DmaMapPage)), offset, size, dir, new CallSite(caller, file, line));
 

@@ -70,7 +70,7 @@ public sealed partial class Machine : IDisposable
             _cma = layout.CmaAreas.ToDictionary(c => c.Name);
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
             _devices = profile.Devices.ToDictionary(d => d.Name,
-                d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : Cma[d.Cma]));
+                d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : _cma[d.Cma]) { MachineId = Id });
             _procFs = new ProcFs(Life);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);

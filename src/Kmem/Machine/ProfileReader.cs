@@ -59,13 +59,12 @@ internal static partial class ProfileReader
             if (size % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.size", $"0x{size:x} is not a multiple of the page size");
             if (bas + size < bas) throw new ProfileException($"{p}", "bank wraps around the address space");
             if (arch == Arch.Arm && bas + size > 4 * GiB) throw new ProfileException($"{p}", "32-bit ARM without LPAE addresses only 4 GiB");
-            for (int j = 0; j < dram.Count; j++)
-                if (bas < dram[j].End && dram[j].Base < bas + size)
-                    throw new ProfileException(p, $"overlaps dram[{j}] (0x{dram[j].Base:x}-0x{dram[j].End - 1:x})");
             dram.Add(new DramBank(bas, size));
             i++;
         }
         if (dram.Count == 0) throw new ProfileException("dram", "at least one memory bank is required");
+        if (FirstOverlap(dram.Select((b, k) => (b.Base, b.End, k)).ToList()) is var (later, earlier))
+            throw new ProfileException($"dram[{later}]", $"overlaps dram[{earlier}] (0x{dram[earlier].Base:x}-0x{dram[earlier].End - 1:x})");
         dram.Sort((a, b) => a.Base.CompareTo(b.Base));
         ulong total = dram.Aggregate(0UL, (s, b) => s + b.Size);
         if (total < 8 * MiB) throw new ProfileException("dram", $"{total >> 10} KiB of RAM is too little to boot (at least 8 MiB)");
@@ -134,6 +133,9 @@ internal static partial class ProfileReader
 
         // ---- CMA areas
         var cma = new List<CmaAreaSpec>();
+        var cmaNames = new HashSet<string>(StringComparer.Ordinal);
+        var reservedIndex = new RangeIndex(reserved.Select(r => (r.Base, r.Base + r.Size)));
+        var placedCma = new List<(ulong Base, ulong End, int Index)>();
         if (Arr(root, "cma", required: false) is { } cmaEl)
         {
             ulong align = partial.CmaAlignment;
@@ -145,7 +147,7 @@ internal static partial class ProfileReader
                 Keys(c, p, "name", "base", "size", "order_per_bit");
                 string cn = Str(c, "name", required: true, path: p)!;
                 if (!NameRegex().IsMatch(cn)) throw new ProfileException($"{p}.name", $"'{cn}' may hold only letters, digits, '.', '_' and '-'");
-                if (cma.Any(x => x.Name == cn)) throw new ProfileException($"{p}.name", $"duplicate CMA area name '{cn}'");
+                if (!cmaNames.Add(cn)) throw new ProfileException($"{p}.name", $"duplicate CMA area name '{cn}'");
                 ulong? cb = null;
                 if (c.TryGetProperty("base", out var be) && !(be.ValueKind == JsonValueKind.String && be.GetString() == "auto"))
                     cb = SizeValue(be, $"{p}.base");
@@ -157,21 +159,22 @@ internal static partial class ProfileReader
                 {
                     if (baseAddr % align != 0) throw new ProfileException($"{p}.base", $"0x{baseAddr:x} is not aligned to the CMA alignment ({align >> 20} MiB)");
                     if (!InsideOneBank(dram, baseAddr, cs)) throw new ProfileException(p, $"0x{baseAddr:x}-0x{baseAddr + cs - 1:x} is outside RAM");
-                    foreach (var r in reserved)
-                        if (baseAddr < r.Base + r.Size && r.Base < baseAddr + cs) throw new ProfileException(p, $"overlaps reserved range '{r.Name}'");
+                    if (reservedIndex.FindOverlap(baseAddr, baseAddr + cs) is int ri) throw new ProfileException(p, $"overlaps reserved range '{reserved[ri].Name}'");
                     if (kernel is not null && baseAddr < kernel.Base + kernel.Size && kernel.Base < baseAddr + cs)
                         throw new ProfileException(p, "overlaps the kernel image");
-                    foreach (var o in cma)
-                        if (o.Base is { } ob && baseAddr < ob + o.Size && ob < baseAddr + cs) throw new ProfileException(p, $"overlaps CMA area '{o.Name}'");
+                    placedCma.Add((baseAddr, baseAddr + cs, i));
                 }
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
                 cma.Add(new CmaAreaSpec(cn, cb, cs, opb));
                 i++;
             }
+            if (FirstOverlap(placedCma) is var (laterCma, earlierCma))
+                throw new ProfileException($"cma[{laterCma}]", $"overlaps CMA area '{cma[earlierCma].Name}'");
         }
 
         // ---- devices
         var devices = new List<DeviceSpec>();
+        var deviceNames = new HashSet<string>(StringComparer.Ordinal);
         if (Arr(root, "devices", required: false) is { } devEl)
         {
             i = 0;
@@ -182,12 +185,12 @@ internal static partial class ProfileReader
                 Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma", "driver");
                 string dn = Str(d, "name", required: true, path: p)!;
                 if (!DeviceNameRegex().IsMatch(dn)) throw new ProfileException($"{p}.name", $"'{dn}' is not a device name");
-                if (devices.Any(x => x.Name == dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
+                if (!deviceNames.Add(dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
                 bool iommu = Bool(d, "iommu", p) ?? false;
                 bool coherent = Bool(d, "coherent", p) ?? (arch == Arch.X86_64);
                 int mask = Int(d, "dma_mask", 24, 64, required: false, path: p) ?? 32;
                 string? dc = Str(d, "cma", required: false, path: p);
-                if (dc is not null && !cma.Any(x => x.Name == dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
+                if (dc is not null && !cmaNames.Contains(dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
                 string? driver = Str(d, "driver", required: false, path: p);
                 if (driver is not null && !DeviceNameRegex().IsMatch(driver)) throw new ProfileException($"{p}.driver", $"'{driver}' is not a driver name");
                 devices.Add(new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver });
@@ -229,8 +232,71 @@ internal static partial class ProfileReader
 
     private static bool IsPow2(ulong v) => v != 0 && (v & (v - 1)) == 0;
 
-    private static bool InsideOneBank(List<DramBank> dram, ulong b, ulong size) =>
-        b + size >= b && dram.Any(d => b >= d.Base && b + size <= d.End);
+    /// <summary>Whether [b, b + size) lies in one bank; <paramref name="dram"/> is sorted by base (a binary search).</summary>
+    private static bool InsideOneBank(List<DramBank> dram, ulong b, ulong size)
+    {
+        if (b + size < b) return false;
+        int lo = 0, hi = dram.Count - 1, at = -1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (dram[mid].Base <= b) { at = mid; lo = mid + 1; }
+            else hi = mid - 1;
+        }
+        return at >= 0 && b + size <= dram[at].End;
+    }
+
+    /// <summary>The first pair of overlapping ranges [Base, End) in O(n log n): sorted by base, each range is compared
+    /// with the furthest-reaching one before it. Returns (the later index in the file, the other), or null.</summary>
+    private static (int Later, int Earlier)? FirstOverlap(List<(ulong Base, ulong End, int Index)> ranges)
+    {
+        if (ranges.Count < 2) return null;
+        var sorted = ranges.OrderBy(r => r.Base).ThenBy(r => r.Index).ToList();
+        (int Later, int Earlier)? first = null;
+        var reach = sorted[0];
+        for (int k = 1; k < sorted.Count; k++)
+        {
+            var r = sorted[k];
+            if (r.Base < reach.End)
+            {
+                var pair = (Math.Max(r.Index, reach.Index), Math.Min(r.Index, reach.Index));
+                if (first is null || pair.Item1 < first.Value.Later) first = pair; // the error the file meets first
+            }
+            if (r.End > reach.End) reach = r;
+        }
+        return first;
+    }
+
+    /// <summary>Ranges [Base, End) sorted by base with the furthest end so far, for "does anything overlap this" in
+    /// O(log n).</summary>
+    private sealed class RangeIndex
+    {
+        private readonly (ulong Base, ulong End, int Index)[] _sorted;
+        private readonly int[] _reach; // index into _sorted of the range reaching furthest among _sorted[0..k]
+
+        public RangeIndex(IEnumerable<(ulong Base, ulong End)> ranges)
+        {
+            _sorted = ranges.Select((r, k) => (r.Base, r.End, k)).OrderBy(r => r.Base).ToArray();
+            _reach = new int[_sorted.Length];
+            for (int k = 0; k < _sorted.Length; k++)
+                _reach[k] = k > 0 && _sorted[_reach[k - 1]].End >= _sorted[k].End ? _reach[k - 1] : k;
+        }
+
+        /// <summary>The index (in the order given) of a range overlapping [b, e), or null.</summary>
+        public int? FindOverlap(ulong b, ulong e)
+        {
+            int lo = 0, hi = _sorted.Length - 1, last = -1;
+            while (lo <= hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (_sorted[mid].Base < e) { last = mid; lo = mid + 1; }
+                else hi = mid - 1;
+            }
+            if (last < 0) return null;
+            var r = _sorted[_reach[last]];
+            return r.End > b ? r.Index : null;
+        }
+    }
 
     private static void Obj(JsonElement e, string path)
     {

@@ -114,7 +114,36 @@ public sealed class Workload
             if (s.ValueKind != JsonValueKind.Number || !s.TryGetInt32(out seed)) throw new WorkloadException("seed", "must be a whole number");
         if (!root.TryGetProperty("steps", out var steps) || steps.ValueKind != JsonValueKind.Array)
             throw new WorkloadException("steps", "is required and must be an array");
-        return new Workload(name, desc, seed, ReadSteps(steps, "steps"));
+        var list = ReadSteps(steps, "steps");
+        CountSteps(list, "steps");
+        WorkloadRunner.CheckCacheNames(list, new Dictionary<string, string?>(StringComparer.Ordinal), onMachine: null);
+        return new Workload(name, desc, seed, list);
+    }
+
+    /// <summary>The most steps one run of a workload may execute, a repeated step counting each time it runs.</summary>
+    public const long MaxTotalSteps = 100_000_000;
+
+    /// <summary>How many steps a run of <paramref name="steps"/> executes (a repeat counts once plus its body each
+    /// time); refuses, naming the step, a workload whose nested repeats would exceed <see cref="MaxTotalSteps"/>.</summary>
+    private static long CountSteps(IReadOnlyList<WorkloadStep> steps, string where)
+    {
+        long total = 0;
+        foreach (var step in steps)
+        {
+            long n = 1;
+            if (step.Op == "repeat")
+            {
+                long body = CountSteps(step.Children, $"{step.Location}.steps");
+                long times = step.Args.TryGetValue("times", out var t) && t.TryGetInt64(out long tv) ? tv : 1;
+                if (times > 0 && body > (MaxTotalSteps - 1) / times)
+                    throw new WorkloadException($"{step.Location}.times", $"repeats {times} times a body of {body} steps: more than the limit of {MaxTotalSteps} steps a workload may run");
+                n += times * body;
+            }
+            total += n;
+            if (total > MaxTotalSteps)
+                throw new WorkloadException(step.Location, $"the steps up to here run {total} times in all: more than the limit of {MaxTotalSteps} steps a workload may run (in {where})");
+        }
+        return total;
     }
 
     private static List<WorkloadStep> ReadSteps(JsonElement arr, string path)

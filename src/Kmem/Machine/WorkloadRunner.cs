@@ -79,6 +79,7 @@ public sealed partial class WorkloadRunner
     public WorkloadResult Run(Workload workload)
     {
         ArgumentNullException.ThrowIfNull(workload);
+        Check(workload);
         _random = new Random(workload.Seed);
         _result = new WorkloadResult();
         var sw = Stopwatch.StartNew();
@@ -443,12 +444,7 @@ public sealed partial class WorkloadRunner
                 AllocArgs(step);
                 break;
             case "kmem_cache_create":
-                if (string.IsNullOrWhiteSpace(Str(step, "name"))) throw new WorkloadException($"{step.Location}.name", "is required");
-                if (!step.Args.ContainsKey("size")) throw new WorkloadException($"{step.Location}.size", "is required");
-                if (Size(step, "size") is 0 or > int.MaxValue) throw new WorkloadException($"{step.Location}.size", "must be 1 byte .. 2 GiB");
-                Int(step, "align", 0, 0, 4096);
-                Int(step, "sheaf_capacity", 0, 0, SlabCache.MaxSheafCapacity);
-                SlabFlagsArg(step);
+                ValidateCacheCreate(step);
                 break;
             case "kmem_cache_alloc" or "kmem_cache_shrink" or "kmem_cache_destroy":
                 if (string.IsNullOrWhiteSpace(Str(step, "cache"))) throw new WorkloadException($"{step.Location}.cache", "is required");
@@ -470,7 +466,7 @@ public sealed partial class WorkloadRunner
                 break;
             case "min_free_kbytes":
                 if (!step.Args.ContainsKey("value")) throw new WorkloadException($"{step.Location}.value", "is required");
-                Long(step, "value", 0, 0, long.MaxValue);
+                Long(step, "value", 0, 0, MaxMinFreeKbytes);
                 break;
             case var op when DmaBufOps.Contains(op):
                 ValidateDmaBuf(step);

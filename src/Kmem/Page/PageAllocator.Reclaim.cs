@@ -1,6 +1,7 @@
 // The allocation slow path (__alloc_pages_slowpath): the min watermark with the caller's reserve
 // rights, the memalloc reserve, direct reclaim through the shrinkers, draining the per-CPU lists,
-// bounded waits for frees, NoRetry / RetryMayFail / NoFail, and a background kswapd.
+// bounded waits for frees (should_reclaim_retry: give up at once when reclaim cannot help),
+// NoRetry / RetryMayFail / NoFail, and a background kswapd.
 using System.Diagnostics;
 
 namespace Kmem.Paging;
@@ -25,6 +26,10 @@ internal sealed partial class PageAllocator
 
     /// <summary>Times the allocator had to enter the slow path, ran reclaim, or failed (for metrics).</summary>
     public long SlowPathCount, ReclaimCount, FailureCount, KswapdWakeups;
+
+    /// <summary>Reclaim rounds that were retried after a wait, and blocking allocations that gave up at once because
+    /// even every reclaimable page could not lift a zone above its min watermark (for metrics and tests).</summary>
+    public long ReclaimRetries, ReclaimHopeless;
 
     // ---------------------------------------------------------------- shrinkers
 
@@ -239,11 +244,50 @@ internal sealed partial class PageAllocator
             }
             if ((gfp & Gfp.NoRetry) != 0) return Fail(gfp, order);
             if (costly && (gfp & Gfp.RetryMayFail) == 0) return Fail(gfp, order);
-            if (progress > 0) noProgress = 0;
-            else if (++noProgress > MaxReclaimRetries) return Fail(gfp, order);
+            if (!ShouldReclaimRetry(gfp, order, af, hz, progress, ref noProgress)) return Fail(gfp, order);
+            Interlocked.Increment(ref ReclaimRetries);
             WaitForFree(ReclaimRetryWait);
             drained = false;
         }
+    }
+
+    /// <summary>
+    /// should_reclaim_retry(): counts rounds without progress (progress on a costly order does not count), gives up
+    /// after <see cref="MaxReclaimRetries"/> of them, and gives up at once when no zone of the zonelist could pass
+    /// its min watermark even if everything reclaimable came back. Kmem has no LRU lists: what is reclaimable is
+    /// what the shrinkers count, in pages (the slab shrinker converts its objects into whole slabs' pages), plus the
+    /// pages on the per-CPU lists. Shrinkers are not per zone, so each zone is credited with all of it: an
+    /// over-estimate that errs towards retrying.
+    /// </summary>
+    private bool ShouldReclaimRetry(Gfp gfp, int order, AllocFlags af, int hz, long progress, ref int noProgress)
+    {
+        if (progress > 0 && order <= CostlyOrder) noProgress = 0;
+        else noProgress++;
+        if (noProgress > MaxReclaimRetries) return false;
+        long reclaimable = ReclaimablePages(gfp);
+        foreach (var z in _zonelists[hz])
+        {
+            if (!z.Populated) continue;
+            long available = Volatile.Read(ref z.FreePages) + reclaimable + PcpTotal(z.Index);
+            if (ZoneWatermarkOk(z, order, z.WmarkMin, hz, af, available)) return true;
+        }
+        Interlocked.Increment(ref ReclaimHopeless);
+        return false;
+    }
+
+    /// <summary>What the registered shrinkers report they could free now (their count_objects, in pages), summed.</summary>
+    private long ReclaimablePages(Gfp gfp)
+    {
+        var sc = new ShrinkControl { GfpMask = gfp };
+        long n = 0;
+        foreach (var s in Shrinkers)
+        {
+            long c;
+            try { c = s.CountPages(sc); }
+            catch (Exception) { c = 0; } // a failing shrinker is reported where reclaim scans it; it frees nothing
+            if (c > 0) n += c;
+        }
+        return n;
     }
 
     private int Fail(Gfp gfp, int order)

@@ -54,4 +54,9 @@ public abstract class Shrinker
 
     /// <summary>Frees up to <see cref="ShrinkControl.NrToScan"/> objects; returns how many were freed, or <see cref="ShrinkStop"/>.</summary>
     public abstract long ScanObjects(ShrinkControl sc);
+
+    /// <summary>Pages a scan could give back now, for the allocator's "would reclaim help at all" test
+    /// (should_reclaim_retry). By default each object counted is taken as a page; a shrinker of smaller objects
+    /// converts.</summary>
+    internal virtual long CountPages(ShrinkControl sc) => CountObjects(sc);
 }

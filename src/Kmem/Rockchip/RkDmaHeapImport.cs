@@ -49,7 +49,8 @@ public static partial class RkDmaHeapImport
     private static partial Regex TotalDevices();
 
     /// <summary>Parses a dump. Lines starting with '#' and blank lines are skipped; anything else out of place is an error.</summary>
-    /// <exception cref="DumpFormatException">A malformed line, a size that does not match its range, or a device count that does not match.</exception>
+    /// <exception cref="DumpFormatException">A malformed line, a size that does not match its range, a device count that does
+    /// not match, an inode number that does not fit in 63 bits, or one given to two dma-bufs.</exception>
     public static IReadOnlyList<RkDmaHeapDumpEntry> Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -58,6 +59,8 @@ public static partial class RkDmaHeapImport
         string? heap = null;
         bool dmabuf = false;
         long ino = -1;
+        int inoLine = 0;
+        var inodes = new Dictionary<long, int>();   // inode number -> the line that gave it
         (string By, ulong S, ulong E, int Line)? pending = null;
         List<string>? devices = null;
         bool inDevices = false, headerOpen = false;
@@ -66,6 +69,8 @@ public static partial class RkDmaHeapImport
             headerOpen = false;
             if (pending is { } p)
             {
+                if (dmabuf && ino >= 0 && !inodes.TryAdd(ino, inoLine))
+                    throw new DumpFormatException(inoLine, $"inode number {ino} is already the dma-buf of line {inodes[ino]} (inode numbers are unique)");
                 entries.Add(new RkDmaHeapDumpEntry(heap!, dmabuf, ino, p.By, p.S, p.E, devices ?? [], p.Line));
                 pending = null;
             }
@@ -84,7 +89,8 @@ public static partial class RkDmaHeapImport
                 heap = m.Groups[1].Value;
                 dmabuf = true;
                 headerOpen = true;
-                ino = m.Groups[2].Success ? long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) : -1;
+                ino = m.Groups[2].Success ? Inode(m.Groups[2].Value, n) : -1;
+                inoLine = n;
                 continue;
             }
             if ((m = ContigHeader().Match(l)).Success)
@@ -98,18 +104,19 @@ public static partial class RkDmaHeapImport
             }
             if ((m = InoLine().Match(l)).Success && heap is not null && dmabuf && pending is null)
             {
-                ino = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                ino = Inode(m.Groups[1].Value, n);
+                inoLine = n;
                 continue;
             }
             if ((m = AllocLine().Match(l)).Success)
             {
                 if (!headerOpen || pending is not null) throw new DumpFormatException(n, "an \"Alloc by\" line without its dma-heap:<name> header");
-                ulong s = ulong.Parse(m.Groups[2].Value, NumberStyles.HexNumber), e = ulong.Parse(m.Groups[3].Value, NumberStyles.HexNumber);
-                ulong size = ulong.Parse(m.Groups[4].Value, NumberStyles.HexNumber);
+                ulong s = Hex(m.Groups[2].Value, n), e = Hex(m.Groups[3].Value, n);
+                ulong size = Hex(m.Groups[4].Value, n);
                 if (e < s) throw new DumpFormatException(n, $"range 0x{s:x}-0x{e:x} ends before it starts");
                 if (e - s + 1 != size) throw new DumpFormatException(n, $"size 0x{size:x} does not match the range 0x{s:x}-0x{e:x} ({e - s + 1} bytes)");
                 if ((s & 0xfff) != 0 || (size & 0xfff) != 0) throw new DumpFormatException(n, $"0x{s:x} (+0x{size:x}) is not page aligned");
-                if (m.Groups[5].Success && ulong.Parse(m.Groups[5].Value, CultureInfo.InvariantCulture) != size >> 10)
+                if (m.Groups[5].Success && (!ulong.TryParse(m.Groups[5].Value, NumberStyles.None, CultureInfo.InvariantCulture, out ulong kib) || kib != size >> 10))
                     throw new DumpFormatException(n, $"{m.Groups[5].Value} KiB does not match 0x{size:x}");
                 pending = (m.Groups[1].Value, s, e, n);
                 continue;
@@ -122,8 +129,7 @@ public static partial class RkDmaHeapImport
             }
             if ((m = TotalDevices().Match(l)).Success && pending is not null && dmabuf)
             {
-                int count = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-                if (count != (devices?.Count ?? 0)) throw new DumpFormatException(n, $"{count} devices announced, {devices?.Count ?? 0} listed");
+                if (!int.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int count) || count != (devices?.Count ?? 0)) throw new DumpFormatException(n, $"{m.Groups[1].Value} devices announced, {devices?.Count ?? 0} listed");
                 Flush(n);
                 continue;
             }
@@ -135,6 +141,18 @@ public static partial class RkDmaHeapImport
         if (entries.Count == 0) throw new DumpFormatException(0, "no \"Alloc by\" entry found");
         return entries;
     }
+
+    /// <summary>An inode number as the dump writes it (decimal); one that does not fit in 63 bits is refused.</summary>
+    private static long Inode(string digits, int line) =>
+        long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long v)
+            ? v
+            : throw new DumpFormatException(line, $"inode number {(digits.Length > 30 ? digits[..30] + "…" : digits)} is too large (at most {long.MaxValue})");
+
+    /// <summary>A 64-bit hexadecimal address or size; more than 64 bits is refused.</summary>
+    private static ulong Hex(string digits, int line) =>
+        ulong.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong v)
+            ? v
+            : throw new DumpFormatException(line, $"0x{(digits.Length > 30 ? digits[..30] + "…" : digits)} does not fit in 64 bits");
 
     /// <summary>What a replay built.</summary>
     public sealed record Result(int DmaBufs, int PageRuns, ulong Bytes, IReadOnlyList<DmaBuf> Buffers, IReadOnlyList<(Page Page, long Size, string Name)> Runs);

@@ -382,5 +382,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         public override long CountObjects(ShrinkControl sc) => sa.ReclaimableObjects() is var n && n > 0 ? n : ShrinkEmpty;
 
         public override long ScanObjects(ShrinkControl sc) => sa.ShrinkAll();
+
+        // Whole slabs' worth of reclaimable objects, in pages: a few loose objects free no page.
+        internal override long CountPages(ShrinkControl sc) =>
+            sa.Caches.Sum(s => s.Reclaimable() * (1L << s.Order) / Math.Max(1, s.ObjectsPerSlab));
     }
 }
