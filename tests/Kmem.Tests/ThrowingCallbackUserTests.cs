@@ -331,6 +331,26 @@ public class ThrowingCallbackUserTests
         TestSupport.AssertConsistent(m);
     }
 
+    [Fact]
+    public void A_trace_replay_whose_progress_callback_throws_keeps_what_it_replayed_for_release_all()
+    {
+        using var m = TestSupport.Small();
+        m.ShrinkSlabs();
+        string buddy = TestSupport.Buddy(m);
+        long kmalloc128 = Kmalloc128(m);
+        var trace = string.Join("\n", Enumerable.Range(0, 8).Select(i =>
+            $"  cat-1234  [001] d..1  100.{i:D6}: kmalloc: call_site=foo+0x10/0x20 ptr=0xffff8881000{i:x2}000 bytes_req=100 bytes_alloc=128 gfp_flags=GFP_KERNEL node=-1 accounted=false"));
+        var replayer = new TraceReplayer(m);
+        var options = new TraceReplayOptions { Progress = _ => throw new CallbackFailure("progress bar gone") };
+        Assert.Throws<CallbackFailure>(() => replayer.Replay(new StringReader(trace), options));
+        Assert.Equal(kmalloc128 + 8, Kmalloc128(m));                // the replayed objects are live and tracked
+        replayer.ReleaseAll();
+        Assert.Equal(kmalloc128, Kmalloc128(m));
+        m.ShrinkSlabs();                                            // the empty slabs the cache kept
+        Assert.Equal(buddy, TestSupport.Buddy(m));
+        TestSupport.AssertConsistent(m);
+    }
+
     // ================================================================== log listeners
 
     [Fact]
