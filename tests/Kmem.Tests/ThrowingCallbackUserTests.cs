@@ -309,6 +309,20 @@ public class ThrowingCallbackUserTests
     }
 
     [Fact]
+    public void An_argument_the_library_refuses_while_a_step_runs_is_a_workload_error_naming_the_step()
+    {
+        using var m = TestSupport.Small();
+        long before = m.MinFreeKbytes;
+        var runner = new WorkloadRunner(m);
+        var ex = Assert.Throws<WorkloadException>(() => runner.Run(Workload.Parse("""
+        { "name": "bad", "steps": [ { "op": "min_free_kbytes", "value": 999999999 } ] }
+        """)));                                                     // refused at validation or at run time: either names the step
+        Assert.Contains("steps[0]", ex.Message);
+        Assert.Equal(before, m.MinFreeKbytes);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void A_progress_callback_that_throws_reaches_the_caller_and_the_runner_can_clean_up()
     {
         using var m = TestSupport.Small();

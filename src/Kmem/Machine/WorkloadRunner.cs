@@ -82,8 +82,9 @@ public sealed partial class WorkloadRunner
 
     /// <summary>
     /// Runs the workload's steps in order. A step that throws ends the run: the failure is logged naming the step and
-    /// raised as a <see cref="WorkloadStepException"/> (a <see cref="WorkloadException"/> stays as it is); everything
-    /// the runner allocated so far stays tracked, for <see cref="ReleaseAll"/>.
+    /// raised as a <see cref="WorkloadStepException"/>, or as a <see cref="WorkloadException"/> when the library refused
+    /// an argument (a <see cref="WorkloadException"/> stays as it is); everything the runner allocated so far stays
+    /// tracked, for <see cref="ReleaseAll"/>.
     /// </summary>
     public WorkloadResult Run(Workload workload)
     {
@@ -163,6 +164,8 @@ public sealed partial class WorkloadRunner
         catch (Exception e) when (e is not (WorkloadException or WorkloadStepException))
         {
             _m.Log.Err($"workload: {step.Location} ({step.Op}) failed: {e.GetType().Name}: {e.Message}");
+            // An argument the library refused is the workload's bad input (as at validation); anything else failed at run time.
+            if (e is ArgumentException) throw new WorkloadException(step.Location, $"{step.Op}: {e.Message}", e);
             throw new WorkloadStepException(step.Location, step.Op, e);
         }
     }
