@@ -241,6 +241,23 @@ public class ThrowingCallbackUserTests
     }
 
     [Fact]
+    public void The_deferred_free_worker_survives_a_free_that_throws_and_frees_the_next()
+    {
+        var log = new KernelLog();
+        using var df = new Kmem.Heaps.DeferredFree("test", log);
+        int freed = 0;
+        df.Add(_ => Interlocked.Increment(ref freed), 2);           // freed last (the list is LIFO)
+        df.Add(_ => throw new CallbackFailure("buffer release failed"), 4);
+        Assert.True(df.WaitIdle(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, freed);
+        Assert.Equal(0, df.Pages);
+        Assert.Contains("WARNING: dmabuf-deferred-free-worker: freeing a buffer of 4 pages threw CallbackFailure: buffer release failed", log.Dmesg());
+        df.Add(_ => Interlocked.Increment(ref freed), 1);           // the worker is still there
+        Assert.True(df.WaitIdle(TimeSpan.FromSeconds(10)));
+        Assert.Equal(2, freed);
+    }
+
+    [Fact]
     public void A_vb2_queue_importing_from_a_throwing_exporter_gives_the_buffer_back_to_the_user()
     {
         using var m = Machine.Boot("rv1106");
