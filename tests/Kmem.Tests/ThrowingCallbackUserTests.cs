@@ -326,6 +326,27 @@ public class ThrowingCallbackUserTests
     }
 
     [Fact]
+    public void Kmem_run_names_the_step_that_failed_and_exits_1()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"kmem-wl-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """
+        { "steps": [
+          { "op": "kmem_cache_create", "name": "thing", "size": 300 },
+          { "op": "kmem_cache_alloc", "label": "things", "cache": "thing", "count": 2 },
+          { "op": "kmem_cache_destroy", "cache": "thing" } ] }
+        """);
+        try
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            Assert.Equal(1, Kmem.Cli.KmemCli.Run(["run", path], stdout, stderr));
+            Assert.StartsWith("kmem: workload: steps[2] (kmem_cache_destroy) failed: ", stderr.ToString());
+            Assert.DoesNotContain("internal error", stderr.ToString());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void An_argument_the_library_refuses_while_a_step_runs_is_a_workload_error_naming_the_step()
     {
         using var m = TestSupport.Small();
