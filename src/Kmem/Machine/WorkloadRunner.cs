@@ -114,31 +114,21 @@ public sealed partial class WorkloadRunner
     public void ReleaseAll()
     {
         ExceptionDispatchInfo? first = null;
+        void Try(Action release, string what)
+        {
+            try { release(); }
+            catch (Exception e)
+            {
+                _m.Log.Err($"workload: releasing {what} failed: {e.GetType().Name}: {e.Message}");
+                first ??= ExceptionDispatchInfo.Capture(e);
+            }
+        }
         foreach (var (label, list) in _held)
         {
-            foreach (var h in list)
-            {
-                try
-                {
-                    FreeOne(h);
-                }
-                catch (Exception e)
-                {
-                    _m.Log.Err($"workload: releasing an allocation of '{label}' failed: {e.GetType().Name}: {e.Message}");
-                    first ??= ExceptionDispatchInfo.Capture(e);
-                }
-            }
+            foreach (var h in list) Try(() => FreeOne(h), $"an allocation of '{label}'");
             list.Clear();
         }
-        try
-        {
-            ReleaseMedia();
-        }
-        catch (Exception e)
-        {
-            _m.Log.Err($"workload: releasing the media objects failed: {e.GetType().Name}: {e.Message}");
-            first ??= ExceptionDispatchInfo.Capture(e);
-        }
+        Try(ReleaseMedia, "the media objects");
         first?.Throw();
     }
 
