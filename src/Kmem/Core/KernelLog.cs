@@ -63,7 +63,11 @@ public sealed class KernelLog
         _capacityBytes = capacityBytes;
     }
 
-    /// <summary>Raised after each record is stored (for live consoles); called outside the ring's lock.</summary>
+    /// <summary>
+    /// Raised after each record is stored (for live consoles); called outside the ring's lock. A handler that throws
+    /// is removed (the exception goes no further, since a report may be written in the middle of any call) and the
+    /// ring records that it was.
+    /// </summary>
     public event Action<LogRecord>? Logged;
 
     /// <summary>Records dropped because the ring was full.</summary>
@@ -99,8 +103,26 @@ public sealed class KernelLog
                 _dropped++;
             }
         }
-        if (stored is not null)
-            foreach (var rec in stored) Logged?.Invoke(rec);
+        if (stored is not null) Notify(stored);
+    }
+
+    private void Notify(LogRecord[] stored)
+    {
+        var handlers = Logged;
+        if (handlers is null) return;
+        foreach (var d in handlers.GetInvocationList())
+        {
+            var h = (Action<LogRecord>)d;
+            try
+            {
+                foreach (var rec in stored) h(rec);
+            }
+            catch (Exception e)
+            {
+                Logged -= h;
+                Printk(LogLevel.Warning, $"printk: a Logged handler ({h.Method.DeclaringType?.Name}.{h.Method.Name}) threw {e.GetType().Name}: {e.Message}; it was removed");
+            }
+        }
     }
 
     /// <summary>Info-level message (<c>pr_info</c>).</summary>

@@ -72,6 +72,28 @@ public sealed class WorkloadException : KmemException
     public string Problem { get; }
 }
 
+/// <summary>
+/// A workload step that failed while it ran (a refused call, or any other exception of the calls it makes);
+/// <see cref="Location"/> and <see cref="Op"/> name the step, <see cref="Exception.InnerException"/> is the cause.
+/// What the runner held stays held and tracked, so <see cref="WorkloadRunner.ReleaseAll"/> frees it.
+/// </summary>
+public sealed class WorkloadStepException : KmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public WorkloadStepException(string location, string op, Exception inner)
+        : base($"workload: {location} ({op}) failed: {(inner is KmemException ? "" : inner.GetType().Name + ": ")}{inner.Message}", inner)
+    {
+        Location = location;
+        Op = op;
+    }
+
+    /// <summary>The step (e.g. <c>steps[2].steps[0]</c>).</summary>
+    public string Location { get; }
+
+    /// <summary>The step's operation.</summary>
+    public string Op { get; }
+}
+
 /// <summary>What a <see cref="SlabException"/> reports.</summary>
 public enum SlabError
 {

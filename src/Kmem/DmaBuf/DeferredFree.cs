@@ -1,7 +1,8 @@
 // The dma-buf heaps' deferred-free helper (ACK 5.10 deferred-free-helper.c): released buffers wait on one
 // list (added at the head, freed from the head: LIFO) for a background worker thread,
 // "dmabuf-deferred-free-worker", which frees them one at a time in the normal way (zeroed, back to the
-// page pools); under memory pressure its shrinker frees them straight to the page allocator.
+// page pools); under memory pressure its shrinker frees them straight to the page allocator. A free that
+// throws on the worker is reported and the worker goes on: nothing may end the thread.
 namespace Kmem.Heaps;
 
 /// <summary>How a deferred buffer is freed.</summary>
@@ -26,9 +27,11 @@ internal sealed class DeferredFree : IDisposable
     private long _pages;
     private volatile bool _stop;
     private int _busy;
+    private readonly KernelLog? _log;
 
-    public DeferredFree(string machineName)
+    public DeferredFree(string machineName, KernelLog? log = null)
     {
+        _log = log;
         _worker = new Thread(Run) { IsBackground = true, Name = "dmabuf-deferred-free-worker", Priority = ThreadPriority.BelowNormal };
         _worker.Start();
         MachineName = machineName;
@@ -97,7 +100,12 @@ internal sealed class DeferredFree : IDisposable
         while (WorkerEnabled && !_stop && Take() is { } item)
         {
             try { item.Free(DeferredFreeReason.Normal); }
-            catch (ObjectDisposedException) { return false; }
+            catch (ObjectDisposedException) { return false; }   // the machine went away under the worker
+            catch (Exception e)
+            {
+                // The kernel's worker cannot fail; here a free that throws is reported and the next one runs.
+                _log?.Warn($"WARNING: dmabuf-deferred-free-worker: freeing a buffer of {item.Pages} pages threw {e.GetType().Name}: {e.Message}");
+            }
             finally { Done(); }
         }
         return true;

@@ -161,7 +161,16 @@ public sealed unsafe class DmaBuf
             _vaddr = 0;
         }
         _core.Remove(this);
-        Exporter.Release(this);
+        try
+        {
+            Exporter.Release(this);
+        }
+        catch (Exception e)
+        {
+            // dma_buf_release() cannot fail: the buffer is gone from every list either way; the exporter's failure is
+            // reported and goes no further (a put runs inside descriptor closes, queue releases and frees).
+            _core.Pages.Warn($"WARNING: dma_buf_release: exporter {ExpName}: release of ino {Ino} threw {e.GetType().Name}: {e.Message}");
+        }
     }
 
     // ================================================================== name

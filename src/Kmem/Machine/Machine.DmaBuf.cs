@@ -66,7 +66,7 @@ public sealed partial class Machine
     private void InitDmaBuf(MachineProfile profile)
     {
         _dmaBufs = new DmaBufCore(Pages, Dma, _vmalloc, Id, firstIno: 1);
-        _deferredFree = new DeferredFree(profile.Name);
+        _deferredFree = new DeferredFree(profile.Name, Log);
         ulong? lowmem = profile.Arch == Arch.Arm && profile.LowmemLimit is { } l ? l >> PhysicalMemory.PageShift : null;
         _heapPools = [.. SystemHeap.Orders.Select(o => new PagePool(Pages, o > 0 ? SystemHeap.HighOrderGfp : SystemHeap.LowOrderGfp, o, lowmem))];
         var heaps = new Dictionary<string, DmaHeap>

@@ -1,6 +1,8 @@
 // Runs a workload on a machine: keeps the allocations of each label, performs each step through
-// the public API (so the kernel's checks and reports apply), and collects a summary.
+// the public API (so the kernel's checks and reports apply), and collects a summary. A step that throws
+// is reported naming the step; what the runner holds stays tracked, so ReleaseAll frees it.
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Text.Json;
 
 namespace Kmem;
@@ -68,14 +70,22 @@ public sealed partial class WorkloadRunner
     /// <summary>Creates a runner for a machine; allocations stay held between runs until freed.</summary>
     public WorkloadRunner(Machine machine) => _m = machine ?? throw new ArgumentNullException(nameof(machine));
 
-    /// <summary>Reports progress as (steps run so far, top-level step index, top-level step count).</summary>
+    /// <summary>
+    /// Reports progress as (steps run so far, top-level step index, top-level step count). An exception it throws
+    /// ends the run and reaches the caller of <see cref="Run"/> as it is; what the runner holds stays tracked.
+    /// </summary>
     public Action<long, int, int>? Progress { get; set; }
 
     /// <summary>Pages currently held by each label.</summary>
     public IReadOnlyDictionary<string, long> PagesHeld =>
         _held.ToDictionary(kv => kv.Key, kv => kv.Value.Sum(h => h.Pages));
 
-    /// <summary>Runs the workload's steps in order.</summary>
+    /// <summary>
+    /// Runs the workload's steps in order. A step that throws ends the run: the failure is logged naming the step and
+    /// raised as a <see cref="WorkloadStepException"/>, or as a <see cref="WorkloadException"/> when the library refused
+    /// an argument (a <see cref="WorkloadException"/> stays as it is); everything the runner allocated so far stays
+    /// tracked, for <see cref="ReleaseAll"/>.
+    /// </summary>
     public WorkloadResult Run(Workload workload)
     {
         ArgumentNullException.ThrowIfNull(workload);
@@ -98,15 +108,29 @@ public sealed partial class WorkloadRunner
         return _result;
     }
 
-    /// <summary>Frees everything still held.</summary>
+    /// <summary>
+    /// Frees everything still held. A free that throws does not stop the others: each failure is logged and the
+    /// first is raised once everything else has been given back (the runner forgets what it could not free).
+    /// </summary>
     public void ReleaseAll()
     {
-        foreach (var (_, list) in _held)
+        ExceptionDispatchInfo? first = null;
+        void Try(Action release, string what)
         {
-            foreach (var h in list) FreeOne(h);
+            try { release(); }
+            catch (Exception e)
+            {
+                _m.Log.Err($"workload: releasing {what} failed: {e.GetType().Name}: {e.Message}");
+                first ??= ExceptionDispatchInfo.Capture(e);
+            }
+        }
+        foreach (var (label, list) in _held)
+        {
+            foreach (var h in list) Try(() => FreeOne(h), $"an allocation of '{label}'");
             list.Clear();
         }
-        ReleaseMedia();
+        Try(ReleaseMedia, "the media objects");
+        first?.Throw();
     }
 
     private LabelStats Stats(string label)
@@ -121,7 +145,23 @@ public sealed partial class WorkloadRunner
         return l;
     }
 
+    /// <summary>Runs one step; an exception it raises is logged and raised again naming the innermost step that failed.</summary>
     private void Execute(WorkloadStep step)
+    {
+        try
+        {
+            ExecuteStep(step);
+        }
+        catch (Exception e) when (e is not (WorkloadException or WorkloadStepException))
+        {
+            _m.Log.Err($"workload: {step.Location} ({step.Op}) failed: {e.GetType().Name}: {e.Message}");
+            // An argument the library refused is the workload's bad input (as at validation); anything else failed at run time.
+            if (e is ArgumentException) throw new WorkloadException(step.Location, $"{step.Op}: {e.Message}", e);
+            throw new WorkloadStepException(step.Location, step.Op, e);
+        }
+    }
+
+    private void ExecuteStep(WorkloadStep step)
     {
         _result.StepsRun++;
         switch (step.Op)
@@ -220,8 +260,8 @@ public sealed partial class WorkloadRunner
                 {
                     int at = which switch { "oldest" => 0, "random" => _random.Next(list.Count), _ => list.Count - 1 };
                     var h = list[at];
+                    FreeOne(h);                // a refused free leaves the allocation held and tracked
                     list.RemoveAt(at);
-                    FreeOne(h);
                     stats.Freed++;
                 }
                 break;
@@ -335,8 +375,8 @@ public sealed partial class WorkloadRunner
         {
             var h = alloc();
             if (!Outcome(step, h is not null, expect, $"{what} for '{label}'", stats)) continue;
+            list.Add(h!);              // held before anything else can throw
             if (fill is { } f) Fill(h!, (byte)f);
-            list.Add(h!);
         }
     }
 

@@ -2,6 +2,10 @@
 // progress. Alloc tries the underlying allocator without direct reclaim or I/O, then the reserve, then
 // the allocator with the caller's full flags, and a caller that may sleep waits (5 s at a time, woken
 // by Free) and starts over, so a blocking Alloc never fails. Free refills the reserve first.
+// The alloc and free functions are the caller's: when one throws, the pool's reserve and counters stay
+// exact and the exception reaches the caller, except in Destroy, which reports it and goes on.
+using System.Runtime.ExceptionServices;
+
 namespace Kmem;
 
 /// <summary>A memory pool with a guaranteed reserve (<c>mempool_t</c>). Create one with <see cref="Machine.MempoolCreate"/>.</summary>
@@ -29,21 +33,62 @@ public sealed class Mempool
         _elements = new nint[minNr];
     }
 
-    /// <summary>mempool_init(): fills the reserve with GFP_KERNEL; false (everything given back) when that fails.</summary>
+    /// <summary>
+    /// mempool_init(): fills the reserve with GFP_KERNEL; false (everything given back) when that fails. When the
+    /// alloc function throws, what was filled is given back too and the exception reaches the caller.
+    /// </summary>
     internal bool Fill()
     {
         while (_currNr < MinNr)
         {
-            nint e = _alloc(Gfp.Kernel);
+            nint e;
+            try
+            {
+                e = _alloc(Gfp.Kernel);
+            }
+            catch (Exception ex)
+            {
+                _log.Err($"mempool_create {Name}: the alloc function threw {ex.GetType().Name}: {ex.Message}; the pool was not created");
+                FreeReserve("mempool_create");
+                throw;
+            }
             if (e == 0)
             {
-                while (_currNr > 0) _free(_elements[--_currNr]);
+                FreeReserve("mempool_create");
                 return false;
             }
             _elements[_currNr++] = e;
         }
         return true;
     }
+
+    /// <summary>
+    /// Gives the reserve above <paramref name="keep"/> back to the free function. Every element is offered even when
+    /// the function throws for some (each of those is reported); the first exception is returned.
+    /// </summary>
+    private ExceptionDispatchInfo? FreeReserve(string what, int keep = 0)
+    {
+        ExceptionDispatchInfo? first = null;
+        while (_currNr > keep)
+        {
+            nint e = _elements[--_currNr];
+            _elements[_currNr] = 0;
+            try
+            {
+                _free(e);
+            }
+            catch (Exception ex)
+            {
+                ReportFreeFailure(what, e, ex);
+                first ??= ExceptionDispatchInfo.Capture(ex);
+            }
+        }
+        return first;
+    }
+
+    private void ReportFreeFailure(string what, nint element, Exception ex) =>
+        _log.Warn($"WARNING: {what} {Name}: the free function threw {ex.GetType().Name} for element 0x{element:x}: {ex.Message}; " +
+                  "the element is no longer the pool's");
 
     /// <summary>A name for reports.</summary>
     public string Name { get; }
@@ -63,7 +108,8 @@ public sealed class Mempool
 
     /// <summary>
     /// mempool_alloc(): an element, or 0 only when the caller may not sleep (no <see cref="Gfp.DirectReclaim"/>)
-    /// and neither the allocator nor the reserve has one.
+    /// and neither the allocator nor the reserve has one. An exception of the alloc function reaches the caller
+    /// with the pool unchanged.
     /// </summary>
     public nint Alloc(Gfp gfp)
     {
@@ -105,7 +151,10 @@ public sealed class Mempool
         return e;
     }
 
-    /// <summary>mempool_free(): the reserve is refilled first (waking a blocked Alloc); otherwise the element goes back to the allocator.</summary>
+    /// <summary>
+    /// mempool_free(): the reserve is refilled first (waking a blocked Alloc); otherwise the element goes back to the
+    /// allocator. When the free function throws, the element still counts as given back and the exception reaches the caller.
+    /// </summary>
     public void Free(nint element)
     {
         if (element == 0) return;
@@ -126,7 +175,11 @@ public sealed class Mempool
         _free(element);
     }
 
-    /// <summary>mempool_resize(): shrinking frees the surplus; growing refills with GFP_KERNEL (a failed refill is not an error).</summary>
+    /// <summary>
+    /// mempool_resize(): shrinking frees the surplus; growing refills with GFP_KERNEL (a failed refill is not an error).
+    /// The pool takes its new size even when a function throws: a shrink offers every surplus element to the free
+    /// function and then rethrows the first exception; a grow stops refilling and the exception reaches the caller.
+    /// </summary>
     public void Resize(int newMinNr)
     {
         ThrowIfDestroyed();
@@ -135,8 +188,9 @@ public sealed class Mempool
         {
             if (newMinNr <= MinNr)
             {
-                while (_currNr > newMinNr) _free(_elements[--_currNr]);
+                var failed = FreeReserve("mempool_resize", newMinNr);
                 MinNr = newMinNr;
+                failed?.Throw();
                 return;
             }
             Array.Resize(ref _elements, newMinNr);
@@ -162,7 +216,8 @@ public sealed class Mempool
 
     /// <summary>
     /// mempool_destroy(): frees the reserve. With elements still out it is an error: reported in the log,
-    /// <see cref="SlabException"/> (<see cref="SlabError.Misuse"/>) is raised and the pool stays usable.
+    /// <see cref="SlabException"/> (<see cref="SlabError.Misuse"/>) is raised and the pool stays usable. A free
+    /// function that throws here is reported as a warning and the destroy goes on (mempool_destroy cannot fail).
     /// </summary>
     public void Destroy()
     {
@@ -175,7 +230,7 @@ public sealed class Mempool
                 _log.Err($"mempool_destroy {Name}: {out_} element(s) still in use; the pool was not destroyed");
                 throw new SlabException(SlabError.Misuse, Name, 0, $"mempool_destroy {Name}: {out_} element(s) are still in use");
             }
-            while (_currNr > 0) _free(_elements[--_currNr]);
+            FreeReserve("mempool_destroy");
             _destroyed = true;
             Monitor.PulseAll(_lock);
         }

@@ -57,11 +57,20 @@ internal sealed partial class PageAllocator
         return freed;
     }
 
-    /// <summary>do_shrink_slab().</summary>
-    private static long DoShrinkSlab(Shrinker s, Gfp gfp, int priority)
+    /// <summary>do_shrink_slab(). A shrinker that throws is reported and unregistered (<see cref="ShrinkerThrew"/>).</summary>
+    private long DoShrinkSlab(Shrinker s, Gfp gfp, int priority)
     {
         var sc = new ShrinkControl { GfpMask = gfp };
-        long freeable = s.CountObjects(sc);
+        long freeable;
+        try
+        {
+            freeable = s.CountObjects(sc);
+        }
+        catch (Exception e) when (!_disposed)
+        {
+            ShrinkerThrew(s, "count_objects", e);
+            return 0;
+        }
         if (freeable <= 0) return 0;
         long batch = s.Batch > 0 ? s.Batch : ShrinkBatch;
         long nr = Interlocked.Exchange(ref s.NrDeferred, 0);
@@ -74,7 +83,16 @@ internal sealed partial class PageAllocator
             long toScan = Math.Min(batch, totalScan);
             sc.NrToScan = toScan;
             sc.NrScanned = toScan;
-            long ret = s.ScanObjects(sc);
+            long ret;
+            try
+            {
+                ret = s.ScanObjects(sc);
+            }
+            catch (Exception e) when (!_disposed)
+            {
+                ShrinkerThrew(s, "scan_objects", e);
+                break;
+            }
             if (ret == Shrinker.ShrinkStop) break;
             freed += Math.Max(0, ret);
             totalScan -= sc.NrScanned;
@@ -85,6 +103,26 @@ internal sealed partial class PageAllocator
         if (nextDeferred > 0) Interlocked.Add(ref s.NrDeferred, Math.Min(nextDeferred, freeable));
         KmemEventSource.Log.ShrinkerRun(s.Name, scanned, freed);
         return freed;
+    }
+
+    /// <summary>
+    /// A shrinker's count or scan threw: the kernel has no exceptions, so Kmem treats it as a broken shrinker. It is
+    /// unregistered (never called again unless registered anew) and reported once as a WARN naming it; reclaim goes
+    /// on with the other shrinkers and the exception goes no further.
+    /// </summary>
+    private void ShrinkerThrew(Shrinker s, string what, Exception e)
+    {
+        bool removed;
+        lock (_shrinkersLock) removed = _shrinkers.Remove(s);
+        string why = $"{what} threw {e.GetType().Name}: {e.Message}";
+        if (!removed)
+        {
+            // Another reclaimer already reported and removed it (or its owner unregistered it meanwhile).
+            _log.Warn($"shrinker {s.Name}: {why} (already unregistered)");
+            return;
+        }
+        Warn($"WARNING: CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/vmscan.c do_shrink_slab: shrinker {s.Name}: {why}\n" +
+             $"shrinker {s.Name} unregistered: it is not called again unless registered anew");
     }
 
     /// <summary>Direct reclaim: shrink at falling priority until enough pages came back; returns pages freed.</summary>

@@ -202,18 +202,44 @@ public sealed unsafe partial class SlabCache
         f.Spare = 0;
         nint b = SlabBase(idx);
         if (_debug) SetupSlabDebug(b, order);
-        for (int i = 0; i < objects; i++)
+        int done = 0;
+        try
         {
-            nint p = b + _redLeftPad + (nint)i * _size;
-            if (_debug) SetupObjectDebug(p);
-            _ctor?.Invoke(p);
-            SetLink(p, i + 1 < objects ? ToLink(b, p + _size) : 0);
+            for (; done < objects; done++)
+            {
+                nint p = b + _redLeftPad + (nint)done * _size;
+                if (_debug) SetupObjectDebug(p);
+                _ctor?.Invoke(p);
+                SetLink(p, done + 1 < objects ? ToLink(b, p + _size) : 0);
+            }
+        }
+        catch (Exception e)
+        {
+            UnwindNewSlab(idx, order, done, e);
+            throw;
         }
         f.Private = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
         _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order);
         Interlocked.Increment(ref _nrSlabs);
         Interlocked.Add(ref _totalObjects, objects);
         return idx;
+    }
+
+    /// <summary>
+    /// The constructor threw while a new slab was set up: nothing of the slab has been counted or listed yet, so
+    /// its pages go straight back to the page allocator, and the log says which object's constructor failed.
+    /// </summary>
+    private void UnwindNewSlab(int idx, int order, int objectIndex, Exception e)
+    {
+        ref PageFrame f = ref _frames[idx];
+        f.Flags &= ~PageFlags.Slab;
+        f.MapCount = 0;
+        f.Private = 0;
+        f.Next = f.Prev = -1;
+        f.Spare = 0;
+        _pa.Free(idx, order, "new_slab");
+        _pa.Log.Err($"{Name}: constructor of object {objectIndex} of a new slab threw {e.GetType().Name}: {e.Message}; " +
+                    $"the slab (order {order}) was given back");
     }
 
     /// <summary>Statistics: slabs that had to be allocated at the minimum order (ORDER_FALLBACK).</summary>

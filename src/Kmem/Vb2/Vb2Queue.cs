@@ -262,13 +262,20 @@ public sealed class Vb2Queue
     {
         var orig = vb.State;
         vb.State = Vb2BufferState.Preparing;
-        int err = vb.Memory switch
+        int err;
+        try
         {
-            Vb2Memory.Userptr => PrepareUserptr(vb, planes),
-            Vb2Memory.Dmabuf => PrepareDmabuf(vb, planes),
-            _ => 0,
-        };
-        vb.State = orig;
+            err = vb.Memory switch
+            {
+                Vb2Memory.Userptr => PrepareUserptr(vb, planes),
+                Vb2Memory.Dmabuf => PrepareDmabuf(vb, planes),
+                _ => 0,
+            };
+        }
+        finally
+        {
+            vb.State = orig;                     // an exception of an allocator or exporter leaves the buffer with the user
+        }
         if (err != 0) return err;
         if (!vb.Synced)
         {
@@ -336,6 +343,15 @@ public sealed class Vb2Queue
                 FreeDmabufPlanes(vb);
                 _m.Log.Info($"vb2: [{Name}] {fn}: failed to attach dmabuf");
                 return e.Errno;
+            }
+            catch (Exception e)
+            {
+                // Any other failure of the attach (the exporter's, the dma-buf's checks): the same unwinding, and the
+                // exception reaches the caller.
+                dbuf.Put();
+                FreeDmabufPlanes(vb);
+                _m.Log.Info($"vb2: [{Name}] {fn}: failed to attach dmabuf: {e.GetType().Name}: {e.Message}");
+                throw;
             }
             p.DmaBuf = dbuf;
             p.Length = length;
