@@ -27,8 +27,11 @@ internal sealed class DeferredFree : IDisposable
     private volatile bool _stop;
     private int _busy;
 
-    public DeferredFree(string machineName)
+    private readonly KernelLife _life;
+
+    public DeferredFree(string machineName, KernelLife life)
     {
+        _life = life;
         _worker = new Thread(Run) { IsBackground = true, Name = "dmabuf-deferred-free-worker", Priority = ThreadPriority.BelowNormal };
         _worker.Start();
         MachineName = machineName;
@@ -83,10 +86,16 @@ internal sealed class DeferredFree : IDisposable
         {
             _work.Wait(100);
             if (_stop) break;
-            while (WorkerEnabled && !_stop && Take() is { } item)
+            while (WorkerEnabled && !_stop)
             {
-                try { item.Free(DeferredFreeReason.Normal); }
-                finally { Done(); }
+                // Each free is a counted call: the machine's shutdown waits for it, and none starts once it is dead.
+                if (!_life.TryEnter(out var life)) return;
+                using (life)
+                {
+                    if (Take() is not { } item) break;
+                    try { item.Free(DeferredFreeReason.Normal); }
+                    finally { Done(); }
+                }
             }
         }
     }
@@ -111,16 +120,20 @@ internal sealed class DeferredFree : IDisposable
         return _idle.Wait(timeout);
     }
 
+    /// <summary>
+    /// Stops the worker (machine shutdown). What is left on the list is dropped, not freed: the whole memory goes away
+    /// with the machine, and the page allocator no longer takes calls.
+    /// </summary>
     public void Dispose()
     {
         _stop = true;
         _work.Release();
-        _worker.Join(TimeSpan.FromSeconds(5));
-        // Whatever is left goes straight back: the machine is going away.
-        while (Take() is { } item)
+        if (Thread.CurrentThread != _worker) _worker.Join(TimeSpan.FromSeconds(5));
+        lock (_lock)
         {
-            try { item.Free(DeferredFreeReason.UnderPressure); }
-            finally { Done(); }
+            _list.Clear();
+            _pages = 0;
+            if (_busy == 0) _idle.Set();
         }
     }
 }

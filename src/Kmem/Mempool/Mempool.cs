@@ -8,6 +8,7 @@ namespace Kmem;
 public sealed class Mempool
 {
     private readonly KernelLog _log;
+    private readonly KernelLife _life;
     private readonly Func<Gfp, nint> _alloc;
     private readonly Action<nint> _free;
     private readonly object _lock = new();
@@ -19,8 +20,9 @@ public sealed class Mempool
     /// <summary>How long a blocked Alloc sleeps before trying again (the kernel's io_schedule_timeout(5*HZ)).</summary>
     public static readonly TimeSpan WaitTimeout = TimeSpan.FromSeconds(5);
 
-    internal Mempool(string name, int minNr, Func<Gfp, nint> alloc, Action<nint> free, KernelLog log)
+    internal Mempool(string name, int minNr, Func<Gfp, nint> alloc, Action<nint> free, KernelLog log, KernelLife life)
     {
+        _life = life;
         Name = name;
         MinNr = minNr;
         _alloc = alloc;
@@ -49,16 +51,17 @@ public sealed class Mempool
     public string Name { get; }
 
     /// <summary><c>min_nr</c>: the reserve's size.</summary>
-    public int MinNr { get; private set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
+    public int MinNr { get { _life.ThrowIfDead(); return field; } private set; }
 
     /// <summary><c>curr_nr</c>: elements in the reserve now.</summary>
-    public int CurrNr { get { lock (_lock) return _currNr; } }
+    public int CurrNr { get { _life.ThrowIfDead(); lock (_lock) return _currNr; } }
 
     /// <summary>Elements handed out and not yet freed.</summary>
-    public long Outstanding => Volatile.Read(ref _outstanding);
+    public long Outstanding { get { _life.ThrowIfDead(); return Volatile.Read(ref _outstanding); } }
 
     /// <summary>Blocked allocations so far (each waited for a Free or the timeout).</summary>
-    public long Waits => Volatile.Read(ref _waits);
+    public long Waits { get { _life.ThrowIfDead(); return Volatile.Read(ref _waits); } }
     private long _waits;
 
     /// <summary>
@@ -91,9 +94,11 @@ public sealed class Mempool
                     continue;
                 }
                 if ((gfp & Gfp.DirectReclaim) == 0) return 0;
-                // Sleep until a Free refills the reserve (or the timeout), then start over.
+                // Sleep until a Free refills the reserve (or the timeout), then start over. The sleep is cut in slices
+                // so that a waiter sees its machine's shutdown (ObjectDisposedException) instead of sleeping on.
                 Interlocked.Increment(ref _waits);
-                Monitor.Wait(_lock, WaitTimeout);
+                long until = Environment.TickCount64 + (long)WaitTimeout.TotalMilliseconds;
+                while (!_life.IsDead && !_destroyed && !Monitor.Wait(_lock, 50) && Environment.TickCount64 < until) { }
             }
             ThrowIfDestroyed();
         }
@@ -108,6 +113,7 @@ public sealed class Mempool
     /// <summary>mempool_free(): the reserve is refilled first (waking a blocked Alloc); otherwise the element goes back to the allocator.</summary>
     public void Free(nint element)
     {
+        _life.ThrowIfDead();
         if (element == 0) return;
         ThrowIfDestroyed();
         Interlocked.Decrement(ref _outstanding);
@@ -166,6 +172,7 @@ public sealed class Mempool
     /// </summary>
     public void Destroy()
     {
+        _life.ThrowIfDead();
         lock (_lock)
         {
             if (_destroyed) return;
@@ -183,6 +190,7 @@ public sealed class Mempool
 
     private void ThrowIfDestroyed()
     {
+        _life.ThrowIfDead();
         if (_destroyed) throw new ObjectDisposedException(nameof(Mempool), $"the mempool {Name} has been destroyed");
     }
 }
