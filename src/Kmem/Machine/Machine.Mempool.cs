@@ -10,7 +10,7 @@ public sealed partial class Machine
     /// </summary>
     public Mempool? MempoolCreate(int minNr, Func<Gfp, nint> alloc, Action<nint> free, string name = "mempool")
     {
-        ThrowIfDisposed();
+        using var life = Life.Enter();                 // the reserve is filled now
         ArgumentOutOfRangeException.ThrowIfNegative(minNr);
         ArgumentNullException.ThrowIfNull(alloc);
         ArgumentNullException.ThrowIfNull(free);

@@ -77,7 +77,7 @@ public sealed class Mempool
         Gfp gfpTemp = gfp & ~(Gfp.DirectReclaim | Gfp.Io);
         while (true)
         {
-            nint e = _alloc(gfpTemp);
+            nint e = Call(_alloc, gfpTemp);
             if (e != 0) return Out(e);
             lock (_lock)
             {
@@ -102,6 +102,22 @@ public sealed class Mempool
             }
             ThrowIfDestroyed();
         }
+    }
+
+    /// <summary>
+    /// The underlying allocator's call, counted in (the machine's shutdown waits for it; the wait for a Free is not
+    /// counted, so a blocked Alloc never holds the shutdown up).
+    /// </summary>
+    private nint Call(Func<Gfp, nint> alloc, Gfp gfp)
+    {
+        using var life = _life.Enter();
+        return alloc(gfp);
+    }
+
+    private void Call(Action<nint> free, nint e)
+    {
+        using var life = _life.Enter();
+        free(e);
     }
 
     private nint Out(nint e)
@@ -129,12 +145,13 @@ public sealed class Mempool
                 }
             }
         }
-        _free(element);
+        Call(_free, element);
     }
 
     /// <summary>mempool_resize(): shrinking frees the surplus; growing refills with GFP_KERNEL (a failed refill is not an error).</summary>
     public void Resize(int newMinNr)
     {
+        using var life = _life.Enter();
         ThrowIfDestroyed();
         ArgumentOutOfRangeException.ThrowIfLessThan(newMinNr, 1);
         lock (_lock)
@@ -172,7 +189,7 @@ public sealed class Mempool
     /// </summary>
     public void Destroy()
     {
-        _life.ThrowIfDead();
+        using var life = _life.Enter();
         lock (_lock)
         {
             if (_destroyed) return;
