@@ -331,6 +331,37 @@ public class DisposeTests
         Assert.Equal(1 << 20, buf.Size);                                              // fixed identity stays readable
     }
 
+    [Fact]
+    public void A_metrics_collection_racing_with_dispose_reads_nothing_of_the_dead_machine()
+    {
+        int rounds = int.TryParse(Environment.GetEnvironmentVariable("KMEM_DISPOSE_ROUNDS"), out int r) ? r : 20;
+        for (int round = 0; round < rounds; round++)
+        {
+            var m = Machine.Boot("rv1106");
+            _ = m.Rtnet;
+            _ = m.Drm;
+            using var listener = new System.Diagnostics.Metrics.MeterListener();
+            // The instruments of the layers above the slab (the memory core's own are the core's to guard).
+            string[] mine = ["kmem.vmalloc.", "kmem.cma.", "kmem.dma.", "kmem.dmabuf.", "kmem.drm.", "kmem.rtnet."];
+            listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem" && mine.Any(inst.Name.StartsWith)) l.EnableMeasurementEvents(inst); };
+            listener.SetMeasurementEventCallback<long>((_, _, _, _) => { });
+            listener.Start();
+            Exception? seen = null;
+            using var stop = new ManualResetEventSlim();
+            var collector = new Thread(() =>
+            {
+                try { while (!stop.IsSet) listener.RecordObservableInstruments(); }
+                catch (Exception e) { seen = e; }
+            });
+            collector.Start();
+            Thread.Sleep(round % 5);
+            m.Dispose();
+            stop.Set();
+            collector.Join();
+            Assert.Null(seen);
+        }
+    }
+
     /// <summary>
     /// Two threads use CMA, the heaps, DMA, DRM, VB2, a mempool, movable pages and RTnet while a third disposes the
     /// machine, many times: the workers see only success or ObjectDisposedException, and the process never crashes.
