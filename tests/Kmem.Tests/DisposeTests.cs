@@ -229,7 +229,11 @@ public class DisposeTests
         t.Start();
         t.Join();
         Assert.False(fromOther.IsNull);
+        int biasedTo = pool.LockBias;
         m.Dispose();
+        // The shutdown revoked the bias and sealed both locks: every later real-time call takes the spin lock.
+        Assert.Equal(-1, pool.LockBias);
+        Assert.Equal(-1, other.LockBias);
         Assert.Throws<ObjectDisposedException>(() => pool.Alloc(64));
         Assert.Throws<ObjectDisposedException>(() => pool.Alloc(100_000));           // the size check does not come first
         Assert.Throws<ObjectDisposedException>(() => rt.Free(skb));
@@ -243,6 +247,7 @@ public class DisposeTests
         t2.Join();
         Assert.IsType<ObjectDisposedException>(seen);
         Assert.Contains("disposed", skb.ToString());
+        Assert.Equal(Environment.CurrentManagedThreadId, biasedTo);                  // it was biased to this thread before
     }
 
     [Fact]
