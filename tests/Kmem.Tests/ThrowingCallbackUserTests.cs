@@ -244,7 +244,7 @@ public class ThrowingCallbackUserTests
     public void The_deferred_free_worker_survives_a_free_that_throws_and_frees_the_next()
     {
         var log = new KernelLog();
-        using var df = new Kmem.Heaps.DeferredFree("test", log);
+        using var df = new Kmem.Heaps.DeferredFree("test", new KernelLife(), log);
         int freed = 0;
         df.Add(_ => Interlocked.Increment(ref freed), 2);           // freed last (the list is LIFO)
         df.Add(_ => throw new CallbackFailure("buffer release failed"), 4);

@@ -45,19 +45,28 @@ public sealed class CmaArea
     public int BitmapBits => (int)(Count >> OrderPerBit);
 
     /// <summary>Pages allocated now (the debugfs <c>used</c> file).</summary>
-    public ulong Used { get { lock (_lock) return (ulong)Weight() << OrderPerBit; } }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member that reports state or acts).</exception>
+    public ulong Used { get { ThrowIfDead(); lock (_lock) return (ulong)Weight() << OrderPerBit; } }
 
     /// <summary>The longest free run in pages (the debugfs <c>maxchunk</c> file).</summary>
-    public ulong MaxChunk { get { lock (_lock) return (ulong)LongestZeroRun() << OrderPerBit; } }
+    public ulong MaxChunk { get { ThrowIfDead(); lock (_lock) return (ulong)LongestZeroRun() << OrderPerBit; } }
+
+    private long _allocSuccess, _allocFail;
+    private ulong _lastBusyPfn;
 
     /// <summary>Successful allocations and failed ones (cma_alloc_success / cma_alloc_fail in /proc/vmstat).</summary>
-    public long AllocSuccess { get; private set; }
+    public long AllocSuccess { get { ThrowIfDead(); return _allocSuccess; } }
 
     /// <summary>Failed allocations.</summary>
-    public long AllocFail { get; private set; }
+    public long AllocFail { get { ThrowIfDead(); return _allocFail; } }
 
     /// <summary>The page that made the last busy range fail (the pfn of cma_alloc_busy_retry).</summary>
-    public ulong LastBusyPfn { get; private set; }
+    public ulong LastBusyPfn { get { ThrowIfDead(); return _lastBusyPfn; } }
+
+    /// <summary>The machine's life once the area is activated (null before: a profile's layout, not yet booted).</summary>
+    internal KernelLife? Life => _pa?.Life;
+
+    private void ThrowIfDead() => _pa?.Life.ThrowIfDead();
 
     /// <summary>How long a busy rescan waits (ACK 5.10 sleeps 100 ms between its up to 5 rescans).</summary>
     internal TimeSpan BusyRetryWait { get; set; } = TimeSpan.FromMilliseconds(100);
@@ -70,7 +79,11 @@ public sealed class CmaArea
     }
 
     /// <summary>The bitmap as the debugfs <c>bitmap</c> file shows it (u32 words).</summary>
-    public uint[] Bitmap() { lock (_lock) return (uint[])_bitmap.Clone(); }
+    public uint[] Bitmap()
+    {
+        ThrowIfDead();
+        lock (_lock) return (uint[])_bitmap.Clone();
+    }
 
     /// <summary>CONFIG_CMA_ALIGNMENT: the largest alignment order the CMA heap and dma_alloc_contiguous() ask for.</summary>
     public const int ConfigCmaAlignment = 8;
@@ -97,13 +110,14 @@ public sealed class CmaArea
     internal int Alloc(ulong count, int align, Gfp gfp)
     {
         var pa = _pa ?? throw new InvalidOperationException("CMA area not activated");
+        using var life = pa.Life.Enter();                       // migration and zeroing touch memory for long: shutdown waits
         if (count == 0 || _bitmap.Length == 0) return -1;
         int ret = -12;                                           // -ENOMEM
         ulong mask = align > OrderPerBit ? (1UL << (align - OrderPerBit)) - 1 : 0;
         ulong offset = (BasePfn & ((1UL << align) - 1)) >> OrderPerBit;
         ulong bits = ((count + (1UL << OrderPerBit) - 1) & ~((1UL << OrderPerBit) - 1)) >> OrderPerBit;
         ulong maxno = (ulong)BitmapBits;
-        if (bits > maxno) { AllocFail++; return Fail(count, ret, gfp); }
+        if (bits > maxno) { lock (_lock) _allocFail++; return Fail(count, ret, gfp); }
         int rescans = 0;
         while (true)
         {
@@ -123,13 +137,13 @@ public sealed class CmaArea
                 var r = pa.AllocContigRange(idx, idx + (int)count, out ulong busyPfn);
                 if (r == ContigResult.Ok)
                 {
-                    lock (_lock) AllocSuccess++;
+                    lock (_lock) _allocSuccess++;
                     return idx;
                 }
                 lock (_lock) SetBits(bitmapNo, bits, false);
                 ret = (int)r;
                 sawBusy = true;
-                LastBusyPfn = busyPfn;
+                _lastBusyPfn = busyPfn;
                 start = bitmapNo + mask + 1;                     // try again with a bit different memory target
             }
             // ACK 5.10: after a busy range, up to 5 full rescans with a pause, unless the caller may not wait.
@@ -137,7 +151,7 @@ public sealed class CmaArea
             rescans++;
             if (BusyRetryWait > TimeSpan.Zero) Thread.Sleep(BusyRetryWait);
         }
-        lock (_lock) AllocFail++;
+        lock (_lock) _allocFail++;
         return Fail(count, ret, gfp);
     }
 
@@ -182,6 +196,7 @@ public sealed class CmaArea
     internal bool Release(int idx, ulong count)
     {
         var pa = _pa!;
+        using var life = pa.Life.Enter();
         ulong pfn = pa.BasePfn + (ulong)idx;
         if (pfn < BasePfn || pfn >= BasePfn + Count) return false;
         if (count == 0) return true;

@@ -12,10 +12,10 @@ public sealed class Device
         Name = name;
         Driver = driver;
         HasIommu = iommu;
-        DmaMaskBits = dmaMaskBits;
+        _dmaMaskBits = dmaMaskBits;
         Coherent = coherent;
         CmaArea = cma;
-        if (iommu) Domain = new IovaDomain(DmaMask);
+        if (iommu) Domain = new IovaDomain(dmaMaskBits >= 64 ? ulong.MaxValue : (1UL << dmaMaskBits) - 1);
     }
 
     /// <summary>The device name (<c>dev_name()</c>).</summary>
@@ -27,11 +27,27 @@ public sealed class Device
     /// <summary>True when the device sits behind an IOMMU.</summary>
     public bool HasIommu { get; }
 
+    private int _dmaMaskBits;
+
     /// <summary>Width of the streaming DMA mask in bits.</summary>
-    public int DmaMaskBits { get; internal set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for <see cref="DmaMask"/>, <see cref="Removed"/> and <see cref="MappingCount"/>).</exception>
+    public int DmaMaskBits
+    {
+        get
+        {
+            ThrowIfDead();
+            return _dmaMaskBits;
+        }
+        internal set => _dmaMaskBits = value;
+    }
 
     /// <summary>The DMA mask (<c>*dev->dma_mask</c>); the coherent mask is the same.</summary>
     public ulong DmaMask => DmaMaskBits >= 64 ? ulong.MaxValue : (1UL << DmaMaskBits) - 1;
+
+    /// <summary>The machine's life, set when the machine adopts the device at boot (null for a device of no machine).</summary>
+    internal KernelLife? Life { get; set; }
+
+    private void ThrowIfDead() => Life?.ThrowIfDead();
 
     /// <summary>True for cache-coherent DMA.</summary>
     public bool Coherent { get; }
@@ -40,7 +56,17 @@ public sealed class Device
     public CmaArea? CmaArea { get; }
 
     /// <summary>True once the device has been removed (<see cref="Machine.RemoveDevice"/>).</summary>
-    public bool Removed { get; internal set; }
+    public bool Removed
+    {
+        get
+        {
+            ThrowIfDead();
+            return _removed;
+        }
+        internal set => _removed = value;
+    }
+
+    private bool _removed;
 
     /// <summary>The IOVA space of the device's IOMMU domain, or null without an IOMMU.</summary>
     internal IovaDomain? Domain { get; }
@@ -51,7 +77,14 @@ public sealed class Device
     internal readonly Lock Lock = new();
 
     /// <summary>Coherent buffers and streaming mappings live now.</summary>
-    public int MappingCount { get { lock (Lock) return Entries.Count; } }
+    public int MappingCount
+    {
+        get
+        {
+            ThrowIfDead();
+            lock (Lock) return Entries.Count;
+        }
+    }
 
     /// <summary>The id of the machine the device belongs to (a dma-buf of another machine refuses it).</summary>
     internal int MachineId { get; init; }

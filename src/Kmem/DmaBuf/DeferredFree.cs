@@ -29,8 +29,11 @@ internal sealed class DeferredFree : IDisposable
     private int _busy;
     private readonly KernelLog? _log;
 
-    public DeferredFree(string machineName, KernelLog? log = null)
+    private readonly KernelLife _life;
+
+    public DeferredFree(string machineName, KernelLife life, KernelLog? log = null)
     {
+        _life = life;
         _log = log;
         _worker = new Thread(Run) { IsBackground = true, Name = "dmabuf-deferred-free-worker", Priority = ThreadPriority.BelowNormal };
         _worker.Start();
@@ -97,8 +100,12 @@ internal sealed class DeferredFree : IDisposable
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private bool FreeAvailable()
     {
-        while (WorkerEnabled && !_stop && Take() is { } item)
+        while (WorkerEnabled && !_stop)
         {
+            // Each free is a counted call: the machine's shutdown waits for it, and none starts once it is dead.
+            if (!_life.TryEnter(out var life)) return false;
+            using var _ = life;
+            if (Take() is not { } item) break;
             try { item.Free(DeferredFreeReason.Normal); }
             catch (ObjectDisposedException) { return false; }   // the machine went away under the worker
             catch (Exception e)
@@ -131,12 +138,20 @@ internal sealed class DeferredFree : IDisposable
         return _idle.Wait(timeout);
     }
 
+    /// <summary>
+    /// Stops the worker (machine shutdown). What is left on the list is dropped, not freed: the whole memory goes away
+    /// with the machine, and the page allocator no longer takes calls.
+    /// </summary>
     public void Dispose()
     {
         _stop = true;
         _work.Release();
-        _worker.Join(TimeSpan.FromSeconds(5));
-        // Whatever is left is dropped: the machine's memory is going away with it.
-        while (Take() is not null) Done();
+        if (Thread.CurrentThread != _worker) _worker.Join(TimeSpan.FromSeconds(5));
+        lock (_lock)
+        {
+            _list.Clear();
+            _pages = 0;
+            if (_busy == 0) _idle.Set();
+        }
     }
 }

@@ -26,8 +26,22 @@ public sealed class DmaBufAttachment
     /// <summary>The attachment's own copy of the buffer's table (<c>dup_sg_table()</c>), mapped by <see cref="DmaBuf.MapAttachment"/>.</summary>
     internal SgTable Table { get; }
 
+    private DmaDirection? _mappedDirection;
+
     /// <summary>The direction of the current mapping, or null while unmapped.</summary>
-    public DmaDirection? MappedDirection { get; internal set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed.</exception>
+    public DmaDirection? MappedDirection
+    {
+        get
+        {
+            Buffer.Life.ThrowIfDead();
+            return _mappedDirection;
+        }
+        internal set => _mappedDirection = value;
+    }
+
+    /// <summary>The mapping's direction without the machine check (the buffer's own bookkeeping).</summary>
+    internal DmaDirection? Mapped => _mappedDirection;
 
     internal bool Detached { get; set; }
 }
@@ -74,6 +88,9 @@ public sealed unsafe class DmaBuf
 
     internal DmaBufExporter Exporter { get; }
 
+    /// <summary>The machine's life: every member but the fixed identity (size, inode, flags, exporter) throws once it is dead.</summary>
+    internal KernelLife Life => _core.Life;
+
     /// <summary>The size in bytes (a whole number of pages).</summary>
     public long Size { get; }
 
@@ -90,26 +107,65 @@ public sealed unsafe class DmaBuf
     public int FMode => 0x80004 | ((FFlags & DmaBufCore.OAccMode) + 1 & 3);
 
     /// <summary>The buffer's name (<c>DMA_BUF_SET_NAME</c>), or null.</summary>
-    public string? Name { get { lock (_lock) return _name; } }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Size"/>, <see cref="ExpName"/>, <see cref="Ino"/>, <see cref="FFlags"/> and <see cref="FMode"/>).</exception>
+    public string? Name
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            lock (_lock) return _name;
+        }
+    }
 
     /// <summary>References (<c>file_count()</c>).</summary>
-    public int RefCount => Volatile.Read(ref _refs);
+    public int RefCount
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            return Volatile.Read(ref _refs);
+        }
+    }
 
     /// <summary>True once the last reference has gone.</summary>
-    public bool Released => Volatile.Read(ref _refs) <= 0;
+    public bool Released
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            return IsReleased;
+        }
+    }
+
+    private bool IsReleased => Volatile.Read(ref _refs) <= 0;
 
     /// <summary>The attachments, oldest first.</summary>
-    public IReadOnlyList<DmaBufAttachment> Attachments { get { lock (_lock) return [.. _attachments]; } }
+    public IReadOnlyList<DmaBufAttachment> Attachments
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            lock (_lock) return [.. _attachments];
+        }
+    }
 
     /// <summary>The page blocks behind the buffer, in order (frame, order).</summary>
     internal IReadOnlyList<(int Frame, int Order)> Blocks => Exporter.Blocks;
 
     /// <summary>The buffer's pages as <see cref="Page"/> handles of each block's first page, with their orders.</summary>
-    public IReadOnlyList<(Page Page, int Order)> PageBlocks => Exporter.Blocks.Select(b => (_core.PageOf(b.Frame), b.Order)).ToArray();
+    public IReadOnlyList<(Page Page, int Order)> PageBlocks
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            return Exporter.Blocks.Select(b => (_core.PageOf(b.Frame), b.Order)).ToArray();
+        }
+    }
 
     private void CheckLive(string what)
     {
-        if (Released) Fail(-22, $"{what}: the dma-buf (ino {Ino}) has been released");
+        Life.ThrowIfDead();
+        if (IsReleased) Fail(-22, $"{what}: the dma-buf (ino {Ino}) has been released");
     }
 
     private void Fail(int errno, string what)
@@ -123,6 +179,7 @@ public sealed unsafe class DmaBuf
     /// <summary>get_dma_buf(): one more reference.</summary>
     public DmaBuf Get()
     {
+        Life.ThrowIfDead();
         while (true)
         {
             int r = Volatile.Read(ref _refs);
@@ -134,6 +191,7 @@ public sealed unsafe class DmaBuf
     /// <summary>dma_buf_put(): drops a reference; the last one releases the buffer to its exporter.</summary>
     public void Put()
     {
+        using var life = Life.Enter();                    // the last reference frees the memory: shutdown waits for it
         while (true)
         {
             int r = Volatile.Read(ref _refs);
@@ -152,7 +210,7 @@ public sealed unsafe class DmaBuf
         foreach (var a in left)
         {
             _core.Log.Warn($"dma-buf: ino {Ino} released with {a.Device.Name} still attached");
-            if (a.MappedDirection is { } d) _core.Dma.UnmapSg(a.Device, a.Table, d);
+            if (a.Mapped is { } d) _core.Dma.UnmapSg(a.Device, a.Table, d);
             a.Detached = true;
         }
         if (_vaddr != 0)
@@ -181,6 +239,7 @@ public sealed unsafe class DmaBuf
     /// </summary>
     public void SetName(string name)
     {
+        Life.ThrowIfDead();
         ArgumentNullException.ThrowIfNull(name);
         CheckLive("DMA_BUF_SET_NAME");
         if (System.Text.Encoding.UTF8.GetByteCount(name) > NameMaxLength) Fail(-22, $"DMA_BUF_SET_NAME: '{name}' is longer than {NameMaxLength} bytes");
@@ -204,6 +263,7 @@ public sealed unsafe class DmaBuf
     /// machine's (-EINVAL); reported in the log, nothing attached.</exception>
     public DmaBufAttachment Attach(Device dev)
     {
+        Life.ThrowIfDead();
         ArgumentNullException.ThrowIfNull(dev);
         CheckLive("dma_buf_attach");
         if (dev.Removed) Fail(-19, $"dma_buf_attach: {dev.Name} has been removed");
@@ -217,11 +277,12 @@ public sealed unsafe class DmaBuf
     /// <summary>dma_buf_detach(): an attachment still mapped is refused (-EBUSY); one not of this buffer, -EINVAL.</summary>
     public void Detach(DmaBufAttachment a)
     {
+        Life.ThrowIfDead();
         ArgumentNullException.ThrowIfNull(a);
         lock (_lock)
         {
             if (a.Buffer != this || a.Detached || !_attachments.Contains(a)) Fail(-22, $"dma_buf_detach: {a.Device.Name} is not attached to ino {Ino}");
-            if (a.MappedDirection is not null) Fail(-16, $"dma_buf_detach: {a.Device.Name} still has ino {Ino} mapped; unmap it first");
+            if (a.Mapped is not null) Fail(-16, $"dma_buf_detach: {a.Device.Name} still has ino {Ino} mapped; unmap it first");
             _attachments.Remove(a);
             a.Detached = true;
         }
@@ -233,12 +294,13 @@ public sealed unsafe class DmaBuf
     /// </summary>
     public SgTable MapAttachment(DmaBufAttachment a, DmaDirection dir)
     {
+        using var life = Life.Enter();
         ArgumentNullException.ThrowIfNull(a);
         CheckLive("dma_buf_map_attachment");
         lock (_lock)
         {
             if (a.Buffer != this || a.Detached) Fail(-22, $"dma_buf_map_attachment: {a.Device.Name} is not attached to ino {Ino}");
-            if (a.MappedDirection is not null) Fail(-16, $"dma_buf_map_attachment: ino {Ino} is already mapped for {a.Device.Name}");
+            if (a.Mapped is not null) Fail(-16, $"dma_buf_map_attachment: ino {Ino} is already mapped for {a.Device.Name}");
             if (_core.Dma.MapSg(a.Device, a.Table, dir, CallSite.Kernel("dma_buf_map_attachment")) == 0)
                 Fail(-12, $"dma_buf_map_attachment: {a.Device.Name} cannot map ino {Ino}");
             a.MappedDirection = dir;
@@ -249,13 +311,14 @@ public sealed unsafe class DmaBuf
     /// <summary>dma_buf_unmap_attachment(): the table must be the one returned by the map, with the same direction.</summary>
     public void UnmapAttachment(DmaBufAttachment a, SgTable table, DmaDirection dir)
     {
+        using var life = Life.Enter();
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(table);
         lock (_lock)
         {
             if (a.Buffer != this || a.Detached) Fail(-22, $"dma_buf_unmap_attachment: {a.Device.Name} is not attached to ino {Ino}");
-            if (a.MappedDirection is null || table != a.Table) Fail(-22, $"dma_buf_unmap_attachment: ino {Ino} is not mapped for {a.Device.Name} with that table");
-            if (a.MappedDirection != dir) Fail(-22, $"dma_buf_unmap_attachment: ino {Ino} was mapped {a.MappedDirection} for {a.Device.Name}, not {dir}");
+            if (a.Mapped is null || table != a.Table) Fail(-22, $"dma_buf_unmap_attachment: ino {Ino} is not mapped for {a.Device.Name} with that table");
+            if (a.Mapped != dir) Fail(-22, $"dma_buf_unmap_attachment: ino {Ino} was mapped {a.Mapped} for {a.Device.Name}, not {dir}");
             _core.Dma.UnmapSg(a.Device, a.Table, dir);
             a.MappedDirection = null;
         }
@@ -266,6 +329,7 @@ public sealed unsafe class DmaBuf
     /// <summary>dma_buf_vmap(): one virtually contiguous CPU view (counted; the first call maps, through vmalloc).</summary>
     public nint Vmap()
     {
+        using var life = Life.Enter();
         CheckLive("dma_buf_vmap");
         lock (_lock)
         {
@@ -294,6 +358,7 @@ public sealed unsafe class DmaBuf
     /// <summary>dma_buf_vunmap(): the last call removes the view; an address that is not the buffer's view is -EINVAL.</summary>
     public void Vunmap(nint vaddr)
     {
+        using var life = Life.Enter();
         CheckLive("dma_buf_vunmap");
         lock (_lock)
         {
@@ -313,6 +378,7 @@ public sealed unsafe class DmaBuf
     {
         get
         {
+            using var life = Life.Enter();
             CheckLive("dma-buf CPU view");
             nint v;
             lock (_lock)
@@ -330,13 +396,14 @@ public sealed unsafe class DmaBuf
     /// </summary>
     public void BeginCpuAccess(DmaDirection dir)
     {
+        using var life = Life.Enter();
         CheckLive("dma_buf_begin_cpu_access");
         if (dir == DmaDirection.None) Fail(-22, "dma_buf_begin_cpu_access: DMA_NONE is not a direction");
         lock (_lock)
         {
             if (_cpuAccess > 0 && dir != _cpuDirection) Fail(-22, $"dma_buf_begin_cpu_access: ino {Ino} is already open for the CPU as {_cpuDirection}");
             foreach (var a in _attachments)
-                if (a.MappedDirection is { } d && !Exporter.Uncached) _core.Dma.SyncSg(a.Device, a.Table, d, toCpu: true);
+                if (a.Mapped is { } d && !Exporter.Uncached) _core.Dma.SyncSg(a.Device, a.Table, d, toCpu: true);
             _cpuDirection = dir;
             _cpuAccess++;
         }
@@ -345,6 +412,7 @@ public sealed unsafe class DmaBuf
     /// <summary>dma_buf_end_cpu_access() (SYNC END): must match a begin with the same direction; the mapped attachments go back to their devices.</summary>
     public void EndCpuAccess(DmaDirection dir)
     {
+        using var life = Life.Enter();
         CheckLive("dma_buf_end_cpu_access");
         lock (_lock)
         {
@@ -352,13 +420,20 @@ public sealed unsafe class DmaBuf
             if (dir != _cpuDirection) Fail(-22, $"dma_buf_end_cpu_access: ino {Ino} was opened as {_cpuDirection}, ended as {dir}");
             if (--_cpuAccess == 0)
                 foreach (var a in _attachments)
-                    if (a.MappedDirection is { } d && !Exporter.Uncached) _core.Dma.SyncSg(a.Device, a.Table, d, toCpu: false);
+                    if (a.Mapped is { } d && !Exporter.Uncached) _core.Dma.SyncSg(a.Device, a.Table, d, toCpu: false);
         }
     }
 
     /// <summary>True between <see cref="BeginCpuAccess"/> and the matching <see cref="EndCpuAccess"/>.</summary>
-    public bool InCpuAccess { get { lock (_lock) return _cpuAccess > 0; } }
+    public bool InCpuAccess
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            lock (_lock) return _cpuAccess > 0;
+        }
+    }
 
     /// <inheritdoc/>
-    public override string ToString() => $"dmabuf ino {Ino} ({ExpName}, {Size} bytes{(Name is { } n ? ", " + n : "")})";
+    public override string ToString() => $"dmabuf ino {Ino} ({ExpName}, {Size} bytes{(Volatile.Read(ref _name) is { } n ? ", " + n : "")})";
 }

@@ -36,9 +36,14 @@ public sealed class DmaBufFdTable
     private readonly Dictionary<int, DmaBuf> _fds = [];
     private readonly Lock _lock = new();
     private readonly KernelLog _log;
+    private readonly KernelLife _life;
     private int _next = 3;                       // 0, 1, 2 are the standard streams
 
-    internal DmaBufFdTable(KernelLog log) => _log = log;
+    internal DmaBufFdTable(KernelLog log, KernelLife life)
+    {
+        _log = log;
+        _life = life;
+    }
 
     private DmaBufException Bad(int errno, string what)
     {
@@ -47,8 +52,10 @@ public sealed class DmaBufFdTable
     }
 
     /// <summary>dma_buf_fd(): installs a reference the caller owns; returns the lowest free descriptor.</summary>
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member of the table).</exception>
     public int Install(DmaBuf buf)
     {
+        _life.ThrowIfDead();
         ArgumentNullException.ThrowIfNull(buf);
         if (buf.Released) throw Bad(-22, $"dma_buf_fd: ino {buf.Ino} has been released");
         lock (_lock)
@@ -64,6 +71,7 @@ public sealed class DmaBufFdTable
     /// <summary>dma_buf_get(fd): the buffer with one more reference (-EBADF for a descriptor that is not open).</summary>
     public DmaBuf Get(int fd)
     {
+        _life.ThrowIfDead();
         lock (_lock)
         {
             if (!_fds.TryGetValue(fd, out var b)) throw Bad(-9, $"dma_buf_get: fd {fd} is not an open dma-buf descriptor");
@@ -74,12 +82,14 @@ public sealed class DmaBufFdTable
     /// <summary>The buffer a descriptor refers to, without a reference (for views).</summary>
     public DmaBuf Peek(int fd)
     {
+        _life.ThrowIfDead();
         lock (_lock) return _fds.TryGetValue(fd, out var b) ? b : throw Bad(-9, $"fd {fd} is not an open dma-buf descriptor");
     }
 
     /// <summary>dup(): a second descriptor on the same buffer (one more reference).</summary>
     public int Dup(int fd)
     {
+        _life.ThrowIfDead();
         DmaBuf b;
         lock (_lock)
         {
@@ -92,6 +102,7 @@ public sealed class DmaBufFdTable
     /// <summary>close(): drops the descriptor's reference; the last one releases the buffer.</summary>
     public void Close(int fd)
     {
+        using var life = _life.Enter();          // the last reference frees the buffer
         DmaBuf b;
         lock (_lock)
         {
@@ -101,10 +112,24 @@ public sealed class DmaBufFdTable
     }
 
     /// <summary>Open descriptors.</summary>
-    public int Count { get { lock (_lock) return _fds.Count; } }
+    public int Count
+    {
+        get
+        {
+            _life.ThrowIfDead();
+            lock (_lock) return _fds.Count;
+        }
+    }
 
     /// <summary>The open descriptors and their buffers.</summary>
-    public IReadOnlyList<(int Fd, DmaBuf Buffer)> Open { get { lock (_lock) return _fds.OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToArray(); } }
+    public IReadOnlyList<(int Fd, DmaBuf Buffer)> Open
+    {
+        get
+        {
+            _life.ThrowIfDead();
+            lock (_lock) return _fds.OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToArray();
+        }
+    }
 }
 
 /// <summary>The machine's dma-buf list, inode numbers and descriptor table.</summary>
@@ -123,7 +148,7 @@ internal sealed class DmaBufCore
         Vmalloc = vmalloc;
         MachineId = machineId;
         _nextIno = (long)firstIno;
-        Fds = new DmaBufFdTable(pa.Log);
+        Fds = new DmaBufFdTable(pa.Log, pa.Life);
     }
 
     public PageAllocator Pages { get; }
@@ -131,6 +156,7 @@ internal sealed class DmaBufCore
     public VmallocSpace? Vmalloc { get; }
     public int MachineId { get; }
     public KernelLog Log => Pages.Log;
+    public KernelLife Life => Pages.Life;
     public DmaBufFdTable Fds { get; }
 
     public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId);

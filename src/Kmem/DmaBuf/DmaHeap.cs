@@ -29,7 +29,18 @@ public abstract class DmaHeap
     public string Name { get; }
 
     /// <summary>get_pool_size(): bytes held in the heap's pools (0 for a heap without pools).</summary>
-    public virtual long PoolSizeBytes => 0;
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
+    public long PoolSizeBytes
+    {
+        get
+        {
+            Core.Life.ThrowIfDead();
+            return PoolBytes;
+        }
+    }
+
+    /// <summary>The heap's get_pool_size() (0 for a heap without pools).</summary>
+    private protected virtual long PoolBytes => 0;
 
     /// <summary>
     /// dma_heap_buffer_alloc(): a dma-buf of <paramref name="len"/> bytes (rounded up to pages), whose one reference the
@@ -38,6 +49,7 @@ public abstract class DmaHeap
     /// <exception cref="DmaBufException">-EINVAL: length 0, fd flags outside O_CLOEXEC | O_ACCMODE, or heap flags.</exception>
     public DmaBuf? AllocateBuffer(long len, int fdFlags = ORdWr | OCloexec, ulong heapFlags = 0)
     {
+        using var life = Core.Life.Enter();             // allocation and zeroing touch memory: shutdown waits for it
         long size = CheckArgs(len, fdFlags, heapFlags);
         return DoAllocate(size, fdFlags, heapFlags);
     }
@@ -49,6 +61,7 @@ public abstract class DmaHeap
     /// <exception cref="DmaBufException">-EINVAL for the same bad arguments as <see cref="AllocateBuffer"/>.</exception>
     public int Allocate(long len, int fdFlags = ORdWr | OCloexec, ulong heapFlags = 0)
     {
+        using var life = Core.Life.Enter();
         var b = AllocateBuffer(len, fdFlags, heapFlags);
         return b is null ? -12 : Core.Fds.Install(b);
     }

@@ -36,10 +36,17 @@ public sealed class SystemHeap : DmaHeap
     /// get_pool_size(): the pools' bytes. Both heaps share the pools; only <c>system</c> reports them (ACK's uncached
     /// heap has no get_pool_size), so total_pools_kb counts them once.
     /// </summary>
-    public override long PoolSizeBytes => Uncached ? 0 : _pools.Sum(p => p.Pages) << PhysicalMemory.PageShift;
+    private protected override long PoolBytes => Uncached ? 0 : _pools.Sum(p => p.Pages) << PhysicalMemory.PageShift;
 
     /// <summary>Blocks pooled per order (lowmem, highmem), in <see cref="Orders"/> order.</summary>
-    public IReadOnlyList<(int Order, int Low, int High)> PoolCounts => _pools.Select(p => (p.Order, p.Count.Low, p.Count.High)).ToArray();
+    public IReadOnlyList<(int Order, int Low, int High)> PoolCounts
+    {
+        get
+        {
+            Core.Life.ThrowIfDead();
+            return _pools.Select(p => (p.Order, p.Count.Low, p.Count.High)).ToArray();
+        }
+    }
 
     /// <summary>system_heap_do_allocate().</summary>
     private protected override DmaBuf? DoAllocate(long size, int fdFlags, ulong heapFlags)

@@ -56,6 +56,9 @@ public sealed class DrmDevice
 
     internal Machine Machine { get; }
 
+    /// <summary>The machine's life: every member but the fixed identity (display, driver name, IOMMU use) throws once it is dead.</summary>
+    internal KernelLife Life => Machine.Life;
+
     /// <summary>The display controller the device drives (its DMA, its IOMMU).</summary>
     public Device Display { get; }
 
@@ -69,14 +72,30 @@ public sealed class DrmDevice
     internal DrmMm? IommuSpace { get; }
 
     /// <summary>Every live GEM object, oldest first.</summary>
-    public IReadOnlyList<GemObject> Objects { get { lock (Lock) return [.. _objects]; } }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for <see cref="Files"/> and <see cref="Open"/>).</exception>
+    public IReadOnlyList<GemObject> Objects
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            lock (Lock) return [.. _objects];
+        }
+    }
 
     /// <summary>The open files.</summary>
-    public IReadOnlyList<DrmFile> Files { get { lock (Lock) return [.. _files]; } }
+    public IReadOnlyList<DrmFile> Files
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            lock (Lock) return [.. _files];
+        }
+    }
 
     /// <summary>open("/dev/dri/card0"): a new file with its own handle table.</summary>
     public DrmFile Open()
     {
+        Life.ThrowIfDead();
         var f = new DrmFile(this);
         lock (Lock) _files.Add(f);
         return f;

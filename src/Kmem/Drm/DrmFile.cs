@@ -25,11 +25,20 @@ public sealed class DrmFile
     public DrmDevice Device => _drm;
 
     /// <summary>The handles and their objects, lowest first.</summary>
-    public IReadOnlyList<(int Handle, GemObject Object)> Handles { get { lock (_drm.Lock) return _handles.Select(kv => (kv.Key, kv.Value)).ToArray(); } }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Device"/>).</exception>
+    public IReadOnlyList<(int Handle, GemObject Object)> Handles
+    {
+        get
+        {
+            _drm.Life.ThrowIfDead();
+            lock (_drm.Lock) return _handles.Select(kv => (kv.Key, kv.Value)).ToArray();
+        }
+    }
 
     /// <summary>The object of a handle (<c>drm_gem_object_lookup</c>); -ENOENT when there is none.</summary>
     public GemObject Lookup(int handle)
     {
+        _drm.Life.ThrowIfDead();
         lock (_drm.Lock) return LookupLocked(handle, "drm_gem_object_lookup");
     }
 
@@ -87,6 +96,7 @@ public sealed class DrmFile
     /// <exception cref="DrmException">-EINVAL for a zero or overflowing geometry, -ENOMEM when the memory cannot be had.</exception>
     public DumbBuffer CreateDumb(uint width, uint height, uint bpp)
     {
+        using var life = _drm.Life.Enter();
         CheckOpen("drm_mode_create_dumb");
         if (width == 0 || height == 0 || bpp == 0) throw _drm.Fail(-22, $"drm_mode_create_dumb] {width}x{height} at {bpp} bpp: zero geometry");
         if (bpp > uint.MaxValue - 8) throw _drm.Fail(-22, $"drm_mode_create_dumb] bpp {bpp} overflows");
@@ -114,6 +124,7 @@ public sealed class DrmFile
     /// </summary>
     public ulong MapDumbOffset(int handle)
     {
+        _drm.Life.ThrowIfDead();
         GemObject obj;
         lock (_drm.Lock) obj = LookupLocked(handle, "drm_gem_dumb_map_offset");
         if (obj.ImportAttach is not null) throw _drm.Fail(-22, $"drm_gem_dumb_map_offset] handle {handle} is an imported buffer");
@@ -135,6 +146,7 @@ public sealed class DrmFile
     /// </summary>
     public Span<byte> Mmap(ulong offset, long length)
     {
+        using var life = _drm.Life.Enter();
         CheckOpen("drm_gem_mmap");
         if (!_drm.OffsetSpace.TryFind(offset >> PhysicalMemory.PageShift, out ulong start, out ulong pages) || start << PhysicalMemory.PageShift != offset)
             throw _drm.Fail(-22, $"drm_gem_mmap] no object at offset 0x{offset:x}");
@@ -154,6 +166,7 @@ public sealed class DrmFile
     /// <summary>DRM_IOCTL_GEM_CLOSE: drops the handle (-EINVAL when it is not open).</summary>
     public void GemClose(int handle)
     {
+        using var life = _drm.Life.Enter();
         GemObject? obj;
         lock (_drm.Lock)
         {
@@ -169,6 +182,7 @@ public sealed class DrmFile
     /// <summary>DRM_IOCTL_GEM_FLINK: a global name for the object (the same name every time).</summary>
     public int Flink(int handle)
     {
+        _drm.Life.ThrowIfDead();
         GemObject obj;
         lock (_drm.Lock) obj = LookupLocked(handle, "drm_gem_flink_ioctl");
         return _drm.NameOf(obj);
@@ -177,6 +191,7 @@ public sealed class DrmFile
     /// <summary>DRM_IOCTL_GEM_OPEN: a handle in this file to the object of a global name, with its size (-ENOENT for no such name).</summary>
     public (int Handle, long Size) GemOpen(int name)
     {
+        _drm.Life.ThrowIfDead();
         var obj = _drm.ByName(name) ?? throw _drm.Fail(-2, $"drm_gem_open_ioctl] no object named {name}");
         lock (_drm.Lock)
         {
@@ -195,6 +210,7 @@ public sealed class DrmFile
     /// </summary>
     public int PrimeHandleToFd(int handle, int flags = Cloexec | RdWr)
     {
+        using var life = _drm.Life.Enter();
         if ((flags & ~(Cloexec | RdWr)) != 0) throw _drm.Fail(-22, $"drm_prime_handle_to_fd_ioctl] flags 0x{flags:x}");
         DmaBuf buf;
         lock (_drm.Lock)
@@ -226,6 +242,7 @@ public sealed class DrmFile
     /// </summary>
     public int PrimeFdToHandle(int fd)
     {
+        using var life = _drm.Life.Enter();
         CheckOpen("drm_gem_prime_fd_to_handle");
         var buf = _drm.Machine.DmaBufFds.Get(fd);                 // dma_buf_get(): a temporary reference
         try
@@ -256,6 +273,7 @@ public sealed class DrmFile
     /// <summary>close(): releases every handle (drm_gem_release) and the PRIME table; further calls are -EBADF.</summary>
     public void Close()
     {
+        using var life = _drm.Life.Enter();
         List<GemObject> objs;
         lock (_drm.Lock)
         {

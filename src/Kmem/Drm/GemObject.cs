@@ -47,35 +47,51 @@ public sealed unsafe class GemObject
     /// <summary>How the memory was obtained.</summary>
     public GemBacking Backing { get; }
 
+    private ulong _dmaAddress, _mmapOffset;
+    private int _name, _handleCount;
+    private DmaBuf? _exportedDmaBuf;
+    private DmaBufAttachment? _importAttach;
+
     /// <summary>The device address the display uses: the DMA handle, or the IOVA in the driver's IOMMU space.</summary>
-    public ulong DmaAddress { get; private set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Size"/> and <see cref="Backing"/>).</exception>
+    public ulong DmaAddress { get { Live(); return _dmaAddress; } private set => _dmaAddress = value; }
 
     /// <summary>The flink name (<c>DRM_IOCTL_GEM_FLINK</c>), 0 when unnamed.</summary>
-    public int Name { get; internal set; }
+    public int Name { get { Live(); return _name; } internal set => _name = value; }
 
     /// <summary>handle_count: handles on the object in every file.</summary>
-    public int HandleCount { get; internal set; }
+    public int HandleCount { get { Live(); return _handleCount; } internal set => _handleCount = value; }
 
     /// <summary>The object's references (kref).</summary>
-    public int RefCount => Volatile.Read(ref _refs);
+    public int RefCount { get { Live(); return Volatile.Read(ref _refs); } }
 
     /// <summary>The PRIME dma-buf the object keeps while it has handles (<c>obj->dma_buf</c>), or null.</summary>
-    public DmaBuf? ExportedDmaBuf { get; internal set; }
+    public DmaBuf? ExportedDmaBuf { get { Live(); return _exportedDmaBuf; } internal set => _exportedDmaBuf = value; }
 
     /// <summary>For an imported object: the attachment to the foreign dma-buf (<c>obj->import_attach</c>).</summary>
-    public DmaBufAttachment? ImportAttach { get; private set; }
+    public DmaBufAttachment? ImportAttach { get { Live(); return _importAttach; } private set => _importAttach = value; }
 
     /// <summary>The fake offset user space passes to mmap (<c>drm_vma_node_offset_addr</c>), 0 until <see cref="DrmFile.MapDumbOffset"/>.</summary>
-    public ulong MmapOffset { get; internal set; }
+    public ulong MmapOffset { get { Live(); return _mmapOffset; } internal set => _mmapOffset = value; }
 
     /// <summary>True once the last reference has gone and the memory is back.</summary>
-    public bool Freed => Volatile.Read(ref _refs) <= 0;
+    public bool Freed { get { Live(); return IsFreed; } }
+
+    private bool IsFreed => Volatile.Read(ref _refs) <= 0;
+
+    private void Live() => _drm.Life.ThrowIfDead();
 
     /// <summary>The page blocks behind the object (first page and order of each), in order.</summary>
-    public IReadOnlyList<(Page Page, int Order)> PageBlocks =>
-        (Backing == GemBacking.Imported ? ImportAttach!.Buffer.PageBlocks : _blocks.Select(b => (_drm.Machine.PageOf(b.Frame), b.Order)).ToArray());
+    public IReadOnlyList<(Page Page, int Order)> PageBlocks
+    {
+        get
+        {
+            Live();
+            return Backing == GemBacking.Imported ? _importAttach!.Buffer.PageBlocks : _blocks.Select(b => (_drm.Machine.PageOf(b.Frame), b.Order)).ToArray();
+        }
+    }
 
-    internal IReadOnlyList<(int Frame, int Order)> Blocks => Backing == GemBacking.Imported ? ImportAttach!.Buffer.Blocks : _blocks;
+    internal IReadOnlyList<(int Frame, int Order)> Blocks => Backing == GemBacking.Imported ? _importAttach!.Buffer.Blocks : _blocks;
 
     internal DrmDevice Drm => _drm;
 
@@ -167,8 +183,9 @@ public sealed unsafe class GemObject
     {
         get
         {
-            if (Freed) throw new DrmException(-22, $"GEM object of {Size} bytes has been freed");
-            if (Backing == GemBacking.Imported) return ImportAttach!.Buffer.Span;
+            using var life = _drm.Life.Enter();
+            if (IsFreed) throw new DrmException(-22, $"GEM object of {Size} bytes has been freed");
+            if (Backing == GemBacking.Imported) return _importAttach!.Buffer.Span;
             return new Span<byte>((void*)CpuAddress(), checked((int)Size));
         }
     }
@@ -177,7 +194,7 @@ public sealed unsafe class GemObject
     internal nint CpuAddress()
     {
         if (Backing == GemBacking.Contiguous) return _drm.Machine.Pages.IdxToVirt(_blocks[0].Frame);
-        if (Backing == GemBacking.Imported) return ImportAttach!.Buffer.Vmap();
+        if (Backing == GemBacking.Imported) return _importAttach!.Buffer.Vmap();
         lock (_blocks)
         {
             if (_vmap != 0) return _vmap;
@@ -211,11 +228,11 @@ public sealed unsafe class GemObject
     {
         var m = _drm.Machine;
         _drm.ObjectFreed(this);
-        if (_iovaPages != 0) _drm.IommuSpace!.Remove(DmaAddress >> PhysicalMemory.PageShift);
+        if (_iovaPages != 0) _drm.IommuSpace!.Remove(_dmaAddress >> PhysicalMemory.PageShift);
         if (Backing == GemBacking.Imported)
         {
             // drm_prime_gem_destroy(): unmap, detach, put.
-            var a = ImportAttach!;
+            var a = _importAttach!;
             a.Buffer.UnmapAttachment(a, _importTable!, DmaDirection.Bidirectional);
             a.Buffer.Detach(a);
             a.Buffer.Put();
@@ -238,7 +255,7 @@ public sealed unsafe class GemObject
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"GEM object {Size} bytes ({Backing}, dma 0x{DmaAddress:x}, {HandleCount} handles, {RefCount} refs)";
+    public override string ToString() => $"GEM object {Size} bytes ({Backing}, dma 0x{_dmaAddress:x}, {_handleCount} handles, {Volatile.Read(ref _refs)} refs)";
 }
 
 /// <summary>The dma-buf exporter of a GEM object (drm_gem_prime_dmabuf_ops; exp_name "drm").</summary>

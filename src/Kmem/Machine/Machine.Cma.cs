@@ -53,9 +53,14 @@ public sealed partial class Machine
     /// <summary>How long cma_alloc waits between its rescans after busy ranges (ACK 5.10: 100 ms; 0 for tests).</summary>
     public TimeSpan CmaBusyRetryWait
     {
-        get => Cma.Values.FirstOrDefault()?.BusyRetryWait ?? TimeSpan.FromMilliseconds(100);
+        get
+        {
+            ThrowIfDisposed();
+            return Cma.Values.FirstOrDefault()?.BusyRetryWait ?? TimeSpan.FromMilliseconds(100);
+        }
         set
         {
+            ThrowIfDisposed();
             if (value < TimeSpan.Zero || value > TimeSpan.FromSeconds(10)) throw new ArgumentOutOfRangeException(nameof(value), "must be 0..10 s");
             foreach (var c in Cma.Values) c.BusyRetryWait = value;
         }
@@ -69,12 +74,19 @@ public sealed partial class Machine
     /// <exception cref="ArgumentException"><paramref name="gfp"/> lacks <see cref="Gfp.Movable"/>, or the order is out of range.</exception>
     public MovablePage? AllocMovable(Gfp gfp = Gfp.HighUserMovable, int order = 0)
     {
-        ThrowIfDisposed();
+        using var life = Life.Enter();
         if ((gfp & Gfp.Movable) == 0) throw new ArgumentException("a movable allocation needs __GFP_MOVABLE", nameof(gfp));
         if ((uint)order >= (uint)MaxOrder) throw new ArgumentOutOfRangeException(nameof(order), order, $"0..{MaxOrder - 1}");
         return Pages.AllocMovable(gfp, order, idx => new MovablePage(Pages, Id, idx, order, gfp));
     }
 
     /// <summary>Pages migrated so far to make room for CMA allocations (pgmigrate_success).</summary>
-    public long PagesMigrated => Pages.PagesMigrated;
+    public long PagesMigrated
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return Pages.PagesMigrated;
+        }
+    }
 }

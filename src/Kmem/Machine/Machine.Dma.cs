@@ -11,10 +11,43 @@ public sealed partial class Machine
     public const ulong DmaMappingErrorValue = DmaMapper.MappingError;
 
     /// <summary>True when dma-debug is on (the profile's <c>dma_debug</c>, or the boot parameter dma_debug=on|off).</summary>
-    public bool DmaDebug => Dma.DebugEnabled;
+    public bool DmaDebug
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return Dma.DebugEnabled;
+        }
+    }
 
     /// <summary>dma-debug's error_count: DMA-API errors reported so far.</summary>
-    public int DmaDebugErrorCount => Dma.ErrorCount;
+    public int DmaDebugErrorCount
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return Dma.ErrorCount;
+        }
+    }
+
+    /// <summary>
+    /// Every DMA entry point counts itself in (the mappings read page descriptors and memory), then checks the device:
+    /// a disposed machine throws <see cref="ObjectDisposedException"/> before anything else.
+    /// </summary>
+    private KernelLife.Scope EnterDma(Device dev)
+    {
+        var scope = Life.Enter();
+        try
+        {
+            Dev(dev);
+            return scope;
+        }
+        catch
+        {
+            scope.Dispose();
+            throw;
+        }
+    }
 
     private Device Dev(Device dev)
     {
@@ -36,22 +69,34 @@ public sealed partial class Machine
     /// </summary>
     /// <exception cref="DmaApiException">The device has been removed.</exception>
     public nint DmaAllocCoherent(Device dev, nuint size, Gfp gfp, out ulong dmaHandle, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Dma.AllocCoherent(Dev(dev), size, gfp, out dmaHandle, new CallSite(caller, file, line));
+    {
+        using var life = EnterDma(dev);
+        return Dma.AllocCoherent(dev, size, gfp, out dmaHandle, new CallSite(caller, file, line));
+    }
 
     /// <summary>dma_alloc_coherent() with an <see cref="int"/> size.</summary>
     public nint DmaAllocCoherent(Device dev, int size, Gfp gfp, out ulong dmaHandle, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Dma.AllocCoherent(Dev(dev), NonNegative(size), gfp, out dmaHandle, new CallSite(caller, file, line));
+    {
+        using var life = EnterDma(dev);
+        return Dma.AllocCoherent(dev, NonNegative(size), gfp, out dmaHandle, new CallSite(caller, file, line));
+    }
 
     /// <summary>
     /// dma_free_coherent(): frees a buffer with the size, CPU address and handle it was allocated with. Anything else is
     /// reported in dma-debug's words and raises <see cref="DmaApiException"/>, with nothing freed.
     /// </summary>
     public void DmaFreeCoherent(Device dev, nuint size, nint cpuAddr, ulong dmaHandle, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Dma.FreeCoherent(Dev(dev), size, cpuAddr, dmaHandle, new CallSite(caller, file, line));
+    {
+        using var life = EnterDma(dev);
+        Dma.FreeCoherent(dev, size, cpuAddr, dmaHandle, new CallSite(caller, file, line));
+    }
 
     /// <summary>dma_free_coherent() with an <see cref="int"/> size.</summary>
     public void DmaFreeCoherent(Device dev, int size, nint cpuAddr, ulong dmaHandle, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Dma.FreeCoherent(Dev(dev), NonNegative(size), cpuAddr, dmaHandle, new CallSite(caller, file, line));
+    {
+        using var life = EnterDma(dev);
+        Dma.FreeCoherent(dev, NonNegative(size), cpuAddr, dmaHandle, new CallSite(caller, file, line));
+    }
 
     /// <summary>
     /// dma_map_single(): hands <paramref name="size"/> bytes of linear-map memory (kmalloc, pages) to the device; returns
@@ -62,7 +107,10 @@ public sealed partial class Machine
     /// the address space (reported in dma-debug's words, nothing mapped).</exception>
     /// <exception cref="ArgumentOutOfRangeException">A size of 0.</exception>
     public ulong DmaMapSingle(Device dev, nint cpuAddr, nuint size, DmaDirection dir, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Dma.MapSingle(Dev(dev), cpuAddr, size, dir, new CallSite(caller, file, line));
+    {
+        using var life = EnterDma(dev);
+        return Dma.MapSingle(dev, cpuAddr, size, dir, new CallSite(caller, file, line));
+    }
 
     /// <summary>dma_map_page(): <paramref name="size"/> bytes from <paramref name="offset"/> in <paramref name="page"/>.
     /// The offset must lie inside the page's block (the allocation it heads, compound or of higher order; else the one
@@ -70,53 +118,94 @@ public sealed partial class Machine
     /// <exception cref="DmaApiException">An offset outside the block, a size that wraps, or memory outside the linear map
     /// (reported in dma-debug's words, nothing mapped).</exception>
     public ulong DmaMapPage(Device dev, Page page, nuint offset, nuint size, DmaDirection dir, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Dma.MapPage(Dev(dev), CheckedIndex(page, nameof(DmaMapPage)), offset, size, dir, new CallSite(caller, file, line));
+    {
+        using var life = EnterDma(dev);
+        return Dma.MapPage(dev, CheckedIndex(page, nameof(DmaMapPage)), offset, size, dir, new CallSite(caller, file, line));
+    }
 
     /// <summary>dma_unmap_single(): checked against the mapping (size, direction, function); nothing is unmapped on a mismatch.</summary>
-    public void DmaUnmapSingle(Device dev, ulong dmaAddr, nuint size, DmaDirection dir) => Dma.UnmapSingle(Dev(dev), dmaAddr, size, dir);
+    public void DmaUnmapSingle(Device dev, ulong dmaAddr, nuint size, DmaDirection dir)
+    {
+        using var life = EnterDma(dev);
+        Dma.UnmapSingle(dev, dmaAddr, size, dir);
+    }
 
     /// <summary>dma_unmap_page().</summary>
-    public void DmaUnmapPage(Device dev, ulong dmaAddr, nuint size, DmaDirection dir) => Dma.UnmapSingle(Dev(dev), dmaAddr, size, dir);
+    public void DmaUnmapPage(Device dev, ulong dmaAddr, nuint size, DmaDirection dir)
+    {
+        using var life = EnterDma(dev);
+        Dma.UnmapSingle(dev, dmaAddr, size, dir);
+    }
 
     /// <summary>dma_mapping_error(): true for a failed mapping (dma-debug notes that the driver checked).</summary>
-    public bool DmaMappingError(Device dev, ulong dmaAddr) => Dma.MappingErrorCheck(Dev(dev), dmaAddr);
+    public bool DmaMappingError(Device dev, ulong dmaAddr)
+    {
+        using var life = EnterDma(dev);
+        return Dma.MappingErrorCheck(dev, dmaAddr);
+    }
 
     /// <summary>dma_map_sg(): maps every entry of the table; returns the device segments (an IOMMU merges entries), 0 on failure.</summary>
     public int DmaMapSg(Device dev, SgTable sgt, DmaDirection dir, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        using var life = EnterDma(dev);
         ArgumentNullException.ThrowIfNull(sgt);
         foreach (var s in sgt.Entries) CheckedIndex(s.Page, nameof(DmaMapSg));
-        return Dma.MapSg(Dev(dev), sgt, dir, new CallSite(caller, file, line));
+        return Dma.MapSg(dev, sgt, dir, new CallSite(caller, file, line));
     }
 
     /// <summary>dma_unmap_sg().</summary>
     public void DmaUnmapSg(Device dev, SgTable sgt, DmaDirection dir)
     {
+        using var life = EnterDma(dev);
         ArgumentNullException.ThrowIfNull(sgt);
-        Dma.UnmapSg(Dev(dev), sgt, dir);
+        Dma.UnmapSg(dev, sgt, dir);
     }
 
     /// <summary>dma_sync_single_for_cpu(): the CPU owns the buffer (or the part of it) until <see cref="DmaSyncSingleForDevice"/>.</summary>
-    public void DmaSyncSingleForCpu(Device dev, ulong dmaAddr, nuint size, DmaDirection dir) => Dma.Sync(Dev(dev), dmaAddr, size, dir, toCpu: true);
+    public void DmaSyncSingleForCpu(Device dev, ulong dmaAddr, nuint size, DmaDirection dir)
+    {
+        using var life = EnterDma(dev);
+        Dma.Sync(dev, dmaAddr, size, dir, toCpu: true);
+    }
 
     /// <summary>dma_sync_single_for_device(): the device owns the buffer again.</summary>
-    public void DmaSyncSingleForDevice(Device dev, ulong dmaAddr, nuint size, DmaDirection dir) => Dma.Sync(Dev(dev), dmaAddr, size, dir, toCpu: false);
+    public void DmaSyncSingleForDevice(Device dev, ulong dmaAddr, nuint size, DmaDirection dir)
+    {
+        using var life = EnterDma(dev);
+        Dma.Sync(dev, dmaAddr, size, dir, toCpu: false);
+    }
 
     /// <summary>dma_sync_sg_for_cpu().</summary>
-    public void DmaSyncSgForCpu(Device dev, SgTable sgt, DmaDirection dir) => Dma.SyncSg(Dev(dev), sgt, dir, toCpu: true);
+    public void DmaSyncSgForCpu(Device dev, SgTable sgt, DmaDirection dir)
+    {
+        using var life = EnterDma(dev);
+        Dma.SyncSg(dev, sgt, dir, toCpu: true);
+    }
 
     /// <summary>dma_sync_sg_for_device().</summary>
-    public void DmaSyncSgForDevice(Device dev, SgTable sgt, DmaDirection dir) => Dma.SyncSg(Dev(dev), sgt, dir, toCpu: false);
+    public void DmaSyncSgForDevice(Device dev, SgTable sgt, DmaDirection dir)
+    {
+        using var life = EnterDma(dev);
+        Dma.SyncSg(dev, sgt, dir, toCpu: false);
+    }
 
     /// <summary>
     /// The CPU's view of a coherent buffer or single mapping, by device address. With dma-debug on, touching a streaming
     /// buffer the device owns is reported ("cpu touching an active dma mapped cacheline") and raises <see cref="DmaApiException"/>.
     /// </summary>
-    public Span<byte> DmaCpuAccess(Device dev, ulong dmaAddr, nuint size) => Dma.CpuAccess(Dev(dev), dmaAddr, size);
+    public Span<byte> DmaCpuAccess(Device dev, ulong dmaAddr, nuint size)
+    {
+        using var life = EnterDma(dev);
+        return Dma.CpuAccess(dev, dmaAddr, size);
+    }
 
     /// <summary>
     /// device_del(): the device goes away. With dma-debug on, mappings it still holds are reported as leaked (they stay
     /// allocated, as in the kernel). Later DMA calls on it raise <see cref="DmaApiException"/>.
     /// </summary>
-    public void RemoveDevice(Device dev) => Dma.RemoveDevice(Dev(dev));
+    public void RemoveDevice(Device dev)
+    {
+        using var life = EnterDma(dev);
+        Dma.RemoveDevice(dev);
+    }
 }

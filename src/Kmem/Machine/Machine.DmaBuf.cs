@@ -15,22 +15,62 @@ public sealed partial class Machine
     private Dictionary<string, RkDmaHeap> _rkHeaps = [];
 
     /// <summary>The DMA-BUF heaps by name: <c>system</c>, <c>system-uncached</c> and a CMA heap for the default area.</summary>
-    public IReadOnlyDictionary<string, DmaHeap> DmaHeaps => _heaps;
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every DMA-BUF member of the machine).</exception>
+    public IReadOnlyDictionary<string, DmaHeap> DmaHeaps
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _heaps;
+        }
+    }
 
     /// <summary>Rockchip RK-DMA-HEAP heaps by name (<c>rk-dma-heap-cma</c> on boards that declare that CMA area).</summary>
-    public IReadOnlyDictionary<string, RkDmaHeap> RkDmaHeaps => _rkHeaps;
+    public IReadOnlyDictionary<string, RkDmaHeap> RkDmaHeaps
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _rkHeaps;
+        }
+    }
 
     /// <summary>rk_dma_heap_find(): the RK heap of that name, or null.</summary>
-    public RkDmaHeap? RkDmaHeapFind(string name) => _rkHeaps.GetValueOrDefault(name);
+    public RkDmaHeap? RkDmaHeapFind(string name)
+    {
+        ThrowIfDisposed();
+        return _rkHeaps.GetValueOrDefault(name);
+    }
 
     /// <summary>The descriptor table user space holds dma-bufs through (DMA_HEAP_IOCTL_ALLOC's fds).</summary>
-    public DmaBufFdTable DmaBufFds => _dmaBufs.Fds;
+    public DmaBufFdTable DmaBufFds
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _dmaBufs.Fds;
+        }
+    }
 
     /// <summary>Every live dma-buf, newest first (the list bufinfo walks).</summary>
-    public IReadOnlyList<DmaBuf> DmaBufs => _dmaBufs.Buffers();
+    public IReadOnlyList<DmaBuf> DmaBufs
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _dmaBufs.Buffers();
+        }
+    }
 
     /// <summary>Pages waiting on the dma-buf heaps' deferred-free list.</summary>
-    public long DmaBufDeferredPages => _deferredFree.Pages;
+    public long DmaBufDeferredPages
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _deferredFree.Pages;
+        }
+    }
 
     /// <summary>
     /// Whether the "dmabuf-deferred-free-worker" thread frees released buffers (default true). Hold it to watch the list;
@@ -38,12 +78,24 @@ public sealed partial class Machine
     /// </summary>
     public bool DmaBufDeferredFreeWorker
     {
-        get => _deferredFree.WorkerEnabled;
-        set => _deferredFree.WorkerEnabled = value;
+        get
+        {
+            ThrowIfDisposed();
+            return _deferredFree.WorkerEnabled;
+        }
+        set
+        {
+            ThrowIfDisposed();
+            _deferredFree.WorkerEnabled = value;
+        }
     }
 
     /// <summary>Waits until the deferred-free worker has freed every released buffer (false on timeout).</summary>
-    public bool DmaBufWaitDeferredFree(TimeSpan timeout) => _deferredFree.WaitIdle(timeout);
+    public bool DmaBufWaitDeferredFree(TimeSpan timeout)
+    {
+        ThrowIfDisposed();
+        return _deferredFree.WaitIdle(timeout);
+    }
 
     /// <summary>Frees every deferred buffer at once, straight to the page allocator (what the shrinker does under pressure).</summary>
     internal long DmaBufFreeDeferredUnderPressure() => _deferredFree.ShrinkUnderPressure(long.MaxValue);
@@ -51,6 +103,7 @@ public sealed partial class Machine
     /// <summary>Inode numbers taken by other pseudo files (pipes, sockets…) before the next dma-buf.</summary>
     public void DmaBufSkipInodes(long count)
     {
+        ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         _dmaBufs.SkipInodes(count);
     }
@@ -58,15 +111,24 @@ public sealed partial class Machine
     /// <summary>The inode number the next dma-buf gets.</summary>
     public ulong DmaBufNextIno
     {
-        get => _dmaBufs.PeekIno;
-        set => _dmaBufs.SetNextIno(value);
+        get
+        {
+            ThrowIfDisposed();
+            return _dmaBufs.PeekIno;
+        }
+        set
+        {
+            ThrowIfDisposed();
+            _dmaBufs.SetNextIno(value);
+        }
     }
 
     /// <summary>Builds the dma-buf core, the heaps, their pools, the deferred-free worker, shrinkers and views.</summary>
     private void InitDmaBuf(MachineProfile profile)
     {
         _dmaBufs = new DmaBufCore(Pages, Dma, _vmalloc, Id, firstIno: 1);
-        _deferredFree = new DeferredFree(profile.Name, Log);
+        foreach (var d in Devices.Values) d.Life = Life;             // the devices were made before the DMA layers
+        _deferredFree = new DeferredFree(profile.Name, Life, Log);
         ulong? lowmem = profile.Arch == Arch.Arm && profile.LowmemLimit is { } l ? l >> PhysicalMemory.PageShift : null;
         _heapPools = [.. SystemHeap.Orders.Select(o => new PagePool(Pages, o > 0 ? SystemHeap.HighOrderGfp : SystemHeap.LowOrderGfp, o, lowmem))];
         var heaps = new Dictionary<string, DmaHeap>
@@ -82,10 +144,16 @@ public sealed partial class Machine
         DmaBufViews.Register(ProcFs, _dmaBufs, _heaps.Values, _rkHeaps.Values, profile.Is64Bit ? 16 : 8);
     }
 
-    /// <summary>Stops the deferred-free worker and gives the pools' pages back (machine shutdown).</summary>
+    /// <summary>
+    /// Machine shutdown of the layers above the slab (Dispose calls it once the machine is marked dead): the counted
+    /// calls in flight are waited for, the RTnet stack's pools are closed to their real-time paths, and the deferred-free
+    /// worker stops. Nothing is given back to the page allocator: the whole memory goes away next.
+    /// </summary>
     private void ShutdownDmaBuf()
     {
         // The pools' pages and the deferred buffers go away with the machine's memory: nothing is freed one by one.
+        Life.WaitUntilQuiet();
+        ShutdownRtnet();
         _deferredFree?.Dispose();
     }
 }

@@ -6,14 +6,28 @@ namespace Kmem;
 public sealed partial class Machine
 {
     /// <summary>fail_page_alloc: forced page allocation failures (see <see cref="FaultAttr"/>).</summary>
-    public FaultAttr FailPageAlloc => Pages.FailPageAlloc;
+    public FaultAttr FailPageAlloc
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return Pages.FailPageAlloc;
+        }
+    }
 
     /// <summary>failslab: forced slab and kmalloc failures (see <see cref="FaultAttr"/>).</summary>
-    public FaultAttr Failslab => Slab.Failslab;
+    public FaultAttr Failslab
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return Slab.Failslab;
+        }
+    }
 
     private void InitFaultInjection(KernelCmdline cmdline)
     {
-        foreach (var (attr, pages) in new[] { (FailPageAlloc, true), (Failslab, false) })
+        foreach (var (attr, pages) in new[] { (Pages.FailPageAlloc, true), (Slab.Failslab, false) })
         {
             foreach (var (file, read) in attr.Files(pages)) ProcFs.Register($"/sys/kernel/debug/{attr.Name}/{file}", read);
             if (cmdline[attr.Name] is { } v) attr.Setup("cmdline", v);

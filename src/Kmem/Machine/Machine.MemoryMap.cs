@@ -14,7 +14,7 @@ public sealed partial class Machine
     /// </summary>
     public string RenderMemoryMap(string? title = null)
     {
-        ThrowIfDisposed();
+        using var life = Life.Enter();                     // reads page descriptors throughout
         var claims = new List<(int Frame, int Pages, string Owner)>();
         int Frame(ulong phys) => (int)((phys >> PhysicalMemory.PageShift) - Pages.BasePfn);
         foreach (var h in _rkHeaps.Values)

@@ -10,17 +10,18 @@ public sealed partial class Machine
     /// </summary>
     public Mempool? MempoolCreate(int minNr, Func<Gfp, nint> alloc, Action<nint> free, string name = "mempool")
     {
-        ThrowIfDisposed();
+        using var life = Life.Enter();                 // the reserve is filled now
         ArgumentOutOfRangeException.ThrowIfNegative(minNr);
         ArgumentNullException.ThrowIfNull(alloc);
         ArgumentNullException.ThrowIfNull(free);
-        var pool = new Mempool(name, minNr, alloc, free, Log);
+        var pool = new Mempool(name, minNr, alloc, free, Log, Life);
         return pool.Fill() ? pool : null;
     }
 
     /// <summary>mempool_create_slab_pool(): objects of <paramref name="cache"/> (mempool_alloc_slab/mempool_free_slab).</summary>
     public Mempool? MempoolCreateSlabPool(int minNr, SlabCache cache)
     {
+        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(cache);
         return MempoolCreate(minNr, gfp => cache.Alloc(gfp, "mempool_alloc_slab"), p => cache.Free(p, "mempool_free_slab"), cache.Name);
     }
@@ -28,6 +29,7 @@ public sealed partial class Machine
     /// <summary>mempool_create_kmalloc_pool(): kmalloc buffers of <paramref name="size"/> bytes.</summary>
     public Mempool? MempoolCreateKmallocPool(int minNr, nuint size)
     {
+        ThrowIfDisposed();
         if (size == 0 || size > (nuint)KmallocMaxSize) throw new ArgumentOutOfRangeException(nameof(size), $"must be 1..{KmallocMaxSize}");
         return MempoolCreate(minNr, gfp => Kmalloc(size, gfp, "mempool_kmalloc"), p => Kfree(p, "mempool_kfree"), $"kmalloc-{size}");
     }
@@ -35,6 +37,7 @@ public sealed partial class Machine
     /// <summary>mempool_create_page_pool(): blocks of 2^<paramref name="order"/> pages, as linear-map addresses.</summary>
     public Mempool? MempoolCreatePagePool(int minNr, int order)
     {
+        ThrowIfDisposed();
         if (order < 0 || order >= Profile.MaxOrder) throw new ArgumentOutOfRangeException(nameof(order), $"must be 0..{Profile.MaxOrder - 1}");
         return MempoolCreate(minNr, gfp => GetFreePages(gfp, order), p => FreePages(p, order), $"pages-order{order}");
     }

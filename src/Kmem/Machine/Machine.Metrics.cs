@@ -1,12 +1,18 @@
 // The instruments of the layers above the page allocator and slab (vmalloc, CMA, the DMA API, DMA-BUF heaps,
 // DRM-GEM, RTnet), added to the machine's "Kmem" meter; all observable, read only when a listener collects.
+using Kmem.Diagnostics;
+
 namespace Kmem;
 
 public sealed partial class Machine
 {
+    /// <summary>
+    /// Registers the gauges. A collection that races with Dispose reads nothing of the dead machine: each callback
+    /// reports 0 (or no measurement) once the machine is dead, instead of throwing into the listener.
+    /// </summary>
     private void RegisterMetrics()
     {
-        var m = _metrics;
+        var m = new LiveMetrics(_metrics, Life);
         m.Gauge("kmem.vmalloc.used", () => _vmalloc?.Areas().Sum(a => (long)a.NrPages << 12) ?? 0, "By", "Pages vmalloc areas own (VmallocUsed)");
         m.Gauge("kmem.vmalloc.areas", () => _vmalloc?.Areas().Length ?? 0, "{area}", "Live vmalloc and vmap areas");
         m.GaugeEach("kmem.cma.used", "kmem.cma", () => Cma.Values.Select(c => (c.Name, (long)c.Used << 12)), "By", "Memory allocated from each CMA area");
@@ -21,5 +27,24 @@ public sealed partial class Machine
         m.Gauge("kmem.drm.memory", () => _drm?.Objects.Sum(o => o.Size) ?? 0, "By", "Bytes in live GEM objects");
         m.Gauge("kmem.rtnet.rtskbs", () => _rtnet?.RtskbCount.Current ?? 0, "{rtskb}", "rtskbs in all pools (/proc/rtnet/rtskb)");
         m.GaugeEach("kmem.rtnet.pool_free", "kmem.pool", () => _rtnet?.Pools.Select(p => (p.Name, (long)p.FreeCount)) ?? [], "{rtskb}", "Free rtskbs per pool");
+    }
+
+    /// <summary>The meter's registration with every callback guarded by the machine's life.</summary>
+    private sealed class LiveMetrics(KmemMetrics metrics, KernelLife life)
+    {
+        public void Gauge(string name, Func<long> read, string unit, string description) =>
+            metrics.Gauge(name, () => life.IsDead ? 0 : Guard(read), unit, description);
+
+        public void Counter(string name, Func<long> read, string unit, string description) =>
+            metrics.Counter(name, () => life.IsDead ? 0 : Guard(read), unit, description);
+
+        public void GaugeEach(string name, string tag, Func<IEnumerable<(string, long)>> read, string unit, string description) =>
+            metrics.GaugeEach(name, tag, () => life.IsDead ? [] : Guard(() => read().ToArray()) ?? [], unit, description);
+
+        private static T? Guard<T>(Func<T> read)
+        {
+            try { return read(); }
+            catch (ObjectDisposedException) { return default; }
+        }
     }
 }

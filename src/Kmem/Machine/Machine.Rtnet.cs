@@ -18,12 +18,28 @@ public sealed partial class Machine
         {
             ThrowIfDisposed();
             if (_rtnet is { } r) return r;
+            using var life = Life.Enter();
             lock (_rtnetLock) return _rtnet ??= new RtnetStack(this, _rtnetParams);
         }
     }
 
     /// <summary>True once the RTnet stack has been loaded.</summary>
-    public bool RtnetLoaded => _rtnet is not null;
+    public bool RtnetLoaded
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _rtnet is not null;
+        }
+    }
+
+    /// <summary>Machine shutdown: the RTnet stack (if loaded) closes its pools to the real-time paths and forgets its linear map.</summary>
+    private void ShutdownRtnet()
+    {
+        RtnetStack? r;
+        lock (_rtnetLock) r = _rtnet;
+        r?.Shutdown();
+    }
 
     /// <summary>RTnet's parameters from the command line (checked at boot: a bad value is a <see cref="ProfileException"/>).</summary>
     private static RtnetParams RtnetParamsFor(KernelCmdline cmd)

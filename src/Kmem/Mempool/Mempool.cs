@@ -12,6 +12,7 @@ namespace Kmem;
 public sealed class Mempool
 {
     private readonly KernelLog _log;
+    private readonly KernelLife _life;
     private readonly Func<Gfp, nint> _alloc;
     private readonly Action<nint> _free;
     private readonly object _lock = new();
@@ -23,8 +24,9 @@ public sealed class Mempool
     /// <summary>How long a blocked Alloc sleeps before trying again (the kernel's io_schedule_timeout(5*HZ)).</summary>
     public static readonly TimeSpan WaitTimeout = TimeSpan.FromSeconds(5);
 
-    internal Mempool(string name, int minNr, Func<Gfp, nint> alloc, Action<nint> free, KernelLog log)
+    internal Mempool(string name, int minNr, Func<Gfp, nint> alloc, Action<nint> free, KernelLog log, KernelLife life)
     {
+        _life = life;
         Name = name;
         MinNr = minNr;
         _alloc = alloc;
@@ -94,16 +96,17 @@ public sealed class Mempool
     public string Name { get; }
 
     /// <summary><c>min_nr</c>: the reserve's size.</summary>
-    public int MinNr { get; private set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
+    public int MinNr { get { _life.ThrowIfDead(); return field; } private set; }
 
     /// <summary><c>curr_nr</c>: elements in the reserve now.</summary>
-    public int CurrNr { get { lock (_lock) return _currNr; } }
+    public int CurrNr { get { _life.ThrowIfDead(); lock (_lock) return _currNr; } }
 
     /// <summary>Elements handed out and not yet freed.</summary>
-    public long Outstanding => Volatile.Read(ref _outstanding);
+    public long Outstanding { get { _life.ThrowIfDead(); return Volatile.Read(ref _outstanding); } }
 
     /// <summary>Blocked allocations so far (each waited for a Free or the timeout).</summary>
-    public long Waits => Volatile.Read(ref _waits);
+    public long Waits { get { _life.ThrowIfDead(); return Volatile.Read(ref _waits); } }
     private long _waits;
 
     /// <summary>
@@ -120,7 +123,7 @@ public sealed class Mempool
         Gfp gfpTemp = gfp & ~(Gfp.DirectReclaim | Gfp.Io);
         while (true)
         {
-            nint e = _alloc(gfpTemp);
+            nint e = Call(_alloc, gfpTemp);
             if (e != 0) return Out(e);
             lock (_lock)
             {
@@ -137,12 +140,30 @@ public sealed class Mempool
                     continue;
                 }
                 if ((gfp & Gfp.DirectReclaim) == 0) return 0;
-                // Sleep until a Free refills the reserve (or the timeout), then start over.
+                // Sleep until a Free refills the reserve (or the timeout), then start over. The sleep is cut in slices
+                // so that a waiter sees its machine's shutdown (ObjectDisposedException) instead of sleeping on.
                 Interlocked.Increment(ref _waits);
-                Monitor.Wait(_lock, WaitTimeout);
+                long until = Environment.TickCount64 + (long)WaitTimeout.TotalMilliseconds;
+                while (!_life.IsDead && !_destroyed && !Monitor.Wait(_lock, 50) && Environment.TickCount64 < until) { }
             }
             ThrowIfDestroyed();
         }
+    }
+
+    /// <summary>
+    /// The underlying allocator's call, counted in (the machine's shutdown waits for it; the wait for a Free is not
+    /// counted, so a blocked Alloc never holds the shutdown up).
+    /// </summary>
+    private nint Call(Func<Gfp, nint> alloc, Gfp gfp)
+    {
+        using var life = _life.Enter();
+        return alloc(gfp);
+    }
+
+    private void Call(Action<nint> free, nint e)
+    {
+        using var life = _life.Enter();
+        free(e);
     }
 
     private nint Out(nint e)
@@ -157,6 +178,7 @@ public sealed class Mempool
     /// </summary>
     public void Free(nint element)
     {
+        _life.ThrowIfDead();
         if (element == 0) return;
         ThrowIfDestroyed();
         Interlocked.Decrement(ref _outstanding);
@@ -172,7 +194,7 @@ public sealed class Mempool
                 }
             }
         }
-        _free(element);
+        Call(_free, element);
     }
 
     /// <summary>
@@ -182,6 +204,7 @@ public sealed class Mempool
     /// </summary>
     public void Resize(int newMinNr)
     {
+        using var life = _life.Enter();
         ThrowIfDestroyed();
         ArgumentOutOfRangeException.ThrowIfLessThan(newMinNr, 1);
         lock (_lock)
@@ -221,6 +244,7 @@ public sealed class Mempool
     /// </summary>
     public void Destroy()
     {
+        using var life = _life.Enter();
         lock (_lock)
         {
             if (_destroyed) return;
@@ -238,6 +262,7 @@ public sealed class Mempool
 
     private void ThrowIfDestroyed()
     {
+        _life.ThrowIfDead();
         if (_destroyed) throw new ObjectDisposedException(nameof(Mempool), $"the mempool {Name} has been destroyed");
     }
 }

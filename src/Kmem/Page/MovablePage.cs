@@ -46,20 +46,36 @@ public sealed unsafe class MovablePage : IDisposable
     public int Length => PhysicalMemory.PageSize << Order;
 
     /// <summary>The page the content is in now (it changes when the block is migrated).</summary>
+    /// <exception cref="ObjectDisposedException">The block has been freed, or its machine disposed (the same for every member but <see cref="Order"/>, <see cref="Length"/> and <see cref="Dispose"/>).</exception>
     public Page Page
     {
         get
         {
+            _pa.Life.ThrowIfDead();
             ThrowIfFreed();
             return new Page(_pa.BasePfn + (ulong)_idx, _machineId);
         }
     }
 
     /// <summary>How many times the content has been moved.</summary>
-    public int Migrations => Volatile.Read(ref _migrations);
+    public int Migrations
+    {
+        get
+        {
+            _pa.Life.ThrowIfDead();
+            return Volatile.Read(ref _migrations);
+        }
+    }
 
     /// <summary>True once disposed.</summary>
-    public bool IsFreed => Freed;
+    public bool IsFreed
+    {
+        get
+        {
+            _pa.Life.ThrowIfDead();
+            return Freed;
+        }
+    }
 
     internal void MovedTo(int idx)
     {
@@ -70,6 +86,7 @@ public sealed unsafe class MovablePage : IDisposable
     /// <summary>Copies bytes of the block, from <paramref name="offset"/>, into <paramref name="destination"/>.</summary>
     public void Read(Span<byte> destination, int offset = 0)
     {
+        using var life = _pa.Life.Enter();                  // the copy touches the machine's memory: shutdown waits for it
         using var pin = Pin();
         CheckRange(offset, destination.Length);
         pin.Span.Slice(offset, destination.Length).CopyTo(destination);
@@ -78,6 +95,7 @@ public sealed unsafe class MovablePage : IDisposable
     /// <summary>Copies <paramref name="source"/> into the block at <paramref name="offset"/>.</summary>
     public void Write(ReadOnlySpan<byte> source, int offset = 0)
     {
+        using var life = _pa.Life.Enter();
         using var pin = Pin();
         CheckRange(offset, source.Length);
         source.CopyTo(pin.Span[offset..]);
@@ -92,6 +110,7 @@ public sealed unsafe class MovablePage : IDisposable
     /// <summary>Holds the block where it is until the pin is disposed (on the same thread); its address is stable meanwhile.</summary>
     public PinnedPage Pin()
     {
+        _pa.Life.ThrowIfDead();
         Monitor.Enter(Gate);
         if (Freed)
         {
@@ -113,9 +132,11 @@ public sealed unsafe class MovablePage : IDisposable
         if (Freed) throw new ObjectDisposedException(nameof(MovablePage), "the movable page has been freed");
     }
 
-    /// <summary>Frees the block (once; later calls do nothing).</summary>
+    /// <summary>Frees the block (once; later calls do nothing, nor do calls once the machine has been disposed).</summary>
     public void Dispose()
     {
+        if (!_pa.Life.TryEnter(out var life)) return;
+        using (life)
         lock (Gate)
         {
             if (Freed) return;

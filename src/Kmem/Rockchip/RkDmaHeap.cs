@@ -44,13 +44,35 @@ public sealed class RkDmaHeap
     public CmaArea Area { get; }
 
     /// <summary>total_size: bytes of every live dma-buf and page run.</summary>
-    public long TotalSize => Interlocked.Read(ref _total);
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/> and <see cref="Area"/>).</exception>
+    public long TotalSize
+    {
+        get
+        {
+            _core.Life.ThrowIfDead();
+            return Interlocked.Read(ref _total);
+        }
+    }
 
     /// <summary>The dma-buf entries, in allocation order.</summary>
-    public IReadOnlyList<RkDmaHeapEntry> DmaBufEntries { get { lock (_lock) return [.. _dmabufs]; } }
+    public IReadOnlyList<RkDmaHeapEntry> DmaBufEntries
+    {
+        get
+        {
+            _core.Life.ThrowIfDead();
+            lock (_lock) return [.. _dmabufs];
+        }
+    }
 
     /// <summary>The page-run ("non dmabuf") entries, in allocation order.</summary>
-    public IReadOnlyList<RkDmaHeapEntry> ContigEntries { get { lock (_lock) return [.. _contig]; } }
+    public IReadOnlyList<RkDmaHeapEntry> ContigEntries
+    {
+        get
+        {
+            _core.Life.ThrowIfDead();
+            lock (_lock) return [.. _contig];
+        }
+    }
 
     private ulong Phys(int frame) => (_core.Pages.BasePfn + (ulong)frame) << PhysicalMemory.PageShift;
 
@@ -74,9 +96,23 @@ public sealed class RkDmaHeap
     }
 
     /// <summary>align = get_order(size) capped at CONFIG_DMABUF_HEAPS_ROCKCHIP_CMA_ALIGNMENT (0 on RV1106: back to back).</summary>
-    public int CmaAlignmentCap { get; set; }
+    public int CmaAlignmentCap
+    {
+        get
+        {
+            _core.Life.ThrowIfDead();
+            return _alignmentCap;
+        }
+        set
+        {
+            _core.Life.ThrowIfDead();
+            _alignmentCap = value;
+        }
+    }
 
-    private int Align(long size) => Math.Min(CmaArea.HeapAlignment((ulong)size), CmaAlignmentCap);
+    private int _alignmentCap;
+
+    private int Align(long size) => Math.Min(CmaArea.HeapAlignment((ulong)size), _alignmentCap);
 
     /// <summary>
     /// rk_dma_heap_buffer_alloc(): a zeroed dma-buf of <paramref name="len"/> bytes from the CMA area, named
@@ -85,6 +121,7 @@ public sealed class RkDmaHeap
     /// <exception cref="DmaBufException">-EINVAL: length 0, fd flags outside O_CLOEXEC | O_ACCMODE, heap flags other than RK_DMA_HEAP_UNCACHED.</exception>
     public DmaBuf? BufferAlloc(long len, string? name = null, int fdFlags = DmaHeap.ORdWr | DmaHeap.OCloexec, uint heapFlags = 0)
     {
+        using var life = _core.Life.Enter();            // CMA allocation and zeroing: shutdown waits for it
         if ((fdFlags & ~DmaHeap.ValidFdFlags) != 0) throw Fail(-22, $"rk_dma_heap_buffer_alloc: fd_flags 0x{fdFlags:x}: -EINVAL");
         if ((heapFlags & ~Uncached) != 0) throw Fail(-22, $"rk_dma_heap_buffer_alloc: heap_flags 0x{heapFlags:x}: -EINVAL");
         long size = CheckLen(len, "rk_dma_heap_buffer_alloc");
@@ -113,6 +150,7 @@ public sealed class RkDmaHeap
     /// <summary>rk_dma_heap_bufferfd_alloc(): the same, installed in <see cref="Machine.DmaBufFds"/>; the descriptor or -ENOMEM.</summary>
     public int BufferFdAlloc(long len, string? name = null, int fdFlags = DmaHeap.ORdWr | DmaHeap.OCloexec, uint heapFlags = 0)
     {
+        using var life = _core.Life.Enter();
         var b = BufferAlloc(len, name, fdFlags, heapFlags);
         return b is null ? -12 : _core.Fds.Install(b);
     }
@@ -120,6 +158,7 @@ public sealed class RkDmaHeap
     /// <summary>rk_dma_heap_buffer_free(): dma_buf_put(); the memory goes when the last reference does.</summary>
     public void BufferFree(DmaBuf buf)
     {
+        using var life = _core.Life.Enter();
         ArgumentNullException.ThrowIfNull(buf);
         if (buf.ExpName != Name) throw Fail(-22, $"rk_dma_heap_buffer_free: ino {buf.Ino} was exported by {buf.ExpName}, not {Name}");
         buf.Put();
@@ -131,6 +170,7 @@ public sealed class RkDmaHeap
     /// </summary>
     public Page AllocContigPages(long len, string? name = null)
     {
+        using var life = _core.Life.Enter();
         long size = CheckLen(len, "rk_dma_heap_alloc_contig_pages");
         int pages = (int)(size >> PhysicalMemory.PageShift);
         int idx = Area.Alloc((ulong)pages, Align(size), Gfp.Kernel);
@@ -148,6 +188,7 @@ public sealed class RkDmaHeap
     /// <exception cref="DmaBufException">-EINVAL: no run of this heap starts at the page, or the length differs.</exception>
     public void FreeContigPages(Page pages, long len, string? name = null)
     {
+        using var life = _core.Life.Enter();
         if (pages.IsNull || pages.MachineId != _core.MachineId) throw Fail(-22, "rk_dma_heap_free_contig_pages: not a page of this machine");
         ulong start = pages.Pfn << PhysicalMemory.PageShift;
         RkDmaHeapEntry? e;
@@ -176,6 +217,7 @@ public sealed class RkDmaHeap
     /// <summary>rk_dma_heap_set_dev(): gives the device a 64-bit DMA mask.</summary>
     public void SetDev(Device dev)
     {
+        _core.Life.ThrowIfDead();
         if (dev is null) throw Fail(-22, "rk_dma_heap_set_dev: no device: -EINVAL");
         dev.DmaMaskBits = 64;
     }

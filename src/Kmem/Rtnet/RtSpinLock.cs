@@ -113,6 +113,17 @@ internal unsafe struct RtBiasedLock
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Exit() => _lock.Exit();
 
+    /// <summary>
+    /// Makes the lock a plain spin lock for good, so that every later critical section goes through <see cref="Enter"/>
+    /// (the machine's shutdown closes a pool this way). The caller holds the lock, taken with <see cref="Enter"/>, which
+    /// has already revoked another thread's bias; a bias of the caller's own needs no handshake.
+    /// </summary>
+    public void Seal()
+    {
+        Volatile.Write(ref _revoking, 1);
+        _bias = Shared;
+    }
+
     /// <summary>The owner's thread id while biased; 0 before the first real-time use (or where it cannot be biased); -1 once shared.</summary>
     public readonly int Bias => Volatile.Read(ref Unsafe.AsRef(in _bias));
 }

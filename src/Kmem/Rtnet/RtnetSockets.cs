@@ -63,33 +63,39 @@ public sealed class RtSocket
     {
         _stack = stack;
         Port = port;
-        Pool = pool;
+        _pool = pool;
     }
 
     /// <summary>The port the socket receives on.</summary>
     public int Port { get; }
 
+    private readonly RtskbPool _pool;
+    private bool _closing, _closed;
+
     /// <summary>The socket's pool.</summary>
-    public RtskbPool Pool { get; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Port"/>).</exception>
+    public RtskbPool Pool { get { Live(); return _pool; } }
 
     /// <summary>SKB_POOL_CLOSED: close() was called.</summary>
-    public bool Closing { get; private set; }
+    public bool Closing { get { Live(); return _closing; } }
 
     /// <summary>True once close() succeeded.</summary>
-    public bool Closed { get; private set; }
+    public bool Closed { get { Live(); return _closed; } }
 
     /// <summary>Packets waiting in the receive queue.</summary>
-    public int Queued => _rx.Count;
+    public int Queued { get { Live(); return _rx.Count; } }
 
     /// <summary>Packets dropped because the socket's pool had no buffer to give in exchange.</summary>
-    public long Dropped => Interlocked.Read(ref _dropped);
+    public long Dropped { get { Live(); return Interlocked.Read(ref _dropped); } }
 
     /// <summary>Packets delivered to the receive queue.</summary>
-    public long Received => Interlocked.Read(ref _received);
+    public long Received { get { Live(); return Interlocked.Read(ref _received); } }
+
+    private void Live() => _stack.Life.ThrowIfDead();
 
     internal bool Deliver(Rtskb skb)
     {
-        if (Closing || Pool.Acquire(skb) != 0)
+        if (_closing || _pool.Acquire(skb) != 0)
         {
             Interlocked.Increment(ref _dropped);
             return false;                          // the caller drops it back to the NIC's pool
@@ -105,6 +111,7 @@ public sealed class RtSocket
     /// </summary>
     public int Receive(Span<byte> dst)
     {
+        Live();
         var skb = _rx.Dequeue();
         if (skb.IsNull) return -11;
         int n = Math.Min(dst.Length, skb.Len);
@@ -114,7 +121,11 @@ public sealed class RtSocket
     }
 
     /// <summary>Takes the next packet without freeing it (the caller owns it and must <see cref="RtnetStack.Free"/> it).</summary>
-    public Rtskb ReceiveRtskb() => _rx.Dequeue();
+    public Rtskb ReceiveRtskb()
+    {
+        Live();
+        return _rx.Dequeue();
+    }
 
     /// <summary>
     /// RT_SO_EXTPOOL / RT_SO_SHRPOOL (and the RTNET_RTIOC_ ioctls), RTnet-final's values: EXTPOOL returns the buffers added,
@@ -123,15 +134,16 @@ public sealed class RtSocket
     /// </summary>
     public int SetSockOpt(int option, int count)
     {
+        Live();
         if (count < 0) return -22;
         switch (option)
         {
             case RtSoExtPool:
-                if (Closing) return -9;
-                int added = Pool.Extend(count);
+                if (_closing) return -9;
+                int added = _pool.Extend(count);
                 return added == 0 && count > 0 ? -12 : added;
             case RtSoShrPool:
-                int removed = Pool.Shrink(count);
+                int removed = _pool.Shrink(count);
                 return removed == 0 && count > 0 ? -16 : removed;
             default:
                 return -92;
@@ -139,7 +151,7 @@ public sealed class RtSocket
     }
 
     /// <summary>The ioctl form of <see cref="SetSockOpt"/>; unknown requests give -ENOTTY.</summary>
-    public int Ioctl(uint request, int count) => request switch
+    public int Ioctl(uint request, int count) => Live(request) switch
     {
         RtiocExtPool => SetSockOpt(RtSoExtPool, count),
         RtiocShrPool => SetSockOpt(RtSoShrPool, count),
@@ -152,18 +164,25 @@ public sealed class RtSocket
     /// </summary>
     public int Close()
     {
-        if (Closed) return -9;
-        Closing = true;
+        using var life = _stack.Life.Enter();
+        if (_closed) return -9;
+        _closing = true;
         for (var skb = _rx.Dequeue(); !skb.IsNull; skb = _rx.Dequeue()) _stack.Free(skb);
-        int r = Pool.Release();
+        int r = _pool.Release();
         if (r != 0) return r;
-        Closed = true;
+        _closed = true;
         _stack.Unbind(this);
         return 0;
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"socket :{Port} ({Pool})";
+    public override string ToString() => $"socket :{Port} ({_pool})";
+
+    private uint Live(uint request)
+    {
+        Live();
+        return request;
+    }
 }
 
 /// <summary>A NIC with its receive pool; <see cref="Receive"/> is a frame arriving from the wire (or the loopback).</summary>
@@ -176,24 +195,27 @@ public sealed class RtNic
     {
         _stack = stack;
         Name = name;
-        RxPool = pool;
+        _rxPool = pool;
         AddedToGlobal = addedToGlobal;
     }
 
     /// <summary>The interface name (rtlo, rteth0…).</summary>
     public string Name { get; }
 
+    private readonly RtskbPool _rxPool;
+
     /// <summary>The receive pool (rx_pool_size).</summary>
-    public RtskbPool RxPool { get; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/> and <see cref="AddedToGlobal"/>).</exception>
+    public RtskbPool RxPool { get { _stack.Life.ThrowIfDead(); return _rxPool; } }
 
     /// <summary>add_rtskbs: what registering the NIC added to the global pool.</summary>
     public int AddedToGlobal { get; }
 
     /// <summary>Frames received.</summary>
-    public long RxPackets => Interlocked.Read(ref _rxPackets);
+    public long RxPackets { get { _stack.Life.ThrowIfDead(); return Interlocked.Read(ref _rxPackets); } }
 
     /// <summary>Frames dropped: no receive buffer, no socket on the port, or the socket's pool empty.</summary>
-    public long RxDropped => Interlocked.Read(ref _rxDropped);
+    public long RxDropped { get { _stack.Life.ThrowIfDead(); return Interlocked.Read(ref _rxDropped); } }
 
     /// <summary>
     /// A frame arrives: it is copied into an rtskb of the receive pool and handed to the socket bound to
@@ -202,8 +224,9 @@ public sealed class RtNic
     /// </summary>
     public bool Receive(ReadOnlySpan<byte> frame, int port)
     {
+        _stack.Life.ThrowIfDead();
         if (frame.Length > _stack.DataBytes) throw new ArgumentOutOfRangeException(nameof(frame), $"a frame of {frame.Length} bytes does not fit an rtskb ({_stack.DataBytes})");
-        var skb = RxPool.Alloc(frame.Length);
+        var skb = _rxPool.Alloc(frame.Length);
         if (skb.IsNull)
         {
             Interlocked.Increment(ref _rxDropped);
@@ -219,7 +242,7 @@ public sealed class RtNic
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"{Name} (rx pool {RxPool})";
+    public override string ToString() => $"{Name} (rx pool {_rxPool})";
 }
 
 public sealed partial class RtnetStack
@@ -229,10 +252,10 @@ public sealed partial class RtnetStack
     private RtSocket?[] _byPort = new RtSocket?[65536];
 
     /// <summary>The registered NICs by name.</summary>
-    public IReadOnlyDictionary<string, RtNic> Nics { get { lock (_lock) return new Dictionary<string, RtNic>(_nics); } }
+    public IReadOnlyDictionary<string, RtNic> Nics { get { Life.ThrowIfDead(); lock (_lock) return new Dictionary<string, RtNic>(_nics); } }
 
     /// <summary>The open sockets by port.</summary>
-    public IReadOnlyDictionary<int, RtSocket> Sockets { get { lock (_lock) return new Dictionary<int, RtSocket>(_sockets); } }
+    public IReadOnlyDictionary<int, RtSocket> Sockets { get { Life.ThrowIfDead(); lock (_lock) return new Dictionary<int, RtSocket>(_sockets); } }
 
     /// <summary>The loopback NIC (rtlo).</summary>
     public RtNic Loopback => Nics["rtlo"];
@@ -243,11 +266,12 @@ public sealed partial class RtnetStack
     /// </summary>
     public RtNic RegisterNic(string name, int? rxPoolSize = null)
     {
+        using var life = Life.Enter();
         ArgumentException.ThrowIfNullOrEmpty(name);
         lock (_lock)
             if (_nics.ContainsKey(name)) throw Misuse("rt_register_rtnetdev", $"a NIC named {name} exists");
         var pool = CreatePool($"{name}-rx", rxPoolSize ?? Params.RxPoolSize);
-        int added = GlobalPool.Extend(Params.DeviceRtskbs);
+        int added = _global.Extend(Params.DeviceRtskbs);
         var nic = new RtNic(this, name, pool, added);
         lock (_lock) _nics.Add(name, nic);
         return nic;
@@ -260,6 +284,7 @@ public sealed partial class RtnetStack
     /// <exception cref="RtnetException">The port is taken or out of range.</exception>
     public RtSocket? Socket(int port, int? poolSize = null)
     {
+        using var life = Life.Enter();
         if ((uint)port > 65535) throw Misuse("bind", $"port {port} is outside 0..65535");
         lock (_lock)
             if (_sockets.ContainsKey(port)) throw Misuse("bind", $"port {port} is in use (-EADDRINUSE)");
@@ -285,12 +310,13 @@ public sealed partial class RtnetStack
     /// </summary>
     public int UnregisterNic(RtNic nic)
     {
+        using var life = Life.Enter();
         ArgumentNullException.ThrowIfNull(nic);
         lock (_lock)
             if (!_nics.TryGetValue(nic.Name, out var mine) || mine != nic) throw Misuse("rt_unregister_rtnetdev", $"{nic.Name} is not registered");
         int r = nic.RxPool.Release();
         if (r != 0) return r;
-        GlobalPool.Shrink(nic.AddedToGlobal);
+        _global.Shrink(nic.AddedToGlobal);
         lock (_lock) _nics.Remove(nic.Name);
         return 0;
     }

@@ -36,7 +36,7 @@ public sealed unsafe partial class RtnetStack
     // What kfree_rtskb reads of the stack: the first fields of the object, loaded together with the header.
     private readonly long _magic;                // the stack's cookie in every live rtskb's header
     private readonly nint _linear;               // the linear map: [_linear, _linear + _linearBytes)
-    private readonly nuint _linearBytes;
+    private nuint _linearBytes;                  // 0 once the machine is shut down: every later check fails
     private RtskbPool?[] _poolsById = new RtskbPool?[16];
     private readonly Machine _m;
     private readonly SlabCache _cache;
@@ -55,11 +55,12 @@ public sealed unsafe partial class RtnetStack
         _magic = Random.Shared.NextInt64() | 1;
         _linear = m.Pages.IdxToVirt(0);
         _linearBytes = (nuint)m.Pages.Frames.Count << 12;
+        _liveness = RtskbLiveness.Register(_linear, _linearBytes, m.Life);
         // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
-        GlobalPool = CreatePool("global", p.GlobalRtskbs);
-        IcmpPool = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
-        VnicPool = CreatePool("vnic", p.VnicRtskbs);
-        ProxyPool = CreatePool("proxy", p.ProxyRtskbs);
+        _global = CreatePool("global", p.GlobalRtskbs);
+        _icmp = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
+        _vnic = CreatePool("vnic", p.VnicRtskbs);
+        _proxy = CreatePool("proxy", p.ProxyRtskbs);
         m.ProcFs.Register("/proc/rtnet/rtskb", ProcRtskb);
         m.ProcFs.Register("/proc/rtnet/version", () => "RTnet 0.9.13\n");
         // The loopback device rtlo, registered at stack init as RTnet's rtloopback module does.
@@ -67,6 +68,22 @@ public sealed unsafe partial class RtnetStack
     }
 
     private static int Align(int v, int a) => (v + a - 1) & ~(a - 1);
+
+    private readonly RtskbLiveness.Registration _liveness;
+
+    /// <summary>The machine's life: every member but the fixed geometry throws once it is dead.</summary>
+    internal KernelLife Life => _m.Life;
+
+    /// <summary>
+    /// The machine's shutdown (after every counted call has left): later frees fail the linear-map check before they read
+    /// a header, every pool is closed and its lock sealed, and the stack's rtskbs no longer count as live.
+    /// </summary>
+    internal void Shutdown()
+    {
+        Volatile.Write(ref _linearBytes, 0);
+        foreach (var p in Volatile.Read(ref _poolsById)) p?.Shutdown();
+        RtskbLiveness.Unregister(_liveness);
+    }
 
     /// <summary>The parameters in force.</summary>
     public RtnetParams Params { get; }
@@ -81,28 +98,33 @@ public sealed unsafe partial class RtnetStack
     public int RtskbBytes => HeaderBytes + DataBytes;
 
     /// <summary>The slab cache the buffers come from.</summary>
-    public SlabCache Cache => _cache;
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Params"/>, <see cref="HeaderBytes"/>, <see cref="DataBytes"/> and <see cref="RtskbBytes"/>).</exception>
+    public SlabCache Cache { get { Life.ThrowIfDead(); return _cache; } }
+
+    private readonly RtskbPool _global, _icmp, _vnic, _proxy;
 
     /// <summary>global_pool: global_rtskbs plus device_rtskbs per registered NIC (ARP, RTmac, forwarding).</summary>
-    public RtskbPool GlobalPool { get; }
+    public RtskbPool GlobalPool { get { Life.ThrowIfDead(); return _global; } }
 
     /// <summary>The ICMP reply pool (8).</summary>
-    public RtskbPool IcmpPool { get; }
+    public RtskbPool IcmpPool { get { Life.ThrowIfDead(); return _icmp; } }
 
     /// <summary>The RTmac VNIC pool (vnic_rtskbs).</summary>
-    public RtskbPool VnicPool { get; }
+    public RtskbPool VnicPool { get { Life.ThrowIfDead(); return _vnic; } }
 
     /// <summary>The rtnetproxy pool (proxy_rtskbs).</summary>
-    public RtskbPool ProxyPool { get; }
+    public RtskbPool ProxyPool { get { Life.ThrowIfDead(); return _proxy; } }
 
     /// <summary>rtskb_pools and its maximum.</summary>
-    public (int Current, int Max) PoolCount { get { lock (_lock) return (_pools_, _poolsMax); } }
+    public (int Current, int Max) PoolCount { get { Life.ThrowIfDead(); lock (_lock) return (_pools_, _poolsMax); } }
 
     /// <summary>rtskb_amount and its maximum.</summary>
-    public (int Current, int Max) RtskbCount { get { lock (_lock) return (_amount, _amountMax); } }
+    public (int Current, int Max) RtskbCount { get { Life.ThrowIfDead(); lock (_lock) return (_amount, _amountMax); } }
 
     /// <summary>Every live pool.</summary>
-    public IReadOnlyList<RtskbPool> Pools { get { var ps = Volatile.Read(ref _poolsById); return ps.Where(p => p is { Released: false }).Select(p => p!).ToArray(); } }
+    public IReadOnlyList<RtskbPool> Pools { get { Life.ThrowIfDead(); return LivePools(); } }
+
+    private RtskbPool[] LivePools() => Volatile.Read(ref _poolsById).Where(p => p is { IsReleased: false }).Select(p => p!).ToArray();
 
     /// <summary>
     /// rtskb_pool_init(): a new pool filled with up to <paramref name="initialSize"/> buffers. The pool counts in the
@@ -110,6 +132,7 @@ public sealed unsafe partial class RtnetStack
     /// </summary>
     public RtskbPool CreatePool(string name, int initialSize)
     {
+        using var life = Life.Enter();
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentOutOfRangeException.ThrowIfNegative(initialSize);
         RtskbPool pool;
@@ -199,8 +222,9 @@ public sealed unsafe partial class RtnetStack
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private KmemException CheckFailed(nint p, string fn)
+    private Exception CheckFailed(nint p, string fn)
     {
+        if (Life.IsDead) return KernelLife.Dead();                    // nothing of the dead machine's memory is read
         if (p == 0) return Misuse(fn, "the null rtskb");
         if ((nuint)(p - _linear) >= _linearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
             return Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
@@ -235,7 +259,11 @@ public sealed unsafe partial class RtnetStack
         var h = Checked(skb, "rtskb_acquire");
         var owner = (RtskbPoolControl*)h->Pool;
         var c = comp.TakeForExchange();
-        if (c == null) return -12;                                     // -ENOMEM: nothing changes
+        if (c == null)
+        {
+            Life.ThrowIfDead();                                        // the pool was closed under the call
+            return -12;                                                // -ENOMEM: nothing changes
+        }
         c->Pool = (nint)owner;
         RtskbPool.Put(owner, c);
         h->Pool = comp.Control;
@@ -243,7 +271,11 @@ public sealed unsafe partial class RtnetStack
     }
 
     /// <summary>The pool that owns a buffer now.</summary>
-    public RtskbPool OwnerOf(Rtskb skb) => PoolOf(Checked(skb, "rtskb owner"))!;
+    public RtskbPool OwnerOf(Rtskb skb)
+    {
+        Life.ThrowIfDead();
+        return PoolOf(Checked(skb, "rtskb owner"))!;
+    }
 
     /// <summary>The pool whose control block the header names.</summary>
     private RtskbPool? PoolOf(RtskbHeader* h) => PoolById(((RtskbPoolControl*)h->Pool)->Id);
@@ -265,7 +297,7 @@ public sealed unsafe partial class RtnetStack
     {
         var errors = new List<string>();
         int total = 0;
-        foreach (var p in Pools)
+        foreach (var p in LivePools())
         {
             int q = p.CountQueue();
             if (q != p.FreeCount) errors.Add($"rtnet: pool {p.Name}: queue holds {q}, free count {p.FreeCount}");

@@ -1,6 +1,7 @@
 // The real-time socket buffer (struct rtskb): one slab object of rtskb_slab_pool holding the header and,
 // cache-line aligned after it, the data buffer of RTSKB_SIZE bytes. The header lives in the object itself
 // (native memory); the public handle is a pointer-sized value.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Kmem;
@@ -50,16 +51,24 @@ public readonly unsafe struct Rtskb : IEquatable<Rtskb>
     public bool IsNull => H == null;
 
     /// <summary>Bytes of data (<c>len</c>).</summary>
-    public int Len => H->Len;
+    /// <exception cref="ObjectDisposedException">The buffer's machine has been disposed (the same for every member but <see cref="Address"/> and <see cref="IsNull"/>).</exception>
+    public int Len { get { Live(); return H->Len; } }
 
     /// <summary>The data pointer (<c>data</c>).</summary>
-    public nint Data => H->Data;
+    public nint Data { get { Live(); return H->Data; } }
 
     /// <summary>Room from <c>data</c> to <c>end</c> (the size asked at allocation).</summary>
-    public int Capacity => (int)(H->End - H->Data);
+    public int Capacity { get { Live(); return (int)(H->End - H->Data); } }
 
     /// <summary>The data bytes (<c>data</c> .. <c>data + len</c>).</summary>
-    public Span<byte> Bytes => new((void*)H->Data, H->Len);
+    public Span<byte> Bytes { get { Live(); return new((void*)H->Data, H->Len); } }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> when no live machine's RTnet stack owns the address (one load while no stack has been shut down).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Live()
+    {
+        if (RtskbLiveness.AnyGone) RtskbLiveness.Check((nint)H);
+    }
 
     /// <summary>
     /// rtskb_put(): extends the data by <paramref name="n"/> bytes at the tail and returns them to fill.
@@ -67,6 +76,7 @@ public readonly unsafe struct Rtskb : IEquatable<Rtskb>
     /// <exception cref="ArgumentOutOfRangeException">Past <c>end</c> (the kernel's skb_over_panic).</exception>
     public Span<byte> Put(int n)
     {
+        Live();
         if (n < 0 || H->Tail + n > H->End) throw new ArgumentOutOfRangeException(nameof(n), $"rtskb_put: {n} bytes past the end ({Capacity - Len} left)");
         var span = new Span<byte>((void*)H->Tail, n);
         H->Tail += n;
@@ -84,5 +94,69 @@ public readonly unsafe struct Rtskb : IEquatable<Rtskb>
     public override int GetHashCode() => ((nint)H).GetHashCode();
 
     /// <inheritdoc/>
-    public override string ToString() => IsNull ? "rtskb (null)" : $"rtskb 0x{(nint)H:x} len {Len}";
+    public override string ToString() => IsNull ? "rtskb (null)" : RtskbLiveness.IsLive((nint)H) ? $"rtskb 0x{(nint)H:x} len {H->Len}" : $"rtskb 0x{(nint)H:x} (machine disposed)";
+}
+
+/// <summary>
+/// Which addresses hold rtskbs of a live machine: an <see cref="Rtskb"/> is a bare pointer, so its members find its
+/// stack's linear map here. The lookup only runs once some stack has been shut down (or its machine collected); until
+/// then a member pays one load and branch.
+/// </summary>
+internal static class RtskbLiveness
+{
+    /// <summary>One RTnet stack's linear map. The machine is held weakly, so that an unreachable one can still be collected.</summary>
+    internal sealed class Entry(nint start, nuint bytes, KernelLife life)
+    {
+        public readonly nint Start = start;
+        public readonly nuint Bytes = bytes;
+        public readonly WeakReference<KernelLife> Life = new(life);
+    }
+
+    /// <summary>What the stack holds: when it is collected without a shutdown (its machine never disposed), the lookup starts.</summary>
+    internal sealed class Registration(Entry entry)
+    {
+        public readonly Entry Entry = entry;
+
+        ~Registration() => Interlocked.Exchange(ref s_anyGone, 1);
+    }
+
+    private static readonly Lock s_lock = new();
+    private static Entry[] s_live = [];
+    private static int s_anyGone;
+
+    /// <summary>True once some stack has been shut down or its machine collected.</summary>
+    public static bool AnyGone
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Volatile.Read(ref s_anyGone) != 0;
+    }
+
+    public static Registration Register(nint start, nuint bytes, KernelLife life)
+    {
+        var e = new Entry(start, bytes, life);
+        lock (s_lock) s_live = [.. s_live.Where(x => x.Life.TryGetTarget(out _)), e];   // entries of collected machines go
+        return new Registration(e);
+    }
+
+    public static void Unregister(Registration r)
+    {
+        Interlocked.Exchange(ref s_anyGone, 1);
+        lock (s_lock) s_live = [.. s_live.Where(x => x != r.Entry)];
+        GC.SuppressFinalize(r);
+    }
+
+    /// <summary>True when a live machine's stack owns <paramref name="p"/> (the null buffer counts as live: its members fault as before).</summary>
+    public static bool IsLive(nint p)
+    {
+        if (p == 0) return true;
+        foreach (var e in Volatile.Read(ref s_live))
+            if ((nuint)(p - e.Start) < e.Bytes && e.Life.TryGetTarget(out var l) && !l.IsDead) return true;
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Check(nint p)
+    {
+        if (!IsLive(p)) KernelLife.ThrowDead();
+    }
 }

@@ -28,6 +28,7 @@ internal unsafe struct RtskbPoolControl
     public int HeaderBytes;        // buf_start - the object (ALIGN_RTSKB_STRUCT_LEN)
     public nint* Ring;             // queued buffers, Head first
     public int Id;                 // the pool's id in the stack
+    public int Dead;               // set under the lock by the machine's shutdown: the queue is closed for good
 }
 
 /// <summary>
@@ -37,7 +38,7 @@ internal unsafe struct RtskbPoolControl
 public sealed unsafe class RtskbPool
 {
     private readonly RtskbPoolControl* _c;   // inside _controlMemory, 64-byte aligned
-    private readonly int _maxSize;
+    private int _sizeLimit;                  // SKB_DATA_ALIGN(RTSKB_SIZE) + 1; 0 once the machine is shut down
     private readonly RtnetStack _stack;
     private readonly byte[] _controlMemory;  // pinned: the control block never moves and lives as long as the pool object
     private nint[] _ringMemory;              // pinned: the ring (replaced, under the lock, when Extend needs more room)
@@ -47,7 +48,7 @@ public sealed unsafe class RtskbPool
     internal RtskbPool(RtnetStack stack, int id, string name)
     {
         _stack = stack;
-        _maxSize = stack.DataBytes;
+        _sizeLimit = stack.DataBytes + 1;
         Id = id;
         Name = name;
         _controlMemory = GC.AllocateArray<byte>(2 * CacheLine, pinned: true);
@@ -80,10 +81,27 @@ public sealed unsafe class RtskbPool
     public string Name { get; }
 
     /// <summary>Buffers that belong to the pool now (queued + out).</summary>
-    public int Size => Volatile.Read(ref _size);
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
+    public int Size
+    {
+        get
+        {
+            _stack.Life.ThrowIfDead();
+            return Volatile.Read(ref _size);
+        }
+    }
 
     /// <summary>Buffers in the queue.</summary>
-    public int FreeCount => (int)(Volatile.Read(ref _c->Tail) - Volatile.Read(ref _c->Head));
+    public int FreeCount
+    {
+        get
+        {
+            _stack.Life.ThrowIfDead();
+            return Queued;
+        }
+    }
+
+    private int Queued => (int)(Volatile.Read(ref _c->Tail) - Volatile.Read(ref _c->Head));
 
     /// <summary>Buffers out with their users.</summary>
     public int Out => Size - FreeCount;
@@ -91,13 +109,37 @@ public sealed unsafe class RtskbPool
     private long _allocFailures, _acquireFailures;
 
     /// <summary>Allocations that found the pool empty.</summary>
-    public long AllocFailures => Interlocked.Read(ref _allocFailures);
+    public long AllocFailures
+    {
+        get
+        {
+            _stack.Life.ThrowIfDead();
+            return Interlocked.Read(ref _allocFailures);
+        }
+    }
 
     /// <summary>Exchanges (<see cref="Acquire"/>) that failed because this pool, the compensating one, was empty.</summary>
-    public long AcquireFailures => Interlocked.Read(ref _acquireFailures);
+    public long AcquireFailures
+    {
+        get
+        {
+            _stack.Life.ThrowIfDead();
+            return Interlocked.Read(ref _acquireFailures);
+        }
+    }
 
     /// <summary>True once <see cref="Release"/> succeeded.</summary>
-    public bool Released => _released;
+    public bool Released
+    {
+        get
+        {
+            _stack.Life.ThrowIfDead();
+            return _released;
+        }
+    }
+
+    /// <summary>True once <see cref="Release"/> succeeded (no machine check: the stack's own bookkeeping).</summary>
+    internal bool IsReleased => _released;
 
     /// <summary>The thread the pool's lock is biased to (0 before the first real-time use, -1 once two threads used it).</summary>
     internal int LockBias => _c->Lock.Bias;
@@ -109,23 +151,45 @@ public sealed unsafe class RtskbPool
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Unlock() => _c->Lock.Exit();
 
-    /// <summary>Dequeues under the lock: the biased fast path, else the spin lock.</summary>
+    /// <summary>
+    /// Dequeues under the lock: the biased fast path, else the spin lock. A <paramref name="size"/> of 0 or more also sets
+    /// the buffer up for alloc_rtskb inside the critical section, so that once the machine's shutdown has passed the lock
+    /// no allocation writes to the machine's memory. A sealed (shut down) pool is always taken through the spin lock.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static RtskbHeader* Dequeue(RtskbPoolControl* c)
+    private static RtskbHeader* Dequeue(RtskbPoolControl* c, int size)
     {
-        if (!c->Lock.TryEnterBiased()) return DequeueShared(c);
+        if (!c->Lock.TryEnterBiased()) return DequeueShared(c, size);
         var h = DequeueLocked(c);
+        if (h != null && size >= 0) SetUp(c, h, size);
         c->Lock.ExitBiased();
         return h;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static RtskbHeader* DequeueShared(RtskbPoolControl* c)
+    private static RtskbHeader* DequeueShared(RtskbPoolControl* c, int size)
     {
         c->Lock.Enter(bias: true);
-        var h = DequeueLocked(c);
+        RtskbHeader* h = null;
+        if (c->Dead == 0)
+        {
+            h = DequeueLocked(c);
+            if (h != null && size >= 0) SetUp(c, h, size);
+        }
         c->Lock.Exit();
         return h;
+    }
+
+    /// <summary>alloc_rtskb's set-up: <c>data = tail = buf_start</c>, <c>end = buf_start + size</c>, <c>len = 0</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetUp(RtskbPoolControl* c, RtskbHeader* h, int size)
+    {
+        // Only stores to the header (buf_start is the object plus the header's fixed size), so a header line that is not
+        // in the cache does not hold up the caller.
+        nint buf = (nint)h + c->HeaderBytes;
+        h->Data = h->Tail = buf;
+        h->End = buf + size;
+        h->Len = 0;
     }
 
     /// <summary>__rtskb_queue_tail() of one buffer (its chain is itself); the caller holds the lock.</summary>
@@ -192,35 +256,53 @@ public sealed unsafe class RtskbPool
     /// <c>len = 0</c>, or the null buffer when the pool is empty. O(1), no managed allocation, never waits.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A size above SKB_DATA_ALIGN(RTSKB_SIZE) or below 0 (the CHECKED build's assertion).</exception>
+    /// <exception cref="ObjectDisposedException">The machine has been disposed.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Rtskb Alloc(int size)
     {
-        if ((uint)size > (uint)_maxSize) _stack.BadSize(this, size);
-        var c = _c;
-        var h = Dequeue(c);
+        // The machine's shutdown sets the limit to 0, so the one compare also turns every later call away.
+        if ((uint)size >= (uint)_sizeLimit) AllocRefused(size);
+        var h = Dequeue(_c, size);
         if (h == null) return AllocFailed();
-        // Only stores to the header (buf_start is the object plus the header's fixed size), so a header line that
-        // is not in the cache does not hold up the caller.
-        nint buf = (nint)h + c->HeaderBytes;
-        h->Data = h->Tail = buf;
-        h->End = buf + size;
-        h->Len = 0;
         return new Rtskb((nint)h);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AllocRefused(int size)
+    {
+        _stack.Life.ThrowIfDead();
+        _stack.BadSize(this, size);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private Rtskb AllocFailed()
     {
+        _stack.Life.ThrowIfDead();                     // a sealed pool looks empty to a call already past the limit
         Interlocked.Increment(ref _allocFailures);
         return default;
     }
 
-    /// <summary>Takes one free buffer for an exchange; null when empty.</summary>
+    /// <summary>Takes one free buffer for an exchange; null when empty (or shut down).</summary>
     internal RtskbHeader* TakeForExchange()
     {
-        var h = Dequeue(_c);
+        var h = Dequeue(_c, -1);
         if (h == null) Interlocked.Increment(ref _acquireFailures);
         return h;
+    }
+
+    /// <summary>
+    /// The machine's shutdown: later allocations are turned away by the size limit; under the lock (which revokes another
+    /// thread's bias and waits for its critical section) the queue is closed and the lock sealed, so that every later
+    /// alloc or free goes through the spin lock, sees the pool closed and touches no buffer.
+    /// </summary>
+    internal void Shutdown()
+    {
+        Volatile.Write(ref _sizeLimit, 0);
+        var c = _c;
+        c->Lock.Enter(bias: false);
+        c->Dead = 1;
+        c->Lock.Seal();
+        c->Lock.Exit();
     }
 
     /// <summary>kfree_rtskb() to the pool whose control block is <paramref name="c"/> (the buffer's owner): onto the tail of the queue.</summary>
@@ -240,6 +322,11 @@ public sealed unsafe class RtskbPool
     private static void PutShared(RtskbPoolControl* c, RtskbHeader* h)
     {
         c->Lock.Enter(bias: true);
+        if (c->Dead != 0)
+        {
+            c->Lock.Exit();
+            KernelLife.ThrowDead();                         // a free in flight when the machine was shut down
+        }
         EnqueueLocked(c, h);
         c->Lock.Exit();
     }
@@ -256,6 +343,7 @@ public sealed unsafe class RtskbPool
     /// <summary>rtskb_pool_extend(): adds up to <paramref name="n"/> buffers from the slab; returns how many were added (a partial result stays).</summary>
     public int Extend(int n)
     {
+        using var life = _stack.Life.Enter();
         ArgumentOutOfRangeException.ThrowIfNegative(n);
         if (_released) return _stack.Closed(this, "rtskb_pool_extend");
         int added = 0;
@@ -275,6 +363,7 @@ public sealed unsafe class RtskbPool
     /// <summary>rtskb_pool_shrink(): gives up to <paramref name="n"/> free buffers back to the slab (never one that is out); returns how many.</summary>
     public int Shrink(int n)
     {
+        using var life = _stack.Life.Enter();
         ArgumentOutOfRangeException.ThrowIfNegative(n);
         int removed = 0;
         for (; removed < n; removed++)
@@ -296,9 +385,10 @@ public sealed unsafe class RtskbPool
     /// </summary>
     public int Release()
     {
+        using var life = _stack.Life.Enter();
         if (_released) return 0;
         Shrink(int.MaxValue);
-        if (Size > 0) return -11;
+        if (Volatile.Read(ref _size) > 0) return -11;
         _released = true;
         _stack.PoolReleased(this);
         return 0;
@@ -324,5 +414,5 @@ public sealed unsafe class RtskbPool
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"{Name}: {FreeCount}/{Size} free";
+    public override string ToString() => _stack.Life.IsDead ? $"{Name}: (machine disposed)" : $"{Name}: {Queued}/{Volatile.Read(ref _size)} free";
 }

@@ -29,7 +29,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     private Device Need(Device? dev, string fn) => dev ?? throw Fail(-22, $"{fn}: no device");
 
     /// <summary>vb2_dc_alloc(): dma_alloc_attrs of the page-aligned size.</summary>
-    public override Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp)
+    private protected override Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
         if (dev is null) { Machine.Log.Err($"{Name}: vb2_dc_alloc: no device"); return null; }
         long real = (size + PhysicalMemory.PageSize - 1) & ~(long)(PhysicalMemory.PageSize - 1);
@@ -45,14 +45,14 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void Put(Vb2MemBuffer buf)
+    private protected override void PutCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Release()) Machine.Dma.FreeCoherent(b.Device!, (ulong)b.Size, b.Cpu, b.DmaAddr, CallSite.Kernel("vb2_dc_put"));
     }
 
     /// <summary>vb2_dc_get_userptr(): cache-line aligned address and size, pinned pages mapped as one contiguous device range.</summary>
-    public override Vb2MemBuffer GetUserptr(Device? dev, nint vaddr, long size, DmaDirection dir)
+    private protected override Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir)
     {
         var d = Need(dev, "vb2_dc_get_userptr");
         int align = Machine.Profile.CacheLineSize;
@@ -77,7 +77,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void PutUserptr(Vb2MemBuffer buf)
+    private protected override void PutUserptrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
@@ -85,7 +85,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <summary>vb2_dc_attach_dmabuf(): -EFAULT for a dma-buf smaller than the plane.</summary>
-    public override Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
+    private protected override Vb2MemBuffer AttachDmabufCore(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
     {
         var d = Need(dev, "vb2_dc_attach_dmabuf");
         CheckDmabufSize(dbuf, size);
@@ -93,7 +93,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <summary>vb2_dc_map_dmabuf(): the attachment mapped; its DMA range must cover the plane in one piece (-EFAULT).</summary>
-    public override int MapDmabuf(Vb2MemBuffer buf)
+    private protected override int MapDmabufCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         int err = MapAttachment(b, b.Sgt is not null, out var mapped);
@@ -114,7 +114,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void UnmapDmabuf(Vb2MemBuffer buf)
+    private protected override void UnmapDmabufCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Sgt is null) return;
@@ -126,7 +126,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <summary>vb2_dc_get_dmabuf(): a new dma-buf over the plane, holding a reference on it.</summary>
-    public override DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
+    private protected override DmaBuf? GetDmabufCore(Vb2MemBuffer buf, int flags)
     {
         var b = Of(buf);
         if (b.UserFrames is not null || b.DmaBuf is not null) return null;
@@ -136,7 +136,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <summary>vb2_dc_vaddr(): the coherent buffer's kernel mapping, an import's vmap (taken on first use), 0 for user pages.</summary>
-    public override nint Vaddr(Vb2MemBuffer buf)
+    private protected override nint VaddrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Cpu != 0) return b.Cpu;
@@ -145,10 +145,10 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <summary>vb2_dc_cookie(): the DMA address.</summary>
-    public override Vb2Cookie Cookie(Vb2MemBuffer buf) => new(Of(buf).DmaAddr, Of(buf).Sgt);
+    private protected override Vb2Cookie CookieCore(Vb2MemBuffer buf) => new(Of(buf).DmaAddr, Of(buf).Sgt);
 
     /// <summary>vb2_dc_prepare(): user pages synced for the device (coherent and imported planes need nothing).</summary>
-    public override void Prepare(Vb2MemBuffer buf)
+    private protected override void PrepareCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Sgt is null || b.Attachment is not null) return;
@@ -156,7 +156,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void Finish(Vb2MemBuffer buf)
+    private protected override void FinishCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Sgt is null || b.Attachment is not null) return;
@@ -185,7 +185,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     private Buf Of(Vb2MemBuffer buf) => buf as Buf ?? throw Fail(-22, $"a plane of {buf?.Ops.Name ?? "no allocator"} given to {Name}");
 
     /// <summary>vb2_dma_sg_alloc(): pages of the largest order that fits what is left, stepping down on failure, split to single pages, mapped.</summary>
-    public override Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp)
+    private protected override Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
         if (dev is null) { Machine.Log.Err($"{Name}: vb2_dma_sg_alloc: no device"); return null; }
         long real = (size + PhysicalMemory.PageSize - 1) & ~(long)(PhysicalMemory.PageSize - 1);
@@ -222,7 +222,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void Put(Vb2MemBuffer buf)
+    private protected override void PutCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (!b.Release()) return;
@@ -232,7 +232,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <summary>vb2_dma_sg_get_userptr(): the pinned pages in one table, mapped (no contiguity needed).</summary>
-    public override Vb2MemBuffer GetUserptr(Device? dev, nint vaddr, long size, DmaDirection dir)
+    private protected override Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir)
     {
         var d = dev ?? throw Fail(-22, "vb2_dma_sg_get_userptr: no device");
         var frames = PinUserPages(vaddr, size);
@@ -247,7 +247,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void PutUserptr(Vb2MemBuffer buf)
+    private protected override void PutUserptrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Vaddr != 0) { Machine.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram")); b.Vaddr = 0; }
@@ -256,7 +256,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
+    private protected override Vb2MemBuffer AttachDmabufCore(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
     {
         var d = dev ?? throw Fail(-22, "vb2_dma_sg_attach_dmabuf: no device");
         CheckDmabufSize(dbuf, size);
@@ -264,7 +264,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <summary>vb2_dma_sg_map_dmabuf(): the attachment's table.</summary>
-    public override int MapDmabuf(Vb2MemBuffer buf)
+    private protected override int MapDmabufCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         int err = MapAttachment(b, b.Sgt is not null, out var mapped);
@@ -276,7 +276,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void UnmapDmabuf(Vb2MemBuffer buf)
+    private protected override void UnmapDmabufCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Sgt is null) return;
@@ -287,7 +287,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <summary>vb2_dma_sg_get_dmabuf().</summary>
-    public override DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
+    private protected override DmaBuf? GetDmabufCore(Vb2MemBuffer buf, int flags)
     {
         var b = Of(buf);
         if (b.UserPages || b.DmaBuf is not null) return null;
@@ -296,7 +296,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <summary>vb2_dma_sg_vaddr(): vm_map_ram of the pages (or the import's vmap), taken on first use.</summary>
-    public override nint Vaddr(Vb2MemBuffer buf)
+    private protected override nint VaddrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Vaddr != 0) return b.Vaddr;
@@ -308,21 +308,21 @@ public sealed class Vb2DmaSg : Vb2MemOps
     }
 
     /// <summary>vb2_dma_sg_cookie(): the mapped table.</summary>
-    public override Vb2Cookie Cookie(Vb2MemBuffer buf)
+    private protected override Vb2Cookie CookieCore(Vb2MemBuffer buf)
     {
         var t = Of(buf).Sgt;
         return new(t is { Nents: > 0 } ? t.Entries[0].DmaAddress : 0, t);
     }
 
     /// <summary>vb2_dma_sg_prepare(): the table synced for the device (an import's exporter syncs for itself).</summary>
-    public override void Prepare(Vb2MemBuffer buf)
+    private protected override void PrepareCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Attachment is null && b.Sgt is not null) Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
     }
 
     /// <inheritdoc/>
-    public override void Finish(Vb2MemBuffer buf)
+    private protected override void FinishCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Attachment is null && b.Sgt is not null) Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
@@ -350,7 +350,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     private Buf Of(Vb2MemBuffer buf) => buf as Buf ?? throw Fail(-22, $"a plane of {buf?.Ops.Name ?? "no allocator"} given to {Name}");
 
     /// <summary>vb2_vmalloc_alloc(): vmalloc_user of the page-aligned size.</summary>
-    public override Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp)
+    private protected override Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
         long real = (size + PhysicalMemory.PageSize - 1) & ~(long)(PhysicalMemory.PageSize - 1);
         nint v = Machine.VmallocUser((nuint)real, "vb2_vmalloc_alloc");
@@ -362,14 +362,14 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void Put(Vb2MemBuffer buf)
+    private protected override void PutCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (b.Release()) Machine.Vfree(b.Vaddr, "vb2_vmalloc_put");
     }
 
     /// <summary>vb2_vmalloc_get_userptr(): the pinned pages mapped together with vm_map_ram.</summary>
-    public override Vb2MemBuffer GetUserptr(Device? dev, nint vaddr, long size, DmaDirection dir)
+    private protected override Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir)
     {
         var frames = PinUserPages(vaddr, size);
         var vm = Machine.VmallocSpaceOrNull;
@@ -381,7 +381,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void PutUserptr(Vb2MemBuffer buf)
+    private protected override void PutUserptrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         Machine.VmallocSpaceOrNull!.Free(b.UserMap, freePages: false, CallSite.Kernel("vm_unmap_ram"));
@@ -389,7 +389,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <summary>vb2_vmalloc_attach_dmabuf(): no device is attached; the buffer is vmapped at map time.</summary>
-    public override Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
+    private protected override Vb2MemBuffer AttachDmabufCore(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
     {
         CheckDmabufSize(dbuf, size);
         var b = new Buf(this, size, dir) { DmaBuf = dbuf };
@@ -398,7 +398,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <summary>vb2_vmalloc_map_dmabuf(): dma_buf_vmap; -EFAULT when it fails.</summary>
-    public override int MapDmabuf(Vb2MemBuffer buf)
+    private protected override int MapDmabufCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         try { b.Vaddr = b.DmaBuf!.Vmap(); }
@@ -408,7 +408,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override void UnmapDmabuf(Vb2MemBuffer buf)
+    private protected override void UnmapDmabufCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
         if (!b.DmabufMapped) return;
@@ -418,7 +418,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <summary>vb2_vmalloc_get_dmabuf().</summary>
-    public override DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
+    private protected override DmaBuf? GetDmabufCore(Vb2MemBuffer buf, int flags)
     {
         var b = Of(buf);
         if (!b.Owned) return null;
@@ -427,14 +427,14 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     }
 
     /// <inheritdoc/>
-    public override nint Vaddr(Vb2MemBuffer buf) => Of(buf).Vaddr;
+    private protected override nint VaddrCore(Vb2MemBuffer buf) => Of(buf).Vaddr;
 
     /// <summary>vmalloc planes have no device view.</summary>
-    public override Vb2Cookie Cookie(Vb2MemBuffer buf) => default;
+    private protected override Vb2Cookie CookieCore(Vb2MemBuffer buf) => default;
 
     /// <summary>Nothing to sync: the CPU is the only user.</summary>
-    public override void Prepare(Vb2MemBuffer buf) { }
+    private protected override void PrepareCore(Vb2MemBuffer buf) { }
 
     /// <inheritdoc/>
-    public override void Finish(Vb2MemBuffer buf) { }
+    private protected override void FinishCore(Vb2MemBuffer buf) { }
 }

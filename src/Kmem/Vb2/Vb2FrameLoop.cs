@@ -36,7 +36,10 @@ public sealed class Vb2FrameLoop : IDisposable
     }
 
     /// <summary>Frames gone round so far.</summary>
-    public long Frames { get; private set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for <see cref="Frame"/>).</exception>
+    public long Frames { get { _m.Life.ThrowIfDead(); return _frames; } }
+
+    private long _frames;
 
     /// <summary>
     /// One frame: the ISP fills the head of its queue (a byte at each end), user space dequeues it and queues its dma-buf
@@ -45,9 +48,10 @@ public sealed class Vb2FrameLoop : IDisposable
     /// <exception cref="Vb2Exception">A step returned an error, or the encoder did not see the ISP's bytes.</exception>
     public void Frame()
     {
+        using var life = _m.Life.Enter();              // the frame's bytes are written and read here: shutdown waits for it
         var cap = _isp.DriverNext() ?? throw new Vb2Exception(-11, "the ISP driver has no buffer");
         var bytes = _isp.PlaneSpan(cap, 0);
-        byte mark = (byte)Frames;
+        byte mark = (byte)_frames;
         bytes[0] = mark;
         bytes[^1] = (byte)~mark;
         _isp.BufferDone(cap);
@@ -55,16 +59,18 @@ public sealed class Vb2FrameLoop : IDisposable
         Check(_enc.QBufDmabuf(idx, _fds[idx]), "QBUF (output)");
         var work = _enc.DriverNext()!;
         var seen = _enc.PlaneSpan(work, 0);
-        if (seen[0] != mark || seen[bytes.Length - 1] != (byte)~mark) throw new Vb2Exception(-5, $"frame {Frames}: the encoder read other bytes");
+        if (seen[0] != mark || seen[bytes.Length - 1] != (byte)~mark) throw new Vb2Exception(-5, $"frame {_frames}: the encoder read other bytes");
         _enc.BufferDone(work);
         Check(_enc.DQBuf(out _), "DQBUF (output)");
         Check(_isp.QBuf(idx), "QBUF (capture)");
-        Frames++;
+        _frames++;
     }
 
     /// <inheritdoc/>
     public void Dispose()
     {
+        if (!_m.Life.TryEnter(out var life)) return;   // the machine is gone, and its buffers with it
+        using var scope = life;
         _enc.Release();
         _isp.Release();
         foreach (int fd in _fds) _m.DmaBufFds.Close(fd);

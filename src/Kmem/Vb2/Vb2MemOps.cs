@@ -43,14 +43,19 @@ public abstract class Vb2MemBuffer
     /// <summary>The queue's DMA direction.</summary>
     public DmaDirection Direction { get; }
 
+    private DmaBuf? _dmaBuf;
+    private DmaBufAttachment? _attachment;
+    private bool _dmabufMapped;
+
     /// <summary>For an imported plane: the dma-buf.</summary>
-    public DmaBuf? DmaBuf { get; internal set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for <see cref="Attachment"/> and <see cref="DmabufMapped"/>).</exception>
+    public DmaBuf? DmaBuf { get { Ops.Life.ThrowIfDead(); return _dmaBuf; } internal set => _dmaBuf = value; }
 
     /// <summary>For an imported plane: the device's attachment to it (none for vmalloc).</summary>
-    public DmaBufAttachment? Attachment { get; internal set; }
+    public DmaBufAttachment? Attachment { get { Ops.Life.ThrowIfDead(); return _attachment; } internal set => _attachment = value; }
 
     /// <summary>True while an imported plane is mapped (<c>dbuf_mapped</c>).</summary>
-    public bool DmabufMapped { get; internal set; }
+    public bool DmabufMapped { get { Ops.Life.ThrowIfDead(); return _dmabufMapped; } internal set => _dmabufMapped = value; }
 
     /// <summary>The page blocks behind the plane (frame, order), for export and checks.</summary>
     internal abstract IReadOnlyList<(int Frame, int Order)> Blocks { get; }
@@ -74,52 +79,123 @@ public abstract class Vb2MemOps
     /// <summary>The allocator's module name (the exp_name of the dma-bufs it exports).</summary>
     public abstract string Name { get; }
 
+    /// <summary>The machine's life: every member but <see cref="Name"/> throws <see cref="ObjectDisposedException"/> once it is dead.</summary>
+    internal KernelLife Life => Machine.Life;
+
     /// <summary>alloc: memory for an MMAP plane of <paramref name="size"/> bytes (rounded up to pages), or null.</summary>
-    public abstract Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp);
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
+    public Vb2MemBuffer? Alloc(Device? dev, long size, DmaDirection dir, Gfp gfp)
+    {
+        using var life = Life.Enter();
+        return AllocCore(dev, size, dir, gfp);
+    }
 
     /// <summary>put: drops the plane's reference; the memory goes when exports and mappings are gone too.</summary>
-    public abstract void Put(Vb2MemBuffer buf);
+    public void Put(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        PutCore(buf);
+    }
 
     /// <summary>get_userptr: pins the caller's pages at <paramref name="vaddr"/> (a linear-map or vmalloc address of the machine).</summary>
-    public abstract Vb2MemBuffer GetUserptr(Device? dev, nint vaddr, long size, DmaDirection dir);
+    public Vb2MemBuffer GetUserptr(Device? dev, nint vaddr, long size, DmaDirection dir)
+    {
+        using var life = Life.Enter();
+        return GetUserptrCore(dev, vaddr, size, dir);
+    }
 
     /// <summary>put_userptr: unmaps and unpins.</summary>
-    public abstract void PutUserptr(Vb2MemBuffer buf);
+    public void PutUserptr(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        PutUserptrCore(buf);
+    }
 
     /// <summary>attach_dmabuf: attaches the device to a dma-buf of at least <paramref name="size"/> bytes (-EFAULT when smaller).</summary>
-    public abstract Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir);
+    public Vb2MemBuffer AttachDmabuf(Device? dev, DmaBuf dbuf, long size, DmaDirection dir)
+    {
+        using var life = Life.Enter();
+        return AttachDmabufCore(dev, dbuf, size, dir);
+    }
 
     /// <summary>detach_dmabuf: unmaps if needed and detaches the device (vmalloc attached none).</summary>
     public void DetachDmabuf(Vb2MemBuffer buf)
     {
+        using var life = Life.Enter();
         ArgumentNullException.ThrowIfNull(buf);
         if (buf.DmabufMapped) UnmapDmabuf(buf);
         if (buf.Attachment is { } a) buf.DmaBuf!.Detach(a);
     }
 
     /// <summary>map_dmabuf: pins the attached buffer for DMA; 0 or -errno.</summary>
-    public abstract int MapDmabuf(Vb2MemBuffer buf);
+    public int MapDmabuf(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        return MapDmabufCore(buf);
+    }
 
     /// <summary>unmap_dmabuf.</summary>
-    public abstract void UnmapDmabuf(Vb2MemBuffer buf);
+    public void UnmapDmabuf(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        UnmapDmabufCore(buf);
+    }
 
     /// <summary>get_dmabuf: exports an MMAP plane as a new dma-buf that holds the plane (null when the allocator cannot).</summary>
-    public abstract DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags);
+    public DmaBuf? GetDmabuf(Vb2MemBuffer buf, int flags)
+    {
+        using var life = Life.Enter();
+        return GetDmabufCore(buf, flags);
+    }
 
     /// <summary>vaddr: the kernel virtual address of the plane (mapping it on first use), or 0.</summary>
-    public abstract nint Vaddr(Vb2MemBuffer buf);
+    public nint Vaddr(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        return VaddrCore(buf);
+    }
 
     /// <summary>cookie: the plane's device view.</summary>
-    public abstract Vb2Cookie Cookie(Vb2MemBuffer buf);
+    public Vb2Cookie Cookie(Vb2MemBuffer buf)
+    {
+        Life.ThrowIfDead();
+        return CookieCore(buf);
+    }
 
     /// <summary>num_users: the plane's references (the queue's, each export's, each mapping's).</summary>
-    public int NumUsers(Vb2MemBuffer buf) => buf.Refs;
+    public int NumUsers(Vb2MemBuffer buf)
+    {
+        Life.ThrowIfDead();
+        ArgumentNullException.ThrowIfNull(buf);
+        return buf.Refs;
+    }
 
     /// <summary>prepare: caches synced for the device before DMA (none for an imported plane: its exporter does it).</summary>
-    public abstract void Prepare(Vb2MemBuffer buf);
+    public void Prepare(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        PrepareCore(buf);
+    }
 
     /// <summary>finish: caches synced for the CPU after DMA.</summary>
-    public abstract void Finish(Vb2MemBuffer buf);
+    public void Finish(Vb2MemBuffer buf)
+    {
+        using var life = Life.Enter();
+        FinishCore(buf);
+    }
+
+    private protected abstract Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp);
+    private protected abstract void PutCore(Vb2MemBuffer buf);
+    private protected abstract Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir);
+    private protected abstract void PutUserptrCore(Vb2MemBuffer buf);
+    private protected abstract Vb2MemBuffer AttachDmabufCore(Device? dev, DmaBuf dbuf, long size, DmaDirection dir);
+    private protected abstract int MapDmabufCore(Vb2MemBuffer buf);
+    private protected abstract void UnmapDmabufCore(Vb2MemBuffer buf);
+    private protected abstract DmaBuf? GetDmabufCore(Vb2MemBuffer buf, int flags);
+    private protected abstract nint VaddrCore(Vb2MemBuffer buf);
+    private protected abstract Vb2Cookie CookieCore(Vb2MemBuffer buf);
+    private protected abstract void PrepareCore(Vb2MemBuffer buf);
+    private protected abstract void FinishCore(Vb2MemBuffer buf);
 
     /// <summary>attach_dmabuf's size rule: a dma-buf smaller than the plane is -EFAULT.</summary>
     private protected void CheckDmabufSize(DmaBuf dbuf, long size)

@@ -48,22 +48,32 @@ public sealed class Vb2Queue
     /// <summary>min_buffers_needed: buffers that must be queued before streaming starts.</summary>
     public int MinBuffersNeeded { get; }
     /// <summary>The memory type of the current buffers.</summary>
-    public Vb2Memory Memory { get; private set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but the queue's fixed set-up: <see cref="Name"/>, <see cref="Device"/>, <see cref="Ops"/>, <see cref="IoModes"/>, <see cref="IsOutput"/>, <see cref="MinBuffersNeeded"/>).</exception>
+    public Vb2Memory Memory { get { Live(); return field; } private set; }
     /// <summary>The buffers allocated.</summary>
-    public int NumBuffers { get; private set; }
+    public int NumBuffers { get { Live(); return field; } private set; }
     /// <summary>Buffers queued (QUEUED, ACTIVE or DONE, not yet dequeued).</summary>
-    public int QueuedCount => _queued.Count;
+    public int QueuedCount { get { Live(); return _queued.Count; } }
     /// <summary>True between STREAMON and STREAMOFF.</summary>
-    public bool Streaming { get; private set; }
+    public bool Streaming { get { Live(); return field; } private set; }
     /// <summary>Buffers with the driver (owned_by_drv_count).</summary>
-    public int OwnedByDriver { get; private set; }
+    public int OwnedByDriver { get { Live(); return field; } private set; }
     /// <summary>The plane sizes queue_setup reports (the format).</summary>
-    public IReadOnlyList<long> PlaneSizes => _planeSizes;
+    public IReadOnlyList<long> PlaneSizes { get { Live(); return _planeSizes; } }
+
+    private void Live() => _m.Life.ThrowIfDead();
 
     private DmaDirection Dir => IsOutput ? DmaDirection.ToDevice : DmaDirection.FromDevice;
 
     /// <summary>The buffer at an index (null past <see cref="NumBuffers"/>).</summary>
-    public Vb2Buffer? this[int index] => (uint)index < (uint)NumBuffers ? _bufs[index] : null;
+    public Vb2Buffer? this[int index]
+    {
+        get
+        {
+            Live();
+            return (uint)index < (uint)NumBuffers ? _bufs[index] : null;
+        }
+    }
 
     private int Fail(int errno, string fn, string what)
     {
@@ -74,6 +84,8 @@ public sealed class Vb2Queue
     /// <summary>S_FMT: new plane sizes; -EBUSY while buffers are allocated (vb2_is_busy).</summary>
     public int SetFormat(params long[] planeSizes)
     {
+        Live();
+        ArgumentNullException.ThrowIfNull(planeSizes);
         if (NumBuffers > 0) return Fail(-16, "vb2_is_busy", "buffers are allocated");
         if (planeSizes.Length is 0 or > 8 || planeSizes.Any(s => s <= 0)) return Fail(-22, "queue_setup", "1 to 8 planes of positive size");
         _planeSizes = [.. planeSizes];
@@ -99,6 +111,7 @@ public sealed class Vb2Queue
     /// </summary>
     public int ReqBufs(Vb2Memory memory, ref int count)
     {
+        using var life = _m.Life.Enter();              // allocates and frees buffers: shutdown waits for it
         const string fn = "vb2_core_reqbufs";
         int err = VerifyMemoryType(memory, fn);
         if (err != 0) return err;
@@ -139,7 +152,7 @@ public sealed class Vb2Queue
         int made = 0;
         for (; made < n; made++)
         {
-            var vb = new Vb2Buffer(NumBuffers, memory, _planeSizes);
+            var vb = new Vb2Buffer(NumBuffers, memory, _planeSizes, _m.Life);
             if (memory == Vb2Memory.Mmap)
             {
                 bool ok = true;
@@ -203,6 +216,7 @@ public sealed class Vb2Queue
     /// <summary>VIDIOC_QBUF of an MMAP buffer.</summary>
     public int QBuf(int index) => QBuf(index, Vb2Memory.Mmap, []);
 
+
     /// <summary>VIDIOC_QBUF of a single-plane USERPTR buffer.</summary>
     public int QBufUserptr(int index, nint userptr, long length)
     {
@@ -224,6 +238,7 @@ public sealed class Vb2Queue
     /// </summary>
     public int QBuf(int index, Vb2Memory memory, ReadOnlySpan<Vb2PlaneArg> planes)
     {
+        using var life = _m.Life.Enter();              // pins, attaches, maps and syncs
         const string fn = "vb2_core_qbuf";
         if ((uint)index >= (uint)NumBuffers) return Fail(-22, fn, "buffer index out of range");
         if (memory != Memory) return Fail(-22, fn, "invalid memory type");
@@ -398,6 +413,7 @@ public sealed class Vb2Queue
     /// <summary>The driver takes the next buffer it was given (buf_queue order); null when it has none.</summary>
     public Vb2Buffer? DriverNext()
     {
+        Live();
         lock (_doneLock) return _driver.TryDequeue(out var vb) ? vb : null;
     }
 
@@ -407,6 +423,7 @@ public sealed class Vb2Queue
     /// </summary>
     public void BufferDone(Vb2Buffer vb, Vb2BufferState state = Vb2BufferState.Done)
     {
+        using var life = _m.Life.Enter();              // syncs the planes for the CPU
         ArgumentNullException.ThrowIfNull(vb);
         if (vb.State != Vb2BufferState.Active || (uint)vb.Index >= (uint)NumBuffers || _bufs[vb.Index] != vb)
         {
@@ -439,10 +456,20 @@ public sealed class Vb2Queue
     }
 
     /// <summary>vb2_plane_vaddr(): the plane's kernel address (0 when the allocator gives none).</summary>
-    public nint PlaneVaddr(Vb2Buffer vb, int plane) => vb.PlaneArray[plane].Mem is { } m ? Ops.Vaddr(m) : 0;
+    public nint PlaneVaddr(Vb2Buffer vb, int plane)
+    {
+        Live();
+        ArgumentNullException.ThrowIfNull(vb);
+        return vb.PlaneArray[plane].Mem is { } m ? Ops.Vaddr(m) : 0;
+    }
 
     /// <summary>vb2_plane_cookie(): the plane's device view.</summary>
-    public Vb2Cookie PlaneCookie(Vb2Buffer vb, int plane) => vb.PlaneArray[plane].Mem is { } m ? Ops.Cookie(m) : default;
+    public Vb2Cookie PlaneCookie(Vb2Buffer vb, int plane)
+    {
+        Live();
+        ArgumentNullException.ThrowIfNull(vb);
+        return vb.PlaneArray[plane].Mem is { } m ? Ops.Cookie(m) : default;
+    }
 
     /// <summary>What the device's DMA reaches for a plane: its bytes through the kernel mapping.</summary>
     public unsafe Span<byte> PlaneSpan(Vb2Buffer vb, int plane)
@@ -463,6 +490,8 @@ public sealed class Vb2Queue
     {
         const string fn = "__vb2_wait_for_done_vb";
         index = -1;
+        Live();
+        long deadline = timeoutMs == Timeout.Infinite ? long.MaxValue : Environment.TickCount64 + Math.Max(0, timeoutMs);
         Vb2Buffer vb;
         lock (_doneLock)
         {
@@ -471,7 +500,11 @@ public sealed class Vb2Queue
                 if (!Streaming) return Fail(-22, fn, "streaming off, will not wait for buffers");
                 if (_done.Count > 0) break;
                 if (nonblocking) return -11;                          // dprintk level 3: not an error worth a line
-                if (!Monitor.Wait(_doneLock, timeoutMs)) return -110;
+                // Waits in short slices, so that a waiter sees the machine's shutdown (ObjectDisposedException).
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0) return -110;
+                Monitor.Wait(_doneLock, (int)Math.Min(left, 50));
+                Live();
             }
             vb = _done.Dequeue();
         }
@@ -486,6 +519,7 @@ public sealed class Vb2Queue
     /// <summary>VIDIOC_STREAMON: -EINVAL without buffers or with fewer than min_buffers_needed; starts once enough are queued.</summary>
     public int StreamOn()
     {
+        using var life = _m.Life.Enter();
         const string fn = "vb2_core_streamon";
         if (Streaming) { _m.Log.Info($"vb2: [{Name}] {fn}: already streaming"); return 0; }
         if (NumBuffers == 0) return Fail(-22, fn, "no buffers have been allocated");
@@ -498,6 +532,7 @@ public sealed class Vb2Queue
     /// <summary>VIDIOC_STREAMOFF: the driver gives back every buffer (ERROR), and all return to DEQUEUED.</summary>
     public int StreamOff()
     {
+        using var life = _m.Life.Enter();
         Cancel();
         return 0;
     }
@@ -534,6 +569,7 @@ public sealed class Vb2Queue
     {
         const string fn = "vb2_core_expbuf";
         fd = -1;
+        using var life = _m.Life.Enter();
         if (Memory != Vb2Memory.Mmap) return Fail(-22, fn, "queue is not currently set up for mmap");
         if ((flags & ~(DmaBufCore.OCloexec | DmaBufCore.OAccMode)) != 0) return Fail(-22, fn, "queue does support only O_CLOEXEC and access mode flags");
         if ((uint)index >= (uint)NumBuffers) return Fail(-22, fn, "buffer index out of range");
@@ -548,10 +584,11 @@ public sealed class Vb2Queue
     /// <summary>vb2_core_queue_release(): streaming stopped and every buffer freed (exported planes stay with their dma-bufs).</summary>
     public void Release()
     {
+        using var life = _m.Life.Enter();
         Cancel();
         FreeBuffers();
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"vb2 queue {Name} ({Ops.Name}, {Memory}, {NumBuffers} buffers{(Streaming ? ", streaming" : "")})";
+    public override string ToString() => _m.Life.IsDead ? $"vb2 queue {Name} ({Ops.Name}, machine disposed)" : $"vb2 queue {Name} ({Ops.Name}, {Memory}, {NumBuffers} buffers{(Streaming ? ", streaming" : "")})";
 }

@@ -52,32 +52,40 @@ public readonly record struct Vb2PlaneArg(long Length, nint Userptr = 0, int Fd 
 /// <summary>A plane of a <see cref="Vb2Buffer"/> (struct vb2_plane).</summary>
 public sealed class Vb2Plane
 {
+    private readonly KernelLife _life;
+
+    internal Vb2Plane(KernelLife life) => _life = life;
+
     /// <summary>The plane's memory (<c>mem_priv</c>), null when none is held.</summary>
-    public Vb2MemBuffer? Mem { get; internal set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member of the plane).</exception>
+    public Vb2MemBuffer? Mem { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>The plane's length.</summary>
-    public long Length { get; internal set; }
+    public long Length { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>The minimum length the queue set up.</summary>
-    public long MinLength { get; internal set; }
+    public long MinLength { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>Bytes of payload.</summary>
-    public long BytesUsed { get; internal set; }
+    public long BytesUsed { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>MMAP: the offset to pass to mmap.</summary>
-    public long MemOffset { get; internal set; }
+    public long MemOffset { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>USERPTR: the caller's address.</summary>
-    public nint Userptr { get; internal set; }
+    public nint Userptr { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>DMABUF: the descriptor given at QBUF.</summary>
-    public int Fd { get; internal set; }
+    public int Fd { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>DMABUF: the imported buffer (the plane holds a reference).</summary>
-    public DmaBuf? DmaBuf { get; internal set; }
+    public DmaBuf? DmaBuf { get { _life.ThrowIfDead(); return field; } internal set; }
 }
 
 /// <summary>A buffer of a queue (struct vb2_buffer).</summary>
 public sealed class Vb2Buffer
 {
-    internal Vb2Buffer(int index, Vb2Memory memory, long[] sizes)
+    private readonly KernelLife _life;
+
+    internal Vb2Buffer(int index, Vb2Memory memory, long[] sizes, KernelLife life)
     {
+        _life = life;
         Index = index;
         Memory = memory;
-        PlaneArray = sizes.Select(s => new Vb2Plane { Length = s, MinLength = s }).ToArray();
+        PlaneArray = sizes.Select(s => new Vb2Plane(life) { Length = s, MinLength = s }).ToArray();
     }
 
     /// <summary>The buffer's index.</summary>
@@ -85,11 +93,12 @@ public sealed class Vb2Buffer
     /// <summary>The memory type.</summary>
     public Vb2Memory Memory { get; }
     /// <summary>The buffer's state.</summary>
-    public Vb2BufferState State { get; internal set; }
+    /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Index"/> and <see cref="Memory"/>).</exception>
+    public Vb2BufferState State { get { _life.ThrowIfDead(); return field; } internal set; }
     /// <summary>The planes.</summary>
-    public IReadOnlyList<Vb2Plane> Planes => PlaneArray;
+    public IReadOnlyList<Vb2Plane> Planes { get { _life.ThrowIfDead(); return PlaneArray; } }
     internal readonly Vb2Plane[] PlaneArray;
     internal bool Prepared, Synced;
     /// <summary>The frame sequence number the driver gave it.</summary>
-    public uint Sequence { get; internal set; }
+    public uint Sequence { get { _life.ThrowIfDead(); return field; } internal set; }
 }
