@@ -25,7 +25,18 @@ internal sealed class KmemMetrics : IDisposable
     {
         _readers.Add(read);
         var weak = new WeakReference<Func<T>>(read);
-        return () => weak.TryGetTarget(out var r) ? r() : gone;
+        return () =>
+        {
+            if (!weak.TryGetTarget(out var r)) return gone;
+            try
+            {
+                return r();
+            }
+            catch (ObjectDisposedException)
+            {
+                return gone;   // a collection that raced with the machine's dispose reads nothing of it
+            }
+        };
     }
 
     private Func<IEnumerable<Measurement<long>>> Weak(Func<IEnumerable<Measurement<long>>> read) => Weak(read, []);
