@@ -17,7 +17,7 @@ public sealed record RkDmaHeapDumpEntry(string Heap, bool IsDmaBuf, long Ino, st
 public sealed class DumpFormatException : KmemException
 {
     /// <summary>Creates the exception.</summary>
-    public DumpFormatException(int line, string problem) : base(line > 0 ? $"dump: line {line}: {problem}" : $"dump: {problem}")
+    public DumpFormatException(int line, string problem) : base(OneLine(line > 0 ? $"dump: line {line}: {problem}" : $"dump: {problem}"))
     {
         Line = line;
         Problem = problem;
@@ -33,19 +33,19 @@ public sealed class DumpFormatException : KmemException
 /// <summary>The rk-dma-heap-info reader and its replay.</summary>
 public static partial class RkDmaHeapImport
 {
-    [GeneratedRegex(@"^dma-heap:<([^>]+)>\s*-dmabuf(?:\s+i_ino\s*=\s*(\d+))?\s*$")]
+    [GeneratedRegex(@"^dma-heap:<([^>]+)>\s*-dmabuf(?:\s+i_ino\s*=\s*([0-9]+))?\s*$")]
     private static partial Regex DmaBufHeader();
 
     [GeneratedRegex(@"^dma-heap:<([^>]+)>\s*-non dmabuf\s*$")]
     private static partial Regex ContigHeader();
 
-    [GeneratedRegex(@"^i_ino\s*=\s*(\d+)$")]
+    [GeneratedRegex(@"^i_ino\s*=\s*([0-9]+)$")]
     private static partial Regex InoLine();
 
-    [GeneratedRegex(@"^Alloc by \((.*?)\s*\)\s*\[0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\]\s*0x([0-9a-fA-F]+)(?:\s*\((\d+) KiB\))?$")]
+    [GeneratedRegex(@"^Alloc by \((.*?)\s*\)\s*\[0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\]\s*0x([0-9a-fA-F]+)(?:\s*\(([0-9]+) KiB\))?$")]
     private static partial Regex AllocLine();
 
-    [GeneratedRegex(@"^Total (\d+) devices attached$")]
+    [GeneratedRegex(@"^Total ([0-9]+) devices attached$")]
     private static partial Regex TotalDevices();
 
     /// <summary>Parses a dump. Lines starting with '#' and blank lines are skipped; anything else out of place is an error.</summary>
@@ -84,7 +84,7 @@ public static partial class RkDmaHeapImport
                 heap = m.Groups[1].Value;
                 dmabuf = true;
                 headerOpen = true;
-                ino = m.Groups[2].Success ? long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) : -1;
+                ino = m.Groups[2].Success ? Ino(n, m.Groups[2].Value) : -1;
                 continue;
             }
             if ((m = ContigHeader().Match(l)).Success)
@@ -98,18 +98,17 @@ public static partial class RkDmaHeapImport
             }
             if ((m = InoLine().Match(l)).Success && heap is not null && dmabuf && pending is null)
             {
-                ino = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                ino = Ino(n, m.Groups[1].Value);
                 continue;
             }
             if ((m = AllocLine().Match(l)).Success)
             {
                 if (!headerOpen || pending is not null) throw new DumpFormatException(n, "an \"Alloc by\" line without its dma-heap:<name> header");
-                ulong s = ulong.Parse(m.Groups[2].Value, NumberStyles.HexNumber), e = ulong.Parse(m.Groups[3].Value, NumberStyles.HexNumber);
-                ulong size = ulong.Parse(m.Groups[4].Value, NumberStyles.HexNumber);
+                ulong s = Hex(n, m.Groups[2].Value), e = Hex(n, m.Groups[3].Value), size = Hex(n, m.Groups[4].Value);
                 if (e < s) throw new DumpFormatException(n, $"range 0x{s:x}-0x{e:x} ends before it starts");
                 if (e - s + 1 != size) throw new DumpFormatException(n, $"size 0x{size:x} does not match the range 0x{s:x}-0x{e:x} ({e - s + 1} bytes)");
                 if ((s & 0xfff) != 0 || (size & 0xfff) != 0) throw new DumpFormatException(n, $"0x{s:x} (+0x{size:x}) is not page aligned");
-                if (m.Groups[5].Success && ulong.Parse(m.Groups[5].Value, CultureInfo.InvariantCulture) != size >> 10)
+                if (m.Groups[5].Success && (!ulong.TryParse(m.Groups[5].Value, NumberStyles.None, CultureInfo.InvariantCulture, out ulong kib) || kib != size >> 10))
                     throw new DumpFormatException(n, $"{m.Groups[5].Value} KiB does not match 0x{size:x}");
                 pending = (m.Groups[1].Value, s, e, n);
                 continue;
@@ -122,8 +121,8 @@ public static partial class RkDmaHeapImport
             }
             if ((m = TotalDevices().Match(l)).Success && pending is not null && dmabuf)
             {
-                int count = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-                if (count != (devices?.Count ?? 0)) throw new DumpFormatException(n, $"{count} devices announced, {devices?.Count ?? 0} listed");
+                int listed = devices?.Count ?? 0;
+                if (!int.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int count) || count != listed) throw new DumpFormatException(n, $"{m.Groups[1].Value} devices announced, {listed} listed");
                 Flush(n);
                 continue;
             }
@@ -135,6 +134,18 @@ public static partial class RkDmaHeapImport
         if (entries.Count == 0) throw new DumpFormatException(0, "no \"Alloc by\" entry found");
         return entries;
     }
+
+    /// <summary>An inode number (an unsigned long in the kernel; Kmem keeps it as a non-negative long).</summary>
+    private static long Ino(int line, string digits) =>
+        long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long v) ? v
+        : throw new DumpFormatException(line, $"inode number {Cut(digits)} is out of range (at most {long.MaxValue})");
+
+    /// <summary>An address or size of at most 64 bits.</summary>
+    private static ulong Hex(int line, string digits) =>
+        ulong.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong v) ? v
+        : throw new DumpFormatException(line, $"0x{Cut(digits)} does not fit in 64 bits");
+
+    private static string Cut(string s) => s.Length > 40 ? s[..40] + "…" : s;
 
     /// <summary>What a replay built.</summary>
     public sealed record Result(int DmaBufs, int PageRuns, ulong Bytes, IReadOnlyList<DmaBuf> Buffers, IReadOnlyList<(Page Page, long Size, string Name)> Runs);
