@@ -41,7 +41,8 @@ case "${1:-}" in
     target="${2:-}"; valid "$target"; install_afl
     queue="$here/findings/$target/default/queue"
     [ -d "$queue" ] || { echo "no afl queue for $target: run fuzz/run.sh $target first" >&2; exit 1; }
-    prog="$(build "$target")"
+    # the campaign's own instrumented copy when it is still there (the coverage map is what matters here)
+    prog="$here/out/$target/Kmem.Fuzz"; [ -x "$prog" ] || prog="$(build "$target")"
     all="$(mktemp -d)"; min="$(mktemp -d)"; rmdir "$min"
     cp "$here/corpus/$target"/* "$all"/
     find "$queue" -maxdepth 1 -type f -name 'id:*' -size -4k -exec cp {} "$all"/ \;

@@ -48,6 +48,9 @@ public static partial class RkDmaHeapImport
     [GeneratedRegex(@"^Total ([0-9]+) devices attached$")]
     private static partial Regex TotalDevices();
 
+    /// <summary>The longest line read (the kernel's are under 200 characters; device and heap names are short).</summary>
+    public const int MaxLine = 1024;
+
     /// <summary>Parses a dump. Lines starting with '#' and blank lines are skipped; anything else out of place is an error.</summary>
     /// <exception cref="DumpFormatException">A malformed line, a size that does not match its range, or a device count that does not match.</exception>
     public static IReadOnlyList<RkDmaHeapDumpEntry> Parse(string text)
@@ -77,6 +80,9 @@ public static partial class RkDmaHeapImport
             int n = i + 1;
             string l = lines[i].Trim();
             if (l.Length == 0 || l.StartsWith('#')) continue;
+            // The kernel prints short lines; a bound keeps the line patterns' backtracking (the name in "Alloc by (…)")
+            // far from quadratic blow-up on a damaged file.
+            if (l.Length > MaxLine) throw new DumpFormatException(n, $"line of {l.Length} characters (at most {MaxLine})");
             Match m;
             if ((m = DmaBufHeader().Match(l)).Success)
             {
