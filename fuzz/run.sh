@@ -43,7 +43,9 @@ case "${1:-}" in
     [ -d "$queue" ] || { echo "no afl queue for $target: run fuzz/run.sh $target first" >&2; exit 1; }
     # the campaign's own instrumented copy when it is still there (the coverage map is what matters here)
     prog="$here/out/$target/Kmem.Fuzz"; [ -x "$prog" ] || prog="$(build "$target")"
-    all="$(mktemp -d)"; min="$(mktemp -d)"; rmdir "$min"
+    # afl-cmin refuses to work under /tmp
+    all="$here/findings/$target.cmin-in"; min="$here/findings/$target.cmin-out"
+    rm -rf "$all" "$min"; mkdir -p "$all"
     cp "$here/corpus/$target"/* "$all"/
     find "$queue" -maxdepth 1 -type f -name 'id:*' -size -4k -exec cp {} "$all"/ \;
     afl-cmin -i "$all" -o "$min" -t "$timeout_ms" -m none -- "$prog" "$target" >/dev/null
