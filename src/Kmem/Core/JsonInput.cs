@@ -1,5 +1,7 @@
 // Reading user-supplied JSON (profiles, workloads): one place for the file read, the parser options
-// (comments and trailing commas allowed) and turning failures into the caller's error type.
+// (comments and trailing commas allowed) and turning failures into the caller's error type. Every key and
+// string value is checked once here, so that no reader later meets text that cannot become a .NET string
+// (a lone UTF-16 surrogate written as an escape, "\ud800"): such input is refused naming its field.
 using System.Text.Json;
 
 namespace Kmem;
@@ -21,19 +23,78 @@ internal static class JsonInput
         }
     }
 
-    /// <summary>Parses JSON; a syntax error becomes <paramref name="error"/>("not valid JSON: line L, byte B: …").</summary>
-    public static JsonDocument Parse(string json, Func<string, Exception, Exception> error)
+    /// <summary>
+    /// Parses JSON. A syntax error becomes <paramref name="error"/>("(json)", "not valid JSON: line L, byte B: …");
+    /// a key or string that holds a lone UTF-16 surrogate becomes <paramref name="error"/>(its path, "…").
+    /// The path is written as the readers write theirs: <c>steps[3].label</c>, <c>dram[0].size</c>.
+    /// </summary>
+    public static JsonDocument Parse(string json, Func<string, string, Exception, Exception> error)
     {
+        JsonDocument doc;
         try
         {
-            return JsonDocument.Parse(json, s_options);
+            doc = JsonDocument.Parse(json, s_options);
         }
         catch (JsonException e)
         {
             string why = e.Message;
             int cut = why.IndexOf(". ", StringComparison.Ordinal);
             why = cut > 0 ? why[..cut] : why.TrimEnd('.');
-            throw error($"not valid JSON: line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}: {why}", e);
+            throw error("(json)", $"not valid JSON: line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}: {why}", e);
         }
+        try
+        {
+            CheckText(doc.RootElement, "", error);
+            return doc;
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Walks the document; every key and string must decode to well-formed UTF-16.</summary>
+    private static void CheckText(JsonElement el, string path, Func<string, string, Exception, Exception> error)
+    {
+        switch (el.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var p in el.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = p.Name;
+                    }
+                    catch (InvalidOperationException e)
+                    {
+                        throw error(path.Length == 0 ? "(root)" : path, $"a key holds a lone UTF-16 surrogate: {Excerpt(p.ToString())}", e);
+                    }
+                    CheckText(p.Value, path.Length == 0 ? name : $"{path}.{name}", error);
+                }
+                break;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in el.EnumerateArray()) CheckText(item, $"{path}[{i++}]", error);
+                break;
+            case JsonValueKind.String:
+                try
+                {
+                    _ = el.GetString();
+                }
+                catch (InvalidOperationException e)
+                {
+                    throw error(path.Length == 0 ? "(root)" : path, $"the string holds a lone UTF-16 surrogate: {Excerpt(el.GetRawText())}", e);
+                }
+                break;
+        }
+    }
+
+    /// <summary>The raw JSON text (escapes as written), cut to one short line.</summary>
+    private static string Excerpt(string raw)
+    {
+        raw = raw.ReplaceLineEndings(" ");
+        return raw.Length > 48 ? raw[..48] + "…" : raw;
     }
 }

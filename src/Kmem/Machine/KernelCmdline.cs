@@ -9,6 +9,7 @@ namespace Kmem;
 /// <summary>The parsed kernel command line.</summary>
 internal sealed class KernelCmdline
 {
+    private static readonly char[] s_spaces = [' ', '\t', '\n', '\v', '\f', '\r'];
     private readonly Dictionary<string, string?> _params = new(StringComparer.Ordinal);
 
     /// <summary>slub_debug, when given (null value: the option without '=').</summary>
@@ -28,8 +29,9 @@ internal sealed class KernelCmdline
     /// <summary>Parses and checks; <paramref name="field"/> names the source in errors.</summary>
     public static KernelCmdline Parse(string text, string field)
     {
-        var c = new KernelCmdline { Text = text.Trim() };
-        foreach (string word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var c = new KernelCmdline { Text = text.Trim(s_spaces) };
+        // Words are separated by white space as the kernel's next_arg() sees it (isspace: blank, \t \n \v \f \r).
+        foreach (string word in text.Split(s_spaces, StringSplitOptions.RemoveEmptyEntries))
         {
             int eq = word.IndexOf('=');
             string key = eq < 0 ? word : word[..eq];

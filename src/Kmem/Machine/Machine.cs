@@ -35,6 +35,7 @@ public sealed partial class Machine : IDisposable
 
     private Machine(MachineProfile profile)
     {
+        GC.SuppressFinalize(this);   // only a machine that booted has anything for the finalizer (see the end)
         var cmdline = KernelCmdline.Parse(profile.Cmdline, "cmdline");
         Profile = profile;
         Id = Interlocked.Increment(ref s_nextId);
@@ -95,6 +96,7 @@ public sealed partial class Machine : IDisposable
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
             RegisterMetrics();
             InitFaultInjection(cmdline);
+            GC.ReRegisterForFinalize(this);
         }
         catch
         {
@@ -291,7 +293,18 @@ public sealed partial class Machine : IDisposable
     }
 
     /// <summary>A machine nobody disposed, once nothing of it is reachable: its memory, mappings and worker go.</summary>
-    ~Machine() => Shutdown(finalizing: true);
+    ~Machine()
+    {
+        try
+        {
+            Shutdown(finalizing: true);
+        }
+        catch (Exception e)
+        {
+            // A finalizer must not take the process down; what could not be released stays with the process.
+            System.Diagnostics.Trace.TraceError($"Kmem: finalizing machine {Id}: {e}");
+        }
+    }
 
     private void Shutdown(bool finalizing)
     {

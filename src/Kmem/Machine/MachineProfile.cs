@@ -175,7 +175,7 @@ public sealed record MachineProfile
     public static MachineProfile Parse(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        using var doc = JsonInput.Parse(json, (m, e) => new ProfileException("(json)", m, e));
+        using var doc = JsonInput.Parse(json, (f, m, e) => new ProfileException(f, m, e));
         return ProfileReader.Read(doc.RootElement);
     }
 

@@ -101,7 +101,7 @@ public sealed class Workload
     public static Workload Parse(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
-        using var doc = JsonInput.Parse(json, (m, e) => new WorkloadException("(json)", m, e));
+        using var doc = JsonInput.Parse(json, (f, m, e) => new WorkloadException(f, m, e));
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw new WorkloadException("(root)", "must be a JSON object");
         foreach (var p in root.EnumerateObject())

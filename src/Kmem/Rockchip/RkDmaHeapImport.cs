@@ -17,7 +17,7 @@ public sealed record RkDmaHeapDumpEntry(string Heap, bool IsDmaBuf, long Ino, st
 public sealed class DumpFormatException : KmemException
 {
     /// <summary>Creates the exception.</summary>
-    public DumpFormatException(int line, string problem) : base(line > 0 ? $"dump: line {line}: {problem}" : $"dump: {problem}")
+    public DumpFormatException(int line, string problem) : base(OneLine(line > 0 ? $"dump: line {line}: {problem}" : $"dump: {problem}"))
     {
         Line = line;
         Problem = problem;
@@ -33,20 +33,23 @@ public sealed class DumpFormatException : KmemException
 /// <summary>The rk-dma-heap-info reader and its replay.</summary>
 public static partial class RkDmaHeapImport
 {
-    [GeneratedRegex(@"^dma-heap:<([^>]+)>\s*-dmabuf(?:\s+i_ino\s*=\s*(\d+))?\s*$")]
+    [GeneratedRegex(@"^dma-heap:<([^>]+)>\s*-dmabuf(?:\s+i_ino\s*=\s*([0-9]+))?\s*$")]
     private static partial Regex DmaBufHeader();
 
     [GeneratedRegex(@"^dma-heap:<([^>]+)>\s*-non dmabuf\s*$")]
     private static partial Regex ContigHeader();
 
-    [GeneratedRegex(@"^i_ino\s*=\s*(\d+)$")]
+    [GeneratedRegex(@"^i_ino\s*=\s*([0-9]+)$")]
     private static partial Regex InoLine();
 
-    [GeneratedRegex(@"^Alloc by \((.*?)\s*\)\s*\[0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\]\s*0x([0-9a-fA-F]+)(?:\s*\((\d+) KiB\))?$")]
+    [GeneratedRegex(@"^Alloc by \((.*?)\s*\)\s*\[0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\]\s*0x([0-9a-fA-F]+)(?:\s*\(([0-9]+) KiB\))?$")]
     private static partial Regex AllocLine();
 
-    [GeneratedRegex(@"^Total (\d+) devices attached$")]
+    [GeneratedRegex(@"^Total ([0-9]+) devices attached$")]
     private static partial Regex TotalDevices();
+
+    /// <summary>The longest line read (the kernel's are under 200 characters; device and heap names are short).</summary>
+    public const int MaxLine = 1024;
 
     /// <summary>Parses a dump. Lines starting with '#' and blank lines are skipped; anything else out of place is an error.</summary>
     /// <exception cref="DumpFormatException">A malformed line, a size that does not match its range, a device count that does
@@ -82,6 +85,9 @@ public static partial class RkDmaHeapImport
             int n = i + 1;
             string l = lines[i].Trim();
             if (l.Length == 0 || l.StartsWith('#')) continue;
+            // The kernel prints short lines; a bound keeps the line patterns' backtracking (the name in "Alloc by (…)")
+            // far from quadratic blow-up on a damaged file.
+            if (l.Length > MaxLine) throw new DumpFormatException(n, $"line of {l.Length} characters (at most {MaxLine})");
             Match m;
             if ((m = DmaBufHeader().Match(l)).Success)
             {

@@ -91,11 +91,11 @@ public static class KmemTraceParser
         long? req = Dec(Field(fields, "bytes_req"));
         long? alloc = Dec(Field(fields, "bytes_alloc"));
         var gfp = Field(fields, "gfp_flags");
-        int? node = (int?)Dec(Field(fields, "node"));
+        int? node = Int(Field(fields, "node"));
         var cache = Field(fields, "name");
         ulong? pfn = Num(Field(fields, "pfn"));
-        int? order = (int?)Dec(Field(fields, "order"));
-        int? mt = (int?)Dec(Field(fields, "migratetype"));
+        int? order = Int(Field(fields, "order"));
+        int? mt = Int(Field(fields, "migratetype"));
         ev = new KmemTraceEvent(kind.Value, evName!, ts, cpu, ptr, req, alloc, gfp.IsEmpty ? null : gfp.ToString(), node,
             cache.IsEmpty ? null : cache.ToString(), pfn, order, mt);
         bool complete = kind switch
@@ -111,17 +111,25 @@ public static class KmemTraceParser
 
     private static bool IsNullPtr(ReadOnlySpan<char> v) => v.SequenceEqual("(null)") || v.SequenceEqual("0000000000000000") || v.SequenceEqual("0x0");
 
+    /// <summary>The longest "(symbol+offset)" looked for between an event name and its fields.</summary>
+    private const int MaxSymbol = 512;
+
     private static int FindEventColon(ReadOnlySpan<char> s)
     {
         for (int i = 0; i + 1 < s.Length; i++)
         {
             if (s[i] != ':' || (s[i + 1] != ' ' && s[i + 1] != '\t')) continue;
             var rest = s[(i + 1)..].TrimStart();
-            // perf script puts "(symbol+off)" between the event and its fields.
-            if (rest.Length > 0 && rest[0] == '(') { int close = rest.IndexOf(')'); if (close > 0) rest = rest[(close + 1)..].TrimStart(); }
-            int eq = rest.IndexOf('=');
+            // perf script puts "(symbol+off)" between the event and its fields. Each look is bounded (the symbol's
+            // length, the first word), so that a long line of ": " is read in linear time.
+            if (rest.Length > 0 && rest[0] == '(')
+            {
+                int close = rest[..Math.Min(rest.Length, MaxSymbol)].IndexOf(')');
+                if (close > 0) rest = rest[(close + 1)..].TrimStart();
+            }
             int sp = rest.IndexOfAny(' ', '\t');
-            if (eq > 0 && (sp < 0 || eq < sp)) return i;
+            int eq = (sp < 0 ? rest : rest[..sp]).IndexOf('=');
+            if (eq > 0) return i;
         }
         return -1;
     }
@@ -179,6 +187,9 @@ public static class KmemTraceParser
         if (v.StartsWith("0x")) return long.TryParse(v[2..], NumberStyles.HexNumber, null, out long h) ? h : null;
         return long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long d) ? d : null;
     }
+
+    /// <summary>A small field (node, order, migratetype); a value beyond an int is unreadable, not wrapped.</summary>
+    private static int? Int(ReadOnlySpan<char> v) => Dec(v) is long d && d is >= int.MinValue and <= int.MaxValue ? (int)d : null;
 
     /// <summary>A pointer: hex with or without 0x.</summary>
     private static ulong? Hex(ReadOnlySpan<char> v)
