@@ -29,11 +29,12 @@ internal sealed class DeferredFree : IDisposable
     private int _busy;
     private readonly KernelLog? _log;
 
-    private readonly KernelLife _life;
+    /// <summary>The machine's life, held weakly: the worker thread must not keep a machine nobody holds alive.</summary>
+    private readonly WeakReference<KernelLife> _life;
 
     public DeferredFree(string machineName, KernelLife life, KernelLog? log = null)
     {
-        _life = life;
+        _life = new(life);
         _log = log;
         _worker = new Thread(Run) { IsBackground = true, Name = "dmabuf-deferred-free-worker", Priority = ThreadPriority.BelowNormal };
         _worker.Start();
@@ -103,7 +104,7 @@ internal sealed class DeferredFree : IDisposable
         while (WorkerEnabled && !_stop)
         {
             // Each free is a counted call: the machine's shutdown waits for it, and none starts once it is dead.
-            if (!_life.TryEnter(out var life)) return false;
+            if (!_life.TryGetTarget(out var owner) || !owner.TryEnter(out var life)) return false;
             using var _ = life;
             if (Take() is not { } item) break;
             try { item.Free(DeferredFreeReason.Normal); }
