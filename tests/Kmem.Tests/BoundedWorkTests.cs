@@ -39,27 +39,6 @@ public class BoundedWorkTests
         TestSupport.AssertConsistent(m);
     }
 
-    private sealed class ReleasingShrinker(Machine m, List<Page> hoard) : Shrinker("test-release")
-    {
-        public int Scans;
-        public override long CountObjects(ShrinkControl sc) { lock (hoard) return hoard.Count == 0 ? ShrinkEmpty : hoard.Count; }
-        public override long ScanObjects(ShrinkControl sc)
-        {
-            Interlocked.Increment(ref Scans);
-            long freed = 0;
-            lock (hoard)
-            {
-                while (freed < sc.NrToScan && hoard.Count > 0)
-                {
-                    m.FreePage(hoard[^1]);
-                    hoard.RemoveAt(hoard.Count - 1);
-                    freed++;
-                }
-            }
-            return freed;
-        }
-    }
-
     [Fact]
     public void A_blocking_allocation_that_reclaim_can_satisfy_still_succeeds()
     {
@@ -75,7 +54,7 @@ public class BoundedWorkTests
         // A shrinker that holds pages it can give back: the same allocation now reclaims and succeeds.
         var hoard = held.GetRange(0, 64);
         held.RemoveRange(0, 64);
-        var shrinker = new ReleasingShrinker(m, hoard);
+        var shrinker = new TestSupport.PageHoardShrinker(m, hoard, "test-release", emptyIsShrinkEmpty: true);
         m.RegisterShrinker(shrinker);
         var got = m.AllocPages(Gfp.Kernel, 0);
         Assert.False(got.IsNull);

@@ -73,33 +73,12 @@ public class ReclaimTests
         foreach (var p in held) m.FreePage(p);
     }
 
-    private sealed class PageHoardShrinker(Machine m, List<Page> hoard) : Shrinker("test-hoard")
-    {
-        public int Scans;
-        public override long CountObjects(ShrinkControl sc) { lock (hoard) return hoard.Count; }
-        public override long ScanObjects(ShrinkControl sc)
-        {
-            Interlocked.Increment(ref Scans);
-            long freed = 0;
-            lock (hoard)
-            {
-                while (freed < sc.NrToScan && hoard.Count > 0)
-                {
-                    m.FreePage(hoard[^1]);
-                    hoard.RemoveAt(hoard.Count - 1);
-                    freed++;
-                }
-            }
-            return freed;
-        }
-    }
-
     [Fact]
     public void A_blocking_allocation_runs_the_shrinkers()
     {
         using var m = TestSupport.Small();
         var hoard = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
-        var shrinker = new PageHoardShrinker(m, hoard);
+        var shrinker = new TestSupport.PageHoardShrinker(m, hoard);
         m.RegisterShrinker(shrinker);
         int hoarded = hoard.Count;
         var p = m.AllocPages(Gfp.Kernel, 2);
@@ -118,7 +97,7 @@ public class ReclaimTests
     {
         using var m = TestSupport.Small();
         var hoard = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
-        var shrinker = new PageHoardShrinker(m, hoard);
+        var shrinker = new TestSupport.PageHoardShrinker(m, hoard);
         m.RegisterShrinker(shrinker);
         long directReclaims = m.Pages.ReclaimCount;
         foreach (var p in Exhaust(m, Gfp.Atomic)) lock (hoard) hoard.Add(p);
@@ -169,7 +148,7 @@ public class ReclaimTests
     {
         using var m = TestSupport.Small();
         var hoard = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
-        var shrinker = new PageHoardShrinker(m, hoard);
+        var shrinker = new TestSupport.PageHoardShrinker(m, hoard);
         m.RegisterShrinker(shrinker);
         Assert.True(m.AllocPage(Gfp.Atomic | Gfp.NoWarn).Pfn > 0); // may dip below min; wakes kswapd
         var deadline = DateTime.UtcNow.AddSeconds(10);

@@ -61,4 +61,31 @@ internal static class TestSupport
         m.DrainAllPages();
         return m.ProcFs.Read("/proc/buddyinfo");
     }
+
+    /// <summary>A shrinker over pages a test hoards: it frees them back on a scan, most recent first.</summary>
+    public sealed class PageHoardShrinker(Machine m, List<Page> hoard, string name = "test-hoard", bool emptyIsShrinkEmpty = false) : Shrinker(name)
+    {
+        public int Scans;
+
+        public override long CountObjects(ShrinkControl sc)
+        {
+            lock (hoard) return hoard.Count == 0 && emptyIsShrinkEmpty ? ShrinkEmpty : hoard.Count;
+        }
+
+        public override long ScanObjects(ShrinkControl sc)
+        {
+            Interlocked.Increment(ref Scans);
+            long freed = 0;
+            lock (hoard)
+            {
+                while (freed < sc.NrToScan && hoard.Count > 0)
+                {
+                    m.FreePage(hoard[^1]);
+                    hoard.RemoveAt(hoard.Count - 1);
+                    freed++;
+                }
+            }
+            return freed;
+        }
+    }
 }
