@@ -5,18 +5,11 @@ namespace Kmem.Tests;
 
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = KmemCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Fact]
     public void Main_job_boots_rv1106_runs_the_camera_pipeline_and_prints_the_seed_dump()
     {
-        var (code, o, e) = Run();
+        var (code, o, e) = TestSupport.Cli();
         Assert.True(code == 0, e);
         Assert.Contains("booted rv1106", o);
         Assert.Contains("ran workload 'camera-pipeline'", o);
@@ -40,19 +33,19 @@ public class CliTests
     [Fact]
     public void Cat_shows_the_vmalloc_cma_and_dma_views_after_the_camera_dma_workload()
     {
-        var (code, o, e) = Run("cat", "/proc/vmallocinfo", "--workload", "camera-dma");
+        var (code, o, e) = TestSupport.Cli("cat", "/proc/vmallocinfo", "--workload", "camera-dma");
         Assert.True(code == 0, e);
         Assert.Matches(@"0x[0-9a-f]{16}-0x[0-9a-f]{16}  618496 rc-tables pages=150 vmalloc\n", o);
         Assert.Contains(" atomic_pool_expand dma-coherent", o);
-        (code, o, e) = Run("cat", "/sys/kernel/debug/cma/rk-dma-heap-cma/used", "--workload", "camera-dma");
+        (code, o, e) = TestSupport.Cli("cat", "/sys/kernel/debug/cma/rk-dma-heap-cma/used", "--workload", "camera-dma");
         Assert.True(code == 0, e);
         Assert.Equal("3976\n", o);                   // 2 x 5852K + 4 x 16K + 1952K + 2 x 1M + 2 x 17 pages
-        (code, o, _) = Run("cat", "/sys/kernel/debug/cma/rk-dma-heap-cma/count");
+        (code, o, _) = TestSupport.Cli("cat", "/sys/kernel/debug/cma/rk-dma-heap-cma/count");
         Assert.Equal("8192\n", o);
-        (code, o, e) = Run("cat", "/sys/kernel/debug/dma-api/dump", "--cmdline", "dma_debug=on", "--workload", "camera-dma");
+        (code, o, e) = TestSupport.Cli("cat", "/sys/kernel/debug/dma-api/dump", "--cmdline", "dma_debug=on", "--workload", "camera-dma");
         Assert.True(code == 0, e);
         Assert.Contains("ffa00000.rkisp rkisp coherent idx ", o);
-        (code, o, _) = Run("cat", "--list");
+        (code, o, _) = TestSupport.Cli("cat", "--list");
         Assert.Contains("/proc/vmallocinfo", o);
         Assert.Contains("/sys/kernel/debug/cma/rk-dma-heap-cma/bitmap", o);
     }
@@ -60,13 +53,13 @@ public class CliTests
     [Fact]
     public void Slabtop_sorts_by_cache_size_after_a_workload()
     {
-        var (code, o, e) = Run("slabtop", "--workload", "camera-pages", "--lines", "3");
+        var (code, o, e) = TestSupport.Cli("slabtop", "--workload", "camera-pages", "--lines", "3");
         Assert.True(code == 0, e);
         var rows = o.Split('\n').Where(l => l.Contains('%') && !l.Contains("Active")).ToList();
         Assert.Equal(3, rows.Count);
         Assert.EndsWith("kmalloc-2k", rows[0].Trim());
         Assert.Contains(" Minimum / Average / Maximum Object : ", o);
-        var (code2, o2, _) = Run("slabtop", "--sort", "n", "--profile", "x86_64");
+        var (code2, o2, _) = TestSupport.Cli("slabtop", "--sort", "n", "--profile", "x86_64");
         Assert.Equal(0, code2);
         Assert.True(o2.IndexOf("dma-kmalloc-128", StringComparison.Ordinal) < o2.IndexOf("kmalloc-128", o2.IndexOf("dma-kmalloc-128", StringComparison.Ordinal) + 20, StringComparison.Ordinal));
     }
@@ -74,10 +67,10 @@ public class CliTests
     [Fact]
     public void The_kernel_command_line_reaches_the_machine()
     {
-        var (code, o, e) = Run("cat", "/sys/kernel/slab/kmalloc-64/red_zone", "--cmdline", "slub_debug=Z,kmalloc-64");
+        var (code, o, e) = TestSupport.Cli("cat", "/sys/kernel/slab/kmalloc-64/red_zone", "--cmdline", "slub_debug=Z,kmalloc-64");
         Assert.True(code == 0, e);
         Assert.Equal("1\n", o);
-        var (code2, o2, _) = Run("dmesg", "--cmdline", "slub_debug=FZPU");
+        var (code2, o2, _) = TestSupport.Cli("dmesg", "--cmdline", "slub_debug=FZPU");
         Assert.Equal(0, code2);
         Assert.Contains("Kernel command line: slub_debug=FZPU", o2);
     }
@@ -85,7 +78,7 @@ public class CliTests
     [Fact]
     public void Boot_prints_the_boot_log()
     {
-        var (code, o, _) = Run("boot", "--profile", "x86_64");
+        var (code, o, _) = TestSupport.Cli("boot", "--profile", "x86_64");
         Assert.Equal(0, code);
         Assert.Contains("Zone ranges:", o);
         Assert.Contains("DMA32    [mem 0x0000000001000000-0x00000000ffffffff]", o);
@@ -94,13 +87,13 @@ public class CliTests
     [Fact]
     public void Profiles_lists_the_embedded_boards()
     {
-        var (code, o, _) = Run("profiles");
+        var (code, o, _) = TestSupport.Cli("profiles");
         Assert.Equal(0, code);
         Assert.Contains("rv1106 (default)", o);
         Assert.Contains("rk3588", o);
         Assert.Contains("x86_64", o);
         Assert.Contains("DMA DMA32 Normal Movable", o);
-        var (code2, json, _) = Run("profiles", "--json", "rv1106");
+        var (code2, json, _) = TestSupport.Cli("profiles", "--json", "rv1106");
         Assert.Equal(0, code2);
         Assert.Equal("rv1106", MachineProfile.Parse(json).Name);
     }
@@ -108,10 +101,10 @@ public class CliTests
     [Fact]
     public void Cat_prints_one_view()
     {
-        var (code, o, _) = Run("cat", "/proc/buddyinfo", "--profile", "x86_64");
+        var (code, o, _) = TestSupport.Cli("cat", "/proc/buddyinfo", "--profile", "x86_64");
         Assert.Equal(0, code);
         Assert.StartsWith("Node 0, zone      DMA ", o);
-        var (code2, list, _) = Run("cat", "--list");
+        var (code2, list, _) = TestSupport.Cli("cat", "--list");
         Assert.Equal(0, code2);
         Assert.Contains("/proc/zoneinfo", list);
     }
@@ -119,8 +112,8 @@ public class CliTests
     [Fact]
     public void Cat_after_a_workload_shows_its_effect()
     {
-        var (_, before, _) = Run("cat", "/proc/meminfo");
-        var (code, after, e) = Run("cat", "/proc/meminfo", "--workload", KmemCli.DefaultWorkload);
+        var (_, before, _) = TestSupport.Cli("cat", "/proc/meminfo");
+        var (code, after, e) = TestSupport.Cli("cat", "/proc/meminfo", "--workload", KmemCli.DefaultWorkload);
         Assert.True(code == 0, e);
         Assert.NotEqual(before, after);
     }
@@ -128,16 +121,16 @@ public class CliTests
     [Fact]
     public void The_packet_storm_prints_per_pool_figures_and_proc_rtnet_rtskb_shows_its_effect()
     {
-        var (code, o, e) = Run("run", "packet-storm");
+        var (code, o, e) = TestSupport.Cli("run", "packet-storm");
         Assert.True(code == 0, e);
         Assert.Contains("all expectations held", o);
         Assert.Matches(@"socket:5001 +│ 16 +│ 0 +│ 16 +│ 0 +│ 9984 ", o);       // the stuck consumer: its own pool dry
         Assert.Matches(@"rteth0-rx +│ 16 +│ 16 +│ 0 +│ 0 +│ 0 ", o);          // the NIC unharmed
         Assert.Contains("rteth0: rx 70000 packets, 9984 dropped; rx pool 16/16 free", o);
-        (code, o, e) = Run("cat", "/proc/rtnet/rtskb", "--workload", "packet-storm");
+        (code, o, e) = TestSupport.Cli("cat", "/proc/rtnet/rtskb", "--workload", "packet-storm");
         Assert.True(code == 0, e);
         Assert.Equal("Statistics\t\tCurrent\tMaximum\nrtskb pools\t\t8\t9\nrtskbs\t\t\t137\t217\nrtskb memory need\t236736\t374976\n", o);
-        (code, o, _) = Run("cat", "/proc/rtnet/rtskb");
+        (code, o, _) = TestSupport.Cli("cat", "/proc/rtnet/rtskb");
         Assert.Equal(0, code);
         Assert.Equal("Statistics\t\tCurrent\tMaximum\nrtskb pools\t\t5\t5\nrtskbs\t\t\t89\t89\nrtskb memory need\t153792\t153792\n", o);
     }
@@ -155,7 +148,7 @@ public class CliTests
         """);
         try
         {
-            var (code, o, e) = Run("run", path, "--profile", "rv1106");
+            var (code, o, e) = TestSupport.Cli("run", path, "--profile", "rv1106");
             Assert.True(code == 0, e);
             Assert.Contains("workload tiny on rv1106", o);
             Assert.Contains("all expectations held", o);
@@ -171,7 +164,7 @@ public class CliTests
         File.WriteAllText(path, """{ "steps": [ { "op": "alloc_pages", "label": "big", "order": 10, "count": 200, "gfp": "GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN", "expect": "success" } ] }""");
         try
         {
-            var (code, _, e) = Run("run", path);
+            var (code, _, e) = TestSupport.Cli("run", path);
             Assert.Equal(1, code);
             Assert.Contains("failed", e);
         }
@@ -181,10 +174,10 @@ public class CliTests
     [Fact]
     public void Dmesg_filters_by_level()
     {
-        var (code, all, _) = Run("dmesg");
+        var (code, all, _) = TestSupport.Cli("dmesg");
         Assert.Equal(0, code);
         Assert.Contains("On node 0 totalpages", all); // KERN_DEBUG
-        var (_, info, _) = Run("dmesg", "--level", "6");
+        var (_, info, _) = TestSupport.Cli("dmesg", "--level", "6");
         Assert.DoesNotContain("On node 0 totalpages", info);
         Assert.Contains("Zone ranges:", info);
     }
@@ -201,7 +194,7 @@ public class CliTests
     [InlineData(new[] { "boot", "--cmdline", "slub_min_order=99" }, "slub_min_order=99")]
     public void Bad_input_exits_2_with_a_one_line_reason(string[] args, string reason)
     {
-        var (code, _, e) = Run(args);
+        var (code, _, e) = TestSupport.Cli(args);
         Assert.Equal(2, code);
         Assert.Contains(reason, e);
         Assert.Single(e.TrimEnd('\n').Split('\n'));
@@ -214,7 +207,7 @@ public class CliTests
         File.WriteAllText(path, """{"name":"b","arch":"arm","cpus":1,"dram":[{"base":0,"size":"64M"}],"cma":[{"name":"c","base":"0x100000","size":"8M"}]}""");
         try
         {
-            var (code, _, e) = Run("boot", "--profile", path);
+            var (code, _, e) = TestSupport.Cli("boot", "--profile", path);
             Assert.Equal(2, code);
             Assert.Contains("cma[0].base", e);
         }

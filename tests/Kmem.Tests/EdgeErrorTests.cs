@@ -7,13 +7,6 @@ namespace Kmem.Tests;
 
 public class EdgeErrorTests
 {
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = KmemCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     // ------------------------------------------------------------------ kmem map --out
 
@@ -21,7 +14,7 @@ public class EdgeErrorTests
     public void Map_to_a_missing_directory_or_onto_a_directory_exits_2_naming_the_option()
     {
         string missing = Path.Combine(Path.GetTempPath(), $"kmem-no-such-dir-{Guid.NewGuid():N}", "map.svg");
-        var (code, _, err) = Cli("map", "--out", missing);
+        var (code, _, err) = TestSupport.Cli("map", "--out", missing);
         Assert.Equal(2, code);
         Assert.Contains("map --out", err);
         Assert.Contains("does not exist", err);
@@ -30,11 +23,11 @@ public class EdgeErrorTests
         string dir = Directory.CreateTempSubdirectory("kmem-map-").FullName;
         try
         {
-            (code, _, err) = Cli("map", "--out", dir);
+            (code, _, err) = TestSupport.Cli("map", "--out", dir);
             Assert.Equal(2, code);
             Assert.Contains("is a directory", err);
             string ok = Path.Combine(dir, "map.svg");
-            (code, var o, err) = Cli("map", "--out", ok);
+            (code, var o, err) = TestSupport.Cli("map", "--out", ok);
             Assert.True(code == 0, err);
             Assert.Contains("kmem: wrote", o);
         }
@@ -77,7 +70,7 @@ public class EdgeErrorTests
         try
         {
             File.WriteAllText(file, Dump.Replace("5657", "5656"));
-            var (code, _, err) = Cli("import", "rk-dma-heap-info", file);
+            var (code, _, err) = TestSupport.Cli("import", "rk-dma-heap-info", file);
             Assert.Equal(2, code);
             Assert.Contains("line 6", err);
         }
@@ -156,7 +149,7 @@ public class EdgeErrorTests
         try
         {
             File.WriteAllText(file, """{ "steps": [ { "op": "min_free_kbytes", "value": 100000 } ] }""");
-            var (code, _, err) = Cli("run", file);
+            var (code, _, err) = TestSupport.Cli("run", file);
             Assert.Equal(2, code);
             Assert.Contains("steps[0].value", err);
         }
@@ -179,7 +172,7 @@ public class EdgeErrorTests
                   { "op": "alloc_pages", "label": "buf[0] [bold]x[/]", "count": 2 },
                   { "op": "kmalloc", "label": "[red]", "size": 100 } ] }
                 """);
-            var (code, o, err) = Cli("run", file);
+            var (code, o, err) = TestSupport.Cli("run", file);
             Assert.True(code == 0, err);
             Assert.Contains("buf[0] [bold]x[/]", o);
             Assert.Contains("[red]", o);

@@ -44,13 +44,6 @@ public class FuzzFindingsTests
         Assert.Equal("board \U0001F600", p.Description);
     }
 
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = KmemCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Theory]
     [InlineData("run", """{"steps":[{"op":"alloc_pages","label":"frames\ud800","order":0}]}""", "steps[0].label")]
@@ -61,7 +54,7 @@ public class FuzzFindingsTests
         File.WriteAllText(path, json);
         try
         {
-            var (code, _, err) = verb == "run" ? Cli("run", path) : Cli("boot", "--profile", path);
+            var (code, _, err) = verb == "run" ? TestSupport.Cli("run", path) : TestSupport.Cli("boot", "--profile", path);
             Assert.Equal(2, code);
             Assert.Contains($": {field}: ", err);
             Assert.Contains("lone UTF-16 surrogate", err);

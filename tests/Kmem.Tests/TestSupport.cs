@@ -49,6 +49,15 @@ internal static class TestSupport
         return ex;
     }
 
+    /// <summary>Runs the <c>kmem</c> command in-process: its exit code and what it wrote to stdout and stderr.</summary>
+    public static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = Kmem.Cli.KmemCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
     public static void AssertConsistent(Machine m)
     {
         var errors = m.VerifyIntegrity();
