@@ -30,6 +30,32 @@ internal sealed class KernelLife
         if (_dead != 0) ThrowDead();
     }
 
+    /// <summary>Returns <paramref name="value"/>, a figure of the live machine; throws once it is dead (a dead machine has only stale ones).</summary>
+    public T Live<T>(T value)
+    {
+        if (_dead != 0) ThrowDead();
+        return value;
+    }
+
+    /// <summary>
+    /// Counts the calling thread in as <see cref="Enter"/> does; false (and nothing counted) when the machine is dead
+    /// (for an owner's Dispose, which does nothing then, and for background workers, which stop).
+    /// </summary>
+    public bool TryEnter(out Scope scope)
+    {
+        scope = default;
+        if (_dead != 0) return false;
+        try
+        {
+            scope = Enter();
+            return true;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The exception every member of a dead machine throws.</summary>
     public static ObjectDisposedException Dead() => new("Machine", "the machine has been shut down (disposed)");
 

@@ -12,7 +12,7 @@ public sealed partial class Machine
     public const int PageSize = PhysicalMemory.PageSize;
 
     /// <summary>MAX_ORDER of this machine: orders 0..MaxOrder-1 are valid.</summary>
-    public int MaxOrder => Live(Pages.MaxOrder);
+    public int MaxOrder => Life.Live(Pages.MaxOrder);
 
     // ================================================================== allocate and free
 
@@ -174,10 +174,10 @@ public sealed partial class Machine
     }
 
     /// <summary><c>PFN_PHYS(pfn)</c>.</summary>
-    public ulong PfnToPhys(ulong pfn) => Live(pfn << PhysicalMemory.PageShift);
+    public ulong PfnToPhys(ulong pfn) => Life.Live(pfn << PhysicalMemory.PageShift);
 
     /// <summary><c>PHYS_PFN(phys)</c>.</summary>
-    public ulong PhysToPfn(ulong phys) => Live(phys >> PhysicalMemory.PageShift);
+    public ulong PhysToPfn(ulong phys) => Life.Live(phys >> PhysicalMemory.PageShift);
 
     /// <summary><c>page_to_phys(page)</c>.</summary>
     public ulong PageToPhys(Page page) => PfnToPhys(PageToPfn(page));

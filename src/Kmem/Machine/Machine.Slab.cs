@@ -11,13 +11,13 @@ public sealed partial class Machine
     public const nint ZeroSizePtr = SlabAllocator.ZeroSizePtr;
 
     /// <summary>KMALLOC_MAX_SIZE: the largest kmalloc (and slab object) for this machine's MAX_ORDER.</summary>
-    public long KmallocMaxSize => Live(Slab.KmallocMaxSize);
+    public long KmallocMaxSize => Life.Live(Slab.KmallocMaxSize);
 
     /// <summary>The slab caches, newest first, as /proc/slabinfo lists them (merged aliases are not listed).</summary>
-    public IReadOnlyList<SlabCache> SlabCaches => Live(Slab.Caches);
+    public IReadOnlyList<SlabCache> SlabCaches => Life.Live(Slab.Caches);
 
     /// <summary>A cache (or alias) by name, or null.</summary>
-    public SlabCache? FindSlabCache(string name) => Live(Slab.Find(name));
+    public SlabCache? FindSlabCache(string name) => Life.Live(Slab.Find(name));
 
     /// <summary>
     /// Creates a slab cache (<c>kmem_cache_create()</c>). <paramref name="align"/> 0 means the architecture's

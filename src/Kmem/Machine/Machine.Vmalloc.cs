@@ -11,10 +11,10 @@ public sealed partial class Machine
         "vmalloc needs physical memory that can be mapped twice (a memfd, Linux); this machine's is a plain native block");
 
     /// <summary>VMALLOC_START: the first address of the vmalloc window (0 when the platform has no window).</summary>
-    public nint VmallocStart => Live(_vmalloc?.Start ?? 0);
+    public nint VmallocStart => Life.Live(_vmalloc?.Start ?? 0);
 
     /// <summary>VMALLOC_END: the first address past the vmalloc window.</summary>
-    public nint VmallocEnd => Live(_vmalloc?.End ?? 0);
+    public nint VmallocEnd => Life.Live(_vmalloc?.End ?? 0);
 
     /// <summary>
     /// vmalloc(): <paramref name="size"/> bytes (rounded up to pages) of virtually contiguous memory over order-0
@@ -106,7 +106,7 @@ public sealed partial class Machine
     }
 
     /// <summary>is_vmalloc_addr(): true for any address of the vmalloc window.</summary>
-    public bool IsVmallocAddr(nint address) => Live(_vmalloc?.Contains(address) ?? false);
+    public bool IsVmallocAddr(nint address) => Life.Live(_vmalloc?.Contains(address) ?? false);
 
     /// <summary>vmalloc_to_page(): the page mapped at a vmalloc address, or the null page where nothing is mapped (a guard or free page).</summary>
     /// <exception cref="InvalidAddressException">The address is outside the vmalloc window.</exception>

@@ -144,15 +144,15 @@ public sealed partial class Machine : IDisposable
     public KernelLog Log { get; }
 
     /// <summary>The <c>/proc</c> and <c>/sys</c> views, by their kernel paths.</summary>
-    public ProcFs ProcFs { get => Live(_procFs); }
+    public ProcFs ProcFs { get => Life.Live(_procFs); }
     private readonly ProcFs _procFs;
 
     /// <summary>CMA areas by name.</summary>
-    public IReadOnlyDictionary<string, CmaArea> Cma { get => Live(_cma); }
+    public IReadOnlyDictionary<string, CmaArea> Cma { get => Life.Live(_cma); }
     private readonly IReadOnlyDictionary<string, CmaArea> _cma;
 
     /// <summary>Devices by name.</summary>
-    public IReadOnlyDictionary<string, Device> Devices { get => Live(_devices); }
+    public IReadOnlyDictionary<string, Device> Devices { get => Life.Live(_devices); }
     private readonly IReadOnlyDictionary<string, Device> _devices;
 
     internal MemoryLayout Layout { get; }
@@ -161,13 +161,13 @@ public sealed partial class Machine : IDisposable
     internal KernelLife Life { get; }
 
     /// <summary>True when the physical memory is a memfd that can be mapped again (Linux).</summary>
-    public bool IsFileBacked => Live(_phys.IsFileBacked);
+    public bool IsFileBacked => Life.Live(_phys.IsFileBacked);
 
     /// <summary>The log ring as <c>dmesg</c> prints it.</summary>
     public string Dmesg() => Log.Dmesg();
 
     /// <summary>The zones of the machine, in kernel order (empty ones included).</summary>
-    public IReadOnlyList<ZoneInfo> Zones => Live(Pages.Zones).Select(z => new ZoneInfo(this, z)).ToArray();
+    public IReadOnlyList<ZoneInfo> Zones => Life.Live(Pages.Zones).Select(z => new ZoneInfo(this, z)).ToArray();
 
     /// <summary>
     /// How long a blocking allocation waits for memory to be freed between reclaim rounds
@@ -175,7 +175,7 @@ public sealed partial class Machine : IDisposable
     /// </summary>
     public TimeSpan ReclaimRetryWait
     {
-        get => Live(Pages.ReclaimRetryWait);
+        get => Life.Live(Pages.ReclaimRetryWait);
         set
         {
             ThrowIfDisposed();
@@ -187,7 +187,7 @@ public sealed partial class Machine : IDisposable
     /// <summary>vm.min_free_kbytes; setting it recomputes every watermark as the sysctl does.</summary>
     public long MinFreeKbytes
     {
-        get => Live(Pages.MinFreeKbytes);
+        get => Life.Live(Pages.MinFreeKbytes);
         set
         {
             using var _ = Life.Enter();
@@ -273,12 +273,6 @@ public sealed partial class Machine : IDisposable
     /// <summary>True once the machine has been disposed (or finalized).</summary>
     internal bool IsDead => Life.IsDead;
 
-    /// <summary>A value of the live machine (after Dispose there are none: every member throws).</summary>
-    private T Live<T>(T value)
-    {
-        Life.ThrowIfDead();
-        return value;
-    }
 
     /// <summary>
     /// Shuts the machine down: every member of the machine and of everything it handed out throws

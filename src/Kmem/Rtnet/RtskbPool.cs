@@ -84,21 +84,15 @@ public sealed unsafe class RtskbPool
     /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
     public int Size
     {
-        get => Live(Volatile.Read(ref _size));
+        get => _stack.Life.Live(Volatile.Read(ref _size));
     }
 
     /// <summary>Buffers in the queue.</summary>
     public int FreeCount
     {
-        get => Live(Queued);
+        get => _stack.Life.Live(Queued);
     }
 
-    /// <summary>A figure of the live pool (a dead machine has only stale ones).</summary>
-    private T Live<T>(T value)
-    {
-        _stack.Life.ThrowIfDead();
-        return value;
-    }
 
     private int Queued => (int)(Volatile.Read(ref _c->Tail) - Volatile.Read(ref _c->Head));
 
@@ -110,19 +104,19 @@ public sealed unsafe class RtskbPool
     /// <summary>Allocations that found the pool empty.</summary>
     public long AllocFailures
     {
-        get => Live(Interlocked.Read(ref _allocFailures));
+        get => _stack.Life.Live(Interlocked.Read(ref _allocFailures));
     }
 
     /// <summary>Exchanges (<see cref="Acquire"/>) that failed because this pool, the compensating one, was empty.</summary>
     public long AcquireFailures
     {
-        get => Live(Interlocked.Read(ref _acquireFailures));
+        get => _stack.Life.Live(Interlocked.Read(ref _acquireFailures));
     }
 
     /// <summary>True once <see cref="Release"/> succeeded.</summary>
     public bool Released
     {
-        get => Live(_released);
+        get => _stack.Life.Live(_released);
     }
 
     /// <summary>True once <see cref="Release"/> succeeded (no machine check: the stack's own bookkeeping).</summary>

@@ -127,10 +127,10 @@ public sealed unsafe partial class SlabCache
     public SlabCache Root => _root;
 
     /// <summary>Slabs of the cache.</summary>
-    public long Slabs => Live(Volatile.Read(ref _root._nrSlabs));
+    public long Slabs => _pa.Life.Live(Volatile.Read(ref _root._nrSlabs));
 
     /// <summary>Objects in all slabs (slabinfo's num_objs).</summary>
-    public long TotalObjects => Live(Volatile.Read(ref _root._totalObjects));
+    public long TotalObjects => _pa.Life.Live(Volatile.Read(ref _root._totalObjects));
 
     /// <summary>Objects not on a node partial list's freelists (slabinfo's active_objs: objects in CPU slabs count as active).</summary>
     public long ActiveObjects
@@ -153,17 +153,11 @@ public sealed unsafe partial class SlabCache
     }
 
     /// <summary>Slabs on the node partial list.</summary>
-    public long PartialSlabs => Live(Volatile.Read(ref _root._nrPartial));
+    public long PartialSlabs => _pa.Life.Live(Volatile.Read(ref _root._nrPartial));
 
     /// <summary>Errors the debug checks have found in this cache.</summary>
-    public long DebugErrors => Live(Volatile.Read(ref _root._debugErrors));
+    public long DebugErrors => _pa.Life.Live(Volatile.Read(ref _root._debugErrors));
 
-    /// <summary>A live figure of the cache: its machine must still be up (a dead machine has no figures, only stale ones).</summary>
-    private T Live<T>(T value)
-    {
-        _pa.Life.ThrowIfDead();
-        return value;
-    }
 
     internal readonly Gfp AllocFlags;
     internal readonly int Usersize;
