@@ -144,6 +144,21 @@ public class BadInputTests
     }
 
     [Fact]
+    public void Kfree_of_another_machines_object_is_rejected_even_on_the_fast_path()
+    {
+        using var a = Machine.Boot("x86_64");
+        using var b = Machine.Boot("x86_64");
+        nint p = a.Kmalloc(64, Gfp.Kernel);
+        a.Kfree(a.Kmalloc(64, Gfp.Kernel));   // this thread's kfree hint now names a's kmalloc-64, whose CPU slab holds p
+        long inUse = a.SlabCaches.Single(c => c.Name == "kmalloc-64").ObjectsInUse;
+        Rejected<InvalidAddressException>(b, () => b.Kfree(p), "is not an address of this machine's memory");
+        Assert.Equal(inUse, a.SlabCaches.Single(c => c.Name == "kmalloc-64").ObjectsInUse);
+        a.Kfree(p);
+        TestSupport.AssertConsistent(a);
+        TestSupport.AssertConsistent(b);
+    }
+
+    [Fact]
     public void Put_and_get_on_free_pages_are_rejected()
     {
         using var m = Machine.Boot("rv1106");

@@ -20,6 +20,9 @@ public sealed unsafe class MachineDisposeTests
         using var m2 = Machine.Boot("x86_64");
         var c2 = m2.KmemCacheCreate("live_cache", 64, 0, SlabFlags.NoMerge);   // may take a recycled slot
         nint live = m2.Kmalloc(64, Gfp.Kernel), o2 = c2.Alloc(Gfp.Kernel);
+        // A kfree on this thread leaves its hint on the live machine's kmalloc-64, whose CPU slab holds `live`:
+        // the dead machine's kfree must not take that fast path into the live machine.
+        m2.Kfree(m2.Kmalloc(64, Gfp.Kernel));
         string slabinfo = m2.ProcFs.Read("/proc/slabinfo");
 
         Assert.Throws<ObjectDisposedException>(() => m1.Kmalloc(64, Gfp.Kernel));

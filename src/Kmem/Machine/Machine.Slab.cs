@@ -94,7 +94,14 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public unsafe void Kfree(nint p, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        if (!SlabAllocator.KfreeFast(p, out nint* t, out int len, out int hint)) Slab.KfreeByPage(p, t, len, hint, new CallSite(caller, file, line));
+        // Only a pointer into this machine's memory may try the thread's fast path: its hint is a process-wide
+        // slab slot, which may name another machine's cache.
+        var slab = Slab;
+        if ((nuint)(p - slab.Linear) < slab.LinearBytes)
+        {
+            if (!SlabAllocator.KfreeFast(p, out nint* t, out int len, out int hint)) slab.KfreeByPage(p, t, len, hint, new CallSite(caller, file, line));
+        }
+        else slab.KfreeOutside(p, new CallSite(caller, file, line));
     }
 
     /// <summary>kmemdup(): a kmalloc'd copy of <paramref name="src"/>; 0 on failure.</summary>

@@ -194,7 +194,19 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Kfree(nint p, CallSite site)
     {
-        if (!KfreeFast(p, out nint* t, out int len, out int hint)) KfreeByPage(p, t, len, hint, site);
+        if ((nuint)(p - Linear) >= LinearBytes) KfreeOutside(p, site);
+        else if (!KfreeFast(p, out nint* t, out int len, out int hint)) KfreeByPage(p, t, len, hint, site);
+    }
+
+    /// <summary>
+    /// kfree() of a pointer outside this machine's linear map: 0 and ZERO_SIZE_PTR are accepted, anything else
+    /// (another machine's object included) is reported and rejected. Throws when the machine is disposed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal void KfreeOutside(nint p, CallSite site)
+    {
+        Pages.Life.ThrowIfDead();
+        if ((nuint)p > (nuint)ZeroSizePtr) KfreeSlow(p, site);
     }
 
     /// <summary>
