@@ -55,7 +55,7 @@ public unsafe class DmaHeapBenchmarks
     [Benchmark(OperationsPerInvoke = Ops)]
     public void SystemHeapColdPool()
     {
-        _machine.DmaBufDeferredFreeWorker = false;
+        _machine.Sysctl.Kmem.DmaBufDeferredFreeWorker = false;
         _machine.Reclaim();                         // the pools' shrinker empties them
         for (int i = 0; i < Ops; i++)
         {
@@ -64,7 +64,7 @@ public unsafe class DmaHeapBenchmarks
             b.Put();
             _machine.DmaBufFreeDeferredUnderPressure();
         }
-        _machine.DmaBufDeferredFreeWorker = true;
+        _machine.Sysctl.Kmem.DmaBufDeferredFreeWorker = true;
     }
 
     /// <summary>CMA heap: one 1 MiB run (alignment 8), zeroed; released with cma_release.</summary>

@@ -71,7 +71,7 @@ public class BoundedWorkTests
     public void A_shrinker_that_counts_but_frees_nothing_still_bounds_the_retries()
     {
         using var m = TestSupport.Small();
-        m.ReclaimRetryWait = TimeSpan.FromMilliseconds(1);
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.FromMilliseconds(1);
         var held = new List<Page>();
         for (var p = m.AllocPage(Gfp.Kernel | Gfp.NoRetry | Gfp.NoWarn); !p.IsNull; p = m.AllocPage(Gfp.Kernel | Gfp.NoRetry | Gfp.NoWarn))
             held.Add(p);

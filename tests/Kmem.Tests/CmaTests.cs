@@ -11,8 +11,8 @@ public class CmaTests
     private static Machine Rv1106()
     {
         var m = Machine.Boot("rv1106");
-        m.ReclaimRetryWait = TimeSpan.Zero;
-        m.CmaBusyRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
         return m;
     }
 

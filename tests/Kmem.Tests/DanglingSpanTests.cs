@@ -15,7 +15,7 @@ public sealed unsafe class DanglingSpanTests
         Assert.True(m.IsVmallocAddr((nint)Unsafe(span)));
         span.Fill(0x5a);
         buf.Put();
-        m.DmaBufDeferredFreeWorker = true;
+        m.Sysctl.Kmem.DmaBufDeferredFreeWorker = true;
         WaitForDeferredFree(m);
         Assert.Equal(0, span[12345]);                      // the machine's pages are gone from under it: zeros
         span[4096 * 7 + 3] = 0x77;                         // a use-after-free write: no fault

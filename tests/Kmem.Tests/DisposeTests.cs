@@ -41,12 +41,12 @@ public class DisposeTests
     /// <summary>The machine's own members of the subsystems above the slab (its partial files for them).</summary>
     private static readonly string[] MachineMembers =
     [
-        "CmaAlloc", "CmaRelease", "CmaBusyRetryWait", "AllocMovable", "PagesMigrated",
+        "CmaAlloc", "CmaRelease", "AllocMovable", "PagesMigrated",
         "DmaDebug", "DmaDebugErrorCount", "DmaAllocCoherent", "DmaFreeCoherent", "DmaMapSingle", "DmaMapPage", "DmaUnmapSingle",
         "DmaUnmapPage", "DmaMappingError", "DmaMapSg", "DmaUnmapSg", "DmaSyncSingleForCpu", "DmaSyncSingleForDevice",
         "DmaSyncSgForCpu", "DmaSyncSgForDevice", "RemoveDevice",
-        "DmaHeaps", "RkDmaHeaps", "RkDmaHeapFind", "DmaBufFds", "DmaBufs", "DmaBufDeferredPages", "DmaBufDeferredFreeWorker",
-        "DmaBufWaitDeferredFree", "DmaBufSkipInodes", "DmaBufNextIno",
+        "DmaHeaps", "RkDmaHeaps", "RkDmaHeapFind", "DmaBufFds", "DmaBufs", "DmaBufDeferredPages",
+        "DmaBufWaitDeferredFree",
         "Drm", "Vb2DmaContig", "Vb2DmaSg", "Vb2Vmalloc", "Vb2QueueInit",
         "FailPageAlloc", "Failslab", "RenderMemoryMap",
         "MempoolCreate", "MempoolCreateSlabPool", "MempoolCreateKmallocPool", "MempoolCreatePagePool",
@@ -381,7 +381,7 @@ public class DisposeTests
         for (int round = 0; round < rounds; round++)
         {
             var m = Machine.Boot("rv1106");
-            m.CmaBusyRetryWait = TimeSpan.Zero;
+            m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
             var rt = m.Rtnet;
             var pools = new[] { rt.CreatePool("w0", 16), rt.CreatePool("w1", 16) };
             var mempool = m.MempoolCreateKmallocPool(4, 256)!;

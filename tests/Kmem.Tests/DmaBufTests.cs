@@ -38,7 +38,7 @@ public class DmaBufTests
     public void Freed_buffers_refill_the_pools_the_next_allocation_reuses_and_pressure_drains()
     {
         using var m = Machine.Boot("rv1106");
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         var heap = (SystemHeap)m.DmaHeaps["system"];
         var b = heap.AllocateBuffer(2 << 20)!;
         var frames = b.PageBlocks.Select(x => x.Page).ToList();
@@ -63,12 +63,12 @@ public class DmaBufTests
     public void Pressure_from_an_ordinary_page_allocation_drains_the_pools_and_the_deferred_list()
     {
         using var m = Machine.Boot("rv1106");
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         var heap = (SystemHeap)m.DmaHeaps["system"];
         var bufs = Enumerable.Range(0, 40).Select(_ => heap.AllocateBuffer(1 << 20)!).ToList();
         foreach (var b in bufs.Take(30)) b.Put();
         Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(10)));
-        m.DmaBufDeferredFreeWorker = false;
+        m.Sysctl.Kmem.DmaBufDeferredFreeWorker = false;
         foreach (var b in bufs.Skip(30)) b.Put();                        // 10 MiB wait on the deferred list
         Assert.Equal(30 * 256, heap.PoolCounts[0].Low * 256);
         Assert.Equal(2560, m.DmaBufDeferredPages);
@@ -81,7 +81,7 @@ public class DmaBufTests
         Assert.Equal(0, m.DmaBufDeferredPages);
         Assert.True(heap.PoolCounts[0].Low < 30);
         foreach (var p in pages) m.FreePage(p);
-        m.DmaBufDeferredFreeWorker = true;
+        m.Sysctl.Kmem.DmaBufDeferredFreeWorker = true;
         TestSupport.AssertConsistent(m);
     }
 
@@ -92,7 +92,7 @@ public class DmaBufTests
     public void The_deferred_list_is_lifo_and_under_pressure_goes_straight_back()
     {
         using var m = Machine.Boot("rv1106");
-        m.DmaBufDeferredFreeWorker = false;
+        m.Sysctl.Kmem.DmaBufDeferredFreeWorker = false;
         var heap = (SystemHeap)m.DmaHeaps["system"];
         var bufs = Enumerable.Range(0, 3).Select(_ => heap.AllocateBuffer(64 * 1024)!).ToList();
         foreach (var b in bufs) b.Put();
@@ -108,7 +108,7 @@ public class DmaBufTests
         var again = Enumerable.Range(0, 3).Select(_ => heap.AllocateBuffer(64 * 1024)!).ToList();
         var blocks = again.Select(b => b.PageBlocks[0].Page).ToList();
         foreach (var b in again) b.Put();                                 // released a, b, c
-        m.DmaBufDeferredFreeWorker = true;
+        m.Sysctl.Kmem.DmaBufDeferredFreeWorker = true;
         Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(10)));
         Assert.Equal((4, 3, 0), heap.PoolCounts[1]);
         Assert.Equal(blocks[2], heap.AllocateBuffer(64 * 1024)!.PageBlocks[0].Page);
@@ -251,7 +251,7 @@ public class DmaBufTests
                 Assert.Equal(start, m.PageToPhys(rk.AllocContigPages((long)size, name)));
                 continue;
             }
-            m.DmaBufNextIno = (ulong)ino;
+            m.Sysctl.Kmem.DmaBufNextIno = (ulong)ino;
             var b = rk.BufferAlloc((long)size, name)!;
             Assert.Equal(start, m.PageToPhys(b.PageBlocks[0].Page));
             foreach (var d in devs) b.Attach(m.Devices[d]);

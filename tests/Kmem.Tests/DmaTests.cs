@@ -22,7 +22,7 @@ public unsafe class DmaTests
     private static Machine Board(string cmdline = "")
     {
         var m = Machine.Boot(MachineProfile.Parse(BoardJson), cmdline);
-        m.CmaBusyRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
         return m;
     }
 

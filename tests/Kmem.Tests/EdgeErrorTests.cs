@@ -129,13 +129,13 @@ public class EdgeErrorTests
             var wl = Workload.Parse($$"""{ "steps": [ { "op": "alloc_pages", "label": "x", "order": 3, "count": 5 }, {{badStep}} ] }""");
             long free = m.Zones.Sum(z => z.FreePages + z.PcpPages);
             int caches = m.SlabCaches.Count;
-            long minFree = m.MinFreeKbytes;
+            long minFree = m.Sysctl.Vm.MinFreeKbytes;
             var e = Assert.Throws<WorkloadException>(() => runner.Run(wl));
             Assert.Equal(location, e.Location);
             Assert.Contains(problem, e.Problem);
             Assert.Equal(free, m.Zones.Sum(z => z.FreePages + z.PcpPages)); // the first step never ran
             Assert.Equal(caches, m.SlabCaches.Count);
-            Assert.Equal(minFree, m.MinFreeKbytes);
+            Assert.Equal(minFree, m.Sysctl.Vm.MinFreeKbytes);
             Assert.DoesNotContain(runner.PagesHeld, kv => kv.Value != 0);
         }
         // rv1106: MAX_ORDER 11, so KMALLOC_MAX_SIZE is 4 MiB; a quarter of its 256 MiB is 65536 KiB.

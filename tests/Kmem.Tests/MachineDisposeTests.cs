@@ -58,6 +58,9 @@ public sealed unsafe class MachineDisposeTests
         var zone = m.Zones[0];
         var pool = new KmemMemoryPool(m);
         var procFs = m.ProcFs;
+        var sysctl = m.Sysctl;
+        var vm = sysctl.Vm;
+        var knobs = sysctl.Kmem;
         m.Dispose();
 
         // What stays readable on purpose: identity fixed at boot, the log (a record, not state), and Dispose.
@@ -69,7 +72,7 @@ public sealed unsafe class MachineDisposeTests
             "SlabCache.ToString", "KmemMemoryPool.Dispose",
         };
         var failures = new List<string>();
-        foreach (object target in new object[] { m, cache, zone, pool, procFs })
+        foreach (object target in new object[] { m, cache, zone, pool, procFs, sysctl, vm, knobs })
         {
             var type = target.GetType();
             foreach (var member in type.GetMembers(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly))

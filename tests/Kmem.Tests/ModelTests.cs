@@ -19,7 +19,7 @@ public class ModelTests
     private static string? RunModel(int seed, int ops, string profile)
     {
         using var m = profile == "small" ? TestSupport.Small() : Machine.Boot(profile);
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         var rnd = new Random(seed);
         string bootBuddy = TestSupport.Buddy(m);
         long present = m.Zones.Sum(z => z.Present), managed = m.Zones.Sum(z => z.Managed);

@@ -111,7 +111,7 @@ public class ReclaimTests
     public void A_blocking_allocation_fails_after_bounded_retries()
     {
         using var m = TestSupport.Small();
-        m.ReclaimRetryWait = TimeSpan.FromMilliseconds(1);
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.FromMilliseconds(1);
         var held = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         Assert.True(m.AllocPages(Gfp.Kernel | Gfp.NoWarn, 0).IsNull);

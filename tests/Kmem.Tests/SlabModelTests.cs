@@ -15,7 +15,7 @@ public unsafe class SlabModelTests
     private static string? RunModel(int seed, int ops, string profile, string cmdline = "")
     {
         using var m = Machine.Boot(profile, cmdline);
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         var rnd = new Random(seed);
         var caches = new[]
         {

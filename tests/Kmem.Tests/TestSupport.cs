@@ -19,7 +19,7 @@ internal static class TestSupport
     public static Machine Small()
     {
         var m = Machine.Boot(MachineProfile.Parse(SmallProfileJson));
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         return m;
     }
 

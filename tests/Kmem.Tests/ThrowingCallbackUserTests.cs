@@ -350,13 +350,13 @@ public class ThrowingCallbackUserTests
     public void An_argument_the_library_refuses_while_a_step_runs_is_a_workload_error_naming_the_step()
     {
         using var m = TestSupport.Small();
-        long before = m.MinFreeKbytes;
+        long before = m.Sysctl.Vm.MinFreeKbytes;
         var runner = new WorkloadRunner(m);
         var ex = Assert.Throws<WorkloadException>(() => runner.Run(Workload.Parse("""
         { "name": "bad", "steps": [ { "op": "min_free_kbytes", "value": 999999999 } ] }
         """)));                                                     // refused at validation or at run time: either names the step
         Assert.Contains("steps[0]", ex.Message);
-        Assert.Equal(before, m.MinFreeKbytes);
+        Assert.Equal(before, m.Sysctl.Vm.MinFreeKbytes);
         TestSupport.AssertConsistent(m);
     }
 

@@ -70,8 +70,8 @@ public class WatermarkTests
         using var m = Machine.Boot(profile);
         var zones = m.Zones;
         long lowmem = zones.Where(z => z.Type is not (ZoneType.HighMem or ZoneType.Movable)).Sum(z => z.Managed);
-        Assert.Equal(Watermarks.MinFreeKbytes(lowmem * 4), m.MinFreeKbytes);
-        var marks = Watermarks.ZoneWatermarks(m.MinFreeKbytes, zones.Select(z => (z.Managed, z.Type == ZoneType.HighMem)).ToArray());
+        Assert.Equal(Watermarks.MinFreeKbytes(lowmem * 4), m.Sysctl.Vm.MinFreeKbytes);
+        var marks = Watermarks.ZoneWatermarks(m.Sysctl.Vm.MinFreeKbytes, zones.Select(z => (z.Managed, z.Type == ZoneType.HighMem)).ToArray());
         for (int i = 0; i < zones.Count; i++)
         {
             Assert.Equal(marks[i].Min, zones[i].WatermarkMin);
@@ -92,8 +92,8 @@ public class WatermarkTests
         var normal = m.Zones.Single(z => z.Name == "Normal");
         Assert.Equal(65536, normal.Present);
         Assert.Equal(65536 - (2048 + 4032 + 16) / 4, normal.Managed); // mem_map, kernel image, swapper_pg_dir
-        Assert.Equal(Watermarks.IntSqrt(normal.Managed * 4 * 16), m.MinFreeKbytes);
-        Assert.Equal(m.MinFreeKbytes / 4, normal.WatermarkMin);
+        Assert.Equal(Watermarks.IntSqrt(normal.Managed * 4 * 16), m.Sysctl.Vm.MinFreeKbytes);
+        Assert.Equal(m.Sysctl.Vm.MinFreeKbytes / 4, normal.WatermarkMin);
         Assert.Equal(15, normal.PcpBatch);
         Assert.Equal(90, normal.PcpHigh);
     }
@@ -123,10 +123,10 @@ public class WatermarkTests
     public void Setting_min_free_kbytes_recomputes_watermarks()
     {
         using var m = Machine.Boot("rv1106");
-        m.MinFreeKbytes = 8192;
+        m.Sysctl.Vm.MinFreeKbytes = 8192;
         var normal = m.Zones.Single(z => z.Name == "Normal");
         Assert.Equal(2048, normal.WatermarkMin);
         Assert.Equal("8192\n", m.ProcFs.Read("/proc/sys/vm/min_free_kbytes"));
-        Assert.Throws<ArgumentOutOfRangeException>(() => m.MinFreeKbytes = -1);
+        Assert.Throws<SysctlException>(() => m.Sysctl.Vm.MinFreeKbytes = -1);
     }
 }

@@ -56,7 +56,7 @@ public class WorkloadTests
         Assert.Equal(10, r.Labels["x"].PagesHeld);
         Assert.Equal(10, r.Labels["r"].PagesHeld);
         Assert.Equal(1, r.Labels["huge"].Failed);
-        Assert.Equal(4096, m.MinFreeKbytes);
+        Assert.Equal(4096, m.Sysctl.Vm.MinFreeKbytes);
         Assert.Equal(24, r.StepsRun);
         runner.ReleaseAll();
         TestSupport.AssertConsistent(m);

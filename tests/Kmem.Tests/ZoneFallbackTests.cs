@@ -35,7 +35,7 @@ public class ZoneFallbackTests
     public void Highmem_callers_fall_back_to_lowmem_but_not_the_reverse()
     {
         using var m = Machine.Boot(MachineProfile.Parse(Arm1G));
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         var held = new List<Page>();
         while (true)
         {
@@ -53,7 +53,7 @@ public class ZoneFallbackTests
     public void X86_64_falls_back_from_normal_to_dma32_and_protects_dma()
     {
         using var m = Machine.Boot("x86_64");
-        m.ReclaimRetryWait = TimeSpan.Zero;
+        m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         var zones = m.Zones.ToDictionary(z => z.Name);
         var held = new List<Page>();
         while (true)

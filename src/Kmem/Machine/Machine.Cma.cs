@@ -50,22 +50,6 @@ public sealed partial class Machine
         }
     }
 
-    /// <summary>How long cma_alloc waits between its rescans after busy ranges (ACK 5.10: 100 ms; 0 for tests).</summary>
-    public TimeSpan CmaBusyRetryWait
-    {
-        get
-        {
-            ThrowIfDisposed();
-            return Cma.Values.FirstOrDefault()?.BusyRetryWait ?? TimeSpan.FromMilliseconds(100);
-        }
-        set
-        {
-            ThrowIfDisposed();
-            if (value < TimeSpan.Zero || value > TimeSpan.FromSeconds(10)) throw new ArgumentOutOfRangeException(nameof(value), "must be 0..10 s");
-            foreach (var c in Cma.Values) c.BusyRetryWait = value;
-        }
-    }
-
     /// <summary>
     /// A movable allocation (a page-cache-like block): <paramref name="gfp"/> must be movable (e.g.
     /// <see cref="Gfp.HighUserMovable"/>), so it may sit in free CMA pageblocks and move when a CMA allocation needs

@@ -1,5 +1,5 @@
 // The machine's DMA-BUF entry points: the heaps by name (/dev/dma_heap), Rockchip's RK-DMA-HEAP, the
-// descriptor table, the live buffers, and control of the deferred-free worker.
+// descriptor table, the live buffers, and waiting for the deferred-free worker (its switch is in Sysctl.Kmem).
 using Kmem.Diagnostics;
 using Kmem.Heaps;
 using Kmem.Physical;
@@ -72,24 +72,6 @@ public sealed partial class Machine
         }
     }
 
-    /// <summary>
-    /// Whether the "dmabuf-deferred-free-worker" thread frees released buffers (default true). Hold it to watch the list;
-    /// the shrinker still frees it under pressure.
-    /// </summary>
-    public bool DmaBufDeferredFreeWorker
-    {
-        get
-        {
-            ThrowIfDisposed();
-            return _deferredFree.WorkerEnabled;
-        }
-        set
-        {
-            ThrowIfDisposed();
-            _deferredFree.WorkerEnabled = value;
-        }
-    }
-
     /// <summary>Waits until the deferred-free worker has freed every released buffer (false on timeout).</summary>
     public bool DmaBufWaitDeferredFree(TimeSpan timeout)
     {
@@ -99,29 +81,6 @@ public sealed partial class Machine
 
     /// <summary>Frees every deferred buffer at once, straight to the page allocator (what the shrinker does under pressure).</summary>
     internal long DmaBufFreeDeferredUnderPressure() => _deferredFree.ShrinkUnderPressure(long.MaxValue);
-
-    /// <summary>Inode numbers taken by other pseudo files (pipes, sockets…) before the next dma-buf.</summary>
-    public void DmaBufSkipInodes(long count)
-    {
-        ThrowIfDisposed();
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        _dmaBufs.SkipInodes(count);
-    }
-
-    /// <summary>The inode number the next dma-buf gets.</summary>
-    public ulong DmaBufNextIno
-    {
-        get
-        {
-            ThrowIfDisposed();
-            return _dmaBufs.PeekIno;
-        }
-        set
-        {
-            ThrowIfDisposed();
-            _dmaBufs.SetNextIno(value);
-        }
-    }
 
     /// <summary>Builds the dma-buf core, the heaps, their pools, the deferred-free worker, shrinkers and views.</summary>
     private void InitDmaBuf(MachineProfile profile)

@@ -92,6 +92,7 @@ public sealed partial class Machine : IDisposable
             if (profile.Arch != Arch.X86_64) Dma.CreateAtomicPools();
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
+            _sysctl = new Sysctl(Pages, (long)(profile.TotalRam / 4 / 1024), layout.CmaAreas, _deferredFree, _dmaBufs);
             _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
             RegisterMetrics();
@@ -170,33 +171,11 @@ public sealed partial class Machine : IDisposable
     public IReadOnlyList<ZoneInfo> Zones => Life.Live(Pages.Zones).Select(z => new ZoneInfo(this, z)).ToArray();
 
     /// <summary>
-    /// How long a blocking allocation waits for memory to be freed between reclaim rounds
-    /// (the kernel retries up to 16 rounds without progress before failing).
+    /// The machine's tunables, as /proc/sys is to Linux: the kernel's sysctls (<see cref="Sysctl.Vm"/>, e.g.
+    /// <c>Sysctl.Vm.MinFreeKbytes</c> for /proc/sys/vm/min_free_kbytes) and Kmem's own knobs (<see cref="Sysctl.Kmem"/>).
     /// </summary>
-    public TimeSpan ReclaimRetryWait
-    {
-        get => Life.Live(Pages.ReclaimRetryWait);
-        set
-        {
-            ThrowIfDisposed();
-            if (value < TimeSpan.Zero || value > TimeSpan.FromSeconds(10)) throw new ArgumentOutOfRangeException(nameof(value), "must be 0..10 s");
-            Pages.ReclaimRetryWait = value;
-        }
-    }
-
-    /// <summary>vm.min_free_kbytes; setting it recomputes every watermark as the sysctl does.</summary>
-    public long MinFreeKbytes
-    {
-        get => Life.Live(Pages.MinFreeKbytes);
-        set
-        {
-            using var _ = Life.Enter();
-            long max = (long)(Profile.TotalRam / 4 / 1024);
-            if (value < 0 || value > max) throw new ArgumentOutOfRangeException(nameof(value), $"must be 0..{max} KiB");
-            Pages.SetMinFreeKbytes(value);
-            Log.Info($"sysctl: vm.min_free_kbytes = {value}");
-        }
-    }
+    public Sysctl Sysctl { get => Life.Live(_sysctl); }
+    private readonly Sysctl _sysctl;
 
     /// <summary>Checks every allocator invariant; returns the problems found (empty when consistent).
     /// Call it while no other thread is allocating on this machine.</summary>

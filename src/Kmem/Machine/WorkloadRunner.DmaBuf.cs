@@ -30,7 +30,7 @@ public sealed partial class WorkloadRunner
                 long size = (long)Size(step, "size");
                 string? name = Str(step, "name");
                 var devices = AttachArg(step);
-                if (step.Args.ContainsKey("ino")) _m.DmaBufNextIno = (ulong)Long(step, "ino", 0);
+                if (step.Args.ContainsKey("ino")) _m.Sysctl.Kmem.DmaBufNextIno = (ulong)Long(step, "ino", 0);
                 AllocSteps(step, $"rk_dma_heap_buffer_alloc({size})", () =>
                 {
                     var b = OnThread(Str(step, "thread"), () => rk.BufferAlloc(size, name));
@@ -59,7 +59,7 @@ public sealed partial class WorkloadRunner
                 return true;
             }
             case "dmabuf_inodes":
-                _m.DmaBufSkipInodes(Long(step, "count", 0));
+                _m.Sysctl.Kmem.DmaBufSkipInodes(Long(step, "count", 0));
                 return true;
         }
         return false;

@@ -296,7 +296,7 @@ public sealed partial class WorkloadRunner
                 _m.Reclaim();
                 break;
             case "min_free_kbytes":
-                _m.MinFreeKbytes = Long(step, "value", 0);
+                _m.Sysctl.Vm.MinFreeKbytes = Long(step, "value", 0);
                 break;
             case "log":
                 _m.Log.Info(Str(step, "message") ?? "");

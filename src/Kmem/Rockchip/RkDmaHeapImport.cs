@@ -210,7 +210,7 @@ public static partial class RkDmaHeapImport
                 }
                 if (e.IsDmaBuf)
                 {
-                    if (e.Ino >= 0) m.DmaBufNextIno = (ulong)e.Ino;
+                    if (e.Ino >= 0) m.Sysctl.Kmem.DmaBufNextIno = (ulong)e.Ino;
                     var b = heap.BufferAlloc((long)e.Size, e.AllocBy) ?? throw new DumpFormatException(e.Line, $"no room for {e.Size} bytes at 0x{e.Start:x}");
                     ulong got = m.PageToPhys(b.PageBlocks[0].Page);
                     if (got != e.Start) { heap.BufferFree(b); throw new DumpFormatException(e.Line, $"landed at 0x{got:x}, not 0x{e.Start:x} (is the area's alignment 0?)"); }
