@@ -1,7 +1,6 @@
 // The `kmem` command line: boot a profile, run workloads, print the kernel's views and log.
 // Exit codes: 0 success, 2 bad arguments or input (one-line reason on stderr), 1 internal failure.
 using System.CommandLine;
-using Spectre.Console;
 
 namespace Kmem.Cli;
 
@@ -35,7 +34,10 @@ public static class KmemCli
         {
             return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or DumpFormatException or ArgumentException or FileNotFoundException)
+        // Bad input found while running: the validators refuse bad arguments at parse time, so an argument or file exception
+        // here comes from the library's own checks or from a file that went away since the line was parsed.
+        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or DumpFormatException or CliInputException
+                                       or ArgumentException or FileNotFoundException)
         {
             stderr.WriteLine($"kmem: {e.Message}");
             return 2;
@@ -51,27 +53,4 @@ public static class KmemCli
             return 1;
         }
     }
-}
-
-/// <summary>The writers of one invocation and a Spectre console over stdout.</summary>
-internal sealed class CliContext
-{
-    public CliContext(TextWriter stdout, TextWriter stderr)
-    {
-        Out = stdout;
-        Err = stderr;
-        bool redirected = !ReferenceEquals(stdout, System.Console.Out) || System.Console.IsOutputRedirected;
-        Console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(stdout),
-            Ansi = redirected ? AnsiSupport.No : AnsiSupport.Detect,
-            ColorSystem = redirected ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
-            Interactive = redirected ? InteractionSupport.No : InteractionSupport.Detect,
-        });
-        if (redirected) Console.Profile.Width = 160;
-    }
-
-    public TextWriter Out { get; }
-    public TextWriter Err { get; }
-    public IAnsiConsole Console { get; }
 }

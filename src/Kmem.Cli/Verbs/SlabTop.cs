@@ -3,7 +3,7 @@
 using System.Globalization;
 using Spectre.Console;
 
-namespace Kmem.Cli;
+namespace Kmem.Cli.Verbs;
 
 internal static class SlabTop
 {

@@ -1,0 +1,81 @@
+// `kmem run WORKLOAD`: runs a workload (optionally on top of a real rk-dma-heap-info dump) and prints its
+// summary table, the RTnet figures when it loaded RTnet, what it added to the dump's layout, and buddyinfo.
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Kmem.Cli.Verbs;
+
+internal static class RunVerb
+{
+    public static Command Create(CliContext ctx, Option<string> profile)
+    {
+        var workload = new Argument<string>("workload") { Description = $"A workload file (JSON, see docs/workloads.md) or a built-in name ({string.Join(", ", Commands.BuiltinWorkloads())})." };
+        var cmdline = Commands.CmdlineOption();
+        var after = new Option<string?>("--after") { Description = "First rebuild the state of a real rk-dma-heap-info dump (see 'kmem import')." };
+        Commands.Refuse(after, f => Commands.MissingFile(f, $"run --after: no file '{f}'"));
+        var run = new Command("run", "Run a workload and print a summary.") { workload, cmdline, after };
+        run.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload)!, pr.GetValue(after)));
+        return run;
+    }
+
+    private static int Run(CliContext ctx, string profile, string? cmdline, string workload, string? after)
+    {
+        using var m = VerbSupport.BootMachine(profile, cmdline);
+        var wl = Commands.LoadWorkload(workload);
+        var before = new HashSet<ulong>();
+        if (after is not null)
+        {
+            VerbSupport.ImportDump(ctx, m, after);
+            before = RkStarts(m);
+        }
+        var result = VerbSupport.RunWorkload(ctx, m, wl, out _);
+        Summary(ctx, m, wl, result);
+        if (m.RtnetLoaded) RtnetFigures(ctx, m);
+        if (after is not null)
+        {
+            // What the workload added to the imported layout, and what is left.
+            ctx.Out.WriteLine();
+            foreach (var h in m.RkDmaHeaps.Values)
+            {
+                foreach (var e in h.DmaBufEntries.Concat(h.ContigEntries).Where(e => !before.Contains(e.Start)).OrderBy(e => e.Start))
+                    ctx.Out.WriteLine($"new in {h.Name}: {e.AllocBy} [0x{e.Start:x8}-0x{e.End:x8}] {e.Size >> 10} KiB");
+                ctx.Out.WriteLine($"{h.Name}: {h.Area.Used << 2} KiB used of {h.Area.Count << 2} KiB, largest free run {h.Area.MaxChunk << 2} KiB");
+            }
+        }
+        ctx.Out.WriteLine();
+        ctx.Out.Write(m.ProcFs.Read("/proc/buddyinfo"));
+        return result.Ok ? 0 : 1;
+    }
+
+    /// <summary>The start addresses of every buffer of the RK heaps (what the dump rebuilt).</summary>
+    private static HashSet<ulong> RkStarts(Machine m) =>
+        [.. m.RkDmaHeaps.Values.SelectMany(h => h.DmaBufEntries.Concat(h.ContigEntries)).Select(e => e.Start)];
+
+    /// <summary>The table of what each label allocated, failed, freed and holds, the workload's notes, and the summary line.</summary>
+    private static void Summary(CliContext ctx, Machine m, Workload wl, WorkloadResult result)
+    {
+        var table = new Table().Title(Markup.Escape($"workload {wl.Name} on {m.Profile.Name}")).AddColumns("label", "allocated", "failed", "freed", "pages held", "bytes held");
+        foreach (var (label, s) in result.Labels)
+            table.AddRow(Markup.Escape(label), s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
+        ctx.Console.Write(table);
+        foreach (var note in result.Notes) ctx.Out.WriteLine(note);
+        VerbSupport.SummaryLine(ctx, m, result);
+    }
+
+    /// <summary>The RTnet figures after a run: every pool, socket and NIC.</summary>
+    private static void RtnetFigures(CliContext ctx, Machine m)
+    {
+        var rt = m.Rtnet;
+        var pools = new Table().Title("rtskb pools").AddColumns("pool", "size", "free", "out", "empty allocs", "failed exchanges");
+        foreach (var p in rt.Pools)
+            pools.AddRow(Markup.Escape(p.Name), p.Size.ToString(), p.FreeCount.ToString(), p.Out.ToString(), p.AllocFailures.ToString(), p.AcquireFailures.ToString());
+        ctx.Console.Write(pools);
+        var socks = new Table().Title("sockets").AddColumns("port", "received", "dropped", "queued");
+        foreach (var (port, s) in rt.Sockets.OrderBy(kv => kv.Key))
+            socks.AddRow(port.ToString(), s.Received.ToString(), s.Dropped.ToString(), s.Queued.ToString());
+        ctx.Console.Write(socks);
+        foreach (var nic in rt.Nics.Values)
+            ctx.Out.WriteLine($"{nic.Name}: rx {nic.RxPackets} packets, {nic.RxDropped} dropped; rx pool {nic.RxPool.FreeCount}/{nic.RxPool.Size} free");
+        ctx.Out.Write(m.ProcFs.Read("/proc/rtnet/rtskb"));
+    }
+}

@@ -1,0 +1,29 @@
+// `kmem slabtop`: the slab caches once, as `slabtop -o` prints them (SlabTop), after an optional workload.
+using System.CommandLine;
+
+namespace Kmem.Cli.Verbs;
+
+internal static class SlabtopVerb
+{
+    public static Command Create(CliContext ctx, Option<string> profile)
+    {
+        var workload = Commands.WorkloadOption();
+        var cmdline = Commands.CmdlineOption();
+        var sort = new Option<string>("--sort", "-s") { Description = "Sort key as slabtop's: c cache size (default), o objects, a active objects, s object size, l slabs, b objects per slab, n name.", DefaultValueFactory = _ => "c" };
+        Commands.Refuse(sort, key => key.Length != 1 || !SlabTop.SortKeys.Contains(key[0]) ? $"--sort {key}: not one of {string.Join(", ", SlabTop.SortKeys.ToCharArray())}" : null);
+        var lines = new Option<int>("--lines", "-n") { Description = "Show at most this many caches (0: all).", DefaultValueFactory = _ => 0 };
+        Commands.Refuse(lines, n => n < 0 ? $"--lines {n} is negative" : null);
+        var slabtop = new Command("slabtop", "Print the slab caches once, as slabtop -o does, largest first.") { workload, cmdline, sort, lines };
+        slabtop.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(sort)![0], pr.GetValue(lines)));
+        return slabtop;
+    }
+
+    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, char key, int lines)
+    {
+        using var m = VerbSupport.BootMachine(profile, cmdline);
+        var runner = VerbSupport.RunIfGiven(ctx, m, workload, quiet: false);
+        SlabTop.Print(ctx, m, key, lines);
+        runner?.ReleaseAll();
+        return 0;
+    }
+}

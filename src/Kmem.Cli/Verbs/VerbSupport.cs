@@ -1,0 +1,84 @@
+// What several verbs share: booting the board a profile names, running a workload (with a progress bar on a
+// terminal), streaming a trace through a replayer, rebuilding a dump, and the one-line summary after a run.
+using Spectre.Console;
+
+namespace Kmem.Cli.Verbs;
+
+internal static class VerbSupport
+{
+    /// <summary>Boots an embedded profile, or a profile file (a name ending in .json or holding a path separator).</summary>
+    internal static Machine BootMachine(string profile, string? cmdline = null)
+    {
+        bool isFile = profile.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || profile.Contains('/') || profile.Contains('\\');
+        var p = isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile);
+        return string.IsNullOrWhiteSpace(cmdline) ? Machine.Boot(p) : Machine.Boot(p, cmdline);
+    }
+
+    /// <summary>Runs the workload named by --workload, if one was; its problems go to stderr unless <paramref name="quiet"/>.</summary>
+    internal static WorkloadRunner? RunIfGiven(CliContext ctx, Machine m, string? workload, bool quiet)
+    {
+        if (workload is null) return null;
+        var wl = Commands.LoadWorkload(workload);
+        var r = RunWorkload(ctx, m, wl, out var runner);
+        if (!r.Ok && !quiet) foreach (var p in r.Problems) ctx.Err.WriteLine($"kmem: {p}");
+        return runner;
+    }
+
+    /// <summary>Runs a workload on the machine, with a progress bar when the output is a terminal and the workload has several steps.</summary>
+    internal static WorkloadResult RunWorkload(CliContext ctx, Machine m, Workload wl, out WorkloadRunner runner)
+    {
+        runner = new WorkloadRunner(m);
+        if (ctx.Console.Profile.Capabilities.Interactive && wl.Steps.Count > 1)
+        {
+            WorkloadResult? result = null;
+            var r = runner;
+            ctx.Console.Progress().Start(p =>
+            {
+                var task = p.AddTask(Markup.Escape($"workload {wl.Name}"), maxValue: wl.Steps.Count);
+                r.Progress = (_, done, _) => task.Value = done;
+                result = r.Run(wl);
+            });
+            return result!;
+        }
+        return runner.Run(wl);
+    }
+
+    /// <summary>Streams a trace file (or standard input) through a replayer, with a progress bar on a terminal.</summary>
+    internal static TraceReport ReplayTrace(CliContext ctx, Machine m, string path, TraceReplayOptions options, bool showProgress)
+    {
+        var replayer = new TraceReplayer(m);
+        if (path == "-") return replayer.Replay(Console.In, options);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var reader = new StreamReader(stream);
+        if (!showProgress || !ctx.Console.Profile.Capabilities.Interactive) return replayer.Replay(reader, options);
+        TraceReport? report = null;
+        ctx.Console.Progress().Start(p =>
+        {
+            var task = p.AddTask(Markup.Escape($"replay {Path.GetFileName(path)}"), maxValue: Math.Max(1, stream.Length));
+            report = replayer.Replay(reader, options with { Progress = _ => task.Value = stream.Position });
+            task.Value = task.MaxValue;
+        });
+        return report!;
+    }
+
+    /// <summary>Reads and replays an rk-dma-heap-info dump on the machine; prints one line of what it rebuilt.</summary>
+    /// <exception cref="CliInputException">The board has no RK-DMA-HEAP.</exception>
+    internal static RkDmaHeapImport.Result ImportDump(CliContext ctx, Machine m, string file)
+    {
+        if (m.RkDmaHeaps.Count == 0) throw new CliInputException($"import: {m.Profile.Name} has no RK-DMA-HEAP (try --profile rv1106)");
+        var r = RkDmaHeapImport.Replay(m, RkDmaHeapImport.Parse(File.ReadAllText(file)));
+        ctx.Err.WriteLine($"kmem: imported {r.DmaBufs} dma-bufs and {r.PageRuns} page runs ({r.Bytes >> 10} KiB) from {file}");
+        return r;
+    }
+
+    /// <summary>The one-line summary: steps and time, free pages, CMA free, dma-bufs, and whether every expectation held.</summary>
+    internal static void SummaryLine(CliContext ctx, Machine m, WorkloadResult result)
+    {
+        long free = m.Zones.Sum(z => z.FreePages), managed = m.Zones.Sum(z => z.Managed);
+        var bufs = m.DmaBufs;
+        ctx.Out.WriteLine($"summary: {result.StepsRun} steps in {result.Elapsed.TotalMilliseconds:F1} ms; {free} of {managed} pages free ({free * 100.0 / Math.Max(1, managed):F1}%); " +
+                          $"CMA free {m.Zones.Sum(z => z.FreeCmaPages) * 4} kB; {bufs.Count} dma-bufs ({bufs.Sum(b => b.Size) >> 10} KiB); " +
+                          $"{(result.Ok ? "all expectations held" : $"{result.Problems.Count} problem(s)")}");
+        foreach (var p in result.Problems) ctx.Err.WriteLine($"kmem: {p}");
+    }
+}
