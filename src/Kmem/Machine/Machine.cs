@@ -72,7 +72,8 @@ public sealed partial class Machine : IDisposable
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
             _devices = profile.Devices.ToDictionary(d => d.Name,
                 d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : _cma[d.Cma]) { MachineId = Id });
-            _procFs = new ProcFs(Life);
+            _proc = new ProcRegistry(Life);
+            _procFs = new ProcFs(_proc);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
@@ -146,6 +147,7 @@ public sealed partial class Machine : IDisposable
     /// <summary>The <c>/proc</c> and <c>/sys</c> views, by their kernel paths.</summary>
     public ProcFs ProcFs { get => Life.Live(_procFs); }
     private readonly ProcFs _procFs;
+    private readonly ProcRegistry _proc;
 
     /// <summary>CMA areas by name.</summary>
     public IReadOnlyDictionary<string, CmaArea> Cma { get => Life.Live(_cma); }
