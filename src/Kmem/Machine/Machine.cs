@@ -3,6 +3,7 @@
 // and the page allocator, writes the boot log, and exposes the fixed entry points.
 using Kmem.Diagnostics;
 using Kmem.Dma;
+using Kmem.Kernel;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;
@@ -93,6 +94,7 @@ public sealed partial class Machine : IDisposable
             if (profile.Arch != Arch.X86_64) Dma.CreateAtomicPools();
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
+            Kernel = new KernelContext(FactsOf(profile), Log, Life, _proc, Pages, Slab, Dma, _vmalloc, _dmaBufs);
             _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
             RegisterMetrics();
@@ -162,6 +164,9 @@ public sealed partial class Machine : IDisposable
     /// <summary>The machine's live/dead state, shared with every layer and every object it hands out.</summary>
     internal KernelLife Life { get; }
 
+    /// <summary>The kernel as the driver layers see it (built once at boot and handed to every driver the machine creates).</summary>
+    internal KernelContext Kernel { get; }
+
     /// <summary>True when the physical memory is a memfd that can be mapped again (Linux).</summary>
     public bool IsFileBacked => Life.Live(_phys.IsFileBacked);
 
@@ -213,6 +218,16 @@ public sealed partial class Machine : IDisposable
         if (_rtnet is not null) errors.AddRange(_rtnet.CheckInvariants());
         return errors;
     }
+
+    /// <summary>The facts of the modelled kernel that the layers below read instead of the profile.</summary>
+    private static KernelFacts FactsOf(MachineProfile p) => new()
+    {
+        Arch = p.Arch,
+        Is64Bit = p.Is64Bit,
+        Cpus = p.Cpus,
+        CacheLineSize = p.CacheLineSize,
+        KmallocMinAlign = p.KmallocMinAlign,
+    };
 
     /// <summary>The slab layer's settings: the architecture's figures and the command line's slub_ options.</summary>
     private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd) => new(
