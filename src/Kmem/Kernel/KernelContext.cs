@@ -14,59 +14,27 @@ namespace Kmem.Kernel;
 /// <summary>
 /// One booted kernel's subsystems for the driver layers: the page and slab allocators, the DMA API, the vmalloc
 /// space (absent where physical memory cannot be mapped twice), the DMA-BUF core and its descriptor table, the log
-/// ring, the machine's life, the proc registry, and the kernel's facts. Built once by the machine.
+/// ring, the machine's life, the proc registry, and the kernel's facts. Built once by the machine; a driver compares
+/// contexts to tell whether two objects belong to one machine.
 /// </summary>
-internal sealed class KernelContext
+/// <param name="Facts">What the modelled kernel is (architecture, word size, cache line, CPUs; its version and config to come).</param>
+/// <param name="Log">The log ring (printk).</param>
+/// <param name="Life">The machine's live/dead state, which every object a driver hands out checks.</param>
+/// <param name="Proc">The table of /proc and /sys views, where a driver registers its files.</param>
+/// <param name="Pages">The page allocator.</param>
+/// <param name="Slab">The slab allocator (kmem_cache_create, kmalloc).</param>
+/// <param name="Dma">The DMA API.</param>
+/// <param name="VmallocSpaceOrNull">The vmalloc window, or null where physical memory cannot be mapped twice.</param>
+/// <param name="DmaBufs">The DMA-BUF core (export, the list of buffers, inode numbers).</param>
+internal sealed record KernelContext(KernelFacts Facts, KernelLog Log, KernelLife Life, ProcRegistry Proc, PageAllocator Pages,
+    SlabAllocator Slab, DmaMapper Dma, VmallocSpace? VmallocSpaceOrNull, DmaBufCore DmaBufs)
 {
-    private readonly VmallocSpace? _vmalloc;
-
-    public KernelContext(KernelFacts facts, KernelLog log, KernelLife life, ProcRegistry proc, PageAllocator pages,
-        SlabAllocator slab, DmaMapper dma, VmallocSpace? vmalloc, DmaBufCore dmaBufs)
-    {
-        Facts = facts;
-        Log = log;
-        Life = life;
-        Proc = proc;
-        Pages = pages;
-        Slab = slab;
-        Dma = dma;
-        _vmalloc = vmalloc;
-        DmaBufs = dmaBufs;
-    }
-
-    /// <summary>What the modelled kernel is (architecture, word size, cache line, CPUs; its version and config to come).</summary>
-    public KernelFacts Facts { get; }
-
-    /// <summary>The log ring (printk).</summary>
-    public KernelLog Log { get; }
-
-    /// <summary>The machine's live/dead state, which every object a driver hands out checks.</summary>
-    public KernelLife Life { get; }
-
-    /// <summary>The table of /proc and /sys views, where a driver registers its files.</summary>
-    public ProcRegistry Proc { get; }
-
-    /// <summary>The page allocator.</summary>
-    public PageAllocator Pages { get; }
-
-    /// <summary>The slab allocator (kmem_cache_create, kmalloc).</summary>
-    public SlabAllocator Slab { get; }
-
-    /// <summary>The DMA API.</summary>
-    public DmaMapper Dma { get; }
-
-    /// <summary>The DMA-BUF core (export, the list of buffers, inode numbers).</summary>
-    public DmaBufCore DmaBufs { get; }
-
     /// <summary>The descriptor table user space holds dma-bufs through.</summary>
     public DmaBufFdTable DmaBufFds => DmaBufs.Fds;
 
-    /// <summary>The vmalloc window, or null where physical memory cannot be mapped twice.</summary>
-    public VmallocSpace? VmallocSpaceOrNull => _vmalloc;
-
     /// <summary>The vmalloc window.</summary>
     /// <exception cref="PlatformNotSupportedException">The machine's memory cannot be remapped (not Linux).</exception>
-    public VmallocSpace VmallocSpace => _vmalloc ?? throw new PlatformNotSupportedException(
+    public VmallocSpace VmallocSpace => VmallocSpaceOrNull ?? throw new PlatformNotSupportedException(
         "vmalloc needs physical memory that can be mapped twice (a memfd, Linux); this machine's is a plain native block");
 
     /// <summary>The page handle of a frame of this machine.</summary>
@@ -82,7 +50,8 @@ internal sealed class KernelContext
             int idx = (int)(off >> KernelFacts.PageShift);
             return Pages.PageCount(idx) > 0 ? idx : -1;
         }
-        return _vmalloc is not null && _vmalloc.Contains(address) ? _vmalloc.FrameAt(address) : -1;
+        var vm = VmallocSpaceOrNull;
+        return vm is not null && vm.Contains(address) ? vm.FrameAt(address) : -1;
     }
 
     /// <summary>
