@@ -1,8 +1,9 @@
 // The library's layering, checked on the compiled code: the allowed folder graph of src/Kmem written once, and a
 // test that fails when a type of one folder references a type of a folder it may not use (calls flow downward;
 // docs/architecture.md draws the same layers). Types are mapped to folders by their source files (TypeFolderGraph).
-// What the compiler folds into the caller leaves no reference to check: the use of a constant (`Machine.PageSize`)
-// or a nameof() is invisible here; the page size's one home is Core's KernelFacts for that reason.
+// What the compiler folds into the caller leaves no reference in the assembly (the use of a constant such as
+// `Machine.PageSize`, a nameof()): for the machine, the composition root, the sources below it are also searched
+// for its name outside comments and literals.
 namespace Kmem.Tests;
 
 public class LayeringTests
@@ -107,6 +108,41 @@ public class LayeringTests
         // The excepted type is let through only towards its one folder.
         var otherFolder = new TypeEdge("Kmem.Vb2FrameLoop", "Vb2", "Kmem.Diagnostics.MemoryMap", "Diagnostics");
         Assert.Equal(new[] { otherFolder }, Violations(g.With(otherFolder), MayUse, Exceptions).Except(real));
+    }
+
+    [Fact]
+    public void NoFolderBelowTheMachineNamesItInCode()
+    {
+        var g = Graph.Value;
+        var found = new List<string>();
+        foreach (var (folder, files) in g.SourceFiles)
+        {
+            if (!MayUse.TryGetValue(folder, out var uses) || uses.Contains("Machine") || folder == "Machine") continue;
+            foreach (var file in files)
+            {
+                Assert.True(File.Exists(file), $"{file}: the source named by the PDB is not here");
+                if (ExceptedFiles.Contains(Path.GetFileNameWithoutExtension(file))) continue;
+                found.AddRange(CodeWords.LinesNaming(File.ReadAllText(file), "Machine").Select(l => $"{folder}/{Path.GetFileName(file)}:{l}"));
+            }
+        }
+        Assert.True(g.SourceFiles.ContainsKey("Dma") && g.SourceFiles["Dma"].Length > 0, "no sources found for Dma/");
+        Assert.True(found.Count == 0, "code below the machine names it:\n" + string.Join("\n", found));
+    }
+
+    /// <summary>The files of the excepted types (each type is in the file named after it).</summary>
+    private static readonly HashSet<string> ExceptedFiles = [.. Exceptions.Select(x => x.Type[(x.Type.LastIndexOf('.') + 1)..])];
+
+    [Fact]
+    public void TheWordSearchSeesCodeOnly()
+    {
+        const string source = """"
+            // Machine in a comment
+            /* Machine
+               in a block */ var a = "Machine" + @"Machine ""x""" + 'M';
+            var b = $"{nameof(Machine)} and {{Machine}}";
+            int c = Machine.PageSize; string MachineName = "";
+            """";
+        Assert.Equal(new[] { 4, 5 }, CodeWords.LinesNaming(source, "Machine"));
     }
 
     [Fact]

@@ -27,11 +27,13 @@ internal sealed class TypeFolderGraph
         .Select(f => (OpCode)f.GetValue(null)!)
         .ToDictionary(o => unchecked((ushort)o.Value), o => o.OperandType);
 
-    private TypeFolderGraph(IReadOnlyDictionary<string, string> folderOf, IReadOnlyList<string> problems, IReadOnlyList<TypeEdge> edges)
+    private TypeFolderGraph(IReadOnlyDictionary<string, string> folderOf, IReadOnlyList<string> problems, IReadOnlyList<TypeEdge> edges,
+        IReadOnlyDictionary<string, string[]> sourceFiles)
     {
         FolderOf = folderOf;
         Problems = problems;
         Edges = edges;
+        SourceFiles = sourceFiles;
     }
 
     /// <summary>Each type (full name, nested types with '+') and the folder under the library's source root it comes from.</summary>
@@ -43,8 +45,11 @@ internal sealed class TypeFolderGraph
     /// <summary>Every reference between two types of different folders (compiler-generated targets left out).</summary>
     public IReadOnlyList<TypeEdge> Edges { get; }
 
+    /// <summary>Each folder and the source files compiled from it, as the PDB names them (paths of the build).</summary>
+    public IReadOnlyDictionary<string, string[]> SourceFiles { get; }
+
     /// <summary>The same graph with one more edge (to prove that a check over it can fail).</summary>
-    public TypeFolderGraph With(TypeEdge extra) => new(FolderOf, Problems, [.. Edges, extra]);
+    public TypeFolderGraph With(TypeEdge extra) => new(FolderOf, Problems, [.. Edges, extra], SourceFiles);
 
     /// <summary>Reads the assembly at <paramref name="assemblyPath"/> and the portable PDB beside it.</summary>
     public static TypeFolderGraph Load(string assemblyPath, string sourceRootMarker)
@@ -116,7 +121,11 @@ internal sealed class TypeFolderGraph
                 if (to != from && to != CompilerFolder) edges.Add(new TypeEdge(NameOf(md, th), from, NameOf(md, target), to));
             }
         }
-        return new TypeFolderGraph(folderOf, problems, [.. edges.OrderBy(e => e.FromType, StringComparer.Ordinal).ThenBy(e => e.ToType, StringComparer.Ordinal)]);
+        var sources = pdb.Documents.Select(d => pdb.GetString(pdb.GetDocument(d).Name))
+            .Select(f => (File: f, Folder: FolderOfFile(f, sourceRootMarker))).Where(x => x.Folder is { Length: > 0 })
+            .GroupBy(x => x.Folder!).ToDictionary(g => g.Key, g => g.Select(x => x.File).Order(StringComparer.Ordinal).ToArray());
+        return new TypeFolderGraph(folderOf, problems, [.. edges.OrderBy(e => e.FromType, StringComparer.Ordinal).ThenBy(e => e.ToType, StringComparer.Ordinal)],
+            sources);
     }
 
     /// <summary>The folder right under the source root that holds <paramref name="file"/>, or null for a file outside it (generated code).</summary>
