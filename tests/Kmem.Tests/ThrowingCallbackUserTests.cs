@@ -162,7 +162,7 @@ public class ThrowingCallbackUserTests
         public override string Name => "test-exporter";
         public override IReadOnlyList<(int Frame, int Order)> Blocks { get { Maybe("blocks"); return [(Frame, Order)]; } }
         public override nint ContiguousAddress() { Maybe("contiguous"); return 0; }   // always through a vmap
-        public override SgTable TableForAttachment() { Maybe("attach"); return m.DmaBufCore.TableOfBlocks([(Frame, Order)]); }
+        public override SgTable TableForAttachment() { Maybe("attach"); return m.Kernel.DmaBufs.TableOfBlocks([(Frame, Order)]); }
         public override void Release(DmaBuf buf)
         {
             Releases++;
@@ -175,11 +175,11 @@ public class ThrowingCallbackUserTests
     {
         var block = m.AllocPages(Gfp.Kernel, TestExporter.Order);
         var exp = new TestExporter(m, block);
-        return (m.DmaBufCore.Export(exp, 4096 << TestExporter.Order, DmaBufCore.ORdWr), exp, block);
+        return (m.Kernel.DmaBufs.Export(exp, 4096 << TestExporter.Order, DmaBufCore.ORdWr), exp, block);
     }
 
     private static string DmaBufState(Machine m, DmaBuf b) =>
-        m.DmaBufCore.Bufinfo() + m.ProcFs.Read("/proc/vmallocinfo") +
+        m.Kernel.DmaBufs.Bufinfo() + m.ProcFs.Read("/proc/vmallocinfo") +
         $"refs={b.RefCount} atts={b.Attachments.Count} cpu={b.InCpuAccess}";
 
     [Theory]
@@ -231,7 +231,7 @@ public class ThrowingCallbackUserTests
         Assert.True(b.Released);
         Assert.Equal(1, exp.Releases);
         Assert.Empty(b.Attachments);
-        Assert.DoesNotContain(b, m.DmaBufCore.Buffers());
+        Assert.DoesNotContain(b, m.Kernel.DmaBufs.Buffers());
         string log = TestSupport.LogText(m);
         Assert.Contains($"------------[ cut here ]------------\nWARNING: dma_buf_release: exporter test-exporter: release of ino {b.Ino} threw CallbackFailure: exporter release failed", log);
         Assert.Throws<DmaBufException>(() => b.Put());              // the buffer is gone for good

@@ -1,5 +1,6 @@
-// The registry of a machine's kernel views by path (/proc/..., /sys/...): each subsystem registers
-// the files it renders; Read() renders one on demand from the live state.
+// The public face of a machine's kernel views by path (/proc/..., /sys/...): the table itself is the
+// proc registry at the bottom of the stack, where each subsystem registers the files it renders;
+// Read() renders one on demand from the live state.
 namespace Kmem;
 
 /// <summary>A path that no view serves.</summary>
@@ -16,55 +17,30 @@ public sealed class ProcPathException : KmemException
 /// <summary>The kernel's views of a machine, by path, rendered from the live state on each read.</summary>
 public sealed class ProcFs
 {
-    private readonly Lock _lock = new();
-    private readonly SortedDictionary<string, Func<string>> _files = new(StringComparer.Ordinal);
-    private readonly KernelLife _life;
+    private readonly ProcRegistry _files;
 
-    internal ProcFs(KernelLife life) => _life = life;
+    internal ProcFs(ProcRegistry files) => _files = files;
 
     /// <summary>Registers (or replaces) the renderer of a path.</summary>
-    public void Register(string path, Func<string> render)
-    {
-        _life.ThrowIfDead();
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        ArgumentNullException.ThrowIfNull(render);
-        if (path[0] != '/') throw new ArgumentException($"'{path}' is not an absolute path", nameof(path));
-        lock (_lock) _files[path] = render;
-    }
+    public void Register(string path, Func<string> render) => _files.Register(path, render);
 
     /// <summary>Removes a path (a view that went away, such as a destroyed cache's sysfs files).</summary>
-    public bool Unregister(string path)
-    {
-        _life.ThrowIfDead();
-        lock (_lock) return _files.Remove(path);
-    }
+    public bool Unregister(string path) => _files.Unregister(path);
 
     /// <summary>The registered paths, sorted.</summary>
-    public IReadOnlyList<string> Paths
-    {
-        get
-        {
-            _life.ThrowIfDead();
-            lock (_lock) return _files.Keys.ToArray();
-        }
-    }
+    public IReadOnlyList<string> Paths => _files.Paths;
 
     /// <summary>True if a view serves <paramref name="path"/>.</summary>
-    public bool Exists(string path)
-    {
-        _life.ThrowIfDead();
-        lock (_lock) return _files.ContainsKey(path);
-    }
+    public bool Exists(string path) => _files.Exists(path);
 
     /// <summary>Renders the file at <paramref name="path"/>.</summary>
     /// <exception cref="ProcPathException">No view serves that path.</exception>
     /// <exception cref="ObjectDisposedException">The machine has been disposed.</exception>
     public string Read(string path)
     {
-        using var _ = _life.Enter();   // a view walks live lists: the machine's shutdown waits for it
+        using var _ = _files.Life.Enter();   // a view walks live lists: the machine's shutdown waits for it
         ArgumentNullException.ThrowIfNull(path);
-        Func<string>? render;
-        lock (_lock) _files.TryGetValue(path.TrimEnd('/') is { Length: > 0 } p ? p : path, out render);
+        var render = _files.Find(path);
         if (render is null) throw new ProcPathException(path, string.Join(", ", Paths));
         return render();
     }

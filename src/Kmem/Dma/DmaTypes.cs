@@ -72,8 +72,8 @@ public sealed class SgTable
     public static SgTable FromPages(ReadOnlySpan<Page> pages, int offset, long size)
     {
         if (pages.Length == 0) throw new ArgumentException("no pages", nameof(pages));
-        if (offset < 0 || offset >= Machine.PageSize) throw new ArgumentOutOfRangeException(nameof(offset));
-        if (size <= 0 || offset + size > (long)pages.Length * Machine.PageSize) throw new ArgumentOutOfRangeException(nameof(size));
+        if (offset < 0 || offset >= KernelFacts.PageSize) throw new ArgumentOutOfRangeException(nameof(offset));
+        if (size <= 0 || offset + size > (long)pages.Length * KernelFacts.PageSize) throw new ArgumentOutOfRangeException(nameof(size));
         var entries = new List<(Page, int, int)>();
         long left = size;
         int i = 0, off = offset;
@@ -81,8 +81,8 @@ public sealed class SgTable
         {
             int first = i;
             while (i + 1 < pages.Length && pages[i + 1].MachineId == pages[i].MachineId && pages[i + 1].Pfn == pages[i].Pfn + 1
-                   && (long)(i + 1 - first) * Machine.PageSize - off < left) i++;
-            long run = Math.Min(left, (long)(i - first + 1) * Machine.PageSize - off);
+                   && (long)(i + 1 - first) * KernelFacts.PageSize - off < left) i++;
+            long run = Math.Min(left, (long)(i - first + 1) * KernelFacts.PageSize - off);
             entries.Add((pages[first], off, (int)run));
             left -= run;
             off = 0;

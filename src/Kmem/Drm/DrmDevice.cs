@@ -4,6 +4,7 @@
 // reference rules, and the debugfs views gem_names and mm_dump.
 using System.Text;
 using Kmem.Drm;
+using Kmem.Kernel;
 using Kmem.Physical;
 
 namespace Kmem;
@@ -39,25 +40,26 @@ public sealed class DrmDevice
     private readonly List<DrmFile> _files = [];
     internal readonly Lock Lock = new();                                // object_name_lock and friends
 
-    internal DrmDevice(Machine m, Device display)
+    internal DrmDevice(KernelContext k, Device display)
     {
-        Machine = m;
+        Kernel = k;
         Display = display;
-        bool is64 = m.Profile.Is64Bit;
+        bool is64 = k.Facts.Is64Bit;
         ulong start = is64 ? FilePageOffsetStart64 : FilePageOffsetStart32;
         ulong size = is64 ? (0xFFFFFFFFUL >> PhysicalMemory.PageShift) * 256 : (0xFFFFFFFUL >> PhysicalMemory.PageShift) * 16;
         OffsetSpace = new DrmMm(start, size);
         // rockchip_drm_init_iommu(): drm_mm over the domain's aperture, here the display's 32-bit (or narrower) mask.
         if (display.HasIommu) IommuSpace = new DrmMm(0, (Math.Min(display.DmaMask, 0xFFFFFFFFUL) + 1) >> PhysicalMemory.PageShift);
-        m.ProcFs.Register("/sys/kernel/debug/dri/0/gem_names", GemNames);
-        m.ProcFs.Register("/sys/kernel/debug/dri/0/mm_dump", () => IommuSpace is null ? "" : MmDump());
-        m.ProcFs.Register("/sys/kernel/debug/dri/0/gem_objects", GemObjects);
+        k.Proc.Register("/sys/kernel/debug/dri/0/gem_names", GemNames);
+        k.Proc.Register("/sys/kernel/debug/dri/0/mm_dump", () => IommuSpace is null ? "" : MmDump());
+        k.Proc.Register("/sys/kernel/debug/dri/0/gem_objects", GemObjects);
     }
 
-    internal Machine Machine { get; }
+    /// <summary>The kernel the device allocates from.</summary>
+    internal KernelContext Kernel { get; }
 
     /// <summary>The machine's life: every member but the fixed identity (display, driver name, IOMMU use) throws once it is dead.</summary>
-    internal KernelLife Life => Machine.Life;
+    internal KernelLife Life => Kernel.Life;
 
     /// <summary>The display controller the device drives (its DMA, its IOMMU).</summary>
     public Device Display { get; }
@@ -108,7 +110,7 @@ public sealed class DrmDevice
 
     internal DrmException Fail(int errno, string what)
     {
-        Machine.Log.Err($"[drm:{what}");
+        Kernel.Log.Err($"[drm:{what}");
         return new DrmException(errno, what);
     }
 

@@ -226,13 +226,13 @@ public sealed class DrmFile
                 {
                     // export_and_register_object(): the dma-buf holds the object; the object caches the dma-buf.
                     obj.Get();
-                    buf = _drm.Machine.DmaBufCore.Export(new GemDmaBufExporter(obj), obj.Size, flags);
+                    buf = _drm.Kernel.DmaBufs.Export(new GemDmaBufExporter(obj), obj.Size, flags);
                     obj.ExportedDmaBuf = buf.Get();
                 }
                 _prime[buf.Get()] = handle;                   // drm_prime_add_buf_handle() takes its own reference
             }
         }
-        return _drm.Machine.DmaBufFds.Install(buf);
+        return _drm.Kernel.DmaBufFds.Install(buf);
     }
 
     /// <summary>
@@ -244,7 +244,7 @@ public sealed class DrmFile
     {
         using var life = _drm.Life.Enter();
         CheckOpen("drm_gem_prime_fd_to_handle");
-        var buf = _drm.Machine.DmaBufFds.Get(fd);                 // dma_buf_get(): a temporary reference
+        var buf = _drm.Kernel.DmaBufFds.Get(fd);                 // dma_buf_get(): a temporary reference
         try
         {
             lock (_drm.Lock)
@@ -255,7 +255,7 @@ public sealed class DrmFile
             else
             {
                 try { obj = _drm.ImportObject(buf); }
-                catch (DrmException e) { _drm.Machine.Log.Err($"[drm:drm_gem_prime_fd_to_handle] {e.Message}"); throw; }
+                catch (DrmException e) { _drm.Kernel.Log.Err($"[drm:drm_gem_prime_fd_to_handle] {e.Message}"); throw; }
             }
             int handle;
             lock (_drm.Lock)

@@ -87,7 +87,7 @@ public sealed unsafe class GemObject
         get
         {
             Live();
-            return Backing == GemBacking.Imported ? _importAttach!.Buffer.PageBlocks : _blocks.Select(b => (_drm.Machine.PageOf(b.Frame), b.Order)).ToArray();
+            return Backing == GemBacking.Imported ? _importAttach!.Buffer.PageBlocks : _blocks.Select(b => (_drm.Kernel.PageOf(b.Frame), b.Order)).ToArray();
         }
     }
 
@@ -100,17 +100,17 @@ public sealed unsafe class GemObject
     /// <summary>rockchip_gem_alloc_buf(): false (nothing held) when the memory cannot be had.</summary>
     internal bool Allocate()
     {
-        var m = _drm.Machine;
+        var k = _drm.Kernel;
         if (Backing == GemBacking.Contiguous)
         {
             // rockchip_gem_alloc_dma(): dma_alloc_attrs(drm->dev, size, GFP_KERNEL, WRITE_COMBINE).
-            _cpu = m.Dma.AllocCoherent(_drm.Display, (ulong)Size, Gfp.Kernel, out _dmaHandle, CallSite.Kernel("rockchip_gem_alloc_dma"));
+            _cpu = k.Dma.AllocCoherent(_drm.Display, (ulong)Size, Gfp.Kernel, out _dmaHandle, CallSite.Kernel("rockchip_gem_alloc_dma"));
             if (_cpu == 0)
             {
-                m.Log.Err($"rockchip-drm display-subsystem: failed to allocate {Size} byte dma buffer");
+                k.Log.Err($"rockchip-drm display-subsystem: failed to allocate {Size} byte dma buffer");
                 return false;
             }
-            _blocks = m.Dma.CoherentBlocks(_drm.Display, _dmaHandle)!;
+            _blocks = k.Dma.CoherentBlocks(_drm.Display, _dmaHandle)!;
             DmaAddress = _dmaHandle;
             return true;
         }
@@ -119,11 +119,11 @@ public sealed unsafe class GemObject
         var blocks = new (int, int)[pages];
         for (int i = 0; i < pages; i++)
         {
-            int idx = m.Pages.Alloc(Gfp.HighUserMovable | Gfp.Zero, 0);
+            int idx = k.Pages.Alloc(Gfp.HighUserMovable | Gfp.Zero, 0);
             if (idx < 0)
             {
-                for (int j = 0; j < i; j++) m.Pages.Free(blocks[j].Item1, 0, "drm_gem_put_pages");
-                m.Log.Err($"rockchip-drm display-subsystem: drm_gem_get_pages: out of memory for {Size} bytes");
+                for (int j = 0; j < i; j++) k.Pages.Free(blocks[j].Item1, 0, "drm_gem_put_pages");
+                k.Log.Err($"rockchip-drm display-subsystem: drm_gem_get_pages: out of memory for {Size} bytes");
                 return false;
             }
             blocks[i] = (idx, 0);
@@ -131,7 +131,7 @@ public sealed unsafe class GemObject
         _blocks = blocks;
         if (!_drm.IommuSpace!.TryInsert((ulong)pages, 1, out ulong iova))
         {
-            m.Log.Err($"rockchip-drm display-subsystem: out of I/O virtual memory: {Size} bytes");
+            k.Log.Err($"rockchip-drm display-subsystem: out of I/O virtual memory: {Size} bytes");
             FreePages();
             return false;
         }
@@ -153,7 +153,7 @@ public sealed unsafe class GemObject
             ulong contig = table.ContiguousDmaLength();
             if (contig < (ulong)Size)
             {
-                _drm.Machine.Log.Err("rockchip-drm display-subsystem: failed to map sg_table to contiguous linear address.");
+                _drm.Kernel.Log.Err("rockchip-drm display-subsystem: failed to map sg_table to contiguous linear address.");
                 buf.UnmapAttachment(a, table, DmaDirection.Bidirectional);
                 buf.Detach(a);
                 return -22;
@@ -193,12 +193,12 @@ public sealed unsafe class GemObject
     /// <summary>The kernel virtual address of the object's bytes (mapping separate pages on first use).</summary>
     internal nint CpuAddress()
     {
-        if (Backing == GemBacking.Contiguous) return _drm.Machine.Pages.IdxToVirt(_blocks[0].Frame);
+        if (Backing == GemBacking.Contiguous) return _drm.Kernel.Pages.IdxToVirt(_blocks[0].Frame);
         if (Backing == GemBacking.Imported) return _importAttach!.Buffer.Vmap();
         lock (_blocks)
         {
             if (_vmap != 0) return _vmap;
-            var vm = _drm.Machine.VmallocSpaceOrNull ?? throw new PlatformNotSupportedException("a GEM object of separate pages needs the vmalloc window for a CPU view");
+            var vm = _drm.Kernel.VmallocSpaceOrNull ?? throw new PlatformNotSupportedException("a GEM object of separate pages needs the vmalloc window for a CPU view");
             var frames = _blocks.Select(b => b.Frame).ToArray();
             _vmap = vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("rockchip_gem_alloc_iommu"));
             if (_vmap == 0) throw new DrmException(-12, $"vmap of a {Size}-byte GEM object failed");
@@ -226,7 +226,7 @@ public sealed unsafe class GemObject
     /// <summary>rockchip_gem_free_object(): the memory back, the IOVA and mmap offset nodes removed, an import let go.</summary>
     private void Free()
     {
-        var m = _drm.Machine;
+        var k = _drm.Kernel;
         _drm.ObjectFreed(this);
         if (_iovaPages != 0) _drm.IommuSpace!.Remove(_dmaAddress >> PhysicalMemory.PageShift);
         if (Backing == GemBacking.Imported)
@@ -240,7 +240,7 @@ public sealed unsafe class GemObject
         }
         if (Backing == GemBacking.Contiguous)
         {
-            m.Dma.FreeCoherent(_drm.Display, (ulong)Size, _cpu, _dmaHandle, CallSite.Kernel("rockchip_gem_free_dma"));
+            k.Dma.FreeCoherent(_drm.Display, (ulong)Size, _cpu, _dmaHandle, CallSite.Kernel("rockchip_gem_free_dma"));
             return;
         }
         FreePages();
@@ -248,9 +248,9 @@ public sealed unsafe class GemObject
 
     private void FreePages()
     {
-        var m = _drm.Machine;
-        if (_vmap != 0) { m.VmallocSpaceOrNull!.Free(_vmap, freePages: false, CallSite.Kernel("rockchip_gem_free_iommu")); _vmap = 0; }
-        foreach (var (f, _) in _blocks) m.Pages.Free(f, 0, "drm_gem_put_pages");
+        var k = _drm.Kernel;
+        if (_vmap != 0) { k.VmallocSpaceOrNull!.Free(_vmap, freePages: false, CallSite.Kernel("rockchip_gem_free_iommu")); _vmap = 0; }
+        foreach (var (f, _) in _blocks) k.Pages.Free(f, 0, "drm_gem_put_pages");
         _blocks = [];
     }
 
@@ -270,10 +270,10 @@ internal sealed class GemDmaBufExporter : DmaBufExporter
     public override IReadOnlyList<(int Frame, int Order)> Blocks => _obj.Blocks;
 
     public override nint ContiguousAddress() =>
-        _obj.Backing == GemBacking.Contiguous ? _obj.Drm.Machine.Pages.IdxToVirt(_obj.Blocks[0].Frame) : 0;
+        _obj.Backing == GemBacking.Contiguous ? _obj.Drm.Kernel.Pages.IdxToVirt(_obj.Blocks[0].Frame) : 0;
 
     /// <summary>drm_gem_map_dma_buf() uses drm_prime_pages_to_sg(): one entry per block.</summary>
-    public override SgTable TableForAttachment() => _obj.Drm.Machine.DmaBufCore.TableOfBlocks(_obj.Blocks);
+    public override SgTable TableForAttachment() => _obj.Drm.Kernel.DmaBufs.TableOfBlocks(_obj.Blocks);
 
     /// <summary>drm_gem_dmabuf_release(): the dma-buf's reference on the object goes.</summary>
     public override void Release(DmaBuf buf) => _obj.Put();

@@ -1,7 +1,5 @@
-// The machine's DRM device (rockchip-drm's card0 on the display controller) and the helpers the GEM and VB2
-// layers share: page handles of frames, the vmalloc space, the dma-buf core.
-using Kmem.Vmalloc;
-
+// The machine's DRM device (rockchip-drm's card0 on the display controller) and its videobuf2 allocators
+// and queues, each made over the machine's kernel context.
 namespace Kmem;
 
 public sealed partial class Machine
@@ -23,26 +21,9 @@ public sealed partial class Machine
                 if (_drm is not null) return _drm;
                 var vop = Devices.Values.FirstOrDefault(d => d.Name.EndsWith(".vop", StringComparison.Ordinal))
                           ?? throw new InvalidOperationException($"{Profile.Name} declares no display controller (*.vop): no DRM device");
-                return _drm = new DrmDevice(this, vop);
+                return _drm = new DrmDevice(Kernel, vop);
             }
         }
-    }
-
-    internal Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, Id);
-
-    internal VmallocSpace? VmallocSpaceOrNull => _vmalloc;
-
-    internal DmaBufCore DmaBufCore => _dmaBufs;
-
-    /// <summary>The frame of an allocated page mapped at a linear-map or vmalloc address, or -1.</summary>
-    internal int UserFrameAt(nint address)
-    {
-        if (VirtAddrValid(address))
-        {
-            int idx = (int)((address - Pages.IdxToVirt(0)) >> Physical.PhysicalMemory.PageShift);
-            return Pages.PageCount(idx) > 0 ? idx : -1;
-        }
-        return _vmalloc is not null && _vmalloc.Contains(address) ? _vmalloc.FrameAt(address) : -1;
     }
 }
 
@@ -58,7 +39,7 @@ public sealed partial class Machine
         get
         {
             ThrowIfDisposed();
-            return _vb2Contig ??= new Vb2DmaContig(this);
+            return _vb2Contig ??= new Vb2DmaContig(Kernel);
         }
     }
 
@@ -68,7 +49,7 @@ public sealed partial class Machine
         get
         {
             ThrowIfDisposed();
-            return _vb2Sg ??= new Vb2DmaSg(this);
+            return _vb2Sg ??= new Vb2DmaSg(Kernel);
         }
     }
 
@@ -78,7 +59,7 @@ public sealed partial class Machine
         get
         {
             ThrowIfDisposed();
-            return _vb2Vmalloc ??= new Vb2Vmalloc(this);
+            return _vb2Vmalloc ??= new Vb2Vmalloc(Kernel);
         }
     }
 
@@ -92,10 +73,10 @@ public sealed partial class Machine
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(ops);
         ArgumentNullException.ThrowIfNull(planeSizes);
-        if (ops.Machine != this) throw new ArgumentException("the allocator belongs to another machine", nameof(ops));
+        if (ops.Kernel != Kernel) throw new ArgumentException("the allocator belongs to another machine", nameof(ops));
         if (planeSizes.Length is 0 or > 8 || planeSizes.Any(s => s <= 0)) throw new ArgumentException("1 to 8 planes of positive size", nameof(planeSizes));
         if (ioModes == 0) throw new ArgumentException("no memory type", nameof(ioModes));
         if ((uint)minBuffersNeeded > Vb2Queue.MaxFrame) throw new ArgumentOutOfRangeException(nameof(minBuffersNeeded));
-        return new Vb2Queue(this, name, dev, ops, ioModes, isOutput, planeSizes, minBuffersNeeded);
+        return new Vb2Queue(Kernel, name, dev, ops, ioModes, isOutput, planeSizes, minBuffersNeeded);
     }
 }

@@ -9,7 +9,7 @@ namespace Kmem;
 public sealed partial class Machine
 {
     /// <summary>The page size (4096).</summary>
-    public const int PageSize = PhysicalMemory.PageSize;
+    public const int PageSize = KernelFacts.PageSize;
 
     /// <summary>MAX_ORDER of this machine: orders 0..MaxOrder-1 are valid.</summary>
     public int MaxOrder => Life.Live(Pages.MaxOrder);

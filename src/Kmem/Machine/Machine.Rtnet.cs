@@ -19,7 +19,7 @@ public sealed partial class Machine
             ThrowIfDisposed();
             if (_rtnet is { } r) return r;
             using var life = Life.Enter();
-            lock (_rtnetLock) return _rtnet ??= new RtnetStack(this, _rtnetParams);
+            lock (_rtnetLock) return _rtnet ??= new RtnetStack(Kernel, _rtnetParams);
         }
     }
 

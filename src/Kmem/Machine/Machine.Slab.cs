@@ -38,7 +38,7 @@ public sealed partial class Machine
     public SlabCache<T> KmemCacheCreate<T>(string name, SlabFlags flags = SlabFlags.None, SlabCtor<T>? ctor = null, int sheafCapacity = 0) where T : unmanaged
     {
         using var _ = Life.Enter();
-        return SlabCache<T>.Create(this, name, flags, ctor, sheafCapacity);
+        return SlabCache<T>.Create(Slab, name, flags, ctor, sheafCapacity);
     }
 
     /// <summary>

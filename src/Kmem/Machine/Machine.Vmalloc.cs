@@ -7,8 +7,7 @@ namespace Kmem;
 
 public sealed partial class Machine
 {
-    private VmallocSpace Vm => _vmalloc ?? throw new PlatformNotSupportedException(
-        "vmalloc needs physical memory that can be mapped twice (a memfd, Linux); this machine's is a plain native block");
+    private VmallocSpace Vm => Kernel.VmallocSpace;
 
     /// <summary>VMALLOC_START: the first address of the vmalloc window (0 when the platform has no window).</summary>
     public nint VmallocStart => Life.Live(_vmalloc?.Start ?? 0);
@@ -63,11 +62,7 @@ public sealed partial class Machine
     /// kernel's words and raises <see cref="InvalidAddressException"/>, with nothing unmapped.
     /// </summary>
     public void Vfree(nint address, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-    {
-        using var _ = Life.Enter();
-        if (address == 0) return;
-        Vm.Free(address, freePages: true, new CallSite(caller, file, line));
-    }
+        => Kernel.Vfree(address, caller, file, line);
 
     /// <summary>
     /// vmap(): maps <paramref name="pages"/> (allocated pages of this machine, in order) into one virtually

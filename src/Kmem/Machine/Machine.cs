@@ -3,6 +3,7 @@
 // and the page allocator, writes the boot log, and exposes the fixed entry points.
 using Kmem.Diagnostics;
 using Kmem.Dma;
+using Kmem.Kernel;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;
@@ -72,7 +73,8 @@ public sealed partial class Machine : IDisposable
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
             _devices = profile.Devices.ToDictionary(d => d.Name,
                 d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : _cma[d.Cma]) { MachineId = Id });
-            _procFs = new ProcFs(Life);
+            _proc = new ProcRegistry(Life);
+            _procFs = new ProcFs(_proc);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
             BootLog.MemInitLines(this, layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
@@ -93,6 +95,7 @@ public sealed partial class Machine : IDisposable
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
             _sysctl = new Sysctl(Pages, (long)(profile.TotalRam / 4 / 1024), layout.CmaAreas, _deferredFree, _dmaBufs);
+            Kernel = new KernelContext(FactsOf(profile), Log, Life, _proc, Pages, Slab, Dma, _vmalloc, _dmaBufs);
             _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
             RegisterMetrics();
@@ -147,6 +150,7 @@ public sealed partial class Machine : IDisposable
     /// <summary>The <c>/proc</c> and <c>/sys</c> views, by their kernel paths.</summary>
     public ProcFs ProcFs { get => Life.Live(_procFs); }
     private readonly ProcFs _procFs;
+    private readonly ProcRegistry _proc;
 
     /// <summary>CMA areas by name.</summary>
     public IReadOnlyDictionary<string, CmaArea> Cma { get => Life.Live(_cma); }
@@ -160,6 +164,9 @@ public sealed partial class Machine : IDisposable
 
     /// <summary>The machine's live/dead state, shared with every layer and every object it hands out.</summary>
     internal KernelLife Life { get; }
+
+    /// <summary>The kernel as the driver layers see it (built once at boot and handed to every driver the machine creates).</summary>
+    internal KernelContext Kernel { get; }
 
     /// <summary>True when the physical memory is a memfd that can be mapped again (Linux).</summary>
     public bool IsFileBacked => Life.Live(_phys.IsFileBacked);
@@ -190,6 +197,16 @@ public sealed partial class Machine : IDisposable
         if (_rtnet is not null) errors.AddRange(_rtnet.CheckInvariants());
         return errors;
     }
+
+    /// <summary>The facts of the modelled kernel that the layers below read instead of the profile.</summary>
+    private static KernelFacts FactsOf(MachineProfile p) => new()
+    {
+        Arch = p.Arch,
+        Is64Bit = p.Is64Bit,
+        Cpus = p.Cpus,
+        CacheLineSize = p.CacheLineSize,
+        KmallocMinAlign = p.KmallocMinAlign,
+    };
 
     /// <summary>The slab layer's settings: the architecture's figures and the command line's slub_ options.</summary>
     private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd) => new(

@@ -5,17 +5,6 @@ using System.Text.Json;
 
 namespace Kmem;
 
-/// <summary>The architectures Kmem models.</summary>
-public enum Arch
-{
-    /// <summary>32-bit ARM (ARMv7, Cortex-A7 class): Normal/HighMem, pageblock order MAX_ORDER-1.</summary>
-    Arm,
-    /// <summary>64-bit ARM: DMA/DMA32/Normal, pageblock order 9.</summary>
-    Arm64,
-    /// <summary>x86_64: DMA (&lt; 16 MiB), DMA32 (&lt; 4 GiB), Normal, pageblock order 9.</summary>
-    X86_64,
-}
-
 /// <summary>A memory bank (a <c>memory@</c> node or an e820 usable range).</summary>
 public sealed record DramBank(ulong Base, ulong Size)
 {
@@ -50,7 +39,7 @@ public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool C
 public sealed record MachineProfile
 {
     /// <summary>The page size: Kmem supports 4 KiB pages.</summary>
-    public const int PageSize = 4096;
+    public const int PageSize = KernelFacts.PageSize;
 
     /// <summary>Profile name (e.g. <c>rv1106</c>).</summary>
     public required string Name { get; init; }

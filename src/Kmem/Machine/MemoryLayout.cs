@@ -6,7 +6,7 @@ namespace Kmem;
 
 internal sealed class MemoryLayout
 {
-    private const int PageShift = 12;
+    private const int PageShift = KernelFacts.PageShift;
     private const ulong SectionSize = 128UL << 20; // SPARSEMEM section on arm64/x86_64
 
     public required ulong SpanStart { get; init; }

@@ -36,10 +36,10 @@ public sealed unsafe class PhysicalMemory : IDisposable
     }
 
     /// <summary>The page size, 4 KiB.</summary>
-    public const int PageSize = 4096;
+    public const int PageSize = KernelFacts.PageSize;
 
     /// <summary>log2 of the page size.</summary>
-    public const int PageShift = 12;
+    public const int PageShift = KernelFacts.PageShift;
 
     /// <summary>Physical address of the first byte of the span.</summary>
     public ulong BasePhys { get; }

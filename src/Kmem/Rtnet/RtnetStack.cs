@@ -1,6 +1,7 @@
 // The RTnet stack of one machine (standalone RTnet's final behaviour): the rtskb slab cache and its
 // geometry, the global statistics and /proc/rtnet/rtskb, the pool set (global, ICMP, VNIC, proxy, NIC
 // receive pools), buffer checks for kfree_rtskb, the compensation exchange, sockets and NICs.
+using Kmem.Kernel;
 using Kmem.Slab;
 
 namespace Kmem;
@@ -38,31 +39,31 @@ public sealed unsafe partial class RtnetStack
     private readonly nint _linear;               // the linear map: [_linear, _linear + _linearBytes)
     private nuint _linearBytes;                  // 0 once the machine is shut down: every later check fails
     private RtskbPool?[] _poolsById = new RtskbPool?[16];
-    private readonly Machine _m;
+    private readonly KernelContext _k;
     private readonly SlabCache _cache;
     private readonly Lock _lock = new();
     private int _nextPool = 1;
     private int _pools_, _poolsMax, _amount, _amountMax;
 
-    internal RtnetStack(Machine m, RtnetParams p)
+    internal RtnetStack(KernelContext k, RtnetParams p)
     {
-        _m = m;
+        _k = k;
         Params = p;
-        int line = m.Profile.CacheLineSize;
-        HeaderBytes = Align(m.Profile.Is64Bit ? 160 : 88, line);        // ALIGN_RTSKB_STRUCT_LEN
+        int line = k.Facts.CacheLineSize;
+        HeaderBytes = Align(k.Facts.Is64Bit ? 160 : 88, line);          // ALIGN_RTSKB_STRUCT_LEN
         DataBytes = Align(p.RtskbSize, line);                             // SKB_DATA_ALIGN(RTSKB_SIZE)
-        _cache = m.KmemCacheCreate("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign);
+        _cache = k.Slab.Create("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign, null, 0);
         _magic = Random.Shared.NextInt64() | 1;
-        _linear = m.Pages.IdxToVirt(0);
-        _linearBytes = (nuint)m.Pages.Frames.Count << 12;
-        _liveness = RtskbLiveness.Register(_linear, _linearBytes, m.Life);
+        _linear = k.Pages.IdxToVirt(0);
+        _linearBytes = (nuint)k.Pages.Frames.Count << 12;
+        _liveness = RtskbLiveness.Register(_linear, _linearBytes, k.Life);
         // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
         _global = CreatePool("global", p.GlobalRtskbs);
         _icmp = CreatePool("icmp", RtnetParams.IcmpReplyPoolSize);
         _vnic = CreatePool("vnic", p.VnicRtskbs);
         _proxy = CreatePool("proxy", p.ProxyRtskbs);
-        m.ProcFs.Register("/proc/rtnet/rtskb", ProcRtskb);
-        m.ProcFs.Register("/proc/rtnet/version", () => "RTnet 0.9.13\n");
+        k.Proc.Register("/proc/rtnet/rtskb", ProcRtskb);
+        k.Proc.Register("/proc/rtnet/version", () => "RTnet 0.9.13\n");
         // The loopback device rtlo, registered at stack init as RTnet's rtloopback module does.
         RegisterNic("rtlo", 1);
     }
@@ -72,7 +73,7 @@ public sealed unsafe partial class RtnetStack
     private readonly RtskbLiveness.Registration _liveness;
 
     /// <summary>The machine's life: every member but the fixed geometry throws once it is dead.</summary>
-    internal KernelLife Life => _m.Life;
+    internal KernelLife Life => _k.Life;
 
     /// <summary>
     /// The machine's shutdown (after every counted call has left): later frees fail the linear-map check before they read
@@ -165,7 +166,7 @@ public sealed unsafe partial class RtnetStack
 
     internal int Closed(RtskbPool p, string fn)
     {
-        _m.Log.Err($"RTnet: {fn} on released pool {p.Name}");
+        _k.Log.Err($"RTnet: {fn} on released pool {p.Name}");
         return -9;                                                     // -EBADF
     }
 
@@ -175,7 +176,7 @@ public sealed unsafe partial class RtnetStack
         nint obj = _cache.Alloc(Gfp.Kernel | Gfp.NoWarn);
         if (obj == 0)
         {
-            _m.Log.Err("RTnet: rtskb allocation from slab pool failed");
+            _k.Log.Err("RTnet: rtskb allocation from slab pool failed");
             return null;
         }
         var h = (RtskbHeader*)obj;
@@ -226,7 +227,7 @@ public sealed unsafe partial class RtnetStack
     {
         if (Life.IsDead) return KernelLife.Dead();                    // nothing of the dead machine's memory is read
         if (p == 0) return Misuse(fn, "the null rtskb");
-        if ((nuint)(p - _linear) >= _linearBytes || _m.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
+        if ((nuint)(p - _linear) >= _linearBytes || _k.Slab.SlabCacheOf(p) != _cache || ((RtskbHeader*)p)->Magic != _magic)
             return Misuse(fn, $"0x{p:x} is not an rtskb of this stack");
         var h = (RtskbHeader*)p;
         return Misuse(fn, $"rtskb 0x{p:x} is already free in pool {PoolOf(h)?.Name ?? "?"} (double free)");
@@ -234,13 +235,13 @@ public sealed unsafe partial class RtnetStack
 
     private KmemException Misuse(string fn, string what)
     {
-        _m.Log.Err($"RTnet: {fn}: {what}");
+        _k.Log.Err($"RTnet: {fn}: {what}");
         return new RtnetException(what);
     }
 
     internal void BadSize(RtskbPool pool, int size)
     {
-        _m.Log.Err($"RTnet: alloc_rtskb: size {size} is above SKB_DATA_ALIGN(RTSKB_SIZE) = {DataBytes} (pool {pool.Name})");
+        _k.Log.Err($"RTnet: alloc_rtskb: size {size} is above SKB_DATA_ALIGN(RTSKB_SIZE) = {DataBytes} (pool {pool.Name})");
         throw new ArgumentOutOfRangeException(nameof(size), size, $"rtskb sizes are 0..{DataBytes}");
     }
 

@@ -341,12 +341,3 @@ public sealed unsafe partial class SlabCache
     /// <inheritdoc/>
     public override string ToString() => $"{Name} (object {ObjectSize} B, stride {Size} B, {ObjectsPerSlab}/slab, order {Order})";
 }
-
-/// <summary>Where an allocation or free came from (the caller attributes), for slub_debug's owner tracking.</summary>
-internal readonly record struct CallSite(string Member, string File, int Line)
-{
-    public override string ToString() => Member.Length == 0 ? "?" : File.Length == 0 ? Member : $"{Member}+{Path.GetFileName(File)}:{Line}";
-
-    /// <summary>A site inside Kmem named after the kernel function it stands for (e.g. <c>dma_direct_alloc</c>).</summary>
-    public static CallSite Kernel(string function) => new(function, "", 0);
-}

@@ -12,10 +12,10 @@ public sealed unsafe class SlabCache<T> where T : unmanaged
 {
     private SlabCache(SlabCache cache) => Cache = cache;
 
-    internal static SlabCache<T> Create(Machine m, string name, SlabFlags flags, SlabCtor<T>? ctor, int sheafCapacity)
+    internal static SlabCache<T> Create(Slab.SlabAllocator slab, string name, SlabFlags flags, SlabCtor<T>? ctor, int sheafCapacity)
     {
         Action<nint>? raw = ctor is null ? null : p => ctor(ref *(T*)p);
-        return new SlabCache<T>(m.KmemCacheCreate(name, sizeof(T), AlignOf(), flags, raw, sheafCapacity));
+        return new SlabCache<T>(slab.Create(name, sizeof(T), AlignOf(), flags, raw, sheafCapacity));
     }
 
     /// <summary>The alignment the runtime gives <typeparamref name="T"/> in a struct.</summary>

@@ -16,7 +16,7 @@ namespace Kmem.Slab;
 internal readonly record struct SlabArch(int PointerSize, int CacheLineSize, int SlabMinAlign, int TrackSize,
     int Cpus, int MaxOrder, int MinOrder = 0, int MaxSlabOrder = 3, int MinObjects = 0)
 {
-    public const int PageSize = 4096;
+    public const int PageSize = KernelFacts.PageSize;
     /// <summary>MAX_OBJS_PER_PAGE.</summary>
     public const int MaxObjsPerPage = 32767;
 

@@ -1,6 +1,7 @@
 // The three videobuf2 allocators (Linux 5.10): dma-contig (one DMA-coherent buffer per plane; imports and user
 // pages must map as one contiguous device range), dma-sg (pages gathered largest-order first and split, one
 // mapped scatter table), vmalloc (a vmalloc_user area, no device mapping; imports are vmapped).
+using Kmem.Kernel;
 using Kmem.Physical;
 
 namespace Kmem;
@@ -8,7 +9,7 @@ namespace Kmem;
 /// <summary>videobuf2-dma-contig.</summary>
 public sealed class Vb2DmaContig : Vb2MemOps
 {
-    internal Vb2DmaContig(Machine m) : base(m) { }
+    internal Vb2DmaContig(KernelContext k) : base(k) { }
 
     /// <inheritdoc/>
     public override string Name => "videobuf2_dma_contig";
@@ -31,16 +32,16 @@ public sealed class Vb2DmaContig : Vb2MemOps
     /// <summary>vb2_dc_alloc(): dma_alloc_attrs of the page-aligned size.</summary>
     private protected override Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
-        if (dev is null) { Machine.Log.Err($"{Name}: vb2_dc_alloc: no device"); return null; }
+        if (dev is null) { Kernel.Log.Err($"{Name}: vb2_dc_alloc: no device"); return null; }
         long real = (size + PhysicalMemory.PageSize - 1) & ~(long)(PhysicalMemory.PageSize - 1);
         var b = new Buf(this, dev, real, dir);
-        b.Cpu = Machine.Dma.AllocCoherent(dev, (ulong)real, Gfp.Kernel | gfp, out b.DmaAddr, CallSite.Kernel("vb2_dc_alloc"));
+        b.Cpu = Kernel.Dma.AllocCoherent(dev, (ulong)real, Gfp.Kernel | gfp, out b.DmaAddr, CallSite.Kernel("vb2_dc_alloc"));
         if (b.Cpu == 0)
         {
-            Machine.Log.Err($"{dev.Name}: dma_alloc_coherent of size {real} failed");
+            Kernel.Log.Err($"{dev.Name}: dma_alloc_coherent of size {real} failed");
             return null;
         }
-        b.BlockList = Machine.Dma.CoherentBlocks(dev, b.DmaAddr)!;
+        b.BlockList = Kernel.Dma.CoherentBlocks(dev, b.DmaAddr)!;
         return b;
     }
 
@@ -48,19 +49,19 @@ public sealed class Vb2DmaContig : Vb2MemOps
     private protected override void PutCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Release()) Machine.Dma.FreeCoherent(b.Device!, (ulong)b.Size, b.Cpu, b.DmaAddr, CallSite.Kernel("vb2_dc_put"));
+        if (b.Release()) Kernel.Dma.FreeCoherent(b.Device!, (ulong)b.Size, b.Cpu, b.DmaAddr, CallSite.Kernel("vb2_dc_put"));
     }
 
     /// <summary>vb2_dc_get_userptr(): cache-line aligned address and size, pinned pages mapped as one contiguous device range.</summary>
     private protected override Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir)
     {
         var d = Need(dev, "vb2_dc_get_userptr");
-        int align = Machine.Profile.CacheLineSize;
+        int align = Kernel.Facts.CacheLineSize;
         if (((vaddr | (nint)size) & (align - 1)) != 0) throw Fail(-22, $"user data must be aligned to {align} bytes");
         var frames = PinUserPages(vaddr, size);
         var b = new Buf(this, d, size, dir) { UserFrames = frames };
         b.Sgt = TableOf(frames, (int)(vaddr & (PhysicalMemory.PageSize - 1)), size);
-        if (Machine.Dma.MapSg(d, b.Sgt, dir, CallSite.Kernel("vb2_dc_get_userptr")) == 0)
+        if (Kernel.Dma.MapSg(d, b.Sgt, dir, CallSite.Kernel("vb2_dc_get_userptr")) == 0)
         {
             UnpinUserPages(frames);
             throw Fail(-5, "failed to map scatterlist");
@@ -68,7 +69,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
         ulong contig = b.Sgt.ContiguousDmaLength();
         if (contig < (ulong)size)
         {
-            Machine.Dma.UnmapSg(d, b.Sgt, dir);
+            Kernel.Dma.UnmapSg(d, b.Sgt, dir);
             UnpinUserPages(frames);
             throw Fail(-14, $"contiguous mapping is too small {contig}/{size}");
         }
@@ -80,7 +81,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     private protected override void PutUserptrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
+        Kernel.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
         UnpinUserPages(b.UserFrames!);
     }
 
@@ -102,7 +103,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
         ulong contig = sgt.ContiguousDmaLength();
         if (contig < (ulong)b.Size)
         {
-            Machine.Log.Err($"{Name}: contiguous chunk is too small {contig}/{b.Size}");
+            Kernel.Log.Err($"{Name}: contiguous chunk is too small {contig}/{b.Size}");
             b.DmaBuf!.UnmapAttachment(b.Attachment!, sgt, b.Direction);
             return -14;
         }
@@ -132,7 +133,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
         if (b.UserFrames is not null || b.DmaBuf is not null) return null;
         buf.Get();
         bool contiguous = !b.Device!.HasIommu;
-        return Machine.DmaBufCore.Export(new Vb2DmaBufExporter(b, () => contiguous ? Machine.Pages.IdxToVirt(b.BlockList[0].Item1) : 0), b.Size, flags);
+        return Kernel.DmaBufs.Export(new Vb2DmaBufExporter(b, () => contiguous ? Kernel.Pages.IdxToVirt(b.BlockList[0].Item1) : 0), b.Size, flags);
     }
 
     /// <summary>vb2_dc_vaddr(): the coherent buffer's kernel mapping, an import's vmap (taken on first use), 0 for user pages.</summary>
@@ -152,7 +153,7 @@ public sealed class Vb2DmaContig : Vb2MemOps
     {
         var b = Of(buf);
         if (b.Sgt is null || b.Attachment is not null) return;
-        Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
+        Kernel.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
     }
 
     /// <inheritdoc/>
@@ -160,14 +161,14 @@ public sealed class Vb2DmaContig : Vb2MemOps
     {
         var b = Of(buf);
         if (b.Sgt is null || b.Attachment is not null) return;
-        Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
+        Kernel.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
     }
 }
 
 /// <summary>videobuf2-dma-sg.</summary>
 public sealed class Vb2DmaSg : Vb2MemOps
 {
-    internal Vb2DmaSg(Machine m) : base(m) { }
+    internal Vb2DmaSg(KernelContext k) : base(k) { }
 
     /// <inheritdoc/>
     public override string Name => "videobuf2_dma_sg";
@@ -187,11 +188,11 @@ public sealed class Vb2DmaSg : Vb2MemOps
     /// <summary>vb2_dma_sg_alloc(): pages of the largest order that fits what is left, stepping down on failure, split to single pages, mapped.</summary>
     private protected override Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
-        if (dev is null) { Machine.Log.Err($"{Name}: vb2_dma_sg_alloc: no device"); return null; }
+        if (dev is null) { Kernel.Log.Err($"{Name}: vb2_dma_sg_alloc: no device"); return null; }
         long real = (size + PhysicalMemory.PageSize - 1) & ~(long)(PhysicalMemory.PageSize - 1);
         var frames = new List<int>();
         long left = real;
-        var pa = Machine.Pages;
+        var pa = Kernel.Pages;
         while (left > 0)
         {
             int order = Paging.PageAllocator.GetOrder((ulong)left);
@@ -202,7 +203,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
                 if (order == 0)
                 {
                     foreach (var f in frames) pa.Free(f, 0, "vb2_dma_sg_alloc");
-                    Machine.Log.Err($"{dev.Name}: vb2_dma_sg_alloc: out of memory for {real} bytes");
+                    Kernel.Log.Err($"{dev.Name}: vb2_dma_sg_alloc: out of memory for {real} bytes");
                     return null;
                 }
                 order--;
@@ -213,7 +214,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
         }
         var b = new Buf(this, dev, real, dir) { Frames = [.. frames] };
         b.Sgt = TableOf(b.Frames, 0, real);
-        if (Machine.Dma.MapSg(dev, b.Sgt, dir, CallSite.Kernel("vb2_dma_sg_alloc")) == 0)
+        if (Kernel.Dma.MapSg(dev, b.Sgt, dir, CallSite.Kernel("vb2_dma_sg_alloc")) == 0)
         {
             foreach (var f in b.Frames) pa.Free(f, 0, "vb2_dma_sg_alloc");
             return null;
@@ -226,9 +227,9 @@ public sealed class Vb2DmaSg : Vb2MemOps
     {
         var b = Of(buf);
         if (!b.Release()) return;
-        if (b.Vaddr != 0) Machine.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram"));
-        Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
-        foreach (var f in b.Frames) Machine.Pages.Free(f, 0, "vb2_dma_sg_put");
+        if (b.Vaddr != 0) Kernel.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram"));
+        Kernel.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
+        foreach (var f in b.Frames) Kernel.Pages.Free(f, 0, "vb2_dma_sg_put");
     }
 
     /// <summary>vb2_dma_sg_get_userptr(): the pinned pages in one table, mapped (no contiguity needed).</summary>
@@ -238,7 +239,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
         var frames = PinUserPages(vaddr, size);
         var b = new Buf(this, d, size, dir) { Frames = frames, UserPages = true, Offset = (int)(vaddr & (PhysicalMemory.PageSize - 1)) };
         b.Sgt = TableOf(frames, b.Offset, size);
-        if (Machine.Dma.MapSg(d, b.Sgt, dir, CallSite.Kernel("vb2_dma_sg_get_userptr")) == 0)
+        if (Kernel.Dma.MapSg(d, b.Sgt, dir, CallSite.Kernel("vb2_dma_sg_get_userptr")) == 0)
         {
             UnpinUserPages(frames);
             throw Fail(-5, "failed to map scatterlist");
@@ -250,8 +251,8 @@ public sealed class Vb2DmaSg : Vb2MemOps
     private protected override void PutUserptrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Vaddr != 0) { Machine.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram")); b.Vaddr = 0; }
-        Machine.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
+        if (b.Vaddr != 0) { Kernel.VmallocSpaceOrNull!.Free(b.Vaddr, freePages: false, CallSite.Kernel("vm_unmap_ram")); b.Vaddr = 0; }
+        Kernel.Dma.UnmapSg(b.Device!, b.Sgt!, b.Direction);
         UnpinUserPages(b.Frames);
     }
 
@@ -292,7 +293,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
         var b = Of(buf);
         if (b.UserPages || b.DmaBuf is not null) return null;
         buf.Get();
-        return Machine.DmaBufCore.Export(new Vb2DmaBufExporter(b, () => 0), b.Size, flags);
+        return Kernel.DmaBufs.Export(new Vb2DmaBufExporter(b, () => 0), b.Size, flags);
     }
 
     /// <summary>vb2_dma_sg_vaddr(): vm_map_ram of the pages (or the import's vmap), taken on first use.</summary>
@@ -301,7 +302,7 @@ public sealed class Vb2DmaSg : Vb2MemOps
         var b = Of(buf);
         if (b.Vaddr != 0) return b.Vaddr;
         if (b.DmaBuf is not null) return b.DmabufMapped ? b.Vaddr = b.DmaBuf.Vmap() : 0;
-        var vm = Machine.VmallocSpaceOrNull;
+        var vm = Kernel.VmallocSpaceOrNull;
         if (vm is null) return 0;
         nint v = vm.Vmap(b.Frames, VmFlags.Map, CallSite.Kernel("vm_map_ram"));
         return v == 0 ? 0 : b.Vaddr = v + b.Offset;
@@ -318,21 +319,21 @@ public sealed class Vb2DmaSg : Vb2MemOps
     private protected override void PrepareCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Attachment is null && b.Sgt is not null) Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
+        if (b.Attachment is null && b.Sgt is not null) Kernel.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: false);
     }
 
     /// <inheritdoc/>
     private protected override void FinishCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Attachment is null && b.Sgt is not null) Machine.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
+        if (b.Attachment is null && b.Sgt is not null) Kernel.Dma.SyncSg(b.Device!, b.Sgt, b.Direction, toCpu: true);
     }
 }
 
 /// <summary>videobuf2-vmalloc.</summary>
 public sealed class Vb2Vmalloc : Vb2MemOps
 {
-    internal Vb2Vmalloc(Machine m) : base(m) { }
+    internal Vb2Vmalloc(KernelContext k) : base(k) { }
 
     /// <inheritdoc/>
     public override string Name => "videobuf2_vmalloc";
@@ -353,11 +354,11 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     private protected override Vb2MemBuffer? AllocCore(Device? dev, long size, DmaDirection dir, Gfp gfp)
     {
         long real = (size + PhysicalMemory.PageSize - 1) & ~(long)(PhysicalMemory.PageSize - 1);
-        nint v = Machine.VmallocUser((nuint)real, "vb2_vmalloc_alloc");
-        if (v == 0) { Machine.Log.Err($"{Name}: vmalloc of size {real} failed"); return null; }
+        nint v = Kernel.VmallocUser((nuint)real, "vb2_vmalloc_alloc");
+        if (v == 0) { Kernel.Log.Err($"{Name}: vmalloc of size {real} failed"); return null; }
         var b = new Buf(this, real, dir) { Vaddr = v, Owned = true };
         int pages = (int)(real >> PhysicalMemory.PageShift);
-        b.BlocksOf = () => Enumerable.Range(0, pages).Select(i => (Machine.VmallocSpaceOrNull!.FrameAt(v + ((nint)i << PhysicalMemory.PageShift)), 0)).ToArray();
+        b.BlocksOf = () => Enumerable.Range(0, pages).Select(i => (Kernel.VmallocSpaceOrNull!.FrameAt(v + ((nint)i << PhysicalMemory.PageShift)), 0)).ToArray();
         return b;
     }
 
@@ -365,14 +366,14 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     private protected override void PutCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        if (b.Release()) Machine.Vfree(b.Vaddr, "vb2_vmalloc_put");
+        if (b.Release()) Kernel.Vfree(b.Vaddr, "vb2_vmalloc_put");
     }
 
     /// <summary>vb2_vmalloc_get_userptr(): the pinned pages mapped together with vm_map_ram.</summary>
     private protected override Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir)
     {
         var frames = PinUserPages(vaddr, size);
-        var vm = Machine.VmallocSpaceOrNull;
+        var vm = Kernel.VmallocSpaceOrNull;
         nint map = vm?.Vmap(frames, VmFlags.Map, CallSite.Kernel("vm_map_ram")) ?? 0;
         if (map == 0) { UnpinUserPages(frames); throw Fail(-12, "vm_map_ram failed"); }
         var b = new Buf(this, size, dir) { UserFrames = frames, UserMap = map, Vaddr = map + (nint)(vaddr & (PhysicalMemory.PageSize - 1)) };
@@ -384,7 +385,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     private protected override void PutUserptrCore(Vb2MemBuffer buf)
     {
         var b = Of(buf);
-        Machine.VmallocSpaceOrNull!.Free(b.UserMap, freePages: false, CallSite.Kernel("vm_unmap_ram"));
+        Kernel.VmallocSpaceOrNull!.Free(b.UserMap, freePages: false, CallSite.Kernel("vm_unmap_ram"));
         UnpinUserPages(b.UserFrames!);
     }
 
@@ -423,7 +424,7 @@ public sealed class Vb2Vmalloc : Vb2MemOps
         var b = Of(buf);
         if (!b.Owned) return null;
         buf.Get();
-        return Machine.DmaBufCore.Export(new Vb2DmaBufExporter(b, () => 0), b.Size, flags);
+        return Kernel.DmaBufs.Export(new Vb2DmaBufExporter(b, () => 0), b.Size, flags);
     }
 
     /// <inheritdoc/>

@@ -1,6 +1,7 @@
 // The videobuf2 memory-operations interface (struct vb2_mem_ops): how a queue's planes get memory (MMAP alloc,
 // USERPTR pinning of caller pages, DMABUF import), how they are exported, mapped for the CPU and synced around
 // DMA. The three allocators of drivers/media/common/videobuf2 implement it: dma-contig, dma-sg, vmalloc.
+using Kmem.Kernel;
 using Kmem.Physical;
 
 namespace Kmem;
@@ -72,15 +73,16 @@ public abstract class Vb2MemBuffer
 /// </summary>
 public abstract class Vb2MemOps
 {
-    private protected Vb2MemOps(Machine m) => Machine = m;
+    private protected Vb2MemOps(KernelContext k) => Kernel = k;
 
-    internal Machine Machine { get; }
+    /// <summary>The kernel the allocator takes memory from.</summary>
+    internal KernelContext Kernel { get; }
 
     /// <summary>The allocator's module name (the exp_name of the dma-bufs it exports).</summary>
     public abstract string Name { get; }
 
     /// <summary>The machine's life: every member but <see cref="Name"/> throws <see cref="ObjectDisposedException"/> once it is dead.</summary>
-    internal KernelLife Life => Machine.Life;
+    internal KernelLife Life => Kernel.Life;
 
     /// <summary>alloc: memory for an MMAP plane of <paramref name="size"/> bytes (rounded up to pages), or null.</summary>
     /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member but <see cref="Name"/>).</exception>
@@ -210,15 +212,15 @@ public abstract class Vb2MemOps
     private protected int MapAttachment(Vb2MemBuffer b, bool pinned, out SgTable? table)
     {
         table = null;
-        if (b.Attachment is null) { Machine.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
-        if (pinned) { Machine.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
+        if (b.Attachment is null) { Kernel.Log.Err($"{Name}: trying to pin a non attached buffer"); return -22; }
+        if (pinned) { Kernel.Log.Err($"{Name}: dmabuf buffer is already pinned"); return 0; }
         try { table = b.DmaBuf!.MapAttachment(b.Attachment, b.Direction); return 0; }
-        catch (DmaBufException) { Machine.Log.Err($"{Name}: Error getting dmabuf scatterlist"); return -22; }
+        catch (DmaBufException) { Kernel.Log.Err($"{Name}: Error getting dmabuf scatterlist"); return -22; }
     }
 
     private protected Vb2Exception Fail(int errno, string what)
     {
-        Machine.Log.Err($"{Name}: {what}");
+        Kernel.Log.Err($"{Name}: {what}");
         return new Vb2Exception(errno, what);
     }
 
@@ -232,21 +234,21 @@ public abstract class Vb2MemOps
         nint first = vaddr & ~(nint)(PhysicalMemory.PageSize - 1);
         int count = (int)(((long)(vaddr - first) + size + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift);
         var frames = new int[count];
-        var m = Machine;
+        var k = Kernel;
         for (int i = 0; i < count; i++)
         {
             nint a = first + (nint)((long)i << PhysicalMemory.PageShift);
-            int idx = m.UserFrameAt(a);
+            int idx = k.UserFrameAt(a);
             if (idx < 0) throw Fail(-14, $"failed to get user pages at 0x{a:x}");
             frames[i] = idx;
         }
-        foreach (var f in frames) m.Pages.GetPage(f, "get_user_pages");
+        foreach (var f in frames) k.Pages.GetPage(f, "get_user_pages");
         return frames;
     }
 
     private protected void UnpinUserPages(int[] frames)
     {
-        foreach (var f in frames) Machine.Pages.PutPage(f, "put_user_pages");
+        foreach (var f in frames) Kernel.Pages.PutPage(f, "put_user_pages");
     }
 
     /// <summary>A table of single pages (sg_alloc_table_from_pages merges the neighbours): one entry per run of frames.</summary>
@@ -266,7 +268,7 @@ public abstract class Vb2MemOps
                 bytes += Math.Min(left - bytes, PhysicalMemory.PageSize);
                 i++;
             }
-            entries.Add((Machine.PageOf(frames[start]), off, (int)bytes));
+            entries.Add((Kernel.PageOf(frames[start]), off, (int)bytes));
             left -= bytes;
             off = 0;
         }
@@ -290,7 +292,7 @@ internal sealed class Vb2DmaBufExporter : DmaBufExporter
     public override IReadOnlyList<(int Frame, int Order)> Blocks => _buf.Blocks;
     public override nint ContiguousAddress() => _contiguous();
 
-    public override SgTable TableForAttachment() => _buf.Ops.Machine.DmaBufCore.TableOfBlocks(_buf.Blocks);
+    public override SgTable TableForAttachment() => _buf.Ops.Kernel.DmaBufs.TableOfBlocks(_buf.Blocks);
 
     /// <summary>The dma-buf's release drops its reference on the plane (vb2_dc_dmabuf_ops_release → vb2_dc_put).</summary>
     public override void Release(DmaBuf buf) => _buf.Ops.Put(_buf);

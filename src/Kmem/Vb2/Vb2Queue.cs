@@ -2,6 +2,8 @@
 // memory, QBUF/DQBUF through the buffer states, EXPBUF, STREAMON/OFF, and the driver's side (the buffers it owns,
 // vb2_buffer_done). Calls return 0 or the ioctl's -errno, and log the reason as the queue's dprintk would.
 // DMABUF planes stay attached and mapped across frames until another buffer is queued in their place (5.8+).
+using Kmem.Kernel;
+
 namespace Kmem;
 
 /// <summary>
@@ -13,7 +15,7 @@ public sealed class Vb2Queue
     /// <summary>VB2_MAX_FRAME.</summary>
     public const int MaxFrame = 32;
 
-    private readonly Machine _m;
+    private readonly KernelContext _k;
     private readonly Vb2Buffer?[] _bufs = new Vb2Buffer?[MaxFrame];
     private readonly List<Vb2Buffer> _queued = new(MaxFrame);
     private readonly Queue<Vb2Buffer> _done = new(MaxFrame);
@@ -23,9 +25,9 @@ public sealed class Vb2Queue
     private bool _startStreamingCalled;
     private uint _sequence;
 
-    internal Vb2Queue(Machine m, string name, Device? dev, Vb2MemOps ops, Vb2IoModes ioModes, bool isOutput, long[] planeSizes, int minBuffersNeeded)
+    internal Vb2Queue(KernelContext k, string name, Device? dev, Vb2MemOps ops, Vb2IoModes ioModes, bool isOutput, long[] planeSizes, int minBuffersNeeded)
     {
-        _m = m;
+        _k = k;
         Name = name;
         Device = dev;
         Ops = ops;
@@ -61,7 +63,7 @@ public sealed class Vb2Queue
     /// <summary>The plane sizes queue_setup reports (the format).</summary>
     public IReadOnlyList<long> PlaneSizes { get { Live(); return _planeSizes; } }
 
-    private void Live() => _m.Life.ThrowIfDead();
+    private void Live() => _k.Life.ThrowIfDead();
 
     private DmaDirection Dir => IsOutput ? DmaDirection.ToDevice : DmaDirection.FromDevice;
 
@@ -77,7 +79,7 @@ public sealed class Vb2Queue
 
     private int Fail(int errno, string fn, string what)
     {
-        _m.Log.Err($"vb2: [{Name}] {fn}: {what}");
+        _k.Log.Err($"vb2: [{Name}] {fn}: {what}");
         return errno;
     }
 
@@ -111,7 +113,7 @@ public sealed class Vb2Queue
     /// </summary>
     public int ReqBufs(Vb2Memory memory, ref int count)
     {
-        using var life = _m.Life.Enter();              // allocates and frees buffers: shutdown waits for it
+        using var life = _k.Life.Enter();              // allocates and frees buffers: shutdown waits for it
         const string fn = "vb2_core_reqbufs";
         int err = VerifyMemoryType(memory, fn);
         if (err != 0) return err;
@@ -119,7 +121,7 @@ public sealed class Vb2Queue
         if (Streaming) return Fail(-16, fn, "streaming active");
         if (count == 0 || NumBuffers != 0 || (Memory != Vb2Memory.Unknown && Memory != memory))
         {
-            if (Memory == Vb2Memory.Mmap && InUse()) _m.Log.Info($"vb2: [{Name}] {fn}: memory in use, orphaning buffers");
+            if (Memory == Vb2Memory.Mmap && InUse()) _k.Log.Info($"vb2: [{Name}] {fn}: memory in use, orphaning buffers");
             Cancel();
             FreeBuffers();
             if (count == 0) return 0;
@@ -152,7 +154,7 @@ public sealed class Vb2Queue
         int made = 0;
         for (; made < n; made++)
         {
-            var vb = new Vb2Buffer(NumBuffers, memory, _planeSizes, _m.Life);
+            var vb = new Vb2Buffer(NumBuffers, memory, _planeSizes, _k.Life);
             if (memory == Vb2Memory.Mmap)
             {
                 bool ok = true;
@@ -164,7 +166,7 @@ public sealed class Vb2Queue
                 if (!ok)
                 {
                     foreach (var p in vb.PlaneArray) if (p.Mem is { } mm) { Ops.Put(mm); p.Mem = null; }
-                    _m.Log.Info($"vb2: [{Name}] __vb2_queue_alloc: failed allocating memory for buffer {made}");
+                    _k.Log.Info($"vb2: [{Name}] __vb2_queue_alloc: failed allocating memory for buffer {made}");
                     break;
                 }
                 // __setup_offsets(): page-aligned offsets following the previous buffer's last plane.
@@ -238,7 +240,7 @@ public sealed class Vb2Queue
     /// </summary>
     public int QBuf(int index, Vb2Memory memory, ReadOnlySpan<Vb2PlaneArg> planes)
     {
-        using var life = _m.Life.Enter();              // pins, attaches, maps and syncs
+        using var life = _k.Life.Enter();              // pins, attaches, maps and syncs
         const string fn = "vb2_core_qbuf";
         if ((uint)index >= (uint)NumBuffers) return Fail(-22, fn, "buffer index out of range");
         if (memory != Memory) return Fail(-22, fn, "invalid memory type");
@@ -315,7 +317,7 @@ public sealed class Vb2Queue
             try { p.Mem = Ops.GetUserptr(Device, a.Userptr, a.Length, Dir); }
             catch (Vb2Exception e)
             {
-                _m.Log.Info($"vb2: [{Name}] {fn}: failed acquiring userspace memory for plane {i}");
+                _k.Log.Info($"vb2: [{Name}] {fn}: failed acquiring userspace memory for plane {i}");
                 return e.Errno;
             }
             p.Userptr = a.Userptr;
@@ -334,7 +336,7 @@ public sealed class Vb2Queue
             var p = vb.PlaneArray[i];
             var a = planes[i];
             DmaBuf dbuf;
-            try { dbuf = _m.DmaBufFds.Get(a.Fd); }
+            try { dbuf = _k.DmaBufFds.Get(a.Fd); }
             catch (DmaBufException) { FreeDmabufPlanes(vb); return Fail(-22, fn, $"invalid dmabuf fd for plane {i}"); }
             long length = a.Length == 0 ? dbuf.Size : a.Length;
             if (length < p.MinLength)
@@ -356,7 +358,7 @@ public sealed class Vb2Queue
             {
                 dbuf.Put();
                 FreeDmabufPlanes(vb);
-                _m.Log.Info($"vb2: [{Name}] {fn}: failed to attach dmabuf");
+                _k.Log.Info($"vb2: [{Name}] {fn}: failed to attach dmabuf");
                 return e.Errno;
             }
             catch (Exception e)
@@ -365,7 +367,7 @@ public sealed class Vb2Queue
                 // exception reaches the caller.
                 dbuf.Put();
                 FreeDmabufPlanes(vb);
-                _m.Log.Info($"vb2: [{Name}] {fn}: failed to attach dmabuf: {e.GetType().Name}: {e.Message}");
+                _k.Log.Info($"vb2: [{Name}] {fn}: failed to attach dmabuf: {e.GetType().Name}: {e.Message}");
                 throw;
             }
             p.DmaBuf = dbuf;
@@ -423,11 +425,11 @@ public sealed class Vb2Queue
     /// </summary>
     public void BufferDone(Vb2Buffer vb, Vb2BufferState state = Vb2BufferState.Done)
     {
-        using var life = _m.Life.Enter();              // syncs the planes for the CPU
+        using var life = _k.Life.Enter();              // syncs the planes for the CPU
         ArgumentNullException.ThrowIfNull(vb);
         if (vb.State != Vb2BufferState.Active || (uint)vb.Index >= (uint)NumBuffers || _bufs[vb.Index] != vb)
         {
-            _m.Log.Warn($"WARNING: vb2_buffer_done: [{Name}] buffer {vb.Index} is {StateName(vb.State)}, not active");
+            _k.Log.Warn($"WARNING: vb2_buffer_done: [{Name}] buffer {vb.Index} is {StateName(vb.State)}, not active");
             return;
         }
         if (state is not (Vb2BufferState.Done or Vb2BufferState.Error or Vb2BufferState.Queued)) state = Vb2BufferState.Error;
@@ -519,9 +521,9 @@ public sealed class Vb2Queue
     /// <summary>VIDIOC_STREAMON: -EINVAL without buffers or with fewer than min_buffers_needed; starts once enough are queued.</summary>
     public int StreamOn()
     {
-        using var life = _m.Life.Enter();
+        using var life = _k.Life.Enter();
         const string fn = "vb2_core_streamon";
-        if (Streaming) { _m.Log.Info($"vb2: [{Name}] {fn}: already streaming"); return 0; }
+        if (Streaming) { _k.Log.Info($"vb2: [{Name}] {fn}: already streaming"); return 0; }
         if (NumBuffers == 0) return Fail(-22, fn, "no buffers have been allocated");
         if (NumBuffers < MinBuffersNeeded) return Fail(-22, fn, $"need at least {MinBuffersNeeded} allocated buffers");
         if (_queued.Count >= MinBuffersNeeded) StartStreaming();
@@ -532,7 +534,7 @@ public sealed class Vb2Queue
     /// <summary>VIDIOC_STREAMOFF: the driver gives back every buffer (ERROR), and all return to DEQUEUED.</summary>
     public int StreamOff()
     {
-        using var life = _m.Life.Enter();
+        using var life = _k.Life.Enter();
         Cancel();
         return 0;
     }
@@ -569,7 +571,7 @@ public sealed class Vb2Queue
     {
         const string fn = "vb2_core_expbuf";
         fd = -1;
-        using var life = _m.Life.Enter();
+        using var life = _k.Life.Enter();
         if (Memory != Vb2Memory.Mmap) return Fail(-22, fn, "queue is not currently set up for mmap");
         if ((flags & ~(DmaBufCore.OCloexec | DmaBufCore.OAccMode)) != 0) return Fail(-22, fn, "queue does support only O_CLOEXEC and access mode flags");
         if ((uint)index >= (uint)NumBuffers) return Fail(-22, fn, "buffer index out of range");
@@ -577,18 +579,18 @@ public sealed class Vb2Queue
         if ((uint)plane >= (uint)vb.PlaneArray.Length) return Fail(-22, fn, "buffer plane out of range");
         var dbuf = Ops.GetDmabuf(vb.PlaneArray[plane].Mem!, flags & DmaBufCore.OAccMode);
         if (dbuf is null) return Fail(-22, fn, $"failed to export buffer {index}, plane {plane}");
-        fd = _m.DmaBufFds.Install(dbuf);
+        fd = _k.DmaBufFds.Install(dbuf);
         return 0;
     }
 
     /// <summary>vb2_core_queue_release(): streaming stopped and every buffer freed (exported planes stay with their dma-bufs).</summary>
     public void Release()
     {
-        using var life = _m.Life.Enter();
+        using var life = _k.Life.Enter();
         Cancel();
         FreeBuffers();
     }
 
     /// <inheritdoc/>
-    public override string ToString() => _m.Life.IsDead ? $"vb2 queue {Name} ({Ops.Name}, machine disposed)" : $"vb2 queue {Name} ({Ops.Name}, {Memory}, {NumBuffers} buffers{(Streaming ? ", streaming" : "")})";
+    public override string ToString() => _k.Life.IsDead ? $"vb2 queue {Name} ({Ops.Name}, machine disposed)" : $"vb2 queue {Name} ({Ops.Name}, {Memory}, {NumBuffers} buffers{(Streaming ? ", streaming" : "")})";
 }
