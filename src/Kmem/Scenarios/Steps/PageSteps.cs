@@ -54,23 +54,13 @@ internal static class PageSteps
             {
                 foreach (var h in ctx.Holder(Str(step, "label")!)) if (!h.Page.IsNull) ctx.Machine.PutPage(h.Page);
             }),
-        new("write", ["label", "pattern"],
-            step =>
-            {
-                Label(step);
-                Pattern(step, "pattern");
-            },
+        new("write", ["label", "pattern"], LabelAndPattern,
             (ctx, step) =>
             {
                 byte b = (byte)Pattern(step, "pattern");
                 foreach (var h in ctx.Holder(Str(step, "label")!)) h.Fill(ctx.Machine, b);
             }),
-        new("verify", ["label", "pattern"],
-            step =>
-            {
-                Label(step);
-                Pattern(step, "pattern");
-            },
+        new("verify", ["label", "pattern"], LabelAndPattern,
             (ctx, step) =>
             {
                 byte b = (byte)Pattern(step, "pattern");
@@ -99,4 +89,11 @@ internal static class PageSteps
             },
         },
     ];
+
+    /// <summary>The checks of write and verify: a label and a byte pattern.</summary>
+    private static void LabelAndPattern(WorkloadStep step)
+    {
+        Label(step);
+        Pattern(step, "pattern");
+    }
 }
