@@ -8,16 +8,6 @@ using System.Text.Json.Serialization;
 
 namespace Kmem;
 
-/// <summary>One row of a fidelity table: a requested size, what the recorded kernel gave, what Kmem gave.</summary>
-public sealed record TraceFidelityRow(long BytesReq, long RecordedBytesAlloc, long? KmemBytesAlloc, long Count, string? CacheFlags = null)
-{
-    /// <summary>True when Kmem gave the recorded size.</summary>
-    public bool Match => KmemBytesAlloc == RecordedBytesAlloc;
-}
-
-/// <summary>Page allocations of one order: recorded, replayed, failed in Kmem.</summary>
-public sealed record TracePageOrderRow(int Order, long Recorded, long Replayed, long Failed);
-
 /// <summary>The outcome of <see cref="TraceReplayer.Replay"/>.</summary>
 public sealed class TraceReport
 {

@@ -1,73 +1,16 @@
 // Workloads: a JSON list of labelled steps (allocate, free, write, drain, reclaim, repeat, ...) that
-// a machine runs in order, with every malformed step rejected before anything runs. Later
-// subsystems add their own step kinds to the same format.
+// a machine runs in order, with every malformed step rejected before anything runs. The operations, their
+// arguments and their checks come from the step registry (Scenarios/Steps), where each subsystem defines its own.
 using System.Text.Json;
+using Kmem.Scenarios.Steps;
 
 namespace Kmem;
-
-/// <summary>One step of a workload: its kind, its arguments, and where it was read from.</summary>
-public sealed record WorkloadStep(string Op, string Location, IReadOnlyDictionary<string, JsonElement> Args, IReadOnlyList<WorkloadStep> Children);
 
 /// <summary>A parsed, validated workload.</summary>
 public sealed class Workload
 {
-    private static readonly Dictionary<string, string[]> s_ops = new()
-    {
-        ["alloc_pages"] = ["label", "order", "gfp", "count", "expect", "fill"],
-        ["free_pages"] = ["label", "count", "which"],
-        ["alloc_pages_exact"] = ["label", "size", "gfp", "count", "expect"],
-        ["get_page"] = ["label"],
-        ["put_page"] = ["label"],
-        ["write"] = ["label", "pattern"],
-        ["verify"] = ["label", "pattern"],
-        ["drain"] = [],
-        ["reclaim"] = [],
-        ["min_free_kbytes"] = ["value"],
-        ["repeat"] = ["times", "steps"],
-        ["log"] = ["message"],
-        ["check"] = [],
-        ["kmalloc"] = ["label", "size", "gfp", "count", "expect", "fill"],
-        ["kfree"] = ["label", "count", "which"],
-        ["kmem_cache_create"] = ["name", "size", "align", "flags", "sheaf_capacity"],
-        ["kmem_cache_alloc"] = ["label", "cache", "gfp", "count", "expect", "fill"],
-        ["kmem_cache_free"] = ["label", "count", "which"],
-        ["kmem_cache_shrink"] = ["cache"],
-        ["kmem_cache_destroy"] = ["cache"],
-        ["vmalloc"] = ["label", "size", "gfp", "count", "expect", "fill", "user"],
-        ["vfree"] = ["label", "count", "which"],
-        ["vm_unmap_aliases"] = [],
-        ["cma_alloc"] = ["label", "cma", "count", "align", "gfp", "times", "expect", "fill"],
-        ["cma_release"] = ["label", "count", "which"],
-        ["dma_alloc_coherent"] = ["label", "device", "size", "gfp", "count", "expect", "fill"],
-        ["dma_free_coherent"] = ["label", "count", "which"],
-        ["alloc_movable"] = ["label", "order", "gfp", "count", "expect", "fill"],
-        ["free_movable"] = ["label", "count", "which"],
-        ["dma_heap_alloc"] = ["label", "heap", "size", "count", "expect", "fill"],
-        ["dma_heap_free"] = ["label", "count", "which"],
-        ["rk_dma_heap_alloc"] = ["label", "heap", "size", "name", "thread", "attach", "ino", "count", "expect", "fill"],
-        ["rk_dma_heap_free"] = ["label", "count", "which"],
-        ["rk_dma_heap_alloc_contig"] = ["label", "heap", "size", "name", "thread", "count", "expect"],
-        ["rk_dma_heap_free_contig"] = ["label", "count", "which"],
-        ["dmabuf_attach"] = ["label", "device"],
-        ["dmabuf_inodes"] = ["count"],
-        ["rtnet_nic"] = ["name", "rx_pool"],
-        ["rtnet_socket"] = ["socket", "port", "pool"],
-        ["rtnet_send"] = ["nic", "port", "size", "count", "pattern"],
-        ["rtnet_recv"] = ["socket", "count"],
-        ["rtnet_setsockopt"] = ["socket", "option", "count", "expect"],
-        ["rtnet_close"] = ["socket", "expect"],
-        ["drm_create_dumb"] = ["label", "width", "height", "bpp", "count", "expect"],
-        ["drm_close"] = ["label"],
-        ["drm_prime_export"] = ["label", "as"],
-        ["drm_prime_import"] = ["label", "as", "expect"],
-        ["vb2_queue"] = ["queue", "device", "memops", "direction", "format", "width", "height", "size", "min_buffers"],
-        ["vb2_reqbufs"] = ["queue", "memory", "count", "expect"],
-        ["vb2_expbuf"] = ["queue", "as", "expect"],
-        ["vb2_streamon"] = ["queue", "expect"],
-        ["vb2_streamoff"] = ["queue", "expect"],
-        ["vb2_release"] = ["queue"],
-        ["vb2_pipeline"] = ["from", "to", "buffers", "frames", "expect"],
-    };
+    /// <summary>The operations by name with their arguments, in the format's order (from the step registry).</summary>
+    private static readonly Dictionary<string, string[]> s_ops = WorkloadOps.All.ToDictionary(op => op.Name, op => op.Args.ToArray(), StringComparer.Ordinal);
 
     private Workload(string name, string description, int seed, IReadOnlyList<WorkloadStep> steps)
     {
@@ -116,7 +59,7 @@ public sealed class Workload
             throw new WorkloadException("steps", "is required and must be an array");
         var list = ReadSteps(steps, "steps");
         CountSteps(list, "steps");
-        WorkloadRunner.CheckCacheNames(list, new Dictionary<string, string?>(StringComparer.Ordinal), onMachine: null);
+        new CacheNameWalk(onMachine: null).Walk(list);
         return new Workload(name, desc, seed, list);
     }
 
@@ -131,10 +74,10 @@ public sealed class Workload
         foreach (var step in steps)
         {
             long n = 1;
-            if (step.Op == "repeat")
+            if (WorkloadOps.Of(step).Repeats is { } repeats)
             {
                 long body = CountSteps(step.Children, $"{step.Location}.steps");
-                long times = step.Args.TryGetValue("times", out var t) && t.TryGetInt64(out long tv) ? tv : 1;
+                long times = repeats(step);
                 if (times > 0 && body > (MaxTotalSteps - 1) / times)
                     throw new WorkloadException($"{step.Location}.times", $"repeats {times} times a body of {body} steps: more than the limit of {MaxTotalSteps} steps a workload may run");
                 n += times * body;
@@ -157,15 +100,15 @@ public sealed class Workload
             if (!el.TryGetProperty("op", out var opEl) || opEl.ValueKind != JsonValueKind.String)
                 throw new WorkloadException(loc, "needs \"op\" (one of: " + string.Join(", ", s_ops.Keys) + ")");
             string op = opEl.GetString()!;
-            if (!s_ops.TryGetValue(op, out var allowed))
+            if (WorkloadOps.Find(op) is not { } definition)
                 throw new WorkloadException($"{loc}.op", $"unknown operation '{op}' (known: {string.Join(", ", s_ops.Keys)})");
             var args = new Dictionary<string, JsonElement>();
             var children = new List<WorkloadStep>();
             foreach (var p in el.EnumerateObject())
             {
                 if (p.Name == "op") continue;
-                if (Array.IndexOf(allowed, p.Name) < 0)
-                    throw new WorkloadException($"{loc}.{p.Name}", $"unknown argument for {op} (allowed: {string.Join(", ", allowed)})");
+                if (Array.IndexOf(definition.Args, p.Name) < 0)
+                    throw new WorkloadException($"{loc}.{p.Name}", $"unknown argument for {op} (allowed: {string.Join(", ", definition.Args)})");
                 if (p.Name == "steps")
                 {
                     if (p.Value.ValueKind != JsonValueKind.Array) throw new WorkloadException($"{loc}.steps", "must be an array");
@@ -174,7 +117,7 @@ public sealed class Workload
                 else args[p.Name] = p.Value.Clone();
             }
             var step = new WorkloadStep(op, loc, args, children);
-            WorkloadRunner.Validate(step);
+            definition.Validate(step);
             list.Add(step);
             i++;
         }

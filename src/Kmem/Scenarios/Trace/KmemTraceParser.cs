@@ -1,4 +1,4 @@
-// One line of a kmem trace, as ftrace's trace file, trace-cmd report and perf script print the kmem events
+// Parses one line of a kmem trace, as ftrace's trace file, trace-cmd report and perf script print the kmem events
 // from Linux 2.6.3x to 6.x: kmalloc(_node), kmem_cache_alloc(_node), kfree, kmem_cache_free, mm_page_alloc,
 // mm_page_free (mm_page_free_direct before 3.3), mm_page_free_batched (mm_pagevec_free before 3.3). Fields are
 // found by name wherever they are (a missing blank between two fields is tolerated); pointers and PFNs are kept
@@ -6,31 +6,6 @@
 using System.Globalization;
 
 namespace Kmem;
-
-/// <summary>The kmem events a replay understands.</summary>
-public enum KmemTraceEventKind
-{
-    /// <summary>kmalloc, kmalloc_node.</summary>
-    Kmalloc,
-    /// <summary>kfree.</summary>
-    Kfree,
-    /// <summary>kmem_cache_alloc, kmem_cache_alloc_node.</summary>
-    CacheAlloc,
-    /// <summary>kmem_cache_free.</summary>
-    CacheFree,
-    /// <summary>mm_page_alloc.</summary>
-    PageAlloc,
-    /// <summary>mm_page_free, mm_page_free_direct.</summary>
-    PageFree,
-    /// <summary>mm_page_free_batched, mm_pagevec_free.</summary>
-    PageFreeBatched,
-}
-
-/// <summary>A parsed kmem event; absent fields are null.</summary>
-public readonly record struct KmemTraceEvent(
-    KmemTraceEventKind Kind, string EventName, double? Timestamp, int? Cpu,
-    ulong? Ptr, long? BytesReq, long? BytesAlloc, string? GfpText, int? Node, string? CacheName,
-    ulong? Pfn, int? Order, int? Migratetype);
 
 /// <summary>What a line is when it is no event to replay.</summary>
 public enum KmemTraceLineKind

@@ -1,0 +1,9 @@
+// One row of a trace replay's fidelity tables: a requested size, the size the recorded kernel gave, Kmem's.
+namespace Kmem;
+
+/// <summary>One row of a fidelity table: a requested size, what the recorded kernel gave, what Kmem gave.</summary>
+public sealed record TraceFidelityRow(long BytesReq, long RecordedBytesAlloc, long? KmemBytesAlloc, long Count, string? CacheFlags = null)
+{
+    /// <summary>True when Kmem gave the recorded size.</summary>
+    public bool Match => KmemBytesAlloc == RecordedBytesAlloc;
+}
