@@ -198,7 +198,7 @@ internal sealed unsafe partial class PageAllocator
         ref PageFrame f = ref _f[idx];
         if ((f.Flags & PageFlags.Tail) != 0)
         {
-            head = (int)f.Private;
+            head = f.CompoundHead;
             order = _f[head].Order;
             free = false;
             return;

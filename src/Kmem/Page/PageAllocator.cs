@@ -436,7 +436,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             {
                 ref PageFrame t = ref _f[idx + i];
                 t.Flags = PageFlags.Tail;
-                t.Private = idx;
+                t.CompoundHead = idx;
                 t.RefCount = 0;
             }
         }

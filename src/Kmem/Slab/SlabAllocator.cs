@@ -256,7 +256,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         for (int i = 0; i < n; i++)
         {
             ref PageFrame f = ref _frames[i];
-            if ((f.Flags & PageFlags.Slab) != 0 && f.MapCount == id) list.Add(i);
+            if ((f.Flags & PageFlags.Slab) != 0 && f.SlabCacheSlot == id) list.Add(i);
         }
         return list;
     }
@@ -278,9 +278,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
             throw new InvalidAddressException($"{fn}: 0x{obj:x} is not an address of this machine's memory");
         }
         int idx = (int)(off >> PhysicalMemory.PageShift);
-        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = (int)_frames[idx].Private;
+        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = _frames[idx].CompoundHead;
         ref PageFrame f = ref _frames[idx];
-        var c = (f.Flags & PageFlags.Slab) != 0 ? CacheById(f.MapCount) : null;
+        var c = (f.Flags & PageFlags.Slab) != 0 ? CacheById(f.SlabCacheSlot) : null;
         if (c is null)
         {
             Pages.WarnOnce($"virt_to_cache:{obj}", $"WARNING: CPU: {Pages.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/slab.h:436 cache_from_obj\n" +
@@ -353,8 +353,8 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         for (int i = 0; i < n; i++)
         {
             ref PageFrame f = ref _frames[i];
-            if ((f.Flags & PageFlags.Slab) != 0 && CacheById(f.MapCount) is null)
-                errors.Add($"slab page pfn {Pages.BasePfn + (ulong)i} belongs to no cache (id {f.MapCount})");
+            if ((f.Flags & PageFlags.Slab) != 0 && CacheById(f.SlabCacheSlot) is null)
+                errors.Add($"slab page pfn {Pages.BasePfn + (ulong)i} belongs to no cache (id {f.SlabCacheSlot})");
         }
         return errors;
     }

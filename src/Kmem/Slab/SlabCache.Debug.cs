@@ -361,7 +361,7 @@ public sealed unsafe partial class SlabCache
             Report(sb);
             Word(idx) = SlabWord.Make(0, objects, objects, frozen: false);
             RemovePartial(idx);
-            _frames[idx].Spare = OnFull;
+            _frames[idx].SlabListState = OnFull;
             return 0;
         }
         if (sb.Length > 0) Report(sb); // padding problems are reported and restored without refusing the object
@@ -369,7 +369,7 @@ public sealed unsafe partial class SlabCache
         if (next == 0)
         {
             RemovePartial(idx);
-            _frames[idx].Spare = OnFull;
+            _frames[idx].SlabListState = OnFull;
         }
         SetTrack(obj, TrackAlloc, site);
         Trace(obj, idx, alloc: true);
@@ -415,11 +415,11 @@ public sealed unsafe partial class SlabCache
             SetLink(obj, SlabWord.Free(w));
             int inuse = SlabWord.Inuse(w) - 1;
             Word(idx) = SlabWord.Make(ToLink(SlabBase(idx), obj), inuse, SlabWord.Objects(w), frozen: false);
-            bool wasFull = _frames[idx].Spare == OnFull;
+            bool wasFull = _frames[idx].SlabListState == OnFull;
             if (inuse == 0 && _nrPartial >= MinPartial)
             {
                 if (!wasFull) RemovePartial(idx);
-                _frames[idx].Spare = 0;
+                _frames[idx].SlabListState = 0;
                 discard = idx;
             }
             else if (wasFull) AddPartial(idx, toHead: false);

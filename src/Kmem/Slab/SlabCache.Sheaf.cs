@@ -207,7 +207,7 @@ public sealed unsafe partial class SlabCache
     private int SlabHeadOf(nint obj)
     {
         int idx = (int)((nuint)(obj - _linear) >> PhysicalMemory.PageShift);
-        return (_frames[idx].Flags & PageFlags.Tail) != 0 ? (int)_frames[idx].Private : idx;
+        return (_frames[idx].Flags & PageFlags.Tail) != 0 ? _frames[idx].CompoundHead : idx;
     }
 
     /// <summary>Flushes the thread structure's main sheaf (part of __flush_cpu_slab()); the caller has exclusive use.</summary>
@@ -287,7 +287,7 @@ public sealed unsafe partial class SlabCache
                 if (!seen.Add(obj)) errors.Add($"{Name}: object {P(obj)} is in the sheaves twice");
                 nuint off = (nuint)(obj - _linear);
                 int idx = off < _linearBytes ? SlabHeadOf(obj) : -1;
-                if (idx < 0 || (_frames[idx].Flags & PageFlags.Slab) == 0 || _frames[idx].MapCount != _id || ObjectIndex(idx, obj) < 0)
+                if (idx < 0 || (_frames[idx].Flags & PageFlags.Slab) == 0 || _frames[idx].SlabCacheSlot != _id || ObjectIndex(idx, obj) < 0)
                 {
                     errors.Add($"{Name}: {where} holds {P(obj)}, not an object of the cache");
                     continue;

@@ -59,14 +59,14 @@ public sealed unsafe partial class SlabCache
     internal int ObjectIndex(int idx, nint obj)
     {
         long o = obj - SlabBase(idx) - _redLeftPad;
-        int objects = SlabWord.Objects(_frames[idx].Private);
+        int objects = SlabWord.Objects(_frames[idx].SlabCounters);
         if (o < 0 || o % _size != 0 || o / _size >= objects) return -1;
         return (int)(o / _size);
     }
 
-    private ref long Word(int idx) => ref _frames[idx].Private;
+    private ref long Word(int idx) => ref _frames[idx].SlabCounters;
 
-    private bool Cas(int idx, long old, long @new) => Interlocked.CompareExchange(ref _frames[idx].Private, @new, old) == old;
+    private bool Cas(int idx, long old, long @new) => Interlocked.CompareExchange(ref _frames[idx].SlabCounters, @new, old) == old;
 
     private KmemCacheCpu* CpuOf(SlabThread st)
     {
@@ -126,7 +126,7 @@ public sealed unsafe partial class SlabCache
     private void AddPartial(int idx, bool toHead)
     {
         ref PageFrame f = ref _frames[idx];
-        f.Spare = OnNodePartial;
+        f.SlabListState = OnNodePartial;
         if (_partialHead < 0)
         {
             f.Next = f.Prev = -1;
@@ -155,7 +155,7 @@ public sealed unsafe partial class SlabCache
         if (f.Prev >= 0) _frames[f.Prev].Next = f.Next; else _partialHead = f.Next;
         if (f.Next >= 0) _frames[f.Next].Prev = f.Prev; else _partialTail = f.Prev;
         f.Next = f.Prev = -1;
-        f.Spare = 0;
+        f.SlabListState = 0;
         _nrPartial--;
     }
 
@@ -197,9 +197,9 @@ public sealed unsafe partial class SlabCache
         int objects = order == _g.Order ? _g.Objects : _g.MinObjects;
         ref PageFrame f = ref _frames[idx];
         f.Flags |= PageFlags.Slab;
-        f.MapCount = _id;
+        f.SlabCacheSlot = _id;
         f.Next = f.Prev = -1;
-        f.Spare = 0;
+        f.SlabListState = 0;
         nint b = SlabBase(idx);
         if (_debug) SetupSlabDebug(b, order);
         int done = 0;
@@ -218,7 +218,7 @@ public sealed unsafe partial class SlabCache
             UnwindNewSlab(idx, order, done, e);
             throw;
         }
-        f.Private = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
+        f.SlabCounters = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
         _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order);
         Interlocked.Increment(ref _nrSlabs);
         Interlocked.Add(ref _totalObjects, objects);
@@ -250,7 +250,7 @@ public sealed unsafe partial class SlabCache
     {
         ref PageFrame f = ref _frames[idx];
         int order = f.Order;
-        int objects = SlabWord.Objects(f.Private);
+        int objects = SlabWord.Objects(f.SlabCounters);
         if (_debug) SlabPadCheck(idx);
         f.Flags &= ~PageFlags.Slab;
         f.MapCount = 0;
