@@ -29,6 +29,7 @@ public sealed class ProcFs
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(render);
         if (path[0] != '/') throw new ArgumentException($"'{path}' is not an absolute path", nameof(path));
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) _files[path] = render;
     }
 
@@ -36,6 +37,7 @@ public sealed class ProcFs
     public bool Unregister(string path)
     {
         _life.ThrowIfDead();
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) return _files.Remove(path);
     }
 
@@ -45,6 +47,7 @@ public sealed class ProcFs
         get
         {
             _life.ThrowIfDead();
+            LockOrder.Enter(LockRank.ProcFs, _lock);
             lock (_lock) return _files.Keys.ToArray();
         }
     }
@@ -53,6 +56,7 @@ public sealed class ProcFs
     public bool Exists(string path)
     {
         _life.ThrowIfDead();
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) return _files.ContainsKey(path);
     }
 
@@ -64,6 +68,7 @@ public sealed class ProcFs
         using var _ = _life.Enter();   // a view walks live lists: the machine's shutdown waits for it
         ArgumentNullException.ThrowIfNull(path);
         Func<string>? render;
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) _files.TryGetValue(path.TrimEnd('/') is { Length: > 0 } p ? p : path, out render);
         if (render is null) throw new ProcPathException(path, string.Join(", ", Paths));
         return render();

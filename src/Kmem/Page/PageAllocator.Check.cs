@@ -20,6 +20,7 @@ internal sealed unsafe partial class PageAllocator
         long buddyPages = 0, pcpPages = 0;
         foreach (var z in Zones)
         {
+            LockOrder.Enter(LockRank.Zone, z.Lock);
             lock (z.Lock)
             {
                 long free = 0, cma = 0;

@@ -124,6 +124,7 @@ internal sealed unsafe partial class PageAllocator
         var z = pcp.Zone;
         Span<int> got = stackalloc int[Math.Min(z.PcpBatch, 1024)];
         int n = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             for (; n < got.Length; n++)
@@ -188,6 +189,7 @@ internal sealed unsafe partial class PageAllocator
     private void FreeIsolatedPage(Zone z, int idx)
     {
         _f[idx].Flags = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock) z.FreeOnePage(idx, 0, (int)MigrateType.Isolate);
         SignalFree();
     }
@@ -220,6 +222,7 @@ internal sealed unsafe partial class PageAllocator
             got += n;
             batchFree -= n;
         }
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             foreach (int idx in taken)

@@ -261,7 +261,10 @@ internal sealed partial class PageAllocator
             if (idx < 0 && !drained)
             {
                 foreach (var z in _zonelists[hz])
+                {
+                    LockOrder.Enter(LockRank.Zone, z.Lock);
                     lock (z.Lock) z.UnreserveHighatomicPageblock(mt, force: false);
+                }
                 DrainAllPages();
                 drained = true;
                 idx = GetPageFromFreelist(gfp, order, af, hz, mt);

@@ -193,6 +193,7 @@ internal sealed unsafe partial class PageAllocator
         var sb = new StringBuilder();
         sb.Append(z.Name).Append(": ");
         long total = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             for (int o = 0; o < MaxOrder; o++)

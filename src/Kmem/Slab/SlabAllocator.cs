@@ -81,9 +81,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         return f.ShouldFail(s.ObjectSize);
     }
 
-    public SlabCache[] Caches { get { lock (_lock) return _caches.ToArray(); } }
+    public SlabCache[] Caches { get { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) return _caches.ToArray(); } }
 
-    public SlabCache? Find(string name) { lock (_lock) return _byName.GetValueOrDefault(name); }
+    public SlabCache? Find(string name) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) return _byName.GetValueOrDefault(name); }
 
     public SlabCache? CacheById(int id) => (uint)id < (uint)_byId.Length ? Volatile.Read(ref _byId[id]) : null;
 
@@ -104,9 +104,10 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         else if (align > PhysicalMemory.PageSize) problem = $"alignment {align} is above the page size";
         else if ((flags & ~AllowedFlags) != 0) problem = $"flags 0x{(uint)(flags & ~AllowedFlags):x} are not SLAB_ flags Kmem accepts";
         else if (sheafCapacity < 0 || sheafCapacity > SlabCache.MaxSheafCapacity) problem = $"sheaf capacity {sheafCapacity} is outside 0..{SlabCache.MaxSheafCapacity}";
-        if (problem is null) lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists";
+        if (problem is null) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists"; }
         if (problem is not null) throw CreateFailed(name, flags, problem);
 
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             // A cache with sheaves is never merged, nor merged into (slab_unmergeable()).
@@ -178,6 +179,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         var g = SlabGeometry.Compute(size, a, flags, ctor is not null, Arch);
         if (g is null || g.Value.SlabBytes > SlabWord.MaxSlabBytes) return null;
         SlabCache s;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables
@@ -196,6 +198,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     {
         nint c = _kmemCache.Alloc(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, "kmem_cache_create");
         nint n = _kmemCacheNode.Alloc(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, "kmem_cache_create");
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock) _descriptors[s] = (c, n);
     }
 
@@ -205,6 +208,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     public void Destroy(SlabCache handle)
     {
         var s = handle.Root;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             if (!_byName.TryGetValue(handle.Name, out var h) || !ReferenceEquals(h, handle))
@@ -229,6 +233,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
                 $"kmem_cache_destroy {s.Name}: Slab cache still has objects ({s.ObjectsInUse} in use); the cache stays usable");
         }
         (nint, nint) desc;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             s.RefCount = 0;
@@ -302,6 +307,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
 
     public int InternCallSite(CallSite site)
     {
+        LockOrder.Enter(LockRank.SlabSites, _siteIds);
         lock (_siteIds)
         {
             var key = (site.Member, site.File, site.Line);
@@ -313,12 +319,13 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         }
     }
 
-    public string CallSiteName(int id) { lock (_siteIds) return (uint)id < (uint)_siteNames.Count ? _siteNames[id] : "?"; }
+    public string CallSiteName(int id) { LockOrder.Enter(LockRank.SlabSites, _siteIds); lock (_siteIds) return (uint)id < (uint)_siteNames.Count ? _siteNames[id] : "?"; }
 
     /// <summary>The SLUB out-of-memory report's rate limit (DEFAULT_RATELIMIT_INTERVAL 5 s, burst 1 here).</summary>
     public bool OomRateLimit()
     {
         long now = Pages.Log.NowNs;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             if (_oomLastNs != long.MinValue && now - _oomLastNs < 5_000_000_000L) return false;

@@ -311,6 +311,7 @@ public sealed unsafe partial class SlabCache
     {
         while (true)
         {
+            LockOrder.Enter(LockRank.SlabNode, _listLock);
             lock (_listLock)
             {
                 int idx = _partialHead;
@@ -328,6 +329,7 @@ public sealed unsafe partial class SlabCache
                 if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
                 return 0;
             }
+            LockOrder.Enter(LockRank.SlabNode, _listLock);
             lock (_listLock) AddPartial(page, toHead: true);
         }
     }
@@ -381,6 +383,7 @@ public sealed unsafe partial class SlabCache
     private void DebugFree(int idx, nint obj, CallSite site)
     {
         int discard = -1;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             var sb = new StringBuilder();
@@ -450,6 +453,7 @@ public sealed unsafe partial class SlabCache
         if (s.Destroyed) ThrowDestroyed();
         if (!s._debug) return 0;
         long before = Volatile.Read(ref s._debugErrors);
+        LockOrder.Enter(LockRank.SlabNode, s._listLock);
         lock (s._listLock)
         {
             foreach (int idx in s._sa.SlabsOf(s._id))

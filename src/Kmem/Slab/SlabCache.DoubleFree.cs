@@ -38,19 +38,23 @@ public sealed unsafe partial class SlabCache
     /// </summary>
     internal bool IsFree(int idx, nint obj)
     {
+        LockOrder.Enter(LockRank.SlabLookup, s_lookupLock);
         lock (s_lookupLock)
         {
             (SlabThread St, nint Cpu)[] all;
+            LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
             lock (_cpusLock) all = _cpus.ToArray();
             var held = new List<SlabThread>(all.Length);
             try
             {
                 foreach (var (st, _) in all)
                     if (!held.Contains(st) && st.EnterExclusive()) held.Add(st);
+                LockOrder.Enter(LockRank.SlabNode, _listLock);
                 lock (_listLock)
                     if (OnSlabFreelist(idx, obj)) return true;
                 foreach (var (st, cp) in all)
                     if (held.Contains(st) && OnCpuLists((KmemCacheCpu*)cp, idx, obj)) return true;
+                LockOrder.Enter(LockRank.SlabBarn, _barnLock);
                 lock (_barnLock)
                     for (int i = 0; i < _nrFull; i++)
                         if (InSheaf((SlabSheaf*)_barnFull[i], obj)) return true;

@@ -296,6 +296,7 @@ public sealed unsafe partial class SlabCache
     {
         if (!st.EnterExclusive()) return false;
         bool present;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) present = _cpus.Contains((st, cp));
         if (!present) st.ExitExclusive();
         return present;
@@ -305,6 +306,7 @@ public sealed unsafe partial class SlabCache
     private void ForEachCpu(Action<SlabThread, nint> body)
     {
         (SlabThread St, nint Cpu)[] all;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) all = _cpus.ToArray();
         foreach (var (st, cp) in all)
         {
@@ -338,6 +340,7 @@ public sealed unsafe partial class SlabCache
             if (free)
             {
                 if (slot < st.Len) st.Table[slot] = 0;
+                LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
                 lock (_cpusLock) _cpus.Remove((st, cp));
                 NativeMemory.AlignedFree(c);
             }
@@ -361,6 +364,7 @@ public sealed unsafe partial class SlabCache
         FlushAll();
         FlushBarn();
         int discard = -1, freed = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             var keep = new List<(int Idx, int Inuse)>();
@@ -387,9 +391,11 @@ public sealed unsafe partial class SlabCache
     internal long Reclaimable()
     {
         long n = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
             for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
                 if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             n += _cpus.Count;
@@ -403,6 +409,7 @@ public sealed unsafe partial class SlabCache
     private long CountActive()
     {
         long free = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
             for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
             {

@@ -20,6 +20,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>A merged alias with a bigger object: __GFP_ZERO must clear the bigger size in every thread structure too.</summary>
     internal void GrowObjectSize(int size)
     {
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             if (size <= _objectSize) return;
@@ -35,6 +36,7 @@ public sealed unsafe partial class SlabCache
 
     internal void AddAlias(SlabCache alias)
     {
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) _aliases.Add(alias);
     }
 
@@ -47,6 +49,7 @@ public sealed unsafe partial class SlabCache
         FlushAll();
         FlushBarn();
         int discard = -1;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             for (int idx = _partialHead; idx >= 0;)
@@ -89,6 +92,7 @@ public sealed unsafe partial class SlabCache
     internal void Release(bool flush = true)
     {
         int slot;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             slot = _slot;
@@ -98,6 +102,7 @@ public sealed unsafe partial class SlabCache
         FlushAll(release: true, slot, flush);
         if (flush) FlushBarn();
         else FreeBarn();
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) foreach (var a in _aliases) a.MarkAliasDestroyed();
         SlabThread.FreeSlot(slot);
     }
@@ -109,6 +114,7 @@ public sealed unsafe partial class SlabCache
         long objects = 0;
         var onPartial = new HashSet<int>();
         var cpuSlabs = new HashSet<int>();
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
             foreach (var (_, cp) in _cpus)
             {
@@ -116,6 +122,7 @@ public sealed unsafe partial class SlabCache
                 if (c->Page >= 0) cpuSlabs.Add(c->Page);
                 for (int p = c->Partial; p >= 0; p = _frames[p].Next) cpuSlabs.Add(p);
             }
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             int count = 0, prev = -1;

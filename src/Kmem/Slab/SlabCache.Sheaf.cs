@@ -39,6 +39,7 @@ public sealed unsafe partial class SlabCache
         get
         {
             _pa.Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.SlabBarn, _root._barnLock);
             lock (_root._barnLock) return _root._nrFull;
         }
     }
@@ -75,6 +76,7 @@ public sealed unsafe partial class SlabCache
     private SlabSheaf* BarnReplaceEmpty(KmemCacheCpu* c)
     {
         SlabSheaf* old = c->Main, full;
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             if (_nrFull == 0) return null;
@@ -116,6 +118,7 @@ public sealed unsafe partial class SlabCache
     {
         SlabSheaf* full = c->Main, empty = null;
         bool put = false;
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             if (_nrFull < MaxFullSheaves)
@@ -227,6 +230,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>Frees the barn's sheaves without freeing the objects in them (the machine's shutdown).</summary>
     private void FreeBarn()
     {
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             for (int i = 0; i < _nrFull; i++) SlabSheaf.Free((SlabSheaf*)_barnFull[i]);
@@ -241,6 +245,7 @@ public sealed unsafe partial class SlabCache
         int nf, ne;
         var full = new nint[MaxFullSheaves];
         var empty = new nint[MaxEmptySheaves];
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             nf = _nrFull;
@@ -263,6 +268,7 @@ public sealed unsafe partial class SlabCache
     private long BarnObjects()
     {
         long n = 0;
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
             for (int i = 0; i < _nrFull; i++) n += ((SlabSheaf*)_barnFull[i])->Size;
         return n;
@@ -296,7 +302,9 @@ public sealed unsafe partial class SlabCache
                 if (free.Contains(obj)) errors.Add($"{Name}: {where} holds {P(obj)}, which is also on its slab's freelist");
             }
         }
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) foreach (var (_, cp) in _cpus) Check(((KmemCacheCpu*)cp)->Main, "a thread's main sheaf");
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             for (int i = 0; i < _nrFull; i++) Check((SlabSheaf*)_barnFull[i], "a full sheaf of the barn");

@@ -80,6 +80,7 @@ public sealed unsafe partial class SlabCache
             Page = -1, Partial = -1, RemotePage = -1, Magic = _magic, Offset = _offset, Random = _random, SlabBytes = _slabBytes,
             Size = _size, ZeroBytes = _objectSize,
         };
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             if (_slot != slot)
@@ -394,6 +395,7 @@ public sealed unsafe partial class SlabCache
     {
         bool got = false;
         int available = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             int idx = _partialHead;
@@ -451,6 +453,7 @@ public sealed unsafe partial class SlabCache
     private void UnfreezePartials(KmemCacheCpu* c)
     {
         int discard = -1;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             int idx = c->Partial;
@@ -507,6 +510,7 @@ public sealed unsafe partial class SlabCache
             p = FromLink(b, link);
         }
         bool discard = false;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             long old, nw;
