@@ -335,7 +335,7 @@ public class DmaBufTests
             var dev = m.Devices["fdb50000.vepu"];
             try
             {
-                for (int i = 0; i < 10_000 && clock.ElapsedMilliseconds < 2_500; i++)
+                for (int i = 0; i < 10_000 && clock.ElapsedMilliseconds < 2_000; i++)
                 {
                     for (int k = 0; k < 2 && inbox[me].TryDequeue(out var got); k++)
                     {
