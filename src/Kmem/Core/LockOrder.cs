@@ -48,6 +48,12 @@ internal enum LockRank
     SlabAllocator,
     /// <summary>The process-wide double-free lookup: one lookup at a time, holding a cache's thread structures.</summary>
     SlabLookup,
+    /// <summary>
+    /// A thread's slab lock (<c>SlabThread.Lock</c>): its owner's slow paths and every flusher of its structures. The
+    /// double-free lookup holds all of them at once, serialised by <see cref="SlabLookup"/> (that site takes them
+    /// through <c>SlabThread.EnterExclusive</c> and is not annotated).
+    /// </summary>
+    SlabThread,
     /// <summary>A cache's list of thread structures (its <c>kmem_cache_cpu</c> blocks) and aliases.</summary>
     SlabCpus,
     /// <summary>A sheaf cache's barn.</summary>

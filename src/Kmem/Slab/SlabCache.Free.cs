@@ -35,6 +35,7 @@ public sealed unsafe partial class SlabCache
         if (ObjectIndex(idx, obj) < 0) throw InvalidObjectPointer(idx, obj, site);
         if (MayBeFree(obj) && _root.IsFree(idx, obj)) throw ObjectAlreadyFree(idx, obj, site);
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -201,6 +202,7 @@ public sealed unsafe partial class SlabCache
             Volatile.Write(ref hs[0], 0);
         }
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -242,6 +244,7 @@ public sealed unsafe partial class SlabCache
                     if (mayFreeze && CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
                     else if (!locked)
                     {
+                        LockOrder.Enter(LockRank.SlabNode, _listLock);
                         _listLock.Enter();
                         locked = true;
                     }

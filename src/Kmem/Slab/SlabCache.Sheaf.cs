@@ -141,6 +141,7 @@ public sealed unsafe partial class SlabCache
     private bool FreeToSheafLocked(nint obj, int idx)
     {
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {

@@ -285,6 +285,7 @@ public sealed unsafe partial class SlabCache
         nint obj;
         if (_sheafCapacity != 0 && (obj = AllocFromSheaf(gfp)) != 0) return obj;
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -305,6 +306,7 @@ public sealed unsafe partial class SlabCache
                 if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
                 return 0;
             }
+            LockOrder.Enter(LockRank.SlabThread, st.Lock);
             st.Lock.Enter();
             try
             {
