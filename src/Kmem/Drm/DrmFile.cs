@@ -1,6 +1,8 @@
 // An open DRM file (struct drm_file): its GEM handle table and its PRIME table (dma-buf ↔ handle, each entry
 // holding a dma-buf reference), and the ioctls that work on them: MODE_CREATE_DUMB, MODE_MAP_DUMB + mmap,
 // GEM_CLOSE, GEM_FLINK / GEM_OPEN, PRIME_HANDLE_TO_FD / PRIME_FD_TO_HANDLE. Errors carry the ioctl's errno.
+// Locks, outermost first (docs/architecture.md, "Lock order"): a GEM object's monitor → the device's lock
+// (DrmDevice.Lock, which also guards this file's handles and PRIME table) → the dma-buf descriptor table and list.
 using Kmem.Physical;
 
 namespace Kmem;

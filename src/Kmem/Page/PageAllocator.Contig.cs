@@ -2,6 +2,10 @@
 // movable blocks out of the range (their owners see the new address), the check that every page of
 // the range is free and isolated, taking the range out of the buddy lists as order-0 pages, and
 // undoing the isolation. free_contig_range() gives such a range back page by page.
+// Locks, outermost first (docs/architecture.md, "Lock order"): a movable block's gate (held by a pin's owner;
+// taken here only by try, which cannot deadlock and may go against the order) → _contigLock (cma_mutex: one range
+// at a time; migration allocates and frees under it, so per-CPU drains nest in it) → _movableLock (the registry
+// of movable blocks) → zone->lock.
 using Kmem.Physical;
 
 namespace Kmem.Paging;

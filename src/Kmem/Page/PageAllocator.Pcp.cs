@@ -1,5 +1,7 @@
 // The order-0 fast path: per-thread lists (see PerCpuPages.cs for the handshake), their refill from
 // and flush to the buddy lists in batches, and drain_all_pages().
+// Locks (docs/architecture.md, "Lock order"): a thread list's DrainLock, then zone->lock for a batch's refill
+// or flush; _cachesLock (the list of thread lists) is a leaf, never held while another is taken.
 using System.Runtime.CompilerServices;
 using Kmem.Physical;
 

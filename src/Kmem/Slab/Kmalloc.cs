@@ -243,11 +243,11 @@ internal sealed unsafe partial class SlabAllocator
         if (off < LinearBytes)
         {
             PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
-            if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
+            if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->CompoundHead;
             // A slab's id is its cache's slot: the thread's structure for that cache decides without the cache object.
             if ((f->Flags & PageFlags.Slab) != 0)
             {
-                int slot = f->MapCount;
+                int slot = f->SlabCacheSlot;
                 if (slot != hint)
                 {
                     SlabThread.t_kfreeHint = slot ^ 1;
@@ -266,9 +266,9 @@ internal sealed unsafe partial class SlabAllocator
         nuint off = (nuint)(p - Linear);
         if (off >= LinearBytes) return null;
         PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
-        if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
+        if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->CompoundHead;
         // A slab page's id is always a live cache's (its slabs are freed before the cache goes).
-        return (f->Flags & PageFlags.Slab) != 0 ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->MapCount) : null;
+        return (f->Flags & PageFlags.Slab) != 0 ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->SlabCacheSlot) : null;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

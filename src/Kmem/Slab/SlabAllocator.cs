@@ -2,6 +2,9 @@
 // creation with the kernel's checks and merging, the bootstrap caches kmem_cache and
 // kmem_cache_node, the shrinker that gives cached slabs back under memory pressure, and lookups
 // from an address to its slab and cache. The kmalloc family is in Kmalloc.cs.
+// Locks (docs/architecture.md, "Lock order"): _lock (slab_mutex) → the slot registry (a new cache's slot) and a
+// cache's thread list (an alias growing the object); _siteIds is a leaf, taken under a cache's node lock by
+// debug tracks.
 using System.Text;
 using Kmem.Paging;
 using Kmem.Physical;
@@ -182,7 +185,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
-            int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables
+            int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables (process-wide; freed by SlabCache.Release)
             if (id >= _byId.Length) Array.Resize(ref _byId, Math.Max(_byId.Length * 2, id + 1));
             s = new SlabCache(this, id, name, g.Value, flags, ctor, usersize, kmalloc, sheafCapacity);
             Volatile.Write(ref _byId[id], s);

@@ -6,6 +6,9 @@
 // IsFree(), which looks the object up in every list a free object can be on, with every thread's
 // structures of the cache held: the slab's freelist, each thread's hot object, CPU freelist,
 // detached freelist and main sheaf, and the barn's sheaves.
+// Locks, outermost first (docs/architecture.md, "Lock order"): s_lookupLock (process-wide: one lookup at a time)
+// → a snapshot of _cpusLock → every thread's slab lock of the cache, held at once (safe only because no other path
+// holds two) → _listLock, then _barnLock, one after the other.
 using System.Text;
 using Kmem.Slab;
 

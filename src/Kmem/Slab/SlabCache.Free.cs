@@ -1,6 +1,8 @@
 // SLUB's free slow path and flushing (Linux 5.10 mm/slub.c): validation of a freed pointer,
 // __slab_free()'s lock-free compare-and-swap with the node lock only when a list changes, flush_all()
 // over every thread's structure with the handshake, __kmem_cache_shrink(), and the object counters.
+// Locks, outermost first (docs/architecture.md, "Lock order"): a thread's slab lock (the freeing thread's own, or
+// each thread's through EnterExclusive for a flush) → _cpusLock → _listLock; snapshots of _cpusLock are taken alone.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kmem.Physical;
@@ -90,13 +92,13 @@ public sealed unsafe partial class SlabCache
         PageFrame* f = _frames + idx;
         if ((f->Flags & PageFlags.Tail) != 0)
         {
-            idx = (int)f->Private;
+            idx = f->CompoundHead;
             f = _frames + idx;
         }
-        if (f->MapCount != _id || (f->Flags & PageFlags.Slab) == 0) return false;
+        if (f->SlabCacheSlot != _id || (f->Flags & PageFlags.Slab) == 0) return false;
         ulong o = (ulong)(obj - SlabBase(idx) - _redLeftPad);
         ulong i = _magic != 0 ? (o * _magic) >> 44 : o / (ulong)_size;
-        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->Private)) return false;
+        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->SlabCounters)) return false;
         // A free object's free pointer decodes to a valid link: the slow path looks it up (a double free, or rarely
         // an object whose contents happen to decode so).
         nint fp = obj + _offset;

@@ -1,6 +1,8 @@
 // A cache's end of life and its self-checks: the shutdown test of kmem_cache_destroy() with the
 // kernel's list of remaining objects, the release of every thread structure, cache merging's
 // object-size growth, and the invariant check used by Machine.VerifyIntegrity().
+// Locks: _cpusLock and _listLock, each taken alone here; the flush that precedes them takes each thread's slab lock
+// and then _cpusLock (docs/architecture.md, "Lock order"). This file also frees the cache's slot: see Release.
 using System.Text;
 using Kmem.Physical;
 using Kmem.Slab;
@@ -89,6 +91,15 @@ public sealed unsafe partial class SlabCache
     /// Frees every thread structure and the slot; the cache can no longer be used. With <paramref name="flush"/> false
     /// (the machine's shutdown) nothing goes back to the slabs or the page allocator: only the threads' own memory goes.
     /// </summary>
+    /// <remarks>
+    /// The slot registry's recycling rule (slots are process-wide; docs/architecture.md, "The slab slot registry"):
+    /// a slot is given back only after (1) the cache and its aliases name the dead slot, so new fast paths miss and
+    /// slow paths throw, and (2) every thread's structure for it is flushed or dropped and its table entry cleared,
+    /// each under the owner/drainer handshake. A cache that takes the slot next, of any machine, finds every table
+    /// empty there. Stale copies of the number (a thread's kfree hint) cannot reach the new owner's structure for a
+    /// pointer of this machine: Machine.Kfree tries the fast path only inside its own linear map, where the new
+    /// owner's CPU slab (in another machine's memory) never matches.
+    /// </remarks>
     internal void Release(bool flush = true)
     {
         int slot;

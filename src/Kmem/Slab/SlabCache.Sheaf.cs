@@ -5,6 +5,8 @@
 // the CPU freelist empty takes objects from the thread's main sheaf, then swaps it in the barn for
 // a full one, before SLUB's slow path. Objects in sheaves count as in use in their slabs until a
 // flush (shrink, memory pressure, destroy, or a barn already holding MaxFullSheaves) frees them.
+// Locks (docs/architecture.md, "Lock order"): the thread's slab lock, _cpusLock and _barnLock, in that order when
+// nested; the barn's lock takes nothing else.
 using System.Runtime.CompilerServices;
 using Kmem.Physical;
 using Kmem.Slab;

@@ -1,6 +1,9 @@
 // SLUB's allocation slow path and slab lists (Linux 5.10 mm/slub.c): the node partial list,
 // new_slab()/discard_slab(), ___slab_alloc() with the CPU and node partial lists, get_freelist(),
 // put_cpu_partial()/unfreeze_partials() and deactivate_slab(). Frees and flushing are in SlabCache.Free.cs.
+// Locks, outermost first (docs/architecture.md, "Lock order"): the calling thread's slab lock (SlabThread.Lock)
+// → the cache's thread list (_cpusLock, when the thread's structure is created) → the node lock (_listLock). A new
+// slab is allocated with none of them held: reclaim may run shrinkers that flush this very thread.
 using System.Runtime.InteropServices;
 using Kmem.Paging;
 using Kmem.Physical;
