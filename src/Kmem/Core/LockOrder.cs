@@ -84,7 +84,9 @@ internal static class LockOrder
 {
     private const int MaxHeld = 16;
 
-    [ThreadStatic] private static object?[]? t_locks;
+    // Weak, so that a lock taken once and released never keeps its owner (a GEM object, say) reachable: an undisposed
+    // machine must stay collectable. The references are allocated once per thread and retargeted.
+    [ThreadStatic] private static WeakReference<object>[]? t_locks;
     [ThreadStatic] private static LockRank[]? t_ranks;
     [ThreadStatic] private static int t_count;
 
@@ -105,6 +107,9 @@ internal static class LockOrder
     public static int Violations => Volatile.Read(ref s_violations);
 
     private static int s_violations;
+
+    /// <summary>The target of an unused entry (a weak reference needs one).</summary>
+    private static readonly object s_none = new();
 
     /// <summary>
     /// About to take <paramref name="lockObject"/> (a <see cref="Lock"/> or a monitor) of <paramref name="rank"/>:
@@ -160,24 +165,23 @@ internal static class LockOrder
         int n = 0;
         for (int i = 0; i < t_count; i++)
         {
-            object o = t_locks![i]!;
-            if (!HeldByMe(o)) continue;
+            if (!t_locks![i].TryGetTarget(out object? o) || !HeldByMe(o)) continue;
             if (ReferenceEquals(o, lockObject)) found = true;
-            t_locks[n] = o;
+            t_locks[n].SetTarget(o);
             t_ranks![n] = t_ranks[i];
             n++;
         }
-        for (int i = n; i < t_count; i++) t_locks![i] = null;
+        for (int i = n; i < t_count; i++) t_locks![i].SetTarget(s_none);
         t_count = n;
         return found;
     }
 
     private static void Push(LockRank rank, object lockObject)
     {
-        t_locks ??= new object?[MaxHeld];
+        t_locks ??= Enumerable.Range(0, MaxHeld).Select(_ => new WeakReference<object>(s_none)).ToArray();
         t_ranks ??= new LockRank[MaxHeld];
         if (t_count == MaxHeld) throw new LockOrderException($"lock order: more than {MaxHeld} locks held ({Held()})");
-        t_locks[t_count] = lockObject;
+        t_locks[t_count].SetTarget(lockObject);
         t_ranks[t_count] = rank;
         t_count++;
     }
