@@ -327,6 +327,7 @@ public class DmaBufTests
         // another thread than the one that made it, while the deferred-free worker frees the pages behind them.
         var inbox = Enumerable.Range(0, n).Select(_ => new System.Collections.Concurrent.ConcurrentQueue<(DmaBuf Buf, DmaBufAttachment A, SgTable T, byte Tag)>()).ToArray();
         long handed = 0;
+        int running = n;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var threads = Enumerable.Range(0, n).Select(me => new Thread(() =>
         {
@@ -335,19 +336,26 @@ public class DmaBufTests
             var dev = m.Devices["fdb50000.vepu"];
             try
             {
-                for (int i = 0; i < 10_000 && clock.ElapsedMilliseconds < 2_000; i++)
+                void Take((DmaBuf Buf, DmaBufAttachment A, SgTable T, byte Tag) got)
                 {
-                    for (int k = 0; k < 2 && inbox[me].TryDequeue(out var got); k++)
-                    {
-                        if (got.Buf.Span.IndexOfAnyExcept(got.Tag) >= 0) errors.Enqueue("bytes changed while the buffer changed hands");
-                        got.Buf.UnmapAttachment(got.A, got.T, DmaDirection.Bidirectional);
-                        got.Buf.Detach(got.A);
-                        if (rnd.Next(2) == 0) { int fd = m.DmaBufFds.Install(got.Buf); m.DmaBufFds.Close(fd); }
-                        else got.Buf.Put();
-                        Interlocked.Increment(ref handed);
-                    }
+                    if (got.Buf.Span.IndexOfAnyExcept(got.Tag) >= 0) errors.Enqueue("bytes changed while the buffer changed hands");
+                    got.Buf.UnmapAttachment(got.A, got.T, DmaDirection.Bidirectional);
+                    got.Buf.Detach(got.A);
+                    if (rnd.Next(2) == 0) { int fd = m.DmaBufFds.Install(got.Buf); m.DmaBufFds.Close(fd); }
+                    else got.Buf.Put();
+                    Interlocked.Increment(ref handed);
+                }
+                for (int made = 0; made < 10_000 && clock.ElapsedMilliseconds < 2_000;)
+                {
+                    for (int k = 0; k < 2 && inbox[me].TryDequeue(out var got); k++) Take(got);
                     var next = inbox[(me + 1) % n];
-                    if (next.Count > 16) { Thread.Yield(); continue; }          // the next thread is behind
+                    if (next.Count > 16)                                          // the next thread is behind
+                    {
+                        if (Volatile.Read(ref running) < n) break;
+                        Thread.Yield();
+                        continue;
+                    }
+                    made++;
                     var b = heap.AllocateBuffer(rnd.Next(1, 1 << 20));
                     if (b is null) { errors.Enqueue("allocation failed"); continue; }
                     if (b.Span.IndexOfAnyExcept((byte)0) >= 0) errors.Enqueue("a new buffer was not zero");
@@ -356,8 +364,15 @@ public class DmaBufTests
                     var a = b.Attach(dev);
                     next.Enqueue((b, a, b.MapAttachment(a, DmaDirection.Bidirectional), tag));
                 }
+                Interlocked.Decrement(ref running);
+                // Keep taking what the previous thread hands over until every thread has stopped.
+                while (Volatile.Read(ref running) > 0 || !inbox[me].IsEmpty)
+                {
+                    if (inbox[me].TryDequeue(out var got)) Take(got);
+                    else Thread.Yield();
+                }
             }
-            catch (Exception e) { errors.Enqueue(e.Message); }
+            catch (Exception e) { errors.Enqueue(e.Message); Interlocked.Exchange(ref running, 0); }
         })).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());

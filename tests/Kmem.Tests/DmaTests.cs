@@ -449,15 +449,22 @@ public unsafe class DmaTests
             m.Kfree(x.Buf);
             Interlocked.Increment(ref handed);
         }
+        int running = 2;
         void Work(int me)
         {
             var rnd = new Random(me + 1);
             try
             {
-                for (int i = 0; i < 20_000 && clock.ElapsedMilliseconds < 2_500; i++)
+                for (int made = 0; made < 10_000 && clock.ElapsedMilliseconds < 2_000;)
                 {
                     for (int k = 0; k < 2 && inbox[me].TryDequeue(out var got); k++) Release(got);
-                    if (inbox[1 - me].Count > 128) { Thread.Yield(); continue; }   // the other thread is behind
+                    if (inbox[1 - me].Count > 128)                                // the other thread is behind
+                    {
+                        if (Volatile.Read(ref running) < 2) break;
+                        Thread.Yield();
+                        continue;
+                    }
+                    made++;
                     int size = rnd.Next(1, 64 * 1024);
                     byte tag = (byte)rnd.Next(1, 256);
                     nint cpu = m.DmaAllocCoherent(gpu, size, Gfp.Kernel, out ulong h);
@@ -468,8 +475,15 @@ public unsafe class DmaTests
                     Bytes(buf, 256).Fill(tag);
                     inbox[1 - me].Enqueue(new Handed(cpu, h, size, buf, d, tag));
                 }
+                Interlocked.Decrement(ref running);
+                // Keep taking what the other thread hands over until it stops too.
+                while (Volatile.Read(ref running) > 0 || !inbox[me].IsEmpty)
+                {
+                    if (inbox[me].TryDequeue(out var got)) Release(got);
+                    else Thread.Yield();
+                }
             }
-            catch (Exception e) { errors.Enqueue(e.Message); }
+            catch (Exception e) { errors.Enqueue(e.Message); Interlocked.Exchange(ref running, 0); }
         }
         var t1 = new Thread(() => Work(0));
         var t2 = new Thread(() => Work(1));
