@@ -1,6 +1,7 @@
 // The hardening campaign: one randomized run that drives every allocator of a machine together (pages, slab,
 // kmalloc, vmalloc, CMA, the system heap, a mempool, rtskb pools) from two threads, with cross-thread frees and
-// bad calls mixed in, against a reference model that knows every live allocation and the tag written into it.
+// bad calls mixed in, against a reference model that knows every live allocation and the tag written into every
+// byte of it (checked over the whole block when it is freed, so a small block inside a large one is seen too).
 // Checkpoints stop both threads and check every invariant; at the end everything is freed and nothing is left.
 // Set KMEM_CAMPAIGN_OPS (operations per thread) for the long mode, e.g. 5000000 for 10⁷ in all.
 using System.Collections.Concurrent;
@@ -123,7 +124,7 @@ public class CampaignTests
         else { var s = w.Rtskb[me].Alloc(rnd.Next(0, 1545)); if (!s.IsNull) it = new Item(Kind.Rtskb, s.Data, s.Capacity, 0, tag, Skb: s); }
         if (it is null) return null;
         var span = Bytes(it);
-        if (span.Length > 0) { span[0] = tag; span[^1] = tag; }
+        span.Fill(tag);                                   // every byte: a small block inside a large one overwrites some
         return it;
     }
 
@@ -133,8 +134,9 @@ public class CampaignTests
     {
         var m = w.M;
         var span = Bytes(it);
-        if (span.Length > 0 && (span[0] != it.Tag || span[^1] != it.Tag))
-            w.Violations.Enqueue($"{what}: {it.Kind} at 0x{it.Address:x} ({it.Size} bytes) lost its tag: another allocation overlapped it");
+        int bad = span.IndexOfAnyExcept(it.Tag);      // the whole block, not only its ends
+        if (bad >= 0)
+            w.Violations.Enqueue($"{what}: {it.Kind} at 0x{it.Address:x} ({it.Size} bytes) lost its tag at +{bad}: another allocation overlapped it");
         switch (it.Kind)
         {
             case Kind.Pages: m.FreePages(it.Page, it.Order); break;

@@ -8,7 +8,6 @@ namespace Kmem.Tests;
 
 public class DmaBufTests
 {
-    private static string Squash(string s) => string.Join("\n", s.Split('\n').Select(l => Regex.Replace(l, @"\s+", " ").Trim()).Where(l => l.Length > 0));
 
     [Fact]
     public void The_system_heap_takes_blocks_of_order_8_4_and_0_without_going_back_up()
@@ -259,15 +258,14 @@ public class DmaBufTests
         }
         string info = m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info");
         Assert.Equal(info, m.ProcFs.Read("/proc/rk_dma_heap/dma_heap_info"));
-        // PART A of the dump (dma-bufs, newest first) is our dma-buf section, whitespace aside.
-        var fixture = TestSupport.Fixture("rk_dma_heap_info_rv1106.txt").Split('\n');
-        string partA = string.Join("\n", fixture.SkipWhile(l => !l.StartsWith("## PART A")).Skip(1).TakeWhile(l => !l.StartsWith("## PART B")));
+        // PART A of the dump (dma-bufs, newest first) is our dma-buf section, byte for byte.
         string ours = info[..info.IndexOf("dma-heap:<rk-dma-heap-cma> -non dmabuf", StringComparison.Ordinal)];
-        Assert.Equal(Squash(partA), Squash(ours));
-        // PART B (the page runs) in allocation order, then the total over everything (0x02800000-0x03e33fff).
-        var partB = fixture.SkipWhile(l => !l.StartsWith("## PART B")).Skip(1).Where(l => l.StartsWith("Alloc by")).OrderBy(l => s_alloc.Match(l).Groups[2].Value);
-        var oursB = info.Split('\n').Where(l => l.Contains("Alloc by") && info.IndexOf(l, StringComparison.Ordinal) > ours.Length);
-        Assert.Equal(partB.Select(Squash), oursB.Select(Squash));
+        Assert.Equal(RkDumpFixture.PartA(), ours);
+        // PART B (the page runs) in allocation order, each line byte for byte, then the total over everything
+        // (0x02800000-0x03e33fff).
+        var partB = RkDumpFixture.PartBLines().OrderBy(l => l[l.IndexOf('[')..], StringComparer.Ordinal);
+        var oursB = info[ours.Length..].Split('\n').Where(l => l.Contains("Alloc by", StringComparison.Ordinal));
+        Assert.Equal(partB, oursB);
         Assert.EndsWith($"\nTotal : 0x{0x03e34000 - 0x02800000:x} ({(0x03e34000 - 0x02800000) >> 10} KiB)\n", info);
         // Exact bytes of one record (tabs and padding as rk_dma_heap_proc_show prints them).
         Assert.Contains("dma-heap:<rk-dma-heap-cma> -dmabuf\ti_ino = 5655\n\tAlloc by (vmpi                )\t[0x03e02000-0x03e1afff]\t0x00019000 (100 KiB)\n\t\tAttached Devices:\n\t\tffa50000.rkvenc\nTotal 1 devices attached\n\n", info);
@@ -319,36 +317,69 @@ public class DmaBufTests
     }
 
     [Fact]
-    public void Several_threads_allocate_and_free_while_the_worker_runs()
+    public void Several_threads_hand_buffers_round_a_ring_while_the_worker_runs()
     {
         using var m = Machine.Boot("rk3588");
         var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var threads = Enumerable.Range(0, 3).Select(seed => new Thread(() =>
+        const int n = 3;
+        // Each thread allocates, fills, attaches and maps a buffer, then hands it to the next thread of the ring, which
+        // checks its bytes, unmaps, detaches and drops it (by Put or by closing a descriptor): every buffer ends on
+        // another thread than the one that made it, while the deferred-free worker frees the pages behind them.
+        var inbox = Enumerable.Range(0, n).Select(_ => new System.Collections.Concurrent.ConcurrentQueue<(DmaBuf Buf, DmaBufAttachment A, SgTable T, byte Tag)>()).ToArray();
+        long handed = 0;
+        int running = n;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var threads = Enumerable.Range(0, n).Select(me => new Thread(() =>
         {
-            var rnd = new Random(seed);
-            var heap = m.DmaHeaps[seed == 2 ? "system-uncached" : "system"];
+            var rnd = new Random(me);
+            var heap = m.DmaHeaps[me == 2 ? "system-uncached" : "system"];
             var dev = m.Devices["fdb50000.vepu"];
             try
             {
-                for (int i = 0; i < 150; i++)
+                void Take((DmaBuf Buf, DmaBufAttachment A, SgTable T, byte Tag) got)
                 {
-                    var b = heap.AllocateBuffer(rnd.Next(1, 3 << 20));
+                    if (got.Buf.Span.IndexOfAnyExcept(got.Tag) >= 0) errors.Enqueue("bytes changed while the buffer changed hands");
+                    got.Buf.UnmapAttachment(got.A, got.T, DmaDirection.Bidirectional);
+                    got.Buf.Detach(got.A);
+                    if (rnd.Next(2) == 0) { int fd = m.DmaBufFds.Install(got.Buf); m.DmaBufFds.Close(fd); }
+                    else got.Buf.Put();
+                    Interlocked.Increment(ref handed);
+                }
+                for (int made = 0; made < 10_000 && clock.ElapsedMilliseconds < 2_000;)
+                {
+                    for (int k = 0; k < 2 && inbox[me].TryDequeue(out var got); k++) Take(got);
+                    var next = inbox[(me + 1) % n];
+                    if (next.Count > 16)                                          // the next thread is behind
+                    {
+                        if (Volatile.Read(ref running) < n) break;
+                        Thread.Yield();
+                        continue;
+                    }
+                    made++;
+                    var b = heap.AllocateBuffer(rnd.Next(1, 1 << 20));
                     if (b is null) { errors.Enqueue("allocation failed"); continue; }
                     if (b.Span.IndexOfAnyExcept((byte)0) >= 0) errors.Enqueue("a new buffer was not zero");
-                    b.Span.Fill((byte)(seed + 1));
+                    byte tag = (byte)rnd.Next(1, 256);
+                    b.Span.Fill(tag);
                     var a = b.Attach(dev);
-                    var t = b.MapAttachment(a, DmaDirection.Bidirectional);
-                    b.UnmapAttachment(a, t, DmaDirection.Bidirectional);
-                    b.Detach(a);
-                    if (rnd.Next(2) == 0) { int fd = m.DmaBufFds.Install(b); m.DmaBufFds.Close(fd); }
-                    else b.Put();
+                    next.Enqueue((b, a, b.MapAttachment(a, DmaDirection.Bidirectional), tag));
+                }
+                Interlocked.Decrement(ref running);
+                // Keep taking what the previous thread hands over until every thread has stopped.
+                while (Volatile.Read(ref running) > 0 || !inbox[me].IsEmpty)
+                {
+                    if (inbox[me].TryDequeue(out var got)) Take(got);
+                    else Thread.Yield();
                 }
             }
-            catch (Exception e) { errors.Enqueue(e.Message); }
+            catch (Exception e) { errors.Enqueue(e.Message); Interlocked.Exchange(ref running, 0); }
         })).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
+        foreach (var q in inbox)
+            while (q.TryDequeue(out var x)) { x.Buf.UnmapAttachment(x.A, x.T, DmaDirection.Bidirectional); x.Buf.Detach(x.A); x.Buf.Put(); }
         Assert.Empty(errors);
+        Assert.True(handed >= 300, $"only {handed} buffers changed hands");
         Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(30)));
         Assert.Empty(m.DmaBufs);
         TestSupport.AssertConsistent(m);

@@ -430,38 +430,71 @@ public unsafe class DmaTests
     }
 
     [Fact]
-    public void Two_threads_map_and_allocate_for_the_same_device()
+    public void Two_threads_map_and_allocate_for_the_same_device_and_unmap_and_free_each_others()
     {
         using var m = Board("dma_debug=on");
         var gpu = m.Devices["fe200000.gpu"];
         var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        void Work(int seed)
+        // What one thread allocated and mapped, the other checks, unmaps and frees: the coherent allocation, the
+        // streaming mapping and its kmalloc buffer all change hands, as a driver's completion handler does.
+        var inbox = new[] { new System.Collections.Concurrent.ConcurrentQueue<Handed>(), new System.Collections.Concurrent.ConcurrentQueue<Handed>() };
+        long handed = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        void Release(Handed x)
         {
-            var rnd = new Random(seed);
+            if (Bytes(x.Cpu, x.Size).IndexOfAnyExcept(x.Tag) >= 0 || Bytes(x.Buf, 256).IndexOfAnyExcept(x.Tag) >= 0)
+                errors.Enqueue("bytes changed while the buffer changed hands");
+            m.DmaUnmapSingle(gpu, x.Dma, 256, DmaDirection.Bidirectional);
+            m.DmaFreeCoherent(gpu, x.Size, x.Cpu, x.Handle);
+            m.Kfree(x.Buf);
+            Interlocked.Increment(ref handed);
+        }
+        int running = 2;
+        void Work(int me)
+        {
+            var rnd = new Random(me + 1);
             try
             {
-                for (int i = 0; i < 400; i++)
+                for (int made = 0; made < 10_000 && clock.ElapsedMilliseconds < 2_000;)
                 {
+                    for (int k = 0; k < 2 && inbox[me].TryDequeue(out var got); k++) Release(got);
+                    if (inbox[1 - me].Count > 128)                                // the other thread is behind
+                    {
+                        if (Volatile.Read(ref running) < 2) break;
+                        Thread.Yield();
+                        continue;
+                    }
+                    made++;
                     int size = rnd.Next(1, 64 * 1024);
+                    byte tag = (byte)rnd.Next(1, 256);
                     nint cpu = m.DmaAllocCoherent(gpu, size, Gfp.Kernel, out ulong h);
                     nint buf = m.Kmalloc(256, Gfp.Kernel);
                     ulong d = m.DmaMapSingle(gpu, buf, 256, DmaDirection.Bidirectional);
-                    if (m.DmaMappingError(gpu, d)) errors.Enqueue("mapping failed");
-                    Bytes(cpu, size).Fill((byte)seed);
-                    if (Bytes(cpu, size).IndexOfAnyExcept((byte)seed) >= 0) errors.Enqueue("coherent bytes changed");
-                    m.DmaUnmapSingle(gpu, d, 256, DmaDirection.Bidirectional);
-                    m.DmaFreeCoherent(gpu, size, cpu, h);
-                    m.Kfree(buf);
+                    if (cpu == 0 || buf == 0 || m.DmaMappingError(gpu, d)) { errors.Enqueue("allocation or mapping failed"); break; }
+                    Bytes(cpu, size).Fill(tag);
+                    Bytes(buf, 256).Fill(tag);
+                    inbox[1 - me].Enqueue(new Handed(cpu, h, size, buf, d, tag));
+                }
+                Interlocked.Decrement(ref running);
+                // Keep taking what the other thread hands over until it stops too.
+                while (Volatile.Read(ref running) > 0 || !inbox[me].IsEmpty)
+                {
+                    if (inbox[me].TryDequeue(out var got)) Release(got);
+                    else Thread.Yield();
                 }
             }
-            catch (Exception e) { errors.Enqueue(e.Message); }
+            catch (Exception e) { errors.Enqueue(e.Message); Interlocked.Exchange(ref running, 0); }
         }
-        var t1 = new Thread(() => Work(1));
-        var t2 = new Thread(() => Work(2));
+        var t1 = new Thread(() => Work(0));
+        var t2 = new Thread(() => Work(1));
         t1.Start(); t2.Start(); t1.Join(); t2.Join();
+        foreach (var q in inbox) while (q.TryDequeue(out var x)) Release(x);
         Assert.Empty(errors);
+        Assert.True(handed >= 1_000, $"only {handed} buffers changed hands");
         Assert.Equal(0, gpu.MappingCount);
         Assert.Equal(0, m.DmaDebugErrorCount);
         TestSupport.AssertConsistent(m);
     }
+
+    private readonly record struct Handed(nint Cpu, ulong Handle, int Size, nint Buf, ulong Dma, byte Tag);
 }

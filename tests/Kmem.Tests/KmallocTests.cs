@@ -65,6 +65,13 @@ public unsafe class KmallocTests
         }
     }
 
+    /// <summary>The cache that owns the slab holding <paramref name="p"/>, read from its page descriptor as kfree does.</summary>
+    private static string CacheOf(Machine m, nint p)
+    {
+        int idx = m.Pages.CompoundHead((int)(m.PageToPfn(m.VirtToPage(p)) - m.Pages.BasePfn));
+        return m.Slab.CacheById(m.Pages.Frame(idx).SlabCacheSlot)!.Name;
+    }
+
     [Fact]
     public void Gfp_chooses_the_reclaimable_and_dma_caches()
     {
@@ -72,7 +79,9 @@ public unsafe class KmallocTests
         nint r = m.Kmalloc(100, Gfp.Kernel | Gfp.Reclaimable);
         nint d = m.Kmalloc(100, Gfp.Kernel | Gfp.Dma);
         nint both = m.Kmalloc(100, Gfp.Kernel | Gfp.Dma | Gfp.Reclaimable);
-        Assert.Equal("kmalloc-rcl-128", m.FindSlabCache("kmalloc-rcl-128")!.Name);
+        Assert.Equal("kmalloc-rcl-128", CacheOf(m, r));
+        Assert.Equal("dma-kmalloc-128", CacheOf(m, d));
+        Assert.Equal("dma-kmalloc-128", CacheOf(m, both));
         Assert.Equal(1, m.FindSlabCache("kmalloc-rcl-128")!.ObjectsInUse);
         Assert.Equal(2, m.FindSlabCache("dma-kmalloc-128")!.ObjectsInUse); // __GFP_DMA wins
         ulong dmaPfn = m.PageToPfn(m.VirtToPage(d));
@@ -82,6 +91,7 @@ public unsafe class KmallocTests
         m.Kfree(both);
         using var arm = Machine.Boot("rv1106"); // no ZONE_DMA: __GFP_DMA maps to the normal caches
         nint a = arm.Kmalloc(100, Gfp.Kernel | Gfp.Dma);
+        Assert.Equal("kmalloc-128", CacheOf(arm, a));
         Assert.Equal(1, arm.FindSlabCache("kmalloc-128")!.ObjectsInUse);
         arm.Kfree(a);
     }

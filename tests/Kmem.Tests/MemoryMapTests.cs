@@ -1,5 +1,6 @@
 // The memory-map picture: a well-formed SVG whose legend names every owner a camera board has, zones, CMA areas
-// and the free-block histogram; pageblock cells on a large board; rendered for real in headless Chromium.
+// and the free-block histogram; pageblock cells on a large board; rendered for real in headless Chromium when the
+// opt-in browser check is on (KMEM_BROWSER_CHECK=1, before each release).
 using System.Diagnostics;
 using System.Xml.Linq;
 
@@ -66,27 +67,15 @@ public class MemoryMapTests
         Assert.Contains("not both", err.ToString());
     }
 
-    /// <summary>Debian's Chromium: found, or installed with apt when this runs as root; null when neither works.</summary>
+    /// <summary>The environment variable that turns the browser check on (the release checklist sets it).</summary>
+    public const string BrowserCheckVariable = "KMEM_BROWSER_CHECK";
+
+    /// <summary>The installed Chromium, or null.</summary>
     private static string? Chromium()
     {
         foreach (var c in new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser" })
             if (File.Exists(c)) return c;
-        if (Environment.UserName != "root" || !File.Exists("/usr/bin/apt-get")) return null;
-        // A fresh machine has no package lists yet: install, and when that fails update the lists and try once more.
-        if (!AptGet("install -y --no-install-recommends chromium") &&
-            !(AptGet("update") && AptGet("install -y --no-install-recommends chromium"))) return null;
-        return File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium" : null;
-    }
-
-    private static bool AptGet(string args)
-    {
-        var psi = new ProcessStartInfo("/usr/bin/apt-get", args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        using var p = Process.Start(psi)!;
-        p.StandardOutput.ReadToEndAsync();
-        p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return false; }
-        return p.ExitCode == 0;
+        return null;
     }
 
     private static long Screenshot(string chromium, string svgPath, string dir)
@@ -109,11 +98,16 @@ public class MemoryMapTests
         return bytes.LongLength;
     }
 
+    /// <summary>
+    /// An integration check, run before each release (README, "Testing"): the picture renders in a real browser. Opt-in
+    /// with KMEM_BROWSER_CHECK=1 and an installed Chromium; it then fails, rather than skips, when there is none.
+    /// </summary>
     [SkippableFact]
     public void The_map_renders_in_headless_chromium()
     {
+        Skip.IfNot(Environment.GetEnvironmentVariable(BrowserCheckVariable) == "1", $"browser check off (set {BrowserCheckVariable}=1 to run it)");
         string? chromium = Chromium();
-        Skip.If(chromium is null, "Chromium is not installed and could not be installed here");
+        Assert.True(chromium is not null, "Chromium is not installed (/usr/bin/chromium or /usr/bin/chromium-browser)");
         string dir = Path.Combine(Path.GetTempPath(), $"kmem-chromium-{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
         try

@@ -97,12 +97,24 @@ public class MempoolTests
         Assert.Equal((nuint)512, m.Ksize(b));
         k.Free(b);
         k.Destroy();
+        // Order-1 elements are 8 KiB buddy blocks: they bypass the per-CPU lists, so the zones' free counts show each
+        // element as two pages, and each starts at an even PFN.
+        long Free() => m.Zones.Sum(z => z.FreePages);
+        long free = Free();
         var p = m.MempoolCreatePagePool(2, 1)!;
-        nint pg = p.Alloc(Gfp.Kernel);
-        Assert.Equal(0, pg % 8192 == 0 ? 0 : pg % 4096);
-        Assert.Equal(m.PageAddress(m.VirtToPage(pg)), pg);
-        p.Free(pg);
+        Assert.Equal(free - 2 * 2, Free());                            // the reserve: two elements
+        nint pg = p.Alloc(Gfp.Kernel);                                 // mempool_alloc tries the allocator first
+        Assert.Equal(free - 3 * 2, Free());
+        var page = m.VirtToPage(pg);
+        Assert.Equal(m.PageAddress(page), pg);
+        Assert.Equal(0UL, m.PageToPfn(page) % 2);
+        var bytes = m.PageSpan(page, 1);
+        Assert.Equal(8192, bytes.Length);
+        bytes.Fill(0x5a);
+        p.Free(pg);                                                    // the reserve is full: back to the allocator
+        Assert.Equal(free - 2 * 2, Free());
         p.Destroy();
+        Assert.Equal(free, Free());
         TestSupport.AssertConsistent(m);
     }
 

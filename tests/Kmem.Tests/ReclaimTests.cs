@@ -93,18 +93,28 @@ public class ReclaimTests
     }
 
     [Fact]
-    public void NoRetry_and_atomic_callers_never_reclaim()
+    public void NoRetry_callers_reclaim_once_and_atomic_callers_never()
     {
         using var m = TestSupport.Small();
-        var hoard = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
-        var shrinker = new TestSupport.PageHoardShrinker(m, hoard);
-        m.RegisterShrinker(shrinker);
-        long directReclaims = m.Pages.ReclaimCount;
-        foreach (var p in Exhaust(m, Gfp.Atomic)) lock (hoard) hoard.Add(p);
-        var last = m.AllocPages(Gfp.Atomic | Gfp.NoWarn, 1);
-        if (!last.IsNull) m.FreePages(last, 1); // kswapd (background reclaim, as in the kernel) may have freed memory meanwhile
-        Assert.Equal(directReclaims, m.Pages.ReclaimCount); // but the atomic callers themselves never reclaimed
-        lock (hoard) { foreach (var h in hoard) m.FreePage(h); hoard.Clear(); } // kswapd may still be scanning
+        var held = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
+        // A shrinker that promises pages but frees none: reclaim always looks worth retrying, so only the caller's
+        // flags can end the loop.
+        var liar = new CountingOnlyShrinker();
+        m.RegisterShrinker(liar);
+        long reclaims = m.Pages.ReclaimCount, retries = m.Pages.ReclaimRetries;
+        // __GFP_NORETRY: one round of direct reclaim (as __alloc_pages_slowpath does before its "goto nopage"), no retry.
+        Assert.True(m.AllocPage(Gfp.Kernel | Gfp.NoRetry | Gfp.NoWarn).IsNull);
+        Assert.Equal(reclaims + 1, m.Pages.ReclaimCount);
+        Assert.Equal(retries, m.Pages.ReclaimRetries);
+        Assert.True(liar.Scans > 0);
+        // Atomic callers cannot sleep: they never enter direct reclaim (kswapd, in the background, does not count here).
+        held.AddRange(Exhaust(m, Gfp.Atomic));
+        var last = m.AllocPages(Gfp.Atomic | Gfp.NoWarn, 1);           // kswapd may have freed memory meanwhile
+        if (!last.IsNull) m.FreePages(last, 1);
+        Assert.Equal(reclaims + 1, m.Pages.ReclaimCount);
+        Assert.True(m.UnregisterShrinker(liar));
+        foreach (var p in held) m.FreePage(p);
+        TestSupport.AssertConsistent(m);
     }
 
     [Fact]
@@ -113,11 +123,39 @@ public class ReclaimTests
         using var m = TestSupport.Small();
         m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.FromMilliseconds(1);
         var held = Exhaust(m, Gfp.Kernel | Gfp.NoRetry);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var liar = new CountingOnlyShrinker();
+        m.RegisterShrinker(liar);
+        // Reclaim never makes progress but always looks worth it: the kernel's rule stops after MAX_RECLAIM_RETRIES
+        // retries, that is one first round and 16 more, each a round of direct reclaim.
+        long reclaims = m.Pages.ReclaimCount, retries = m.Pages.ReclaimRetries;
         Assert.True(m.AllocPages(Gfp.Kernel | Gfp.NoWarn, 0).IsNull);
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"took {sw.Elapsed}");
+        Assert.Equal(MaxRetries, m.Pages.ReclaimRetries - retries);
+        Assert.Equal(MaxRetries + 1, m.Pages.ReclaimCount - reclaims);
+        // A costly order with __GFP_RETRY_MAYFAIL is bounded too (it also stops at once when no free block of its order
+        // could pass the watermark): one round of reclaim per retry, plus the first.
+        reclaims = m.Pages.ReclaimCount;
+        retries = m.Pages.ReclaimRetries;
         Assert.True(m.AllocPages(Gfp.Kernel | Gfp.RetryMayFail | Gfp.NoWarn, 5).IsNull);
+        long costlyRetries = m.Pages.ReclaimRetries - retries;
+        Assert.InRange(costlyRetries, 0, MaxRetries);
+        Assert.Equal(costlyRetries + 1, m.Pages.ReclaimCount - reclaims);
+        // Without __GFP_RETRY_MAYFAIL a costly order gives up after its first round.
+        reclaims = m.Pages.ReclaimCount;
+        retries = m.Pages.ReclaimRetries;
+        Assert.True(m.AllocPages(Gfp.Kernel | Gfp.NoWarn, 5).IsNull);
+        Assert.Equal((1L, 0L), (m.Pages.ReclaimCount - reclaims, m.Pages.ReclaimRetries - retries));
+        Assert.True(m.UnregisterShrinker(liar));
         foreach (var p in held) m.FreePage(p);
+    }
+
+    private const int MaxRetries = Kmem.Paging.PageAllocator.MaxReclaimRetries;
+
+    /// <summary>Counts objects it never frees: reclaim looks worth retrying and never makes progress.</summary>
+    private sealed class CountingOnlyShrinker() : Shrinker("test-counts-only")
+    {
+        public int Scans;
+        public override long CountObjects(ShrinkControl sc) => 100_000;
+        public override long ScanObjects(ShrinkControl sc) { Interlocked.Increment(ref Scans); return 0; }
     }
 
     [Fact]

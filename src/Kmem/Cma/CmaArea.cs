@@ -46,10 +46,10 @@ public sealed class CmaArea
 
     /// <summary>Pages allocated now (the debugfs <c>used</c> file).</summary>
     /// <exception cref="ObjectDisposedException">The machine has been disposed (the same for every member that reports state or acts).</exception>
-    public ulong Used { get { ThrowIfDead(); lock (_lock) return (ulong)Weight() << OrderPerBit; } }
+    public ulong Used { get { ThrowIfDead(); LockOrder.Enter(LockRank.CmaArea, _lock); lock (_lock) return (ulong)Weight() << OrderPerBit; } }
 
     /// <summary>The longest free run in pages (the debugfs <c>maxchunk</c> file).</summary>
-    public ulong MaxChunk { get { ThrowIfDead(); lock (_lock) return (ulong)LongestZeroRun() << OrderPerBit; } }
+    public ulong MaxChunk { get { ThrowIfDead(); LockOrder.Enter(LockRank.CmaArea, _lock); lock (_lock) return (ulong)LongestZeroRun() << OrderPerBit; } }
 
     private long _allocSuccess, _allocFail;
     private ulong _lastBusyPfn;
@@ -82,6 +82,7 @@ public sealed class CmaArea
     public uint[] Bitmap()
     {
         ThrowIfDead();
+        LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock) return (uint[])_bitmap.Clone();
     }
 
@@ -117,7 +118,7 @@ public sealed class CmaArea
         ulong offset = (BasePfn & ((1UL << align) - 1)) >> OrderPerBit;
         ulong bits = ((count + (1UL << OrderPerBit) - 1) & ~((1UL << OrderPerBit) - 1)) >> OrderPerBit;
         ulong maxno = (ulong)BitmapBits;
-        if (bits > maxno) { lock (_lock) _allocFail++; return Fail(count, ret, gfp); }
+        if (bits > maxno) { LockOrder.Enter(LockRank.CmaArea, _lock); lock (_lock) _allocFail++; return Fail(count, ret, gfp); }
         int rescans = 0;
         while (true)
         {
@@ -126,6 +127,7 @@ public sealed class CmaArea
             while (true)
             {
                 ulong bitmapNo;
+                LockOrder.Enter(LockRank.CmaArea, _lock);
                 lock (_lock)
                 {
                     bitmapNo = FindNextZeroAreaOff(maxno, start, bits, mask, offset);
@@ -137,9 +139,11 @@ public sealed class CmaArea
                 var r = pa.AllocContigRange(idx, idx + (int)count, out ulong busyPfn);
                 if (r == ContigResult.Ok)
                 {
+                    LockOrder.Enter(LockRank.CmaArea, _lock);
                     lock (_lock) _allocSuccess++;
                     return idx;
                 }
+                LockOrder.Enter(LockRank.CmaArea, _lock);
                 lock (_lock) SetBits(bitmapNo, bits, false);
                 ret = (int)r;
                 sawBusy = true;
@@ -151,6 +155,7 @@ public sealed class CmaArea
             rescans++;
             if (BusyRetryWait > TimeSpan.Zero) Thread.Sleep(BusyRetryWait);
         }
+        LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock) _allocFail++;
         return Fail(count, ret, gfp);
     }
@@ -169,6 +174,7 @@ public sealed class CmaArea
     /// <summary>cma_debug_show_areas(): the free runs as "pages@bit" joined by '+', then the totals.</summary>
     internal string ShowAreas()
     {
+        LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock)
         {
             var sb = new StringBuilder("number of available pages: ");
@@ -207,6 +213,7 @@ public sealed class CmaArea
         }
         ulong first = (pfn - BasePfn) >> OrderPerBit;
         ulong bits = ((pfn - BasePfn + count + (1UL << OrderPerBit) - 1) >> OrderPerBit) - first;
+        LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock)
         {
             for (ulong b = first; b < first + bits; b++)
@@ -218,6 +225,7 @@ public sealed class CmaArea
             }
         }
         pa.FreeContigRange(idx, (int)count);
+        LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock) SetBits(first, bits, false);
         return true;
     }
@@ -298,6 +306,7 @@ public sealed class CmaArea
         var errors = new List<string>();
         var pa = _pa;
         if (pa is null) return errors;
+        LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock)
         {
             for (int b = 0; b < BitmapBits; b++)

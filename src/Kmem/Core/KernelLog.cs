@@ -71,7 +71,7 @@ public sealed class KernelLog
     public event Action<LogRecord>? Logged;
 
     /// <summary>Records dropped because the ring was full.</summary>
-    public long Dropped { get { lock (_lock) return _dropped; } }
+    public long Dropped { get { LockOrder.Enter(LockRank.KernelLog, _lock); lock (_lock) return _dropped; } }
 
     /// <summary>Nanoseconds since boot, the clock of the timestamps.</summary>
     public long NowNs => (long)(_clock.ElapsedTicks * (1_000_000_000.0 / Stopwatch.Frequency));
@@ -87,6 +87,7 @@ public sealed class KernelLog
         int count = lines.Length;
         if (count > 1 && lines[^1].Length == 0) count--; // a trailing newline ends the message
         LogRecord[]? stored = Logged is null ? null : new LogRecord[count];
+        LockOrder.Enter(LockRank.KernelLog, _lock);
         lock (_lock)
         {
             for (int i = 0; i < count; i++)
@@ -137,6 +138,7 @@ public sealed class KernelLog
     /// <summary>A snapshot of the records in the ring, oldest first.</summary>
     public LogRecord[] Snapshot()
     {
+        LockOrder.Enter(LockRank.KernelLog, _lock);
         lock (_lock) return _records.ToArray();
     }
 
@@ -152,6 +154,7 @@ public sealed class KernelLog
     /// <summary>Empties the ring (<c>dmesg -C</c>).</summary>
     public void Clear()
     {
+        LockOrder.Enter(LockRank.KernelLog, _lock);
         lock (_lock) { _records.Clear(); _bytes = 0; }
     }
 }

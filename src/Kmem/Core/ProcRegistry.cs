@@ -23,6 +23,7 @@ internal sealed class ProcRegistry
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(render);
         if (path[0] != '/') throw new ArgumentException($"'{path}' is not an absolute path", nameof(path));
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) _files[path] = render;
     }
 
@@ -30,6 +31,7 @@ internal sealed class ProcRegistry
     public bool Unregister(string path)
     {
         Life.ThrowIfDead();
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) return _files.Remove(path);
     }
 
@@ -39,6 +41,7 @@ internal sealed class ProcRegistry
         get
         {
             Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.ProcFs, _lock);
             lock (_lock) return _files.Keys.ToArray();
         }
     }
@@ -47,6 +50,7 @@ internal sealed class ProcRegistry
     public bool Exists(string path)
     {
         Life.ThrowIfDead();
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) return _files.ContainsKey(path);
     }
 
@@ -54,6 +58,7 @@ internal sealed class ProcRegistry
     public Func<string>? Find(string path)
     {
         Func<string>? render;
+        LockOrder.Enter(LockRank.ProcFs, _lock);
         lock (_lock) _files.TryGetValue(path.TrimEnd('/') is { Length: > 0 } p ? p : path, out render);
         return render;
     }

@@ -175,7 +175,7 @@ internal static class MemoryMap
             }
             if ((fl & PageFlags.Pcp) != 0) { owner[i] = "free (per-CPU lists)"; continue; }
             if ((fl & PageFlags.Reserved) != 0) { owner[i] = "reserved"; continue; }
-            int head = (fl & PageFlags.Tail) != 0 ? (int)f[i].Private : i;
+            int head = (fl & PageFlags.Tail) != 0 ? f[i].CompoundHead : i;
             var hf = f[head].Flags;
             if ((hf & PageFlags.Slab) != 0)
             {

@@ -53,6 +53,7 @@ internal static class PageViews
             if (!z.Populated) continue;
             var free = new long[PageTypes.MigrateTypes, pa.MaxOrder];
             var blocks = new long[PageTypes.MigrateTypes];
+            LockOrder.Enter(LockRank.Zone, z.Lock);
             lock (z.Lock)
             {
                 for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)

@@ -82,6 +82,7 @@ public sealed class Device
         get
         {
             ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaDevice, Lock);
             lock (Lock) return Entries.Count;
         }
     }

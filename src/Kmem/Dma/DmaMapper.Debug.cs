@@ -51,6 +51,7 @@ internal sealed unsafe partial class DmaMapper
     {
         CheckDevice(dev);
         CheckDirection(dir);
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             var e = EntryHolding(dev, addr);
@@ -90,6 +91,7 @@ internal sealed unsafe partial class DmaMapper
     public Span<byte> CpuAccess(Device dev, ulong addr, ulong size)
     {
         CheckDevice(dev);
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             var e = EntryHolding(dev, addr);
@@ -117,6 +119,7 @@ internal sealed unsafe partial class DmaMapper
     public void RemoveDevice(Device dev)
     {
         CheckDevice(dev);
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             if (DebugEnabled && dev.Entries.Count > 0)
@@ -138,6 +141,7 @@ internal sealed unsafe partial class DmaMapper
         var sb = new StringBuilder();
         foreach (var dev in devices)
         {
+            LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
             lock (dev.Lock)
             {
                 foreach (var e in dev.Entries.Values.OrderBy(x => x.DevAddr))
@@ -158,6 +162,7 @@ internal sealed unsafe partial class DmaMapper
         var errors = new List<string>();
         foreach (var dev in devices)
         {
+            LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
             lock (dev.Lock)
             {
                 var iovas = new RangeSet();

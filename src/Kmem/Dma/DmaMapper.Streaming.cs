@@ -78,6 +78,7 @@ internal sealed unsafe partial class DmaMapper
             }
             e.DevAddr = phys;
         }
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             if (dev.Entries.ContainsKey(e.DevAddr))
@@ -97,6 +98,7 @@ internal sealed unsafe partial class DmaMapper
         CheckDevice(dev);
         CheckDirection(dir);
         DmaEntry e;
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             e = FindForUnmap(dev, addr, size, DmaEntryType.Single, dir);
@@ -108,6 +110,7 @@ internal sealed unsafe partial class DmaMapper
     /// <summary>dma_mapping_error(): true for DMA_MAPPING_ERROR; marks the mapping as checked for dma-debug.</summary>
     public bool MappingErrorCheck(Device dev, ulong addr)
     {
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
             if (dev.Entries.TryGetValue(addr, out var e) && e.MapErr == MapErrType.NotChecked) e.MapErr = MapErrType.Checked;
         return addr == MappingError;
@@ -176,6 +179,7 @@ internal sealed unsafe partial class DmaMapper
         e.Phys = IdxToPhys((int)(sgl[0].Page.Pfn - _pa.BasePfn)) + (ulong)sgl[0].Offset;
         e.SgNents = sgt.OrigNents;
         e.SgMapped = segments;
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             if (dev.Entries.ContainsKey(e.DevAddr))
@@ -196,6 +200,7 @@ internal sealed unsafe partial class DmaMapper
         CheckDevice(dev);
         CheckDirection(dir);
         DmaEntry e;
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             ulong addr = sgt.Nents == 0 ? MappingError : sgt.Entries[0].DmaAddress;

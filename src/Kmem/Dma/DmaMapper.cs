@@ -112,6 +112,7 @@ internal sealed unsafe partial class DmaMapper
     internal (int Frame, int Order)[]? CoherentBlocks(Device dev, ulong handle)
     {
         DmaEntry? e;
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock) dev.Entries.TryGetValue(handle, out e);
         if (e is null || e.Type != DmaEntryType.Coherent) return null;
         if (e.Frames is { } f) return f.Select((frame, i) => (frame, e.FrameOrders![i])).ToArray();
@@ -144,6 +145,7 @@ internal sealed unsafe partial class DmaMapper
         if (!ok) return 0;
         new Span<byte>((void*)e.Cpu, (int)Math.Min(size, int.MaxValue)).Clear();
         if (size > int.MaxValue) new Span<byte>((void*)(e.Cpu + int.MaxValue), (int)(size - int.MaxValue)).Clear();
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock) dev.Entries.Add(e.DevAddr, e);
         handle = e.DevAddr;
         return e.Cpu;
@@ -339,6 +341,7 @@ internal sealed unsafe partial class DmaMapper
     {
         CheckDevice(dev);
         DmaEntry e;
+        LockOrder.Enter(LockRank.DmaDevice, dev.Lock);
         lock (dev.Lock)
         {
             e = FindForUnmap(dev, handle, size, DmaEntryType.Coherent, DmaDirection.Bidirectional);

@@ -25,15 +25,17 @@ internal sealed class IovaDomain
     {
         ulong len = IovaLength(pages);
         ulong align = BitOperations.RoundUpToPowerOf2(len);
+        LockOrder.Enter(LockRank.Iova, _lock);
         lock (_lock) return _free.TryTakeHighest(len, align, ulong.MaxValue, out ulong pfn) ? pfn : 0;
     }
 
     /// <summary>free_iova_fast().</summary>
     public void Free(ulong pfn, ulong pages)
     {
+        LockOrder.Enter(LockRank.Iova, _lock);
         lock (_lock) _free.Add(pfn, pfn + IovaLength(pages));
     }
 
     /// <summary>Free IOVA pages.</summary>
-    public ulong FreePages { get { lock (_lock) return _free.Total; } }
+    public ulong FreePages { get { LockOrder.Enter(LockRank.Iova, _lock); lock (_lock) return _free.Total; } }
 }

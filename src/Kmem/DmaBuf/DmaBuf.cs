@@ -113,6 +113,7 @@ public sealed unsafe class DmaBuf
         get
         {
             Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaBuf, _lock);
             lock (_lock) return _name;
         }
     }
@@ -145,6 +146,7 @@ public sealed unsafe class DmaBuf
         get
         {
             Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaBuf, _lock);
             lock (_lock) return [.. _attachments];
         }
     }
@@ -206,6 +208,7 @@ public sealed unsafe class DmaBuf
     {
         // dma_buf_release(): attachments and vmaps should be gone; what is left is cleaned up and reported.
         List<DmaBufAttachment> left;
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock) { left = [.. _attachments]; _attachments.Clear(); }
         foreach (var a in left)
         {
@@ -243,6 +246,7 @@ public sealed unsafe class DmaBuf
         ArgumentNullException.ThrowIfNull(name);
         CheckLive("DMA_BUF_SET_NAME");
         if (System.Text.Encoding.UTF8.GetByteCount(name) > NameMaxLength) Fail(-22, $"DMA_BUF_SET_NAME: '{name}' is longer than {NameMaxLength} bytes");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             if (_attachments.Count > 0) Fail(-16, $"DMA_BUF_SET_NAME: ino {Ino} has devices attached");
@@ -253,6 +257,7 @@ public sealed unsafe class DmaBuf
     /// <summary>Sets the name without the attachment rule (the exporter's default name at export).</summary>
     internal void SetNameInternal(string? name)
     {
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock) _name = name;
     }
 
@@ -270,6 +275,7 @@ public sealed unsafe class DmaBuf
         if (dev.MachineId != _core.MachineId)
             Fail(-22, $"dma_buf_attach: {dev.Driver} {dev.Name} is a device of another machine; ino {Ino} cannot be mapped for it");
         var a = new DmaBufAttachment(this, dev, Exporter.TableForAttachment());
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock) _attachments.Add(a);
         return a;
     }
@@ -279,6 +285,7 @@ public sealed unsafe class DmaBuf
     {
         Life.ThrowIfDead();
         ArgumentNullException.ThrowIfNull(a);
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             if (a.Buffer != this || a.Detached || !_attachments.Contains(a)) Fail(-22, $"dma_buf_detach: {a.Device.Name} is not attached to ino {Ino}");
@@ -297,6 +304,7 @@ public sealed unsafe class DmaBuf
         using var life = Life.Enter();
         ArgumentNullException.ThrowIfNull(a);
         CheckLive("dma_buf_map_attachment");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             if (a.Buffer != this || a.Detached) Fail(-22, $"dma_buf_map_attachment: {a.Device.Name} is not attached to ino {Ino}");
@@ -314,6 +322,7 @@ public sealed unsafe class DmaBuf
         using var life = Life.Enter();
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(table);
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             if (a.Buffer != this || a.Detached) Fail(-22, $"dma_buf_unmap_attachment: {a.Device.Name} is not attached to ino {Ino}");
@@ -331,6 +340,7 @@ public sealed unsafe class DmaBuf
     {
         using var life = Life.Enter();
         CheckLive("dma_buf_vmap");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             nint v = MapLocked();
@@ -360,6 +370,7 @@ public sealed unsafe class DmaBuf
     {
         using var life = Life.Enter();
         CheckLive("dma_buf_vunmap");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             nint mine = _vaddr != 0 ? _vaddr : Exporter.ContiguousAddress();
@@ -381,6 +392,7 @@ public sealed unsafe class DmaBuf
             using var life = Life.Enter();
             CheckLive("dma-buf CPU view");
             nint v;
+            LockOrder.Enter(LockRank.DmaBuf, _lock);
             lock (_lock)
             {
                 v = MapLocked();
@@ -399,6 +411,7 @@ public sealed unsafe class DmaBuf
         using var life = Life.Enter();
         CheckLive("dma_buf_begin_cpu_access");
         if (dir == DmaDirection.None) Fail(-22, "dma_buf_begin_cpu_access: DMA_NONE is not a direction");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             if (_cpuAccess > 0 && dir != _cpuDirection) Fail(-22, $"dma_buf_begin_cpu_access: ino {Ino} is already open for the CPU as {_cpuDirection}");
@@ -414,6 +427,7 @@ public sealed unsafe class DmaBuf
     {
         using var life = Life.Enter();
         CheckLive("dma_buf_end_cpu_access");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock)
         {
             if (_cpuAccess == 0) Fail(-22, $"dma_buf_end_cpu_access: ino {Ino} was not opened for the CPU (no begin_cpu_access)");
@@ -430,6 +444,7 @@ public sealed unsafe class DmaBuf
         get
         {
             Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaBuf, _lock);
             lock (_lock) return _cpuAccess > 0;
         }
     }

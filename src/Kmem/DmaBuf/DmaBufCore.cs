@@ -58,6 +58,7 @@ public sealed class DmaBufFdTable
         _life.ThrowIfDead();
         ArgumentNullException.ThrowIfNull(buf);
         if (buf.Released) throw Bad(-22, $"dma_buf_fd: ino {buf.Ino} has been released");
+        LockOrder.Enter(LockRank.DmaBufFds, _lock);
         lock (_lock)
         {
             int fd = 3;
@@ -72,6 +73,7 @@ public sealed class DmaBufFdTable
     public DmaBuf Get(int fd)
     {
         _life.ThrowIfDead();
+        LockOrder.Enter(LockRank.DmaBufFds, _lock);
         lock (_lock)
         {
             if (!_fds.TryGetValue(fd, out var b)) throw Bad(-9, $"dma_buf_get: fd {fd} is not an open dma-buf descriptor");
@@ -83,6 +85,7 @@ public sealed class DmaBufFdTable
     public DmaBuf Peek(int fd)
     {
         _life.ThrowIfDead();
+        LockOrder.Enter(LockRank.DmaBufFds, _lock);
         lock (_lock) return _fds.TryGetValue(fd, out var b) ? b : throw Bad(-9, $"fd {fd} is not an open dma-buf descriptor");
     }
 
@@ -91,6 +94,7 @@ public sealed class DmaBufFdTable
     {
         _life.ThrowIfDead();
         DmaBuf b;
+        LockOrder.Enter(LockRank.DmaBufFds, _lock);
         lock (_lock)
         {
             if (!_fds.TryGetValue(fd, out b!)) throw Bad(-9, $"dup: fd {fd} is not open");
@@ -104,6 +108,7 @@ public sealed class DmaBufFdTable
     {
         using var life = _life.Enter();          // the last reference frees the buffer
         DmaBuf b;
+        LockOrder.Enter(LockRank.DmaBufFds, _lock);
         lock (_lock)
         {
             if (!_fds.Remove(fd, out b!)) throw Bad(-9, $"close: fd {fd} is not open");
@@ -117,6 +122,7 @@ public sealed class DmaBufFdTable
         get
         {
             _life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaBufFds, _lock);
             lock (_lock) return _fds.Count;
         }
     }
@@ -127,6 +133,7 @@ public sealed class DmaBufFdTable
         get
         {
             _life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaBufFds, _lock);
             lock (_lock) return _fds.OrderBy(kv => kv.Key).Select(kv => (kv.Key, kv.Value)).ToArray();
         }
     }
@@ -187,17 +194,19 @@ internal sealed class DmaBufCore
     public DmaBuf Export(DmaBufExporter exporter, long size, int fdFlags)
     {
         var b = new DmaBuf(this, exporter, size, fdFlags, NextIno());
+        LockOrder.Enter(LockRank.DmaBufList, _lock);
         lock (_lock) _list.AddFirst(b);
         return b;
     }
 
     public void Remove(DmaBuf b)
     {
+        LockOrder.Enter(LockRank.DmaBufList, _lock);
         lock (_lock) _list.Remove(b);
     }
 
     /// <summary>The buffers, newest first.</summary>
-    public DmaBuf[] Buffers() { lock (_lock) return [.. _list]; }
+    public DmaBuf[] Buffers() { LockOrder.Enter(LockRank.DmaBufList, _lock); lock (_lock) return [.. _list]; }
 
     /// <summary>dma_buf_debug_show() (Linux 5.10): the header without a name column, each buffer newest first.</summary>
     public string Bufinfo()

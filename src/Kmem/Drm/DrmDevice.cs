@@ -80,6 +80,7 @@ public sealed class DrmDevice
         get
         {
             Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DrmDevice, Lock);
             lock (Lock) return [.. _objects];
         }
     }
@@ -90,6 +91,7 @@ public sealed class DrmDevice
         get
         {
             Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DrmDevice, Lock);
             lock (Lock) return [.. _files];
         }
     }
@@ -99,12 +101,14 @@ public sealed class DrmDevice
     {
         Life.ThrowIfDead();
         var f = new DrmFile(this);
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock) _files.Add(f);
         return f;
     }
 
     internal void FileClosed(DrmFile f)
     {
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock) _files.Remove(f);
     }
 
@@ -120,6 +124,7 @@ public sealed class DrmDevice
         size = (size + PhysicalMemory.PageSize - 1) & ~(ulong)(PhysicalMemory.PageSize - 1);
         var obj = new GemObject(this, (long)size, UsesIommu ? GemBacking.IommuPages : GemBacking.Contiguous);
         if (!obj.Allocate()) return null;
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock) _objects.Add(obj);
         return obj;
     }
@@ -130,6 +135,7 @@ public sealed class DrmDevice
         var obj = new GemObject(this, buf.Size, GemBacking.Imported);
         int err = obj.Import(buf);
         if (err != 0) throw new DrmException(err, $"rockchip_gem_prime_import_sg_table: cannot import dma-buf ino {buf.Ino} ({buf.ExpName}) for {Display.Name}");
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock) _objects.Add(obj);
         return obj;
     }
@@ -137,6 +143,7 @@ public sealed class DrmDevice
     /// <summary>drm_vma_offset_add's index: the object now answers mmap at its fake offset.</summary>
     internal void OffsetCreated(GemObject obj)
     {
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock) _byOffset.Add(obj.MmapOffset, obj);
     }
 
@@ -145,6 +152,7 @@ public sealed class DrmDevice
 
     internal void ObjectFreed(GemObject obj)
     {
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock)
         {
             _objects.Remove(obj);
@@ -157,6 +165,7 @@ public sealed class DrmDevice
     /// <summary>drm_gem_flink_ioctl's name: the object's name, or the lowest free one from 1.</summary>
     internal int NameOf(GemObject obj)
     {
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock)
         {
             if (obj.Name != 0) return obj.Name;
@@ -170,12 +179,14 @@ public sealed class DrmDevice
 
     internal GemObject? ByName(int name)
     {
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock) return _names.GetValueOrDefault(name);
     }
 
     /// <summary>drm_gem_object_handle_free(): the last handle went, so the name goes too.</summary>
     internal void DropName(GemObject obj)
     {
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock)
             if (obj.Name != 0) { _names.Remove(obj.Name); obj.Name = 0; }
     }
@@ -190,6 +201,7 @@ public sealed class DrmDevice
     private string GemNames()
     {
         var sb = new StringBuilder("  name     size handles refcount\n");
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock)
             foreach (var (name, o) in _names)
                 sb.Append($"{name,6} {o.Size,8} {o.HandleCount,7} {o.RefCount,8}\n");
@@ -203,6 +215,7 @@ public sealed class DrmDevice
     private string GemObjects()
     {
         var sb = new StringBuilder("    size  backing      dma_addr            handles refs name prime\n");
+        LockOrder.Enter(LockRank.DrmDevice, Lock);
         lock (Lock)
             foreach (var o in _objects)
             {

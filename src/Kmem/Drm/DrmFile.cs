@@ -1,6 +1,8 @@
 // An open DRM file (struct drm_file): its GEM handle table and its PRIME table (dma-buf ↔ handle, each entry
 // holding a dma-buf reference), and the ioctls that work on them: MODE_CREATE_DUMB, MODE_MAP_DUMB + mmap,
 // GEM_CLOSE, GEM_FLINK / GEM_OPEN, PRIME_HANDLE_TO_FD / PRIME_FD_TO_HANDLE. Errors carry the ioctl's errno.
+// Locks, outermost first (docs/architecture.md, "Lock order"): a GEM object's monitor → the device's lock
+// (DrmDevice.Lock, which also guards this file's handles and PRIME table) → the dma-buf descriptor table and list.
 using Kmem.Physical;
 
 namespace Kmem;
@@ -31,6 +33,7 @@ public sealed class DrmFile
         get
         {
             _drm.Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
             lock (_drm.Lock) return _handles.Select(kv => (kv.Key, kv.Value)).ToArray();
         }
     }
@@ -39,6 +42,7 @@ public sealed class DrmFile
     public GemObject Lookup(int handle)
     {
         _drm.Life.ThrowIfDead();
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock) return LookupLocked(handle, "drm_gem_object_lookup");
     }
 
@@ -72,6 +76,7 @@ public sealed class DrmFile
     {
         var puts = new List<DmaBuf>();
         bool last;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock)
         {
             foreach (var b in new[] { obj.ImportAttach?.Buffer, obj.ExportedDmaBuf })
@@ -113,6 +118,7 @@ public sealed class DrmFile
         ulong dumbSize = pitch * height;
         var obj = _drm.CreateObject(dumbSize) ?? throw new DrmException(-12, $"rockchip_gem_dumb_create: no memory for {dumbSize} bytes");
         int handle;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock) handle = HandleCreateLocked(obj);
         obj.Put();                                           // the creator's reference: the handle holds the object now
         return new DumbBuffer(handle, (uint)pitch, dumbSize);
@@ -126,8 +132,10 @@ public sealed class DrmFile
     {
         _drm.Life.ThrowIfDead();
         GemObject obj;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock) obj = LookupLocked(handle, "drm_gem_dumb_map_offset");
         if (obj.ImportAttach is not null) throw _drm.Fail(-22, $"drm_gem_dumb_map_offset] handle {handle} is an imported buffer");
+        LockOrder.Enter(LockRank.DrmObject, obj);
         lock (obj)
         {
             if (obj.MmapOffset != 0) return obj.MmapOffset;
@@ -152,6 +160,7 @@ public sealed class DrmFile
             throw _drm.Fail(-22, $"drm_gem_mmap] no object at offset 0x{offset:x}");
         GemObject? obj;
         bool allowed;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock)
         {
             obj = _drm.ObjectAtOffsetLocked(offset);
@@ -168,6 +177,7 @@ public sealed class DrmFile
     {
         using var life = _drm.Life.Enter();
         GemObject? obj;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock)
         {
             CheckOpen("drm_gem_handle_delete");
@@ -184,6 +194,7 @@ public sealed class DrmFile
     {
         _drm.Life.ThrowIfDead();
         GemObject obj;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock) obj = LookupLocked(handle, "drm_gem_flink_ioctl");
         return _drm.NameOf(obj);
     }
@@ -193,6 +204,7 @@ public sealed class DrmFile
     {
         _drm.Life.ThrowIfDead();
         var obj = _drm.ByName(name) ?? throw _drm.Fail(-2, $"drm_gem_open_ioctl] no object named {name}");
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock)
         {
             CheckOpen("drm_gem_open_ioctl");
@@ -213,6 +225,7 @@ public sealed class DrmFile
         using var life = _drm.Life.Enter();
         if ((flags & ~(Cloexec | RdWr)) != 0) throw _drm.Fail(-22, $"drm_prime_handle_to_fd_ioctl] flags 0x{flags:x}");
         DmaBuf buf;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock)
         {
             var obj = LookupLocked(handle, "drm_gem_prime_handle_to_fd");
@@ -247,6 +260,7 @@ public sealed class DrmFile
         var buf = _drm.Kernel.DmaBufFds.Get(fd);                 // dma_buf_get(): a temporary reference
         try
         {
+            LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
             lock (_drm.Lock)
                 if (_prime.TryGetValue(buf, out int h)) return h;
             GemObject obj;
@@ -258,6 +272,7 @@ public sealed class DrmFile
                 catch (DrmException e) { _drm.Kernel.Log.Err($"[drm:drm_gem_prime_fd_to_handle] {e.Message}"); throw; }
             }
             int handle;
+            LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
             lock (_drm.Lock)
             {
                 if (obj.ExportedDmaBuf is null) obj.ExportedDmaBuf = buf.Get();      // obj->dma_buf for an import
@@ -275,6 +290,7 @@ public sealed class DrmFile
     {
         using var life = _drm.Life.Enter();
         List<GemObject> objs;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock)
         {
             if (_closed) return;
@@ -284,6 +300,7 @@ public sealed class DrmFile
         }
         foreach (var o in objs) ReleaseHandle(o);
         List<DmaBuf> rest;
+        LockOrder.Enter(LockRank.DrmDevice, _drm.Lock);
         lock (_drm.Lock) { rest = [.. _prime.Keys]; _prime.Clear(); _closed = true; }
         foreach (var b in rest) b.Put();
         _drm.FileClosed(this);

@@ -21,10 +21,10 @@ internal sealed class DrmMm
     public ulong Size { get; }
 
     /// <summary>Nodes in use.</summary>
-    public int Count { get { lock (_lock) return _used.Count; } }
+    public int Count { get { LockOrder.Enter(LockRank.DrmMm, _lock); lock (_lock) return _used.Count; } }
 
     /// <summary>Units in use.</summary>
-    public ulong Used { get { lock (_lock) return _used.Values.Aggregate(0UL, (a, b) => a + b); } }
+    public ulong Used { get { LockOrder.Enter(LockRank.DrmMm, _lock); lock (_lock) return _used.Values.Aggregate(0UL, (a, b) => a + b); } }
 
     /// <summary>The holes between the nodes, lowest first.</summary>
     private IEnumerable<(ulong Start, ulong Size)> Holes()
@@ -43,6 +43,7 @@ internal sealed class DrmMm
     {
         start = 0;
         if (size == 0) return false;
+        LockOrder.Enter(LockRank.DrmMm, _lock);
         lock (_lock)
         {
             ulong bestSize = ulong.MaxValue;
@@ -63,12 +64,14 @@ internal sealed class DrmMm
     /// <summary>drm_mm_remove_node(); false when no node starts there.</summary>
     public bool Remove(ulong start)
     {
+        LockOrder.Enter(LockRank.DrmMm, _lock);
         lock (_lock) return _used.Remove(start);
     }
 
     /// <summary>The node that contains <paramref name="at"/>: its start and size, or false.</summary>
     public bool TryFind(ulong at, out ulong start, out ulong size)
     {
+        LockOrder.Enter(LockRank.DrmMm, _lock);
         lock (_lock)
             foreach (var (s, n) in _used)
                 if (at >= s && at < s + n) { start = s; size = n; return true; }
@@ -81,6 +84,7 @@ internal sealed class DrmMm
     {
         var sb = new StringBuilder();
         ulong used = 0, free = 0;
+        LockOrder.Enter(LockRank.DrmMm, _lock);
         lock (_lock)
         {
             ulong at = Start;

@@ -195,6 +195,7 @@ public sealed unsafe class GemObject
     {
         if (Backing == GemBacking.Contiguous) return _drm.Kernel.Pages.IdxToVirt(_blocks[0].Frame);
         if (Backing == GemBacking.Imported) return _importAttach!.Buffer.Vmap();
+        LockOrder.Enter(LockRank.GemBlocks, _blocks);
         lock (_blocks)
         {
             if (_vmap != 0) return _vmap;

@@ -28,6 +28,7 @@ public sealed partial class Machine
         foreach (var d in Devices.Values)
         {
             ulong[] handles;
+            LockOrder.Enter(LockRank.DmaDevice, d.Lock);
             lock (d.Lock) handles = d.Entries.Where(kv => kv.Value.Type == Kmem.Dma.DmaEntryType.Coherent).Select(kv => kv.Key).ToArray();
             foreach (var h in handles)
                 foreach (var (f, o) in Dma.CoherentBlocks(d, h) ?? []) claims.Add((f, 1 << o, $"DMA coherent: {d.Name}"));

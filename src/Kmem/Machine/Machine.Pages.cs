@@ -316,12 +316,14 @@ public sealed class ZoneInfo
     /// <summary>Free blocks of an order on one migratetype's list.</summary>
     public long FreeBlocks(int order, MigrateType type)
     {
+        LockOrder.Enter(LockRank.Zone, Z.Lock);
         lock (Z.Lock) return Z.NrFree(order, (int)type);
     }
 
     /// <summary>Free blocks of an order on all lists (a /proc/buddyinfo column).</summary>
     public long FreeBlocks(int order)
     {
+        LockOrder.Enter(LockRank.Zone, Z.Lock);
         lock (Z.Lock) return Z.AreaFree(order);
     }
 
@@ -330,6 +332,7 @@ public sealed class ZoneInfo
     {
         get
         {
+            LockOrder.Enter(LockRank.Zone, Z.Lock);
             lock (Z.Lock) return Enumerable.Range(0, Z.PageblockCount).Select(Z.PageblockTypeAt).ToArray();
         }
     }

@@ -19,6 +19,7 @@ public sealed partial class Machine
             ThrowIfDisposed();
             if (_rtnet is { } r) return r;
             using var life = Life.Enter();
+            LockOrder.Enter(LockRank.MachineSetup, _rtnetLock);
             lock (_rtnetLock) return _rtnet ??= new RtnetStack(Kernel, _rtnetParams);
         }
     }
@@ -37,6 +38,7 @@ public sealed partial class Machine
     private void ShutdownRtnet()
     {
         RtnetStack? r;
+        LockOrder.Enter(LockRank.MachineSetup, _rtnetLock);
         lock (_rtnetLock) r = _rtnet;
         r?.Shutdown();
     }

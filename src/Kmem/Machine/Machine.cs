@@ -12,8 +12,9 @@ using Kmem.Vmalloc;
 namespace Kmem;
 
 /// <summary>
-/// A booted machine: one board's memory with every allocator layer on top of it. Nothing is global;
-/// several machines can live in one process. Dispose it to unmap its memory.
+/// A booted machine: one board's memory with every allocator layer on top of it. Its state is its own (the
+/// few process-wide tables, such as the slab slot registry, are listed in docs/architecture.md); several
+/// machines can live in one process. Dispose it to unmap its memory.
 /// </summary>
 public sealed partial class Machine : IDisposable
 {

@@ -100,7 +100,7 @@ public sealed class Mempool
     public int MinNr { get { _life.ThrowIfDead(); return field; } private set; }
 
     /// <summary><c>curr_nr</c>: elements in the reserve now.</summary>
-    public int CurrNr { get { _life.ThrowIfDead(); lock (_lock) return _currNr; } }
+    public int CurrNr { get { _life.ThrowIfDead(); LockOrder.Enter(LockRank.Mempool, _lock); lock (_lock) return _currNr; } }
 
     /// <summary>Elements handed out and not yet freed.</summary>
     public long Outstanding { get { _life.ThrowIfDead(); return Volatile.Read(ref _outstanding); } }
@@ -125,6 +125,7 @@ public sealed class Mempool
         {
             nint e = Call(_alloc, gfpTemp);
             if (e != 0) return Out(e);
+            LockOrder.Enter(LockRank.Mempool, _lock);
             lock (_lock)
             {
                 if (_currNr > 0)
@@ -184,6 +185,7 @@ public sealed class Mempool
         Interlocked.Decrement(ref _outstanding);
         if (Volatile.Read(ref _currNr) < MinNr)
         {
+            LockOrder.Enter(LockRank.Mempool, _lock);
             lock (_lock)
             {
                 if (_currNr < MinNr)
@@ -207,6 +209,7 @@ public sealed class Mempool
         using var life = _life.Enter();
         ThrowIfDestroyed();
         ArgumentOutOfRangeException.ThrowIfLessThan(newMinNr, 1);
+        LockOrder.Enter(LockRank.Mempool, _lock);
         lock (_lock)
         {
             if (newMinNr <= MinNr)
@@ -223,6 +226,7 @@ public sealed class Mempool
         {
             nint e = _alloc(Gfp.Kernel);
             if (e == 0) return;
+            LockOrder.Enter(LockRank.Mempool, _lock);
             lock (_lock)
             {
                 if (_currNr < MinNr)
@@ -245,6 +249,7 @@ public sealed class Mempool
     public void Destroy()
     {
         using var life = _life.Enter();
+        LockOrder.Enter(LockRank.Mempool, _lock);
         lock (_lock)
         {
             if (_destroyed) return;

@@ -111,6 +111,7 @@ public sealed unsafe class MovablePage : IDisposable
     public PinnedPage Pin()
     {
         _pa.Life.ThrowIfDead();
+        LockOrder.Enter(LockRank.MovablePin, Gate);
         Monitor.Enter(Gate);
         if (Freed)
         {
@@ -137,11 +138,14 @@ public sealed unsafe class MovablePage : IDisposable
     {
         if (!_pa.Life.TryEnter(out var life)) return;
         using (life)
-        lock (Gate)
         {
-            if (Freed) return;
-            Freed = true;
-            _pa.FreeMovable(this, _idx, Order);
+            LockOrder.Enter(LockRank.MovablePin, Gate);
+            lock (Gate)
+            {
+                if (Freed) return;
+                Freed = true;
+                _pa.FreeMovable(this, _idx, Order);
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 // A full consistency check of the page allocator, for tests and for `kmem` diagnostics: every free
 // list, every counter, merge maximality, and that no page is on two lists at once.
+// Locks: each zone->lock alone, then _cachesLock alone for a snapshot of the per-thread lists.
 using Kmem.Physical;
 
 namespace Kmem.Paging;
@@ -20,6 +21,7 @@ internal sealed unsafe partial class PageAllocator
         long buddyPages = 0, pcpPages = 0;
         foreach (var z in Zones)
         {
+            LockOrder.Enter(LockRank.Zone, z.Lock);
             lock (z.Lock)
             {
                 long free = 0, cma = 0;

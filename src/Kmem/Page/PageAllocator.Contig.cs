@@ -2,6 +2,10 @@
 // movable blocks out of the range (their owners see the new address), the check that every page of
 // the range is free and isolated, taking the range out of the buddy lists as order-0 pages, and
 // undoing the isolation. free_contig_range() gives such a range back page by page.
+// Locks, outermost first (docs/architecture.md, "Lock order"): a movable block's gate (held by a pin's owner;
+// taken here only by try, which cannot deadlock and may go against the order) → _contigLock (cma_mutex: one range
+// at a time; migration allocates and frees under it, so per-CPU drains nest in it) → _movableLock (the registry
+// of movable blocks) → zone->lock.
 using Kmem.Physical;
 
 namespace Kmem.Paging;
@@ -30,6 +34,7 @@ internal sealed unsafe partial class PageAllocator
         int idx = Alloc(gfp, order);
         if (idx < 0) return null;
         var h = make(idx);
+        LockOrder.Enter(LockRank.Movable, _movableLock);
         lock (_movableLock) _movable.Add(idx, h);
         return h;
     }
@@ -37,12 +42,13 @@ internal sealed unsafe partial class PageAllocator
     /// <summary>Frees a movable block; the caller holds its gate.</summary>
     public void FreeMovable(MovablePage h, int idx, int order)
     {
+        LockOrder.Enter(LockRank.Movable, _movableLock);
         lock (_movableLock) _movable.Remove(idx);
         Free(idx, order, "put_page");
     }
 
     /// <summary>Movable blocks outstanding.</summary>
-    public int MovableCount { get { lock (_movableLock) return _movable.Count; } }
+    public int MovableCount { get { LockOrder.Enter(LockRank.Movable, _movableLock); lock (_movableLock) return _movable.Count; } }
 
     /// <summary>
     /// alloc_contig_range(start, end, MIGRATE_CMA): makes every page of [start, end) an allocated order-0 page, migrating
@@ -58,6 +64,7 @@ internal sealed unsafe partial class PageAllocator
         if (outerStart < z.StartIdx || outerEnd > z.EndIdx) throw new ArgumentOutOfRangeException(nameof(end), "range outside its zone");
         int blocks = (outerEnd - outerStart) >> PageblockOrder;
         Span<byte> saved = blocks <= 1024 ? stackalloc byte[blocks] : new byte[blocks];
+        LockOrder.Enter(LockRank.Contig, _contigLock);
         lock (_contigLock)
         {
             if (!IsolateRange(z, outerStart, saved)) { busyPfn = BasePfn + (ulong)start; return ContigResult.Busy; }
@@ -66,6 +73,7 @@ internal sealed unsafe partial class PageAllocator
                 DrainAllPages();
                 var r = MigrateRange(z, start, end, out busyPfn);
                 if (r != ContigResult.Ok) return r;
+                LockOrder.Enter(LockRank.Zone, z.Lock);
                 lock (z.Lock)
                 {
                     int bad = FirstNotIsolatedFree(start, end);
@@ -98,6 +106,7 @@ internal sealed unsafe partial class PageAllocator
     /// </summary>
     private bool IsolateRange(Zone z, int outerStart, Span<byte> saved)
     {
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             for (int b = 0; b < saved.Length; b++)
@@ -121,6 +130,7 @@ internal sealed unsafe partial class PageAllocator
 
     private void UndoIsolateRange(Zone z, int outerStart, ReadOnlySpan<byte> saved)
     {
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
             for (int b = 0; b < saved.Length; b++) RestoreBlock(z, outerStart + (b << PageblockOrder), (MigrateType)saved[b]);
         SignalFree();
@@ -151,6 +161,7 @@ internal sealed unsafe partial class PageAllocator
                 continue;
             }
             MovablePage? h;
+            LockOrder.Enter(LockRank.Movable, _movableLock);
             lock (_movableLock) _movable.TryGetValue(head, out h);
             if (h is null || !Migrate(h, head))
             {
@@ -166,6 +177,7 @@ internal sealed unsafe partial class PageAllocator
     private bool Migrate(MovablePage h, int head)
     {
         if (!Monitor.TryEnter(h.Gate)) return false;         // pinned or being freed: the kernel's -EBUSY/-EAGAIN
+        LockOrder.Entered(LockRank.MovablePin, h.Gate);      // a try: it cannot deadlock, so it may go against the order
         try
         {
             if (h.FrameIndex != head || h.Freed || h.PinCount > 0) return false;
@@ -173,6 +185,7 @@ internal sealed unsafe partial class PageAllocator
             int target = Alloc(h.Gfp | Gfp.NoWarn | Gfp.RetryMayFail, order);
             if (target < 0) return false;
             Buffer.MemoryCopy((void*)IdxToVirt(head), (void*)IdxToVirt(target), PhysicalMemory.PageSize << order, PhysicalMemory.PageSize << order);
+            LockOrder.Enter(LockRank.Movable, _movableLock);
             lock (_movableLock)
             {
                 _movable.Remove(head);
@@ -198,7 +211,7 @@ internal sealed unsafe partial class PageAllocator
         ref PageFrame f = ref _f[idx];
         if ((f.Flags & PageFlags.Tail) != 0)
         {
-            head = (int)f.Private;
+            head = f.CompoundHead;
             order = _f[head].Order;
             free = false;
             return;

@@ -1,5 +1,7 @@
 // The order-0 fast path: per-thread lists (see PerCpuPages.cs for the handshake), their refill from
 // and flush to the buddy lists in batches, and drain_all_pages().
+// Locks (docs/architecture.md, "Lock order"): a thread list's DrainLock, then zone->lock for a batch's refill
+// or flush; _cachesLock (the list of thread lists) is a leaf, never held while another is taken.
 using System.Runtime.CompilerServices;
 using Kmem.Physical;
 
@@ -124,6 +126,7 @@ internal sealed unsafe partial class PageAllocator
         var z = pcp.Zone;
         Span<int> got = stackalloc int[Math.Min(z.PcpBatch, 1024)];
         int n = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             for (; n < got.Length; n++)
@@ -188,6 +191,7 @@ internal sealed unsafe partial class PageAllocator
     private void FreeIsolatedPage(Zone z, int idx)
     {
         _f[idx].Flags = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock) z.FreeOnePage(idx, 0, (int)MigrateType.Isolate);
         SignalFree();
     }
@@ -220,6 +224,7 @@ internal sealed unsafe partial class PageAllocator
             got += n;
             batchFree -= n;
         }
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             foreach (int idx in taken)

@@ -2,6 +2,8 @@
 // rights, the memalloc reserve, direct reclaim through the shrinkers, draining the per-CPU lists,
 // bounded waits for frees (should_reclaim_retry: give up at once when reclaim cannot help),
 // NoRetry / RetryMayFail / NoFail, and a background kswapd.
+// Locks (docs/architecture.md, "Lock order"): _shrinkersLock and the free-wait monitor are leaves (shrinkers
+// run with no allocator lock held); zone->lock is taken alone, to unreserve HighAtomic blocks.
 using System.Diagnostics;
 
 namespace Kmem.Paging;
@@ -261,7 +263,10 @@ internal sealed partial class PageAllocator
             if (idx < 0 && !drained)
             {
                 foreach (var z in _zonelists[hz])
+                {
+                    LockOrder.Enter(LockRank.Zone, z.Lock);
                     lock (z.Lock) z.UnreserveHighatomicPageblock(mt, force: false);
+                }
                 DrainAllPages();
                 drained = true;
                 idx = GetPageFromFreelist(gfp, order, af, hz, mt);

@@ -30,7 +30,7 @@ internal sealed unsafe partial class PageAllocator
 
     public int PageCount(int idx) => _f[CompoundHead(idx)].RefCount;
 
-    public int CompoundHead(int idx) => (_f[idx].Flags & PageFlags.Tail) != 0 ? (int)_f[idx].Private : idx;
+    public int CompoundHead(int idx) => (_f[idx].Flags & PageFlags.Tail) != 0 ? _f[idx].CompoundHead : idx;
 
     /// <summary>split_page(): a non-compound order-N block becomes 2^N independent order-0 pages.</summary>
     public void SplitPage(int idx, int order, string caller)

@@ -1,5 +1,7 @@
 // Reports in the kernel's words: warn_alloc() with show_mem(), bad_page() with __dump_page(),
 // WARN_ON_ONCE(), dump_stack() with the managed call trace, and the taint flags they set.
+// Locks (docs/architecture.md, "Lock order"): _reportLock (WARN_ONCE keys, warn_alloc's rate limit) and
+// zone->lock (show_mem's figures) are never held together; both may write to the log ring, the innermost lock.
 using System.Diagnostics;
 using System.Text;
 using Kmem.Physical;
@@ -193,6 +195,7 @@ internal sealed unsafe partial class PageAllocator
         var sb = new StringBuilder();
         sb.Append(z.Name).Append(": ");
         long total = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             for (int o = 0; o < MaxOrder; o++)

@@ -182,6 +182,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         for (int i = 0; i < Zones.Length; i++)
         {
             var z = Zones[i];
+            LockOrder.Enter(LockRank.Zone, z.Lock);
             lock (z.Lock)
             {
                 (z.WmarkMin, z.WmarkLow, z.WmarkHigh) = marks[i];
@@ -367,7 +368,10 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             PrepNewPage(idx, order, gfp, mt);
             _f[idx].Zone = (byte)z.Index;
             if (order > 0 && (af & AllocFlags.Harder) != 0)
+            {
+                LockOrder.Enter(LockRank.Zone, z.Lock);
                 lock (z.Lock) z.ReserveHighatomicPageblock(idx);
+            }
             return idx;
         }
         return -1;
@@ -408,6 +412,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary>rmqueue() for order &gt; 0: the buddy lists under the zone lock.</summary>
     private int RmqueueBuddy(Zone z, int order, int mt, AllocFlags af)
     {
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
             int idx = -1;
@@ -436,7 +441,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             {
                 ref PageFrame t = ref _f[idx + i];
                 t.Flags = PageFlags.Tail;
-                t.Private = idx;
+                t.CompoundHead = idx;
                 t.RefCount = 0;
             }
         }
@@ -533,6 +538,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             return;
         }
         int mt = (int)z.PageblockType(idx);
+        LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock) z.FreeOnePage(idx, order, mt);
         SignalFree();
     }

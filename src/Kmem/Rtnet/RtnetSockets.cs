@@ -3,6 +3,8 @@
 // each NIC owns a receive pool and adds device_rtskbs to the global pool. A frame received on a NIC is
 // copied into an rtskb of the NIC's pool, handed to the socket of its port by compensation (dropped back to
 // the NIC's pool when the socket's pool is empty) and read by the socket's user, who frees it.
+// Locks: RtnetStack._lock (the NIC and socket tables) takes only the log ring; a receive queue's RtSpinLock is
+// held for a few stores and takes nothing.
 namespace Kmem;
 
 /// <summary>A FIFO of rtskbs linked through their headers, under a spin lock (a socket's receive queue).</summary>

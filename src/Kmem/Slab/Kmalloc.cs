@@ -182,12 +182,12 @@ internal sealed unsafe partial class SlabAllocator
         int order = SlabArch.GetOrder((long)size);
         int idx = Pages.Alloc((gfp & ~(Gfp.Dma32 | Gfp.HighMem)) | Gfp.Comp, order);
         if (idx < 0) return 0;
-        _frames[idx].Spare = LargeKmallocMark;
+        _frames[idx].KmallocMark = LargeKmallocMark;
         Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order);
         return Pages.IdxToVirt(idx);
     }
 
-    /// <summary>Marks the head page of a large kmalloc (in its Spare byte) so that kfree knows it.</summary>
+    /// <summary>Marks the head page of a large kmalloc (<see cref="PageFrame.KmallocMark"/>) so that kfree knows it.</summary>
     private const byte LargeKmallocMark = 0x4b;
 
     /// <summary>kfree(): accepts 0 and ZERO_SIZE_PTR; anything not handed out by kmalloc is reported and rejected.</summary>
@@ -243,11 +243,11 @@ internal sealed unsafe partial class SlabAllocator
         if (off < LinearBytes)
         {
             PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
-            if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
+            if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->CompoundHead;
             // A slab's id is its cache's slot: the thread's structure for that cache decides without the cache object.
             if ((f->Flags & PageFlags.Slab) != 0)
             {
-                int slot = f->MapCount;
+                int slot = f->SlabCacheSlot;
                 if (slot != hint)
                 {
                     SlabThread.t_kfreeHint = slot ^ 1;
@@ -266,9 +266,9 @@ internal sealed unsafe partial class SlabAllocator
         nuint off = (nuint)(p - Linear);
         if (off >= LinearBytes) return null;
         PageFrame* f = _frames + (off >> PhysicalMemory.PageShift);
-        if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->Private;
+        if ((f->Flags & PageFlags.Tail) != 0) f = _frames + f->CompoundHead;
         // A slab page's id is always a live cache's (its slabs are freed before the cache goes).
-        return (f->Flags & PageFlags.Slab) != 0 ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->MapCount) : null;
+        return (f->Flags & PageFlags.Slab) != 0 ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_byId), f->SlabCacheSlot) : null;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -283,7 +283,7 @@ internal sealed unsafe partial class SlabAllocator
             return;
         }
         int order = _frames[large].Order;
-        _frames[large].Spare = 0;
+        _frames[large].KmallocMark = 0;
         Pages.Stat.ModSlab(false, -((long)PhysicalMemory.PageSize << order));
         Pages.Free(large, order, "kfree");
     }
@@ -297,11 +297,11 @@ internal sealed unsafe partial class SlabAllocator
         nuint off = (nuint)(p - Linear);
         if (off >= LinearBytes) return -1; // CheckSlabObject reports it
         int idx = (int)(off >> PhysicalMemory.PageShift);
-        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = (int)_frames[idx].Private;
+        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = _frames[idx].CompoundHead;
         ref PageFrame f = ref _frames[idx];
         if ((f.Flags & PageFlags.Slab) != 0) return -1;
         string? problem = null;
-        if (f.Spare != LargeKmallocMark || (f.Flags & PageFlags.Allocated) == 0)
+        if (f.KmallocMark != LargeKmallocMark || (f.Flags & PageFlags.Allocated) == 0)
             problem = "is not in a slab and was not allocated by kmalloc (kernel BUG at mm/slub.c:4125: BUG_ON(!PageCompound(page)))";
         else if (p != Pages.IdxToVirt(idx))
             problem = $"is inside a {PhysicalMemory.PageSize << f.Order}-byte kmalloc buffer at 0x{Pages.IdxToVirt(idx):x16}, not its start";

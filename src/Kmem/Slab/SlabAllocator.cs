@@ -2,6 +2,9 @@
 // creation with the kernel's checks and merging, the bootstrap caches kmem_cache and
 // kmem_cache_node, the shrinker that gives cached slabs back under memory pressure, and lookups
 // from an address to its slab and cache. The kmalloc family is in Kmalloc.cs.
+// Locks (docs/architecture.md, "Lock order"): _lock (slab_mutex) → the slot registry (a new cache's slot) and a
+// cache's thread list (an alias growing the object); _siteIds is a leaf, taken under a cache's node lock by
+// debug tracks.
 using System.Text;
 using Kmem.Paging;
 using Kmem.Physical;
@@ -81,9 +84,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         return f.ShouldFail(s.ObjectSize);
     }
 
-    public SlabCache[] Caches { get { lock (_lock) return _caches.ToArray(); } }
+    public SlabCache[] Caches { get { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) return _caches.ToArray(); } }
 
-    public SlabCache? Find(string name) { lock (_lock) return _byName.GetValueOrDefault(name); }
+    public SlabCache? Find(string name) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) return _byName.GetValueOrDefault(name); }
 
     public SlabCache? CacheById(int id) => (uint)id < (uint)_byId.Length ? Volatile.Read(ref _byId[id]) : null;
 
@@ -104,9 +107,10 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         else if (align > PhysicalMemory.PageSize) problem = $"alignment {align} is above the page size";
         else if ((flags & ~AllowedFlags) != 0) problem = $"flags 0x{(uint)(flags & ~AllowedFlags):x} are not SLAB_ flags Kmem accepts";
         else if (sheafCapacity < 0 || sheafCapacity > SlabCache.MaxSheafCapacity) problem = $"sheaf capacity {sheafCapacity} is outside 0..{SlabCache.MaxSheafCapacity}";
-        if (problem is null) lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists";
+        if (problem is null) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists"; }
         if (problem is not null) throw CreateFailed(name, flags, problem);
 
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             // A cache with sheaves is never merged, nor merged into (slab_unmergeable()).
@@ -178,9 +182,10 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         var g = SlabGeometry.Compute(size, a, flags, ctor is not null, Arch);
         if (g is null || g.Value.SlabBytes > SlabWord.MaxSlabBytes) return null;
         SlabCache s;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
-            int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables
+            int id = SlabThread.AllocSlot(); // the cache's id is its slot in the threads' tables (process-wide; freed by SlabCache.Release)
             if (id >= _byId.Length) Array.Resize(ref _byId, Math.Max(_byId.Length * 2, id + 1));
             s = new SlabCache(this, id, name, g.Value, flags, ctor, usersize, kmalloc, sheafCapacity);
             Volatile.Write(ref _byId[id], s);
@@ -196,6 +201,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     {
         nint c = _kmemCache.Alloc(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, "kmem_cache_create");
         nint n = _kmemCacheNode.Alloc(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, "kmem_cache_create");
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock) _descriptors[s] = (c, n);
     }
 
@@ -205,6 +211,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     public void Destroy(SlabCache handle)
     {
         var s = handle.Root;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             if (!_byName.TryGetValue(handle.Name, out var h) || !ReferenceEquals(h, handle))
@@ -229,6 +236,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
                 $"kmem_cache_destroy {s.Name}: Slab cache still has objects ({s.ObjectsInUse} in use); the cache stays usable");
         }
         (nint, nint) desc;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             s.RefCount = 0;
@@ -256,7 +264,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         for (int i = 0; i < n; i++)
         {
             ref PageFrame f = ref _frames[i];
-            if ((f.Flags & PageFlags.Slab) != 0 && f.MapCount == id) list.Add(i);
+            if ((f.Flags & PageFlags.Slab) != 0 && f.SlabCacheSlot == id) list.Add(i);
         }
         return list;
     }
@@ -278,9 +286,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
             throw new InvalidAddressException($"{fn}: 0x{obj:x} is not an address of this machine's memory");
         }
         int idx = (int)(off >> PhysicalMemory.PageShift);
-        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = (int)_frames[idx].Private;
+        if ((_frames[idx].Flags & PageFlags.Tail) != 0) idx = _frames[idx].CompoundHead;
         ref PageFrame f = ref _frames[idx];
-        var c = (f.Flags & PageFlags.Slab) != 0 ? CacheById(f.MapCount) : null;
+        var c = (f.Flags & PageFlags.Slab) != 0 ? CacheById(f.SlabCacheSlot) : null;
         if (c is null)
         {
             Pages.WarnOnce($"virt_to_cache:{obj}", $"WARNING: CPU: {Pages.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/slab.h:436 cache_from_obj\n" +
@@ -302,6 +310,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
 
     public int InternCallSite(CallSite site)
     {
+        LockOrder.Enter(LockRank.SlabSites, _siteIds);
         lock (_siteIds)
         {
             var key = (site.Member, site.File, site.Line);
@@ -313,12 +322,13 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         }
     }
 
-    public string CallSiteName(int id) { lock (_siteIds) return (uint)id < (uint)_siteNames.Count ? _siteNames[id] : "?"; }
+    public string CallSiteName(int id) { LockOrder.Enter(LockRank.SlabSites, _siteIds); lock (_siteIds) return (uint)id < (uint)_siteNames.Count ? _siteNames[id] : "?"; }
 
     /// <summary>The SLUB out-of-memory report's rate limit (DEFAULT_RATELIMIT_INTERVAL 5 s, burst 1 here).</summary>
     public bool OomRateLimit()
     {
         long now = Pages.Log.NowNs;
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
             if (_oomLastNs != long.MinValue && now - _oomLastNs < 5_000_000_000L) return false;
@@ -353,8 +363,8 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         for (int i = 0; i < n; i++)
         {
             ref PageFrame f = ref _frames[i];
-            if ((f.Flags & PageFlags.Slab) != 0 && CacheById(f.MapCount) is null)
-                errors.Add($"slab page pfn {Pages.BasePfn + (ulong)i} belongs to no cache (id {f.MapCount})");
+            if ((f.Flags & PageFlags.Slab) != 0 && CacheById(f.SlabCacheSlot) is null)
+                errors.Add($"slab page pfn {Pages.BasePfn + (ulong)i} belongs to no cache (id {f.SlabCacheSlot})");
         }
         return errors;
     }

@@ -311,6 +311,7 @@ public sealed unsafe partial class SlabCache
     {
         while (true)
         {
+            LockOrder.Enter(LockRank.SlabNode, _listLock);
             lock (_listLock)
             {
                 int idx = _partialHead;
@@ -328,6 +329,7 @@ public sealed unsafe partial class SlabCache
                 if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
                 return 0;
             }
+            LockOrder.Enter(LockRank.SlabNode, _listLock);
             lock (_listLock) AddPartial(page, toHead: true);
         }
     }
@@ -361,7 +363,7 @@ public sealed unsafe partial class SlabCache
             Report(sb);
             Word(idx) = SlabWord.Make(0, objects, objects, frozen: false);
             RemovePartial(idx);
-            _frames[idx].Spare = OnFull;
+            _frames[idx].SlabListState = OnFull;
             return 0;
         }
         if (sb.Length > 0) Report(sb); // padding problems are reported and restored without refusing the object
@@ -369,7 +371,7 @@ public sealed unsafe partial class SlabCache
         if (next == 0)
         {
             RemovePartial(idx);
-            _frames[idx].Spare = OnFull;
+            _frames[idx].SlabListState = OnFull;
         }
         SetTrack(obj, TrackAlloc, site);
         Trace(obj, idx, alloc: true);
@@ -381,6 +383,7 @@ public sealed unsafe partial class SlabCache
     private void DebugFree(int idx, nint obj, CallSite site)
     {
         int discard = -1;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             var sb = new StringBuilder();
@@ -415,11 +418,11 @@ public sealed unsafe partial class SlabCache
             SetLink(obj, SlabWord.Free(w));
             int inuse = SlabWord.Inuse(w) - 1;
             Word(idx) = SlabWord.Make(ToLink(SlabBase(idx), obj), inuse, SlabWord.Objects(w), frozen: false);
-            bool wasFull = _frames[idx].Spare == OnFull;
+            bool wasFull = _frames[idx].SlabListState == OnFull;
             if (inuse == 0 && _nrPartial >= MinPartial)
             {
                 if (!wasFull) RemovePartial(idx);
-                _frames[idx].Spare = 0;
+                _frames[idx].SlabListState = 0;
                 discard = idx;
             }
             else if (wasFull) AddPartial(idx, toHead: false);
@@ -450,6 +453,7 @@ public sealed unsafe partial class SlabCache
         if (s.Destroyed) ThrowDestroyed();
         if (!s._debug) return 0;
         long before = Volatile.Read(ref s._debugErrors);
+        LockOrder.Enter(LockRank.SlabNode, s._listLock);
         lock (s._listLock)
         {
             foreach (int idx in s._sa.SlabsOf(s._id))

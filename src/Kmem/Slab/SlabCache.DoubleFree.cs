@@ -6,6 +6,9 @@
 // IsFree(), which looks the object up in every list a free object can be on, with every thread's
 // structures of the cache held: the slab's freelist, each thread's hot object, CPU freelist,
 // detached freelist and main sheaf, and the barn's sheaves.
+// Locks, outermost first (docs/architecture.md, "Lock order"): s_lookupLock (process-wide: one lookup at a time)
+// → a snapshot of _cpusLock → every thread's slab lock of the cache, held at once (safe only because no other path
+// holds two) → _listLock, then _barnLock, one after the other.
 using System.Text;
 using Kmem.Slab;
 
@@ -38,19 +41,23 @@ public sealed unsafe partial class SlabCache
     /// </summary>
     internal bool IsFree(int idx, nint obj)
     {
+        LockOrder.Enter(LockRank.SlabLookup, s_lookupLock);
         lock (s_lookupLock)
         {
             (SlabThread St, nint Cpu)[] all;
+            LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
             lock (_cpusLock) all = _cpus.ToArray();
             var held = new List<SlabThread>(all.Length);
             try
             {
                 foreach (var (st, _) in all)
                     if (!held.Contains(st) && st.EnterExclusive()) held.Add(st);
+                LockOrder.Enter(LockRank.SlabNode, _listLock);
                 lock (_listLock)
                     if (OnSlabFreelist(idx, obj)) return true;
                 foreach (var (st, cp) in all)
                     if (held.Contains(st) && OnCpuLists((KmemCacheCpu*)cp, idx, obj)) return true;
+                LockOrder.Enter(LockRank.SlabBarn, _barnLock);
                 lock (_barnLock)
                     for (int i = 0; i < _nrFull; i++)
                         if (InSheaf((SlabSheaf*)_barnFull[i], obj)) return true;

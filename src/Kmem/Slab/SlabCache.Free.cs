@@ -1,6 +1,8 @@
 // SLUB's free slow path and flushing (Linux 5.10 mm/slub.c): validation of a freed pointer,
 // __slab_free()'s lock-free compare-and-swap with the node lock only when a list changes, flush_all()
 // over every thread's structure with the handshake, __kmem_cache_shrink(), and the object counters.
+// Locks, outermost first (docs/architecture.md, "Lock order"): a thread's slab lock (the freeing thread's own, or
+// each thread's through EnterExclusive for a flush) → _cpusLock → _listLock; snapshots of _cpusLock are taken alone.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kmem.Physical;
@@ -35,6 +37,7 @@ public sealed unsafe partial class SlabCache
         if (ObjectIndex(idx, obj) < 0) throw InvalidObjectPointer(idx, obj, site);
         if (MayBeFree(obj) && _root.IsFree(idx, obj)) throw ObjectAlreadyFree(idx, obj, site);
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -89,13 +92,13 @@ public sealed unsafe partial class SlabCache
         PageFrame* f = _frames + idx;
         if ((f->Flags & PageFlags.Tail) != 0)
         {
-            idx = (int)f->Private;
+            idx = f->CompoundHead;
             f = _frames + idx;
         }
-        if (f->MapCount != _id || (f->Flags & PageFlags.Slab) == 0) return false;
+        if (f->SlabCacheSlot != _id || (f->Flags & PageFlags.Slab) == 0) return false;
         ulong o = (ulong)(obj - SlabBase(idx) - _redLeftPad);
         ulong i = _magic != 0 ? (o * _magic) >> 44 : o / (ulong)_size;
-        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->Private)) return false;
+        if (i * (ulong)_size != o || i >= (ulong)SlabWord.Objects(f->SlabCounters)) return false;
         // A free object's free pointer decodes to a valid link: the slow path looks it up (a double free, or rarely
         // an object whose contents happen to decode so).
         nint fp = obj + _offset;
@@ -201,6 +204,7 @@ public sealed unsafe partial class SlabCache
             Volatile.Write(ref hs[0], 0);
         }
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -242,6 +246,7 @@ public sealed unsafe partial class SlabCache
                     if (mayFreeze && CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
                     else if (!locked)
                     {
+                        LockOrder.Enter(LockRank.SlabNode, _listLock);
                         _listLock.Enter();
                         locked = true;
                     }
@@ -296,6 +301,7 @@ public sealed unsafe partial class SlabCache
     {
         if (!st.EnterExclusive()) return false;
         bool present;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) present = _cpus.Contains((st, cp));
         if (!present) st.ExitExclusive();
         return present;
@@ -305,6 +311,7 @@ public sealed unsafe partial class SlabCache
     private void ForEachCpu(Action<SlabThread, nint> body)
     {
         (SlabThread St, nint Cpu)[] all;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) all = _cpus.ToArray();
         foreach (var (st, cp) in all)
         {
@@ -338,6 +345,7 @@ public sealed unsafe partial class SlabCache
             if (free)
             {
                 if (slot < st.Len) st.Table[slot] = 0;
+                LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
                 lock (_cpusLock) _cpus.Remove((st, cp));
                 NativeMemory.AlignedFree(c);
             }
@@ -361,6 +369,7 @@ public sealed unsafe partial class SlabCache
         FlushAll();
         FlushBarn();
         int discard = -1, freed = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             var keep = new List<(int Idx, int Inuse)>();
@@ -387,9 +396,11 @@ public sealed unsafe partial class SlabCache
     internal long Reclaimable()
     {
         long n = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
             for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
                 if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             n += _cpus.Count;
@@ -403,6 +414,7 @@ public sealed unsafe partial class SlabCache
     private long CountActive()
     {
         long free = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
             for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
             {

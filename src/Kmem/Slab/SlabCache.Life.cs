@@ -1,6 +1,8 @@
 // A cache's end of life and its self-checks: the shutdown test of kmem_cache_destroy() with the
 // kernel's list of remaining objects, the release of every thread structure, cache merging's
 // object-size growth, and the invariant check used by Machine.VerifyIntegrity().
+// Locks: _cpusLock and _listLock, each taken alone here; the flush that precedes them takes each thread's slab lock
+// and then _cpusLock (docs/architecture.md, "Lock order"). This file also frees the cache's slot: see Release.
 using System.Text;
 using Kmem.Physical;
 using Kmem.Slab;
@@ -20,6 +22,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>A merged alias with a bigger object: __GFP_ZERO must clear the bigger size in every thread structure too.</summary>
     internal void GrowObjectSize(int size)
     {
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             if (size <= _objectSize) return;
@@ -35,6 +38,7 @@ public sealed unsafe partial class SlabCache
 
     internal void AddAlias(SlabCache alias)
     {
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) _aliases.Add(alias);
     }
 
@@ -47,6 +51,7 @@ public sealed unsafe partial class SlabCache
         FlushAll();
         FlushBarn();
         int discard = -1;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             for (int idx = _partialHead; idx >= 0;)
@@ -86,9 +91,19 @@ public sealed unsafe partial class SlabCache
     /// Frees every thread structure and the slot; the cache can no longer be used. With <paramref name="flush"/> false
     /// (the machine's shutdown) nothing goes back to the slabs or the page allocator: only the threads' own memory goes.
     /// </summary>
+    /// <remarks>
+    /// The slot registry's recycling rule (slots are process-wide; docs/architecture.md, "The slab slot registry"):
+    /// a slot is given back only after (1) the cache and its aliases name the dead slot, so new fast paths miss and
+    /// slow paths throw, and (2) every thread's structure for it is flushed or dropped and its table entry cleared,
+    /// each under the owner/drainer handshake. A cache that takes the slot next, of any machine, finds every table
+    /// empty there. Stale copies of the number (a thread's kfree hint) cannot reach the new owner's structure for a
+    /// pointer of this machine: Machine.Kfree tries the fast path only inside its own linear map, where the new
+    /// owner's CPU slab (in another machine's memory) never matches.
+    /// </remarks>
     internal void Release(bool flush = true)
     {
         int slot;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             slot = _slot;
@@ -98,6 +113,7 @@ public sealed unsafe partial class SlabCache
         FlushAll(release: true, slot, flush);
         if (flush) FlushBarn();
         else FreeBarn();
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) foreach (var a in _aliases) a.MarkAliasDestroyed();
         SlabThread.FreeSlot(slot);
     }
@@ -109,6 +125,7 @@ public sealed unsafe partial class SlabCache
         long objects = 0;
         var onPartial = new HashSet<int>();
         var cpuSlabs = new HashSet<int>();
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
             foreach (var (_, cp) in _cpus)
             {
@@ -116,6 +133,7 @@ public sealed unsafe partial class SlabCache
                 if (c->Page >= 0) cpuSlabs.Add(c->Page);
                 for (int p = c->Partial; p >= 0; p = _frames[p].Next) cpuSlabs.Add(p);
             }
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             int count = 0, prev = -1;

@@ -5,6 +5,8 @@
 // the CPU freelist empty takes objects from the thread's main sheaf, then swaps it in the barn for
 // a full one, before SLUB's slow path. Objects in sheaves count as in use in their slabs until a
 // flush (shrink, memory pressure, destroy, or a barn already holding MaxFullSheaves) frees them.
+// Locks (docs/architecture.md, "Lock order"): the thread's slab lock, _cpusLock and _barnLock, in that order when
+// nested; the barn's lock takes nothing else.
 using System.Runtime.CompilerServices;
 using Kmem.Physical;
 using Kmem.Slab;
@@ -39,6 +41,7 @@ public sealed unsafe partial class SlabCache
         get
         {
             _pa.Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.SlabBarn, _root._barnLock);
             lock (_root._barnLock) return _root._nrFull;
         }
     }
@@ -75,6 +78,7 @@ public sealed unsafe partial class SlabCache
     private SlabSheaf* BarnReplaceEmpty(KmemCacheCpu* c)
     {
         SlabSheaf* old = c->Main, full;
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             if (_nrFull == 0) return null;
@@ -116,6 +120,7 @@ public sealed unsafe partial class SlabCache
     {
         SlabSheaf* full = c->Main, empty = null;
         bool put = false;
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             if (_nrFull < MaxFullSheaves)
@@ -138,6 +143,7 @@ public sealed unsafe partial class SlabCache
     private bool FreeToSheafLocked(nint obj, int idx)
     {
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -207,7 +213,7 @@ public sealed unsafe partial class SlabCache
     private int SlabHeadOf(nint obj)
     {
         int idx = (int)((nuint)(obj - _linear) >> PhysicalMemory.PageShift);
-        return (_frames[idx].Flags & PageFlags.Tail) != 0 ? (int)_frames[idx].Private : idx;
+        return (_frames[idx].Flags & PageFlags.Tail) != 0 ? _frames[idx].CompoundHead : idx;
     }
 
     /// <summary>Flushes the thread structure's main sheaf (part of __flush_cpu_slab()); the caller has exclusive use.</summary>
@@ -227,6 +233,7 @@ public sealed unsafe partial class SlabCache
     /// <summary>Frees the barn's sheaves without freeing the objects in them (the machine's shutdown).</summary>
     private void FreeBarn()
     {
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             for (int i = 0; i < _nrFull; i++) SlabSheaf.Free((SlabSheaf*)_barnFull[i]);
@@ -241,6 +248,7 @@ public sealed unsafe partial class SlabCache
         int nf, ne;
         var full = new nint[MaxFullSheaves];
         var empty = new nint[MaxEmptySheaves];
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             nf = _nrFull;
@@ -263,6 +271,7 @@ public sealed unsafe partial class SlabCache
     private long BarnObjects()
     {
         long n = 0;
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
             for (int i = 0; i < _nrFull; i++) n += ((SlabSheaf*)_barnFull[i])->Size;
         return n;
@@ -287,7 +296,7 @@ public sealed unsafe partial class SlabCache
                 if (!seen.Add(obj)) errors.Add($"{Name}: object {P(obj)} is in the sheaves twice");
                 nuint off = (nuint)(obj - _linear);
                 int idx = off < _linearBytes ? SlabHeadOf(obj) : -1;
-                if (idx < 0 || (_frames[idx].Flags & PageFlags.Slab) == 0 || _frames[idx].MapCount != _id || ObjectIndex(idx, obj) < 0)
+                if (idx < 0 || (_frames[idx].Flags & PageFlags.Slab) == 0 || _frames[idx].SlabCacheSlot != _id || ObjectIndex(idx, obj) < 0)
                 {
                     errors.Add($"{Name}: {where} holds {P(obj)}, not an object of the cache");
                     continue;
@@ -296,7 +305,9 @@ public sealed unsafe partial class SlabCache
                 if (free.Contains(obj)) errors.Add($"{Name}: {where} holds {P(obj)}, which is also on its slab's freelist");
             }
         }
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock) foreach (var (_, cp) in _cpus) Check(((KmemCacheCpu*)cp)->Main, "a thread's main sheaf");
+        LockOrder.Enter(LockRank.SlabBarn, _barnLock);
         lock (_barnLock)
         {
             for (int i = 0; i < _nrFull; i++) Check((SlabSheaf*)_barnFull[i], "a full sheaf of the barn");

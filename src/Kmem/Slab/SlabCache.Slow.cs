@@ -1,6 +1,9 @@
 // SLUB's allocation slow path and slab lists (Linux 5.10 mm/slub.c): the node partial list,
 // new_slab()/discard_slab(), ___slab_alloc() with the CPU and node partial lists, get_freelist(),
 // put_cpu_partial()/unfreeze_partials() and deactivate_slab(). Frees and flushing are in SlabCache.Free.cs.
+// Locks, outermost first (docs/architecture.md, "Lock order"): the calling thread's slab lock (SlabThread.Lock)
+// → the cache's thread list (_cpusLock, when the thread's structure is created) → the node lock (_listLock). A new
+// slab is allocated with none of them held: reclaim may run shrinkers that flush this very thread.
 using System.Runtime.InteropServices;
 using Kmem.Paging;
 using Kmem.Physical;
@@ -59,14 +62,14 @@ public sealed unsafe partial class SlabCache
     internal int ObjectIndex(int idx, nint obj)
     {
         long o = obj - SlabBase(idx) - _redLeftPad;
-        int objects = SlabWord.Objects(_frames[idx].Private);
+        int objects = SlabWord.Objects(_frames[idx].SlabCounters);
         if (o < 0 || o % _size != 0 || o / _size >= objects) return -1;
         return (int)(o / _size);
     }
 
-    private ref long Word(int idx) => ref _frames[idx].Private;
+    private ref long Word(int idx) => ref _frames[idx].SlabCounters;
 
-    private bool Cas(int idx, long old, long @new) => Interlocked.CompareExchange(ref _frames[idx].Private, @new, old) == old;
+    private bool Cas(int idx, long old, long @new) => Interlocked.CompareExchange(ref _frames[idx].SlabCounters, @new, old) == old;
 
     private KmemCacheCpu* CpuOf(SlabThread st)
     {
@@ -80,6 +83,7 @@ public sealed unsafe partial class SlabCache
             Page = -1, Partial = -1, RemotePage = -1, Magic = _magic, Offset = _offset, Random = _random, SlabBytes = _slabBytes,
             Size = _size, ZeroBytes = _objectSize,
         };
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
             if (_slot != slot)
@@ -126,7 +130,7 @@ public sealed unsafe partial class SlabCache
     private void AddPartial(int idx, bool toHead)
     {
         ref PageFrame f = ref _frames[idx];
-        f.Spare = OnNodePartial;
+        f.SlabListState = OnNodePartial;
         if (_partialHead < 0)
         {
             f.Next = f.Prev = -1;
@@ -155,7 +159,7 @@ public sealed unsafe partial class SlabCache
         if (f.Prev >= 0) _frames[f.Prev].Next = f.Next; else _partialHead = f.Next;
         if (f.Next >= 0) _frames[f.Next].Prev = f.Prev; else _partialTail = f.Prev;
         f.Next = f.Prev = -1;
-        f.Spare = 0;
+        f.SlabListState = 0;
         _nrPartial--;
     }
 
@@ -197,9 +201,9 @@ public sealed unsafe partial class SlabCache
         int objects = order == _g.Order ? _g.Objects : _g.MinObjects;
         ref PageFrame f = ref _frames[idx];
         f.Flags |= PageFlags.Slab;
-        f.MapCount = _id;
+        f.SlabCacheSlot = _id;
         f.Next = f.Prev = -1;
-        f.Spare = 0;
+        f.SlabListState = 0;
         nint b = SlabBase(idx);
         if (_debug) SetupSlabDebug(b, order);
         int done = 0;
@@ -218,7 +222,7 @@ public sealed unsafe partial class SlabCache
             UnwindNewSlab(idx, order, done, e);
             throw;
         }
-        f.Private = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
+        f.SlabCounters = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
         _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order);
         Interlocked.Increment(ref _nrSlabs);
         Interlocked.Add(ref _totalObjects, objects);
@@ -250,7 +254,7 @@ public sealed unsafe partial class SlabCache
     {
         ref PageFrame f = ref _frames[idx];
         int order = f.Order;
-        int objects = SlabWord.Objects(f.Private);
+        int objects = SlabWord.Objects(f.SlabCounters);
         if (_debug) SlabPadCheck(idx);
         f.Flags &= ~PageFlags.Slab;
         f.MapCount = 0;
@@ -284,6 +288,7 @@ public sealed unsafe partial class SlabCache
         nint obj;
         if (_sheafCapacity != 0 && (obj = AllocFromSheaf(gfp)) != 0) return obj;
         var st = SlabThread.Current;
+        LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
         try
         {
@@ -304,6 +309,7 @@ public sealed unsafe partial class SlabCache
                 if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
                 return 0;
             }
+            LockOrder.Enter(LockRank.SlabThread, st.Lock);
             st.Lock.Enter();
             try
             {
@@ -394,6 +400,7 @@ public sealed unsafe partial class SlabCache
     {
         bool got = false;
         int available = 0;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             int idx = _partialHead;
@@ -451,6 +458,7 @@ public sealed unsafe partial class SlabCache
     private void UnfreezePartials(KmemCacheCpu* c)
     {
         int discard = -1;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             int idx = c->Partial;
@@ -507,6 +515,7 @@ public sealed unsafe partial class SlabCache
             p = FromLink(b, link);
         }
         bool discard = false;
+        LockOrder.Enter(LockRank.SlabNode, _listLock);
         lock (_listLock)
         {
             long old, nw;

@@ -91,7 +91,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     public long MapCalls => Volatile.Read(ref _mapCalls);
 
     /// <summary>Pages waiting for the lazy purge (vmap_lazy_nr).</summary>
-    public long LazyPages { get { lock (_lock) return _lazyPages; } }
+    public long LazyPages { get { LockOrder.Enter(LockRank.Vmalloc, _lock); lock (_lock) return _lazyPages; } }
 
     /// <summary>lazy_max_pages().</summary>
     public long LazyMaxPages => _lazyMaxPages;
@@ -222,6 +222,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
             throw new InvalidAddressException($"{fn}: 0x{addr:x} is not page aligned{Inside(addr)}");
         }
         Area? area;
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             int i = Find(addr);
@@ -270,6 +271,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>" (inside the area 0x…-0x…)" when <paramref name="addr"/> falls in a busy area, else "".</summary>
     private string Inside(nint addr)
     {
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             int i = Find(addr);
@@ -285,6 +287,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     public void PurgeLazy()
     {
         ThrowIfReleased();
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock) PurgeLocked();
     }
 
@@ -329,6 +332,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     private Area? GetVmArea(ulong size, VmFlags flags, CallSite caller, Gfp gfp)
     {
         ulong total = (flags & VmFlags.NoGuard) != 0 ? size : size + PageSize;
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             if (!_free.TryTakeLowest(total, PageSize, out ulong off))
@@ -359,6 +363,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>Gives back the address range of an area that never went live.</summary>
     private void ReleaseArea(Area area)
     {
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             int i = Find(area.Start);
@@ -370,6 +375,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>free_vmap_area_noflush(): the range joins the purge list; a purge follows past lazy_max_pages.</summary>
     private void LazyFree(Area area, int mapped, CallSite freer)
     {
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             ulong off = (ulong)(area.Start - _start);
@@ -462,6 +468,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>The busy areas, lowest address first.</summary>
     public VmArea[] Areas()
     {
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             var r = new VmArea[_busy.Count];
@@ -481,16 +488,18 @@ internal sealed unsafe class VmallocSpace : IDisposable
     /// <summary>The lazily freed ranges waiting for a purge (addresses), merged.</summary>
     public (nint Start, nint End)[] Unpurged()
     {
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock) return _purge.Ranges.Select(r => (_start + (nint)r.Start, _start + (nint)r.End)).ToArray();
     }
 
     /// <summary>The largest free range of the window in bytes.</summary>
-    public ulong LargestFree() { lock (_lock) return _free.Largest(); }
+    public ulong LargestFree() { LockOrder.Enter(LockRank.Vmalloc, _lock); lock (_lock) return _free.Largest(); }
 
     /// <summary>Invariants: busy, free and lazily freed ranges tile the window; only busy areas' pages are mapped.</summary>
     public List<string> CheckInvariants()
     {
         var errors = new List<string>();
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             var all = new RangeSet();
@@ -546,6 +555,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
     private void Release(bool retire)
     {
         nint s;
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
             s = _start;
