@@ -3,6 +3,7 @@
 // Any other exception escapes from Run (the fuzzer records it as a crash, the test fails); a hang shows
 // as the fuzzer's timeout or the test's time limit.
 using System.Text;
+using Kmem.Boot;
 
 namespace Kmem.Fuzzing;
 

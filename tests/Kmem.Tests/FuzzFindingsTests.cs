@@ -1,6 +1,7 @@
 // What fuzzing the input parsers found, each pinned at its root: lone UTF-16 surrogates in JSON strings and keys,
 // kernel command-line words split by any white space, one-line reasons whatever the input quotes, and numbers in a
 // rk-dma-heap-info dump too large for their field. The raw fuzzer inputs are replayed by FuzzCorpusTests.
+using Kmem.Boot;
 using Kmem.Cli;
 
 namespace Kmem.Tests;

@@ -17,25 +17,27 @@ public class LayeringTests
     {
         ["Core"] = [],
         ["Physical"] = ["Core"],
-        ["Page"] = ["Core", "Physical"],
-        ["Slab"] = ["Core", "Physical", "Page"],
-        ["Cma"] = ["Core", "Physical", "Page"],
-        ["Vmalloc"] = ["Core", "Physical", "Page", "Slab"],
-        ["Dma"] = ["Core", "Physical", "Page", "Cma", "Vmalloc"],
-        ["DmaBuf"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma"],
-        ["Mempool"] = ["Core", "Physical", "Page", "Slab"],
-        ["Kernel"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf"],
-        ["Rockchip"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Kernel"],
-        ["Drm"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Kernel"],
-        ["Vb2"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Kernel"],
-        ["Rtnet"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Kernel"],
-        ["Diagnostics"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Mempool", "Kernel",
+        ["Paging"] = ["Core", "Physical"],
+        ["Slab"] = ["Core", "Physical", "Paging"],
+        ["Cma"] = ["Core", "Physical", "Paging"],
+        ["Vmalloc"] = ["Core", "Physical", "Paging", "Slab"],
+        ["Dma"] = ["Core", "Physical", "Paging", "Cma", "Vmalloc"],
+        ["DmaHeaps"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma"],
+        ["Mempool"] = ["Core", "Physical", "Paging", "Slab"],
+        ["Kernel"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps"],
+        ["Rockchip"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Kernel"],
+        ["Drm"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Kernel"],
+        ["Vb2"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Kernel"],
+        ["Rtnet"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Kernel"],
+        ["Diagnostics"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Mempool", "Kernel",
                            "Rockchip", "Drm", "Vb2", "Rtnet"],
-        ["Machine"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Mempool", "Kernel",
+        ["Boot"] = ["Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Mempool", "Kernel",
+                    "Rockchip", "Drm", "Vb2", "Rtnet", "Diagnostics"],
+        ["Machine"] = ["Boot", "Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Mempool", "Kernel",
                        "Rockchip", "Drm", "Vb2", "Rtnet", "Diagnostics"],
-        ["Interop"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Mempool", "Kernel",
+        ["Interop"] = ["Boot", "Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Mempool", "Kernel",
                        "Rockchip", "Drm", "Vb2", "Rtnet", "Diagnostics", "Machine"],
-        ["Scenarios"] = ["Core", "Physical", "Page", "Slab", "Cma", "Vmalloc", "Dma", "DmaBuf", "Mempool", "Kernel",
+        ["Scenarios"] = ["Boot", "Core", "Physical", "Paging", "Slab", "Cma", "Vmalloc", "Dma", "DmaHeaps", "Mempool", "Kernel",
                          "Rockchip", "Drm", "Vb2", "Rtnet", "Diagnostics", "Machine"],
     };
 
@@ -66,12 +68,34 @@ public class LayeringTests
         Assert.True(g.Problems.Count == 0, "types without one folder:\n" + string.Join("\n", g.Problems));
         // Sanity of the mapping: types of known files land in their folders.
         Assert.Equal("Machine", g.FolderOf["Kmem.Machine"]);
-        Assert.Equal("Core", g.FolderOf["Kmem.CallSite"]);
+        Assert.Equal("Core", g.FolderOf["Kmem.Core.CallSite"]);
         Assert.Equal("Core", g.FolderOf["Kmem.Arch"]);                          // an enum: found through the PDB's type documents
         Assert.Equal("Kernel", g.FolderOf["Kmem.Kernel.KernelContext"]);
         Assert.Equal("Slab", g.FolderOf["Kmem.SlabCache"]);                     // a partial type over several files of one folder
         var unknown = g.FolderOf.Values.Where(f => f != TypeFolderGraph.CompilerFolder && !MayUse.ContainsKey(f)).Distinct().Order().ToArray();
         Assert.True(unknown.Length == 0, "folders missing from the table: " + string.Join(", ", unknown));
+    }
+
+    /// <summary>
+    /// Internal types live in the namespace of their folder (Kmem.Paging for Paging/, Kmem.Scenarios.Steps for
+    /// Scenarios/Steps/); public types may stay in Kmem, so that users need one using.
+    /// </summary>
+    [Fact]
+    public void InternalTypesAreInTheNamespaceOfTheirFolder()
+    {
+        var g = Graph.Value;
+        var wrong = new List<string>();
+        foreach (var t in typeof(Machine).Assembly.GetTypes())
+        {
+            if (t.IsNested || t.IsPublic || t.Namespace is null || !t.Namespace.StartsWith("Kmem", StringComparison.Ordinal)) continue;
+            if (t.IsDefined(typeof(System.Runtime.CompilerServices.CompilerGeneratedAttribute), false)) continue;
+            if (!g.FolderOf.TryGetValue(t.FullName!, out var folder) || folder == TypeFolderGraph.CompilerFolder) continue;
+            string expected = "Kmem." + folder;
+            if (t.Namespace != expected && !t.Namespace.StartsWith(expected + ".", StringComparison.Ordinal))
+                wrong.Add($"{t.FullName} (in {folder}/)");
+        }
+        Assert.True(wrong.Count == 0, "internal types outside their folder's namespace:\n" + string.Join("\n", wrong.Order()));
+        Assert.Equal("Paging", g.FolderOf["Kmem.Paging.PageAllocator"]);
     }
 
     [Fact]
@@ -96,7 +120,7 @@ public class LayeringTests
         // A page-allocator type naming the machine, a DRM type naming RTnet (sideways), and, under a pretend exception
         // for the VB2 queue towards the machine, another VB2 type naming the machine beside it.
         (string, string)[] exceptions = [("Kmem.Vb2Queue", "Machine")];
-        var upward = new TypeEdge("Kmem.Paging.Zone", "Page", "Kmem.Machine", "Machine");
+        var upward = new TypeEdge("Kmem.Paging.Zone", "Paging", "Kmem.Machine", "Machine");
         var excepted = new TypeEdge("Kmem.Vb2Queue", "Vb2", "Kmem.Machine", "Machine");
         var besideException = new TypeEdge("Kmem.Vb2DmaSg", "Vb2", "Kmem.Machine", "Machine");
         var sideways = new TypeEdge("Kmem.DrmDevice", "Drm", "Kmem.RtnetStack", "Rtnet");

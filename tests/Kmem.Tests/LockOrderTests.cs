@@ -1,5 +1,6 @@
 // The lock order's debug check: it accepts the documented nesting, catches an inversion before it blocks, lets a
 // lock be re-entered, and exempts try-acquisitions; the stress and campaign tests run under it (Debug builds).
+using Kmem.Core;
 using Kmem.Paging;
 
 namespace Kmem.Tests;

@@ -1,6 +1,8 @@
 // RTnet's rtskb pools: geometry and /proc/rtnet/rtskb, every return value of init/extend/shrink/release and
 // of the socket calls, FIFO order, the compensation exchange, isolation of a consumer that stops returning
 // buffers, frees from other threads, and misuse with the pool state unchanged.
+using Kmem.Rtnet;
+
 namespace Kmem.Tests;
 
 public class RtnetTests

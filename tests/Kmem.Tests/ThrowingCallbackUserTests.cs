@@ -2,6 +2,9 @@
 // callbacks (with a VB2 queue importing the buffer), workload steps and the progress callback, and log
 // listeners. Each makes the callback throw and checks where the exception goes, the counters, every
 // invariant, and that the object can still be used and destroyed.
+using Kmem.Core;
+using Kmem.DmaHeaps;
+
 namespace Kmem.Tests;
 
 public class ThrowingCallbackUserTests
@@ -244,7 +247,7 @@ public class ThrowingCallbackUserTests
     public void The_deferred_free_worker_survives_a_free_that_throws_and_frees_the_next()
     {
         var log = new KernelLog();
-        using var df = new Kmem.Heaps.DeferredFree("test", new KernelLife(), log);
+        using var df = new Kmem.DmaHeaps.DeferredFree("test", new KernelLife(), log);
         int freed = 0;
         df.Add(_ => Interlocked.Increment(ref freed), 2);           // freed last (the list is LIFO)
         df.Add(_ => throw new CallbackFailure("buffer release failed"), 4);

@@ -4,6 +4,7 @@
 // migrates those out of its range (alloc_contig_range()).
 using System.Numerics;
 using System.Text;
+using Kmem.Core;
 using Kmem.Paging;
 
 namespace Kmem;

@@ -1,7 +1,7 @@
 // Where an allocation, a mapping or a free came from: the caller attributes of a public entry point, or
 // the kernel function Kmem stands in for. Every layer records one (slub_debug's owner tracks, vmallocinfo's
 // caller, dma-debug's reports), so it lives at the bottom of the stack.
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>Where an allocation or free came from (the caller attributes), for slub_debug's owner tracking and the views that name callers.</summary>
 internal readonly record struct CallSite(string Member, string File, int Line)

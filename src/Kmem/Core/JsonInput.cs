@@ -4,7 +4,7 @@
 // (a lone UTF-16 surrogate written as an escape, "\ud800"): such input is refused naming its field.
 using System.Text.Json;
 
-namespace Kmem;
+namespace Kmem.Core;
 
 internal static class JsonInput
 {

@@ -3,7 +3,7 @@
 // facts once from its profile and hands them down, so no layer reads a profile. This is also where the
 // kernel's version and its CONFIG_ switches will be stated, so that each layer finds every fact about
 // "which kernel" in one place.
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>
 /// The facts of the modelled kernel that every layer may read: the architecture, the word size, the page size

@@ -4,7 +4,7 @@
 // that the shutdown can wait until no call is inside before it tears anything down; the fast paths
 // never count themselves: they are fenced off by their own owner/drainer handshakes and by the
 // harmless mappings that replace a dead machine's memory (docs/reliability.md, "After Dispose").
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>
 /// The live/dead state of one machine and the count of calls inside its slow paths. Holds the machine

@@ -2,6 +2,7 @@
 // "[seconds.micros]" timestamp since boot, bounded by a byte budget like log_buf_len.
 using System.Diagnostics;
 using System.Text;
+using Kmem.Core;
 
 namespace Kmem;
 

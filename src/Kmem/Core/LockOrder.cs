@@ -6,7 +6,7 @@
 // ("Lock order").
 using System.Diagnostics;
 
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>
 /// The rank of each lock that nests with others, outermost (taken first) to innermost. A lock may be taken only while

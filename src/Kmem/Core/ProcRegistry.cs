@@ -1,6 +1,6 @@
 // The table of a machine's kernel views by path (/proc/..., /sys/...): each layer registers the files it
 // renders here, knowing nothing of the facade that reads them (the public ProcFs) or of the machine.
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>
 /// The renderers of a machine's views, by absolute path. Any layer registers its files; the public

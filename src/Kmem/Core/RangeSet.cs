@@ -1,7 +1,7 @@
 // A set of disjoint address ranges kept sorted and merged: the free-area list of the vmap allocator
 // (lowest-address first fit, as find_vmap_lowest_match()) and of the IOVA allocator (highest fit below a
 // limit, as alloc_iova()), and the merged list of lazily freed vmap areas. Not thread safe.
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>Disjoint, sorted, merged half-open ranges [Start, End) of addresses.</summary>
 internal sealed class RangeSet

@@ -1,6 +1,8 @@
 // The dma-buf views: /sys/kernel/debug/dma_buf/bufinfo, /sys/kernel/dma_heap/total_pools_kb, and for
 // Rockchip boards /proc/rk_dma_heap/rk-dma-heap-info (with its code name dma_heap_info), alloc_bitmap,
 // the debugfs copy and /sys/kernel/rk_dma_heap/rk_total_pools_kb.
+using Kmem.DmaHeaps;
+
 namespace Kmem.Diagnostics;
 
 internal static class DmaBufViews

@@ -1,6 +1,7 @@
 // The page allocator's /proc views, byte for byte in the Linux 5.10 formats: buddyinfo,
 // pagetypeinfo, zoneinfo and meminfo (mm/vmstat.c, fs/proc/meminfo.c).
 using System.Text;
+using Kmem.Core;
 using Kmem.Paging;
 
 namespace Kmem.Diagnostics;

@@ -1,6 +1,8 @@
 // The public face of a machine's kernel views by path (/proc/..., /sys/...): the table itself is the
 // proc registry at the bottom of the stack, where each subsystem registers the files it renders;
 // Read() renders one on demand from the live state.
+using Kmem.Core;
+
 namespace Kmem;
 
 /// <summary>A path that no view serves.</summary>

@@ -1,5 +1,6 @@
 // A DMA-capable device of a machine (struct device with its DMA mask, coherency, IOMMU and CMA area),
 // with what the DMA API keeps per device: its IOVA domain behind an IOMMU and its live mappings.
+using Kmem.Core;
 using Kmem.Dma;
 
 namespace Kmem;

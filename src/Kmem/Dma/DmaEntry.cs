@@ -1,5 +1,7 @@
 // What the DMA layer records for each coherent buffer and streaming mapping (dma-debug's struct
 // dma_debug_entry, plus what Kmem needs to give the memory back), and dma-debug's names for its fields.
+using Kmem.Core;
+
 namespace Kmem.Dma;
 
 /// <summary>dma-debug's entry types.</summary>

@@ -3,6 +3,7 @@
 // mappings when a device goes away, and the debugfs counters and dump. Kmem checks the structure of
 // every free and unmap even with dma-debug off (it keeps the records anyway); dma-debug adds the rest.
 using System.Text;
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Dma;

@@ -1,6 +1,7 @@
 // Streaming DMA: dma_map_single()/dma_map_page(), dma_map_sg() and their unmaps. dma-direct hands the
 // device the physical address (refusing what lies beyond its mask: there is no swiotlb bounce buffer);
 // behind an IOMMU one IOVA range covers the buffer or the whole scatterlist.
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Dma;

@@ -4,6 +4,7 @@
 // where the CPU must not use the cached linear map), iommu-dma (scattered pages behind an IOVA
 // range), and streaming mappings. Every buffer and mapping is recorded per device so that frees and
 // unmaps are checked; dma-debug's ownership checks live in DmaMapper.Debug.cs.
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Vmalloc;

@@ -1,5 +1,7 @@
 // The DMA API's value types: the transfer direction, the scatter-gather table (struct sg_table with its
 // scatterlist entries, CPU side and device side) and the exception raised for DMA-API misuse.
+using Kmem.Core;
+
 namespace Kmem;
 
 /// <summary>Direction of a streaming DMA mapping (<c>enum dma_data_direction</c>).</summary>

@@ -1,6 +1,7 @@
 // The IOVA space of an IOMMU domain: device addresses handed out top-down below the device's DMA mask,
 // size-aligned as alloc_iova_fast() does (requests under 32 pages rounded up to a power of two).
 using System.Numerics;
+using Kmem.Core;
 
 namespace Kmem.Dma;
 

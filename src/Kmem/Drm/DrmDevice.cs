@@ -3,6 +3,7 @@
 // mmap offsets from the device's offset space, flink names, PRIME export and import with drm_prime.c's
 // reference rules, and the debugfs views gem_names and mm_dump.
 using System.Text;
+using Kmem.Core;
 using Kmem.Drm;
 using Kmem.Kernel;
 using Kmem.Physical;

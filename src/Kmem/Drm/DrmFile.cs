@@ -3,6 +3,8 @@
 // GEM_CLOSE, GEM_FLINK / GEM_OPEN, PRIME_HANDLE_TO_FD / PRIME_FD_TO_HANDLE. Errors carry the ioctl's errno.
 // Locks, outermost first (docs/architecture.md, "Lock order"): a GEM object's monitor → the device's lock
 // (DrmDevice.Lock, which also guards this file's handles and PRIME table) → the dma-buf descriptor table and list.
+using Kmem.Core;
+using Kmem.Drm;
 using Kmem.Physical;
 
 namespace Kmem;

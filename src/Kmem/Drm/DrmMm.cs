@@ -2,6 +2,7 @@
 // its IOMMU address space. Nodes are placed best fit (DRM_MM_INSERT_BEST: the smallest hole that holds the
 // node, at the hole's start; the lowest such hole on a tie); drm_mm_print's dump is the debugfs mm_dump.
 using System.Text;
+using Kmem.Core;
 
 namespace Kmem.Drm;
 

@@ -2,6 +2,7 @@
 // counts, flink name and mmap offset; memory as rockchip_gem_alloc_buf chooses it (one physically contiguous
 // dma_alloc buffer when the display has no IOMMU, separate pages mapped at an address of the driver's IOMMU
 // space otherwise), or a dma-buf imported through PRIME. The object is also the exporter of its PRIME dma-buf.
+using Kmem.Core;
 using Kmem.Dma;
 using Kmem.Paging;
 using Kmem.Physical;
@@ -257,25 +258,4 @@ public sealed unsafe class GemObject
 
     /// <inheritdoc/>
     public override string ToString() => $"GEM object {Size} bytes ({Backing}, dma 0x{_dmaAddress:x}, {_handleCount} handles, {Volatile.Read(ref _refs)} refs)";
-}
-
-/// <summary>The dma-buf exporter of a GEM object (drm_gem_prime_dmabuf_ops; exp_name "drm").</summary>
-internal sealed class GemDmaBufExporter : DmaBufExporter
-{
-    private readonly GemObject _obj;
-
-    public GemDmaBufExporter(GemObject obj) => _obj = obj;
-
-    public GemObject Object => _obj;
-    public override string Name => "drm";
-    public override IReadOnlyList<(int Frame, int Order)> Blocks => _obj.Blocks;
-
-    public override nint ContiguousAddress() =>
-        _obj.Backing == GemBacking.Contiguous ? _obj.Drm.Kernel.Pages.IdxToVirt(_obj.Blocks[0].Frame) : 0;
-
-    /// <summary>drm_gem_map_dma_buf() uses drm_prime_pages_to_sg(): one entry per block.</summary>
-    public override SgTable TableForAttachment() => _obj.Drm.Kernel.DmaBufs.TableOfBlocks(_obj.Blocks);
-
-    /// <summary>drm_gem_dmabuf_release(): the dma-buf's reference on the object goes.</summary>
-    public override void Release(DmaBuf buf) => _obj.Put();
 }

@@ -4,7 +4,9 @@
 // profile. What the drivers need to know about the modelled kernel comes with it as facts (Core's
 // KernelFacts: the architecture today, the kernel version and CONFIG_ switches next).
 using System.Runtime.CompilerServices;
+using Kmem.Core;
 using Kmem.Dma;
+using Kmem.DmaHeaps;
 using Kmem.Paging;
 using Kmem.Slab;
 using Kmem.Vmalloc;

@@ -2,7 +2,8 @@
 // bounded waits of reclaim and cma_alloc last (the kernel waits on congestion or sleeps a fixed 100 ms), the
 // dma-buf deferred-free worker's switch, and the dma-buf inode counter (the kernel's get_next_ino() is shared
 // with every pseudo file, so replaying a dump needs to set it).
-using Kmem.Heaps;
+using Kmem.Core;
+using Kmem.DmaHeaps;
 using Kmem.Paging;
 
 namespace Kmem;

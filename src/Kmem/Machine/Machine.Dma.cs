@@ -1,6 +1,7 @@
 // The machine's DMA API entry points: coherent buffers, streaming mappings of single buffers, pages and
 // scatter-gather tables, the sync calls that pass a buffer between CPU and device, and device removal.
 using System.Runtime.CompilerServices;
+using Kmem.Core;
 using Kmem.Dma;
 
 namespace Kmem;

@@ -1,7 +1,7 @@
 // The machine's DMA-BUF entry points: the heaps by name (/dev/dma_heap), Rockchip's RK-DMA-HEAP, the
 // descriptor table, the live buffers, and waiting for the deferred-free worker (its switch is in Sysctl.Kmem).
 using Kmem.Diagnostics;
-using Kmem.Heaps;
+using Kmem.DmaHeaps;
 using Kmem.Physical;
 
 namespace Kmem;

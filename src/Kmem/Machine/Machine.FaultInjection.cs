@@ -1,6 +1,8 @@
 // Fault injection on a machine: fail_page_alloc and failslab (the kernel's fault_attr), armed at boot with
 // fail_page_alloc=/failslab=interval,probability,space,times or at run time through the attributes, and shown
 // in /sys/kernel/debug/fail_page_alloc/ and /sys/kernel/debug/failslab/.
+using Kmem.Boot;
+
 namespace Kmem;
 
 public sealed partial class Machine

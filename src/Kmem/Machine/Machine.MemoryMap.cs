@@ -1,6 +1,7 @@
 // The machine's memory-map picture: gathers the owners the page descriptors cannot tell (CMA allocations by
 // their owner's name, dma-bufs by exporter, DMA coherent buffers by device, the heaps' page pools, vmalloc's own
 // pages) and hands them to the renderer in Diagnostics.
+using Kmem.Core;
 using Kmem.Diagnostics;
 using Kmem.Physical;
 

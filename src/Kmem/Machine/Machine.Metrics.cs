@@ -1,5 +1,6 @@
 // The instruments of the layers above the page allocator and slab (vmalloc, CMA, the DMA API, DMA-BUF heaps,
 // DRM-GEM, RTnet), added to the machine's "Kmem" meter; all observable, read only when a listener collects.
+using Kmem.Core;
 using Kmem.Diagnostics;
 
 namespace Kmem;

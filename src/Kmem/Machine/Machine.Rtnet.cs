@@ -2,6 +2,8 @@
 // kernel command line: rtnet.socket_rtskbs, rtnet.global_rtskbs, rtnet.device_rtskbs, rtnet.rtskb_size,
 // rt_8139too.rx_pool_size, rtmac.vnic_rtskbs, rtnetproxy.proxy_rtskbs.
 using System.Globalization;
+using Kmem.Boot;
+using Kmem.Core;
 
 namespace Kmem;
 

@@ -1,6 +1,8 @@
 // The composition root (what start_kernel/mm_init are to Linux): reads a profile, lays out memory
 // the way memblock would (kernel image, reservations, CMA areas, mem_map), creates physical memory
 // and the page allocator, writes the boot log, and exposes the fixed entry points.
+using Kmem.Boot;
+using Kmem.Core;
 using Kmem.Diagnostics;
 using Kmem.Dma;
 using Kmem.Kernel;
@@ -49,7 +51,7 @@ public sealed partial class Machine : IDisposable
         try
         {
             _frames = new PageFrameTable((int)((layout.SpanEnd - layout.SpanStart) >> PhysicalMemory.PageShift));
-            BootLog.EarlyLines(this, layout);
+            PrintEarlyBootLines(layout);
             Pages = new PageAllocator(new PageAllocatorSettings
             {
                 MachineId = Id,
@@ -77,7 +79,7 @@ public sealed partial class Machine : IDisposable
             _proc = new ProcRegistry(Life);
             _procFs = new ProcFs(_proc);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
-            BootLog.MemInitLines(this, layout);
+            PrintMemInitLines(layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
             unsafe { _kmallocSmallSlots = Slab.SmallSlots; }
             SlabViews.Register(ProcFs, Slab);

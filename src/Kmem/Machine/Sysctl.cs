@@ -1,7 +1,8 @@
 // A machine's tunables in one place, as /proc/sys is to Linux: the kernel's own sysctls (Vm, mirroring
 // /proc/sys/vm) apart from the knobs Kmem adds (Kmem: waits and switches where the kernel hard-codes a
 // value or shares a counter with the rest of the system). A bad value is reported in the log and refused.
-using Kmem.Heaps;
+using Kmem.Core;
+using Kmem.DmaHeaps;
 using Kmem.Paging;
 
 namespace Kmem;

@@ -5,6 +5,7 @@
 // The alloc and free functions are the caller's: when one throws, the pool's reserve and counters stay
 // exact and the exception reaches the caller, except in Destroy, which reports it and goes on.
 using System.Runtime.ExceptionServices;
+using Kmem.Core;
 
 namespace Kmem;
 

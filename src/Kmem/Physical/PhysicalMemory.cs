@@ -2,6 +2,7 @@
 // memfd mapped shared once, so pages are committed only when touched and later layers (vmalloc,
 // dma-buf) can map the same pages again at other addresses. Elsewhere it is a plain native block.
 using System.Runtime.InteropServices;
+using Kmem.Core;
 
 namespace Kmem.Physical;
 

@@ -2,6 +2,7 @@
 // out dma-bufs and plain contiguous page runs ("non dmabuf"), keeps a debug list of each with who asked
 // ("Alloc by"), and prints them in /proc/rk_dma_heap/rk-dma-heap-info, with alloc_bitmap beside it.
 using System.Text;
+using Kmem.DmaHeaps;
 using Kmem.Physical;
 
 namespace Kmem;

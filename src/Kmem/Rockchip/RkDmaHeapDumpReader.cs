@@ -4,7 +4,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Kmem;
+namespace Kmem.Rockchip;
 
 /// <summary>The rk-dma-heap-info reader (public as <c>RkDmaHeapImport.Parse</c>, in Scenarios).</summary>
 internal static partial class RkDmaHeapDumpReader

@@ -5,7 +5,7 @@
 // and from then on everyone takes the spin lock.
 using System.Runtime.CompilerServices;
 
-namespace Kmem;
+namespace Kmem.Rtnet;
 
 /// <summary>A spin lock held for a handful of instructions (keep it in a field; it is a mutable struct).</summary>
 internal struct RtSpinLock

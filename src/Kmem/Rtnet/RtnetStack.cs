@@ -1,7 +1,9 @@
 // The RTnet stack of one machine (standalone RTnet's final behaviour): the rtskb slab cache and its
 // geometry, the global statistics and /proc/rtnet/rtskb, the pool set (global, ICMP, VNIC, proxy, NIC
 // receive pools), buffer checks for kfree_rtskb, the compensation exchange, sockets and NICs.
+using Kmem.Core;
 using Kmem.Kernel;
+using Kmem.Rtnet;
 using Kmem.Slab;
 
 namespace Kmem;

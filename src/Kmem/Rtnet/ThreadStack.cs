@@ -5,7 +5,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Kmem;
+namespace Kmem.Rtnet;
 
 /// <summary>The stack of the calling thread, as a range of addresses.</summary>
 internal static unsafe partial class ThreadStack

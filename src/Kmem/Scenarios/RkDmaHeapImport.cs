@@ -2,6 +2,8 @@
 // dma-buf and page run at its own address, with its name, inode number and attached devices, so that what-if
 // questions can be asked of the real layout. The dump itself is read in Rockchip (RkDmaHeapDumpReader); this is the
 // scenario that drives a Machine with it.
+using Kmem.Rockchip;
+
 namespace Kmem;
 
 /// <summary>The rk-dma-heap-info reader and its replay.</summary>

@@ -2,6 +2,7 @@
 // a machine runs in order, with every malformed step rejected before anything runs. The operations, their
 // arguments and their checks come from the step registry (Scenarios/Steps), where each subsystem defines its own.
 using System.Text.Json;
+using Kmem.Core;
 using Kmem.Scenarios.Steps;
 
 namespace Kmem;

@@ -6,6 +6,7 @@
 // cache's thread list (an alias growing the object); _siteIds is a leaf, taken under a cache's node lock by
 // debug tracks.
 using System.Text;
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 

@@ -3,6 +3,7 @@
 // every allocation and free under its node lock, as the kernel's debug caches do, and reports each
 // problem in the kernel's words with the hex dumps, then restores the bytes and keeps working.
 using System.Text;
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;

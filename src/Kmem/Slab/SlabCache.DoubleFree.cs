@@ -10,6 +10,7 @@
 // → a snapshot of _cpusLock → every thread's slab lock of the cache, held at once (safe only because no other path
 // holds two) → _listLock, then _barnLock, one after the other.
 using System.Text;
+using Kmem.Core;
 using Kmem.Slab;
 
 namespace Kmem;

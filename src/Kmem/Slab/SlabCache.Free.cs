@@ -5,6 +5,7 @@
 // each thread's through EnterExclusive for a flush) → _cpusLock → _listLock; snapshots of _cpusLock are taken alone.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Kmem.Core;
 using Kmem.Physical;
 using Kmem.Slab;
 

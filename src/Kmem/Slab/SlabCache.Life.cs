@@ -4,6 +4,7 @@
 // Locks: _cpusLock and _listLock, each taken alone here; the flush that precedes them takes each thread's slab lock
 // and then _cpusLock (docs/architecture.md, "Lock order"). This file also frees the cache's slot: see Release.
 using System.Text;
+using Kmem.Core;
 using Kmem.Physical;
 using Kmem.Slab;
 

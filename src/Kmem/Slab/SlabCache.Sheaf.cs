@@ -8,6 +8,7 @@
 // Locks (docs/architecture.md, "Lock order"): the thread's slab lock, _cpusLock and _barnLock, in that order when
 // nested; the barn's lock takes nothing else.
 using System.Runtime.CompilerServices;
+using Kmem.Core;
 using Kmem.Physical;
 using Kmem.Slab;
 

@@ -5,6 +5,7 @@
 // → the cache's thread list (_cpusLock, when the thread's structure is created) → the node lock (_listLock). A new
 // slab is allocated with none of them held: reclaim may run shrinkers that flush this very thread.
 using System.Runtime.InteropServices;
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;

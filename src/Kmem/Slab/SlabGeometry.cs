@@ -1,6 +1,8 @@
 // SLUB's object layout and slab order for a cache (Linux 5.10 calculate_alignment(),
 // calculate_sizes(), calculate_order(), slab_order()): pure functions, so that objsize, objperslab
 // and pagesperslab can be checked against real kernels for any architecture and CPU count.
+using Kmem.Core;
+
 namespace Kmem.Slab;
 
 /// <summary>The architecture figures the layout depends on.</summary>

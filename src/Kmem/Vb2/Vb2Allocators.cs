@@ -1,8 +1,10 @@
 // The three videobuf2 allocators (Linux 5.10): dma-contig (one DMA-coherent buffer per plane; imports and user
 // pages must map as one contiguous device range), dma-sg (pages gathered largest-order first and split, one
 // mapped scatter table), vmalloc (a vmalloc_user area, no device mapping; imports are vmapped).
+using Kmem.Core;
 using Kmem.Kernel;
 using Kmem.Physical;
+using Kmem.Vb2;
 
 namespace Kmem;
 

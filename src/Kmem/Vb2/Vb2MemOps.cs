@@ -1,20 +1,11 @@
 // The videobuf2 memory-operations interface (struct vb2_mem_ops): how a queue's planes get memory (MMAP alloc,
 // USERPTR pinning of caller pages, DMABUF import), how they are exported, mapped for the CPU and synced around
 // DMA. The three allocators of drivers/media/common/videobuf2 implement it: dma-contig, dma-sg, vmalloc.
+using Kmem.Core;
 using Kmem.Kernel;
 using Kmem.Physical;
 
 namespace Kmem;
-
-/// <summary>What a <see cref="Vb2Exception"/> reports, with the errno the V4L2 ioctl returns.</summary>
-public sealed class Vb2Exception : KmemException
-{
-    /// <summary>Creates the exception.</summary>
-    public Vb2Exception(int errno, string message) : base(message) => Errno = errno;
-
-    /// <summary>The negative errno (-EINVAL, -EBUSY, -EFAULT, -ENOMEM, -EAGAIN …).</summary>
-    public int Errno { get; }
-}
 
 /// <summary>A plane's device view: the DMA address (dma-contig), the mapped table (dma-sg), or neither (vmalloc).</summary>
 public readonly record struct Vb2Cookie(ulong DmaAddress, SgTable? Table);
@@ -274,26 +265,4 @@ public abstract class Vb2MemOps
         }
         return new SgTable(entries);
     }
-}
-
-/// <summary>The dma-buf exporter of an MMAP plane (vb2_dc_dmabuf_ops, vb2_dma_sg_dmabuf_ops, vb2_vmalloc_dmabuf_ops).</summary>
-internal sealed class Vb2DmaBufExporter : DmaBufExporter
-{
-    private readonly Vb2MemBuffer _buf;
-    private readonly Func<nint> _contiguous;
-
-    public Vb2DmaBufExporter(Vb2MemBuffer buf, Func<nint> contiguous)
-    {
-        _buf = buf;
-        _contiguous = contiguous;
-    }
-
-    public override string Name => _buf.Ops.Name;
-    public override IReadOnlyList<(int Frame, int Order)> Blocks => _buf.Blocks;
-    public override nint ContiguousAddress() => _contiguous();
-
-    public override SgTable TableForAttachment() => _buf.Ops.Kernel.DmaBufs.TableOfBlocks(_buf.Blocks);
-
-    /// <summary>The dma-buf's release drops its reference on the plane (vb2_dc_dmabuf_ops_release → vb2_dc_put).</summary>
-    public override void Release(DmaBuf buf) => _buf.Ops.Put(_buf);
 }

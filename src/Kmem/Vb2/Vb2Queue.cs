@@ -2,6 +2,7 @@
 // memory, QBUF/DQBUF through the buffer states, EXPBUF, STREAMON/OFF, and the driver's side (the buffers it owns,
 // vb2_buffer_done). Calls return 0 or the ioctl's -errno, and log the reason as the queue's dprintk would.
 // DMABUF planes stay attached and mapped across frames until another buffer is queued in their place (5.8+).
+using Kmem.DmaHeaps;
 using Kmem.Kernel;
 
 namespace Kmem;

@@ -1,5 +1,7 @@
 // The videobuf2 enums and the buffer and plane records a queue hands out (vb2_memory, vb2_io_modes,
 // vb2_buffer_state, struct vb2_buffer, struct vb2_plane).
+using Kmem.Core;
+
 namespace Kmem;
 
 /// <summary>enum vb2_memory.</summary>

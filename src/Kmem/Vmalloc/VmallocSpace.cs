@@ -4,6 +4,7 @@
 // vmap areas are placed lowest-address first fit with a guard page after each; freed areas are
 // unmapped at once and their addresses reused after a lazy purge, as mm/vmalloc.c does.
 using System.Runtime.InteropServices;
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;

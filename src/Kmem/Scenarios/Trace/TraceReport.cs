@@ -2,9 +2,10 @@
 // Kmem's sizes against the recorded ones (bytes_alloc per bytes_req for kmalloc and caches, page orders),
 // peak memory per kind, failures, and the fragmentation left (free blocks per order and the kernel's unusable
 // free index), with the final views. Renders as text or JSON.
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json;
+using System.Text;
+using Kmem.Scenarios.Trace;
 
 namespace Kmem;
 
@@ -156,8 +157,3 @@ public sealed class TraceReport
         return sb.ToString();
     }
 }
-
-/// <summary>The source-generated JSON contract of <see cref="TraceReport"/> (camelCase, indented).</summary>
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
-[JsonSerializable(typeof(TraceReport))]
-internal sealed partial class TraceReportJson : JsonSerializerContext;

@@ -1,6 +1,7 @@
 // The DMA-HEAP framework (ACK 5.10 drivers/dma-buf/dma-heap.c): heaps registered by name, as the
 // /dev/dma_heap/<name> set, and DMA_HEAP_IOCTL_ALLOC's checks (length, fd_flags, heap_flags) before the
 // heap's allocate() exports a dma-buf.
+using Kmem.DmaHeaps;
 using Kmem.Physical;
 
 namespace Kmem;

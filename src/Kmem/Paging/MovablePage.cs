@@ -1,6 +1,7 @@
 // A movable allocation: memory whose owner lets the kernel move it (as page-cache and anonymous pages
 // are), so that a CMA allocation meeting it migrates it elsewhere. The owner reaches the bytes through
 // the handle; a pin holds the content in place while the owner uses its address.
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 

@@ -6,6 +6,7 @@
 // taken here only by try, which cannot deadlock and may go against the order) → _contigLock (cma_mutex: one range
 // at a time; migration allocates and frees under it, so per-CPU drains nest in it) → _movableLock (the registry
 // of movable blocks) → zone->lock.
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Paging;

@@ -1,7 +1,7 @@
 // The two shrinkers of the dma-buf heaps: the page pools' (count low pages, and high pages for a
 // highmem-capable request; scan low pages first) and the deferred-free list's (free whole buffers
 // straight to the page allocator). Both use DEFAULT_SEEKS and batch 0, as ACK 5.10.
-namespace Kmem.Heaps;
+namespace Kmem.DmaHeaps;
 
 /// <summary>dmabuf_page_pool_shrinker.</summary>
 internal sealed class PagePoolShrinker(IReadOnlyList<PagePool> pools) : Shrinker("dmabuf_page_pool")

@@ -5,6 +5,7 @@
 // Locks (docs/architecture.md, "Lock order"): _shrinkersLock and the free-wait monitor are leaves (shrinkers
 // run with no allocator lock held); zone->lock is taken alone, to unreserve HighAtomic blocks.
 using System.Diagnostics;
+using Kmem.Core;
 
 namespace Kmem.Paging;
 

@@ -4,6 +4,7 @@
 // zone->lock (show_mem's figures) are never held together; both may write to the log ring, the innermost lock.
 using System.Diagnostics;
 using System.Text;
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Paging;

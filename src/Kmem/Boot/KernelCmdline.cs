@@ -4,7 +4,7 @@
 using System.Globalization;
 using Kmem.Slab;
 
-namespace Kmem;
+namespace Kmem.Boot;
 
 /// <summary>The parsed kernel command line.</summary>
 internal sealed class KernelCmdline

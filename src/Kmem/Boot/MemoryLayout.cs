@@ -1,8 +1,9 @@
 // The early-boot memory plan (memblock's job): zone boundaries per architecture, the kernel image
 // and reserved ranges, CMA areas (placed top-down when "auto"), and the mem_map allocation.
+using Kmem.Core;
 using Kmem.Paging;
 
-namespace Kmem;
+namespace Kmem.Boot;
 
 internal sealed class MemoryLayout
 {

@@ -3,7 +3,9 @@
 // "dmabuf-deferred-free-worker", which frees them one at a time in the normal way (zeroed, back to the
 // page pools); under memory pressure its shrinker frees them straight to the page allocator. A free that
 // throws on the worker is reported and the worker goes on: nothing may end the thread.
-namespace Kmem.Heaps;
+using Kmem.Core;
+
+namespace Kmem.DmaHeaps;
 
 /// <summary>How a deferred buffer is freed.</summary>
 internal enum DeferredFreeReason

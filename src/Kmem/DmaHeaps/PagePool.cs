@@ -3,7 +3,7 @@
 // their shrinker (low pages first, high pages too for kswapd or a highmem-capable request).
 using Kmem.Paging;
 
-namespace Kmem.Heaps;
+namespace Kmem.DmaHeaps;
 
 /// <summary>A pool of free, zeroed blocks of one order (<c>struct dmabuf_page_pool</c>).</summary>
 internal sealed class PagePool

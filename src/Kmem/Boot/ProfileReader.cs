@@ -3,7 +3,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace Kmem;
+namespace Kmem.Boot;
 
 internal static partial class ProfileReader
 {

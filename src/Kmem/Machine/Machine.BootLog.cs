@@ -1,13 +1,15 @@
 // The boot messages of mm initialisation, in the kernel's words and order: banner, CMA
 // reservations, zone ranges, node ranges, per-zone memmap/LIFO batch lines, zonelists, "Memory:".
+using Kmem.Boot;
 using Kmem.Paging;
 
 namespace Kmem;
 
-internal static class BootLog
+public sealed partial class Machine
 {
-    public static void EarlyLines(Machine m, MemoryLayout layout)
+    private void PrintEarlyBootLines(MemoryLayout layout)
     {
+        var m = this;
         var p = m.Profile;
         var log = m.Log;
         if (p.Arch != Arch.X86_64) log.Info("Booting Linux on physical CPU 0x0");
@@ -40,8 +42,9 @@ internal static class BootLog
     }
 
     /// <summary>The lines printed from free_area_init_core() to mem_init().</summary>
-    public static void MemInitLines(Machine m, MemoryLayout layout)
+    private void PrintMemInitLines(MemoryLayout layout)
     {
+        var m = this;
         var pa = m.Pages;
         var p = m.Profile;
         var log = m.Log;

@@ -2,6 +2,8 @@
 // strict JSON reader: every malformed field is rejected with its path and the problem.
 using System.Globalization;
 using System.Text.Json;
+using Kmem.Boot;
+using Kmem.Core;
 
 namespace Kmem;
 

@@ -2,7 +2,9 @@
 // users and devices. Attachments map it into a device's address space through the DMA API (IOMMU-aware),
 // vmap gives the CPU one contiguous view, begin/end_cpu_access pass it between CPU and devices. The last
 // reference releases it to its exporter. Every misuse is reported and refused with nothing changed.
+using Kmem.Core;
 using Kmem.Dma;
+using Kmem.DmaHeaps;
 using Kmem.Physical;
 
 namespace Kmem;

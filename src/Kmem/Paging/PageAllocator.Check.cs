@@ -1,6 +1,7 @@
 // A full consistency check of the page allocator, for tests and for `kmem` diagnostics: every free
 // list, every counter, merge maximality, and that no page is on two lists at once.
 // Locks: each zone->lock alone, then _cachesLock alone for a snapshot of the per-thread lists.
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Paging;

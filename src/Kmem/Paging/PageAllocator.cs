@@ -3,6 +3,7 @@
 // reclaim, per-CPU list management, reports and invariant checks live in the other partial files.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Paging;

@@ -3,6 +3,7 @@
 // Locks (docs/architecture.md, "Lock order"): a thread list's DrainLock, then zone->lock for a batch's refill
 // or flush; _cachesLock (the list of thread lists) is a leaf, never held while another is taken.
 using System.Runtime.CompilerServices;
+using Kmem.Core;
 using Kmem.Physical;
 
 namespace Kmem.Paging;

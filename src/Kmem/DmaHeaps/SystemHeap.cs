@@ -2,7 +2,7 @@
 // order-8, order-4 and order-0 blocks, largest first and never stepping back up within one buffer, one
 // scatterlist entry per block; blocks come from per-order page pools and return there through the
 // deferred-free worker (zeroed), or straight to the page allocator under pressure.
-using Kmem.Heaps;
+using Kmem.DmaHeaps;
 using Kmem.Physical;
 
 namespace Kmem;
@@ -102,31 +102,4 @@ public sealed class SystemHeap : DmaHeap
             Pool(o).Free(f);
         }
     }
-}
-
-/// <summary>A system-heap buffer: its blocks and the table an attachment gets (one entry per block).</summary>
-internal sealed class SystemHeapBuffer : DmaBufExporter
-{
-    private readonly SystemHeap _heap;
-
-    public SystemHeapBuffer(SystemHeap heap, (int Frame, int Order)[] blocks, long size)
-    {
-        _heap = heap;
-        BlockArray = blocks;
-        Size = size;
-    }
-
-    public (int Frame, int Order)[] BlockArray { get; }
-    public long Size { get; }
-
-    public override string Name => _heap.Name;
-    public override IReadOnlyList<(int Frame, int Order)> Blocks => BlockArray;
-    public override bool Uncached => _heap.Uncached;
-
-    public override nint ContiguousAddress() => BlockArray.Length == 1 ? _heap.Core.Pages.IdxToVirt(BlockArray[0].Frame) : 0;
-
-    public override SgTable TableForAttachment() =>
-        new(BlockArray.Select(b => (_heap.Core.PageOf(b.Frame), 0, PhysicalMemory.PageSize << b.Order)));
-
-    public override void Release(DmaBuf buf) => _heap.ReleaseBuffer(this);
 }
