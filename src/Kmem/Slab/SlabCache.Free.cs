@@ -108,37 +108,38 @@ public sealed unsafe partial class SlabCache
         if ((uint)slot < (uint)len)
         {
             // Detach: collect frees to one slab on this thread's list, push them with one CAS when the slab changes.
-            int* hs = (int*)t;
-            Volatile.Write(ref hs[0], 1);                      // Busy
-            KmemCacheCpu* c;
-            if (Volatile.Read(ref hs[1]) == 0 && (c = (KmemCacheCpu*)t[slot]) != null)
+            OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+            if (hs->OwnerTryEnter())
             {
-                if (s._sheafCapacity != 0)
+                var c = (KmemCacheCpu*)t[slot];
+                if (c != null)
                 {
-                    // The address goes into the thread's sheaf: the object itself is not touched.
-                    bool done = s.FreeToSheaf(c, obj);
-                    Volatile.Write(ref hs[0], 0);
+                    bool done = true;
+                    if (s._sheafCapacity != 0)
+                    {
+                        // The address goes into the thread's sheaf: the object itself is not touched.
+                        done = s.FreeToSheaf(c, obj);
+                    }
+                    else if (c->RemotePage == idx)
+                    {
+                        SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
+                        c->RemoteHead = obj;
+                        if (++c->RemoteCount >= RemoteBatch) s.FlushRemote(c);
+                    }
+                    else
+                    {
+                        // Flushers wait for Busy to fall and hold no node lock meanwhile, so FlushRemote may take it.
+                        if (c->RemotePage >= 0) s.FlushRemote(c);
+                        SetLink(obj, 0);
+                        c->RemotePage = idx;
+                        c->RemoteHead = c->RemoteTail = obj;
+                        c->RemoteCount = 1;
+                    }
+                    hs->OwnerExit();
                     return done;
                 }
-                if (c->RemotePage == idx)
-                {
-                    SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
-                    c->RemoteHead = obj;
-                    if (++c->RemoteCount >= RemoteBatch) s.FlushRemote(c);
-                }
-                else
-                {
-                    // Flushers wait for Busy to fall and hold no node lock meanwhile, so FlushRemote may take it.
-                    if (c->RemotePage >= 0) s.FlushRemote(c);
-                    SetLink(obj, 0);
-                    c->RemotePage = idx;
-                    c->RemoteHead = c->RemoteTail = obj;
-                    c->RemoteCount = 1;
-                }
-                Volatile.Write(ref hs[0], 0);
-                return true;
+                hs->OwnerExit();
             }
-            Volatile.Write(ref hs[0], 0);
         }
         // No structure of this thread for the cache yet (or a flush in progress): a sheaf cache makes one under the lock.
         if (s._sheafCapacity != 0) return s.FreeToSheafLocked(obj, idx);
@@ -189,16 +190,18 @@ public sealed unsafe partial class SlabCache
         if ((uint)slot < (uint)SlabThread.t_len)
         {
             nint* t = SlabThread.t_table;
-            int* hs = (int*)t;
-            Volatile.Write(ref hs[0], 1);
-            if (Volatile.Read(ref hs[1]) == 0 && t[slot] != 0)
+            OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+            if (hs->OwnerTryEnter())
             {
-                // Flushers wait for Busy to fall; none of them holds the node lock meanwhile, so taking it here is safe.
-                PutCpuPartial((KmemCacheCpu*)t[slot], idx);
-                Volatile.Write(ref hs[0], 0);
-                return;
+                if (t[slot] != 0)
+                {
+                    // Flushers wait for Busy to fall; none of them holds the node lock meanwhile, so taking it here is safe.
+                    PutCpuPartial((KmemCacheCpu*)t[slot], idx);
+                    hs->OwnerExit();
+                    return;
+                }
+                hs->OwnerExit();
             }
-            Volatile.Write(ref hs[0], 0);
         }
         var st = SlabThread.Current;
         st.Lock.Enter();

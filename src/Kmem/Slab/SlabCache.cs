@@ -190,62 +190,51 @@ public sealed unsafe partial class SlabCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static nint AllocFast(int slot, Gfp gfp)
     {
-        if ((uint)slot < (uint)SlabThread.t_len)
+        if ((uint)slot >= (uint)SlabThread.t_len) return 0;
+        nint* t = SlabThread.t_table;
+        OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+        if (!hs->OwnerTryEnter()) return 0;                   // a flusher holds the structure: the slow path waits for it
+        nint obj = 0;
+        int zero = 0;
+        var c = (KmemCacheCpu*)t[slot];
+        if (c != null)
         {
-            nint* t = SlabThread.t_table;
-            int* hs = (int*)t;
-            Volatile.Write(ref hs[0], 1);                     // Busy
-            if (Volatile.Read(ref hs[1]) == 0)                // no DrainRequested: the structure is ours
+            obj = c->Hot;
+            if (obj != 0)
             {
-                var c = (KmemCacheCpu*)t[slot];
-                if (c != null)
+                c->Hot = 0;                                    // the object freed last comes back first (LIFO)
+                c->LastAlloc = obj;
+                nint hp = obj + c->Offset;
+                *(uint*)hp = SlabWord.InUse(c->Random, hp);    // in use: its free pointer decodes outside any slab
+            }
+            else if ((obj = c->Freelist) != 0)
+            {
+                nint fp = obj + c->Offset;
+                uint raw = *(uint*)fp;
+                uint link = SlabWord.Decode(raw, c->Random, fp);
+                if (link <= c->SlabBytes)
                 {
-                    nint obj = c->Hot;
-                    if (obj != 0)
-                    {
-                        c->Hot = 0;                            // the object freed last comes back first (LIFO)
-                        c->LastAlloc = obj;
-                        nint hp = obj + c->Offset;
-                        *(uint*)hp = SlabWord.InUse(c->Random, hp); // in use: its free pointer decodes outside any slab
-                        int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
-                        Volatile.Write(ref hs[0], 0);
-                        if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
-                        return obj;
-                    }
-                    obj = c->Freelist;
-                    if (obj != 0)
-                    {
-                        nint fp = obj + c->Offset;
-                        uint raw = *(uint*)fp;
-                        uint link = raw ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                        if (link <= c->SlabBytes)             // a link outside the slab is a corrupt free pointer
-                        {
-                            nint next = c->SlabBase + (nint)link - 1;
-                            c->Freelist = link == 0 ? 0 : next;
-                            c->LastAlloc = obj;
-                            *(uint*)fp = ~raw;                 // in use: decodes to ~link, outside any slab
-                            int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
-                            Volatile.Write(ref hs[0], 0);
-                            if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
-                            return obj;
-                        }
-                    }
-                    else if (c->Main != null && c->Main->Size > 0)
-                    {
-                        // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
-                        obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
-                        nint sp = obj + c->Offset;
-                        *(uint*)sp = SlabWord.InUse(c->Random, sp);
-                        int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
-                        Volatile.Write(ref hs[0], 0);
-                        if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
-                        return obj;
-                    }
+                    c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+                    c->LastAlloc = obj;
+                    *(uint*)fp = SlabWord.InUseAfterPop(raw);
+                }
+                else
+                {
+                    obj = 0;                                   // a link outside the slab is a corrupt free pointer: the slow path reports it
                 }
             }
-            Volatile.Write(ref hs[0], 0);
+            else if (c->Main != null && c->Main->Size > 0)
+            {
+                // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
+                obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
+                nint sp = obj + c->Offset;
+                *(uint*)sp = SlabWord.InUse(c->Random, sp);
+            }
+            if ((gfp & Gfp.Zero) != 0) zero = c->ZeroBytes;  // read inside: a flusher may free the structure after
         }
-        return 0;
+        hs->OwnerExit();
+        if (zero != 0 && obj != 0) new Span<byte>((void*)obj, zero).Clear();
+        return obj;
     }
 
     /// <summary>The slow path for callers that tried <see cref="AllocFast"/> themselves (kmalloc).</summary>
@@ -282,9 +271,8 @@ public sealed unsafe partial class SlabCache
     internal static bool FreeFast(nint* t, int len, int slot, nint obj)
     {
         if ((uint)slot >= (uint)len) return false;
-        int* hs = (int*)t;
-        Volatile.Write(ref hs[0], 1);                          // Busy
-        if (Volatile.Read(ref hs[1]) == 0)                     // no DrainRequested: the structure is ours
+        OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+        if (hs->OwnerTryEnter())                               // no flusher: the structure is ours
         {
             var c = (KmemCacheCpu*)t[slot];
             if (c != null)
@@ -309,13 +297,13 @@ public sealed unsafe partial class SlabCache
                     {
                         c->LastAlloc = 0;
                         PushHot(c, obj, fp);
-                        Volatile.Write(ref hs[0], 0);
+                        hs->OwnerExit();
                         return true;
                     }
                 }
             }
+            hs->OwnerExit();
         }
-        Volatile.Write(ref hs[0], 0);
         return false;
     }
 
@@ -334,7 +322,7 @@ public sealed unsafe partial class SlabCache
             c->Freelist = hot;
         }
         uint link = next == 0 ? 0 : (uint)(next - c->SlabBase + 1);
-        *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+        *(uint*)fp = SlabWord.Encode(link, c->Random, fp);
         c->Hot = obj;
     }
 
