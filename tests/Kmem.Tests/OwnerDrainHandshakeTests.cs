@@ -46,7 +46,7 @@ public unsafe class OwnerDrainHandshakeTests
         // The slab tables keep it in their first pointer-sized entry and the per-CPU page blocks in their first two ints.
         Assert.Equal(8, sizeof(OwnerDrainHandshake));
         var hs = default(OwnerDrainHandshake);
-        Assert.True(hs.OwnerTryEnter());
+        Assert.True(hs.OwnerEnter());
         Assert.Equal(1, ((int*)&hs)[0]);
         Assert.Equal(0, ((int*)&hs)[1]);
         hs.OwnerExit();
@@ -56,21 +56,23 @@ public unsafe class OwnerDrainHandshakeTests
     }
 
     [Fact]
-    public void An_owner_backs_off_with_busy_cleared_while_a_drain_is_requested()
+    public void An_owner_is_refused_while_a_drain_is_requested_and_admitted_after()
     {
         var hs = default(OwnerDrainHandshake);
-        Assert.True(hs.OwnerTryEnter());
+        Assert.True(hs.OwnerEnter());
         Assert.True(hs.OwnerInside);
         hs.OwnerExit();
         Assert.False(hs.OwnerInside);
 
         hs.DrainerEnter();                       // no owner inside: returns at once
         Assert.True(hs.DrainRequested);
-        Assert.False(hs.OwnerTryEnter());
-        Assert.False(hs.OwnerInside);            // backing off leaves Busy down, or the drain could never complete
+        Assert.False(hs.OwnerEnter());
+        Assert.True(hs.OwnerInside);             // raised until the refused owner exits, as it must at once
+        hs.OwnerExit();
+        Assert.False(hs.OwnerInside);
         hs.DrainerExit();
         Assert.False(hs.DrainRequested);
-        Assert.True(hs.OwnerTryEnter());
+        Assert.True(hs.OwnerEnter());
         hs.OwnerExit();
     }
 
@@ -80,7 +82,7 @@ public unsafe class OwnerDrainHandshakeTests
         var g = NewGuarded();
         try
         {
-            Assert.True(g->Hs.OwnerTryEnter());
+            Assert.True(g->Hs.OwnerEnter());
             using var drained = new ManualResetEventSlim();
             var drainer = new Thread(() =>
             {
@@ -93,9 +95,10 @@ public unsafe class OwnerDrainHandshakeTests
             g->Hs.OwnerExit();
             Assert.True(drained.Wait(TimeSpan.FromSeconds(30)), "the drain did not complete after the owner left");
             drainer.Join();
-            Assert.False(g->Hs.OwnerTryEnter());
+            Assert.False(g->Hs.OwnerEnter());
+            g->Hs.OwnerExit();
             g->Hs.DrainerExit();
-            Assert.True(g->Hs.OwnerTryEnter());
+            Assert.True(g->Hs.OwnerEnter());
             g->Hs.OwnerExit();
         }
         finally
@@ -135,7 +138,7 @@ public unsafe class OwnerDrainHandshakeTests
                     while (Volatile.Read(ref draining) > 0 || rounds < MinOwnerRounds)
                     {
                         rounds++;
-                        if (gs->Hs.OwnerTryEnter())
+                        if (gs->Hs.OwnerEnter())
                         {
                             bad += Critical(gs, 1);
                             gs->Hs.OwnerExit();
@@ -143,7 +146,8 @@ public unsafe class OwnerDrainHandshakeTests
                         }
                         else
                         {
-                            // The owner's slow path: the drainers' lock, under which no drainer is inside.
+                            // Refused: exit at once, then the owner's slow path under the drainers' lock.
+                            gs->Hs.OwnerExit();
                             back++;
                             lock (locks[state]) bad += Critical(gs, 1);
                         }

@@ -16,10 +16,10 @@ namespace Kmem;
 /// (read it through a pointer then). It is a mutable struct: never copy it.
 /// </summary>
 /// <remarks>
-/// <para><b>The protocol.</b> The owner calls <see cref="OwnerTryEnter"/> (store Busy = 1, then load DrainRequested);
-/// on true it works on its state and calls <see cref="OwnerExit"/> (store Busy = 0); on false it has already
-/// cleared Busy and must not touch the state: it takes its slow path, which serialises with drainers by the lock
-/// the drainers hold (each user names its lock). A drainer, holding that lock, calls <see cref="DrainerEnter"/>
+/// <para><b>The protocol.</b> The owner calls <see cref="OwnerEnter"/> (store Busy = 1, then load DrainRequested)
+/// and <see cref="OwnerExit"/> (store Busy = 0) after it, whatever the answer: on true it works on its state between
+/// the two; on false it must not touch the state and exits at once, then takes its slow path, which serialises with
+/// drainers by the lock the drainers hold (each user names its lock). A drainer, holding that lock, calls <see cref="DrainerEnter"/>
 /// (store DrainRequested = 1, the process-wide barrier, then wait until Busy reads 0), works on the owner's state,
 /// and calls <see cref="DrainerExit"/> (store DrainRequested = 0), or leaves the request raised for good to retire
 /// the fast path (<see cref="RequestDrain"/> without exit).</para>
@@ -41,7 +41,8 @@ namespace Kmem;
 /// is a release store and the owner's load an acquire, so the owner's next section sees the drainer's writes.</para>
 /// <para><b>What each side must do.</b> The owner's section must be short and wait for nothing a drainer may hold
 /// while it waits (no lock a drainer takes before or while waiting: it would deadlock); after a false
-/// <see cref="OwnerTryEnter"/> it must go to the slow path and not retry in a loop. Drainers of one handshake must
+/// <see cref="OwnerEnter"/> it must lower Busy at once (a drainer is waiting for it) and go to the slow path, not
+/// retry in a loop. Drainers of one handshake must
 /// be serialised by a lock (a second drainer's <see cref="DrainerExit"/> would lower the first one's request),
 /// and an owner that takes the same lock on its own thread needs no handshake (it cannot be inside its section).
 /// The argument also needs the JIT to keep the owner's volatile store before its volatile load, which RyuJIT does
@@ -54,19 +55,19 @@ internal struct OwnerDrainHandshake
     private int _drainRequested;
 
     /// <summary>
-    /// The owner's entry: true when the state is the owner's until <see cref="OwnerExit"/>; false (Busy already
-    /// cleared) when a drainer holds it or is taking it, and the owner must take its slow path.
+    /// The owner's entry: raises Busy and tells whether the state is the owner's until <see cref="OwnerExit"/> (true),
+    /// or a drainer holds it or is taking it (false: the owner calls <see cref="OwnerExit"/> at once and takes its
+    /// slow path). Either way <see cref="OwnerExit"/> follows. (Leaving the exit to the caller keeps the owner's code
+    /// as the fast paths had it by hand, with the common case falling through.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool OwnerTryEnter()
+    public bool OwnerEnter()
     {
         Volatile.Write(ref _busy, 1);
-        if (Volatile.Read(ref _drainRequested) == 0) return true;
-        Volatile.Write(ref _busy, 0);
-        return false;
+        return Volatile.Read(ref _drainRequested) == 0;
     }
 
-    /// <summary>The owner leaves the section entered by a successful <see cref="OwnerTryEnter"/>.</summary>
+    /// <summary>The owner lowers Busy after <see cref="OwnerEnter"/>, whatever it answered.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void OwnerExit() => Volatile.Write(ref _busy, 0);
 
@@ -81,7 +82,7 @@ internal struct OwnerDrainHandshake
         WaitForOwner();
     }
 
-    /// <summary>Gives the state back: the owner's next <see cref="OwnerTryEnter"/> succeeds again.</summary>
+    /// <summary>Gives the state back: the owner's next <see cref="OwnerEnter"/> answers true again.</summary>
     public void DrainerExit() => Volatile.Write(ref _drainRequested, 0);
 
     /// <summary>

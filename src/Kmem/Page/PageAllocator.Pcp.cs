@@ -88,12 +88,13 @@ internal sealed unsafe partial class PageAllocator
     {
         int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
-        if (hs->OwnerTryEnter())                         // no drainer: the lists are ours
+        if (hs->OwnerEnter())                            // no drainer: the lists are ours
         {
             int idx = RmqueuePcpOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), mt, af);
             hs->OwnerExit();
             return idx;
         }
+        hs->OwnerExit();
         return RmqueuePcpWhileDraining(z, mt, af);
     }
 
@@ -160,12 +161,13 @@ internal sealed unsafe partial class PageAllocator
         int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable; // HighAtomic and CMA wait on the movable list
         int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
-        if (hs->OwnerTryEnter())                         // no drainer: the lists are ours
+        if (hs->OwnerEnter())                            // no drainer: the lists are ours
         {
             FreeUnrefPageOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), list, idx);
             hs->OwnerExit();
             return;
         }
+        hs->OwnerExit();
         FreeUnrefPageWhileDraining(z, list, idx);
     }
 

@@ -62,7 +62,9 @@ internal unsafe struct RtBiasedLock
         int probe = 0;                                  // its address says which thread's stack this is
         nint size = Volatile.Read(ref _ownerStackSize); // read before the address: size != 0 means the address is set
         if ((nuint)((nint)(&probe) - _ownerStack) >= (nuint)size) return false;
-        return _hs.OwnerTryEnter();
+        if (_hs.OwnerEnter()) return true;
+        _hs.OwnerExit();
+        return false;
     }
 
     /// <summary>Leaves a critical section entered by <see cref="TryEnterBiased"/>.</summary>

@@ -109,37 +109,34 @@ public sealed unsafe partial class SlabCache
         {
             // Detach: collect frees to one slab on this thread's list, push them with one CAS when the slab changes.
             OwnerDrainHandshake* hs = SlabThread.Handshake(t);
-            if (hs->OwnerTryEnter())
+            KmemCacheCpu* c;
+            if (hs->OwnerEnter() && (c = (KmemCacheCpu*)t[slot]) != null)
             {
-                var c = (KmemCacheCpu*)t[slot];
-                if (c != null)
+                bool done = true;
+                if (s._sheafCapacity != 0)
                 {
-                    bool done = true;
-                    if (s._sheafCapacity != 0)
-                    {
-                        // The address goes into the thread's sheaf: the object itself is not touched.
-                        done = s.FreeToSheaf(c, obj);
-                    }
-                    else if (c->RemotePage == idx)
-                    {
-                        SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
-                        c->RemoteHead = obj;
-                        if (++c->RemoteCount >= RemoteBatch) s.FlushRemote(c);
-                    }
-                    else
-                    {
-                        // Flushers wait for Busy to fall and hold no node lock meanwhile, so FlushRemote may take it.
-                        if (c->RemotePage >= 0) s.FlushRemote(c);
-                        SetLink(obj, 0);
-                        c->RemotePage = idx;
-                        c->RemoteHead = c->RemoteTail = obj;
-                        c->RemoteCount = 1;
-                    }
-                    hs->OwnerExit();
-                    return done;
+                    // The address goes into the thread's sheaf: the object itself is not touched.
+                    done = s.FreeToSheaf(c, obj);
+                }
+                else if (c->RemotePage == idx)
+                {
+                    SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
+                    c->RemoteHead = obj;
+                    if (++c->RemoteCount >= RemoteBatch) s.FlushRemote(c);
+                }
+                else
+                {
+                    // Flushers wait for Busy to fall and hold no node lock meanwhile, so FlushRemote may take it.
+                    if (c->RemotePage >= 0) s.FlushRemote(c);
+                    SetLink(obj, 0);
+                    c->RemotePage = idx;
+                    c->RemoteHead = c->RemoteTail = obj;
+                    c->RemoteCount = 1;
                 }
                 hs->OwnerExit();
+                return done;
             }
+            hs->OwnerExit();
         }
         // No structure of this thread for the cache yet (or a flush in progress): a sheaf cache makes one under the lock.
         if (s._sheafCapacity != 0) return s.FreeToSheafLocked(obj, idx);
@@ -191,17 +188,14 @@ public sealed unsafe partial class SlabCache
         {
             nint* t = SlabThread.t_table;
             OwnerDrainHandshake* hs = SlabThread.Handshake(t);
-            if (hs->OwnerTryEnter())
+            if (hs->OwnerEnter() && t[slot] != 0)
             {
-                if (t[slot] != 0)
-                {
-                    // Flushers wait for Busy to fall; none of them holds the node lock meanwhile, so taking it here is safe.
-                    PutCpuPartial((KmemCacheCpu*)t[slot], idx);
-                    hs->OwnerExit();
-                    return;
-                }
+                // Flushers wait for Busy to fall; none of them holds the node lock meanwhile, so taking it here is safe.
+                PutCpuPartial((KmemCacheCpu*)t[slot], idx);
                 hs->OwnerExit();
+                return;
             }
+            hs->OwnerExit();
         }
         var st = SlabThread.Current;
         st.Lock.Enter();

@@ -58,16 +58,13 @@ public sealed unsafe partial class SlabCache
         OwnerDrainHandshake* hs = SlabThread.Handshake(t);
         nint obj = 0;
         KmemCacheCpu* c;
-        if (hs->OwnerTryEnter())
+        if (hs->OwnerEnter() && (c = (KmemCacheCpu*)t[slot]) != null)
         {
-            if ((c = (KmemCacheCpu*)t[slot]) != null)
-            {
-                SlabSheaf* sh = c->Main;
-                if (sh == null || sh->Size == 0) sh = BarnReplaceEmpty(c);
-                if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
-            }
-            hs->OwnerExit();
+            SlabSheaf* sh = c->Main;
+            if (sh == null || sh->Size == 0) sh = BarnReplaceEmpty(c);
+            if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
         }
+        hs->OwnerExit();
         if (obj != 0) MarkInUse(obj);
         if (obj != 0 && (gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
         return obj;

@@ -190,51 +190,57 @@ public sealed unsafe partial class SlabCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static nint AllocFast(int slot, Gfp gfp)
     {
-        if ((uint)slot >= (uint)SlabThread.t_len) return 0;
-        nint* t = SlabThread.t_table;
-        OwnerDrainHandshake* hs = SlabThread.Handshake(t);
-        if (!hs->OwnerTryEnter()) return 0;                   // a flusher holds the structure: the slow path waits for it
-        nint obj = 0;
-        int zero = 0;
-        var c = (KmemCacheCpu*)t[slot];
-        if (c != null)
+        if ((uint)slot < (uint)SlabThread.t_len)
         {
-            obj = c->Hot;
-            if (obj != 0)
+            nint* t = SlabThread.t_table;
+            OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+            if (hs->OwnerEnter())                             // no flusher: the structure is ours
             {
-                c->Hot = 0;                                    // the object freed last comes back first (LIFO)
-                c->LastAlloc = obj;
-                nint hp = obj + c->Offset;
-                *(uint*)hp = SlabWord.InUse(c->Random, hp);    // in use: its free pointer decodes outside any slab
-            }
-            else if ((obj = c->Freelist) != 0)
-            {
-                nint fp = obj + c->Offset;
-                uint raw = *(uint*)fp;
-                uint link = SlabWord.Decode(raw, c->Random, fp);
-                if (link <= c->SlabBytes)
+                var c = (KmemCacheCpu*)t[slot];
+                if (c != null)
                 {
-                    c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
-                    c->LastAlloc = obj;
-                    *(uint*)fp = SlabWord.InUseAfterPop(raw);
-                }
-                else
-                {
-                    obj = 0;                                   // a link outside the slab is a corrupt free pointer: the slow path reports it
+                    nint obj = c->Hot;
+                    if (obj != 0)
+                    {
+                        c->Hot = 0;                            // the object freed last comes back first (LIFO)
+                        c->LastAlloc = obj;
+                        nint hp = obj + c->Offset;
+                        *(uint*)hp = SlabWord.InUse(c->Random, hp); // in use: its free pointer decodes outside any slab
+                    }
+                    else if ((obj = c->Freelist) != 0)
+                    {
+                        nint fp = obj + c->Offset;
+                        uint raw = *(uint*)fp;
+                        uint link = SlabWord.Decode(raw, c->Random, fp);
+                        if (link <= c->SlabBytes)
+                        {
+                            c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+                            c->LastAlloc = obj;
+                            *(uint*)fp = SlabWord.InUseAfterPop(raw);
+                        }
+                        else
+                        {
+                            obj = 0;                           // a link outside the slab is a corrupt free pointer: the slow path reports it
+                        }
+                    }
+                    else if (c->Main != null && c->Main->Size > 0)
+                    {
+                        // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
+                        obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
+                        nint sp = obj + c->Offset;
+                        *(uint*)sp = SlabWord.InUse(c->Random, sp);
+                    }
+                    // The one exit of every case (0: the slow path decides). ZeroBytes is read before Busy falls,
+                    // since a flusher may free the structure after.
+                    int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
+                    hs->OwnerExit();
+                    if (zero != 0 && obj != 0) new Span<byte>((void*)obj, zero).Clear();
+                    return obj;
                 }
             }
-            else if (c->Main != null && c->Main->Size > 0)
-            {
-                // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
-                obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
-                nint sp = obj + c->Offset;
-                *(uint*)sp = SlabWord.InUse(c->Random, sp);
-            }
-            if ((gfp & Gfp.Zero) != 0) zero = c->ZeroBytes;  // read inside: a flusher may free the structure after
+            hs->OwnerExit();
         }
-        hs->OwnerExit();
-        if (zero != 0 && obj != 0) new Span<byte>((void*)obj, zero).Clear();
-        return obj;
+        return 0;
     }
 
     /// <summary>The slow path for callers that tried <see cref="AllocFast"/> themselves (kmalloc).</summary>
@@ -272,7 +278,7 @@ public sealed unsafe partial class SlabCache
     {
         if ((uint)slot >= (uint)len) return false;
         OwnerDrainHandshake* hs = SlabThread.Handshake(t);
-        if (hs->OwnerTryEnter())                               // no flusher: the structure is ours
+        if (hs->OwnerEnter())                                  // no flusher: the structure is ours
         {
             var c = (KmemCacheCpu*)t[slot];
             if (c != null)
@@ -302,8 +308,8 @@ public sealed unsafe partial class SlabCache
                     }
                 }
             }
-            hs->OwnerExit();
         }
+        hs->OwnerExit();
         return false;
     }
 
