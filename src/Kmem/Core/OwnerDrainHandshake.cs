@@ -18,21 +18,21 @@ namespace Kmem;
 /// <remarks>
 /// <para><b>The protocol.</b> The owner calls <see cref="OwnerEnter"/> (store Busy = 1, then load DrainRequested)
 /// and <see cref="OwnerExit"/> (store Busy = 0) after it, whatever the answer: on true it works on its state between
-/// the two; on false it must not touch the state and exits at once, then takes its slow path, which serialises with
-/// drainers by the lock the drainers hold (each user names its lock). A drainer, holding that lock, calls <see cref="DrainerEnter"/>
-/// (store DrainRequested = 1, the process-wide barrier, then wait until Busy reads 0), works on the owner's state,
-/// and calls <see cref="DrainerExit"/> (store DrainRequested = 0), or leaves the request raised for good to retire
-/// the fast path (<see cref="RequestDrain"/> without exit).</para>
+/// the two; on false (it is refused) it must not touch the state and exits at once, then takes its slow path, which
+/// serialises with drainers by the lock the drainers hold (each user names its lock). A drainer, holding that lock,
+/// calls <see cref="DrainerEnter"/> (store DrainRequested = 1, the process-wide barrier, then wait until Busy reads
+/// 0), works on the owner's state, and calls <see cref="DrainerExit"/> (store DrainRequested = 0), or leaves the
+/// request raised for good to retire the fast path (<see cref="RequestDrain"/> without exit).</para>
 /// <para><b>Why the two sides never both proceed.</b> Each side stores its own word and then loads the other's. The
 /// hardware may let a load overtake an earlier store to another address (the store buffer; x86 and Arm alike), so
 /// without more, both could load the other's old 0 and proceed. The process-wide barrier closes that window from
 /// the drainer's side alone: it runs a full memory barrier on every processor that runs a thread of the process,
 /// after the drainer's own store is visible. That barrier falls at some point P of the owner's instruction
 /// stream. (a) If the owner's Busy = 1 store comes before P, the store is visible once the barrier returns, so the
-/// drainer's later load sees Busy = 1 and waits, until the owner leaves (OwnerExit) or backs off (having seen the
-/// request). (b) If the store comes after P, the owner's load of DrainRequested, which follows it in program
-/// order, also comes after P and so sees the drainer's 1: the owner backs off. Hence when the drainer sees Busy = 0
-/// after the barrier, the owner is outside its state and every later entry backs off until DrainRequested falls.
+/// drainer's later load sees Busy = 1 and waits until the owner exits (after its section, or at once if refused).
+/// (b) If the store comes after P, the owner's load of DrainRequested, which follows it in program order, also comes
+/// after P and so sees the drainer's 1: the owner is refused. Hence when the drainer sees Busy = 0 after the
+/// barrier, the owner is outside its state and every later entry is refused until DrainRequested falls.
 /// One of (a) and (b) always holds: an owner thread that is not running when the barrier is issued (preempted, or
 /// moving to another processor) stopped at some point of its stream, and the context switch that stopped it
 /// already made its earlier stores visible, so P is that point.</para>
@@ -42,10 +42,9 @@ namespace Kmem;
 /// <para><b>What each side must do.</b> The owner's section must be short and wait for nothing a drainer may hold
 /// while it waits (no lock a drainer takes before or while waiting: it would deadlock); after a false
 /// <see cref="OwnerEnter"/> it must lower Busy at once (a drainer is waiting for it) and go to the slow path, not
-/// retry in a loop. Drainers of one handshake must
-/// be serialised by a lock (a second drainer's <see cref="DrainerExit"/> would lower the first one's request),
-/// and an owner that takes the same lock on its own thread needs no handshake (it cannot be inside its section).
-/// The argument also needs the JIT to keep the owner's volatile store before its volatile load, which RyuJIT does
+/// retry in a loop. Drainers of one handshake must be serialised by a lock (a second drainer's
+/// <see cref="DrainerExit"/> would lower the first one's request), and a drain run on the owner's own thread needs
+/// no handshake (the owner cannot be inside its section then). The argument also needs the JIT to keep the owner's volatile store before its volatile load, which RyuJIT does
 /// (it does not move volatile accesses past one another).</para>
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
