@@ -93,9 +93,37 @@ public enum Gfp : uint
     TransHuge = TransHugeLight | DirectReclaim,
 }
 
-/// <summary>Helpers over <see cref="Gfp"/>: the kernel's names and the predicates the allocators use.</summary>
+/// <summary>Helpers over <see cref="Gfp"/>: the kernel's names, its masks of bit groups and the predicates the allocators use.</summary>
 public static class GfpFlags
 {
+    // ---- bit groups (include/linux/gfp.h), kept here so that no allocator selects the bits by hand ----
+
+    /// <summary>
+    /// <c>GFP_ZONEMASK</c>: the four zone modifiers (<c>__GFP_DMA | __GFP_HIGHMEM | __GFP_DMA32 | __GFP_MOVABLE</c>),
+    /// the bits <c>gfp_zone()</c> reads. As an integer it is the largest index of the kernel's <c>GFP_ZONE_TABLE</c>:
+    /// a table by zone bits has <c>ZoneMask + 1</c> entries.
+    /// </summary>
+    public const Gfp ZoneMask = Gfp.Dma | Gfp.HighMem | Gfp.Dma32 | Gfp.Movable;
+
+    /// <summary>
+    /// <c>GFP_MOVABLE_MASK</c>: the mobility bits (<c>__GFP_RECLAIMABLE | __GFP_MOVABLE</c>) that
+    /// <c>gfp_migratetype()</c> reads.
+    /// </summary>
+    public const Gfp MovableMask = Gfp.Reclaimable | Gfp.Movable;
+
+    /// <summary>
+    /// <c>GFP_MOVABLE_SHIFT</c>: <c>(gfp &amp; GFP_MOVABLE_MASK) &gt;&gt; GFP_MOVABLE_SHIFT</c> is the migratetype
+    /// (0 unmovable, 1 movable, 2 reclaimable; both bits together are a caller's bug).
+    /// </summary>
+    public const int MovableShift = 3;
+
+    /// <summary>
+    /// <c>GFP_SLAB_BUG_MASK</c> (its zone bits; the kernel's mask also holds the bits above <c>__GFP_BITS_MASK</c>):
+    /// zones a slab allocation must not ask for (<c>__GFP_DMA32 | __GFP_HIGHMEM</c>). Slab pages come from the
+    /// linear map, so these bits are removed before the page allocator sees them.
+    /// </summary>
+    public const Gfp SlabBugMask = Gfp.Dma32 | Gfp.HighMem;
+
     // The order of __def_gfpflag_names (include/trace/events/mmflags.h, 5.10): composites first, then bits.
     private static readonly (Gfp Mask, string Name)[] s_names =
     [

@@ -90,14 +90,14 @@ internal sealed unsafe partial class PageAllocator
     private int RmqueuePcp(Zone z, int mt, AllocFlags af)
     {
         int* mem = ThreadBlock();
-        Volatile.Write(ref mem[0], 1);                   // Busy
-        if (Volatile.Read(ref mem[1]) == 0)              // no DrainRequested
+        var hs = PcpThreadCache.Handshake(mem);
+        if (hs->OwnerEnter())                            // no drainer: the lists are ours
         {
             int idx = RmqueuePcpOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), mt, af);
-            Volatile.Write(ref mem[0], 0);
+            hs->OwnerExit();
             return idx;
         }
-        Volatile.Write(ref mem[0], 0);
+        hs->OwnerExit();
         return RmqueuePcpWhileDraining(z, mt, af);
     }
 
@@ -164,14 +164,14 @@ internal sealed unsafe partial class PageAllocator
         f.Migratetype = (byte)mt; // set_pcppage_migratetype()
         int list = mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable; // HighAtomic and CMA wait on the movable list
         int* mem = ThreadBlock();
-        Volatile.Write(ref mem[0], 1);                   // Busy
-        if (Volatile.Read(ref mem[1]) == 0)              // no DrainRequested
+        var hs = PcpThreadCache.Handshake(mem);
+        if (hs->OwnerEnter())                            // no drainer: the lists are ours
         {
             FreeUnrefPageOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), list, idx);
-            Volatile.Write(ref mem[0], 0);
+            hs->OwnerExit();
             return;
         }
-        Volatile.Write(ref mem[0], 0);
+        hs->OwnerExit();
         FreeUnrefPageWhileDraining(z, list, idx);
     }
 
@@ -275,20 +275,14 @@ internal sealed unsafe partial class PageAllocator
         {
             if (c.Mem == null) return; // released: its thread is gone and its pages were returned
             bool self = ReferenceEquals(c.Thread, Thread.CurrentThread);
-            if (!self)
-            {
-                Volatile.Write(ref c.DrainRequested, 1);
-                Interlocked.MemoryBarrierProcessWide();
-                var spin = new SpinWait();
-                while (Volatile.Read(ref c.Busy) != 0) spin.SpinOnce();
-            }
+            if (!self) c.Hs->DrainerEnter();
             foreach (var z in Zones)
             {
                 if (!z.Populated) continue;
                 var pcp = c.For(z);
                 if (pcp.Count > 0) FreePcppagesBulk(pcp, pcp.Count);
             }
-            if (!self) Volatile.Write(ref c.DrainRequested, 0);
+            if (!self) c.Hs->DrainerExit();
         }
     }
 
@@ -332,13 +326,13 @@ internal sealed unsafe partial class PageAllocator
             lock (c.DrainLock)
             {
                 c.Dead = true;
-                if (c.Mem != null) Volatile.Write(ref c.DrainRequested, 1);
+                if (c.Mem != null) c.Hs->RequestDrain();
             }
-        Interlocked.MemoryBarrierProcessWide();
+        OwnerDrainHandshake.Fence();
         foreach (var c in all)
         {
             var spin = new SpinWait();
-            while (c.Mem != null && Volatile.Read(ref c.Busy) != 0) spin.SpinOnce();
+            while (c.Mem != null && c.Hs->OwnerInside) spin.SpinOnce();
         }
         if (t_cache is { } mine && mine.OwnerId == _allocatorId) t_cache = mine.NextInThread;
         if (t_pcpOwner == _allocatorId)

@@ -17,12 +17,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private readonly PageAllocatorSettings _settings;
     /// <summary>For each highest zone index: the populated zones to try, highest first (the zonelist).</summary>
     private readonly Zone[][] _zonelists;
+    /// <summary>Entries of a table indexed by the zone bits (<c>gfp &amp; GFP_ZONEMASK</c>): 16.</summary>
+    private const int ZoneBitCombinations = (int)GfpFlags.ZoneMask + 1;
     /// <summary>gfp_zone() for the 16 combinations of the four zone bits; -1 marks a bad combination.</summary>
-    private readonly int[] _gfpZoneTable = new int[16];
+    private readonly int[] _gfpZoneTable = new int[ZoneBitCombinations];
     /// <summary>For each combination of the zone bits: the first zone of its zonelist (the fast path's only zone).</summary>
-    private readonly Zone?[] _fastZone = new Zone?[16];
+    private readonly Zone?[] _fastZone = new Zone?[ZoneBitCombinations];
     /// <summary>For each combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
-    private readonly long[] _fastMark = new long[16];
+    private readonly long[] _fastMark = new long[ZoneBitCombinations];
     private volatile bool _disposed;
 
     public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log, KernelLife life)
@@ -193,7 +195,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 z.PcpHigh = Watermarks.PcpHigh(batch);
             }
         }
-        for (int b = 0; b < 16; b++)
+        for (int b = 0; b < ZoneBitCombinations; b++)
         {
             int hz = _gfpZoneTable[b];
             var first = hz < 0 || _zonelists[hz].Length == 0 ? null : _zonelists[hz][0];
@@ -244,10 +246,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         int high = Opt(ZoneType.HighMem, ZoneType.Normal);
         int movable = Opt(ZoneType.Movable, ZoneType.HighMem);
         if (movable < 0) movable = high;
-        // bits: 1 DMA, 2 HIGHMEM, 4 DMA32, 8 MOVABLE (GFP_ZONE_TABLE / GFP_ZONE_BAD)
-        for (int b = 0; b < 16; b++)
+        // GFP_ZONE_TABLE / GFP_ZONE_BAD: every combination of the zone bits
+        for (int b = 0; b < ZoneBitCombinations; b++)
         {
-            bool d = (b & 1) != 0, h = (b & 2) != 0, d32 = (b & 4) != 0, m = (b & 8) != 0;
+            var zb = (Gfp)b;
+            bool d = (zb & Gfp.Dma) != 0, h = (zb & Gfp.HighMem) != 0, d32 = (zb & Gfp.Dma32) != 0, m = (zb & Gfp.Movable) != 0;
             int zones = (d ? 1 : 0) + (h ? 1 : 0) + (d32 ? 1 : 0);
             _gfpZoneTable[b] = zones > 1 ? -1
                 : d ? dma : d32 ? dma32 : h ? (m ? movable : high) : normal;
@@ -256,7 +259,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     /// <summary>gfp_zone(): the highest zone index the request may use, or -1 for an invalid combination.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int GfpZone(Gfp gfp) => _gfpZoneTable[(int)((uint)gfp & 0xF)];
+    public int GfpZone(Gfp gfp) => _gfpZoneTable[(int)(gfp & GfpFlags.ZoneMask)];
 
     // ================================================================== allocation fast path
 
@@ -294,11 +297,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         {
             // The common case, inlined: the first zone of the zonelist passes its low watermark and the
             // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
-            int zb = (int)((uint)gfp & 0xF);
+            int zb = (int)(gfp & GfpFlags.ZoneMask);
             Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
             if (z is not null)
             {
-                int mt = (int)(((uint)gfp >> 3) & 3);    // gfp_migratetype(): Movable 1, Reclaimable 2
+                int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
                 if (mt == 3) mt = (int)MigrateType.Unmovable;
                 long free = Volatile.Read(ref z.FreePages);
                 if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);

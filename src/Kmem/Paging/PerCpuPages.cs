@@ -1,9 +1,9 @@
 // Per-CPU page lists for order-0 pages, made correct for .NET threads. Each thread that allocates
 // gets its own set of lists per zone (a "magazine", the kernel's per_cpu_pages) in one native block,
-// used with plain loads and stores. Another thread may drain it (drain_all_pages) with an asymmetric
-// handshake: the owner publishes Busy around each operation; the drainer raises DrainRequested,
-// issues a process-wide memory barrier and waits for Busy to clear, after which it owns the lists
-// until it lowers DrainRequested. An owner that sees DrainRequested takes the slow path under DrainLock.
+// used with plain loads and stores. Another thread may drain it (drain_all_pages) through the
+// owner/drainer handshake at the block's start (Core/OwnerDrainHandshake.cs): the owner enters it
+// around each operation, the drainer takes the lists with a process-wide memory barrier. An owner
+// that finds a drain requested takes the slow path under DrainLock, which every drainer holds.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -93,7 +93,7 @@ internal readonly unsafe struct PerCpuPages
 /// <summary>All of one thread's per-CPU lists for one page allocator, plus the drain handshake words.</summary>
 internal sealed unsafe class PcpThreadCache
 {
-    /// <summary>Ints before the first zone's lists: Busy, DrainRequested, then padding to a cache line.</summary>
+    /// <summary>Ints before the first zone's lists: the handshake (two ints), then padding to a cache line.</summary>
     public const int BlockHeader = 16;
 
     public PcpThreadCache(PageAllocator owner, int ownerId, Thread thread, int cpu)
@@ -113,14 +113,16 @@ internal sealed unsafe class PcpThreadCache
     /// </summary>
     public readonly int OwnerId;
     /// <summary>
-    /// The thread's block: <c>[Busy, DrainRequested, …]</c> then the lists of every populated zone at
-    /// <see cref="Zone.PcpOffset"/>. The owner reaches it through a primitive thread-static pointer.
+    /// The thread's block: the handshake (<see cref="OwnerDrainHandshake"/>) at its start, then the lists of every
+    /// populated zone at <see cref="Zone.PcpOffset"/>. The owner reaches it through a primitive thread-static pointer.
     /// </summary>
     public int* Mem;
-    /// <summary>Set by the owner thread for the duration of each fast-path operation.</summary>
-    public ref int Busy => ref Mem[0];
-    /// <summary>Set by a drainer that wants exclusive access.</summary>
-    public ref int DrainRequested => ref Mem[1];
+    /// <summary>The block's handshake: the owner enters it around each fast-path operation, drainers under <see cref="DrainLock"/>.</summary>
+    public OwnerDrainHandshake* Hs => Handshake(Mem);
+
+    /// <summary>The handshake at the start of a thread's block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static OwnerDrainHandshake* Handshake(int* block) => (OwnerDrainHandshake*)block;
     public readonly Thread Thread;
     /// <summary>The CPU (of the machine's profile) this thread's lists are reported under.</summary>
     public readonly int Cpu;

@@ -58,7 +58,7 @@ internal static class PageTypes
 
     /// <summary>gfp_migratetype(): Movable and Reclaimable bits select the type.</summary>
     public static MigrateType FromGfp(Gfp gfp) =>
-        (gfp & (Gfp.Movable | Gfp.Reclaimable)) switch
+        (gfp & GfpFlags.MovableMask) switch
         {
             Gfp.Movable => MigrateType.Movable,
             Gfp.Reclaimable => MigrateType.Reclaimable,

@@ -1,8 +1,8 @@
 // rtdm_lock for the rtskb queues. RtSpinLock is a test-and-set spin lock for critical sections of a few stores:
 // it never sleeps and never yields the CPU, like RTnet's lock held with interrupts off. RtBiasedLock puts a
 // thread-biased fast path in front of it: the one thread that uses a pool runs its critical sections with plain
-// stores (no locked instruction); the first other thread revokes the bias once, with a process-wide memory barrier,
-// and from then on everyone takes the spin lock.
+// stores (no locked instruction); the first other thread revokes the bias once, as the drainer of the owner/drainer
+// handshake (Core/OwnerDrainHandshake.cs) that never gives the state back, and from then on everyone takes the spin lock.
 using System.Runtime.CompilerServices;
 
 namespace Kmem.Rtnet;
@@ -26,19 +26,18 @@ internal struct RtSpinLock
 /// <summary>
 /// A spin lock biased to the first thread that takes it for a real-time operation (keep it in a field; it is a mutable
 /// struct). The owner's <see cref="TryEnterBiased"/> is a range check of a local's address against the owner's stack,
-/// two plain stores and a load (an asymmetric Dekker handshake); the first other thread to <see cref="Enter"/> sets
-/// the revoke flag, issues <see cref="Interlocked.MemoryBarrierProcessWide"/> (which orders the owner's flag store
-/// before its load of the revoke flag), waits for the owner's critical section in progress, if any, and turns the lock
-/// into a plain spin lock for good. The handshake relies on the JIT keeping volatile accesses in program order, as
-/// RyuJIT does. Where the thread's stack range is unknown (<see cref="ThreadStack"/>), the lock is never biased.
+/// then the owner's side of an <see cref="OwnerDrainHandshake"/> (two plain stores and a load); the first other thread
+/// to <see cref="Enter"/> takes the drainer's side under the spin lock (the request,
+/// <see cref="Interlocked.MemoryBarrierProcessWide"/>, a wait for the owner's critical section in progress, if any),
+/// never lowers the request, and turns the lock into a plain spin lock for good. Where the thread's stack range is
+/// unknown (<see cref="ThreadStack"/>), the lock is never biased.
 /// </summary>
 internal unsafe struct RtBiasedLock
 {
     private const int Unbiased = 0, Shared = -1;
     private RtSpinLock _lock;
     private int _bias;            // Unbiased, Shared, or the owner's managed thread id
-    private int _inSection;       // the owner is inside a biased critical section
-    private int _revoking;
+    private OwnerDrainHandshake _hs; // owner inside: in a biased critical section; drain requested: revoked for good
     private nint _ownerStack;     // the owner's stack: lowest address, then size (0 until biased; written once)
     private nint _ownerStackSize;
 
@@ -63,15 +62,14 @@ internal unsafe struct RtBiasedLock
         int probe = 0;                                  // its address says which thread's stack this is
         nint size = Volatile.Read(ref _ownerStackSize); // read before the address: size != 0 means the address is set
         if ((nuint)((nint)(&probe) - _ownerStack) >= (nuint)size) return false;
-        Volatile.Write(ref _inSection, 1);
-        if (Volatile.Read(ref _revoking) == 0) return true;
-        Volatile.Write(ref _inSection, 0);
+        if (_hs.OwnerEnter()) return true;
+        _hs.OwnerExit();
         return false;
     }
 
     /// <summary>Leaves a critical section entered by <see cref="TryEnterBiased"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void ExitBiased() => Volatile.Write(ref _inSection, 0);
+    public void ExitBiased() => _hs.OwnerExit();
 
     /// <summary>
     /// The slow path: takes the spin lock and revokes another thread's bias. With <paramref name="bias"/> an unbiased
@@ -94,9 +92,7 @@ internal unsafe struct RtBiasedLock
         }
         else if (_bias != Shared && _bias != me)
         {
-            Volatile.Write(ref _revoking, 1);
-            Interlocked.MemoryBarrierProcessWide();
-            while (Volatile.Read(ref _inSection) != 0) Thread.SpinWait(1);
+            _hs.DrainerEnter();   // never exited: the bias is gone for good
             _bias = Shared;
         }
     }
@@ -120,7 +116,7 @@ internal unsafe struct RtBiasedLock
     /// </summary>
     public void Seal()
     {
-        Volatile.Write(ref _revoking, 1);
+        _hs.RequestDrain();
         _bias = Shared;
     }
 

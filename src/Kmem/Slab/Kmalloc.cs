@@ -180,7 +180,7 @@ internal sealed unsafe partial class SlabAllocator
             return 0;
         }
         int order = SlabArch.GetOrder((long)size);
-        int idx = Pages.Alloc((gfp & ~(Gfp.Dma32 | Gfp.HighMem)) | Gfp.Comp, order);
+        int idx = Pages.Alloc((gfp & ~GfpFlags.SlabBugMask) | Gfp.Comp, order);
         if (idx < 0) return 0;
         _frames[idx].KmallocMark = LargeKmallocMark;
         Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order);

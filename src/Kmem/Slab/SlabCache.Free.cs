@@ -112,19 +112,17 @@ public sealed unsafe partial class SlabCache
         if ((uint)slot < (uint)len)
         {
             // Detach: collect frees to one slab on this thread's list, push them with one CAS when the slab changes.
-            int* hs = (int*)t;
-            Volatile.Write(ref hs[0], 1);                      // Busy
+            OwnerDrainHandshake* hs = SlabThread.Handshake(t);
             KmemCacheCpu* c;
-            if (Volatile.Read(ref hs[1]) == 0 && (c = (KmemCacheCpu*)t[slot]) != null)
+            if (hs->OwnerEnter() && (c = (KmemCacheCpu*)t[slot]) != null)
             {
+                bool done = true;
                 if (s._sheafCapacity != 0)
                 {
                     // The address goes into the thread's sheaf: the object itself is not touched.
-                    bool done = s.FreeToSheaf(c, obj);
-                    Volatile.Write(ref hs[0], 0);
-                    return done;
+                    done = s.FreeToSheaf(c, obj);
                 }
-                if (c->RemotePage == idx)
+                else if (c->RemotePage == idx)
                 {
                     SetLink(obj, ToLink(SlabBase(idx), c->RemoteHead));
                     c->RemoteHead = obj;
@@ -139,10 +137,10 @@ public sealed unsafe partial class SlabCache
                     c->RemoteHead = c->RemoteTail = obj;
                     c->RemoteCount = 1;
                 }
-                Volatile.Write(ref hs[0], 0);
-                return true;
+                hs->OwnerExit();
+                return done;
             }
-            Volatile.Write(ref hs[0], 0);
+            hs->OwnerExit();
         }
         // No structure of this thread for the cache yet (or a flush in progress): a sheaf cache makes one under the lock.
         if (s._sheafCapacity != 0) return s.FreeToSheafLocked(obj, idx);
@@ -193,16 +191,15 @@ public sealed unsafe partial class SlabCache
         if ((uint)slot < (uint)SlabThread.t_len)
         {
             nint* t = SlabThread.t_table;
-            int* hs = (int*)t;
-            Volatile.Write(ref hs[0], 1);
-            if (Volatile.Read(ref hs[1]) == 0 && t[slot] != 0)
+            OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+            if (hs->OwnerEnter() && t[slot] != 0)
             {
                 // Flushers wait for Busy to fall; none of them holds the node lock meanwhile, so taking it here is safe.
                 PutCpuPartial((KmemCacheCpu*)t[slot], idx);
-                Volatile.Write(ref hs[0], 0);
+                hs->OwnerExit();
                 return;
             }
-            Volatile.Write(ref hs[0], 0);
+            hs->OwnerExit();
         }
         var st = SlabThread.Current;
         LockOrder.Enter(LockRank.SlabThread, st.Lock);

@@ -59,17 +59,16 @@ public sealed unsafe partial class SlabCache
         int slot = _slot;
         if ((uint)slot >= (uint)SlabThread.t_len) return 0;
         nint* t = SlabThread.t_table;
-        int* hs = (int*)t;
-        Volatile.Write(ref hs[0], 1);                          // Busy
+        OwnerDrainHandshake* hs = SlabThread.Handshake(t);
         nint obj = 0;
         KmemCacheCpu* c;
-        if (Volatile.Read(ref hs[1]) == 0 && (c = (KmemCacheCpu*)t[slot]) != null)
+        if (hs->OwnerEnter() && (c = (KmemCacheCpu*)t[slot]) != null)
         {
             SlabSheaf* sh = c->Main;
             if (sh == null || sh->Size == 0) sh = BarnReplaceEmpty(c);
             if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
         }
-        Volatile.Write(ref hs[0], 0);
+        hs->OwnerExit();
         if (obj != 0) MarkInUse(obj);
         if (obj != 0 && (gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
         return obj;

@@ -169,18 +169,16 @@ public sealed unsafe partial class SlabCache
     private const Gfp ReclaimMask = Gfp.Reclaim | Gfp.High | Gfp.Io | Gfp.Fs | Gfp.NoWarn | Gfp.RetryMayFail | Gfp.NoFail |
                                     Gfp.NoRetry | Gfp.Memalloc | Gfp.NoMemalloc;
     private const Gfp ConstraintMask = Gfp.Hardwall | Gfp.ThisNode;
-    /// <summary>GFP_SLAB_BUG_MASK: zone bits a slab must not be asked for.</summary>
-    private const Gfp SlabBugMask = Gfp.Dma32 | Gfp.HighMem;
 
     /// <summary>new_slab(): pages from the page allocator, objects initialised and linked in address order.
     /// The slab is returned unfrozen, on no list, with every object free. -1 when no memory.</summary>
     private int NewSlab(Gfp gfp)
     {
-        if ((gfp & SlabBugMask) != 0 && (AllocFlags & Gfp.Dma32) == 0)
+        if ((gfp & GfpFlags.SlabBugMask) != 0 && (AllocFlags & Gfp.Dma32) == 0)
         {
-            Gfp fixedUp = gfp & ~SlabBugMask;
+            Gfp fixedUp = gfp & ~GfpFlags.SlabBugMask;
             var sb = new System.Text.StringBuilder();
-            sb.Append($"Unexpected gfp: 0x{(uint)(gfp & SlabBugMask):x} ({GfpFlags.Format(gfp & SlabBugMask)}). Fixing up to gfp: 0x{(uint)fixedUp:x} ({GfpFlags.Format(fixedUp)}). Fix your code!\n");
+            sb.Append($"Unexpected gfp: 0x{(uint)(gfp & GfpFlags.SlabBugMask):x} ({GfpFlags.Format(gfp & GfpFlags.SlabBugMask)}). Fixing up to gfp: 0x{(uint)fixedUp:x} ({GfpFlags.Format(fixedUp)}). Fix your code!\n");
             _pa.DumpStack(sb);
             _pa.Log.Warn(sb.ToString());
             gfp = fixedUp;

@@ -193,9 +193,8 @@ public sealed unsafe partial class SlabCache
         if ((uint)slot < (uint)SlabThread.t_len)
         {
             nint* t = SlabThread.t_table;
-            int* hs = (int*)t;
-            Volatile.Write(ref hs[0], 1);                     // Busy
-            if (Volatile.Read(ref hs[1]) == 0)                // no DrainRequested: the structure is ours
+            OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+            if (hs->OwnerEnter())                             // no flusher: the structure is ours
             {
                 var c = (KmemCacheCpu*)t[slot];
                 if (c != null)
@@ -207,27 +206,21 @@ public sealed unsafe partial class SlabCache
                         c->LastAlloc = obj;
                         nint hp = obj + c->Offset;
                         *(uint*)hp = SlabWord.InUse(c->Random, hp); // in use: its free pointer decodes outside any slab
-                        int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
-                        Volatile.Write(ref hs[0], 0);
-                        if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
-                        return obj;
                     }
-                    obj = c->Freelist;
-                    if (obj != 0)
+                    else if ((obj = c->Freelist) != 0)
                     {
                         nint fp = obj + c->Offset;
                         uint raw = *(uint*)fp;
-                        uint link = raw ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
-                        if (link <= c->SlabBytes)             // a link outside the slab is a corrupt free pointer
+                        uint link = SlabWord.Decode(raw, c->Random, fp);
+                        if (link <= c->SlabBytes)
                         {
-                            nint next = c->SlabBase + (nint)link - 1;
-                            c->Freelist = link == 0 ? 0 : next;
+                            c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
                             c->LastAlloc = obj;
-                            *(uint*)fp = ~raw;                 // in use: decodes to ~link, outside any slab
-                            int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
-                            Volatile.Write(ref hs[0], 0);
-                            if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
-                            return obj;
+                            *(uint*)fp = SlabWord.InUseAfterPop(raw);
+                        }
+                        else
+                        {
+                            obj = 0;                           // a link outside the slab is a corrupt free pointer: the slow path reports it
                         }
                     }
                     else if (c->Main != null && c->Main->Size > 0)
@@ -236,14 +229,16 @@ public sealed unsafe partial class SlabCache
                         obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
                         nint sp = obj + c->Offset;
                         *(uint*)sp = SlabWord.InUse(c->Random, sp);
-                        int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
-                        Volatile.Write(ref hs[0], 0);
-                        if (zero != 0) new Span<byte>((void*)obj, zero).Clear();
-                        return obj;
                     }
+                    // The one exit of every case (0: the slow path decides). ZeroBytes is read before Busy falls,
+                    // since a flusher may free the structure after.
+                    int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
+                    hs->OwnerExit();
+                    if (zero != 0 && obj != 0) new Span<byte>((void*)obj, zero).Clear();
+                    return obj;
                 }
             }
-            Volatile.Write(ref hs[0], 0);
+            hs->OwnerExit();
         }
         return 0;
     }
@@ -282,9 +277,8 @@ public sealed unsafe partial class SlabCache
     internal static bool FreeFast(nint* t, int len, int slot, nint obj)
     {
         if ((uint)slot >= (uint)len) return false;
-        int* hs = (int*)t;
-        Volatile.Write(ref hs[0], 1);                          // Busy
-        if (Volatile.Read(ref hs[1]) == 0)                     // no DrainRequested: the structure is ours
+        OwnerDrainHandshake* hs = SlabThread.Handshake(t);
+        if (hs->OwnerEnter())                                  // no flusher: the structure is ours
         {
             var c = (KmemCacheCpu*)t[slot];
             if (c != null)
@@ -309,13 +303,13 @@ public sealed unsafe partial class SlabCache
                     {
                         c->LastAlloc = 0;
                         PushHot(c, obj, fp);
-                        Volatile.Write(ref hs[0], 0);
+                        hs->OwnerExit();
                         return true;
                     }
                 }
             }
         }
-        Volatile.Write(ref hs[0], 0);
+        hs->OwnerExit();
         return false;
     }
 
@@ -334,7 +328,7 @@ public sealed unsafe partial class SlabCache
             c->Freelist = hot;
         }
         uint link = next == 0 ? 0 : (uint)(next - c->SlabBase + 1);
-        *(uint*)fp = link ^ c->Random ^ System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)fp);
+        *(uint*)fp = SlabWord.Encode(link, c->Random, fp);
         c->Hot = obj;
     }
 

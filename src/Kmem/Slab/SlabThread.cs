@@ -1,9 +1,8 @@
 // The "CPU" side of SLUB for .NET threads. Each thread that uses a slab cache owns a table of
-// kmem_cache_cpu structures (one per cache it has used, indexed by the cache's slot) and two
-// handshake words: the owner raises Busy around each fast-path operation; a thread that must flush
-// another thread's slabs (shrink, destroy, memory pressure) raises DrainRequested, issues a
-// process-wide barrier and waits for Busy to fall, then works on the structures until it lowers
-// DrainRequested. The owner's slow path and every flusher serialise on the thread's lock.
+// kmem_cache_cpu structures (one per cache it has used, indexed by the cache's slot) headed by an
+// owner/drainer handshake (Core/OwnerDrainHandshake.cs): the owner enters it around each fast-path
+// operation; a thread that must flush another thread's slabs (shrink, destroy, memory pressure)
+// takes it as the drainer. The owner's slow path and every flusher serialise on the thread's lock.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -72,7 +71,7 @@ internal unsafe struct KmemCacheCpu
 /// <summary>The per-thread table of <see cref="KmemCacheCpu"/> pointers and its handshake.</summary>
 internal sealed unsafe class SlabThread
 {
-    /// <summary>Table index 0 holds the two handshake ints; index 1 is never used, so a destroyed cache's slot reads null.</summary>
+    /// <summary>Table index 0 holds the handshake (<see cref="OwnerDrainHandshake"/>, 8 bytes); index 1 is never used, so a destroyed cache's slot reads null.</summary>
     public const int DeadSlot = 1;
     private const int FirstSlot = 2;
 
@@ -107,8 +106,12 @@ internal sealed unsafe class SlabThread
     public nint* Table;
     public int Len;
 
-    public ref int Busy => ref ((int*)Table)[0];
-    public ref int DrainRequested => ref ((int*)Table)[1];
+    /// <summary>The handshake in the table's first entry (where the fast paths find it as <see cref="Handshake(nint*)"/>).</summary>
+    public OwnerDrainHandshake* Hs => Handshake(Table);
+
+    /// <summary>The handshake of a thread's table: its first entry.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static OwnerDrainHandshake* Handshake(nint* table) => (OwnerDrainHandshake*)table;
 
     /// <summary>The calling thread's table, created on first use.</summary>
     public static SlabThread Current
@@ -174,16 +177,13 @@ internal sealed unsafe class SlabThread
             return false;
         }
         if (ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) return true;
-        Volatile.Write(ref DrainRequested, 1);
-        Interlocked.MemoryBarrierProcessWide();
-        var spin = new SpinWait();
-        while (Volatile.Read(ref Busy) != 0) spin.SpinOnce();
+        Hs->DrainerEnter();
         return true;
     }
 
     public void ExitExclusive()
     {
-        if (!ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) Volatile.Write(ref DrainRequested, 0);
+        if (!ReferenceEquals(Thread, System.Threading.Thread.CurrentThread)) Hs->DrainerExit();
         Lock.Exit();
     }
 
