@@ -2,6 +2,7 @@
 // its section, and a stress run of owners and drainers on several threads whose critical sections update a
 // non-atomic counter and canary that would be torn if both sides ever proceeded together.
 using System.Runtime.InteropServices;
+using Kmem.Core;
 
 namespace Kmem.Tests;
 

@@ -5,7 +5,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Kmem;
+namespace Kmem.Core;
 
 /// <summary>
 /// An asymmetric Dekker handshake between the one thread that owns some state (the owner) and the threads that

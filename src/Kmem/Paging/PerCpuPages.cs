@@ -6,6 +6,7 @@
 // that finds a drain requested takes the slow path under DrainLock, which every drainer holds.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Kmem.Core;
 
 namespace Kmem.Paging;
 

@@ -4,6 +4,7 @@
 // no managed allocation); everything else is in SlabCache.Slow.cs and, for caches with debug
 // flags, SlabCache.Debug.cs.
 using System.Runtime.CompilerServices;
+using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
 using Kmem.Slab;

@@ -5,6 +5,7 @@
 // takes it as the drainer. The owner's slow path and every flusher serialise on the thread's lock.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Kmem.Core;
 
 namespace Kmem.Slab;
 
