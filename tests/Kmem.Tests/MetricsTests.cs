@@ -66,7 +66,8 @@ public class MetricsTests
     {
         using var m = Machine.Boot("rv1106");
         var runner = new WorkloadRunner(m);
-        Assert.True(runner.Run(Kmem.Cli.Commands.LoadWorkload("camera-vb2")).Ok);
+        var run = runner.Run(Kmem.Cli.Commands.LoadWorkload("camera-vb2"));
+        Assert.True(run.Ok, string.Join("\n", run.Problems));
         nint v = m.Vmalloc(64 * 1024);
         var pool = m.Rtnet.CreatePool("metered", 4);
         var seen = new Dictionary<string, long>();
@@ -89,6 +90,40 @@ public class MetricsTests
         Assert.True(seen.ContainsKey("kmem.dma.debug_errors/"));
         m.Vfree(v);
         runner.ReleaseAll();
+    }
+
+    [Fact]
+    public void A_collection_racing_with_another_machines_dispose_never_throws_into_the_listener()
+    {
+        // Every machine's instruments share the meter name, so a listener collects those of machines other tests are
+        // disposing at that moment: a reader of a dying machine must report nothing instead of throwing.
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (inst, l) => { if (inst.Meter.Name == "Kmem") l.EnableMeasurementEvents(inst); };
+        listener.SetMeasurementEventCallback<long>((_, _, _, _) => { });
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var errors = new List<Exception>();
+        long collections = 0;
+        var collector = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try { listener.RecordObservableInstruments(); collections++; }
+                catch (Exception e) { lock (errors) errors.Add(e); }
+            }
+        });
+        collector.Start();
+        for (int i = 0; i < 40; i++)
+        {
+            var m = TestSupport.Small();
+            var c = m.KmemCacheCreate("metered_dying", 64);
+            c.Alloc(Gfp.Kernel);
+            m.Dispose();
+        }
+        stop.Cancel();
+        collector.Join();
+        Assert.True(collections > 0);
+        Assert.True(errors.Count == 0, $"{errors.Count} collections threw, first: {errors.FirstOrDefault()}");
     }
 
     private sealed class CountingShrinker() : Shrinker("test-shrinker")

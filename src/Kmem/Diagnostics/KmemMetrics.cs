@@ -39,7 +39,12 @@ internal sealed class KmemMetrics : IDisposable
         };
     }
 
-    private Func<IEnumerable<Measurement<long>>> Weak(Func<IEnumerable<Measurement<long>>> read) => Weak(read, []);
+    /// <summary>
+    /// A reader of several measurements, enumerated inside the reader's guard: a lazy sequence enumerated later by the
+    /// meter would read a machine that is being disposed outside it and throw into the listener.
+    /// </summary>
+    private Func<IEnumerable<Measurement<long>>> Weak(Func<IEnumerable<Measurement<long>>> read) =>
+        Weak(() => (IEnumerable<Measurement<long>>)read().ToArray(), []);
 
     private Func<IEnumerable<Measurement<long>>> Weak(Func<Measurement<long>> read) => Weak(() => (IEnumerable<Measurement<long>>)[read()], []);
 
