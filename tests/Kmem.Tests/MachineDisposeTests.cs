@@ -205,17 +205,22 @@ public sealed unsafe class MachineDisposeTests
         }
     }
 
+    private static readonly MachineProfile LeakProfile = MachineProfile.Embedded("rv1106") with { Name = "rv1106-never-disposed" };
+
     [Fact]
     public void Machines_nobody_disposes_are_released_by_the_finalizer()
     {
+        // Only this test's machines are counted (their memfds carry the profile's name): other tests boot and dispose
+        // machines at the same time.
         static int KmemMemfds() => Directory.EnumerateFiles("/proc/self/fd").Count(f =>
         {
-            try { return new FileInfo(f).LinkTarget?.Contains("memfd:kmem:") == true; } catch (IOException) { return false; }
+            try { return new FileInfo(f).LinkTarget?.Contains("memfd:kmem:" + LeakProfile.Name + " ") == true; } catch (IOException) { return false; }
         });
         Skip.IfNot(OperatingSystem.IsLinux(), "memfd is Linux only");
         GC.Collect();
         GC.WaitForPendingFinalizers();
         int before = KmemMemfds();
+        using (Machine.Boot(LeakProfile)) Assert.Equal(before + 1, KmemMemfds());   // the count sees a live one
         for (int i = 0; i < 30; i++) Leak(i);
         for (int i = 0; i < 5 && KmemMemfds() > before; i++)
         {
@@ -227,7 +232,7 @@ public sealed unsafe class MachineDisposeTests
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
         static void Leak(int i)
         {
-            var m = Machine.Boot("rv1106");
+            var m = Machine.Boot(LeakProfile);
             nint p = m.Kmalloc(100, Gfp.Kernel);
             m.Kfree(p);
             var buf = m.DmaHeaps["system"].AllocateBuffer(1 << 20)!;   // starts the deferred-free worker's work
