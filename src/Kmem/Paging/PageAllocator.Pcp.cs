@@ -251,8 +251,11 @@ internal sealed unsafe partial class PageAllocator
         List<PcpThreadCache>? dead = null;
         foreach (var c in all)
         {
+            // Whether the thread is gone is read before the drain: a thread still alive during the drain may free
+            // pages into its lists and then end, and releasing its lists then would lose those pages.
+            bool gone = !c.Thread.IsAlive;
             DrainCache(c);
-            if (!c.Thread.IsAlive) (dead ??= []).Add(c);
+            if (gone) (dead ??= []).Add(c);
         }
         if (dead is not null)
         {
