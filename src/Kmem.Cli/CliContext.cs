@@ -22,6 +22,9 @@ internal sealed class CliContext
         if (redirected) Console.Profile.Width = 160;
     }
 
+    /// <summary>The kernel version --kernel gave (it replaces the profile's "version"), or null.</summary>
+    public KernelVersion? Kernel { get; set; }
+
     public TextWriter Out { get; }
     public TextWriter Err { get; }
     public IAnsiConsole Console { get; }

@@ -21,12 +21,14 @@ internal static class Commands
     {
         var profile = ProfileOption();
         var cmdline = CmdlineOption();
-        var root = new RootCommand(Description) { profile, cmdline };
+        var kernel = KernelOption();
+        var root = new RootCommand(Description) { profile, cmdline, kernel };
         root.SetAction(pr => MainJob.Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline)));
         var profiles = ProfilesVerb.Create(ctx);
         profiles.Validators.Add(r =>
         {
             if (r.GetResult(profile) is { Implicit: false }) r.AddError("profiles: --profile does not apply (the verb lists every embedded profile)");
+            if (r.GetResult(kernel) is { Implicit: false }) r.AddError("profiles: --kernel does not apply (the verb lists every embedded profile)");
         });
         root.Subcommands.Add(BootVerb.Create(ctx, profile));
         root.Subcommands.Add(profiles);
@@ -49,6 +51,22 @@ internal static class Commands
         DefaultValueFactory = _ => MachineProfile.DefaultName,
         Recursive = true,
     };
+
+    /// <summary>The name of the --kernel option (read after parsing, before a verb runs).</summary>
+    internal const string KernelOptionName = "--kernel";
+
+    /// <summary>--kernel: the kernel version to model instead of the profile's "version".</summary>
+    private static Option<string?> KernelOption()
+    {
+        var o = new Option<string?>(KernelOptionName, "-k")
+        {
+            Description = "The kernel version to model (3.10 to 6.12, e.g. 5.15 or 6.6.30), instead of the profile's \"version\".",
+            Recursive = true,
+        };
+        Refuse(o, v => !KernelVersion.TryParse(v, out var k) ? $"--kernel: '{v}' is not a kernel version (expected major.minor, e.g. 5.15)"
+            : !k.IsSupported ? $"--kernel: Linux {k} is outside the releases Kmem models ({KernelVersion.Oldest} to 6.12)" : null);
+        return o;
+    }
 
     /// <summary>--cmdline: extra kernel command-line words for the verbs that boot a board with them.</summary>
     internal static Option<string?> CmdlineOption() => new("--cmdline", "-c")

@@ -30,6 +30,7 @@ public static class KmemCli
             stderr.WriteLine($"kmem: {parsed.Errors[0].Message} (see 'kmem --help')");
             return 2;
         }
+        if (parsed.GetValue<string?>(Commands.KernelOptionName) is { } kernel) ctx.Kernel = KernelVersion.Parse(kernel);
         try
         {
             return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });

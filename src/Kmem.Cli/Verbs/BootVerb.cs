@@ -15,7 +15,7 @@ internal static class BootVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         ctx.Out.Write(m.Dmesg());
         return 0;
     }

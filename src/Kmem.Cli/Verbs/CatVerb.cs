@@ -23,7 +23,7 @@ internal static class CatVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline, bool list, string? path, string? workload)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         if (list)
         {
             foreach (var p in m.ProcFs.Paths) ctx.Out.WriteLine(p);

@@ -18,7 +18,7 @@ internal static class DmesgVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, int level)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         VerbSupport.RunIfGiven(ctx, m, workload, quiet: true);
         ctx.Out.Write(m.Log.Dmesg((LogLevel)level));
         return 0;

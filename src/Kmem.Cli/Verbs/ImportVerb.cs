@@ -22,7 +22,7 @@ internal static class ImportVerb
 
     private static int Run(CliContext ctx, string profile, string file)
     {
-        using var m = VerbSupport.BootMachine(profile);
+        using var m = VerbSupport.BootMachine(ctx, profile);
         VerbSupport.ImportDump(ctx, m, file);
         ctx.Out.Write(m.ProcFs.Read("/proc/rk_dma_heap/rk-dma-heap-info"));
         foreach (var h in m.RkDmaHeaps.Values)

@@ -8,7 +8,7 @@ internal static class MainJob
 {
     public static int Run(CliContext ctx, string profile, string? cmdline)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         var wl = Commands.LoadWorkload(KmemCli.DefaultWorkload);
         var result = VerbSupport.RunWorkload(ctx, m, wl, out _);
         ctx.Out.WriteLine($"# kmem: booted {m.Profile.Name} ({m.Profile.Description}), ran workload '{wl.Name}'");

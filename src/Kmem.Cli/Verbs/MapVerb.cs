@@ -36,7 +36,7 @@ internal static class MapVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, string? trace, string path)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         string title = $"{m.Profile.Name}: physical memory after boot";
         if (workload is not null)
         {

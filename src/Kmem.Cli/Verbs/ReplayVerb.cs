@@ -20,7 +20,7 @@ internal static class ReplayVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline, string path, bool json, bool noPages)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         var report = VerbSupport.ReplayTrace(ctx, m, path, new TraceReplayOptions { Pages = !noPages }, showProgress: !json);
         ctx.Out.Write(json ? report.ToJson() + "\n" : report.ToString());
         return 0;

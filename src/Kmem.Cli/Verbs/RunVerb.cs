@@ -20,7 +20,7 @@ internal static class RunVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline, string workload, string? after)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         var wl = Commands.LoadWorkload(workload);
         var before = new HashSet<ulong>();
         if (after is not null)

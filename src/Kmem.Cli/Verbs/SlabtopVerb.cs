@@ -20,7 +20,7 @@ internal static class SlabtopVerb
 
     private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, char key, int lines)
     {
-        using var m = VerbSupport.BootMachine(profile, cmdline);
+        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         var runner = VerbSupport.RunIfGiven(ctx, m, workload, quiet: false);
         SlabTop.Print(ctx, m, key, lines);
         runner?.ReleaseAll();

@@ -6,12 +6,20 @@ namespace Kmem.Cli.Verbs;
 
 internal static class VerbSupport
 {
-    /// <summary>Boots an embedded profile, or a profile file (a name ending in .json or holding a path separator).</summary>
-    internal static Machine BootMachine(string profile, string? cmdline = null)
+    /// <summary>Boots an embedded profile, or a profile file (a name ending in .json or holding a path separator), at the
+    /// kernel version --kernel gives when it was given.</summary>
+    internal static Machine BootMachine(CliContext ctx, string profile, string? cmdline = null)
+    {
+        var p = LoadProfile(profile);
+        if (ctx.Kernel is { } version) p = p with { Version = version };
+        return string.IsNullOrWhiteSpace(cmdline) ? Machine.Boot(p) : Machine.Boot(p, cmdline);
+    }
+
+    /// <summary>An embedded profile, or a profile file (a name ending in .json or holding a path separator).</summary>
+    internal static MachineProfile LoadProfile(string profile)
     {
         bool isFile = profile.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || profile.Contains('/') || profile.Contains('\\');
-        var p = isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile);
-        return string.IsNullOrWhiteSpace(cmdline) ? Machine.Boot(p) : Machine.Boot(p, cmdline);
+        return isFile ? MachineProfile.Load(profile) : MachineProfile.Embedded(profile);
     }
 
     /// <summary>Runs the workload named by --workload, if one was; its problems go to stderr unless <paramref name="quiet"/>.</summary>

@@ -55,18 +55,47 @@ public sealed record MachineProfile
     public required int CacheLineSize { get; init; }
     /// <summary>ARCH_DMA_MINALIGN / ARCH_KMALLOC_MINALIGN: the smallest kmalloc alignment.</summary>
     public required int KmallocMinAlign { get; init; }
-    /// <summary>MAX_ORDER: the buddy allocator serves orders 0..MAX_ORDER-1.</summary>
+    /// <summary>
+    /// The number of buddy orders: the allocator serves orders 0..MaxOrder-1. This is MAX_ORDER as kernels before 6.4 define it
+    /// (NR_PAGE_ORDERS from 6.8); the profile's <c>"max_order"</c> is read in the meaning of its version (from 6.4, MAX_ORDER is
+    /// the largest order, one less than this).
+    /// </summary>
     public int MaxOrder { get; init; } = 11;
     /// <summary>pageblock_order, or null for the architecture's default.</summary>
     public int? PageblockOrder { get; init; }
     /// <summary>The memory banks.</summary>
     public required IReadOnlyList<DramBank> Dram { get; init; }
-    /// <summary>Upper limit (exclusive) of ZONE_DMA, or null when the architecture has none.</summary>
-    public ulong? DmaLimit { get; init; }
-    /// <summary>Upper limit of ZONE_DMA32, or null when there is none.</summary>
-    public ulong? Dma32Limit { get; init; }
-    /// <summary>32-bit only: end of lowmem (ZONE_NORMAL); memory above is ZONE_HIGHMEM.</summary>
-    public ulong? LowmemLimit { get; init; }
+    /// <summary>
+    /// Upper limit (exclusive) of ZONE_DMA, or null when the kernel has none: the profile's <c>zones.dma_limit</c>, else the
+    /// architecture's (x86: 16 MiB; arm64 from 5.5: the first GiB of RAM, before 5.5: 4 GiB), and null with CONFIG_ZONE_DMA off.
+    /// </summary>
+    public ulong? DmaLimit => Config.IsEnabled("ZONE_DMA") ? GivenZones.Dma ?? DefaultDmaLimit() : null;
+    /// <summary>Upper limit of ZONE_DMA32 (4 GiB unless <c>zones.dma32_limit</c> says otherwise), or null without CONFIG_ZONE_DMA32.</summary>
+    public ulong? Dma32Limit => Config.IsEnabled("ZONE_DMA32") ? GivenZones.Dma32 ?? 4UL << 30 : null;
+    /// <summary>
+    /// 32-bit arm and i386 with CONFIG_HIGHMEM: the end of lowmem (ZONE_NORMAL); memory above is ZONE_HIGHMEM. The profile's
+    /// <c>zones.lowmem_limit</c>, else 768 MiB past the first bank on arm and 0x377fe000 (887 MiB) on i386 (the 3G/1G split).
+    /// </summary>
+    public ulong? LowmemLimit => Config.IsEnabled("HIGHMEM") ? GivenZones.Lowmem ?? DefaultLowmemLimit() : null;
+
+    /// <summary>The zone limits the profile gave (<c>zones</c>); a zone the profile removed has its CONFIG_ option off.</summary>
+    internal ZoneLimits GivenZones { get; init; } = ZoneLimits.None;
+
+    private ulong DefaultDmaLimit() => Arch switch
+    {
+        Arch.Arm64 when Version.IsAtLeast(5, 5) => (Dram[0].Base & ~((1UL << 30) - 1)) + (1UL << 30),
+        Arch.Arm64 => 4UL << 30,
+        Arch.Arm => Dram[0].Base + (16UL << 20),
+        _ => 16UL << 20,
+    };
+
+    /// <summary>i386: MAXMEM = VMALLOC_END (0xff7fe000) - PAGE_OFFSET - the 128 MiB vmalloc reserve, the "887MB LOWMEM" of a 3G/1G
+    /// kernel; 32-bit arm: 768 MiB of lowmem past PHYS_OFFSET.</summary>
+    private ulong DefaultLowmemLimit() => Arch == Arch.I386 ? I386LowmemEnd : Dram[0].Base + (768UL << 20);
+
+    /// <summary>The end of lowmem on i386 with the 3G/1G split (0x377fe000).</summary>
+    internal const ulong I386LowmemEnd = 0xff7fe000UL - 0xc0000000UL - (128UL << 20);
+
     /// <summary>Reserved ranges.</summary>
     public IReadOnlyList<ReservedRange> Reserved { get; init; } = [];
     /// <summary>The kernel image, reserved at boot.</summary>
@@ -94,13 +123,50 @@ public sealed record MachineProfile
     public string Cmdline { get; init; } = "";
 
     /// <summary>True for 64-bit architectures.</summary>
-    public bool Is64Bit => Arch != Arch.Arm;
+    public bool Is64Bit => Arch is Arch.Arm64 or Arch.X86_64 or Arch.Riscv64;
+
+    /// <summary>The kernel version (<c>"version"</c>; default 5.10). Every layer follows the behaviour and the /proc formats of this release.</summary>
+    public KernelVersion Version { get; init; } = KernelVersion.Default;
+
+    /// <summary>The profile's <c>"config"</c> object as given: CONFIG_ options (without the prefix) set to true/false, a number or a string.</summary>
+    public IReadOnlyDictionary<string, object> ConfigOptions { get; init; } = new Dictionary<string, object>();
+
+    /// <summary>
+    /// The kernel configuration in force: the architecture's defconfig at <see cref="Version"/> with <see cref="ConfigOptions"/>
+    /// applied (see <see cref="KernelConfig"/>).
+    /// </summary>
+    /// <exception cref="ProfileException">An option does not exist for this architecture and version, or contradicts another.</exception>
+    public KernelConfig Config
+    {
+        get
+        {
+            var cached = _config;
+            if (cached is not null && cached.Arch == Arch && cached.Version == Version && ReferenceEquals(_configFrom, ConfigOptions)) return cached;
+            KernelConfig resolved;
+            try
+            {
+                resolved = KernelConfig.Defconfig(Arch, Version).With(ConfigOptions);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ProfileException("config", e.Message, e);
+            }
+            _configFrom = ConfigOptions;
+            _config = resolved;
+            return resolved;
+        }
+    }
+    private KernelConfig? _config;
+    private IReadOnlyDictionary<string, object>? _configFrom;
 
     /// <summary>sizeof(struct page): 64 bytes on 64-bit, 32 on 32-bit.</summary>
     public int StructPageSize => Is64Bit ? 64 : 32;
 
-    /// <summary>The pageblock order in force.</summary>
-    public int EffectivePageblockOrder => PageblockOrder ?? (Arch == Arch.Arm ? MaxOrder - 1 : Math.Min(9, MaxOrder - 1));
+    /// <summary>
+    /// The pageblock order in force: the profile's, else HUGETLB_PAGE_ORDER where the kernel has huge pages of 2 MiB (64-bit
+    /// with CONFIG_HUGETLB_PAGE), else the largest buddy order.
+    /// </summary>
+    public int EffectivePageblockOrder => PageblockOrder ?? (Is64Bit && Config.IsEnabled("HUGETLB_PAGE") ? Math.Min(9, MaxOrder - 1) : MaxOrder - 1);
 
     /// <summary>The configured zones, in kernel order.</summary>
     public IReadOnlyList<ZoneType> ZoneTypes
@@ -111,7 +177,7 @@ public sealed record MachineProfile
             if (DmaLimit is not null) z.Add(ZoneType.Dma);
             if (Dma32Limit is not null) z.Add(ZoneType.Dma32);
             z.Add(ZoneType.Normal);
-            if (Arch == Arch.Arm) z.Add(ZoneType.HighMem);
+            if (LowmemLimit is not null) z.Add(ZoneType.HighMem);
             z.Add(ZoneType.Movable);
             return z;
         }

@@ -8,7 +8,7 @@ namespace Kmem.Boot;
 internal sealed class MemoryLayout
 {
     private const int PageShift = KernelFacts.PageShift;
-    private const ulong SectionSize = 128UL << 20; // SPARSEMEM section on arm64/x86_64
+    private const ulong SectionSize = 128UL << 20; // SPARSEMEM section on x86_64, riscv64 and arm64 (from 5.12)
 
     public required ulong SpanStart { get; init; }
     public required ulong SpanEnd { get; init; }
@@ -30,7 +30,7 @@ internal sealed class MemoryLayout
         // memblock allocations are made top-down below the current limit.
         ulong limit = p.Arch switch
         {
-            Arch.Arm => p.LowmemLimit ?? spanEnd,
+            Arch.Arm or Arch.I386 => p.LowmemLimit ?? spanEnd,
             Arch.Arm64 => p.Dma32Limit ?? p.DmaLimit ?? spanEnd,
             _ => spanEnd,
         };
@@ -45,9 +45,10 @@ internal sealed class MemoryLayout
             cmaAreas.Add(new CmaArea(c.Name, cbase >> PageShift, c.Size >> PageShift, c.OrderPerBit));
         }
 
-        // mem_map: FLATMEM on 32-bit ARM (the whole span), SPARSEMEM sections elsewhere.
+        // mem_map: FLATMEM on 32-bit kernels (the whole span), SPARSEMEM sections elsewhere (128 MiB; arm64 before 5.12: 1 GiB).
         ulong memmapPages;
-        if (p.Arch == Arch.Arm)
+        ulong sectionSize = p.Arch == Arch.Arm64 && !p.Version.IsAtLeast(5, 12) ? 1UL << 30 : SectionSize;
+        if (!p.Is64Bit)
         {
             memmapPages = (spanEnd - spanStart) >> PageShift;
         }
@@ -55,8 +56,8 @@ internal sealed class MemoryLayout
         {
             var sections = new HashSet<ulong>();
             foreach (var b in p.Dram)
-                for (ulong s = b.Base / SectionSize; s <= (b.End - 1) / SectionSize; s++) sections.Add(s);
-            memmapPages = (ulong)sections.Count * (SectionSize >> PageShift);
+                for (ulong s = b.Base / sectionSize; s <= (b.End - 1) / sectionSize; s++) sections.Add(s);
+            memmapPages = (ulong)sections.Count * (sectionSize >> PageShift);
         }
         ulong memmapBytes = (memmapPages * (ulong)p.StructPageSize + 0xFFF) & ~0xFFFUL;
         ulong memmapBase = FindTopDown(p, memmapBytes, 1UL << PageShift, limit, reserved, cmaTaken)
@@ -114,7 +115,7 @@ internal sealed class MemoryLayout
             {
                 ZoneType.Dma => p.DmaLimit!.Value >> PageShift,
                 ZoneType.Dma32 => p.Dma32Limit!.Value >> PageShift,
-                ZoneType.Normal => p.Arch == Arch.Arm && p.LowmemLimit is { } lm ? lm >> PageShift : maxPfn,
+                ZoneType.Normal => p.LowmemLimit is { } lm ? lm >> PageShift : maxPfn,
                 _ => maxPfn,
             };
             ulong end = Math.Max(Math.Min(limitPfn, maxPfn), start);

@@ -20,7 +20,8 @@ internal static partial class ProfileReader
     {
         if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
         Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
-            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size", "dma_debug");
+            "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size", "dma_debug",
+            "version", "config");
 
         string name = Str(root, "name", required: true)!;
         if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
@@ -30,8 +31,21 @@ internal static partial class ProfileReader
             "arm" or "arm32" or "armv7" => Arch.Arm,
             "arm64" or "aarch64" => Arch.Arm64,
             "x86_64" or "x86-64" or "amd64" => Arch.X86_64,
-            _ => throw new ProfileException("arch", $"unknown architecture '{archText}' (expected arm, arm64 or x86_64)"),
+            "i386" or "i686" or "x86" or "x86_32" => Arch.I386,
+            "riscv32" or "rv32" => Arch.Riscv32,
+            "riscv64" or "rv64" or "riscv" => Arch.Riscv64,
+            _ => throw new ProfileException("arch", $"unknown architecture '{archText}' (expected arm, arm64, x86_64, i386, riscv32 or riscv64)"),
         };
+        bool is64 = arch is Arch.Arm64 or Arch.X86_64 or Arch.Riscv64;
+        var version = KernelVersion.Default;
+        if (Str(root, "version", required: false) is { } versionText)
+        {
+            if (!KernelVersion.TryParse(versionText, out version))
+                throw new ProfileException("version", $"'{versionText}' is not a kernel version (expected major.minor, e.g. \"5.15\")");
+            if (!version.IsSupported)
+                throw new ProfileException("version", $"Linux {version} is outside the releases Kmem models ({KernelVersion.Oldest} to 6.12)");
+        }
+        var configOptions = ConfigOptions(root);
         int cpus = Int(root, "cpus", 1, 1024, required: true)!.Value;
         int? pageSize = Int(root, "page_size", 1, int.MaxValue, required: false);
         if (pageSize is not null && pageSize != MachineProfile.PageSize)
@@ -40,7 +54,10 @@ internal static partial class ProfileReader
         if (!IsPow2((ulong)cacheLine)) throw new ProfileException("cache_line_size", $"{cacheLine} is not a power of two");
         int kmallocAlign = Int(root, "kmalloc_min_align", 8, 4096, required: false) ?? arch switch { Arch.Arm => 64, Arch.Arm64 => 128, _ => 8 };
         if (!IsPow2((ulong)kmallocAlign)) throw new ProfileException("kmalloc_min_align", $"{kmallocAlign} is not a power of two");
-        int maxOrder = Int(root, "max_order", 2, 16, required: false) ?? 11;
+        // "max_order" in the meaning of the profile's version: MAX_ORDER counts the orders before 6.4 and is the largest from 6.4.
+        bool inclusive = version.IsAtLeast(6, 4);
+        int maxOrder = Int(root, "max_order", inclusive ? 1 : 2, inclusive ? 15 : 16, required: false) is { } mo ? (inclusive ? mo + 1 : mo)
+            : MaxOrderFromConfig(configOptions, inclusive) ?? 11;
         int? pageblock = Int(root, "pageblock_order", 0, maxOrder - 1, required: false);
 
         // ---- DRAM
@@ -58,7 +75,7 @@ internal static partial class ProfileReader
             if (bas % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.base", $"0x{bas:x} is not page aligned");
             if (size % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.size", $"0x{size:x} is not a multiple of the page size");
             if (bas + size < bas) throw new ProfileException($"{p}", "bank wraps around the address space");
-            if (arch == Arch.Arm && bas + size > 4 * GiB) throw new ProfileException($"{p}", "32-bit ARM without LPAE addresses only 4 GiB");
+            if (!is64 && bas + size > 4 * GiB) throw new ProfileException($"{p}", $"a 32-bit {archText} kernel without LPAE/PAE addresses only 4 GiB");
             dram.Add(new DramBank(bas, size));
             i++;
         }
@@ -72,25 +89,54 @@ internal static partial class ProfileReader
         ulong spanEnd = dram[^1].End, spanStart = dram[0].Base;
         if (spanEnd - spanStart > 256 * GiB) throw new ProfileException("dram", "the banks span more than 256 GiB of address space");
 
-        // ---- zones
-        ulong? dmaLimit = arch switch { Arch.X86_64 => 16 * MiB, Arch.Arm64 => (spanStart & ~((1UL << 30) - 1)) + (1UL << 30), _ => null };
-        ulong? dma32Limit = arch == Arch.Arm ? null : 4 * GiB;
-        ulong? lowmemLimit = arch == Arch.Arm ? spanStart + 768 * MiB : null;
+        // ---- zones: which exist is the config's (ZONE_DMA, ZONE_DMA32, HIGHMEM); "zones" moves a limit, or removes a zone with null.
+        var given = ZoneLimits.None;
         if (root.TryGetProperty("zones", out var zonesEl))
         {
             Obj(zonesEl, "zones");
             Keys(zonesEl, "zones", "dma_limit", "dma32_limit", "lowmem_limit");
-            if (zonesEl.TryGetProperty("dma_limit", out var d)) dmaLimit = d.ValueKind == JsonValueKind.Null ? null : SizeValue(d, "zones.dma_limit");
-            if (zonesEl.TryGetProperty("dma32_limit", out var d32)) dma32Limit = d32.ValueKind == JsonValueKind.Null ? null : SizeValue(d32, "zones.dma32_limit");
-            if (zonesEl.TryGetProperty("lowmem_limit", out var lm))
+            foreach (var (key, option) in new[] { ("dma_limit", "ZONE_DMA"), ("dma32_limit", "ZONE_DMA32"), ("lowmem_limit", "HIGHMEM") })
             {
-                if (arch != Arch.Arm) throw new ProfileException("zones.lowmem_limit", "only 32-bit ARM has a lowmem limit (HighMem)");
-                lowmemLimit = lm.ValueKind == JsonValueKind.Null ? null : SizeValue(lm, "zones.lowmem_limit");
+                if (!zonesEl.TryGetProperty(key, out var el)) continue;
+                string f = $"zones.{key}";
+                if (key == "lowmem_limit" && arch is not (Arch.Arm or Arch.I386))
+                    throw new ProfileException(f, "only 32-bit arm and i386 have a lowmem limit (HighMem)");
+                if (el.ValueKind == JsonValueKind.Null)
+                {
+                    if (configOptions.TryGetValue(option, out var on) && on is true)
+                        throw new ProfileException(f, $"is null (no such zone) but config {option} is true");
+                    configOptions.TryAdd(option, false);
+                    continue;
+                }
+                ulong lim = SizeValue(el, f);
+                if (lim == 0 || lim % MachineProfile.PageSize != 0) throw new ProfileException(f, $"0x{lim:x} must be a non-zero multiple of the page size");
+                if (configOptions.TryGetValue(option, out var off) && off is false)
+                    throw new ProfileException(f, $"sets a limit for a zone that config {option}: false removes");
+                given = key switch
+                {
+                    "dma_limit" => given with { Dma = lim },
+                    "dma32_limit" => given with { Dma32 = lim },
+                    _ => given with { Lowmem = lim },
+                };
             }
-            foreach (var (v, f) in new[] { (dmaLimit, "dma_limit"), (dma32Limit, "dma32_limit"), (lowmemLimit, "lowmem_limit") })
-                if (v is { } lim && (lim == 0 || lim % MachineProfile.PageSize != 0))
-                    throw new ProfileException($"zones.{f}", $"0x{lim:x} must be a non-zero multiple of the page size");
-            if (dmaLimit is { } a && dma32Limit is { } b2 && a > b2) throw new ProfileException("zones.dma_limit", "lies above zones.dma32_limit");
+        }
+        var draft = new MachineProfile
+        {
+            Name = name, Arch = arch, Cpus = cpus, CacheLineSize = cacheLine, KmallocMinAlign = kmallocAlign,
+            MaxOrder = maxOrder, PageblockOrder = pageblock, Dram = dram, Version = version, ConfigOptions = configOptions,
+            GivenZones = given,
+        };
+        var config = draft.Config;                                   // resolves and checks the config (ProfileException)
+        if (given.Dma is not null && !config.IsEnabled("ZONE_DMA")) throw new ProfileException("zones.dma_limit", $"Linux {version} on {archText} has no ZONE_DMA");
+        if (given.Dma32 is not null && !config.IsEnabled("ZONE_DMA32")) throw new ProfileException("zones.dma32_limit", $"Linux {version} on {archText} has no ZONE_DMA32");
+        if (given.Lowmem is not null && !config.IsEnabled("HIGHMEM")) throw new ProfileException("zones.lowmem_limit", "a lowmem limit needs config HIGHMEM");
+        ulong? dmaLimit = draft.DmaLimit, dma32Limit = draft.Dma32Limit, lowmemLimit = draft.LowmemLimit;
+        if (dmaLimit is { } a && dma32Limit is { } b2 && a > b2) throw new ProfileException("zones.dma_limit", "lies above zones.dma32_limit");
+        if (!is64 && lowmemLimit is null && arch is Arch.Arm or Arch.I386)
+        {
+            ulong lowmemEnd = arch == Arch.I386 ? MachineProfile.I386LowmemEnd : spanStart + 768 * MiB;
+            if (spanEnd > lowmemEnd)
+                throw new ProfileException("dram", $"without config HIGHMEM, Linux uses only the lowmem below 0x{lowmemEnd:x}: turn HIGHMEM on or end the memory there");
         }
 
         // ---- reservations and kernel image
@@ -124,12 +170,7 @@ internal static partial class ProfileReader
             if (!InsideOneBank(dram, kernel.Base, kernel.Size)) throw new ProfileException("kernel.base", $"the image 0x{kernel.Base:x}-0x{kernel.Base + kernel.Size - 1:x} is not inside a memory bank");
         }
 
-        var partial = new MachineProfile
-        {
-            Name = name, Arch = arch, Cpus = cpus, CacheLineSize = cacheLine, KmallocMinAlign = kmallocAlign,
-            MaxOrder = maxOrder, PageblockOrder = pageblock, Dram = dram, DmaLimit = dmaLimit, Dma32Limit = dma32Limit,
-            LowmemLimit = lowmemLimit, Reserved = reserved, Kernel = kernel,
-        };
+        var partial = draft with { Reserved = reserved, Kernel = kernel };
 
         // ---- CMA areas
         var cma = new List<CmaAreaSpec>();
@@ -164,6 +205,7 @@ internal static partial class ProfileReader
                         throw new ProfileException(p, "overlaps the kernel image");
                     placedCma.Add((baseAddr, baseAddr + cs, i));
                 }
+                if (!config.IsEnabled("CMA")) throw new ProfileException(p, "a CMA area needs config CMA");
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
                 cma.Add(new CmaAreaSpec(cn, cb, cs, opb));
                 i++;
@@ -187,7 +229,7 @@ internal static partial class ProfileReader
                 if (!DeviceNameRegex().IsMatch(dn)) throw new ProfileException($"{p}.name", $"'{dn}' is not a device name");
                 if (!deviceNames.Add(dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
                 bool iommu = Bool(d, "iommu", p) ?? false;
-                bool coherent = Bool(d, "coherent", p) ?? (arch == Arch.X86_64);
+                bool coherent = Bool(d, "coherent", p) ?? (arch is Arch.X86_64 or Arch.I386);
                 int mask = Int(d, "dma_mask", 24, 64, required: false, path: p) ?? 32;
                 string? dc = Str(d, "cma", required: false, path: p);
                 if (dc is not null && !cmaNames.Contains(dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
@@ -224,8 +266,46 @@ internal static partial class ProfileReader
             Devices = devices,
             MinFreeKbytes = minFree,
             VmallocSize = vmallocSize,
-            DmaDebug = Bool(root, "dma_debug", "") ?? false,
+            DmaDebug = Bool(root, "dma_debug", "") ?? config.IsEnabled("DMA_API_DEBUG"),
         };
+    }
+
+    /// <summary>The "config" object: CONFIG_ names (without the prefix) to true/false, a whole number or a string.</summary>
+    private static Dictionary<string, object> ConfigOptions(JsonElement root)
+    {
+        var options = new Dictionary<string, object>(StringComparer.Ordinal);
+        if (!root.TryGetProperty("config", out var el)) return options;
+        Obj(el, "config");
+        foreach (var o in el.EnumerateObject())
+        {
+            string f = $"config.{o.Name}";
+            string key = o.Name.StartsWith("CONFIG_", StringComparison.Ordinal) ? o.Name[7..] : o.Name;
+            if (key.Length == 0 || !key.All(c => c is (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '_'))
+                throw new ProfileException(f, "is not a CONFIG_ option name (capital letters, digits and '_')");
+            object value = o.Value.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                JsonValueKind.Number when o.Value.TryGetInt64(out long n) => n,
+                JsonValueKind.String => o.Value.GetString()! switch { "y" => true, "n" => false, var t => t },
+                _ => throw new ProfileException(f, $"must be true, false, a whole number or a string, not {Kind(o.Value)}"),
+            };
+            if (!options.TryAdd(key, value)) throw new ProfileException(f, $"CONFIG_{key} is given twice");
+        }
+        return options;
+    }
+
+    /// <summary>MAX_ORDER from config FORCE_MAX_ZONEORDER / ARCH_FORCE_MAX_ORDER, as a count of orders.</summary>
+    private static int? MaxOrderFromConfig(Dictionary<string, object> options, bool inclusive)
+    {
+        foreach (var key in new[] { "ARCH_FORCE_MAX_ORDER", "FORCE_MAX_ZONEORDER" })
+            if (options.TryGetValue(key, out var v) && v is long n)
+            {
+                int count = inclusive ? (int)n + 1 : (int)n;
+                if (count < 2 || count > 16) throw new ProfileException($"config.{key}", $"{n} gives {count} buddy orders (Kmem models 2..16)");
+                return count;
+            }
+        return null;
     }
 
     // ------------------------------------------------------------------ helpers
@@ -378,4 +458,11 @@ internal static partial class ProfileReader
         if (v.ValueKind == JsonValueKind.String && MachineProfile.TryParseSize(v.GetString()!, out ulong s)) return s;
         throw new ProfileException(field, $"'{(v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText())}' is not a size (bytes, 0x hex, or a number with K, M or G)");
     }
+}
+
+/// <summary>The zone limits a profile's <c>"zones"</c> gave (null: the architecture's).</summary>
+internal sealed record ZoneLimits(ulong? Dma, ulong? Dma32, ulong? Lowmem)
+{
+    /// <summary>Nothing given.</summary>
+    public static ZoneLimits None { get; } = new(null, null, null);
 }

@@ -12,9 +12,10 @@ public sealed partial class Machine
         var m = this;
         var p = m.Profile;
         var log = m.Log;
-        if (p.Arch != Arch.X86_64) log.Info("Booting Linux on physical CPU 0x0");
-        log.Printk(LogLevel.Notice, $"Linux version {PageAllocator.Release} (kmem@kmem) (.NET {Environment.Version}) #1 SMP PREEMPT");
-        if (p.Arch == Arch.X86_64)
+        bool x86 = p.Arch is Arch.X86_64 or Arch.I386;
+        if (p.Arch is Arch.Arm or Arch.Arm64) log.Info("Booting Linux on physical CPU 0x0");
+        log.Printk(LogLevel.Notice, $"Linux version {ReleaseOf(p)} (kmem@kmem) (.NET {Environment.Version}) #1 {(p.Config.IsEnabled("SMP") ? "SMP " : "")}PREEMPT");
+        if (x86)
         {
             foreach (var b in p.Dram) log.Info($"BIOS-e820: [mem {Hex18(b.Base)}-{Hex18(b.End - 1)}] usable");
             log.Info($"DMI: {(p.Description.Length > 0 ? p.Description : p.Name)}");
@@ -77,7 +78,7 @@ public sealed partial class Machine
         long totalramNow = pa.TotalRamPages - pa.TotalCmaPages;
         long phys = pa.PhysPages;
         var k = p.Kernel;
-        string high2 = p.Arch == Arch.Arm ? $", {pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => z.Managed) * 4}K highmem" : "";
+        string high2 = p.LowmemLimit is not null ? $", {pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => z.Managed) * 4}K highmem" : "";
         log.Info($"Memory: {freeNow * 4}K/{phys * 4}K available ({(k?.Code ?? 0) >> 10}K kernel code, {(k?.RwData ?? 0) >> 10}K rwdata, " +
                  $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
                  $"{(phys - totalramNow - pa.TotalCmaPages) * 4}K reserved, {pa.TotalCmaPages * 4}K cma-reserved{high2})");

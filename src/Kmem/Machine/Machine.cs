@@ -41,6 +41,7 @@ public sealed partial class Machine : IDisposable
     {
         GC.SuppressFinalize(this);   // only a machine that booted has anything for the finalizer (see the end)
         var cmdline = KernelCmdline.Parse(profile.Cmdline, "cmdline");
+        _ = profile.Config;                 // a profile changed with "with" is checked again here (ProfileException)
         Profile = profile;
         Id = Interlocked.Increment(ref s_nextId);
         Log = new KernelLog();
@@ -58,6 +59,7 @@ public sealed partial class Machine : IDisposable
                 BasePfn = layout.SpanStart >> PhysicalMemory.PageShift,
                 FrameCount = _frames.Count,
                 MaxOrder = profile.MaxOrder,
+                Release = ReleaseOf(profile),
                 PageblockOrder = profile.EffectivePageblockOrder,
                 Cpus = profile.Cpus,
                 Zones = layout.Zones,
@@ -89,12 +91,12 @@ public sealed partial class Machine : IDisposable
                 _vmalloc = new VmallocSpace(Pages, Slab, _phys.FileDescriptor,
                     Math.Min(VmallocWindowBytes(profile, layout), MachineProfile.MaxVmallocReserve),
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
-                VmallocViews.Register(ProcFs, _vmalloc, numa: profile.Is64Bit);
+                VmallocViews.Register(ProcFs, _vmalloc, numa: profile.Config.IsEnabled("NUMA"));
             }
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
-                profile.Arch == Arch.Arm ? profile.LowmemLimit : null, cmdline.DmaDebug ?? profile.DmaDebug,
+                profile.LowmemLimit, cmdline.DmaDebug ?? profile.DmaDebug,
                 Cma.GetValueOrDefault("reserved")));
-            if (profile.Arch != Arch.X86_64) Dma.CreateAtomicPools();
+            if (profile.Arch is not (Arch.X86_64 or Arch.I386)) Dma.CreateAtomicPools();
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
             _sysctl = new Sysctl(Pages, (long)(profile.TotalRam / 4 / 1024), layout.CmaAreas, _deferredFree, _dmaBufs);
@@ -209,7 +211,12 @@ public sealed partial class Machine : IDisposable
         Cpus = p.Cpus,
         CacheLineSize = p.CacheLineSize,
         KmallocMinAlign = p.KmallocMinAlign,
+        Version = p.Version,
+        Config = p.Config,
     };
+
+    /// <summary>utsname's release: the profile's version with Kmem's local suffix (its own suffix when it has one).</summary>
+    internal static string ReleaseOf(MachineProfile p) => p.Version.Suffix.Length > 0 ? p.Version.Release : p.Version.Release + "-kmem";
 
     /// <summary>The slab layer's settings: the architecture's figures and the command line's slub_ options.</summary>
     private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd) => new(
@@ -224,10 +231,10 @@ public sealed partial class Machine : IDisposable
         long vmallocKb = (long)(VmallocWindowBytes(p, layout) >> 10);
         return new ViewConfig
         {
-            HighMem = p.Arch == Arch.Arm,
-            MemoryFailure = p.Arch != Arch.Arm,
-            TransparentHugepage = p.Arch != Arch.Arm,
-            Hugetlb = p.Arch != Arch.Arm,
+            HighMem = p.LowmemLimit is not null,
+            MemoryFailure = p.Config.IsEnabled("MEMORY_FAILURE"),
+            TransparentHugepage = p.Config.IsEnabled("TRANSPARENT_HUGEPAGE"),
+            Hugetlb = p.Config.IsEnabled("HUGETLB_PAGE"),
             DirectMap = p.Arch == Arch.X86_64 ? DirectMapSplit(p) : null,
             VmallocTotalKb = vmallocKb,
             Cpus = p.Cpus,
@@ -246,6 +253,10 @@ public sealed partial class Machine : IDisposable
     {
         Arch.X86_64 => (32UL << 40) - 1,                 // 32 TiB - 1 (4-level paging, VMALLOC_END inclusive)
         Arch.Arm64 => 263061440UL << 10,                 // 39-bit VA
+        Arch.Riscv64 => 64UL << 30,                      // Sv39: VMALLOC_SIZE = KERN_VIRT_SIZE >> 1
+        Arch.Riscv32 => 512UL << 20,                     // VMALLOC_SIZE = KERN_VIRT_SIZE >> 1, below PAGE_OFFSET (0xc0000000)
+        // i386: VMALLOC_END (below the PKMAP and fixmap area, 0xff7fe000) minus VMALLOC_START (high_memory + 8 MiB)
+        Arch.I386 => 0xff7fe000UL - (0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) + (8UL << 20)),
         // VMALLOC_END 0xff800000 minus VMALLOC_START (end of lowmem + 8 MiB, 8 MiB aligned)
         _ => 0xff800000UL - (((0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) - layout.SpanStart + (8UL << 20)) + ((8UL << 20) - 1)) & ~((8UL << 20) - 1)),
     };

@@ -11,8 +11,8 @@ namespace Kmem.Paging;
 
 internal sealed unsafe partial class PageAllocator
 {
-    /// <summary>The kernel release string Kmem reports as (utsname release and version).</summary>
-    public const string Release = "5.10.0-kmem";
+    /// <summary>The kernel release string reports print (utsname release: the profile's version with Kmem's local suffix).</summary>
+    public string Release => _settings.Release;
 
     private readonly Lock _reportLock = new();
     private readonly HashSet<string> _warnedOnce = [];

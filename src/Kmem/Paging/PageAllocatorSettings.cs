@@ -14,6 +14,8 @@ internal sealed record PageAllocatorSettings
     public required ulong BasePfn { get; init; }
     public required int FrameCount { get; init; }
     public required int MaxOrder { get; init; }
+    /// <summary>The utsname release reports print (<c>5.10.0-kmem</c>).</summary>
+    public string Release { get; init; } = "5.10.0-kmem";
     public required int PageblockOrder { get; init; }
     public required int Cpus { get; init; }
     /// <summary>Configured zones in kernel order, with their spans (empty zones have Start == End).</summary>

@@ -1,0 +1,149 @@
+// The CONFIG_ options Kmem acts on: for each, the architectures and releases that have it, its value in the
+// architecture's defconfig of a release (as Kconfig resolves it), the kind of value it takes, and the
+// dependencies Kconfig enforces between them. docs/profiles.md lists the same table for users.
+using System.Globalization;
+
+namespace Kmem.Core;
+
+/// <summary>The kind of value a CONFIG_ option takes.</summary>
+internal enum ConfigKind { Bool, Number }
+
+/// <summary>One CONFIG_ option Kmem models.</summary>
+internal sealed record KernelConfigOption(
+    string Name,
+    ConfigKind Kind,
+    string Description,
+    Func<Arch, KernelVersion, bool> Exists,
+    Func<Arch, KernelVersion, string> Default)
+{
+    /// <summary>Another spelling that reaches this option (a rename between releases).</summary>
+    public string? Alias { get; init; }
+
+    /// <summary>Why turning the option on is refused even where it exists (Kmem does not model what it selects), or null.</summary>
+    public string? RefuseOn { get; init; }
+
+    /// <summary>Checks a value given for this option on this kernel.</summary>
+    /// <exception cref="ArgumentException">The value is of the wrong kind, or the option cannot be on here.</exception>
+    public void Check(string givenName, string value, Arch arch, KernelVersion version)
+    {
+        bool on = value is "y" or "m";
+        if (Kind == ConfigKind.Bool && value is not ("y" or "n" or "m"))
+            throw new ArgumentException($"CONFIG_{givenName} is a boolean option: give true or false, not '{value}'");
+        if (Kind == ConfigKind.Number && !long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _))
+            throw new ArgumentException($"CONFIG_{givenName} takes a whole number, not '{value}'");
+        if (!Exists(arch, version) && (on || Kind == ConfigKind.Number))
+            throw new ArgumentException($"CONFIG_{givenName} does not exist in Linux {version} on {KernelConfigOptions.ArchName(arch)}");
+        if (on && RefuseOn is not null) throw new ArgumentException($"CONFIG_{givenName}=y: {RefuseOn}");
+    }
+}
+
+/// <summary>The table of modelled options and the Kconfig dependencies between them.</summary>
+internal static class KernelConfigOptions
+{
+    private static string YN(bool b) => b ? "y" : "n";
+    private static bool Is32(Arch a) => a is Arch.Arm or Arch.I386 or Arch.Riscv32;
+    private static bool IsX86(Arch a) => a is Arch.X86_64 or Arch.I386;
+
+    /// <summary>The kernel's name for an architecture (<c>arch/&lt;name&gt;</c>, with the 32/64-bit split of x86 and riscv).</summary>
+    public static string ArchName(Arch a) => a switch
+    {
+        Arch.Arm => "arm",
+        Arch.Arm64 => "arm64",
+        Arch.X86_64 => "x86_64",
+        Arch.I386 => "i386",
+        Arch.Riscv32 => "riscv32",
+        Arch.Riscv64 => "riscv64",
+        _ => a.ToString(),
+    };
+
+    public static readonly IReadOnlyList<KernelConfigOption> All =
+    [
+        new("SLUB", ConfigKind.Bool, "the SLUB allocator (the only one Kmem models)", (_, _) => true, (_, _) => "y"),
+        new("SLAB", ConfigKind.Bool, "the SLAB allocator (until 6.8): not modelled, refused", (_, v) => !v.IsAtLeast(6, 8), (_, _) => "n")
+            { RefuseOn = "Kmem models SLUB only; SLAB's caches, sizes and /proc/slabinfo tunables are not modelled" },
+        new("SLOB", ConfigKind.Bool, "the SLOB allocator (until 6.4): not modelled, refused", (_, v) => !v.IsAtLeast(6, 4), (_, _) => "n")
+            { RefuseOn = "Kmem models SLUB only; SLOB has no caches to model" },
+        new("SLUB_DEBUG", ConfigKind.Bool, "SLUB's debugging support: slub_debug= works only with it", (_, _) => true, (_, _) => "y"),
+        new("SLUB_DEBUG_ON", ConfigKind.Bool, "slub_debug on for every cache from boot", (_, _) => true, (_, _) => "n"),
+        new("SLUB_CPU_PARTIAL", ConfigKind.Bool, "per-CPU partial slab lists", (_, _) => true, (_, _) => "y"),
+        new("SLAB_MERGE_DEFAULT", ConfigKind.Bool, "merge compatible caches unless slab_nomerge (from 4.13; always before)",
+            (_, v) => v.IsAtLeast(4, 13), (_, _) => "y"),
+        new("SLAB_FREELIST_HARDENED", ConfigKind.Bool, "obfuscated free pointers (from 4.14): adds kmem_cache.random",
+            (_, v) => v.IsAtLeast(4, 14), (_, _) => "n"),
+        new("SLAB_FREELIST_RANDOM", ConfigKind.Bool, "randomized free-list order (from 4.7): adds kmem_cache.random_seq",
+            (_, v) => v.IsAtLeast(4, 7), (_, _) => "n"),
+        new("RANDOM_KMALLOC_CACHES", ConfigKind.Bool, "16 copies of each kmalloc cache, kmalloc-rnd-NN-* (from 6.6)",
+            (_, v) => v.IsAtLeast(6, 6), (_, _) => "n"),
+        new("MEMCG", ConfigKind.Bool, "the memory controller", (_, _) => true,
+            (a, v) => YN(a is Arch.X86_64 or Arch.Arm64 || (a is Arch.Riscv64 or Arch.Riscv32 && v.IsAtLeast(5, 10)))),
+        new("MEMCG_KMEM", ConfigKind.Bool, "kernel memory accounting: kmalloc-cg-* caches for __GFP_ACCOUNT (from 5.14)",
+            (_, _) => true, (a, v) => YN(v.IsAtLeast(4, 5) && (a is Arch.X86_64 or Arch.Arm64 || (a is Arch.Riscv64 or Arch.Riscv32 && v.IsAtLeast(5, 10))))),
+        new("HIGHMEM", ConfigKind.Bool, "ZONE_HIGHMEM above lowmem on 32-bit arm and i386", (a, _) => a is Arch.Arm or Arch.I386, (_, _) => "y"),
+        new("NUMA", ConfigKind.Bool, "several memory nodes: ' N0=' in /proc/vmallocinfo, kmem_cache node pointers",
+            (a, v) => a is Arch.X86_64 or Arch.I386 || (a == Arch.Arm64 && v.IsAtLeast(4, 7)) || (a == Arch.Riscv64 && v.IsAtLeast(5, 12)),
+            (a, v) => YN(a == Arch.X86_64 || a == Arch.Arm64 || (a == Arch.Riscv64 && v.IsAtLeast(5, 12)))),
+        new("ZONE_DMA", ConfigKind.Bool, "ZONE_DMA (x86: below 16 MiB; arm64 from 5.5: below 1 GiB or the DT's limit; arm64 before 5.5: below 4 GiB)",
+            (a, _) => a is Arch.X86_64 or Arch.I386 or Arch.Arm64 or Arch.Arm, (a, _) => YN(a != Arch.Arm)),
+        new("ZONE_DMA32", ConfigKind.Bool, "ZONE_DMA32 below 4 GiB (64-bit; arm64 from 5.5)",
+            (a, v) => a is Arch.X86_64 or Arch.Riscv64 || (a == Arch.Arm64 && v.IsAtLeast(5, 5)), (_, _) => "y"),
+        new("CMA", ConfigKind.Bool, "the contiguous memory allocator: CMA areas, CmaTotal/CmaFree", (_, _) => true,
+            (a, _) => YN(a is Arch.Arm or Arch.Arm64)),
+        new("DMA_CMA", ConfigKind.Bool, "the DMA API allocates from CMA", (_, _) => true, (a, _) => YN(a is Arch.Arm or Arch.Arm64)),
+        new("TRANSPARENT_HUGEPAGE", ConfigKind.Bool, "transparent huge pages: the AnonHugePages family of meminfo lines",
+            (a, _) => a != Arch.Riscv32, (a, _) => YN(a is Arch.X86_64 or Arch.Arm64)),
+        new("HUGETLB_PAGE", ConfigKind.Bool, "hugetlbfs: the HugePages_* lines of meminfo", (_, _) => true, (a, _) => YN(a is Arch.X86_64 or Arch.Arm64)),
+        new("MEMORY_FAILURE", ConfigKind.Bool, "hardware memory error handling: HardwareCorrupted in meminfo",
+            (a, _) => !Is32(a) || a == Arch.I386, (a, _) => YN(a is Arch.X86_64 or Arch.Arm64)),
+        new("SWAP", ConfigKind.Bool, "swap: the SwapCached/SwapTotal/SwapFree lines", (_, _) => true, (_, _) => "y"),
+        new("ZSWAP", ConfigKind.Bool, "the compressed swap cache: Zswap/Zswapped in meminfo (from 5.19)", (_, v) => v.IsAtLeast(3, 11), (_, _) => "n"),
+        new("VM_EVENT_COUNTERS", ConfigKind.Bool, "the event counters of /proc/vmstat", (_, _) => true, (_, _) => "y"),
+        new("SMP", ConfigKind.Bool, "more than one CPU", (_, _) => true, (_, _) => "y"),
+        new("FORCE_MAX_ZONEORDER", ConfigKind.Number, "MAX_ORDER (orders 0..MAX_ORDER-1), before 6.1; the profile's max_order wins",
+            (a, v) => !IsX86(a) && !v.IsAtLeast(6, 1), (_, _) => "11") { Alias = "ARCH_FORCE_MAX_ORDER" },
+        new("ARCH_FORCE_MAX_ORDER", ConfigKind.Number, "MAX_ORDER from 6.1 (exclusive before 6.4: orders 0..N-1; inclusive from 6.4: 0..N)",
+            (a, v) => !IsX86(a) && v.IsAtLeast(6, 1), (_, v) => v.IsAtLeast(6, 4) ? "10" : "11") { Alias = "FORCE_MAX_ZONEORDER" },
+        new("DMA_API_DEBUG", ConfigKind.Bool, "DMA-API debugging (the profile's dma_debug and dma_debug= override it)", (_, _) => true, (_, _) => "n"),
+    ];
+
+    /// <summary>The option of that name (or alias); of two spellings, the one this release has.</summary>
+    public static KernelConfigOption? Find(string name, Arch? arch = null, KernelVersion? version = null)
+    {
+        KernelConfigOption? byName = null, byAlias = null;
+        foreach (var o in All)
+        {
+            if (o.Name == name) byName = o;
+            else if (o.Alias == name) byAlias = o;
+        }
+        if (byName is null) return byAlias;
+        if (byAlias is not null && arch is { } a && version is { } v && !byName.Exists(a, v) && byAlias.Exists(a, v)) return byAlias;
+        return byName;
+    }
+
+    /// <summary>Kconfig's dependencies between modelled options: an option that depends on one turned off goes off unless
+    /// it was given (then the pair contradicts, refused); an option that needs one that was not given turns it on.</summary>
+    public static void ApplyDependencies(SortedDictionary<string, string> values, HashSet<string> given, Arch arch, KernelVersion version)
+    {
+        // (dependent, what it needs)
+        (string Dependent, string Needs)[] deps =
+        [
+            ("MEMCG_KMEM", "MEMCG"), ("DMA_CMA", "CMA"), ("SLUB_DEBUG_ON", "SLUB_DEBUG"), ("SLUB_CPU_PARTIAL", "SMP"), ("ZSWAP", "SWAP"),
+        ];
+        foreach (var (dep, needs) in deps)
+        {
+            bool depOn = values.TryGetValue(dep, out var d) && d is "y" or "m";
+            bool needsOn = values.TryGetValue(needs, out var n) && n is "y" or "m";
+            if (!depOn || needsOn) continue;
+            if (given.Contains(dep) && given.Contains(needs))
+                throw new ArgumentException($"CONFIG_{dep}=y needs CONFIG_{needs}=y");
+            if (given.Contains(dep))
+            {
+                if (Find(needs, arch, version) is { } o && o.Exists(arch, version)) values[needs] = "y";
+                else throw new ArgumentException($"CONFIG_{dep}=y needs CONFIG_{needs}, which Linux {version} on {ArchName(arch)} does not have");
+            }
+            else values[dep] = "n";
+        }
+        // SLUB is the allocator: turning it off only makes sense with another one, which is refused above.
+        if (values.TryGetValue("SLUB", out var slub) && slub == "n")
+            throw new ArgumentException("CONFIG_SLUB=n: Kmem models SLUB only");
+    }
+}
