@@ -253,14 +253,14 @@ public sealed unsafe partial class RtnetStack
     public void Free(Rtskb skb)
     {
         var h = Checked(skb, "kfree_rtskb");
-        RtskbPool.Put((RtskbPoolControl*)h->Pool, h);
+        RtskbPool.Put(OwnerControl(h), h);
     }
 
     /// <summary>rtskb_acquire(): see <see cref="RtskbPool.Acquire"/>.</summary>
     internal int Acquire(Rtskb skb, RtskbPool comp)
     {
         var h = Checked(skb, "rtskb_acquire");
-        var owner = (RtskbPoolControl*)h->Pool;
+        var owner = OwnerControl(h);
         var c = comp.TakeForExchange();
         if (c == null)
         {
@@ -281,7 +281,26 @@ public sealed unsafe partial class RtnetStack
     }
 
     /// <summary>The pool whose control block the header names.</summary>
-    private RtskbPool? PoolOf(RtskbHeader* h) => PoolById(((RtskbPoolControl*)h->Pool)->Id);
+    private RtskbPool? PoolOf(RtskbHeader* h) => PoolById(OwnerControl(h)->Id);
+
+    /// <summary>
+    /// The control block of the pool that owns a checked buffer. The header is read again after the check, and a machine
+    /// shut down in between has replaced its memory with zeros: a null owner then means "disposed", never a null dereference.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private RtskbPoolControl* OwnerControl(RtskbHeader* h)
+    {
+        var c = (RtskbPoolControl*)h->Pool;
+        if (c == null) OwnerLost(h);
+        return c;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void OwnerLost(RtskbHeader* h)
+    {
+        Life.ThrowIfDead();
+        throw Misuse("rtskb owner", $"rtskb 0x{(nint)h:x} has no owning pool (its header was overwritten)");
+    }
 
     /// <summary>/proc/rtnet/rtskb: exactly RTnet's four lines.</summary>
     private string ProcRtskb()
