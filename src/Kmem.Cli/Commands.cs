@@ -28,7 +28,8 @@ internal static class Commands
         profiles.Validators.Add(r =>
         {
             if (r.GetResult(profile) is { Implicit: false }) r.AddError("profiles: --profile does not apply (the verb lists every embedded profile)");
-            if (r.GetResult(kernel) is { Implicit: false }) r.AddError("profiles: --kernel does not apply (the verb lists every embedded profile)");
+            if (r.GetResult(kernel) is { Implicit: false } && r.Children.All(c => c is not OptionResult { Option.Name: "--config" }))
+                r.AddError("profiles: --kernel applies only with --config (the verb lists every embedded profile)");
         });
         root.Subcommands.Add(BootVerb.Create(ctx, profile));
         root.Subcommands.Add(profiles);

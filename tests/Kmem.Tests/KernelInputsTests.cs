@@ -241,4 +241,24 @@ public class KernelInputsTests
         Assert.Equal(2, code);
         Assert.Contains("not a kernel version", e);
     }
+
+    [Fact]
+    public void The_cli_prints_the_configuration_a_profile_resolves_to()
+    {
+        var (code, o, e) = TestSupport.Cli("profiles", "--config", "rk3588", "--kernel", "6.6");
+        Assert.True(code == 0, e);
+        Assert.StartsWith("# Linux/arm64 6.6.0 kernel configuration", o);
+        Assert.Contains("CONFIG_ARCH_FORCE_MAX_ORDER=10\n", o);
+        Assert.Contains("# CONFIG_ZONE_DMA32 is not set\n", o);               // the profile removes the zone
+        (code, o, _) = TestSupport.Cli("profiles", "--config", "rv1106");
+        Assert.Equal(0, code);
+        Assert.Contains("CONFIG_FORCE_MAX_ZONEORDER=11\n", o);
+        Assert.Contains("CONFIG_HIGHMEM=y\n", o);
+        (code, _, e) = TestSupport.Cli("profiles", "--kernel", "6.6");
+        Assert.Equal(2, code);
+        Assert.Contains("--kernel applies only with --config", e);
+        (code, o, _) = TestSupport.Cli("profiles");
+        Assert.Contains("kernel", o);
+        Assert.Contains("5.10", o);
+    }
 }

@@ -1,4 +1,5 @@
-// `kmem profiles`: the embedded machine profiles as a table, or the JSON of one (a start for one's own board).
+// `kmem profiles`: the embedded machine profiles as a table, the JSON of one (a start for one's own board), or the
+// kernel configuration a profile resolves to, as a .config fragment.
 using System.CommandLine;
 using Spectre.Console;
 
@@ -9,25 +10,38 @@ internal static class ProfilesVerb
     public static Command Create(CliContext ctx)
     {
         var json = new Option<string?>("--json") { Description = "Print the JSON of one embedded profile (a starting point for your own board)." };
-        var profiles = new Command("profiles", "List the embedded machine profiles.") { json };
-        profiles.SetAction(pr => Run(ctx, pr.GetValue(json)));
+        var config = new Option<string?>("--config")
+        {
+            Description = "Print the kernel configuration an embedded profile or a profile file resolves to (its release's defconfig with the profile's changes), as a .config fragment; --kernel changes the release.",
+        };
+        var profiles = new Command("profiles", "List the embedded machine profiles.") { json, config };
+        profiles.SetAction(pr => Run(ctx, pr.GetValue(json), pr.GetValue(config)));
         return profiles;
     }
 
-    private static int Run(CliContext ctx, string? json)
+    private static int Run(CliContext ctx, string? json, string? config)
     {
         if (json is not null)
         {
             ctx.Out.Write(MachineProfile.EmbeddedJson(json));
             return 0;
         }
-        var table = new Table().AddColumns("name", "arch", "CPUs", "RAM", "zones", "CMA", "devices", "description");
+        if (config is not null)
+        {
+            var p = VerbSupport.LoadProfile(config);
+            if (ctx.Kernel is { } version) p = p with { Version = version };
+            ctx.Out.Write($"# Linux/{p.Arch.ToString().ToLowerInvariant()} {p.Version.Release} kernel configuration (the options Kmem acts on, and the profile's others)\n");
+            ctx.Out.Write(p.Config.ToDotConfig());
+            return 0;
+        }
+        var table = new Table().AddColumns("name", "arch", "kernel", "CPUs", "RAM", "zones", "CMA", "devices", "description");
         foreach (var name in MachineProfile.EmbeddedNames)
         {
             var p = MachineProfile.Embedded(name);
             table.AddRow(
                 Markup.Escape(p.Name) + (name == MachineProfile.DefaultName ? " (default)" : ""),
                 p.Arch.ToString().ToLowerInvariant(),
+                p.Version.ToString(),
                 p.Cpus.ToString(),
                 $"{p.TotalRam >> 20} MiB",
                 string.Join(" ", p.ZoneTypes.Select(z => z.KernelName())),
