@@ -218,11 +218,11 @@ public class KernelInputsTests
     [Fact]
     public void A_profile_changed_with_with_is_checked_again_at_boot()
     {
-        var p = MachineProfile.Embedded("rk3588") with { Version = KernelVersion.Parse("6.6"), ConfigOptions = new Dictionary<string, object> { ["RANDOM_KMALLOC_CACHES"] = true } };
-        Assert.True(p.Config.IsEnabled("RANDOM_KMALLOC_CACHES"));
-        var back = p with { Version = KernelVersion.Parse("5.10") };
+        var p = MachineProfile.Embedded("rk3588") with { ConfigOptions = new Dictionary<string, object> { ["SLAB_FREELIST_HARDENED"] = true } };
+        Assert.True(p.Config.IsEnabled("SLAB_FREELIST_HARDENED"));
+        var back = p with { Version = KernelVersion.Parse("4.9") };             // the option came in 4.14
         var e = Assert.Throws<ProfileException>(() => Machine.Boot(back));
-        Assert.Contains("RANDOM_KMALLOC_CACHES", e.Message);
+        Assert.Contains("SLAB_FREELIST_HARDENED", e.Message);
     }
 
     [Fact]
