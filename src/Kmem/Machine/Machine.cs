@@ -223,7 +223,10 @@ public sealed partial class Machine : IDisposable
         new SlabArch(p.Is64Bit ? 8 : 4, p.CacheLineSize, 8, p.Is64Bit ? 152 : 80, p.Cpus, p.MaxOrder,
             cmd.SlubMinOrder, cmd.SlubMaxOrder, cmd.SlubMinObjects),
         cmd.SlubDebug, cmd.SlabNoMerge, Math.Max(8, p.KmallocMinAlign), p.ZoneTypes.Contains(ZoneType.Dma),
-        Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25));
+        Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25))
+    {
+        Kmalloc = KmallocScheme.For(p.Version, p.Config.IsEnabled("MEMCG_KMEM")),
+    };
 
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
     private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)
