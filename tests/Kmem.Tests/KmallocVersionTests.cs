@@ -238,4 +238,15 @@ public sealed unsafe class KmallocVersionTests
         Assert.Equal(smallest, m.Slab.SlabCacheOf(x)!.Name);
         m.Kfree(x);
     }
+
+    [Fact]
+    public void Random_kmalloc_caches_are_refused_rather_than_ignored()
+    {
+        var p = X86("6.6", 2, ("RANDOM_KMALLOC_CACHES", true));
+        var e = Assert.Throws<ProfileException>(() => Machine.Boot(p).Dispose());
+        Assert.Contains("kmalloc-rnd-NN-*", e.Message);
+        Assert.Throws<ProfileException>(() => X86("6.5", 2, ("RANDOM_KMALLOC_CACHES", true)).Config); // not in 6.5 at all
+        using var m = Machine.Boot(X86("6.6", 2, ("RANDOM_KMALLOC_CACHES", false)));
+        Assert.DoesNotContain(m.SlabCaches, c => c.Name.StartsWith("kmalloc-rnd-"));
+    }
 }

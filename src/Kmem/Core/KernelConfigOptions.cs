@@ -72,8 +72,9 @@ internal static class KernelConfigOptions
             (_, v) => v.IsAtLeast(4, 14), (_, _) => "n"),
         new("SLAB_FREELIST_RANDOM", ConfigKind.Bool, "randomized free-list order (from 4.7): adds kmem_cache.random_seq",
             (_, v) => v.IsAtLeast(4, 7), (_, _) => "n"),
-        new("RANDOM_KMALLOC_CACHES", ConfigKind.Bool, "16 copies of each kmalloc cache, kmalloc-rnd-NN-* (from 6.6)",
-            (_, v) => v.IsAtLeast(6, 6), (_, _) => "n"),
+        new("RANDOM_KMALLOC_CACHES", ConfigKind.Bool, "16 copies of each kmalloc cache, kmalloc-rnd-NN-* (from 6.6): not modelled, refused",
+            (_, v) => v.IsAtLeast(6, 6), (_, _) => "n")
+            { RefuseOn = "Kmem does not model the kmalloc-rnd-NN-* caches nor kmalloc's choice among them by a hash of the caller" },
         new("MEMCG", ConfigKind.Bool, "the memory controller", (_, _) => true,
             (a, v) => YN(a is Arch.X86_64 or Arch.Arm64 || (a is Arch.Riscv64 or Arch.Riscv32 && v.IsAtLeast(5, 10)))),
         new("MEMCG_KMEM", ConfigKind.Bool, "kernel memory accounting: kmalloc-cg-* caches for __GFP_ACCOUNT (from 5.14)",
