@@ -249,4 +249,17 @@ public sealed unsafe class KmallocVersionTests
         using var m = Machine.Boot(X86("6.6", 2, ("RANDOM_KMALLOC_CACHES", false)));
         Assert.DoesNotContain(m.SlabCaches, c => c.Name.StartsWith("kmalloc-rnd-"));
     }
+
+    [Fact]
+    public void Cgroup_memory_nokmem_leaves_no_kmalloc_cg_caches_and_accounted_kmalloc_goes_to_kmalloc()
+    {
+        var p = X86("5.15") with { Cmdline = "cgroup.memory=nosocket,nokmem" };
+        using var m = Machine.Boot(p);
+        Assert.DoesNotContain(m.SlabCaches, c => c.Name.StartsWith("kmalloc-cg-"));
+        nint a = m.Kmalloc(60, Gfp.KernelAccount);
+        Assert.Equal("kmalloc-64", m.Slab.SlabCacheOf(a)!.Name);
+        m.Kfree(a);
+        using var plain = Machine.Boot(X86("5.15") with { Cmdline = "cgroup.memory=nosocket" });
+        Assert.Equal(13, plain.SlabCaches.Count(c => c.Name.StartsWith("kmalloc-cg-")));
+    }
 }

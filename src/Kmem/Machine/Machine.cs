@@ -225,7 +225,8 @@ public sealed partial class Machine : IDisposable
         cmd.SlubDebug, cmd.SlabNoMerge, Math.Max(8, p.KmallocMinAlign), p.ZoneTypes.Contains(ZoneType.Dma),
         Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25))
     {
-        Kmalloc = KmallocScheme.For(p.Version, p.Config.IsEnabled("MEMCG_KMEM")),
+        // "mm: memcg/slab: don't create kmalloc-cg caches with cgroup.memory=nokmem": the kmalloc-cg slots alias kmalloc-*.
+        Kmalloc = KmallocScheme.For(p.Version, p.Config.IsEnabled("MEMCG_KMEM") && !cmd.CgroupNoKmem),
     };
 
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
