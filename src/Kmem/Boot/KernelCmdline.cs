@@ -20,6 +20,8 @@ internal sealed class KernelCmdline
     public bool SlabNoMerge { get; private set; }
     /// <summary>dma_debug=on|off, or null when not given (the profile's <c>dma_debug</c> then decides).</summary>
     public bool? DmaDebug { get; private set; }
+    /// <summary>cgroup.memory=nokmem: no kernel memory accounting, so no kmalloc-cg-* caches (5.14 on).</summary>
+    public bool CgroupNoKmem { get; private set; }
     /// <summary>Words Kmem does not model.</summary>
     public List<string> Unknown { get; } = [];
 
@@ -54,6 +56,9 @@ internal sealed class KernelCmdline
                         "off" => false,
                         _ => throw new ProfileException(field, $"dma_debug={value} must be on or off"),
                     };
+                    break;
+                case "cgroup.memory": // cgroup_memory(): comma-separated words; nokmem is the one Kmem acts on
+                    if ((value ?? "").Split(',').Contains("nokmem")) c.CgroupNoKmem = true;
                     break;
                 case "fail_page_alloc" or "failslab": break;           // read by the machine (FaultAttr.Setup)
                 default: c.Unknown.Add(word); break;

@@ -52,7 +52,9 @@ internal static partial class ProfileReader
             throw new ProfileException("page_size", $"{pageSize} is not supported (Kmem models 4096-byte pages)");
         int cacheLine = Int(root, "cache_line_size", 16, 256, required: false) ?? 64;
         if (!IsPow2((ulong)cacheLine)) throw new ProfileException("cache_line_size", $"{cacheLine} is not a power of two");
-        int kmallocAlign = Int(root, "kmalloc_min_align", 8, 4096, required: false) ?? arch switch { Arch.Arm => 64, Arch.Arm64 => 128, _ => 8 };
+        // arm64 from 6.5 ("mm/slab: Decouple ARCH_KMALLOC_MINALIGN from ARCH_DMA_MINALIGN", with swiotlb bouncing
+        // unaligned kmalloc buffers): ARCH_KMALLOC_MINALIGN is 8, so kmalloc-8 … kmalloc-192 exist; before, 128.
+        int kmallocAlign = Int(root, "kmalloc_min_align", 8, 4096, required: false) ?? arch switch { Arch.Arm => 64, Arch.Arm64 => version.IsAtLeast(6, 5) ? 8 : 128, _ => 8 };
         if (!IsPow2((ulong)kmallocAlign)) throw new ProfileException("kmalloc_min_align", $"{kmallocAlign} is not a power of two");
         // "max_order" in the meaning of the profile's version: MAX_ORDER counts the orders before 6.4 and is the largest from 6.4.
         bool inclusive = version.IsAtLeast(6, 4);

@@ -72,13 +72,15 @@ internal static class KernelConfigOptions
             (_, v) => v.IsAtLeast(4, 14), (_, _) => "n"),
         new("SLAB_FREELIST_RANDOM", ConfigKind.Bool, "randomized free-list order (from 4.7): adds kmem_cache.random_seq",
             (_, v) => v.IsAtLeast(4, 7), (_, _) => "n"),
-        new("RANDOM_KMALLOC_CACHES", ConfigKind.Bool, "16 copies of each kmalloc cache, kmalloc-rnd-NN-* (from 6.6)",
-            (_, v) => v.IsAtLeast(6, 6), (_, _) => "n"),
+        new("RANDOM_KMALLOC_CACHES", ConfigKind.Bool, "16 copies of each kmalloc cache, kmalloc-rnd-NN-* (from 6.6): not modelled, refused",
+            (_, v) => v.IsAtLeast(6, 6), (_, _) => "n")
+            { RefuseOn = "Kmem does not model the kmalloc-rnd-NN-* caches nor kmalloc's choice among them by a hash of the caller" },
         // x86_64_defconfig and i386_defconfig set no MEMCG; arm64's defconfig and riscv's defconfig do.
         new("MEMCG", ConfigKind.Bool, "the memory controller", (_, _) => true,
             (a, _) => YN(a is Arch.Arm64 or Arch.Riscv64 or Arch.Riscv32)),
-        new("MEMCG_KMEM", ConfigKind.Bool, "kernel memory accounting: kmalloc-cg-* caches for __GFP_ACCOUNT (from 5.14); def_bool MEMCG from 4.5",
-            (_, _) => true, (a, v) => YN(v.IsAtLeast(4, 5) && a is Arch.Arm64 or Arch.Riscv64 or Arch.Riscv32)),
+        // 6.10 folds it into MEMCG ("mm: memcg: drop CONFIG_MEMCG_KMEM"): from then on MEMCG alone says it.
+        new("MEMCG_KMEM", ConfigKind.Bool, "kernel memory accounting: kmalloc-cg-* caches for __GFP_ACCOUNT (from 5.14); def_bool MEMCG from 4.5, part of MEMCG from 6.10",
+            (_, v) => !v.IsAtLeast(6, 10), (a, v) => YN(v.IsAtLeast(4, 5) && a is Arch.Arm64 or Arch.Riscv64 or Arch.Riscv32)),
         new("HIGHMEM", ConfigKind.Bool, "ZONE_HIGHMEM above lowmem on 32-bit arm and i386", (a, _) => a is Arch.Arm or Arch.I386, (_, _) => "y"),
         new("NUMA", ConfigKind.Bool, "several memory nodes: ' N0=' in /proc/vmallocinfo, kmem_cache node pointers",
             (a, v) => a is Arch.X86_64 or Arch.I386 || (a == Arch.Arm64 && v.IsAtLeast(4, 7)) || (a == Arch.Riscv64 && v.IsAtLeast(5, 12)),

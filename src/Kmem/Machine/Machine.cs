@@ -223,7 +223,12 @@ public sealed partial class Machine : IDisposable
         new SlabArch(p.Is64Bit ? 8 : 4, p.CacheLineSize, 8, p.Is64Bit ? 152 : 80, p.Cpus, p.MaxOrder,
             cmd.SlubMinOrder, cmd.SlubMaxOrder, cmd.SlubMinObjects),
         cmd.SlubDebug, cmd.SlabNoMerge, Math.Max(8, p.KmallocMinAlign), p.ZoneTypes.Contains(ZoneType.Dma),
-        Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25));
+        Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25))
+    {
+        // "mm: memcg/slab: don't create kmalloc-cg caches with cgroup.memory=nokmem": the kmalloc-cg slots alias kmalloc-*.
+        // kernel memory accounting is CONFIG_MEMCG_KMEM until 6.10 and part of CONFIG_MEMCG from then on
+        Kmalloc = KmallocScheme.For(p.Version, p.Config.IsEnabled(p.Version.IsAtLeast(6, 10) ? "MEMCG" : "MEMCG_KMEM") && !cmd.CgroupNoKmem),
+    };
 
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
     private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)

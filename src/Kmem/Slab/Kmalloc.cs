@@ -1,7 +1,8 @@
-// The kmalloc family over the kmalloc caches (Linux 5.10 mm/slab_common.c, include/linux/slab.h,
-// mm/slub.c): size classes and size_index per architecture, kmalloc-rcl-* and dma-kmalloc-* chosen by
-// GFP, large requests straight from the page allocator (compound, counted in SUnreclaim), ksize,
-// krealloc, kmalloc_array/kcalloc overflow checks, and kfree with full validation of the pointer.
+// The kmalloc family over the kmalloc caches (mm/slab_common.c, include/linux/slab.h, mm/slub.c):
+// size classes and size_index per architecture, the release's kinds (kmalloc-rcl-*, kmalloc-cg-*,
+// dma-kmalloc-*, see KmallocScheme.cs) created in its order and chosen by GFP, large requests
+// straight from the page allocator (compound, counted in SUnreclaim), ksize, krealloc,
+// kmalloc_array/kcalloc overflow checks, and kfree with full validation of the pointer.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -18,17 +19,20 @@ internal sealed unsafe partial class SlabAllocator
     public const int MaxCacheSize = 1 << ShiftHigh;
     /// <summary>ZERO_SIZE_PTR.</summary>
     public const nint ZeroSizePtr = 16;
-    private const int Types = 3, TypeNormal = 0, TypeReclaim = 1, TypeDma = 2;
+    /// <summary>The kmalloc kinds (<see cref="KmallocKind"/>), each a row of ShiftHigh + 1 caches in the tables.</summary>
+    private const int Kinds = 4, Row = ShiftHigh + 1;
+    /// <summary>The GFP selectors: (__GFP_DMA, __GFP_RECLAIMABLE, __GFP_ACCOUNT) as three bits.</summary>
+    private const int Selectors = 8;
 
     /// <summary>size_index[]: the cache index for sizes 1..192 in steps of 8.</summary>
     private readonly byte[] _sizeIndex = [3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2];
-    /// <summary>kmalloc_caches[type][index], flattened (type * 14 + index).</summary>
-    private readonly SlabCache?[] _kmalloc = new SlabCache?[Types * (ShiftHigh + 1)];
+    /// <summary>kmalloc_caches[kind][index], flattened (kind * 14 + index).</summary>
+    private readonly SlabCache?[] _kmalloc = new SlabCache?[Kinds * Row];
     /// <summary>The slots of the same caches (the fast path needs only the slot); a missing cache has the dead slot.</summary>
-    private readonly int[] _kmallocSlots = Enumerable.Repeat(SlabThread.DeadSlot, Types * (ShiftHigh + 1)).ToArray();
+    private readonly int[] _kmallocSlots = Enumerable.Repeat(SlabThread.DeadSlot, Kinds * Row).ToArray();
 
-    /// <summary>For requests of 1..192 bytes: the slot of the cache, by (__GFP_DMA, __GFP_RECLAIMABLE) × 24 + (size - 1) / 8.</summary>
-    private readonly int[] _smallSlots = GC.AllocateArray<int>(4 * 24, pinned: true);
+    /// <summary>For requests of 1..192 bytes: the slot of the cache, by <see cref="Selector"/> × 24 + (size - 1) / 8.</summary>
+    private readonly int[] _smallSlots = GC.AllocateArray<int>(Selectors * 24, pinned: true);
 
     /// <summary>
     /// <see cref="_smallSlots"/> as a pointer (the array is pinned for the allocator's life), which the machine keeps
@@ -36,8 +40,15 @@ internal sealed unsafe partial class SlabAllocator
     /// </summary>
     internal int* SmallSlots => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_smallSlots));
 
-    /// <summary>The first index of each kmalloc type in <see cref="_kmalloc"/>, by (__GFP_DMA, __GFP_RECLAIMABLE).</summary>
+    /// <summary>The first index in <see cref="_kmalloc"/> of the kind each GFP selector goes to (kmalloc_type() of the release, worked out at boot).</summary>
     private int[] _typeOffset = [];
+
+    /// <summary>
+    /// The GFP selector, without a branch: __GFP_DMA (bit 0) → 1, __GFP_RECLAIMABLE (bit 4) → 2, __GFP_ACCOUNT
+    /// (bit 22) → 4. The release's kmalloc_type() is in the tables the selector indexes, not in code.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Selector(Gfp gfp) => (int)((uint)gfp & 1) | (int)(((uint)gfp >> 3) & 2) | (int)(((uint)gfp >> 20) & 4);
 
     /// <summary>KMALLOC_MAX_SIZE.</summary>
     public long KmallocMaxSize => 1L << Settings.KmallocShiftMax;
@@ -45,10 +56,12 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>KMALLOC_SHIFT_LOW.</summary>
     private int ShiftLow => System.Numerics.BitOperations.Log2((uint)Settings.KmallocMinSize);
 
-    private static readonly string[] s_sizeNames = ["", "96", "192", "8", "16", "32", "64", "128", "256", "512", "1k", "2k", "4k", "8k"];
     private static readonly int[] s_sizes = [0, 96, 192, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
-    /// <summary>setup_kmalloc_cache_index_table() and create_kmalloc_caches() (5.10 order).</summary>
+    /// <summary>
+    /// setup_kmalloc_cache_index_table() and create_kmalloc_caches() of the modelled release
+    /// (<see cref="SlabSettings.Kmalloc"/>): every kind the release has is created at boot, in its order.
+    /// </summary>
     private void CreateKmallocCaches()
     {
         int min = Settings.KmallocMinSize;
@@ -61,18 +74,33 @@ internal sealed unsafe partial class SlabAllocator
         if (min >= 64) for (int i = 64 + 8; i <= 96; i += 8) _sizeIndex[(i - 1) / 8] = 7;
         if (min >= 128) for (int i = 128 + 8; i <= 192; i += 8) _sizeIndex[(i - 1) / 8] = 8;
 
-        for (int type = TypeNormal; type <= TypeReclaim; type++)
+        var scheme = Settings.Kmalloc;
+        bool dmaLast = scheme.Order == KmallocCreationOrder.DmaByIndexLast;
+        foreach (var kind in scheme.KindOrder)
+        {
+            if (kind == KmallocKind.Dma && (dmaLast || !Settings.HasZoneDma)) continue;
+            if (scheme.Order == KmallocCreationOrder.OddSizesFirst)
+            {
+                if (min <= 32) NewKmallocCache(1, kind);
+                if (min <= 64) NewKmallocCache(2, kind);
+                for (int i = ShiftLow; i <= ShiftHigh; i++) NewKmallocCache(i, kind);
+                continue;
+            }
             for (int i = ShiftLow; i <= ShiftHigh; i++)
             {
-                NewKmallocCache(i, type);
-                if (min <= 32 && i == 6) NewKmallocCache(1, type);
-                if (min <= 64 && i == 7) NewKmallocCache(2, type);
+                NewKmallocCache(i, kind);
+                if (min <= 32 && i == 6) NewKmallocCache(1, kind);
+                if (min <= 64 && i == 7) NewKmallocCache(2, kind);
             }
-        if (Settings.HasZoneDma)
+        }
+        // Up to 5.18 the DMA caches come last, one for each normal cache in kmalloc_info[] order (96, 192, 8, 16 …).
+        if (dmaLast && Settings.HasZoneDma)
             for (int i = 0; i <= ShiftHigh; i++)
-                if (_kmalloc[TypeNormal * (ShiftHigh + 1) + i] is not null) NewKmallocCache(i, TypeDma);
-        int dma = Settings.HasZoneDma ? TypeDma : TypeNormal; // without ZONE_DMA, KMALLOC_DMA is KMALLOC_NORMAL
-        _typeOffset = [TypeNormal * (ShiftHigh + 1), dma * (ShiftHigh + 1), TypeReclaim * (ShiftHigh + 1), dma * (ShiftHigh + 1)];
+                if (_kmalloc[(int)KmallocKind.Normal * Row + i] is not null) NewKmallocCache(i, KmallocKind.Dma);
+
+        _typeOffset = new int[Selectors];
+        for (int sel = 0; sel < Selectors; sel++)
+            _typeOffset[sel] = (int)scheme.KindFor((sel & 1) != 0, (sel & 2) != 0, (sel & 4) != 0, Settings.HasZoneDma) * Row;
         FillSmallSlots(armed: false);
     }
 
@@ -83,29 +111,29 @@ internal sealed unsafe partial class SlabAllocator
     /// </summary>
     private void FillSmallSlots(bool armed)
     {
-        for (int sel = 0; sel < 4; sel++)
+        for (int sel = 0; sel < Selectors; sel++)
             for (int e = 0; e < 24; e++)
                 Volatile.Write(ref _smallSlots[sel * 24 + e], armed || _dead ? SlabThread.DeadSlot : _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]]);
     }
 
     private void ArmSmallSlots(bool armed) => FillSmallSlots(armed);
 
-    private void NewKmallocCache(int idx, int type)
+    private void NewKmallocCache(int idx, KmallocKind kind)
     {
-        ref var slot = ref _kmalloc[type * (ShiftHigh + 1) + idx];
+        ref var slot = ref _kmalloc[(int)kind * Row + idx];
         if (slot is not null) return;
-        string name = type switch { TypeReclaim => "kmalloc-rcl-", TypeDma => "dma-kmalloc-", _ => "kmalloc-" } + s_sizeNames[idx];
         int size = s_sizes[idx];
-        SlabFlags flags = type switch { TypeReclaim => SlabFlags.ReclaimAccount, TypeDma => SlabFlags.CacheDma, _ => 0 };
+        string name = KmallocScheme.Prefix(kind) + Settings.Kmalloc.SizeName(size);
+        SlabFlags flags = KmallocScheme.FlagsOf(kind);
         int align = Math.Max(Settings.KmallocMinSize > 8 ? Settings.KmallocMinSize : 8, 8);
         if ((size & (size - 1)) == 0) align = Math.Max(align, size);
         slot = CreateCore(name, size, align, flags, null, usersize: size, kmalloc: true)
             ?? throw new InvalidOperationException($"cannot create {name}");
-        _kmallocSlots[type * (ShiftHigh + 1) + idx] = slot.Id;
+        _kmallocSlots[(int)kind * Row + idx] = slot.Id;
         AllocDescriptor(slot);
     }
 
-    /// <summary>The kmalloc caches that exist, in creation order (for tests and views).</summary>
+    /// <summary>The kmalloc caches that exist, kind by kind (for tests and views).</summary>
     public IEnumerable<SlabCache> KmallocCaches => _kmalloc.Where(c => c is not null)!;
 
     /// <summary>kmalloc_slab(): the cache for a request of 1..8192 bytes.</summary>
@@ -118,9 +146,8 @@ internal sealed unsafe partial class SlabAllocator
         int index = size <= 192
             ? Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_sizeIndex), (int)((size - 1) >> 3))
             : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)size - 1);
-        // kmalloc_type(): __GFP_DMA (bit 0) wins over __GFP_RECLAIMABLE (bit 4); a table of the four cases.
-        int sel = (int)((uint)gfp & 1) | (int)(((uint)gfp >> 3) & 2);
-        int type = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_typeOffset), sel);
+        // kmalloc_type(): a table of the eight GFP cases, filled at boot for the release.
+        int type = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_typeOffset), Selector(gfp));
         return type + index;
     }
 
@@ -141,7 +168,7 @@ internal sealed unsafe partial class SlabAllocator
     internal static nint KmallocFast(int* smallSlots, nuint size, Gfp gfp)
     {
         if (size - 1 >= 192) return 0;
-        int e = (int)((uint)gfp & 1) * 24 + (int)(((uint)gfp >> 3) & 2) * 24 + (int)((size - 1) >> 3);
+        int e = Selector(gfp) * 24 + (int)((size - 1) >> 3);
         return SlabCache.AllocFast(smallSlots[e], gfp);
     }
 

@@ -13,7 +13,11 @@ using Kmem.Physical;
 namespace Kmem.Slab;
 
 /// <summary>Settings the machine hands to the slab layer.</summary>
-internal sealed record SlabSettings(SlabArch Arch, SlubDebugOptions Debug, bool NoMerge, int KmallocMinSize, bool HasZoneDma, int KmallocShiftMax);
+internal sealed record SlabSettings(SlabArch Arch, SlubDebugOptions Debug, bool NoMerge, int KmallocMinSize, bool HasZoneDma, int KmallocShiftMax)
+{
+    /// <summary>The release's kmalloc caches: kinds, names, creation order, GFP routing (default: Linux 5.10's).</summary>
+    public KmallocScheme Kmalloc { get; init; } = KmallocScheme.Linux510;
+}
 
 internal sealed unsafe partial class SlabAllocator : IDisposable
 {
@@ -47,6 +51,10 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         _kmemCache = CreateCore("kmem_cache", ptr == 8 ? 256 : 128, 0, SlabFlags.HwcacheAlign, null, 0, kmalloc: false)!;
         AllocDescriptor(_kmemCacheNode);
         AllocDescriptor(_kmemCache);
+        // bootstrap() puts kmem_cache on slab_caches first and kmem_cache_node after it, at the head, so that
+        // /proc/slabinfo (newest first) ends with kmem_cache_node, kmem_cache (every release since 3.x).
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
+        lock (_lock) { _caches.Remove(_kmemCacheNode); _caches.Insert(0, _kmemCacheNode); }
         CreateKmallocCaches();
         pa.Log.Info($"SLUB: HWalign={Arch.CacheLineSize}, Order={Arch.MinOrder}-{Arch.MaxSlabOrder}, MinObjects={Arch.MinObjects}, CPUs={Arch.Cpus}, Nodes=1");
         _shrinker = new SlabShrinker(this);
