@@ -128,6 +128,12 @@ internal static class KernelConfigOptions
     /// it was given (then the pair contradicts, refused); an option that needs one that was not given turns it on.</summary>
     public static void ApplyDependencies(SortedDictionary<string, string> values, HashSet<string> given, Arch arch, KernelVersion version)
     {
+        // Options whose Kconfig default is their parent (def_bool MEMCG; default y if SMP) follow a parent the profile set.
+        (string Follower, string Parent)[] followers = [("MEMCG_KMEM", "MEMCG"), ("SLUB_CPU_PARTIAL", "SMP")];
+        foreach (var (follower, parent) in followers)
+            if (given.Contains(parent) && !given.Contains(follower) && values.ContainsKey(follower)
+                && (follower != "MEMCG_KMEM" || version.IsAtLeast(4, 5)))
+                values[follower] = values[parent];
         // (dependent, what it needs)
         (string Dependent, string Needs)[] deps =
         [
