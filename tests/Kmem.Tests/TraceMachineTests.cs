@@ -153,6 +153,27 @@ public class TraceMachineTests
         Assert.Equal(2, r.Notes.Count);
         // Each page came from a pageblock of its recorded migratetype (the GFP_KERNEL one recorded as movable too, which
         // an unmovable allocation would not have).
-        Assert.DoesNotContain(r.Notes.Keys, k => k.Contains("came from", StringComparison.Ordinal));
+        Assert.DoesNotContain(r.Notes.Keys, k => k.Contains("fallback", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_page_of_a_migratetype_whose_free_lists_are_empty_is_reported_as_a_fallback()
+    {
+        using var m = Machine.Boot(MachineProfile.Parse("""
+            { "name": "small", "arch": "x86_64", "cpus": 1, "cache_line_size": 64, "kmalloc_min_align": 8,
+              "dram": [ { "base": "0x100000", "size": "64M" } ] }
+            """));
+        // Unmovable allocations of all memory steal every movable pageblock; freed again, the memory is free in
+        // unmovable pageblocks only, so a movable page has to fall back.
+        var held = new List<Page>();
+        for (var page = m.AllocPage(Gfp.Kernel | Gfp.NoWarn); !page.IsNull; page = m.AllocPage(Gfp.Kernel | Gfp.NoWarn)) held.Add(page);
+        foreach (var p in held) m.FreePage(p);
+        m.DrainAllPages();
+        long movableFree = m.Zones.Sum(z => Enumerable.Range(0, m.MaxOrder).Sum(o => z.FreeBlocks(o, MigrateType.Movable)));
+        Assert.Equal(0, movableFree);
+        var r = new TraceReplayer(m).Replay(new StringReader(
+            "  sh-1 [000] ..... 1.0: mm_page_alloc: page=0xa pfn=4096 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE"));
+        Assert.Equal(1, r.Replayed);
+        Assert.Single(r.Notes, n => n.Key.StartsWith("a Movable page taken by fallback: none of its own free lists had one", StringComparison.Ordinal) && n.Value == 1);
     }
 }

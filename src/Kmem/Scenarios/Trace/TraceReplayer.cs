@@ -130,10 +130,11 @@ public sealed class TraceReplayer
                 if (_pages.Remove(pfn, out var old)) { r.Note("a page allocated again without its free: the old one freed first"); FreePage(old, r); }
                 Gfp dflt = ev.Migratetype switch { 1 => Gfp.HighUserMovable, 2 => Gfp.Kernel | Gfp.Reclaimable, _ => Gfp.Kernel };
                 var gfp = WithMigratetype(GfpOf(ev, dflt), ev.Migratetype, r, out var want);
+                bool ownEmpty = want is { } w && OwnListsEmpty(w, order);
                 var page = _m.AllocPages(gfp | Gfp.NoWarn, order);
                 r.PageOrder(order, !page.IsNull);
                 if (page.IsNull) { r.Fail("mm_page_alloc", $"order-{order} page allocation failed"); return; }
-                if (want is { } mt) CheckMigratetype(page, mt, r);
+                if (want is { } mt) CheckMigratetype(page, mt, ownEmpty, r);
                 _pages[pfn] = (page, order);
                 r.Add(TraceReport.KindPages, 4096L << order);
                 r.Replayed++;
@@ -173,14 +174,36 @@ public sealed class TraceReplayer
         return (gfp & ~GfpFlags.MovableMask) | mobility;
     }
 
-    /// <summary>Notes a page that did not come from a pageblock of the migratetype it was allocated for (a fallback).</summary>
-    private void CheckMigratetype(Page page, MigrateType want, TraceReport r)
+    /// <summary>
+    /// True when no free list of <paramref name="want"/> could serve the order: none of the zones' buddy lists of that
+    /// migratetype holds a block of the order or larger, and the per-CPU lists are empty (with pages on them, which
+    /// migratetype they are is not looked at, and the answer is false).
+    /// </summary>
+    private bool OwnListsEmpty(MigrateType want, int order)
+    {
+        var pa = _m.Pages;
+        foreach (var z in pa.Zones)
+            for (int o = order; o < pa.MaxOrder; o++)
+                if (z.NrFree(o, (int)want) > 0) return false;
+        foreach (var z in pa.Zones)
+            if (z.Populated && pa.PcpTotal(z.Index) > 0) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Notes a page that did not come from its migratetype's free lists: they were empty before the allocation (a fallback
+    /// that took another migratetype's block, and maybe its whole pageblock), or the page lies in a pageblock of another
+    /// migratetype (a fallback that left the pageblock's type as it was). A movable page from a CMA pageblock is its own.
+    /// </summary>
+    private void CheckMigratetype(Page page, MigrateType want, bool ownEmpty, TraceReport r)
     {
         int idx = (int)(page.Pfn - _m.Pages.BasePfn);
         if (_m.Pages.ZoneOfIdx(idx) is not { } zone) return;
         var got = zone.PageblockType(idx);
-        if (got == want || (want == MigrateType.Movable && got == MigrateType.Cma)) return;
-        r.Note($"a {want.KernelName()} page that came from a {got.KernelName()} pageblock (its own free lists had none)");
+        if (ownEmpty)
+            r.Note($"a {want.KernelName()} page taken by fallback: none of its own free lists had one (the page's pageblock is now {got.KernelName()})");
+        else if (got != want && !(want == MigrateType.Movable && got == MigrateType.Cma))
+            r.Note($"a {want.KernelName()} page that came from a {got.KernelName()} pageblock (a fallback)");
     }
 
     /// <summary>
