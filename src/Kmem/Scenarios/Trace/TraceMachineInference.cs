@@ -22,7 +22,6 @@ public sealed partial class TraceMachineInference
     private KernelVersion _lo = KernelVersion.Oldest;
     private KernelVersion? _hiExclusive;
     private string? _loWhy, _hiWhy;
-    private long _events;
     private int SlabL1 { get; set; } = 64;
 
     [GeneratedRegex(@"#P:(\d+)")]
@@ -52,7 +51,6 @@ public sealed partial class TraceMachineInference
             return;
         }
         if (KmemTraceParser.Parse(line, out var ev, out _) != KmemTraceLineKind.Event) return;
-        _events++;
         if (ev.Cpu is int cpu && cpu < 8192) _maxCpu = Math.Max(_maxCpu, cpu);
         string? ptrText = RawField(line, "ptr=") ?? RawField(line, "page=");
         if (ptrText is not null) Pointer(ptrText);
