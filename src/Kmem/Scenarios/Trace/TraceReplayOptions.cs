@@ -13,6 +13,12 @@ public sealed record TraceReplayOptions
     /// </summary>
     public bool Pages { get; init; } = true;
 
+    /// <summary>
+    /// The machine the trace was recorded on, as <see cref="TraceMachineInference"/> found it (or null): the report
+    /// lists what was inferred, and on a SLAB trace it says which differences SLAB explains.
+    /// </summary>
+    public TraceMachine? RecordedOn { get; init; }
+
     /// <summary>Called every 65536 lines with the number of lines read.</summary>
     public Action<long>? Progress { get; init; }
 }

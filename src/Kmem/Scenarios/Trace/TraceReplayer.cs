@@ -26,7 +26,7 @@ public sealed class TraceReplayer
     {
         ArgumentNullException.ThrowIfNull(trace);
         options ??= new TraceReplayOptions();
-        var r = new TraceReport { Profile = _m.Profile.Name };
+        var r = new TraceReport { Profile = _m.Profile.Name, RecordedOn = options.RecordedOn };
         double last = double.MinValue;
         var started = System.Diagnostics.Stopwatch.StartNew();
         string? line;
@@ -127,11 +127,14 @@ public sealed class TraceReplayer
                 int order = ev.Order!.Value;
                 if (pfn == 0) { r.Skip("an allocation that failed on the recorded board (pfn 0)"); return; }
                 if ((uint)order >= (uint)_m.MaxOrder) { r.Skip("an order this machine does not have"); return; }
-                if (_pages.Remove(pfn, out var old)) { r.Skip("a page allocated twice (its free was not recorded)"); FreePage(old, r); }
+                if (_pages.Remove(pfn, out var old)) { r.Note("a page allocated again without its free: the old one freed first"); FreePage(old, r); }
                 Gfp dflt = ev.Migratetype switch { 1 => Gfp.HighUserMovable, 2 => Gfp.Kernel | Gfp.Reclaimable, _ => Gfp.Kernel };
-                var page = _m.AllocPages(GfpOf(ev, dflt) | Gfp.NoWarn, order);
+                var gfp = WithMigratetype(GfpOf(ev, dflt), ev.Migratetype, r, out var want);
+                bool ownEmpty = want is { } w && OwnListsEmpty(w, order);
+                var page = _m.AllocPages(gfp | Gfp.NoWarn, order);
                 r.PageOrder(order, !page.IsNull);
                 if (page.IsNull) { r.Fail("mm_page_alloc", $"order-{order} page allocation failed"); return; }
+                if (want is { } mt) CheckMigratetype(page, mt, ownEmpty, r);
                 _pages[pfn] = (page, order);
                 r.Add(TraceReport.KindPages, 4096L << order);
                 r.Replayed++;
@@ -142,7 +145,7 @@ public sealed class TraceReplayer
                 ulong pfn = ev.Pfn!.Value;
                 if (!_pages.Remove(pfn, out var held)) { r.Skip("a free of a page allocated before the trace (or freed twice)"); return; }
                 int order = ev.Kind == KmemTraceEventKind.PageFreeBatched ? 0 : ev.Order ?? held.Order;
-                if (order != held.Order) r.Skip("a page freed at another order than it was allocated (freed at its own)");
+                if (order != held.Order) r.Note("a page freed at another order than it was allocated: freed at its own");
                 FreePage(held, r);
                 r.Replayed++;
                 return;
@@ -151,30 +154,105 @@ public sealed class TraceReplayer
     }
 
     /// <summary>
+    /// The GFP mobility that gives the recorded migratetype (0 unmovable, 1 movable, 2 reclaimable: gfp_migratetype()),
+    /// put in place of the mask's own when they differ (a raw mask read with another version's bits, or a tool that
+    /// printed it differently). Other migratetypes have no mobility bits; the recorded mask is used and the report says so.
+    /// </summary>
+    private static Gfp WithMigratetype(Gfp gfp, int? migratetype, TraceReport r, out MigrateType? want)
+    {
+        want = null;
+        if (migratetype is not { } mt) return gfp;
+        if (mt is < 0 or > 2)
+        {
+            r.Note($"mm_page_alloc with migratetype={mt}: no GFP mobility gives it, replayed with the recorded gfp_flags");
+            return gfp;
+        }
+        want = (MigrateType)mt;
+        Gfp mobility = mt switch { 1 => Gfp.Movable, 2 => Gfp.Reclaimable, _ => Gfp.None };
+        if ((gfp & GfpFlags.MovableMask) == mobility) return gfp;
+        r.Note($"mm_page_alloc whose gfp_flags do not give its migratetype={mt}: replayed with {want.Value.KernelName()}'s mobility");
+        return (gfp & ~GfpFlags.MovableMask) | mobility;
+    }
+
+    /// <summary>
+    /// True when no free list of <paramref name="want"/> could serve the order: none of the zones' buddy lists of that
+    /// migratetype holds a block of the order or larger, and the per-CPU lists are empty (with pages on them, which
+    /// migratetype they are is not looked at, and the answer is false).
+    /// </summary>
+    private bool OwnListsEmpty(MigrateType want, int order)
+    {
+        var pa = _m.Pages;
+        foreach (var z in pa.Zones)
+            for (int o = order; o < pa.MaxOrder; o++)
+                if (z.NrFree(o, (int)want) > 0) return false;
+        foreach (var z in pa.Zones)
+            if (z.Populated && pa.PcpTotal(z.Index) > 0) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Notes a page that did not come from its migratetype's free lists: they were empty before the allocation (a fallback
+    /// that took another migratetype's block, and maybe its whole pageblock), or the page lies in a pageblock of another
+    /// migratetype (a fallback that left the pageblock's type as it was). A movable page from a CMA pageblock is its own.
+    /// </summary>
+    private void CheckMigratetype(Page page, MigrateType want, bool ownEmpty, TraceReport r)
+    {
+        int idx = (int)(page.Pfn - _m.Pages.BasePfn);
+        if (_m.Pages.ZoneOfIdx(idx) is not { } zone) return;
+        var got = zone.PageblockType(idx);
+        if (ownEmpty)
+            r.Note($"a {want.KernelName()} page taken by fallback: none of its own free lists had one (the page's pageblock is now {got.KernelName()})");
+        else if (got != want && !(want == MigrateType.Movable && got == MigrateType.Cma))
+            r.Note($"a {want.KernelName()} page that came from a {got.KernelName()} pageblock (a fallback)");
+    }
+
+    /// <summary>
     /// A cache for objects of <paramref name="req"/> bytes. The trace does not say how the recorded cache was made, so
-    /// the flags that give the recorded object size are looked for: none, SLAB_HWCACHE_ALIGN, or a constructor (which
-    /// moves the free pointer after the object). The cache with no flags is used when none of them matches.
+    /// the flags that give the recorded object size are looked for: none, SLAB_HWCACHE_ALIGN, a constructor (which moves
+    /// the free pointer after the object), both, then an explicit alignment of 16 bytes to a page, without and with a
+    /// constructor. The layout of each choice is computed first (SLUB's calculate_sizes() on this machine), and only the
+    /// cache that matches is created; the cache with no flags is used when none of them matches.
     /// </summary>
     private SlabCache CacheFor(int req, long recorded, TraceReport r)
     {
         string name = $"trace-{req}-{_caches.Count}";
-        var plain = _m.KmemCacheCreate(name, req);
-        if (plain.Size == recorded) { r.CacheFlags[(req, recorded)] = "none"; return plain; }
-        var aligned = _m.KmemCacheCreate(name + "-hw", req, 0, SlabFlags.HwcacheAlign);
-        if (aligned.Size == recorded) { plain.Destroy(); r.CacheFlags[(req, recorded)] = "SLAB_HWCACHE_ALIGN"; return aligned; }
-        aligned.Destroy();
-        var ctor = _m.KmemCacheCreate(name + "-ctor", req, 0, SlabFlags.None, static _ => { });
-        if (ctor.Size == recorded) { plain.Destroy(); r.CacheFlags[(req, recorded)] = "a constructor"; return ctor; }
-        ctor.Destroy();
+        var arch = _m.Slab.Arch;
+        var debug = _m.Slab.Settings.Debug.For(name);
+        foreach (var (label, align, flags, ctor) in s_cacheChoices)
+        {
+            int a = Kmem.Slab.SlabGeometry.CalculateAlignment(flags | debug, align, req, arch);
+            var g = Kmem.Slab.SlabGeometry.Compute(req, a, flags | debug, ctor, arch);
+            if (g is null || g.Value.Size != recorded) continue;
+            var cache = ctor ? _m.KmemCacheCreate(name, req, align, flags, static _ => { }) : _m.KmemCacheCreate(name, req, align, flags);
+            if (cache.Size != recorded) { cache.Destroy(); continue; }         // merged into a cache of another size
+            r.CacheFlags[(req, recorded)] = label;
+            return cache;
+        }
         r.CacheFlags[(req, recorded)] = "none (no flags give the recorded size)";
-        return plain;
+        return _m.KmemCacheCreate(name, req);
+    }
+
+    private static readonly (string Label, int Align, SlabFlags Flags, bool Ctor)[] s_cacheChoices = BuildCacheChoices();
+
+    private static (string, int, SlabFlags, bool)[] BuildCacheChoices()
+    {
+        var list = new List<(string, int, SlabFlags, bool)>
+        {
+            ("none", 0, SlabFlags.None, false),
+            ("SLAB_HWCACHE_ALIGN", 0, SlabFlags.HwcacheAlign, false),
+            ("a constructor", 0, SlabFlags.None, true),
+            ("SLAB_HWCACHE_ALIGN and a constructor", 0, SlabFlags.HwcacheAlign, true),
+        };
+        for (int a = 16; a <= 4096; a *= 2) list.Add(($"align {a}", a, SlabFlags.None, false));
+        for (int a = 16; a <= 4096; a *= 2) list.Add(($"align {a} and a constructor", a, SlabFlags.None, true));
+        return [.. list];
     }
 
     /// <summary>An allocation under a pointer that is still live: its free was not recorded; free it first.</summary>
     private void DropLive(ulong ptr, TraceReport r)
     {
         if (!_objects.Remove(ptr, out var o)) return;
-        r.Skip("an object allocated twice (its free was not recorded)");
+        r.Note("an object allocated again without its free: the old one freed first");
         FreeObject(o, r);
     }
 

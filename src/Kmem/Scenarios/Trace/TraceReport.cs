@@ -32,6 +32,12 @@ public sealed class TraceReport
     public long OutOfOrder { get; internal set; }
     /// <summary>Events not replayed, by reason.</summary>
     public SortedDictionary<string, long> Skipped { get; } = new(StringComparer.Ordinal);
+    /// <summary>Events replayed with a remark (an allocation whose free was not recorded, a page fallback …), by remark.</summary>
+    public SortedDictionary<string, long> Notes { get; } = new(StringComparer.Ordinal);
+    /// <summary>What was inferred of the recording machine and why, one line each (empty when a profile was given).</summary>
+    public List<string> Inference { get; } = [];
+    /// <summary>The recording kernel's slab allocator when it was inferred (<c>SLUB</c> or <c>SLAB</c>), else null.</summary>
+    public string? RecordedSlabAllocator { get; private set; }
     /// <summary>kmem events by name.</summary>
     public SortedDictionary<string, long> EventsByName { get; } = new(StringComparer.Ordinal);
     /// <summary>kmem events by recorded CPU.</summary>
@@ -71,6 +77,33 @@ public sealed class TraceReport
 
     internal void Count(IDictionary<string, long> d, string key) => d[key] = d.TryGetValue(key, out long n) ? n + 1 : 1;
     internal void Skip(string reason) => Count(Skipped, reason);
+    internal void Note(string remark) => Count(Notes, remark);
+
+    /// <summary>The machine the trace was recorded on, when the replay was told.</summary>
+    internal TraceMachine? RecordedOn
+    {
+        get => _recordedOn;
+        init
+        {
+            _recordedOn = value;
+            if (value is null) return;
+            Inference.AddRange(value.Reasons);
+            RecordedSlabAllocator = value.SlabAllocator;
+        }
+    }
+    private readonly TraceMachine? _recordedOn;
+
+    /// <summary>Why a row that differs does, when SLAB explains it: SLAB's kmalloc classes, or its cache layout (no free
+    /// pointer after the object, the word or cache-line alignment).</summary>
+    private string? CauseOf(long req, long recorded, long? kmem, bool cache)
+    {
+        if (kmem == recorded || _recordedOn is not { IsSlab: true } on) return null;
+        int ptr = on.PointerBits / 8;
+        bool slab = cache
+            ? recorded == (req + ptr - 1) / ptr * ptr || recorded == TraceMachineInference.HwAligned(req, on.CacheLineSize, ptr)
+            : recorded == TraceMachineInference.SlabKmalloc(req, on.SlabL1CacheBytes);
+        return slab ? "SLAB" : null;
+    }
 
     internal void Fail(string kind, string what)
     {
@@ -101,7 +134,8 @@ public sealed class TraceReport
     {
         List<TraceFidelityRow> Rows(Dictionary<(long, long), (long?, long)> d, bool caches) =>
             d.OrderBy(kv => kv.Key.Item1).ThenBy(kv => kv.Key.Item2)
-             .Select(kv => new TraceFidelityRow(kv.Key.Item1, kv.Key.Item2, kv.Value.Item1, kv.Value.Item2, caches ? CacheFlags.GetValueOrDefault(kv.Key) : null)).ToList();
+             .Select(kv => new TraceFidelityRow(kv.Key.Item1, kv.Key.Item2, kv.Value.Item1, kv.Value.Item2, caches ? CacheFlags.GetValueOrDefault(kv.Key) : null,
+                 CauseOf(kv.Key.Item1, kv.Key.Item2, kv.Value.Item1, caches))).ToList();
         Kmalloc = Rows(_kmalloc, false);
         Caches = Rows(_cache, true);
         PageOrders = _orders.Select(kv => new TracePageOrderRow(kv.Key, kv.Value.Rec, kv.Value.Ok, kv.Value.Failed)).ToList();
@@ -119,6 +153,7 @@ public sealed class TraceReport
     public override string ToString()
     {
         var sb = new StringBuilder();
+        foreach (var line in Inference) sb.Append("inferred ").Append(line).Append('\n');
         sb.Append($"replay on {Profile}: {Lines} lines, {Events} kmem events, {Replayed} replayed, {Events - Replayed} not ({ElapsedMs:F0} ms)\n");
         if (OutOfOrder > 0) sb.Append($"{OutOfOrder} events earlier than one before them (CPUs interleaved); replayed in file order\n");
         void Section(string title, IEnumerable<KeyValuePair<string, long>> items)
@@ -130,6 +165,7 @@ public sealed class TraceReport
         }
         Section("events:", EventsByName);
         Section("not replayed:", Skipped);
+        Section("replayed, with a remark:", Notes);
         Section("other events (ignored):", OtherEvents);
         Section("failed in Kmem:", FailuresByKind);
         foreach (var f in Failures) sb.Append("  ").Append(f).Append('\n');
@@ -138,9 +174,11 @@ public sealed class TraceReport
             if (rows.Count == 0) return;
             sb.Append('\n').Append(title).Append("\n  bytes_req  recorded bytes_alloc  Kmem bytes_alloc      count\n");
             foreach (var r in rows)
-                sb.Append($"  {r.BytesReq,9}  {r.RecordedBytesAlloc,20}  {(r.KmemBytesAlloc is { } k ? k.ToString() : "failed"),16}  {r.Count,9}{(r.Match ? "" : "  differs")}{(r.CacheFlags is { } f ? "  (cache flags: " + f + ")" : "")}\n");
-            int same = rows.Count(r => r.Match);
+                sb.Append($"  {r.BytesReq,9}  {r.RecordedBytesAlloc,20}  {(r.KmemBytesAlloc is { } k ? k.ToString() : "failed"),16}  {r.Count,9}{(r.Match ? "" : r.Cause is { } c ? "  differs (" + c + ")" : "  differs")}{(r.CacheFlags is { } f ? "  (cache flags: " + f + ")" : "")}\n");
+            int same = rows.Count(r => r.Match), bySlab = rows.Count(r => r.Cause == "SLAB");
             sb.Append($"  {same} of {rows.Count} sizes as recorded\n");
+            if (RecordedSlabAllocator == "SLAB" && same < rows.Count)
+                sb.Append($"  the trace was recorded on SLAB, which Kmem does not model (it models SLUB): {bySlab} of the {rows.Count - same} differing sizes are SLAB's (marked), {rows.Count - same - bySlab} differ for another reason\n");
         }
         Table("kmalloc fidelity:", Kmalloc);
         Table("kmem_cache fidelity:", Caches);
