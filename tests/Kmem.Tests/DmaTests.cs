@@ -60,7 +60,7 @@ public unsafe class DmaTests
         Assert.True(m.IsVmallocAddr(a), "the pool is remapped uncached");
         Assert.Equal(a + 4096, b);
         Assert.Equal(ha + 4096, hb);
-        Assert.Contains(" atomic_pool_expand dma-coherent", m.ProcFs.Read("/proc/vmallocinfo"));
+        Assert.Contains(" dma_common_contiguous_remap+0x94/0xb0 dma-coherent", m.ProcFs.Read("/proc/vmallocinfo"));
         Assert.Equal(0UL, m.Cma["rk-dma-heap-cma"].Used);
         Bytes(b, 3 * 4096).Fill(7);
         Assert.Equal(7, *(byte*)m.PhysToVirt(hb + 8191));

@@ -1,0 +1,71 @@
+// Who the kernel names as the caller of the vmalloc areas Kmem makes on its behalf, and with which VM_ flags,
+// release by release: the remap of the DMA atomic pools (arch/arm's and arch/arm64's own pools, then
+// kernel/dma/remap.c's and kernel/dma/pool.c's) and the ioremap of a device's register window at probe.
+// /proc/vmallocinfo prints a caller with %pS: "function+0xoffset/0xsize". The offset and size are those of
+// one published build (the source is named at each); another build of the same release has other numbers,
+// so compare the function name, not the figures.
+using Kmem.Core;
+
+namespace Kmem.Vmalloc;
+
+/// <summary>The vmallocinfo caller and flags of the kernel's own remaps, by release and architecture.</summary>
+internal static class VmallocCallers
+{
+    // %pS figures, each from a published dump or trace (32-bit / 64-bit builds where both were found).
+    // 32-bit ARM 4.9.129 /proc/vmallocinfo of an FH8856V200 camera: "atomic_pool_init+0x0/0x134 user" and
+    // "devm_ioremap_nocache+0x3c/0x70 phys=f0d00000 ioremap".
+    private static readonly CallSite ArmAtomicPoolInit = CallSite.Symbol("atomic_pool_init", 0x0, 0x134);
+    private static readonly CallSite DevmIoremapNocache32 = CallSite.Symbol("devm_ioremap_nocache", 0x3c, 0x70);
+    // x86_64 4.x call trace (tpm_crb probe): "devm_ioremap_nocache+0x3d/0x80" returning from ioremap_nocache.
+    private static readonly CallSite DevmIoremapNocache64 = CallSite.Symbol("devm_ioremap_nocache", 0x3d, 0x80);
+    // 32-bit ARM KASAN report: "vmalloc region ... allocated at __devm_ioremap+0x68/0xa8"; arm64 call trace of a
+    // dwc3 probe: "__ioremap+0x38/0x40" called from "__devm_ioremap+0x7c/0xf8".
+    private static readonly CallSite DevmIoremap32 = CallSite.Symbol("__devm_ioremap", 0x68, 0xa8);
+    private static readonly CallSite DevmIoremap64 = CallSite.Symbol("__devm_ioremap", 0x7c, 0xf8);
+    // 32-bit ARM KASAN report: "vmalloc region ... allocated at dma_common_contiguous_remap+0x94/0xb0" (the vmap
+    // made by the remap); riscv32 6.x trace: "vmap+0x6c/0xc8" called from "dma_common_contiguous_remap+0x5a/0x78".
+    private static readonly CallSite ContiguousRemapArm = CallSite.Symbol("dma_common_contiguous_remap", 0x94, 0xb0);
+    private static readonly CallSite ContiguousRemapRiscv = CallSite.Symbol("dma_common_contiguous_remap", 0x5a, 0x78);
+    // arm64 4.x arch/arm64/mm/dma-mapping.c passes atomic_pool_init itself as the caller (no arm64 figure was found:
+    // the 32-bit function's size stands in).
+    private static readonly CallSite Arm64AtomicPoolInit = CallSite.Symbol("atomic_pool_init", 0x0, 0x134);
+    // arm64 trace of kernel/dma/pool.c's init: "atomic_pool_expand+0x60/0x210" called from "__dma_atomic_pool_init+0x50/0xa4".
+    private static readonly CallSite DmaAtomicPoolInit = CallSite.Symbol("__dma_atomic_pool_init", 0x50, 0xa4);
+
+    /// <summary>
+    /// The flags of a coherent DMA remap: VM_DMA_COHERENT from 5.3 ("vmalloc: lift the arm flag for coherent mappings
+    /// to common code"); before it the remaps were VM_USERMAP (32-bit ARM's VM_ARM_DMA_CONSISTENT is not printed).
+    /// </summary>
+    public static VmFlags CoherentRemapFlags(KernelVersion v) => v.IsAtLeast(5, 3) ? VmFlags.DmaCoherent : VmFlags.UserMap;
+
+    /// <summary>
+    /// The caller of the atomic pool's remap. From 5.8 dma_common_contiguous_remap() calls vmap() ("dma-mapping: use vmap
+    /// insted of reimplementing it"), so vmap's return address in it is what every architecture prints. Before, the
+    /// caller handed down was printed: 32-bit ARM's and arm64's atomic_pool_init passed their own address (arm64 until
+    /// 5.0, when it moved to kernel/dma/remap.c); kernel/dma/pool.c (5.7) passes its return address in __dma_atomic_pool_init.
+    /// Between 5.0 and 5.6 arm64's pool is remap.c's dma_atomic_pool_init, which passes its own return address: an
+    /// initcall's, printed here as dma_atomic_pool_init's caller is not modelled, so the pool.c figure stands in.
+    /// </summary>
+    public static CallSite AtomicPoolRemap(Arch arch, KernelVersion v)
+    {
+        if (v.IsAtLeast(5, 8)) return arch is Arch.Riscv32 or Arch.Riscv64 ? ContiguousRemapRiscv : ContiguousRemapArm;
+        if (arch == Arch.Arm) return ArmAtomicPoolInit;
+        if (arch == Arch.Arm64 && !v.IsAtLeast(5, 0)) return Arm64AtomicPoolInit;
+        return DmaAtomicPoolInit;
+    }
+
+    /// <summary>
+    /// The caller of a platform driver's devm_ioremap_resource() of its register window: devm_ioremap_nocache()
+    /// before 5.6 (ioremap_nocache's return address there), __devm_ioremap() from 5.6 ("lib: devres: add a helper
+    /// function for ioremap_uc" folded the devm_ioremap variants into it; ioremap_nocache went in the same release).
+    /// </summary>
+    public static CallSite DeviceIoremap(bool is64Bit, KernelVersion v) => v.IsAtLeast(5, 6)
+        ? (is64Bit ? DevmIoremap64 : DevmIoremap32)
+        : (is64Bit ? DevmIoremapNocache64 : DevmIoremapNocache32);
+
+    /// <summary>
+    /// IOREMAP_MAX_ORDER: the largest alignment (as a shift) an ioremap area gets, its size's power of two at most.
+    /// The generic value is 7 + PAGE_SHIFT; arm64 raises it to PUD_SHIFT for its block mappings.
+    /// </summary>
+    public static int IoremapMaxOrder(Arch arch) => arch == Arch.Arm64 ? 30 : 7 + 12;
+}
