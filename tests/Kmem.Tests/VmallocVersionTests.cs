@@ -81,6 +81,24 @@ public class VmallocVersionTests
     }
 
     [Fact]
+    public void A_coherent_remap_is_named_after_dma_alloc_attrs_before_5_8()
+    {
+        static MachineProfile Board(string version) => MachineProfile.Parse($$"""
+            { "name": "b", "arch": "arm64", "cpus": 2, "version": "{{version}}", "dram": [ { "base": "0x40000000", "size": "512M" } ],
+              "devices": [ { "name": "fe000000.codec", "iommu": false, "dma_mask": 32, "coherent": false } ] }
+            """);
+        foreach (var (version, line) in new[] { ("5.4", " dma_alloc_attrs+0x7c/0xe4 dma-coherent"), ("5.8", " dma_common_contiguous_remap+0x94/0xb0 dma-coherent") })
+        {
+            using var m = Machine.Boot(Board(version));
+            var dev = m.Devices["fe000000.codec"];
+            nint cpu = m.DmaAllocCoherent(dev, 3 * 4096, Gfp.Kernel, out ulong handle);
+            ulong k = (ulong)cpu;
+            Assert.Contains($"0x{k:x16}-0x{k + 4 * 4096:x16}   16384{line}\n", m.ProcFs.Read("/proc/vmallocinfo"));
+            m.DmaFreeCoherent(dev, 3 * 4096, cpu, handle);
+        }
+    }
+
+    [Fact]
     public void Unpurged_areas_are_absent_before_4_13_in_place_until_5_4_and_at_the_end_from_5_4()
     {
         foreach (var version in new[] { "4.9", "4.14", "5.10" })

@@ -29,6 +29,8 @@ internal sealed unsafe partial class DmaMapper
     private readonly List<AtomicPool> _pools = [];
     /// <summary>The VM_ flags of a coherent remap in this release (read once at boot).</summary>
     private readonly VmFlags _remapFlags;
+    /// <summary>The vmallocinfo caller of a dma-direct (or 32-bit ARM) coherent remap in this release.</summary>
+    private readonly CallSite _remapCaller;
 
     public DmaMapper(PageAllocator pa, VmallocSpace? vm, DmaSettings settings)
     {
@@ -36,6 +38,7 @@ internal sealed unsafe partial class DmaMapper
         _vm = vm;
         _s = settings;
         _remapFlags = VmallocCallers.CoherentRemapFlags(settings.Version);
+        _remapCaller = VmallocCallers.CoherentRemap(settings.Arch, settings.Arch is Arch.X86_64 or Arch.Arm64 or Arch.Riscv64, settings.Version);
         DebugEnabled = settings.Debug;
     }
 
@@ -225,7 +228,7 @@ internal sealed unsafe partial class DmaMapper
         {
             Span<int> frames = count <= 4096 ? stackalloc int[count] : new int[count];
             for (int i = 0; i < count; i++) frames[i] = idx + i;
-            nint r = _vm.Vmap(frames, _remapFlags, CallSite.Kernel(_s.Arch == Arch.Arm ? "__dma_alloc" : "dma_direct_alloc"));
+            nint r = _vm.Vmap(frames, _remapFlags, _remapCaller);
             if (r == 0)
             {
                 ReleaseMemory(e, count);

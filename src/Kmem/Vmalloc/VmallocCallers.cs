@@ -32,6 +32,20 @@ internal static class VmallocCallers
     // arm64 trace of kernel/dma/pool.c's init: "atomic_pool_expand+0x60/0x210" called from "__dma_atomic_pool_init+0x50/0xa4".
     private static readonly CallSite DmaAtomicPoolInit = CallSite.Symbol("__dma_atomic_pool_init", 0x50, 0xa4);
 
+    // 32-bit ARM 4.9 vmallocinfo (above): "dma_alloc_attrs.constprop.5+0x64/0x70 user" (that build's copy of the
+    // function; the plain name is printed here); arm64 5.x call trace: "dma_direct_alloc+0x70/0x310" returning into
+    // "dma_alloc_attrs+0x7c/0xe4".
+    private static readonly CallSite DmaAllocAttrs32 = CallSite.Symbol("dma_alloc_attrs", 0x64, 0x70);
+    private static readonly CallSite DmaAllocAttrs64 = CallSite.Symbol("dma_alloc_attrs", 0x7c, 0xe4);
+
+    /// <summary>
+    /// The caller of the remap of a dma_alloc_coherent() buffer for a non-coherent device (dma-direct, 32-bit ARM's
+    /// __dma_alloc): from 5.8 vmap's return address in dma_common_contiguous_remap(); before, the architecture's alloc
+    /// handed down its own return address, in dma_alloc_attrs().
+    /// </summary>
+    public static CallSite CoherentRemap(Arch arch, bool is64Bit, KernelVersion v) =>
+        v.IsAtLeast(5, 8) ? AtomicPoolRemap(arch, v) : is64Bit ? DmaAllocAttrs64 : DmaAllocAttrs32;
+
     /// <summary>
     /// The flags of a coherent DMA remap: VM_DMA_COHERENT from 5.3 ("vmalloc: lift the arm flag for coherent mappings
     /// to common code"); before it the remaps were VM_USERMAP (32-bit ARM's VM_ARM_DMA_CONSISTENT is not printed).
