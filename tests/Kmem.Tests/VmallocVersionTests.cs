@@ -99,6 +99,27 @@ public class VmallocVersionTests
     }
 
     [Fact]
+    public void A_riscv32_kernel_prints_addresses_from_0xa0000000_and_an_arm_pool_from_cma_has_no_area()
+    {
+        // riscv32: VMALLOC_END = PAGE_OFFSET (0xc0000000), VMALLOC_SIZE = 512 MiB.
+        using (var rv = Machine.Boot(MachineProfile.Parse("""
+            { "name": "rv32", "arch": "riscv32", "cpus": 1, "version": "6.4", "dram": [ { "base": "0x80000000", "size": "256M" } ] }
+            """)))
+        {
+            var first = Lines(rv)[0];
+            Assert.StartsWith("0xa0000000-0xa", first);
+            Assert.Contains(" dma_common_contiguous_remap+0x5a/0x78 dma-coherent", first);
+        }
+        // 32-bit ARM with a default CMA area: atomic_pool_init takes the pool from it and remaps it in place.
+        using var arm = Machine.Boot(MachineProfile.Parse("""
+            { "name": "armcma", "arch": "arm", "cpus": 1, "dram": [ { "base": "0x60000000", "size": "256M" } ],
+              "cma": [ { "name": "reserved", "base": "0x68000000", "size": "16M" } ] }
+            """));
+        Assert.Contains("DMA: preallocated 256 KiB pool for atomic coherent allocations", arm.Dmesg());
+        Assert.DoesNotContain("dma_common_contiguous_remap", arm.ProcFs.Read("/proc/vmallocinfo"));
+    }
+
+    [Fact]
     public void Unpurged_areas_are_absent_before_4_13_in_place_until_5_4_and_at_the_end_from_5_4()
     {
         foreach (var version in new[] { "4.9", "4.14", "5.10" })
