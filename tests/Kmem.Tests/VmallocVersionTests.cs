@@ -163,13 +163,20 @@ public class VmallocVersionTests
     }
 
     [Fact]
-    public void Arm64_pools_by_release_own_pool_before_5_7_then_kernel_dma_pool()
+    public void Arm64_pools_by_release_own_pool_then_remap_c_then_kernel_dma_pool_from_5_8()
     {
         using (var old = Boot("rk3588", "4.14"))
         {
             Assert.Contains("DMA: preallocated 256 KiB pool for atomic allocations", old.Dmesg());
-            Assert.Matches(@"^0x[0-9a-f]{16}-0x[0-9a-f]{16}  266240 atomic_pool_init\+0x0/0x134 user$", Lines(old)[0]);
+            Assert.Matches(@"^0x[0-9a-f]{16}-0x[0-9a-f]{16}  266240 atomic_pool_init\+0x0/0x208 user$", Lines(old)[0]);
             Assert.Contains(Lines(old), l => Regex.IsMatch(l, @"    8192 devm_ioremap_nocache\+0x3d/0x80 phys=0x00000000fdab0000 ioremap$"));
+        }
+        using (var remapC = Boot("rk3588", "5.4"))
+        {
+            // kernel/dma/remap.c's single pool, its own postcore_initcall from 5.4.
+            Assert.Contains("DMA: preallocated 256 KiB pool for atomic allocations", remapC.Dmesg());
+            Assert.Matches(@"^0x[0-9a-f]{16}-0x[0-9a-f]{16}  266240 do_one_initcall\+0x50/0x218 dma-coherent$", Lines(remapC)[0]);
+            Assert.Single(Lines(remapC), l => l.Contains("do_one_initcall"));
         }
         using var m = Boot("rk3588", "6.6");
         Assert.Contains("DMA: preallocated", m.Dmesg());
@@ -221,7 +228,7 @@ public class VmallocVersionTests
     }
 
     [Fact]
-    public void X86_64_has_atomic_pools_from_5_7_only_with_memory_encryption_and_never_remapped()
+    public void X86_64_has_atomic_pools_from_5_8_only_with_memory_encryption_and_never_remapped()
     {
         using (var plain = Boot("x86_64", "5.15"))
             Assert.DoesNotContain("pool for atomic allocations", plain.Dmesg());
@@ -229,19 +236,19 @@ public class VmallocVersionTests
         Assert.Contains("DMA: preallocated", sme.Dmesg());
         Assert.Contains("GFP_KERNEL|GFP_DMA pool for atomic allocations", sme.Dmesg());
         Assert.DoesNotContain("dma_common_contiguous_remap", sme.ProcFs.Read("/proc/vmallocinfo"));
-        using var old = Boot("x86_64", "5.4", new() { ["AMD_MEM_ENCRYPT"] = true });
+        using var old = Boot("x86_64", "5.7", new() { ["AMD_MEM_ENCRYPT"] = true });
         Assert.DoesNotContain("pool for atomic allocations", old.Dmesg());
     }
 
     [Fact]
-    public void Riscv_has_kernel_dma_pools_from_5_7_remapped_by_dma_common_contiguous_remap()
+    public void Riscv_has_kernel_dma_pools_from_5_8_remapped_by_dma_common_contiguous_remap()
     {
         static MachineProfile Rv(string version) => MachineProfile.Parse($$"""
             { "name": "rv", "arch": "riscv64", "cpus": 4, "version": "{{version}}", "dram": [ { "base": "0x80000000", "size": "1G" } ] }
             """);
         using var m = Machine.Boot(Rv("6.4"));
         Assert.Contains(Lines(m), l => l.Contains(" dma_common_contiguous_remap+0x5a/0x78 dma-coherent"));
-        using var m54 = Machine.Boot(Rv("5.4"));
+        using var m54 = Machine.Boot(Rv("5.7"));
         Assert.DoesNotContain("dma_common_contiguous_remap", m54.ProcFs.Read("/proc/vmallocinfo"));
         Assert.DoesNotContain("pool for atomic allocations", m54.Dmesg());
     }

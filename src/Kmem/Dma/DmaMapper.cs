@@ -51,9 +51,10 @@ internal sealed unsafe partial class DmaMapper
     /// <summary>
     /// The atomic pools. 32-bit ARM: one 256 KiB pool (arch/arm/mm/dma-mapping.c atomic_pool_init, GFP_KERNEL | GFP_DMA),
     /// remapped unless it comes from the default CMA area (whose lowmem pages are remapped in place: no vmalloc area).
-    /// arm64 before 5.7: one 256 KiB pool, arch/arm64's own before 5.0 (GFP_DMA), kernel/dma/remap.c's from 5.0
-    /// (GFP_DMA32), printed "DMA: preallocated 256 KiB pool for atomic allocations". From 5.7, kernel/dma/pool.c
-    /// ("dma-pool: add additional coherent pools to map decrypted memory"): 128 KiB per GiB of RAM (at least 128 KiB, at
+    /// arm64 before 5.8: one 256 KiB pool, arch/arm64's own before 5.0 (GFP_DMA), kernel/dma/remap.c's from 5.0
+    /// (GFP_DMA32), printed "DMA: preallocated 256 KiB pool for atomic allocations". From 5.8, kernel/dma/pool.c
+    /// ("dma-remap: separate DMA atomic pools from direct remap code", "dma-pool: add additional coherent pools to map
+    /// to gfp mask"; backported to 5.4.y stable, not modelled): 128 KiB per GiB of RAM (at least 128 KiB, at
     /// most a MAX_ORDER block) for GFP_KERNEL and for each DMA zone the machine has; remapped only where the
     /// architecture remaps coherent memory (<paramref name="remap"/>: not x86, whose pools exist for memory encryption).
     /// </summary>
@@ -69,13 +70,13 @@ internal sealed unsafe partial class DmaMapper
             AddPool("atomic_pool", Gfp.Kernel, 256 << 10, "DMA: preallocated 256 KiB pool for atomic coherent allocations", remap && !fromCma, caller);
             return;
         }
-        if (_s.Arch == Arch.Arm64 && !v.IsAtLeast(5, 7))
+        if (_s.Arch == Arch.Arm64 && !v.IsAtLeast(5, 8))
         {
             AddPool("atomic_pool", Gfp.Kernel | (v.IsAtLeast(5, 0) && _s.Dma32ZoneLimit is not null ? Gfp.Dma32 : _s.DmaZoneLimit is not null ? Gfp.Dma : 0),
                 256 << 10, "DMA: preallocated 256 KiB pool for atomic allocations", remap, caller);
             return;
         }
-        if (!v.IsAtLeast(5, 7)) return;
+        if (!v.IsAtLeast(5, 8)) return;
         long pages = _pa.TotalRamPages / ((1L << 30) / (128 << 10));
         pages = Math.Min(pages, 1L << (_pa.MaxOrder - 1));
         long bytes = Math.Max(pages << PhysicalMemory.PageShift, 128 << 10);

@@ -11,9 +11,9 @@ public sealed partial class Machine
 {
     /// <summary>
     /// The atomic pools (a postcore/arch initcall, before any driver probes): 32-bit ARM and arm64 in every release
-    /// (their own pools, then kernel/dma/remap.c's and kernel/dma/pool.c's); RISC-V from 5.7, when kernel/dma/pool.c
-    /// came; x86_64 from 5.7 only with AMD_MEM_ENCRYPT (which selects DMA_COHERENT_POOL), unremapped because x86 has
-    /// no DMA_DIRECT_REMAP; i386 never.
+    /// (their own pools, then kernel/dma/remap.c's and kernel/dma/pool.c's); RISC-V from 5.8, when kernel/dma/pool.c
+    /// came ("dma-mapping updates for 5.8"); x86_64 from 5.8 only with AMD_MEM_ENCRYPT (which selects
+    /// DMA_COHERENT_POOL), unremapped because x86 has no DMA_DIRECT_REMAP; i386 never.
     /// </summary>
     private void CreateAtomicPools(MachineProfile p)
     {
@@ -23,10 +23,10 @@ public sealed partial class Machine
             case Arch.Arm or Arch.Arm64:
                 Dma.CreateAtomicPools();
                 break;
-            case Arch.Riscv32 or Arch.Riscv64 when v.IsAtLeast(5, 7):
+            case Arch.Riscv32 or Arch.Riscv64 when v.IsAtLeast(5, 8):
                 Dma.CreateAtomicPools();
                 break;
-            case Arch.X86_64 when v.IsAtLeast(5, 7) && p.Config.IsEnabled("AMD_MEM_ENCRYPT"):
+            case Arch.X86_64 when v.IsAtLeast(5, 8) && p.Config.IsEnabled("AMD_MEM_ENCRYPT"):
                 Dma.CreateAtomicPools(remap: false);
                 break;
         }

@@ -1,6 +1,7 @@
 // Who the kernel names as the caller of the vmalloc areas Kmem makes on its behalf, and with which VM_ flags,
 // release by release: the remap of the DMA atomic pools (arch/arm's and arch/arm64's own pools, then
-// kernel/dma/remap.c's and kernel/dma/pool.c's) and the ioremap of a device's register window at probe.
+// kernel/dma/remap.c's and kernel/dma/pool.c's), of coherent buffers, and the ioremap of a device's register
+// window at probe.
 // /proc/vmallocinfo prints a caller with %pS: "function+0xoffset/0xsize". The offset and size are those of
 // one published build (the source is named at each); another build of the same release has other numbers,
 // so compare the function name, not the figures.
@@ -26,11 +27,12 @@ internal static class VmallocCallers
     // made by the remap); riscv32 6.x trace: "vmap+0x6c/0xc8" called from "dma_common_contiguous_remap+0x5a/0x78".
     private static readonly CallSite ContiguousRemapArm = CallSite.Symbol("dma_common_contiguous_remap", 0x94, 0xb0);
     private static readonly CallSite ContiguousRemapRiscv = CallSite.Symbol("dma_common_contiguous_remap", 0x5a, 0x78);
-    // arm64 4.x arch/arm64/mm/dma-mapping.c passes atomic_pool_init itself as the caller (no arm64 figure was found:
-    // the 32-bit function's size stands in).
-    private static readonly CallSite Arm64AtomicPoolInit = CallSite.Symbol("atomic_pool_init", 0x0, 0x134);
-    // arm64 trace of kernel/dma/pool.c's init: "atomic_pool_expand+0x60/0x210" called from "__dma_atomic_pool_init+0x50/0xa4".
-    private static readonly CallSite DmaAtomicPoolInit = CallSite.Symbol("__dma_atomic_pool_init", 0x50, 0xa4);
+    // arm64 4.x arch/arm64/mm/dma-mapping.c passes atomic_pool_init itself as the caller; an arm64 4.x boot trace
+    // shows the function as "atomic_pool_init+0x7c/0x208".
+    private static readonly CallSite Arm64AtomicPoolInit = CallSite.Symbol("atomic_pool_init", 0x0, 0x208);
+    // arm64 trace of an atomic pool's init run as an initcall: "dma_atomic_pool_init+0xac/0x158" called from
+    // "do_one_initcall+0x50/0x218".
+    private static readonly CallSite DoOneInitcall = CallSite.Symbol("do_one_initcall", 0x50, 0x218);
 
     // 32-bit ARM 4.9 vmallocinfo (above): "dma_alloc_attrs.constprop.5+0x64/0x70 user" (that build's copy of the
     // function; the plain name is printed here); arm64 5.x call trace: "dma_direct_alloc+0x70/0x310" returning into
@@ -54,18 +56,18 @@ internal static class VmallocCallers
 
     /// <summary>
     /// The caller of the atomic pool's remap. From 5.8 dma_common_contiguous_remap() calls vmap() ("dma-mapping: use vmap
-    /// insted of reimplementing it"), so vmap's return address in it is what every architecture prints. Before, the
-    /// caller handed down was printed: 32-bit ARM's and arm64's atomic_pool_init passed their own address (arm64 until
-    /// 5.0, when it moved to kernel/dma/remap.c); kernel/dma/pool.c (5.7) passes its return address in __dma_atomic_pool_init.
-    /// Between 5.0 and 5.6 arm64's pool is remap.c's dma_atomic_pool_init, which passes its own return address: an
-    /// initcall's, printed here as dma_atomic_pool_init's caller is not modelled, so the pool.c figure stands in.
+    /// insted of reimplementing it"), so vmap's return address in it is what every architecture prints (kernel/dma/pool.c
+    /// came in the same release). Before, the caller handed down was printed: 32-bit ARM's and arm64's atomic_pool_init
+    /// passed their own address (arm64 until 5.0, when its pool became kernel/dma/remap.c's); remap.c's
+    /// dma_atomic_pool_init passes its return address, in the initcall machinery: arm64_dma_init's tail call until 5.4,
+    /// then its own postcore_initcall ("dma-mapping: make dma_atomic_pool_init self-contained"), so do_one_initcall.
     /// </summary>
     public static CallSite AtomicPoolRemap(Arch arch, KernelVersion v)
     {
         if (v.IsAtLeast(5, 8)) return arch is Arch.Riscv32 or Arch.Riscv64 ? ContiguousRemapRiscv : ContiguousRemapArm;
         if (arch == Arch.Arm) return ArmAtomicPoolInit;
         if (arch == Arch.Arm64 && !v.IsAtLeast(5, 0)) return Arm64AtomicPoolInit;
-        return DmaAtomicPoolInit;
+        return DoOneInitcall;
     }
 
     /// <summary>
