@@ -32,6 +32,25 @@ public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool C
 {
     /// <summary>The driver's name (<c>dev_driver_string()</c>), shown in DMA-API reports; by default the part of the name after its first '.'.</summary>
     public string? Driver { get; init; }
+
+    /// <summary>
+    /// Bytes of the device's register window (its device-tree <c>reg</c> size, profile key <c>"reg_size"</c>), which
+    /// the driver ioremaps at probe at the name's unit address; null for the default of one page (4 KiB) when the name
+    /// has a unit address, 0 for no window.
+    /// </summary>
+    public ulong? RegSize { get; init; }
+
+    /// <summary>The device's unit address: the hex number before the first '.' of a platform device's name
+    /// (<c>ffa00000.rkisp</c> → 0xffa00000), or null when the name has none (PCI names, virtual devices).</summary>
+    public ulong? UnitAddress
+    {
+        get
+        {
+            int dot = Name.IndexOf('.');
+            if (dot <= 0 || dot > 16 || Name.Contains(':')) return null;
+            return ulong.TryParse(Name.AsSpan(0, dot), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out ulong a) ? a : null;
+        }
+    }
 }
 
 /// <summary>

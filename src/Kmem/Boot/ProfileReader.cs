@@ -226,7 +226,7 @@ internal static partial class ProfileReader
             {
                 string p = $"devices[{i}]";
                 Obj(d, p);
-                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma", "driver");
+                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma", "driver", "reg_size");
                 string dn = Str(d, "name", required: true, path: p)!;
                 if (!DeviceNameRegex().IsMatch(dn)) throw new ProfileException($"{p}.name", $"'{dn}' is not a device name");
                 if (!deviceNames.Add(dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
@@ -237,7 +237,15 @@ internal static partial class ProfileReader
                 if (dc is not null && !cmaNames.Contains(dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
                 string? driver = Str(d, "driver", required: false, path: p);
                 if (driver is not null && !DeviceNameRegex().IsMatch(driver)) throw new ProfileException($"{p}.driver", $"'{driver}' is not a driver name");
-                devices.Add(new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver });
+                var spec = new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver, RegSize = Size(d, "reg_size", p, required: false) };
+                if (spec.RegSize is { } rs && rs > 0)
+                {
+                    // The driver ioremaps its window at the name's unit address; ioremap refuses RAM.
+                    if (spec.UnitAddress is not { } ua) throw new ProfileException($"{p}.reg_size", $"'{dn}' has no unit address (hex before the first '.') to place a register window at");
+                    if (rs > GiB || ua + rs < ua) throw new ProfileException($"{p}.reg_size", $"0x{rs:x} bytes at 0x{ua:x} is not a register window (at most 1G, below the top of the address space)");
+                    if (dram.Any(b => ua < b.End && b.Base < ua + rs)) throw new ProfileException($"{p}.reg_size", $"the window 0x{ua:x}-0x{ua + rs - 1:x} overlaps RAM: ioremap refuses RAM");
+                }
+                devices.Add(spec);
                 i++;
             }
         }

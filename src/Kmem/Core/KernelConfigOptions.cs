@@ -108,6 +108,8 @@ internal static class KernelConfigOptions
         new("ARCH_FORCE_MAX_ORDER", ConfigKind.Number, "MAX_ORDER from 6.1 (exclusive before 6.4: orders 0..N-1; inclusive from 6.4: 0..N)",
             (a, v) => !IsX86(a) && v.IsAtLeast(6, 1), (_, v) => v.IsAtLeast(6, 4) ? "10" : "11") { Alias = "FORCE_MAX_ZONEORDER" },
         new("DMA_API_DEBUG", ConfigKind.Bool, "DMA-API debugging (the profile's dma_debug and dma_debug= override it)", (_, _) => true, (_, _) => "n"),
+        new("AMD_MEM_ENCRYPT", ConfigKind.Bool, "AMD memory encryption (x86_64, from 4.14): selects kernel/dma/pool.c's atomic pools from 5.8 (not in x86_64_defconfig; distributions set it)",
+            (a, v) => a == Arch.X86_64 && v.IsAtLeast(4, 14), (_, _) => "n"),
     ];
 
     /// <summary>The option of that name (or alias); of two spellings, the one this release has.</summary>

@@ -12,7 +12,11 @@ using Kmem.Vmalloc;
 namespace Kmem.Dma;
 
 /// <summary>Settings the machine hands to the DMA layer.</summary>
-internal sealed record DmaSettings(Arch Arch, ulong? DmaZoneLimit, ulong? Dma32ZoneLimit, ulong? LowmemLimit, bool Debug, CmaArea? DefaultCma);
+internal sealed record DmaSettings(Arch Arch, ulong? DmaZoneLimit, ulong? Dma32ZoneLimit, ulong? LowmemLimit, bool Debug, CmaArea? DefaultCma)
+{
+    /// <summary>The kernel release: which atomic pools exist and how coherent remaps are flagged and attributed.</summary>
+    public KernelVersion Version { get; init; } = KernelVersion.Default;
+}
 
 internal sealed unsafe partial class DmaMapper
 {
@@ -23,12 +27,18 @@ internal sealed unsafe partial class DmaMapper
     private readonly VmallocSpace? _vm;
     private readonly DmaSettings _s;
     private readonly List<AtomicPool> _pools = [];
+    /// <summary>The VM_ flags of a coherent remap in this release (read once at boot).</summary>
+    private readonly VmFlags _remapFlags;
+    /// <summary>The vmallocinfo caller of a dma-direct (or 32-bit ARM) coherent remap in this release.</summary>
+    private readonly CallSite _remapCaller;
 
     public DmaMapper(PageAllocator pa, VmallocSpace? vm, DmaSettings settings)
     {
         _pa = pa;
         _vm = vm;
         _s = settings;
+        _remapFlags = VmallocCallers.CoherentRemapFlags(settings.Version);
+        _remapCaller = VmallocCallers.CoherentRemap(settings.Arch, settings.Arch is Arch.X86_64 or Arch.Arm64 or Arch.Riscv64, settings.Version);
         DebugEnabled = settings.Debug;
     }
 
@@ -39,28 +49,45 @@ internal sealed unsafe partial class DmaMapper
     // ================================================================== boot
 
     /// <summary>
-    /// The atomic pools: on 32-bit ARM one 256 KiB pool (arch/arm/mm/dma-mapping.c); on arm64 and x86_64
-    /// kernel/dma/pool.c's, 128 KiB per GiB of RAM (at least 128 KiB, at most a MAX_ORDER block) for GFP_KERNEL and
-    /// for each DMA zone the machine has.
+    /// The atomic pools. 32-bit ARM: one 256 KiB pool (arch/arm/mm/dma-mapping.c atomic_pool_init, GFP_KERNEL | GFP_DMA),
+    /// remapped unless it comes from the default CMA area (whose lowmem pages are remapped in place: no vmalloc area).
+    /// arm64 before 5.8: one 256 KiB pool, arch/arm64's own before 5.0 (GFP_DMA), kernel/dma/remap.c's from 5.0
+    /// (GFP_DMA32), printed "DMA: preallocated 256 KiB pool for atomic allocations". From 5.8, kernel/dma/pool.c
+    /// ("dma-remap: separate DMA atomic pools from direct remap code", "dma-pool: add additional coherent pools to map
+    /// to gfp mask"; backported to 5.4.y stable, not modelled): 128 KiB per GiB of RAM (at least 128 KiB, at
+    /// most a MAX_ORDER block) for GFP_KERNEL and for each DMA zone the machine has; remapped only where the
+    /// architecture remaps coherent memory (<paramref name="remap"/>: not x86, whose pools exist for memory encryption).
     /// </summary>
-    public void CreateAtomicPools()
+    public void CreateAtomicPools(bool remap = true)
     {
+        var v = _s.Version;
+        var caller = VmallocCallers.AtomicPoolRemap(_s.Arch, v);
         if (_s.Arch == Arch.Arm)
         {
-            AddPool("atomic_pool", Gfp.Kernel, 256 << 10, "DMA: preallocated 256 KiB pool for atomic coherent allocations");
+            // With a default CMA area the kernel takes the pool from it and remaps its lowmem pages in place: no vmalloc
+            // area then (Kmem takes the pages from the buddy allocator either way).
+            bool fromCma = _s.DefaultCma is not null;
+            AddPool("atomic_pool", Gfp.Kernel, 256 << 10, "DMA: preallocated 256 KiB pool for atomic coherent allocations", remap && !fromCma, caller);
             return;
         }
+        if (_s.Arch == Arch.Arm64 && !v.IsAtLeast(5, 8))
+        {
+            AddPool("atomic_pool", Gfp.Kernel | (v.IsAtLeast(5, 0) && _s.Dma32ZoneLimit is not null ? Gfp.Dma32 : _s.DmaZoneLimit is not null ? Gfp.Dma : 0),
+                256 << 10, "DMA: preallocated 256 KiB pool for atomic allocations", remap, caller);
+            return;
+        }
+        if (!v.IsAtLeast(5, 8)) return;
         long pages = _pa.TotalRamPages / ((1L << 30) / (128 << 10));
         pages = Math.Min(pages, 1L << (_pa.MaxOrder - 1));
         long bytes = Math.Max(pages << PhysicalMemory.PageShift, 128 << 10);
-        AddPool("atomic_pool_kernel", Gfp.Kernel, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL pool for atomic allocations");
+        AddPool("atomic_pool_kernel", Gfp.Kernel, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL pool for atomic allocations", remap, caller);
         if (_s.Dma32ZoneLimit is not null)
-            AddPool("atomic_pool_dma32", Gfp.Kernel | Gfp.Dma32, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL|GFP_DMA32 pool for atomic allocations");
+            AddPool("atomic_pool_dma32", Gfp.Kernel | Gfp.Dma32, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL|GFP_DMA32 pool for atomic allocations", remap, caller);
         if (_s.DmaZoneLimit is not null)
-            AddPool("atomic_pool_dma", Gfp.Kernel | Gfp.Dma, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL|GFP_DMA pool for atomic allocations");
+            AddPool("atomic_pool_dma", Gfp.Kernel | Gfp.Dma, bytes, $"DMA: preallocated {bytes >> 10} KiB GFP_KERNEL|GFP_DMA pool for atomic allocations", remap, caller);
     }
 
-    private void AddPool(string name, Gfp gfp, long bytes, string bootLine)
+    private void AddPool(string name, Gfp gfp, long bytes, string bootLine, bool remap, CallSite caller)
     {
         int order = PageAllocator.GetOrder((ulong)bytes);
         int idx = _pa.Alloc(gfp | Gfp.NoWarn | Gfp.Zero, order);
@@ -71,11 +98,11 @@ internal sealed unsafe partial class DmaMapper
         }
         int n = 1 << order;
         nint cpu = _pa.IdxToVirt(idx);
-        if (_vm is not null)
+        if (_vm is not null && (remap || IsHighMem(idx)))
         {
             Span<int> frames = stackalloc int[n];
             for (int i = 0; i < n; i++) frames[i] = idx + i;
-            nint r = _vm.Vmap(frames, VmFlags.DmaCoherent, CallSite.Kernel("atomic_pool_expand"));
+            nint r = _vm.Vmap(frames, _remapFlags, caller);
             if (r != 0) cpu = r;
         }
         _pools.Add(new AtomicPool(name, gfp, idx, n, cpu));
@@ -202,7 +229,7 @@ internal sealed unsafe partial class DmaMapper
         {
             Span<int> frames = count <= 4096 ? stackalloc int[count] : new int[count];
             for (int i = 0; i < count; i++) frames[i] = idx + i;
-            nint r = _vm.Vmap(frames, VmFlags.DmaCoherent, CallSite.Kernel(_s.Arch == Arch.Arm ? "__dma_alloc" : "dma_direct_alloc"));
+            nint r = _vm.Vmap(frames, _remapFlags, _remapCaller);
             if (r == 0)
             {
                 ReleaseMemory(e, count);
@@ -311,7 +338,7 @@ internal sealed unsafe partial class DmaMapper
             e.Cpu = _pa.IdxToVirt(frames[0]);
             return true;
         }
-        nint r = _vm.Vmap(all, VmFlags.DmaCoherent, CallSite.Kernel("iommu_dma_alloc"));
+        nint r = _vm.Vmap(all, _remapFlags, CallSite.Kernel("iommu_dma_alloc"));
         if (r == 0)
         {
             ReleaseMemory(e, count);

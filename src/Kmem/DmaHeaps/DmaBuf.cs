@@ -78,10 +78,12 @@ public sealed unsafe class DmaBuf
     private int _cpuAccess;            // begin_cpu_access calls not yet ended
     private DmaDirection _cpuDirection;
     private string? _name;
+    private readonly DmaResv _resv;
 
     internal DmaBuf(DmaBufCore core, DmaBufExporter exporter, long size, int fdFlags, ulong ino)
     {
         _core = core;
+        _resv = new DmaResv(core.Version);
         Exporter = exporter;
         Size = size;
         FFlags = fdFlags & (DmaBufCore.OAccMode | DmaBufCore.ONonBlock);
@@ -223,6 +225,8 @@ public sealed unsafe class DmaBuf
             _core.Vmalloc?.Free(_vaddr, freePages: false, CallSite.Kernel("dma_buf_release"));
             _vaddr = 0;
         }
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
+        lock (_lock) _resv.Clear();                      // dma_resv_fini() puts every fence
         _core.Remove(this);
         try
         {
@@ -261,6 +265,59 @@ public sealed unsafe class DmaBuf
     {
         LockOrder.Enter(LockRank.DmaBuf, _lock);
         lock (_lock) _name = name;
+    }
+
+    // ================================================================== fences
+
+    /// <summary>
+    /// dma_resv_add_fence() (dma_resv_add_excl_fence()/dma_resv_add_shared_fence() before 5.19): attaches a fence to the
+    /// buffer's reservation object. Before 5.19 a <see cref="DmaResvUsage.Write"/> fence becomes the exclusive fence and
+    /// drops the shared ones, and <see cref="DmaResvUsage.Read"/> adds a shared fence; a fence of the same context, or a
+    /// signalled one, is replaced in place (from 5.19 only by one of no stronger usage).
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="fence"/> is null.</exception>
+    /// <exception cref="DmaBufException">The buffer is released, or the usage does not exist in this release (-EINVAL);
+    /// reported in the log, nothing attached.</exception>
+    public void AddFence(DmaFence fence, DmaResvUsage usage)
+    {
+        Life.ThrowIfDead();
+        ArgumentNullException.ThrowIfNull(fence);
+        CheckLive("dma_resv_add_fence");
+        if (!Enum.IsDefined(usage)) Fail(-22, $"dma_resv_add_fence: {(int)usage} is not a dma_resv_usage");
+        if (!_resv.HasUsages && usage is not (DmaResvUsage.Write or DmaResvUsage.Read))
+            Fail(-22, $"dma_resv_add_fence: DMA_RESV_USAGE_{usage.ToString().ToUpperInvariant()} came in 5.19; this kernel has only the exclusive (write) and shared (read) fences");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
+        lock (_lock) _resv.Add(fence, usage);
+    }
+
+    /// <summary>The buffer's fences in the order bufinfo lists them, with their usage (before 5.19 the exclusive fence
+    /// first, as <see cref="DmaResvUsage.Write"/>, then the shared ones as <see cref="DmaResvUsage.Read"/>).</summary>
+    public IReadOnlyList<(DmaFence Fence, DmaResvUsage Usage)> Fences
+    {
+        get
+        {
+            Life.ThrowIfDead();
+            LockOrder.Enter(LockRank.DmaBuf, _lock);
+            lock (_lock) return _resv.Fences();
+        }
+    }
+
+    /// <summary>dma_resv_test_signaled(): true when every fence of <paramref name="usage"/> or a stronger usage has signalled
+    /// (<see cref="DmaResvUsage.Read"/> asks about readers and writers, <see cref="DmaResvUsage.Write"/> about writers).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The usage is not one of <see cref="DmaResvUsage"/>.</exception>
+    public bool FencesSignaled(DmaResvUsage usage)
+    {
+        Life.ThrowIfDead();
+        if (!Enum.IsDefined(usage)) throw new ArgumentOutOfRangeException(nameof(usage), usage, "not a dma_resv_usage");
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
+        lock (_lock) return _resv.Signaled(usage);
+    }
+
+    /// <summary>The buffer's fence lines of bufinfo.</summary>
+    internal void DescribeFences(System.Text.StringBuilder sb)
+    {
+        LockOrder.Enter(LockRank.DmaBuf, _lock);
+        lock (_lock) _resv.Describe(sb);
     }
 
     // ================================================================== attachments

@@ -1,6 +1,7 @@
 // The dma-buf core of one machine: the exporter interface heaps implement, the global list of buffers
 // (newest first, as dma_buf_export() adds them), inode numbers, the descriptor table user space holds
-// buffers through, and /sys/kernel/debug/dma_buf/bufinfo in Linux 5.10's format.
+// buffers through, and /sys/kernel/debug/dma_buf/bufinfo in Linux 5.10's format (the fence lines in the
+// machine's release: DmaResv.cs).
 using System.Text;
 using Kmem.Core;
 using Kmem.Dma;
@@ -35,6 +36,9 @@ internal sealed class DmaBufCore
     public KernelLog Log => Pages.Log;
     public KernelLife Life => Pages.Life;
     public DmaBufFdTable Fds { get; }
+
+    /// <summary>The kernel release: the fence rules of every buffer's reservation object and their bufinfo lines.</summary>
+    public KernelVersion Version { get; init; } = KernelVersion.Default;
 
     public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId);
 
@@ -89,6 +93,7 @@ internal sealed class DmaBufCore
         foreach (var b in Buffers())
         {
             sb.Append($"{b.Size:D8}\t{b.FFlags:x8}\t{b.FMode:x8}\t{b.RefCount:D8}\t{b.ExpName}\t{b.Ino:D8}\t{b.Name ?? ""}\n");
+            b.DescribeFences(sb);
             sb.Append("\tAttached Devices:\n");
             var atts = b.Attachments;
             foreach (var a in atts) sb.Append('\t').Append(a.Device.Name).Append('\n');

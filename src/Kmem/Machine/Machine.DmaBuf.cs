@@ -85,7 +85,7 @@ public sealed partial class Machine
     /// <summary>Builds the dma-buf core, the heaps, their pools, the deferred-free worker, shrinkers and views.</summary>
     private void InitDmaBuf(MachineProfile profile)
     {
-        _dmaBufs = new DmaBufCore(Pages, Dma, _vmalloc, Id, firstIno: 1);
+        _dmaBufs = new DmaBufCore(Pages, Dma, _vmalloc, Id, firstIno: 1) { Version = profile.Version };
         foreach (var d in Devices.Values) d.Life = Life;             // the devices were made before the DMA layers
         _deferredFree = new DeferredFree(profile.Name, Life, Log);
         ulong? lowmem = profile.LowmemLimit is { } l ? l >> PhysicalMemory.PageShift : null;

@@ -91,12 +91,13 @@ public sealed partial class Machine : IDisposable
                 _vmalloc = new VmallocSpace(Pages, Slab, _phys.FileDescriptor,
                     Math.Min(VmallocWindowBytes(profile, layout), MachineProfile.MaxVmallocReserve),
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
-                VmallocViews.Register(ProcFs, _vmalloc, numa: profile.Config.IsEnabled("NUMA"));
+                VmallocViews.Register(ProcFs, _vmalloc, VmallocViewConfigFor(profile, layout));
             }
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
                 profile.LowmemLimit, cmdline.DmaDebug ?? profile.DmaDebug,
-                Cma.GetValueOrDefault("reserved")));
-            if (profile.Arch is not (Arch.X86_64 or Arch.I386)) Dma.CreateAtomicPools();
+                Cma.GetValueOrDefault("reserved")) { Version = profile.Version });
+            CreateAtomicPools(profile);
+            IoremapRegisterWindows(profile);
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
             _sysctl = new Sysctl(Pages, (long)(profile.TotalRam / 4 / 1024), layout.CmaAreas, _deferredFree, _dmaBufs);

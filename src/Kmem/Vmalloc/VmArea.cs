@@ -51,6 +51,9 @@ public sealed record VmArea
     /// <summary>True when the page array itself lives in the vmalloc window (printed <c>vpages</c>).</summary>
     public required bool VPages { get; init; }
 
+    /// <summary>The physical address an ioremap area maps (<c>vm->phys_addr</c>, printed <c>phys=</c>), 0 for other areas.</summary>
+    public ulong Phys { get; init; }
+
     /// <summary>Bytes usable by the caller (the size without the guard page).</summary>
     public ulong UsableSize => (ulong)MappedPages << 12;
 }

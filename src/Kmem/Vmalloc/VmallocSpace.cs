@@ -36,6 +36,9 @@ internal sealed unsafe class VmallocSpace : IDisposable
     private readonly Lock _lock = new();
     private readonly RangeSet _free = new();
     private readonly RangeSet _purge = new();
+    /// <summary>The lazily freed areas one by one (start, end), oldest first, until the purge: kernels before 5.4 list each
+    /// in place among the busy areas.</summary>
+    private readonly List<(nint Start, nint End)> _lazyAreas = [];
     /// <summary>Freed areas waiting for the purge, with who made and who freed them: their pages are harmless
     /// anonymous memory until then, and a write found there at the purge is a use-after-free write.</summary>
     private readonly List<(nint Start, int Pages, CallSite Caller, CallSite Freer)> _quarantine = [];
@@ -56,6 +59,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
         public int NrPages;         // pages owned (freed with the area)
         public nint PageArray;      // area->pages: kmalloc'ed, or vmalloc'ed when larger than a page
         public CallSite Caller;
+        public ulong Phys;          // vm->phys_addr of an ioremap area, 0 otherwise
     }
 
     public VmallocSpace(PageAllocator pa, SlabAllocator slab, int fd, ulong size, int ptrSize, int cpus)
@@ -189,6 +193,27 @@ internal sealed unsafe class VmallocSpace : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// ioremap() of a device's register window: an area of VM_IOREMAP with the page-aligned physical address recorded,
+    /// aligned to its size's power of two (at most 1 &lt;&lt; <paramref name="maxAlignShift"/>), plus the guard page. Device
+    /// registers are not RAM the host can map: the area's pages stay inaccessible reserved space. Returns the address
+    /// of <paramref name="phys"/> in the area (its offset into the page kept), or 0 when the window has no room.
+    /// </summary>
+    public nint Ioremap(ulong phys, ulong size, int maxAlignShift, CallSite caller)
+    {
+        ThrowIfReleased();
+        ulong offset = phys & (PageSize - 1);
+        ulong last = phys + size - 1;
+        if (size == 0 || last < phys) return 0;
+        phys -= offset;
+        size = (size + offset + PageSize - 1) & ~(PageSize - 1);
+        int order = Math.Clamp(64 - System.Numerics.BitOperations.LeadingZeroCount(size - 1), PageShift, maxAlignShift);
+        var area = GetVmArea(size, VmFlags.Ioremap, caller, Gfp.Kernel, 1UL << order);
+        if (area is null) return 0;
+        area.Phys = phys;
+        return area.Start + (nint)offset;
+    }
+
     /// <summary>vmap(): maps the given frames into one new area. Returns 0 when the window has no room.</summary>
     public nint Vmap(ReadOnlySpan<int> frames, VmFlags flags, CallSite caller)
     {
@@ -232,6 +257,11 @@ internal sealed unsafe class VmallocSpace : IDisposable
             {
                 area = null;
                 i = -2;
+            }
+            if (area is not null && (area.Flags & VmFlags.Ioremap) != 0)
+            {
+                _log.Err($"{fn}: 0x{addr:x} is an ioremap area (phys 0x{area.Phys:x}): iounmap() releases it");
+                throw new InvalidAddressException($"{fn}: 0x{addr:x} is the ioremap of a device's registers, not a vmalloc or vmap area");
             }
             if (area is not null) _busy.RemoveAt(i);
             else if (i == -2)
@@ -298,6 +328,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
         _quarantine.Clear();
         foreach (var (s, e) in _purge.Ranges) _free.Add(s, e);
         _purge.Clear();
+        _lazyAreas.Clear();
         _lazyPages = 0;
     }
 
@@ -330,16 +361,16 @@ internal sealed unsafe class VmallocSpace : IDisposable
     // ================================================================== areas
 
     /// <summary>__get_vm_area_node() + alloc_vmap_area(): place size + guard bytes, purging once on failure.</summary>
-    private Area? GetVmArea(ulong size, VmFlags flags, CallSite caller, Gfp gfp)
+    private Area? GetVmArea(ulong size, VmFlags flags, CallSite caller, Gfp gfp, ulong align = PageSize)
     {
         ulong total = (flags & VmFlags.NoGuard) != 0 ? size : size + PageSize;
         LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
-            if (!_free.TryTakeLowest(total, PageSize, out ulong off))
+            if (!_free.TryTakeLowest(total, align, out ulong off))
             {
                 PurgeLocked();
-                if (!_free.TryTakeLowest(total, PageSize, out off))
+                if (!_free.TryTakeLowest(total, align, out off))
                 {
                     if ((gfp & Gfp.NoWarn) == 0)
                     {
@@ -381,6 +412,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
         {
             ulong off = (ulong)(area.Start - _start);
             _purge.Add(off, off + area.Size);
+            _lazyAreas.Add((area.Start, area.Start + (nint)area.Size));
             if (mapped > 0) _quarantine.Add((area.Start, mapped, area.Caller, freer));
             _lazyPages += (long)(area.Size >> PageShift);
             if (_lazyPages > _lazyMaxPages) PurgeLocked();
@@ -479,7 +511,7 @@ internal sealed unsafe class VmallocSpace : IDisposable
                 r[i] = new VmArea
                 {
                     Address = a.Start, Size = a.Size, Flags = a.Flags, NrPages = a.NrPages, MappedPages = a.Mapped,
-                    Caller = a.Caller.ToString(), VPages = a.PageArray != 0 && Contains(a.PageArray),
+                    Caller = a.Caller.ToString(), VPages = a.PageArray != 0 && Contains(a.PageArray), Phys = a.Phys,
                 };
             }
             return r;
@@ -491,6 +523,13 @@ internal sealed unsafe class VmallocSpace : IDisposable
     {
         LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock) return _purge.Ranges.Select(r => (_start + (nint)r.Start, _start + (nint)r.End)).ToArray();
+    }
+
+    /// <summary>The lazily freed areas one by one, as they were freed (not merged), oldest first.</summary>
+    public (nint Start, nint End)[] UnpurgedAreas()
+    {
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
+        lock (_lock) return [.. _lazyAreas];
     }
 
     /// <summary>The largest free range of the window in bytes.</summary>
@@ -515,7 +554,11 @@ internal sealed unsafe class VmallocSpace : IDisposable
                 prevEnd = a.Start + (nint)a.Size;
                 if (!all.Add(off, off + a.Size)) errors.Add($"vmalloc: area 0x{a.Start:x} overlaps free or unpurged space");
                 ulong guard = (a.Flags & VmFlags.NoGuard) != 0 ? 0UL : 1UL;
-                if ((ulong)a.Mapped + guard != a.Size >> PageShift) errors.Add($"vmalloc: area 0x{a.Start:x} maps {a.Mapped} pages in {a.Size} bytes");
+                if ((a.Flags & VmFlags.Ioremap) != 0)
+                {
+                    if (a.Mapped != 0) errors.Add($"vmalloc: ioremap area 0x{a.Start:x} maps {a.Mapped} RAM pages");
+                }
+                else if ((ulong)a.Mapped + guard != a.Size >> PageShift) errors.Add($"vmalloc: area 0x{a.Start:x} maps {a.Mapped} pages in {a.Size} bytes");
                 mapped += a.Mapped;
                 for (ulong k = 0; k < (ulong)a.Mapped; k++)
                 {
