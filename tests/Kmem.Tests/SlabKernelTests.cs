@@ -215,6 +215,23 @@ public class SlabKernelTests
     }
 
     [Fact]
+    public void Without_SLUB_CPU_PARTIAL_no_cpu_keeps_partial_slabs()
+    {
+        using var on = Machine.Boot(Profile("x86_64", "5.10"));
+        Assert.Equal("30\n", on.ProcFs.Read("/sys/kernel/slab/kmalloc-64/cpu_partial"));
+        using var off = Machine.Boot(Profile("x86_64", "5.10", ("SLUB_CPU_PARTIAL", false)));
+        Assert.Equal("0\n", off.ProcFs.Read("/sys/kernel/slab/kmalloc-64/cpu_partial"));
+        // kmem_cache loses cpu_partial: the node pointer moves from 200 to 192 (200 bytes, still 256 in its cache).
+        Assert.Equal(200, SlabStructLayout.KmemCacheSize(SlabKernel.For(KernelVersion.Parse("5.10"),
+            KernelConfig.Defconfig(Arch.X86_64, KernelVersion.Parse("5.10")).With("SLUB_CPU_PARTIAL", false), true)));
+        var c = off.KmemCacheCreate("kmem_test_np", 64);
+        var objs = Enumerable.Range(0, 256).Select(_ => c.Alloc(Gfp.Kernel)).ToList();
+        foreach (var o in objs) c.Free(o);
+        TestSupport.AssertConsistent(off);
+        c.Destroy();
+    }
+
+    [Fact]
     public void SLAB_MERGE_DEFAULT_off_is_slab_nomerge()
     {
         static bool Merged(Machine m)

@@ -203,6 +203,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         int a = SlabGeometry.CalculateAlignment(flags, align, size, Arch);
         var g = SlabGeometry.Compute(size, a, flags, ctor is not null, Arch, origSize: kmalloc && Settings.Kernel.KmallocOrigSize);
         if (g is null || g.Value.SlabBytes > SlabWord.MaxSlabBytes) return null;
+        if (!Settings.Kernel.CpuPartial) g = g.Value with { NoCpuPartialLists = true };
         SlabCache s;
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)

@@ -72,8 +72,12 @@ internal readonly record struct SlabGeometry
     /// <summary><c>set_min_partial()</c>: clamp(ilog2(size)/2, 5, 10).</summary>
     public int MinPartial => Math.Clamp((SlabArch.Fls(Size) - 1) / 2, 5, 10);
 
-    /// <summary><c>set_cpu_partial()</c>: objects kept on a CPU's partial list (0 for debug caches).</summary>
-    public int CpuPartial => (Flags & SlabFlags.DebugFlags) != 0 ? 0
+    /// <summary>Built without CONFIG_SLUB_CPU_PARTIAL: no CPU keeps partial slabs.</summary>
+    public bool NoCpuPartialLists { get; init; }
+
+    /// <summary><c>set_cpu_partial()</c>: objects kept on a CPU's partial list (0 for debug caches, and without
+    /// CONFIG_SLUB_CPU_PARTIAL).</summary>
+    public int CpuPartial => NoCpuPartialLists || (Flags & SlabFlags.DebugFlags) != 0 ? 0
         : Size >= SlabArch.PageSize ? 2 : Size >= 1024 ? 6 : Size >= 256 ? 13 : 30;
 
     /// <summary><c>calculate_alignment()</c>.</summary>
