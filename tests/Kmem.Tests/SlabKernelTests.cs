@@ -193,6 +193,8 @@ public class SlabKernelTests
 
         using var m616 = Machine.Boot(Profile("x86_64", "5.16", ("SLUB_DEBUG", false)), "slub_debug");
         Assert.Contains("Unknown kernel command line parameters \"slub_debug\", will be passed to user space.\n", m616.Dmesg());
+        using var m5153 = Machine.Boot(Profile("x86_64", "5.15.3", ("SLUB_DEBUG", false)), "slub_debug");
+        Assert.Contains("Unknown kernel command line parameters \"slub_debug\"", m5153.Dmesg());
         using var m57 = Machine.Boot(Profile("x86_64", "5.7", ("SLUB_DEBUG", false)), "slub_debug");
         Assert.DoesNotContain("nknown", m57.Dmesg());
         using var on = Machine.Boot(Profile("x86_64", "5.16"), "slub_debug");

@@ -45,14 +45,15 @@ public sealed partial class Machine
 
     /// <summary>
     /// print_unknown_bootoptions(): from 5.8 ("init: print out unknown kernel parameters") the words no parameter took;
-    /// from 5.16 ("init: make unknown command line param message clearer") quoted, with where they go.
+    /// from 5.16 ("init: make unknown command line param message clearer", also in 5.15.3) quoted, with where they go.
     /// </summary>
     private void PrintUnknownParameters(List<string> unknown)
     {
         var v = Profile.Version;
         if (unknown.Count == 0 || !v.IsAtLeast(5, 8)) return;
         string list = string.Join(' ', unknown);
-        Log.Printk(LogLevel.Notice, v.IsAtLeast(5, 16)
+        bool clearer = v.IsAtLeast(5, 16) || (v.Major == 5 && v.Minor == 15 && v.Patch >= 3);
+        Log.Printk(LogLevel.Notice, clearer
             ? $"Unknown kernel command line parameters \"{list}\", will be passed to user space."
             : $"Unknown command line parameters: {list}");
     }
