@@ -187,9 +187,13 @@ public class SlabKernelTests
         Assert.Equal(32, m.FindSlabCache("kmem_cache_node")!.Size);
         Assert.Contains("Unknown command line parameters: slub_debug=FZPU\n", m.Dmesg());
         // Debug flags asked of kmem_cache_create() are dropped too (not in CACHE_CREATE_MASK).
+        var plain = m.KmemCacheCreate("kmem_test_plain", 100);
         var c = m.KmemCacheCreate("kmem_test_rz", 100, 0, SlabFlags.RedZone | SlabFlags.Poison);
         Assert.Equal(SlabFlags.None, c.Flags & SlabFlags.DebugFlags);
+        // …so such a cache may merge like any other: here into kmem_test_plain, of the same 104-byte stride.
+        Assert.DoesNotMatch(new Regex(@"^kmem_test_rz ", RegexOptions.Multiline), m.ProcFs.Read("/proc/slabinfo"));
         c.Destroy();
+        plain.Destroy();
 
         using var m616 = Machine.Boot(Profile("x86_64", "5.16", ("SLUB_DEBUG", false)), "slub_debug");
         Assert.Contains("Unknown kernel command line parameters \"slub_debug\", will be passed to user space.\n", m616.Dmesg());

@@ -117,6 +117,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         else if (sheafCapacity < 0 || sheafCapacity > SlabCache.MaxSheafCapacity) problem = $"sheaf capacity {sheafCapacity} is outside 0..{SlabCache.MaxSheafCapacity}";
         if (problem is null) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists"; }
         if (problem is not null) throw CreateFailed(name, flags, problem);
+        if (!Settings.Kernel.SlubDebug) flags &= ~SlabFlags.DebugFlags;  // CACHE_CREATE_MASK, before merging is considered
 
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
