@@ -12,12 +12,20 @@ internal sealed class KernelCmdline
     private static readonly char[] s_spaces = [' ', '\t', '\n', '\v', '\f', '\r'];
     private readonly Dictionary<string, string?> _params = new(StringComparer.Ordinal);
 
-    /// <summary>slub_debug, when given (null value: the option without '=').</summary>
+    /// <summary>slub_debug, when given (null value: the option without '='), for a kernel with CONFIG_SLUB_DEBUG and without
+    /// CONFIG_SLUB_DEBUG_ON; the machine resolves it against the config (<see cref="SlubDebugOptions.Resolve"/>).</summary>
     public SlubDebugOptions SlubDebug { get; private set; } = SlubDebugOptions.None;
+    /// <summary>The slub_debug word as given, or null when the command line has none.</summary>
+    public string? SlubDebugWord { get; private set; }
+    /// <summary>The value after <c>slub_debug=</c> (null: the word without '=').</summary>
+    public string? SlubDebugValue { get; private set; }
     public int SlubMinOrder { get; private set; }
     public int SlubMaxOrder { get; private set; } = 3;
     public int SlubMinObjects { get; private set; }
-    public bool SlabNoMerge { get; private set; }
+    /// <summary>slab_nomerge/slab_merge as last given, or null (the config's SLAB_MERGE_DEFAULT then decides).</summary>
+    public bool? SlabMerge { get; private set; }
+    /// <summary>slab_nomerge was the last of the two given.</summary>
+    public bool SlabNoMerge => SlabMerge == false;
     /// <summary>dma_debug=on|off, or null when not given (the profile's <c>dma_debug</c> then decides).</summary>
     public bool? DmaDebug { get; private set; }
     /// <summary>cgroup.memory=nokmem: no kernel memory accounting, so no kmalloc-cg-* caches (5.14 on).</summary>
@@ -43,12 +51,14 @@ internal sealed class KernelCmdline
             {
                 case "slub_debug":
                     c.SlubDebug = SlubDebugOptions.Parse(value);
+                    c.SlubDebugWord = word;
+                    c.SlubDebugValue = value;
                     break;
                 case "slub_min_order": c.SlubMinOrder = Int(field, key, value, 0, 10); break;
                 case "slub_max_order": c.SlubMaxOrder = Int(field, key, value, 0, 10); break;
                 case "slub_min_objects": c.SlubMinObjects = Int(field, key, value, 0, 32767); break;
-                case "slab_nomerge" or "slub_nomerge": c.SlabNoMerge = true; break;
-                case "slab_merge" or "slub_merge": c.SlabNoMerge = false; break;
+                case "slab_nomerge" or "slub_nomerge": c.SlabMerge = false; break;
+                case "slab_merge" or "slub_merge": c.SlabMerge = true; break;
                 case "dma_debug":
                     c.DmaDebug = value switch
                     {

@@ -72,6 +72,12 @@ internal static class KernelConfigOptions
             (_, v) => v.IsAtLeast(4, 14), (_, _) => "n"),
         new("SLAB_FREELIST_RANDOM", ConfigKind.Bool, "randomized free-list order (from 4.7): adds kmem_cache.random_seq",
             (_, v) => v.IsAtLeast(4, 7), (_, _) => "n"),
+        new("HARDENED_USERCOPY", ConfigKind.Bool, "usercopy checks (from 4.8); from 6.2 kmem_cache keeps useroffset/usersize only with it",
+            (_, v) => v.IsAtLeast(4, 8), (_, _) => "n"),
+        // The riscv defconfig turns on a block of lock and VM debugging (DEBUG_SPINLOCK among it); no other modelled
+        // architecture's does. It makes every spinlock_t carry magic, owner CPU and owner (kmem_cache_node grows).
+        new("DEBUG_SPINLOCK", ConfigKind.Bool, "spinlock debugging: a spinlock_t carries magic, owner CPU and owner",
+            (_, _) => true, (a, v) => YN(a is Arch.Riscv64 or Arch.Riscv32 && v.IsAtLeast(5, 10))),
         new("RANDOM_KMALLOC_CACHES", ConfigKind.Bool, "16 copies of each kmalloc cache, kmalloc-rnd-NN-* (from 6.6): not modelled, refused",
             (_, v) => v.IsAtLeast(6, 6), (_, _) => "n")
             { RefuseOn = "Kmem does not model the kmalloc-rnd-NN-* caches nor kmalloc's choice among them by a hash of the caller" },
@@ -84,7 +90,9 @@ internal static class KernelConfigOptions
         new("HIGHMEM", ConfigKind.Bool, "ZONE_HIGHMEM above lowmem on 32-bit arm and i386", (a, _) => a is Arch.Arm or Arch.I386, (_, _) => "y"),
         new("NUMA", ConfigKind.Bool, "several memory nodes: ' N0=' in /proc/vmallocinfo, kmem_cache node pointers",
             (a, v) => a is Arch.X86_64 or Arch.I386 || (a == Arch.Arm64 && v.IsAtLeast(4, 7)) || (a == Arch.Riscv64 && v.IsAtLeast(5, 12)),
-            (a, _) => YN(a is Arch.X86_64 or Arch.Arm64)),          // riscv's defconfig leaves NUMA off
+            // riscv's NUMA (5.12) has no Kconfig default and its defconfig does not turn it on: a riscv64 6.4 defconfig
+            // kernel has a 192-byte kmem_cache, which leaves no room for remote_node_defrag_ratio.
+            (a, _) => YN(a == Arch.X86_64 || a == Arch.Arm64)),
         new("ZONE_DMA", ConfigKind.Bool, "ZONE_DMA (x86: below 16 MiB; arm64 from 5.5: below 1 GiB or the DT's limit; arm64 before 5.5: below 4 GiB)",
             (a, _) => a is Arch.X86_64 or Arch.I386 or Arch.Arm64 or Arch.Arm, (a, _) => YN(a != Arch.Arm)),
         new("ZONE_DMA32", ConfigKind.Bool, "ZONE_DMA32 below 4 GiB (64-bit; arm64 from 5.5)",

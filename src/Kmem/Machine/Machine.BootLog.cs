@@ -25,6 +25,7 @@ public sealed partial class Machine
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
         if (p.Cmdline.Length > 0) log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
+        PrintUnknownParameters(UnknownParameters(p, KernelCmdline.Parse(p.Cmdline, "cmdline")));
         int paDigits = p.Is64Bit ? 16 : 8;
         foreach (var c in layout.CmaAreas)
             log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}");
@@ -40,6 +41,21 @@ public sealed partial class Machine
         log.Info("Early memory node ranges");
         foreach (var b in p.Dram) log.Info($"  node   0: [mem {Hex18(b.Base)}-{Hex18(b.End - 1)}]");
         log.Info($"Initmem setup node 0 [mem {Hex18(p.Dram[0].Base)}-{Hex18(p.Dram[^1].End - 1)}]");
+    }
+
+    /// <summary>
+    /// print_unknown_bootoptions(): from 5.8 ("init: print out unknown kernel parameters") the words no parameter took;
+    /// from 5.16 ("init: make unknown command line param message clearer", also in 5.15.3) quoted, with where they go.
+    /// </summary>
+    private void PrintUnknownParameters(List<string> unknown)
+    {
+        var v = Profile.Version;
+        if (unknown.Count == 0 || !v.IsAtLeast(5, 8)) return;
+        string list = string.Join(' ', unknown);
+        bool clearer = v.IsAtLeast(5, 16) || (v.Major == 5 && v.Minor == 15 && v.Patch >= 3);
+        Log.Printk(LogLevel.Notice, clearer
+            ? $"Unknown kernel command line parameters \"{list}\", will be passed to user space."
+            : $"Unknown command line parameters: {list}");
     }
 
     /// <summary>The lines printed from free_area_init_core() to mem_init().</summary>

@@ -219,17 +219,38 @@ public sealed partial class Machine : IDisposable
     /// <summary>utsname's release: the profile's version with Kmem's local suffix (its own suffix when it has one).</summary>
     internal static string ReleaseOf(MachineProfile p) => p.Version.Suffix.Length > 0 ? p.Version.Release : p.Version.Release + "-kmem";
 
-    /// <summary>The slab layer's settings: the architecture's figures and the command line's slub_ options.</summary>
-    private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd) => new(
-        new SlabArch(p.Is64Bit ? 8 : 4, p.CacheLineSize, 8, p.Is64Bit ? 152 : 80, p.Cpus, p.MaxOrder,
-            cmd.SlubMinOrder, cmd.SlubMaxOrder, cmd.SlubMinObjects),
-        cmd.SlubDebug, cmd.SlabNoMerge, Math.Max(8, p.KmallocMinAlign), p.ZoneTypes.Contains(ZoneType.Dma),
-        Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25))
+    /// <summary>
+    /// The slab layer's settings: the architecture's figures, the release and config (struct layouts, debug layouts,
+    /// SLUB_DEBUG, SLUB_DEBUG_ON, SLAB_MERGE_DEFAULT) and the command line's slub_ options.
+    /// </summary>
+    private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd)
     {
-        // "mm: memcg/slab: don't create kmalloc-cg caches with cgroup.memory=nokmem": the kmalloc-cg slots alias kmalloc-*.
-        // kernel memory accounting is CONFIG_MEMCG_KMEM until 6.10 and part of CONFIG_MEMCG from then on
-        Kmalloc = KmallocScheme.For(p.Version, p.Config.IsEnabled(p.Version.IsAtLeast(6, 10) ? "MEMCG" : "MEMCG_KMEM") && !cmd.CgroupNoKmem),
-    };
+        var k = SlabKernel.For(p.Version, p.Config, p.Is64Bit);
+        var debug = SlubDebugOptions.Resolve(k.SlubDebug, k.SlubDebugOn, cmd.SlubDebugWord is not null, cmd.SlubDebugValue);
+        return new SlabSettings(
+            new SlabArch(k.PointerSize, p.CacheLineSize, 8, k.TrackSize, p.Cpus, p.MaxOrder,
+                cmd.SlubMinOrder, cmd.SlubMaxOrder, cmd.SlubMinObjects),
+            debug, !(cmd.SlabMerge ?? k.MergeDefault), Math.Max(8, p.KmallocMinAlign), p.ZoneTypes.Contains(ZoneType.Dma),
+            Math.Min(p.MaxOrder + Physical.PhysicalMemory.PageShift - 1, 25))
+        {
+            Kernel = k,
+            // "mm: memcg/slab: don't create kmalloc-cg caches with cgroup.memory=nokmem": the kmalloc-cg slots alias kmalloc-*.
+            // kernel memory accounting is CONFIG_MEMCG_KMEM until 6.10 and part of CONFIG_MEMCG from then on
+            Kmalloc = KmallocScheme.For(p.Version, p.Config.IsEnabled(p.Version.IsAtLeast(6, 10) ? "MEMCG" : "MEMCG_KMEM") && !cmd.CgroupNoKmem),
+        };
+    }
+
+    /// <summary>
+    /// The command-line words this kernel has no parameter for, as far as Kmem knows: slub_debug without
+    /// CONFIG_SLUB_DEBUG (its __setup is inside #ifdef CONFIG_SLUB_DEBUG). Words without '=' come first, as the kernel
+    /// passes them to init as arguments and the others as environment.
+    /// </summary>
+    internal static List<string> UnknownParameters(MachineProfile p, KernelCmdline cmd)
+    {
+        var words = new List<string>();
+        if (cmd.SlubDebugWord is { } w && !p.Config.IsEnabled("SLUB_DEBUG")) words.Add(w);
+        return words.OrderBy(x => x.Contains('=') ? 1 : 0).ToList();
+    }
 
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
     private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)

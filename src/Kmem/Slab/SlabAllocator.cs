@@ -17,6 +17,9 @@ internal sealed record SlabSettings(SlabArch Arch, SlubDebugOptions Debug, bool 
 {
     /// <summary>The release's kmalloc caches: kinds, names, creation order, GFP routing (default: Linux 5.10's).</summary>
     public KmallocScheme Kmalloc { get; init; } = KmallocScheme.Linux510;
+
+    /// <summary>The release and CONFIG_ options the slab layer follows.</summary>
+    public SlabKernel Kernel { get; init; } = SlabKernel.Default;
 }
 
 internal sealed unsafe partial class SlabAllocator : IDisposable
@@ -45,10 +48,13 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         Linear = pa.IdxToVirt(0);
         LinearBytes = (nuint)pa.Frames.Count << PhysicalMemory.PageShift;
         foreach (string w in settings.Debug.Warnings) pa.Log.Err(w);
-        // kmem_cache_init(): the two bootstrap caches, then the kmalloc caches.
-        int ptr = Arch.PointerSize;
-        _kmemCacheNode = CreateCore("kmem_cache_node", 64, 0, SlabFlags.HwcacheAlign, null, 0, kmalloc: false)!;
-        _kmemCache = CreateCore("kmem_cache", ptr == 8 ? 256 : 128, 0, SlabFlags.HwcacheAlign, null, 0, kmalloc: false)!;
+        // kmem_cache_init(): the two bootstrap caches, sized from the structs of this release and config
+        // (SlabStructLayout), then the kmalloc caches.
+        var k = settings.Kernel;
+        _kmemCacheNode = CreateCore("kmem_cache_node", SlabStructLayout.KmemCacheNodeSize(k), BootCacheAlign(SlabStructLayout.KmemCacheNodeSize(k)),
+            SlabFlags.HwcacheAlign, null, 0, kmalloc: false)!;
+        _kmemCache = CreateCore("kmem_cache", SlabStructLayout.KmemCacheSize(k), BootCacheAlign(SlabStructLayout.KmemCacheSize(k)),
+            SlabFlags.HwcacheAlign, null, 0, kmalloc: false)!;
         AllocDescriptor(_kmemCacheNode);
         AllocDescriptor(_kmemCache);
         // bootstrap() puts kmem_cache on slab_caches first and kmem_cache_node after it, at the head, so that
@@ -118,6 +124,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         else if (sheafCapacity < 0 || sheafCapacity > SlabCache.MaxSheafCapacity) problem = $"sheaf capacity {sheafCapacity} is outside 0..{SlabCache.MaxSheafCapacity}";
         if (problem is null) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) if (_byName.ContainsKey(name)) problem = $"a cache named '{name}' already exists"; }
         if (problem is not null) throw CreateFailed(name, flags, problem);
+        if (!Settings.Kernel.SlubDebug) flags &= ~SlabFlags.DebugFlags;  // CACHE_CREATE_MASK, before merging is considered
 
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
@@ -181,15 +188,30 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// create_boot_cache()'s alignment for the bootstrap and kmalloc caches: ARCH_KMALLOC_MINALIGN, and from 5.4 the size
+    /// itself when it is a power of two ("mm, sl[aou]b: guarantee natural alignment for kmalloc(power-of-two)").
+    /// </summary>
+    private int BootCacheAlign(int size)
+    {
+        int align = Math.Max(Settings.KmallocMinSize, 8);
+        if (Settings.Kernel.NaturalKmallocAlign && (size & (size - 1)) == 0) align = Math.Max(align, size);
+        return align;
+    }
+
     /// <summary>__kmem_cache_create(): geometry, registration; null when no order fits.</summary>
     private SlabCache? CreateCore(string name, int size, int align, SlabFlags flags, Action<nint>? ctor, int usersize, bool kmalloc, int sheafCapacity = 0)
     {
+        // Without CONFIG_SLUB_DEBUG the debug flags are not in CACHE_CREATE_MASK: kmem_cache_create() drops them.
+        if (!Settings.Kernel.SlubDebug) flags &= ~SlabFlags.DebugFlags;
         var debug = Settings.Debug.For(name);
         if (Settings.Debug.DisableHigherOrderDebug && debug != 0) debug |= SlabGeometry.DebugOnlyIfOrderUnchanged;
         flags |= debug;
+        if (kmalloc) align = BootCacheAlign(size);                // kmalloc caches are made by create_boot_cache() too
         int a = SlabGeometry.CalculateAlignment(flags, align, size, Arch);
-        var g = SlabGeometry.Compute(size, a, flags, ctor is not null, Arch);
+        var g = SlabGeometry.Compute(size, a, flags, ctor is not null, Arch, origSize: kmalloc && Settings.Kernel.KmallocOrigSize);
         if (g is null || g.Value.SlabBytes > SlabWord.MaxSlabBytes) return null;
+        if (!Settings.Kernel.CpuPartial) g = g.Value with { NoCpuPartialLists = true };
         SlabCache s;
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)

@@ -31,7 +31,7 @@ public sealed unsafe partial class SlabCache
     private void SetupObjectDebug(nint p)
     {
         InitObject(p, RedInactive);
-        if (_g.TrackOffset >= 0) new Span<byte>((void*)(p + _g.TrackOffset), 2 * _sa.Arch.TrackSize).Clear();
+        if (_g.TrackOffset >= 0) new Span<byte>((void*)(p + _g.TrackOffset), _g.TrackBytes).Clear();
     }
 
     /// <summary>init_object().</summary>
@@ -133,7 +133,7 @@ public sealed unsafe partial class SlabCache
         else if (p > b + 16) PrintSection(sb, "Bytes b4 ", p - 16, 16);
         PrintSection(sb, "Object ", p, Math.Min(_objectSize, PhysicalMemory.PageSize));
         if (Has(SlabFlags.RedZone)) PrintSection(sb, "Redzone ", p + _objectSize, _g.Inuse - _objectSize);
-        int off = InfoEnd + (_g.TrackOffset >= 0 ? 2 * _sa.Arch.TrackSize : 0);
+        int off = InfoEnd + _g.TrackBytes;
         if (off != SizeFromObject) PrintSection(sb, "Padding ", p + off, SizeFromObject - off);
         _pa.DumpStack(sb);
     }
@@ -196,7 +196,7 @@ public sealed unsafe partial class SlabCache
                 (!CheckBytes(sb, idx, p, "Poison", p, PoisonFree, _objectSize - 1, ref kind, SlabError.PoisonOverwritten) ||
                  !CheckBytes(sb, idx, p, "Poison", p + _objectSize - 1, PoisonEnd, 1, ref kind, SlabError.PoisonOverwritten)))
                 return false;
-            int off = InfoEnd + (_g.TrackOffset >= 0 ? 2 * _sa.Arch.TrackSize : 0);
+            int off = InfoEnd + _g.TrackBytes;
             if (off != SizeFromObject)
                 CheckBytes(sb, idx, p, "Object padding", p + off, PoisonInuse, SizeFromObject - off, ref kind, SlabError.PaddingOverwritten);
         }

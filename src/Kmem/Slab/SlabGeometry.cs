@@ -1,6 +1,8 @@
 // SLUB's object layout and slab order for a cache (Linux 5.10 calculate_alignment(),
 // calculate_sizes(), calculate_order(), slab_order()): pure functions, so that objsize, objperslab
-// and pagesperslab can be checked against real kernels for any architecture and CPU count.
+// and pagesperslab can be checked against real kernels for any architecture and CPU count. What
+// changes with the release comes in through SlabArch.TrackSize (5.17) and the kmalloc request size kept
+// after the tracks (6.1); see SlabKernel.
 using Kmem.Core;
 
 namespace Kmem.Slab;
@@ -9,7 +11,8 @@ namespace Kmem.Slab;
 /// <param name="PointerSize"><c>sizeof(void *)</c>: 4 on 32-bit ARM, 8 otherwise.</param>
 /// <param name="CacheLineSize"><c>cache_line_size()</c>.</param>
 /// <param name="SlabMinAlign"><c>ARCH_SLAB_MINALIGN</c> (8 on the modelled architectures).</param>
-/// <param name="TrackSize"><c>sizeof(struct track)</c>: 152 on 64-bit, 80 on 32-bit (16 stack entries).</param>
+/// <param name="TrackSize"><c>sizeof(struct track)</c>: up to 5.16 152 on 64-bit, 80 on 32-bit (16 stack entries); from 5.17
+/// 32 and 20 (a stack depot handle), see <see cref="SlabKernel.TrackSize"/>.</param>
 /// <param name="Cpus"><c>nr_cpu_ids</c>.</param>
 /// <param name="MaxOrder">MAX_ORDER of the page allocator.</param>
 /// <param name="MinOrder"><c>slub_min_order</c>.</param>
@@ -59,6 +62,9 @@ internal readonly record struct SlabGeometry
     public int MinObjects { get; init; }
     /// <summary>Where the two tracks are kept (after the free pointer), or -1 without StoreUser.</summary>
     public int TrackOffset { get; init; }
+    /// <summary>The bytes after the free pointer that StoreUser adds: the two tracks, and from 6.1 a kmalloc cache's
+    /// requested size (<c>orig_size</c>); 0 without StoreUser.</summary>
+    public int TrackBytes { get; init; }
 
     /// <summary>Bytes of one slab.</summary>
     public int SlabBytes => SlabArch.PageSize << Order;
@@ -66,8 +72,12 @@ internal readonly record struct SlabGeometry
     /// <summary><c>set_min_partial()</c>: clamp(ilog2(size)/2, 5, 10).</summary>
     public int MinPartial => Math.Clamp((SlabArch.Fls(Size) - 1) / 2, 5, 10);
 
-    /// <summary><c>set_cpu_partial()</c>: objects kept on a CPU's partial list (0 for debug caches).</summary>
-    public int CpuPartial => (Flags & SlabFlags.DebugFlags) != 0 ? 0
+    /// <summary>Built without CONFIG_SLUB_CPU_PARTIAL: no CPU keeps partial slabs.</summary>
+    public bool NoCpuPartialLists { get; init; }
+
+    /// <summary><c>set_cpu_partial()</c>: objects kept on a CPU's partial list (0 for debug caches, and without
+    /// CONFIG_SLUB_CPU_PARTIAL).</summary>
+    public int CpuPartial => NoCpuPartialLists || (Flags & SlabFlags.DebugFlags) != 0 ? 0
         : Size >= SlabArch.PageSize ? 2 : Size >= 1024 ? 6 : Size >= 256 ? 13 : 30;
 
     /// <summary><c>calculate_alignment()</c>.</summary>
@@ -87,13 +97,14 @@ internal readonly record struct SlabGeometry
     /// <c>calculate_sizes()</c> and <c>calculate_order()</c> for a cache; null when no order can hold an
     /// object (the kernel's <c>-ENOSYS</c>).
     /// </summary>
-    public static SlabGeometry? Compute(int objectSize, int align, SlabFlags flags, bool hasCtor, SlabArch arch)
+    /// <remarks><paramref name="origSize"/>: a kmalloc cache of 6.1 or later, whose StoreUser also keeps the requested size.</remarks>
+    public static SlabGeometry? Compute(int objectSize, int align, SlabFlags flags, bool hasCtor, SlabArch arch, bool origSize = false)
     {
-        var g = Sizes(objectSize, align, flags, hasCtor, arch);
+        var g = Sizes(objectSize, align, flags, hasCtor, arch, origSize);
         if ((flags & SlabFlags.DebugFlags) != 0 && (flags & DebugOnlyIfOrderUnchanged) != 0)
         {
             // slub_debug=O: drop debugging when it would raise the minimum order.
-            var plain = Sizes(objectSize, align, flags & ~SlabFlags.DebugFlags, hasCtor, arch);
+            var plain = Sizes(objectSize, align, flags & ~SlabFlags.DebugFlags, hasCtor, arch, origSize);
             if (SlabArch.GetOrder(g.Size) > SlabArch.GetOrder(plain.Size)) g = plain;
         }
         int order = CalculateOrder(g.Size, arch);
@@ -112,7 +123,7 @@ internal readonly record struct SlabGeometry
     /// <summary>An internal marker carried in the flags by slub_debug=O (never a public SLAB_ value).</summary>
     internal const SlabFlags DebugOnlyIfOrderUnchanged = (SlabFlags)0x80000000;
 
-    private static SlabGeometry Sizes(int objectSize, int align, SlabFlags flags, bool hasCtor, SlabArch arch)
+    private static SlabGeometry Sizes(int objectSize, int align, SlabFlags flags, bool hasCtor, SlabArch arch, bool origSize)
     {
         int ptr = arch.PointerSize;
         int size = AlignUp(objectSize, ptr);
@@ -129,11 +140,12 @@ internal readonly record struct SlabGeometry
         {
             offset = objectSize / 2 / ptr * ptr; // ALIGN_DOWN(object_size / 2, sizeof(void *))
         }
-        int track = -1;
+        int track = -1, trackBytes = 0;
         if ((flags & SlabFlags.StoreUser) != 0)
         {
             track = size;
-            size += 2 * arch.TrackSize;
+            trackBytes = 2 * arch.TrackSize + (origSize ? sizeof(uint) : 0);
+            size += trackBytes;
         }
         int redLeft = 0;
         if ((flags & SlabFlags.RedZone) != 0)
@@ -146,7 +158,7 @@ internal readonly record struct SlabGeometry
         return new SlabGeometry
         {
             ObjectSize = objectSize, Size = size, Inuse = inuse, Offset = offset, RedLeftPad = redLeft,
-            Align = align, Flags = flags, ObjectPoison = poison, TrackOffset = track,
+            Align = align, Flags = flags, ObjectPoison = poison, TrackOffset = track, TrackBytes = trackBytes,
         };
     }
 

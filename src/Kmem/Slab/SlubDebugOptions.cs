@@ -1,6 +1,8 @@
 // The slub_debug= boot parameter (Linux 5.10 setup_slub_debug(), parse_slub_debug_flags(),
 // kmem_cache_flags()): blocks "<letters>[,<cache>[,<cache>...]]" separated by ';'. A block without a
 // cache list sets the flags of every cache; a cache named in a block gets that block's flags only.
+// The flags of caches no block names start from the config: all of FZPU with CONFIG_SLUB_DEBUG_ON, else
+// none; without CONFIG_SLUB_DEBUG there is no slub_debug at all (see Resolve).
 namespace Kmem.Slab;
 
 /// <summary>A parsed <c>slub_debug=</c> value.</summary>
@@ -22,8 +24,21 @@ internal sealed class SlubDebugOptions
 
     public static SlubDebugOptions None { get; } = new();
 
-    /// <summary>Parses the value after <c>slub_debug</c> (null or empty: the option without a value, i.e. FZPU for all).</summary>
-    public static SlubDebugOptions Parse(string? value)
+    /// <summary>
+    /// The debugging in force at boot: none without CONFIG_SLUB_DEBUG (the parameter is only registered with it); else
+    /// the parameter when given (<paramref name="value"/> as <see cref="Parse"/> takes it), over CONFIG_SLUB_DEBUG_ON's
+    /// FZPU for every cache.
+    /// </summary>
+    public static SlubDebugOptions Resolve(bool built, bool onByDefault, bool given, string? value)
+    {
+        if (!built) return None;
+        if (given) return Parse(value, onByDefault ? DefaultFlags : 0);
+        return onByDefault ? new SlubDebugOptions { Global = DefaultFlags } : None;
+    }
+
+    /// <summary>Parses the value after <c>slub_debug</c> (null or empty: the option without a value, i.e. FZPU for all);
+    /// <paramref name="configDefault"/> is what caches no block names get when no block sets it (CONFIG_SLUB_DEBUG_ON's).</summary>
+    public static SlubDebugOptions Parse(string? value, SlabFlags configDefault = 0)
     {
         var o = new SlubDebugOptions();
         if (string.IsNullOrEmpty(value))
@@ -63,7 +78,7 @@ internal sealed class SlubDebugOptions
                 o._blocks.Add((flags, names));
             }
         }
-        if (!globalChanged) o.Global = 0;
+        if (!globalChanged) o.Global = configDefault;
         return o;
     }
 
