@@ -1,0 +1,133 @@
+// The boot log by kernel release and architecture: no line that Linux does not print, the wording each release
+// uses (zonelist order before 4.14, cma-reserved from 3.19), i386's lowmem/highmem lines and the RISC-V start.
+using System.Text.RegularExpressions;
+using Kmem;
+using Xunit;
+
+namespace Kmem.Tests;
+
+public class BootLogVersionTests
+{
+    // A 3 GiB i386 PC: the e820 map of a QEMU i440FX guest (below 640 KiB, then from 1 MiB).
+    private const string I386 = """
+        { "name": "pc-i386", "description": "QEMU Standard PC (i440FX + PIIX, 1996)", "arch": "i386", "cpus": 2, "version": "5.10",
+          "dram": [ { "base": "0x1000", "size": "0x9e000" }, { "base": "0x100000", "size": "0xbfee0000" } ],
+          "kernel": { "base": "0x01000000", "code": "8192K", "rwdata": "1200K", "rodata": "2400K", "init": "900K", "bss": "1500K" } }
+        """;
+
+    private const string Riscv64 = """
+        { "name": "visionfive2", "description": "StarFive VisionFive 2 v1.3B", "arch": "riscv64", "cpus": 4, "version": "6.4",
+          "dram": [ { "base": "0x40000000", "size": "4G" } ],
+          "kernel": { "base": "0x40200000", "code": "9000K", "rwdata": "4000K", "rodata": "3000K", "init": "2200K", "bss": "480K" } }
+        """;
+
+    private static Machine BootJson(string json, Func<MachineProfile, MachineProfile>? change = null)
+    {
+        var p = MachineProfile.Parse(json);
+        return Machine.Boot(change is null ? p : change(p));
+    }
+
+    [Theory]
+    [InlineData("rv1106")]
+    [InlineData("rk3588")]
+    [InlineData("x86_64")]
+    public void The_boot_log_has_no_line_Linux_does_not_print(string profile)
+    {
+        using var m = Machine.Boot(profile);
+        string log = m.Dmesg();
+        Assert.DoesNotContain("] mem_map: ", log);
+        Assert.DoesNotContain("] min_free_kbytes: ", log);
+        Assert.Contains("] Built 1 zonelists, mobility grouping on.  Total pages: ", log);
+    }
+
+    [Fact]
+    public void Before_4_14_the_zonelists_line_names_the_order()
+    {
+        using (var m = MemInfoVersionTests.Boot("x86_64", "4.9"))
+            Assert.Matches(@"\] Built 1 zonelists in Node order, mobility grouping on\.  Total pages: \d+\n", m.Dmesg());
+        using (var m = MemInfoVersionTests.Boot("rv1106", "4.9"))
+            Assert.Matches(@"\] Built 1 zonelists in Zone order, mobility grouping on\.  Total pages: 65024\n", m.Dmesg());
+        using (var m = MemInfoVersionTests.Boot("x86_64", "4.14"))
+            Assert.Matches(@"\] Built 1 zonelists, mobility grouping on\.  Total pages: \d+\n", m.Dmesg());
+    }
+
+    [Fact]
+    public void Before_3_16_a_numa_kernel_chose_the_order_by_how_much_memory_is_below_4_GiB()
+    {
+        // The 4 GiB x86_64 profile has 3 GiB in DMA/DMA32, more than half: node order, as on 3.16 and later.
+        using (var m = MemInfoVersionTests.Boot("x86_64", "3.10"))
+            Assert.Contains(" zonelists in Node order,", m.Dmesg());
+        // Without NUMA there is only the zone order.
+        using (var m = MemInfoVersionTests.Boot("x86_64", "3.10", ("NUMA", false)))
+            Assert.Contains(" zonelists in Zone order,", m.Dmesg());
+    }
+
+    [Fact]
+    public void The_Memory_line_has_cma_reserved_from_3_19()
+    {
+        using (var m = MemInfoVersionTests.Boot("rv1106", "3.18"))
+        {
+            string log = m.Dmesg();
+            Assert.Matches(@"\] Memory: \d+K/262144K available \(2560K kernel code, 320K rwdata, 768K rodata, 224K init, 160K bss, \d+K reserved, 0K highmem\)\n", log);
+            // The CMA pages are still reserved when mem_init() prints, so they are in "reserved".
+            long reserved = long.Parse(Regex.Match(log, @" (\d+)K reserved").Groups[1].Value);
+            Assert.True(reserved >= 32768, $"{reserved}K reserved must hold the 32 MiB CMA area");
+        }
+        using (var m = MemInfoVersionTests.Boot("rv1106", "3.19"))
+            Assert.Matches(@"\d+K reserved, 32768K cma-reserved, 0K highmem\)\n", m.Dmesg());
+    }
+
+    [Fact]
+    public void An_i386_pc_prints_its_highmem_and_lowmem_before_the_zone_ranges()
+    {
+        using var m = BootJson(I386);
+        string log = m.Dmesg();
+        // max_pfn 0xbffe0, max_low_pfn 0x377fe (MAXMEM): pages_to_mb() truncates (0xbffe0 - 0x377fe) >> 8 and 0x377fe >> 8
+        Assert.Contains($"] {(0xbffe0 - 0x377fe) >> 8}MB HIGHMEM available.\n", log);
+        Assert.Contains("] 887MB LOWMEM available.\n", log);
+        Assert.Contains("]   mapped low ram: 0 - 377fe000\n", log);
+        Assert.Contains("]   low ram: 0 - 377fe000\n", log);
+        Assert.True(log.IndexOf("LOWMEM available", StringComparison.Ordinal) < log.IndexOf("Zone ranges:", StringComparison.Ordinal));
+        Assert.Contains("BIOS-e820: [mem 0x0000000000100000-0x00000000bffdffff] usable", log);
+        Assert.Contains("]   DMA      [mem 0x0000000000001000-0x0000000000ffffff]\n", log);
+        Assert.Contains("]   Normal   [mem 0x0000000001000000-0x00000000377fdfff]\n", log);
+        Assert.Contains("]   HighMem  [mem 0x00000000377fe000-0x00000000bffdffff]\n", log);
+        Assert.DoesNotContain("Booting Linux on physical CPU", log);
+        Assert.Matches(@"\] Memory: \d+K/\d+K available \(.*, \d+K highmem\)\n", log);
+    }
+
+    [Fact]
+    public void An_i386_meminfo_has_the_highmem_lines_and_4M_or_PAE_2M_direct_mappings()
+    {
+        using (var m = BootJson(I386))
+        {
+            string t = m.ProcFs.Read("/proc/meminfo");
+            Assert.Contains("HighTotal:", t);
+            // lowmem 0x377fe000: the first 4 MiB and the tail past the last 4 MiB boundary on 4 KiB pages
+            long k4 = 4096 + (0x377fe000L - 0x37400000L) / 1024, m4 = (0x37400000L - 0x400000L) / 1024;
+            Assert.EndsWith($"DirectMap4k:    {k4,8} kB\nDirectMap4M:    {m4,8} kB\n", t);
+        }
+        using (var m = BootJson(I386, p => p with { ConfigOptions = new Dictionary<string, object> { ["X86_PAE"] = true, ["HUGETLB_PAGE"] = true } }))
+        {
+            string t = m.ProcFs.Read("/proc/meminfo");
+            long k4 = 2048 + (0x377fe000L - 0x37600000L) / 1024, m2 = (0x37600000L - 0x200000L) / 1024;
+            Assert.EndsWith($"Hugepagesize:       2048 kB\nHugetlb:               0 kB\nDirectMap4k:    {k4,8} kB\nDirectMap2M:    {m2,8} kB\n", t);
+        }
+        using (var m = BootJson(I386, p => p with { ConfigOptions = new Dictionary<string, object> { ["HUGETLB_PAGE"] = true } }))
+            Assert.Contains("Hugepagesize:       4096 kB\n", m.ProcFs.Read("/proc/meminfo"));
+    }
+
+    [Fact]
+    public void A_riscv64_board_starts_with_its_machine_model_and_has_dma32_and_normal_zones()
+    {
+        using var m = BootJson(Riscv64);
+        string log = m.Dmesg();
+        Assert.DoesNotContain("Booting Linux on physical CPU", log);
+        Assert.DoesNotContain("BIOS-e820", log);
+        Assert.Contains("] Machine model: StarFive VisionFive 2 v1.3B\n", log);
+        Assert.Contains("]   DMA32    [mem 0x0000000040000000-0x00000000ffffffff]\n", log);
+        Assert.Contains("]   Normal   [mem 0x0000000100000000-0x000000013fffffff]\n", log);
+        Assert.DoesNotContain("]   DMA      ", log);
+        Assert.DoesNotContain("DirectMap", m.ProcFs.Read("/proc/meminfo"));
+    }
+}
