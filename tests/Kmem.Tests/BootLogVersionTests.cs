@@ -78,6 +78,27 @@ public class BootLogVersionTests
     }
 
     [Fact]
+    public void Linux_3_10_x86_prints_its_own_Memory_line_and_3_11_the_common_one()
+    {
+        using (var m = MemInfoVersionTests.Boot("x86_64", "3.10"))
+        {
+            string log = m.Dmesg();
+            // x86_64 profile: RAM up to 0x140000000 (max_pfn 0x140000); holes below 4 KiB, 0x9f000-0x100000, 0xbffe0000-4 GiB
+            long maxPfn = 0x140000, present = m.Zones.Sum(z => z.Present), managed = m.Zones.Sum(z => z.Managed);
+            Assert.Matches($@"\] Memory: \d+k/{maxPfn * 4}k available \(14336k kernel code, {(maxPfn - present) * 4}k absent, " +
+                           $@"{(present - managed) * 4}k reserved, 7720k data, 2640k init\)\n", log);
+        }
+        using (var m = MemInfoVersionTests.Boot("x86_64", "3.11"))
+            Assert.Matches(@"\] Memory: \d+K/\d+K available \(14336K kernel code, 2600K rwdata, 5120K rodata, 2640K init, 4600K bss, \d+K reserved\)\n", m.Dmesg());
+        using (var m = BootJson(I386.Replace("\"5.10\"", "\"3.10\"")))
+        {
+            long lowReserved = m.Zones.Where(z => z.Name != "HighMem").Sum(z => z.Present - z.Managed);
+            long high = m.Zones.Single(z => z.Name == "HighMem").Managed;
+            Assert.Matches($@"\] Memory: \d+k/{0xbffe0 * 4}k available \(8192k kernel code, {lowReserved * 4}k reserved, 3600k data, 900k init, {high * 4}k highmem\)\n", m.Dmesg());
+        }
+    }
+
+    [Fact]
     public void An_i386_pc_prints_its_highmem_and_lowmem_before_the_zone_ranges()
     {
         using var m = BootJson(I386);

@@ -89,10 +89,40 @@ public sealed partial class Machine
         string reservedPart = p.Version.IsAtLeast(3, 19)
             ? $"{(phys - totalramNow - pa.TotalCmaPages) * 4}K reserved, {pa.TotalCmaPages * 4}K cma-reserved"
             : $"{(phys - totalramNow) * 4}K reserved";
-        log.Info($"Memory: {freeNow * 4}K/{phys * 4}K available ({(k?.Code ?? 0) >> 10}K kernel code, {(k?.RwData ?? 0) >> 10}K rwdata, " +
-                 $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
-                 $"{reservedPart}{high2})");
+        if (!p.Version.IsAtLeast(3, 11) && p.Arch is Arch.X86_64 or Arch.I386)
+            PrintX86MemInit310(layout, freeNow, totalramNow);
+        else
+            log.Info($"Memory: {freeNow * 4}K/{phys * 4}K available ({(k?.Code ?? 0) >> 10}K kernel code, {(k?.RwData ?? 0) >> 10}K rwdata, " +
+                     $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
+                     $"{reservedPart}{high2})");
         if (!m.IsFileBacked) log.Warn("kmem: physical memory is a plain native block (no memfd): remapping is unavailable");
+    }
+
+    /// <summary>
+    /// x86's own mem_init() line before mem_init_print_info() replaced it in 3.11 ("mm: introduce helper function
+    /// mem_init_print_info() to simplify mem_init()"), lowercase k: x86_64 reports the pages up to max_pfn with the holes
+    /// as "absent"; i386 the pages up to the end of its RAM, lowmem's reserved pages and highmem. "data" runs from _etext to _edata (read-only
+    /// data included).
+    /// </summary>
+    private void PrintX86MemInit310(MemoryLayout layout, long free, long totalram)
+    {
+        var pa = Pages;
+        var k = Profile.Kernel;
+        long code = (long)((k?.Code ?? 0) >> 10), data = (long)(((k?.RoData ?? 0) + (k?.RwData ?? 0)) >> 10), init = (long)((k?.Init ?? 0) >> 10);
+        long maxPfn = (long)(layout.SpanEnd >> 12);
+        if (Profile.Arch == Arch.X86_64)
+        {
+            long absent = maxPfn - pa.PhysPages;
+            Log.Info($"Memory: {free * 4}k/{maxPfn * 4}k available ({code}k kernel code, {absent * 4}k absent, " +
+                     $"{(maxPfn - totalram - absent) * 4}k reserved, {data}k data, {init}k init)");
+            return;
+        }
+        var high = pa.Zones.Where(z => z.Type == ZoneType.HighMem).ToList();
+        long lowReserved = pa.Zones.Where(z => z.Type != ZoneType.HighMem).Sum(z => z.Present - z.Managed);
+        // num_physpages: highend_pfn with CONFIG_HIGHMEM, else max_low_pfn (the holes below included)
+        long numPhys = Profile.Config.IsEnabled("HIGHMEM") ? maxPfn : Math.Min(maxPfn, (long)(MachineProfile.I386LowmemEnd >> 12));
+        Log.Info($"Memory: {free * 4}k/{numPhys * 4}k available ({code}k kernel code, {lowReserved * 4}k reserved, " +
+                 $"{data}k data, {init}k init, {high.Sum(z => z.Managed) * 4}k highmem)");
     }
 
     /// <summary>
