@@ -63,6 +63,27 @@ public class BootLogVersionTests
     }
 
     [Fact]
+    public void From_6_10_the_zones_print_no_memmap_lines_and_the_total_is_their_present_pages()
+    {
+        using (var m = MemInfoVersionTests.Boot("rk3588", "6.9"))
+        {
+            string log = m.Dmesg();
+            Assert.Contains(" zone: ", log);
+            Assert.Contains(" pages used for memmap\n", log);
+            long total = long.Parse(Regex.Match(log, @"Total pages: (\d+)\n").Groups[1].Value);
+            Assert.True(total < m.Zones.Sum(z => z.Present), "before 6.10 the memmap is taken out of the total");
+        }
+        using (var m = MemInfoVersionTests.Boot("rk3588", "6.10"))
+        {
+            string log = m.Dmesg();
+            Assert.DoesNotContain("pages used for memmap", log);
+            Assert.DoesNotContain("On node 0 totalpages", log);
+            Assert.DoesNotContain("LIFO batch", log);
+            Assert.Contains($"] Built 1 zonelists, mobility grouping on.  Total pages: {m.Zones.Sum(z => z.Present)}\n", log);
+        }
+    }
+
+    [Fact]
     public void The_Memory_line_has_cma_reserved_from_3_19()
     {
         using (var m = MemInfoVersionTests.Boot("rv1106", "3.18"))

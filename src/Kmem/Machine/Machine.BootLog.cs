@@ -52,9 +52,14 @@ public sealed partial class Machine
         var p = m.Profile;
         var log = m.Log;
         long total = pa.Zones.Sum(z => z.Present);
-        log.Printk(LogLevel.Debug, $"On node 0 totalpages: {total}");
-        long vmTotal = 0;
-        foreach (var z in pa.Zones)
+        // From 6.10 free_area_init_core() no longer takes the memmap out of each zone nor prints it, and starts every
+        // zone's managed pages at its present pages ("mm/mm_init.c: remove meaningless calculation of
+        // zone->managed_pages in free_area_init_core()", "mm/mm_init.c: remove the useless dma_reserve"); its
+        // remaining zone lines are pr_debug, which a kernel built without DEBUG does not print.
+        bool zoneInitLines = !p.Version.IsAtLeast(6, 10);
+        if (zoneInitLines) log.Printk(LogLevel.Debug, $"On node 0 totalpages: {total}");
+        long vmTotal = zoneInitLines ? 0 : total;
+        foreach (var z in zoneInitLines ? pa.Zones : [])
         {
             bool high = z.Type == ZoneType.HighMem;
             long freesize = z.Present;
@@ -67,7 +72,7 @@ public sealed partial class Machine
                     if (memmap > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {memmap} pages used for memmap");
                 }
                 // "mm/page_alloc: improve memmap_pages dbg msg" (5.14) names the memmap pages in the warning
-            else log.Warn($"  {z.Name} zone: {memmap} {(p.Version.IsAtLeast(5, 14) ? "memmap pages" : "pages")} exceeds freesize {freesize}");
+                else log.Warn($"  {z.Name} zone: {memmap} {(p.Version.IsAtLeast(5, 14) ? "memmap pages" : "pages")} exceeds freesize {freesize}");
             }
             if (z.Index == 0 && freesize > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: 0 pages reserved");
             if (z.Populated) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {z.Present} pages, LIFO batch:{Watermarks.PcpBatch(freesize)}");
