@@ -83,6 +83,20 @@ public class BootLogVersionTests
         }
     }
 
+    [Theory]
+    [InlineData("5.10", true)]
+    [InlineData("6.4", false)]
+    public void The_command_line_comes_after_the_zone_ranges_and_around_the_zonelists(string version, bool afterZonelists)
+    {
+        using var m = Machine.Boot(MachineProfile.Embedded("rv1106") with { Version = KernelVersion.Parse(version), Cmdline = "console=ttyFIQ0 rootwait" });
+        string log = m.Dmesg();
+        int cmdline = log.IndexOf("] Kernel command line: console=ttyFIQ0 rootwait\n", StringComparison.Ordinal);
+        int zones = log.IndexOf("] Zone ranges:", StringComparison.Ordinal), built = log.IndexOf("] Built 1 zonelists", StringComparison.Ordinal);
+        int memory = log.IndexOf("] Memory: ", StringComparison.Ordinal);
+        Assert.True(zones >= 0 && cmdline > zones && cmdline < memory, log);
+        Assert.Equal(afterZonelists, cmdline > built);
+    }
+
     [Fact]
     public void The_Memory_line_has_cma_reserved_from_3_19()
     {

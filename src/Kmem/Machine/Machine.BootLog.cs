@@ -25,7 +25,6 @@ public sealed partial class Machine
         {
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
-        if (p.Cmdline.Length > 0) log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
         int paDigits = p.Is64Bit ? 16 : 8;
         foreach (var c in layout.CmaAreas)
             log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}");
@@ -81,7 +80,13 @@ public sealed partial class Machine
         bool grouping = vmTotal >= (1L << pa.PageblockOrder) * PageTypes.MigrateTypes;
         // Before 4.14 the line named the zonelist order ("mm, page_alloc: rip out ZONELIST_ORDER_ZONE" removed it).
         string order = p.Version.IsAtLeast(4, 14) ? "" : $" in {ZonelistOrder(p, pa)} order";
+        // start_kernel() prints the command line after build_all_zonelists(); from 6.4 before it, as mm_core_init() builds
+        // the zonelists ("init: fold build_all_zonelists() and page_alloc_init_cpuhp() to mm_init()"). Both come after
+        // setup_arch(), which prints the zone ranges.
+        bool cmdlineFirst = p.Version.IsAtLeast(6, 4);
+        if (cmdlineFirst && p.Cmdline.Length > 0) log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
         log.Info($"Built 1 zonelists{order}, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
+        if (!cmdlineFirst && p.Cmdline.Length > 0) log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
 
         // mem_init(): CMA pages are still reserved at this point (they are activated later at core_initcall).
         long freeNow = pa.Zones.Sum(z => z.FreePages) - pa.TotalCmaPages;
