@@ -15,9 +15,11 @@ public class BootLogVersionTests
           "kernel": { "base": "0x01000000", "code": "8192K", "rwdata": "1200K", "rodata": "2400K", "init": "900K", "bss": "1500K" } }
         """;
 
+    // A VisionFive 2 (4 GiB) as its published 6.2/6.3 boot logs show it: RAM from 0x40200000 (OpenSBI keeps the first
+    // 2 MiB, "OF: fdt: Ignoring memory range 0x40000000 - 0x40200000").
     private const string Riscv64 = """
         { "name": "visionfive2", "description": "StarFive VisionFive 2 v1.3B", "arch": "riscv64", "cpus": 4, "version": "6.4",
-          "dram": [ { "base": "0x40000000", "size": "4G" } ],
+          "dram": [ { "base": "0x40200000", "size": "0xffe00000" } ],
           "kernel": { "base": "0x40200000", "code": "9000K", "rwdata": "4000K", "rodata": "3000K", "init": "2200K", "bss": "480K" } }
         """;
 
@@ -181,9 +183,44 @@ public class BootLogVersionTests
         Assert.DoesNotContain("Booting Linux on physical CPU", log);
         Assert.DoesNotContain("BIOS-e820", log);
         Assert.Contains("] Machine model: StarFive VisionFive 2 v1.3B\n", log);
-        Assert.Contains("]   DMA32    [mem 0x0000000040000000-0x00000000ffffffff]\n", log);
-        Assert.Contains("]   Normal   [mem 0x0000000100000000-0x000000013fffffff]\n", log);
+        // The lines of the published logs (LKML, VisionFive 2 on 6.3-rc1; StarFive's 6.2 kernel), in their order
+        string[] real =
+        [
+            "] Machine model: StarFive VisionFive 2 v1.3B\n",
+            "] Zone ranges:\n",
+            "]   DMA32    [mem 0x0000000040200000-0x00000000ffffffff]\n",
+            "]   Normal   [mem 0x0000000100000000-0x000000013fffffff]\n",
+            "] Movable zone start for each node\n",
+            "] Early memory node ranges\n",
+            "]   node   0: [mem 0x0000000040200000-0x000000013fffffff]\n",
+            "] Initmem setup node 0 [mem 0x0000000040200000-0x000000013fffffff]\n",
+        ];
+        int at = 0;
+        foreach (var line in real)
+        {
+            int i = log.IndexOf(line, at, StringComparison.Ordinal);
+            Assert.True(i >= 0, $"missing or out of order: {line}");
+            at = i;
+        }
+        Assert.Contains("Linux version 6.4.0", log[..log.IndexOf("Machine model", StringComparison.Ordinal)]);
         Assert.DoesNotContain("]   DMA      ", log);
         Assert.DoesNotContain("DirectMap", m.ProcFs.Read("/proc/meminfo"));
+    }
+
+    [Fact]
+    public void A_riscv32_board_has_only_a_normal_zone()
+    {
+        const string json = """
+            { "name": "rv32-virt", "description": "riscv-virtio,qemu", "arch": "riscv32", "cpus": 1, "version": "6.4",
+              "dram": [ { "base": "0x80000000", "size": "256M" } ],
+              "kernel": { "base": "0x80400000", "code": "4000K", "rwdata": "600K", "rodata": "1200K", "init": "500K", "bss": "200K" } }
+            """;
+        using var m = BootJson(json);
+        string log = m.Dmesg();
+        Assert.Contains("] Machine model: riscv-virtio,qemu\n", log);
+        Assert.Contains("] Zone ranges:\n]   Normal   [mem 0x0000000080000000-0x000000008fffffff]\n] Movable zone start for each node\n",
+            Regex.Replace(log, @"\[ *\d+\.\d+\]", "]").Replace("]]", "]"));
+        Assert.DoesNotContain("DMA32", log);
+        Assert.DoesNotContain("Booting Linux on physical CPU", log);
     }
 }
