@@ -99,6 +99,15 @@ public class BootLogVersionTests
         Assert.Equal(afterZonelists, cmdline > built);
     }
 
+    [Theory]
+    [InlineData("6.1", "")]
+    [InlineData("6.6", " on node -1")]
+    public void The_cma_reservation_names_the_node_from_6_6(string version, string suffix)
+    {
+        using var m = MemInfoVersionTests.Boot("rv1106", version);
+        Assert.Contains($"] cma: Reserved 32 MiB at 0x02800000{suffix}\n", m.Dmesg());
+    }
+
     [Fact]
     public void The_Memory_line_has_cma_reserved_from_3_19()
     {

@@ -26,8 +26,11 @@ public sealed partial class Machine
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
         int paDigits = p.Is64Bit ? 16 : 8;
+        // From 6.6 cma_declare_contiguous_nid() names the node, -1 for an area not tied to one (or without NUMA)
+        // ("dma-contiguous: support numa CMA for specified node").
+        string node = p.Version.IsAtLeast(6, 6) ? " on node -1" : "";
         foreach (var c in layout.CmaAreas)
-            log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}");
+            log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}{node}");
         if (p.Arch == Arch.I386) PrintI386LowHighLines(layout);
 
         log.Info("Zone ranges:");
