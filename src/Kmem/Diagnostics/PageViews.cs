@@ -1,22 +1,27 @@
-// The page allocator's /proc views, byte for byte in the Linux 5.10 formats: buddyinfo,
-// pagetypeinfo, zoneinfo and meminfo (mm/vmstat.c, fs/proc/meminfo.c).
+// The page allocator's /proc views, byte for byte: buddyinfo, pagetypeinfo and zoneinfo in the Linux 5.10
+// formats (mm/vmstat.c), meminfo with the lines of the modelled release and config (fs/proc/meminfo.c).
 using System.Text;
 using Kmem.Core;
 using Kmem.Paging;
 
 namespace Kmem.Diagnostics;
 
-/// <summary>Kernel configuration choices that change which /proc lines exist (per architecture).</summary>
+/// <summary>Kernel configuration choices that change which /proc lines exist (per architecture, release and config).</summary>
 internal sealed record ViewConfig
 {
-    public bool HighMem { get; init; }
-    public bool MemoryFailure { get; init; }
-    public bool TransparentHugepage { get; init; }
-    public bool Hugetlb { get; init; }
     public long HugePageSizeKb { get; init; } = 2048;
+    /// <summary>x86's arch_report_meminfo(): KiB mapped with 4 KiB pages, with the middle level's large pages and with
+    /// 1 GiB pages (the 1G line only where it is non-zero).</summary>
     public (long K4, long M2, long G1)? DirectMap { get; init; }
+    /// <summary>The name of the middle level's large page: "2M" (x86_64, i386 with PAE) or "4M" (i386 without PAE).</summary>
+    public string DirectMapLarge { get; init; } = "2M";
     public long VmallocTotalKb { get; init; }
     public int Cpus { get; init; } = 1;
+    /// <summary>The meminfo lines of the modelled release and configuration.</summary>
+    public MemInfoFields MemInfo { get; init; } = new();
+    /// <summary>The start of the vmalloc window and its busy areas (lowest first), for the walk meminfo did before 4.4;
+    /// null where the machine has no vmalloc window.</summary>
+    public Func<(nint Start, VmArea[] Areas)?>? VmallocAreas { get; init; }
 }
 
 internal static class PageViews
@@ -235,31 +240,53 @@ internal static class PageViews
 
     private static void Kb(StringBuilder sb, string label, long pages) => sb.Append($"{label,-16}{pages * 4,8} kB\n");
 
-    /// <summary>si_mem_available(): free minus reserves, plus what reclaim could give back.</summary>
-    public static long MemAvailablePages(PageAllocator pa)
+    /// <summary>si_mem_available() (from 4.5): free minus reserves, plus what reclaim could give back.</summary>
+    public static long MemAvailablePages(PageAllocator pa) => MemAvailablePages(pa, new MemInfoFields());
+
+    /// <summary>si_mem_available() as the release computes it: from 3.14 the zones' low watermarks are kept back, from 4.5
+    /// totalreserve_pages; reclaimable slab (and from 4.17 the kernel's misc reclaimable memory) counts half, at most low.</summary>
+    public static long MemAvailablePages(PageAllocator pa, MemInfoFields f)
     {
         long free = pa.Zones.Sum(z => Volatile.Read(ref z.FreePages));
         long wmarkLow = pa.Zones.Sum(z => z.WmarkLow);
-        long available = free - pa.TotalReservePages;
-        long reclaimable = pa.Stat.SlabReclaimablePages + pa.Stat.KernelMiscReclaimablePages;
+        long available = free - (f.Available == MemAvailableRule.LowWatermarks ? wmarkLow : pa.TotalReservePages);
+        long reclaimable = pa.Stat.SlabReclaimablePages + (f.MiscReclaimableAvailable ? pa.Stat.KernelMiscReclaimablePages : 0);
         available += reclaimable - Math.Min(reclaimable / 2, wmarkLow);
         return Math.Max(0, available);
     }
 
-    /// <summary>/proc/meminfo in the 5.10 order, with the lines the profile's kernel configuration has.</summary>
+    /// <summary>get_vmalloc_info() before 4.4, in bytes: the areas' sizes and the largest gap of the window between them.</summary>
+    private static (ulong Used, ulong Chunk) VmallocWalk(ViewConfig cfg)
+    {
+        ulong total = (ulong)cfg.VmallocTotalKb << 10;
+        if (cfg.VmallocAreas?.Invoke() is not { } v || v.Areas.Length == 0) return (0, total);
+        ulong used = 0, chunk = 0, prevEnd = 0;
+        foreach (var a in v.Areas)
+        {
+            ulong start = (ulong)(a.Address - v.Start);
+            used += a.Size;
+            chunk = Math.Max(chunk, start - prevEnd);
+            prevEnd = start + a.Size;
+        }
+        return (used, Math.Max(chunk, total > prevEnd ? total - prevEnd : 0));
+    }
+
+    /// <summary>/proc/meminfo with the lines, in the order, of the modelled release and configuration (fs/proc/meminfo.c,
+    /// hugetlb_report_meminfo(), x86's arch_report_meminfo()); the rules are in <see cref="MemInfoFields"/>.</summary>
     public static string MemInfo(PageAllocator pa, ViewConfig cfg)
     {
+        var f = cfg.MemInfo;
         var sb = new StringBuilder();
         long totalram = pa.TotalRamPages;
         long free = pa.Zones.Sum(z => Volatile.Read(ref z.FreePages));
         long sR = pa.Stat.SlabReclaimablePages, sU = pa.Stat.SlabUnreclaimablePages;
         Kb(sb, "MemTotal:", totalram);
         Kb(sb, "MemFree:", free);
-        Kb(sb, "MemAvailable:", MemAvailablePages(pa));
+        if (f.Available != MemAvailableRule.None) Kb(sb, "MemAvailable:", MemAvailablePages(pa, f));
         foreach (var l in new[] { "Buffers:", "Cached:", "SwapCached:", "Active:", "Inactive:", "Active(anon):", "Inactive(anon):",
                      "Active(file):", "Inactive(file):", "Unevictable:", "Mlocked:" })
             Kb(sb, l, 0);
-        if (cfg.HighMem)
+        if (f.HighMem)
         {
             long totalHigh = pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => z.Managed);
             long freeHigh = pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => Volatile.Read(ref z.FreePages));
@@ -268,36 +295,71 @@ internal static class PageViews
             Kb(sb, "LowTotal:", totalram - totalHigh);
             Kb(sb, "LowFree:", free - freeHigh);
         }
-        foreach (var l in new[] { "SwapTotal:", "SwapFree:", "Dirty:", "Writeback:", "AnonPages:", "Mapped:", "Shmem:" })
-            Kb(sb, l, 0);
-        Kb(sb, "KReclaimable:", sR + pa.Stat.KernelMiscReclaimablePages);
+        Kb(sb, "SwapTotal:", 0);
+        Kb(sb, "SwapFree:", 0);
+        if (f.Zswap)
+        {
+            Kb(sb, "Zswap:", 0);
+            Kb(sb, "Zswapped:", 0);
+        }
+        foreach (var l in new[] { "Dirty:", "Writeback:", "AnonPages:", "Mapped:", "Shmem:" }) Kb(sb, l, 0);
+        if (f.KReclaimable) Kb(sb, "KReclaimable:", sR + pa.Stat.KernelMiscReclaimablePages);
         Kb(sb, "Slab:", sR + sU);
         Kb(sb, "SReclaimable:", sR);
         Kb(sb, "SUnreclaim:", sU);
         sb.Append($"KernelStack:    {0,8} kB\n");
-        foreach (var l in new[] { "PageTables:", "NFS_Unstable:", "Bounce:", "WritebackTmp:" }) Kb(sb, l, 0);
+        if (f.ShadowCallStack) sb.Append($"ShadowCallStack:{0,8} kB\n");
+        Kb(sb, "PageTables:", 0);
+        if (f.SecPageTables) Kb(sb, "SecPageTables:", 0);
+        foreach (var l in new[] { "NFS_Unstable:", "Bounce:", "WritebackTmp:" }) Kb(sb, l, 0);
         Kb(sb, "CommitLimit:", totalram * 50 / 100);
         Kb(sb, "Committed_AS:", 0);
         sb.Append($"VmallocTotal:   {cfg.VmallocTotalKb,8} kB\n");
-        Kb(sb, "VmallocUsed:", pa.Stat.VmallocPages);
-        Kb(sb, "VmallocChunk:", 0);
-        Kb(sb, "Percpu:", 0);
-        if (cfg.MemoryFailure) sb.Append($"HardwareCorrupted: {0,5} kB\n");
-        if (cfg.TransparentHugepage)
-            foreach (var l in new[] { "AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:", "FilePmdMapped:" })
-                Kb(sb, l, 0);
-        Kb(sb, "CmaTotal:", pa.TotalCmaPages);
-        Kb(sb, "CmaFree:", pa.Zones.Sum(z => Volatile.Read(ref z.FreeCmaPages)));
-        if (cfg.Hugetlb)
+        switch (f.Vmalloc)
+        {
+            case VmallocUsage.Pages:
+                Kb(sb, "VmallocUsed:", pa.Stat.VmallocPages);
+                Kb(sb, "VmallocChunk:", 0);
+                break;
+            case VmallocUsage.Zero:
+                Kb(sb, "VmallocUsed:", 0);
+                Kb(sb, "VmallocChunk:", 0);
+                break;
+            default:
+                var (used, chunk) = VmallocWalk(cfg);
+                sb.Append($"VmallocUsed:    {used >> 10,8} kB\n");
+                sb.Append($"VmallocChunk:   {chunk >> 10,8} kB\n");
+                break;
+        }
+        if (f.Percpu) Kb(sb, "Percpu:", 0);
+        if (f.HardwareCorrupted) sb.Append($"HardwareCorrupted: {0,5} kB\n");
+        if (f.AnonHugePages) Kb(sb, "AnonHugePages:", 0);
+        if (f.ShmemHugePages)
+        {
+            Kb(sb, "ShmemHugePages:", 0);
+            Kb(sb, "ShmemPmdMapped:", 0);
+        }
+        if (f.FileHugePages)
+        {
+            Kb(sb, "FileHugePages:", 0);
+            Kb(sb, "FilePmdMapped:", 0);
+        }
+        if (f.Cma)
+        {
+            Kb(sb, "CmaTotal:", pa.TotalCmaPages);
+            Kb(sb, "CmaFree:", pa.Zones.Sum(z => Volatile.Read(ref z.FreeCmaPages)));
+        }
+        if (f.Unaccepted) Kb(sb, "Unaccepted:", 0);
+        if (f.Hugetlb)
         {
             sb.Append($"HugePages_Total:   {0,5}\nHugePages_Free:    {0,5}\nHugePages_Rsvd:    {0,5}\nHugePages_Surp:    {0,5}\n");
             sb.Append($"Hugepagesize:   {cfg.HugePageSizeKb,8} kB\n");
-            sb.Append($"Hugetlb:        {0,8} kB\n");
+            if (f.HugetlbTotal) sb.Append($"Hugetlb:        {0,8} kB\n");
         }
         if (cfg.DirectMap is { } dm)
         {
             sb.Append($"DirectMap4k:    {dm.K4,8} kB\n");
-            sb.Append($"DirectMap2M:    {dm.M2,8} kB\n");
+            sb.Append($"DirectMap{cfg.DirectMapLarge}:    {dm.M2,8} kB\n");
             if (dm.G1 > 0) sb.Append($"DirectMap1G:    {dm.G1,8} kB\n");
         }
         return sb.ToString();

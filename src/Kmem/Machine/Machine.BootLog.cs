@@ -1,5 +1,6 @@
 // The boot messages of mm initialisation, in the kernel's words and order: banner, CMA
-// reservations, zone ranges, node ranges, per-zone memmap/LIFO batch lines, zonelists, "Memory:".
+// reservations, i386's lowmem/highmem lines, zone ranges, node ranges, per-zone memmap/LIFO batch lines,
+// zonelists, "Memory:". Only lines some release prints, each in the wording of the modelled release.
 using Kmem.Boot;
 using Kmem.Paging;
 
@@ -24,11 +25,13 @@ public sealed partial class Machine
         {
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
-        if (p.Cmdline.Length > 0) log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
-        PrintUnknownParameters(UnknownParameters(p, KernelCmdline.Parse(p.Cmdline, "cmdline")));
         int paDigits = p.Is64Bit ? 16 : 8;
+        // From 6.6 cma_declare_contiguous_nid() names the node, -1 for an area not tied to one (or without NUMA)
+        // ("dma-contiguous: support numa CMA for specified node").
+        string node = p.Version.IsAtLeast(6, 6) ? " on node -1" : "";
         foreach (var c in layout.CmaAreas)
-            log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}");
+            log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}{node}");
+        if (p.Arch == Arch.I386) PrintI386LowHighLines(layout);
 
         log.Info("Zone ranges:");
         foreach (var (type, s, e) in layout.Zones)
@@ -66,9 +69,14 @@ public sealed partial class Machine
         var p = m.Profile;
         var log = m.Log;
         long total = pa.Zones.Sum(z => z.Present);
-        log.Printk(LogLevel.Debug, $"On node 0 totalpages: {total}");
-        long vmTotal = 0;
-        foreach (var z in pa.Zones)
+        // From 6.10 free_area_init_core() no longer takes the memmap out of each zone nor prints it, and starts every
+        // zone's managed pages at its present pages ("mm/mm_init.c: remove meaningless calculation of
+        // zone->managed_pages in free_area_init_core()", "mm/mm_init.c: remove the useless dma_reserve"); its
+        // remaining zone lines are pr_debug, which a kernel built without DEBUG does not print.
+        bool zoneInitLines = !p.Version.IsAtLeast(6, 10);
+        if (zoneInitLines) log.Printk(LogLevel.Debug, $"On node 0 totalpages: {total}");
+        long vmTotal = zoneInitLines ? 0 : total;
+        foreach (var z in zoneInitLines ? pa.Zones : [])
         {
             bool high = z.Type == ZoneType.HighMem;
             long freesize = z.Present;
@@ -80,14 +88,30 @@ public sealed partial class Machine
                     freesize -= memmap;
                     if (memmap > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {memmap} pages used for memmap");
                 }
-                else log.Warn($"  {z.Name} zone: {memmap} pages exceeds freesize {freesize}");
+                // "mm/page_alloc: improve memmap_pages dbg msg" (5.14) names the memmap pages in the warning
+                else log.Warn($"  {z.Name} zone: {memmap} {(p.Version.IsAtLeast(5, 14) ? "memmap pages" : "pages")} exceeds freesize {freesize}");
             }
             if (z.Index == 0 && freesize > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: 0 pages reserved");
             if (z.Populated) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {z.Present} pages, LIFO batch:{Watermarks.PcpBatch(freesize)}");
             vmTotal += freesize;
         }
         bool grouping = vmTotal >= (1L << pa.PageblockOrder) * PageTypes.MigrateTypes;
-        log.Info($"Built 1 zonelists, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
+        // Before 4.14 the line named the zonelist order ("mm, page_alloc: rip out ZONELIST_ORDER_ZONE" removed it).
+        string order = p.Version.IsAtLeast(4, 14) ? "" : $" in {ZonelistOrder(p, pa)} order";
+        // start_kernel() prints the command line after build_all_zonelists(); from 6.4 before it, as mm_core_init() builds
+        // the zonelists ("init: fold build_all_zonelists() and page_alloc_init_cpuhp() to mm_init()"). Both come after
+        // setup_arch(), which prints the zone ranges.
+        bool cmdlineFirst = p.Version.IsAtLeast(6, 4);
+        // parse_args() follows the command line's line, and print_unknown_bootoptions() reports what nobody took.
+        void PrintCmdline()
+        {
+            if (p.Cmdline.Length == 0) return;
+            log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
+            PrintUnknownParameters(UnknownParameters(p, KernelCmdline.Parse(p.Cmdline, "cmdline")));
+        }
+        if (cmdlineFirst) PrintCmdline();
+        log.Info($"Built 1 zonelists{order}, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
+        if (!cmdlineFirst) PrintCmdline();
 
         // mem_init(): CMA pages are still reserved at this point (they are activated later at core_initcall).
         long freeNow = pa.Zones.Sum(z => z.FreePages) - pa.TotalCmaPages;
@@ -95,12 +119,87 @@ public sealed partial class Machine
         long phys = pa.PhysPages;
         var k = p.Kernel;
         string high2 = p.LowmemLimit is not null ? $", {pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => z.Managed) * 4}K highmem" : "";
-        log.Info($"Memory: {freeNow * 4}K/{phys * 4}K available ({(k?.Code ?? 0) >> 10}K kernel code, {(k?.RwData ?? 0) >> 10}K rwdata, " +
-                 $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
-                 $"{(phys - totalramNow - pa.TotalCmaPages) * 4}K reserved, {pa.TotalCmaPages * 4}K cma-reserved{high2})");
-        log.Info($"mem_map: {layout.MemMapBytes >> 10} KiB at 0x{layout.MemMapBase:x} for {layout.SpanEnd - layout.SpanStart >> 12} page frames");
-        log.Info($"min_free_kbytes: {pa.MinFreeKbytes}, page block order {pa.PageblockOrder}, MAX_ORDER {pa.MaxOrder}");
+        // mem_init_print_info(); "mm: cma: split cma-reserved in dmesg log" (3.19) added the cma-reserved field and took
+        // the CMA pages out of "reserved".
+        string reservedPart = p.Version.IsAtLeast(3, 19)
+            ? $"{(phys - totalramNow - pa.TotalCmaPages) * 4}K reserved, {pa.TotalCmaPages * 4}K cma-reserved"
+            : $"{(phys - totalramNow) * 4}K reserved";
+        if (!p.Version.IsAtLeast(3, 11) && p.Arch is Arch.X86_64 or Arch.I386)
+            PrintX86MemInit310(layout, freeNow, totalramNow);
+        else
+            log.Info($"Memory: {freeNow * 4}K/{phys * 4}K available ({(k?.Code ?? 0) >> 10}K kernel code, {(k?.RwData ?? 0) >> 10}K rwdata, " +
+                     $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
+                     $"{reservedPart}{high2})");
         if (!m.IsFileBacked) log.Warn("kmem: physical memory is a plain native block (no memfd): remapping is unavailable");
+    }
+
+    /// <summary>
+    /// x86's own mem_init() line before mem_init_print_info() replaced it in 3.11 ("mm: introduce helper function
+    /// mem_init_print_info() to simplify mem_init()"), lowercase k: x86_64 reports the pages up to max_pfn with the holes
+    /// as "absent"; i386 the pages up to the end of its RAM, lowmem's reserved pages and highmem. "data" runs from _etext to _edata (read-only
+    /// data included).
+    /// </summary>
+    private void PrintX86MemInit310(MemoryLayout layout, long free, long totalram)
+    {
+        var pa = Pages;
+        var k = Profile.Kernel;
+        long code = (long)((k?.Code ?? 0) >> 10), data = (long)(((k?.RoData ?? 0) + (k?.RwData ?? 0)) >> 10), init = (long)((k?.Init ?? 0) >> 10);
+        long maxPfn = (long)(layout.SpanEnd >> 12);
+        if (Profile.Arch == Arch.X86_64)
+        {
+            long absent = maxPfn - pa.PhysPages;
+            Log.Info($"Memory: {free * 4}k/{maxPfn * 4}k available ({code}k kernel code, {absent * 4}k absent, " +
+                     $"{(maxPfn - totalram - absent) * 4}k reserved, {data}k data, {init}k init)");
+            return;
+        }
+        var high = pa.Zones.Where(z => z.Type == ZoneType.HighMem).ToList();
+        long lowReserved = pa.Zones.Where(z => z.Type != ZoneType.HighMem).Sum(z => z.Present - z.Managed);
+        // num_physpages: highend_pfn with CONFIG_HIGHMEM, else max_low_pfn (the holes below included)
+        long numPhys = Profile.Config.IsEnabled("HIGHMEM") ? maxPfn : Math.Min(maxPfn, (long)(MachineProfile.I386LowmemEnd >> 12));
+        Log.Info($"Memory: {free * 4}k/{numPhys * 4}k available ({code}k kernel code, {lowReserved * 4}k reserved, " +
+                 $"{data}k data, {init}k init, {high.Sum(z => z.Managed) * 4}k highmem)");
+    }
+
+    /// <summary>
+    /// i386's initmem_init() and setup_bootmem_allocator() (arch/x86/mm/init_32.c, non-NUMA): the megabytes of highmem
+    /// (with CONFIG_HIGHMEM) and lowmem, then the directly mapped low RAM. pages_to_mb() truncates.
+    /// </summary>
+    private void PrintI386LowHighLines(MemoryLayout layout)
+    {
+        var p = Profile;
+        ulong maxPfn = layout.SpanEnd >> 12;
+        ulong maxLowPfn = Math.Min(maxPfn, (p.LowmemLimit ?? MachineProfile.I386LowmemEnd) >> 12);
+        if (p.Config.IsEnabled("HIGHMEM")) Log.Printk(LogLevel.Notice, $"{(maxPfn - maxLowPfn) >> 8}MB HIGHMEM available.");
+        Log.Printk(LogLevel.Notice, $"{maxLowPfn >> 8}MB LOWMEM available.");
+        Log.Info($"  mapped low ram: 0 - {maxLowPfn << 12:x8}");
+        Log.Info($"  low ram: 0 - {maxLowPfn << 12:x8}");
+    }
+
+    /// <summary>
+    /// The zonelist order the "Built … zonelists in … order" line named before 4.14: "Zone" without NUMA; with NUMA
+    /// "Node" on 64-bit and "Zone" on 32-bit from 3.16 ("mm: page_alloc: default node-ordering on 64-bit NUMA,
+    /// zone-ordering on 32-bit"); before 3.16 default_zonelist_order()'s heuristic: Node order when the node has no
+    /// ZONE_NORMAL or when DMA/DMA32 hold more than half of memory, or more than 70% of it and more than the average.
+    /// </summary>
+    private static string ZonelistOrder(MachineProfile p, PageAllocator pa)
+    {
+        if (!p.Config.IsEnabled("NUMA")) return "Zone";
+        if (p.Version.IsAtLeast(3, 16)) return p.Is64Bit ? "Node" : "Zone";
+        long low = 0, total = 0;
+        foreach (var z in pa.Zones)
+        {
+            if (z.Type == ZoneType.Movable) continue;
+            if (!z.Populated)
+            {
+                if (z.Type == ZoneType.Normal) return "Node";
+                continue;
+            }
+            if (z.Type is ZoneType.Dma or ZoneType.Dma32) low += z.Managed;
+            total += z.Managed;
+        }
+        if (low == 0 || low > total / 2) return "Node";
+        long average = total / 2;   // one node with memory: total / (nodes + 1)
+        return low > average && low > total * 70 / 100 ? "Node" : "Zone";
     }
 
     private static string Hex18(ulong v) => "0x" + v.ToString("x16");

@@ -253,18 +253,25 @@ public sealed partial class Machine : IDisposable
     }
 
     /// <summary>The kernel configuration the views follow (which /proc lines exist) for this profile.</summary>
-    private static ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)
+    private ViewConfig ViewConfigFor(MachineProfile p, MemoryLayout layout)
     {
         long vmallocKb = (long)(VmallocWindowBytes(p, layout) >> 10);
+        bool pae = p.Config.IsEnabled("X86_PAE");
         return new ViewConfig
         {
-            HighMem = p.LowmemLimit is not null,
-            MemoryFailure = p.Config.IsEnabled("MEMORY_FAILURE"),
-            TransparentHugepage = p.Config.IsEnabled("TRANSPARENT_HUGEPAGE"),
-            Hugetlb = p.Config.IsEnabled("HUGETLB_PAGE"),
-            DirectMap = p.Arch == Arch.X86_64 ? DirectMapSplit(p) : null,
+            MemInfo = MemInfoFields.For(p.Version, p.Config),
+            // HPAGE_SIZE: a PMD, 4 MiB on i386 without PAE
+            HugePageSizeKb = p.Arch == Arch.I386 && !pae ? 4096 : 2048,
+            DirectMap = p.Arch switch
+            {
+                Arch.X86_64 => DirectMapSplit(p),
+                Arch.I386 => DirectMapSplitI386(p, pae ? 2UL << 20 : 4UL << 20),
+                _ => null,
+            },
+            DirectMapLarge = p.Arch == Arch.I386 && !pae ? "4M" : "2M",
             VmallocTotalKb = vmallocKb,
             Cpus = p.Cpus,
+            VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
         };
     }
 
@@ -303,6 +310,27 @@ public sealed partial class Machine : IDisposable
             g1 += (long)(e1 - s1) >> 10;
         }
         return (k4, m2, g1);
+    }
+
+    /// <summary>
+    /// How i386 maps lowmem (in KiB): init_mem_mapping() maps the ISA range and split_mem_range() keeps the first large
+    /// page (PMD_SIZE: 4 MiB, 2 MiB with PAE) on 4 KiB pages because of the fixed-size MTRRs there; above it each RAM
+    /// range takes large pages but for its unaligned head and tail. HighMem is not in the direct map.
+    /// </summary>
+    private static (long, long, long) DirectMapSplitI386(MachineProfile p, ulong large)
+    {
+        ulong lowEnd = p.LowmemLimit ?? MachineProfile.I386LowmemEnd;
+        ulong first = Math.Min(large, Math.Min(lowEnd, p.Dram[^1].End));
+        long k4 = (long)(first >> 10), big = 0;
+        foreach (var b in p.Dram)
+        {
+            ulong s = Math.Max(b.Base, first), e = Math.Min(b.End, lowEnd);
+            if (e <= s) continue;
+            ulong sL = Math.Min((s + large - 1) & ~(large - 1), e), eL = Math.Max(e & ~(large - 1), sL);
+            k4 += (long)((sL - s) + (e - eL)) >> 10;
+            big += (long)(eL - sL) >> 10;
+        }
+        return (k4, big, 0);
     }
 
     internal void ThrowIfDisposed() => Life.ThrowIfDead();
