@@ -1,5 +1,5 @@
 // The page allocator's /proc views, byte for byte in the Linux 5.10 formats: buddyinfo,
-// pagetypeinfo, zoneinfo and meminfo (mm/vmstat.c, fs/proc/meminfo.c).
+// pagetypeinfo, zoneinfo and meminfo (mm/vmstat.c, fs/proc/meminfo.c); zoneinfo's pagesets as each release prints them.
 using System.Text;
 using Kmem.Core;
 using Kmem.Paging;
@@ -218,12 +218,27 @@ internal static class PageViews
             sb.Append("\n  pagesets");
             long mem = z.Managed >> (27 - 12);
             int threshold = Math.Min(125, 2 * Fls(cfg.Cpus) * (1 + Fls(mem)));
+            bool autoTune = pa.Pcp.Formula == PcpHighFormula.AutoTune;
             for (int cpu = 0; cpu < cfg.Cpus; cpu++)
             {
                 sb.Append($"\n    cpu: {cpu}");
-                sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
-                sb.Append($"\n              high:  {z.PcpHigh}");
-                sb.Append($"\n              batch: {z.PcpBatch}");
+                if (autoTune)
+                {
+                    // 6.7 ("mm: tune PCP high automatically"): high_min/high_max, the labels padded to line up. pcp->high
+                    // is 0 until the CPU first frees a page (nr_pcp_high() clamps it into [high_min, high_max] then);
+                    // Kmem keeps it at high_min from the CPU's first list on (the auto-tuning itself is not modelled).
+                    sb.Append($"\n              count:    {pa.PcpCount(z.Index, cpu)}");
+                    sb.Append($"\n              high:     {(pa.PcpUsed(cpu) ? z.PcpHigh : 0)}");
+                    sb.Append($"\n              batch:    {z.PcpBatch}");
+                    sb.Append($"\n              high_min: {z.PcpHigh}");
+                    sb.Append($"\n              high_max: {z.PcpHighMax}");
+                }
+                else
+                {
+                    sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
+                    sb.Append($"\n              high:  {z.PcpHigh}");
+                    sb.Append($"\n              batch: {z.PcpBatch}");
+                }
                 sb.Append($"\n  vm stats threshold: {threshold}");
             }
             sb.Append("\n  node_unreclaimable:  0");
