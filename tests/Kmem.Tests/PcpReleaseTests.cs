@@ -190,4 +190,63 @@ public class PcpReleaseTests
         Assert.Contains(freeReport, m.Dmesg());
         m.FreePage(p);
     }
+
+    /// <summary>The lines of one zone's block with the figures blanked, one CPU's pageset kept, NUMA and zsmalloc stats dropped.</summary>
+    private static List<string> Shape(string zoneinfo, string zone)
+    {
+        int start = zoneinfo.IndexOf($"Node 0, zone {zone,8}", StringComparison.Ordinal);
+        int end = zoneinfo.IndexOf("\nNode 0, zone", start + 1, StringComparison.Ordinal);
+        var lines = zoneinfo[start..(end < 0 ? zoneinfo.Length : end)].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var shape = new List<string>();
+        bool secondCpu = false;
+        foreach (var line in lines)
+        {
+            if (line.StartsWith("    cpu: ", StringComparison.Ordinal) && line != "    cpu: 0") secondCpu = true;
+            if (line.StartsWith("  node_unreclaimable", StringComparison.Ordinal)) secondCpu = false;
+            if (secondCpu) continue;
+            string t = line.TrimStart();
+            if (t.StartsWith("numa_", StringComparison.Ordinal) || t.StartsWith("nr_zspages", StringComparison.Ordinal)) continue;
+            shape.Add(Regex.Replace(line, @"\d+", "#"));
+        }
+        return shape;
+    }
+
+    [Fact]
+    public void Zoneinfo_of_6_6_has_the_shape_of_a_real_6_6_machine()
+    {
+        // A published 6.6 zoneinfo (x86_64 VM, 2 nodes of 2 CPUs): every line of the DMA zone's block (per-node stats,
+        // boost and cma lines, zone stats, one CPU's pageset) in the same order, figures aside. Its NUMA counters and
+        // nr_zspages (CONFIG_ZSMALLOC) are not modelled.
+        string real = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "zoneinfo_x86_64_6.6-rc1_16G_numa2_lkml.txt"));
+        using var m = Boot("6.6");
+        string ours = m.ProcFs.Read("/proc/zoneinfo");
+        foreach (var zone in new[] { "DMA", "DMA32", "Normal", "Movable" })
+            Assert.Equal(Shape(real, zone), Shape(ours, zone));
+        // 5.10 has none of the 5.11-6.0 additions, and nr_page_table_pages among the zone stats.
+        using var old = Boot("5.10");
+        string t = old.ProcFs.Read("/proc/zoneinfo");
+        Assert.DoesNotContain("boost", t);
+        Assert.DoesNotContain("        cma ", t);
+        Assert.DoesNotContain("nr_throttled_written", t);
+        Assert.Matches(@"nr_mlock +\d+\n      nr_page_table_pages \d+\n      nr_bounce", t);
+    }
+
+    [Fact]
+    public void The_real_6_6_pagesets_follow_zone_highsize()
+    {
+        // Each populated zone of the published 6.6 dump: batch = max(1, zone_batchsize(managed)) and
+        // high = max(low watermark / CPUs of the node, 4 × batch), with the node's 2 CPUs.
+        string real = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "zoneinfo_x86_64_6.6-rc1_16G_numa2_lkml.txt"));
+        var zones = Regex.Matches(real, @"Node 0, zone +(\w+)\n(?:.*\n)*?        low      (\d+)\n(?:.*\n)*?        managed  (\d+)\n(?:.*\n)*?              high:  (\d+)\n              batch: (\d+)");
+        Assert.Equal(3, zones.Count);
+        foreach (Match z in zones)
+        {
+            long low = long.Parse(z.Groups[2].Value), managed = long.Parse(z.Groups[3].Value);
+            var (high, batch, _) = Watermarks.PcpSizes(PcpHighFormula.LowWatermark, Watermarks.PcpBatch(managed), low, managed, 2);
+            Assert.Equal(int.Parse(z.Groups[5].Value), batch);
+            Assert.Equal(int.Parse(z.Groups[4].Value), high);
+        }
+        // Under the 5.10 rules the same DMA zone would have kept nothing: high 0, batch 1.
+        Assert.Equal((0, 1, 0), Watermarks.PcpSizes(PcpHighFormula.SixTimesBatch, Watermarks.PcpBatch(3840), 26, 3840, 2));
+    }
 }

@@ -17,6 +17,8 @@ internal sealed record ViewConfig
     public (long K4, long M2, long G1)? DirectMap { get; init; }
     public long VmallocTotalKb { get; init; }
     public int Cpus { get; init; } = 1;
+    /// <summary>CONFIG_SWAP: zoneinfo's per-node nr_swapcached (from 5.14).</summary>
+    public bool Swap { get; init; }
 }
 
 internal static class PageViews
@@ -149,6 +151,7 @@ internal static class PageViews
         return sb.ToString();
     }
 
+    /// <summary>The per-node stat names of 5.10 (node_stat_item order); <see cref="NodeStats"/> adapts them to a release.</summary>
     private static readonly string[] s_nodeStats =
     [
         "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
@@ -169,18 +172,43 @@ internal static class PageViews
 
     private static int Fls(long x) => x <= 0 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)x);
 
+    /// <summary>
+    /// The per-node stats zoneinfo prints for a release (5.10's list, and from 5.11 on):
+    /// nr_page_table_pages becomes a node stat after nr_kernel_stack (5.11, "mm: memcontrol: account pagetables per node"),
+    /// nr_swapcached at the end with CONFIG_SWAP (5.14, NR_SWAPCACHE), nr_throttled_written after nr_written (5.16,
+    /// reclaim throttling), nr_sec_page_table_pages after nr_page_table_pages (6.0, "mm: add NR_SECONDARY_PAGETABLE to count
+    /// secondary page table uses"). Releases before 5.10 print 5.10's list (their differences are not modelled).
+    /// </summary>
+    internal static IReadOnlyList<string> NodeStats(KernelVersion v, bool swap)
+    {
+        if (!v.IsAtLeast(5, 11)) return s_nodeStats;
+        var list = new List<string>(s_nodeStats);
+        if (v.IsAtLeast(5, 16)) list.Insert(list.IndexOf("nr_written") + 1, "nr_throttled_written");
+        list.Add("nr_page_table_pages");
+        if (v.IsAtLeast(6, 0)) list.Add("nr_sec_page_table_pages");
+        if (swap && v.IsAtLeast(5, 14)) list.Add("nr_swapcached");
+        return list;
+    }
+
+    /// <summary>The per-zone stats of a release: nr_page_table_pages leaves them in 5.11 (it becomes a node stat).</summary>
+    internal static IReadOnlyList<string> ZoneStats(KernelVersion v) =>
+        v.IsAtLeast(5, 11) ? s_zoneStats.Where(n => n != "nr_page_table_pages").ToArray() : s_zoneStats;
+
     /// <summary>/proc/zoneinfo: every zone, populated or not.</summary>
     public static string ZoneInfo(PageAllocator pa, ViewConfig cfg)
     {
         var sb = new StringBuilder();
         Zone? first = pa.Zones.FirstOrDefault(z => z.Populated);
+        var rel = pa.Version;
+        var nodeStats = NodeStats(rel, cfg.Swap);
+        var zoneStats = ZoneStats(rel);
         foreach (var z in pa.Zones)
         {
             sb.Append($"Node 0, zone {z.Name,8}");
             if (ReferenceEquals(z, first))
             {
                 sb.Append("\n  per-node stats");
-                foreach (var name in s_nodeStats)
+                foreach (var name in nodeStats)
                 {
                     long v = name switch
                     {
@@ -193,19 +221,23 @@ internal static class PageViews
                 }
             }
             sb.Append($"\n  pages free     {z.FreePages}");
+            // "mm/page_alloc.c: show watermark_boost of zone in zoneinfo" (5.16); Kmem never boosts.
+            if (rel.IsAtLeast(5, 16)) sb.Append("\n        boost    0");
             sb.Append($"\n        min      {z.WmarkMin}");
             sb.Append($"\n        low      {z.WmarkLow}");
             sb.Append($"\n        high     {z.WmarkHigh}");
             sb.Append($"\n        spanned  {z.Spanned}");
             sb.Append($"\n        present  {z.Present}");
             sb.Append($"\n        managed  {z.Managed}");
+            // "mm/page_alloc: count CMA pages per zone and print them in /proc/zoneinfo" (5.12).
+            if (rel.IsAtLeast(5, 12)) sb.Append($"\n        cma      {z.CmaPages}");
             sb.Append($"\n        protection: ({string.Join(", ", z.LowmemReserve)})");
             if (!z.Populated)
             {
                 sb.Append('\n');
                 continue;
             }
-            foreach (var name in s_zoneStats)
+            foreach (var name in zoneStats)
             {
                 long v = name switch
                 {

@@ -240,6 +240,7 @@ public sealed partial class Machine : IDisposable
             DirectMap = p.Arch == Arch.X86_64 ? DirectMapSplit(p) : null,
             VmallocTotalKb = vmallocKb,
             Cpus = p.Cpus,
+            Swap = p.Config.IsEnabled("SWAP"),
         };
     }
 

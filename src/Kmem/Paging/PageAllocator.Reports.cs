@@ -14,6 +14,9 @@ internal sealed unsafe partial class PageAllocator
     /// <summary>The kernel release string reports print (utsname release: the profile's version with Kmem's local suffix).</summary>
     public string Release => _settings.Release;
 
+    /// <summary>The kernel release whose formats the views print.</summary>
+    public KernelVersion Version => _settings.Version;
+
     private readonly Lock _reportLock = new();
     private readonly HashSet<string> _warnedOnce = [];
     private long _warnAllocLastNs = long.MinValue;
