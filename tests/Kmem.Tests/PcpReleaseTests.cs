@@ -249,4 +249,40 @@ public class PcpReleaseTests
         // Under the 5.10 rules the same DMA zone would have kept nothing: high 0, batch 1.
         Assert.Equal((0, 1, 0), Watermarks.PcpSizes(PcpHighFormula.SixTimesBatch, Watermarks.PcpBatch(3840), 26, 3840, 2));
     }
+
+    [Fact]
+    public async Task High_order_lists_survive_drains_from_another_thread()
+    {
+        using var m = Boot("6.1");
+        using var stop = new CancellationTokenSource();
+        var drainer = Task.Run(() => { while (!stop.IsCancellationRequested) m.DrainAllPages(); });
+        var workers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
+        {
+            var held = new Queue<(Page Page, int Order)>();
+            for (int i = 0; i < 3000; i++)
+            {
+                int order = (i * 7 + w) % 4;
+                var p = m.AllocPages(Gfp.Kernel, order);
+                Assert.False(p.IsNull);
+                held.Enqueue((p, order));
+                if (held.Count > 40) { var (q, o) = held.Dequeue(); m.FreePages(q, o); }
+            }
+            while (held.Count > 0) { var (q, o) = held.Dequeue(); m.FreePages(q, o); }
+        })).ToArray();
+        await Task.WhenAll(workers);
+        stop.Cancel();
+        await drainer;
+        Assert.Empty(m.VerifyIntegrity());
+        m.DrainAllPages();
+        Assert.Equal(0, PcpPages(m));
+    }
+
+    [Fact]
+    public void Show_mem_prints_the_boost_from_5_16()
+    {
+        using var m510 = Boot("5.10");
+        using var m61 = Boot("6.1");
+        Assert.DoesNotContain("boost:", m510.Pages.ShowMem());
+        Assert.Matches(@"\nNormal free:\d+kB boost:0kB min:\d+kB", m61.Pages.ShowMem());
+    }
 }

@@ -167,7 +167,8 @@ internal sealed unsafe partial class PageAllocator
         {
             if (!z.Populated) continue;
             long pcp = PcpTotal(z.Index);
-            sb.Append($"{z.Name} free:{K(z.FreePages)}kB min:{K(z.WmarkMin)}kB low:{K(z.WmarkLow)}kB high:{K(z.WmarkHigh)}kB reserved_highatomic:{K(z.NrReservedHighatomic)}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{K(z.Present)}kB managed:{K(z.Managed)}kB mlocked:0kB pagetables:0kB bounce:0kB free_pcp:{K(pcp)}kB local_pcp:{K(PcpCount(z.Index, cpu))}kB free_cma:{K(z.FreeCmaPages)}kB\n");
+            // " boost:" from 5.16 ("mm/page_alloc.c: show watermark_boost of zone in zoneinfo"); Kmem never boosts.
+            sb.Append($"{z.Name} free:{K(z.FreePages)}kB{(Version.IsAtLeast(5, 16) ? " boost:0kB" : "")} min:{K(z.WmarkMin)}kB low:{K(z.WmarkLow)}kB high:{K(z.WmarkHigh)}kB reserved_highatomic:{K(z.NrReservedHighatomic)}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{K(z.Present)}kB managed:{K(z.Managed)}kB mlocked:0kB pagetables:0kB bounce:0kB free_pcp:{K(pcp)}kB local_pcp:{K(PcpCount(z.Index, cpu))}kB free_cma:{K(z.FreeCmaPages)}kB\n");
             sb.Append("lowmem_reserve[]:");
             foreach (var r in z.LowmemReserve) sb.Append(' ').Append(r);
             sb.Append('\n');
