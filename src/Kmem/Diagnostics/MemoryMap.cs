@@ -173,7 +173,12 @@ internal static class MemoryMap
                 for (int j = i; j < i + (1 << o) && j < n; j++) { owner[j] ??= name; freeOrder[j] = o; }
                 continue;
             }
-            if ((fl & PageFlags.Pcp) != 0) { owner[i] = "free (per-CPU lists)"; continue; }
+            if ((fl & PageFlags.Pcp) != 0)
+            {
+                // From 5.14 a per-CPU list may hold a block of order 1..3 or the THP order; its head carries the order.
+                for (int j = i; j < i + (1 << f[i].Order) && j < n; j++) owner[j] ??= "free (per-CPU lists)";
+                continue;
+            }
             if ((fl & PageFlags.Reserved) != 0) { owner[i] = "reserved"; continue; }
             int head = (fl & PageFlags.Tail) != 0 ? f[i].CompoundHead : i;
             var hf = f[head].Flags;

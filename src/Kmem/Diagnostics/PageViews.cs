@@ -1,5 +1,5 @@
-// The page allocator's /proc views, byte for byte: buddyinfo, pagetypeinfo and zoneinfo in the Linux 5.10
-// formats (mm/vmstat.c), meminfo with the lines of the modelled release and config (fs/proc/meminfo.c).
+// The page allocator's /proc views, byte for byte: buddyinfo and pagetypeinfo (mm/vmstat.c), zoneinfo with the
+// pagesets and stat lines of the modelled release, meminfo with the lines of its release and config (fs/proc/meminfo.c).
 using System.Text;
 using Kmem.Core;
 using Kmem.Paging;
@@ -22,6 +22,8 @@ internal sealed record ViewConfig
     /// <summary>The start of the vmalloc window and its busy areas (lowest first), for the walk meminfo did before 4.4;
     /// null where the machine has no vmalloc window.</summary>
     public Func<(nint Start, VmArea[] Areas)?>? VmallocAreas { get; init; }
+    /// <summary>CONFIG_SWAP: zoneinfo's per-node nr_swapcached (from 5.14).</summary>
+    public bool Swap { get; init; }
 }
 
 internal static class PageViews
@@ -154,6 +156,7 @@ internal static class PageViews
         return sb.ToString();
     }
 
+    /// <summary>The per-node stat names of 5.10 (node_stat_item order); <see cref="NodeStats"/> adapts them to a release.</summary>
     private static readonly string[] s_nodeStats =
     [
         "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
@@ -174,18 +177,43 @@ internal static class PageViews
 
     private static int Fls(long x) => x <= 0 ? 0 : 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)x);
 
+    /// <summary>
+    /// The per-node stats zoneinfo prints for a release (5.10's list, and from 5.11 on):
+    /// nr_page_table_pages becomes a node stat after nr_kernel_stack (5.11, "mm: memcontrol: account pagetables per node"),
+    /// nr_swapcached at the end with CONFIG_SWAP (5.14, NR_SWAPCACHE), nr_throttled_written after nr_written (5.16,
+    /// reclaim throttling), nr_sec_page_table_pages after nr_page_table_pages (6.0, "mm: add NR_SECONDARY_PAGETABLE to count
+    /// secondary page table uses"). Releases before 5.10 print 5.10's list (their differences are not modelled).
+    /// </summary>
+    internal static IReadOnlyList<string> NodeStats(KernelVersion v, bool swap)
+    {
+        if (!v.IsAtLeast(5, 11)) return s_nodeStats;
+        var list = new List<string>(s_nodeStats);
+        if (v.IsAtLeast(5, 16)) list.Insert(list.IndexOf("nr_written") + 1, "nr_throttled_written");
+        list.Add("nr_page_table_pages");
+        if (v.IsAtLeast(6, 0)) list.Add("nr_sec_page_table_pages");
+        if (swap && v.IsAtLeast(5, 14)) list.Add("nr_swapcached");
+        return list;
+    }
+
+    /// <summary>The per-zone stats of a release: nr_page_table_pages leaves them in 5.11 (it becomes a node stat).</summary>
+    internal static IReadOnlyList<string> ZoneStats(KernelVersion v) =>
+        v.IsAtLeast(5, 11) ? s_zoneStats.Where(n => n != "nr_page_table_pages").ToArray() : s_zoneStats;
+
     /// <summary>/proc/zoneinfo: every zone, populated or not.</summary>
     public static string ZoneInfo(PageAllocator pa, ViewConfig cfg)
     {
         var sb = new StringBuilder();
         Zone? first = pa.Zones.FirstOrDefault(z => z.Populated);
+        var rel = pa.Version;
+        var nodeStats = NodeStats(rel, cfg.Swap);
+        var zoneStats = ZoneStats(rel);
         foreach (var z in pa.Zones)
         {
             sb.Append($"Node 0, zone {z.Name,8}");
             if (ReferenceEquals(z, first))
             {
                 sb.Append("\n  per-node stats");
-                foreach (var name in s_nodeStats)
+                foreach (var name in nodeStats)
                 {
                     long v = name switch
                     {
@@ -198,19 +226,23 @@ internal static class PageViews
                 }
             }
             sb.Append($"\n  pages free     {z.FreePages}");
+            // "mm/page_alloc.c: show watermark_boost of zone in zoneinfo" (5.16); Kmem never boosts.
+            if (rel.IsAtLeast(5, 16)) sb.Append("\n        boost    0");
             sb.Append($"\n        min      {z.WmarkMin}");
             sb.Append($"\n        low      {z.WmarkLow}");
             sb.Append($"\n        high     {z.WmarkHigh}");
             sb.Append($"\n        spanned  {z.Spanned}");
             sb.Append($"\n        present  {z.Present}");
             sb.Append($"\n        managed  {z.Managed}");
+            // "mm/page_alloc: count CMA pages per zone and print them in /proc/zoneinfo" (5.12).
+            if (rel.IsAtLeast(5, 12)) sb.Append($"\n        cma      {z.CmaPages}");
             sb.Append($"\n        protection: ({string.Join(", ", z.LowmemReserve)})");
             if (!z.Populated)
             {
                 sb.Append('\n');
                 continue;
             }
-            foreach (var name in s_zoneStats)
+            foreach (var name in zoneStats)
             {
                 long v = name switch
                 {
@@ -223,12 +255,27 @@ internal static class PageViews
             sb.Append("\n  pagesets");
             long mem = z.Managed >> (27 - 12);
             int threshold = Math.Min(125, 2 * Fls(cfg.Cpus) * (1 + Fls(mem)));
+            bool autoTune = pa.Pcp.Formula == PcpHighFormula.AutoTune;
             for (int cpu = 0; cpu < cfg.Cpus; cpu++)
             {
                 sb.Append($"\n    cpu: {cpu}");
-                sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
-                sb.Append($"\n              high:  {z.PcpHigh}");
-                sb.Append($"\n              batch: {z.PcpBatch}");
+                if (autoTune)
+                {
+                    // 6.7 ("mm: tune PCP high automatically"): high_min/high_max, the labels padded to line up. pcp->high
+                    // is 0 until the CPU first frees a page (nr_pcp_high() clamps it into [high_min, high_max] then);
+                    // Kmem keeps it at high_min from the CPU's first list on (the auto-tuning itself is not modelled).
+                    sb.Append($"\n              count:    {pa.PcpCount(z.Index, cpu)}");
+                    sb.Append($"\n              high:     {(pa.PcpUsed(cpu) ? z.PcpHigh : 0)}");
+                    sb.Append($"\n              batch:    {z.PcpBatch}");
+                    sb.Append($"\n              high_min: {z.PcpHigh}");
+                    sb.Append($"\n              high_max: {z.PcpHighMax}");
+                }
+                else
+                {
+                    sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
+                    sb.Append($"\n              high:  {z.PcpHigh}");
+                    sb.Append($"\n              batch: {z.PcpBatch}");
+                }
                 sb.Append($"\n  vm stats threshold: {threshold}");
             }
             sb.Append("\n  node_unreclaimable:  0");

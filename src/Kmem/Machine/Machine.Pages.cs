@@ -259,5 +259,5 @@ public sealed partial class Machine
     }
 
     private BadPageStateException BadOrder(int idx, int order, string caller) =>
-        Pages.BadPage(idx, $"free with order {order}, but MAX_ORDER is {Pages.MaxOrder}", caller);
+        Pages.BadPage(idx, $"free with order {order}, but {Pages.Pcp.MaxOrderName} is {Pages.Pcp.MaxOrderValue(Pages.MaxOrder)}", caller);
 }

@@ -60,6 +60,8 @@ public sealed partial class Machine : IDisposable
                 FrameCount = _frames.Count,
                 MaxOrder = profile.MaxOrder,
                 Release = ReleaseOf(profile),
+                Version = profile.Version,
+                TransparentHugepage = profile.Config.IsEnabled("TRANSPARENT_HUGEPAGE"),
                 PageblockOrder = profile.EffectivePageblockOrder,
                 Cpus = profile.Cpus,
                 Zones = layout.Zones,
@@ -272,6 +274,7 @@ public sealed partial class Machine : IDisposable
             VmallocTotalKb = vmallocKb,
             Cpus = p.Cpus,
             VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
+            Swap = p.Config.IsEnabled("SWAP"),
         };
     }
 

@@ -80,15 +80,18 @@ internal sealed unsafe partial class PageAllocator
                 if (!z.Populated) continue;
                 var pcp = c.For(z);
                 int count = 0;
-                for (int mt = 0; mt < PageTypes.PcpTypes; mt++)
+                for (int list = 0; list < z.PcpLists; list++)
                 {
-                    foreach (int idx in pcp.Pages(mt))
+                    int o = _pcp.OrderOf(list);
+                    foreach (int idx in pcp.Pages(list))
                     {
-                        count++;
+                        count += 1 << o;
                         ref PageFrame f = ref _f[idx];
                         if ((f.Flags & PageFlags.Pcp) == 0 || f.RefCount != 0) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x}: flags {f.Flags} refcount {f.RefCount}");
-                        if (!pcp.Zone.Contains(idx)) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x} is not in zone {pcp.Zone.Name}");
-                        if (!covered.Add(idx)) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x} is also free elsewhere");
+                        if (o > 0 && f.Order != o) errors.Add($"pcp block 0x{BasePfn + (ulong)idx:x} on an order-{o} list has order {f.Order}");
+                        if (!pcp.Zone.Contains(idx) || !pcp.Zone.Contains(idx + (1 << o) - 1)) errors.Add($"pcp page 0x{BasePfn + (ulong)idx:x} is not in zone {pcp.Zone.Name}");
+                        for (int i = 0; i < 1 << o; i++)
+                            if (!covered.Add(idx + i)) { errors.Add($"pcp page 0x{BasePfn + (ulong)(idx + i):x} is also free elsewhere"); break; }
                     }
                 }
                 if (count != pcp.Count) errors.Add($"pcp list of {pcp.Zone.Name}: count {pcp.Count} but {count} pages listed");

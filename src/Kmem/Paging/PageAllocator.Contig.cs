@@ -242,6 +242,13 @@ internal sealed unsafe partial class PageAllocator
     public bool IsFreeOrPcp(int idx)
     {
         if ((_f[idx].Flags & PageFlags.Pcp) != 0) return true;
+        // From 5.14 a per-CPU list may hold a block of order 1..3 or the THP order: only its head carries PG_pcp.
+        for (int o = 1; o <= Math.Max(_pcp.HighestOrder, _pcp.ThpOrder); o++)
+        {
+            if (!_pcp.Allowed(o)) continue;
+            int head = (int)((long)((BasePfn + (ulong)idx) & ~((1UL << o) - 1)) - (long)BasePfn);
+            if (head >= 0 && (_f[head].Flags & PageFlags.Pcp) != 0 && _f[head].Order == o) return true;
+        }
         BlockAt(idx, out _, out _, out bool free);
         return free;
     }

@@ -1,5 +1,7 @@
 // The order-0 fast path: per-thread lists (see PerCpuPages.cs for the handshake), their refill from
-// and flush to the buddy lists in batches, and drain_all_pages().
+// and flush to the buddy lists in batches, and drain_all_pages(). From 5.14 the lists also hold orders
+// 1..PAGE_ALLOC_COSTLY_ORDER and the THP order ("mm/page_alloc: allow high-order pages to be stored on the
+// per-cpu lists"); those go through the same lists on slower, non-inlined paths.
 // Locks (docs/architecture.md, "Lock order"): a thread list's DrainLock, then zone->lock for a batch's refill
 // or flush; _cachesLock (the list of thread lists) is a leaf, never held while another is taken.
 using System.Runtime.CompilerServices;
@@ -136,6 +138,7 @@ internal sealed unsafe partial class PageAllocator
                 if (idx < 0) break;
                 ref PageFrame f = ref _f[idx];
                 f.Flags = PageFlags.Pcp;
+                f.Order = 0;
                 f.Migratetype = (byte)fromMt;
                 got[n] = idx;
             }
@@ -147,6 +150,59 @@ internal sealed unsafe partial class PageAllocator
         return got[0];
     }
 
+    /// <summary>rmqueue_pcplist() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int RmqueuePcpHigh(Zone z, int order, int mt, AllocFlags af)
+    {
+        int* mem = ThreadBlock();
+        var hs = PcpThreadCache.Handshake(mem);
+        if (hs->OwnerEnter())
+        {
+            int idx = RmqueuePcpHighOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), order, mt, af);
+            hs->OwnerExit();
+            return idx;
+        }
+        hs->OwnerExit();
+        var c = ThreadCache();
+        lock (c.DrainLock)
+        {
+            if (c.Dead) ThrowDisposed();
+            return RmqueuePcpHighOwned(c.For(z), order, mt, af);
+        }
+    }
+
+    /// <summary>
+    /// __rmqueue_pcplist(): the hot block of the list, or a refill by rmqueue_bulk() of batch blocks scaled to the order
+    /// (max(batch &gt;&gt; order, 2) when batch &gt; 1: a batch of 1 keeps nothing on the lists).
+    /// </summary>
+    private int RmqueuePcpHighOwned(PerCpuPages pcp, int order, int mt, AllocFlags af)
+    {
+        int list = _pcp.Index(mt, order);
+        int idx = pcp.PopHot(list, order);
+        if (idx >= 0) return idx;
+        var z = pcp.Zone;
+        int batch = z.PcpBatch;
+        if (batch > 1) batch = Math.Max(batch >> order, 2);
+        Span<int> got = stackalloc int[Math.Min(batch, 1024)];
+        int n = 0;
+        LockOrder.Enter(LockRank.Zone, z.Lock);
+        lock (z.Lock)
+        {
+            for (; n < got.Length; n++)
+            {
+                idx = z.Rmqueue(order, mt, af, out int fromMt);
+                if (idx < 0) break;
+                ref PageFrame f = ref _f[idx];
+                f.Flags = PageFlags.Pcp;
+                f.Order = (byte)order;
+                f.Migratetype = (byte)fromMt;
+                got[n] = idx;
+            }
+        }
+        if (n == 0) return -1;
+        for (int i = n - 1; i >= 1; i--) pcp.PushHot(list, order, got[i]);
+        return got[0];
+    }
     // ---------------------------------------------------------------- free
 
     /// <summary>free_unref_page(): an order-0 page goes to the head of the thread's list for its pageblock type.</summary>
@@ -189,53 +245,98 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>Pages of isolated pageblocks bypass the per-CPU lists.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FreeIsolatedPage(Zone z, int idx)
+    private void FreeIsolatedPage(Zone z, int idx, int order = 0)
     {
         _f[idx].Flags = 0;
         LockOrder.Enter(LockRank.Zone, z.Lock);
-        lock (z.Lock) z.FreeOnePage(idx, 0, (int)MigrateType.Isolate);
+        lock (z.Lock) z.FreeOnePage(idx, order, (int)MigrateType.Isolate);
         SignalFree();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FreeUnrefPageOwned(PerCpuPages pcp, int mt, int idx)
     {
-        if (pcp.PushHot(mt, idx) >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpBatch);
+        if (pcp.PushHot(mt, idx) >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpFreeCount);
     }
 
-    /// <summary>free_pcppages_bulk(): return <paramref name="count"/> of the coldest pages, round-robin over the lists.</summary>
+    /// <summary>free_unref_page() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeUnrefPageHigh(Zone z, int idx, int order)
+    {
+        int mt = (int)z.PageblockType(idx);
+        if (mt == (int)MigrateType.Isolate)
+        {
+            FreeIsolatedPage(z, idx, order);
+            return;
+        }
+        ref PageFrame f = ref _f[idx];
+        f.Flags = PageFlags.Pcp;
+        f.Order = (byte)order;
+        f.Migratetype = (byte)mt;
+        int list = _pcp.Index(mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable, order);
+        int* mem = ThreadBlock();
+        var hs = PcpThreadCache.Handshake(mem);
+        if (hs->OwnerEnter())
+        {
+            FreeUnrefPageHighOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), list, order, idx);
+            hs->OwnerExit();
+            return;
+        }
+        hs->OwnerExit();
+        var c = ThreadCache();
+        lock (c.DrainLock)
+        {
+            if (c.Dead) ThrowDisposed();
+            FreeUnrefPageHighOwned(c.For(z), list, order, idx);
+        }
+    }
+
+    private void FreeUnrefPageHighOwned(PerCpuPages pcp, int list, int order, int idx)
+    {
+        if (pcp.PushHot(list, order, idx) >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpFreeCount);
+    }
+
+    /// <summary>
+    /// free_pcppages_bulk(): return <paramref name="count"/> pages, the coldest blocks first, round-robin over the lists
+    /// (a list of order n gives blocks of 2^n pages, so the last block may overshoot the count, as the kernel's does).
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreePcppagesBulk(PerCpuPages pcp, int count)
     {
         var z = pcp.Zone;
         if (count > pcp.Count) count = pcp.Count;
         if (count <= 0) return;
-        int[]? rented = null;
-        Span<int> taken = count <= 1024 ? stackalloc int[count] : (rented = new int[count]);
-        int got = 0, mt = 0, batchFree = 0;
-        while (got < count)
+        int lists = z.PcpLists;
+        Span<int> taken = count <= 1024 ? stackalloc int[count] : new int[count];
+        Span<byte> orders = count <= 1024 ? stackalloc byte[count] : new byte[count];
+        int got = 0, pindex = 0, batchFree = 0;
+        while (count > 0)
         {
             do
             {
                 batchFree++;
-                if (++mt == PageTypes.PcpTypes) mt = 0;
-            } while (pcp.Length(mt) == 0);
-            if (batchFree == PageTypes.PcpTypes) batchFree = count - got; // only one list has pages
-            int n = pcp.TakeCold(mt, taken[got..], Math.Min(batchFree, count - got));
+                if (++pindex == lists) pindex = 0;
+            } while (pcp.Length(pindex) == 0);
+            if (batchFree == lists) batchFree = count; // only one list has pages
+            int order = lists == PageTypes.PcpTypes ? 0 : _pcp.OrderOf(pindex);
+            int n = pcp.TakeCold(pindex, taken[got..], Math.Min(batchFree, (count + (1 << order) - 1) >> order), order);
+            orders.Slice(got, n).Fill((byte)order);
             got += n;
+            count -= n << order;
             batchFree -= n;
         }
         LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
-            foreach (int idx in taken)
+            for (int i = 0; i < got; i++)
             {
+                int idx = taken[i];
                 ref PageFrame f = ref _f[idx];
                 int pageMt = f.Migratetype;
                 // A page whose pageblock was isolated while it waited here goes to the isolate list.
                 if (z.NrIsolatePageblock > 0 && z.PageblockType(idx) == MigrateType.Isolate) pageMt = (int)MigrateType.Isolate;
                 f.Flags = 0;
-                z.FreeOnePage(idx, 0, pageMt);
+                z.FreeOnePage(idx, orders[i], pageMt);
             }
         }
         SignalFree();
@@ -297,6 +398,15 @@ internal sealed unsafe partial class PageAllocator
             foreach (var c in _caches)
                 if (c.Cpu == cpu && Zones[zoneIndex].Populated) n += c.For(Zones[zoneIndex]).Count;
         return n;
+    }
+
+    /// <summary>Whether any thread accounted to profile CPU <paramref name="cpu"/> has per-CPU lists of this allocator.</summary>
+    public bool PcpUsed(int cpu)
+    {
+        lock (_cachesLock)
+            foreach (var c in _caches)
+                if (c.Cpu == cpu) return true;
+        return false;
     }
 
     /// <summary>Pages on all per-CPU lists of a zone.</summary>

@@ -14,6 +14,9 @@ internal sealed unsafe partial class PageAllocator
     /// <summary>The kernel release string reports print (utsname release: the profile's version with Kmem's local suffix).</summary>
     public string Release => _settings.Release;
 
+    /// <summary>The kernel release whose formats the views print.</summary>
+    public KernelVersion Version => _settings.Version;
+
     private readonly Lock _reportLock = new();
     private readonly HashSet<string> _warnedOnce = [];
     private long _warnAllocLastNs = long.MinValue;
@@ -164,7 +167,8 @@ internal sealed unsafe partial class PageAllocator
         {
             if (!z.Populated) continue;
             long pcp = PcpTotal(z.Index);
-            sb.Append($"{z.Name} free:{K(z.FreePages)}kB min:{K(z.WmarkMin)}kB low:{K(z.WmarkLow)}kB high:{K(z.WmarkHigh)}kB reserved_highatomic:{K(z.NrReservedHighatomic)}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{K(z.Present)}kB managed:{K(z.Managed)}kB mlocked:0kB pagetables:0kB bounce:0kB free_pcp:{K(pcp)}kB local_pcp:{K(PcpCount(z.Index, cpu))}kB free_cma:{K(z.FreeCmaPages)}kB\n");
+            // " boost:" from 5.16 ("mm/page_alloc.c: show watermark_boost of zone in zoneinfo"); Kmem never boosts.
+            sb.Append($"{z.Name} free:{K(z.FreePages)}kB{(Version.IsAtLeast(5, 16) ? " boost:0kB" : "")} min:{K(z.WmarkMin)}kB low:{K(z.WmarkLow)}kB high:{K(z.WmarkHigh)}kB reserved_highatomic:{K(z.NrReservedHighatomic)}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{K(z.Present)}kB managed:{K(z.Managed)}kB mlocked:0kB pagetables:0kB bounce:0kB free_pcp:{K(pcp)}kB local_pcp:{K(PcpCount(z.Index, cpu))}kB free_cma:{K(z.FreeCmaPages)}kB\n");
             sb.Append("lowmem_reserve[]:");
             foreach (var r in z.LowmemReserve) sb.Append(' ').Append(r);
             sb.Append('\n');

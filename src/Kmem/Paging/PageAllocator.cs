@@ -26,6 +26,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary>For each combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
     private readonly long[] _fastMark = new long[ZoneBitCombinations];
     private volatile bool _disposed;
+    /// <summary>The release's per-CPU list shape and order bounds, chosen at boot.</summary>
+    private readonly PcpPolicy _pcp;
 
     public PageAllocator(PageAllocatorSettings settings, PageFrameTable frames, nint linearBase, KernelLog log, KernelLife life)
     {
@@ -41,6 +43,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         PageblockOrder = settings.PageblockOrder;
         Cpus = settings.Cpus;
         ReclaimRetryWait = settings.ReclaimRetryWait;
+        _pcp = PcpPolicy.For(settings.Version, settings.TransparentHugepage, settings.PageblockOrder);
 
         Zones = new Zone[settings.Zones.Length];
         for (int i = 0; i < Zones.Length; i++)
@@ -60,7 +63,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         {
             if (!z.Populated) continue;
             z.PcpOffset = offset;
-            z.PcpCap = PerCpuPages.Capacity(z);
+            z.PcpLists = _pcp.Lists;
+            z.PcpCap = PerCpuPages.Capacity(z, _pcp);
+            z.PcpHighLimit = z.PcpHigh;
             offset += PerCpuPages.Stride(z);
         }
     }
@@ -70,6 +75,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public int MaxOrder { get; }
     public int PageblockOrder { get; }
     public int Cpus { get; }
+    /// <summary>The release's per-CPU list shape, pcp->high formula and MAX_ORDER naming.</summary>
+    public PcpPolicy Pcp => _pcp;
     public Zone[] Zones { get; }
     public KernelLog Log => _log;
     /// <summary>The machine's life: every layer above checks it (and counts its slow paths in) through here.</summary>
@@ -190,9 +197,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             {
                 (z.WmarkMin, z.WmarkLow, z.WmarkHigh) = marks[i];
                 z.LowmemReserve = reserve[i];
-                int batch = Math.Max(1, Watermarks.PcpBatch(z.Managed));
+                // pageset_set_high_and_batch(); from 5.14 setup_per_zone_wmarks() updates pcp->high with the watermarks.
+                var (high, batch, highMax) = Watermarks.PcpSizes(_pcp.Formula, Watermarks.PcpBatch(z.Managed), z.WmarkLow, z.Managed, Cpus);
+                // The lists' room is fixed at boot: a later min_free_kbytes that would raise high keeps the boot value.
+                if (z.PcpHighLimit > 0) high = Math.Min(high, z.PcpHighLimit);
                 z.PcpBatch = batch;
-                z.PcpHigh = Watermarks.PcpHigh(batch);
+                z.PcpHigh = high;
+                z.PcpHighMax = Math.Max(highMax, high);
+                z.PcpFreeCount = !_pcp.ScaledFree ? batch : high < batch ? 1 : Math.Min(batch, high - batch);
             }
         }
         for (int b = 0; b < ZoneBitCombinations; b++)
@@ -337,7 +349,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         using var _ = Life.Enter();
         if ((uint)order >= (uint)MaxOrder)
         {
-            if ((gfp & Gfp.NoWarn) == 0) WarnOnce("order >= MAX_ORDER", $"WARNING: CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c __alloc_pages_nodemask: order {order} >= MAX_ORDER {MaxOrder}");
+            // WARN_ON_ONCE_GFP(order >= MAX_ORDER) up to 6.3, (order > MAX_ORDER) from 6.4, (order > MAX_PAGE_ORDER) from 6.8.
+            if ((gfp & Gfp.NoWarn) == 0) WarnOnce("order >= MAX_ORDER", $"WARNING: CPU: {CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c {_pcp.AllocFunction}: {_pcp.OrderCheck(order, MaxOrder)}");
             return -1;
         }
         int hz = GfpZone(gfp);
@@ -367,7 +380,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 };
                 if (!ZoneWatermarkFast(z, order, mark, hz, af)) continue;
             }
-            int idx = order == 0 ? RmqueuePcp(z, mt, af) : RmqueueBuddy(z, order, mt, af);
+            int idx = order == 0 ? RmqueuePcp(z, mt, af)
+                // rmqueue(): from 5.14 the orders pcp_allowed_order() admits come from the lists too (movable requests
+                // only when they may use CMA, as the movable list can hold CMA pages)
+                : _pcp.Allowed(order) && ((af & AllocFlags.Cma) != 0 || mt != (int)MigrateType.Movable) ? RmqueuePcpHigh(z, order, mt, af)
+                : RmqueueBuddy(z, order, mt, af);
             if (idx < 0) continue;
             PrepNewPage(idx, order, gfp, mt);
             _f[idx].Zone = (byte)z.Index;
@@ -526,7 +543,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         return null;
     }
 
-    /// <summary>free_the_page(): order 0 to the per-CPU lists, larger blocks to the buddy lists.</summary>
+    /// <summary>free_the_page(): order 0 (and from 5.14 the pcp orders) to the per-CPU lists, larger blocks to the buddy lists.</summary>
     private void FreeTheBlock(int idx, int order)
     {
         ref PageFrame f = ref _f[idx];
@@ -539,6 +556,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (order == 0)
         {
             FreeUnrefPage(z, idx);
+            return;
+        }
+        if (_pcp.Allowed(order))
+        {
+            FreeUnrefPageHigh(z, idx, order); // free_the_page(): pcp_allowed_order() blocks go to the lists (5.14 on)
             return;
         }
         int mt = (int)z.PageblockType(idx);

@@ -14,6 +14,10 @@ internal sealed record PageAllocatorSettings
     public required ulong BasePfn { get; init; }
     public required int FrameCount { get; init; }
     public required int MaxOrder { get; init; }
+    /// <summary>The kernel release whose rules the allocator follows (per-CPU lists, pcp->high, MAX_ORDER naming).</summary>
+    public KernelVersion Version { get; init; } = KernelVersion.Default;
+    /// <summary>CONFIG_TRANSPARENT_HUGEPAGE: from 5.14 the per-CPU lists also keep THP-order blocks.</summary>
+    public bool TransparentHugepage { get; init; }
     /// <summary>The utsname release reports print (<c>5.10.0-kmem</c>).</summary>
     public string Release { get; init; } = "5.10.0-kmem";
     public required int PageblockOrder { get; init; }

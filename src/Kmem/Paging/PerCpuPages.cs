@@ -1,4 +1,4 @@
-// Per-CPU page lists for order-0 pages, made correct for .NET threads. Each thread that allocates
+// Per-CPU page lists (order 0, and from 5.14 orders up to PAGE_ALLOC_COSTLY_ORDER and the THP order), made correct for .NET threads. Each thread that allocates
 // gets its own set of lists per zone (a "magazine", the kernel's per_cpu_pages) in one native block,
 // used with plain loads and stores. Another thread may drain it (drain_all_pages) through the
 // owner/drainer handshake at the block's start (Core/OwnerDrainHandshake.cs): the owner enters it
@@ -11,13 +11,15 @@ using Kmem.Core;
 namespace Kmem.Paging;
 
 /// <summary>
-/// One zone's order-0 lists inside a thread's block: <c>[count, len0, len1, len2, stack0[cap], stack1[cap],
-/// stack2[cap]]</c>, one stack per per-CPU migratetype, the top being the hot end (the kernel's list head).
-/// A value type over the block so the fast path needs no object per zone.
+/// One zone's lists inside a thread's block: <c>[count, len0 … len14, stack0[cap], stack1[cap], …]</c>, one stack per
+/// list (<see cref="PcpPolicy.Index"/>: per migratetype, and per order from 5.14), the top being the hot end (the
+/// kernel's list head). The count is in pages (a block of order n counts 2^n); the lists of order 0 are 0..2 in every
+/// release. A value type over the block so the fast path needs no object per zone.
 /// </summary>
 internal readonly unsafe struct PerCpuPages
 {
-    public const int Header = 4;
+    /// <summary>The count and up to <see cref="PcpPolicy.MaxLists"/> lengths.</summary>
+    public const int Header = 1 + PcpPolicy.MaxLists;
     private readonly int* _p;
     private readonly int _cap;
 
@@ -33,10 +35,24 @@ internal readonly unsafe struct PerCpuPages
     public bool IsNull => _p == null;
 
     /// <summary>Ints one zone's lists take in the block.</summary>
-    public static int Stride(Zone z) => Header + PageTypes.PcpTypes * Capacity(z);
+    public static int Stride(Zone z) => Header + z.PcpLists * z.PcpCap;
 
-    /// <summary>Entries per stack: a list never holds more than high + batch pages.</summary>
-    public static int Capacity(Zone z) => z.PcpHigh + z.PcpBatch + 2;
+    /// <summary>
+    /// Entries per stack, fixed at boot (<see cref="Zone.PcpCap"/>): an order-0 list never holds more than high + batch
+    /// pages plus what refills of the other lists put above high (from 5.14, up to a scaled batch of blocks per list,
+    /// two THP blocks for a THP list); a list of order n holds fewer blocks than that.
+    /// </summary>
+    public static int Capacity(Zone z, PcpPolicy policy)
+    {
+        long cap = (long)z.PcpHigh + z.PcpBatch + 2;
+        if (policy.Lists > PageTypes.PcpTypes)
+            for (int list = 0; list < policy.Lists; list++)
+            {
+                int order = policy.OrderOf(list);
+                cap += Math.Max((long)z.PcpBatch, 2L << order);
+            }
+        return (int)Math.Min(cap, int.MaxValue / PcpPolicy.MaxLists / 4);
+    }
 
     /// <summary>pcp->count: pages on all lists.</summary>
     public int Count => Volatile.Read(ref _p[0]);
@@ -68,8 +84,27 @@ internal readonly unsafe struct PerCpuPages
 
     public int PushHot(int mt, int idx) => PushHot(_p, _cap, mt, idx);
 
-    /// <summary>Removes up to <paramref name="max"/> of the coldest pages of list <paramref name="mt"/> into <paramref name="into"/>.</summary>
-    public int TakeCold(int mt, Span<int> into, int max)
+    /// <summary>Takes the hot block of list <paramref name="list"/> (blocks of 2^<paramref name="order"/> pages), or -1.</summary>
+    public int PopHot(int list, int order)
+    {
+        int n = _p[1 + list];
+        if (n == 0) return -1;
+        _p[1 + list] = n - 1;
+        _p[0] -= 1 << order;
+        return _p[Header + list * _cap + n - 1];
+    }
+
+    /// <summary>Puts a block of 2^<paramref name="order"/> pages on the hot end of list <paramref name="list"/>; returns the new count.</summary>
+    public int PushHot(int list, int order, int idx)
+    {
+        int n = _p[1 + list];
+        _p[Header + list * _cap + n] = idx;
+        _p[1 + list] = n + 1;
+        return _p[0] += 1 << order;
+    }
+
+    /// <summary>Removes up to <paramref name="max"/> of the coldest blocks (of 2^<paramref name="order"/> pages) of list <paramref name="mt"/> into <paramref name="into"/>.</summary>
+    public int TakeCold(int mt, Span<int> into, int max, int order = 0)
     {
         int n = _p[1 + mt];
         int take = Math.Min(Math.Min(n, max), into.Length);
@@ -77,11 +112,11 @@ internal readonly unsafe struct PerCpuPages
         list[..take].CopyTo(into);
         list[take..].CopyTo(list);
         _p[1 + mt] = n - take;
-        _p[0] -= take;
+        _p[0] -= take << order;
         return take;
     }
 
-    /// <summary>The pages on list <paramref name="mt"/>, hot end first (for checks; not for concurrent use).</summary>
+    /// <summary>The blocks on list <paramref name="mt"/>, hot end first (for checks; not for concurrent use).</summary>
     public int[] Pages(int mt)
     {
         int n = _p[1 + mt];
@@ -135,7 +170,7 @@ internal sealed unsafe class PcpThreadCache
     public bool Dead;
 
     /// <summary>The lists of one zone (a null view for unpopulated zones).</summary>
-    public PerCpuPages For(Zone z) => z.Populated ? new PerCpuPages(Mem + z.PcpOffset, PerCpuPages.Capacity(z), z) : default;
+    public PerCpuPages For(Zone z) => z.Populated ? new PerCpuPages(Mem + z.PcpOffset, z.PcpCap, z) : default;
 
     /// <summary>Frees the block; the caller guarantees no thread uses the lists any more.</summary>
     public void Release()

@@ -1,5 +1,5 @@
 // The kernel's sizing formulas as pure functions: min_free_kbytes, per-zone watermarks, lowmem
-// reserves, totalreserve_pages and the per-CPU list batch/high (Linux 5.10 mm/page_alloc.c).
+// reserves, totalreserve_pages (Linux 5.10 mm/page_alloc.c) and the per-CPU list batch/high of each release.
 namespace Kmem.Paging;
 
 /// <summary>Watermark and per-CPU sizing formulas, exactly as Linux 5.10 computes them.</summary>
@@ -128,6 +128,34 @@ public static class Watermarks
 
     /// <summary><c>pageset_set_batch()</c>: high = 6 × batch.</summary>
     public static int PcpHigh(int batch) => 6 * batch;
+
+    /// <summary>
+    /// The per-CPU list sizes of a zone as a release sets them, from <c>zone_batchsize()</c> (<paramref name="rawBatch"/>,
+    /// which is 0 for a zone under about 6 MiB):
+    /// <list type="bullet">
+    /// <item>up to 5.13, <c>pageset_set_batch()</c>: high = 6 × rawBatch, batch = max(1, rawBatch) — a tiny zone gets
+    /// high 0 and batch 1, so none of its pages stay on the lists;</item>
+    /// <item>from 5.14, <c>zone_set_pageset_high_and_batch()</c>: batch = max(1, rawBatch) and <c>zone_highsize()</c>
+    /// high = max(low watermark / CPUs, 4 × batch) (all CPUs on the node: Kmem has one node);</item>
+    /// <item>from 6.7 that high is high_min, and high_max = max(managed / 8 / CPUs, 4 × batch)
+    /// (MIN_PERCPU_PAGELIST_HIGH_FRACTION 8).</item>
+    /// </list>
+    /// Returns (high, batch, highMax); highMax equals high before 6.7.
+    /// </summary>
+    internal static (int High, int Batch, int HighMax) PcpSizes(PcpHighFormula formula, int rawBatch, long lowWatermark, long managed, int cpus)
+    {
+        int batch = Math.Max(1, rawBatch);
+        if (formula == PcpHighFormula.SixTimesBatch)
+        {
+            int h = PcpHigh(rawBatch);
+            return (h, batch, h);
+        }
+        cpus = Math.Max(1, cpus);
+        int high = (int)Math.Min(int.MaxValue, Math.Max(lowWatermark / cpus, (long)batch << 2));
+        if (formula == PcpHighFormula.LowWatermark) return (high, batch, high);
+        int highMax = (int)Math.Min(int.MaxValue, Math.Max(managed / 8 / cpus, (long)batch << 2));
+        return (high, batch, highMax);
+    }
 
     private static long RoundDownPowerOfTwo(long v)
     {

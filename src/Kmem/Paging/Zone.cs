@@ -75,9 +75,16 @@ internal sealed unsafe class Zone
 
     public long WmarkMin, WmarkLow, WmarkHigh;
     public long[] LowmemReserve = [];
+    /// <summary>pcp->batch and pcp->high (high_min from 6.7) as the release sets them (<see cref="Watermarks.PcpSizes"/>).</summary>
     public int PcpBatch = 1, PcpHigh = 6;
-    /// <summary>Where this zone's lists start in a thread's per-CPU block (ints), and each stack's capacity.</summary>
-    public int PcpOffset, PcpCap;
+    /// <summary>pcp->high_max (6.7's auto-tuning bound; equal to <see cref="PcpHigh"/> before).</summary>
+    public int PcpHighMax = 6;
+    /// <summary>The boot-time pcp->high the lists have room for; a later recalculation never goes above it (0: none yet).</summary>
+    public int PcpHighLimit;
+    /// <summary>Pages a full list gives back at once: batch, or nr_pcp_free() from 5.14.</summary>
+    public int PcpFreeCount = 1;
+    /// <summary>Where this zone's lists start in a thread's per-CPU block (ints), each stack's capacity, and NR_PCP_LISTS.</summary>
+    public int PcpOffset, PcpCap, PcpLists = PageTypes.PcpTypes;
 
     public long NrFree(int order, int mt) => _nrFree[order * Mt + mt];
 
