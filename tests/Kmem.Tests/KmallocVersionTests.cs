@@ -12,13 +12,8 @@ namespace Kmem.Tests;
 public sealed unsafe class KmallocVersionTests
 {
     /// <summary>The embedded x86_64 board (a distribution-like config: MEMCG on) at another release, with config changes.</summary>
-    private static MachineProfile X86(string version, int cpus = 2, params (string Name, object Value)[] config)
-    {
-        var p = MachineProfile.Embedded("x86_64");
-        var options = new Dictionary<string, object>(p.ConfigOptions);
-        foreach (var (name, value) in config) options[name] = value;
-        return p with { Version = KernelVersion.Parse(version), Cpus = cpus, ConfigOptions = options };
-    }
+    private static MachineProfile X86(string version, int cpus = 2, params (string Name, object Value)[] config) =>
+        TestSupport.AtRelease("x86_64", version, config) with { Cpus = cpus };
 
     /// <summary>The rows of a slabinfo dump: name, objsize, objperslab, pagesperslab, in the dump's order.</summary>
     private static List<(string Name, int Size, int Objs, int Pages)> Rows(string slabinfo) =>

@@ -9,13 +9,8 @@ namespace Kmem.Tests;
 public class MemInfoVersionTests
 {
     /// <summary>An embedded board at another release, its own config changed by <paramref name="config"/>.</summary>
-    internal static Machine Boot(string profile, string version, params (string Name, object Value)[] config)
-    {
-        var p = MachineProfile.Embedded(profile);
-        var options = new Dictionary<string, object>(p.ConfigOptions);
-        foreach (var (name, value) in config) options[name] = value;
-        return Machine.Boot(p with { Version = KernelVersion.Parse(version), ConfigOptions = options });
-    }
+    internal static Machine Boot(string profile, string version, params (string Name, object Value)[] config) =>
+        Machine.Boot(TestSupport.AtRelease(profile, version, config));
 
     private static List<string> Labels(string meminfo) =>
         meminfo.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => Regex.IsMatch(l, @"^[A-Za-z0-9_()]+: "))

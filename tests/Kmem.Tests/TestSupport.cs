@@ -50,6 +50,16 @@ internal static class TestSupport
     }
 
     /// <summary>Runs the <c>kmem</c> command in-process: its exit code and what it wrote to stdout and stderr.</summary>
+    /// <summary>An embedded board at another release, its own config changed by <paramref name="config"/> (the board's
+    /// options stay unless named).</summary>
+    public static MachineProfile AtRelease(string profile, string version, params (string Name, object Value)[] config)
+    {
+        var p = MachineProfile.Embedded(profile);
+        var options = new Dictionary<string, object>(p.ConfigOptions);
+        foreach (var (name, value) in config) options[name] = value;
+        return p with { Version = KernelVersion.Parse(version), ConfigOptions = options };
+    }
+
     public static (int Code, string Out, string Err) Cli(params string[] args)
     {
         var o = new StringWriter();
