@@ -258,4 +258,19 @@ public sealed unsafe class KmallocVersionTests
         using var plain = Machine.Boot(X86("5.15") with { Cmdline = "cgroup.memory=nosocket" });
         Assert.Equal(13, plain.SlabCaches.Count(c => c.Name.StartsWith("kmalloc-cg-")));
     }
+
+    [Theory]
+    [InlineData("5.10", "order 11 >= MAX_ORDER 11", "__alloc_pages_nodemask")]
+    [InlineData("6.4", "order 11 > MAX_ORDER 10", "__alloc_pages")]
+    [InlineData("6.8", "order 11 > MAX_PAGE_ORDER 10", "__alloc_pages")]
+    public void A_kmalloc_above_kmalloc_max_size_is_warned_in_the_release_words(string version, string check, string function)
+    {
+        using var m = Machine.Boot(X86(version));
+        Assert.Equal(0, m.Kmalloc(8 << 20, Gfp.Kernel));
+        string log = m.Dmesg();
+        Assert.Contains($"above KMALLOC_MAX_SIZE (4194304): {check}", log);
+        Assert.Contains($"at mm/page_alloc.c {function}\n", log);
+        Assert.Equal(0, m.Kmalloc(8 << 20, Gfp.Kernel | Gfp.NoWarn));
+        TestSupport.AssertConsistent(m);
+    }
 }

@@ -200,10 +200,10 @@ internal sealed unsafe partial class SlabAllocator
     {
         if (size > (nuint)KmallocMaxSize)
         {
-            // The page allocator's WARN_ON_ONCE(order >= MAX_ORDER) unless __GFP_NOWARN.
+            // The page allocator's WARN_ON_ONCE on too large an order unless __GFP_NOWARN, in the release's words.
             if ((gfp & Gfp.NoWarn) == 0)
-                Pages.WarnOnce("kmalloc_large:order", $"WARNING: CPU: {Pages.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c:4935 __alloc_pages_nodemask+0x5c/0x2c0\n" +
-                    $"kmalloc: {size} bytes is above KMALLOC_MAX_SIZE ({KmallocMaxSize}): order {SlabArch.GetOrder((long)Math.Min((ulong)size, (ulong)long.MaxValue))} >= MAX_ORDER {Pages.MaxOrder}");
+                Pages.WarnOnce("kmalloc_large:order", $"WARNING: CPU: {Pages.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/page_alloc.c {Pages.Pcp.AllocFunction}\n" +
+                    $"kmalloc: {size} bytes is above KMALLOC_MAX_SIZE ({KmallocMaxSize}): {Pages.Pcp.OrderCheck(SlabArch.GetOrder((long)Math.Min((ulong)size, (ulong)long.MaxValue)), Pages.MaxOrder)}");
             return 0;
         }
         int order = SlabArch.GetOrder((long)size);
