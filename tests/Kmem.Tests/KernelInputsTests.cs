@@ -261,4 +261,63 @@ public class KernelInputsTests
         Assert.Contains("kernel", o);
         Assert.Contains("5.10", o);
     }
+
+    [Fact]
+    public void A_profile_changed_with_with_is_refused_an_unmodelled_release_or_a_zone_its_release_lacks()
+    {
+        var e = Assert.Throws<ProfileException>(() => Machine.Boot(MachineProfile.Embedded("x86_64") with { Version = new KernelVersion(7, 0) }));
+        Assert.Equal("version", e.Field);
+        // rk3588 gives a 4 GiB ZONE_DMA; arm64 5.0-5.4 had ZONE_DMA32 instead ("arm64: replace ZONE_DMA with ZONE_DMA32").
+        e = Assert.Throws<ProfileException>(() => Machine.Boot(MachineProfile.Embedded("rk3588") with { Version = KernelVersion.Parse("5.4") }));
+        Assert.Equal("zones.dma_limit", e.Field);
+    }
+
+    [Theory]
+    [InlineData("4.19", "DMA      [mem 0x0000000080000000-0x00000000ffffffff]", null)]
+    [InlineData("5.4", null, "DMA32    [mem 0x0000000080000000-0x00000000ffffffff]")]
+    [InlineData("5.10", "DMA      [mem 0x0000000080000000-0x00000000bfffffff]", "DMA32    [mem 0x00000000c0000000-0x00000000ffffffff]")]
+    [InlineData("6.6", "DMA      [mem 0x0000000080000000-0x00000000ffffffff]", "DMA32    empty")]
+    public void Arm64_zones_follow_the_release(string version, string? dma, string? dma32)
+    {
+        var p = Parse("arm64", $",\"version\":\"{version}\"", "4G");
+        using var m = Machine.Boot(p);
+        string log = m.Dmesg();
+        if (dma is not null) Assert.Contains(dma, log);
+        else Assert.DoesNotContain(" DMA      ", log);
+        if (dma32 is not null) Assert.Contains(dma32, log);
+        else Assert.DoesNotContain("DMA32", log);
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Theory]
+    [InlineData("\"FORCE_MAX_ZONEORDER\":4294967306", "outside 1..16")]
+    [InlineData("\"FORCE_MAX_ZONEORDER\":\"lots\"", "not a whole number")]
+    [InlineData("\"CMDLINE\":\"a\\\"b\"", "quotes")]
+    public void Config_values_that_would_wrap_or_break_the_dot_config_are_refused(string config, string problem)
+    {
+        var e = Assert.Throws<ProfileException>(() => Parse("arm", $",\"config\":{{{config}}}", "256M"));
+        Assert.StartsWith("config", e.Field);
+        Assert.Contains(problem, e.Message);
+        Assert.Equal(9, Parse("arm", ",\"config\":{\"FORCE_MAX_ZONEORDER\":\"9\"}", "256M").MaxOrder);
+    }
+
+    [Fact]
+    public void A_lowmem_limit_past_what_the_split_leaves_is_refused()
+    {
+        var e = Assert.Throws<ProfileException>(() => MachineProfile.Parse(
+            """{"name":"t","arch":"i386","cpus":1,"dram":[{"base":"0x0","size":"2G"}],"zones":{"lowmem_limit":"1G"}}"""));
+        Assert.Equal("zones.lowmem_limit", e.Field);
+        e = Assert.Throws<ProfileException>(() => MachineProfile.Parse(
+            """{"name":"t","arch":"arm","cpus":1,"dram":[{"base":"0x0","size":"2G"}],"zones":{"lowmem_limit":"0x3f000000"}}"""));
+        Assert.Equal("zones.lowmem_limit", e.Field);
+    }
+
+    [Fact]
+    public void I386_with_pae_and_hugetlb_has_2_mib_pageblocks()
+    {
+        var pae = MachineProfile.Parse("""{"name":"t","arch":"i386","cpus":1,"dram":[{"base":"0x0","size":"512M"}],"config":{"X86_PAE":true,"HUGETLB_PAGE":true}}""");
+        Assert.Equal(9, pae.EffectivePageblockOrder);
+        var plain = MachineProfile.Parse("""{"name":"t","arch":"i386","cpus":1,"dram":[{"base":"0x0","size":"512M"}],"config":{"HUGETLB_PAGE":true}}""");
+        Assert.Equal(10, plain.EffectivePageblockOrder);
+    }
 }

@@ -176,4 +176,16 @@ public class TraceMachineTests
         Assert.Equal(1, r.Replayed);
         Assert.Single(r.Notes, n => n.Key.StartsWith("a Movable page taken by fallback: none of its own free lists had one", StringComparison.Ordinal) && n.Value == 1);
     }
+
+    [Fact]
+    public void A_trace_of_more_cpus_than_kmem_models_replays_on_the_most_it_models_and_says_so()
+    {
+        const string trace = "# entries-in-buffer/entries-written: 2/2   #P:2048\n" +
+            "            init-1     [000] ....     0.170000: kmalloc: call_site=c104de4f ptr=c143de20 bytes_req=29 bytes_alloc=32 gfp_flags=GFP_KERNEL\n" +
+            "            init-1     [000] ....     0.170001: kfree: call_site=c104de4f ptr=c143de20\n";
+        var t = Infer(trace);
+        Assert.Equal(1024, t.Cpus);
+        Assert.Equal(1024, t.Profile.Cpus);
+        Assert.Contains(t.Reasons, r => r.Contains("the trace shows 2048; Kmem models at most 1024"));
+    }
 }

@@ -102,6 +102,8 @@ public sealed record MachineProfile
 
     private ulong DefaultDmaLimit() => Arch switch
     {
+        // max_zone_phys(zone_dma_bits): 30 bits in 5.5-5.10, 32 from 5.11 (the firmware can lower it; the profile says so then)
+        Arch.Arm64 when Version.IsAtLeast(5, 11) => (Dram[0].Base & ~((1UL << 32) - 1)) + (1UL << 32),
         Arch.Arm64 when Version.IsAtLeast(5, 5) => (Dram[0].Base & ~((1UL << 30) - 1)) + (1UL << 30),
         Arch.Arm64 => 4UL << 30,
         Arch.Arm => Dram[0].Base + (16UL << 20),
@@ -182,10 +184,11 @@ public sealed record MachineProfile
     public int StructPageSize => Is64Bit ? 64 : 32;
 
     /// <summary>
-    /// The pageblock order in force: the profile's, else HUGETLB_PAGE_ORDER where the kernel has huge pages of 2 MiB (64-bit
-    /// with CONFIG_HUGETLB_PAGE), else the largest buddy order.
+    /// The pageblock order in force: the profile's, else HUGETLB_PAGE_ORDER where the kernel has huge pages of 2 MiB (64-bit,
+    /// or i386 with PAE, with CONFIG_HUGETLB_PAGE), else the largest buddy order.
     /// </summary>
-    public int EffectivePageblockOrder => PageblockOrder ?? (Is64Bit && Config.IsEnabled("HUGETLB_PAGE") ? Math.Min(9, MaxOrder - 1) : MaxOrder - 1);
+    public int EffectivePageblockOrder => PageblockOrder ?? ((Is64Bit || (Arch == Arch.I386 && Config.IsEnabled("X86_PAE"))) && Config.IsEnabled("HUGETLB_PAGE")
+        ? Math.Min(9, MaxOrder - 1) : MaxOrder - 1);
 
     /// <summary>The configured zones, in kernel order.</summary>
     public IReadOnlyList<ZoneType> ZoneTypes

@@ -112,6 +112,10 @@ internal static partial class ProfileReader
                 }
                 ulong lim = SizeValue(el, f);
                 if (lim == 0 || lim % MachineProfile.PageSize != 0) throw new ProfileException(f, $"0x{lim:x} must be a non-zero multiple of the page size");
+                if (key == "lowmem_limit" && arch == Arch.I386 && lim > MachineProfile.I386LowmemEnd)
+                    throw new ProfileException(f, $"0x{lim:x} is above the end of i386 lowmem (0x{MachineProfile.I386LowmemEnd:x}, the 3G/1G split less the vmalloc reserve)");
+                if (key == "lowmem_limit" && arch == Arch.Arm && lim > spanStart + 0x3f000000UL - (8UL << 20))
+                    throw new ProfileException(f, $"0x{lim:x} leaves no room for the vmalloc area below 0xff800000");
                 if (configOptions.TryGetValue(option, out var off) && off is false)
                     throw new ProfileException(f, $"sets a limit for a zone that config {option}: false removes");
                 given = key switch
@@ -309,8 +313,11 @@ internal static partial class ProfileReader
     private static int? MaxOrderFromConfig(Dictionary<string, object> options, bool inclusive)
     {
         foreach (var key in new[] { "ARCH_FORCE_MAX_ORDER", "FORCE_MAX_ZONEORDER" })
-            if (options.TryGetValue(key, out var v) && v is long n)
+            if (options.TryGetValue(key, out var v) && (v is long || v is string))
             {
+                if (!(v is long n) && !long.TryParse((string)v, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out n))
+                    throw new ProfileException($"config.{key}", $"'{v}' is not a whole number");
+                if (n < 1 || n > 16) throw new ProfileException($"config.{key}", $"{n} is outside 1..16");
                 int count = inclusive ? (int)n + 1 : (int)n;
                 if (count < 2 || count > 16) throw new ProfileException($"config.{key}", $"{n} gives {count} buddy orders (Kmem models 2..16)");
                 return count;

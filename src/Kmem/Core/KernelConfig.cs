@@ -143,6 +143,8 @@ public sealed partial class KernelConfig : IReadOnlyDictionary<string, string>
     {
         bool b => b ? "y" : "n",
         int or long or short or byte or uint or ulong => Convert.ToString(value, CultureInfo.InvariantCulture)!,
+        string s when s.Any(c => c == '"' || c == '\\' || char.IsControl(c)) =>
+            throw new ArgumentException($"CONFIG_{name}: a string value may not hold quotes, backslashes or control characters", nameof(value)),
         string s => s,
         null => throw new ArgumentException($"CONFIG_{name} has no value", nameof(value)),
         _ => throw new ArgumentException($"CONFIG_{name}: a value must be true/false, a whole number or a string, not {value.GetType().Name}", nameof(value)),

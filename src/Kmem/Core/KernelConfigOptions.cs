@@ -93,10 +93,13 @@ internal static class KernelConfigOptions
             // riscv's NUMA (5.12) has no Kconfig default and its defconfig does not turn it on: a riscv64 6.4 defconfig
             // kernel has a 192-byte kmem_cache, which leaves no room for remote_node_defrag_ratio.
             (a, _) => YN(a == Arch.X86_64 || a == Arch.Arm64)),
-        new("ZONE_DMA", ConfigKind.Bool, "ZONE_DMA (x86: below 16 MiB; arm64 from 5.5: below 1 GiB or the DT's limit; arm64 before 5.5: below 4 GiB)",
-            (a, _) => a is Arch.X86_64 or Arch.I386 or Arch.Arm64 or Arch.Arm, (a, _) => YN(a != Arch.Arm)),
-        new("ZONE_DMA32", ConfigKind.Bool, "ZONE_DMA32 below 4 GiB (64-bit; arm64 from 5.5)",
-            (a, v) => a is Arch.X86_64 or Arch.Riscv64 || (a == Arch.Arm64 && v.IsAtLeast(5, 5)), (_, _) => "y"),
+        // arm64: ZONE_DMA (below 4 GiB) until 4.20; "arm64: replace ZONE_DMA with ZONE_DMA32" (5.0) renamed it; "arm64: use
+        // both ZONE_DMA and ZONE_DMA32" (5.5) brought ZONE_DMA back below 1 GiB, and from 5.11 its size comes from the
+        // firmware's DMA ranges (32 bits when they say nothing).
+        new("ZONE_DMA", ConfigKind.Bool, "ZONE_DMA (x86: below 16 MiB; arm64: below 4 GiB before 5.0, none in 5.0-5.4, the first GiB in 5.5-5.10, 4 GiB from 5.11 unless the profile says)",
+            (a, v) => a is Arch.X86_64 or Arch.I386 or Arch.Arm || (a == Arch.Arm64 && (!v.IsAtLeast(5, 0) || v.IsAtLeast(5, 5))), (a, _) => YN(a != Arch.Arm)),
+        new("ZONE_DMA32", ConfigKind.Bool, "ZONE_DMA32 below 4 GiB (64-bit; arm64 from 5.0)",
+            (a, v) => a is Arch.X86_64 or Arch.Riscv64 || (a == Arch.Arm64 && v.IsAtLeast(5, 0)), (_, _) => "y"),
         new("CMA", ConfigKind.Bool, "the contiguous memory allocator: CMA areas, CmaTotal/CmaFree", (_, _) => true,
             (a, _) => YN(a is Arch.Arm or Arch.Arm64)),
         new("DMA_CMA", ConfigKind.Bool, "the DMA API allocates from CMA", (_, _) => true, (a, _) => YN(a is Arch.Arm or Arch.Arm64)),

@@ -41,7 +41,7 @@ public sealed partial class Machine : IDisposable
     {
         GC.SuppressFinalize(this);   // only a machine that booted has anything for the finalizer (see the end)
         var cmdline = KernelCmdline.Parse(profile.Cmdline, "cmdline");
-        _ = profile.Config;                 // a profile changed with "with" is checked again here (ProfileException)
+        CheckChangedProfile(profile);       // a profile changed with "with" is checked again here (ProfileException)
         Profile = profile;
         Id = Interlocked.Increment(ref s_nextId);
         Log = new KernelLog();
@@ -204,6 +204,22 @@ public sealed partial class Machine : IDisposable
         errors.AddRange(Dma.CheckInvariants(Devices.Values));
         if (_rtnet is not null) errors.AddRange(_rtnet.CheckInvariants());
         return errors;
+    }
+
+    /// <summary>
+    /// What the reader checks of a profile that a change with <c>with</c> can undo: the release is one Kmem models, the
+    /// config resolves for it, and a zone limit the profile gave belongs to a zone this release and config have.
+    /// </summary>
+    /// <exception cref="ProfileException">The first problem found.</exception>
+    private static void CheckChangedProfile(MachineProfile p)
+    {
+        if (!p.Version.IsSupported)
+            throw new ProfileException("version", $"Linux {p.Version} is outside the releases Kmem models ({KernelVersion.Oldest} to 6.12)");
+        var config = p.Config;
+        foreach (var (given, option, field) in new[] { (p.GivenZones.Dma, "ZONE_DMA", "zones.dma_limit"),
+                     (p.GivenZones.Dma32, "ZONE_DMA32", "zones.dma32_limit"), (p.GivenZones.Lowmem, "HIGHMEM", "zones.lowmem_limit") })
+            if (given is not null && !config.IsEnabled(option))
+                throw new ProfileException(field, $"Linux {p.Version} on {p.Arch.ToString().ToLowerInvariant()} with this config has no {(option == "HIGHMEM" ? "HighMem zone" : option)}");
     }
 
     /// <summary>The facts of the modelled kernel that the layers below read instead of the profile.</summary>

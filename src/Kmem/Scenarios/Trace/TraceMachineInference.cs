@@ -11,6 +11,9 @@ namespace Kmem;
 /// <summary>Reads trace lines and infers the recording machine (see <see cref="Infer"/>).</summary>
 public sealed partial class TraceMachineInference
 {
+    /// <summary>The most CPUs a profile may have (the profile reader's limit).</summary>
+    private const int MaxCpus = 1024;
+
     private int? _headerCpus;
     private int _maxCpu = -1;
     private int _maxPtrDigits;
@@ -180,8 +183,10 @@ public sealed partial class TraceMachineInference
         var arch = InferArch(is64, out string archWhy);
         reasons.Add($"architecture: {ArchName(arch)} ({archWhy})");
 
-        int cpus = _headerCpus ?? Math.Max(1, _maxCpu + 1);
-        reasons.Add(_headerCpus is not null ? $"CPUs: {cpus} (the trace header's #P:{cpus})"
+        int recordedCpus = _headerCpus ?? Math.Max(1, _maxCpu + 1);
+        int cpus = Math.Min(recordedCpus, MaxCpus);
+        if (cpus < recordedCpus) reasons.Add($"CPUs: the trace shows {recordedCpus}; Kmem models at most {MaxCpus}, so the replay uses {MaxCpus}");
+        reasons.Add(_headerCpus is not null ? $"CPUs: {cpus} (the trace header's #P:{recordedCpus})"
             : _maxCpu >= 0 ? $"CPUs: {cpus} (at least: the highest CPU column is [{_maxCpu:D3}]; the header with #P: is missing)"
             : "CPUs: 1 (no header and no CPU column; assumed)");
 
