@@ -111,8 +111,28 @@ public sealed record MachineProfile
     };
 
     /// <summary>i386: MAXMEM = VMALLOC_END (0xff7fe000) - PAGE_OFFSET - the 128 MiB vmalloc reserve, the "887MB LOWMEM" of a 3G/1G
-    /// kernel; 32-bit arm: 768 MiB of lowmem past PHYS_OFFSET.</summary>
-    private ulong DefaultLowmemLimit() => Arch == Arch.I386 ? I386LowmemEnd : Dram[0].Base + (768UL << 20);
+    /// kernel; 32-bit arm: the lowmem that fits between PAGE_OFFSET and vmalloc_min past PHYS_OFFSET (768 MiB with the
+    /// default 3G/1G split, 1 GiB with VMSPLIT_3G_OPT).</summary>
+    private ulong DefaultLowmemLimit() => Arch == Arch.I386 ? I386LowmemEnd : Dram[0].Base + ArmLowmemSize(Config);
+
+    /// <summary>
+    /// 32-bit arm's PAGE_OFFSET from the VMSPLIT_* choice of the config: 0xC0000000 by default, 0xB0000000 with VMSPLIT_3G_OPT,
+    /// 0x80000000 with VMSPLIT_2G, 0x40000000 with VMSPLIT_1G; i386 and riscv32: 0xC0000000; 0 on 64-bit kernels here.
+    /// </summary>
+    public ulong PageOffset => PageOffsetOf(Arch, Config);
+
+    internal static ulong PageOffsetOf(Arch arch, KernelConfig config) => arch switch
+    {
+        Arch.Arm when config.IsEnabled("VMSPLIT_1G") => 0x40000000UL,
+        Arch.Arm when config.IsEnabled("VMSPLIT_2G") => 0x80000000UL,
+        Arch.Arm when config.IsEnabled("VMSPLIT_3G_OPT") => 0xB0000000UL,
+        Arch.Arm or Arch.I386 or Arch.Riscv32 => 0xC0000000UL,
+        _ => 0,
+    };
+
+    /// <summary>arm's vmalloc_min (VMALLOC_END 0xff800000 less the 240 MiB default reserve and the 8 MiB VMALLOC_OFFSET) less
+    /// PAGE_OFFSET: the most lowmem the kernel maps.</summary>
+    internal static ulong ArmLowmemSize(KernelConfig config) => 0xff800000UL - (240UL << 20) - (8UL << 20) - PageOffsetOf(Arch.Arm, config);
 
     /// <summary>The end of lowmem on i386 with the 3G/1G split (0x377fe000).</summary>
     internal const ulong I386LowmemEnd = 0xff7fe000UL - 0xc0000000UL - (128UL << 20);

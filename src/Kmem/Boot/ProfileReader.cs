@@ -140,7 +140,7 @@ internal static partial class ProfileReader
         if (dmaLimit is { } a && dma32Limit is { } b2 && a > b2) throw new ProfileException("zones.dma_limit", "lies above zones.dma32_limit");
         if (!is64 && lowmemLimit is null && arch is Arch.Arm or Arch.I386)
         {
-            ulong lowmemEnd = arch == Arch.I386 ? MachineProfile.I386LowmemEnd : spanStart + 768 * MiB;
+            ulong lowmemEnd = arch == Arch.I386 ? MachineProfile.I386LowmemEnd : spanStart + MachineProfile.ArmLowmemSize(config);
             if (spanEnd > lowmemEnd)
                 throw new ProfileException("dram", $"without config HIGHMEM, Linux uses only the lowmem below 0x{lowmemEnd:x}: turn HIGHMEM on or end the memory there");
         }

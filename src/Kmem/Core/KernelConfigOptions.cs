@@ -119,7 +119,25 @@ internal static class KernelConfigOptions
         new("SWAP", ConfigKind.Bool, "swap: the SwapCached/SwapTotal/SwapFree lines", (_, _) => true, (_, _) => "y"),
         new("ZSWAP", ConfigKind.Bool, "the compressed swap cache: Zswap/Zswapped in meminfo (from 5.19)", (_, v) => v.IsAtLeast(3, 11), (_, _) => "n"),
         new("VM_EVENT_COUNTERS", ConfigKind.Bool, "the event counters of /proc/vmstat", (_, _) => true, (_, _) => "y"),
-        new("SMP", ConfigKind.Bool, "more than one CPU", (_, _) => true, (_, _) => "y"),
+        new("SMP", ConfigKind.Bool, "more than one CPU: the banner's SMP; without it one CPU and the UP per-CPU first chunk", (_, _) => true, (_, _) => "y"),
+        new("PREEMPT", ConfigKind.Bool, "a fully preemptible kernel: the banner's PREEMPT", (_, _) => true, (_, _) => "n"),
+        // The 32-bit arm memory split (the VMSPLIT_* choice of arch/arm/Kconfig): PAGE_OFFSET 0xC0000000 by default,
+        // 0xB0000000 with VMSPLIT_3G_OPT, 0x80000000 with VMSPLIT_2G, 0x40000000 with VMSPLIT_1G; lowmem ends 240 MiB + 8 MiB
+        // below VMALLOC_END (0xff800000) whatever the split, so a lower PAGE_OFFSET gives more lowmem.
+        new("VMSPLIT_3G_OPT", ConfigKind.Bool, "arm: PAGE_OFFSET 0xB0000000 (up to 1 GiB of lowmem)", (a, _) => a == Arch.Arm, (_, _) => "n"),
+        new("VMSPLIT_2G", ConfigKind.Bool, "arm: PAGE_OFFSET 0x80000000", (a, _) => a == Arch.Arm, (_, _) => "n"),
+        new("VMSPLIT_1G", ConfigKind.Bool, "arm: PAGE_OFFSET 0x40000000", (a, _) => a == Arch.Arm, (_, _) => "n"),
+        // Rockchip's vendor kernels (5.10 and later): CMA areas are reserved but never handed to the buddy allocator, so
+        // MemTotal leaves them out, no pageblock is MIGRATE_CMA, cma_alloc() takes pages without migration, and
+        // cma_declare_contiguous() keeps the caller's alignment and reports in KiB. Not in kernel.org trees.
+        new("CMA_INACTIVE", ConfigKind.Bool, "Rockchip vendor kernels: CMA areas stay out of the buddy allocator (not in kernel.org Linux)",
+            (a, _) => a is Arch.Arm or Arch.Arm64, (_, _) => "n"),
+        new("CMA_SIZE_MBYTES", ConfigKind.Number, "the size of the default CMA area when neither cma= nor the device tree gives one", (_, _) => true,
+            (_, _) => "16"),
+        new("LOG_BUF_SHIFT", ConfigKind.Number, "the printk ring: 2^N bytes, static in .bss", (_, _) => true, (_, _) => "17"),
+        new("BASE_FULL", ConfigKind.Bool, "full-sized data structures; off (BASE_SMALL) gives pid_max 4096 and smaller hashes", (_, _) => true,
+            (_, _) => "y"),
+        new("IOMMU_SUPPORT", ConfigKind.Bool, "IOMMU drivers: devices may sit behind an IOMMU", (_, _) => true, (_, _) => "y"),
         new("FORCE_MAX_ZONEORDER", ConfigKind.Number, "MAX_ORDER (orders 0..MAX_ORDER-1), before 6.1; the profile's max_order wins",
             (a, v) => !IsX86(a) && !v.IsAtLeast(6, 1), (_, _) => "11") { Alias = "ARCH_FORCE_MAX_ORDER" },
         new("ARCH_FORCE_MAX_ORDER", ConfigKind.Number, "MAX_ORDER from 6.1 (exclusive before 6.4: orders 0..N-1; inclusive from 6.4: 0..N)",
@@ -157,6 +175,7 @@ internal static class KernelConfigOptions
         (string Dependent, string Needs)[] deps =
         [
             ("MEMCG_KMEM", "MEMCG"), ("DMA_CMA", "CMA"), ("SLUB_DEBUG_ON", "SLUB_DEBUG"), ("SLUB_CPU_PARTIAL", "SMP"), ("ZSWAP", "SWAP"),
+            ("CMA_INACTIVE", "CMA"),
         ];
         foreach (var (dep, needs) in deps)
         {
@@ -172,6 +191,9 @@ internal static class KernelConfigOptions
             }
             else values[dep] = "n";
         }
+        // The VMSPLIT_* options are one Kconfig choice.
+        var splits = new[] { "VMSPLIT_3G_OPT", "VMSPLIT_2G", "VMSPLIT_1G" }.Where(o => values.TryGetValue(o, out var x) && x == "y").ToList();
+        if (splits.Count > 1) throw new ArgumentException($"CONFIG_{splits[0]} and CONFIG_{splits[1]} are one choice: give one memory split");
         // SLUB is the allocator: turning it off only makes sense with another one, which is refused above.
         if (values.TryGetValue("SLUB", out var slub) && slub == "n")
             throw new ArgumentException("CONFIG_SLUB=n: Kmem models SLUB only");

@@ -15,7 +15,7 @@ public sealed partial class Machine
         var log = m.Log;
         bool x86 = p.Arch is Arch.X86_64 or Arch.I386;
         if (p.Arch is Arch.Arm or Arch.Arm64) log.Info("Booting Linux on physical CPU 0x0");
-        log.Printk(LogLevel.Notice, $"Linux version {ReleaseOf(p)} (kmem@kmem) (.NET {Environment.Version}) #1 {(p.Config.IsEnabled("SMP") ? "SMP " : "")}PREEMPT");
+        log.Printk(LogLevel.Notice, $"Linux version {ReleaseOf(p)} (kmem@kmem) (.NET {Environment.Version}) #1{(p.Config.IsEnabled("SMP") ? " SMP" : "")}{(p.Config.IsEnabled("PREEMPT") ? " PREEMPT" : "")}");
         if (x86)
         {
             foreach (var b in p.Dram) log.Info($"BIOS-e820: [mem {Hex18(b.Base)}-{Hex18(b.End - 1)}] usable");

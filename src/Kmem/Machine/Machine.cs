@@ -311,7 +311,7 @@ public sealed partial class Machine : IDisposable
         // i386: VMALLOC_END (below the PKMAP and fixmap area, 0xff7fe000) minus VMALLOC_START (high_memory + 8 MiB)
         Arch.I386 => 0xff7fe000UL - (0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) + (8UL << 20)),
         // VMALLOC_END 0xff800000 minus VMALLOC_START (end of lowmem + 8 MiB, 8 MiB aligned)
-        _ => 0xff800000UL - (((0xc0000000UL + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) - layout.SpanStart + (8UL << 20)) + ((8UL << 20) - 1)) & ~((8UL << 20) - 1)),
+        _ => 0xff800000UL - (((p.PageOffset + Math.Min(layout.SpanEnd, p.LowmemLimit ?? layout.SpanEnd) - layout.SpanStart + (8UL << 20)) + ((8UL << 20) - 1)) & ~((8UL << 20) - 1)),
     };
 
     /// <summary>How the x86_64 direct map covers RAM with 4 KiB, 2 MiB and 1 GiB pages (in KiB).</summary>
