@@ -23,9 +23,9 @@ internal sealed class MemoryLayout
     {
         ulong spanStart = p.Dram[0].Base, spanEnd = p.Dram[^1].End;
         var memory = p.Dram.Select(b => new PfnRange(b.Base >> PageShift, b.End >> PageShift, "memory")).ToArray();
-        var reserved = new List<(ulong Base, ulong End, string Name)>();
-        foreach (var r in p.Reserved) reserved.Add((r.Base & ~0xFFFUL, (r.Base + r.Size + 0xFFF) & ~0xFFFUL, r.Name));
-        if (p.Kernel is { } k) reserved.Add((k.Base & ~0xFFFUL, (k.Base + k.Size + 0xFFF) & ~0xFFFUL, "kernel"));
+        var memblock = new Memblock(p.Dram.Select(b => (b.Base, b.End)));
+        foreach (var r in p.Reserved) memblock.Reserve(r.Base & ~0xFFFUL, ((r.Base + r.Size + 0xFFF) & ~0xFFFUL) - (r.Base & ~0xFFFUL), r.Name);
+        if (p.Kernel is { } k) memblock.Reserve(k.Base & ~0xFFFUL, ((k.Base + k.Size + 0xFFF) & ~0xFFFUL) - (k.Base & ~0xFFFUL), "kernel");
 
         // memblock allocations are made top-down below the current limit.
         ulong limit = p.Arch switch
@@ -35,15 +35,8 @@ internal sealed class MemoryLayout
             _ => spanEnd,
         };
 
-        var cmaAreas = new List<CmaArea>();
-        var cmaTaken = new List<(ulong Base, ulong End, string Name)>();
-        foreach (var c in p.Cma)
-        {
-            ulong cbase = c.Base ?? FindTopDown(p, c.Size, p.CmaAlignment, Math.Min(limit, p.Arch == Arch.X86_64 ? 4UL << 30 : limit), reserved, cmaTaken)
-                ?? throw new ProfileException($"cma '{c.Name}'", $"no free {c.Size >> 20} MiB window aligned to {p.CmaAlignment >> 20} MiB below 0x{limit:x}");
-            cmaTaken.Add((cbase, cbase + c.Size, c.Name));
-            cmaAreas.Add(new CmaArea(c.Name, cbase >> PageShift, c.Size >> PageShift, c.OrderPerBit));
-        }
+        // The CMA areas (arm_memblock_init(): the device tree's pools, then dma_contiguous_reserve(), then vendor areas).
+        var cmaAreas = CmaReservations.Place(p, memblock, limit);
 
         // mem_map: FLATMEM on 32-bit kernels (the whole span), SPARSEMEM sections elsewhere (128 MiB; arm64 before 5.12: 1 GiB).
         ulong memmapPages;
@@ -60,44 +53,21 @@ internal sealed class MemoryLayout
             memmapPages = (ulong)sections.Count * (sectionSize >> PageShift);
         }
         ulong memmapBytes = (memmapPages * (ulong)p.StructPageSize + 0xFFF) & ~0xFFFUL;
-        ulong memmapBase = FindTopDown(p, memmapBytes, 1UL << PageShift, limit, reserved, cmaTaken)
+        ulong memmapBase = memblock.AllocRange(memmapBytes, 1UL << PageShift, 0, limit, "mem_map")
             ?? throw new ProfileException("dram", $"no room for the {memmapBytes >> 10} KiB mem_map below 0x{limit:x}");
-        reserved.Add((memmapBase, memmapBase + memmapBytes, "mem_map"));
 
         return new MemoryLayout
         {
             SpanStart = spanStart,
             SpanEnd = spanEnd,
             Memory = memory,
-            Reserved = reserved.Select(r => new PfnRange(r.Base >> PageShift, r.End >> PageShift, r.Name)).ToArray(),
+            // CMA areas are memblock-reserved too; the page allocator takes them from CmaAreas (activated, or kept aside).
+            Reserved = memblock.Reserved.Where(r => !cmaAreas.Any(c => c.Name == r.Name && c.Base == r.Base)).Select(r => new PfnRange(r.Base >> PageShift, (r.End + 0xFFF) >> PageShift, r.Name)).ToArray(),
             Zones = ZoneSpans(p),
             CmaAreas = cmaAreas,
             MemMapBytes = memmapBytes,
             MemMapBase = memmapBase,
         };
-    }
-
-    /// <summary>The highest aligned window of <paramref name="size"/> bytes inside one bank, below the limit, clear of everything taken.</summary>
-    private static ulong? FindTopDown(MachineProfile p, ulong size, ulong align, ulong limit,
-        List<(ulong Base, ulong End, string Name)> reserved, List<(ulong Base, ulong End, string Name)> cma)
-    {
-        for (int i = p.Dram.Count - 1; i >= 0; i--)
-        {
-            var bank = p.Dram[i];
-            ulong top = Math.Min(bank.End, limit);
-            if (top < bank.Base + size) continue;
-            ulong candidate = (top - size) & ~(align - 1);
-            while (candidate >= bank.Base && candidate + size <= top)
-            {
-                ulong c = candidate;
-                var clashes = reserved.Concat(cma).Where(r => c < r.End && r.Base < c + size).ToList();
-                if (clashes.Count == 0) return candidate;
-                ulong lowest = clashes.Min(r => r.Base); // move below the lowest clashing range
-                if (lowest < bank.Base + size) break;
-                candidate = (lowest - size) & ~(align - 1);
-            }
-        }
-        return null;
     }
 
     /// <summary>

@@ -1,0 +1,74 @@
+// memblock, the boot-time allocator: the memory banks and the reserved regions before the page allocator
+// exists. memblock_reserve() marks a range; memblock_alloc_range() finds the highest free aligned range below a
+// limit (top-down, as every architecture Kmem models allocates at boot) and reserves it. The boot plan
+// (MemoryLayout) runs its steps on one of these in the kernel's order, so each allocation lands where the
+// earlier ones leave room.
+namespace Kmem.Boot;
+
+/// <summary>One reserved region of memblock, with the name of what reserved it.</summary>
+internal readonly record struct MemblockRegion(ulong Base, ulong End, string Name)
+{
+    public ulong Size => End - Base;
+}
+
+/// <summary>The memblock allocator of one boot: memory banks and reserved regions.</summary>
+internal sealed class Memblock
+{
+    private readonly (ulong Base, ulong End)[] _memory;
+    private readonly List<MemblockRegion> _reserved = [];
+
+    public Memblock(IEnumerable<(ulong Base, ulong End)> memory)
+    {
+        _memory = memory.OrderBy(m => m.Base).ToArray();
+    }
+
+    /// <summary>The memory banks, lowest first.</summary>
+    public IReadOnlyList<(ulong Base, ulong End)> Memory => _memory;
+
+    /// <summary>The reserved regions in the order they were reserved.</summary>
+    public IReadOnlyList<MemblockRegion> Reserved => _reserved;
+
+    /// <summary>memblock_reserve(): marks [base, base+size) reserved (overlaps with earlier regions are allowed, as in the kernel).</summary>
+    public void Reserve(ulong @base, ulong size, string name)
+    {
+        if (size == 0) return;
+        _reserved.Add(new MemblockRegion(@base, @base + size, name));
+    }
+
+    /// <summary>memblock_is_region_reserved(): true when any byte of the range is reserved.</summary>
+    public bool IsReserved(ulong @base, ulong size) => _reserved.Any(r => @base < r.End && r.Base < @base + size);
+
+    /// <summary>True when the whole range lies inside one memory bank.</summary>
+    public bool IsMemory(ulong @base, ulong size) => _memory.Any(m => @base >= m.Base && @base + size <= m.End && @base + size >= @base);
+
+    /// <summary>
+    /// memblock_alloc_range(): the highest <paramref name="align"/>-aligned free range of <paramref name="size"/> bytes inside
+    /// [<paramref name="start"/>, <paramref name="end"/>) within one bank, reserved under <paramref name="name"/>; null when none fits.
+    /// </summary>
+    public ulong? AllocRange(ulong size, ulong align, ulong start, ulong end, string name)
+    {
+        if (size == 0 || align == 0 || (align & (align - 1)) != 0) return null;
+        for (int i = _memory.Length - 1; i >= 0; i--)
+        {
+            var bank = _memory[i];
+            ulong lo = Math.Max(bank.Base, start), top = Math.Min(bank.End, end);
+            if (top < lo || top - lo < size) continue;
+            ulong candidate = (top - size) & ~(align - 1);
+            while (candidate >= lo && candidate + size <= top)
+            {
+                ulong c = candidate;
+                ulong? lowestClash = null;
+                foreach (var r in _reserved)
+                    if (c < r.End && r.Base < c + size && (lowestClash is null || r.Base < lowestClash)) lowestClash = r.Base;
+                if (lowestClash is null)
+                {
+                    Reserve(candidate, size, name);
+                    return candidate;
+                }
+                if (lowestClash.Value < lo + size) break;   // no room below the clash in this bank
+                candidate = (lowestClash.Value - size) & ~(align - 1);
+            }
+        }
+        return null;
+    }
+}
