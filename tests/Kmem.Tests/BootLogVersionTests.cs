@@ -104,14 +104,14 @@ public class BootLogVersionTests
     [InlineData("6.6", " on node -1")]
     public void The_cma_reservation_names_the_node_from_6_6(string version, string suffix)
     {
-        using var m = MemInfoVersionTests.Boot("rv1106", version);
+        using var m = MemInfoVersionTests.Boot("arm", version);
         Assert.Contains($"] cma: Reserved 32 MiB at 0x02800000{suffix}\n", m.Dmesg());
     }
 
     [Fact]
     public void The_Memory_line_has_cma_reserved_from_3_19()
     {
-        using (var m = MemInfoVersionTests.Boot("rv1106", "3.18"))
+        using (var m = MemInfoVersionTests.Boot("arm", "3.18"))
         {
             string log = m.Dmesg();
             Assert.Matches(@"\] Memory: \d+K/262144K available \(2560K kernel code, 320K rwdata, 768K rodata, 224K init, 160K bss, \d+K reserved, 0K highmem\)\n", log);
@@ -119,7 +119,7 @@ public class BootLogVersionTests
             long reserved = long.Parse(Regex.Match(log, @" (\d+)K reserved").Groups[1].Value);
             Assert.True(reserved >= 32768, $"{reserved}K reserved must hold the 32 MiB CMA area");
         }
-        using (var m = MemInfoVersionTests.Boot("rv1106", "3.19"))
+        using (var m = MemInfoVersionTests.Boot("arm", "3.19"))
             Assert.Matches(@"\d+K reserved, 32768K cma-reserved, 0K highmem\)\n", m.Dmesg());
     }
 

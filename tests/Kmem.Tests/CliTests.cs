@@ -64,7 +64,7 @@ public class CliTests
     [Fact]
     public void The_kernel_command_line_reaches_the_machine()
     {
-        var (code, o, e) = TestSupport.Cli("cat", "/sys/kernel/slab/kmalloc-64/red_zone", "--cmdline", "slub_debug=Z,kmalloc-64");
+        var (code, o, e) = TestSupport.Cli("cat", "/sys/kernel/slab/kmalloc-64/red_zone", "--cmdline", "slub_debug=Z,kmalloc-64", "--profile", "x86_64");
         Assert.True(code == 0, e);
         Assert.Equal("1\n", o);
         var (code2, o2, _) = TestSupport.Cli("dmesg", "--cmdline", "slub_debug=FZPU");

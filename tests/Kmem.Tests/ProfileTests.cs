@@ -27,8 +27,10 @@ public class ProfileTests
         Assert.Contains(p.Devices, d => d.Name == "ffa00000.rkisp");
         Assert.Contains(p.Devices, d => d.Name == "ffa50000.rkvenc");
         Assert.Contains(p.Devices, d => d.Name == "ff660000.npu");
-        Assert.Equal(new[] { ZoneType.Normal, ZoneType.HighMem, ZoneType.Movable }, p.ZoneTypes);
-        Assert.Equal(10, p.EffectivePageblockOrder);
+        Assert.Equal(new[] { ZoneType.Normal, ZoneType.Movable }, p.ZoneTypes);      // rv1106_defconfig: no HIGHMEM
+        Assert.Equal(8, p.EffectivePageblockOrder);                                   // FORCE_MAX_ZONEORDER=9
+        Assert.Equal(9, p.MaxOrder);
+        Assert.Equal(0xB0000000UL, p.PageOffset);                                      // VMSPLIT_3G_OPT
     }
 
     [Fact]

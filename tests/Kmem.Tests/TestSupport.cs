@@ -54,10 +54,21 @@ internal static class TestSupport
     /// options stay unless named).</summary>
     public static MachineProfile AtRelease(string profile, string version, params (string Name, object Value)[] config)
     {
-        var p = MachineProfile.Embedded(profile);
+        var p = profile == "arm" ? GenericArm() : MachineProfile.Embedded(profile);
         var options = new Dictionary<string, object>(p.ConfigOptions);
         foreach (var (name, value) in config) options[name] = value;
         return p with { Version = KernelVersion.Parse(version), ConfigOptions = options };
+    }
+
+    /// <summary>
+    /// A generic 32-bit arm board: the rv1106's hardware (one Cortex-A7, 256 MiB) with the arm defconfig instead of
+    /// Rockchip's vendor config (SMP, HIGHMEM, SLUB_DEBUG, MAX_ORDER 11, CMA areas in the buddy allocator). Tests of
+    /// generic arm behaviour use it under the name "arm" in <see cref="AtRelease"/>.
+    /// </summary>
+    public static MachineProfile GenericArm()
+    {
+        var p = MachineProfile.Embedded("rv1106");
+        return p with { Name = "arm", Version = KernelVersion.Parse("5.10"), ConfigOptions = new Dictionary<string, object>(), MaxOrder = 11 };
     }
 
     public static (int Code, string Out, string Err) Cli(params string[] args)

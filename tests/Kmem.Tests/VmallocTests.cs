@@ -128,8 +128,8 @@ public unsafe class VmallocTests
         nint c = m.Vmalloc(16 * 4096);
         m.Vfree(b);
         // Not purged yet: the hole is not reused and /proc/vmallocinfo shows it.
-        // A 32-bit board prints the kernel's addresses: VMALLOC_START (0xd0800000 with 256 MiB of lowmem) plus the offset.
-        ulong kb = 0xd0800000UL + (ulong)(b - m.VmallocStart);
+        // A 32-bit board prints the kernel's addresses: VMALLOC_START (0xc0800000 with 256 MiB of lowmem) plus the offset.
+        ulong kb = 0xc0800000UL + (ulong)(b - m.VmallocStart);
         Assert.Contains($"0x{kb:x8}-0x{kb + 33 * 4096:x8}  135168 unpurged vm_area", m.ProcFs.Read("/proc/vmallocinfo"));
         nint d = m.Vmalloc(8 * 4096);
         Assert.Equal(c + 17 * 4096, d);

@@ -23,10 +23,10 @@ public class VmallocVersionTests
         var lines = Lines(m);
         foreach (var l in lines) Assert.Matches(@"^0x[0-9a-f]{8}-0x[0-9a-f]{8} [ \d]{7,} ", l);
         // 256 MiB of lowmem: VMALLOC_START = 0xc0000000 + 256 MiB + 8 MiB, the atomic pool first (256 KiB + guard).
-        Assert.Equal("0xd0800000-0xd0841000  266240 dma_common_contiguous_remap+0x94/0xb0 dma-coherent", lines[0]);
+        Assert.Equal("0xc0800000-0xc0841000  266240 dma_common_contiguous_remap+0x94/0xb0 dma-coherent", lines[0]);
         nint v = m.Vmalloc(3 * 4096);
         var area = m.VmallocAreas.Single(a => a.Address == v);
-        ulong kernel = 0xd0800000UL + (ulong)(v - m.VmallocStart);
+        ulong kernel = 0xc0800000UL + (ulong)(v - m.VmallocStart);
         Assert.Contains($"0x{kernel:x8}-0x{kernel + 4 * 4096:x8}   16384 {area.Caller} pages=3 vmalloc\n", m.ProcFs.Read("/proc/vmallocinfo"));
         m.Vfree(v);
     }
@@ -37,10 +37,10 @@ public class VmallocVersionTests
         using var m = Machine.Boot("rv1106");
         var lines = Lines(m);
         // Every device with a unit address, one page each (the default window) plus the guard page, in probe order.
-        Assert.Equal("0xd0841000-0xd0843000    8192 __devm_ioremap+0x68/0xa8 phys=0xffa00000 ioremap", lines[1]);
-        Assert.Equal("0xd0843000-0xd0845000    8192 __devm_ioremap+0x68/0xa8 phys=0xffa50000 ioremap", lines[2]);
-        Assert.Contains("0xd0845000-0xd0847000    8192 __devm_ioremap+0x68/0xa8 phys=0xff660000 ioremap", lines);
-        Assert.Contains("0xd0847000-0xd0849000    8192 __devm_ioremap+0x68/0xa8 phys=0xff990000 ioremap", lines);
+        Assert.Equal("0xc0841000-0xc0843000    8192 __devm_ioremap+0x68/0xa8 phys=0xffa00000 ioremap", lines[1]);
+        Assert.Equal("0xc0843000-0xc0845000    8192 __devm_ioremap+0x68/0xa8 phys=0xffa50000 ioremap", lines[2]);
+        Assert.Contains("0xc0845000-0xc0847000    8192 __devm_ioremap+0x68/0xa8 phys=0xff660000 ioremap", lines);
+        Assert.Contains("0xc0847000-0xc0849000    8192 __devm_ioremap+0x68/0xa8 phys=0xff990000 ioremap", lines);
         Assert.Equal(4, lines.Count(l => l.EndsWith(" ioremap")));                 // rkisp-vir0 has no unit address
         var io = m.VmallocAreas.Where(a => (a.Flags & VmFlags.Ioremap) != 0).ToList();
         Assert.All(io, a => Assert.Equal(0, a.NrPages));
