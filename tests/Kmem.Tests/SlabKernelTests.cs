@@ -192,7 +192,13 @@ public class SlabKernelTests
         var c = m.KmemCacheCreate("kmem_test_rz", 100, 0, SlabFlags.RedZone | SlabFlags.Poison);
         Assert.Equal(SlabFlags.None, c.Flags & SlabFlags.DebugFlags);
         // …so such a cache may merge like any other: here into kmem_test_plain, of the same 104-byte stride.
-        Assert.DoesNotMatch(new Regex(@"^kmem_test_rz ", RegexOptions.Multiline), m.ProcFs.Read("/proc/slabinfo"));
+        Assert.DoesNotContain(m.SlabCaches, x => x.Name == "kmem_test_rz");
+        // Such a kernel has no /proc/slabinfo and none of the debug attributes of /sys/kernel/slab; "objects" reads 0.
+        Assert.Throws<ProcPathException>(() => m.ProcFs.Read("/proc/slabinfo"));
+        Assert.Throws<ProcPathException>(() => m.ProcFs.Read("/sys/kernel/slab/kmalloc-128/red_zone"));
+        Assert.Throws<ProcPathException>(() => m.ProcFs.Read("/sys/kernel/slab/kmalloc-128/total_objects"));
+        Assert.Equal("0\n", m.ProcFs.Read("/sys/kernel/slab/kmalloc-128/objects"));
+        Assert.Equal("128\n", m.ProcFs.Read("/sys/kernel/slab/kmalloc-128/object_size"));
         c.Destroy();
         plain.Destroy();
 

@@ -1,5 +1,6 @@
 // The slab layer's views: /proc/slabinfo (version 2.1, SLUB's figures, newest cache first) and the
-// basic files of /sys/kernel/slab/<cache>/, registered and removed as caches come and go.
+// basic files of /sys/kernel/slab/<cache>/, registered and removed as caches come and go. A kernel without
+// CONFIG_SLUB_DEBUG has no /proc/slabinfo and none of the debug attributes of /sys/kernel/slab.
 using System.Text;
 using Kmem.Slab;
 
@@ -7,12 +8,20 @@ namespace Kmem.Diagnostics;
 
 internal static class SlabViews
 {
-    public static void Register(ProcFs fs, SlabAllocator sa)
+    /// <summary>
+    /// Registers the views. <paramref name="slubDebug"/> is CONFIG_SLUB_DEBUG: without it SLUB has no /proc/slabinfo
+    /// (mm/slab_common.c builds it only with CONFIG_SLAB or CONFIG_SLUB_DEBUG), no slabs, total_objects, sanity_checks,
+    /// trace, red_zone, poison or store_user attributes (mm/slub.c, inside #ifdef CONFIG_SLUB_DEBUG), and its
+    /// "objects" attribute counts nothing (show_slab_objects() handles SO_ALL only with the debug node counters) until
+    /// the attribute itself moved under CONFIG_SLUB_DEBUG.
+    /// </summary>
+    public static void Register(ProcFs fs, SlabAllocator sa, bool slubDebug)
     {
-        fs.Register("/proc/slabinfo", () => FormatSlabinfo(sa.Caches));
-        foreach (var c in sa.Caches) AddCache(fs, c);
-        sa.Created += c => AddCache(fs, c);
-        sa.Destroyed += c => RemoveCache(fs, c);
+        if (slubDebug) fs.Register("/proc/slabinfo", () => FormatSlabinfo(sa.Caches));
+        var files = slubDebug ? s_files : s_files.Except(s_debugFiles).ToArray();
+        foreach (var c in sa.Caches) AddCache(fs, c, files, slubDebug);
+        sa.Created += c => AddCache(fs, c, files, slubDebug);
+        sa.Destroyed += c => RemoveCache(fs, c, files);
     }
 
     /// <summary>/proc/slabinfo from a list of caches (SLUB: tunables and sharedavail 0, active_slabs = num_slabs).</summary>
@@ -38,17 +47,20 @@ internal static class SlabViews
         "hwcache_align", "cache_dma", "ctor", "aliases",
     ];
 
-    private static void AddCache(ProcFs fs, SlabCache c)
+    /// <summary>The attributes mm/slub.c defines only with CONFIG_SLUB_DEBUG.</summary>
+    private static readonly string[] s_debugFiles = ["slabs", "total_objects", "red_zone", "poison", "store_user", "sanity_checks", "trace"];
+
+    private static void AddCache(ProcFs fs, SlabCache c, string[] files, bool slubDebug)
     {
-        foreach (string f in s_files) fs.Register($"/sys/kernel/slab/{c.Name}/{f}", () => SysfsFile(c, f) + "\n");
+        foreach (string f in files) fs.Register($"/sys/kernel/slab/{c.Name}/{f}", () => SysfsFile(c, f, slubDebug) + "\n");
     }
 
-    private static void RemoveCache(ProcFs fs, SlabCache c)
+    private static void RemoveCache(ProcFs fs, SlabCache c, string[] files)
     {
-        foreach (string f in s_files) fs.Unregister($"/sys/kernel/slab/{c.Name}/{f}");
+        foreach (string f in files) fs.Unregister($"/sys/kernel/slab/{c.Name}/{f}");
     }
 
-    private static string SysfsFile(SlabCache c, string f)
+    private static string SysfsFile(SlabCache c, string f, bool slubDebug)
     {
         var g = c.Geometry;
         static string B(bool v) => v ? "1" : "0";
@@ -62,7 +74,7 @@ internal static class SlabViews
             "min_partial" => g.MinPartial.ToString(),
             "cpu_partial" => g.CpuPartial.ToString(),
             "slabs" => c.Slabs.ToString(),
-            "objects" => c.ActiveObjects.ToString(),
+            "objects" => slubDebug ? c.ActiveObjects.ToString() : "0",
             "total_objects" => c.TotalObjects.ToString(),
             "partial" => c.PartialSlabs.ToString(),
             "red_zone" => B((c.Flags & SlabFlags.RedZone) != 0),

@@ -86,7 +86,7 @@ public sealed partial class Machine : IDisposable
             PrintMemInitLines(layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
             unsafe { _kmallocSmallSlots = Slab.SmallSlots; }
-            SlabViews.Register(ProcFs, Slab);
+            SlabViews.Register(ProcFs, Slab, profile.Config.IsEnabled("SLUB_DEBUG"));
             CmaViews.Register(ProcFs, layout.CmaAreas);
             if (_phys.IsFileBacked)
             {
