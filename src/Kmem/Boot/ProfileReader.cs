@@ -237,6 +237,9 @@ internal static partial class ProfileReader
                 bool iommu = Bool(d, "iommu", p) ?? false;
                 bool coherent = Bool(d, "coherent", p) ?? (arch is Arch.X86_64 or Arch.I386);
                 int mask = Int(d, "dma_mask", 24, 64, required: false, path: p) ?? 32;
+                // An IOMMU needs its driver built in (drivers/iommu is under CONFIG_IOMMU_SUPPORT; rv1106_defconfig has it off).
+                if (iommu && !config.IsEnabled("IOMMU_SUPPORT"))
+                    throw new ProfileException($"{p}.iommu", $"'{dn}' sits behind an IOMMU, but config IOMMU_SUPPORT is off");
                 string? dc = Str(d, "cma", required: false, path: p);
                 if (dc is not null && !cmaNames.Contains(dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
                 string? driver = Str(d, "driver", required: false, path: p);

@@ -1,0 +1,94 @@
+// The default board runs Rockchip's rv1106_defconfig: every view follows from that config (orders 0..8, no
+// highmem, no SLUB debugging, one CPU, the 3G_OPT memory split), as a Rockchip engineer sees on the real board.
+using System.Text.RegularExpressions;
+using Kmem;
+using Xunit;
+
+namespace Kmem.Tests;
+
+public class Rv1106ConfigTests
+{
+    [Fact]
+    public void The_profile_carries_the_vendor_config()
+    {
+        var c = MachineProfile.Embedded("rv1106").Config;
+        Assert.Equal(9, c.Number("FORCE_MAX_ZONEORDER"));
+        foreach (var off in new[] { "SMP", "HIGHMEM", "SLUB_DEBUG", "SWAP", "VM_EVENT_COUNTERS", "BASE_FULL", "IOMMU_SUPPORT", "MEMCG", "PREEMPT" })
+            Assert.False(c.IsEnabled(off), off);
+        foreach (var on in new[] { "VMSPLIT_3G_OPT", "CMA", "CMA_INACTIVE", "DMA_CMA", "SLUB" })
+            Assert.True(c.IsEnabled(on), on);
+        Assert.Equal(14, c.Number("LOG_BUF_SHIFT"));
+        Assert.Equal(0, c.Number("CMA_SIZE_MBYTES"));
+    }
+
+    [Fact]
+    public void Buddyinfo_and_pagetypeinfo_have_orders_0_to_8()
+    {
+        using var m = Machine.Boot();
+        var buddy = m.ProcFs.Read("/proc/buddyinfo").TrimEnd('\n');
+        Assert.Matches(@"^Node 0, zone   Normal( +\d+){9} $", buddy);
+        string t = m.ProcFs.Read("/proc/pagetypeinfo");
+        Assert.StartsWith("Page block order: 8\nPages per block:  256\n\nFree pages count per migrate type at order       0      1      2      3      4      5      6      7      8 \n", t);
+        Assert.Equal(1L << 20, m.KmallocMaxSize);                  // KMALLOC_MAX_SIZE = 2^(MAX_ORDER - 1 + PAGE_SHIFT)
+    }
+
+    [Fact]
+    public void Meminfo_has_no_highmem_lines_and_the_3g_opt_vmalloc_window()
+    {
+        using var m = Machine.Boot();
+        string t = m.ProcFs.Read("/proc/meminfo");
+        Assert.DoesNotContain("HighTotal", t);
+        Assert.DoesNotContain("LowTotal", t);
+        // VMALLOC_START = PAGE_OFFSET 0xb0000000 + 256 MiB of lowmem + 8 MiB, rounded to 8 MiB; VMALLOC_END 0xff800000.
+        Assert.Contains($"VmallocTotal:   {(0xff800000L - 0xc0800000L) >> 10,8} kB\n", t);
+        Assert.Equal(0xB0000000UL, m.Profile.PageOffset);
+    }
+
+    [Fact]
+    public void The_banner_names_neither_SMP_nor_PREEMPT()
+    {
+        using var m = Machine.Boot();
+        string log = m.Dmesg();
+        Assert.Matches(new Regex(@"\] Linux version 5\.10\.110-kmem \(kmem@kmem\) \(\.NET [^)]+\) #1\n"), log);
+        Assert.Contains("CPUs=1, Nodes=1", log);
+        using var smp = Machine.Boot(MachineProfile.Embedded("rk3588"));
+        Assert.Matches(@"\) #1 SMP\n", smp.Dmesg());
+    }
+
+    [Fact]
+    public void Slub_debug_is_an_unknown_parameter_and_slabinfo_does_not_exist()
+    {
+        using var m = Machine.Boot("rv1106", "slub_debug=FZPU");
+        Assert.Contains("] Unknown command line parameters: slub_debug=FZPU\n", m.Dmesg());
+        Assert.All(m.SlabCaches, c => Assert.Equal(SlabFlags.None, c.Flags & SlabFlags.DebugFlags));
+        Assert.Throws<ProcPathException>(() => m.ProcFs.Read("/proc/slabinfo"));
+        Assert.Throws<ProcPathException>(() => m.ProcFs.Read("/sys/kernel/slab/kmalloc-64/red_zone"));
+        Assert.Equal("64\n", m.ProcFs.Read("/sys/kernel/slab/kmalloc-64/object_size"));
+        var (code, _, err) = TestSupport.Cli("cat", "/proc/slabinfo");
+        Assert.NotEqual(0, code);
+        Assert.Contains("/proc/slabinfo: No such file or directory", err);
+    }
+
+    [Fact]
+    public void A_device_behind_an_iommu_is_refused_without_IOMMU_SUPPORT()
+    {
+        string json = MachineProfile.EmbeddedJson("rv1106").Replace("\"name\": \"ff660000.npu\", \"iommu\": false", "\"name\": \"ff660000.npu\", \"iommu\": true");
+        Assert.Contains("\"iommu\": true", json);
+        var e = Assert.Throws<ProfileException>(() => MachineProfile.Parse(json));
+        Assert.Contains("IOMMU_SUPPORT", e.Message);
+    }
+
+    [Fact]
+    public void The_memory_splits_are_one_choice_and_move_lowmem()
+    {
+        var generic = TestSupport.GenericArm();
+        Assert.Equal(0xC0000000UL, generic.PageOffset);
+        var twoG = TestSupport.AtRelease("arm", "5.10", ("VMSPLIT_2G", true));
+        Assert.Equal(0x80000000UL, twoG.PageOffset);
+        // With HIGHMEM, lowmem ends at vmalloc_min (0xef800000) - PAGE_OFFSET past the first bank: 768 MiB, 1 GiB with 3G_OPT.
+        Assert.Equal(768UL << 20, TestSupport.AtRelease("arm", "5.10").LowmemLimit);
+        Assert.Equal(1UL << 30, TestSupport.AtRelease("arm", "5.10", ("VMSPLIT_3G_OPT", true)).LowmemLimit);
+        var e = Assert.Throws<ProfileException>(() => TestSupport.AtRelease("arm", "5.10", ("VMSPLIT_3G_OPT", true), ("VMSPLIT_1G", true)).Config);
+        Assert.Contains("one choice", e.Message);
+    }
+}
