@@ -1,7 +1,7 @@
 // The CMA areas a boot reserves in memblock, in the order of arm_memblock_init() (arch/arm/mm/init.c of Rockchip's
 // 5.10 tree): the device tree's reserved-memory pools (early_init_fdt_scan_reserved_mem(), rmem_cma_setup()), the areas
-// the profile states (cma_declare_contiguous() calls such as dma_contiguous_reserve()'s "reserved" area), then the
-// RK-DMA-HEAP's area (rk_dma_heap_cma_setup(), sized by rk_dma_heap_cma=). Each placement is kept with the lines the
+// the profile states (cma_declare_contiguous() calls such as dma_contiguous_reserve()'s "reserved" area), the default
+// area of a cma= on the command line (dma_contiguous_reserve()), then the RK-DMA-HEAP's area (rk_dma_heap_cma_setup(), sized by rk_dma_heap_cma=). Each placement is kept with the lines the
 // kernel prints for it; a reservation that fails prints the kernel's error and the boot goes on without the area.
 using Kmem.Core;
 
@@ -19,6 +19,9 @@ internal static class CmaReservations
     /// <summary>The name rk_dma_heap_cma_setup() gives its area.</summary>
     public const string RkDmaHeapCmaName = "rk-dma-heap-cma";
 
+    /// <summary>The name dma_contiguous_reserve() gives the default area.</summary>
+    public const string DefaultAreaName = "reserved";
+
     /// <summary>RK_DMA_HEAP_CMA_DEFAULT_SIZE of drivers/dma-buf/rk_heaps/rk-dma-cma.c (SZ_32M in the RV1106 SDK's copy).</summary>
     public const ulong RkDmaHeapCmaDefaultSize = 32UL << 20;
 
@@ -29,13 +32,20 @@ internal static class CmaReservations
     public static List<CmaArea> Place(MachineProfile p, Memblock memblock, ulong limit)
     {
         var areas = new CmaReservationList();
-        var rk = RkDmaHeapRequest(p, KernelCmdline.Parse(p.Cmdline, "cmdline"));
+        var cmd = KernelCmdline.Parse(p.Cmdline, "cmdline");
+        var def = DefaultAreaRequest(p, cmd);
+        var rk = RkDmaHeapRequest(p, cmd);
         ulong dramEnd = memblock.Memory[^1].End;
         foreach (var c in p.Cma)
             if (c.ReservedMemory) ReserveNode(p, memblock, c, dramEnd, areas);
         foreach (var c in p.Cma)
             if (!c.ReservedMemory) ReserveStated(p, memblock, c, limit, areas);
-        if (rk is { } r) DeclareRkDmaHeapCma(p, memblock, r.Size, r.Base, dramEnd, areas);
+        if (def is { } d) ReserveDefault(p, memblock, d, dramEnd, areas);
+        // rk_dma_heap_cma_setup() (drivers/dma-buf/rk_heaps/rk-dma-cma.c): cma_declare_contiguous(base, PAGE_ALIGN(size),
+        // limit 0, alignment PAGE_SIZE, order_per_bit 0, fixed = base != 0, "rk-dma-heap-cma"), its default size when none.
+        if (rk is { } r)
+            DeclareContiguous(p, memblock, r.Base, AlignUp(r.Size == 0 ? RkDmaHeapCmaDefaultSize : r.Size, PageSize), 0, PageSize,
+                r.Base != 0, RkDmaHeapCmaName, dramEnd, areas);
         return areas;
     }
 
@@ -60,6 +70,28 @@ internal static class CmaReservations
         if (!p.Is64Bit && (size > uint.MaxValue || @base > uint.MaxValue))
             throw new ProfileException("cmdline", $"{cmd.RkDmaHeapCmaWord}: 0x{Math.Max(size, @base):x} does not fit a 32-bit kernel's unsigned long");
         return (size, @base);
+    }
+
+    /// <summary>
+    /// What dma_contiguous_reserve() will be asked for by <c>cma=</c>: null on a kernel without CONFIG_DMA_CMA (there the
+    /// word is an unknown one) or without the word; else its size, start and end.
+    /// </summary>
+    /// <exception cref="ProfileException">A bad cma= value, the default area given both in "cma" and by cma=, or cma= on a
+    /// kernel with CONFIG_CMA_INACTIVE.</exception>
+    public static (ulong Size, ulong Base, ulong Limit)? DefaultAreaRequest(MachineProfile p, KernelCmdline cmd)
+    {
+        if (!p.Config.IsEnabled("DMA_CMA")) return null;
+        if (cmd.CmaParam("cmdline") is not { } c) return null;
+        for (int i = 0; i < p.Cma.Count; i++)
+            if (p.Cma[i].Name == DefaultAreaName)
+                throw new ProfileException($"cma[{i}]", $"the default area '{DefaultAreaName}' is given both here and by {cmd.CmaWord} on the command line: give one");
+        // Rockchip's cma_declare_contiguous() keeps the caller's alignment under CONFIG_CMA_INACTIVE, and
+        // dma_contiguous_reserve() gives none (0): what that kernel does with it is not modelled.
+        if (p.Config.IsEnabled("CMA_INACTIVE"))
+            throw new ProfileException("cmdline", $"{cmd.CmaWord}: Kmem does not model cma= on a kernel with CONFIG_CMA_INACTIVE (dma_contiguous_reserve() passes alignment 0)");
+        if (!p.Is64Bit && (c.Size > uint.MaxValue || c.Base > uint.MaxValue || c.Limit > uint.MaxValue))
+            throw new ProfileException("cmdline", $"{cmd.CmaWord}: does not fit a 32-bit kernel's phys_addr_t");
+        return c;
     }
 
     /// <summary>The lines the reservations printed: those kept with <paramref name="areas"/>, or for a plain list one
@@ -116,21 +148,39 @@ internal static class CmaReservations
     }
 
     /// <summary>
-    /// rk_dma_heap_cma_setup() (drivers/dma-buf/rk_heaps/rk-dma-cma.c): cma_declare_contiguous(base, PAGE_ALIGN(size),
-    /// limit 0, alignment PAGE_SIZE, order_per_bit 0, fixed = base != 0, "rk-dma-heap-cma"), as mm/cma.c's
-    /// cma_declare_contiguous_nid() does it: without CONFIG_CMA_INACTIVE the alignment is raised to pageblock/MAX_ORDER and a
-    /// fixed base must already have it; with it (Rockchip's mm/cma.c) the caller's PAGE_SIZE stands. A fixed range must not
-    /// cross the lowmem boundary nor run past the end of DRAM, and must be free; otherwise the highest free aligned range
-    /// below the end of DRAM (highmem first when the range straddles it). A failure prints the kernel's error and leaves
-    /// the area out.
+    /// dma_contiguous_reserve() (kernel/dma/contiguous.c, CONFIG_DMA_CMA) for a <c>cma=</c> on the command line: the
+    /// default area "reserved" of that size, fixed when the word gave a start without an end, else anywhere in
+    /// [start, min_not_zero(end, the architecture's DMA limit)). (CONFIG_CMA_SIZE_MBYTES is not applied: a profile states
+    /// its default area in "cma".)
     /// </summary>
-    private static void DeclareRkDmaHeapCma(MachineProfile p, Memblock memblock, ulong requested, ulong @base, ulong dramEnd, CmaReservationList areas)
+    private static void ReserveDefault(MachineProfile p, Memblock memblock, (ulong Size, ulong Base, ulong Limit) c, ulong dramEnd, CmaReservationList areas)
+    {
+        if (c.Size == 0) return;                                // selected_size 0: no area
+        ulong archLimit = p.Arch switch
+        {
+            // arm_memblock_init() passes arm_dma_limit: the end of ZONE_DMA (inclusive), ~0 without it.
+            Arch.Arm => p.DmaLimit is { } d ? d - 1 : ulong.MaxValue,
+            Arch.Arm64 => p.Dma32Limit ?? p.DmaLimit ?? dramEnd,
+            _ => dramEnd,
+        };
+        ulong limit = c.Limit != 0 ? Math.Min(c.Limit, archLimit) : archLimit;
+        DeclareContiguous(p, memblock, c.Base, c.Size, limit, 0, c.Base + c.Size == c.Limit, DefaultAreaName, dramEnd, areas);
+    }
+
+    /// <summary>
+    /// cma_declare_contiguous_nid() (mm/cma.c): without CONFIG_CMA_INACTIVE the alignment is raised to
+    /// PAGE_SIZE &lt;&lt; max(MAX_ORDER - 1, pageblock_order) and a fixed base must already have it; with it (Rockchip's
+    /// mm/cma.c) the caller's alignment stands. Base and size are aligned up, the limit down (0 or past the end of DRAM:
+    /// the end of DRAM). A fixed range must not cross the end of lowmem nor pass the limit, and must be free; otherwise
+    /// the highest free aligned range below the limit (highmem first when the range straddles lowmem's end). A failure
+    /// prints the kernel's error and leaves the area out.
+    /// </summary>
+    private static void DeclareContiguous(MachineProfile p, Memblock memblock, ulong @base, ulong size, ulong limit, ulong alignment,
+        bool isFixed, string name, ulong dramEnd, CmaReservationList areas)
     {
         bool inactive = p.Config.IsEnabled("CMA_INACTIVE");
-        ulong size = AlignUp(requested == 0 ? RkDmaHeapCmaDefaultSize : requested, PageSize);
-        bool isFixed = @base != 0;
-        ulong alignment = PageSize;
         var lines = areas.BootLines;
+        if (size == 0 || (alignment & (alignment - 1)) != 0) return;          // -EINVAL, silently
         if (!inactive)
         {
             alignment = Math.Max(alignment, p.CmaAlignment);
@@ -143,6 +193,8 @@ internal static class CmaReservations
         }
         @base = AlignUp(@base, alignment);
         size = AlignUp(size, alignment);
+        limit &= ~(alignment - 1);
+        if (@base == 0) isFixed = false;
         // highmem_start = __pa(high_memory - 1) + 1: the end of lowmem.
         ulong highmemStart = Math.Min(p.LowmemLimit ?? dramEnd, dramEnd);
         if (isFixed && @base < highmemStart && @base + size > highmemStart)
@@ -151,7 +203,7 @@ internal static class CmaReservations
             Failed(p, size, lines);
             return;
         }
-        ulong limit = dramEnd;                       // limit 0: memblock_end_of_DRAM()
+        if (limit == 0 || limit > dramEnd) limit = dramEnd;  // memblock_end_of_DRAM()
         if (@base + size > limit || @base + size < @base)
         {
             lines.Add((LogLevel.Err, $"cma: Size ({Pa(p, size)}) of region at {Pa(p, @base)} exceeds limit ({Pa(p, limit)})"));
@@ -167,17 +219,17 @@ internal static class CmaReservations
                 Failed(p, size, lines);
                 return;
             }
-            memblock.Reserve(@base, size, RkDmaHeapCmaName);
+            memblock.Reserve(@base, size, name);
         }
         else
         {
             ulong? addr = null;
             if (@base < highmemStart && limit > highmemStart)
             {
-                addr = memblock.AllocRange(size, alignment, highmemStart, limit, RkDmaHeapCmaName);
+                addr = memblock.AllocRange(size, alignment, highmemStart, limit, name);
                 limit = highmemStart;
             }
-            addr ??= memblock.AllocRange(size, alignment, @base, limit, RkDmaHeapCmaName);
+            addr ??= memblock.AllocRange(size, alignment, @base, limit, name);
             if (addr is null)
             {
                 Failed(p, size, lines);
@@ -185,7 +237,7 @@ internal static class CmaReservations
             }
             @base = addr.Value;
         }
-        areas.Add(new CmaArea(RkDmaHeapCmaName, @base >> KernelFacts.PageShift, size >> KernelFacts.PageShift, 0));
+        areas.Add(new CmaArea(name, @base >> KernelFacts.PageShift, size >> KernelFacts.PageShift, 0));
         lines.Add((LogLevel.Info, ReservedLine(p, @base, size)));
     }
 

@@ -35,6 +35,11 @@ internal sealed class KernelCmdline
     public List<string?> RkDmaHeapCmaValues { get; } = [];
     /// <summary>The first <c>rk_dma_heap_cma</c> word as given, or null.</summary>
     public string? RkDmaHeapCmaWord { get; private set; }
+    /// <summary>The values of every <c>cma</c> word in order (null: the word without '='); read them with <see cref="CmaParam"/>
+    /// on a kernel with CONFIG_DMA_CMA.</summary>
+    public List<string?> CmaValues { get; } = [];
+    /// <summary>The first <c>cma</c> word as given, or null.</summary>
+    public string? CmaWord { get; private set; }
     /// <summary>Words Kmem does not model.</summary>
     public List<string> Unknown { get; } = [];
 
@@ -79,6 +84,10 @@ internal sealed class KernelCmdline
                     c.RkDmaHeapCmaValues.Add(value);
                     c.RkDmaHeapCmaWord ??= word;
                     break;
+                case "cma":                                              // early_param of kernel/dma/contiguous.c, checked on use
+                    c.CmaValues.Add(value);
+                    c.CmaWord ??= word;
+                    break;
                 case "fail_page_alloc" or "failslab": break;           // read by the machine (FaultAttr.Setup)
                 default: c.Unknown.Add(word); break;
             }
@@ -118,6 +127,41 @@ internal sealed class KernelCmdline
                 throw new ProfileException(field, $"rk_dma_heap_cma={v}: the base after '@' is not an address (e.g. 0x2800000)");
         }
         return (size, @base);
+    }
+
+    /// <summary>
+    /// early_cma() (kernel/dma/contiguous.c, 5.10) run over every <c>cma=nn[KMG][@start[KMG][-end[KMG]]]</c> in order: the
+    /// size, and with '@' the base and (with '-') the limit; a base without a limit makes the limit base + size, which
+    /// dma_contiguous_reserve() takes as "fixed". Null when none was given (size_cmdline stays -1).
+    /// </summary>
+    /// <exception cref="ProfileException">A word without a value (the kernel's "Config string not provided") or a value that
+    /// is not of that form.</exception>
+    public (ulong Size, ulong Base, ulong Limit)? CmaParam(string field)
+    {
+        (ulong Size, ulong Base, ulong Limit)? r = null;
+        foreach (string? v in CmaValues)
+        {
+            if (v is null) throw new ProfileException(field, "cma: Config string not provided");
+            int pos = 0;
+            ulong @base = r?.Base ?? 0, limit = r?.Limit ?? 0;
+            if (!TryMemparse(v, ref pos, out ulong size) || (pos < v.Length && v[pos] != '@'))
+                throw new ProfileException(field, $"cma={v} is not nn[KMG][@start[KMG][-end[KMG]]]");
+            if (pos < v.Length)
+            {
+                pos++;
+                if (!TryMemparse(v, ref pos, out @base) || (pos < v.Length && v[pos] != '-'))
+                    throw new ProfileException(field, $"cma={v}: the start after '@' is not an address");
+                if (pos == v.Length) limit = @base + size;
+                else
+                {
+                    pos++;
+                    if (!TryMemparse(v, ref pos, out limit) || pos != v.Length)
+                        throw new ProfileException(field, $"cma={v}: the end after '-' is not an address");
+                }
+            }
+            r = (size, @base, limit);
+        }
+        return r;
     }
 
     /// <summary>

@@ -281,6 +281,7 @@ internal static partial class ProfileReader
 
         string cmdline = Str(root, "cmdline", required: false) ?? "";
         var cmd = KernelCmdline.Parse(cmdline, "cmdline");
+        CmaReservations.DefaultAreaRequest(partial with { Cma = cma }, cmd);
         CmaReservations.RkDmaHeapRequest(partial with { Cma = cma }, cmd);
 
         ulong? vmallocSize = Size(root, "vmalloc_size", "", required: false);

@@ -261,7 +261,7 @@ public sealed partial class Machine : IDisposable
     /// <summary>
     /// The command-line words this kernel has no parameter for, as far as Kmem knows: slub_debug without
     /// CONFIG_SLUB_DEBUG (its __setup is inside #ifdef CONFIG_SLUB_DEBUG), rk_dma_heap_cma= without
-    /// CONFIG_DMABUF_HEAPS_ROCKCHIP. Words without '=' come first, as the kernel
+    /// CONFIG_DMABUF_HEAPS_ROCKCHIP, cma= without CONFIG_DMA_CMA. Words without '=' come first, as the kernel
     /// passes them to init as arguments and the others as environment.
     /// </summary>
     internal static List<string> UnknownParameters(MachineProfile p, KernelCmdline cmd)
@@ -271,6 +271,8 @@ public sealed partial class Machine : IDisposable
         // rk_dma_heap_cma= is an early_param of drivers/dma-buf/rk_heaps/rk-dma-cma.c, built only with CONFIG_DMABUF_HEAPS_ROCKCHIP.
         if (!p.Config.IsEnabled("DMABUF_HEAPS_ROCKCHIP"))
             words.AddRange(cmd.RkDmaHeapCmaValues.Select(v => v is null ? "rk_dma_heap_cma" : "rk_dma_heap_cma=" + v));
+        // cma= is an early_param of kernel/dma/contiguous.c, built only with CONFIG_DMA_CMA.
+        if (!p.Config.IsEnabled("DMA_CMA")) words.AddRange(cmd.CmaValues.Select(v => v is null ? "cma" : "cma=" + v));
         return words.OrderBy(x => x.Contains('=') ? 1 : 0).ToList();
     }
 
