@@ -10,7 +10,7 @@ public class BootTests
         using var m = Machine.Boot("rv1106");
         string log = m.Dmesg();
         Assert.Matches(@"^\[\s+\d+\.\d{6}\] Booting Linux on physical CPU 0x0\n", log);
-        Assert.Contains("] cma: Reserved 32 MiB at 0x02800000\n", log);
+        Assert.Contains("] cma: Reserved 32768 KiB at 0x02800000\n", log);   // rk_dma_heap_cma=32M@0x2800000, CONFIG_CMA_INACTIVE
         Assert.Contains("] Zone ranges:\n", log);
         Assert.Contains("]   Normal   [mem 0x0000000000000000-0x000000000fffffff]\n", log);
         Assert.DoesNotContain("HighMem", log);                                  // rv1106_defconfig: no HIGHMEM
@@ -48,7 +48,7 @@ public class BootTests
     {
         using var m = Machine.Boot(TestSupport.GenericArm());   // CMA areas in the buddy allocator, 4 MiB pageblocks
         var normal = m.Zones.Single(z => z.Name == "Normal");
-        var types = normal.PageblockTypes; // 1024-page blocks: the CMA area is blocks 10..17
+        var types = normal.PageblockTypes; // 1024-page blocks (MAX_ORDER 11): the CMA area at 0x02800000 is blocks 10..17
         for (int b = 0; b < types.Count; b++)
             if (b is >= 10 and < 18) Assert.Equal(MigrateType.Cma, types[b]);
             else Assert.Contains(types[b], new[] { MigrateType.Movable, MigrateType.Unmovable });

@@ -62,13 +62,19 @@ internal static class TestSupport
 
     /// <summary>
     /// A generic 32-bit arm board: the rv1106's hardware (one Cortex-A7, 256 MiB) with the arm defconfig instead of
-    /// Rockchip's vendor config (SMP, HIGHMEM, SLUB_DEBUG, MAX_ORDER 11, CMA areas in the buddy allocator). Tests of
+    /// Rockchip's vendor config (SMP, HIGHMEM, SLUB_DEBUG, MAX_ORDER 11, CMA areas in the buddy allocator; the RK heap's
+    /// driver kept, so the same 32 MiB area exists). Tests of
     /// generic arm behaviour use it under the name "arm" in <see cref="AtRelease"/>.
     /// </summary>
     public static MachineProfile GenericArm()
     {
         var p = MachineProfile.Embedded("rv1106");
-        return p with { Name = "arm", Version = KernelVersion.Parse("5.10"), ConfigOptions = new Dictionary<string, object>(), MaxOrder = 11 };
+        // Rockchip's RK heap stays (its rk_dma_heap_cma= word places the 32 MiB area), as kernel.org CMA: in the buddy allocator.
+        return p with
+        {
+            Name = "arm", Version = KernelVersion.Parse("5.10"), MaxOrder = 11,
+            ConfigOptions = new Dictionary<string, object> { ["DMABUF_HEAPS_ROCKCHIP"] = true },
+        };
     }
 
     public static (int Code, string Out, string Err) Cli(params string[] args)

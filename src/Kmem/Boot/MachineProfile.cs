@@ -25,7 +25,15 @@ public sealed record KernelImage(ulong Base, ulong Code, ulong RwData, ulong RoD
 }
 
 /// <summary>A contiguous-memory-allocator area. A null <see cref="Base"/> means "placed at boot".</summary>
-public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int OrderPerBit);
+public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int OrderPerBit)
+{
+    /// <summary>
+    /// True for a device-tree reserved-memory node (<c>compatible = "shared-dma-pool"; reusable;</c>, profile key
+    /// <c>"reserved_memory"</c>): reserved before the other areas, placed top-down with the CMA alignment when it has no
+    /// base, and announced as "Reserved memory: created CMA memory pool".
+    /// </summary>
+    public bool ReservedMemory { get; init; }
+}
 
 /// <summary>A DMA-capable device.</summary>
 public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool Coherent, string? Cma)

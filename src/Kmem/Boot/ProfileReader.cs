@@ -13,6 +13,9 @@ internal static partial class ProfileReader
     [GeneratedRegex("^[A-Za-z0-9._-]+$")]
     private static partial Regex NameRegex();
 
+    [GeneratedRegex("^[A-Za-z0-9.,_+@-]+$")]
+    private static partial Regex NodeNameRegex();
+
     [GeneratedRegex("^[A-Za-z0-9._:@-]+$")]
     private static partial Regex DeviceNameRegex();
 
@@ -191,15 +194,24 @@ internal static partial class ProfileReader
             {
                 string p = $"cma[{i}]";
                 Obj(c, p);
-                Keys(c, p, "name", "base", "size", "order_per_bit");
-                string cn = Str(c, "name", required: true, path: p)!;
-                if (!NameRegex().IsMatch(cn)) throw new ProfileException($"{p}.name", $"'{cn}' may hold only letters, digits, '.', '_' and '-'");
+                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory");
+                // "reserved_memory": a device-tree reserved-memory node (compatible "shared-dma-pool", reusable), named after
+                // the node (linux,cma by default), whose area rmem_cma_setup() creates (kernel/dma/contiguous.c).
+                bool dt = Bool(c, "reserved_memory", p) ?? false;
+                if (dt && arch is Arch.X86_64 or Arch.I386) throw new ProfileException($"{p}.reserved_memory", "x86 has no device tree to hold a reserved-memory node");
+                string cn = Str(c, "name", required: !dt, path: p) ?? "linux,cma";
+                if (dt ? !NodeNameRegex().IsMatch(cn) : !NameRegex().IsMatch(cn))
+                    throw new ProfileException($"{p}.name", dt ? $"'{cn}' is not a device-tree node name" : $"'{cn}' may hold only letters, digits, '.', '_' and '-'");
                 if (!cmaNames.Add(cn)) throw new ProfileException($"{p}.name", $"duplicate CMA area name '{cn}'");
                 ulong? cb = null;
                 if (c.TryGetProperty("base", out var be) && !(be.ValueKind == JsonValueKind.String && be.GetString() == "auto"))
                     cb = SizeValue(be, $"{p}.base");
                 ulong cs = Size(c, "size", p, required: true)!.Value;
                 if (cs == 0) throw new ProfileException($"{p}.size", "must not be zero");
+                // rmem_cma_setup() (5.10 kernel/dma/contiguous.c) checks base and size against pageblock/MAX_ORDER alignment,
+                // with or without CONFIG_CMA_INACTIVE, and refuses the node in these words.
+                if (dt && (cs % align != 0 || (cb ?? 0) % align != 0))
+                    throw new ProfileException(p, $"Reserved memory: incorrect alignment of CMA region (base and size must be multiples of {align >> 10} KiB)");
                 if (cs % align != 0) throw new ProfileException($"{p}.size", $"0x{cs:x} is not a multiple of the CMA alignment ({align >> 20} MiB)");
                 int opb = Int(c, "order_per_bit", 0, maxOrder - 1, required: false, path: p) ?? 0;
                 if (cb is { } baseAddr)
@@ -213,12 +225,17 @@ internal static partial class ProfileReader
                 }
                 if (!config.IsEnabled("CMA")) throw new ProfileException(p, "a CMA area needs config CMA");
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
-                cma.Add(new CmaAreaSpec(cn, cb, cs, opb));
+                if (dt && opb != 0) throw new ProfileException($"{p}.order_per_bit", "rmem_cma_setup() makes its areas with order_per_bit 0");
+                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt });
                 i++;
             }
             if (FirstOverlap(placedCma) is var (laterCma, earlierCma))
                 throw new ProfileException($"cma[{laterCma}]", $"overlaps CMA area '{cma[earlierCma].Name}'");
         }
+
+        // The area rk_dma_heap_cma_setup() reserves on a kernel with the RK heaps (its default size when the command line
+        // gives none), unless the profile states it in "cma".
+        if (config.IsEnabled("DMABUF_HEAPS_ROCKCHIP")) cmaNames.Add(CmaReservations.RkDmaHeapCmaName);
 
         // ---- devices
         var devices = new List<DeviceSpec>();
@@ -266,7 +283,9 @@ internal static partial class ProfileReader
         }
 
         string cmdline = Str(root, "cmdline", required: false) ?? "";
-        KernelCmdline.Parse(cmdline, "cmdline");
+        var cmd = KernelCmdline.Parse(cmdline, "cmdline");
+        CmaReservations.DefaultAreaRequest(partial with { Cma = cma }, cmd);
+        CmaReservations.RkDmaHeapRequest(partial with { Cma = cma }, cmd);
 
         ulong? vmallocSize = Size(root, "vmalloc_size", "", required: false);
         if (vmallocSize is { } vs)

@@ -1,7 +1,8 @@
 // A contiguous-memory-allocator area (struct cma): its bitmap of allocated chunks and cma_alloc() /
 // cma_release() as mm/cma.c has them, with ACK 5.10's rescans after busy ranges. While free, the area's
 // pages sit in the buddy allocator as MIGRATE_CMA and serve movable allocations; an allocation
-// migrates those out of its range (alloc_contig_range()).
+// migrates those out of its range (alloc_contig_range()). With Rockchip's CONFIG_CMA_INACTIVE the pages
+// stay reserved memory of the area: an allocation takes a free bitmap range directly, a release clears it.
 using System.Numerics;
 using System.Text;
 using Kmem.Core;
@@ -137,6 +138,14 @@ public sealed class CmaArea
                 }
                 ulong pfn = BasePfn + (bitmapNo << OrderPerBit);
                 int idx = (int)(pfn - pa.BasePfn);
+                if (pa.CmaInactive)
+                {
+                    // Rockchip's CONFIG_CMA_INACTIVE: the pages are reserved memory of the area, handed out directly.
+                    pa.TakeInactiveCmaRange(idx, (int)count);
+                    LockOrder.Enter(LockRank.CmaArea, _lock);
+                    lock (_lock) _allocSuccess++;
+                    return idx;
+                }
                 var r = pa.AllocContigRange(idx, idx + (int)count, out ulong busyPfn);
                 if (r == ContigResult.Ok)
                 {
@@ -225,7 +234,9 @@ public sealed class CmaArea
                 throw new InvalidAddressException($"cma_release: pfn 0x{bad:x} of {Name} is not allocated (double release?)");
             }
         }
-        pa.FreeContigRange(idx, (int)count);
+        // With CONFIG_CMA_INACTIVE there is no free_contig_range(): the pages stay the area's.
+        if (pa.CmaInactive) pa.ReturnInactiveCmaRange(idx, (int)count, "cma_release");
+        else pa.FreeContigRange(idx, (int)count);
         LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock) SetBits(first, bits, false);
         return true;
@@ -301,12 +312,17 @@ public sealed class CmaArea
         }
     }
 
-    /// <summary>Invariants: every set bit covers allocated pages; every clear bit covers pages that are not allocated from this area.</summary>
+    /// <summary>
+    /// Invariants: every set bit covers allocated pages; every clear bit covers pages that are not allocated from this
+    /// area. With CONFIG_CMA_INACTIVE no page of the area is ever in the buddy allocator, and a clear bit's pages are
+    /// reserved only (back in the area).
+    /// </summary>
     internal List<string> CheckInvariants()
     {
         var errors = new List<string>();
         var pa = _pa;
         if (pa is null) return errors;
+        bool inactive = pa.CmaInactive;
         LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock)
         {
@@ -316,8 +332,11 @@ public sealed class CmaArea
                 for (ulong k = 0; k < 1UL << OrderPerBit; k++)
                 {
                     int idx = (int)(BasePfn + ((ulong)b << OrderPerBit) + k - pa.BasePfn);
+                    ulong pfn = pa.BasePfn + (ulong)idx;
                     bool inBuddy = pa.IsFreeOrPcp(idx);
-                    if (set && inBuddy) { errors.Add($"cma {Name}: bit {b} is set but pfn 0x{pa.BasePfn + (ulong)idx:x} is free"); break; }
+                    if (inactive && inBuddy) { errors.Add($"cma {Name}: pfn 0x{pfn:x} of an inactive area is in the buddy allocator"); break; }
+                    if (set && inBuddy) { errors.Add($"cma {Name}: bit {b} is set but pfn 0x{pfn:x} is free"); break; }
+                    if (inactive && !set && !pa.IsReservedOnly(idx)) { errors.Add($"cma {Name}: bit {b} is clear but pfn 0x{pfn:x} is not back in the area"); break; }
                 }
             }
         }

@@ -132,6 +132,10 @@ internal static class KernelConfigOptions
         // cma_declare_contiguous() keeps the caller's alignment and reports in KiB. Not in kernel.org trees.
         new("CMA_INACTIVE", ConfigKind.Bool, "Rockchip vendor kernels: CMA areas stay out of the buddy allocator (not in kernel.org Linux)",
             (a, _) => a is Arch.Arm or Arch.Arm64, (_, _) => "n"),
+        // Rockchip's vendor kernels (5.10 and later): the RK DMA-BUF heaps, whose CMA area "rk-dma-heap-cma" is reserved at
+        // boot by rk_dma_heap_cma_setup() (32 MiB unless rk_dma_heap_cma= says otherwise). Not in kernel.org trees.
+        new("DMABUF_HEAPS_ROCKCHIP", ConfigKind.Bool, "Rockchip vendor kernels: the RK DMA-BUF heaps and their rk-dma-heap-cma area (rk_dma_heap_cma=)",
+            (a, _) => a is Arch.Arm or Arch.Arm64, (_, _) => "n"),
         new("CMA_SIZE_MBYTES", ConfigKind.Number, "the size of the default CMA area when neither cma= nor the device tree gives one", (_, _) => true,
             (_, _) => "16"),
         new("LOG_BUF_SHIFT", ConfigKind.Number, "the printk ring: 2^N bytes, static in .bss", (_, _) => true, (_, _) => "17"),
@@ -175,7 +179,7 @@ internal static class KernelConfigOptions
         (string Dependent, string Needs)[] deps =
         [
             ("MEMCG_KMEM", "MEMCG"), ("DMA_CMA", "CMA"), ("SLUB_DEBUG_ON", "SLUB_DEBUG"), ("SLUB_CPU_PARTIAL", "SMP"), ("ZSWAP", "SWAP"),
-            ("CMA_INACTIVE", "CMA"),
+            ("CMA_INACTIVE", "CMA"), ("DMABUF_HEAPS_ROCKCHIP", "CMA"),
         ];
         foreach (var (dep, needs) in deps)
         {

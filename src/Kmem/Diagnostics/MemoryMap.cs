@@ -179,7 +179,13 @@ internal static class MemoryMap
                 for (int j = i; j < i + (1 << f[i].Order) && j < n; j++) owner[j] ??= "free (per-CPU lists)";
                 continue;
             }
-            if ((fl & PageFlags.Reserved) != 0) { owner[i] = "reserved"; continue; }
+            // CONFIG_CMA_INACTIVE: an area's free pages stay reserved (no buddy), the ones cma_alloc() handed out keep
+            // PG_reserved beside their allocation.
+            if ((fl & PageFlags.Reserved) != 0 && (fl & PageFlags.Allocated) == 0)
+            {
+                owner[i] = pa.CmaInactive && input.CmaAreas.Any(a => pa.BasePfn + (ulong)i - a.BasePfn < a.Count) ? "CMA (free, inactive area)" : "reserved";
+                continue;
+            }
             int head = (fl & PageFlags.Tail) != 0 ? f[i].CompoundHead : i;
             var hf = f[head].Flags;
             if ((hf & PageFlags.Slab) != 0)

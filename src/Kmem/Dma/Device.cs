@@ -56,6 +56,22 @@ public sealed class Device
     /// <summary>The device's own CMA area, or null for the default.</summary>
     public CmaArea? CmaArea { get; }
 
+    /// <summary>The name of the CMA area the device's profile names but the boot could not reserve, or null.</summary>
+    public string? MissingCmaArea
+    {
+        get
+        {
+            ThrowIfDead();
+            return _missingCmaArea;
+        }
+        internal init => _missingCmaArea = value;
+    }
+
+    private readonly string? _missingCmaArea;
+
+    /// <summary><see cref="MissingCmaArea"/> for the DMA layer (which checks the machine's life itself).</summary>
+    internal string? MissingCmaAreaName => _missingCmaArea;
+
     /// <summary>True once the device has been removed (<see cref="Machine.RemoveDevice"/>).</summary>
     public bool Removed
     {

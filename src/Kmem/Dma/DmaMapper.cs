@@ -160,6 +160,12 @@ internal sealed unsafe partial class DmaMapper
     {
         handle = MappingError;
         CheckDevice(dev);
+        if (dev.MissingCmaAreaName is { } missing)
+        {
+            // The device's memory-region is a CMA area whose reservation failed: its driver cannot get its memory.
+            _pa.Log.Err($"{dev.Driver} {dev.Name}: dma_alloc_coherent: no CMA area '{missing}' (its reservation failed at boot)");
+            throw new DmaApiException(DmaApiError.NoCmaArea, dev.Name, $"the CMA area '{missing}' the device uses was not reserved at boot (see the boot log)");
+        }
         if (size == 0)
         {
             _pa.WarnOnce("dma_alloc_coherent size 0", $"WARNING: dma_alloc_attrs: {dev.Driver} {dev.Name}: size 0");

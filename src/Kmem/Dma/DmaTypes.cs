@@ -141,6 +141,8 @@ public enum DmaApiError
     DeviceGone,
     /// <summary>The device belongs to another machine.</summary>
     ForeignDevice,
+    /// <summary>The device's CMA area was not reserved at boot (its reservation failed).</summary>
+    NoCmaArea,
 }
 
 /// <summary>Misuse of the DMA API: the report is in the machine's log (dma-debug's words) and nothing was changed.</summary>

@@ -25,12 +25,9 @@ public sealed partial class Machine
         {
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
-        int paDigits = p.Is64Bit ? 16 : 8;
-        // From 6.6 cma_declare_contiguous_nid() names the node, -1 for an area not tied to one (or without NUMA)
-        // ("dma-contiguous: support numa CMA for specified node").
-        string node = p.Version.IsAtLeast(6, 6) ? " on node -1" : "";
-        foreach (var c in layout.CmaAreas)
-            log.Info($"cma: Reserved {(long)(c.Size >> 20)} MiB at 0x{c.Base.ToString($"x{paDigits}")}{node}");
+        // The CMA reservations of arm_memblock_init() in their order: device-tree pools, stated areas, the RK heap's area
+        // (CmaReservations keeps each one's lines, failures included).
+        foreach (var (level, text) in CmaReservations.BootLines(p, layout.CmaAreas)) log.Printk(level, text);
         if (p.Arch == Arch.I386) PrintI386LowHighLines(layout);
 
         log.Info("Zone ranges:");
@@ -113,9 +110,11 @@ public sealed partial class Machine
         log.Info($"Built 1 zonelists{order}, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
         if (!cmdlineFirst) PrintCmdline();
 
-        // mem_init(): CMA pages are still reserved at this point (they are activated later at core_initcall).
-        long freeNow = pa.Zones.Sum(z => z.FreePages) - pa.TotalCmaPages;
-        long totalramNow = pa.TotalRamPages - pa.TotalCmaPages;
+        // mem_init(): CMA pages are still reserved at this point (they are activated later at core_initcall); with
+        // CONFIG_CMA_INACTIVE they never are, so Kmem's free and managed counts hold none of them to take out.
+        long activatedCma = pa.CmaInactive ? 0 : pa.TotalCmaPages;
+        long freeNow = pa.Zones.Sum(z => z.FreePages) - activatedCma;
+        long totalramNow = pa.TotalRamPages - activatedCma;
         long phys = pa.PhysPages;
         var k = p.Kernel;
         string high2 = p.LowmemLimit is not null ? $", {pa.Zones.Where(z => z.Type == ZoneType.HighMem).Sum(z => z.Managed) * 4}K highmem" : "";

@@ -68,7 +68,7 @@ public sealed partial class Machine
     /// behind one IOVA range otherwise. <paramref name="dmaHandle"/> is the device's address. Returns 0 on failure.
     /// A non-blocking request (<see cref="Gfp.Atomic"/>) of a non-coherent device is served from the atomic pool.
     /// </summary>
-    /// <exception cref="DmaApiException">The device has been removed.</exception>
+    /// <exception cref="DmaApiException">The device has been removed, or its CMA area was not reserved at boot.</exception>
     public nint DmaAllocCoherent(Device dev, nuint size, Gfp gfp, out ulong dmaHandle, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         using var life = EnterDma(dev);

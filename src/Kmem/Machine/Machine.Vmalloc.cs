@@ -78,7 +78,10 @@ public sealed partial class Machine
         for (int i = 0; i < pages.Length; i++)
         {
             int idx = CheckedIndex(pages[i], nameof(Vmap));
-            if ((Pages.Frame(idx).Flags & (Physical.PageFlags.Buddy | Physical.PageFlags.Pcp | Physical.PageFlags.Reserved)) != 0)
+            // Pages cma_alloc() handed out of an inactive CMA area (CONFIG_CMA_INACTIVE) keep PG_reserved but are allocated.
+            var frameFlags = Pages.Frame(idx).Flags;
+            if ((frameFlags & (Physical.PageFlags.Buddy | Physical.PageFlags.Pcp)) != 0
+                || (frameFlags & (Physical.PageFlags.Reserved | Physical.PageFlags.Allocated)) == Physical.PageFlags.Reserved)
             {
                 Log.Err($"vmap: page {pages[i]} is free or reserved");
                 throw new InvalidAddressException($"vmap: page {i} ({pages[i]}) is free or reserved");

@@ -68,6 +68,7 @@ public sealed partial class Machine : IDisposable
                 Memory = layout.Memory,
                 Reserved = layout.Reserved,
                 Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name)).ToArray(),
+                CmaInactive = profile.Config.IsEnabled("CMA_INACTIVE"),
                 MinFreeKbytes = profile.MinFreeKbytes,
             }, _frames, _phys.LinearBase, Log, Life)
             {
@@ -78,8 +79,7 @@ public sealed partial class Machine : IDisposable
             _maxOrder = (uint)Pages.MaxOrder;
             _cma = layout.CmaAreas.ToDictionary(c => c.Name);
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
-            _devices = profile.Devices.ToDictionary(d => d.Name,
-                d => new Device(d.Name, d.Driver ?? DefaultDriver(d.Name), d.Iommu, d.DmaMaskBits, d.Coherent, d.Cma is null ? null : _cma[d.Cma]) { MachineId = Id });
+            _devices = profile.Devices.ToDictionary(d => d.Name, d => MakeDevice(d));
             _proc = new ProcRegistry(Life);
             _procFs = new ProcFs(_proc);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
@@ -260,13 +260,19 @@ public sealed partial class Machine : IDisposable
 
     /// <summary>
     /// The command-line words this kernel has no parameter for, as far as Kmem knows: slub_debug without
-    /// CONFIG_SLUB_DEBUG (its __setup is inside #ifdef CONFIG_SLUB_DEBUG). Words without '=' come first, as the kernel
+    /// CONFIG_SLUB_DEBUG (its __setup is inside #ifdef CONFIG_SLUB_DEBUG), rk_dma_heap_cma= without
+    /// CONFIG_DMABUF_HEAPS_ROCKCHIP, cma= without CONFIG_DMA_CMA. Words without '=' come first, as the kernel
     /// passes them to init as arguments and the others as environment.
     /// </summary>
     internal static List<string> UnknownParameters(MachineProfile p, KernelCmdline cmd)
     {
         var words = new List<string>();
         if (cmd.SlubDebugWord is { } w && !p.Config.IsEnabled("SLUB_DEBUG")) words.Add(w);
+        // rk_dma_heap_cma= is an early_param of drivers/dma-buf/rk_heaps/rk-dma-cma.c, built only with CONFIG_DMABUF_HEAPS_ROCKCHIP.
+        if (!p.Config.IsEnabled("DMABUF_HEAPS_ROCKCHIP"))
+            words.AddRange(cmd.RkDmaHeapCmaValues.Select(v => v is null ? "rk_dma_heap_cma" : "rk_dma_heap_cma=" + v));
+        // cma= is an early_param of kernel/dma/contiguous.c, built only with CONFIG_DMA_CMA.
+        if (!p.Config.IsEnabled("DMA_CMA")) words.AddRange(cmd.CmaValues.Select(v => v is null ? "cma" : "cma=" + v));
         return words.OrderBy(x => x.Contains('=') ? 1 : 0).ToList();
     }
 
@@ -292,6 +298,19 @@ public sealed partial class Machine : IDisposable
             VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
             Swap = p.Config.IsEnabled("SWAP"),
         };
+    }
+
+    /// <summary>
+    /// A profile's device. One whose CMA area was not reserved (its reservation failed at boot and the kernel went on
+    /// without it) is made without it: it remembers the name, and its coherent allocations are refused with that reason.
+    /// </summary>
+    private Device MakeDevice(DeviceSpec d)
+    {
+        CmaArea? area = d.Cma is null ? null : _cma.GetValueOrDefault(d.Cma);
+        string driver = d.Driver ?? DefaultDriver(d.Name);
+        if (d.Cma is not null && area is null)
+            Log.Err($"{driver} {d.Name}: CMA area '{d.Cma}' was not reserved at boot; coherent allocations of the device will fail");
+        return new Device(d.Name, driver, d.Iommu, d.DmaMaskBits, d.Coherent, area) { MachineId = Id, MissingCmaArea = area is null ? d.Cma : null };
     }
 
     /// <summary>dev_driver_string() when the profile names none: the device name after its unit address ("ffa50000.rkvenc" → "rkvenc").</summary>

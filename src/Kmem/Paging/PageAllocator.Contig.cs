@@ -90,6 +90,52 @@ internal sealed unsafe partial class PageAllocator
         }
     }
 
+    /// <summary>
+    /// __cma_alloc() with Rockchip's CONFIG_CMA_INACTIVE (mm/cma.c): the pages of the bitmap range are handed out as they
+    /// are, reserved since boot; nothing is isolated or migrated. Kmem marks each an allocated order-0 page with one
+    /// reference and keeps PG_reserved as the kernel does, so a stray free to the buddy allocator is a bad page state.
+    /// </summary>
+    public void TakeInactiveCmaRange(int start, int count)
+    {
+        byte zone = (byte)(ZoneOfIdx(start) ?? throw new ArgumentOutOfRangeException(nameof(start))).Index;
+        for (int i = start; i < start + count; i++)
+        {
+            ref PageFrame f = ref _f[i];
+            f.Flags = PageFlags.Reserved | PageFlags.Allocated;
+            f.RefCount = 1;
+            f.MapCount = 0;
+            f.Order = 0;
+            f.Zone = zone;
+            f.Private = 0;
+            f.Next = f.Prev = -1;
+        }
+    }
+
+    /// <summary>
+    /// cma_release() with CONFIG_CMA_INACTIVE: no free_contig_range(), the pages only go back to the area (reserved, as at
+    /// boot). A page that is not one the area handed out, or that someone still holds a reference on, is a bad page state.
+    /// </summary>
+    /// <exception cref="BadPageStateException">A page of the range is not an allocated area page with one reference.</exception>
+    public void ReturnInactiveCmaRange(int start, int count, string caller)
+    {
+        for (int i = start; i < start + count; i++)
+        {
+            ref PageFrame f = ref _f[i];
+            if (f.Flags != (PageFlags.Reserved | PageFlags.Allocated) || f.RefCount != 1)
+                throw BadPage(i, f.RefCount > 1 ? "page still referenced" : "not a page cma_alloc() handed out", caller);
+        }
+        for (int i = start; i < start + count; i++)
+        {
+            ref PageFrame f = ref _f[i];
+            f.Flags = PageFlags.Reserved;
+            f.MapCount = 0;
+            f.Private = 0;
+        }
+    }
+
+    /// <summary>True when the frame is a CMA page of an inactive area that cma_alloc() has not handed out (reserved only).</summary>
+    public bool IsReservedOnly(int idx) => _f[idx].Flags == PageFlags.Reserved;
+
     /// <summary>free_contig_range(): frees each page of a range taken by <see cref="AllocContigRange"/>.</summary>
     public void FreeContigRange(int start, int count)
     {

@@ -25,6 +25,9 @@ internal sealed unsafe partial class PageAllocator
         ref PageFrame f = ref _f[head];
         if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Slab) != 0)
             throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
+        // The last reference of a reserved page (one an inactive CMA area handed out) would free it: free_pages_prepare()
+        // finds PG_reserved.
+        if ((f.Flags & PageFlags.Reserved) != 0 && f.RefCount == 1) throw BadPage(head, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
         if (Interlocked.Decrement(ref f.RefCount) == 0) FreeTheBlock(head, f.Order);
     }
 

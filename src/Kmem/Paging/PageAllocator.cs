@@ -86,6 +86,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public long TotalReservePages { get; private set; }
     public long TotalRamPages { get; private set; }
     public long TotalCmaPages { get; private set; }
+    /// <summary>CONFIG_CMA_INACTIVE: CMA areas are kept out of the buddy allocator (see <see cref="PageAllocatorSettings.CmaInactive"/>).</summary>
+    public bool CmaInactive => _settings.CmaInactive;
     public long PhysPages { get; private set; }
     public TimeSpan ReclaimRetryWait { get; set; }
     /// <summary>Node-wide counters the upper layers feed (slab, kernel misc reclaimable, …).</summary>
@@ -100,9 +102,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             foreach (var z in Zones)
                 z.Present += (long)Overlap(bank.Start, bank.End, z.StartPfn, z.EndPfn);
 
-        // Reserved pages: PG_reserved, never freed to the buddy allocator.
+        // Reserved pages: PG_reserved, never freed to the buddy allocator. With Rockchip's CONFIG_CMA_INACTIVE the CMA areas
+        // stay so too: cma_activate_area() returns before init_cma_reserved_pageblock() (mm/cma.c), so their pages never
+        // reach the buddy allocator nor the managed count, and no pageblock becomes MIGRATE_CMA.
         var reservedPerZone = new long[Zones.Length];
-        foreach (var r in _settings.Reserved)
+        foreach (var r in CmaInactive ? _settings.Reserved.Concat(_settings.Cma) : _settings.Reserved)
         {
             for (ulong pfn = r.Start; pfn < r.End; pfn++)
             {
@@ -121,9 +125,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             TotalRamPages += Zones[i].Managed;
         }
 
-        // CMA areas: every pageblock becomes MIGRATE_CMA before its pages are released.
+        // CMA areas: every pageblock becomes MIGRATE_CMA before its pages are released. totalcma_pages counts every area
+        // (cma_init_reserved_mem()); zone->cma_pages only the activated ones.
         foreach (var c in _settings.Cma)
         {
+            TotalCmaPages += (long)c.Count;
+            if (CmaInactive) continue;
             for (ulong pfn = c.Start; pfn < c.End; pfn += 1UL << PageblockOrder)
             {
                 var z = Zones[ZoneIndexOfPfn(pfn)];
@@ -131,7 +138,6 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             }
             var zone = Zones[ZoneIndexOfPfn(c.Start)];
             zone.CmaPages += (long)c.Count;
-            TotalCmaPages += (long)c.Count;
         }
 
         // memblock_free_all(): hand every free range to the buddy allocator in the largest aligned blocks.

@@ -28,8 +28,10 @@ internal sealed record PageAllocatorSettings
     public required PfnRange[] Memory { get; init; }
     /// <summary>Reserved ranges (memblock.reserved), already clipped to memory.</summary>
     public required PfnRange[] Reserved { get; init; }
-    /// <summary>CMA areas: their pageblocks become MIGRATE_CMA.</summary>
+    /// <summary>CMA areas: their pageblocks become MIGRATE_CMA (with <see cref="CmaInactive"/>: they stay reserved).</summary>
     public required PfnRange[] Cma { get; init; }
+    /// <summary>Rockchip's CONFIG_CMA_INACTIVE: CMA areas stay memblock-reserved, outside the buddy allocator and managed pages.</summary>
+    public bool CmaInactive { get; init; }
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
     public long? MinFreeKbytes { get; init; }
     /// <summary>How long a blocking allocation waits for a free between reclaim rounds.</summary>

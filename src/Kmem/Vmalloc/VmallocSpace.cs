@@ -564,7 +564,10 @@ internal sealed unsafe class VmallocSpace : IDisposable
                 {
                     int f = (int)_pte[(off >> PageShift) + k] - 1;
                     if (f < 0) { errors.Add($"vmalloc: page {k} of area 0x{a.Start:x} is not mapped"); break; }
-                    if ((_pa.Frame(f).Flags & (PageFlags.Buddy | PageFlags.Pcp | PageFlags.Reserved)) != 0)
+                    // A reserved page is free memory's opposite but no one's to map, unless cma_alloc() of an inactive CMA
+                    // area (CONFIG_CMA_INACTIVE) handed it out: then it is allocated too.
+                    var ff = _pa.Frame(f).Flags;
+                    if ((ff & (PageFlags.Buddy | PageFlags.Pcp)) != 0 || (ff & (PageFlags.Reserved | PageFlags.Allocated)) == PageFlags.Reserved)
                     {
                         errors.Add($"vmalloc: page {k} of area 0x{a.Start:x} maps frame {f}, which is free or reserved");
                         break;
