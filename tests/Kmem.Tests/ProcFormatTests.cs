@@ -105,7 +105,7 @@ public class ProcFormatTests
             "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)", "Unevictable", "Mlocked",
             "SwapTotal", "SwapFree", "Dirty", "Writeback", "AnonPages", "Mapped", "Shmem", "KReclaimable",
             "Slab", "SReclaimable", "SUnreclaim", "KernelStack", "PageTables", "NFS_Unstable", "Bounce", "WritebackTmp",
-            "CommitLimit", "Committed_AS", "VmallocTotal", "VmallocUsed", "VmallocChunk", "Percpu", "CmaTotal", "CmaFree" }, labels);
+            "CommitLimit", "Committed_AS", "VmallocTotal", "VmallocUsed", "VmallocChunk", "Percpu", "CmaTotal", "CmaAllocated", "CmaReleased", "CmaFree" }, labels);
         Assert.All(t.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Matches(@"^[A-Za-z_()]+: +\d+ kB$", l));
         Assert.All(t.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => Assert.Equal(27, l.Length)); // "%-16s%8lu kB"
         var normal = m.Zones.Single(z => z.Name == "Normal");

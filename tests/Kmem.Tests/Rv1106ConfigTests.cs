@@ -91,4 +91,31 @@ public class Rv1106ConfigTests
         var e = Assert.Throws<ProfileException>(() => TestSupport.AtRelease("arm", "5.10", ("VMSPLIT_3G_OPT", true), ("VMSPLIT_1G", true)).Config);
         Assert.Contains("one choice", e.Message);
     }
+
+    [Fact]
+    public void Meminfo_has_the_vendor_cma_lines_of_a_real_Pico_Max()
+    {
+        string real = TestSupport.Fixture("meminfo_luckfox_pico_max_rv1106_5.10.110.txt");
+        var realLines = real.Split('\n').Where(l => Regex.IsMatch(l, @"^[A-Za-z0-9_()]+: +\d+ kB$")).ToList();
+        // The same 256 MiB board and heap: rk_dma_heap_cma=66M, placed top-down.
+        using var m = Machine.Boot(MachineProfile.Embedded("rv1106") with { Cmdline = "rk_dma_heap_cma=66M" });
+        string ours = m.ProcFs.Read("/proc/meminfo");
+        var labels = ours.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l[..l.IndexOf(':')]).ToList();
+        // Every line the dump shows is there, in the dump's order.
+        var realLabels = realLines.Select(l => l[..l.IndexOf(':')]).ToList();
+        Assert.Equal(realLabels, labels.Where(realLabels.Contains).ToList());
+        foreach (var exact in new[] { "VmallocTotal:", "CmaTotal:", "CmaFree:", "VmallocChunk:" })
+            Assert.Contains(realLines.Single(l => l.StartsWith(exact, StringComparison.Ordinal)) + "\n", ours);
+        // CmaAllocated is what the bitmap hands out; CmaReleased the rest of CmaTotal.
+        var heap = m.Cma["rk-dma-heap-cma"];
+        Assert.Equal(0x0be00000UL, heap.Base);                  // 0x10000000 - 66 MiB: no device-tree pool above it
+        long Kb(string label) => long.Parse(Regex.Match(ours, $@"^{label}: +(\d+) kB$", RegexOptions.Multiline).Groups[1].Value);
+        Assert.Equal(0, Kb("CmaAllocated"));
+        var rk = m.RkDmaHeaps["rk-dma-heap-cma"];
+        var buf = rk.BufferAlloc(12 * 1024)!;
+        string after = m.ProcFs.Read("/proc/meminfo");
+        Assert.Contains("CmaAllocated:         12 kB\nCmaReleased:       67572 kB\nCmaFree:               0 kB\n", after);
+        rk.BufferFree(buf);
+        Assert.Contains("CmaAllocated:          0 kB\n", m.ProcFs.Read("/proc/meminfo"));
+    }
 }

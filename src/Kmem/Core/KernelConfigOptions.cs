@@ -136,6 +136,10 @@ internal static class KernelConfigOptions
         // boot by rk_dma_heap_cma_setup() (32 MiB unless rk_dma_heap_cma= says otherwise). Not in kernel.org trees.
         new("DMABUF_HEAPS_ROCKCHIP", ConfigKind.Bool, "Rockchip vendor kernels: the RK DMA-BUF heaps and their rk-dma-heap-cma area (rk_dma_heap_cma=)",
             (a, _) => a is Arch.Arm or Arch.Arm64, (_, _) => "n"),
+        // Rockchip vendor kernels: CONFIG_ROCKCHIP_MINI_KERNEL (default y for CPU_RV1106) selects it; fs/proc/meminfo.c then
+        // prints CmaAllocated and CmaReleased (cma_used_pages()) between CmaTotal and CmaFree.
+        new("NO_GKI", ConfigKind.Bool, "Rockchip vendor kernels: the CmaAllocated and CmaReleased lines of meminfo (not in kernel.org Linux)",
+            (a, _) => a is Arch.Arm or Arch.Arm64, (_, _) => "n"),
         new("CMA_SIZE_MBYTES", ConfigKind.Number, "the size of the default CMA area when neither cma= nor the device tree gives one", (_, _) => true,
             (_, _) => "16"),
         new("LOG_BUF_SHIFT", ConfigKind.Number, "the printk ring: 2^N bytes, static in .bss", (_, _) => true, (_, _) => "17"),

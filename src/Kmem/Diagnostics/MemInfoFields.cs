@@ -62,6 +62,9 @@ internal sealed record MemInfoFields
     public bool FileHugePages { get; init; }
     /// <summary>3.19 with CONFIG_CMA: CmaTotal, CmaFree ("fs: proc: include cma info in proc/meminfo").</summary>
     public bool Cma { get; init; }
+    /// <summary>Rockchip vendor kernels with CONFIG_NO_GKI (which CONFIG_ROCKCHIP_MINI_KERNEL selects on RV1106): CmaAllocated and
+    /// CmaReleased between CmaTotal and CmaFree (what the areas' bitmaps hand out, and the rest).</summary>
+    public bool CmaAllocated { get; init; }
     /// <summary>6.5 with CONFIG_UNACCEPTED_MEMORY: Unaccepted (the unaccepted memory series, "mm: Add support for
     /// unaccepted memory").</summary>
     public bool Unaccepted { get; init; }
@@ -92,6 +95,7 @@ internal sealed record MemInfoFields
             ShmemHugePages = thp && version.IsAtLeast(4, 8),
             FileHugePages = thp && version.IsAtLeast(5, 4),
             Cma = config.IsEnabled("CMA") && version.IsAtLeast(3, 19),
+            CmaAllocated = config.IsEnabled("CMA") && version.IsAtLeast(3, 19) && config.IsEnabled("NO_GKI"),
             Unaccepted = version.IsAtLeast(6, 5) && config.IsEnabled("UNACCEPTED_MEMORY"),
             Hugetlb = hugetlb,
             HugetlbTotal = hugetlb && version.IsAtLeast(4, 16),

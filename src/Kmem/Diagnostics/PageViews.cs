@@ -24,6 +24,8 @@ internal sealed record ViewConfig
     public Func<(nint Start, VmArea[] Areas)?>? VmallocAreas { get; init; }
     /// <summary>CONFIG_SWAP: zoneinfo's per-node nr_swapcached (from 5.14).</summary>
     public bool Swap { get; init; }
+    /// <summary>cma_used_pages(): the pages the CMA areas' bitmaps hand out now (Rockchip's CmaAllocated line).</summary>
+    public Func<long>? CmaUsedPages { get; init; }
 }
 
 internal static class PageViews
@@ -394,6 +396,12 @@ internal static class PageViews
         if (f.Cma)
         {
             Kb(sb, "CmaTotal:", pa.TotalCmaPages);
+            if (f.CmaAllocated)
+            {
+                long used = cfg.CmaUsedPages?.Invoke() ?? 0;
+                Kb(sb, "CmaAllocated:", used);
+                Kb(sb, "CmaReleased:", pa.TotalCmaPages - used);
+            }
             Kb(sb, "CmaFree:", pa.Zones.Sum(z => Volatile.Read(ref z.FreeCmaPages)));
         }
         if (f.Unaccepted) Kb(sb, "Unaccepted:", 0);

@@ -297,6 +297,7 @@ public sealed partial class Machine : IDisposable
             Cpus = p.Cpus,
             VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
             Swap = p.Config.IsEnabled("SWAP"),
+            CmaUsedPages = () => layout.CmaAreas.Sum(c => (long)c.Used),
         };
     }
 
