@@ -8,7 +8,7 @@ namespace Kmem;
 public sealed partial class Machine
 {
     /// <summary>The pages the boot's late hash tables hold (never freed, as in the kernel).</summary>
-    private readonly List<Page> _bootHashPages = [];
+    private readonly List<(Page Page, int Order)> _bootHashPages = [];
     private readonly List<nint> _bootHashVmalloc = [];
 
     /// <summary>
@@ -34,13 +34,13 @@ public sealed partial class Machine
         foreach (var h in e.DeferredHashes)
         {
             Log.Info(h.Line(p.Version));
-            if (_vmalloc is not null) _bootHashVmalloc.Add(Vmalloc((nuint)h.Bytes, Gfp.Atomic | Gfp.Zero));
+            if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes));
         }
         ulong bucket = p.Is64Bit ? 8UL : 4UL;
         if (!p.Version.IsAtLeast(3, 13))
         {
             // HASH_SIZE = PAGE_SIZE / sizeof(struct list_head) in a __get_free_page()
-            _bootHashPages.Add(AllocPages(Gfp.Atomic, 0));
+            _bootHashPages.Add((AllocPages(Gfp.Atomic, 0), 0));
             Log.Info($"Mount-cache hash table entries: {PhysicalMemory.PageSize / (2 * (int)bucket)}");
             return;
         }
@@ -48,11 +48,18 @@ public sealed partial class Machine
         {
             var h = LargeSystemHash.Compute(name, bucket, EarlyAllocations.Entries(cmd, param), 19, 0, e.NrKernelPages, e.NrAllPages,
                 p.Is64Bit, p.Version, p.MaxOrder);
-            if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(Vmalloc((nuint)h.Bytes, Gfp.Atomic | Gfp.Zero)); }
-            else _bootHashPages.Add(AllocPages(Gfp.Atomic | Gfp.Zero, h.AllocOrder));
+            if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes)); }
+            else _bootHashPages.Add((AllocPages(Gfp.Atomic | Gfp.Zero, h.AllocOrder), h.AllocOrder));
             Log.Info(h.Line(p.Version));
         }
     }
+
+    /// <summary>__vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it.</summary>
+    private nint HashVmalloc(ulong bytes) =>
+        _vmalloc!.Vmalloc(bytes, Gfp.Atomic | Gfp.Zero, VmFlags.None, new Core.CallSite("alloc_large_system_hash", "mm/page_alloc.c", 0));
+
+    /// <summary>Pages the boot's late hash tables hold (order-0 pages and vmalloc'ed areas are not counted here).</summary>
+    internal long BootHashPages => _bootHashPages.Sum(p => 1L << p.Order);
 
     /// <summary>
     /// free_initmem() at the end of kernel_init(): free_reserved_area() over [__init_begin, __init_end), printed "Freeing
