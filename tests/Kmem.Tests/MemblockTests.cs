@@ -233,6 +233,29 @@ public class MemblockTests
     }
 
     [Fact]
+    public void An_old_arm_profile_without_fdt_keys_still_boots_and_a_blob_on_a_fixed_cma_area_is_refused()
+    {
+        // An image at the very start of RAM (no room for swapper_pg_dir below it) and a CMA area where U-Boot's FDT would go.
+        string json = """
+            { "name": "old", "arch": "arm", "cpus": 1, "config": { "HIGHMEM": false }, "dram": [ { "base": "0x60000000", "size": "64M" } ],
+              "kernel": { "base": "0x60000000", "code": "2M", "rwdata": "128K", "rodata": "512K", "init": "128K", "bss": "64K" },
+              "cma": [ { "name": "low", "base": "0x60c00000", "size": "8M" } ] }
+            """;
+        var p = MachineProfile.Parse(json);
+        using (var m = Machine.Boot(p))
+        {
+            var fdt = m.Layout.Memblock.Single(r => r.Name == "device tree (FDT)");
+            var image = m.Layout.Memblock.Single(r => r.Name == "kernel");
+            Assert.Equal((image.End + 4095) & ~4095UL, fdt.Base);                                    // right past the image
+            Assert.Equal(0x60000000UL, image.Base);
+            Assert.DoesNotContain(m.Layout.Memblock, r => r.Name == "swapper_pg_dir");
+            Assert.Contains("] Freeing unused kernel memory: 128K\n", m.Dmesg());
+        }
+        var e = Assert.Throws<ProfileException>(() => Machine.Boot(p with { Fdt = new DeviceTreeBlob(0x60c00000, null, null) }));
+        Assert.Equal("fdt.base", e.Field);
+    }
+
+    [Fact]
     public void Bad_fdt_and_tables_keys_name_themselves()
     {
         string Arm(string extra) => $$"""

@@ -48,19 +48,29 @@ internal static class EarlyAllocations
         var img = ArmImage.Of(k);
         mb.Reserve(img.Stext, img.End - img.Stext, "kernel");
         e.Init = (img.InitBegin, img.InitEnd);
+        // TEXT_OFFSET is at least 0x8000 on a real arm kernel; a profile whose image starts lower has no room for it.
         ulong text = k.Base & ~(Page - 1);
-        mb.Reserve(text - 0x4000, 0x4000, "swapper_pg_dir");
+        if (p.Dram.Any(b => text >= b.Base + 0x4000 && text <= b.End)) mb.Reserve(text - 0x4000, 0x4000, "swapper_pg_dir");
         var (fdtBase, fdtSize) = FdtPlacement(p, img);
+        if (p.Cma.FirstOrDefault(c => c.Base is { } cb && cb < fdtBase + fdtSize && fdtBase < cb + c.Size) is { } clash)
+            throw new ProfileException("fdt.base", $"the device tree blob 0x{fdtBase:x}-0x{fdtBase + fdtSize - 1:x} overlaps CMA area '{clash.Name}'");
         mb.Reserve(fdtBase, fdtSize, "device tree (FDT)");
     }
 
-    /// <summary>Where the FDT lies: the profile's base, else Rockchip U-Boot's fdt_addr_r (RAM + 12 MiB), else right past the image.</summary>
+    /// <summary>
+    /// Where the FDT lies: the profile's base, else Rockchip U-Boot's fdt_addr_r (RAM + 12 MiB) when that is free of the
+    /// image, the reservations and the fixed CMA areas, else right past the image.
+    /// </summary>
     internal static (ulong Base, ulong Size) FdtPlacement(MachineProfile p, ArmImage img)
     {
         ulong size = p.Fdt?.Size ?? DeviceTreeBlob.DefaultSize;
         if (p.Fdt?.Base is { } b) return (b, size);
         ulong guess = p.Dram[0].Base + DeviceTreeBlob.DefaultOffset;
-        bool fits = guess + size <= p.Dram[0].End && (guess >= img.End || guess + size <= img.Stext);
+        bool Clear(ulong s, ulong n) => s + n <= img.Stext || s >= img.End;
+        bool Overlaps(ulong s, ulong n, ulong rb, ulong rs) => s < rb + rs && rb < s + n;
+        bool fits = guess + size <= p.Dram[0].End && Clear(guess, size)
+            && !p.Reserved.Any(r => Overlaps(guess, size, r.Base, r.Size))
+            && !p.Cma.Any(c => c.Base is { } cb && Overlaps(guess, size, cb, c.Size));
         return (fits ? guess : AlignUp(img.End, Page), size);
     }
 

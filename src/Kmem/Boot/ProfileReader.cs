@@ -179,8 +179,6 @@ internal static partial class ProfileReader
                 if (arch != Arch.Arm) throw new ProfileException("kernel.tables", "is the 32-bit arm image's gap between __end_rodata and __init_begin; other architectures lay out their image otherwise");
                 if (kt > 64 * MiB) throw new ProfileException("kernel.tables", $"0x{kt:x} bytes between __end_rodata and __init_begin is more than 64 MiB");
             }
-            if (arch == Arch.Arm && kernel.Base < 0x4000 + dram[0].Base)
-                throw new ProfileException("kernel.base", $"0x{kernel.Base:x} leaves no room for the 16 KiB swapper_pg_dir below the image");
             if (!InsideOneBank(dram, kernel.Base, kernel.Size)) throw new ProfileException("kernel.base", $"the image 0x{kernel.Base:x}-0x{kernel.Base + kernel.Size - 1:x} is not inside a memory bank");
         }
 
