@@ -149,6 +149,36 @@ public class MemblockTests
     }
 
     [Fact]
+    public void The_Ultra_W_with_a_1_MiB_heap_places_it_under_the_DT_pool()
+    {
+        // LuckfoxTECH/luckfox-pico issue #208: "created CMA memory pool at 0x0f600000, size 10 MiB", "cma: Reserved 1024 KiB
+        // at 0x0f500000", "Total pages: 65024".
+        var p = Board("256M", "5.10.110", UltraSections, UltraCmdline.Replace("=66M", "=1M"), """{ "base": "0x00c00000", "size": "54022" }""",
+            ("linux,cma", 10), ("rk-dma-heap-cma", 1));
+        using var m = Machine.Boot(p);
+        Assert.Equal(0x0f600000UL, m.Cma["linux,cma"].Base);
+        Assert.Equal(0x0f500000UL, m.Cma["rk-dma-heap-cma"].Base);
+        Assert.Contains("] Built 1 zonelists, mobility grouping on.  Total pages: 65024\n", m.Dmesg());
+        // dma_contiguous_remap() maps the 10 MiB pool with pages: five PTE tables; the rk heap (CMA_INACTIVE) is not remapped.
+        Assert.Equal(5, m.Layout.Memblock.Count(r => r.Name == "page table (CMA linux,cma)"));
+        Assert.DoesNotContain(m.Layout.Memblock, r => r.Name == "page table (CMA rk-dma-heap-cma)");
+    }
+
+    [Fact]
+    public void A_64_bit_board_gets_8_byte_buckets()
+    {
+        // x86_64 with 4 GiB (nr_kernel_pages 1027966): the figures real 4 GiB x86_64 5.x boots print.
+        var v = KernelVersion.Parse("5.10");
+        Assert.Equal("Dentry cache hash table entries: 524288 (order: 10, 4194304 bytes, linear)",
+            LargeSystemHash.Compute("Dentry cache", 8, 0, 13, LargeSystemHash.Early, 1027966, 1027966, true, v, 11).Line(v));
+        Assert.Equal("Mount-cache hash table entries: 8192 (order: 4, 65536 bytes, linear)",
+            LargeSystemHash.Compute("Mount-cache", 8, 0, 19, 0, 1027966, 1027966, true, v, 11).Line(v));
+        using var m = Machine.Boot("x86_64");
+        Assert.Contains("] Dentry cache hash table entries: 524288 (order: 10, 4194304 bytes, linear)\n", m.Dmesg());
+        Assert.Contains("] Freeing unused kernel image (initmem) memory: 2640K\n", m.Dmesg());
+    }
+
+    [Fact]
     public void Late_and_old_hash_tables_follow_their_release()
     {
         var v510 = KernelVersion.Parse("5.10");
