@@ -6,24 +6,6 @@ using Kmem.Core;
 
 namespace Kmem.Boot;
 
-/// <summary>What the early boot steps leave for the boot log and for later steps.</summary>
-internal sealed class EarlyBoot
-{
-    /// <summary>pcpu_dump_alloc_info() lines (KERN_DEBUG), printed by setup_per_cpu_areas().</summary>
-    public List<string> PerCpuLines { get; } = [];
-    /// <summary>The hash tables vfs_caches_init_early() (and before 4.15 pidhash_init()) took from memblock.</summary>
-    public List<LargeSystemHash> EarlyHashes { get; } = [];
-    /// <summary>The dentry and inode tables when hashdist defers them to vfs_caches_init() (vmalloc'ed there).</summary>
-    public List<LargeSystemHash> DeferredHashes { get; } = [];
-    /// <summary>The log buffer setup_log_buf() allocated for log_buf_len=, 0 when the static one stays.</summary>
-    public ulong LogBufLen { get; set; }
-    /// <summary>nr_kernel_pages and nr_all_pages as alloc_large_system_hash() read them.</summary>
-    public long NrKernelPages { get; set; }
-    public long NrAllPages { get; set; }
-    /// <summary>[__init_begin, __init_end): what free_initmem() gives back at the end of boot.</summary>
-    public (ulong Start, ulong End) Init { get; set; }
-}
-
 internal static class EarlyAllocations
 {
     private const ulong Page = 1UL << KernelFacts.PageShift;
@@ -291,30 +273,5 @@ internal static class EarlyAllocations
             v = v * 8 + (ulong)(c - '0');
         }
         return true;
-    }
-}
-
-/// <summary>
-/// The 32-bit arm image as arch/arm/kernel/vmlinux.lds.S lays it out without XIP or STRICT_KERNEL_RWX: .text from _stext
-/// (the .head.text before it stays inside the first reserved page), RO_DATA(PAGE_SIZE) page-aligned at both ends, then
-/// __ex_table, the ARM unwind tables and the notes (<see cref="KernelImage.Tables"/>), __init_begin page-aligned, the init
-/// sections up to __init_end (THREAD_SIZE-aligned; the printed init includes that), _sdata, RW_DATA to _edata, the BSS
-/// (cache-line aligned) and _end.
-/// </summary>
-internal readonly record struct ArmImage(ulong Stext, ulong StartRodata, ulong InitBegin, ulong InitEnd, ulong End)
-{
-    private const ulong Page = 1UL << KernelFacts.PageShift;
-
-    public static ArmImage Of(KernelImage k)
-    {
-        static ulong Up(ulong v, ulong a) => (v + a - 1) & ~(a - 1);
-        ulong stext = k.Base;
-        ulong startRodata = Up(stext + k.Code, Page);
-        ulong endRodata = Up(startRodata + k.RoData, Page);
-        ulong tables = k.Tables ?? Up(k.Code / 24, Page);
-        ulong initBegin = Up(endRodata + tables, Page);
-        ulong initEnd = Up(initBegin + k.Init, Page);
-        ulong bssStart = Up(initEnd + k.RwData, 64);
-        return new ArmImage(stext, startRodata, initBegin, initEnd, bssStart + k.Bss);
     }
 }
