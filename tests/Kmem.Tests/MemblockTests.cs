@@ -24,7 +24,11 @@ public class MemblockTests
     /// A Luckfox board on the vendor config of the rv1106 profile: RAM, release, the printed section sizes, the CMA areas
     /// (placed top-down as the kernel places the DT pool and the rk-dma-heap area) and the FDT facts (null: defaults).
     /// </summary>
-    internal static MachineProfile Board(string ram, string version, string sections, string cmdline, string? fdt, params (string Name, int MiB)[] cma)
+    internal static MachineProfile Board(string ram, string version, string sections, string cmdline, string? fdt, params (string Name, int MiB)[] cma) =>
+        Board(ram, version, sections, cmdline, fdt, null, cma);
+
+    /// <summary>As above, with the device tree's static reserved-memory regions (a JSON array) when not null.</summary>
+    internal static MachineProfile Board(string ram, string version, string sections, string cmdline, string? fdt, string? reserved, params (string Name, int MiB)[] cma)
     {
         var rv = MachineProfile.Embedded("rv1106");
         string config = System.Text.Json.JsonSerializer.Serialize(rv.ConfigOptions);
@@ -34,6 +38,7 @@ public class MemblockTests
               "dram": [ { "base": "0x00000000", "size": "{{ram}}" } ],
               "kernel": { "base": "0x00008000", {{sections}} },
               {{(fdt is null ? "" : $"\"fdt\": {fdt},")}}
+              {{(reserved is null ? "" : $"\"reserved\": {reserved},")}}
               "cmdline": "{{cmdline}}" }
             """;
         var p = MachineProfile.Parse(json);
@@ -49,8 +54,11 @@ public class MemblockTests
         fitted ? """{ "unflattened": "150K" }""" : null, ("rk-dma-heap-cma", 66));
     internal static MachineProfile MiniA(bool fitted = true) => Board("64M", "5.10.110", MiniSections, MiniACmdline,
         fitted ? """{ "unflattened": "150K" }""" : null, ("rk-dma-heap-cma", 24));
+    // Its DT also reserves mmc_ecsd (reg 0x3f000, 4 KiB), as a published analysis of the board's DT says; that page lies
+    // inside the image loaded at 0x8000, so it adds nothing.
     internal static MachineProfile UltraW(bool fitted = true) => Board("256M", "5.10.160", UltraSections, UltraCmdline,
-        fitted ? """{ "base": "0x00c00000", "size": "54022", "unflattened": "186K" }""" : null, ("linux,cma", 10), ("rk-dma-heap-cma", 66));
+        fitted ? """{ "base": "0x00c00000", "size": "54022", "unflattened": "186K" }""" : null,
+        fitted ? """[ { "name": "mmc_ecsd", "base": "0x3f000", "size": "4K" } ]""" : null, ("linux,cma", 10), ("rk-dma-heap-cma", 66));
 
     private static (long Avail, long Total, long Reserved, long Cma) MemoryLine(Machine m)
     {

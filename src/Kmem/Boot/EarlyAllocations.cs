@@ -63,7 +63,8 @@ internal static class EarlyAllocations
     /// section-aligned needs a PTE table (early_pte_alloc(): one page, PTE_HWTABLE_OFF + PTE_HWTABLE_SIZE, per 2 MiB pmd);
     /// dma_contiguous_remap() maps each CMA area that dma_contiguous_early_fixup() registered with pages (MT_MEMORY_DMA_READY
     /// has no section type): one table per 2 MiB pmd it spans; devicemaps_init(): vectors = early_alloc(PAGE_SIZE * 2) and
-    /// the table of the 0xffe00000 pmd that holds the vectors page at 0xffff0000 (the earlycon fixmap slot shares it);
+    /// the table of the 0xffe00000 pmd that holds the vectors page at 0xffff0000 (the earlycon fixmap slot shares it and,
+    /// with earlycon, early_fixmap_shutdown() allocates it first);
     /// kmap_init(): the fixmap's table at FIXADDR_START 0xffc00000 (3.19 on, "ARM: 8235/1: Support for the fixmap") and
     /// with HIGHMEM the pkmap table; zero_page = early_alloc(PAGE_SIZE). early_alloc() aligns to the size.
     /// </summary>
@@ -87,6 +88,10 @@ internal static class EarlyAllocations
             ulong s = c.Base, e = Math.Min(c.Base + c.Size, lowmemEnd);
             for (ulong a = s & ~(Pmd - 1); a < e; a += Pmd) Pte($"page table (CMA {c.Name})", p.PageOffset + a - p.Dram[0].Base);
         }
+        // early_fixmap_shutdown() re-creates the permanent fixmap slots before devicemaps_init(): an earlycon's
+        // FIX_EARLYCON_MEM_BASE (0xffeff000) takes the vectors' pmd table first.
+        if (p.Cmdline.Split(' ', StringSplitOptions.RemoveEmptyEntries).Any(w => w == "earlycon" || w.StartsWith("earlycon=", StringComparison.Ordinal)))
+            Pte("page table (vectors)", 0xffe00000UL);
         mb.Alloc(2 * Page, 2 * Page, "vectors");
         Pte("page table (vectors)", 0xffe00000UL);
         if (p.Config.IsEnabled("HIGHMEM")) Pte("page table (pkmap)", (p.PageOffset - Pmd) & 0xffffffffUL);
