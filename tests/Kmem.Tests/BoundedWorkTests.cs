@@ -25,9 +25,10 @@ public class BoundedWorkTests
         }
         sw.Stop();
         long retries = pa.ReclaimRetries - retriesBefore, hopeless = pa.ReclaimHopeless - hopelessBefore;
-        // 256 MiB less the kernel, the 32 MiB CMA area (not for GFP_KERNEL) and the min watermark: about 58,000 pages.
-        Assert.InRange(held.Count, 55_000, 62_000);
-        Assert.InRange(failures, 8_000, 15_000);
+        // 256 MiB less what memblock kept (the kernel, mem_map, hashes …: about 9 MiB), the 32 MiB CMA area (not for
+        // GFP_KERNEL) and the min watermark: about 54,500 pages.
+        Assert.InRange(held.Count, 52_000, 62_000);
+        Assert.InRange(failures, 8_000, 18_000);
         Assert.Equal(70_000, held.Count + failures);
         // Every failure gave up in its first round: nothing reclaimable could lift the zone above min.
         Assert.Equal(failures, hopeless);

@@ -33,7 +33,8 @@ public class MemoryMapTests
         Assert.Equal(Svg + "svg", doc.Root!.Name);
         var texts = doc.Descendants(Svg + "text").Select(t => t.Value).ToList();
         foreach (var owner in new[] { "CMA rk-dma-heap-cma: vmpi", "CMA rk-dma-heap-cma: ffa00000.rkisp", "dma-buf: videobuf2_dma_contig",
-                                      "dma-buf: drm", "vmalloc", "compound pages (large kmalloc, __GFP_COMP)", "free order 8", "reserved" })
+                                      "dma-buf: drm", "vmalloc", "compound pages (large kmalloc, __GFP_COMP)", "free order 8",
+                                      "reserved: kernel", "reserved: mem_map" })
             Assert.Contains(texts, t => t.StartsWith(owner + " (", StringComparison.Ordinal));
         Assert.Contains(texts, t => t.StartsWith("slab: ", StringComparison.Ordinal));
         Assert.Contains("Normal", texts);

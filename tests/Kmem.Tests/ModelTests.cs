@@ -68,7 +68,8 @@ public class ModelTests
                 var check = m.Pages.CheckInvariants();
                 if (check.Errors.Count > 0) return $"op {op}: {check.Errors[0]}";
                 long slab = m.Pages.Stat.SlabReclaimablePages + m.Pages.Stat.SlabUnreclaimablePages  // the boot's slab caches
-                    + m.Dma.Pools.Sum(p => (long)p.Pages);                                           // and DMA atomic pools
+                    + m.Dma.Pools.Sum(p => (long)p.Pages)                                            // and DMA atomic pools
+                    + m.BootHashPages;                                                                // and the mount hash tables
                 if (check.BuddyPages + check.PcpPages + livePages + slab != managed)
                     return $"op {op}: {check.BuddyPages} buddy + {check.PcpPages} pcp + {livePages} live + {slab} slab != {managed} managed";
                 foreach (int idx in check.FreeFrames)

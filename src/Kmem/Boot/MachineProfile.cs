@@ -20,8 +20,31 @@ public sealed record ReservedRange(string Name, ulong Base, ulong Size);
 /// <summary>The kernel image's section sizes as printed by the boot "Memory:" line.</summary>
 public sealed record KernelImage(ulong Base, ulong Code, ulong RwData, ulong RoData, ulong Init, ulong Bss)
 {
-    /// <summary>Bytes the image occupies.</summary>
+    /// <summary>The bytes of the printed sections (the image itself is larger: see <see cref="Tables"/>).</summary>
     public ulong Size => Code + RwData + RoData + Init + Bss;
+
+    /// <summary>
+    /// 32-bit arm: the bytes between __end_rodata and __init_begin that no section of the "Memory:" line counts (the
+    /// exception table, the ARM unwind tables, the notes, the page alignment), profile key <c>kernel.tables</c>; null for
+    /// the default, code / 24 rounded up to a page (an 8-byte unwind index entry per function of about 200 bytes of
+    /// Thumb-2 code, and the exception table).
+    /// </summary>
+    public ulong? Tables { get; init; }
+}
+
+/// <summary>
+/// The flattened device tree the boot loader hands a 32-bit arm kernel (profile key <c>"fdt"</c>): where it lies, its
+/// size (fdt_totalsize) and the bytes unflatten_device_tree() and of_alias_scan() take from memblock for the expanded
+/// tree. A null field takes the default (docs/profiles.md).
+/// </summary>
+public sealed record DeviceTreeBlob(ulong? Base, ulong? Size, ulong? Unflattened)
+{
+    /// <summary>The default size: the one RV1106 FDT whose size is published (U-Boot: "Using Device Tree in place at 00c00000, end 00c0d306").</summary>
+    public const ulong DefaultSize = 0xd306;
+    /// <summary>The default load address past the first bank's base: Rockchip U-Boot's fdt_addr_r on the RV1106 (0x00c00000).</summary>
+    public const ulong DefaultOffset = 0x00c00000;
+    /// <summary>The default unflattened size: three times the blob (a node and its properties expand to about three times their FDT bytes).</summary>
+    public const ulong DefaultUnflattenedFactor = 3;
 }
 
 /// <summary>A contiguous-memory-allocator area. A null <see cref="Base"/> means "placed at boot".</summary>
@@ -151,6 +174,8 @@ public sealed record MachineProfile
     public KernelImage? Kernel { get; init; }
     /// <summary>CMA areas.</summary>
     public IReadOnlyList<CmaAreaSpec> Cma { get; init; } = [];
+    /// <summary>32-bit arm: the flattened device tree (its reservation and its unflattened copy); null for the defaults.</summary>
+    public DeviceTreeBlob? Fdt { get; init; }
     /// <summary>Devices.</summary>
     public IReadOnlyList<DeviceSpec> Devices { get; init; } = [];
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
@@ -242,7 +267,7 @@ public sealed record MachineProfile
     // ================================================================== embedded profiles
 
     /// <summary>The names of the profiles built into Kmem.</summary>
-    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64"];
+    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64", "luckfox-pico-mini-a", "luckfox-pico-pro", "luckfox-pico-ultra-w"];
 
     /// <summary>The default profile: the seed's RV1106 camera board.</summary>
     public const string DefaultName = "rv1106";

@@ -35,6 +35,55 @@ internal sealed class Memblock
         _reserved.Add(new MemblockRegion(@base, @base + size, name));
     }
 
+    /// <summary>
+    /// memblock_free(): gives back a range reserved earlier (the per-CPU setup frees its alloc_info page this way). Only a
+    /// region reserved exactly so is removed, which is all the boot steps need.
+    /// </summary>
+    public void Free(ulong @base, ulong size)
+    {
+        int i = _reserved.FindIndex(r => r.Base == @base && r.Size == size);
+        if (i < 0) throw new InvalidOperationException($"memblock_free: 0x{@base:x}+0x{size:x} was not reserved as one region");
+        _reserved.RemoveAt(i);
+    }
+
+    /// <summary>memblock.current_limit: where memblock_alloc() starts looking, top-down (paging_init() sets it to the end of lowmem).</summary>
+    public ulong CurrentLimit { get; set; } = ulong.MaxValue;
+
+    /// <summary>
+    /// memblock_alloc(): <paramref name="size"/> bytes aligned to <paramref name="align"/>, top-down below
+    /// <see cref="CurrentLimit"/>; the kernel panics when nothing fits, which here is a <see cref="ProfileException"/> on the RAM.
+    /// </summary>
+    public ulong Alloc(ulong size, ulong align, string name)
+    {
+        if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "memblock_alloc of 0 bytes");
+        return AllocRange(size, align, 0, CurrentLimit, name)
+            ?? throw new ProfileException("dram", $"memblock: no room for {name} ({size} bytes aligned to {align}) below 0x{Math.Min(CurrentLimit, _memory[^1].End):x}");
+    }
+
+    /// <summary>
+    /// The pages memblock_free_all() keeps back: every page any reserved region touches (it frees only whole free pages),
+    /// counted once, inside the memory banks.
+    /// </summary>
+    public long ReservedPages(int pageShift)
+    {
+        var pages = new List<(ulong S, ulong E)>();
+        foreach (var r in _reserved)
+            foreach (var m in _memory)
+            {
+                ulong s = Math.Max(r.Base, m.Base), e = Math.Min(r.End, m.End);
+                if (e > s) pages.Add((s >> pageShift, (e + (1UL << pageShift) - 1) >> pageShift));
+            }
+        long total = 0;
+        ulong end = 0;
+        foreach (var (s, e) in pages.OrderBy(x => x.S))
+        {
+            ulong from = Math.Max(s, end);
+            if (e > from) total += (long)(e - from);
+            end = Math.Max(end, e);
+        }
+        return total;
+    }
+
     /// <summary>memblock_is_region_reserved(): true when any byte of the range is reserved.</summary>
     public bool IsReserved(ulong @base, ulong size) => _reserved.Any(r => @base < r.End && r.Base < @base + size);
 

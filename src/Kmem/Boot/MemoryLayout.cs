@@ -19,13 +19,32 @@ internal sealed class MemoryLayout
     public required ulong MemMapBytes { get; init; }
     public required ulong MemMapBase { get; init; }
 
+    /// <summary>What the early boot steps leave for the boot log (hash tables, per-CPU lines) and for free_initmem().</summary>
+    public required EarlyBoot Early { get; init; }
+
+    /// <summary>The named memblock regions (CMA areas included), in the order they were reserved.</summary>
+    public required IReadOnlyList<MemblockRegion> Memblock { get; init; }
+
     public static MemoryLayout Plan(MachineProfile p)
     {
         ulong spanStart = p.Dram[0].Base, spanEnd = p.Dram[^1].End;
         var memory = p.Dram.Select(b => new PfnRange(b.Base >> PageShift, b.End >> PageShift, "memory")).ToArray();
         var memblock = new Memblock(p.Dram.Select(b => (b.Base, b.End)));
+        var cmd = KernelCmdline.Parse(p.Cmdline, "cmdline");
+        var early = new EarlyBoot();
+        bool arm = p.Arch == Arch.Arm && p.Kernel is not null;
+        // arm_memblock_init(): the image, swapper_pg_dir and the FDT, then the device tree's static reserved-memory regions
+        // (the profile's "reserved" entries); other architectures reserve the image as one block.
+        if (arm) EarlyAllocations.ReserveArmImage(p, memblock, early);
+        else if (p.Kernel is { } k)
+        {
+            ulong kb = k.Base & ~0xFFFUL, ke = (k.Base + k.Size + 0xFFF) & ~0xFFFUL;
+            memblock.Reserve(kb, ke - kb, "kernel");
+            // free_initmem(): the init sections, taken here to follow text, rodata and data in the image.
+            ulong initBegin = (k.Base + k.Code + k.RoData + k.RwData + 0xFFF) & ~0xFFFUL;
+            early.Init = (initBegin, Math.Min(ke, (initBegin + k.Init + 0xFFF) & ~0xFFFUL));
+        }
         foreach (var r in p.Reserved) memblock.Reserve(r.Base & ~0xFFFUL, ((r.Base + r.Size + 0xFFF) & ~0xFFFUL) - (r.Base & ~0xFFFUL), r.Name);
-        if (p.Kernel is { } k) memblock.Reserve(k.Base & ~0xFFFUL, ((k.Base + k.Size + 0xFFF) & ~0xFFFUL) - (k.Base & ~0xFFFUL), "kernel");
 
         // memblock allocations are made top-down below the current limit.
         ulong limit = p.Arch switch
@@ -34,27 +53,39 @@ internal sealed class MemoryLayout
             Arch.Arm64 => p.Dma32Limit ?? p.DmaLimit ?? spanEnd,
             _ => spanEnd,
         };
+        memblock.CurrentLimit = limit;
 
         // The CMA areas (arm_memblock_init(): the device tree's pools, then dma_contiguous_reserve(), then vendor areas).
         var cmaAreas = CmaReservations.Place(p, memblock, limit);
 
-        // mem_map: FLATMEM on 32-bit kernels (the whole span), SPARSEMEM sections elsewhere (128 MiB; arm64 before 5.12: 1 GiB).
-        ulong memmapPages;
-        ulong sectionSize = p.Arch == Arch.Arm64 && !p.Version.IsAtLeast(5, 12) ? 1UL << 30 : SectionSize;
+        var zones = ZoneSpans(p);
+        (early.NrKernelPages, early.NrAllPages) = KernelPages(p, zones);
+        // paging_init(): page tables, vectors and the zero page on arm, then bootmem_init()'s mem_map.
+        if (arm) EarlyAllocations.ArmPagingInit(p, memblock, cmaAreas, Math.Min(limit, spanEnd));
+        ulong memmapBytes, memmapBase;
         if (!p.Is64Bit)
         {
-            memmapPages = (spanEnd - spanStart) >> PageShift;
+            (memmapBase, memmapBytes) = EarlyAllocations.FlatMemMap(p, memblock, zones);
         }
         else
         {
+            // SPARSEMEM: one mem_map block per present section (128 MiB; arm64 before 5.12: 1 GiB).
+            ulong sectionSize = p.Arch == Arch.Arm64 && !p.Version.IsAtLeast(5, 12) ? 1UL << 30 : SectionSize;
             var sections = new HashSet<ulong>();
             foreach (var b in p.Dram)
                 for (ulong s = b.Base / sectionSize; s <= (b.End - 1) / sectionSize; s++) sections.Add(s);
-            memmapPages = (ulong)sections.Count * (sectionSize >> PageShift);
+            ulong memmapPages = (ulong)sections.Count * (sectionSize >> PageShift);
+            memmapBytes = (memmapPages * (ulong)p.StructPageSize + 0xFFF) & ~0xFFFUL;
+            memmapBase = memblock.AllocRange(memmapBytes, 1UL << PageShift, 0, limit, "mem_map")
+                ?? throw new ProfileException("dram", $"no room for the {memmapBytes >> 10} KiB mem_map below 0x{limit:x}");
         }
-        ulong memmapBytes = (memmapPages * (ulong)p.StructPageSize + 0xFFF) & ~0xFFFUL;
-        ulong memmapBase = memblock.AllocRange(memmapBytes, 1UL << PageShift, 0, limit, "mem_map")
-            ?? throw new ProfileException("dram", $"no room for the {memmapBytes >> 10} KiB mem_map below 0x{limit:x}");
+        // From 6.10 free_area_init() counts nr_kernel_pages from memblock's free ranges (calc_nr_kernel_pages(),
+        // "mm/mm_init.c: add new function calc_nr_all_pages()") instead of present pages less the memmap.
+        if (p.Version.IsAtLeast(6, 10)) (early.NrKernelPages, early.NrAllPages) = FreeMemblockPages(p, memblock, zones);
+        // setup_arch() after paging_init(): resources and the unflattened device tree (arm).
+        if (arm) EarlyAllocations.ArmSetupArchTail(p, memblock);
+        // start_kernel(): command-line copies, per-CPU first chunk, log buffer, early hash tables.
+        EarlyAllocations.StartKernel(p, memblock, early, cmd);
 
         return new MemoryLayout
         {
@@ -63,11 +94,53 @@ internal sealed class MemoryLayout
             Memory = memory,
             // CMA areas are memblock-reserved too; the page allocator takes them from CmaAreas (activated, or kept aside).
             Reserved = memblock.Reserved.Where(r => !cmaAreas.Any(c => c.Name == r.Name && c.Base == r.Base)).Select(r => new PfnRange(r.Base >> PageShift, (r.End + 0xFFF) >> PageShift, r.Name)).ToArray(),
-            Zones = ZoneSpans(p),
+            Zones = zones,
             CmaAreas = cmaAreas,
             MemMapBytes = memmapBytes,
             MemMapBase = memmapBase,
+            Early = early,
+            Memblock = memblock.Reserved.ToArray(),
         };
+    }
+
+    /// <summary>
+    /// free_area_init_core() before 6.10: nr_kernel_pages sums, over the zones below HighMem, the present pages less the
+    /// memmap pages (calc_memmap_size(): PAGE_ALIGN(spanned × sizeof(struct page))) when they fit; nr_all_pages adds HighMem.
+    /// </summary>
+    private static (long Kernel, long All) KernelPages(MachineProfile p, (ZoneType Type, ulong StartPfn, ulong EndPfn)[] zones)
+    {
+        long kernel = 0, all = 0;
+        foreach (var (type, s, e) in zones)
+        {
+            if (e <= s) continue;
+            long present = 0;
+            foreach (var b in p.Dram)
+            {
+                ulong bs = b.Base >> PageShift, be = b.End >> PageShift;
+                ulong lo = Math.Max(bs, s), hi = Math.Min(be, e);
+                if (hi > lo) present += (long)(hi - lo);
+            }
+            long memmap = (long)(((e - s) * (ulong)p.StructPageSize + 0xFFF) >> PageShift);
+            long free = type == ZoneType.HighMem || present < memmap ? present : present - memmap;
+            all += free;
+            if (type != ZoneType.HighMem) kernel += free;
+        }
+        return (kernel, all);
+    }
+
+    /// <summary>calc_nr_kernel_pages() (6.10 on): the whole free pages memblock holds, those below HighMem for nr_kernel_pages.</summary>
+    private static (long Kernel, long All) FreeMemblockPages(MachineProfile p, Memblock mb, (ZoneType Type, ulong StartPfn, ulong EndPfn)[] zones)
+    {
+        long total = 0;
+        foreach (var b in p.Dram) total += (long)((b.End >> PageShift) - (b.Base >> PageShift));
+        long all = total - mb.ReservedPages(PageShift);
+        ulong highStart = zones.Where(z => z.Type == ZoneType.HighMem && z.EndPfn > z.StartPfn).Select(z => z.StartPfn).DefaultIfEmpty(ulong.MaxValue).First();
+        if (highStart == ulong.MaxValue) return (all, all);
+        var low = new Memblock(p.Dram.Where(b => (b.Base >> PageShift) < highStart).Select(b => (b.Base, Math.Min(b.End, highStart << PageShift))));
+        foreach (var r in mb.Reserved) low.Reserve(r.Base, r.Size, r.Name);
+        long lowTotal = 0;
+        foreach (var m in low.Memory) lowTotal += (long)((m.End - m.Base) >> PageShift);
+        return (lowTotal - low.ReservedPages(PageShift), all);
     }
 
     /// <summary>

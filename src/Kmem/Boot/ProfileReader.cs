@@ -24,7 +24,7 @@ internal static partial class ProfileReader
         if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
         Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
             "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size", "dma_debug",
-            "version", "config");
+            "version", "config", "fdt");
 
         string name = Str(root, "name", required: true)!;
         if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
@@ -171,15 +171,22 @@ internal static partial class ProfileReader
         if (root.TryGetProperty("kernel", out var kEl))
         {
             Obj(kEl, "kernel");
-            Keys(kEl, "kernel", "base", "code", "rwdata", "rodata", "init", "bss");
+            Keys(kEl, "kernel", "base", "code", "rwdata", "rodata", "init", "bss", "tables");
             kernel = new KernelImage(Size(kEl, "base", "kernel", true)!.Value, Size(kEl, "code", "kernel", false) ?? 0,
                 Size(kEl, "rwdata", "kernel", false) ?? 0, Size(kEl, "rodata", "kernel", false) ?? 0,
-                Size(kEl, "init", "kernel", false) ?? 0, Size(kEl, "bss", "kernel", false) ?? 0);
+                Size(kEl, "init", "kernel", false) ?? 0, Size(kEl, "bss", "kernel", false) ?? 0)
+            { Tables = Size(kEl, "tables", "kernel", false) };
             if (kernel.Size == 0) throw new ProfileException("kernel", "the image has no size (give code, rwdata, rodata, init, bss)");
+            if (kernel.Tables is { } kt)
+            {
+                if (arch != Arch.Arm) throw new ProfileException("kernel.tables", "is the 32-bit arm image's gap between __end_rodata and __init_begin; other architectures lay out their image otherwise");
+                if (kt > 64 * MiB) throw new ProfileException("kernel.tables", $"0x{kt:x} bytes between __end_rodata and __init_begin is more than 64 MiB");
+            }
             if (!InsideOneBank(dram, kernel.Base, kernel.Size)) throw new ProfileException("kernel.base", $"the image 0x{kernel.Base:x}-0x{kernel.Base + kernel.Size - 1:x} is not inside a memory bank");
         }
 
-        var partial = draft with { Reserved = reserved, Kernel = kernel };
+        var fdt = ReadFdt(root, arch, dram, kernel);
+        var partial = draft with { Reserved = reserved, Kernel = kernel, Fdt = fdt };
 
         // ---- CMA areas
         var cma = new List<CmaAreaSpec>();
@@ -304,6 +311,32 @@ internal static partial class ProfileReader
             VmallocSize = vmallocSize,
             DmaDebug = Bool(root, "dma_debug", "") ?? config.IsEnabled("DMA_API_DEBUG"),
         };
+    }
+
+    /// <summary>
+    /// The "fdt" object of a 32-bit arm profile: base (inside a bank, clear of the image), size (40 bytes, the FDT header, to
+    /// 2 MiB, MAX_FDT_SIZE) and unflattened (at most 16 MiB), each optional.
+    /// </summary>
+    private static DeviceTreeBlob? ReadFdt(JsonElement root, Arch arch, List<DramBank> dram, KernelImage? kernel)
+    {
+        if (!root.TryGetProperty("fdt", out var el)) return null;
+        Obj(el, "fdt");
+        Keys(el, "fdt", "base", "size", "unflattened");
+        if (arch != Arch.Arm) throw new ProfileException("fdt", "Kmem models the device tree's memblock reservations on 32-bit arm only");
+        ulong? b = Size(el, "base", "fdt", required: false);
+        ulong? s = Size(el, "size", "fdt", required: false);
+        ulong? u = Size(el, "unflattened", "fdt", required: false);
+        if (s is { } sz && (sz < 40 || sz > 2 * MiB)) throw new ProfileException("fdt.size", $"{sz} bytes is not a device tree blob's size (40 bytes to 2 MiB)");
+        if (u is { } un && (un == 0 || un > 16 * MiB)) throw new ProfileException("fdt.unflattened", $"{un} bytes is outside 1..16 MiB");
+        if (b is { } fb)
+        {
+            ulong size = s ?? DeviceTreeBlob.DefaultSize;
+            if (fb % 8 != 0) throw new ProfileException("fdt.base", $"0x{fb:x} is not 8-byte aligned (the FDT header requires it)");
+            if (!InsideOneBank(dram, fb, size)) throw new ProfileException("fdt.base", $"the blob 0x{fb:x}-0x{fb + size - 1:x} is not inside a memory bank");
+            if (kernel is not null && fb < kernel.Base + kernel.Size && kernel.Base < fb + size)
+                throw new ProfileException("fdt.base", "the blob overlaps the kernel image");
+        }
+        return new DeviceTreeBlob(b, s, u);
     }
 
     /// <summary>The "config" object: CONFIG_ names (without the prefix) to true/false, a whole number or a string.</summary>

@@ -51,7 +51,7 @@ internal static class MemoryMap
         var colours = new Dictionary<string, string>(StringComparer.Ordinal);
         int pal = 0;
         foreach (var (name, _) in sizes.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
-            colours[name] = name.StartsWith("free", StringComparison.Ordinal) ? FreeColour(name) : name == "reserved" ? "#444444" : name == "hole" ? "#ffffff" : s_palette[pal++ % s_palette.Length];
+            colours[name] = name.StartsWith("free", StringComparison.Ordinal) ? FreeColour(name) : name == "reserved" ? "#444444" : name.StartsWith("reserved: ", StringComparison.Ordinal) ? ReservedColour(name) : name == "hole" ? "#ffffff" : s_palette[pal++ % s_palette.Length];
 
         int rows = (cells + Columns - 1) / Columns;
         int gridX = 90, gridY = 40, gridW = Columns * Cell, gridH = rows * Cell;
@@ -132,7 +132,16 @@ internal static class MemoryMap
         return sb.ToString();
     }
 
-    private static int Rank(string name) => name.StartsWith("free", StringComparison.Ordinal) ? 2 : name is "reserved" or "hole" ? 3 : 1;
+    private static int Rank(string name) => name.StartsWith("free", StringComparison.Ordinal) ? 2 : name is "reserved" or "hole" || name.StartsWith("reserved: ", StringComparison.Ordinal) ? 3 : 1;
+
+    /// <summary>Greys for memblock's named reservations, one shade per name.</summary>
+    private static string ReservedColour(string name)
+    {
+        int h = 0;
+        foreach (char c in name) h = h * 31 + c;
+        int g = 0x30 + (int)((uint)h % 0x60);
+        return $"#{g:x2}{g:x2}{g:x2}";
+    }
 
     private static string FreeColour(string name)
     {

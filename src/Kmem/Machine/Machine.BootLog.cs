@@ -106,9 +106,12 @@ public sealed partial class Machine
             log.Printk(LogLevel.Notice, $"Kernel command line: {p.Cmdline}");
             PrintUnknownParameters(UnknownParameters(p, KernelCmdline.Parse(p.Cmdline, "cmdline")));
         }
-        if (cmdlineFirst) PrintCmdline();
+        // setup_per_cpu_areas() runs before both (its pcpu_dump_alloc_info() is KERN_DEBUG).
+        foreach (var line in layout.Early.PerCpuLines) log.Printk(LogLevel.Debug, line);
+        if (cmdlineFirst) { PrintCmdline(); PrintEarlyAllocationLines(layout); }
         log.Info($"Built 1 zonelists{order}, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
-        if (!cmdlineFirst) PrintCmdline();
+        if (!cmdlineFirst) { PrintCmdline(); PrintEarlyAllocationLines(layout); }
+        PrintMemAutoInit();
 
         // mem_init(): CMA pages are still reserved at this point (they are activated later at core_initcall); with
         // CONFIG_CMA_INACTIVE they never are, so Kmem's free and managed counts hold none of them to take out.
@@ -130,6 +133,66 @@ public sealed partial class Machine
                      $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
                      $"{reservedPart}{high2})");
         if (!m.IsFileBacked) log.Warn("kmem: physical memory is a plain native block (no memfd): remapping is unavailable");
+    }
+
+    /// <summary>
+    /// After parse_args(): setup_log_buf(0)'s lines when log_buf_len= gave a larger buffer ("log_buf_len: %u bytes", "early
+    /// log buf free: %u(%u%%)": the static buffer less what the records so far take, their text from 5.10, before it a 16-byte
+    /// header each, word-aligned), then the early hash tables (pidhash_init() before 4.15, vfs_caches_init_early()).
+    /// </summary>
+    private void PrintEarlyAllocationLines(MemoryLayout layout)
+    {
+        var p = Profile;
+        if (layout.Early.LogBufLen > 0)
+        {
+            long staticLen = 1L << (int)(p.Config.Number("LOG_BUF_SHIFT") ?? 17);
+            long align = p.Is64Bit ? 8 : 4;
+            long used = Log.Snapshot().Sum(r =>
+            {
+                long text = System.Text.Encoding.UTF8.GetByteCount(r.Text);
+                return p.Version.IsAtLeast(5, 10) ? text : (16 + text + align - 1) / align * align;
+            });
+            long free = Math.Max(0, staticLen - used);
+            Log.Info($"log_buf_len: {layout.Early.LogBufLen} bytes");
+            Log.Info($"early log buf free: {free}({free * 100 / staticLen}%)");
+        }
+        foreach (var h in layout.Early.EarlyHashes) Log.Info(h.Line(p.Version));
+    }
+
+    /// <summary>
+    /// report_meminit() (5.3 on, "mm: security: introduce init_on_alloc=1 and init_on_free=1 boot options"), just before
+    /// mem_init(): the stack initialisation the build chose (from 5.9 "all(zero)"/"all(pattern)", before "all"), and
+    /// whether init_on_alloc/init_on_free are on (CONFIG_INIT_ON_*_DEFAULT_ON or the command line's init_on_alloc=,
+    /// init_on_free=).
+    /// </summary>
+    private void PrintMemAutoInit()
+    {
+        var p = Profile;
+        if (!p.Version.IsAtLeast(5, 3)) return;
+        var c = p.Config;
+        bool named = p.Version.IsAtLeast(5, 9);
+        string stack = c.IsEnabled("INIT_STACK_ALL_PATTERN") ? "all(pattern)"
+            : c.IsEnabled("INIT_STACK_ALL_ZERO") ? "all(zero)"
+            : c.IsEnabled("INIT_STACK_ALL") && !named ? "all"
+            : c.IsEnabled("GCC_PLUGIN_STRUCTLEAK_BYREF_ALL") ? (named ? "byref_all(zero)" : "byref_all")
+            : c.IsEnabled("GCC_PLUGIN_STRUCTLEAK_BYREF") ? (named ? "byref(zero)" : "byref")
+            : c.IsEnabled("GCC_PLUGIN_STRUCTLEAK_USER") ? (named ? "__user(zero)" : "__user")
+            : "off";
+        var cmd = KernelCmdline.Parse(p.Cmdline, "cmdline");
+        bool alloc = BoolParam(cmd["init_on_alloc"], "init_on_alloc") ?? c.IsEnabled("INIT_ON_ALLOC_DEFAULT_ON");
+        bool free = BoolParam(cmd["init_on_free"], "init_on_free") ?? c.IsEnabled("INIT_ON_FREE_DEFAULT_ON");
+        Log.Info($"mem auto-init: stack:{stack}, heap alloc:{(alloc ? "on" : "off")}, heap free:{(free ? "on" : "off")}");
+        if (free) Log.Info("mem auto-init: clearing system memory may take some time...");
+    }
+
+    /// <summary>kstrtobool() of an early parameter: 1/y/on and 0/n/off (first letters as the kernel reads them); null when absent.</summary>
+    private static bool? BoolParam(string? value, string name)
+    {
+        if (value is null) return null;
+        string v = value.ToLowerInvariant();
+        if (v.StartsWith('1') || v.StartsWith('y') || v.StartsWith("on", StringComparison.Ordinal)) return true;
+        if (v.StartsWith('0') || v.StartsWith('n') || v.StartsWith("of", StringComparison.Ordinal)) return false;
+        throw new ProfileException("cmdline", $"{name}={value} is not a boolean (1/0, y/n, on/off)");
     }
 
     /// <summary>

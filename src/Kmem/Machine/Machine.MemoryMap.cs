@@ -41,6 +41,17 @@ public sealed partial class Machine
                     int f = _vmalloc.FrameAt(a.Address + ((nint)i << PhysicalMemory.PageShift));
                     if (f >= 0) claims.Add((f, 1, "vmalloc"));
                 }
+        // memblock's regions by the name of what reserved them, for the pages still PG_reserved (the init sections and
+        // the per-CPU alloc_info page went back to the page allocator). CMA areas are drawn as CMA areas.
+        foreach (var r in Layout.Memblock.Where(r => !Cma.Values.Any(c => c.Name == r.Name && c.Base == r.Base)))
+        {
+            for (ulong pfn = r.Base >> PhysicalMemory.PageShift; pfn < (r.End + PhysicalMemory.PageSize - 1) >> PhysicalMemory.PageShift; pfn++)
+            {
+                int f = (int)(pfn - Pages.BasePfn);
+                if (f >= 0 && f < Pages.Frames.Count && Pages.PfnValid(pfn) && (Pages.Frame(f).Flags & PageFlags.Reserved) != 0)
+                    claims.Add((f, 1, $"reserved: {r.Name}"));
+            }
+        }
         return MemoryMap.Render(new MemoryMapInput(Pages, Slab, Cma.Values.ToArray(), claims, title ?? $"{Profile.Name}: physical memory"));
     }
 }

@@ -95,6 +95,7 @@ public sealed partial class Machine : IDisposable
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
                 VmallocViews.Register(ProcFs, _vmalloc, VmallocViewConfigFor(profile, layout));
             }
+            PrintLateBootLines(layout, cmdline);
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
                 profile.LowmemLimit, cmdline.DmaDebug ?? profile.DmaDebug,
                 Cma.GetValueOrDefault("reserved")) { Version = profile.Version });
@@ -108,6 +109,7 @@ public sealed partial class Machine : IDisposable
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);
             RegisterMetrics();
             InitFaultInjection(cmdline);
+            FreeInitmem(layout);
             GC.ReRegisterForFinalize(this);
         }
         catch

@@ -1,0 +1,85 @@
+// What start_kernel() does with memory after mem_init(): pid_max's line, vfs_caches_init()'s mount hash tables (pages
+// from the page allocator, kept for good), and at the end of boot free_initmem() giving the init sections back.
+using Kmem.Boot;
+using Kmem.Physical;
+
+namespace Kmem;
+
+public sealed partial class Machine
+{
+    /// <summary>The pages the boot's late hash tables hold (never freed, as in the kernel).</summary>
+    private readonly List<(Page Page, int Order)> _bootHashPages = [];
+    private readonly List<nint> _bootHashVmalloc = [];
+
+    /// <summary>
+    /// kernel/pid.c pid_idr_init() (pidmap_init() before 4.15): pid_max = min(PID_MAX_LIMIT, max(PID_MAX_DEFAULT,
+    /// PIDS_PER_CPU_DEFAULT 1024 × possible CPUs)), PID_MAX_DEFAULT 4096 with CONFIG_BASE_SMALL (BASE_FULL off) else 32768
+    /// (include/linux/threads.h), PID_MAX_LIMIT PAGE_SIZE × 8 with BASE_SMALL, 4 Mi on 64-bit, else PID_MAX_DEFAULT;
+    /// minimum max(RESERVED_PIDS + 1 = 301, PIDS_PER_CPU_MIN 8 × CPUs). Then fs/namespace.c mnt_init() (in
+    /// vfs_caches_init()): "Mount-cache" and "Mountpoint-cache" (hlist heads, scale 19, mhash_entries=/mphash_entries=)
+    /// from the page allocator, alloc_pages_exact(); before 3.13 one page of list heads and its own line. With hashdist the
+    /// dentry and inode tables come here too, vmalloc'ed.
+    /// </summary>
+    private void PrintLateBootLines(MemoryLayout layout, KernelCmdline cmd)
+    {
+        var p = Profile;
+        bool small = !p.Config.IsEnabled("BASE_FULL");
+        long def = small ? 0x1000 : 0x8000;
+        long limit = small ? 4096 * 8 : p.Is64Bit ? 4L * 1024 * 1024 : def;
+        long pidMax = Math.Min(limit, Math.Max(def, 1024L * p.Cpus));
+        long pidMin = Math.Max(301, 8L * p.Cpus);
+        Log.Info($"pid_max: default: {pidMax} minimum: {pidMin}");
+
+        var e = layout.Early;
+        foreach (var h in e.DeferredHashes)
+        {
+            Log.Info(h.Line(p.Version));
+            if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes));
+        }
+        ulong bucket = p.Is64Bit ? 8UL : 4UL;
+        if (!p.Version.IsAtLeast(3, 13))
+        {
+            // HASH_SIZE = PAGE_SIZE / sizeof(struct list_head) in a __get_free_page()
+            _bootHashPages.Add((AllocPages(Gfp.Atomic, 0), 0));
+            Log.Info($"Mount-cache hash table entries: {PhysicalMemory.PageSize / (2 * (int)bucket)}");
+            return;
+        }
+        foreach (var (name, param) in new[] { ("Mount-cache", "mhash_entries"), ("Mountpoint-cache", "mphash_entries") })
+        {
+            var h = LargeSystemHash.Compute(name, bucket, EarlyAllocations.Entries(cmd, param), 19, 0, e.NrKernelPages, e.NrAllPages,
+                p.Is64Bit, p.Version, p.MaxOrder);
+            if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes)); }
+            else _bootHashPages.Add((AllocPages(Gfp.Atomic | Gfp.Zero, h.AllocOrder), h.AllocOrder));
+            Log.Info(h.Line(p.Version));
+        }
+    }
+
+    /// <summary>__vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it.</summary>
+    private nint HashVmalloc(ulong bytes) =>
+        _vmalloc!.Vmalloc(bytes, Gfp.Atomic | Gfp.Zero, VmFlags.None, new Core.CallSite("alloc_large_system_hash", "mm/page_alloc.c", 0));
+
+    /// <summary>Pages the boot's late hash tables hold (order-0 pages and vmalloc'ed areas are not counted here).</summary>
+    internal long BootHashPages => _bootHashPages.Sum(p => 1L << p.Order);
+
+    /// <summary>
+    /// free_initmem() at the end of kernel_init(): free_reserved_area() over [__init_begin, __init_end), printed "Freeing
+    /// %s memory: %ldK". 32-bit arm and riscv use free_initmem_default(): "unused kernel", from 5.14 "unused kernel image
+    /// (initmem)" ("mm: Add the details for figuring out which parts of the kernel image is being freed"); arm64 says
+    /// "unused kernel"; x86 "unused kernel" before 4.18, "unused kernel image" in 4.18-4.20 and "unused kernel image
+    /// (initmem)" from 5.0 (free_kernel_image_pages()).
+    /// </summary>
+    private void FreeInitmem(MemoryLayout layout)
+    {
+        var (start, end) = layout.Early.Init;
+        if (end <= start) return;
+        var p = Profile;
+        long pages = Pages.FreeReservedArea(start >> PhysicalMemory.PageShift, end >> PhysicalMemory.PageShift);
+        string what = p.Arch switch
+        {
+            Arch.Arm64 => "unused kernel",
+            Arch.X86_64 or Arch.I386 => p.Version.IsAtLeast(5, 0) ? "unused kernel image (initmem)" : p.Version.IsAtLeast(4, 18) ? "unused kernel image" : "unused kernel",
+            _ => p.Version.IsAtLeast(5, 14) ? "unused kernel image (initmem)" : "unused kernel",
+        };
+        Log.Info($"Freeing {what} memory: {pages * 4}K");
+    }
+}
