@@ -104,7 +104,7 @@ public class Rv1106ConfigTests
         // Every line the dump shows is there, in the dump's order.
         var realLabels = realLines.Select(l => l[..l.IndexOf(':')]).ToList();
         Assert.Equal(realLabels, labels.Where(realLabels.Contains).ToList());
-        foreach (var exact in new[] { "VmallocTotal:", "CmaTotal:", "CmaFree:", "VmallocChunk:" })
+        foreach (var exact in new[] { "VmallocTotal:", "CmaTotal:", "CmaFree:", "VmallocChunk:", "Percpu:" })   // Percpu: the UP first chunk, 32 KiB
             Assert.Contains(realLines.Single(l => l.StartsWith(exact, StringComparison.Ordinal)) + "\n", ours);
         // CmaAllocated is what the bitmap hands out; CmaReleased the rest of CmaTotal.
         var heap = m.Cma["rk-dma-heap-cma"];

@@ -26,6 +26,8 @@ internal sealed record ViewConfig
     public bool Swap { get; init; }
     /// <summary>cma_used_pages(): the pages the CMA areas' bitmaps hand out now (Rockchip's CmaAllocated line).</summary>
     public Func<long>? CmaUsedPages { get; init; }
+    /// <summary>pcpu_nr_pages() in KiB: the populated pages of the per-CPU chunks (the first chunk where the boot modelled one).</summary>
+    public long PercpuKb { get; init; }
 }
 
 internal static class PageViews
@@ -380,7 +382,7 @@ internal static class PageViews
                 sb.Append($"VmallocChunk:   {chunk >> 10,8} kB\n");
                 break;
         }
-        if (f.Percpu) Kb(sb, "Percpu:", 0);
+        if (f.Percpu) sb.Append($"{"Percpu:",-16}{cfg.PercpuKb,8} kB\n");
         if (f.HardwareCorrupted) sb.Append($"HardwareCorrupted: {0,5} kB\n");
         if (f.AnonHugePages) Kb(sb, "AnonHugePages:", 0);
         if (f.ShmemHugePages)
