@@ -11,7 +11,7 @@ public class CmaInactiveTests
     private static Machine Rv1106(bool inactive = true)
     {
         var p = MachineProfile.Embedded("rv1106");
-        var m = Machine.Boot(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["CMA_INACTIVE"] = inactive } });
+        var m = Machine.Boot(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["CMA_INACTIVE"] = inactive, ["CMA_DEBUGFS"] = true } });
         m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         return m;
     }

@@ -8,9 +8,11 @@ namespace Kmem.Tests;
 
 public class CmaTests
 {
+    /// <summary>The rv1106 board with CONFIG_CMA_DEBUGFS (off in rv1106_defconfig), whose files these tests read.</summary>
     private static Machine Rv1106()
     {
-        var m = Machine.Boot("rv1106");
+        var p = MachineProfile.Embedded("rv1106");
+        var m = Machine.Boot(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["CMA_DEBUGFS"] = true } });
         m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
         return m;
@@ -21,7 +23,7 @@ public class CmaTests
     private static Machine Rv1106Active()
     {
         var p = MachineProfile.Embedded("rv1106");
-        var m = Machine.Boot(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["CMA_INACTIVE"] = false } });
+        var m = Machine.Boot(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["CMA_INACTIVE"] = false, ["CMA_DEBUGFS"] = true } });
         m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
         return m;
@@ -101,7 +103,7 @@ public class CmaTests
     public void Order_per_bit_groups_pages_in_the_bitmap()
     {
         using var m = Machine.Boot(MachineProfile.Parse("""
-        { "name": "opb", "arch": "arm64", "cpus": 2,
+        { "name": "opb", "arch": "arm64", "cpus": 2, "config": { "CMA_DEBUGFS": true },
           "dram": [ { "base": "0x40000000", "size": "256M" } ],
           "cma": [ { "name": "big", "base": "0x48000000", "size": "16M", "order_per_bit": 2 } ] }
         """));

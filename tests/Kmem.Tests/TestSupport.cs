@@ -73,7 +73,7 @@ internal static class TestSupport
         return p with
         {
             Name = "arm", Version = KernelVersion.Parse("5.10"), MaxOrder = 11,
-            ConfigOptions = new Dictionary<string, object> { ["DMABUF_HEAPS_ROCKCHIP"] = true },
+            ConfigOptions = new Dictionary<string, object> { ["DMABUF_HEAPS_ROCKCHIP"] = true, ["CMA_DEBUGFS"] = true },
         };
     }
 

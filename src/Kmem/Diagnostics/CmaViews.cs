@@ -1,5 +1,5 @@
 // The CMA debugfs files of Linux 6.x (/sys/kernel/debug/cma/<name>/): base_pfn, count, order_per_bit,
-// used, maxchunk and bitmap (the u32 words, space separated), in mm/cma_debug.c's formats.
+// used, maxchunk and bitmap (the u32 words, space separated), in mm/cma_debug.c's formats; only with CONFIG_CMA_DEBUGFS.
 namespace Kmem.Diagnostics;
 
 internal static class CmaViews

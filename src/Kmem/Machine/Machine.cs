@@ -87,7 +87,7 @@ public sealed partial class Machine : IDisposable
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
             unsafe { _kmallocSmallSlots = Slab.SmallSlots; }
             SlabViews.Register(ProcFs, Slab, profile.Config.IsEnabled("SLUB_DEBUG"));
-            CmaViews.Register(ProcFs, layout.CmaAreas);
+            if (profile.Config.IsEnabled("CMA_DEBUGFS") && profile.Version.IsAtLeast(4, 0)) CmaViews.Register(ProcFs, layout.CmaAreas);
             if (_phys.IsFileBacked)
             {
                 _vmalloc = new VmallocSpace(Pages, Slab, _phys.FileDescriptor,
