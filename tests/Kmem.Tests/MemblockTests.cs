@@ -286,6 +286,20 @@ public class MemblockTests
         Assert.Matches(@"\] early log buf free: \d+\(\d+%\)\n", log);
         Assert.Contains("] Dentry cache hash table entries: 65536 (order: 6, 262144 bytes, linear)\n", log);
         Assert.Throws<ProfileException>(() => Machine.Boot(p, "ihash_entries=lots"));
+        // setup_log_buf(): a buffer memblock cannot give is reported and the static one stays; log_buf_len_update() cuts
+        // sizes above 2 GiB with an error. Both boot.
+        using var big = Machine.Boot(p, "log_buf_len=1G");
+        Assert.Contains("] log_buf_len: 1073741824 text bytes not available\n", big.Dmesg());
+        Assert.DoesNotContain("early log buf free", big.Dmesg());
+        Assert.Equal(MemoryLine(a).Reserved, MemoryLine(big).Reserved);
+        using var huge = Machine.Boot(p, "log_buf_len=3G");
+        Assert.Contains("] log_buf over 2G is not supported.\n", huge.Dmesg());
+        Assert.Contains("] log_buf_len: 2147483648 text bytes not available\n", huge.Dmesg());
+        // 16 MiB of text and its 6 MiB of descriptors fit in the 64 MiB board, its 44 MiB of printk_info records do not:
+        // both earlier parts are given back.
+        using var mid = Machine.Boot(p, "log_buf_len=16M");
+        Assert.Contains($"] log_buf_len: {(16 << 20) / 32 * 88} info bytes not available\n", mid.Dmesg());
+        Assert.Equal(MemoryLine(a).Reserved, MemoryLine(mid).Reserved);
     }
 
     [Fact]

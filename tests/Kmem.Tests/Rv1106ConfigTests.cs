@@ -118,4 +118,27 @@ public class Rv1106ConfigTests
         rk.BufferFree(buf);
         Assert.Contains("CmaAllocated:          0 kB\n", m.ProcFs.Read("/proc/meminfo"));
     }
+
+    [Fact]
+    public void An_image_fdt_or_area_past_RAM_is_refused_before_anything_is_written()
+    {
+        // The printed sections fit, but _stext.._end with its page alignment and unwind tables would end past 64 MiB.
+        var e = Assert.Throws<ProfileException>(() => MachineProfile.Parse("""
+            { "name": "edge", "arch": "arm", "cpus": 1, "dram": [ { "base": "0", "size": "64M" } ],
+              "kernel": { "base": "0x3E00000", "code": "1980K", "init": "64K" } }
+            """));
+        Assert.Equal("kernel.base", e.Field);
+        Assert.Throws<ProfileException>(() => MachineProfile.Parse("""
+            { "name": "edge", "arch": "arm", "cpus": 1, "dram": [ { "base": "0", "size": "64M" } ],
+              "kernel": { "base": "0x8000", "code": "0xffffffffffffffff", "init": "2" } }
+            """));
+        // A profile changed with "with" reaches the boot plan unchecked by the reader: the plan refuses what lies past RAM.
+        var rv = MachineProfile.Embedded("rv1106");
+        var pool = new CmaAreaSpec("linux,cma", 0xF0000000UL, 1UL << 20, 0) { ReservedMemory = true };
+        Assert.Throws<ProfileException>(() => Machine.Boot(rv with { Cma = [pool] }));
+        Assert.Throws<ProfileException>(() => Machine.Boot(rv with { Fdt = new DeviceTreeBlob(0x20000000UL, 0xd306, null) }));
+        Assert.Throws<ProfileException>(() => Machine.Boot(rv with { Kernel = rv.Kernel! with { Base = 0x0FFF0000UL } }));
+        using var ok = Machine.Boot(rv);                                   // and nothing was left behind
+        TestSupport.AssertConsistent(ok);
+    }
 }

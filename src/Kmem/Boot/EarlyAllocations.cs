@@ -203,18 +203,41 @@ internal static class EarlyAllocations
     private static void SetupLogBuf(MachineProfile p, Memblock mb, EarlyBoot e, KernelCmdline cmd)
     {
         if (cmd["log_buf_len"] is not { } text) return;
+        // Kmem checks the parameters it models (memparse() would read a word that is no size as 0, changing nothing).
         if (!MachineProfile.TryParseSize(text, out ulong want)) throw new ProfileException("cmdline", $"log_buf_len={text} is not a size");
-        if (want > 1UL << 31) throw new ProfileException("cmdline", $"log_buf_len={text} is above the 2 GiB the kernel accepts");
+        // log_buf_len_update(): sizes above LOG_BUF_LEN_MAX (2 GiB) are cut to it, with an error.
+        if (want > 1UL << 31)
+        {
+            want = 1UL << 31;
+            e.LogBufErrors.Add("log_buf over 2G is not supported.");
+        }
         ulong size = want <= 1 ? want : 1UL << (64 - System.Numerics.BitOperations.LeadingZeroCount(want - 1));
         ulong staticLen = 1UL << (int)(p.Config.Number("LOG_BUF_SHIFT") ?? 17);
         if (size <= staticLen) return;
         ulong word = p.Is64Bit ? 8UL : 4UL;
-        mb.Alloc(size, word, "log_buf");
+        // setup_log_buf(): a part memblock cannot give is reported, what was taken is given back, and the static buffer stays.
+        ulong limit = Math.Min(mb.CurrentLimit, mb.Memory[^1].End);
+        if (mb.AllocRange(size, word, 0, limit, "log_buf") is not { } buf)
+        {
+            e.LogBufErrors.Add($"log_buf_len: {size} text bytes not available");
+            return;
+        }
         if (p.Version.IsAtLeast(5, 10))
         {
             ulong records = size >> 5;
-            mb.Alloc(records * 3 * word, word, "log_buf descriptors");
-            mb.Alloc(records * 88, word, "log_buf printk_info");
+            if (mb.AllocRange(records * 3 * word, word, 0, limit, "log_buf descriptors") is not { } descs)
+            {
+                e.LogBufErrors.Add($"log_buf_len: {records * 3 * word} desc bytes not available");
+                mb.Free(buf, size);
+                return;
+            }
+            if (mb.AllocRange(records * 88, word, 0, limit, "log_buf printk_info") is null)
+            {
+                e.LogBufErrors.Add($"log_buf_len: {records * 88} info bytes not available");
+                mb.Free(descs, records * 3 * word);
+                mb.Free(buf, size);
+                return;
+            }
         }
         e.LogBufLen = size;
     }

@@ -13,6 +13,8 @@ internal sealed class EarlyBoot
     public List<LargeSystemHash> DeferredHashes { get; } = [];
     /// <summary>The log buffer setup_log_buf() allocated for log_buf_len=, 0 when the static one stays.</summary>
     public ulong LogBufLen { get; set; }
+    /// <summary>The errors log_buf_len_update() and setup_log_buf() print (KERN_ERR), in order.</summary>
+    public List<string> LogBufErrors { get; } = [];
     /// <summary>nr_kernel_pages and nr_all_pages as alloc_large_system_hash() read them.</summary>
     public long NrKernelPages { get; set; }
     public long NrAllPages { get; set; }

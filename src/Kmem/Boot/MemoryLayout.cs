@@ -87,6 +87,15 @@ internal sealed class MemoryLayout
         // start_kernel(): command-line copies, per-CPU first chunk, log buffer, early hash tables.
         EarlyAllocations.StartKernel(p, memblock, early, cmd);
 
+        // Every region lies in RAM: the reader checks what a profile states, but a profile changed with "with" (an image,
+        // FDT or CMA area moved) reaches the plan unchecked, and a range past RAM has no page frames.
+        foreach (var r in memblock.Reserved)
+            if (!memblock.IsMemory(r.Base, r.Size))
+                throw new ProfileException(r.Name, $"0x{r.Base:x}-0x{r.End - 1:x} ({r.Name}) is not inside a memory bank");
+        foreach (var c in cmaAreas)
+            if (!memblock.IsMemory(c.Base, c.Size))
+                throw new ProfileException($"cma '{c.Name}'", $"0x{c.Base:x}-0x{c.Base + c.Size - 1:x} is not inside a memory bank");
+
         return new MemoryLayout
         {
             SpanStart = spanStart,

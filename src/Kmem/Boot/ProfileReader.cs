@@ -176,6 +176,8 @@ internal static partial class ProfileReader
                 Size(kEl, "rwdata", "kernel", false) ?? 0, Size(kEl, "rodata", "kernel", false) ?? 0,
                 Size(kEl, "init", "kernel", false) ?? 0, Size(kEl, "bss", "kernel", false) ?? 0)
             { Tables = Size(kEl, "tables", "kernel", false) };
+            foreach (var (section, bytes) in new[] { ("code", kernel.Code), ("rwdata", kernel.RwData), ("rodata", kernel.RoData), ("init", kernel.Init), ("bss", kernel.Bss) })
+                if (bytes > total) throw new ProfileException($"kernel.{section}", $"0x{bytes:x} bytes is more than the RAM");
             if (kernel.Size == 0) throw new ProfileException("kernel", "the image has no size (give code, rwdata, rodata, init, bss)");
             if (kernel.Tables is { } kt)
             {
@@ -183,6 +185,9 @@ internal static partial class ProfileReader
                 if (kt > 64 * MiB) throw new ProfileException("kernel.tables", $"0x{kt:x} bytes between __end_rodata and __init_begin is more than 64 MiB");
             }
             if (!InsideOneBank(dram, kernel.Base, kernel.Size)) throw new ProfileException("kernel.base", $"the image 0x{kernel.Base:x}-0x{kernel.Base + kernel.Size - 1:x} is not inside a memory bank");
+            // On arm memblock reserves _stext.._end, which adds the page alignment and the tables between the sections.
+            if (arch == Arch.Arm && ArmImage.Of(kernel) is var img && !InsideOneBank(dram, kernel.Base, img.End - kernel.Base))
+                throw new ProfileException("kernel.base", $"the image as laid out, 0x{kernel.Base:x}-0x{img.End - 1:x} (_stext.._end with its alignment and tables), is not inside a memory bank");
         }
 
         var fdt = ReadFdt(root, arch, dram, kernel);
@@ -333,7 +338,8 @@ internal static partial class ProfileReader
             ulong size = s ?? DeviceTreeBlob.DefaultSize;
             if (fb % 8 != 0) throw new ProfileException("fdt.base", $"0x{fb:x} is not 8-byte aligned (the FDT header requires it)");
             if (!InsideOneBank(dram, fb, size)) throw new ProfileException("fdt.base", $"the blob 0x{fb:x}-0x{fb + size - 1:x} is not inside a memory bank");
-            if (kernel is not null && fb < kernel.Base + kernel.Size && kernel.Base < fb + size)
+            ulong kernelEnd = kernel is null ? 0 : arch == Arch.Arm ? ArmImage.Of(kernel).End : kernel.Base + kernel.Size;
+            if (kernel is not null && fb < kernelEnd && kernel.Base < fb + size)
                 throw new ProfileException("fdt.base", "the blob overlaps the kernel image");
         }
         return new DeviceTreeBlob(b, s, u);

@@ -143,8 +143,6 @@ internal static class KernelConfigOptions
         // "mm: cma: debugfs interface" (4.0): /sys/kernel/debug/cma/<area>/. No defconfig Kmem models turns it on. A profile
         // that sets it keeps loading at older releases, which simply have no such files.
         new("CMA_DEBUGFS", ConfigKind.Bool, "the CMA areas' debugfs files (/sys/kernel/debug/cma/<area>/, from 4.0)", (_, _) => true, (_, _) => "n"),
-        new("CMA_SIZE_MBYTES", ConfigKind.Number, "the size of the default CMA area when neither cma= nor the device tree gives one", (_, _) => true,
-            (_, _) => "16"),
         new("LOG_BUF_SHIFT", ConfigKind.Number, "the printk ring: 2^N bytes, static in .bss", (_, _) => true, (_, _) => "17"),
         new("BASE_FULL", ConfigKind.Bool, "full-sized data structures; off (BASE_SMALL) gives pid_max 4096 and smaller hashes", (_, _) => true,
             (_, _) => "y"),

@@ -143,6 +143,7 @@ public sealed partial class Machine
     private void PrintEarlyAllocationLines(MemoryLayout layout)
     {
         var p = Profile;
+        foreach (var error in layout.Early.LogBufErrors) Log.Printk(LogLevel.Err, error);
         if (layout.Early.LogBufLen > 0)
         {
             long staticLen = 1L << (int)(p.Config.Number("LOG_BUF_SHIFT") ?? 17);

@@ -108,6 +108,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         var reservedPerZone = new long[Zones.Length];
         foreach (var r in CmaInactive ? _settings.Reserved.Concat(_settings.Cma) : _settings.Reserved)
         {
+            // The boot plan clips every range to memory; a range past the frame table would write outside it.
+            if (r.Start < BasePfn || r.End > BasePfn + (ulong)_settings.FrameCount || r.End < r.Start)
+                throw new ArgumentException($"reserved range '{r.Name}' [0x{r.Start:x}, 0x{r.End:x}) lies outside the frame table");
             for (ulong pfn = r.Start; pfn < r.End; pfn++)
             {
                 ref PageFrame f = ref _f[pfn - BasePfn];
