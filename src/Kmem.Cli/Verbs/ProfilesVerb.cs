@@ -45,11 +45,30 @@ internal static class ProfilesVerb
                 p.Cpus.ToString(),
                 $"{p.TotalRam >> 20} MiB",
                 string.Join(" ", p.ZoneTypes.Select(z => z.KernelName())),
-                p.Cma.Count == 0 ? "-" : Markup.Escape(string.Join(", ", p.Cma.Select(c => $"{c.Name} {c.Size >> 20} MiB"))),
+                CmaColumn(p),
                 p.Devices.Count.ToString(),
                 Markup.Escape(p.Description));
         }
         ctx.Console.Write(table);
         return 0;
+    }
+
+    /// <summary>The CMA areas the board has once booted: stated in the profile, or made by its command line (cma=,
+    /// rk_dma_heap_cma=) where the boot places them.</summary>
+    private static string CmaColumn(MachineProfile p)
+    {
+        static string Size(ulong bytes) => bytes % (1UL << 20) == 0 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB";
+        IEnumerable<(string Name, ulong Size)> areas;
+        try
+        {
+            using var m = Machine.Boot(p);
+            areas = m.Cma.Values.OrderBy(c => c.Base).Select(c => (c.Name, c.Size)).ToList();
+        }
+        catch (KmemException)
+        {
+            areas = p.Cma.Select(c => (c.Name, c.Size));
+        }
+        var list = areas.ToList();
+        return list.Count == 0 ? "-" : Markup.Escape(string.Join(", ", list.Select(c => $"{c.Name} {Size(c.Size)}")));
     }
 }
