@@ -141,4 +141,15 @@ public class Rv1106ConfigTests
         using var ok = Machine.Boot(rv);                                   // and nothing was left behind
         TestSupport.AssertConsistent(ok);
     }
+
+    [Fact]
+    public void The_profile_list_shows_the_areas_the_command_lines_make()
+    {
+        var (code, o, e) = TestSupport.Cli("profiles");
+        Assert.True(code == 0, e);
+        foreach (var name in new[] { "luckfox-pico-mini-a", "luckfox-pico-pro", "luckfox-pico-ultra-w" }) Assert.Contains(name, o);
+        Assert.Contains("rk-dma-heap-cma 32 MiB", o);                   // rv1106: rk_dma_heap_cma=32M@0x2800000
+        Assert.Contains("rk-dma-heap-cma 24 MiB", o);                   // the Pico Mini A's 24M
+        Assert.Contains("linux,cma 10 MiB", o);                         // the Ultra W's device-tree pool
+    }
 }
