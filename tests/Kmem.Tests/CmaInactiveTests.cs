@@ -3,6 +3,7 @@
 // cma_alloc() takes a bitmap range directly and cma_release() gives it back to the area. The same calls on the board
 // without the option (kernel.org's CMA) are the comparison.
 using System.Globalization;
+using Kmem.Physical;
 
 namespace Kmem.Tests;
 
@@ -168,5 +169,142 @@ public class CmaInactiveTests
         Assert.Contains("CMA (free, inactive area)", svg);
         Assert.Contains("CMA rk-dma-heap-cma", svg);
         m.CmaRelease(cma, p, 1024);
+    }
+
+    [Fact]
+    public void Racing_puts_never_free_an_area_page_to_the_buddy_allocator()
+    {
+        using var m = Rv1106();
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var p = m.CmaAlloc(cma, 1, 0);
+        // One thread takes and drops a reference in a loop (get/put pairs); the other puts the owner's reference over and
+        // over. Every such put that would be the last one of this PG_reserved page is refused with the count restored;
+        // when it meets the pair's reference instead it passes, and the pair's put becomes the last one, refused in turn.
+        // A check before the decrement lets two racing puts at count 2 both pass it, and one then frees the page to the
+        // buddy allocator.
+        int stop = 0;
+        long pairs = 0, refused = 0, lastPuts = 0, failedGets = 0;
+        Exception? error = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        bool Running() => Volatile.Read(ref stop) == 0 && clock.Elapsed < TimeSpan.FromSeconds(3) && Volatile.Read(ref error) is null;
+        void Guard(Action body)
+        {
+            try { body(); }
+            catch (Exception e) { Interlocked.CompareExchange(ref error, e, null); }
+        }
+        var pair = new Thread(() => Guard(() =>
+        {
+            while (Running())
+            {
+                // A get can meet the instant of a refused last put (count 0 before it is restored): a bad page, no reference.
+                try { m.GetPage(p); }
+                catch (BadPageStateException) { failedGets++; continue; }
+                try { m.PutPage(p); }
+                catch (BadPageStateException) { Interlocked.Increment(ref refused); }
+                pairs++;
+            }
+        }));
+        var last = new Thread(() => Guard(() =>
+        {
+            while (Running())
+            {
+                try { m.PutPage(p); }
+                catch (BadPageStateException) { Interlocked.Increment(ref refused); }
+                lastPuts++;
+            }
+        }));
+        pair.Start();
+        last.Start();
+        try
+        {
+            while (Running())
+            {
+                Thread.Sleep(10);
+                if (m.Pages.Frame((int)(p.Pfn - m.Pages.BasePfn)).Flags != (PageFlags.Reserved | PageFlags.Allocated))
+                    Volatile.Write(ref stop, 1);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            pair.Join();
+            last.Join();
+        }
+        Assert.Null(error);
+        Assert.True(pairs > 1000 && lastPuts > 100, $"only {pairs} pairs and {lastPuts} last puts");
+        Assert.Equal(1, m.PageCount(p));
+        Assert.Empty(m.VerifyIntegrity());
+        // Each of the owner's puts is refused, or takes the pair's reference and the pair's put is refused instead.
+        Assert.Equal(lastPuts, refused);
+        Assert.Contains("BUG: Bad page state", m.Dmesg());
+        Assert.Contains("PAGE_FLAGS_CHECK_AT_FREE", m.Dmesg());
+        // The page is still the area's, and the owner gives it back.
+        Assert.True(m.CmaRelease(cma, p, 1));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void Parallel_get_put_pairs_keep_the_page_and_the_last_put_is_refused()
+    {
+        using var m = Rv1106();
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var p = m.CmaAlloc(cma, 4, 0);
+        var pages = Enumerable.Range(0, 4).Select(i => m.PfnToPage(p.Pfn + (ulong)i)).ToArray();
+        Parallel.For(0, 4000, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var q = pages[i & 3];
+            m.GetPage(q);
+            m.PutPage(q);
+        });
+        Assert.All(pages, q => Assert.Equal(1, m.PageCount(q)));
+        // The owner's put is the last one: refused on every page, nothing freed, the count back at one.
+        foreach (var q in pages)
+        {
+            var e = Assert.Throws<BadPageStateException>(() => m.PutPage(q));
+            Assert.Equal(q.Pfn, e.Pfn);
+            Assert.Equal(1, m.PageCount(q));
+        }
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, p, 4));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void Cma_alloc_refuses_a_range_whose_pages_are_not_free_area_pages()
+    {
+        using var m = Rv1106();
+        m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var a = m.CmaAlloc(cma, 2, 0);
+        int idx = (int)(a.Pfn - m.Pages.BasePfn);
+        // Taking frames again that cma_alloc() already handed out (as a bitmap out of step with the pages would ask) is
+        // refused with a bad page report naming the first such frame, and no frame of the range changes.
+        Assert.False(m.Pages.TakeInactiveCmaRange(idx + 1, 2, "cma_alloc", out int bad));
+        Assert.Equal(idx + 1, bad);
+        Assert.Equal(PageFlags.Reserved | PageFlags.Allocated, m.Pages.Frame(idx + 1).Flags);
+        Assert.Equal(1, m.Pages.Frame(idx + 1).RefCount);
+        Assert.True(m.Pages.IsReservedOnly(idx + 2));
+        Assert.Contains("BUG: Bad page state", m.Dmesg());
+        Assert.Contains("already handed out by cma_alloc()", m.Dmesg());
+        Assert.Empty(m.VerifyIntegrity());
+        // An ordinary page of the buddy allocator is refused as well, and stays the caller's.
+        var other = m.AllocPage(Gfp.Kernel);
+        Assert.False(m.Pages.TakeInactiveCmaRange((int)(other.Pfn - m.Pages.BasePfn), 1, "cma_alloc", out _));
+        Assert.Contains("not a reserved page of the inactive CMA area", m.Dmesg());
+        m.FreePage(other);
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, a, 2));
+        // Frames taken behind the bitmap's back: cma_alloc() reports the clash, passes the range over like a busy one
+        // and hands out the next free range instead.
+        Assert.True(m.Pages.TakeInactiveCmaRange(idx + 1, 1, "test", out _));
+        Assert.NotEmpty(m.VerifyIntegrity());
+        var b = m.CmaAlloc(cma, 4, 0);
+        Assert.Equal(cma.BasePfn + 2, b.Pfn);
+        Assert.Equal(a.Pfn + 1, cma.LastBusyPfn);
+        Assert.Equal(4UL, cma.Used);
+        m.Pages.ReturnInactiveCmaRange(idx + 1, 1, "test");
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, b, 4));
+        Assert.Empty(m.VerifyIntegrity());
     }
 }
