@@ -307,4 +307,80 @@ public class CmaInactiveTests
         Assert.True(m.CmaRelease(cma, b, 4));
         Assert.Empty(m.VerifyIntegrity());
     }
+
+    [Fact]
+    public void Vmap_refuses_area_pages_it_would_have_to_free()
+    {
+        using var m = Rv1106();
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var p = m.CmaAlloc(cma, 2, 0);
+        var pages = new[] { p, m.PfnToPage(p.Pfn + 1) };
+        int areas = m.VmallocAreas.Count;
+        // With VM_MAP_PUT_PAGES vfree() would put the last reference of PG_reserved pages: a bad page state each. The vmap
+        // is refused, in the log and with its own exception, and nothing is mapped.
+        var e = Assert.Throws<ReservedPageException>(() => m.Vmap(pages, VmFlags.Map | VmFlags.MapPutPages));
+        Assert.Equal(p.Pfn, e.Pfn);
+        Assert.Contains($"vmap: VM_MAP_PUT_PAGES with a PG_reserved page (pfn:{p.Pfn:x5})", m.Dmesg());
+        Assert.Equal(areas, m.VmallocAreas.Count);
+        Assert.Empty(m.VerifyIntegrity());
+        // A plain vmap of the same pages is what a driver does with a CMA buffer: mapped, unmapped, the pages kept.
+        nint w = m.Vmap(pages);
+        Assert.NotEqual(0, w);
+        Assert.Equal(pages[1], m.VmallocToPage(w + 4096));
+        Assert.Empty(m.VerifyIntegrity());
+        m.Vunmap(w);
+        Assert.Equal(1, m.PageCount(p));
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, p, 2));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void A_vfree_that_cannot_free_a_page_leaves_the_area_mapped_and_the_window_whole()
+    {
+        using var m = Rv1106();
+        // Two pages vfree() can free and, last, the tail page of a compound block, which it cannot.
+        var a = m.AllocPage(Gfp.Kernel);
+        var b = m.AllocPage(Gfp.Kernel);
+        var comp = m.AllocPages(Gfp.Kernel | Gfp.Comp, 1);
+        var tail = m.PfnToPage(comp.Pfn + 1);
+        nint w = m.Vmap([a, b, tail], VmFlags.Map | VmFlags.MapPutPages);
+        Assert.NotEqual(0, w);
+        Assert.Empty(m.VerifyIntegrity());
+        // Every page is checked before anything changes: the bad page is reported, and the area stays busy and mapped
+        // with all its pages still allocated.
+        var e = Assert.Throws<BadPageStateException>(() => m.Vfree(w));
+        Assert.Equal(tail.Pfn, e.Pfn);
+        Assert.Contains("BUG: Bad page state", m.Dmesg());
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.Contains(m.VmallocAreas, v => v.Address == w && v.NrPages == 3);
+        Assert.Equal(a, m.VmallocToPage(w));
+        Assert.Equal(tail, m.VmallocToPage(w + 8192));
+        Assert.Equal(1, m.PageCount(a));
+        Assert.Equal(1, m.PageCount(b));
+        // A second try meets the same page again, not a missing area.
+        Assert.Throws<BadPageStateException>(() => m.Vfree(w));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void A_page_mapped_twice_needs_two_references_before_vfree_puts_them()
+    {
+        using var m = Rv1106();
+        var a = m.AllocPage(Gfp.Kernel);
+        nint w = m.Vmap([a, a], VmFlags.Map | VmFlags.MapPutPages);
+        // vfree() would put the page twice with one reference: refused before the first put, the area kept whole.
+        var e = Assert.Throws<BadPageStateException>(() => m.Vfree(w));
+        Assert.Equal(a.Pfn, e.Pfn);
+        Assert.Contains("mapped 2 times with 1 reference(s)", e.Reason);
+        Assert.Equal(1, m.PageCount(a));
+        Assert.Equal(a, m.VmallocToPage(w + 4096));
+        Assert.Empty(m.VerifyIntegrity());
+        // With the second reference taken the same vfree goes through, and the page is free.
+        m.GetPage(a);
+        m.Vfree(w);
+        Assert.DoesNotContain(m.VmallocAreas, v => v.Address == w);
+        Assert.Throws<BadPageStateException>(() => m.FreePage(a));
+        Assert.Empty(m.VerifyIntegrity());
+    }
 }

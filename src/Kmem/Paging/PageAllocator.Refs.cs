@@ -43,6 +43,13 @@ internal sealed unsafe partial class PageAllocator
         if (left == 0) FreeTheBlock(head, f.Order);
     }
 
+    /// <summary>
+    /// Why freeing <paramref name="idx"/> with <paramref name="order"/> (__free_pages()) would be a bad page state, in the
+    /// words of the report, or null when it may be freed (or its count dropped): for callers that must check before they
+    /// change anything.
+    /// </summary>
+    public string? FreeRefusal(int idx, int order) => FreeCheckReason(idx, order);
+
     public int PageCount(int idx) => _f[CompoundHead(idx)].RefCount;
 
     public int CompoundHead(int idx) => (_f[idx].Flags & PageFlags.Tail) != 0 ? _f[idx].CompoundHead : idx;
