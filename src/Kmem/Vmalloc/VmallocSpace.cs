@@ -267,8 +267,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
             }
             // vfree() checks every page it would free before it changes anything (see FirstUnfreeable).
             if (area is not null && freePages && area.NrPages > 0) badFrame = FirstUnfreeable(area, out badReason);
-            if (badFrame >= 0) { }
-            else if (area is not null) _busy.RemoveAt(i);
+            if (area is not null) { if (badFrame < 0) _busy.RemoveAt(i); }
             else if (i == -2)
             {
                 _log.Err($"vunmap: 0x{addr:x} was made by vmalloc (or vmap with VM_MAP_PUT_PAGES): vfree() frees it");
