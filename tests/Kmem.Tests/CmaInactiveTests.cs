@@ -3,6 +3,7 @@
 // cma_alloc() takes a bitmap range directly and cma_release() gives it back to the area. The same calls on the board
 // without the option (kernel.org's CMA) are the comparison.
 using System.Globalization;
+using Kmem.Physical;
 
 namespace Kmem.Tests;
 
@@ -168,5 +169,218 @@ public class CmaInactiveTests
         Assert.Contains("CMA (free, inactive area)", svg);
         Assert.Contains("CMA rk-dma-heap-cma", svg);
         m.CmaRelease(cma, p, 1024);
+    }
+
+    [Fact]
+    public void Racing_puts_never_free_an_area_page_to_the_buddy_allocator()
+    {
+        using var m = Rv1106();
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var p = m.CmaAlloc(cma, 1, 0);
+        // One thread takes and drops a reference in a loop (get/put pairs); the other puts the owner's reference over and
+        // over. Every such put that would be the last one of this PG_reserved page is refused with the count restored;
+        // when it meets the pair's reference instead it passes, and the pair's put becomes the last one, refused in turn.
+        // A check before the decrement lets two racing puts at count 2 both pass it, and one then frees the page to the
+        // buddy allocator.
+        int stop = 0;
+        long pairs = 0, refused = 0, lastPuts = 0, failedGets = 0;
+        Exception? error = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        bool Running() => Volatile.Read(ref stop) == 0 && clock.Elapsed < TimeSpan.FromSeconds(3) && Volatile.Read(ref error) is null;
+        void Guard(Action body)
+        {
+            try { body(); }
+            catch (Exception e) { Interlocked.CompareExchange(ref error, e, null); }
+        }
+        var pair = new Thread(() => Guard(() =>
+        {
+            while (Running())
+            {
+                // A get can meet the instant of a refused last put (count 0 before it is restored): a bad page, no reference.
+                try { m.GetPage(p); }
+                catch (BadPageStateException) { failedGets++; continue; }
+                try { m.PutPage(p); }
+                catch (BadPageStateException) { Interlocked.Increment(ref refused); }
+                pairs++;
+            }
+        }));
+        var last = new Thread(() => Guard(() =>
+        {
+            while (Running())
+            {
+                try { m.PutPage(p); }
+                catch (BadPageStateException) { Interlocked.Increment(ref refused); }
+                lastPuts++;
+            }
+        }));
+        pair.Start();
+        last.Start();
+        try
+        {
+            while (Running())
+            {
+                Thread.Sleep(10);
+                if (m.Pages.Frame((int)(p.Pfn - m.Pages.BasePfn)).Flags != (PageFlags.Reserved | PageFlags.Allocated))
+                    Volatile.Write(ref stop, 1);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            pair.Join();
+            last.Join();
+        }
+        Assert.Null(error);
+        Assert.True(pairs > 1000 && lastPuts > 100, $"only {pairs} pairs and {lastPuts} last puts");
+        Assert.Equal(1, m.PageCount(p));
+        Assert.Empty(m.VerifyIntegrity());
+        // Each of the owner's puts is refused, or takes the pair's reference and the pair's put is refused instead.
+        Assert.Equal(lastPuts, refused);
+        Assert.Contains("BUG: Bad page state", m.Dmesg());
+        Assert.Contains("PAGE_FLAGS_CHECK_AT_FREE", m.Dmesg());
+        // The page is still the area's, and the owner gives it back.
+        Assert.True(m.CmaRelease(cma, p, 1));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void Parallel_get_put_pairs_keep_the_page_and_the_last_put_is_refused()
+    {
+        using var m = Rv1106();
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var p = m.CmaAlloc(cma, 4, 0);
+        var pages = Enumerable.Range(0, 4).Select(i => m.PfnToPage(p.Pfn + (ulong)i)).ToArray();
+        Parallel.For(0, 4000, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var q = pages[i & 3];
+            m.GetPage(q);
+            m.PutPage(q);
+        });
+        Assert.All(pages, q => Assert.Equal(1, m.PageCount(q)));
+        // The owner's put is the last one: refused on every page, nothing freed, the count back at one.
+        foreach (var q in pages)
+        {
+            var e = Assert.Throws<BadPageStateException>(() => m.PutPage(q));
+            Assert.Equal(q.Pfn, e.Pfn);
+            Assert.Equal(1, m.PageCount(q));
+        }
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, p, 4));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void Cma_alloc_refuses_a_range_whose_pages_are_not_free_area_pages()
+    {
+        using var m = Rv1106();
+        m.Sysctl.Kmem.CmaBusyRetryWait = TimeSpan.Zero;
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var a = m.CmaAlloc(cma, 2, 0);
+        int idx = (int)(a.Pfn - m.Pages.BasePfn);
+        // Taking frames again that cma_alloc() already handed out (as a bitmap out of step with the pages would ask) is
+        // refused with a bad page report naming the first such frame, and no frame of the range changes.
+        Assert.False(m.Pages.TakeInactiveCmaRange(idx + 1, 2, "cma_alloc", out int bad));
+        Assert.Equal(idx + 1, bad);
+        Assert.Equal(PageFlags.Reserved | PageFlags.Allocated, m.Pages.Frame(idx + 1).Flags);
+        Assert.Equal(1, m.Pages.Frame(idx + 1).RefCount);
+        Assert.True(m.Pages.IsReservedOnly(idx + 2));
+        Assert.Contains("BUG: Bad page state", m.Dmesg());
+        Assert.Contains("already handed out by cma_alloc()", m.Dmesg());
+        Assert.Empty(m.VerifyIntegrity());
+        // An ordinary page of the buddy allocator is refused as well, and stays the caller's.
+        var other = m.AllocPage(Gfp.Kernel);
+        Assert.False(m.Pages.TakeInactiveCmaRange((int)(other.Pfn - m.Pages.BasePfn), 1, "cma_alloc", out _));
+        Assert.Contains("not a reserved page of the inactive CMA area", m.Dmesg());
+        m.FreePage(other);
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, a, 2));
+        // Frames taken behind the bitmap's back: cma_alloc() reports the clash, passes the range over like a busy one
+        // and hands out the next free range instead.
+        Assert.True(m.Pages.TakeInactiveCmaRange(idx + 1, 1, "test", out _));
+        Assert.NotEmpty(m.VerifyIntegrity());
+        var b = m.CmaAlloc(cma, 4, 0);
+        Assert.Equal(cma.BasePfn + 2, b.Pfn);
+        Assert.Equal(a.Pfn + 1, cma.LastBusyPfn);
+        Assert.Equal(4UL, cma.Used);
+        m.Pages.ReturnInactiveCmaRange(idx + 1, 1, "test");
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, b, 4));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void Vmap_refuses_area_pages_it_would_have_to_free()
+    {
+        using var m = Rv1106();
+        var cma = m.Cma["rk-dma-heap-cma"];
+        var p = m.CmaAlloc(cma, 2, 0);
+        var pages = new[] { p, m.PfnToPage(p.Pfn + 1) };
+        int areas = m.VmallocAreas.Count;
+        // With VM_MAP_PUT_PAGES vfree() would put the last reference of PG_reserved pages: a bad page state each. The vmap
+        // is refused, in the log and with its own exception, and nothing is mapped.
+        var e = Assert.Throws<ReservedPageException>(() => m.Vmap(pages, VmFlags.Map | VmFlags.MapPutPages));
+        Assert.Equal(p.Pfn, e.Pfn);
+        Assert.Contains($"vmap: VM_MAP_PUT_PAGES with a PG_reserved page (pfn:{p.Pfn:x5})", m.Dmesg());
+        Assert.Equal(areas, m.VmallocAreas.Count);
+        Assert.Empty(m.VerifyIntegrity());
+        // A plain vmap of the same pages is what a driver does with a CMA buffer: mapped, unmapped, the pages kept.
+        nint w = m.Vmap(pages);
+        Assert.NotEqual(0, w);
+        Assert.Equal(pages[1], m.VmallocToPage(w + 4096));
+        Assert.Empty(m.VerifyIntegrity());
+        m.Vunmap(w);
+        Assert.Equal(1, m.PageCount(p));
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.True(m.CmaRelease(cma, p, 2));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void A_vfree_that_cannot_free_a_page_leaves_the_area_mapped_and_the_window_whole()
+    {
+        using var m = Rv1106();
+        // Two pages vfree() can free and, last, the tail page of a compound block, which it cannot.
+        var a = m.AllocPage(Gfp.Kernel);
+        var b = m.AllocPage(Gfp.Kernel);
+        var comp = m.AllocPages(Gfp.Kernel | Gfp.Comp, 1);
+        var tail = m.PfnToPage(comp.Pfn + 1);
+        nint w = m.Vmap([a, b, tail], VmFlags.Map | VmFlags.MapPutPages);
+        Assert.NotEqual(0, w);
+        Assert.Empty(m.VerifyIntegrity());
+        // Every page is checked before anything changes: the bad page is reported, and the area stays busy and mapped
+        // with all its pages still allocated.
+        var e = Assert.Throws<BadPageStateException>(() => m.Vfree(w));
+        Assert.Equal(tail.Pfn, e.Pfn);
+        Assert.Contains("BUG: Bad page state", m.Dmesg());
+        Assert.Empty(m.VerifyIntegrity());
+        Assert.Contains(m.VmallocAreas, v => v.Address == w && v.NrPages == 3);
+        Assert.Equal(a, m.VmallocToPage(w));
+        Assert.Equal(tail, m.VmallocToPage(w + 8192));
+        Assert.Equal(1, m.PageCount(a));
+        Assert.Equal(1, m.PageCount(b));
+        // A second try meets the same page again, not a missing area.
+        Assert.Throws<BadPageStateException>(() => m.Vfree(w));
+        Assert.Empty(m.VerifyIntegrity());
+    }
+
+    [Fact]
+    public void A_page_mapped_twice_needs_two_references_before_vfree_puts_them()
+    {
+        using var m = Rv1106();
+        var a = m.AllocPage(Gfp.Kernel);
+        nint w = m.Vmap([a, a], VmFlags.Map | VmFlags.MapPutPages);
+        // vfree() would put the page twice with one reference: refused before the first put, the area kept whole.
+        var e = Assert.Throws<BadPageStateException>(() => m.Vfree(w));
+        Assert.Equal(a.Pfn, e.Pfn);
+        Assert.Contains("mapped 2 times with 1 reference(s)", e.Reason);
+        Assert.Equal(1, m.PageCount(a));
+        Assert.Equal(a, m.VmallocToPage(w + 4096));
+        Assert.Empty(m.VerifyIntegrity());
+        // With the second reference taken the same vfree goes through, and the page is free.
+        m.GetPage(a);
+        m.Vfree(w);
+        Assert.DoesNotContain(m.VmallocAreas, v => v.Address == w);
+        Assert.Throws<BadPageStateException>(() => m.FreePage(a));
+        Assert.Empty(m.VerifyIntegrity());
     }
 }

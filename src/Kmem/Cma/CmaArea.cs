@@ -140,11 +140,17 @@ public sealed class CmaArea
                 int idx = (int)(pfn - pa.BasePfn);
                 if (pa.CmaInactive)
                 {
-                    // Rockchip's CONFIG_CMA_INACTIVE: the pages are reserved memory of the area, handed out directly.
-                    pa.TakeInactiveCmaRange(idx, (int)count);
-                    LockOrder.Enter(LockRank.CmaArea, _lock);
-                    lock (_lock) _allocSuccess++;
-                    return idx;
+                    // Rockchip's CONFIG_CMA_INACTIVE: the pages are reserved memory of the area, handed out directly. A range
+                    // whose frames are not all back in the area (reported as bad pages) is passed over like a busy one.
+                    if (pa.TakeInactiveCmaRange(idx, (int)count, "cma_alloc", out int badIdx))
+                    {
+                        LockOrder.Enter(LockRank.CmaArea, _lock);
+                        lock (_lock) _allocSuccess++;
+                        return idx;
+                    }
+                    BusyRange(bitmapNo, bits, ContigResult.Busy, pa.BasePfn + (ulong)badIdx, ref ret, ref sawBusy);
+                    start = bitmapNo + mask + 1;
+                    continue;
                 }
                 var r = pa.AllocContigRange(idx, idx + (int)count, out ulong busyPfn);
                 if (r == ContigResult.Ok)
@@ -153,11 +159,7 @@ public sealed class CmaArea
                     lock (_lock) _allocSuccess++;
                     return idx;
                 }
-                LockOrder.Enter(LockRank.CmaArea, _lock);
-                lock (_lock) SetBits(bitmapNo, bits, false);
-                ret = (int)r;
-                sawBusy = true;
-                _lastBusyPfn = busyPfn;
+                BusyRange(bitmapNo, bits, r, busyPfn, ref ret, ref sawBusy);
                 start = bitmapNo + mask + 1;                     // try again with a bit different memory target
             }
             // ACK 5.10: after a busy range, up to 5 full rescans with a pause, unless the caller may not wait.
@@ -168,6 +170,16 @@ public sealed class CmaArea
         LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock) _allocFail++;
         return Fail(count, ret, gfp);
+    }
+
+    /// <summary>A range that could not be taken: its bits are cleared again and the search goes on past it.</summary>
+    private void BusyRange(ulong bitmapNo, ulong bits, ContigResult r, ulong busyPfn, ref int ret, ref bool sawBusy)
+    {
+        LockOrder.Enter(LockRank.CmaArea, _lock);
+        lock (_lock) SetBits(bitmapNo, bits, false);
+        ret = (int)r;
+        sawBusy = true;
+        _lastBusyPfn = busyPfn;
     }
 
     private int Fail(ulong count, int ret, Gfp gfp)

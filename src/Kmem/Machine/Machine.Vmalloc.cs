@@ -59,7 +59,9 @@ public sealed partial class Machine
     /// <summary>
     /// vfree(): unmaps a vmalloc (or vmap) area and frees the pages it owns; 0 is ignored. An address that does
     /// not start an area (not page aligned, interior, already freed, not a vmalloc address) is reported in the
-    /// kernel's words and raises <see cref="InvalidAddressException"/>, with nothing unmapped.
+    /// kernel's words and raises <see cref="InvalidAddressException"/>, with nothing unmapped. A page the area owns
+    /// that cannot be freed (a tail page, a page freed behind the area's back …) is reported as a bad page and raises
+    /// <see cref="BadPageStateException"/>; the area then stays mapped and busy with all its pages.
     /// </summary>
     public void Vfree(nint address, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
         => Kernel.Vfree(address, caller, file, line);
@@ -70,6 +72,8 @@ public sealed partial class Machine
     /// Returns 0 when the list is empty or the window is full.
     /// </summary>
     /// <exception cref="InvalidAddressException">A page is null, of another machine, or free.</exception>
+    /// <exception cref="ReservedPageException">With <see cref="VmFlags.MapPutPages"/>: a page is PG_reserved (one an inactive
+    /// CMA area handed out), which <see cref="Vfree"/> could not free.</exception>
     public nint Vmap(ReadOnlySpan<Page> pages, VmFlags flags = VmFlags.Map, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         using var _ = Life.Enter();
@@ -85,6 +89,14 @@ public sealed partial class Machine
             {
                 Log.Err($"vmap: page {pages[i]} is free or reserved");
                 throw new InvalidAddressException($"vmap: page {i} ({pages[i]}) is free or reserved");
+            }
+            // Such a page may be mapped, but not handed over: vfree() of a VM_MAP_PUT_PAGES area puts each page's last
+            // reference (__vunmap(), mm/vmalloc.c, 5.10), and free_pages_prepare() finds PG_reserved there: a bad page.
+            if ((flags & VmFlags.MapPutPages) != 0 && (frameFlags & Physical.PageFlags.Reserved) != 0)
+            {
+                Log.Err($"vmap: VM_MAP_PUT_PAGES with a PG_reserved page (pfn:{pages[i].Pfn:x5}): vfree() could not free it");
+                throw new ReservedPageException(pages[i].Pfn,
+                    $"vmap: page {i} ({pages[i]}) is reserved (an inactive CMA area's page); VM_MAP_PUT_PAGES would free it on vfree");
             }
             frames[i] = idx;
         }

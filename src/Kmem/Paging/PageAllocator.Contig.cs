@@ -94,10 +94,30 @@ internal sealed unsafe partial class PageAllocator
     /// __cma_alloc() with Rockchip's CONFIG_CMA_INACTIVE (mm/cma.c): the pages of the bitmap range are handed out as they
     /// are, reserved since boot; nothing is isolated or migrated. Kmem marks each an allocated order-0 page with one
     /// reference and keeps PG_reserved as the kernel does, so a stray free to the buddy allocator is a bad page state.
+    /// Every frame must be a page of the area that is back in it (PG_reserved alone, the boot reference, unmapped): the
+    /// kernel takes them unchecked, but a frame in any other state means the bitmap and the pages disagree, and taking it
+    /// would hide that. Then the first such frame gets the bad-page report that check_new_page() gives a page in a wrong
+    /// state at allocation (mm/page_alloc.c, 5.10), <paramref name="bad"/> names it, no frame changes, and false returns.
     /// </summary>
-    public void TakeInactiveCmaRange(int start, int count)
+    public bool TakeInactiveCmaRange(int start, int count, string caller, out int bad)
     {
         byte zone = (byte)(ZoneOfIdx(start) ?? throw new ArgumentOutOfRangeException(nameof(start))).Index;
+        for (bad = start; bad < start + count; bad++)
+        {
+            ref PageFrame f = ref _f[bad];
+            string? reason = (f.Flags & (PageFlags.Buddy | PageFlags.Pcp)) != 0 ? "a free page of the buddy allocator, not of the inactive CMA area"
+                : (f.Flags & PageFlags.Reserved) == 0 ? "not a reserved page of the inactive CMA area"
+                : f.Flags != PageFlags.Reserved ? "PAGE_FLAGS_CHECK_AT_PREP flag(s) set: already handed out by cma_alloc()"
+                : f.RefCount != 1 ? $"_refcount {f.RefCount}, not the reference a reserved page keeps from boot"
+                : f.MapCount != 0 ? "nonzero mapcount"
+                : null;
+            if (reason is not null)
+            {
+                BadPage(bad, reason, caller);
+                return false;
+            }
+        }
+        bad = -1;
         for (int i = start; i < start + count; i++)
         {
             ref PageFrame f = ref _f[i];
@@ -109,6 +129,7 @@ internal sealed unsafe partial class PageAllocator
             f.Private = 0;
             f.Next = f.Prev = -1;
         }
+        return true;
     }
 
     /// <summary>

@@ -25,11 +25,30 @@ internal sealed unsafe partial class PageAllocator
         ref PageFrame f = ref _f[head];
         if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Slab) != 0)
             throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
-        // The last reference of a reserved page (one an inactive CMA area handed out) would free it: free_pages_prepare()
-        // finds PG_reserved.
-        if ((f.Flags & PageFlags.Reserved) != 0 && f.RefCount == 1) throw BadPage(head, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
-        if (Interlocked.Decrement(ref f.RefCount) == 0) FreeTheBlock(head, f.Order);
+        // PG_reserved never changes while a page is allocated (only the pages an inactive CMA area hands out carry it).
+        bool reserved = (f.Flags & PageFlags.Reserved) != 0;
+        // put_page() decrements first and frees on the value it got (put_page_testzero(), include/linux/mm.h, 5.10): a
+        // count read before the decrement would let two puts racing at count 2 both think they are not the last.
+        int left = Interlocked.Decrement(ref f.RefCount);
+        if (left > 0) return;
+        if (reserved)
+        {
+            // The last reference of a page an inactive CMA area handed out: free_pages_prepare() -> check_free_page() finds
+            // PG_reserved (PAGE_FLAGS_CHECK_AT_FREE) and calls bad_page() instead of freeing it (mm/page_alloc.c, 5.10).
+            // The kernel leaves the page at count 0; Kmem gives the reference back at once, so the owner still holds it
+            // for cma_release() and nothing reaches the buddy allocator.
+            Interlocked.Increment(ref f.RefCount);
+            throw BadPage(head, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
+        }
+        if (left == 0) FreeTheBlock(head, f.Order);
     }
+
+    /// <summary>
+    /// Why freeing <paramref name="idx"/> with <paramref name="order"/> (__free_pages()) would be a bad page state, in the
+    /// words of the report, or null when it may be freed (or its count dropped): for callers that must check before they
+    /// change anything.
+    /// </summary>
+    public string? FreeRefusal(int idx, int order) => FreeCheckReason(idx, order);
 
     public int PageCount(int idx) => _f[CompoundHead(idx)].RefCount;
 

@@ -12,7 +12,7 @@ using Kmem.Slab;
 namespace Kmem.Vmalloc;
 
 /// <summary>The vmap-area allocator and the page mapping of the vmalloc window.</summary>
-internal sealed unsafe class VmallocSpace : IDisposable
+internal sealed unsafe partial class VmallocSpace : IDisposable
 {
     private const int PageShift = PhysicalMemory.PageShift;
     private const ulong PageSize = PhysicalMemory.PageSize;
@@ -248,6 +248,8 @@ internal sealed unsafe class VmallocSpace : IDisposable
             throw new InvalidAddressException($"{fn}: 0x{addr:x} is not page aligned{Inside(addr)}");
         }
         Area? area;
+        int badFrame = -1;
+        string? badReason = null;
         LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
@@ -263,13 +265,16 @@ internal sealed unsafe class VmallocSpace : IDisposable
                 _log.Err($"{fn}: 0x{addr:x} is an ioremap area (phys 0x{area.Phys:x}): iounmap() releases it");
                 throw new InvalidAddressException($"{fn}: 0x{addr:x} is the ioremap of a device's registers, not a vmalloc or vmap area");
             }
-            if (area is not null) _busy.RemoveAt(i);
+            // vfree() checks every page it would free before it changes anything (see FirstUnfreeable).
+            if (area is not null && freePages && area.NrPages > 0) badFrame = FirstUnfreeable(area, out badReason);
+            if (area is not null) { if (badFrame < 0) _busy.RemoveAt(i); }
             else if (i == -2)
             {
                 _log.Err($"vunmap: 0x{addr:x} was made by vmalloc (or vmap with VM_MAP_PUT_PAGES): vfree() frees it");
                 throw new InvalidAddressException($"vunmap: 0x{addr:x} owns its pages; free it with Vfree");
             }
         }
+        if (badFrame >= 0) throw _pa.BadPage(badFrame, badReason!, fn);   // the area stays busy and mapped, its pages its own
         if (area is null)
         {
             _pa.Warn($"Trying to {fn}() nonexistent vm area ({P(addr)})");
@@ -278,7 +283,6 @@ internal sealed unsafe class VmallocSpace : IDisposable
         int n = area.Mapped;
         if (area.NrPages > 0)
         {
-            // Read the frames before the mapping goes: they are the area's pages.
             // The frames are read from the window's page table before the mapping goes; then the pages are freed.
             ulong first = (ulong)(area.Start - _start) >> PageShift;
             int[]? rented = n <= 1024 ? null : System.Buffers.ArrayPool<int>.Shared.Rent(n);
@@ -534,55 +538,6 @@ internal sealed unsafe class VmallocSpace : IDisposable
 
     /// <summary>The largest free range of the window in bytes.</summary>
     public ulong LargestFree() { LockOrder.Enter(LockRank.Vmalloc, _lock); lock (_lock) return _free.Largest(); }
-
-    /// <summary>Invariants: busy, free and lazily freed ranges tile the window; only busy areas' pages are mapped.</summary>
-    public List<string> CheckInvariants()
-    {
-        var errors = new List<string>();
-        LockOrder.Enter(LockRank.Vmalloc, _lock);
-        lock (_lock)
-        {
-            var all = new RangeSet();
-            foreach (var (s, e) in _free.Ranges) if (!all.Add(s, e)) errors.Add($"vmalloc: free range 0x{s:x}-0x{e:x} overlaps");
-            foreach (var (s, e) in _purge.Ranges) if (!all.Add(s, e)) errors.Add($"vmalloc: unpurged range 0x{s:x}-0x{e:x} overlaps a free one");
-            nint prevEnd = _start;
-            long mapped = 0;
-            foreach (var a in _busy)
-            {
-                ulong off = (ulong)(a.Start - _start);
-                if (a.Start < prevEnd) errors.Add($"vmalloc: area 0x{a.Start:x} overlaps the previous area or its guard page");
-                prevEnd = a.Start + (nint)a.Size;
-                if (!all.Add(off, off + a.Size)) errors.Add($"vmalloc: area 0x{a.Start:x} overlaps free or unpurged space");
-                ulong guard = (a.Flags & VmFlags.NoGuard) != 0 ? 0UL : 1UL;
-                if ((a.Flags & VmFlags.Ioremap) != 0)
-                {
-                    if (a.Mapped != 0) errors.Add($"vmalloc: ioremap area 0x{a.Start:x} maps {a.Mapped} RAM pages");
-                }
-                else if ((ulong)a.Mapped + guard != a.Size >> PageShift) errors.Add($"vmalloc: area 0x{a.Start:x} maps {a.Mapped} pages in {a.Size} bytes");
-                mapped += a.Mapped;
-                for (ulong k = 0; k < (ulong)a.Mapped; k++)
-                {
-                    int f = (int)_pte[(off >> PageShift) + k] - 1;
-                    if (f < 0) { errors.Add($"vmalloc: page {k} of area 0x{a.Start:x} is not mapped"); break; }
-                    // A reserved page is free memory's opposite but no one's to map, unless cma_alloc() of an inactive CMA
-                    // area (CONFIG_CMA_INACTIVE) handed it out: then it is allocated too.
-                    var ff = _pa.Frame(f).Flags;
-                    if ((ff & (PageFlags.Buddy | PageFlags.Pcp)) != 0 || (ff & (PageFlags.Reserved | PageFlags.Allocated)) == PageFlags.Reserved)
-                    {
-                        errors.Add($"vmalloc: page {k} of area 0x{a.Start:x} maps frame {f}, which is free or reserved");
-                        break;
-                    }
-                }
-            }
-            if (all.Count != 1 || all.Ranges[0] != (0UL, _size)) errors.Add("vmalloc: busy, free and unpurged ranges do not tile the window");
-            long ptes = 0;
-            for (ulong p = 0; p < _highWater >> PageShift; p++) if (_pte[p] != 0) ptes++;
-            if (ptes != mapped) errors.Add($"vmalloc: {ptes} window pages are mapped but the areas map {mapped}");
-            long vmallocPages = _busy.Where(a => (a.Flags & VmFlags.Alloc) != 0).Sum(a => (long)a.NrPages);
-            if (vmallocPages != _pa.Stat.VmallocPages) errors.Add($"vmalloc: nr_vmalloc_pages {_pa.Stat.VmallocPages} but the areas hold {vmallocPages}");
-        }
-        return errors;
-    }
 
     /// <summary>The window's page table is gone once the machine is: every entry point throws then.</summary>
     private void ThrowIfReleased()
