@@ -90,7 +90,7 @@ internal static class EarlyAllocations
         }
         // early_fixmap_shutdown() re-creates the permanent fixmap slots before devicemaps_init(): an earlycon's
         // FIX_EARLYCON_MEM_BASE (0xffeff000) takes the vectors' pmd table first.
-        if (p.Cmdline.Split(' ', StringSplitOptions.RemoveEmptyEntries).Any(w => w == "earlycon" || w.StartsWith("earlycon=", StringComparison.Ordinal)))
+        if (KernelCmdline.Parse(p.Cmdline, "cmdline").Has("earlycon"))
             Pte("page table (vectors)", 0xffe00000UL);
         mb.Alloc(2 * Page, 2 * Page, "vectors");
         Pte("page table (vectors)", 0xffe00000UL);

@@ -204,4 +204,7 @@ internal sealed class KernelCmdline
 
     /// <summary>The value of a parameter Kmem keeps for later layers, or null.</summary>
     public string? this[string key] => _params.GetValueOrDefault(key);
+
+    /// <summary>True when the command line has the parameter, with or without a value.</summary>
+    public bool Has(string key) => _params.ContainsKey(key);
 }
