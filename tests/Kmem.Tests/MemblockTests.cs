@@ -340,4 +340,17 @@ public class MemblockTests
         string x86 = """{ "name": "x", "arch": "x86_64", "cpus": 1, "dram": [ { "base": "0x100000", "size": "1G" } ], "fdt": { "size": "4K" } }""";
         Assert.Equal("fdt", Assert.Throws<ProfileException>(() => MachineProfile.Parse(x86)).Field);
     }
+
+    [Fact]
+    public void A_highmem_zone_charges_its_memmap_to_nr_kernel_pages()
+    {
+        // 1 GiB with lowmem ending at 518 MiB: the Normal zone leaves 132608 - 1036 = 131572 kernel pages, just above 2^17,
+        // so without the charge the dentry hash would double; free_area_init_core() takes HighMem's 1012 memmap pages off
+        // (130560: 65536 entries).
+        using var m = Machine.Boot(MachineProfile.Parse("""
+            { "name": "hm", "arch": "arm", "cpus": 1, "version": "5.10", "dram": [ { "base": "0", "size": "1G" } ],
+              "zones": { "lowmem_limit": "518M" }, "kernel": { "base": "0x8000", "code": "4M", "rodata": "1M", "init": "256K", "bss": "128K" } }
+            """));
+        Assert.Contains("] Dentry cache hash table entries: 65536 (order: 6, 262144 bytes, linear)\n", m.Dmesg());
+    }
 }

@@ -133,6 +133,8 @@ internal sealed class MemoryLayout
             long free = type == ZoneType.HighMem || present < memmap ? present : present - memmap;
             all += free;
             if (type != ZoneType.HighMem) kernel += free;
+            // free_area_init_core(): "Charge for highmem memmap if there are enough kernel pages".
+            else if (kernel > memmap * 2) kernel -= memmap;
         }
         return (kernel, all);
     }
