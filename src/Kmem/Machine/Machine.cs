@@ -74,6 +74,7 @@ public sealed partial class Machine : IDisposable
             {
                 HardwareName = profile.Description.Length > 0 ? profile.Description : profile.Name,
             };
+            Pages.Booting = true;
             _basePfn = Pages.BasePfn;
             _frameCount = (ulong)_frames.Count;
             _maxOrder = (uint)Pages.MaxOrder;
@@ -110,6 +111,7 @@ public sealed partial class Machine : IDisposable
             RegisterMetrics();
             InitFaultInjection(cmdline);
             FreeInitmem(layout);
+            Pages.Booting = false;
             GC.ReRegisterForFinalize(this);
         }
         catch

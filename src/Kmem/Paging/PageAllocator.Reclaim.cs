@@ -274,6 +274,11 @@ internal sealed partial class PageAllocator
             }
             if (idx >= 0) return idx;
             if (_disposed) ThrowDisposed();
+            // While the machine boots there is no process the OOM killer could choose: an allocation the kernel would not
+            // let fail ends in its panic (out_of_memory(): "Out of memory and no killable processes...", then "System is
+            // deadlocked on memory"). A board too small for its own boot is refused rather than left waiting.
+            if (Booting && ((gfp & Gfp.NoFail) != 0 || (!costly && (gfp & (Gfp.NoRetry | Gfp.RetryMayFail)) == 0)))
+                BootOutOfMemory(gfp, order);
 
             if ((gfp & Gfp.NoFail) != 0)
             {
@@ -293,6 +298,18 @@ internal sealed partial class PageAllocator
             WaitForFree(ReclaimRetryWait);
             drained = false;
         }
+    }
+
+    /// <summary>True until the machine has booted (set by the machine): see <see cref="BootOutOfMemory"/>.</summary>
+    internal bool Booting { get; set; }
+
+    private void BootOutOfMemory(Gfp gfp, int order)
+    {
+        WarnAlloc(gfp, order);
+        _log.Err("Out of memory and no killable processes...");
+        _log.Printk(LogLevel.Emerg, "Kernel panic - not syncing: System is deadlocked on memory");
+        throw new ProfileException("dram", $"out of memory while booting: an order-{order} {GfpFlags.Format(gfp)} allocation could not be met " +
+            $"({Zones.Sum(z => Volatile.Read(ref z.FreePages)) * 4} kB free); Linux panics here: give the board more RAM or reserve less");
     }
 
     /// <summary>
