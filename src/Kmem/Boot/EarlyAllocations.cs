@@ -179,6 +179,7 @@ internal static class EarlyAllocations
         ulong word = p.Is64Bit ? 8UL : 4UL, line = CacheLine(p);
         ulong ai = mb.Alloc(Page, Page, "percpu alloc_info");
         mb.Alloc(Unit, Page, "percpu first chunk");
+        e.PerCpuChunkBytes = Unit;
         mb.Alloc(word, line, "percpu group_offsets");
         mb.Alloc(word, line, "percpu group_sizes");
         mb.Alloc(4, line, "percpu unit_map");

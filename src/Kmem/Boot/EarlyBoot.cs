@@ -7,6 +7,8 @@ internal sealed class EarlyBoot
 {
     /// <summary>pcpu_dump_alloc_info() lines (KERN_DEBUG), printed by setup_per_cpu_areas().</summary>
     public List<string> PerCpuLines { get; } = [];
+    /// <summary>The per-CPU first chunk's bytes (its pages are populated: meminfo's Percpu), 0 where none is modelled.</summary>
+    public ulong PerCpuChunkBytes { get; set; }
     /// <summary>The hash tables vfs_caches_init_early() (and before 4.15 pidhash_init()) took from memblock.</summary>
     public List<LargeSystemHash> EarlyHashes { get; } = [];
     /// <summary>The dentry and inode tables when hashdist defers them to vfs_caches_init() (vmalloc'ed there).</summary>

@@ -302,7 +302,7 @@ public sealed partial class Machine : IDisposable
             VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
             Swap = p.Config.IsEnabled("SWAP"),
             CmaUsedPages = () => layout.CmaAreas.Sum(c => (long)c.Used),
-            PercpuKb = layout.Memblock.Where(r => r.Name == "percpu first chunk").Sum(r => (long)r.Size) >> 10,
+            PercpuKb = (long)(layout.Early.PerCpuChunkBytes >> 10),
         };
     }
 
