@@ -53,13 +53,35 @@ public sealed partial class Machine
     public void FreePage(Page page, [CallerMemberName] string caller = "") => FreePages(page, 0, caller);
 
     /// <summary>
-    /// <c>__get_free_pages(gfp, order)</c>: the block's linear-map address, or 0 on failure.
-    /// <see cref="Gfp.HighMem"/> is ignored, as the kernel masks it.
+    /// <c>__get_free_pages(gfp, order)</c>: the block's linear-map address, or 0 on failure. From Linux 4.15 the kernel
+    /// masks <see cref="Gfp.HighMem"/> (the block comes from lowmem); before, asking for it is a bug
+    /// (<c>VM_BUG_ON</c> in mm/page_alloc.c), reported and refused.
     /// </summary>
+    /// <exception cref="HighMemException">The release is older than 4.15 and <paramref name="gfp"/> has <see cref="Gfp.HighMem"/>: nothing was allocated.</exception>
     public nint GetFreePages(Gfp gfp, int order)
     {
+        if ((gfp & Gfp.HighMem) != 0 && !_gfpHighMemMasked) throw GetFreePagesHighMem(gfp);
         int idx = Pages.Alloc(gfp & ~Gfp.HighMem, order);
         return idx < 0 ? 0 : Pages.IdxToVirt(idx);
+    }
+
+    /// <summary>True from 4.15, where "mm: drop VM_BUG_ON from __get_free_pages" masks __GFP_HIGHMEM instead.</summary>
+    private bool _gfpHighMemMasked => Profile.Version.IsAtLeast(4, 15);
+
+    private HighMemException GetFreePagesHighMem(Gfp gfp)
+    {
+        ThrowIfDisposed();
+        var sb = new System.Text.StringBuilder();
+        sb.Append("------------[ cut here ]------------\n");
+        sb.Append("kernel BUG at mm/page_alloc.c!\n");
+        sb.Append($"VM_BUG_ON((gfp_mask & __GFP_HIGHMEM) != 0) in __get_free_pages, gfp_mask={GfpFlags.Format(gfp)}: its address cannot represent a HighMem page\n");
+        sb.Append("Modules linked in:\n");
+        Pages.DumpStack(sb);
+        sb.Append("---[ end trace 0000000000000000 ]---\n");
+        Pages.AddTaint(PageAllocator.TaintDie);
+        Log.Printk(LogLevel.Emerg, sb.ToString());
+        return new HighMemException(HighMemError.NoLinearAddress,
+            $"__get_free_pages({GfpFlags.Format(gfp)}): __GFP_HIGHMEM is a bug before Linux 4.15 (it is masked from then on); nothing was allocated");
     }
 
     /// <summary><c>get_zeroed_page(gfp)</c>.</summary>
@@ -120,7 +142,15 @@ public sealed partial class Machine
         int idx = CheckedIndex(page, nameof(PageSpan));
         if ((uint)order >= (uint)Pages.MaxOrder || idx + (1L << order) > _frames.Count)
             throw new ArgumentOutOfRangeException(nameof(order));
+        if (Pages.IsHighMem(idx)) throw NoLinearAddress(idx, nameof(PageSpan));
         return new Span<byte>((void*)Pages.IdxToVirt(idx), PageSize << order);
+    }
+
+    private HighMemException NoLinearAddress(int idx, string caller)
+    {
+        string m = $"pfn 0x{_basePfn + (ulong)idx:x} is a HighMem page: it has no linear-map address (map it with Kmap, KmapLocalPage or KmapAtomic)";
+        Log.Err($"kmem: {m} (caller {caller})");
+        return new HighMemException(HighMemError.NoLinearAddress, m);
     }
 
     // ================================================================== reclaim controls
@@ -156,8 +186,11 @@ public sealed partial class Machine
 
     // ================================================================== address conversions
 
-    /// <summary><c>page_address(page)</c>: the page's address in the linear map.</summary>
-    public nint PageAddress(Page page) => Pages.IdxToVirt(CheckedIndex(page, nameof(PageAddress)));
+    /// <summary>
+    /// <c>page_address(page)</c>: the page's address in the linear map. A HighMem page has one only while it holds a
+    /// persistent kmap slot (<see cref="Kmap"/>); otherwise the result is 0 (NULL), as in the kernel.
+    /// </summary>
+    public nint PageAddress(Page page) => _kmaps.PageAddress(CheckedIndex(page, nameof(PageAddress)));
 
     /// <summary><c>virt_to_page(addr)</c>: the page holding a linear-map address.</summary>
     public Page VirtToPage(nint address) => new(Pages.BasePfn + (ulong)VirtToIndex(address, nameof(VirtToPage), false), Id);
@@ -188,6 +221,7 @@ public sealed partial class Machine
     {
         ThrowIfDisposed();
         if (!Pages.PfnValid(phys >> PhysicalMemory.PageShift)) throw Invalid($"phys_to_virt: 0x{phys:x} is not RAM", nameof(PhysToVirt));
+        if (phys - Layout.SpanStart >= Pages.LinearBytes) throw Invalid($"phys_to_virt: 0x{phys:x} is HighMem, beyond high_memory: it has no linear-map address", nameof(PhysToVirt));
         return _phys.LinearBase + (nint)(phys - Layout.SpanStart);
     }
 
@@ -203,7 +237,7 @@ public sealed partial class Machine
     {
         ThrowIfDisposed();
         nint off = address - _phys.LinearBase;
-        return off >= 0 && (ulong)off < _phys.Size && Pages.PfnValid(Pages.BasePfn + (ulong)(off >> PhysicalMemory.PageShift));
+        return off >= 0 && (ulong)off < Pages.LinearBytes && Pages.PfnValid(Pages.BasePfn + (ulong)(off >> PhysicalMemory.PageShift));
     }
 
     // ================================================================== validation helpers
@@ -230,7 +264,7 @@ public sealed partial class Machine
     {
         // Fast: a page-aligned address of an allocated page can only be RAM of this machine.
         nint off = address - _phys.LinearBase;
-        if ((ulong)off < _phys.Size && (off & (PageSize - 1)) == 0 && !Life.IsDead)
+        if ((ulong)off < _linearBytes && (off & (PageSize - 1)) == 0 && !Life.IsDead)
         {
             int idx = (int)(off >> PhysicalMemory.PageShift);
             if ((_frames[idx].Flags & PageFlags.Allocated) != 0) return idx;
@@ -245,6 +279,8 @@ public sealed partial class Machine
         nint off = address - _phys.LinearBase;
         if (off < 0 || (ulong)off >= _phys.Size)
             throw Invalid($"address 0x{address:x} is not in this machine's linear map", caller);
+        if ((ulong)off >= Pages.LinearBytes)
+            throw Invalid($"address 0x{address:x} is beyond high_memory: HighMem pages are not in the linear map", caller);
         ulong pfn = Pages.BasePfn + (ulong)(off >> PhysicalMemory.PageShift);
         if (!Pages.PfnValid(pfn)) throw Invalid($"address 0x{address:x} (pfn 0x{pfn:x}) is in a memory hole", caller);
         if (requireAligned && (off & (PageSize - 1)) != 0)

@@ -35,6 +35,7 @@ public sealed partial class Machine : IDisposable
     // Copies of hot constants so the page entry points need no chain of loads.
     private readonly ulong _basePfn;
     private readonly ulong _frameCount;
+    private readonly ulong _linearBytes;
     private readonly uint _maxOrder;
 
     private Machine(MachineProfile profile)
@@ -77,7 +78,9 @@ public sealed partial class Machine : IDisposable
             Pages.Booting = true;
             _basePfn = Pages.BasePfn;
             _frameCount = (ulong)_frames.Count;
+            _linearBytes = Pages.LinearBytes;
             _maxOrder = (uint)Pages.MaxOrder;
+            _kmaps = CreateKmaps(profile);
             _cma = layout.CmaAreas.ToDictionary(c => c.Name);
             foreach (var c in layout.CmaAreas) c.Activate(Pages);
             _devices = profile.Devices.ToDictionary(d => d.Name, d => MakeDevice(d));
@@ -116,6 +119,7 @@ public sealed partial class Machine : IDisposable
         }
         catch
         {
+            _kmaps?.Dispose();
             _deferredFree?.Dispose();
             _vmalloc?.Dispose();
             _frames?.Dispose();
@@ -415,6 +419,7 @@ public sealed partial class Machine : IDisposable
         // 1. No new call gets in: the page entry points throw, the slab fast paths miss (every slot is dead) and every
         //    thread's structures are released under the owner/drainer handshake, so no thread is inside one.
         Pages.BeginShutdown();
+        _kmaps.BeginShutdown();
         Slab.Dispose();
         // 2. Calls already inside a slow path finish (or fail) before anything is torn down.
         Life.WaitUntilQuiet();
@@ -426,11 +431,13 @@ public sealed partial class Machine : IDisposable
         if (finalizing)
         {
             _vmalloc?.Dispose();
+            _kmaps.Dispose();
             _frames.Dispose();
             _phys.Dispose();
         }
         else
         {
+            _kmaps.Retire();
             _vmalloc?.Retire();
             _frames.Retire();
             _phys.Retire();

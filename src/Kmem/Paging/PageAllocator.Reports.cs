@@ -38,6 +38,8 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>TAINT_BAD_PAGE.</summary>
     public const int TaintBadPage = 5;
+    /// <summary>TAINT_DIE: a BUG() or oops happened.</summary>
+    public const int TaintDie = 7;
     /// <summary>TAINT_WARN.</summary>
     public const int TaintWarn = 9;
 

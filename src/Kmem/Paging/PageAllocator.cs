@@ -51,6 +51,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             var (type, s, e) = settings.Zones[i];
             Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder);
         }
+        HighStartIdx = int.MaxValue;
+        foreach (var z in Zones)
+            if (z.Type == ZoneType.HighMem && z.EndPfn > z.StartPfn) HighStartIdx = (int)(z.StartPfn - BasePfn);
         BuildGfpZoneTable();
         InitMemory();
         // The zonelist of each highest zone: the populated zones at or below it, highest first.
@@ -249,7 +252,30 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     public ref PageFrame Frame(int idx) => ref _f[idx];
 
+    /// <summary>
+    /// The frame's bytes in the host's mapping of the whole DRAM span. For lowmem this is the kernel's linear map
+    /// (<c>page_address()</c>); for a HighMem frame it is the simulator's own view of physical memory, which the
+    /// kernel reaches only through kmap: use it to clear or copy a frame, never hand it out (see <see cref="LinearAddress"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint IdxToVirt(int idx) => _linear + ((nint)idx << PhysicalMemory.PageShift);
+
+    /// <summary>
+    /// The first frame index of ZONE_HIGHMEM (<c>max_low_pfn</c> from the span's base), or <see cref="int.MaxValue"/>
+    /// when the machine has no high memory. Frames from here on are outside the linear map.
+    /// </summary>
+    public int HighStartIdx { get; }
+
+    /// <summary><c>PageHighMem()</c> by frame index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool IsHighMem(int idx) => idx >= HighStartIdx;
+
+    /// <summary>The frame's linear-map address, or 0 for a HighMem frame (it has none).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint LinearAddress(int idx) => idx < HighStartIdx ? IdxToVirt(idx) : 0;
+
+    /// <summary>The end of the linear map in bytes from the span's base (<c>high_memory - PAGE_OFFSET</c>), for address checks.</summary>
+    public ulong LinearBytes => HighStartIdx == int.MaxValue ? (ulong)_frames.Count << PhysicalMemory.PageShift : (ulong)HighStartIdx << PhysicalMemory.PageShift;
 
     // ================================================================== GFP → zone
 

@@ -1,0 +1,331 @@
+// kmap_local_page()/kunmap_local() and kmap_atomic()/kunmap_atomic(): each thread's stack of short-lived
+// mappings (the kernel's per-task kmap_ctrl from 5.11, the per-CPU __kmap_atomic_idx before), at most
+// KM_MAX_IDX deep (KM_TYPE_NR before 5.11), undone in reverse order. A lowmem page needs no mapping: its
+// linear address comes back at no cost, as in the kernel. A HighMem frame is mapped for real into a small
+// window of the thread's own; the window keeps its last mappings (a page mapped again soon after costs no
+// system call), which is where Kmem differs from the kernel, which rewrites the fixmap PTE every time.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using Kmem.Core;
+using Kmem.Paging;
+using Kmem.Physical;
+
+namespace Kmem.Highmem;
+
+internal sealed unsafe class KmapLocal : IDisposable
+{
+    /// <summary>Pages of each thread's window: more than the deepest stack, so a free one is always there to reuse.</summary>
+    public const int WindowPages = 32;
+
+    private readonly PageAllocator _pa;
+    private readonly int _fd;
+    private readonly int _maxDepth;
+    private readonly bool _hasLocal;
+    private readonly string _archFile;
+    private readonly nint _linear;
+    private readonly ulong _linearBytes;
+    private readonly ThreadLocal<KmapThread> _threads;
+    private readonly List<KmapThread> _all = [];
+    private int _released;
+
+    public KmapLocal(PageAllocator pa, HighmemSettings settings, string archFile)
+    {
+        _pa = pa;
+        _fd = settings.Fd;
+        _maxDepth = settings.StackDepth;
+        _hasLocal = settings.HasKmapLocal;
+        _archFile = archFile;
+        _linear = pa.IdxToVirt(0);
+        _linearBytes = pa.LinearBytes;
+        _threads = new ThreadLocal<KmapThread>(NewThread);
+    }
+
+    /// <summary>The deepest a thread's stack may grow (KM_MAX_IDX or KM_TYPE_NR).</summary>
+    public int MaxDepth => _maxDepth;
+
+    /// <summary>HighMem mappings that needed a new mapping of the frame (a system call), over every thread.</summary>
+    public long ColdMaps { get { lock (_all) return _all.Sum(t => Volatile.Read(ref t.Cold)); } }
+
+    /// <summary>HighMem mappings served by a thread's window as it was, over every thread.</summary>
+    public long Hits { get { lock (_all) return _all.Sum(t => Volatile.Read(ref t.Hits)); } }
+
+    /// <summary>Threads that have had a stack (a window), and the entries on their stacks now.</summary>
+    public (int Threads, int Entries, int AtomicDepth) Totals
+    {
+        get { lock (_all) return (_all.Count, _all.Sum(t => Volatile.Read(ref t.Depth)), _all.Sum(t => Volatile.Read(ref t.Atomic))); }
+    }
+
+    /// <summary>One thread's stack and window.</summary>
+    private sealed class KmapThread(Thread owner, nint window, int maxDepth)
+    {
+        public Thread Owner = owner;
+        public readonly nint Window = window;
+        /// <summary>Mappings on the stack.</summary>
+        public int Depth;
+        /// <summary>kmap_atomic() calls not yet undone: preempt_disable() + pagefault_disable() (lowmem ones too).</summary>
+        public int Atomic;
+        /// <summary>The frame each window page shows, or -1.</summary>
+        public readonly int[] Frame = Filled(WindowPages, -1);
+        /// <summary>How many stack entries use each window page.</summary>
+        public readonly int[] Use = new int[WindowPages];
+        /// <summary>Each stack entry: its window page (-1 without a window), its address, and whether kmap_atomic made it.</summary>
+        public readonly int[] Slot = new int[maxDepth];
+        public readonly nint[] Address = new nint[maxDepth];
+        public readonly bool[] IsAtomic = new bool[maxDepth];
+        public int Hand;
+        /// <summary>HighMem mappings this thread's window served as it was, and those that needed a system call.</summary>
+        public long Hits, Cold;
+
+        private static int[] Filled(int n, int v) { var a = new int[n]; Array.Fill(a, v); return a; }
+    }
+
+    private KmapThread NewThread()
+    {
+        lock (_all)
+        {
+            // A thread that has exited hands its window on (a stack it left unbalanced stays as it is).
+            foreach (var old in _all)
+            {
+                if (old.Owner.IsAlive || old.Depth != 0) continue;
+                old.Owner = Thread.CurrentThread;
+                old.Atomic = 0;
+                return old;
+            }
+            nint window = 0;
+            if (_fd >= 0)
+            {
+                window = Libc.Mmap(0, (nuint)WindowPages << PhysicalMemory.PageShift, Libc.ProtNone,
+                    Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
+                if (window == Libc.MapFailed) throw new OutOfMemoryException("kmap_local: cannot reserve the thread's window");
+            }
+            var t = new KmapThread(Thread.CurrentThread, window, _maxDepth);
+            _all.Add(t);
+            return t;
+        }
+    }
+
+    /// <summary>The calling thread's kmap_atomic() depth: non-zero means atomic context (nothing may sleep).</summary>
+    public int AtomicDepth => _threads.Value!.Atomic;
+
+    /// <summary>The calling thread's stack depth.</summary>
+    public int Depth => _threads.Value!.Depth;
+
+    // ================================================================== map
+
+    /// <summary>kmap_local_page(): the lowmem address, or a new entry on the thread's stack for a HighMem frame.</summary>
+    /// <exception cref="HighMemException">Before 5.11 (no kmap_local), or the stack is full.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint MapLocal(int idx)
+    {
+        if (!_hasLocal) throw NotInRelease();
+        if (idx < _pa.HighStartIdx) return _pa.IdxToVirt(idx);
+        return Push(_threads.Value!, idx, atomic: false);
+    }
+
+    /// <summary>kmap_atomic(): preemption and page faults off, then the address (a stack entry for a HighMem frame).</summary>
+    /// <exception cref="HighMemException">The stack is full (nothing changed).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint MapAtomic(int idx)
+    {
+        var t = _threads.Value!;
+        if (idx < _pa.HighStartIdx)
+        {
+            t.Atomic++;
+            return _pa.IdxToVirt(idx);
+        }
+        nint a = Push(t, idx, atomic: true);
+        t.Atomic++;
+        return a;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private nint Push(KmapThread t, int idx, bool atomic)
+    {
+        int d = t.Depth;
+        if ((uint)d >= (uint)_maxDepth) throw Overflow(t, atomic);
+        nint address;
+        int slot;
+        if (t.Window == 0)
+        {
+            slot = -1;
+            address = _pa.IdxToVirt(idx);
+        }
+        else
+        {
+            slot = Array.IndexOf(t.Frame, idx);
+            if (slot < 0) slot = MapCold(t, idx);
+            else t.Hits++;
+            t.Use[slot]++;
+            address = t.Window + ((nint)slot << PhysicalMemory.PageShift);
+        }
+        t.Slot[d] = slot;
+        t.Address[d] = address;
+        t.IsAtomic[d] = atomic;
+        t.Depth = d + 1;
+        return address;
+    }
+
+    /// <summary>Maps the frame into a window page no stack entry uses (the oldest such, clockwise).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int MapCold(KmapThread t, int idx)
+    {
+        using var _ = _pa.Life.Enter();   // the memfd stays open until this returns
+        int slot = t.Hand;
+        while (t.Use[slot] != 0) slot = (slot + 1) % WindowPages;
+        t.Hand = (slot + 1) % WindowPages;
+        nint at = t.Window + ((nint)slot << PhysicalMemory.PageShift);
+        t.Frame[slot] = -1;
+        nint r = Libc.Mmap(at, PhysicalMemory.PageSize, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed | Libc.MapPopulate,
+            _fd, (long)idx << PhysicalMemory.PageShift);
+        if (r != at) throw new OutOfMemoryException($"kmap_local: cannot map pfn 0x{_pa.BasePfn + (ulong)idx:x}: errno {Marshal.GetLastPInvokeError()}");
+        t.Frame[slot] = idx;
+        t.Cold++;
+        return slot;
+    }
+
+    // ================================================================== unmap
+
+    /// <summary>kunmap_local(): undoes the most recent kmap_local_page() (a lowmem address needs nothing).</summary>
+    /// <exception cref="HighMemException">Not the most recent mapping, not a mapping at all, or a kmap_atomic() one.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void UnmapLocal(nint address)
+    {
+        if (IsLowmem(address)) return;
+        var t = _threads.Value!;
+        int d = t.Depth - 1;
+        if (d < 0 || t.Address[d] != (address & ~(nint)(PhysicalMemory.PageSize - 1)) || t.IsAtomic[d]) throw BadUnmap(t, address, atomic: false);
+        Pop(t, d);
+    }
+
+    /// <summary>kunmap_atomic(): undoes the most recent kmap_atomic(), then preemption and page faults are on again.</summary>
+    /// <exception cref="HighMemException">No kmap_atomic() outstanding, not the most recent mapping, or a kmap_local_page() one.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void UnmapAtomic(nint address)
+    {
+        var t = _threads.Value!;
+        if (t.Atomic == 0) throw BadUnmap(t, address, atomic: true);
+        if (!IsLowmem(address))
+        {
+            int d = t.Depth - 1;
+            if (d < 0 || t.Address[d] != (address & ~(nint)(PhysicalMemory.PageSize - 1)) || !t.IsAtomic[d]) throw BadUnmap(t, address, atomic: true);
+            Pop(t, d);
+        }
+        t.Atomic--;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pop(KmapThread t, int d)
+    {
+        int slot = t.Slot[d];
+        if (slot >= 0) t.Use[slot]--;
+        t.Depth = d;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool IsLowmem(nint address) => (ulong)(address - _linear) < _linearBytes;
+
+    // ================================================================== reports
+
+    private HighMemException NotInRelease()
+    {
+        string m = $"kmap_local_page() does not exist in Linux {_pa.Release}: it came with 5.11; use kmap_atomic() or kmap()";
+        _pa.Log.Err($"kmem: {m}");
+        return new HighMemException(HighMemError.NotInRelease, m);
+    }
+
+    private HighMemException Overflow(KmapThread t, bool atomic)
+    {
+        string where = _hasLocal ? "mm/highmem.c" : "include/linux/highmem.h";
+        string fn = _hasLocal ? "kmap_local_idx_push" : "kmap_atomic_idx_push";
+        string limit = _hasLocal ? "KM_MAX_IDX" : "KM_TYPE_NR";
+        string what = $"{fn}: the thread already holds {t.Depth} {(atomic ? "kmap_atomic" : "kmap_local")} mappings, {limit} is {_maxDepth}";
+        Bug(where, what + StackText(t));
+        return new HighMemException(HighMemError.StackOverflow, what + "; nothing was mapped");
+    }
+
+    private HighMemException BadUnmap(KmapThread t, nint address, bool atomic)
+    {
+        string call = atomic ? "kunmap_atomic" : "kunmap_local";
+        int d = t.Depth - 1;
+        nint page = address & ~(nint)(PhysicalMemory.PageSize - 1);
+        int at = -1;
+        for (int i = d; i >= 0; i--) if (t.Address[i] == page) { at = i; break; }
+        HighMemError error;
+        string what;
+        if (atomic && t.Atomic == 0)
+        {
+            error = HighMemError.Unbalanced;
+            what = $"{call}(0x{address:x}) with no kmap_atomic() outstanding (preempt count underflow)";
+        }
+        else if (at < 0)
+        {
+            error = HighMemError.NotMapped;
+            what = $"{call}(0x{address:x}): not an address this thread's {(atomic ? "kmap_atomic" : "kmap_local_page")}() returned (or it is unmapped already)";
+        }
+        else if (at != d)
+        {
+            error = HighMemError.OutOfOrder;
+            what = $"{call}(0x{address:x}) out of order: it is entry {at} of {t.Depth}, the most recent is 0x{t.Address[d]:x}";
+        }
+        else
+        {
+            error = HighMemError.Unbalanced;
+            what = t.IsAtomic[d]
+                ? $"kunmap_local(0x{address:x}) of a kmap_atomic() mapping: use kunmap_atomic()"
+                : $"kunmap_atomic(0x{address:x}) of a kmap_local_page() mapping: use kunmap_local()";
+        }
+        if (_hasLocal) _pa.Warn($"WARNING: CPU: {_pa.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/highmem.c kunmap_local_indexed\n{what}{StackText(t)}");
+        else Bug(_archFile, "kunmap_atomic_high: " + what + StackText(t));
+        return new HighMemException(error, what + "; nothing was unmapped");
+    }
+
+    private string StackText(KmapThread t)
+    {
+        if (t.Depth == 0) return "\nkmap stack: empty";
+        var sb = new StringBuilder("\nkmap stack (most recent first):");
+        for (int i = t.Depth - 1; i >= 0; i--)
+        {
+            int frame = t.Slot[i] >= 0 ? t.Frame[t.Slot[i]] : (int)((t.Address[i] - _linear) >> PhysicalMemory.PageShift);
+            sb.Append($"\n  [{i}] 0x{t.Address[i]:x} pfn 0x{_pa.BasePfn + (ulong)frame:x} ({(t.IsAtomic[i] ? "kmap_atomic" : "kmap_local_page")})");
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>BUG(): the cut-here block with "kernel BUG at", the stack and the taint.</summary>
+    private void Bug(string where, string what)
+    {
+        _pa.AddTaint(PageAllocator.TaintDie);
+        var sb = new StringBuilder();
+        sb.Append("------------[ cut here ]------------\n");
+        sb.Append($"kernel BUG at {where}!\n");
+        sb.Append(what).Append('\n');
+        sb.Append("Modules linked in:\n");
+        _pa.DumpStack(sb);
+        sb.Append("---[ end trace 0000000000000000 ]---\n");
+        _pa.Log.Printk(LogLevel.Emerg, sb.ToString());
+    }
+
+    // ================================================================== teardown
+
+    /// <summary>Unmaps every window (nothing may point into them any more: the finalizer's case).</summary>
+    public void Dispose() => Release(retire: false);
+
+    /// <summary>Replaces every window with harmless pages kept in quarantine.</summary>
+    public void Retire() => Release(retire: true);
+
+    private void Release(bool retire)
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        KmapThread[] all;
+        lock (_all) all = [.. _all];
+        nuint size = (nuint)WindowPages << PhysicalMemory.PageShift;
+        foreach (var t in all)
+        {
+            if (t.Window == 0) continue;
+            if (retire) RetiredMappings.Retire(t.Window, size, size);
+            else Libc.Munmap(t.Window, size);
+        }
+        if (!retire) _threads.Dispose();
+    }
+}
