@@ -53,11 +53,11 @@ public sealed partial class Machine
     public void FreePage(Page page, [CallerMemberName] string caller = "") => FreePages(page, 0, caller);
 
     /// <summary>
-    /// <c>__get_free_pages(gfp, order)</c>: the block's linear-map address, or 0 on failure. From Linux 4.15 the kernel
+    /// <c>__get_free_pages(gfp, order)</c>: the block's linear-map address, or 0 on failure. From Linux 4.19 the kernel
     /// masks <see cref="Gfp.HighMem"/> (the block comes from lowmem); before, asking for it is a bug
     /// (<c>VM_BUG_ON</c> in mm/page_alloc.c), reported and refused.
     /// </summary>
-    /// <exception cref="HighMemException">The release is older than 4.15 and <paramref name="gfp"/> has <see cref="Gfp.HighMem"/>: nothing was allocated.</exception>
+    /// <exception cref="HighMemException">The release is older than 4.19 and <paramref name="gfp"/> has <see cref="Gfp.HighMem"/>: nothing was allocated.</exception>
     public nint GetFreePages(Gfp gfp, int order)
     {
         if ((gfp & Gfp.HighMem) != 0 && !_gfpHighMemMasked) throw GetFreePagesHighMem(gfp);
@@ -65,8 +65,8 @@ public sealed partial class Machine
         return idx < 0 ? 0 : Pages.IdxToVirt(idx);
     }
 
-    /// <summary>True from 4.15, where "mm: drop VM_BUG_ON from __get_free_pages" masks __GFP_HIGHMEM instead.</summary>
-    private bool _gfpHighMemMasked => Profile.Version.IsAtLeast(4, 15);
+    /// <summary>True from 4.19, where __get_free_pages() masks __GFP_HIGHMEM instead of VM_BUG_ON() on it (mm/page_alloc.c).</summary>
+    private bool _gfpHighMemMasked => Profile.Version.IsAtLeast(4, 19);
 
     private HighMemException GetFreePagesHighMem(Gfp gfp)
     {
@@ -81,7 +81,7 @@ public sealed partial class Machine
         Pages.AddTaint(PageAllocator.TaintDie);
         Log.Printk(LogLevel.Emerg, sb.ToString());
         return new HighMemException(HighMemError.NoLinearAddress,
-            $"__get_free_pages({GfpFlags.Format(gfp)}): __GFP_HIGHMEM is a bug before Linux 4.15 (it is masked from then on); nothing was allocated");
+            $"__get_free_pages({GfpFlags.Format(gfp)}): __GFP_HIGHMEM is a bug before Linux 4.19 (it is masked from then on); nothing was allocated");
     }
 
     /// <summary><c>get_zeroed_page(gfp)</c>.</summary>
