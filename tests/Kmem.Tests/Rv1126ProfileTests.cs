@@ -103,6 +103,36 @@ public class Rv1126ProfileTests
     }
 
     [Fact]
+    public void Zoneinfo_shows_the_highmem_zone_with_its_own_watermarks()
+    {
+        using var m = Machine.Boot("rv1126");
+        string zi = m.ProcFs.Read("/proc/zoneinfo");
+        int at = zi.IndexOf("Node 0, zone  HighMem\n", StringComparison.Ordinal);
+        Assert.True(at > zi.IndexOf("Node 0, zone   Normal\n", StringComparison.Ordinal));
+        string high = zi[at..zi.IndexOf("Node 0, zone  Movable", at, StringComparison.Ordinal)];
+        var z = m.Zones.Single(q => q.Name == "HighMem");
+        Assert.Contains($"  pages free     {z.FreePages}\n", high);
+        Assert.Contains("        spanned  262144\n        present  262144\n", high);
+        Assert.Contains($"        managed  {z.Managed}\n", high);
+        // __setup_per_zone_wmarks(): a HighMem zone's min is managed/1024 clamped to 32..128, not a share of min_free_kbytes.
+        Assert.Contains($"        min      {Math.Clamp(z.Managed / 1024, 32, 128)}\n", high);
+        Assert.Contains("  start_pfn:           262144\n", high);
+        // Normal keeps a reserve against HighMem allocations (lowmem_reserve_ratio 32).
+        Assert.Contains($"        protection: (0, {z.Managed / 32}, 0)\n", zi[..at]);
+    }
+
+    [Fact]
+    public void Kmem_profiles_lists_it()
+    {
+        var (code, o, _) = TestSupport.Cli("profiles");
+        Assert.Equal(0, code);
+        string row = o.Split('\n').Single(l => l.Contains(" rv1126 "));
+        Assert.Contains("4.19.111", row);
+        Assert.Contains("Normal HighMem", row);
+        Assert.Contains("isp 256 MiB, linux,cma 8 MiB", row);
+    }
+
+    [Fact]
     public void The_devices_of_rv1126_dtsi_are_there_with_their_iommus()
     {
         using var m = Machine.Boot("rv1126");
