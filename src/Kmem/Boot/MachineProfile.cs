@@ -267,7 +267,7 @@ public sealed record MachineProfile
     // ================================================================== embedded profiles
 
     /// <summary>The names of the profiles built into Kmem.</summary>
-    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64", "luckfox-pico-mini-a", "luckfox-pico-pro", "luckfox-pico-ultra-w"];
+    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64", "luckfox-pico-mini-a", "luckfox-pico-pro", "luckfox-pico-ultra-w", "rv1126"];
 
     /// <summary>The default profile: the seed's RV1106 camera board.</summary>
     public const string DefaultName = "rv1106";

@@ -132,6 +132,7 @@ public sealed partial class Machine
             log.Info($"Memory: {freeNow * 4}K/{phys * 4}K available ({(k?.Code ?? 0) >> 10}K kernel code, {(k?.RwData ?? 0) >> 10}K rwdata, " +
                      $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
                      $"{reservedPart}{high2})");
+        PrintVirtualLayout(layout);
         if (!m.IsFileBacked) log.Warn("kmem: physical memory is a plain native block (no memfd): remapping is unavailable");
     }
 

@@ -1,4 +1,4 @@
-// The instruments of the layers above the page allocator and slab (vmalloc, CMA, the DMA API, DMA-BUF heaps,
+// The instruments of the layers above the page allocator and slab (vmalloc, kmap on HighMem machines, CMA, the DMA API, DMA-BUF heaps,
 // DRM-GEM, RTnet), added to the machine's "Kmem" meter; all observable, read only when a listener collects.
 using Kmem.Core;
 using Kmem.Diagnostics;
@@ -27,7 +27,20 @@ public sealed partial class Machine
         m.Gauge("kmem.drm.objects", () => _drm?.Objects.Count ?? 0, "{object}", "Live GEM objects");
         m.Gauge("kmem.drm.memory", () => _drm?.Objects.Sum(o => o.Size) ?? 0, "By", "Bytes in live GEM objects");
         m.Gauge("kmem.rtnet.rtskbs", () => _rtnet?.RtskbCount.Current ?? 0, "{rtskb}", "rtskbs in all pools (/proc/rtnet/rtskb)");
+        if (_kmaps.HasHighMem) RegisterKmapMetrics(m);
         m.GaugeEach("kmem.rtnet.pool_free", "kmem.pool", () => _rtnet?.Pools.Select(p => (p.Name, (long)p.FreeCount)) ?? [], "{rtskb}", "Free rtskbs per pool");
+    }
+
+    /// <summary>The kmap figures of a machine with HighMem (what /sys/kernel/debug/kmem/pkmap prints).</summary>
+    private void RegisterKmapMetrics(LiveMetrics m)
+    {
+        m.Gauge("kmem.kmap.pkmap_in_use", () => _kmaps.Pool.State().InUse, "{slot}", "Persistent kmap slots with users (pkmap_count of 2 or more)");
+        m.Gauge("kmem.kmap.pkmap_unused", () => _kmaps.Pool.State().Unused, "{slot}", "Persistent kmap slots mapped without users, freed by the next flush");
+        m.Counter("kmem.kmap.pkmap_maps", () => _kmaps.Pool.State().Maps, "{call}", "kmap() calls on HighMem pages (kmap_high)");
+        m.Counter("kmem.kmap.pkmap_flushes", () => _kmaps.Pool.State().Flushes, "{flush}", "Flushes of the unused slots when the pool wrapped (flush_all_zero_pkmaps)");
+        m.Counter("kmem.kmap.pkmap_sleeps", () => _kmaps.Pool.State().Sleeps, "{sleep}", "Waits in kmap() for a free slot");
+        m.Counter("kmem.kmap.local_hits", () => _kmaps.Local.Hits, "{map}", "kmap_atomic/kmap_local mappings of HighMem pages served by the thread's window as it was");
+        m.Counter("kmem.kmap.local_cold", () => _kmaps.Local.ColdMaps, "{map}", "kmap_atomic/kmap_local mappings of HighMem pages that needed a new mapping");
     }
 
     /// <summary>The meter's registration with every callback guarded by the machine's life.</summary>

@@ -87,6 +87,7 @@ public sealed partial class Machine : IDisposable
             _proc = new ProcRegistry(Life);
             _procFs = new ProcFs(_proc);
             PageViews.Register(ProcFs, Pages, ViewConfigFor(profile, layout));
+            HighmemViews.Register(ProcFs, _kmaps);
             PrintMemInitLines(layout);
             Slab = new SlabAllocator(Pages, SlabSettingsFor(profile, cmdline));
             unsafe { _kmallocSmallSlots = Slab.SmallSlots; }

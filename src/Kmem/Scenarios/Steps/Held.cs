@@ -41,13 +41,45 @@ internal abstract record Held
         public sealed override int FirstOther(Machine m, byte b) => Memory(m).IndexOfAnyExcept(b);
     }
 
-    /// <summary>A block of 2^order pages (alloc_pages).</summary>
-    public sealed record PageBlock(Page First, int Order) : Direct
+    /// <summary>
+    /// A block of 2^order pages (alloc_pages). A lowmem block is one span of the linear map; a HighMem block has no
+    /// address, so its bytes are reached page by page through kmap(), as a driver reaches them.
+    /// </summary>
+    public sealed record PageBlock(Page First, int Order) : Held
     {
         public override long Pages => 1L << Order;
         public override Page Page => First;
         public override void Free(Machine m) => m.FreePages(First, Order);
-        protected override Span<byte> Memory(Machine m) => m.PageSpan(First, Order);
+
+        /// <inheritdoc/>
+        public override void Fill(Machine m, byte b)
+        {
+            if (!m.PageHighMem(First)) { m.PageSpan(First, Order).Fill(b); return; }
+            for (ulong i = 0; i < 1UL << Order; i++) Mapped(m, i, span => { span.Fill(b); return -1; });
+        }
+
+        /// <inheritdoc/>
+        public override int FirstOther(Machine m, byte b)
+        {
+            if (!m.PageHighMem(First)) return m.PageSpan(First, Order).IndexOfAnyExcept(b);
+            for (ulong i = 0; i < 1UL << Order; i++)
+            {
+                int at = Mapped(m, i, span => span.IndexOfAnyExcept(b));
+                if (at >= 0) return (int)i * Machine.PageSize + at;
+            }
+            return -1;
+        }
+
+        /// <summary>Runs <paramref name="use"/> on page <paramref name="i"/> of the block while kmap() maps it.</summary>
+        private unsafe int Mapped(Machine m, ulong i, SpanFunc use)
+        {
+            var page = new Page(First.Pfn + i, First.MachineId);
+            nint a = m.Kmap(page);
+            try { return use(new Span<byte>((void*)a, Machine.PageSize)); }
+            finally { m.Kunmap(page); }
+        }
+
+        private delegate int SpanFunc(Span<byte> span);
     }
 
     /// <summary>An exact allocation (alloc_pages_exact).</summary>

@@ -16,6 +16,7 @@ internal static class WorkloadOps
         .. DmaBufSteps.Ops,
         .. RtnetSteps.Ops,
         .. MediaSteps.Ops,
+        .. HighmemSteps.Ops,
     ];
 
     private static readonly Dictionary<string, WorkloadOp> s_byName = All.ToDictionary(op => op.Name, StringComparer.Ordinal);
