@@ -14,7 +14,7 @@ public unsafe class HighMemAllocatorTests
     /// ends at 768 MiB (0x30000000), the last 256 MiB are ZONE_HIGHMEM. The RK heap's 32 MiB area has no fixed base.
     /// </summary>
     private static MachineProfile Board(string version = "5.15", string cmdline = "rk_dma_heap_cma=32M") =>
-        TestSupport.AtRelease("arm", version) with { Dram = [new DramBank(0, 1UL << 30)], Cmdline = cmdline };
+        TestSupport.AtRelease("arm", version, ("DMA_CMA", true)) with { Dram = [new DramBank(0, 1UL << 30)], Cmdline = cmdline };
 
     private const ulong HighStart = 0x30000000;
 
@@ -220,5 +220,242 @@ public unsafe class HighMemAllocatorTests
         Assert.Equal(HighMemError.NoLinearAddress, e.Error);
         Assert.Contains("VM_BUG_ON((gfp_mask & __GFP_HIGHMEM) != 0) in __get_free_pages", m.Dmesg());
         Assert.Equal(before, TestSupport.State(m));
+    }
+
+    // ================================================================== CMA
+
+    [Fact]
+    public void A_CMA_area_without_a_base_goes_to_HighMem_first_and_is_not_remapped_at_boot()
+    {
+        using var high = Boot();
+        var area = high.Cma["rk-dma-heap-cma"];
+        // cma_declare_contiguous_nid(): the range [0, end of DRAM) straddles high_memory, so highmem is tried first (top-down).
+        Assert.Equal(0x3e000000UL, area.Base);
+        Assert.Contains("] cma: Reserved 32 MiB at 0x3e000000\n", high.Dmesg());
+        // arm's dma_contiguous_remap() clips each area to arm_lowmem_limit: a HighMem area needs no PTE tables.
+        Assert.DoesNotContain(high.Layout.Memblock, r => r.Name == "page table (CMA rk-dma-heap-cma)");
+        using var low = Boot(cmdline: "rk_dma_heap_cma=32M@0x2800000");
+        Assert.Equal(0x02800000UL, low.Cma["rk-dma-heap-cma"].Base);
+        Assert.Equal(16, low.Layout.Memblock.Count(r => r.Name == "page table (CMA rk-dma-heap-cma)"));
+    }
+
+    [Fact]
+    public void A_fixed_CMA_area_across_high_memory_is_refused_and_a_free_one_tries_HighMem_first()
+    {
+        using var m = Boot(cmdline: "cma=64M@0x2e000000 rk_dma_heap_cma=32M");
+        Assert.Contains("] cma: Region at 0x2e000000 defined on low/high memory boundary (0x30000000)\n", m.Dmesg());
+        Assert.Contains("] cma: Failed to reserve 64 MiB\n", m.Dmesg());
+        Assert.DoesNotContain("reserved", m.Cma.Keys);
+        using var free = Boot(cmdline: "cma=64M rk_dma_heap_cma=32M");
+        Assert.Equal(0x3c000000UL, free.Cma["reserved"].Base);
+        Assert.Equal(0x3a000000UL, free.Cma["rk-dma-heap-cma"].Base);
+    }
+
+    [Fact]
+    public void Cma_alloc_from_a_HighMem_area_returns_HighMem_pages_and_dma_alloc_remaps_them()
+    {
+        using var m = Boot();
+        var area = m.Cma["rk-dma-heap-cma"];
+        var pages = m.CmaAlloc(area, 4, 0);
+        Assert.True(m.PageHighMem(pages));
+        Assert.Equal(0, m.PageAddress(pages));
+        nint k = m.Kmap(pages);
+        Fill(k, 4096, 1);
+        m.Kunmap(pages);
+        nint v = m.Vmap([pages]);
+        AssertFilled(v, 4096, 1);
+        m.Vunmap(v);
+        Assert.True(m.CmaRelease(area, pages, 4));
+        // The ISP's coherent buffers come from its CMA area: HighMem, so the CPU address is a remap in the vmalloc window
+        // (arch/arm/mm/dma-mapping.c __alloc_from_contiguous() -> __dma_alloc_remap()).
+        var isp = m.Devices["ffa00000.rkisp"];
+        nint cpu = m.DmaAllocCoherent(isp, 64 << 10, Gfp.Kernel, out ulong handle);
+        Assert.NotEqual(0, cpu);
+        Assert.True(handle >= area.Base && handle < area.Base + area.Size);
+        Assert.True(m.IsVmallocAddr(cpu));
+        Assert.Equal(-1, Bytes(cpu, 64 << 10).IndexOfAnyExcept((byte)0));    // zeroed
+        for (int i = 0; i < 16; i++)
+        {
+            var page = m.PfnToPage((handle >> 12) + (ulong)i);
+            Assert.True(m.PageHighMem(page));
+            Assert.Equal(page, m.VmallocToPage(cpu + i * 4096));
+            Fill(cpu + i * 4096, 4096, i);
+            nint local = m.KmapLocalPage(page);
+            AssertFilled(local, 4096, i);
+            m.KunmapLocal(local);
+        }
+        m.DmaFreeCoherent(isp, 64 << 10, cpu, handle);
+        Assert.False(m.IsVmallocAddr(cpu) && m.VmallocAreas.Any(a => a.Address == cpu));
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void An_RK_heap_buffer_of_a_HighMem_area_is_vmapped_and_its_bytes_are_the_pages_bytes()
+    {
+        using var m = Boot();
+        var heap = m.RkDmaHeaps["rk-dma-heap-cma"];
+        var buf = heap.BufferAlloc(3 * 4096)!;
+        var first = buf.PageBlocks[0].Page;
+        Assert.True(m.PageHighMem(first));
+        nint v = buf.Vmap();
+        Assert.True(m.IsVmallocAddr(v));                                  // no linear address to hand out: dma_buf_vmap maps
+        Fill(v, 3 * 4096, 5);
+        nint k = m.Kmap(first);
+        AssertFilled(k, 4096, 5);
+        m.Kunmap(first);
+        buf.BeginCpuAccess(DmaDirection.Bidirectional);
+        Assert.Equal(Bytes(v, 3 * 4096).ToArray(), buf.Span.ToArray());
+        buf.EndCpuAccess(DmaDirection.Bidirectional);
+        buf.Vunmap(v);
+        heap.BufferFree(buf);
+        TestSupport.AssertConsistent(m);
+    }
+
+    // ================================================================== system heap and its pools
+
+    [Fact]
+    public void The_system_heap_takes_HighMem_blocks_pools_them_on_the_highmem_list_and_shrinks_them_for_highmem_requests()
+    {
+        using var m = Boot();
+        var heap = (SystemHeap)m.DmaHeaps["system"];
+        var buf = heap.AllocateBuffer(2 << 20)!;
+        Assert.All(buf.PageBlocks, b => Assert.True(m.PageHighMem(b.Page)));       // GFP_HIGHUSER: HighMem first
+        Assert.Equal(-1, buf.Span.IndexOfAnyExcept((byte)0));
+        nint v = buf.Vmap();
+        Assert.True(m.IsVmallocAddr(v));
+        Fill(v, 2 << 20, 2);
+        var firstPage = buf.PageBlocks[0].Page;
+        nint local = m.KmapLocalPage(firstPage);
+        AssertFilled(local, 4096, 2);
+        Fill(local, 4096, 77);                                        // and back: kmap -> vmap
+        m.KunmapLocal(local);
+        AssertFilled(v, 4096, 77);
+        buf.BeginCpuAccess(DmaDirection.ToDevice);
+        buf.EndCpuAccess(DmaDirection.ToDevice);
+        buf.Vunmap(v);
+        var frames = buf.PageBlocks.Select(b => b.Page).ToList();
+        buf.Put();
+        Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(10)));
+        // dmabuf_page_pool_add(): PageHighMem() pages go on the highmem list.
+        Assert.Equal((8, 0, 2), heap.PoolCounts[0]);
+        // The pool hands them out again, zeroed (cleared through the frames, as the kernel clears them through a mapping).
+        var again = heap.AllocateBuffer(1 << 20)!;
+        Assert.Contains(again.PageBlocks[0].Page, frames);
+        nint k = m.Kmap(again.PageBlocks[0].Page);
+        Assert.Equal(-1, Bytes(k, 4096).IndexOfAnyExcept((byte)0));
+        m.Kunmap(again.PageBlocks[0].Page);
+        again.Put();
+        Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(10)));
+        Assert.Equal((8, 0, 2), heap.PoolCounts[0]);
+        // The shrinker frees highmem pages only for a request that could use them (__GFP_HIGHMEM in the shrink control).
+        var shrinker = new PagePoolShrinker(heap.Pools);
+        Assert.Equal(Shrinker.ShrinkEmpty, shrinker.CountObjects(new ShrinkControl { GfpMask = Gfp.Kernel }));
+        Assert.Equal(512, shrinker.CountObjects(new ShrinkControl { GfpMask = Gfp.HighUser }));
+        Assert.Equal(512, shrinker.ScanObjects(new ShrinkControl { GfpMask = Gfp.HighUser, NrToScan = 512 }));
+        Assert.Equal((8, 0, 0), heap.PoolCounts[0]);
+        TestSupport.AssertConsistent(m);
+    }
+
+    // ================================================================== streaming DMA
+
+    [Fact]
+    public void Dma_map_page_of_a_HighMem_page_works_by_physical_address_and_a_kmap_address_is_no_linear_one()
+    {
+        using var m = Boot();
+        var dev = m.Devices["ffa50000.rkvenc"];
+        var page = m.AllocPage(Gfp.HighUser);
+        Assert.True(m.PageHighMem(page));
+        nint a = m.KmapAtomic(page);
+        Fill(a, 4096, 4);
+        m.KunmapAtomic(a);
+        ulong h = m.DmaMapPage(dev, page, 256, 1024, DmaDirection.Bidirectional);
+        Assert.False(m.DmaMappingError(dev, h));
+        Assert.Equal(m.PageToPhys(page) + 256, h);                   // dma-direct: the physical address
+        m.DmaSyncSingleForCpu(dev, h, 1024, DmaDirection.Bidirectional);
+        var cpu = m.DmaCpuAccess(dev, h, 1024);
+        nint k = m.Kmap(page);
+        Assert.Equal(Bytes(k + 256, 1024).ToArray(), cpu.ToArray());
+        m.DmaUnmapPage(dev, h, 1024, DmaDirection.Bidirectional);
+        // dma_map_single() needs a linear address: a kmap address is not one (virt_addr_valid() fails).
+        var e = Assert.Throws<DmaApiException>(() => m.DmaMapSingle(dev, k, 64, DmaDirection.ToDevice));
+        Assert.Contains("maps memory from invalid area", e.Message);
+        m.Kunmap(page);
+        m.FreePage(page);
+        TestSupport.AssertConsistent(m);
+    }
+
+    // ================================================================== pins and user pages
+
+    [Fact]
+    public void Pinning_a_HighMem_movable_page_kmaps_it_for_the_pin_and_kunmaps_it_after()
+    {
+        using var m = Boot();
+        using var mp = m.AllocMovable()!;
+        Assert.True(m.PageHighMem(mp.Page));                           // GFP_HIGHUSER_MOVABLE: HighMem first
+        int idx = (int)(mp.Page.Pfn - m.Pages.BasePfn);
+        Assert.Equal(0, m.PageAddress(mp.Page));
+        using (var pin = mp.Pin())
+        {
+            Assert.NotEqual(0, pin.Address);
+            Assert.Equal(pin.Address, m.PageAddress(mp.Page));         // a persistent kmap: page_address() finds it
+            Assert.Equal(1, m.Kmaps.Pool.Users(idx));
+            Fill(pin.Address, 4096, 8);
+        }
+        Assert.Equal(0, m.Kmaps.Pool.Users(idx));
+        nint local = m.KmapLocalPage(mp.Page);
+        AssertFilled(local, 4096, 8);
+        m.KunmapLocal(local);
+        var copy = new byte[4096];
+        mp.Read(copy);
+        Assert.Equal(Bytes(m.Pages.IdxToVirt(idx), 4096).ToArray(), copy);
+        // kmap() may sleep: a pin inside kmap_atomic() is refused, and nothing stays pinned.
+        var other = m.AllocPage(Gfp.Kernel);
+        nint atomic = m.KmapAtomic(other);
+        var ex = Assert.Throws<HighMemException>(() => { using var p = mp.Pin(); });
+        Assert.Equal(HighMemError.AtomicContext, ex.Error);
+        m.KunmapAtomic(atomic);
+        Assert.Equal(0, mp.PinCount);
+        using (var pin = mp.Pin()) AssertFilled(pin.Address, 4096, 8);
+        m.FreePage(other);
+        // A larger HighMem block is vmapped for its pin.
+        using var big = m.AllocMovable(Gfp.HighUserMovable, 2)!;
+        Assert.True(m.PageHighMem(big.Page));
+        using (var pin = big.Pin())
+        {
+            Assert.True(m.IsVmallocAddr(pin.Address));
+            Fill(pin.Address, 4 * 4096, 6);
+            nint k = m.Kmap(m.PfnToPage(big.Page.Pfn + 3));
+            AssertFilled(k, 4096, 6 + 3 * 4096 * 7);
+            m.Kunmap(m.PfnToPage(big.Page.Pfn + 3));
+        }
+        Assert.DoesNotContain(m.VmallocAreas, a => a.Caller.Contains("vmap") && a.NrPages == 0 && a.Size == 5 * 4096);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void User_pages_are_lowmem_linear_or_VM_USERMAP_never_a_kmap_slot()
+    {
+        using var m = Boot();
+        var k = m.Kernel;
+        var low = m.AllocPage(Gfp.Kernel);
+        Assert.Equal((int)(low.Pfn - m.Pages.BasePfn), k.UserFrameAt(m.PageAddress(low) + 100));
+        var high = m.AllocPage(Gfp.HighUser);
+        nint kmapped = m.Kmap(high);
+        Assert.Equal(-1, k.UserFrameAt(kmapped));                      // a pkmap slot: the kernel's, not user memory
+        nint local = m.KmapLocalPage(high);
+        Assert.Equal(-1, k.UserFrameAt(local));
+        m.KunmapLocal(local);
+        m.Kunmap(high);
+        Assert.Equal(-1, k.UserFrameAt(m.Pages.IdxToVirt((int)(high.Pfn - m.Pages.BasePfn))));   // beyond high_memory
+        nint plain = m.Vmalloc(4096);
+        Assert.Equal(-1, k.UserFrameAt(plain));                        // not VM_USERMAP
+        nint user = m.VmallocUser(4096);
+        int frame = k.UserFrameAt(user);
+        Assert.Equal(m.VmallocToPfn(user) - m.Pages.BasePfn, (ulong)frame);
+        Assert.True(m.Pages.IsHighMem(frame));                         // vmalloc_user() pages may be HighMem
+        m.Vfree(user);
+        m.Vfree(plain);
+        m.FreePage(high);
+        m.FreePage(low);
     }
 }
