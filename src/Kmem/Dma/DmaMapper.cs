@@ -350,6 +350,8 @@ internal sealed unsafe partial class DmaMapper
                 dev.Domain.Free(iova, (ulong)count);
                 return false;
             }
+            // No vmalloc window means memory that cannot be remapped at all (not Linux): there the host's view of a frame is
+            // the only one, HighMem included, as it is for kmap on such a platform.
             e.Cpu = _pa.IdxToVirt(frames[0]);
             return true;
         }
