@@ -351,6 +351,7 @@ public unsafe class HighMemAllocatorTests
         var shrinker = new PagePoolShrinker(heap.Pools);
         Assert.Equal(Shrinker.ShrinkEmpty, shrinker.CountObjects(new ShrinkControl { GfpMask = Gfp.Kernel }));
         Assert.Equal(512, shrinker.CountObjects(new ShrinkControl { GfpMask = Gfp.HighUser }));
+        Assert.Equal(512, shrinker.CountObjects(new ShrinkControl { GfpMask = Gfp.Kernel, Kswapd = true }));   // current_is_kswapd()
         Assert.Equal(512, shrinker.ScanObjects(new ShrinkControl { GfpMask = Gfp.HighUser, NrToScan = 512 }));
         Assert.Equal((8, 0, 0), heap.PoolCounts[0]);
         TestSupport.AssertConsistent(m);
@@ -457,5 +458,89 @@ public unsafe class HighMemAllocatorTests
         m.Vfree(plain);
         m.FreePage(high);
         m.FreePage(low);
+    }
+
+    // ================================================================== contiguous exporters (GEM, vb2 dma-contig)
+
+    [Fact]
+    public void A_contiguous_GEM_object_in_HighMem_hands_out_its_coherent_remap_not_a_linear_address()
+    {
+        using var m = Boot();
+        var f = m.Drm.Open();
+        var d = f.CreateDumb(64, 64, 32);                              // 16 KiB from the vop's CMA area: HighMem
+        var obj = f.Lookup(d.Handle);
+        var first = obj.PageBlocks[0].Page;
+        Assert.True(m.PageHighMem(first));
+        Assert.Equal(obj.DmaAddress, m.PageToPhys(first));
+        var span = obj.Span;
+        nint cpu;
+        fixed (byte* p = span) cpu = (nint)p;
+        Assert.True(m.IsVmallocAddr(cpu));                             // rk_obj->kvaddr: dma_alloc_attrs()'s remap
+        Fill(cpu, 16384, 12);
+        for (int i = 0; i < 4; i++)
+        {
+            nint local = m.KmapLocalPage(m.PfnToPage(first.Pfn + (ulong)i));
+            AssertFilled(local, 4096, 12 + i * 4096 * 7);
+            m.KunmapLocal(local);
+        }
+        int fd = f.PrimeHandleToFd(d.Handle);
+        var buf = m.DmaBufFds.Peek(fd);
+        nint v = buf.Vmap();
+        Assert.Equal(cpu, v);                                          // rockchip_gem_prime_vmap() returns kvaddr
+        buf.Vunmap(v);
+        m.DmaBufFds.Close(fd);
+        f.GemClose(d.Handle);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void A_vb2_dma_contig_plane_in_HighMem_exports_its_coherent_address()
+    {
+        using var m = Boot();
+        var q = m.Vb2QueueInit("isp", m.Devices["ffa00000.rkisp"], m.Vb2DmaContig, Vb2IoModes.Mmap | Vb2IoModes.Dmabuf, false, [3 * 4096]);
+        int n = 1;
+        Assert.Equal(0, q.ReqBufs(Vb2Memory.Mmap, ref n));
+        nint vaddr = q.PlaneVaddr(q[0]!, 0);
+        Assert.True(m.IsVmallocAddr(vaddr));                            // vb2_dc_alloc(): the HighMem CMA run, remapped
+        var page = m.PfnToPage(q.PlaneCookie(q[0]!, 0).DmaAddress >> 12);
+        Assert.True(m.PageHighMem(page));
+        Fill(vaddr, 4096, 30);
+        nint k = m.Kmap(page);
+        AssertFilled(k, 4096, 30);
+        m.Kunmap(page);
+        Assert.Equal(0, q.ExpBuf(0, 0, DmaHeap.ORdWr, out int fd));
+        nint v = m.DmaBufFds.Peek(fd).Vmap();
+        Assert.Equal(vaddr, v);                                         // vb2_dc_dmabuf_ops_vmap(): buf->vaddr
+        m.DmaBufFds.Peek(fd).Vunmap(v);
+        m.DmaBufFds.Close(fd);
+        q.Release();
+        TestSupport.AssertConsistent(m);
+    }
+
+    // ================================================================== iommu-dma
+
+    [Fact]
+    public void Coherent_memory_behind_an_IOMMU_may_be_HighMem_and_is_remapped_for_the_CPU()
+    {
+        var p = Board();
+        p = p with { Devices = [.. p.Devices, new DeviceSpec("ffb80000.rkvdec", true, 32, false, null)] };
+        using var m = Machine.Boot(p);
+        var dev = m.Devices["ffb80000.rkvdec"];
+        Assert.True(dev.HasIommu);
+        // __iommu_dma_alloc_pages(): "IOMMU can map any pages, so himem can also be used here" (gfp |= __GFP_HIGHMEM).
+        nint cpu = m.DmaAllocCoherent(dev, 8 * 4096, Gfp.Kernel, out ulong iova);
+        Assert.NotEqual(0, cpu);
+        Assert.True(m.IsVmallocAddr(cpu));
+        for (int i = 0; i < 8; i++)
+        {
+            var page = m.VmallocToPage(cpu + i * 4096);
+            Assert.True(m.PageHighMem(page));
+            Fill(cpu + i * 4096, 4096, i);
+            nint local = m.KmapLocalPage(page);
+            AssertFilled(local, 4096, i);
+            m.KunmapLocal(local);
+        }
+        m.DmaFreeCoherent(dev, 8 * 4096, cpu, iova);
+        TestSupport.AssertConsistent(m);
     }
 }
