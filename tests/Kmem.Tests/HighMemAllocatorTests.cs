@@ -385,6 +385,28 @@ public unsafe class HighMemAllocatorTests
         TestSupport.AssertConsistent(m);
     }
 
+    [Fact]
+    public void Dma_debug_checks_a_HighMem_mapping_by_its_physical_address()
+    {
+        using var m = Boot(cmdline: "rk_dma_heap_cma=32M dma_debug=on");
+        Assert.True(m.DmaDebug);
+        var dev = m.Devices["ffa50000.rkvenc"];
+        var page = m.AllocPage(Gfp.HighUser);
+        ulong h = m.DmaMapPage(dev, page, 0, 4096, DmaDirection.FromDevice);   // no "invalid area": it is RAM, not linear
+        Assert.False(m.DmaMappingError(dev, h));
+        Assert.Equal(0, m.DmaDebugErrorCount);
+        // The device owns it: the CPU may not touch it until the sync (check_sync()/cacheline tracking by physical address).
+        var e = Assert.Throws<DmaApiException>(() => m.DmaCpuAccess(dev, h + 128, 64));
+        Assert.Contains($"cpu touching an active dma mapped cacheline [cln=0x{(m.PageToPhys(page) + 128) >> 6:x16}]", e.Message);
+        m.DmaSyncSingleForCpu(dev, h, 4096, DmaDirection.FromDevice);
+        m.DmaCpuAccess(dev, h, 16).Fill(0x3c);
+        nint k = m.KmapLocalPage(page);
+        Assert.Equal(-1, Bytes(k, 16).IndexOfAnyExcept((byte)0x3c));
+        m.KunmapLocal(k);
+        m.DmaUnmapPage(dev, h, 4096, DmaDirection.FromDevice);
+        m.FreePage(page);
+    }
+
     // ================================================================== pins and user pages
 
     [Fact]
