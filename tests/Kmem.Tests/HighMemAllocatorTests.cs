@@ -565,4 +565,32 @@ public unsafe class HighMemAllocatorTests
         m.DmaFreeCoherent(dev, 8 * 4096, cpu, iova);
         TestSupport.AssertConsistent(m);
     }
+
+    [Fact]
+    public void Workload_steps_fill_and_verify_HighMem_pages_runs_and_buffers()
+    {
+        using var m = Boot();
+        var r = new WorkloadRunner(m).Run(Workload.Parse("""
+        { "steps": [
+          { "op": "alloc_pages", "label": "high", "order": 2, "count": 3, "gfp": "GFP_HIGHUSER", "fill": "0x11", "expect": "success" },
+          { "op": "cma_alloc", "label": "run", "cma": "rk-dma-heap-cma", "count": 8, "fill": "0x22", "expect": "success" },
+          { "op": "alloc_movable", "label": "mov", "count": 4, "fill": "0x33", "expect": "success" },
+          { "op": "dma_alloc_coherent", "label": "buf", "device": "ffa00000.rkisp", "size": "16K", "fill": "0x44", "expect": "success" },
+          { "op": "verify", "label": "high", "pattern": "0x11" },
+          { "op": "verify", "label": "run", "pattern": "0x22" },
+          { "op": "verify", "label": "mov", "pattern": "0x33" },
+          { "op": "verify", "label": "buf", "pattern": "0x44" },
+          { "op": "check" }
+        ] }
+        """));
+        Assert.True(r.Ok, string.Join("\n", r.Problems));
+        // The run's bytes, filled by the workload through the frames, seen through a kmap of its last page.
+        var area = m.Cma["rk-dma-heap-cma"];
+        var last = m.PfnToPage(area.BasePfn + 7);
+        Assert.True(m.PageHighMem(last));
+        nint k = m.Kmap(last);
+        Assert.Equal(-1, Bytes(k, 4096).IndexOfAnyExcept((byte)0x22));
+        m.Kunmap(last);
+        TestSupport.AssertConsistent(m);
+    }
 }

@@ -28,6 +28,13 @@ internal abstract record Held
     /// <summary>Pages spanned by <paramref name="size"/> bytes (one for an empty size).</summary>
     private static long PagesOf(nuint size) => size > 0 ? (long)((size + 4095) / 4096) : 1;
 
+    /// <summary>
+    /// The bytes of a physically contiguous run, for the workload's fill and check only: its linear address when it has
+    /// one, else (a HighMem run, which has none) the machine's own view of the frames, where the kernel would kmap each page.
+    /// </summary>
+    private static unsafe Span<byte> RunBytes(Machine m, Page first, nint linear, long size) =>
+        new((void*)(linear != 0 ? linear : m.Pages.IdxToVirt((int)(first.Pfn - m.Pages.BasePfn))), checked((int)size));
+
     /// <summary>Memory whose bytes stay where they are, reached through one span.</summary>
     public abstract record Direct : Held
     {
@@ -47,7 +54,7 @@ internal abstract record Held
         public override long Pages => 1L << Order;
         public override Page Page => First;
         public override void Free(Machine m) => m.FreePages(First, Order);
-        protected override Span<byte> Memory(Machine m) => m.PageSpan(First, Order);
+        protected override Span<byte> Memory(Machine m) => m.PageHighMem(First) ? RunBytes(m, First, 0, 4096L << Order) : m.PageSpan(First, Order);
     }
 
     /// <summary>An exact allocation (alloc_pages_exact).</summary>
@@ -84,13 +91,13 @@ internal abstract record Held
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }
 
-    /// <summary>A run of pages from a CMA area, at <paramref name="Address"/> in the linear map.</summary>
+    /// <summary>A run of pages from a CMA area, at <paramref name="Address"/> in the linear map (0 in a HighMem area).</summary>
     public sealed record CmaRun(CmaArea Area, Page First, nint Address, nuint Size) : Direct
     {
         public override long Pages => PagesOf(Size);
         public override Page Page => First;
         public override void Free(Machine m) => m.CmaRelease(Area, First, (int)(Size / 4096));
-        protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
+        protected override Span<byte> Memory(Machine m) => RunBytes(m, First, Address, (long)Size);
     }
 
     /// <summary>A coherent DMA buffer of a device: its CPU address and DMA handle.</summary>
@@ -117,7 +124,7 @@ internal abstract record Held
         public override long Pages => PagesOf(Size);
         public override Page Page => First;
         public override void Free(Machine m) => Heap.FreeContigPages(First, (long)Size);
-        protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
+        protected override Span<byte> Memory(Machine m) => RunBytes(m, First, Address, (long)Size);
     }
 
     /// <summary>A movable block: its pages may move, so its bytes are reached under a pin.</summary>
