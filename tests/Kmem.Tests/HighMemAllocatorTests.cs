@@ -89,7 +89,7 @@ public unsafe class HighMemAllocatorTests
     }
 
     [Fact]
-    public void Vmalloc_with_a_DMA_zone_or_kmalloc_backed_arrays_stays_lowmem_where_the_kernel_says()
+    public void Vmalloc_asking_for_a_DMA_zone_gets_no_HighMem_pages()
     {
         using var m = Boot();
         // vmalloc_32 (GFP_VMALLOC32 = GFP_DMA | GFP_KERNEL on a machine with ZONE_DMA; here Normal): no __GFP_HIGHMEM added
