@@ -232,7 +232,7 @@ public class Vb2Tests
         // Two pages in the reverse order of their frames: never one device range without an IOMMU.
         var a = m.AllocPage(Gfp.Kernel);
         var b = m.AllocPage(Gfp.Kernel);
-        nint user = m.Vmap([b, a]);
+        nint user = m.Vmap([b, a], VmFlags.Map | VmFlags.UserMap);   // user-mappable, as get_user_pages needs
         int free0 = contig.QueuedCount;
         Assert.Equal(-22, contig.QBufUserptr(0, user, 8192));          // buffer 0 is queued already
         Assert.Equal(0, sg.QBufUserptr(0, user, 8192));

@@ -36,7 +36,7 @@ internal sealed class DmaEntry
     public ulong DevAddr;
     public ulong Size;
     public DmaDirection Direction;
-    /// <summary>CPU address: the buffer of a coherent allocation, the linear address of a single mapping.</summary>
+    /// <summary>CPU address: the buffer of a coherent allocation, the linear address of a single mapping (0 for a HighMem page, which has none).</summary>
     public nint Cpu;
     /// <summary>Physical address of the first byte.</summary>
     public ulong Phys;

@@ -107,7 +107,10 @@ internal sealed unsafe partial class DmaMapper
                 ulong cln = (e.Phys + (addr - e.DevAddr)) >> 6;
                 Fail(dev, DmaApiError.CpuAccess, $"cpu touching an active dma mapped cacheline [cln=0x{cln:x16}]");
             }
-            return new Span<byte>((void*)(e.Cpu + (nint)(addr - e.DevAddr)), checked((int)size));
+            // A dma_map_page() of a HighMem page has no kernel address (Cpu 0): the bytes are the frame's own, reached
+            // through the host's view of it (a driver would kmap the page; the bytes are the same).
+            nint cpu = e.Cpu != 0 ? e.Cpu : _pa.IdxToVirt(PhysToIdx(e.Phys)) + (nint)(e.Phys & (PhysicalMemory.PageSize - 1));
+            return new Span<byte>((void*)(cpu + (nint)(addr - e.DevAddr)), checked((int)size));
         }
     }
 

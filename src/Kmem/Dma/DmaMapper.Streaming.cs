@@ -46,10 +46,16 @@ internal sealed unsafe partial class DmaMapper
             Fail(dev, DmaApiError.BadAddress, $"device driver maps memory at offset {offset} outside the page it passes [pfn=0x{_pa.BasePfn + (ulong)idx:x}] [block={block} bytes] [len={size}]");
         if (size > (ulong)nint.MaxValue || offset + size - 1 < offset)
             Fail(dev, DmaApiError.BadAddress, $"device driver maps memory that wraps around the address space [pfn=0x{_pa.BasePfn + (ulong)idx:x}] [offset={offset}] [len={size}]");
+        // dma_map_page() works by physical address (page_to_phys() + offset), HighMem pages included: the range must be
+        // RAM of this machine. dma-debug's address checks (check_for_stack(), check_for_illegal_area()) look at
+        // page_address() only when !PageHighMem(page) (kernel/dma/debug.c debug_dma_map_page(), 5.10), so a HighMem page
+        // records no CPU address: the entry's CPU view is then the frame itself (see CpuAccess).
         ulong phys = IdxToPhys(idx) + offset;
-        if (LinearIdx(_pa.IdxToVirt(idx) + (nint)offset + (nint)size - 1) < 0)
+        ulong lastPfn = (phys + size - 1) >> PhysicalMemory.PageShift;
+        if (lastPfn - _pa.BasePfn >= (ulong)_pa.Frames.Count || !_pa.PfnValid(lastPfn))
             Fail(dev, DmaApiError.BadAddress, $"device driver maps memory from invalid area [addr=0x{phys:x}] [len={size}]");
-        return MapPhys(dev, phys, _pa.IdxToVirt(idx) + (nint)offset, size, dir, site);
+        nint cpu = _pa.IsHighMem(idx) ? 0 : _pa.IdxToVirt(idx) + (nint)offset;
+        return MapPhys(dev, phys, cpu, size, dir, site);
     }
 
     private ulong MapPhys(Device dev, ulong phys, nint cpu, ulong size, DmaDirection dir, CallSite site)

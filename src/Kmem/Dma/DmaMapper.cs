@@ -115,18 +115,21 @@ internal sealed unsafe partial class DmaMapper
 
     private int PhysToIdx(ulong phys) => (int)((phys >> PhysicalMemory.PageShift) - _pa.BasePfn);
 
-    /// <summary>The frame index of a linear-map address, or -1.</summary>
+    /// <summary>
+    /// The frame index of a linear-map address, or -1: the linear map ends at high_memory, so no address reaches a
+    /// HighMem frame this way (virt_addr_valid() is false beyond it; a kmap address is not linear either).
+    /// </summary>
     private int LinearIdx(nint addr)
     {
         nint lin = _pa.IdxToVirt(0);
         nuint off = (nuint)(addr - lin);
-        return off < (nuint)_pa.Frames.Count << PhysicalMemory.PageShift ? (int)(off >> PhysicalMemory.PageShift) : -1;
+        return off < (nuint)_pa.LinearBytes ? (int)(off >> PhysicalMemory.PageShift) : -1;
     }
 
     /// <summary>dma_coherent_ok(): the whole buffer is below the device's mask.</summary>
     private static bool CoherentOk(Device dev, ulong phys, ulong size) => phys + size - 1 <= dev.DmaMask;
 
-    private bool IsHighMem(int idx) => _s.LowmemLimit is { } l && IdxToPhys(idx) >= l;
+    private bool IsHighMem(int idx) => _pa.IsHighMem(idx);
 
     /// <summary>dma_direct_optimal_gfp_mask(): GFP_DMA or GFP_DMA32 when the mask does not reach beyond them.</summary>
     private Gfp OptimalZone(Device dev)
@@ -227,9 +230,13 @@ internal sealed unsafe partial class DmaMapper
             e.Source = CoherentSource.Buddy;
             e.Order = order;
         }
+        // The host's view of the frames stands until the remap below replaces it; it is handed out only for lowmem (or where
+        // the platform cannot remap at all, no vmalloc window, where Kmem has no HighMem mappings of any kind).
         SetDirect(e, idx, _pa.IdxToVirt(idx));
         // The CPU needs an uncached alias for a non-coherent device (32-bit ARM changes the linear map of CMA pages
-        // in place instead), and a mapping at all for highmem pages.
+        // in place instead), and a mapping at all for highmem pages: arch/arm/mm/dma-mapping.c __alloc_from_contiguous()
+        // remaps a PageHighMem() run with __dma_alloc_remap() into the vmalloc window (4.19, 5.10), as dma-direct's
+        // dma_direct_alloc() does with dma_common_contiguous_remap() for PageHighMem() pages (kernel/dma/direct.c, 5.10).
         bool remap = IsHighMem(idx) || (!dev.Coherent && !(_s.Arch == Arch.Arm && e.Source == CoherentSource.Cma));
         if (remap && _vm is not null)
         {
@@ -296,11 +303,13 @@ internal sealed unsafe partial class DmaMapper
         while (left > 0)
         {
             // __iommu_dma_alloc_pages(): the largest block that fits (here up to 2 MiB, the usual IOMMU large page), quietly.
+            // "IOMMU can map any pages, so himem can also be used here": gfp |= __GFP_NOWARN | __GFP_HIGHMEM
+            // (drivers/iommu/dma-iommu.c; arch/arm/mm/dma-mapping.c __iommu_alloc_buffer() alike, 4.19 and 5.10).
             int order = Math.Min(System.Numerics.BitOperations.Log2((uint)left), Math.Min(9, _pa.MaxOrder - 1));
             int idx = -1;
             while (order >= 0)
             {
-                idx = _pa.Alloc(order > 0 ? gfp | Gfp.NoWarn | Gfp.NoRetry : gfp, order);
+                idx = _pa.Alloc(order > 0 ? gfp | Gfp.HighMem | Gfp.NoWarn | Gfp.NoRetry : gfp | Gfp.HighMem, order);
                 if (idx >= 0) break;
                 order--;
             }
@@ -341,6 +350,8 @@ internal sealed unsafe partial class DmaMapper
                 dev.Domain.Free(iova, (ulong)count);
                 return false;
             }
+            // No vmalloc window means memory that cannot be remapped at all (not Linux): there the host's view of a frame is
+            // the only one, HighMem included, as it is for kmap on such a platform.
             e.Cpu = _pa.IdxToVirt(frames[0]);
             return true;
         }

@@ -31,7 +31,11 @@ internal sealed class CmaHeapBuffer : DmaBufExporter
 
     public override string Name => _name;
     public override IReadOnlyList<(int Frame, int Order)> Blocks => _blocks;
-    public override nint ContiguousAddress() => _core.Pages.IdxToVirt(First);
+    /// <summary>
+    /// The run's linear address, or 0 for a run of a HighMem CMA area, which dma-buf then vmaps (the CMA heap's
+    /// vmap maps its pages with vmap() whatever their zone, drivers/dma-buf/heaps/cma_heap.c).
+    /// </summary>
+    public override nint ContiguousAddress() => _core.Pages.LinearAddress(First, Pages);
 
     /// <summary>sg_alloc_table_from_pages(): the run is contiguous, so one entry.</summary>
     public override SgTable TableForAttachment() => new([(_core.PageOf(First), 0, Pages << PhysicalMemory.PageShift)]);

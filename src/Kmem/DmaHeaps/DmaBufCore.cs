@@ -46,7 +46,11 @@ internal sealed class DmaBufCore
     public SgTable TableOfBlocks(IEnumerable<(int Frame, int Order)> blocks) =>
         new(blocks.Select(b => (PageOf(b.Frame), 0, Physical.PhysicalMemory.PageSize << b.Order)));
 
-    /// <summary>Zeroes a run of pages through the linear map, a page at a time (as the heaps do with kmap for highmem).</summary>
+    /// <summary>
+    /// Zeroes a run of pages a page at a time, through the host's view of each frame: the kernel's CMA heap clears
+    /// HighMem pages with kmap_atomic() + memset one page at a time (drivers/dma-buf/heaps/cma_heap.c, 5.6-5.10), lowmem
+    /// with one memset of page_address(); the bytes are the same. The address is used here only.
+    /// </summary>
     public unsafe void ZeroFrames(int first, int pages)
     {
         for (int i = 0; i < pages; i++) new Span<byte>((void*)Pages.IdxToVirt(first + i), Physical.PhysicalMemory.PageSize).Clear();

@@ -6,7 +6,11 @@ namespace Kmem.DmaHeaps;
 /// <summary>dmabuf_page_pool_shrinker.</summary>
 internal sealed class PagePoolShrinker(IReadOnlyList<PagePool> pools) : Shrinker("dmabuf_page_pool")
 {
-    private static bool High(ShrinkControl sc) => (sc.GfpMask & Gfp.HighMem) != 0;
+    /// <summary>
+    /// dmabuf_page_pool_do_shrink() (ACK drivers/dma-buf/heaps/page_pool.c, as ION's pool before it): highmem pages
+    /// count and go too when kswapd asks (current_is_kswapd()) or the request could use them (__GFP_HIGHMEM).
+    /// </summary>
+    private static bool High(ShrinkControl sc) => sc.Kswapd || (sc.GfpMask & Gfp.HighMem) != 0;
 
     public override long CountObjects(ShrinkControl sc)
     {

@@ -11,14 +11,12 @@ internal sealed class PagePool
     private readonly PageAllocator _pa;
     private readonly Queue<int> _lowQ = new(), _highQ = new();
     private readonly Lock _lock = new();
-    private readonly ulong? _lowmemLimitPfn;
 
-    public PagePool(PageAllocator pa, Gfp gfp, int order, ulong? lowmemLimitPfn)
+    public PagePool(PageAllocator pa, Gfp gfp, int order)
     {
         _pa = pa;
         Gfp = gfp | Gfp.Comp;
         Order = order;
-        _lowmemLimitPfn = lowmemLimitPfn;
     }
 
     public Gfp Gfp { get; }
@@ -33,7 +31,8 @@ internal sealed class PagePool
     /// <summary>Pages held (both lists).</summary>
     public long Pages { get { lock (_lock) return (long)(_lowQ.Count + _highQ.Count) << Order; } }
 
-    private bool IsHigh(int frame) => _lowmemLimitPfn is { } l && _pa.BasePfn + (ulong)frame >= l;
+    /// <summary>PageHighMem(): dmabuf_page_pool_add() files a page on POOL_HIGHPAGE or POOL_LOWPAGE by it.</summary>
+    private bool IsHigh(int frame) => _pa.IsHighMem(frame);
 
     /// <summary>dmabuf_page_pool_alloc(): the highmem list, then the lowmem list, else the page allocator. -1 when none.</summary>
     public int Alloc()

@@ -98,6 +98,8 @@ public sealed class SystemHeap : DmaHeap
                 Core.Pages.Free(f, o, "system_heap_buf_free");
                 continue;
             }
+            // Cleared through the host's view of the frames, HighMem ones included (the kernel maps them to clear them:
+            // ACK's system_heap_zero_buffer() vmaps them); the address goes nowhere else.
             new Span<byte>((void*)Core.Pages.IdxToVirt(f), PhysicalMemory.PageSize << o).Clear();
             Pool(o).Free(f);
         }

@@ -23,7 +23,8 @@ internal sealed class SystemHeapBuffer : DmaBufExporter
     public override IReadOnlyList<(int Frame, int Order)> Blocks => BlockArray;
     public override bool Uncached => _heap.Uncached;
 
-    public override nint ContiguousAddress() => BlockArray.Length == 1 ? _heap.Core.Pages.IdxToVirt(BlockArray[0].Frame) : 0;
+    /// <summary>One lowmem block: its linear address. Several blocks, or HighMem ones (GFP_HIGHUSER: no linear address), are vmapped.</summary>
+    public override nint ContiguousAddress() => BlockArray.Length == 1 ? _heap.Core.Pages.LinearAddress(BlockArray[0].Frame, 1 << BlockArray[0].Order) : 0;
 
     public override SgTable TableForAttachment() =>
         new(BlockArray.Select(b => (_heap.Core.PageOf(b.Frame), 0, PhysicalMemory.PageSize << b.Order)));

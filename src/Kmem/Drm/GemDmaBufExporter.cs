@@ -18,7 +18,7 @@ internal sealed class GemDmaBufExporter : DmaBufExporter
     public override IReadOnlyList<(int Frame, int Order)> Blocks => _obj.Blocks;
 
     public override nint ContiguousAddress() =>
-        _obj.Backing == GemBacking.Contiguous ? _obj.Drm.Kernel.Pages.IdxToVirt(_obj.Blocks[0].Frame) : 0;
+        _obj.Backing == GemBacking.Contiguous ? _obj.ContiguousAddress() : 0;
 
     /// <summary>drm_gem_map_dma_buf() uses drm_prime_pages_to_sg(): one entry per block.</summary>
     public override SgTable TableForAttachment() => _obj.Drm.Kernel.DmaBufs.TableOfBlocks(_obj.Blocks);

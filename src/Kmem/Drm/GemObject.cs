@@ -191,10 +191,18 @@ public sealed unsafe class GemObject
         }
     }
 
+    /// <summary>
+    /// A contiguous object's kernel address: the linear map of lowmem pages, else rk_obj->kvaddr, the address
+    /// dma_alloc_attrs() gave (a HighMem buffer has no linear address: 32-bit arm remaps it into the vmalloc window,
+    /// arch/arm/mm/dma-mapping.c __alloc_from_contiguous()/__dma_alloc_remap()).
+    /// </summary>
+    internal nint ContiguousAddress() =>
+        _drm.Kernel.Pages.LinearAddress(_blocks[0].Frame, (int)(Size >> PhysicalMemory.PageShift)) is var lin && lin != 0 ? lin : _cpu;
+
     /// <summary>The kernel virtual address of the object's bytes (mapping separate pages on first use).</summary>
     internal nint CpuAddress()
     {
-        if (Backing == GemBacking.Contiguous) return _drm.Kernel.Pages.IdxToVirt(_blocks[0].Frame);
+        if (Backing == GemBacking.Contiguous) return ContiguousAddress();
         if (Backing == GemBacking.Imported) return _importAttach!.Buffer.Vmap();
         LockOrder.Enter(LockRank.GemBlocks, _blocks);
         lock (_blocks)

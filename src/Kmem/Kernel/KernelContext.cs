@@ -42,18 +42,24 @@ internal sealed record KernelContext(KernelFacts Facts, KernelLog Log, KernelLif
     /// <summary>The page handle of a frame of this machine.</summary>
     public Page PageOf(int frame) => DmaBufs.PageOf(frame);
 
-    /// <summary>The frame of an allocated page mapped at a linear-map or vmalloc address, or -1 (what get_user_pages can pin).</summary>
+    /// <summary>
+    /// The frame of an allocated page at an address user space may hand a driver, or -1 (what get_user_pages can pin).
+    /// Kmem stands user memory in with kernel mappings of the same frames: the linear map up to high_memory (lowmem
+    /// only: a HighMem frame has no linear address), and vmalloc areas mapped for user space (VM_USERMAP, as
+    /// vmalloc_user() and remap_vmalloc_range() require). The pkmap and kmap_local windows are not: their slots are
+    /// the kernel's own, reused as soon as they are unmapped, and no user page table ever points there.
+    /// </summary>
     public int UserFrameAt(nint address)
     {
         nint off = address - Pages.IdxToVirt(0);
-        if (off >= 0 && off < ((nint)Pages.Frames.Count << KernelFacts.PageShift)
+        if (off >= 0 && (ulong)off < Pages.LinearBytes
             && Pages.PfnValid(Pages.BasePfn + (ulong)(off >> KernelFacts.PageShift)))
         {
             int idx = (int)(off >> KernelFacts.PageShift);
             return Pages.PageCount(idx) > 0 ? idx : -1;
         }
         var vm = VmallocSpaceOrNull;
-        return vm is not null && vm.Contains(address) ? vm.FrameAt(address) : -1;
+        return vm is not null && vm.Contains(address) && (vm.FlagsAt(address) & VmFlags.UserMap) != 0 ? vm.FrameAt(address) : -1;
     }
 
     /// <summary>

@@ -1,6 +1,8 @@
 // The machine's CMA entry points: cma_alloc()/cma_release() on its areas and movable allocations,
 // the memory that CMA areas lend to the rest of the system while they are free.
+using Kmem.Core;
 using Kmem.Paging;
+using Kmem.Vmalloc;
 
 namespace Kmem;
 
@@ -61,7 +63,23 @@ public sealed partial class Machine
         using var life = Life.Enter();
         if ((gfp & Gfp.Movable) == 0) throw new ArgumentException("a movable allocation needs __GFP_MOVABLE", nameof(gfp));
         if ((uint)order >= (uint)MaxOrder) throw new ArgumentOutOfRangeException(nameof(order), order, $"0..{MaxOrder - 1}");
-        return Pages.AllocMovable(gfp, order, idx => new MovablePage(Pages, Id, idx, order, gfp));
+        return Pages.AllocMovable(gfp, order, idx => new MovablePage(Pages, Id, idx, order, gfp, MapPinnedHigh, UnmapPinnedHigh));
+    }
+
+    /// <summary>A pin of a HighMem movable block: kmap() of its page, or a vmap() of a larger block (no linear address).</summary>
+    private nint MapPinnedHigh(int idx, int order)
+    {
+        if (order == 0) return _kmaps.Kmap(idx);
+        var frames = new int[1 << order];
+        for (int i = 0; i < frames.Length; i++) frames[i] = idx + i;
+        nint v = Vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("vmap"));
+        return v != 0 ? v : throw new OutOfMemoryException($"vmap of a pinned order-{order} HighMem block: the vmalloc window is full");
+    }
+
+    private void UnmapPinnedHigh(int idx, int order, nint address)
+    {
+        if (order == 0) _kmaps.Kunmap(idx);
+        else Vm.Free(address, freePages: false, CallSite.Kernel("vunmap"));
     }
 
     /// <summary>Pages migrated so far to make room for CMA allocations (pgmigrate_success).</summary>

@@ -116,8 +116,8 @@ public sealed partial class Machine
     /// <summary>dma_map_page(): <paramref name="size"/> bytes from <paramref name="offset"/> in <paramref name="page"/>.
     /// The offset must lie inside the page's block (the allocation it heads, compound or of higher order; else the one
     /// page); the size may run on into the following pages of this machine's linear map.</summary>
-    /// <exception cref="DmaApiException">An offset outside the block, a size that wraps, or memory outside the linear map
-    /// (reported in dma-debug's words, nothing mapped).</exception>
+    /// <exception cref="DmaApiException">An offset outside the block, a size that wraps, or memory beyond this machine's RAM
+    /// (reported in dma-debug's words, nothing mapped). A HighMem page is mapped by its physical address, as the kernel does.</exception>
     public ulong DmaMapPage(Device dev, Page page, nuint offset, nuint size, DmaDirection dir, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         using var life = EnterDma(dev);

@@ -88,8 +88,7 @@ public sealed partial class Machine
         _dmaBufs = new DmaBufCore(Pages, Dma, _vmalloc, Id, firstIno: 1) { Version = profile.Version };
         foreach (var d in Devices.Values) d.Life = Life;             // the devices were made before the DMA layers
         _deferredFree = new DeferredFree(profile.Name, Life, Log);
-        ulong? lowmem = profile.LowmemLimit is { } l ? l >> PhysicalMemory.PageShift : null;
-        _heapPools = [.. SystemHeap.Orders.Select(o => new PagePool(Pages, o > 0 ? SystemHeap.HighOrderGfp : SystemHeap.LowOrderGfp, o, lowmem))];
+        _heapPools = [.. SystemHeap.Orders.Select(o => new PagePool(Pages, o > 0 ? SystemHeap.HighOrderGfp : SystemHeap.LowOrderGfp, o))];
         var heaps = new Dictionary<string, DmaHeap>
         {
             ["system"] = new SystemHeap("system", _dmaBufs, _heapPools, _deferredFree, uncached: false),

@@ -100,12 +100,19 @@ public sealed partial class Machine
     /// <summary><c>free_page(addr)</c>.</summary>
     public void FreePage(nint address, [CallerMemberName] string caller = "") => FreePages(address, 0, caller);
 
-    /// <summary><c>alloc_pages_exact(size, gfp)</c>: exactly the pages needed for <paramref name="size"/> bytes (the rest of the block is freed).</summary>
+    /// <summary>
+    /// <c>alloc_pages_exact(size, gfp)</c>: exactly the pages needed for <paramref name="size"/> bytes (the rest of the
+    /// block is freed). It returns a linear address, taken with <c>__get_free_pages()</c> (mm/page_alloc.c), so
+    /// <see cref="Gfp.HighMem"/> is treated as <see cref="GetFreePages"/> treats it: masked (the block is lowmem) or,
+    /// on an older release, reported and refused.
+    /// </summary>
+    /// <exception cref="HighMemException">The release is older than the masking and <paramref name="gfp"/> has <see cref="Gfp.HighMem"/>: nothing was allocated.</exception>
     public nint AllocPagesExact(nuint size, Gfp gfp)
     {
         if (size == 0) throw new ArgumentOutOfRangeException(nameof(size), "size must be positive");
         using var _ = Life.Enter();
-        int idx = Pages.AllocExact(size, gfp);
+        if ((gfp & Gfp.HighMem) != 0 && !_gfpHighMemMasked) throw GetFreePagesHighMem(gfp);
+        int idx = Pages.AllocExact(size, gfp & ~Gfp.HighMem);
         return idx < 0 ? 0 : Pages.IdxToVirt(idx);
     }
 

@@ -20,14 +20,27 @@ public sealed unsafe class MovablePage : IDisposable
     internal readonly object Gate = new();
     private volatile int _idx;
     private int _migrations;
+    private readonly Func<int, int, nint>? _mapHigh;
+    private readonly Action<int, int, nint>? _unmapHigh;
 
-    internal MovablePage(PageAllocator pa, int machineId, int idx, int order, Gfp gfp)
+    /// <param name="pa">The page allocator.</param>
+    /// <param name="machineId">The machine's id (for the page handles).</param>
+    /// <param name="idx">The block's first frame.</param>
+    /// <param name="order">The block's order.</param>
+    /// <param name="gfp">The flags it was allocated with.</param>
+    /// <param name="mapHigh">Maps a HighMem block (first frame, order) for a pin and returns its address (kmap() of one
+    /// page, a vmap() of several); null where the machine has no HighMem.</param>
+    /// <param name="unmapHigh">Undoes <paramref name="mapHigh"/> (first frame, order, address) when the pin goes.</param>
+    internal MovablePage(PageAllocator pa, int machineId, int idx, int order, Gfp gfp,
+        Func<int, int, nint>? mapHigh = null, Action<int, int, nint>? unmapHigh = null)
     {
         _pa = pa;
         _machineId = machineId;
         _idx = idx;
         Order = order;
         Gfp = gfp;
+        _mapHigh = mapHigh;
+        _unmapHigh = unmapHigh;
     }
 
     /// <summary>The block's order (2^order pages).</summary>
@@ -88,19 +101,38 @@ public sealed unsafe class MovablePage : IDisposable
     public void Read(Span<byte> destination, int offset = 0)
     {
         using var life = _pa.Life.Enter();                  // the copy touches the machine's memory: shutdown waits for it
-        using var pin = Pin();
         CheckRange(offset, destination.Length);
-        pin.Span.Slice(offset, destination.Length).CopyTo(destination);
+        Hold();
+        try { Frames().Slice(offset, destination.Length).CopyTo(destination); }
+        finally { Monitor.Exit(Gate); }
     }
 
     /// <summary>Copies <paramref name="source"/> into the block at <paramref name="offset"/>.</summary>
     public void Write(ReadOnlySpan<byte> source, int offset = 0)
     {
         using var life = _pa.Life.Enter();
-        using var pin = Pin();
         CheckRange(offset, source.Length);
-        source.CopyTo(pin.Span[offset..]);
+        Hold();
+        try { source.CopyTo(Frames()[offset..]); }
+        finally { Monitor.Exit(Gate); }
     }
+
+    /// <summary>Takes the gate (no migration meanwhile) of a block that is not freed.</summary>
+    private void Hold()
+    {
+        _pa.Life.ThrowIfDead();
+        LockOrder.Enter(LockRank.MovablePin, Gate);
+        Monitor.Enter(Gate);
+        if (!Freed) return;
+        Monitor.Exit(Gate);
+        ThrowIfFreed();
+    }
+
+    /// <summary>
+    /// The block's bytes through the host's view of its frames, for the copies above only (the kernel copies a page's
+    /// content through a temporary mapping, kmap_atomic() for HighMem); under the gate.
+    /// </summary>
+    private Span<byte> Frames() => new((void*)_pa.IdxToVirt(_idx), Length);
 
     private void CheckRange(int offset, int length)
     {
@@ -108,25 +140,48 @@ public sealed unsafe class MovablePage : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), $"{length} bytes at {offset} do not fit in {Length}");
     }
 
-    /// <summary>Holds the block where it is until the pin is disposed (on the same thread); its address is stable meanwhile.</summary>
+    /// <summary>
+    /// Holds the block where it is until the pin is disposed (on the same thread); its address is stable meanwhile. A
+    /// lowmem block's address is its linear address. A HighMem block (<see cref="Gfp.HighUserMovable"/> blocks come
+    /// from HighMem first) has none: the pin maps it, as a driver kmaps a pinned user page (kmap() of the page, a vmap()
+    /// of a larger block), and the unpin unmaps it.
+    /// </summary>
+    /// <exception cref="HighMemException">The block is HighMem and this thread is in atomic context (a kmap_atomic() not
+    /// undone), where kmap() may not sleep: nothing is pinned.</exception>
     public PinnedPage Pin()
     {
-        _pa.Life.ThrowIfDead();
-        LockOrder.Enter(LockRank.MovablePin, Gate);
-        Monitor.Enter(Gate);
-        if (Freed)
+        Hold();
+        int idx = _idx;
+        nint address;
+        if (!_pa.IsHighMem(idx)) address = _pa.IdxToVirt(idx);
+        else
         {
-            Monitor.Exit(Gate);
-            ThrowIfFreed();
+            try
+            {
+                address = _mapHigh?.Invoke(idx, Order) ?? throw new InvalidOperationException("a HighMem block without a way to map it");
+            }
+            catch
+            {
+                Monitor.Exit(Gate);
+                throw;
+            }
         }
         PinCount++;
-        return new PinnedPage(this, _pa.IdxToVirt(_idx), Length);
+        return new PinnedPage(this, address, Length);
     }
 
-    internal void Unpin()
+    internal void Unpin(nint address)
     {
-        PinCount--;
-        Monitor.Exit(Gate);
+        try
+        {
+            int idx = _idx;
+            if (_pa.IsHighMem(idx)) _unmapHigh?.Invoke(idx, Order, address);
+        }
+        finally
+        {
+            PinCount--;
+            Monitor.Exit(Gate);
+        }
     }
 
     private void ThrowIfFreed()
@@ -163,7 +218,7 @@ public readonly unsafe ref struct PinnedPage
         Length = length;
     }
 
-    /// <summary>The linear address of the block while pinned.</summary>
+    /// <summary>The block's address while pinned: its linear address, or the mapping the pin made of a HighMem block.</summary>
     public nint Address { get; }
 
     /// <summary>Bytes in the block.</summary>
@@ -173,5 +228,5 @@ public readonly unsafe ref struct PinnedPage
     public Span<byte> Span => new((void*)Address, Length);
 
     /// <summary>Releases the pin.</summary>
-    public void Dispose() => _owner?.Unpin();
+    public void Dispose() => _owner?.Unpin(Address);
 }

@@ -252,6 +252,7 @@ internal sealed unsafe partial class PageAllocator
             int order = h.Order;
             int target = Alloc(h.Gfp | Gfp.NoWarn | Gfp.RetryMayFail, order);
             if (target < 0) return false;
+            // migrate_page_copy() copies with copy_highpage() (kmap_atomic() of both pages); here through the frames' own view.
             Buffer.MemoryCopy((void*)IdxToVirt(head), (void*)IdxToVirt(target), PhysicalMemory.PageSize << order, PhysicalMemory.PageSize << order);
             LockOrder.Enter(LockRank.Movable, _movableLock);
             lock (_movableLock)

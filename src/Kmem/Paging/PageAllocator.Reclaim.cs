@@ -52,18 +52,19 @@ internal sealed partial class PageAllocator
 
     public Shrinker[] Shrinkers { get { lock (_shrinkersLock) return _shrinkers.ToArray(); } }
 
-    /// <summary>shrink_slab(): ask every shrinker at one priority; returns the objects freed.</summary>
-    public long ShrinkSlab(Gfp gfp, int priority)
+    /// <summary>shrink_slab(): ask every shrinker at one priority; returns the objects freed. <paramref name="kswapd"/> is
+    /// what current_is_kswapd() tells the shrinkers.</summary>
+    public long ShrinkSlab(Gfp gfp, int priority, bool kswapd = false)
     {
         long freed = 0;
-        foreach (var s in Shrinkers) freed += DoShrinkSlab(s, gfp, priority);
+        foreach (var s in Shrinkers) freed += DoShrinkSlab(s, gfp, priority, kswapd);
         return freed;
     }
 
     /// <summary>do_shrink_slab(). A shrinker that throws is reported and unregistered (<see cref="ShrinkerThrew"/>).</summary>
-    private long DoShrinkSlab(Shrinker s, Gfp gfp, int priority)
+    private long DoShrinkSlab(Shrinker s, Gfp gfp, int priority, bool kswapd)
     {
-        var sc = new ShrinkControl { GfpMask = gfp };
+        var sc = new ShrinkControl { GfpMask = gfp, Kswapd = kswapd };
         long freeable;
         try
         {
@@ -188,7 +189,7 @@ internal sealed partial class PageAllocator
             for (int prio = DefPriority; prio >= 0 && !_disposed; prio--)
             {
                 if (AllZonesAboveHigh()) break;
-                ShrinkSlab(Gfp.Kernel, prio);
+                ShrinkSlab(Gfp.Kernel, prio, kswapd: true);
             }
         }
         catch (ObjectDisposedException)

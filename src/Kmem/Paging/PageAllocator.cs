@@ -255,7 +255,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary>
     /// The frame's bytes in the host's mapping of the whole DRAM span. For lowmem this is the kernel's linear map
     /// (<c>page_address()</c>); for a HighMem frame it is the simulator's own view of physical memory, which the
-    /// kernel reaches only through kmap: use it to clear or copy a frame, never hand it out (see <see cref="LinearAddress"/>).
+    /// kernel reaches only through kmap: use it to clear or copy a frame, never hand it out (see <see cref="LinearAddress(int)"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint IdxToVirt(int idx) => _linear + ((nint)idx << PhysicalMemory.PageShift);
@@ -273,6 +273,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary>The frame's linear-map address, or 0 for a HighMem frame (it has none).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint LinearAddress(int idx) => idx < HighStartIdx ? IdxToVirt(idx) : 0;
+
+    /// <summary>
+    /// The linear-map address of <paramref name="pages"/> consecutive frames from <paramref name="idx"/>, or 0 when any
+    /// of them is HighMem: what a physically contiguous buffer may hand out as its kernel address (a caller that gets 0
+    /// maps the pages instead, as the kernel's page_address() NULL sends it to vmap or kmap).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint LinearAddress(int idx, int pages) => (long)idx + pages <= HighStartIdx ? IdxToVirt(idx) : 0;
 
     /// <summary>The end of the linear map in bytes from the span's base (<c>high_memory - PAGE_OFFSET</c>), for address checks.</summary>
     public ulong LinearBytes => HighStartIdx == int.MaxValue ? (ulong)_frames.Count << PhysicalMemory.PageShift : (ulong)HighStartIdx << PhysicalMemory.PageShift;
@@ -501,6 +509,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 t.RefCount = 0;
             }
         }
+        // __GFP_ZERO: kernel_init_free_pages() clears each page with clear_highpage(), through kmap_atomic() for HighMem;
+        // Kmem clears the frames through its own view of them (the address goes nowhere).
         if ((gfp & Gfp.Zero) != 0)
             new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize << order).Clear();
     }

@@ -13,6 +13,9 @@ public sealed class ShrinkControl
 
     /// <summary>How many objects were actually scanned; defaults to <see cref="NrToScan"/>.</summary>
     public long NrScanned { get; set; }
+
+    /// <summary><c>current_is_kswapd()</c>: the call comes from background reclaim (kswapd), not from an allocation.</summary>
+    public bool Kswapd { get; init; }
 }
 
 /// <summary>

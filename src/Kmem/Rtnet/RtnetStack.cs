@@ -38,7 +38,7 @@ public sealed unsafe partial class RtnetStack
 {
     // What kfree_rtskb reads of the stack: the first fields of the object, loaded together with the header.
     private readonly long _magic;                // the stack's cookie in every live rtskb's header
-    private readonly nint _linear;               // the linear map: [_linear, _linear + _linearBytes)
+    private readonly nint _linear;               // the linear map: [_linear, _linear + _linearBytes), lowmem only
     private nuint _linearBytes;                  // 0 once the machine is shut down: every later check fails
     private RtskbPool?[] _poolsById = new RtskbPool?[16];
     private readonly KernelContext _k;
@@ -57,7 +57,7 @@ public sealed unsafe partial class RtnetStack
         _cache = k.Slab.Create("rtskb_slab_pool", HeaderBytes + DataBytes, 0, SlabFlags.HwcacheAlign, null, 0);
         _magic = Random.Shared.NextInt64() | 1;
         _linear = k.Pages.IdxToVirt(0);
-        _linearBytes = (nuint)k.Pages.Frames.Count << 12;
+        _linearBytes = (nuint)k.Pages.LinearBytes;                       // up to high_memory: rtskbs are slab objects, never HighMem
         _liveness = RtskbLiveness.Register(_linear, _linearBytes, k.Life);
         // rtskb_pools_init(): the statistics start at 0, then the global pool (global_rtskbs), the ICMP pool.
         _global = CreatePool("global", p.GlobalRtskbs);

@@ -207,11 +207,16 @@ internal sealed unsafe partial class SlabAllocator
             return 0;
         }
         int order = SlabArch.GetOrder((long)size);
-        int idx = Pages.Alloc((gfp & ~GfpFlags.SlabBugMask) | Gfp.Comp, order);
+        // kmalloc_order(): from 5.9 ("mm, slab: check GFP_SLAB_BUG_MASK before alloc_pages in kmalloc_order",
+        // 444050990db4) the zone bits a slab may not use are reported and dropped here too. Before, they went to
+        // alloc_pages(): a HighMem block came back, page_address() was NULL, and the pages were lost (the bug that
+        // commit fixed); Kmem does the same, the block staying allocated and counted.
+        if ((gfp & GfpFlags.SlabBugMask) != 0 && _largeChecksFlags) gfp = SlabCache.FixFlags(Pages, gfp);
+        int idx = Pages.Alloc(gfp | Gfp.Comp, order);
         if (idx < 0) return 0;
         _frames[idx].KmallocMark = LargeKmallocMark;
         Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order);
-        return Pages.IdxToVirt(idx);
+        return Pages.LinearAddress(idx);
     }
 
     /// <summary>Marks the head page of a large kmalloc (<see cref="PageFrame.KmallocMark"/>) so that kfree knows it.</summary>

@@ -39,6 +39,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     private readonly SlabCache _kmemCache, _kmemCacheNode;
     private readonly Dictionary<SlabCache, (nint Cache, nint Node)> _descriptors = [];
 
+    /// <summary>True from 5.9, where kmalloc_order() checks GFP_SLAB_BUG_MASK as new_slab() does (read once at boot).</summary>
+    private readonly bool _largeChecksFlags;
+
     public SlabAllocator(PageAllocator pa, SlabSettings settings)
     {
         Pages = pa;
@@ -46,7 +49,9 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         Arch = settings.Arch;
         _frames = pa.Frames.Base;
         Linear = pa.IdxToVirt(0);
-        LinearBytes = (nuint)pa.Frames.Count << PhysicalMemory.PageShift;
+        // Slab objects live in the linear map, which ends at high_memory: an address past it is no object of this machine.
+        LinearBytes = (nuint)pa.LinearBytes;
+        _largeChecksFlags = pa.Version.IsAtLeast(5, 9);
         foreach (string w in settings.Debug.Warnings) pa.Log.Err(w);
         // kmem_cache_init(): the two bootstrap caches, sized from the structs of this release and config
         // (SlabStructLayout), then the kmalloc caches.

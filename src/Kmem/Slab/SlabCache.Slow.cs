@@ -170,19 +170,27 @@ public sealed unsafe partial class SlabCache
                                     Gfp.NoRetry | Gfp.Memalloc | Gfp.NoMemalloc;
     private const Gfp ConstraintMask = Gfp.Hardwall | Gfp.ThisNode;
 
+    /// <summary>
+    /// kmalloc_fix_flags() (mm/slab_common.c; open-coded in new_slab()/cache_grow_begin() before 5.9): a slab may not ask
+    /// for the zones of GFP_SLAB_BUG_MASK (HighMem pages have no linear address, where objects must live): the bits are
+    /// dropped with the kernel's warning and stack, and the allocation goes on in lowmem (a warning since 4.11's
+    /// "slab: do not panic on invalid gfp_mask", no longer a BUG).
+    /// </summary>
+    internal static Gfp FixFlags(PageAllocator pa, Gfp gfp)
+    {
+        Gfp fixedUp = gfp & ~GfpFlags.SlabBugMask;
+        var sb = new System.Text.StringBuilder();
+        sb.Append($"Unexpected gfp: 0x{(uint)(gfp & GfpFlags.SlabBugMask):x} ({GfpFlags.Format(gfp & GfpFlags.SlabBugMask)}). Fixing up to gfp: 0x{(uint)fixedUp:x} ({GfpFlags.Format(fixedUp)}). Fix your code!\n");
+        pa.DumpStack(sb);
+        pa.Log.Warn(sb.ToString());
+        return fixedUp;
+    }
+
     /// <summary>new_slab(): pages from the page allocator, objects initialised and linked in address order.
     /// The slab is returned unfrozen, on no list, with every object free. -1 when no memory.</summary>
     private int NewSlab(Gfp gfp)
     {
-        if ((gfp & GfpFlags.SlabBugMask) != 0 && (AllocFlags & Gfp.Dma32) == 0)
-        {
-            Gfp fixedUp = gfp & ~GfpFlags.SlabBugMask;
-            var sb = new System.Text.StringBuilder();
-            sb.Append($"Unexpected gfp: 0x{(uint)(gfp & GfpFlags.SlabBugMask):x} ({GfpFlags.Format(gfp & GfpFlags.SlabBugMask)}). Fixing up to gfp: 0x{(uint)fixedUp:x} ({GfpFlags.Format(fixedUp)}). Fix your code!\n");
-            _pa.DumpStack(sb);
-            _pa.Log.Warn(sb.ToString());
-            gfp = fixedUp;
-        }
+        if ((gfp & GfpFlags.SlabBugMask) != 0 && (AllocFlags & Gfp.Dma32) == 0) gfp = FixFlags(_pa, gfp);
         Gfp flags = (gfp & (ReclaimMask | ConstraintMask)) | AllocFlags;
         Gfp first = (flags | Gfp.NoWarn | Gfp.NoRetry) & ~Gfp.NoFail;
         if ((first & Gfp.DirectReclaim) != 0 && _g.Order > _g.MinOrder)

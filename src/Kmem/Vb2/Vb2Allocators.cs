@@ -135,7 +135,11 @@ public sealed class Vb2DmaContig : Vb2MemOps
         if (b.UserFrames is not null || b.DmaBuf is not null) return null;
         buf.Get();
         bool contiguous = !b.Device!.HasIommu;
-        return Kernel.DmaBufs.Export(new Vb2DmaBufExporter(b, () => contiguous ? Kernel.Pages.IdxToVirt(b.BlockList[0].Item1) : 0), b.Size, flags);
+        // vb2_dc_dmabuf_ops_vmap() returns buf->vaddr, what dma_alloc_attrs() gave: the linear address of lowmem, the
+        // remap in the vmalloc window of HighMem pages (which have no linear address).
+        int pages = (int)(b.Size >> PhysicalMemory.PageShift);
+        return Kernel.DmaBufs.Export(new Vb2DmaBufExporter(b, () => !contiguous ? 0
+            : Kernel.Pages.LinearAddress(b.BlockList[0].Item1, pages) is var lin && lin != 0 ? lin : b.Cpu), b.Size, flags);
     }
 
     /// <summary>vb2_dc_vaddr(): the coherent buffer's kernel mapping, an import's vmap (taken on first use), 0 for user pages.</summary>

@@ -114,6 +114,19 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         return (int)e - 1;
     }
 
+    /// <summary>The VM_ flags of the busy area holding <paramref name="addr"/> (its guard page included), or 0.</summary>
+    public VmFlags FlagsAt(nint addr)
+    {
+        ThrowIfReleased();
+        if (!Contains(addr)) return 0;
+        LockOrder.Enter(LockRank.Vmalloc, _lock);
+        lock (_lock)
+        {
+            int i = Find(addr);
+            return i >= 0 ? _busy[i].Flags : 0;
+        }
+    }
+
     // ================================================================== allocation
 
     /// <summary>

@@ -28,6 +28,47 @@ internal abstract record Held
     /// <summary>Pages spanned by <paramref name="size"/> bytes (one for an empty size).</summary>
     private static long PagesOf(nuint size) => size > 0 ? (long)((size + 4095) / 4096) : 1;
 
+    /// <summary>
+    /// A physically contiguous run of pages: reached through its linear address, or, for a HighMem run (which has none),
+    /// a page at a time under kmap(), as a driver would.
+    /// </summary>
+    public abstract record Frames : Held
+    {
+        /// <summary>The run's first page.</summary>
+        protected abstract Page FirstPage { get; }
+
+        /// <summary>The run's length in bytes.</summary>
+        protected abstract long Length { get; }
+
+        /// <summary>The run's linear address, or 0 when it is in HighMem.</summary>
+        protected abstract nint Linear(Machine m);
+
+        /// <inheritdoc/>
+        public sealed override void Fill(Machine m, byte b) => Each(m, span => { span.Fill(b); return -1; });
+
+        /// <inheritdoc/>
+        public sealed override int FirstOther(Machine m, byte b) => Each(m, span => span.IndexOfAnyExcept(b));
+
+        /// <summary>Runs <paramref name="use"/> over the bytes, a page at a time for HighMem; the first result that is not -1, offset into the run.</summary>
+        private unsafe int Each(Machine m, SpanFunc use)
+        {
+            nint linear = Linear(m);
+            if (linear != 0) return use(new Span<byte>((void*)linear, checked((int)Length)));
+            for (long off = 0; off < Length; off += Machine.PageSize)
+            {
+                var page = new Page(FirstPage.Pfn + (ulong)(off / Machine.PageSize), FirstPage.MachineId);
+                nint a = m.Kmap(page);
+                int at;
+                try { at = use(new Span<byte>((void*)a, (int)Math.Min(Machine.PageSize, Length - off))); }
+                finally { m.Kunmap(page); }
+                if (at >= 0) return checked((int)(off + at));
+            }
+            return -1;
+        }
+
+        private delegate int SpanFunc(Span<byte> span);
+    }
+
     /// <summary>Memory whose bytes stay where they are, reached through one span.</summary>
     public abstract record Direct : Held
     {
@@ -41,45 +82,15 @@ internal abstract record Held
         public sealed override int FirstOther(Machine m, byte b) => Memory(m).IndexOfAnyExcept(b);
     }
 
-    /// <summary>
-    /// A block of 2^order pages (alloc_pages). A lowmem block is one span of the linear map; a HighMem block has no
-    /// address, so its bytes are reached page by page through kmap(), as a driver reaches them.
-    /// </summary>
-    public sealed record PageBlock(Page First, int Order) : Held
+    /// <summary>A block of 2^order pages (alloc_pages).</summary>
+    public sealed record PageBlock(Page First, int Order) : Frames
     {
         public override long Pages => 1L << Order;
         public override Page Page => First;
         public override void Free(Machine m) => m.FreePages(First, Order);
-
-        /// <inheritdoc/>
-        public override void Fill(Machine m, byte b)
-        {
-            if (!m.PageHighMem(First)) { m.PageSpan(First, Order).Fill(b); return; }
-            for (ulong i = 0; i < 1UL << Order; i++) Mapped(m, i, span => { span.Fill(b); return -1; });
-        }
-
-        /// <inheritdoc/>
-        public override int FirstOther(Machine m, byte b)
-        {
-            if (!m.PageHighMem(First)) return m.PageSpan(First, Order).IndexOfAnyExcept(b);
-            for (ulong i = 0; i < 1UL << Order; i++)
-            {
-                int at = Mapped(m, i, span => span.IndexOfAnyExcept(b));
-                if (at >= 0) return (int)i * Machine.PageSize + at;
-            }
-            return -1;
-        }
-
-        /// <summary>Runs <paramref name="use"/> on page <paramref name="i"/> of the block while kmap() maps it.</summary>
-        private unsafe int Mapped(Machine m, ulong i, SpanFunc use)
-        {
-            var page = new Page(First.Pfn + i, First.MachineId);
-            nint a = m.Kmap(page);
-            try { return use(new Span<byte>((void*)a, Machine.PageSize)); }
-            finally { m.Kunmap(page); }
-        }
-
-        private delegate int SpanFunc(Span<byte> span);
+        protected override Page FirstPage => First;
+        protected override long Length => 4096L << Order;
+        protected override nint Linear(Machine m) => m.PageHighMem(First) ? 0 : m.PageAddress(First);
     }
 
     /// <summary>An exact allocation (alloc_pages_exact).</summary>
@@ -116,13 +127,15 @@ internal abstract record Held
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }
 
-    /// <summary>A run of pages from a CMA area, at <paramref name="Address"/> in the linear map.</summary>
-    public sealed record CmaRun(CmaArea Area, Page First, nint Address, nuint Size) : Direct
+    /// <summary>A run of pages from a CMA area, at <paramref name="Address"/> in the linear map (0 in a HighMem area).</summary>
+    public sealed record CmaRun(CmaArea Area, Page First, nint Address, nuint Size) : Frames
     {
         public override long Pages => PagesOf(Size);
         public override Page Page => First;
         public override void Free(Machine m) => m.CmaRelease(Area, First, (int)(Size / 4096));
-        protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
+        protected override Page FirstPage => First;
+        protected override long Length => (long)Size;
+        protected override nint Linear(Machine m) => Address;
     }
 
     /// <summary>A coherent DMA buffer of a device: its CPU address and DMA handle.</summary>
@@ -144,12 +157,14 @@ internal abstract record Held
     }
 
     /// <summary>An RK-DMA-HEAP page run (rk_dma_heap_alloc_contig_pages) of <paramref name="Size"/> bytes, page-aligned.</summary>
-    public sealed record RkRun(RkDmaHeap Heap, Page First, nint Address, nuint Size) : Direct
+    public sealed record RkRun(RkDmaHeap Heap, Page First, nint Address, nuint Size) : Frames
     {
         public override long Pages => PagesOf(Size);
         public override Page Page => First;
         public override void Free(Machine m) => Heap.FreeContigPages(First, (long)Size);
-        protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
+        protected override Page FirstPage => First;
+        protected override long Length => (long)Size;
+        protected override nint Linear(Machine m) => Address;
     }
 
     /// <summary>A movable block: its pages may move, so its bytes are reached under a pin.</summary>
