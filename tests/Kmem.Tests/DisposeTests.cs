@@ -15,7 +15,7 @@ public class DisposeTests
     /// </summary>
     private static readonly HashSet<string> AllowList =
     [
-        "CmaArea.Name", "CmaArea.BasePfn", "CmaArea.Count", "CmaArea.OrderPerBit", "CmaArea.Base", "CmaArea.Size", "CmaArea.BitmapBits",
+        "CmaArea.Name", "CmaArea.Inactive", "CmaArea.BasePfn", "CmaArea.Count", "CmaArea.OrderPerBit", "CmaArea.Base", "CmaArea.Size", "CmaArea.BitmapBits",
         "MovablePage.Order", "MovablePage.Length", "MovablePage.Dispose",
         "Device.Name", "Device.Driver", "Device.HasIommu", "Device.Coherent", "Device.CmaArea",
         "DmaBuf.Size", "DmaBuf.ExpName", "DmaBuf.Ino", "DmaBuf.FFlags", "DmaBuf.FMode",

@@ -64,7 +64,41 @@ public class Rv1126ProfileTests
         {
             var area = m.Cma[name];
             Assert.True(area.Base >= 0x40000000UL, $"{name} at 0x{area.Base:x}");
+            Assert.True(area.Inactive, $"{name} carries the vendor inactive property");
         }
+        // The property, not a Kconfig option: the 4.19 tree has no CONFIG_CMA_INACTIVE.
+        Assert.False(m.Profile.Config.IsEnabled("CMA_INACTIVE"));
+        Assert.Contains("CmaFree:               0 kB", m.ProcFs.Read("/proc/meminfo"));
+    }
+
+    [Fact]
+    public void Only_an_inactive_node_stays_out_of_the_buddy_allocator()
+    {
+        // The same board with the isp pool active (no property): its 256 MiB are MIGRATE_CMA pages in the buddy allocator.
+        var p = MachineProfile.Embedded("rv1126");
+        var active = p with { Cma = [p.Cma[0], p.Cma[1] with { Inactive = false }] };
+        using var m = Machine.Boot(active);
+        Assert.True(m.Cma["linux,cma"].Inactive);
+        Assert.False(m.Cma["isp"].Inactive);
+        Assert.Matches(@"CmaFree:\s+26\d{4} kB", m.ProcFs.Read("/proc/meminfo"));   // 256 MiB free in the buddy allocator
+        var got = m.CmaAlloc(m.Cma["isp"], 16, 0);
+        Assert.False(got.IsNull);
+        m.CmaRelease(m.Cma["isp"], got, 16);
+        var inactive = m.CmaAlloc(m.Cma["linux,cma"], 16, 0);
+        Assert.False(inactive.IsNull);
+        m.CmaRelease(m.Cma["linux,cma"], inactive, 16);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void The_inactive_property_belongs_to_device_tree_nodes_only()
+    {
+        const string json = """
+        { "name": "x", "arch": "arm", "cpus": 1, "dram": [ { "base": "0x60000000", "size": "256M" } ],
+          "cma": [ { "name": "plain", "size": "16M", "inactive": true } ] }
+        """;
+        var ex = Assert.Throws<ProfileException>(() => MachineProfile.Parse(json));
+        Assert.Equal("cma[0].inactive", ex.Field);
     }
 
     [Fact]

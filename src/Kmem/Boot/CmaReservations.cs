@@ -122,7 +122,10 @@ internal static class CmaReservations
             areas.BootLines.Add((LogLevel.Info, $"OF: reserved mem: failed to allocate memory for node '{c.Name}'"));
             return;
         }
-        areas.Add(new CmaArea(c.Name, at >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit));
+        areas.Add(new CmaArea(c.Name, at >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit)
+        {
+            Inactive = c.Inactive || p.Config.IsEnabled("CMA_INACTIVE"),
+        });
         areas.BootLines.Add((LogLevel.Info, $"Reserved memory: created CMA memory pool at {Pa(p, at)}, size {c.Size >> 20} MiB"));
         areas.BootLines.Add((LogLevel.Info, $"OF: reserved mem: initialized node {c.Name}, compatible id shared-dma-pool"));
     }
@@ -143,7 +146,10 @@ internal static class CmaReservations
             cbase = memblock.AllocRange(c.Size, p.CmaAlignment, 0, top, c.Name)
                 ?? throw new ProfileException($"cma '{c.Name}'", $"no free {c.Size >> 20} MiB window aligned to {p.CmaAlignment >> 20} MiB below 0x{top:x}");
         }
-        areas.Add(new CmaArea(c.Name, cbase >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit));
+        areas.Add(new CmaArea(c.Name, cbase >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit)
+        {
+            Inactive = p.Config.IsEnabled("CMA_INACTIVE"),
+        });
         areas.BootLines.Add((LogLevel.Info, ReservedLine(p, cbase, c.Size)));
     }
 
@@ -237,7 +243,10 @@ internal static class CmaReservations
             }
             @base = addr.Value;
         }
-        areas.Add(new CmaArea(name, @base >> KernelFacts.PageShift, size >> KernelFacts.PageShift, 0));
+        areas.Add(new CmaArea(name, @base >> KernelFacts.PageShift, size >> KernelFacts.PageShift, 0)
+        {
+            Inactive = p.Config.IsEnabled("CMA_INACTIVE"),
+        });
         lines.Add((LogLevel.Info, ReservedLine(p, @base, size)));
     }
 

@@ -56,6 +56,14 @@ public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int Order
     /// base, and announced as "Reserved memory: created CMA memory pool".
     /// </summary>
     public bool ReservedMemory { get; init; }
+
+    /// <summary>
+    /// The node's <c>inactive</c> property (profile key <c>"inactive"</c>, reserved-memory nodes only): Rockchip's 4.19
+    /// BSP keeps such a pool out of the buddy allocator (rmem_cma_setup() marks it, cma_activate_area() then skips
+    /// init_cma_reserved_pageblock(), and cma_alloc()/cma_release() hand its reserved pages out and back directly), as
+    /// later vendor trees do for every area with CONFIG_CMA_INACTIVE.
+    /// </summary>
+    public bool Inactive { get; init; }
 }
 
 /// <summary>A DMA-capable device.</summary>

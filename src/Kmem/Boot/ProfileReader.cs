@@ -206,10 +206,13 @@ internal static partial class ProfileReader
             {
                 string p = $"cma[{i}]";
                 Obj(c, p);
-                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory");
+                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory", "inactive");
                 // "reserved_memory": a device-tree reserved-memory node (compatible "shared-dma-pool", reusable), named after
                 // the node (linux,cma by default), whose area rmem_cma_setup() creates (kernel/dma/contiguous.c).
                 bool dt = Bool(c, "reserved_memory", p) ?? false;
+                // "inactive": the vendor property of a reserved-memory node (Rockchip 4.19 kernel/dma/contiguous.c).
+                bool inactive = Bool(c, "inactive", p) ?? false;
+                if (inactive && !dt) throw new ProfileException($"{p}.inactive", "only a device-tree reserved-memory node (\"reserved_memory\": true) carries the inactive property");
                 if (dt && arch is Arch.X86_64 or Arch.I386) throw new ProfileException($"{p}.reserved_memory", "x86 has no device tree to hold a reserved-memory node");
                 string cn = Str(c, "name", required: !dt, path: p) ?? "linux,cma";
                 if (dt ? !NodeNameRegex().IsMatch(cn) : !NameRegex().IsMatch(cn))
@@ -238,7 +241,7 @@ internal static partial class ProfileReader
                 if (!config.IsEnabled("CMA")) throw new ProfileException(p, "a CMA area needs config CMA");
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
                 if (dt && opb != 0) throw new ProfileException($"{p}.order_per_bit", "rmem_cma_setup() makes its areas with order_per_bit 0");
-                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt });
+                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt, Inactive = inactive });
                 i++;
             }
             if (FirstOverlap(placedCma) is var (laterCma, earlierCma))

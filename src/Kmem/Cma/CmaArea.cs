@@ -25,6 +25,12 @@ public sealed class CmaArea
         OrderPerBit = orderPerBit;
     }
 
+    /// <summary>
+    /// True for an inactive area (Rockchip's CONFIG_CMA_INACTIVE, or the <c>inactive</c> property of its reserved-memory
+    /// node on the 4.19 BSP): its pages never reach the buddy allocator; cma_alloc() hands out its reserved pages directly.
+    /// </summary>
+    public bool Inactive { get; init; }
+
     /// <summary>The area's name (<c>cma_get_name()</c>).</summary>
     public string Name { get; }
 
@@ -138,7 +144,7 @@ public sealed class CmaArea
                 }
                 ulong pfn = BasePfn + (bitmapNo << OrderPerBit);
                 int idx = (int)(pfn - pa.BasePfn);
-                if (pa.CmaInactive)
+                if (Inactive)
                 {
                     // Rockchip's CONFIG_CMA_INACTIVE: the pages are reserved memory of the area, handed out directly. A range
                     // whose frames are not all back in the area (reported as bad pages) is passed over like a busy one.
@@ -247,7 +253,7 @@ public sealed class CmaArea
             }
         }
         // With CONFIG_CMA_INACTIVE there is no free_contig_range(): the pages stay the area's.
-        if (pa.CmaInactive) pa.ReturnInactiveCmaRange(idx, (int)count, "cma_release");
+        if (Inactive) pa.ReturnInactiveCmaRange(idx, (int)count, "cma_release");
         else pa.FreeContigRange(idx, (int)count);
         LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock) SetBits(first, bits, false);
@@ -334,7 +340,7 @@ public sealed class CmaArea
         var errors = new List<string>();
         var pa = _pa;
         if (pa is null) return errors;
-        bool inactive = pa.CmaInactive;
+        bool inactive = Inactive;
         LockOrder.Enter(LockRank.CmaArea, _lock);
         lock (_lock)
         {

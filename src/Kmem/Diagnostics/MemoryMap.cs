@@ -192,7 +192,7 @@ internal static class MemoryMap
             // PG_reserved beside their allocation.
             if ((fl & PageFlags.Reserved) != 0 && (fl & PageFlags.Allocated) == 0)
             {
-                owner[i] = pa.CmaInactive && input.CmaAreas.Any(a => pa.BasePfn + (ulong)i - a.BasePfn < a.Count) ? "CMA (free, inactive area)" : "reserved";
+                owner[i] = input.CmaAreas.Any(a => a.Inactive && pa.BasePfn + (ulong)i - a.BasePfn < a.Count) ? "CMA (free, inactive area)" : "reserved";
                 continue;
             }
             int head = (fl & PageFlags.Tail) != 0 ? f[i].CompoundHead : i;

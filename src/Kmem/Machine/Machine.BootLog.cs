@@ -114,8 +114,8 @@ public sealed partial class Machine
         PrintMemAutoInit();
 
         // mem_init(): CMA pages are still reserved at this point (they are activated later at core_initcall); with
-        // CONFIG_CMA_INACTIVE they never are, so Kmem's free and managed counts hold none of them to take out.
-        long activatedCma = pa.CmaInactive ? 0 : pa.TotalCmaPages;
+        // CONFIG_CMA_INACTIVE (or an inactive node) they never are, so Kmem's free and managed counts hold none of those.
+        long activatedCma = pa.ActiveCmaPages;
         long freeNow = pa.Zones.Sum(z => z.FreePages) - activatedCma;
         long totalramNow = pa.TotalRamPages - activatedCma;
         long phys = pa.PhysPages;

@@ -68,8 +68,7 @@ public sealed partial class Machine : IDisposable
                 Zones = layout.Zones,
                 Memory = layout.Memory,
                 Reserved = layout.Reserved,
-                Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name)).ToArray(),
-                CmaInactive = profile.Config.IsEnabled("CMA_INACTIVE"),
+                Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name, c.Inactive)).ToArray(),
                 MinFreeKbytes = profile.MinFreeKbytes,
             }, _frames, _phys.LinearBase, Log, Life)
             {

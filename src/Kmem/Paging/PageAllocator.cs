@@ -89,8 +89,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public long TotalReservePages { get; private set; }
     public long TotalRamPages { get; private set; }
     public long TotalCmaPages { get; private set; }
-    /// <summary>CONFIG_CMA_INACTIVE: CMA areas are kept out of the buddy allocator (see <see cref="PageAllocatorSettings.CmaInactive"/>).</summary>
-    public bool CmaInactive => _settings.CmaInactive;
+    /// <summary>CMA pages of the areas that were activated (an inactive area's never reach the buddy allocator).</summary>
+    public long ActiveCmaPages { get; private set; }
     public long PhysPages { get; private set; }
     public TimeSpan ReclaimRetryWait { get; set; }
     /// <summary>Node-wide counters the upper layers feed (slab, kernel misc reclaimable, …).</summary>
@@ -109,7 +109,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // stay so too: cma_activate_area() returns before init_cma_reserved_pageblock() (mm/cma.c), so their pages never
         // reach the buddy allocator nor the managed count, and no pageblock becomes MIGRATE_CMA.
         var reservedPerZone = new long[Zones.Length];
-        foreach (var r in CmaInactive ? _settings.Reserved.Concat(_settings.Cma) : _settings.Reserved)
+        foreach (var r in _settings.Reserved.Concat(_settings.Cma.Where(c => c.Inactive)))
         {
             // The boot plan clips every range to memory; a range past the frame table would write outside it.
             if (r.Start < BasePfn || r.End > BasePfn + (ulong)_settings.FrameCount || r.End < r.Start)
@@ -136,7 +136,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         foreach (var c in _settings.Cma)
         {
             TotalCmaPages += (long)c.Count;
-            if (CmaInactive) continue;
+            if (c.Inactive) continue;
+            ActiveCmaPages += (long)c.Count;
             for (ulong pfn = c.Start; pfn < c.End; pfn += 1UL << PageblockOrder)
             {
                 var z = Zones[ZoneIndexOfPfn(pfn)];

@@ -2,7 +2,7 @@
 namespace Kmem.Paging;
 
 /// <summary>A physical range in PFNs, end exclusive, with an optional name.</summary>
-internal readonly record struct PfnRange(ulong Start, ulong End, string Name = "")
+internal readonly record struct PfnRange(ulong Start, ulong End, string Name = "", bool Inactive = false)
 {
     public ulong Count => End - Start;
 }
@@ -28,10 +28,12 @@ internal sealed record PageAllocatorSettings
     public required PfnRange[] Memory { get; init; }
     /// <summary>Reserved ranges (memblock.reserved), already clipped to memory.</summary>
     public required PfnRange[] Reserved { get; init; }
-    /// <summary>CMA areas: their pageblocks become MIGRATE_CMA (with <see cref="CmaInactive"/>: they stay reserved).</summary>
+    /// <summary>
+    /// CMA areas: their pageblocks become MIGRATE_CMA, except an inactive one's (<see cref="PfnRange.Inactive"/>: Rockchip's
+    /// CONFIG_CMA_INACTIVE or a node's <c>inactive</c> property), which stays memblock-reserved, outside the buddy allocator
+    /// and the managed pages.
+    /// </summary>
     public required PfnRange[] Cma { get; init; }
-    /// <summary>Rockchip's CONFIG_CMA_INACTIVE: CMA areas stay memblock-reserved, outside the buddy allocator and managed pages.</summary>
-    public bool CmaInactive { get; init; }
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
     public long? MinFreeKbytes { get; init; }
     /// <summary>How long a blocking allocation waits for a free between reclaim rounds.</summary>
