@@ -147,6 +147,31 @@ public class KmapTests
     }
 
     [Fact]
+    public void A_long_sleep_in_kmap_gets_the_hung_task_report_and_keeps_waiting()
+    {
+        using var m = HighBoard();
+        Assert.Equal(TimeSpan.FromSeconds(120), m.Sysctl.Kmem.HungTaskTimeout);
+        m.Sysctl.Kmem.HungTaskTimeout = TimeSpan.FromSeconds(1);
+        var held = Enumerable.Range(0, m.Kmaps.Pool.Slots).Select(_ => m.AllocPage(Gfp.HighUser)).ToArray();
+        foreach (var p in held) m.Kmap(p);
+        var extra = m.AllocPage(Gfp.HighUser);
+        var sleeper = new Thread(() => m.Kunmap(WithKmap(m, extra))) { Name = "isp-worker" };
+        sleeper.Start();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!m.Dmesg().Contains("blocked for more than 1 seconds.") && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.Contains("INFO: task isp-worker:", m.Dmesg());
+        Assert.Contains("waiting in kmap_high: all 512 pkmap slots are in use", m.Dmesg());
+        Assert.True(sleeper.IsAlive);             // the report does not end the wait
+        m.Kunmap(held[0]);
+        Assert.True(sleeper.Join(TimeSpan.FromSeconds(20)));
+        Assert.Throws<SysctlException>(() => m.Sysctl.Kmem.HungTaskTimeout = TimeSpan.FromSeconds(-1));
+        foreach (var p in held.Skip(1)) m.Kunmap(p);
+        Assert.Equal(0, m.Kmaps.Pool.State().InUse);
+    }
+
+    private static Page WithKmap(Machine m, Page p) { m.Kmap(p); return p; }
+
+    [Fact]
     public void A_sleeper_in_kmap_fails_when_the_machine_shuts_down()
     {
         var m = HighBoard();

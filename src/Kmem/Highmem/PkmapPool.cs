@@ -19,7 +19,7 @@ internal sealed unsafe class PkmapPool : IDisposable
     private readonly PageAllocator _pa;
     private readonly int _fd;
     private readonly int _slots;
-    private readonly TimeSpan _hungTaskTimeout;
+    private long _hungTaskTimeoutTicks;
     /// <summary>pkmap_count[]: 0 free, 1 mapped but unused (flushed when the pool wraps), n+1 for n users.</summary>
     private readonly int[] _count;
     /// <summary>The frame mapped at each slot, or -1.</summary>
@@ -41,7 +41,7 @@ internal sealed unsafe class PkmapPool : IDisposable
         _pa = pa;
         _fd = settings.Fd;
         _slots = settings.LastPkmap;
-        _hungTaskTimeout = settings.HungTaskTimeout;
+        _hungTaskTimeoutTicks = settings.HungTaskTimeout.Ticks;
         _count = new int[_slots];
         _frame = new int[_slots];
         Array.Fill(_frame, -1);
@@ -57,6 +57,13 @@ internal sealed unsafe class PkmapPool : IDisposable
         {
             _native = true;   // no memfd: a slot's address is the frame's own (nothing can be mapped twice)
         }
+    }
+
+    /// <summary>How long a sleeper waits before the hung-task report (zero: never reported).</summary>
+    public TimeSpan HungTaskTimeout
+    {
+        get => TimeSpan.FromTicks(Interlocked.Read(ref _hungTaskTimeoutTicks));
+        set => Interlocked.Exchange(ref _hungTaskTimeoutTicks, value.Ticks);
     }
 
     /// <summary>LAST_PKMAP.</summary>
@@ -119,12 +126,13 @@ internal sealed unsafe class PkmapPool : IDisposable
                 since ??= DateTime.UtcNow;
                 Monitor.Wait(_lock, TimeSpan.FromMilliseconds(50));
                 if (_dead) throw KernelLife.Dead();
-                if (!reported && DateTime.UtcNow - since.Value >= _hungTaskTimeout)
+                var timeout = HungTaskTimeout;
+                if (!reported && timeout > TimeSpan.Zero && DateTime.UtcNow - since.Value >= timeout)
                 {
                     reported = true;
                     _pa.Log.Err($"INFO: task {PageAllocator.TaskName()}:{Environment.CurrentManagedThreadId} blocked for more than " +
-                        $"{(int)_hungTaskTimeout.TotalSeconds} seconds.\n" +
-                        $"      Not tainted {_pa.Release} #1\n" +
+                        $"{(int)timeout.TotalSeconds} seconds.\n" +
+                        $"      {_pa.PrintTainted()} {_pa.Release} #1\n" +
                         "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.\n" +
                         $"task: waiting in kmap_high: all {_slots} pkmap slots are in use");
                 }

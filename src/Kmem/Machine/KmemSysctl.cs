@@ -21,11 +21,13 @@ public sealed class KmemSysctl
     private readonly CmaArea[] _cma;
     private readonly DeferredFree _deferredFree;
     private readonly DmaBufCore _dmaBufs;
+    private readonly Highmem.PkmapPool _pkmap;
     private readonly Lock _cmaLock = new();
     private TimeSpan _cmaBusyRetryWait;
 
-    internal KmemSysctl(PageAllocator pages, IEnumerable<CmaArea> cma, DeferredFree deferredFree, DmaBufCore dmaBufs)
+    internal KmemSysctl(PageAllocator pages, IEnumerable<CmaArea> cma, DeferredFree deferredFree, DmaBufCore dmaBufs, Highmem.PkmapPool pkmap)
     {
+        _pkmap = pkmap;
         _pages = pages;
         _cma = [.. cma];
         _deferredFree = deferredFree;
@@ -120,6 +122,25 @@ public sealed class KmemSysctl
         if (count < 0 || (long)_dmaBufs.PeekIno > long.MaxValue - count)
             throw Sysctl.Refuse(_pages.Log, "kmem.dmabuf_next_ino", $"skipping {count} inode numbers from {_dmaBufs.PeekIno}: the counter must stay in 0..{long.MaxValue}");
         _dmaBufs.SkipInodes(count);
+    }
+
+    /// <summary>
+    /// <c>kmem.hung_task_timeout</c> (the kernel's <c>kernel.hung_task_timeout_secs</c>; default 120 s,
+    /// CONFIG_DEFAULT_HUNG_TASK_TIMEOUT): how long a task may sleep in kmap() waiting for a pkmap slot before the
+    /// hung-task report ("INFO: task … blocked for more than N seconds.") is logged; it keeps waiting. Zero turns the
+    /// report off, as writing 0 to the kernel's file does.
+    /// </summary>
+    /// <exception cref="SysctlException">The value is negative or more than a day.</exception>
+    public TimeSpan HungTaskTimeout
+    {
+        get => Life.Live(_pkmap.HungTaskTimeout);
+        set
+        {
+            Life.ThrowIfDead();
+            if (value < TimeSpan.Zero || value > TimeSpan.FromDays(1))
+                throw Sysctl.Refuse(_pages.Log, "kmem.hung_task_timeout", FormattableString.Invariant($"{value.TotalSeconds} s is outside 0..86400 s"));
+            _pkmap.HungTaskTimeout = value;
+        }
     }
 
     private void CheckWait(string key, TimeSpan value)

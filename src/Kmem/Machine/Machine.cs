@@ -107,7 +107,7 @@ public sealed partial class Machine : IDisposable
             IoremapRegisterWindows(profile);
             DmaViews.Register(ProcFs, Dma, Devices.Values);
             InitDmaBuf(profile);
-            _sysctl = new Sysctl(Pages, (long)(profile.TotalRam / 4 / 1024), layout.CmaAreas, _deferredFree, _dmaBufs);
+            _sysctl = new Sysctl(Pages, (long)(profile.TotalRam / 4 / 1024), layout.CmaAreas, _deferredFree, _dmaBufs, _kmaps.Pool);
             Kernel = new KernelContext(FactsOf(profile), Log, Life, _proc, Pages, Slab, Dma, _vmalloc, _dmaBufs);
             _rtnetParams = RtnetParamsFor(cmdline);
             _metrics = new KmemMetrics(Pages, Slab, profile.Name, Id);

@@ -40,11 +40,12 @@ public sealed class Sysctl
     private readonly VmSysctl _vm;
     private readonly KmemSysctl _kmem;
 
-    internal Sysctl(PageAllocator pages, long maxMinFreeKbytes, IEnumerable<CmaArea> cma, DeferredFree deferredFree, DmaBufCore dmaBufs)
+    internal Sysctl(PageAllocator pages, long maxMinFreeKbytes, IEnumerable<CmaArea> cma, DeferredFree deferredFree, DmaBufCore dmaBufs,
+        Highmem.PkmapPool pkmap)
     {
         _life = pages.Life;
         _vm = new VmSysctl(pages, maxMinFreeKbytes);
-        _kmem = new KmemSysctl(pages, cma, deferredFree, dmaBufs);
+        _kmem = new KmemSysctl(pages, cma, deferredFree, dmaBufs, pkmap);
     }
 
     /// <summary>The kernel's virtual-memory sysctls (<c>/proc/sys/vm</c>): <c>vm.min_free_kbytes</c> and the ones Kmem shows read-only.</summary>
