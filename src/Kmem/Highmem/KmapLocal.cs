@@ -292,19 +292,7 @@ internal sealed unsafe class KmapLocal : IDisposable
         return sb.ToString();
     }
 
-    /// <summary>BUG(): the cut-here block with "kernel BUG at", the stack and the taint.</summary>
-    private void Bug(string where, string what)
-    {
-        _pa.AddTaint(PageAllocator.TaintDie);
-        var sb = new StringBuilder();
-        sb.Append("------------[ cut here ]------------\n");
-        sb.Append($"kernel BUG at {where}!\n");
-        sb.Append(what).Append('\n');
-        sb.Append("Modules linked in:\n");
-        _pa.DumpStack(sb);
-        sb.Append("---[ end trace 0000000000000000 ]---\n");
-        _pa.Log.Printk(LogLevel.Emerg, sb.ToString());
-    }
+    private void Bug(string where, string what) => _pa.Bug(where, what);
 
     // ================================================================== teardown
 

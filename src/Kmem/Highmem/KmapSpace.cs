@@ -53,15 +53,7 @@ internal sealed class KmapSpace : IDisposable
     {
         if (idx < _pa.HighStartIdx) return;
         if (Pool.Unmap(idx, out string problem)) return;
-        var sb = new StringBuilder();
-        sb.Append("------------[ cut here ]------------\n");
-        sb.Append("kernel BUG at mm/highmem.c!\n");
-        sb.Append($"{problem} (pfn 0x{_pa.BasePfn + (ulong)idx:x})\n");
-        sb.Append("Modules linked in:\n");
-        _pa.DumpStack(sb);
-        sb.Append("---[ end trace 0000000000000000 ]---\n");
-        _pa.AddTaint(PageAllocator.TaintDie);
-        _pa.Log.Printk(LogLevel.Emerg, sb.ToString());
+        _pa.Bug("mm/highmem.c", $"{problem} (pfn 0x{_pa.BasePfn + (ulong)idx:x})");
         throw new HighMemException(HighMemError.NotMapped, $"kunmap(pfn 0x{_pa.BasePfn + (ulong)idx:x}): {problem}; nothing was unmapped");
     }
 

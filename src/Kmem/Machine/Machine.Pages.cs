@@ -71,15 +71,8 @@ public sealed partial class Machine
     private HighMemException GetFreePagesHighMem(Gfp gfp)
     {
         ThrowIfDisposed();
-        var sb = new System.Text.StringBuilder();
-        sb.Append("------------[ cut here ]------------\n");
-        sb.Append("kernel BUG at mm/page_alloc.c!\n");
-        sb.Append($"VM_BUG_ON((gfp_mask & __GFP_HIGHMEM) != 0) in __get_free_pages, gfp_mask={GfpFlags.Format(gfp)}: its address cannot represent a HighMem page\n");
-        sb.Append("Modules linked in:\n");
-        Pages.DumpStack(sb);
-        sb.Append("---[ end trace 0000000000000000 ]---\n");
-        Pages.AddTaint(PageAllocator.TaintDie);
-        Log.Printk(LogLevel.Emerg, sb.ToString());
+        Pages.Bug("mm/page_alloc.c",
+            $"VM_BUG_ON((gfp_mask & __GFP_HIGHMEM) != 0) in __get_free_pages, gfp_mask={GfpFlags.Format(gfp)}: its address cannot represent a HighMem page");
         return new HighMemException(HighMemError.NoLinearAddress,
             $"__get_free_pages({GfpFlags.Format(gfp)}): __GFP_HIGHMEM is a bug before Linux 4.19 (it is masked from then on); nothing was allocated");
     }

@@ -95,6 +95,23 @@ internal sealed unsafe partial class PageAllocator
         Warn(warning);
     }
 
+    /// <summary>
+    /// BUG(): the cut-here block with "kernel BUG at <paramref name="where"/>!", what went wrong, the stack and the taint
+    /// (D), at KERN_EMERG. Kmem refuses the call instead of dying: the caller throws after this.
+    /// </summary>
+    public void Bug(string where, string what)
+    {
+        AddTaint(TaintDie);
+        var sb = new StringBuilder();
+        sb.Append("------------[ cut here ]------------\n");
+        sb.Append($"kernel BUG at {where}!\n");
+        sb.Append(what).Append('\n');
+        sb.Append("Modules linked in:\n");
+        DumpStack(sb);
+        sb.Append("---[ end trace 0000000000000000 ]---\n");
+        _log.Printk(LogLevel.Emerg, sb.ToString());
+    }
+
     /// <summary>WARN(1, ...): the cut-here block with the warning, the stack and the taint.</summary>
     public void Warn(string warning)
     {
