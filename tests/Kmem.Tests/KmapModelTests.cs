@@ -11,6 +11,8 @@ public class KmapModelTests
         public readonly Dictionary<int, int> Users = [];            // kmap() references per page
         public readonly Dictionary<int, nint> PoolAddress = [];     // the kmap() address while users > 0
         public readonly List<(int Page, bool Atomic, nint Address)> Stack = [];
+        /// <summary>ARM from 5.11: kmap_local/kmap_atomic served from the page's pkmap slot (kmap_high_get), any order.</summary>
+        public readonly List<(int Page, bool Atomic)> PoolGets = [];
         public int Atomic;
         public readonly Dictionary<int, ulong> Tag = [];
     }
@@ -23,15 +25,17 @@ public class KmapModelTests
     [InlineData(2, "5.15")]
     [InlineData(3, "6.6")]
     [InlineData(4, "5.10")]
-    public void Random_kmap_usage_matches_the_model(int seed, string version)
+    [InlineData(5, "5.15", "i386")]
+    public void Random_kmap_usage_matches_the_model(int seed, string version, string arch = "arm")
     {
         int steps = int.TryParse(Environment.GetEnvironmentVariable("KMAP_MODEL_STEPS"), out int n) ? n : 20000;
-        using var m = KmapTests.HighBoard(version);
+        using var m = KmapTests.HighBoard(version, arch);
         bool hasLocal = version != "5.10";
+        bool highGet = arch == "arm" && hasLocal;   // arch_kmap_local_high_get()
         int depthLimit = m.Kmaps.Local.MaxDepth;
         var rnd = new Random(seed);
         var pages = new List<Page>();
-        for (int i = 0; i < 700; i++) pages.Add(m.AllocPage(Gfp.HighUser));
+        for (int i = 0; i < m.Kmaps.Pool.Slots + 200; i++) pages.Add(m.AllocPage(Gfp.HighUser));   // more than the pool holds
         for (int i = 0; i < 16; i++) pages.Add(m.AllocPage(Gfp.Kernel));
         var model = new Model();
         bool High(int i) => m.PageHighMem(pages[i]);
@@ -54,16 +58,38 @@ public class KmapModelTests
         }
         void CheckTag(int i, nint a, string what) =>
             Assert.True(Read(a) == model.Tag[i], $"step {what}: page {i} read {Read(a)}, model says {model.Tag[i]}");
+        void UndoUnstackedAtomic()
+        {
+            m.KunmapAtomic(m.PageAddress(pages[^1]));
+            model.Atomic--;
+            if (model.Atomic - model.Stack.Count(e => e.Atomic) < model.PoolGets.Count(e => e.Atomic))
+            {
+                // it was a pkmap-served one's preempt count: that mapping is now undone by kunmap_local()
+                int f = model.PoolGets.FindIndex(e => e.Atomic);
+                model.PoolGets[f] = (model.PoolGets[f].Page, false);
+            }
+        }
+        void PoolGet(int i, nint a, nint slot, bool atomic)
+        {
+            Assert.Equal(slot, a);                                // kmap_high_get(): the slot's own address, one more user
+            model.Users[i] = Users(i) + 1;
+            model.PoolAddress[i] = a;
+            model.PoolGets.Add((i, atomic));
+        }
 
         for (int step = 0; step < steps; step++)
         {
             int op = rnd.Next(100);
             int i = rnd.Next(pages.Count);
             string what = $"{step} op {op} page {i}";
+            if (Environment.GetEnvironmentVariable("KMAP_MODEL_TRACE") == "1")
+                Console.Error.WriteLine($"{what}: model atomic {model.Atomic} stack {model.Stack.Count} gets {model.PoolGets.Count} atomic entries {model.Stack.Count(e => e.Atomic) + model.PoolGets.Count(e => e.Atomic)} | real {State()}");
             if (op < 22)
             {
                 // kmap
                 if (model.Atomic > 0) { Expect(HighMemError.AtomicContext, () => m.Kmap(pages[i]), what); continue; }
+                // Keep the pages held below the pool's size: one thread holding every slot would sleep in kmap() for good.
+                if (High(i) && Users(i) == 0 && model.Users.Count(kv => kv.Value > 0) >= m.Kmaps.Pool.Slots - 32) continue;
                 nint a = m.Kmap(pages[i]);
                 CheckTag(i, a, what);
                 if (!High(i)) { Assert.Equal(m.PageAddress(pages[i]), a); continue; }
@@ -80,39 +106,54 @@ public class KmapModelTests
                 if (Users(i) == 0) { Expect(HighMemError.NotMapped, () => m.Kunmap(pages[i]), what); continue; }
                 m.Kunmap(pages[i]);
                 model.Users[i]--;
+                // kunmap() drops any reference of the slot: when only kmap_high_get() ones were left, one of them is gone.
+                if (model.Users[i] < model.PoolGets.Count(e => e.Page == i))
+                    model.PoolGets.RemoveAt(model.PoolGets.FindIndex(e => e.Page == i && !e.Atomic) is int f and >= 0 ? f : model.PoolGets.FindIndex(e => e.Page == i));
             }
             else if (op < 52)
             {
                 // kmap_local_page
                 if (!hasLocal) { Expect(HighMemError.NotInRelease, () => m.KmapLocalPage(pages[i]), what); continue; }
-                if (High(i) && model.Stack.Count == depthLimit) { Expect(HighMemError.StackOverflow, () => m.KmapLocalPage(pages[i]), what); continue; }
+                nint slot = highGet && High(i) ? m.PageAddress(pages[i]) : 0;
+                if (High(i) && slot == 0 && model.Stack.Count == depthLimit) { Expect(HighMemError.StackOverflow, () => m.KmapLocalPage(pages[i]), what); continue; }
                 nint a = m.KmapLocalPage(pages[i]);
                 CheckTag(i, a, what);
-                if (High(i)) model.Stack.Add((i, false, a));
+                if (slot != 0) PoolGet(i, a, slot, atomic: false);
+                else if (High(i)) model.Stack.Add((i, false, a));
             }
             else if (op < 56)
             {
                 // kmap_atomic
-                if (High(i) && model.Stack.Count == depthLimit) { Expect(HighMemError.StackOverflow, () => m.KmapAtomic(pages[i]), what); continue; }
+                nint slot = highGet && High(i) ? m.PageAddress(pages[i]) : 0;
+                if (High(i) && slot == 0 && model.Stack.Count == depthLimit) { Expect(HighMemError.StackOverflow, () => m.KmapAtomic(pages[i]), what); continue; }
                 nint a = m.KmapAtomic(pages[i]);
                 CheckTag(i, a, what);
-                if (High(i)) model.Stack.Add((i, true, a));
+                if (slot != 0) PoolGet(i, a, slot, atomic: true);
+                else if (High(i)) model.Stack.Add((i, true, a));
                 model.Atomic++;
             }
             else if (op < 86)
             {
                 // undo: mostly the top entry with the right call; sometimes a wrong entry or the wrong call
-                int lowAtomics = model.Atomic - model.Stack.Count(e => e.Atomic);
-                if (lowAtomics > 0 && rnd.Next(2) == 0)
+                if (model.PoolGets.Count > 0 && rnd.Next(3) == 0)
                 {
-                    m.KunmapAtomic(m.PageAddress(pages[^1]));   // a lowmem kmap_atomic: no stack entry, any order
-                    model.Atomic--;
+                    // a mapping served from a pkmap slot: undone in any order, its reference dropped
+                    int g = rnd.Next(model.PoolGets.Count);
+                    var (pg, atomic) = model.PoolGets[g];
+                    nint at = model.PoolAddress[pg] + rnd.Next(4096);
+                    if (atomic) { m.KunmapAtomic(at); model.Atomic--; }
+                    else m.KunmapLocal(at);
+                    model.PoolGets.RemoveAt(g);
+                    model.Users[pg]--;
                     continue;
                 }
+                // kmap_atomic()s without a stack entry (lowmem pages, and ARM's pkmap-served ones): a lowmem address undoes any.
+                int lowAtomics = model.Atomic - model.Stack.Count(e => e.Atomic);
+                if (lowAtomics > 0 && rnd.Next(2) == 0) { UndoUnstackedAtomic(); continue; }
                 if (model.Stack.Count == 0)
                 {
-                    if (model.Atomic > 0) { m.KunmapAtomic(m.PageAddress(pages[^1])); model.Atomic--; }   // a lowmem kmap_atomic
-                    else Expect(HighMemError.Unbalanced, () => m.KunmapAtomic(m.PageAddress(pages[^1])), what);
+                    if (lowAtomics > 0) UndoUnstackedAtomic();
+                    else Expect(HighMemError.Unbalanced, () => m.KunmapAtomic(m.PageAddress(pages[^1])), what);   // none to undo
                     continue;
                 }
                 int pick = rnd.Next(6) == 0 ? rnd.Next(model.Stack.Count) : model.Stack.Count - 1;
@@ -121,6 +162,7 @@ public class KmapModelTests
                 nint addr = e.Address + rnd.Next(4096);
                 bool top = pick == model.Stack.Count - 1;
                 bool sameAddressAsTop = e.Address == model.Stack[^1].Address;
+                if (!asAtomic && !hasLocal) { Expect(HighMemError.NotInRelease, () => m.KunmapLocal(addr), what); continue; }
                 if (asAtomic && model.Atomic == 0) { Expect(HighMemError.Unbalanced, () => m.KunmapAtomic(addr), what); continue; }
                 if (!top && !sameAddressAsTop)
                 {
@@ -159,6 +201,12 @@ public class KmapModelTests
             Assert.Equal(model.Atomic, m.Kmaps.Local.AtomicDepth);
         }
         // Unwind, and the pool and stack are empty again.
+        foreach (var (pg, atomic) in model.PoolGets)
+        {
+            if (atomic) { m.KunmapAtomic(model.PoolAddress[pg]); model.Atomic--; }
+            else m.KunmapLocal(model.PoolAddress[pg]);
+            model.Users[pg]--;
+        }
         for (int k = model.Stack.Count - 1; k >= 0; k--)
         {
             if (model.Stack[k].Atomic) { m.KunmapAtomic(model.Stack[k].Address); model.Atomic--; }

@@ -17,7 +17,7 @@ public enum HighMemError
     Unbalanced,
     /// <summary>The modelled release does not have the call (kmap_local_page before 5.11).</summary>
     NotInRelease,
-    /// <summary>A HighMem page where only a linear-map address will do (__get_free_pages(__GFP_HIGHMEM) before 4.16, a span over a HighMem page).</summary>
+    /// <summary>A HighMem page where only a linear-map address will do (__get_free_pages(__GFP_HIGHMEM) before 4.19, a span over a HighMem page).</summary>
     NoLinearAddress,
 }
 

@@ -303,7 +303,7 @@ internal sealed unsafe partial class DmaMapper
         while (left > 0)
         {
             // __iommu_dma_alloc_pages(): the largest block that fits (here up to 2 MiB, the usual IOMMU large page), quietly.
-            // "IOMMU can map any pages, so himem can also be used here": gfp |= __GFP_NOWARN | __GFP_HIGHMEM
+            // an IOMMU reaches every page, so the buffer may come from HighMem too: the kernel ORs in __GFP_NOWARN and __GFP_HIGHMEM
             // (drivers/iommu/dma-iommu.c; arch/arm/mm/dma-mapping.c __iommu_alloc_buffer() alike, 4.19 and 5.10).
             int order = Math.Min(System.Numerics.BitOperations.Log2((uint)left), Math.Min(9, _pa.MaxOrder - 1));
             int idx = -1;

@@ -20,6 +20,17 @@ internal sealed record HighmemSettings
     /// <summary>True from Linux 5.11, where kmap_local_page() exists.</summary>
     public required bool HasKmapLocal { get; init; }
 
+    /// <summary>
+    /// ARM from 5.11 (ARCH_NEEDS_KMAP_HIGH_GET without DEBUG_HIGHMEM): kmap_local_page()/kmap_atomic() of a page that
+    /// already has a pkmap slot take another reference on it (kmap_high_get()) instead of a stack entry, and undoing
+    /// such an address drops it (kmap_high_unmap_local()). Before 5.11 ARM did so only on VIVT caches (ARMv5 and
+    /// older), which no Kmem profile models.
+    /// </summary>
+    public bool KmapHighGet { get; init; }
+
+    /// <summary>The architecture's kunmap_atomic() before 5.11, as reports name it: <c>__kunmap_atomic</c>, <c>kunmap_atomic_high</c> from 5.8.</summary>
+    public string ArchUnmapFunction { get; init; } = "__kunmap_atomic";
+
     /// <summary>The memfd of the machine's DRAM (frames are mapped from it), or -1 where memory cannot be remapped.</summary>
     public required int Fd { get; init; }
 

@@ -19,23 +19,29 @@ internal sealed unsafe class KmapLocal : IDisposable
     public const int WindowPages = 32;
 
     private readonly PageAllocator _pa;
+    private readonly PkmapPool _pool;
+    private readonly bool _highGet;
     private readonly int _fd;
     private readonly int _maxDepth;
     private readonly bool _hasLocal;
     private readonly string _archFile;
+    private readonly string _archUnmap;
     private readonly nint _linear;
     private readonly ulong _linearBytes;
     private readonly ThreadLocal<KmapThread> _threads;
     private readonly List<KmapThread> _all = [];
     private int _released;
 
-    public KmapLocal(PageAllocator pa, HighmemSettings settings, string archFile)
+    public KmapLocal(PageAllocator pa, PkmapPool pool, HighmemSettings settings, string archFile)
     {
         _pa = pa;
+        _pool = pool;
+        _highGet = settings.KmapHighGet;
         _fd = settings.Fd;
         _maxDepth = settings.StackDepth;
         _hasLocal = settings.HasKmapLocal;
         _archFile = archFile;
+        _archUnmap = settings.ArchUnmapFunction;
         _linear = pa.IdxToVirt(0);
         _linearBytes = pa.LinearBytes;
         _threads = new ThreadLocal<KmapThread>(NewThread);
@@ -65,6 +71,11 @@ internal sealed unsafe class KmapLocal : IDisposable
         public int Depth;
         /// <summary>kmap_atomic() calls not yet undone: preempt_disable() + pagefault_disable() (lowmem ones too).</summary>
         public int Atomic;
+        /// <summary>
+        /// Those of <see cref="Atomic"/> without a stack entry: a lowmem page's, or (ARM from 5.11) one served from a pkmap
+        /// slot. A lowmem or pkmap address undoes one of them, never a stacked one.
+        /// </summary>
+        public int LowAtomic;
         /// <summary>The frame each window page shows, or -1.</summary>
         public readonly int[] Frame = Filled(WindowPages, -1);
         /// <summary>How many stack entries use each window page.</summary>
@@ -90,6 +101,7 @@ internal sealed unsafe class KmapLocal : IDisposable
                 if (old.Owner.IsAlive || old.Depth != 0) continue;
                 old.Owner = Thread.CurrentThread;
                 old.Atomic = 0;
+                old.LowAtomic = 0;
                 return old;
             }
             nint window = 0;
@@ -118,7 +130,7 @@ internal sealed unsafe class KmapLocal : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint MapLocal(int idx)
     {
-        if (!_hasLocal) throw NotInRelease();
+        if (!_hasLocal) throw NotInRelease("kmap_local_page");
         if (idx < _pa.HighStartIdx) return _pa.IdxToVirt(idx);
         return Push(_threads.Value!, idx, atomic: false);
     }
@@ -132,16 +144,21 @@ internal sealed unsafe class KmapLocal : IDisposable
         if (idx < _pa.HighStartIdx)
         {
             t.Atomic++;
+            t.LowAtomic++;
             return _pa.IdxToVirt(idx);
         }
+        int depth = t.Depth;
         nint a = Push(t, idx, atomic: true);
         t.Atomic++;
+        if (t.Depth == depth) t.LowAtomic++;   // served from a pkmap slot: no stack entry
         return a;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private nint Push(KmapThread t, int idx, bool atomic)
     {
+        // ARM from 5.11: a page with a pkmap slot is served from it (arch_kmap_local_high_get(), mm/highmem.c).
+        if (_highGet && _pool.MaybeMapped(idx) && _pool.TryGet(idx, out nint pkmap)) return pkmap;
         int d = t.Depth;
         if ((uint)d >= (uint)_maxDepth) throw Overflow(t, atomic);
         nint address;
@@ -191,11 +208,12 @@ internal sealed unsafe class KmapLocal : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void UnmapLocal(nint address)
     {
+        if (!_hasLocal) throw NotInRelease("kunmap_local");
         if (IsLowmem(address)) return;
         var t = _threads.Value!;
         int d = t.Depth - 1;
-        if (d < 0 || t.Address[d] != (address & ~(nint)(PhysicalMemory.PageSize - 1)) || t.IsAtomic[d]) throw BadUnmap(t, address, atomic: false);
-        Pop(t, d);
+        if (d < 0 || t.Address[d] != (address & ~(nint)(PhysicalMemory.PageSize - 1)) || t.IsAtomic[d]) UnmapOther(t, address, atomic: false);
+        else Pop(t, d);
     }
 
     /// <summary>kunmap_atomic(): undoes the most recent kmap_atomic(), then preemption and page faults are on again.</summary>
@@ -205,13 +223,40 @@ internal sealed unsafe class KmapLocal : IDisposable
     {
         var t = _threads.Value!;
         if (t.Atomic == 0) throw BadUnmap(t, address, atomic: true);
-        if (!IsLowmem(address))
+        if (IsLowmem(address))
+        {
+            // A lowmem kmap_atomic() has no stack entry; without one outstanding this would undo a HighMem one's
+            // preempt_disable() and leave its entry on the stack for good.
+            if (t.LowAtomic == 0) throw BadUnmap(t, address, atomic: true);
+            t.LowAtomic--;
+        }
+        else
         {
             int d = t.Depth - 1;
-            if (d < 0 || t.Address[d] != (address & ~(nint)(PhysicalMemory.PageSize - 1)) || !t.IsAtomic[d]) throw BadUnmap(t, address, atomic: true);
-            Pop(t, d);
+            if (d >= 0 && t.Address[d] == (address & ~(nint)(PhysicalMemory.PageSize - 1)) && t.IsAtomic[d]) Pop(t, d);
+            else
+            {
+                if (t.LowAtomic == 0 && _highGet && _pool.FrameAt(address) >= 0) throw BadUnmap(t, address, atomic: true);
+                UnmapOther(t, address, atomic: true);
+                t.LowAtomic--;
+            }
         }
         t.Atomic--;
+    }
+
+    /// <summary>
+    /// An address that is not the top of the stack: on ARM from 5.11 a pkmap address that kmap_high_get() gave out drops
+    /// its reference (kmap_high_unmap_local(), then kunmap_high()); anything else is refused with its report.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void UnmapOther(KmapThread t, nint address, bool atomic)
+    {
+        if (_highGet && _pool.FrameAt(address) is int frame and >= 0)
+        {
+            _pool.Kunmap(frame);
+            return;
+        }
+        throw BadUnmap(t, address, atomic);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -227,9 +272,9 @@ internal sealed unsafe class KmapLocal : IDisposable
 
     // ================================================================== reports
 
-    private HighMemException NotInRelease()
+    private HighMemException NotInRelease(string call)
     {
-        string m = $"kmap_local_page() does not exist in Linux {_pa.Release}: it came with 5.11; use kmap_atomic() or kmap()";
+        string m = $"{call}() does not exist in Linux {_pa.Release}: it came with 5.11; use kmap_atomic() or kmap()";
         _pa.Log.Err($"kmem: {m}");
         return new HighMemException(HighMemError.NotInRelease, m);
     }
@@ -258,6 +303,12 @@ internal sealed unsafe class KmapLocal : IDisposable
             error = HighMemError.Unbalanced;
             what = $"{call}(0x{address:x}) with no kmap_atomic() outstanding (preempt count underflow)";
         }
+        else if (atomic && (IsLowmem(address) || _pool.Contains(address)))
+        {
+            error = HighMemError.Unbalanced;
+            what = $"{call}(0x{address:x}) of a {(IsLowmem(address) ? "lowmem" : "pkmap")} address with no such kmap_atomic() outstanding: the " +
+                   (d >= 0 ? $"outstanding ones are HighMem mappings, undo the most recent, 0x{t.Address[d]:x}" : "outstanding ones hold pkmap slots");
+        }
         else if (at < 0)
         {
             error = HighMemError.NotMapped;
@@ -276,7 +327,7 @@ internal sealed unsafe class KmapLocal : IDisposable
                 : $"kunmap_atomic(0x{address:x}) of a kmap_local_page() mapping: use kunmap_local()";
         }
         if (_hasLocal) _pa.Warn($"WARNING: CPU: {_pa.CurrentCpu()} PID: {Environment.CurrentManagedThreadId} at mm/highmem.c kunmap_local_indexed\n{what}{StackText(t)}");
-        else Bug(_archFile, "kunmap_atomic_high: " + what + StackText(t));
+        else Bug(_archFile, _archUnmap + ": " + what + StackText(t));
         return new HighMemException(error, what + "; nothing was unmapped");
     }
 

@@ -17,7 +17,7 @@ internal sealed class KmapSpace : IDisposable
         _pa = pa;
         Settings = settings;
         Pool = new PkmapPool(pa, settings);
-        Local = new KmapLocal(pa, settings, archFile);
+        Local = new KmapLocal(pa, Pool, settings, archFile);
     }
 
     public HighmemSettings Settings { get; }
@@ -52,9 +52,7 @@ internal sealed class KmapSpace : IDisposable
     public void Kunmap(int idx)
     {
         if (idx < _pa.HighStartIdx) return;
-        if (Pool.Unmap(idx, out string problem)) return;
-        _pa.Bug("mm/highmem.c", $"{problem} (pfn 0x{_pa.BasePfn + (ulong)idx:x})");
-        throw new HighMemException(HighMemError.NotMapped, $"kunmap(pfn 0x{_pa.BasePfn + (ulong)idx:x}): {problem}; nothing was unmapped");
+        Pool.Kunmap(idx);
     }
 
     /// <summary>__might_sleep(): the report of a sleeping call in atomic context, and the refusal.</summary>

@@ -26,6 +26,8 @@ internal sealed unsafe class PkmapPool : IDisposable
     private readonly int[] _frame;
     /// <summary>page_address_htable: the slot of each mapped frame (capacity fixed at LAST_PKMAP: adding allocates nothing).</summary>
     private readonly Dictionary<int, int> _slotOf;
+    /// <summary>One bit a frame, set while it has a slot: a lock-free "maybe" for <see cref="TryGet"/>'s callers.</summary>
+    private readonly int[] _hasSlot;
     /// <summary>kmap_lock (a spinlock in the kernel; sleepers wait on pkmap_map_wait, here the monitor of this object).</summary>
     private readonly object _lock = new();
     private readonly nint _window;
@@ -46,6 +48,7 @@ internal sealed unsafe class PkmapPool : IDisposable
         _frame = new int[_slots];
         Array.Fill(_frame, -1);
         _slotOf = new Dictionary<int, int>(_slots);
+        _hasSlot = new int[(pa.Frames.Count + 31) / 32];
         if (_fd >= 0)
         {
             // The window: LAST_PKMAP pages of address space, reserved and inaccessible until a slot is mapped.
@@ -76,10 +79,15 @@ internal sealed unsafe class PkmapPool : IDisposable
     /// kmap_high(): the frame's address in the pool, mapping it into a free slot when it has none (flushing the unused
     /// slots when the search wraps, sleeping while every slot is in use). Takes one reference on the slot.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The machine is shut down (or shuts down while the caller sleeps).</exception>
     public nint Map(int idx)
     {
+        // Counted in the machine's life: the memfd stays open until the mapping is made, and shutdown waits for this call
+        // (it wakes a sleeper first, which then fails).
+        using var life = _pa.Life.Enter();
         lock (_lock)
         {
+            if (_dead) throw KernelLife.Dead();
             _maps++;
             if (!_slotOf.TryGetValue(idx, out int nr))
             {
@@ -124,11 +132,12 @@ internal sealed unsafe class PkmapPool : IDisposable
             try
             {
                 since ??= DateTime.UtcNow;
-                Monitor.Wait(_lock, TimeSpan.FromMilliseconds(50));
-                if (_dead) throw KernelLife.Dead();
-                var timeout = HungTaskTimeout;
-                if (!reported && timeout > TimeSpan.Zero && DateTime.UtcNow - since.Value >= timeout)
+                // Until kunmap() pulses; the timed waits only look for shutdown and the hung-task deadline.
+                while (!Monitor.Wait(_lock, TimeSpan.FromMilliseconds(50)))
                 {
+                    if (_dead) throw KernelLife.Dead();
+                    var timeout = HungTaskTimeout;
+                    if (reported || timeout <= TimeSpan.Zero || DateTime.UtcNow - since.Value < timeout) continue;
                     reported = true;
                     _pa.Log.Err($"INFO: task {PageAllocator.TaskName()}:{Environment.CurrentManagedThreadId} blocked for more than " +
                         $"{(int)timeout.TotalSeconds} seconds.\n" +
@@ -136,6 +145,7 @@ internal sealed unsafe class PkmapPool : IDisposable
                         "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.\n" +
                         $"task: waiting in kmap_high: all {_slots} pkmap slots are in use");
                 }
+                if (_dead) throw KernelLife.Dead();
             }
             finally { _sleeping--; }
             if (_slotOf.ContainsKey(idx)) return -1;
@@ -145,6 +155,7 @@ internal sealed unsafe class PkmapPool : IDisposable
         _count[nr] = 1;
         _frame[nr] = idx;
         _slotOf[idx] = nr;
+        Interlocked.Or(ref _hasSlot[idx >> 5], 1 << (idx & 31));
         _newMappings++;
         return nr;
     }
@@ -176,6 +187,7 @@ internal sealed unsafe class PkmapPool : IDisposable
                 int nr = i + run;
                 _count[nr] = 0;
                 _slotOf.Remove(_frame[nr]);
+                Interlocked.And(ref _hasSlot[_frame[nr] >> 5], ~(1 << (_frame[nr] & 31)));
                 _frame[nr] = -1;
                 _unmapped++;
                 run++;
@@ -208,6 +220,37 @@ internal sealed unsafe class PkmapPool : IDisposable
             problem = "";
             return true;
         }
+    }
+
+    /// <summary>True when the frame may have a slot (exact under the lock; a clear bit means no slot).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public bool MaybeMapped(int idx) => (Volatile.Read(ref _hasSlot[idx >> 5]) & (1 << (idx & 31))) != 0;
+
+    /// <summary>
+    /// kmap_high_get(): when the frame has a slot (in use or lazily kept), one more reference on it and its address;
+    /// else false and nothing changes.
+    /// </summary>
+    public bool TryGet(int idx, out nint address)
+    {
+        lock (_lock)
+        {
+            if (!_slotOf.TryGetValue(idx, out int nr)) { address = 0; return false; }
+            _maps++;
+            _hits++;
+            _count[nr]++;
+            address = _native ? _pa.IdxToVirt(idx) : SlotAddress(nr);
+            return true;
+        }
+    }
+
+    /// <summary>kunmap_high(): <see cref="Unmap"/>, or the kernel's BUG report and a refusal (nothing changed).</summary>
+    /// <exception cref="HighMemException">The frame has no slot or no user left.</exception>
+    public void Kunmap(int idx)
+    {
+        if (Unmap(idx, out string problem)) return;
+        string pfn = $"pfn 0x{_pa.BasePfn + (ulong)idx:x}";
+        _pa.Bug("mm/highmem.c", $"{problem} ({pfn})");
+        throw new HighMemException(HighMemError.NotMapped, $"kunmap({pfn}): {problem}; nothing was unmapped");
     }
 
     /// <summary>page_address() of a HighMem frame: its pool address while it has a slot (used or lazily kept), else 0.</summary>

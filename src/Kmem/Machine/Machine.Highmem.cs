@@ -20,6 +20,11 @@ public sealed partial class Machine
         // KM_MAX_IDX from 5.11 (mm/highmem.c); KM_TYPE_NR before: arm 16 (asm/kmap_types.h), x86 20 (asm-generic/kmap_types.h).
         StackDepth = p.Version.IsAtLeast(5, 11) || p.Arch != Arch.I386 ? 16 : 20,
         HasKmapLocal = p.Version.IsAtLeast(5, 11),
+        // The kmap consolidation of 5.8 (Ira Weiny's series) renamed the arch hook __kunmap_atomic() to kunmap_atomic_high().
+        ArchUnmapFunction = p.Version.IsAtLeast(5, 8) ? "kunmap_atomic_high" : "__kunmap_atomic",
+        // arch/arm/include/asm/highmem.h: ARCH_NEEDS_KMAP_HIGH_GET (every ARM but SMP with the v6 TLB, which no profile models);
+        // from 5.11 arch_kmap_local_high_get() uses it unless DEBUG_HIGHMEM; before, arm's kmap_atomic() only on VIVT caches.
+        KmapHighGet = p.Arch == Arch.Arm && p.Version.IsAtLeast(5, 11),
         // Without HighMem nothing is ever remapped: no window is reserved.
         Fd = _phys.IsFileBacked && Pages.HighStartIdx != int.MaxValue ? _phys.FileDescriptor : -1,
     }, p.Arch == Arch.I386 ? "arch/x86/mm/highmem_32.c" : "arch/arm/mm/highmem.c");

@@ -82,12 +82,9 @@ public static class Watermarks
             {
                 idx--;
                 var lower = zones[idx];
-                if (lower.Ratio < 1 || lower.Managed == 0)
-                {
-                    reserve[idx][j] = 0; // and the lower zone's pages are not accumulated
-                    continue;
-                }
-                reserve[idx][j] = managed / lower.Ratio;
+                // A ratio of 0 (HighMem, Movable) or an empty zone keeps no reserve, but its pages still count towards the
+                // reserves of the zones below it (4.19 and 5.10 setup_per_zone_lowmem_reserve() sum every zone in between).
+                reserve[idx][j] = lower.Ratio < 1 || lower.Managed == 0 ? 0 : managed / lower.Ratio;
                 managed += lower.Managed;
             }
         }
