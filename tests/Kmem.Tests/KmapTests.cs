@@ -344,6 +344,29 @@ public class KmapTests
     }
 
     [Fact]
+    public void Exited_threads_hand_their_windows_on_and_windows_share_reservations()
+    {
+        using var m = HighBoard();
+        var page = m.AllocPage(Gfp.HighUser);
+        void UseOnce() { nint a = m.KmapLocalPage(page); Write(a, 1); m.KunmapLocal(a); }
+        for (int i = 0; i < 40; i++)
+        {
+            var t = new Thread(UseOnce);
+            t.Start();
+            t.Join();
+        }
+        Assert.True(m.Kmaps.Local.Totals.Threads <= 2, $"{m.Kmaps.Local.Totals.Threads} windows for one live thread at a time");
+        using var barrier = new Barrier(20);
+        var live = Enumerable.Range(0, 20).Select(_ => new Thread(() => { UseOnce(); barrier.SignalAndWait(); })).ToList();
+        live.ForEach(t => t.Start());
+        live.ForEach(t => t.Join());
+        int windows = m.Kmaps.Local.Totals.Threads;
+        Assert.InRange(windows, 20, 22);
+        Assert.Equal((windows + 15) / 16, m.Kmaps.Local.Reservations);
+        m.FreePage(page);
+    }
+
+    [Fact]
     public void Kmap_racing_dispose_fails_only_with_ObjectDisposedException()
     {
         for (int round = 0; round < 20; round++)

@@ -30,6 +30,10 @@ internal sealed unsafe class KmapLocal : IDisposable
     private readonly ulong _linearBytes;
     private readonly ThreadLocal<KmapThread> _threads;
     private readonly List<KmapThread> _all = [];
+    /// <summary>The reservations the windows are cut from (under the lock of <see cref="_all"/>).</summary>
+    private readonly List<nint> _chunks = [];
+    private const int WindowsPerChunk = 16;
+    private const nuint ChunkBytes = (nuint)WindowsPerChunk * WindowPages << PhysicalMemory.PageShift;
     private int _released;
 
     public KmapLocal(PageAllocator pa, PkmapPool pool, HighmemSettings settings, string archFile)
@@ -55,6 +59,9 @@ internal sealed unsafe class KmapLocal : IDisposable
 
     /// <summary>HighMem mappings served by a thread's window as it was, over every thread.</summary>
     public long Hits { get { lock (_all) return _all.Sum(t => Volatile.Read(ref t.Hits)); } }
+
+    /// <summary>The address-space reservations the threads' windows are cut from.</summary>
+    public int Reservations { get { lock (_all) return _chunks.Count; } }
 
     /// <summary>Threads that have had a stack (a window), and the entries on their stacks now.</summary>
     public (int Threads, int Entries, int AtomicDepth) Totals
@@ -107,9 +114,16 @@ internal sealed unsafe class KmapLocal : IDisposable
             nint window = 0;
             if (_fd >= 0)
             {
-                window = Libc.Mmap(0, (nuint)WindowPages << PhysicalMemory.PageShift, Libc.ProtNone,
-                    Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
-                if (window == Libc.MapFailed) throw new OutOfMemoryException("kmap_local: cannot reserve the thread's window");
+                if (_released != 0) throw KernelLife.Dead();
+                // Windows come out of reservations of WindowsPerChunk threads each, so that a machine with many threads
+                // retires a few ranges at shutdown, not one a thread.
+                if (_all.Count % WindowsPerChunk == 0)
+                {
+                    nint chunk = Libc.Mmap(0, ChunkBytes, Libc.ProtNone, Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
+                    if (chunk == Libc.MapFailed) throw new OutOfMemoryException("kmap_local: cannot reserve the threads' windows");
+                    _chunks.Add(chunk);
+                }
+                window = _chunks[^1] + (nint)(_all.Count % WindowsPerChunk) * ((nint)WindowPages << PhysicalMemory.PageShift);
             }
             var t = new KmapThread(Thread.CurrentThread, window, _maxDepth);
             _all.Add(t);
@@ -356,14 +370,12 @@ internal sealed unsafe class KmapLocal : IDisposable
     private void Release(bool retire)
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
-        KmapThread[] all;
-        lock (_all) all = [.. _all];
-        nuint size = (nuint)WindowPages << PhysicalMemory.PageShift;
-        foreach (var t in all)
+        nint[] chunks;
+        lock (_all) chunks = [.. _chunks];
+        foreach (var c in chunks)
         {
-            if (t.Window == 0) continue;
-            if (retire) RetiredMappings.Retire(t.Window, size, size);
-            else Libc.Munmap(t.Window, size);
+            if (retire) RetiredMappings.Retire(c, ChunkBytes, ChunkBytes);
+            else Libc.Munmap(c, ChunkBytes);
         }
         if (!retire) _threads.Dispose();
     }
