@@ -209,11 +209,18 @@ internal sealed unsafe partial class SlabAllocator
         int order = SlabArch.GetOrder((long)size);
         // kmalloc_order(): from 5.9 ("mm, slab: check GFP_SLAB_BUG_MASK before alloc_pages in kmalloc_order",
         // 444050990db4) the zone bits a slab may not use are reported and dropped here too. Before, they went to
-        // alloc_pages(): a HighMem block came back, page_address() was NULL, and the pages were lost (the bug that
-        // commit fixed); Kmem does the same, the block staying allocated and counted.
+        // alloc_pages(): a HighMem block came back, page_address() was NULL, kmalloc() returned NULL and the pages were
+        // lost (the bug that commit fixed). Kmem returns NULL too, but reports it and gives the block back.
         if ((gfp & GfpFlags.SlabBugMask) != 0 && _largeChecksFlags) gfp = SlabCache.FixFlags(Pages, gfp);
         int idx = Pages.Alloc(gfp | Gfp.Comp, order);
         if (idx < 0) return 0;
+        if (Pages.IsHighMem(idx))
+        {
+            Pages.Free(idx, order, "kmalloc_order");
+            Pages.Log.Err($"kmalloc_order: {size} bytes with {GfpFlags.Format(gfp & GfpFlags.SlabBugMask)}: alloc_pages() gave a HighMem block, " +
+                "which has no address (page_address() is NULL): kmalloc() returns NULL; this kernel would lose the pages, Kmem frees them");
+            return 0;
+        }
         _frames[idx].KmallocMark = LargeKmallocMark;
         Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order);
         return Pages.LinearAddress(idx);
