@@ -77,36 +77,57 @@ public class KmapTests
         TestSupport.AssertConsistent(m);
     }
 
-    [Fact]
-    public void On_arm_from_5_11_kmap_local_of_a_kmapped_page_takes_its_pkmap_slot_not_a_stack_entry()
+    [Theory]
+    [InlineData("5.15")]
+    [InlineData("4.19")]
+    public void On_arm_a_kmapped_page_is_served_from_its_pkmap_slot_not_a_stack_entry(string version)
     {
-        using var m = HighBoard("5.15");
+        using var m = HighBoard(version);
+        bool local = version == "5.15";
         var page = m.AllocPage(Gfp.HighUser);
         int idx = page.PfnIndex(m);
         nint k = m.Kmap(page);
-        nint a = m.KmapLocalPage(page);           // arch_kmap_local_high_get(): kmap_high_get()
+        nint a = local ? m.KmapLocalPage(page) : m.KmapAtomic(page);   // kmap_high_get()
         nint b = m.KmapAtomic(page);
         Assert.Equal((k, k), (a, b));
         Assert.Equal(3, m.Kmaps.Pool.Users(idx));
-        Assert.Equal((0, 1), (m.Kmaps.Local.Depth, m.Kmaps.Local.AtomicDepth));
-        m.Kunmap(page);                           // any order: these references are the slot's, not the stack's
-        m.KunmapLocal(a);
+        Assert.Equal((0, local ? 1 : 2), (m.Kmaps.Local.Depth, m.Kmaps.Local.AtomicDepth));
+        // Each undone by its own call, in any order.
+        string State() => $"{m.Kmaps.Pool.State()} {m.Kmaps.Local.Depth}/{m.Kmaps.Local.AtomicDepth}";
+        m.Kunmap(page);
+        if (local) m.KunmapLocal(a); else m.KunmapAtomic(a);
         m.KunmapAtomic(b);
         Assert.Equal((0, 0), (m.Kmaps.Pool.Users(idx), m.Kmaps.Local.AtomicDepth));
-        // The slot is kept (count 1): kmap_local still finds it; one unmap too many is kunmap_high()'s BUG.
-        nint again = m.KmapLocalPage(page);
+        // The slot is kept (count 1): a new kmap_atomic still finds it; undoing it twice is refused the second time.
+        nint again = m.KmapAtomic(page);
         Assert.Equal(k, again);
-        m.KunmapLocal(again);
-        TestSupport.Rejected<HighMemException>(m, () => m.KunmapLocal(again), "kernel BUG at mm/highmem.c!", () => $"{m.Kmaps.Pool.State()}");
-        // Before 5.11 (and on i386) a kmapped page still gets a stack entry of its own.
-        using var old = HighBoard("5.10");
-        var p2 = old.AllocPage(Gfp.HighUser);
-        nint k2 = old.Kmap(p2);
-        nint at = old.KmapAtomic(p2);
-        Assert.NotEqual(k2, at);
-        Assert.Equal(1, old.Kmaps.Local.Depth);
-        old.KunmapAtomic(at);
-        old.Kunmap(p2);
+        m.KunmapAtomic(again);
+        TestSupport.Rejected<HighMemException>(m, () => m.KunmapAtomic(again), "no kmap_atomic() outstanding", State);
+        if (local)
+        {
+            // The call must match: kunmap_local() of a kmap_atomic() mapping is refused.
+            nint x = m.KmapAtomic(page);
+            var ex = TestSupport.Rejected<HighMemException>(m, () => m.KunmapLocal(x), "of a kmap_atomic() mapping", State);
+            Assert.Equal(HighMemError.Unbalanced, ex.Error);
+            m.KunmapAtomic(x);
+        }
+        // A kmap_high_get() mapping whose reference a stray kunmap() dropped: its own unmap is kunmap_high()'s BUG, refused.
+        nint c = m.KmapAtomic(page);
+        m.Kunmap(page);                           // no kmap() is outstanding: this takes c's reference
+        TestSupport.Rejected<HighMemException>(m, () => m.KunmapAtomic(c), "kernel BUG at mm/highmem.c!", State);
+    }
+
+    [Fact]
+    public void On_i386_a_kmapped_page_still_gets_a_stack_entry_of_its_own()
+    {
+        using var m = HighBoard("5.15", "i386");
+        var p = m.AllocPage(Gfp.HighUser);
+        nint k = m.Kmap(p);
+        nint at = m.KmapAtomic(p);
+        Assert.NotEqual(k, at);
+        Assert.Equal(1, m.Kmaps.Local.Depth);
+        m.KunmapAtomic(at);
+        m.Kunmap(p);
     }
 
     [Fact]
@@ -200,6 +221,7 @@ public class KmapTests
         m.Kunmap(held[0]);
         Assert.True(sleeper.Join(TimeSpan.FromSeconds(20)));
         Assert.Throws<SysctlException>(() => m.Sysctl.Kmem.HungTaskTimeout = TimeSpan.FromSeconds(-1));
+        Assert.Throws<SysctlException>(() => m.Sysctl.Kmem.HungTaskTimeout = TimeSpan.FromMilliseconds(1500));
         foreach (var p in held.Skip(1)) m.Kunmap(p);
         Assert.Equal(0, m.Kmaps.Pool.State().InUse);
     }

@@ -84,11 +84,9 @@ internal static class VerbSupport
     {
         long free = m.Zones.Sum(z => z.FreePages), managed = m.Zones.Sum(z => z.Managed);
         var bufs = m.DmaBufs;
-        // The free CMA pages of the buddy allocator (NR_FREE_CMA_PAGES); with CONFIG_CMA_INACTIVE the areas never enter it,
-        // so their free room is what their bitmaps leave.
-        long cmaFreeKb = m.Profile.Config.IsEnabled("CMA_INACTIVE")
-            ? m.Cma.Values.Sum(c => (long)(c.Count - c.Used)) * 4
-            : m.Zones.Sum(z => z.FreeCmaPages) * 4;
+        // The free CMA pages of the buddy allocator (NR_FREE_CMA_PAGES), plus the free room of the inactive areas
+        // (CONFIG_CMA_INACTIVE, or a node's inactive property), which never enter it: what their bitmaps leave.
+        long cmaFreeKb = (m.Cma.Values.Where(c => c.Inactive).Sum(c => (long)(c.Count - c.Used)) + m.Zones.Sum(z => z.FreeCmaPages)) * 4;
         ctx.Out.WriteLine($"summary: {result.StepsRun} steps in {result.Elapsed.TotalMilliseconds:F1} ms; {free} of {managed} pages free ({free * 100.0 / Math.Max(1, managed):F1}%); " +
                           $"CMA free {cmaFreeKb} kB; {bufs.Count} dma-bufs ({bufs.Sum(b => b.Size) >> 10} KiB); " +
                           $"{(result.Ok ? "all expectations held" : $"{result.Problems.Count} problem(s)")}");

@@ -42,6 +42,7 @@ internal static class HighmemViews
         Line("flushed_slots", s.Unmapped);
         Line("sleeps", s.Sleeps);
         Line("sleeping", s.SleepingNow);
+        Line("high_gets", s.HighGets);
         // The stacks (kmap_atomic(); kmap_local_page() from 5.11) and the threads' windows.
         Line("kmap_local", kmaps.Settings.HasKmapLocal ? 1 : 0);
         Line("stack_depth_max", local.MaxDepth);

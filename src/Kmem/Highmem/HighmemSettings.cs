@@ -21,10 +21,10 @@ internal sealed record HighmemSettings
     public required bool HasKmapLocal { get; init; }
 
     /// <summary>
-    /// ARM from 5.11 (ARCH_NEEDS_KMAP_HIGH_GET without DEBUG_HIGHMEM): kmap_local_page()/kmap_atomic() of a page that
-    /// already has a pkmap slot take another reference on it (kmap_high_get()) instead of a stack entry, and undoing
-    /// such an address drops it (kmap_high_unmap_local()). Before 5.11 ARM did so only on VIVT caches (ARMv5 and
-    /// older), which no Kmem profile models.
+    /// arm (ARCH_NEEDS_KMAP_HIGH_GET, without DEBUG_HIGHMEM): kmap_atomic() (and kmap_local_page() from 5.11) of a page
+    /// that already has a pkmap slot take another reference on it (kmap_high_get()) instead of a stack entry, and
+    /// undoing such an address drops it: arch/arm/mm/highmem.c __kmap_atomic()/__kunmap_atomic() before 5.11,
+    /// arch_kmap_local_high_get() and kmap_high_unmap_local() in mm/highmem.c from 5.11.
     /// </summary>
     public bool KmapHighGet { get; init; }
 

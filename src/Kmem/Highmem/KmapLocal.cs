@@ -40,7 +40,8 @@ internal sealed unsafe class KmapLocal : IDisposable
     {
         _pa = pa;
         _pool = pool;
-        _highGet = settings.KmapHighGet;
+        // Without a memfd nothing is remapped: a pool slot's address is the frame's own and cannot be told from a window's.
+        _highGet = settings.KmapHighGet && settings.Fd >= 0;
         _fd = settings.Fd;
         _maxDepth = settings.StackDepth;
         _hasLocal = settings.HasKmapLocal;
@@ -63,6 +64,9 @@ internal sealed unsafe class KmapLocal : IDisposable
     /// <summary>The address-space reservations the threads' windows are cut from.</summary>
     public int Reservations { get { lock (_all) return _chunks.Count; } }
 
+    /// <summary>HighMem mappings served from the page's pkmap slot (arm's kmap_high_get()), over every thread.</summary>
+    public long PoolServed { get { lock (_all) return _all.Sum(t => Volatile.Read(ref t.PoolServed)); } }
+
     /// <summary>Threads that have had a stack (a window), and the entries on their stacks now.</summary>
     public (int Threads, int Entries, int AtomicDepth) Totals
     {
@@ -78,11 +82,13 @@ internal sealed unsafe class KmapLocal : IDisposable
         public int Depth;
         /// <summary>kmap_atomic() calls not yet undone: preempt_disable() + pagefault_disable() (lowmem ones too).</summary>
         public int Atomic;
-        /// <summary>
-        /// Those of <see cref="Atomic"/> without a stack entry: a lowmem page's, or (ARM from 5.11) one served from a pkmap
-        /// slot. A lowmem or pkmap address undoes one of them, never a stacked one.
-        /// </summary>
+        /// <summary>Those of <see cref="Atomic"/> that mapped a lowmem page (no stack entry: any lowmem address undoes one).</summary>
         public int LowAtomic;
+        /// <summary>
+        /// arm (kmap_high_get()): the mappings served from a pkmap slot instead of a stack entry, with the frame they show
+        /// and whether kmap_atomic() made them; undone in any order by their own address and call.
+        /// </summary>
+        public List<(nint Address, int Frame, bool Atomic)>? Served;
         /// <summary>The frame each window page shows, or -1.</summary>
         public readonly int[] Frame = Filled(WindowPages, -1);
         /// <summary>How many stack entries use each window page.</summary>
@@ -92,8 +98,8 @@ internal sealed unsafe class KmapLocal : IDisposable
         public readonly nint[] Address = new nint[maxDepth];
         public readonly bool[] IsAtomic = new bool[maxDepth];
         public int Hand;
-        /// <summary>HighMem mappings this thread's window served as it was, and those that needed a system call.</summary>
-        public long Hits, Cold;
+        /// <summary>HighMem mappings this thread's window served as it was, those that needed a system call, and those a pkmap slot served.</summary>
+        public long Hits, Cold, PoolServed;
 
         private static int[] Filled(int n, int v) { var a = new int[n]; Array.Fill(a, v); return a; }
     }
@@ -102,19 +108,20 @@ internal sealed unsafe class KmapLocal : IDisposable
     {
         lock (_all)
         {
-            // A thread that has exited hands its window on (a stack it left unbalanced stays as it is).
+            if (_released != 0) throw KernelLife.Dead();
+            // A thread that has exited hands its window on (one it left with mappings outstanding stays as it is).
             foreach (var old in _all)
             {
-                if (old.Owner.IsAlive || old.Depth != 0) continue;
+                if (old.Owner.IsAlive || old.Depth != 0 || old.Atomic != 0 || old.Served is { Count: > 0 }) continue;
                 old.Owner = Thread.CurrentThread;
                 old.Atomic = 0;
                 old.LowAtomic = 0;
+                old.Served?.Clear();
                 return old;
             }
             nint window = 0;
             if (_fd >= 0)
             {
-                if (_released != 0) throw KernelLife.Dead();
                 // Windows come out of reservations of WindowsPerChunk threads each, so that a machine with many threads
                 // retires a few ranges at shutdown, not one a thread.
                 if (_all.Count % WindowsPerChunk == 0)
@@ -161,18 +168,22 @@ internal sealed unsafe class KmapLocal : IDisposable
             t.LowAtomic++;
             return _pa.IdxToVirt(idx);
         }
-        int depth = t.Depth;
         nint a = Push(t, idx, atomic: true);
         t.Atomic++;
-        if (t.Depth == depth) t.LowAtomic++;   // served from a pkmap slot: no stack entry
         return a;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private nint Push(KmapThread t, int idx, bool atomic)
     {
-        // ARM from 5.11: a page with a pkmap slot is served from it (arch_kmap_local_high_get(), mm/highmem.c).
-        if (_highGet && _pool.MaybeMapped(idx) && _pool.TryGet(idx, out nint pkmap)) return pkmap;
+        // arm: a page with a pkmap slot is served from it (kmap_high_get(): arch/arm/mm/highmem.c before 5.11,
+        // arch_kmap_local_high_get() in mm/highmem.c from 5.11).
+        if (_highGet && _pool.MaybeMapped(idx) && _pool.TryGet(idx, out nint pkmap))
+        {
+            (t.Served ??= []).Add((pkmap, idx, atomic));
+            t.PoolServed++;
+            return pkmap;
+        }
         int d = t.Depth;
         if ((uint)d >= (uint)_maxDepth) throw Overflow(t, atomic);
         nint address;
@@ -248,29 +259,39 @@ internal sealed unsafe class KmapLocal : IDisposable
         {
             int d = t.Depth - 1;
             if (d >= 0 && t.Address[d] == (address & ~(nint)(PhysicalMemory.PageSize - 1)) && t.IsAtomic[d]) Pop(t, d);
-            else
-            {
-                if (t.LowAtomic == 0 && _highGet && _pool.FrameAt(address) >= 0) throw BadUnmap(t, address, atomic: true);
-                UnmapOther(t, address, atomic: true);
-                t.LowAtomic--;
-            }
+            else UnmapOther(t, address, atomic: true);
         }
         t.Atomic--;
     }
 
     /// <summary>
-    /// An address that is not the top of the stack: on ARM from 5.11 a pkmap address that kmap_high_get() gave out drops
-    /// its reference (kmap_high_unmap_local(), then kunmap_high()); anything else is refused with its report.
+    /// An address that is not the top of the stack: on arm a pkmap address this thread was served by kmap_high_get(), with
+    /// the call that made it, drops its reference (kmap_high_unmap_local() or __kunmap_atomic(), then kunmap_high());
+    /// anything else is refused with its report.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void UnmapOther(KmapThread t, nint address, bool atomic)
     {
-        if (_highGet && _pool.FrameAt(address) is int frame and >= 0)
+        nint page = address & ~(nint)(PhysicalMemory.PageSize - 1);
+        int found = ServedIndex(t, page, atomic);
+        if (found < 0) throw BadUnmap(t, address, atomic);
+        var (_, frame, _) = t.Served![found];
+        if (!_pool.UnmapAddress(page, frame, out string problem))
         {
-            _pool.Kunmap(frame);
-            return;
+            string pfn = $"pfn 0x{_pa.BasePfn + (ulong)frame:x}";
+            _pa.Bug("mm/highmem.c", $"{problem} ({pfn})");
+            throw new HighMemException(HighMemError.NotMapped, $"{(atomic ? "kunmap_atomic" : "kunmap_local")}(0x{address:x}) of {pfn}: {problem}; nothing was unmapped");
         }
-        throw BadUnmap(t, address, atomic);
+        t.Served.RemoveAt(found);
+    }
+
+    /// <summary>The most recent mapping served from the pool at <paramref name="page"/> made by the given call, or -1.</summary>
+    private static int ServedIndex(KmapThread t, nint page, bool atomic)
+    {
+        var served = t.Served;
+        if (served is null) return -1;
+        for (int i = served.Count - 1; i >= 0; i--) if (served[i].Address == page && served[i].Atomic == atomic) return i;
+        return -1;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -317,11 +338,18 @@ internal sealed unsafe class KmapLocal : IDisposable
             error = HighMemError.Unbalanced;
             what = $"{call}(0x{address:x}) with no kmap_atomic() outstanding (preempt count underflow)";
         }
-        else if (atomic && (IsLowmem(address) || _pool.Contains(address)))
+        else if (atomic && IsLowmem(address))
         {
             error = HighMemError.Unbalanced;
-            what = $"{call}(0x{address:x}) of a {(IsLowmem(address) ? "lowmem" : "pkmap")} address with no such kmap_atomic() outstanding: the " +
-                   (d >= 0 ? $"outstanding ones are HighMem mappings, undo the most recent, 0x{t.Address[d]:x}" : "outstanding ones hold pkmap slots");
+            what = $"{call}(0x{address:x}) of a lowmem address with no kmap_atomic() of a lowmem page outstanding: " +
+                   (d >= 0 ? $"undo the most recent mapping, 0x{t.Address[d]:x}" : "the outstanding ones were served from pkmap slots: undo them by their addresses");
+        }
+        else if (ServedIndex(t, page, !atomic) >= 0)
+        {
+            error = HighMemError.Unbalanced;
+            what = atomic
+                ? $"kunmap_atomic(0x{address:x}) of a kmap_local_page() mapping: use kunmap_local()"
+                : $"kunmap_local(0x{address:x}) of a kmap_atomic() mapping: use kunmap_atomic()";
         }
         else if (at < 0)
         {

@@ -10,9 +10,13 @@ using Kmem.Physical;
 
 namespace Kmem.Highmem;
 
-/// <summary>The state of the pool at one moment (what <c>/sys/kernel/debug/kmem/pkmap</c> prints).</summary>
+/// <summary>
+/// The state of the pool at one moment (what <c>/sys/kernel/debug/kmem/pkmap</c> prints). <see cref="Maps"/> counts
+/// kmap() calls (<see cref="Hits"/> of them found the page's slot); <see cref="HighGets"/> the references arm's
+/// kmap_atomic()/kmap_local_page() took on a slot instead (kmap_high_get()).
+/// </summary>
 internal readonly record struct PkmapState(int Slots, int Free, int Unused, int InUse, long Users, int LastPkmapNr,
-    long Maps, long Hits, long NewMappings, long Flushes, long Unmapped, long Sleeps, int SleepingNow);
+    long Maps, long Hits, long NewMappings, long Flushes, long Unmapped, long Sleeps, int SleepingNow, long HighGets);
 
 internal sealed unsafe class PkmapPool : IDisposable
 {
@@ -26,15 +30,19 @@ internal sealed unsafe class PkmapPool : IDisposable
     private readonly int[] _frame;
     /// <summary>page_address_htable: the slot of each mapped frame (capacity fixed at LAST_PKMAP: adding allocates nothing).</summary>
     private readonly Dictionary<int, int> _slotOf;
-    /// <summary>One bit a frame, set while it has a slot: a lock-free "maybe" for <see cref="TryGet"/>'s callers.</summary>
+    /// <summary>
+    /// With kmap_high_get() (arm): one bit a HighMem frame (from <see cref="_highStart"/>), set while it has a slot, a
+    /// lock-free "maybe" for <see cref="TryGet"/>'s callers; empty otherwise.
+    /// </summary>
     private readonly int[] _hasSlot;
+    private readonly int _highStart;
     /// <summary>kmap_lock (a spinlock in the kernel; sleepers wait on pkmap_map_wait, here the monitor of this object).</summary>
     private readonly object _lock = new();
     private readonly nint _window;
     private readonly bool _native;
     private int _lastPkmapNr;
     private int _sleeping;
-    private long _maps, _hits, _newMappings, _flushes, _unmapped, _sleeps;
+    private long _maps, _hits, _newMappings, _flushes, _unmapped, _sleeps, _highGets;
     private volatile bool _dead;
     private int _released;
 
@@ -48,7 +56,8 @@ internal sealed unsafe class PkmapPool : IDisposable
         _frame = new int[_slots];
         Array.Fill(_frame, -1);
         _slotOf = new Dictionary<int, int>(_slots);
-        _hasSlot = new int[(pa.Frames.Count + 31) / 32];
+        _highStart = pa.HighStartIdx;
+        _hasSlot = settings.KmapHighGet && _fd >= 0 && _highStart != int.MaxValue ? new int[(pa.Frames.Count - _highStart + 31) / 32] : [];
         if (_fd >= 0)
         {
             // The window: LAST_PKMAP pages of address space, reserved and inaccessible until a slot is mapped.
@@ -155,7 +164,7 @@ internal sealed unsafe class PkmapPool : IDisposable
         _count[nr] = 1;
         _frame[nr] = idx;
         _slotOf[idx] = nr;
-        Interlocked.Or(ref _hasSlot[idx >> 5], 1 << (idx & 31));
+        if (_hasSlot.Length > 0) Interlocked.Or(ref _hasSlot[(idx - _highStart) >> 5], 1 << ((idx - _highStart) & 31));
         _newMappings++;
         return nr;
     }
@@ -187,7 +196,7 @@ internal sealed unsafe class PkmapPool : IDisposable
                 int nr = i + run;
                 _count[nr] = 0;
                 _slotOf.Remove(_frame[nr]);
-                Interlocked.And(ref _hasSlot[_frame[nr] >> 5], ~(1 << (_frame[nr] & 31)));
+                if (_hasSlot.Length > 0) Interlocked.And(ref _hasSlot[(_frame[nr] - _highStart) >> 5], ~(1 << ((_frame[nr] - _highStart) & 31)));
                 _frame[nr] = -1;
                 _unmapped++;
                 run++;
@@ -224,7 +233,7 @@ internal sealed unsafe class PkmapPool : IDisposable
 
     /// <summary>True when the frame may have a slot (exact under the lock; a clear bit means no slot).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public bool MaybeMapped(int idx) => (Volatile.Read(ref _hasSlot[idx >> 5]) & (1 << (idx & 31))) != 0;
+    public bool MaybeMapped(int idx) => (Volatile.Read(ref _hasSlot[(idx - _highStart) >> 5]) & (1 << ((idx - _highStart) & 31))) != 0;
 
     /// <summary>
     /// kmap_high_get(): when the frame has a slot (in use or lazily kept), one more reference on it and its address;
@@ -235,10 +244,31 @@ internal sealed unsafe class PkmapPool : IDisposable
         lock (_lock)
         {
             if (!_slotOf.TryGetValue(idx, out int nr)) { address = 0; return false; }
-            _maps++;
-            _hits++;
+            _highGets++;
             _count[nr]++;
             address = _native ? _pa.IdxToVirt(idx) : SlotAddress(nr);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// kmap_high_unmap_local(): drops one reference of the slot at <paramref name="address"/> (kunmap_high() of the page
+    /// the slot shows), under one hold of the lock; false (nothing changed) when the slot has no user left.
+    /// </summary>
+    public bool UnmapAddress(nint address, int frame, out string problem)
+    {
+        int nr = (int)((address - _window) >> PhysicalMemory.PageShift);
+        lock (_lock)
+        {
+            if (_frame[nr] != frame || _count[nr] <= 1)
+            {
+                problem = _frame[nr] != frame
+                    ? $"kunmap_high: pkmap slot {nr} no longer shows this page: its references were dropped (by kunmap()) and the slot flushed"
+                    : $"kunmap_high: pkmap slot {nr} has no user left (pkmap_count would drop to 0): it was unmapped already";
+                return false;
+            }
+            if (--_count[nr] == 1 && _sleeping > 0) Monitor.PulseAll(_lock);
+            problem = "";
             return true;
         }
     }
@@ -290,7 +320,7 @@ internal sealed unsafe class PkmapPool : IDisposable
                 else if (c == 1) unused++;
                 else { inUse++; users += c - 1; }
             }
-            return new PkmapState(_slots, free, unused, inUse, users, _lastPkmapNr, _maps, _hits, _newMappings, _flushes, _unmapped, _sleeps, _sleeping);
+            return new PkmapState(_slots, free, unused, inUse, users, _lastPkmapNr, _maps, _hits, _newMappings, _flushes, _unmapped, _sleeps, _sleeping, _highGets);
         }
     }
 

@@ -130,15 +130,15 @@ public sealed class KmemSysctl
     /// hung-task report ("INFO: task … blocked for more than N seconds.") is logged; it keeps waiting. Zero turns the
     /// report off, as writing 0 to the kernel's file does.
     /// </summary>
-    /// <exception cref="SysctlException">The value is negative or more than a day.</exception>
+    /// <exception cref="SysctlException">The value is negative, more than a day, or not whole seconds (the kernel's knob counts seconds).</exception>
     public TimeSpan HungTaskTimeout
     {
         get => Life.Live(_pkmap.HungTaskTimeout);
         set
         {
             Life.ThrowIfDead();
-            if (value < TimeSpan.Zero || value > TimeSpan.FromDays(1))
-                throw Sysctl.Refuse(_pages.Log, "kmem.hung_task_timeout", FormattableString.Invariant($"{value.TotalSeconds} s is outside 0..86400 s"));
+            if (value < TimeSpan.Zero || value > TimeSpan.FromDays(1) || value.Ticks % TimeSpan.TicksPerSecond != 0)
+                throw Sysctl.Refuse(_pages.Log, "kmem.hung_task_timeout", FormattableString.Invariant($"{value.TotalSeconds} s is not a whole number of seconds in 0..86400"));
             _pkmap.HungTaskTimeout = value;
         }
     }

@@ -22,9 +22,10 @@ public sealed partial class Machine
         HasKmapLocal = p.Version.IsAtLeast(5, 11),
         // The kmap consolidation of 5.8 (Ira Weiny's series) renamed the arch hook __kunmap_atomic() to kunmap_atomic_high().
         ArchUnmapFunction = p.Version.IsAtLeast(5, 8) ? "kunmap_atomic_high" : "__kunmap_atomic",
-        // arch/arm/include/asm/highmem.h: ARCH_NEEDS_KMAP_HIGH_GET (every ARM but SMP with the v6 TLB, which no profile models);
-        // from 5.11 arch_kmap_local_high_get() uses it unless DEBUG_HIGHMEM; before, arm's kmap_atomic() only on VIVT caches.
-        KmapHighGet = p.Arch == Arch.Arm && p.Version.IsAtLeast(5, 11),
+        // arch/arm/include/asm/highmem.h: ARCH_NEEDS_KMAP_HIGH_GET (every arm but SMP with the v6 TLB or the Cortex-A15
+        // erratum 798181, which no profile models); kmap_atomic() uses kmap_high_get() unless DEBUG_HIGHMEM (4.19
+        // __kmap_atomic(), 5.11+ arch_kmap_local_high_get()).
+        KmapHighGet = p.Arch == Arch.Arm,
         // Without HighMem nothing is ever remapped: no window is reserved.
         Fd = _phys.IsFileBacked && Pages.HighStartIdx != int.MaxValue ? _phys.FileDescriptor : -1,
     }, p.Arch == Arch.I386 ? "arch/x86/mm/highmem_32.c" : "arch/arm/mm/highmem.c");

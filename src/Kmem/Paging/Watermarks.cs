@@ -83,7 +83,9 @@ public static class Watermarks
                 idx--;
                 var lower = zones[idx];
                 // A ratio of 0 (HighMem, Movable) or an empty zone keeps no reserve, but its pages still count towards the
-                // reserves of the zones below it (4.19 and 5.10 setup_per_zone_lowmem_reserve() sum every zone in between).
+                // reserves of the zones below it: setup_per_zone_lowmem_reserve() sums every zone in between in 4.19 and again
+                // from "mm/page_alloc: refactor setup_per_zone_lowmem_reserve()" (5.11, backported to 5.10.y). The 5.9-era
+                // releases between skipped such zones' pages; Kmem does not model that window.
                 reserve[idx][j] = lower.Ratio < 1 || lower.Managed == 0 ? 0 : managed / lower.Ratio;
                 managed += lower.Managed;
             }

@@ -68,7 +68,7 @@ internal static class HighmemSteps
         for (int i = 0; i < buffers * framePages; i++) if (m.PageHighMem(ring[i])) high++;
 
         var kmaps = m.Kmaps;
-        long hits0 = kmaps.Local.Hits, cold0 = kmaps.Local.ColdMaps;
+        long hits0 = kmaps.Local.Hits, cold0 = kmaps.Local.ColdMaps, served0 = kmaps.Local.PoolServed;
         var pool0 = kmaps.Pool.State();
         long bad = 0;
         var frame = new Page[framePages];
@@ -119,7 +119,8 @@ internal static class HighmemSteps
             : $"kmap: {pool.Maps - pool0.Maps} maps, {pool.NewMappings - pool0.NewMappings} new pkmap mappings, {pool.Flushes - pool0.Flushes} pkmap flushes, {pool.Sleeps - pool0.Sleeps} sleeps";
         ctx.Result.Notes.Add($"highmem_stream {label}: {frames} frames of {framePages} pages ({bytesMoved} bytes) through a ring of {buffers}, " +
             $"{frames - bad} read back intact; {high} of {ringPages} ring pages HighMem ({(ringPages == 0 ? 0 : high * 100L / ringPages)}%); " +
-            $"{producer}: {kmaps.Local.Hits - hits0} window hits, {kmaps.Local.ColdMaps - cold0} cold maps; {consumer}");
+            $"{producer}: {kmaps.Local.Hits - hits0} window hits, {kmaps.Local.ColdMaps - cold0} cold maps, " +
+            $"{kmaps.Local.PoolServed - served0} served from pkmap slots; {consumer}");
     }
 
     /// <summary>True when the page holds what the producer wrote for page <paramref name="j"/> of frame <paramref name="f"/>.</summary>
