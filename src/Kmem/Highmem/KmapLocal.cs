@@ -126,8 +126,8 @@ internal sealed unsafe class KmapLocal : IDisposable
                 // retires a few ranges at shutdown, not one a thread.
                 if (_all.Count % WindowsPerChunk == 0)
                 {
-                    nint chunk = Libc.Mmap(0, ChunkBytes, Libc.ProtNone, Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
-                    if (chunk == Libc.MapFailed) throw new OutOfMemoryException("kmap_local: cannot reserve the threads' windows");
+                    nint chunk = FrameMappings.Reserve(ChunkBytes);
+                    if (chunk == 0) throw new OutOfMemoryException("kmap_local: cannot reserve the threads' windows");
                     _chunks.Add(chunk);
                 }
                 window = _chunks[^1] + (nint)(_all.Count % WindowsPerChunk) * ((nint)WindowPages << PhysicalMemory.PageShift);
@@ -218,9 +218,7 @@ internal sealed unsafe class KmapLocal : IDisposable
         t.Hand = (slot + 1) % WindowPages;
         nint at = t.Window + ((nint)slot << PhysicalMemory.PageShift);
         t.Frame[slot] = -1;
-        nint r = Libc.Mmap(at, PhysicalMemory.PageSize, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed | Libc.MapPopulate,
-            _fd, (long)idx << PhysicalMemory.PageShift);
-        if (r != at) throw new OutOfMemoryException($"kmap_local: cannot map pfn 0x{_pa.BasePfn + (ulong)idx:x}: errno {Marshal.GetLastPInvokeError()}");
+        if (!FrameMappings.MapFrames(at, _fd, idx, 1)) throw new OutOfMemoryException($"kmap_local: cannot map pfn 0x{_pa.BasePfn + (ulong)idx:x}: errno {Marshal.GetLastPInvokeError()}");
         t.Frame[slot] = idx;
         t.Cold++;
         return slot;

@@ -61,9 +61,8 @@ internal sealed unsafe class PkmapPool : IDisposable
         if (_fd >= 0)
         {
             // The window: LAST_PKMAP pages of address space, reserved and inaccessible until a slot is mapped.
-            _window = Libc.Mmap(0, (nuint)_slots << PhysicalMemory.PageShift, Libc.ProtNone,
-                Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
-            if (_window == Libc.MapFailed) throw new OutOfMemoryException($"pkmap: cannot reserve {_slots} pages of address space");
+            _window = FrameMappings.Reserve((nuint)_slots << PhysicalMemory.PageShift);
+            if (_window == 0) throw new OutOfMemoryException($"pkmap: cannot reserve {_slots} pages of address space");
         }
         else
         {
@@ -172,10 +171,7 @@ internal sealed unsafe class PkmapPool : IDisposable
     private void MapSlot(int nr, int idx)
     {
         if (_native) return;
-        nint at = SlotAddress(nr);
-        nint r = Libc.Mmap(at, PhysicalMemory.PageSize, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed | Libc.MapPopulate,
-            _fd, (long)idx << PhysicalMemory.PageShift);
-        if (r != at)
+        if (!FrameMappings.MapFrames(SlotAddress(nr), _fd, idx, 1))
             throw new OutOfMemoryException($"pkmap: cannot map pfn 0x{_pa.BasePfn + (ulong)idx:x} at slot {nr}: errno {Marshal.GetLastPInvokeError()}");
     }
 

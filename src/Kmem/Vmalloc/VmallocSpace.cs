@@ -73,10 +73,9 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         _totalRamPages = pa.TotalRamPages;
         // lazy_max_pages(): fls(num_online_cpus()) * (32 MiB / PAGE_SIZE)
         _lazyMaxPages = (32 - System.Numerics.BitOperations.LeadingZeroCount((uint)cpus)) * (32L << 20 >> PageShift);
-        _start = Libc.Mmap(0, (nuint)_size, Libc.ProtNone, Libc.MapPrivate | Libc.MapAnonymous | Libc.MapNoReserve, -1, 0);
-        if (_start == Libc.MapFailed)
+        _start = FrameMappings.Reserve((nuint)_size);
+        if (_start == 0)
         {
-            _start = 0;
             throw new InvalidOperationException($"vmalloc: cannot reserve {_size >> 20} MiB of address space for the window (errno {Marshal.GetLastPInvokeError()})");
         }
         _pte = (uint*)NativeMemory.AllocZeroed((nuint)(_size >> PageShift), sizeof(uint));
@@ -488,11 +487,9 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
             int run = 1;
             while (i + run < frames.Length && frames[i + run] == frames[i] + run) run++;
             nint at = addr + ((nint)i << PageShift);
-            // MAP_POPULATE fills the page-table entries now: one call instead of a fault on each page's first touch.
-            nint r = Libc.Mmap(at, (nuint)run << PageShift, Libc.ProtRead | Libc.ProtWrite, Libc.MapShared | Libc.MapFixed | Libc.MapPopulate,
-                _fd, (long)frames[i] << PageShift);
+            bool mapped = FrameMappings.MapFrames(at, _fd, frames[i], run);
             Interlocked.Increment(ref _mapCalls);
-            if (r != at) return false;
+            if (!mapped) return false;
             for (int k = 0; k < run; k++) Volatile.Write(ref _pte[page + (ulong)(i + k)], (uint)(frames[i + k] + 1));
             i += run;
         }
