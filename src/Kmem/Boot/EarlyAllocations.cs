@@ -112,7 +112,7 @@ internal static class EarlyAllocations
     /// SMP_CACHE_BYTES); then setup_usemap() per populated zone: 4 bits (NR_PAGEBLOCK_BITS) per pageblock, rounded to
     /// whole longs. Returns mem_map's base and size.
     /// </summary>
-    public static (ulong Base, ulong Bytes) FlatMemMap(MachineProfile p, Memblock mb, (ZoneType Type, ulong StartPfn, ulong EndPfn)[] zones)
+    public static (ulong Base, ulong Bytes) FlatMemMap(MachineProfile p, Memblock mb, (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] zones)
     {
         ulong maxOrderPages = 1UL << (p.MaxOrder - 1);
         ulong startPfn = (p.Dram[0].Base >> KernelFacts.PageShift) & ~(maxOrderPages - 1);
@@ -121,7 +121,7 @@ internal static class EarlyAllocations
         ulong at = mb.Alloc(bytes, CacheLine(p), "mem_map");
         int pbOrder = p.EffectivePageblockOrder;
         ulong longBits = p.Is64Bit ? 64UL : 32UL;
-        foreach (var (_, s, e) in zones)
+        foreach (var (_, s, e, _) in zones)
         {
             if (e <= s) continue;
             ulong size = e - s + (s & ((1UL << pbOrder) - 1));

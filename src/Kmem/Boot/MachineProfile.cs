@@ -12,6 +12,9 @@ public sealed record DramBank(ulong Base, ulong Size)
 {
     /// <summary>First address past the bank.</summary>
     public ulong End => Base + Size;
+
+    /// <summary>The NUMA node the bank belongs to (the SRAT proximity domain or the device tree's <c>numa-node-id</c>); 0 by default.</summary>
+    public int Node { get; init; }
 }
 
 /// <summary>A range of RAM kept away from the page allocator (memblock.reserved).</summary>
@@ -266,6 +269,37 @@ public sealed record MachineProfile
         }
     }
 
+    /// <summary>Each CPU's NUMA node (<c>cpu_to_node()</c>), <see cref="Cpus"/> entries; empty means every CPU is on node 0.</summary>
+    public IReadOnlyList<int> CpuNodes { get; init; } = [];
+
+    /// <summary>Nodes the profile declares without memory (CPUs only); every other node must have a bank.</summary>
+    public IReadOnlyList<int> MemorylessNodes { get; init; } = [];
+
+    /// <summary>The SLIT distance table, <see cref="NodeCount"/> rows; null means 10 local and 20 remote.</summary>
+    public IReadOnlyList<IReadOnlyList<int>>? Distances { get; init; }
+
+    /// <summary>Online nodes (<c>nr_online_nodes</c>): one past the highest node a bank, a CPU or a memoryless entry names.</summary>
+    public int NodeCount
+    {
+        get
+        {
+            int n = 0;
+            foreach (var b in Dram) n = Math.Max(n, b.Node);
+            foreach (var c in CpuNodes) n = Math.Max(n, c);
+            foreach (var m in MemorylessNodes) n = Math.Max(n, m);
+            return n + 1;
+        }
+    }
+
+    /// <summary><c>cpu_to_node()</c>.</summary>
+    public int NodeOfCpu(int cpu) => cpu < CpuNodes.Count ? CpuNodes[cpu] : 0;
+
+    /// <summary><c>node_distance()</c>: the SLIT entry, or LOCAL_DISTANCE (10) / REMOTE_DISTANCE (20).</summary>
+    public int Distance(int from, int to) => Distances is { } d ? d[from][to] : from == to ? 10 : 20;
+
+    /// <summary>Whether the node has memory (<c>N_MEMORY</c>).</summary>
+    public bool NodeHasMemory(int node) => Dram.Any(b => b.Node == node);
+
     /// <summary>Total RAM in bytes.</summary>
     public ulong TotalRam => Dram.Aggregate(0UL, (s, b) => s + b.Size);
 
@@ -275,7 +309,7 @@ public sealed record MachineProfile
     // ================================================================== embedded profiles
 
     /// <summary>The names of the profiles built into Kmem.</summary>
-    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64", "luckfox-pico-mini-a", "luckfox-pico-pro", "luckfox-pico-ultra-w", "rv1126"];
+    public static IReadOnlyList<string> EmbeddedNames { get; } = ["rv1106", "rk3588", "x86_64", "luckfox-pico-mini-a", "luckfox-pico-pro", "luckfox-pico-ultra-w", "rv1126", "x86_64-numa2"];
 
     /// <summary>The default profile: the seed's RV1106 camera board.</summary>
     public const string DefaultName = "rv1106";

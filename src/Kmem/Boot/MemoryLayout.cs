@@ -14,7 +14,7 @@ internal sealed class MemoryLayout
     public required ulong SpanEnd { get; init; }
     public required PfnRange[] Memory { get; init; }
     public required PfnRange[] Reserved { get; init; }
-    public required (ZoneType Type, ulong StartPfn, ulong EndPfn)[] Zones { get; init; }
+    public required (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] Zones { get; init; }
     public required List<CmaArea> CmaAreas { get; init; }
     public required ulong MemMapBytes { get; init; }
     public required ulong MemMapBase { get; init; }
@@ -116,10 +116,10 @@ internal sealed class MemoryLayout
     /// free_area_init_core() before 6.10: nr_kernel_pages sums, over the zones below HighMem, the present pages less the
     /// memmap pages (calc_memmap_size(): PAGE_ALIGN(spanned × sizeof(struct page))) when they fit; nr_all_pages adds HighMem.
     /// </summary>
-    private static (long Kernel, long All) KernelPages(MachineProfile p, (ZoneType Type, ulong StartPfn, ulong EndPfn)[] zones)
+    private static (long Kernel, long All) KernelPages(MachineProfile p, (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] zones)
     {
         long kernel = 0, all = 0;
-        foreach (var (type, s, e) in zones)
+        foreach (var (type, s, e, _) in zones)
         {
             if (e <= s) continue;
             long present = 0;
@@ -140,7 +140,7 @@ internal sealed class MemoryLayout
     }
 
     /// <summary>calc_nr_kernel_pages() (6.10 on): the whole free pages memblock holds, those below HighMem for nr_kernel_pages.</summary>
-    private static (long Kernel, long All) FreeMemblockPages(MachineProfile p, Memblock mb, (ZoneType Type, ulong StartPfn, ulong EndPfn)[] zones)
+    private static (long Kernel, long All) FreeMemblockPages(MachineProfile p, Memblock mb, (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] zones)
     {
         long total = 0;
         foreach (var b in p.Dram) total += (long)((b.End >> PageShift) - (b.Base >> PageShift));
@@ -155,26 +155,32 @@ internal sealed class MemoryLayout
     }
 
     /// <summary>
-    /// free_area_init(): each zone runs from where the previous one ended to its architectural limit,
-    /// clipped to the memory span; ZONE_MOVABLE is empty.
+    /// free_area_init(): in each node, each zone runs from where the previous one ended to its architectural limit,
+    /// clipped to the node's span (zone_spanned_pages_in_node()); ZONE_MOVABLE is empty, and so is every zone of a
+    /// memoryless node. Node by node, every node with the same zone types.
     /// </summary>
-    private static (ZoneType, ulong, ulong)[] ZoneSpans(MachineProfile p)
+    private static (ZoneType, ulong, ulong, int)[] ZoneSpans(MachineProfile p)
     {
-        ulong start = p.Dram[0].Base >> PageShift, maxPfn = p.Dram[^1].End >> PageShift;
-        var result = new List<(ZoneType, ulong, ulong)>();
-        foreach (var t in p.ZoneTypes)
+        var result = new List<(ZoneType, ulong, ulong, int)>();
+        for (int node = 0; node < p.NodeCount; node++)
         {
-            if (t == ZoneType.Movable) { result.Add((t, 0, 0)); continue; }
-            ulong limitPfn = t switch
+            var banks = p.Dram.Where(b => b.Node == node).ToList();
+            ulong start = banks.Count == 0 ? 0 : banks.Min(b => b.Base) >> PageShift;
+            ulong maxPfn = banks.Count == 0 ? 0 : banks.Max(b => b.End) >> PageShift;
+            foreach (var t in p.ZoneTypes)
             {
-                ZoneType.Dma => p.DmaLimit!.Value >> PageShift,
-                ZoneType.Dma32 => p.Dma32Limit!.Value >> PageShift,
-                ZoneType.Normal => p.LowmemLimit is { } lm ? lm >> PageShift : maxPfn,
-                _ => maxPfn,
-            };
-            ulong end = Math.Max(Math.Min(limitPfn, maxPfn), start);
-            result.Add(end > start ? (t, start, end) : (t, 0, 0));
-            start = end;
+                if (t == ZoneType.Movable || banks.Count == 0) { result.Add((t, 0, 0, node)); continue; }
+                ulong limitPfn = t switch
+                {
+                    ZoneType.Dma => p.DmaLimit!.Value >> PageShift,
+                    ZoneType.Dma32 => p.Dma32Limit!.Value >> PageShift,
+                    ZoneType.Normal => p.LowmemLimit is { } lm ? lm >> PageShift : maxPfn,
+                    _ => maxPfn,
+                };
+                ulong end = Math.Max(Math.Min(limitPfn, maxPfn), start);
+                result.Add(end > start ? (t, start, end, node) : (t, 0, 0, node));
+                start = end;
+            }
         }
         return result.ToArray();
     }

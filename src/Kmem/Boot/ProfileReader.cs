@@ -24,7 +24,7 @@ internal static partial class ProfileReader
         if (root.ValueKind != JsonValueKind.Object) throw new ProfileException("(root)", "must be a JSON object");
         Keys(root, "", "name", "description", "arch", "cpus", "cache_line_size", "kmalloc_min_align", "page_size",
             "max_order", "pageblock_order", "dram", "zones", "reserved", "kernel", "cma", "devices", "min_free_kbytes", "cmdline", "vmalloc_size", "dma_debug",
-            "version", "config", "fdt");
+            "version", "config", "fdt", "cpu_nodes", "distances", "memoryless_nodes");
 
         string name = Str(root, "name", required: true)!;
         if (!NameRegex().IsMatch(name)) throw new ProfileException("name", $"'{name}' may hold only letters, digits, '.', '_' and '-'");
@@ -73,15 +73,16 @@ internal static partial class ProfileReader
         {
             string p = $"dram[{i}]";
             Obj(b, p);
-            Keys(b, p, "base", "size");
+            Keys(b, p, "base", "size", "node");
             ulong bas = Size(b, "base", p, required: true)!.Value;
+            int node = Int(b, "node", 0, MaxNodes - 1, required: false, path: p) ?? 0;
             ulong size = Size(b, "size", p, required: true)!.Value;
             if (size == 0) throw new ProfileException($"{p}.size", "must not be zero");
             if (bas % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.base", $"0x{bas:x} is not page aligned");
             if (size % MachineProfile.PageSize != 0) throw new ProfileException($"{p}.size", $"0x{size:x} is not a multiple of the page size");
             if (bas + size < bas) throw new ProfileException($"{p}", "bank wraps around the address space");
             if (!is64 && bas + size > 4 * GiB) throw new ProfileException($"{p}", $"a 32-bit {archText} kernel without LPAE/PAE addresses only 4 GiB");
-            dram.Add(new DramBank(bas, size));
+            dram.Add(new DramBank(bas, size) { Node = node });
             i++;
         }
         if (dram.Count == 0) throw new ProfileException("dram", "at least one memory bank is required");
@@ -136,6 +137,7 @@ internal static partial class ProfileReader
             GivenZones = given,
         };
         var config = draft.Config;                                   // resolves and checks the config (ProfileException)
+        draft = ReadNodes(root, draft);
         if (given.Dma is not null && !config.IsEnabled("ZONE_DMA")) throw new ProfileException("zones.dma_limit", $"Linux {version} on {archText} has no ZONE_DMA");
         if (given.Dma32 is not null && !config.IsEnabled("ZONE_DMA32")) throw new ProfileException("zones.dma32_limit", $"Linux {version} on {archText} has no ZONE_DMA32");
         if (given.Lowmem is not null && !config.IsEnabled("HIGHMEM")) throw new ProfileException("zones.lowmem_limit", "a lowmem limit needs config HIGHMEM");

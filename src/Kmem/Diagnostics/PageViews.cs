@@ -41,7 +41,7 @@ internal static class PageViews
         fs.Register("/proc/meminfo", () => MemInfo(pa, cfg));
         fs.Register("/proc/sys/vm/min_free_kbytes", () => $"{pa.MinFreeKbytes}\n");
         fs.Register("/proc/sys/vm/lowmem_reserve_ratio", () =>
-            string.Join('\t', pa.Zones.Select(z => Watermarks.DefaultLowmemReserveRatio(z.Type))) + "\n");
+            string.Join('\t', pa.Zones.Take(pa.ZonesPerNode).Select(z => Watermarks.DefaultLowmemReserveRatio(z.Type))) + "\n");
         fs.Register("/proc/sys/vm/watermark_scale_factor", () => $"{Watermarks.WatermarkScaleFactor}\n");
     }
 

@@ -31,9 +31,12 @@ public sealed partial class Machine
         if (p.Arch == Arch.I386) PrintI386LowHighLines(layout);
 
         log.Info("Zone ranges:");
-        foreach (var (type, s, e) in layout.Zones)
+        // zone_sizes_init()'s limits, machine-wide: each zone type from its lowest to its highest PFN over the nodes.
+        foreach (var type in layout.Zones.Select(z => z.Type).Distinct())
         {
             if (type == ZoneType.Movable) continue;
+            var spans = layout.Zones.Where(z => z.Type == type && z.EndPfn > z.StartPfn).ToList();
+            ulong s = spans.Count == 0 ? 0 : spans.Min(z => z.StartPfn), e = spans.Count == 0 ? 0 : spans.Max(z => z.EndPfn);
             string name = PageTypes.ZoneNames[(int)type];
             log.Info(e > s ? $"  {name,-8} [mem {Hex18(s << 12)}-{Hex18((e << 12) - 1)}]" : $"  {name,-8} empty");
         }
@@ -88,7 +91,7 @@ public sealed partial class Machine
                 // "mm/page_alloc: improve memmap_pages dbg msg" (5.14) names the memmap pages in the warning
                 else log.Warn($"  {z.Name} zone: {memmap} {(p.Version.IsAtLeast(5, 14) ? "memmap pages" : "pages")} exceeds freesize {freesize}");
             }
-            if (z.Index == 0 && freesize > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: 0 pages reserved");
+            if (z.ZoneIdx == 0 && freesize > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: 0 pages reserved");
             if (z.Populated) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {z.Present} pages, LIFO batch:{Watermarks.PcpBatch(freesize)}");
             vmTotal += freesize;
         }

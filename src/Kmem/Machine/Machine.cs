@@ -66,6 +66,9 @@ public sealed partial class Machine : IDisposable
                 PageblockOrder = profile.EffectivePageblockOrder,
                 Cpus = profile.Cpus,
                 Zones = layout.Zones,
+                CpuNodes = Enumerable.Range(0, profile.Cpus).Select(profile.NodeOfCpu).ToArray(),
+                Distances = profile.NodeCount == 1 ? null
+                    : Enumerable.Range(0, profile.NodeCount).Select(a => Enumerable.Range(0, profile.NodeCount).Select(b => profile.Distance(a, b)).ToArray()).ToArray(),
                 Memory = layout.Memory,
                 Reserved = layout.Reserved,
                 Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name, c.Inactive)).ToArray(),

@@ -47,5 +47,5 @@ public sealed class VmSysctl
     /// <c>vm.lowmem_reserve_ratio</c> (the kernel's), read-only in Kmem: one ratio per zone of the machine, in zone order
     /// (the kernel's defaults: 256 for DMA and DMA32, 32 for Normal, 0 for HighMem and Movable).
     /// </summary>
-    public IReadOnlyList<int> LowmemReserveRatio => _pages.Life.Live(_pages.Zones).Select(z => Watermarks.DefaultLowmemReserveRatio(z.Type)).ToArray();
+    public IReadOnlyList<int> LowmemReserveRatio => _pages.Life.Live(_pages.Zones).Take(_pages.ZonesPerNode).Select(z => Watermarks.DefaultLowmemReserveRatio(z.Type)).ToArray();
 }

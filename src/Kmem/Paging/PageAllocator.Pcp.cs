@@ -89,9 +89,12 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>rmqueue_pcplist(): order 0 from the thread's list, refilled by a batch when empty.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int RmqueuePcp(Zone z, int mt, AllocFlags af)
+    private int RmqueuePcp(Zone z, int mt, AllocFlags af) => RmqueuePcp(ThreadBlock(), z, mt, af);
+
+    /// <summary>rmqueue_pcplist() on the calling thread's block <paramref name="mem"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int RmqueuePcp(int* mem, Zone z, int mt, AllocFlags af)
     {
-        int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())                            // no drainer: the lists are ours
         {

@@ -25,7 +25,6 @@ internal sealed partial class PageAllocator
     private readonly List<Shrinker> _shrinkers = [];
     private readonly object _freeWait = new();
     private int _waiters;
-    private int _kswapdQueued;
 
     /// <summary>Times the allocator had to enter the slow path, ran reclaim, or failed (for metrics).</summary>
     public long SlowPathCount, ReclaimCount, FailureCount, KswapdWakeups;
@@ -54,17 +53,17 @@ internal sealed partial class PageAllocator
 
     /// <summary>shrink_slab(): ask every shrinker at one priority; returns the objects freed. <paramref name="kswapd"/> is
     /// what current_is_kswapd() tells the shrinkers.</summary>
-    public long ShrinkSlab(Gfp gfp, int priority, bool kswapd = false)
+    public long ShrinkSlab(Gfp gfp, int priority, bool kswapd = false, int nid = 0)
     {
         long freed = 0;
-        foreach (var s in Shrinkers) freed += DoShrinkSlab(s, gfp, priority, kswapd);
+        foreach (var s in Shrinkers) freed += DoShrinkSlab(s, gfp, priority, kswapd, s.NumaAware ? nid : 0);
         return freed;
     }
 
     /// <summary>do_shrink_slab(). A shrinker that throws is reported and unregistered (<see cref="ShrinkerThrew"/>).</summary>
-    private long DoShrinkSlab(Shrinker s, Gfp gfp, int priority, bool kswapd)
+    private long DoShrinkSlab(Shrinker s, Gfp gfp, int priority, bool kswapd, int nid)
     {
-        var sc = new ShrinkControl { GfpMask = gfp, Kswapd = kswapd };
+        var sc = new ShrinkControl { GfpMask = gfp, Kswapd = kswapd, Nid = nid };
         long freeable;
         try
         {
@@ -173,24 +172,41 @@ internal sealed partial class PageAllocator
 
     // ---------------------------------------------------------------- kswapd
 
-    /// <summary>wakeup_kswapd(): background reclaim until every zone is above its high watermark.</summary>
-    private void WakeKswapd()
+    /// <summary>wake_all_kswapds(): the kswapd of every node the zonelist reaches, once each.</summary>
+    private void WakeAllKswapds(Zone[] list)
     {
-        if (Interlocked.CompareExchange(ref _kswapdQueued, 1, 0) != 0) return;
-        Interlocked.Increment(ref KswapdWakeups);
-        ThreadPool.UnsafeQueueUserWorkItem(static a => a.KswapdRun(), this, preferLocal: false);
+        int last = -1;
+        foreach (var z in list)
+        {
+            if (z.Node == last) continue;
+            last = z.Node;
+            WakeKswapd(z.Node);
+        }
     }
 
-    private void KswapdRun()
+    /// <summary>wakeup_kswapd(): background reclaim on one node until each of its zones is above its high watermark.</summary>
+    private void WakeKswapd(int nid)
+    {
+        if (Interlocked.CompareExchange(ref _kswapdQueued[nid], 1, 0) != 0) return;
+        if (NodeBalanced(nid)) { Volatile.Write(ref _kswapdQueued[nid], 0); return; }
+        Interlocked.Increment(ref KswapdWakeups);
+        Interlocked.Increment(ref _nodes[nid].KswapdWakeups);
+        ThreadPool.UnsafeQueueUserWorkItem(static a => a.Owner.KswapdRun(a.Nid), (Owner: this, Nid: nid), preferLocal: false);
+    }
+
+    private void KswapdRun(int nid)
     {
         try
         {
             using var _ = Life.Enter();   // the machine's shutdown waits for a running kswapd
             for (int prio = DefPriority; prio >= 0 && !_disposed; prio--)
             {
-                if (AllZonesAboveHigh()) break;
-                ShrinkSlab(Gfp.Kernel, prio, kswapd: true);
+                if (NodeBalanced(nid)) break;
+                // shrink_slab(): a shrinker that is not NUMA-aware is asked with nid 0 whichever node reclaims.
+                ShrinkSlab(Gfp.Kernel, prio, kswapd: true, nid: nid);
             }
+            if (!NodeBalanced(nid)) Interlocked.Increment(ref _nodes[nid].KswapdFailures);
+            else Volatile.Write(ref _nodes[nid].KswapdFailures, 0);
         }
         catch (ObjectDisposedException)
         {
@@ -198,20 +214,23 @@ internal sealed partial class PageAllocator
         }
         catch (Exception e)
         {
-            _log.Err($"kswapd0: reclaim failed: {e.Message}");
+            _log.Err($"kswapd{nid}: reclaim failed: {e.Message}");
         }
         finally
         {
-            Volatile.Write(ref _kswapdQueued, 0);
+            Volatile.Write(ref _kswapdQueued[nid], 0);
         }
     }
 
-    /// <summary>pgdat_balanced(): every populated zone passes the high watermark for an order-0 request of its own zone
-    /// (free CMA pages do not count, as they cannot serve every caller).</summary>
-    private bool AllZonesAboveHigh()
+    /// <summary>pgdat_balanced(): every populated zone of the node passes the high watermark for an order-0 request of its
+    /// own zone (free CMA pages do not count, as they cannot serve every caller).</summary>
+    private bool NodeBalanced(int nid)
     {
-        foreach (var z in Zones)
-            if (z.Populated && !ZoneWatermarkOk(z, 0, z.WmarkHigh, z.Index, AllocFlags.WmarkMin, Volatile.Read(ref z.FreePages))) return false;
+        for (int i = nid * ZonesPerNode; i < (nid + 1) * ZonesPerNode; i++)
+        {
+            var z = Zones[i];
+            if (z.Populated && !ZoneWatermarkOk(z, 0, z.WmarkHigh, z.ZoneIdx, AllocFlags.WmarkMin, Volatile.Read(ref z.FreePages))) return false;
+        }
         return true;
     }
 
@@ -231,7 +250,7 @@ internal sealed partial class PageAllocator
         return af;
     }
 
-    private int AllocSlowPath(Gfp gfp, int order, int hz, int mt)
+    private int AllocSlowPath(Gfp gfp, int order, Zone[] list, int hz, int mt)
     {
         Interlocked.Increment(ref SlowPathCount);
         bool canReclaim = (gfp & Gfp.DirectReclaim) != 0;
@@ -239,15 +258,15 @@ internal sealed partial class PageAllocator
         if ((gfp & (Gfp.AtomicFlag | Gfp.DirectReclaim)) == (Gfp.AtomicFlag | Gfp.DirectReclaim))
             gfp &= ~Gfp.AtomicFlag; // a sleeping caller is not atomic (the kernel's sanity fix-up)
         AllocFlags af = GfpToAllocFlags(gfp, mt);
-        if ((gfp & Gfp.KswapdReclaim) != 0) WakeKswapd();
+        if ((gfp & Gfp.KswapdReclaim) != 0) WakeAllKswapds(list);
 
-        int idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+        int idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
         if (idx >= 0) return idx;
 
         bool noWatermarks = (gfp & (Gfp.Memalloc | Gfp.NoMemalloc)) == Gfp.Memalloc;
         if (noWatermarks)
         {
-            idx = GetPageFromFreelist(gfp, order, af | AllocFlags.NoWatermarks, hz, mt);
+            idx = GetPageFromFreelist(gfp, order, af | AllocFlags.NoWatermarks, list, hz, mt);
             if (idx >= 0) return idx;
         }
 
@@ -261,17 +280,17 @@ internal sealed partial class PageAllocator
         while (true)
         {
             long progress = PerformReclaim(gfp, order);
-            idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+            idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
             if (idx < 0 && !drained)
             {
-                foreach (var z in _zonelists[hz])
+                foreach (var z in list)
                 {
                     LockOrder.Enter(LockRank.Zone, z.Lock);
                     lock (z.Lock) z.UnreserveHighatomicPageblock(mt, force: false);
                 }
                 DrainAllPages();
                 drained = true;
-                idx = GetPageFromFreelist(gfp, order, af, hz, mt);
+                idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
             }
             if (idx >= 0) return idx;
             if (_disposed) ThrowDisposed();
@@ -284,7 +303,7 @@ internal sealed partial class PageAllocator
             if ((gfp & Gfp.NoFail) != 0)
             {
                 // __GFP_NOFAIL: try with the harder reserve, then wait for memory and go round again.
-                idx = GetPageFromFreelist(gfp, order, af | AllocFlags.Harder, hz, mt);
+                idx = GetPageFromFreelist(gfp, order, af | AllocFlags.Harder, list, hz, mt);
                 if (idx >= 0) return idx;
                 if (started.Elapsed > TimeSpan.FromSeconds(10) && noProgress++ % 64 == 0)
                     _log.Warn($"{TaskName()}: page allocation stalls for {started.ElapsedMilliseconds}ms, order:{order}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null)");
@@ -294,7 +313,7 @@ internal sealed partial class PageAllocator
             }
             if ((gfp & Gfp.NoRetry) != 0) return Fail(gfp, order);
             if (costly && (gfp & Gfp.RetryMayFail) == 0) return Fail(gfp, order);
-            if (!ShouldReclaimRetry(gfp, order, af, hz, progress, ref noProgress)) return Fail(gfp, order);
+            if (!ShouldReclaimRetry(gfp, order, af, list, hz, progress, ref noProgress)) return Fail(gfp, order);
             Interlocked.Increment(ref ReclaimRetries);
             WaitForFree(ReclaimRetryWait);
             drained = false;
@@ -321,13 +340,13 @@ internal sealed partial class PageAllocator
     /// pages on the per-CPU lists. Shrinkers are not per zone, so each zone is credited with all of it: an
     /// over-estimate that errs towards retrying.
     /// </summary>
-    private bool ShouldReclaimRetry(Gfp gfp, int order, AllocFlags af, int hz, long progress, ref int noProgress)
+    private bool ShouldReclaimRetry(Gfp gfp, int order, AllocFlags af, Zone[] list, int hz, long progress, ref int noProgress)
     {
         if (progress > 0 && order <= CostlyOrder) noProgress = 0;
         else noProgress++;
         if (noProgress > MaxReclaimRetries) return false;
         long reclaimable = ReclaimablePages(gfp);
-        foreach (var z in _zonelists[hz])
+        foreach (var z in list)
         {
             if (!z.Populated) continue;
             long available = Volatile.Read(ref z.FreePages) + reclaimable + PcpTotal(z.Index);

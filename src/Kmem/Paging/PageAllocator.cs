@@ -1,6 +1,8 @@
-// The buddy page allocator of one machine (one NUMA node): zones, zonelists, the GFP policy and the
-// fast path (per-CPU lists for order 0, buddy lists under the zone lock otherwise). The slow path,
-// reclaim, per-CPU list management, reports and invariant checks live in the other partial files.
+// The buddy page allocator of one machine, every NUMA node of it: the zones of all nodes (node by node),
+// each node's zonelists, the GFP policy and the fast path (per-CPU lists for order 0, buddy lists under
+// the zone lock otherwise). The slow path, reclaim, per-CPU list management, reports and invariant checks
+// live in the other partial files; node bookkeeping (pgdat, zonelist order, the thread's node) in
+// PageAllocator.Nodes.cs.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kmem.Core;
@@ -15,16 +17,21 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private readonly nint _linear;
     private readonly KernelLog _log;
     private readonly PageAllocatorSettings _settings;
-    /// <summary>For each highest zone index: the populated zones to try, highest first (the zonelist).</summary>
-    private readonly Zone[][] _zonelists;
+    /// <summary>
+    /// For each node and highest zone index (<c>[node * ZonesPerNode + hz]</c>): the populated zones to try, the node's own
+    /// highest first, then the other nodes' in the node's fallback order (ZONELIST_FALLBACK).
+    /// </summary>
+    private Zone[][] _zonelists = [];
+    /// <summary>The same for <c>__GFP_THISNODE</c>: the node's own zones only (ZONELIST_NOFALLBACK).</summary>
+    private Zone[][] _thisnodeZonelists = [];
     /// <summary>Entries of a table indexed by the zone bits (<c>gfp &amp; GFP_ZONEMASK</c>): 16.</summary>
     private const int ZoneBitCombinations = (int)GfpFlags.ZoneMask + 1;
     /// <summary>gfp_zone() for the 16 combinations of the four zone bits; -1 marks a bad combination.</summary>
     private readonly int[] _gfpZoneTable = new int[ZoneBitCombinations];
-    /// <summary>For each combination of the zone bits: the first zone of its zonelist (the fast path's only zone).</summary>
-    private readonly Zone?[] _fastZone = new Zone?[ZoneBitCombinations];
-    /// <summary>For each combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
-    private readonly long[] _fastMark = new long[ZoneBitCombinations];
+    /// <summary>For each node and combination of the zone bits (<c>[node * 16 + bits]</c>): the first zone of the node's zonelist (the fast path's only zone).</summary>
+    private readonly Zone?[] _fastZone;
+    /// <summary>For each node and combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
+    private readonly long[] _fastMark;
     private volatile bool _disposed;
     /// <summary>The release's per-CPU list shape and order bounds, chosen at boot.</summary>
     private readonly PcpPolicy _pcp;
@@ -46,20 +53,24 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _pcp = PcpPolicy.For(settings.Version, settings.TransparentHugepage, settings.PageblockOrder);
 
         Zones = new Zone[settings.Zones.Length];
+        NodeCount = settings.Zones.Length == 0 ? 1 : settings.Zones.Max(z => z.Node) + 1;
+        ZonesPerNode = settings.Zones.Length / NodeCount;
         for (int i = 0; i < Zones.Length; i++)
         {
-            var (type, s, e) = settings.Zones[i];
-            Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder);
+            var (type, s, e, node) = settings.Zones[i];
+            if (node != i / ZonesPerNode) throw new ArgumentException("the zones must come node by node, each node with the same zone types");
+            Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder) { Node = node, ZoneIdx = i % ZonesPerNode };
         }
+        _cpuNode = settings.CpuNodes.Length == settings.Cpus ? settings.CpuNodes : new int[settings.Cpus];
+        _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
+        _fastZone = new Zone?[NodeCount * ZoneBitCombinations];
+        _fastMark = new long[NodeCount * ZoneBitCombinations];
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
             if (z.Type == ZoneType.HighMem && z.EndPfn > z.StartPfn) HighStartIdx = (int)(z.StartPfn - BasePfn);
         BuildGfpZoneTable();
         InitMemory();
-        // The zonelist of each highest zone: the populated zones at or below it, highest first.
-        _zonelists = new Zone[Zones.Length][];
-        for (int hz = 0; hz < Zones.Length; hz++)
-            _zonelists[hz] = Zones.Take(hz + 1).Reverse().Where(z => z.Populated).ToArray();
+        BuildAllZonelists();
         SetupWatermarks();
         int offset = PcpThreadCache.BlockHeader;
         foreach (var z in Zones)
@@ -200,8 +211,15 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     private void RecalculateWatermarks()
     {
+        // __setup_per_zone_wmarks() shares min_free_kbytes among the lowmem zones of every node; setup_per_zone_lowmem_reserve()
+        // works within each node.
         var marks = Watermarks.ZoneWatermarks(MinFreeKbytes, Zones.Select(z => (z.Managed, z.Type == ZoneType.HighMem)).ToArray());
-        var reserve = Watermarks.LowmemReserve(Zones.Select(z => (z.Managed, Watermarks.DefaultLowmemReserveRatio(z.Type))).ToArray());
+        var reserve = new long[Zones.Length][];
+        for (int n = 0; n < NodeCount; n++)
+        {
+            var own = Watermarks.LowmemReserve(Zones.Skip(n * ZonesPerNode).Take(ZonesPerNode).Select(z => (z.Managed, Watermarks.DefaultLowmemReserveRatio(z.Type))).ToArray());
+            for (int t = 0; t < ZonesPerNode; t++) reserve[n * ZonesPerNode + t] = own[t];
+        }
         for (int i = 0; i < Zones.Length; i++)
         {
             var z = Zones[i];
@@ -211,7 +229,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 (z.WmarkMin, z.WmarkLow, z.WmarkHigh) = marks[i];
                 z.LowmemReserve = reserve[i];
                 // pageset_set_high_and_batch(); from 5.14 setup_per_zone_wmarks() updates pcp->high with the watermarks.
-                var (high, batch, highMax) = Watermarks.PcpSizes(_pcp.Formula, Watermarks.PcpBatch(z.Managed), z.WmarkLow, z.Managed, Cpus);
+                // zone_highsize() splits the low watermark among the CPUs of the zone's node (all CPUs when it has none).
+                var (high, batch, highMax) = Watermarks.PcpSizes(_pcp.Formula, Watermarks.PcpBatch(z.Managed), z.WmarkLow, z.Managed, CpusOfNode(z.Node));
                 // The lists' room is fixed at boot: a later min_free_kbytes that would raise high keeps the boot value.
                 if (z.PcpHighLimit > 0) high = Math.Min(high, z.PcpHighLimit);
                 z.PcpBatch = batch;
@@ -220,13 +239,15 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 z.PcpFreeCount = !_pcp.ScaledFree ? batch : high < batch ? 1 : Math.Min(batch, high - batch);
             }
         }
-        for (int b = 0; b < ZoneBitCombinations; b++)
-        {
-            int hz = _gfpZoneTable[b];
-            var first = hz < 0 || _zonelists[hz].Length == 0 ? null : _zonelists[hz][0];
-            _fastMark[b] = first is null ? 0 : first.WmarkLow + first.LowmemReserve[hz];
-            _fastZone[b] = first;
-        }
+        for (int n = 0; n < NodeCount; n++)
+            for (int b = 0; b < ZoneBitCombinations; b++)
+            {
+                int hz = _gfpZoneTable[b];
+                var list = hz < 0 ? [] : _zonelists[n * ZonesPerNode + hz];
+                var first = list.Length == 0 ? null : list[0];
+                _fastMark[n * ZoneBitCombinations + b] = first is null ? 0 : first.WmarkLow + first.LowmemReserve[hz];
+                _fastZone[n * ZoneBitCombinations + b] = first;
+            }
         TotalReservePages = Watermarks.TotalReservePages(Zones.Select(z => (z.Managed, z.WmarkHigh, z.LowmemReserve)).ToArray());
     }
 
@@ -257,18 +278,19 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         return true;
     }
 
-    /// <summary>__alloc_pages_nodemask(): returns the frame index of the block, or -1.</summary>
+    /// <summary>alloc_pages(): from the calling thread's node (<c>numa_node_id()</c>); the frame index of the block, or -1.</summary>
     public int Alloc(Gfp gfp, int order)
     {
         if (_disposed) ThrowDisposed();
         if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
-            // The common case, inlined: the first zone of the zonelist passes its low watermark and the
+            // The common case, inlined: the first zone of the thread's node's zonelist passes its low watermark and the
             // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
-            int zb = (int)(gfp & GfpFlags.ZoneMask);
+            int* mem = ThreadBlock();
+            int zb = PcpThreadCache.NodeOf(mem) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
             Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
-            if (z is not null)
+            if (z is not null && (gfp & Gfp.ThisNode) == 0)
             {
                 int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
                 if (mt == 3) mt = (int)MigrateType.Unmovable;
@@ -276,7 +298,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
                 if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
                 {
-                    int idx = RmqueuePcp(z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                    int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
                     if (idx >= 0)
                     {
                         PrepOrder0(idx, gfp, mt, z.Index);
@@ -285,7 +307,21 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 }
             }
         }
-        return AllocGeneral(gfp, order);
+        return AllocGeneral(gfp, order, -1);
+    }
+
+    /// <summary>
+    /// __alloc_pages_node(): from node <paramref name="nid"/>'s zonelist (its own zones first, then the fallback order;
+    /// only its own with <c>__GFP_THISNODE</c>), or the calling thread's node when <paramref name="nid"/> is
+    /// NUMA_NO_NODE (-1). The frame index of the block, or -1.
+    /// </summary>
+    public int AllocNode(int nid, Gfp gfp, int order)
+    {
+        if (_disposed) ThrowDisposed();
+        if ((uint)nid >= (uint)NodeCount && nid != NumaNoNode)
+            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"node {nid} is not online (the machine has {NodeCount} node{(NodeCount == 1 ? "" : "s")})");
+        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
+        return AllocGeneral(gfp, order, nid);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -299,9 +335,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
     }
 
-    /// <summary>The general allocation path: every zone of the zonelist, then the slow path.</summary>
+    /// <summary>The general allocation path: every zone of the node's zonelist, then the slow path (<paramref name="nid"/> -1: the thread's node).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int AllocGeneral(Gfp gfp, int order)
+    private int AllocGeneral(Gfp gfp, int order, int nid)
     {
         using var _ = Life.Enter();
         if ((uint)order >= (uint)MaxOrder)
@@ -315,15 +351,15 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         int mt = (int)PageTypes.FromGfp(gfp);
         AllocFlags af = AllocFlags.WmarkLow;
         if (mt == (int)MigrateType.Movable) af |= AllocFlags.Cma;
-        int idx = GetPageFromFreelist(gfp, order, af, hz, mt);
-        if (idx < 0) idx = AllocSlowPath(gfp, order, hz, mt);
+        var list = Zonelist(nid < 0 ? CurrentNode() : nid, hz, gfp);
+        int idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
+        if (idx < 0) idx = AllocSlowPath(gfp, order, list, hz, mt);
         return idx;
     }
 
     /// <summary>get_page_from_freelist(): the first zone of the zonelist that passes its watermark.</summary>
-    private int GetPageFromFreelist(Gfp gfp, int order, AllocFlags af, int hz, int mt)
+    private int GetPageFromFreelist(Gfp gfp, int order, AllocFlags af, Zone[] list, int hz, int mt)
     {
-        var list = _zonelists[hz];
         for (int i = 0; i < list.Length; i++)
         {
             var z = list[i];

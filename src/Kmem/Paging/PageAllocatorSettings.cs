@@ -22,8 +22,15 @@ internal sealed record PageAllocatorSettings
     public string Release { get; init; } = "5.10.0-kmem";
     public required int PageblockOrder { get; init; }
     public required int Cpus { get; init; }
-    /// <summary>Configured zones in kernel order, with their spans (empty zones have Start == End).</summary>
-    public required (ZoneType Type, ulong StartPfn, ulong EndPfn)[] Zones { get; init; }
+    /// <summary>
+    /// Every node's configured zones, node by node and in kernel order within a node (each node has the same zone
+    /// types), with their spans (empty zones have Start == End).
+    /// </summary>
+    public required (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] Zones { get; init; }
+    /// <summary>Each CPU's node (<c>cpu_to_node()</c>); <see cref="Cpus"/> entries.</summary>
+    public int[] CpuNodes { get; init; } = [];
+    /// <summary>The node distance table (<c>node_distance()</c>), one row per node; null means 10 local, 20 remote.</summary>
+    public int[][]? Distances { get; init; }
     /// <summary>Memory banks (memblock.memory).</summary>
     public required PfnRange[] Memory { get; init; }
     /// <summary>Reserved ranges (memblock.reserved), already clipped to memory.</summary>

@@ -141,7 +141,18 @@ internal sealed unsafe class PcpThreadCache
         foreach (var z in owner.Zones) if (z.Populated) total += PerCpuPages.Stride(z);
         Mem = (int*)NativeMemory.AlignedAlloc((nuint)total * sizeof(int), 64);
         new Span<int>(Mem, total).Clear();
+        SetNode(Mem, owner.NodeOfCpu(cpu));
     }
+
+    /// <summary>Where in the block's header the thread's node (<c>numa_node_id()</c>) is kept, after the handshake.</summary>
+    private const int NodeSlot = 2;
+
+    /// <summary>The node of the CPU the block's thread runs as.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int NodeOf(int* block) => block[NodeSlot];
+
+    /// <summary>Sets the block's node (at creation, and when the thread moves to a CPU of another node).</summary>
+    public static void SetNode(int* block, int node) => Volatile.Write(ref block[NodeSlot], node);
 
     /// <summary>
     /// The owning allocator's id (not the allocator itself: threads keep their caches in thread statics, and a
@@ -160,8 +171,8 @@ internal sealed unsafe class PcpThreadCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static OwnerDrainHandshake* Handshake(int* block) => (OwnerDrainHandshake*)block;
     public readonly Thread Thread;
-    /// <summary>The CPU (of the machine's profile) this thread's lists are reported under.</summary>
-    public readonly int Cpu;
+    /// <summary>The CPU (of the machine's profile) this thread's lists are reported under (changed by a migration).</summary>
+    public int Cpu;
     /// <summary>Serialises drainers, and an owner that found DrainRequested set.</summary>
     public readonly Lock DrainLock = new();
     /// <summary>Next cache of the same thread (for other allocators).</summary>

@@ -16,6 +16,12 @@ public sealed class ShrinkControl
 
     /// <summary><c>current_is_kswapd()</c>: the call comes from background reclaim (kswapd), not from an allocation.</summary>
     public bool Kswapd { get; init; }
+
+    /// <summary>
+    /// The node being reclaimed (<c>sc-&gt;nid</c>). A shrinker that is not <see cref="Shrinker.NumaAware"/> always sees 0,
+    /// as shrink_slab() asks such shrinkers with node 0 whichever node reclaims.
+    /// </summary>
+    public int Nid { get; init; }
 }
 
 /// <summary>
@@ -49,6 +55,9 @@ public abstract class Shrinker
 
     /// <summary>Objects per scan call (<c>batch</c>); 0 uses <c>SHRINK_BATCH</c> (128).</summary>
     public long Batch { get; init; }
+
+    /// <summary><c>SHRINKER_NUMA_AWARE</c>: reclaim asks the shrinker per node, with <see cref="ShrinkControl.Nid"/> set.</summary>
+    public bool NumaAware { get; init; }
 
     internal long NrDeferred;
 

@@ -46,8 +46,12 @@ internal sealed unsafe class Zone
     }
 
     public ZoneType Type { get; }
-    /// <summary>zone_idx(): position among the machine's configured zones.</summary>
+    /// <summary>Position in the machine's zone array (node by node): what a page frame records as its zone.</summary>
     public int Index { get; }
+    /// <summary>The node the zone belongs to (<c>zone_to_nid()</c>).</summary>
+    public int Node { get; init; }
+    /// <summary><c>zone_idx()</c>: the zone's position among its node's zones (the index gfp_zone() and lowmem_reserve use).</summary>
+    public int ZoneIdx { get; init; }
     public string Name { get; }
     public ulong StartPfn { get; }
     public ulong EndPfn { get; }

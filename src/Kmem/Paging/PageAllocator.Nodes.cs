@@ -1,0 +1,173 @@
+// NUMA nodes (pglist_data): which zones each node owns, each CPU's node, the distance table, the zonelists
+// build_all_zonelists() builds per node (node order by distance with node_load round-robin, the node's own
+// zones first; __GFP_THISNODE's own-node list), and the calling thread's node (numa_node_id()), which the
+// thread's per-CPU block carries so the fast path reads it with the lists. A one-node machine is node 0.
+using System.Runtime.CompilerServices;
+using Kmem.Core;
+
+namespace Kmem.Paging;
+
+/// <summary>One node's own state (the parts of <c>struct pglist_data</c> the zones do not hold).</summary>
+internal sealed class NodeData
+{
+    public NodeData(int id) => Id = id;
+    /// <summary><c>node_id</c>.</summary>
+    public int Id { get; }
+    /// <summary>The zonelist's node order (<c>node_order[]</c> of build_zonelists()), this node first when it has memory.</summary>
+    public int[] FallbackOrder = [];
+    /// <summary>Times this node's kswapd was woken.</summary>
+    public long KswapdWakeups;
+    /// <summary><c>kswapd_failures</c>: kswapd runs in a row that left the node unbalanced.</summary>
+    public int KswapdFailures;
+}
+
+internal sealed unsafe partial class PageAllocator
+{
+    /// <summary>NUMA_NO_NODE: "any node", the calling thread's.</summary>
+    public const int NumaNoNode = -1;
+
+    /// <summary>MAX_NUMNODES of the modelled kernels (NODES_SHIFT 6): the weight find_next_best_node() gives distance over load.</summary>
+    private const int MaxNumNodes = 64;
+
+    /// <summary>PENALTY_FOR_NODE_WITH_CPUS: a node with CPUs of its own is a little less attractive as a fallback.</summary>
+    private const int PenaltyForNodeWithCpus = 1;
+
+    private readonly int[] _cpuNode;
+    private readonly int[][] _distance;
+    private NodeData[] _nodes = [];
+    private int[] _kswapdQueued = [];
+
+    /// <summary><c>nr_online_nodes</c>.</summary>
+    public int NodeCount { get; }
+
+    /// <summary>Zones per node (every node has the machine's zone types): node n's zones are <c>Zones[n * ZonesPerNode ..]</c>.</summary>
+    public int ZonesPerNode { get; }
+
+    /// <summary>The nodes' own state, by node id.</summary>
+    public IReadOnlyList<NodeData> Nodes => _nodes;
+
+    /// <summary>The zones of one node, in zone order (empty ones included).</summary>
+    public ReadOnlySpan<Zone> NodeZones(int nid) => Zones.AsSpan(nid * ZonesPerNode, ZonesPerNode);
+
+    /// <summary><c>cpu_to_node()</c>.</summary>
+    public int NodeOfCpu(int cpu) => _cpuNode[cpu];
+
+    /// <summary><c>node_distance()</c>.</summary>
+    public int Distance(int from, int to) => _distance[from][to];
+
+    /// <summary>The CPUs of a node (<c>cpumask_weight(cpumask_of_node())</c>), or all CPUs when it has none (zone_highsize()).</summary>
+    public int CpusOfNode(int nid)
+    {
+        int n = 0;
+        foreach (int c in _cpuNode) if (c == nid) n++;
+        return n == 0 ? Cpus : n;
+    }
+
+    /// <summary>Whether a node has memory (<c>N_MEMORY</c>).</summary>
+    public bool NodeHasMemory(int nid)
+    {
+        foreach (var z in NodeZones(nid)) if (z.Present > 0) return true;
+        return false;
+    }
+
+    /// <summary><c>page_to_nid()</c> by frame index: the node of the zone the frame lies in, or -1 outside every zone.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int NodeOfIdx(int idx) => ZoneOfIdx(idx) is { } z ? z.Node : -1;
+
+    /// <summary><c>numa_node_id()</c>: the node of the profile CPU the calling thread runs as.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int CurrentNode() => NodeCount == 1 ? 0 : PcpThreadCache.NodeOf(ThreadBlock());
+
+    /// <summary>The profile CPU the calling thread runs as (its per-CPU block's).</summary>
+    public int ThreadCpu() => ThreadCache().Cpu;
+
+    /// <summary>
+    /// Moves the calling thread to profile CPU <paramref name="cpu"/> (what <c>sched_setaffinity()</c> to one CPU does):
+    /// its per-CPU lists are reported under that CPU from now on and it allocates from that CPU's node.
+    /// </summary>
+    public void MigrateCurrentThread(int cpu)
+    {
+        if ((uint)cpu >= (uint)Cpus) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPU {cpu} is not online (the machine has {Cpus} CPUs)");
+        var c = ThreadCache();
+        lock (c.DrainLock)
+        {
+            c.Cpu = cpu;
+            if (c.Mem != null) PcpThreadCache.SetNode(c.Mem, _cpuNode[cpu]);
+        }
+    }
+
+    /// <summary>The zonelist a request from node <paramref name="nid"/> walks for highest zone <paramref name="hz"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Zone[] Zonelist(int nid, int hz, Gfp gfp) =>
+        ((gfp & Gfp.ThisNode) != 0 ? _thisnodeZonelists : _zonelists)[nid * ZonesPerNode + hz];
+
+    /// <summary>The zones a request from node <paramref name="nid"/> would try for <paramref name="gfp"/>, in order (for views and tests).</summary>
+    public IReadOnlyList<Zone> ZonelistFor(int nid, Gfp gfp)
+    {
+        int hz = GfpZone(gfp);
+        return hz < 0 ? [] : Zonelist(nid, hz, gfp);
+    }
+
+    /// <summary>
+    /// build_all_zonelists(): for each node, the node order of find_next_best_node() (nearest first; among equals the
+    /// lower id, a node without CPUs, then the least loaded, node_load spreading equal-distance groups), then the
+    /// zonelist per highest zone: each node of that order with its populated zones from the highest down
+    /// (build_zonelists_in_node_order()), and the node's own zones alone for __GFP_THISNODE.
+    /// </summary>
+    private void BuildAllZonelists()
+    {
+        _nodes = new NodeData[NodeCount];
+        _kswapdQueued = new int[NodeCount];
+        var nodeLoad = new int[NodeCount];
+        _zonelists = new Zone[NodeCount * ZonesPerNode][];
+        _thisnodeZonelists = new Zone[NodeCount * ZonesPerNode][];
+        for (int local = 0; local < NodeCount; local++)
+        {
+            var used = new bool[NodeCount];
+            var order = new List<int>();
+            int prev = local;
+            for (int node; (node = FindNextBestNode(local, used, nodeLoad)) >= 0; prev = node)
+            {
+                if (Distance(local, node) != Distance(local, prev)) nodeLoad[node]++;
+                order.Add(node);
+            }
+            _nodes[local] = new NodeData(local) { FallbackOrder = order.ToArray() };
+            for (int hz = 0; hz < ZonesPerNode; hz++)
+            {
+                var list = new List<Zone>();
+                foreach (int n in order) AddNodeZones(list, n, hz);
+                _zonelists[local * ZonesPerNode + hz] = list.ToArray();
+                var own = new List<Zone>();
+                AddNodeZones(own, local, hz);
+                _thisnodeZonelists[local * ZonesPerNode + hz] = own.ToArray();
+            }
+        }
+    }
+
+    /// <summary>build_zonerefs_node(): the node's populated zones at or below <paramref name="hz"/>, highest first.</summary>
+    private void AddNodeZones(List<Zone> list, int nid, int hz)
+    {
+        for (int t = hz; t >= 0; t--)
+        {
+            var z = Zones[nid * ZonesPerNode + t];
+            if (z.Populated) list.Add(z);
+        }
+    }
+
+    /// <summary>find_next_best_node(): the local node first, then the cheapest memory node not yet used.</summary>
+    private int FindNextBestNode(int node, bool[] used, int[] nodeLoad)
+    {
+        if (!used[node]) { used[node] = true; return node; }
+        int best = -1, min = int.MaxValue;
+        for (int n = 0; n < NodeCount; n++)
+        {
+            if (used[n] || !NodeHasMemory(n)) continue;
+            int val = Distance(node, n) + (n < node ? 1 : 0);
+            if (Array.IndexOf(_cpuNode, n) >= 0) val += PenaltyForNodeWithCpus;
+            val = val * MaxNumNodes + nodeLoad[n];
+            if (val < min) { min = val; best = n; }
+        }
+        if (best >= 0) used[best] = true;
+        return best;
+    }
+}
