@@ -7,6 +7,23 @@ using Kmem.Core;
 
 namespace Kmem.Paging;
 
+/// <summary>The NUMA events zone_statistics() counts per zone (<c>enum numa_stat_item</c>), in /proc/zoneinfo's order.</summary>
+internal enum NumaStat
+{
+    /// <summary><c>numa_hit</c>: allocated on the intended node.</summary>
+    Hit,
+    /// <summary><c>numa_miss</c>: allocated here though another node was intended.</summary>
+    Miss,
+    /// <summary><c>numa_foreign</c>: intended for this node but allocated elsewhere.</summary>
+    Foreign,
+    /// <summary><c>numa_interleave</c>: an interleave policy's page that landed on its intended node.</summary>
+    Interleave,
+    /// <summary><c>numa_local</c>: allocated here by a CPU of this node.</summary>
+    Local,
+    /// <summary><c>numa_other</c>: allocated here by a CPU of another node.</summary>
+    Other,
+}
+
 /// <summary>One node's own state (the parts of <c>struct pglist_data</c> the zones do not hold).</summary>
 internal sealed class NodeData
 {
@@ -95,6 +112,12 @@ internal sealed unsafe partial class PageAllocator
             if (c.Mem != null) PcpThreadCache.SetNode(c.Mem, _cpuNode[cpu]);
         }
     }
+
+    /// <summary>
+    /// <c>zone_numa_event_state()</c>: one NUMA event count of a zone, summed over the CPUs. Counted only with CONFIG_NUMA
+    /// (every view that prints them is CONFIG_NUMA's).
+    /// </summary>
+    public long NumaEventState(Zone z, NumaStat item) => Volatile.Read(ref z.NumaEvents[(int)item]);
 
     /// <summary>The zonelist a request from node <paramref name="nid"/> walks for highest zone <paramref name="hz"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

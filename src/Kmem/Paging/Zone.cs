@@ -50,6 +50,8 @@ internal sealed unsafe class Zone
     public int Index { get; }
     /// <summary>The node the zone belongs to (<c>zone_to_nid()</c>).</summary>
     public int Node { get; init; }
+    /// <summary>The zone's NUMA event counts by <see cref="NumaStat"/> (read them through PageAllocator.NumaEventState).</summary>
+    public readonly long[] NumaEvents = new long[6];
     /// <summary><c>zone_idx()</c>: the zone's position among its node's zones (the index gfp_zone() and lowmem_reserve use).</summary>
     public int ZoneIdx { get; init; }
     public string Name { get; }
