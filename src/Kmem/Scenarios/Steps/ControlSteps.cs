@@ -1,5 +1,6 @@
 // The workload steps that steer a run rather than allocate: repeat (a body of steps run a number of times), log
-// (a line in the machine's log ring) and check (the machine's invariant check, each finding a problem of the run).
+// (a line in the machine's log ring), check (the machine's invariant check, each finding a problem of the run) and
+// run_on_cpu (the workload's thread runs as another CPU of the profile, and so allocates from that CPU's node).
 using static Kmem.Scenarios.Steps.StepArgs;
 
 namespace Kmem.Scenarios.Steps;
@@ -29,6 +30,13 @@ internal static class ControlSteps
         {
             Repeats = step => Long(step, "times", 1),
         },
+        new("run_on_cpu", ["cpu"],
+            step =>
+            {
+                Required(step, "cpu");
+                Int(step, "cpu", 0, 0, 1023);
+            },
+            (ctx, step) => ctx.Machine.MigrateToCpu(Int(step, "cpu", 0))),
         new("log", ["message"], _ => { }, (ctx, step) => ctx.Machine.Log.Info(Str(step, "message") ?? "")),
         new("check", [], _ => { },
             (ctx, step) =>

@@ -14,18 +14,27 @@ internal static class PageSteps
     /// <summary>The operations, in the format's order.</summary>
     public static IEnumerable<WorkloadOp> Ops =>
     [
-        new("alloc_pages", ["label", "order", "gfp", "count", "expect", "fill"],
+        new("alloc_pages", ["label", "order", "gfp", "node", "count", "expect", "fill"],
             step =>
             {
                 Label(step);
                 Int(step, "order", 0, 0, 63);
                 GfpArg(step);
+                Int(step, "node", Machine.NumaNoNode, Machine.NumaNoNode, 63);
                 AllocArgs(step);
             },
             (ctx, step) =>
             {
                 int order = Int(step, "order", 0);
                 var gfp = GfpArg(step);
+                // "node": alloc_pages_node() on that node (the machine refuses a node it does not have); without it the
+                // workload thread's node, as alloc_pages() does.
+                if (step.Args.ContainsKey("node"))
+                {
+                    int node = Int(step, "node", Machine.NumaNoNode);
+                    ctx.AllocSteps(step, $"allocation of order {order} on node {node}", () => ctx.Machine.AllocPagesNode(node, gfp, order) is { IsNull: false } p ? new Held.PageBlock(p, order) : null);
+                    return;
+                }
                 ctx.AllocSteps(step, $"allocation of order {order}", () => ctx.Machine.AllocPages(gfp, order) is { IsNull: false } p ? new Held.PageBlock(p, order) : null);
             }),
         WorkloadOp.Free("free_pages"),
