@@ -82,8 +82,16 @@ internal sealed unsafe partial class PageAllocator
         return created;
     }
 
-    /// <summary>The CPU of the profile the calling thread is accounted to (processor id modulo CPU count).</summary>
-    public int CurrentCpu() => Thread.GetCurrentProcessorId() % Cpus;
+    /// <summary>
+    /// The CPU of the profile the calling thread is accounted to: its per-CPU block's (see <see cref="MigrateCurrentThread"/>),
+    /// or, before it has one, the host processor it runs on modulo the CPU count (what the block will take).
+    /// </summary>
+    public int CurrentCpu()
+    {
+        for (var c = t_cache; c is not null; c = c.NextInThread)
+            if (c.OwnerId == _allocatorId && !c.Dead) return c.Cpu;
+        return Thread.GetCurrentProcessorId() % Cpus;
+    }
 
     // ---------------------------------------------------------------- allocate
 
