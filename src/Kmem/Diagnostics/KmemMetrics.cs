@@ -59,6 +59,7 @@ internal sealed class KmemMetrics : IDisposable
             {
                 var tags = machine;
                 tags.Add("kmem.zone", z.Name);
+                tags.Add("kmem.node", z.Node);   // a two-node machine has a Normal zone on each node
                 return new Measurement<long>(read(z), tags);
             });
         _meter.CreateObservableGauge("kmem.memory.free", Weak(() => PerZone(z => Volatile.Read(ref z.FreePages) * 4096)), "By", "Free memory on the buddy lists");
