@@ -29,6 +29,8 @@ public sealed class ZoneInfo
     public string Name => Z.Name;
     /// <summary>The zone type.</summary>
     public ZoneType Type => Z.Type;
+    /// <summary>The NUMA node the zone belongs to (<c>zone_to_nid()</c>); 0 on a one-node machine.</summary>
+    public int Node => Z.Node;
     /// <summary>First PFN (0 for an empty zone).</summary>
     public ulong StartPfn => Z.StartPfn;
     /// <summary>Pages spanned, holes included.</summary>
@@ -41,6 +43,11 @@ public sealed class ZoneInfo
     public long FreePages => Volatile.Read(ref Z.FreePages);
     /// <summary>Free CMA pages (NR_FREE_CMA_PAGES).</summary>
     public long FreeCmaPages => Volatile.Read(ref Z.FreeCmaPages);
+    /// <summary>
+    /// The zone's NUMA event counts in /proc/zoneinfo's order: numa_hit, numa_miss, numa_foreign, numa_interleave,
+    /// numa_local, numa_other (counted with CONFIG_NUMA only).
+    /// </summary>
+    public IReadOnlyList<long> NumaEvents => Enum.GetValues<NumaStat>().Select(s => _m.Pages.NumaEventState(Z, s)).ToArray();
     /// <summary>Pages on the per-CPU lists.</summary>
     public long PcpPages => _m.Pages.PcpTotal(Z.Index);
     /// <summary>The min watermark.</summary>
