@@ -308,6 +308,7 @@ public sealed partial class Machine : IDisposable
             Cpus = p.Cpus,
             VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
             Swap = p.Config.IsEnabled("SWAP"),
+            Numa = p.Config.IsEnabled("NUMA"),
             CmaUsedPages = () => layout.CmaAreas.Sum(c => (long)c.Used),
             PercpuKb = (long)(layout.Early.PerCpuChunkBytes >> 10),
         };
