@@ -177,4 +177,66 @@ public class NumaViewTests
         Assert.Contains("Initmem setup node 2 as memoryless", m.Dmesg());
         Assert.Matches(@"NODE_DATA\(2\) allocated \[mem 0x[0-9a-f]{8,}-0x[0-9a-f]{8,}\]\n.*    NODE_DATA\(2\) on node [01]\n", m.Dmesg());
     }
+
+    [Fact]
+    public void Show_mem_reports_each_node()
+    {
+        using var m = Machine.Boot("x86_64-numa2");
+        string report = m.Pages.ShowMem();
+        Assert.Matches(@"\nNode 0 active_anon:0kB .* all_unreclaimable\? no\nNode 1 active_anon:0kB .* all_unreclaimable\? no\n", report);
+        Assert.Matches(@"\nNode 0 DMA free:\d+kB boost:0kB min:", report);
+        Assert.Matches(@"\nNode 1 Normal free:\d+kB boost:0kB min:", report);
+        Assert.Matches(@"\nNode 1 Normal: (\d+\*\d+kB (\([UMEHCI]+\) )?){11}= \d+kB\n", report);
+        // Without CONFIG_NUMA there is no node prefix on the zone lines.
+        using var arm = Machine.Boot("rv1106");
+        Assert.Matches(@"\nNormal free:\d+kB", arm.Pages.ShowMem());
+    }
+
+    [Fact]
+    public void Node_unreclaimable_is_the_nodes_kswapd_failures()
+    {
+        using var m = Machine.Boot("x86_64-numa2");
+        Volatile.Write(ref m.Pages.Nodes[1].KswapdFailures, PageAllocator.MaxReclaimRetries);
+        string zi = m.ProcFs.Read("/proc/zoneinfo");
+        Assert.Contains("  node_unreclaimable:  0", ZoneBlock(zi, 0, "Normal"));
+        Assert.Contains("  node_unreclaimable:  1", ZoneBlock(zi, 1, "Normal"));
+        Assert.Contains("Node 1 active_anon:0kB", m.Pages.ShowMem());
+        Assert.Matches(@"Node 1 active_anon:.* all_unreclaimable\? yes", m.Pages.ShowMem());
+        Volatile.Write(ref m.Pages.Nodes[1].KswapdFailures, 0);
+    }
+
+    [Fact]
+    public void Numa_lines_sit_where_each_release_prints_them()
+    {
+        // 4.14 on: their own array after the zone stats; before, zone stats ahead of nr_free_cma.
+        using var now = Machine.Boot(MachineProfile.Embedded("x86_64-numa2") with { Version = KernelVersion.Parse("5.10") });
+        Assert.Matches(@"nr_free_cma  \d+\n      numa_hit     \d+\n(      numa_\w+ +\d+\n){5}  pagesets\n", now.ProcFs.Read("/proc/zoneinfo"));
+        using var old = Machine.Boot(MachineProfile.Embedded("x86_64-numa2") with { Version = KernelVersion.Parse("4.9") });
+        Assert.Matches(@"      numa_hit     \d+\n(      numa_\w+ +\d+\n){5}      nr_free_cma  \d+\n  pagesets\n", old.ProcFs.Read("/proc/zoneinfo"));
+        // Node meminfo before 6.6: one blank after FileHugePages: (5.4 on); before 5.14 no SwapCached; before 6.0 no SecPageTables.
+        string mi = now.ProcFs.Read("/sys/devices/system/node/node0/meminfo");
+        Assert.Contains("Node 0 FileHugePages:        0 kB\n", mi);
+        Assert.DoesNotContain("SwapCached", mi);
+        Assert.DoesNotContain("SecPageTables", mi);
+        Assert.Contains("Node 0 KReclaimable:", mi);
+        Assert.Equal("default\n", old.ProcFs.Read("/proc/sys/vm/numa_zonelist_order"));
+    }
+
+    [Fact]
+    public void The_memory_map_draws_a_strip_per_node()
+    {
+        using var m = Machine.Boot("x86_64-numa2");
+        var doc = System.Xml.Linq.XDocument.Parse(m.RenderMemoryMap());
+        var texts = doc.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value).ToList();
+        Assert.Contains("Node 0", texts);
+        Assert.Contains("Node 1", texts);
+        var titles = doc.Descendants().Where(e => e.Name.LocalName == "title").Select(e => e.Value).ToList();
+        Assert.Contains("Node 1", titles);                       // rows of node 1 in the node strip
+        // Node 1 starts after node 0's zones: its label is below node 0's Normal.
+        double Y(string label) => doc.Descendants().Where(e => e.Name.LocalName == "text" && e.Value == label)
+            .Select(e => double.Parse((string)e.Attribute("y")!, System.Globalization.CultureInfo.InvariantCulture)).First();
+        Assert.True(Y("Node 1") > Y("Node 0"));
+        using var one = Machine.Boot("x86_64");
+        Assert.DoesNotContain("Node 0", one.RenderMemoryMap());
+    }
 }

@@ -1,6 +1,7 @@
 // Node counters that the upper layers feed and the views read (a subset of the kernel's node_stat_item): slab
 // pages, kernel-misc reclaimable pages, per node as pglist_data keeps them (mod_node_page_state() on the page's
-// node), with their machine-wide sums (global_node_page_state()); vmalloc pages are machine-wide (vmalloc_nr_pages).
+// node), their machine-wide figures summed over the nodes on read (global_node_page_state()); vmalloc pages are
+// machine-wide (vmalloc_nr_pages).
 namespace Kmem.Paging;
 
 /// <summary>Node statistics in pages (the kernel keeps slab counters in bytes; Kmem converts on read).</summary>
@@ -9,17 +10,23 @@ internal sealed class VmStat
     /// <summary>MAX_NUMNODES of the modelled kernels (NODES_SHIFT 6).</summary>
     private const int MaxNodes = 64;
 
-    private long _slabReclaimableBytes;
-    private long _slabUnreclaimableBytes;
-    private long _kernelMiscReclaimable;
     private long _vmallocPages;
     private readonly long[] _nodeSlabReclaimableBytes = new long[MaxNodes];
     private readonly long[] _nodeSlabUnreclaimableBytes = new long[MaxNodes];
     private readonly long[] _nodeKernelMiscReclaimable = new long[MaxNodes];
 
-    public long SlabReclaimablePages => Volatile.Read(ref _slabReclaimableBytes) >> 12;
-    public long SlabUnreclaimablePages => Volatile.Read(ref _slabUnreclaimableBytes) >> 12;
-    public long KernelMiscReclaimablePages => Volatile.Read(ref _kernelMiscReclaimable);
+    // The machine-wide figures are summed on read (global_node_page_state()), so an update touches one counter only.
+    public long SlabReclaimablePages => Sum(_nodeSlabReclaimableBytes) >> 12;
+    public long SlabUnreclaimablePages => Sum(_nodeSlabUnreclaimableBytes) >> 12;
+    public long KernelMiscReclaimablePages => Sum(_nodeKernelMiscReclaimable);
+
+    private static long Sum(long[] perNode)
+    {
+        long n = 0;
+        for (int i = 0; i < perNode.Length; i++) n += Volatile.Read(ref perNode[i]);
+        return n;
+    }
+
     public long VmallocPages => Volatile.Read(ref _vmallocPages);
 
     /// <summary>node_page_state(pgdat, NR_SLAB_RECLAIMABLE_B) in pages.</summary>
@@ -36,16 +43,7 @@ internal sealed class VmStat
     public void ModSlab(bool reclaimable, long bytes, int nid)
     {
         if ((uint)nid >= MaxNodes) throw new ArgumentOutOfRangeException(nameof(nid), nid, "no such node");
-        if (reclaimable)
-        {
-            Interlocked.Add(ref _slabReclaimableBytes, bytes);
-            Interlocked.Add(ref _nodeSlabReclaimableBytes[nid], bytes);
-        }
-        else
-        {
-            Interlocked.Add(ref _slabUnreclaimableBytes, bytes);
-            Interlocked.Add(ref _nodeSlabUnreclaimableBytes[nid], bytes);
-        }
+        Interlocked.Add(ref (reclaimable ? _nodeSlabReclaimableBytes : _nodeSlabUnreclaimableBytes)[nid], bytes);
     }
 
     /// <summary>NR_KERNEL_MISC_RECLAIMABLE (page pools and similar caches) of node 0.</summary>
@@ -55,7 +53,6 @@ internal sealed class VmStat
     public void ModKernelMiscReclaimable(long pages, int nid)
     {
         if ((uint)nid >= MaxNodes) throw new ArgumentOutOfRangeException(nameof(nid), nid, "no such node");
-        Interlocked.Add(ref _kernelMiscReclaimable, pages);
         Interlocked.Add(ref _nodeKernelMiscReclaimable[nid], pages);
     }
 
