@@ -138,4 +138,55 @@ public class NumaBootLogTests
         long node0Reserved = m.Zones.Take(4).Sum(z => z.Present - z.Managed);
         Assert.True(node0Reserved >= (128 << 20) / 4096, $"node 0 reserved {node0Reserved}");
     }
+
+    [Fact]
+    public void Sparse_init_puts_each_nodes_struct_pages_on_the_node()
+    {
+        var layout = Kmem.Boot.MemoryLayout.Plan(MachineProfile.Embedded("x86_64-numa2"));
+        var map0 = layout.Memblock.Single(r => r.Name == "mem_map (node 0)");
+        var map1 = layout.Memblock.Single(r => r.Name == "mem_map (node 1)");
+        // 64 present sections of 128 MiB on each node (node 0: sections 0-15 and 32-79), 32768 pages × 64 bytes each.
+        Assert.Equal(64UL * 32768 * 64, map0.End - map0.Base);
+        Assert.Equal(64UL * 32768 * 64, map1.End - map1.Base);
+        Assert.True(map0.Base >= 0x100000000UL && map0.End <= 0x280000000UL, $"node 0 mem_map at 0x{map0.Base:x}");
+        Assert.True(map1.Base >= 0x280000000UL && map1.End <= 0x480000000UL, $"node 1 mem_map at 0x{map1.Base:x}");
+        // Top-down inside the node, right below its pglist_data.
+        var nd1 = layout.Memblock.Single(r => r.Name == "NODE_DATA(1)");
+        Assert.Equal(nd1.Base, map1.End);
+        // A one-node machine keeps its single block.
+        var one = Kmem.Boot.MemoryLayout.Plan(MachineProfile.Embedded("x86_64"));
+        Assert.Single(one.Memblock, r => r.Name == "mem_map");
+        Assert.Single(one.Memblock, r => r.Name == "NODE_DATA(0)");          // x86_64's defconfig has NUMA
+        Assert.DoesNotContain(Kmem.Boot.MemoryLayout.Plan(MachineProfile.Embedded("rk3588")).Memblock, r => r.Name.StartsWith("NODE_DATA", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_one_node_numa_kernel_fakes_its_node()
+    {
+        // A published one-node x86_64 boot (no SRAT): "No NUMA configuration found", "Faking a node at [mem
+        // 0x0000000000000000-0x000000041f5fffff]", "NODE_DATA(0) allocated [mem 0x41f5c7000-0x41f5f0fff]".
+        string[] published =
+        [
+            "No NUMA configuration found",
+            "Faking a node at [mem 0x0000000000000000-0x000000041f5fffff]",
+            "NODE_DATA(0) allocated [mem 0x41f5c7000-0x41f5f0fff]",
+            "Zone ranges:",
+            "Early memory node ranges",
+            "Initmem setup node 0 [mem 0x0000000000001000-0x000000041f5fffff]",
+        ];
+        using var m = Machine.Boot("x86_64");
+        AssertInOrder(published, m.Dmesg().TrimEnd('\n').Split('\n').Select(Shape).ToList());
+        Assert.DoesNotContain("SRAT", m.Dmesg());
+        Assert.Contains("Built 1 zonelists", m.Dmesg());
+    }
+
+    [Fact]
+    public void Kmem_profiles_shows_the_nodes()
+    {
+        var (code, o, _) = TestSupport.Cli("profiles");
+        Assert.Equal(0, code);
+        string row = o.Split('\n').Single(l => l.Contains(" x86_64-numa2 ", StringComparison.Ordinal));
+        Assert.Matches(@"│ 6\.6 +│ 4 +│ 2 +│ 16383 MiB +│ DMA DMA32 Normal Movable +│", row);
+        Assert.Contains(o.Split('\n'), l => l.StartsWith("x86_64-numa2 ", StringComparison.Ordinal) && l.Contains("2 NUMA nodes", StringComparison.Ordinal));
+    }
 }
