@@ -142,7 +142,8 @@ public class NumaViewTests
         Assert.Contains($"numa_hit {hits}\n", m.ProcFs.Read("/sys/devices/system/node/node1/numastat"));
         // node meminfo: MemTotal is the node's managed pages, every line "Node N Label:" padded to 16 then %8lu kB.
         string mi = m.ProcFs.Read("/sys/devices/system/node/node1/meminfo");
-        long managed = m.Zones.Where(z => z.Name == "Normal").Last().Managed;
+        long managed = m.Zones.Single(z => z.Node == 1 && z.Name == "Normal").Managed;
+        Assert.Equal([0, 0, 0, 0, 1, 1, 1, 1], m.Zones.Select(z => z.Node));
         Assert.StartsWith($"Node 1 MemTotal:       {managed * 4,8} kB\nNode 1 MemFree:  ", mi);
         Assert.All(mi.TrimEnd('\n').Split('\n'), l => Assert.Matches(@"^Node 1 (\S+: *\d+ kB|HugePages_(Total|Free|Surp): +\d+)$", l));
         Assert.Contains("Node 1 FileHugePages:  ", mi);                                 // two blanks from 6.6

@@ -29,6 +29,8 @@ public sealed class ZoneInfo
     public string Name => Z.Name;
     /// <summary>The zone type.</summary>
     public ZoneType Type => Z.Type;
+    /// <summary>The NUMA node the zone belongs to (<c>zone_to_nid()</c>); 0 on a one-node machine.</summary>
+    public int Node => Z.Node;
     /// <summary>First PFN (0 for an empty zone).</summary>
     public ulong StartPfn => Z.StartPfn;
     /// <summary>Pages spanned, holes included.</summary>
