@@ -34,7 +34,13 @@ internal static class ProfilesVerb
             ctx.Out.Write(p.Config.ToDotConfig());
             return 0;
         }
-        var table = new Table().AddColumns("name", "arch", "kernel", "CPUs", "RAM", "zones", "CMA", "devices", "description");
+        // The figures stay on one line each (a wrapped CMA list reads as two areas); the descriptions, which would be
+        // squeezed into a narrow column, follow the table one line each.
+        var table = new Table().AddColumns(
+            new TableColumn("name").NoWrap(), new TableColumn("arch").NoWrap(), new TableColumn("kernel").NoWrap(),
+            new TableColumn("CPUs").NoWrap(), new TableColumn("nodes").NoWrap(), new TableColumn("RAM").NoWrap(),
+            new TableColumn("zones").NoWrap(), new TableColumn("CMA").NoWrap(), new TableColumn("devices").NoWrap());
+        var descriptions = new List<string>();
         foreach (var name in MachineProfile.EmbeddedNames)
         {
             var p = MachineProfile.Embedded(name);
@@ -43,13 +49,15 @@ internal static class ProfilesVerb
                 p.Arch.ToString().ToLowerInvariant(),
                 p.Version.ToString(),
                 p.Cpus.ToString(),
+                p.NodeCount.ToString(),
                 $"{p.TotalRam >> 20} MiB",
                 string.Join(" ", p.ZoneTypes.Select(z => z.KernelName())),
                 CmaColumn(p),
-                p.Devices.Count.ToString(),
-                Markup.Escape(p.Description));
+                p.Devices.Count.ToString());
+            descriptions.Add($"{Markup.Escape(p.Name),-20} {Markup.Escape(p.Description)}");
         }
         ctx.Console.Write(table);
+        foreach (var d in descriptions) ctx.Console.MarkupLine(d);
         return 0;
     }
 

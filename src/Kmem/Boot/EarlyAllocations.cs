@@ -132,6 +132,73 @@ internal static class EarlyAllocations
         return (at, bytes);
     }
 
+    /// <summary>SPARSEMEM section size: 128 MiB on x86_64, riscv64 and arm64 from 5.12 (1 GiB on arm64 before).</summary>
+    private static ulong SectionSize(MachineProfile p) => p.Arch == Arch.Arm64 && !p.Version.IsAtLeast(5, 12) ? 1UL << 30 : 128UL << 20;
+
+    /// <summary>
+    /// mm/sparse.c sparse_init(): present sections are taken in PFN order and grouped by node; sparse_init_nid() gives
+    /// each node's sections their memmap in one block (sparse_buffer_init() → memmap_alloc(size, align, min, nid,
+    /// exact_nid)), allocated top-down on that node (memblock_alloc_try_nid_raw()/memblock_alloc_exact_nid_raw()), so a
+    /// node's struct pages are its own memory. One block per node here (page-aligned, below the memblock limit); on a
+    /// one-node machine the single block of before. Returns the first block's base and the bytes of all of them.
+    /// </summary>
+    public static (ulong Base, ulong Bytes) SparseMemMap(MachineProfile p, Memblock mb, ulong limit)
+    {
+        ulong sectionSize = SectionSize(p);
+        ulong first = 0, total = 0;
+        for (int nid = 0; nid < p.NodeCount; nid++)
+        {
+            var banks = p.Dram.Where(b => b.Node == nid).ToList();
+            if (banks.Count == 0) continue;
+            var sections = new HashSet<ulong>();
+            foreach (var b in banks)
+                for (ulong s = b.Base / sectionSize; s <= (b.End - 1) / sectionSize; s++) sections.Add(s);
+            ulong pages = (ulong)sections.Count * (sectionSize >> KernelFacts.PageShift);
+            ulong bytes = AlignUp(pages * (ulong)p.StructPageSize, Page);
+            // The node's span (node_start_pfn .. node_end_pfn); a one-node machine keeps its whole RAM below the limit.
+            ulong lo = p.NodeCount == 1 ? 0 : banks.Min(b => b.Base), hi = Math.Min(limit, p.NodeCount == 1 ? ulong.MaxValue : banks.Max(b => b.End));
+            string name = p.NodeCount == 1 ? "mem_map" : $"mem_map (node {nid})";
+            ulong at = (hi > lo ? mb.AllocRange(bytes, Page, lo, hi, name) : null)
+                // memmap_alloc() without exact_nid falls back to any node.
+                ?? mb.AllocRange(bytes, Page, 0, limit, name)
+                ?? throw new ProfileException("dram", $"no room for the {bytes >> 10} KiB mem_map of node {nid} below 0x{limit:x}");
+            if (total == 0) first = at;
+            total += bytes;
+        }
+        return (first, total);
+    }
+
+    /// <summary>
+    /// sizeof(pg_data_t) rounded to a page, as x86's alloc_node_data() takes it (roundup(sizeof(pg_data_t), PAGE_SIZE)).
+    /// Derived from published two-node x86_64 logs of NODES_SHIFT-6 kernels (MAX_NUMNODES 64: the two zonelists hold
+    /// 64 × MAX_NR_ZONES + 1 zonerefs each): 0x4000 on 3.15 ("  NODE_DATA [mem 0x3ffec000-0x3ffeffff]") and 0x5000 on 5.10
+    /// ("NODE_DATA(0) allocated [mem 0x13fffb000-0x13fffffff]"); a distro kernel with NODES_SHIFT 10 takes 0x2b000.
+    /// </summary>
+    internal static ulong NodeDataSize(MachineProfile p) => p.Version.IsAtLeast(5, 0) ? 0x5000UL : 0x4000UL;
+
+    /// <summary>
+    /// arch/x86/mm/numa.c alloc_node_data(nid): memblock_phys_alloc_try_nid(nd_size, SMP_CACHE_BYTES, nid), top-down on the
+    /// node, else anywhere ("    NODE_DATA(%d) on node %d"). numa_register_memblks() does it for every node with memory;
+    /// init_cpu_to_node() later for a memoryless node (init_memory_less_node(); Kmem's nodes are all online, so a
+    /// memoryless node without CPUs is treated the same). The blocks are kept in
+    /// <see cref="EarlyBoot.NodeData"/> for the boot lines.
+    /// </summary>
+    public static void NodeDataAlloc(MachineProfile p, Memblock mb, EarlyBoot e, bool memoryless)
+    {
+        ulong size = NodeDataSize(p);
+        for (int nid = 0; nid < p.NodeCount; nid++)
+        {
+            var banks = p.Dram.Where(b => b.Node == nid).ToList();
+            if ((banks.Count == 0) != memoryless) continue;
+            string name = $"NODE_DATA({nid})";
+            ulong? at = banks.Count == 0 ? null : mb.AllocRange(size, CacheLine(p), banks.Min(b => b.Base), banks.Max(b => b.End), name);
+            at ??= mb.AllocRange(size, CacheLine(p), 0, mb.CurrentLimit, name)
+                ?? throw new ProfileException("dram", $"cannot allocate node_data for node {nid}");
+            int on = p.Dram.FirstOrDefault(b => at.Value >= b.Base && at.Value < b.End)?.Node ?? nid;
+            e.NodeData.Add((nid, at.Value, size, on));
+        }
+    }
+
     // ================================================================== rest of setup_arch()
 
     /// <summary>

@@ -20,6 +20,8 @@ internal sealed class EarlyBoot
     /// <summary>nr_kernel_pages and nr_all_pages as alloc_large_system_hash() read them.</summary>
     public long NrKernelPages { get; set; }
     public long NrAllPages { get; set; }
+    /// <summary>Each node's pglist_data as x86's alloc_node_data() placed it: the node, the block, and the node it landed on.</summary>
+    public List<(int Nid, ulong Base, ulong Size, int OnNode)> NodeData { get; } = [];
     /// <summary>[__init_begin, __init_end): what free_initmem() gives back at the end of boot.</summary>
     public (ulong Start, ulong End) Init { get; set; }
 }

@@ -8,7 +8,6 @@ namespace Kmem.Boot;
 internal sealed class MemoryLayout
 {
     private const int PageShift = KernelFacts.PageShift;
-    private const ulong SectionSize = 128UL << 20; // SPARSEMEM section on x86_64, riscv64 and arm64 (from 5.12)
 
     public required ulong SpanStart { get; init; }
     public required ulong SpanEnd { get; init; }
@@ -55,6 +54,11 @@ internal sealed class MemoryLayout
         };
         memblock.CurrentLimit = limit;
 
+        // x86 setup_arch(): initmem_init() (numa_register_memblks()) gives each node with memory its pglist_data before
+        // dma_contiguous_reserve() and paging_init().
+        bool nodeData = p.Arch == Arch.X86_64 && p.Config.IsEnabled("NUMA");
+        if (nodeData) EarlyAllocations.NodeDataAlloc(p, memblock, early, memoryless: false);
+
         // The CMA areas (arm_memblock_init(): the device tree's pools, then dma_contiguous_reserve(), then vendor areas).
         var cmaAreas = CmaReservations.Place(p, memblock, limit);
 
@@ -69,16 +73,10 @@ internal sealed class MemoryLayout
         }
         else
         {
-            // SPARSEMEM: one mem_map block per present section (128 MiB; arm64 before 5.12: 1 GiB).
-            ulong sectionSize = p.Arch == Arch.Arm64 && !p.Version.IsAtLeast(5, 12) ? 1UL << 30 : SectionSize;
-            var sections = new HashSet<ulong>();
-            foreach (var b in p.Dram)
-                for (ulong s = b.Base / sectionSize; s <= (b.End - 1) / sectionSize; s++) sections.Add(s);
-            ulong memmapPages = (ulong)sections.Count * (sectionSize >> PageShift);
-            memmapBytes = (memmapPages * (ulong)p.StructPageSize + 0xFFF) & ~0xFFFUL;
-            memmapBase = memblock.AllocRange(memmapBytes, 1UL << PageShift, 0, limit, "mem_map")
-                ?? throw new ProfileException("dram", $"no room for the {memmapBytes >> 10} KiB mem_map below 0x{limit:x}");
+            (memmapBase, memmapBytes) = EarlyAllocations.SparseMemMap(p, memblock, limit);
         }
+        // init_cpu_to_node(), after paging_init(): a memoryless node with CPUs gets its pglist_data from another node.
+        if (nodeData) EarlyAllocations.NodeDataAlloc(p, memblock, early, memoryless: true);
         // From 6.10 free_area_init() counts nr_kernel_pages from memblock's free ranges (calc_nr_kernel_pages(),
         // "mm/mm_init.c: add new function calc_nr_all_pages()") instead of present pages less the memmap.
         if (p.Version.IsAtLeast(6, 10)) (early.NrKernelPages, early.NrAllPages) = FreeMemblockPages(p, memblock, zones);

@@ -1,7 +1,8 @@
 // The memory-map picture: every page (or, on large boards, every pageblock by its main owner) drawn as a cell of a
 // grid in physical-address order and coloured by what owns it: a slab cache, compound pages (large kmalloc and
 // __GFP_COMP), vmalloc, a CMA allocation by its owner's name, a dma-buf by its exporter, the heaps' page pools,
-// free blocks by order, reserved memory. A strip left of each row shows the pageblock's migratetype; zone starts
+// free blocks by order, reserved memory. A strip left of each row shows the pageblock's migratetype (and, with several
+// NUMA nodes, a second strip the row's node, each node's start marked "Node N" above its zones); zone starts
 // and the CMA areas are marked; a legend and the per-order free-block histogram stand beside the grid. SVG only.
 using System.Globalization;
 using System.Text;
@@ -28,6 +29,7 @@ internal static class MemoryMap
         "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#756bb1", "#636363", "#6baed6",
     ];
     private static readonly string[] s_mtColours = ["#b2182b", "#2166ac", "#f4a582", "#762a83", "#1b7837", "#000000"];
+    private static readonly string[] s_nodeColours = ["#1f78b4", "#e66101", "#33a02c", "#6a3d9a"];
 
     public static string Render(MemoryMapInput input)
     {
@@ -79,14 +81,32 @@ internal static class MemoryMap
             int firstFrame = r * Columns * per;
             var mt = MigratetypeOf(pa, firstFrame);
             if (mt >= 0) sb.Append($"<rect x=\"{gridX - Strip - 2}\" y=\"{gridY + r * Cell}\" width=\"{Strip}\" height=\"{Cell}\" fill=\"{s_mtColours[mt]}\"/>\n");
+            // With several nodes, the node strip: the node (page_to_nid()) of the row's first page.
+            int nid = pa.NodeCount > 1 && firstFrame < frames ? pa.NodeOfIdx(firstFrame) : -1;
+            if (nid >= 0) sb.Append($"<rect x=\"{gridX - 2 * Strip - 4}\" y=\"{gridY + r * Cell}\" width=\"{Strip}\" height=\"{Cell}\" fill=\"{s_nodeColours[nid % s_nodeColours.Length]}\"><title>Node {nid}</title></rect>\n");
         }
         sb.Append("</g>\n");
-        // Zone starts and CMA areas.
+        // Node starts (several nodes: a heavier line and "Node N", each node's zones below it), zone starts and CMA areas.
+        bool nodes = pa.NodeCount > 1;
+        for (int nid = 0; nodes && nid < pa.NodeCount; nid++)
+        {
+            Zone? first = null;
+            foreach (var z in pa.NodeZones(nid)) if (z.Populated) { first = z; break; }
+            if (first is null) continue;
+            int row = first.StartIdx / per / Columns;
+            sb.Append($"<line x1=\"10\" x2=\"{gridX + gridW}\" y1=\"{gridY + row * Cell}\" y2=\"{gridY + row * Cell}\" stroke=\"#000\" stroke-width=\"2.5\"/>\n");
+            sb.Append($"<text x=\"10\" y=\"{gridY + row * Cell + 12}\" font-weight=\"bold\" fill=\"{s_nodeColours[nid % s_nodeColours.Length]}\">Node {nid}</text>\n");
+        }
         foreach (var z in pa.Zones.Where(z => z.Populated))
         {
             int row = z.StartIdx / per / Columns;
+            bool nodeFirst = false;
+            if (nodes)
+                foreach (var x in pa.NodeZones(z.Node))
+                    if (x.Populated) { nodeFirst = ReferenceEquals(x, z); break; }
+            int dy = nodeFirst ? 24 : 12;
             sb.Append($"<line x1=\"10\" x2=\"{gridX + gridW}\" y1=\"{gridY + row * Cell}\" y2=\"{gridY + row * Cell}\" stroke=\"#000\" stroke-width=\"1\"/>\n");
-            sb.Append($"<text x=\"10\" y=\"{gridY + row * Cell + 12}\" font-weight=\"bold\">{Esc(z.Name)}</text>\n");
+            sb.Append($"<text x=\"10\" y=\"{gridY + row * Cell + dy}\" font-weight=\"bold\">{Esc(z.Name)}</text>\n");
         }
         foreach (var a in input.CmaAreas)
         {

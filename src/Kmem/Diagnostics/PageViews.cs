@@ -28,6 +28,8 @@ internal sealed record ViewConfig
     public Func<long>? CmaUsedPages { get; init; }
     /// <summary>pcpu_nr_pages() in KiB: the populated pages of the per-CPU chunks (the first chunk where the boot modelled one).</summary>
     public long PercpuKb { get; init; }
+    /// <summary>CONFIG_NUMA: zoneinfo's numa_* lines, the node devices of /sys/devices/system/node.</summary>
+    public bool Numa { get; init; }
 }
 
 internal static class PageViews
@@ -43,6 +45,7 @@ internal static class PageViews
         fs.Register("/proc/sys/vm/lowmem_reserve_ratio", () =>
             string.Join('\t', pa.Zones.Take(pa.ZonesPerNode).Select(z => Watermarks.DefaultLowmemReserveRatio(z.Type))) + "\n");
         fs.Register("/proc/sys/vm/watermark_scale_factor", () => $"{Watermarks.WatermarkScaleFactor}\n");
+        NodeViews.Register(fs, pa, cfg);
     }
 
     /// <summary>One zone's numbers for /proc/buddyinfo and /proc/pagetypeinfo.</summary>
@@ -77,7 +80,7 @@ internal static class PageViews
                     blocks[(int)z.PageblockTypeAt(b)]++;
                 }
             }
-            list.Add(new ZoneFreeCounts(0, z.Name, free, blocks));
+            list.Add(new ZoneFreeCounts(z.Node, z.Name, free, blocks));
         }
         return list;
     }
@@ -106,7 +109,7 @@ internal static class PageViews
         return sb.ToString();
     }
 
-    /// <summary>/proc/buddyinfo: populated zones only.</summary>
+    /// <summary>/proc/buddyinfo: populated zones only, node by node (frag_start()/frag_next() walk the online pgdats).</summary>
     public static string BuddyInfo(PageAllocator pa) => FormatBuddyInfo(Snapshot(pa), pa.MaxOrder);
 
     /// <summary>frag_show_print(): "Node %d, zone %8s " then "%6lu " per order.</summary>
@@ -125,10 +128,22 @@ internal static class PageViews
     /// <summary>/proc/pagetypeinfo: free blocks per type and order, then pageblocks per type.</summary>
     public static string PageTypeInfo(PageAllocator pa) => FormatPageTypeInfo(Snapshot(pa), pa.PageblockOrder, pa.MaxOrder);
 
-    /// <summary>pagetypeinfo_show(): header, pagetypeinfo_showfree() and pagetypeinfo_showblockcount().</summary>
+    /// <summary>
+    /// /proc/pagetypeinfo: pagetypeinfo_show() is the seq_file's ->show for each online pgdat (mm/vmstat.c, since 2.6.24),
+    /// so the whole block (header, free table, block-count table) repeats per node with no blank line between nodes; a
+    /// node without memory prints nothing (<c>if (!node_state(pgdat->node_id, N_MEMORY)) return 0;</c>).
+    /// </summary>
     public static string FormatPageTypeInfo(IReadOnlyList<ZoneFreeCounts> zones, int pageblockOrder, int maxOrder)
     {
         var sb = new StringBuilder();
+        foreach (var node in zones.GroupBy(z => z.Node).OrderBy(g => g.Key))
+            FormatPageTypeInfoNode(sb, node.ToList(), pageblockOrder, maxOrder);
+        return sb.ToString();
+    }
+
+    /// <summary>pagetypeinfo_show() of one node: header, pagetypeinfo_showfree() and pagetypeinfo_showblockcount().</summary>
+    private static void FormatPageTypeInfoNode(StringBuilder sb, IReadOnlyList<ZoneFreeCounts> zones, int pageblockOrder, int maxOrder)
+    {
         sb.Append($"Page block order: {pageblockOrder}\n");
         sb.Append($"Pages per block:  {1L << pageblockOrder}\n");
         sb.Append('\n');
@@ -157,7 +172,6 @@ internal static class PageViews
             foreach (var c in z.BlocksPerType) sb.Append($"{c,12} ");
             sb.Append('\n');
         }
-        return sb.ToString();
     }
 
     /// <summary>The per-node stat names of 5.10 (node_stat_item order); <see cref="NodeStats"/> adapts them to a release.</summary>
@@ -203,90 +217,127 @@ internal static class PageViews
     internal static IReadOnlyList<string> ZoneStats(KernelVersion v) =>
         v.IsAtLeast(5, 11) ? s_zoneStats.Where(n => n != "nr_page_table_pages").ToArray() : s_zoneStats;
 
-    /// <summary>/proc/zoneinfo: every zone, populated or not.</summary>
+    /// <summary>The zoneinfo names of <c>enum numa_stat_item</c> (vmstat_text[], CONFIG_NUMA).</summary>
+    private static readonly string[] s_numaStats = ["numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other"];
+
+    /// <summary>
+    /// The node stat a zoneinfo line shows for one node: the counters Kmem keeps per node (slab pages, kernel misc
+    /// reclaimable); the rest are user-memory counters Kmem has no pages for (0).
+    /// </summary>
+    private static long NodeStatValue(PageAllocator pa, string name, int nid) => name switch
+    {
+        "nr_slab_reclaimable" => pa.Stat.NodeSlabReclaimablePages(nid),
+        "nr_slab_unreclaimable" => pa.Stat.NodeSlabUnreclaimablePages(nid),
+        "nr_kernel_misc_reclaimable" => pa.Stat.NodeKernelMiscReclaimablePages(nid),
+        _ => 0,
+    };
+
+    /// <summary>
+    /// /proc/zoneinfo (mm/vmstat.c zoneinfo_show(), one call per online pgdat): every zone of every node, populated or not
+    /// (walk_zones_in_node() with assert_populated false). The node's stats come under its first populated zone
+    /// (is_zone_first_populated(), 4.8 on), so node 1 of an x86_64 machine has them under its Normal, not under its empty
+    /// DMA/DMA32. With CONFIG_NUMA the zone's numa_* events follow its stats: after them from 4.14 (their own
+    /// numa_stat_item array, "mm: update NUMA counter threshold size"), before nr_free_cma while they were zone stats.
+    /// node_unreclaimable is the node's (pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES).
+    /// </summary>
     public static string ZoneInfo(PageAllocator pa, ViewConfig cfg)
     {
         var sb = new StringBuilder();
-        Zone? first = pa.Zones.FirstOrDefault(z => z.Populated);
         var rel = pa.Version;
         var nodeStats = NodeStats(rel, cfg.Swap);
         var zoneStats = ZoneStats(rel);
-        foreach (var z in pa.Zones)
+        bool numaOwnArray = rel.IsAtLeast(4, 14);
+        for (int nid = 0; nid < pa.NodeCount; nid++)
         {
-            sb.Append($"Node 0, zone {z.Name,8}");
-            if (ReferenceEquals(z, first))
+            Zone? first = null;
+            foreach (var z in pa.NodeZones(nid))
+                if (z.Populated) { first = z; break; }
+            bool unreclaimable = Volatile.Read(ref pa.Nodes[nid].KswapdFailures) >= PageAllocator.MaxReclaimRetries;
+            foreach (var z in pa.NodeZones(nid))
             {
-                sb.Append("\n  per-node stats");
-                foreach (var name in nodeStats)
+                sb.Append($"Node {nid}, zone {z.Name,8}");
+                if (ReferenceEquals(z, first))
                 {
+                    sb.Append("\n  per-node stats");
+                    foreach (var name in nodeStats) sb.Append($"\n      {name,-12} {NodeStatValue(pa, name, nid)}");
+                }
+                sb.Append($"\n  pages free     {z.FreePages}");
+                // "mm/page_alloc.c: show watermark_boost of zone in zoneinfo" (5.16); Kmem never boosts.
+                if (rel.IsAtLeast(5, 16)) sb.Append("\n        boost    0");
+                sb.Append($"\n        min      {z.WmarkMin}");
+                sb.Append($"\n        low      {z.WmarkLow}");
+                sb.Append($"\n        high     {z.WmarkHigh}");
+                sb.Append($"\n        spanned  {z.Spanned}");
+                sb.Append($"\n        present  {z.Present}");
+                sb.Append($"\n        managed  {z.Managed}");
+                // "mm/page_alloc: count CMA pages per zone and print them in /proc/zoneinfo" (5.12).
+                if (rel.IsAtLeast(5, 12)) sb.Append($"\n        cma      {z.CmaPages}");
+                sb.Append($"\n        protection: ({string.Join(", ", z.LowmemReserve)})");
+                if (!z.Populated)
+                {
+                    sb.Append('\n');
+                    continue;
+                }
+                foreach (var name in zoneStats)
+                {
+                    if (cfg.Numa && !numaOwnArray && name == "nr_free_cma") AppendNumaEvents(sb, pa, z);
                     long v = name switch
                     {
-                        "nr_slab_reclaimable" => pa.Stat.SlabReclaimablePages,
-                        "nr_slab_unreclaimable" => pa.Stat.SlabUnreclaimablePages,
-                        "nr_kernel_misc_reclaimable" => pa.Stat.KernelMiscReclaimablePages,
+                        "nr_free_pages" => z.FreePages,
+                        "nr_free_cma" => z.FreeCmaPages,
                         _ => 0,
                     };
                     sb.Append($"\n      {name,-12} {v}");
                 }
-            }
-            sb.Append($"\n  pages free     {z.FreePages}");
-            // "mm/page_alloc.c: show watermark_boost of zone in zoneinfo" (5.16); Kmem never boosts.
-            if (rel.IsAtLeast(5, 16)) sb.Append("\n        boost    0");
-            sb.Append($"\n        min      {z.WmarkMin}");
-            sb.Append($"\n        low      {z.WmarkLow}");
-            sb.Append($"\n        high     {z.WmarkHigh}");
-            sb.Append($"\n        spanned  {z.Spanned}");
-            sb.Append($"\n        present  {z.Present}");
-            sb.Append($"\n        managed  {z.Managed}");
-            // "mm/page_alloc: count CMA pages per zone and print them in /proc/zoneinfo" (5.12).
-            if (rel.IsAtLeast(5, 12)) sb.Append($"\n        cma      {z.CmaPages}");
-            sb.Append($"\n        protection: ({string.Join(", ", z.LowmemReserve)})");
-            if (!z.Populated)
-            {
+                if (cfg.Numa && numaOwnArray) AppendNumaEvents(sb, pa, z);
+                AppendPagesets(sb, pa, cfg, z);
+                sb.Append($"\n  node_unreclaimable:  {(unreclaimable ? 1 : 0)}");
+                sb.Append($"\n  start_pfn:           {z.StartPfn}");
                 sb.Append('\n');
-                continue;
             }
-            foreach (var name in zoneStats)
-            {
-                long v = name switch
-                {
-                    "nr_free_pages" => z.FreePages,
-                    "nr_free_cma" => z.FreeCmaPages,
-                    _ => 0,
-                };
-                sb.Append($"\n      {name,-12} {v}");
-            }
-            sb.Append("\n  pagesets");
-            long mem = z.Managed >> (27 - 12);
-            int threshold = Math.Min(125, 2 * Fls(cfg.Cpus) * (1 + Fls(mem)));
-            bool autoTune = pa.Pcp.Formula == PcpHighFormula.AutoTune;
-            for (int cpu = 0; cpu < cfg.Cpus; cpu++)
-            {
-                sb.Append($"\n    cpu: {cpu}");
-                if (autoTune)
-                {
-                    // 6.7 ("mm: tune PCP high automatically"): high_min/high_max, the labels padded to line up. pcp->high
-                    // is 0 until the CPU first frees a page (nr_pcp_high() clamps it into [high_min, high_max] then);
-                    // Kmem keeps it at high_min from the CPU's first list on (the auto-tuning itself is not modelled).
-                    sb.Append($"\n              count:    {pa.PcpCount(z.Index, cpu)}");
-                    sb.Append($"\n              high:     {(pa.PcpUsed(cpu) ? z.PcpHigh : 0)}");
-                    sb.Append($"\n              batch:    {z.PcpBatch}");
-                    sb.Append($"\n              high_min: {z.PcpHigh}");
-                    sb.Append($"\n              high_max: {z.PcpHighMax}");
-                }
-                else
-                {
-                    sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
-                    sb.Append($"\n              high:  {z.PcpHigh}");
-                    sb.Append($"\n              batch: {z.PcpBatch}");
-                }
-                sb.Append($"\n  vm stats threshold: {threshold}");
-            }
-            sb.Append("\n  node_unreclaimable:  0");
-            sb.Append($"\n  start_pfn:           {z.StartPfn}");
-            sb.Append('\n');
         }
         return sb.ToString();
+    }
+
+    /// <summary>zone_numa_event_state() (zone_numa_state_snapshot() before 5.14) of each numa_stat_item.</summary>
+    private static void AppendNumaEvents(StringBuilder sb, PageAllocator pa, Zone z)
+    {
+        for (int i = 0; i < s_numaStats.Length; i++)
+            sb.Append($"\n      {s_numaStats[i],-12} {pa.NumaEventState(z, (NumaStat)i)}");
+    }
+
+    /// <summary>
+    /// The pagesets: for_each_online_cpu, so every CPU of the machine appears in every populated zone of every node
+    /// (per_cpu_pageset is per zone and CPU), with the vm stats threshold inside the loop.
+    /// </summary>
+    private static void AppendPagesets(StringBuilder sb, PageAllocator pa, ViewConfig cfg, Zone z)
+    {
+        sb.Append("\n  pagesets");
+        long mem = z.Managed >> (27 - 12);
+        int threshold = Math.Min(125, 2 * Fls(cfg.Cpus) * (1 + Fls(mem)));
+        bool autoTune = pa.Pcp.Formula == PcpHighFormula.AutoTune;
+        for (int cpu = 0; cpu < cfg.Cpus; cpu++)
+        {
+            sb.Append($"\n    cpu: {cpu}");
+            if (autoTune)
+            {
+                // 6.7 ("mm: tune PCP high automatically"): high_min/high_max, the labels padded to line up. pcp->high
+                // is 0 until the CPU first frees a page (nr_pcp_high() clamps it into [high_min, high_max] then);
+                // Kmem keeps it at high_min from the CPU's first list on (the auto-tuning itself is not modelled).
+                sb.Append($"\n              count:    {pa.PcpCount(z.Index, cpu)}");
+                sb.Append($"\n              high:     {(pa.PcpUsed(cpu) ? z.PcpHigh : 0)}");
+                sb.Append($"\n              batch:    {z.PcpBatch}");
+                sb.Append($"\n              high_min: {z.PcpHigh}");
+                sb.Append($"\n              high_max: {z.PcpHighMax}");
+            }
+            else
+            {
+                sb.Append($"\n              count: {pa.PcpCount(z.Index, cpu)}");
+                sb.Append($"\n              high:  {z.PcpHigh}");
+                sb.Append($"\n              batch: {z.PcpBatch}");
+            }
+            sb.Append($"\n  vm stats threshold: {threshold}");
+        }
     }
 
     private static void Kb(StringBuilder sb, string label, long pages) => sb.Append($"{label,-16}{pages * 4,8} kB\n");

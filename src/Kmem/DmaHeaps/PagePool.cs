@@ -42,7 +42,7 @@ internal sealed class PagePool
             if (_highQ.Count > 0 || _lowQ.Count > 0)
             {
                 int f = _highQ.Count > 0 ? _highQ.Dequeue() : _lowQ.Dequeue();
-                _pa.Stat.ModKernelMiscReclaimable(-(1L << Order));
+                _pa.Stat.ModKernelMiscReclaimable(-(1L << Order), Math.Max(0, _pa.NodeOfIdx(f)));
                 return f;
             }
         }
@@ -53,7 +53,7 @@ internal sealed class PagePool
     public void Free(int frame)
     {
         lock (_lock) (IsHigh(frame) ? _highQ : _lowQ).Enqueue(frame);
-        _pa.Stat.ModKernelMiscReclaimable(1L << Order);
+        _pa.Stat.ModKernelMiscReclaimable(1L << Order, Math.Max(0, _pa.NodeOfIdx(frame)));
     }
 
     /// <summary>The shrinker's count: low pages, plus high pages when <paramref name="high"/>.</summary>
@@ -72,7 +72,7 @@ internal sealed class PagePool
                 else if (high && _highQ.Count > 0) f = _highQ.Dequeue();
                 else break;
             }
-            _pa.Stat.ModKernelMiscReclaimable(-(1L << Order));
+            _pa.Stat.ModKernelMiscReclaimable(-(1L << Order), Math.Max(0, _pa.NodeOfIdx(f)));
             _pa.Free(f, Order, "dmabuf_page_pool_shrink");
             freed += 1L << Order;
         }

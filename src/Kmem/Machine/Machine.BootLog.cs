@@ -25,6 +25,7 @@ public sealed partial class Machine
         {
             log.Info($"Machine model: {(p.Description.Length > 0 ? p.Description : p.Name)}");
         }
+        PrintNumaInitLines(layout);
         // The CMA reservations of arm_memblock_init() in their order: device-tree pools, stated areas, the RK heap's area
         // (CmaReservations keeps each one's lines, failures included).
         foreach (var (level, text) in CmaReservations.BootLines(p, layout.CmaAreas)) log.Printk(level, text);
@@ -41,9 +42,7 @@ public sealed partial class Machine
             log.Info(e > s ? $"  {name,-8} [mem {Hex18(s << 12)}-{Hex18((e << 12) - 1)}]" : $"  {name,-8} empty");
         }
         log.Info("Movable zone start for each node");
-        log.Info("Early memory node ranges");
-        foreach (var b in p.Dram) log.Info($"  node   0: [mem {Hex18(b.Base)}-{Hex18(b.End - 1)}]");
-        log.Info($"Initmem setup node 0 [mem {Hex18(p.Dram[0].Base)}-{Hex18(p.Dram[^1].End - 1)}]");
+        PrintNodeRangeLines(layout);
     }
 
     /// <summary>
@@ -74,26 +73,32 @@ public sealed partial class Machine
         // zone->managed_pages in free_area_init_core()", "mm/mm_init.c: remove the useless dma_reserve"); its
         // remaining zone lines are pr_debug, which a kernel built without DEBUG does not print.
         bool zoneInitLines = !p.Version.IsAtLeast(6, 10);
-        if (zoneInitLines) log.Printk(LogLevel.Debug, $"On node 0 totalpages: {total}");
         long vmTotal = zoneInitLines ? 0 : total;
-        foreach (var z in zoneInitLines ? pa.Zones : [])
+        // calculate_node_totalpages() and free_area_init_core() run node by node.
+        for (int nid = 0; zoneInitLines && nid < pa.NodeCount; nid++)
         {
-            bool high = z.Type == ZoneType.HighMem;
-            long freesize = z.Present;
-            if (z.Spanned > 0 && !high)
+            long nodePresent = 0;
+            foreach (var z in pa.NodeZones(nid)) nodePresent += z.Present;
+            log.Printk(LogLevel.Debug, $"On node {nid} totalpages: {nodePresent}");
+            foreach (var z in pa.NodeZones(nid))
             {
-                long memmap = (z.Spanned * p.StructPageSize + 4095) / 4096;
-                if (freesize >= memmap)
+                bool high = z.Type == ZoneType.HighMem;
+                long freesize = z.Present;
+                if (z.Spanned > 0 && !high)
                 {
-                    freesize -= memmap;
-                    if (memmap > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {memmap} pages used for memmap");
+                    long memmap = (z.Spanned * p.StructPageSize + 4095) / 4096;
+                    if (freesize >= memmap)
+                    {
+                        freesize -= memmap;
+                        if (memmap > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {memmap} pages used for memmap");
+                    }
+                    // "mm/page_alloc: improve memmap_pages dbg msg" (5.14) names the memmap pages in the warning
+                    else log.Warn($"  {z.Name} zone: {memmap} {(p.Version.IsAtLeast(5, 14) ? "memmap pages" : "pages")} exceeds freesize {freesize}");
                 }
-                // "mm/page_alloc: improve memmap_pages dbg msg" (5.14) names the memmap pages in the warning
-                else log.Warn($"  {z.Name} zone: {memmap} {(p.Version.IsAtLeast(5, 14) ? "memmap pages" : "pages")} exceeds freesize {freesize}");
+                if (z.ZoneIdx == 0 && freesize > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: 0 pages reserved");
+                if (z.Populated) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {z.Present} pages, LIFO batch:{Watermarks.PcpBatch(freesize)}");
+                vmTotal += freesize;
             }
-            if (z.ZoneIdx == 0 && freesize > 0) log.Printk(LogLevel.Debug, $"  {z.Name} zone: 0 pages reserved");
-            if (z.Populated) log.Printk(LogLevel.Debug, $"  {z.Name} zone: {z.Present} pages, LIFO batch:{Watermarks.PcpBatch(freesize)}");
-            vmTotal += freesize;
         }
         bool grouping = vmTotal >= (1L << pa.PageblockOrder) * PageTypes.MigrateTypes;
         // Before 4.14 the line named the zonelist order ("mm, page_alloc: rip out ZONELIST_ORDER_ZONE" removed it).
@@ -112,7 +117,10 @@ public sealed partial class Machine
         // setup_per_cpu_areas() runs before both (its pcpu_dump_alloc_info() is KERN_DEBUG).
         foreach (var line in layout.Early.PerCpuLines) log.Printk(LogLevel.Debug, line);
         if (cmdlineFirst) { PrintCmdline(); PrintEarlyAllocationLines(layout); }
-        log.Info($"Built 1 zonelists{order}, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
+        PrintFallbackOrder();
+        // nr_online_nodes zonelists (one per node), then with CONFIG_NUMA the policy zone.
+        log.Info($"Built {pa.NodeCount} zonelists{order}, mobility grouping {(grouping ? "on" : "off")}.  Total pages: {vmTotal}");
+        PrintPolicyZone();
         if (!cmdlineFirst) { PrintCmdline(); PrintEarlyAllocationLines(layout); }
         PrintMemAutoInit();
 
@@ -252,21 +260,38 @@ public sealed partial class Machine
     {
         if (!p.Config.IsEnabled("NUMA")) return "Zone";
         if (p.Version.IsAtLeast(3, 16)) return p.Is64Bit ? "Node" : "Zone";
-        long low = 0, total = 0;
-        foreach (var z in pa.Zones)
+        // default_zonelist_order(): a node whose ZONE_NORMAL is empty, no DMA/DMA32 at all, or DMA/DMA32 above half of
+        // memory choose node order; else node order when some node holds more than the average (total / (memory nodes
+        // + 1)) and its DMA/DMA32 are over 70% of it.
+        (long Low, long Total) Sizes(int nid)
         {
-            if (z.Type == ZoneType.Movable) continue;
-            if (!z.Populated)
+            long low = 0, total = 0;
+            foreach (var z in pa.NodeZones(nid))
             {
-                if (z.Type == ZoneType.Normal) return "Node";
-                continue;
+                if (!z.Populated) continue;
+                if (z.Type is ZoneType.Dma or ZoneType.Dma32) low += z.Managed;
+                total += z.Managed;
             }
-            if (z.Type is ZoneType.Dma or ZoneType.Dma32) low += z.Managed;
-            total += z.Managed;
+            return (low, total);
         }
-        if (low == 0 || low > total / 2) return "Node";
-        long average = total / 2;   // one node with memory: total / (nodes + 1)
-        return low > average && low > total * 70 / 100 ? "Node" : "Zone";
+        long lowAll = 0, totalAll = 0;
+        for (int nid = 0; nid < pa.NodeCount; nid++)
+        {
+            foreach (var z in pa.NodeZones(nid))
+                if (!z.Populated && z.Type == ZoneType.Normal) return "Node";
+            var (l, t) = Sizes(nid);
+            lowAll += l;
+            totalAll += t;
+        }
+        if (lowAll == 0 || lowAll > totalAll / 2) return "Node";
+        int memoryNodes = Enumerable.Range(0, pa.NodeCount).Count(pa.NodeHasMemory);
+        long average = totalAll / (memoryNodes + 1);
+        for (int nid = 0; nid < pa.NodeCount; nid++)
+        {
+            var (l, t) = Sizes(nid);
+            if (l > 0 && t > average && l > t * 70 / 100) return "Node";
+        }
+        return "Zone";
     }
 
     private static string Hex18(ulong v) => "0x" + v.ToString("x16");

@@ -73,6 +73,7 @@ public sealed partial class Machine : IDisposable
                 Reserved = layout.Reserved,
                 Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name, c.Inactive)).ToArray(),
                 MinFreeKbytes = profile.MinFreeKbytes,
+                Numa = profile.Config.IsEnabled("NUMA"),
             }, _frames, _phys.LinearBase, Log, Life)
             {
                 HardwareName = profile.Description.Length > 0 ? profile.Description : profile.Name,
@@ -308,6 +309,7 @@ public sealed partial class Machine : IDisposable
             Cpus = p.Cpus,
             VmallocAreas = () => _vmalloc is { } v ? (v.Start, v.Areas()) : null,
             Swap = p.Config.IsEnabled("SWAP"),
+            Numa = p.Config.IsEnabled("NUMA"),
             CmaUsedPages = () => layout.CmaAreas.Sum(c => (long)c.Used),
             PercpuKb = (long)(layout.Early.PerCpuChunkBytes >> 10),
         };

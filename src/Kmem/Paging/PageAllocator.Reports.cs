@@ -153,7 +153,7 @@ internal sealed unsafe partial class PageAllocator
             }
         }
         var sb = new StringBuilder();
-        sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed=0\n");
+        sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed={(NodeCount == 1 ? "0" : $"0-{NodeCount - 1}")}\n");
         DumpStack(sb);
         string mem = ShowMem();
         _log.Printk(LogLevel.Warning, sb.ToString());
@@ -161,7 +161,11 @@ internal sealed unsafe partial class PageAllocator
         KmemEventSource.Log.OomReport(sb + mem);
     }
 
-    /// <summary>show_mem(): "Mem-Info:", show_free_areas() and the page totals.</summary>
+    /// <summary>
+    /// show_mem(): "Mem-Info:", show_free_areas() and the page totals. show_free_areas() prints one "Node %d active_anon:…"
+    /// line per online node (all_unreclaimable from the node's kswapd_failures), then each populated zone's line, its
+    /// lowmem_reserve and its buddy line, the zone lines and buddy lines prefixed "Node %d " with CONFIG_NUMA (show_node()).
+    /// </summary>
     public string ShowMem()
     {
         var sb = new StringBuilder();
@@ -180,14 +184,18 @@ internal sealed unsafe partial class PageAllocator
         sb.Append($" slab_reclaimable:{slabR} slab_unreclaimable:{slabU}\n");
         sb.Append(" mapped:0 shmem:0 pagetables:0 bounce:0\n");
         sb.Append($" free:{free} free_pcp:{freePcp} free_cma:{freeCma}\n");
-        sb.Append("Node 0 active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:0kB writeback:0kB shmem:0kB writeback_tmp:0kB kernel_stack:0kB all_unreclaimable? no\n");
+        for (int nid = 0; nid < NodeCount; nid++)
+        {
+            bool unreclaimable = Volatile.Read(ref _nodes[nid].KswapdFailures) >= MaxReclaimRetries;
+            sb.Append($"Node {nid} active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:0kB writeback:0kB shmem:0kB writeback_tmp:0kB kernel_stack:0kB all_unreclaimable? {(unreclaimable ? "yes" : "no")}\n");
+        }
         int cpu = CurrentCpu();
         foreach (var z in Zones)
         {
             if (!z.Populated) continue;
             long pcp = PcpTotal(z.Index);
             // " boost:" from 5.16 ("mm/page_alloc.c: show watermark_boost of zone in zoneinfo"); Kmem never boosts.
-            sb.Append($"{z.Name} free:{K(z.FreePages)}kB{(Version.IsAtLeast(5, 16) ? " boost:0kB" : "")} min:{K(z.WmarkMin)}kB low:{K(z.WmarkLow)}kB high:{K(z.WmarkHigh)}kB reserved_highatomic:{K(z.NrReservedHighatomic)}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{K(z.Present)}kB managed:{K(z.Managed)}kB mlocked:0kB pagetables:0kB bounce:0kB free_pcp:{K(pcp)}kB local_pcp:{K(PcpCount(z.Index, cpu))}kB free_cma:{K(z.FreeCmaPages)}kB\n");
+            sb.Append($"{ShowNode(z)}{z.Name} free:{K(z.FreePages)}kB{(Version.IsAtLeast(5, 16) ? " boost:0kB" : "")} min:{K(z.WmarkMin)}kB low:{K(z.WmarkLow)}kB high:{K(z.WmarkHigh)}kB reserved_highatomic:{K(z.NrReservedHighatomic)}KB active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB unevictable:0kB writepending:0kB present:{K(z.Present)}kB managed:{K(z.Managed)}kB mlocked:0kB pagetables:0kB bounce:0kB free_pcp:{K(pcp)}kB local_pcp:{K(PcpCount(z.Index, cpu))}kB free_cma:{K(z.FreeCmaPages)}kB\n");
             sb.Append("lowmem_reserve[]:");
             foreach (var r in z.LowmemReserve) sb.Append(' ').Append(r);
             sb.Append('\n');
@@ -195,7 +203,7 @@ internal sealed unsafe partial class PageAllocator
         foreach (var z in Zones)
         {
             if (!z.Populated) continue;
-            sb.Append(BuddyLine(z)).Append('\n');
+            sb.Append(ShowNode(z)).Append(BuddyLine(z)).Append('\n');
         }
         sb.Append("0 total pagecache pages\n");
         long total = 0, reserved = 0, high = 0;
@@ -212,6 +220,9 @@ internal sealed unsafe partial class PageAllocator
         sb.Append($"{TotalCmaPages} pages cma reserved\n");
         return sb.ToString();
     }
+
+    /// <summary>show_node(): "Node %d " before a zone's name with CONFIG_NUMA, nothing without.</summary>
+    private string ShowNode(Zone z) => _settings.Numa ? $"Node {z.Node} " : "";
 
     /// <summary>The show_free_areas() buddy line: "Normal: 3*4kB (UM) 1*8kB (U) … = 20kB".</summary>
     public string BuddyLine(Zone z)

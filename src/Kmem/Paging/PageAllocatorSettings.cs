@@ -43,6 +43,8 @@ internal sealed record PageAllocatorSettings
     public required PfnRange[] Cma { get; init; }
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
     public long? MinFreeKbytes { get; init; }
+    /// <summary>CONFIG_NUMA: show_mem() names each zone's node (show_node()) and mems_allowed lists the nodes.</summary>
+    public bool Numa { get; init; }
     /// <summary>How long a blocking allocation waits for a free between reclaim rounds.</summary>
     public TimeSpan ReclaimRetryWait { get; init; } = TimeSpan.FromMilliseconds(5);
 }

@@ -67,7 +67,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock) { _caches.Remove(_kmemCacheNode); _caches.Insert(0, _kmemCacheNode); }
         CreateKmallocCaches();
-        pa.Log.Info($"SLUB: HWalign={Arch.CacheLineSize}, Order={Arch.MinOrder}-{Arch.MaxSlabOrder}, MinObjects={Arch.MinObjects}, CPUs={Arch.Cpus}, Nodes=1");
+        pa.Log.Info($"SLUB: HWalign={Arch.CacheLineSize}, Order={Arch.MinOrder}-{Arch.MaxSlabOrder}, MinObjects={Arch.MinObjects}, CPUs={Arch.Cpus}, Nodes={pa.NodeCount}"); // nr_node_ids
         _shrinker = new SlabShrinker(this);
         pa.RegisterShrinker(_shrinker);
     }
