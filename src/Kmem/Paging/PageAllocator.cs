@@ -213,7 +213,10 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     {
         // __setup_per_zone_wmarks() shares min_free_kbytes among the lowmem zones of every node; setup_per_zone_lowmem_reserve()
         // works within each node.
-        var marks = Watermarks.ZoneWatermarks(MinFreeKbytes, Zones.Select(z => (z.Managed, z.Type == ZoneType.HighMem)).ToArray());
+        // From 5.16 ZONE_MOVABLE is capped like HighMem ("mm/page_alloc: fix min_free_kbytes calculation regarding
+        // ZONE_MOVABLE"): it leaves the lowmem share and gets clamp(managed / 1024, 32, 128), an empty one 32.
+        bool movableLikeHigh = Version.IsAtLeast(5, 16);
+        var marks = Watermarks.ZoneWatermarks(MinFreeKbytes, Zones.Select(z => (z.Managed, z.Type == ZoneType.HighMem || (movableLikeHigh && z.Type == ZoneType.Movable))).ToArray());
         var reserve = new long[Zones.Length][];
         for (int n = 0; n < NodeCount; n++)
         {
