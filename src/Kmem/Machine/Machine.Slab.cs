@@ -84,6 +84,7 @@ public sealed partial class Machine
     /// <exception cref="ArgumentOutOfRangeException">The node is neither <see cref="NumaNoNode"/> nor online.</exception>
     public nint KmemCacheAllocNode(SlabCache cache, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        using var _ = Life.Enter();
         ArgumentNullException.ThrowIfNull(cache);
         if (!cache.BelongsTo(Slab)) throw new ArgumentException($"the slab cache {cache.Name} belongs to another machine", nameof(cache));
         return cache.AllocNode(gfp, node, caller, file, line);

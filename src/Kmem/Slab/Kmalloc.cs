@@ -201,9 +201,9 @@ internal sealed unsafe partial class SlabAllocator
     /// </summary>
     public nint KmallocNode(nuint size, Gfp gfp, int node, CallSite site)
     {
+        using var _ = Pages.Life.Enter();
         CheckNode(node, "kmalloc_node");
         if (node < 0) return Kmalloc(size, gfp, site);
-        using var _ = Pages.Life.Enter();
         if (size - 1 < MaxCacheSize)
         {
             var s = _kmalloc[KmallocIndex(size, gfp)]!;

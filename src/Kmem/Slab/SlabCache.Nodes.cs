@@ -30,7 +30,7 @@ public sealed unsafe partial class SlabCache
     /// <exception cref="ArgumentOutOfRangeException">Above 100 (the store's -ERANGE) or negative.</exception>
     public int RemoteNodeDefragRatio
     {
-        get => Volatile.Read(ref _root._defragRatio) / 10;
+        get => _pa.Life.Live(Volatile.Read(ref _root._defragRatio) / 10);
         set
         {
             _pa.Life.ThrowIfDead();
@@ -52,6 +52,7 @@ public sealed unsafe partial class SlabCache
         if ((uint)node >= (uint)_nodes.Length)
         {
             if (node == PageAllocator.NumaNoNode) return Alloc(gfp, caller, file, line);
+            _pa.Life.ThrowIfDead();
             throw _sa.BadNode(node, "kmem_cache_alloc_node");
         }
         if (FailArmed && _sa.ShouldFailslab(this, gfp)) return 0;
