@@ -240,11 +240,12 @@ public sealed class NumaSlabTests
         // remote_node_defrag_ratio 0: never another node's partial slab; the new slab falls back to node 0's memory.
         cache.RemoteNodeDefragRatio = 0;
         Assert.Equal("0\n", m.ProcFs.Read("/sys/kernel/slab/numa_anyp/remote_node_defrag_ratio"));
-        long partial0 = root.NodePartial(0), slabs = cache.Slabs, taken = root.RemotePartialTaken;
+        // (Node 1's kswapd, woken by the filling, may flush threads' CPU slabs onto the partial lists meanwhile: the
+        // checks below do not depend on when.)
+        long slabs = cache.Slabs, taken = root.RemotePartialTaken;
         nint x = NumaSlabMachines.OnCpu(m, 2, () => cache.Alloc(Gfp.Kernel));
         Assert.Equal(0, Nid(m, x));
         Assert.Equal(slabs + 1, cache.Slabs);
-        Assert.Equal(partial0, root.NodePartial(0));
         Assert.Equal(taken, root.RemotePartialTaken);
         objs.Add(x);
 
@@ -259,7 +260,6 @@ public sealed class NumaSlabTests
             objs.Add(y);
         }
         Assert.Equal(taken + 1, root.RemotePartialTaken);
-        Assert.True(root.NodePartial(0) < partial0, "node 0's partial list gave slabs to the node-1 thread");
 
         // A request for node 1 never takes node 0's partial slabs: new_slab(node 1) falls back to node 0's memory.
         taken = root.RemotePartialTaken;

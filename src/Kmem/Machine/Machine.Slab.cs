@@ -59,15 +59,24 @@ public sealed partial class Machine
     /// Returns 0 on failure, <see cref="ZeroSizePtr"/> for 0 bytes.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The node is neither <see cref="NumaNoNode"/> nor online.</exception>
-    public nint KmallocNode(nuint size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-        => Slab.KmallocNode(size, gfp, node, new CallSite(caller, file, line));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe nint KmallocNode(nuint size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        // As kmalloc's: the thread's CPU slab of the size's cache when it is of that node (a dead machine's table misses).
+        if ((uint)node < (uint)Slab.NodeCount)
+        {
+            nint obj = SlabAllocator.KmallocFastNode(_kmallocSmallSlots, size, gfp, node);
+            if (obj != 0) return obj;
+        }
+        return Slab.KmallocNode(size, gfp, node, new CallSite(caller, file, line));
+    }
 
     /// <summary>kmalloc_node() with an <see cref="int"/> size.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A negative size, or a node that is neither <see cref="NumaNoNode"/> nor online.</exception>
     public nint KmallocNode(int size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(size);
-        return Slab.KmallocNode((nuint)size, gfp, node, new CallSite(caller, file, line));
+        return KmallocNode((nuint)size, gfp, node, caller, file, line);
     }
 
     /// <summary>kzalloc_node(): kmalloc_node with <see cref="Gfp.Zero"/>.</summary>

@@ -172,6 +172,15 @@ internal sealed unsafe partial class SlabAllocator
         return SlabCache.AllocFast(smallSlots[e], gfp);
     }
 
+    /// <summary>kmalloc_node()'s fast path for requests of 1..192 bytes: as <see cref="KmallocFast"/>, when the CPU slab is of <paramref name="node"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static nint KmallocFastNode(int* smallSlots, nuint size, Gfp gfp, int node)
+    {
+        if (size - 1 >= 192) return 0;
+        int e = Selector(gfp) * 24 + (int)((size - 1) >> 3);
+        return SlabCache.AllocFastNode(smallSlots[e], gfp, node);
+    }
+
     /// <summary>
     /// Everything kmalloc's inlined part leaves: the slow path of a small request, requests of 193 bytes to
     /// 8 KiB (their fast path is tried here), 0 bytes and large requests. Kept out of line so that the code a

@@ -145,9 +145,10 @@ public sealed unsafe partial class SlabCache
     {
         int ratio = Volatile.Read(ref _defragRatio);
         if (ratio == 0 || (ulong)Stopwatch.GetTimestamp() % 1024 > (ulong)ratio) return false;
-        foreach (var z in _pa.ZonelistFor(_sa.NumaMemId(), gfp & ~Gfp.ThisNode))
+        var zonelist = _pa.ZonelistFor(_sa.NumaMemId(), gfp & ~Gfp.ThisNode);
+        for (int i = 0; i < zonelist.Count; i++)
         {
-            var n = _nodes[z.Node];
+            var n = _nodes[zonelist[i].Node];
             if (Volatile.Read(ref n.NrPartial) > MinPartial && GetPartialNode(c, n))
             {
                 Interlocked.Increment(ref RemotePartialTaken);
