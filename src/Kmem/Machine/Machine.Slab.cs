@@ -73,6 +73,7 @@ public sealed partial class Machine
 
     /// <summary>kmalloc_node() with an <see cref="int"/> size.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A negative size, or a node that is neither <see cref="NumaNoNode"/> nor online.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint KmallocNode(int size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(size);

@@ -47,17 +47,29 @@ public sealed unsafe partial class SlabCache
     /// could be found.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The node is neither NUMA_NO_NODE nor online.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint AllocNode(Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        if ((uint)node < (uint)_nodes.Length && !FailArmed)
+        {
+            nint obj = AllocFastNode(_slot, gfp, node);
+            if (obj != 0) return obj;
+        }
+        return AllocNodeSlow(gfp, node, new CallSite(caller, file, line));
+    }
+
+    /// <summary>kmem_cache_alloc_node() past the fast path: the node's check, failslab, then ___slab_alloc() for the node.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint AllocNodeSlow(Gfp gfp, int node, CallSite site)
     {
         if ((uint)node >= (uint)_nodes.Length)
         {
-            if (node == PageAllocator.NumaNoNode) return Alloc(gfp, caller, file, line);
+            if (node == PageAllocator.NumaNoNode) return Alloc(gfp, site.Member, site.File, site.Line);
             _pa.Life.ThrowIfDead();
             throw _sa.BadNode(node, "kmem_cache_alloc_node");
         }
         if (FailArmed && _sa.ShouldFailslab(this, gfp)) return 0;
-        nint obj = AllocFastNode(_slot, gfp, node);
-        return obj != 0 ? obj : AllocSlow(gfp, new CallSite(caller, file, line), node);
+        return AllocSlow(gfp, site, node);
     }
 
     /// <summary>True when this cache is one of <paramref name="sa"/>'s.</summary>
