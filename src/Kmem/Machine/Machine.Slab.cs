@@ -63,12 +63,9 @@ public sealed partial class Machine
     public unsafe nint KmallocNode(nuint size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         // As kmalloc's: the thread's CPU slab of the size's cache when it is of that node (a dead machine's table misses).
-        if ((uint)node < (uint)Slab.NodeCount)
-        {
-            nint obj = SlabAllocator.KmallocFastNode(_kmallocSmallSlots, size, gfp, node);
-            if (obj != 0) return obj;
-        }
-        return Slab.KmallocNode(size, gfp, node, new CallSite(caller, file, line));
+        // A node that is not online never matches a CPU slab's node: the out-of-line path checks it.
+        nint obj = SlabAllocator.KmallocFastNode(_kmallocSmallSlots, size, gfp, node);
+        return obj != 0 ? obj : Slab.KmallocNode(size, gfp, node, new CallSite(caller, file, line));
     }
 
     /// <summary>kmalloc_node() with an <see cref="int"/> size.</summary>

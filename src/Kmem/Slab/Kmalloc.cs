@@ -208,6 +208,7 @@ internal sealed unsafe partial class SlabAllocator
     /// kmalloc_node() (6.6 __do_kmalloc_node()): the kmalloc cache's kmem_cache_alloc_node(), or kmalloc_large_node() above
     /// 8 KiB. <paramref name="node"/> NUMA_NO_NODE is kmalloc(); any other node must be online (checked before anything).
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public nint KmallocNode(nuint size, Gfp gfp, int node, CallSite site)
     {
         using var _ = Pages.Life.Enter();
