@@ -1,6 +1,7 @@
-// The slab layer's views: /proc/slabinfo (version 2.1, SLUB's figures, newest cache first) and the
-// basic files of /sys/kernel/slab/<cache>/, registered and removed as caches come and go. A kernel without
-// CONFIG_SLUB_DEBUG has no /proc/slabinfo and none of the debug attributes of /sys/kernel/slab.
+// The slab layer's views: /proc/slabinfo (version 2.1, SLUB's figures summed over the nodes, newest cache
+// first) and the basic files of /sys/kernel/slab/<cache>/, registered and removed as caches come and go. A
+// kernel without CONFIG_SLUB_DEBUG has no /proc/slabinfo and none of the debug attributes of /sys/kernel/slab;
+// with CONFIG_NUMA the counting attributes append " N<node>=<count>" for each node with a non-zero count.
 using System.Text;
 using Kmem.Slab;
 
@@ -18,9 +19,11 @@ internal static class SlabViews
     public static void Register(ProcFs fs, SlabAllocator sa, bool slubDebug)
     {
         if (slubDebug) fs.Register("/proc/slabinfo", () => FormatSlabinfo(sa.Caches));
+        bool numa = sa.Settings.Kernel.Numa;
         var files = slubDebug ? s_files : s_files.Except(s_debugFiles).ToArray();
-        foreach (var c in sa.Caches) AddCache(fs, c, files, slubDebug);
-        sa.Created += c => AddCache(fs, c, files, slubDebug);
+        if (numa) files = [.. files, "remote_node_defrag_ratio"];      // #ifdef CONFIG_NUMA
+        foreach (var c in sa.Caches) AddCache(fs, c, files, slubDebug, numa);
+        sa.Created += c => AddCache(fs, c, files, slubDebug, numa);
         sa.Destroyed += c => RemoveCache(fs, c, files);
     }
 
@@ -43,16 +46,16 @@ internal static class SlabViews
     private static readonly string[] s_files =
     [
         "object_size", "slab_size", "align", "objs_per_slab", "order", "min_partial", "cpu_partial", "slabs", "objects",
-        "total_objects", "partial", "red_zone", "poison", "store_user", "sanity_checks", "trace", "reclaim_account",
-        "hwcache_align", "cache_dma", "ctor", "aliases",
+        "total_objects", "partial", "objects_partial", "cpu_slabs", "red_zone", "poison", "store_user", "sanity_checks", "trace",
+        "reclaim_account", "hwcache_align", "cache_dma", "ctor", "aliases",
     ];
 
     /// <summary>The attributes mm/slub.c defines only with CONFIG_SLUB_DEBUG.</summary>
     private static readonly string[] s_debugFiles = ["slabs", "total_objects", "red_zone", "poison", "store_user", "sanity_checks", "trace"];
 
-    private static void AddCache(ProcFs fs, SlabCache c, string[] files, bool slubDebug)
+    private static void AddCache(ProcFs fs, SlabCache c, string[] files, bool slubDebug, bool numa)
     {
-        foreach (string f in files) fs.Register($"/sys/kernel/slab/{c.Name}/{f}", () => SysfsFile(c, f, slubDebug) + "\n");
+        foreach (string f in files) fs.Register($"/sys/kernel/slab/{c.Name}/{f}", () => SysfsFile(c, f, slubDebug, numa) + "\n");
     }
 
     private static void RemoveCache(ProcFs fs, SlabCache c, string[] files)
@@ -60,7 +63,7 @@ internal static class SlabViews
         foreach (string f in files) fs.Unregister($"/sys/kernel/slab/{c.Name}/{f}");
     }
 
-    private static string SysfsFile(SlabCache c, string f, bool slubDebug)
+    private static string SysfsFile(SlabCache c, string f, bool slubDebug, bool numa)
     {
         var g = c.Geometry;
         static string B(bool v) => v ? "1" : "0";
@@ -73,10 +76,14 @@ internal static class SlabViews
             "order" => c.Order.ToString(),
             "min_partial" => g.MinPartial.ToString(),
             "cpu_partial" => g.CpuPartial.ToString(),
-            "slabs" => c.Slabs.ToString(),
-            "objects" => slubDebug ? c.ActiveObjects.ToString() : "0",
-            "total_objects" => c.TotalObjects.ToString(),
-            "partial" => c.PartialSlabs.ToString(),
+            // show_slab_objects(): SO_ALL from the debug node counters, SO_PARTIAL from the partial lists, SO_CPU from the CPUs.
+            "slabs" => PerNode(c, numa, n => c.NodeSlabs(n)),
+            "objects" => slubDebug ? PerNode(c, numa, n => c.NodeTotalObjects(n) - c.NodeCountPartial(n, inuse: false)) : "0",
+            "total_objects" => PerNode(c, numa, n => c.NodeTotalObjects(n)),
+            "partial" => PerNode(c, numa, n => c.NodePartial(n)),
+            "objects_partial" => PerNode(c, numa, n => c.NodeCountPartial(n, inuse: true)),
+            "cpu_slabs" => CpuSlabs(c, numa),
+            "remote_node_defrag_ratio" => c.RemoteNodeDefragRatio.ToString(),
             "red_zone" => B((c.Flags & SlabFlags.RedZone) != 0),
             "poison" => B((c.Flags & SlabFlags.Poison) != 0),
             "store_user" => B((c.Flags & SlabFlags.StoreUser) != 0),
@@ -89,5 +96,29 @@ internal static class SlabViews
             "aliases" => (c.RefCount - 1).ToString(),
             _ => "",
         };
+    }
+
+    /// <summary>show_slab_objects(SO_CPU): the threads' CPU slabs and CPU partial slabs, by the node of each.</summary>
+    private static string CpuSlabs(SlabCache c, bool numa)
+    {
+        long[] cpu = c.CpuSlabsPerNode();
+        return PerNode(c, numa, n => cpu[n]);
+    }
+
+    /// <summary>
+    /// show_slab_objects()'s line: the total, then with CONFIG_NUMA " N%d=%lu" for each node whose count is not zero
+    /// (the same in 3.10, which walked N_NORMAL_MEMORY nodes, and 6.6, which walks every node id).
+    /// </summary>
+    private static string PerNode(SlabCache c, bool numa, Func<int, long> count)
+    {
+        var sb = new StringBuilder();
+        long total = 0;
+        var nodes = new long[c.NodeCount];
+        for (int n = 0; n < nodes.Length; n++) total += nodes[n] = count(n);
+        sb.Append(total);
+        if (numa)
+            for (int n = 0; n < nodes.Length; n++)
+                if (nodes[n] != 0) sb.Append($" N{n}={nodes[n]}");
+        return sb.ToString();
     }
 }

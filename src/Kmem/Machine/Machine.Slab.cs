@@ -52,6 +52,51 @@ public sealed partial class Machine
         return obj != 0 ? obj : Slab.KmallocSlow(size, gfp, new CallSite(caller, file, line));
     }
 
+    /// <summary>
+    /// kmalloc_node(): <paramref name="size"/> bytes from node <paramref name="node"/>'s slabs of the kmalloc cache of that
+    /// size class (its pages, from the page allocator, above 8 KiB); <see cref="NumaNoNode"/> is <c>kmalloc()</c>. When
+    /// the node has no memory left the allocation may come from another node, as in the kernel (no <c>__GFP_THISNODE</c>).
+    /// Returns 0 on failure, <see cref="ZeroSizePtr"/> for 0 bytes.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The node is neither <see cref="NumaNoNode"/> nor online.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe nint KmallocNode(nuint size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        // As kmalloc's: the thread's CPU slab of the size's cache when it is of that node (a dead machine's table misses).
+        // A node that is not online never matches a CPU slab's node: the out-of-line path checks it.
+        nint obj = SlabAllocator.KmallocFastNode(_kmallocSmallSlots, size, gfp, node);
+        return obj != 0 ? obj : Slab.KmallocNode(size, gfp, node, new CallSite(caller, file, line));
+    }
+
+    /// <summary>kmalloc_node() with an <see cref="int"/> size.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A negative size, or a node that is neither <see cref="NumaNoNode"/> nor online.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint KmallocNode(int size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(size);
+        return KmallocNode((nuint)size, gfp, node, caller, file, line);
+    }
+
+    /// <summary>kzalloc_node(): kmalloc_node with <see cref="Gfp.Zero"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The node is neither <see cref="NumaNoNode"/> nor online.</exception>
+    public nint KzallocNode(nuint size, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => Slab.KmallocNode(size, gfp | Gfp.Zero, node, new CallSite(caller, file, line));
+
+    /// <summary>
+    /// kmem_cache_alloc_node(): an object of <paramref name="cache"/> from node <paramref name="node"/>'s slabs
+    /// (<see cref="SlabCache.AllocNode"/>); <see cref="NumaNoNode"/> is <c>kmem_cache_alloc()</c>. 0 when no memory could be found.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="cache"/> is null.</exception>
+    /// <exception cref="ArgumentException">The cache belongs to another machine.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The node is neither <see cref="NumaNoNode"/> nor online.</exception>
+    public nint KmemCacheAllocNode(SlabCache cache, Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        using var _ = Life.Enter();
+        ArgumentNullException.ThrowIfNull(cache);
+        if (!cache.BelongsTo(Slab)) throw new ArgumentException($"the slab cache {cache.Name} belongs to another machine", nameof(cache));
+        return cache.AllocNode(gfp, node, caller, file, line);
+    }
+
     /// <summary>kmalloc() with an <see cref="int"/> size.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Kmalloc(int size, Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)

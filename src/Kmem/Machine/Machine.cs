@@ -255,7 +255,7 @@ public sealed partial class Machine : IDisposable
     /// </summary>
     private static SlabSettings SlabSettingsFor(MachineProfile p, KernelCmdline cmd)
     {
-        var k = SlabKernel.For(p.Version, p.Config, p.Is64Bit);
+        var k = SlabKernel.For(p.Version, p.Config, p.Is64Bit, p.NodeCount); // nr_node_ids sizes struct kmem_cache's node[]
         var debug = SlubDebugOptions.Resolve(k.SlubDebug, k.SlubDebugOn, cmd.SlubDebugWord is not null, cmd.SlubDebugValue);
         return new SlabSettings(
             new SlabArch(k.PointerSize, p.CacheLineSize, 8, k.TrackSize, p.Cpus, p.MaxOrder,

@@ -91,6 +91,10 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int NodeOfIdx(int idx) => ZoneOfIdx(idx) is { } z ? z.Node : -1;
 
+    /// <summary><c>page_to_nid()</c> of an allocated frame, from the zone its descriptor records (no zone search).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int NodeOfFrame(int idx) => Zones[_f[idx].Zone].Node;
+
     /// <summary><c>numa_node_id()</c>: the node of the profile CPU the calling thread runs as.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int CurrentNode() => NodeCount == 1 ? 0 : PcpThreadCache.NodeOf(ThreadBlock());

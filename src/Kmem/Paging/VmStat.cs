@@ -36,18 +36,12 @@ internal sealed class VmStat
     /// <summary>node_page_state(pgdat, NR_KERNEL_MISC_RECLAIMABLE).</summary>
     public long NodeKernelMiscReclaimablePages(int nid) => Volatile.Read(ref _nodeKernelMiscReclaimable[nid]);
 
-    /// <summary>NR_SLAB_RECLAIMABLE_B / NR_SLAB_UNRECLAIMABLE_B of node 0 (callers that do not know the page's node).</summary>
-    public void ModSlab(bool reclaimable, long bytes) => ModSlab(reclaimable, bytes, 0);
-
     /// <summary>NR_SLAB_RECLAIMABLE_B / NR_SLAB_UNRECLAIMABLE_B of the slab page's node (mod_node_page_state(page_pgdat())).</summary>
     public void ModSlab(bool reclaimable, long bytes, int nid)
     {
         if ((uint)nid >= MaxNodes) throw new ArgumentOutOfRangeException(nameof(nid), nid, "no such node");
         Interlocked.Add(ref (reclaimable ? _nodeSlabReclaimableBytes : _nodeSlabUnreclaimableBytes)[nid], bytes);
     }
-
-    /// <summary>NR_KERNEL_MISC_RECLAIMABLE (page pools and similar caches) of node 0.</summary>
-    public void ModKernelMiscReclaimable(long pages) => ModKernelMiscReclaimable(pages, 0);
 
     /// <summary>NR_KERNEL_MISC_RECLAIMABLE of the pages' node.</summary>
     public void ModKernelMiscReclaimable(long pages, int nid)

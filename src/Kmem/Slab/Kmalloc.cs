@@ -172,6 +172,15 @@ internal sealed unsafe partial class SlabAllocator
         return SlabCache.AllocFast(smallSlots[e], gfp);
     }
 
+    /// <summary>kmalloc_node()'s fast path for requests of 1..192 bytes: as <see cref="KmallocFast"/>, when the CPU slab is of <paramref name="node"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static nint KmallocFastNode(int* smallSlots, nuint size, Gfp gfp, int node)
+    {
+        if (size - 1 >= 192) return 0;
+        int e = Selector(gfp) * 24 + (int)((size - 1) >> 3);
+        return SlabCache.AllocFastNode(smallSlots[e], gfp, node);
+    }
+
     /// <summary>
     /// Everything kmalloc's inlined part leaves: the slow path of a small request, requests of 193 bytes to
     /// 8 KiB (their fast path is tried here), 0 bytes and large requests. Kept out of line so that the code a
@@ -195,8 +204,30 @@ internal sealed unsafe partial class SlabAllocator
         return size == 0 ? ZeroSizePtr : KmallocLarge(size, gfp);
     }
 
-    /// <summary>kmalloc_large(): compound pages from the page allocator, counted as unreclaimable slab.</summary>
-    private nint KmallocLarge(nuint size, Gfp gfp)
+    /// <summary>
+    /// kmalloc_node() (6.6 __do_kmalloc_node()): the kmalloc cache's kmem_cache_alloc_node(), or kmalloc_large_node() above
+    /// 8 KiB. <paramref name="node"/> NUMA_NO_NODE is kmalloc(); any other node must be online (checked before anything).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public nint KmallocNode(nuint size, Gfp gfp, int node, CallSite site)
+    {
+        using var _ = Pages.Life.Enter();
+        CheckNode(node, "kmalloc_node");
+        if (node < 0) return Kmalloc(size, gfp, site);
+        if (size - 1 < MaxCacheSize)
+        {
+            var s = _kmalloc[KmallocIndex(size, gfp)]!;
+            if (s.FailArmed && ShouldFailslab(s, gfp)) return 0;
+            return s.AllocNodeFor(gfp, node, site);
+        }
+        return size == 0 ? ZeroSizePtr : KmallocLarge(size, gfp, node);
+    }
+
+    /// <summary>
+    /// kmalloc_large() / kmalloc_large_node(): compound pages from the page allocator (alloc_pages_node(node, …) for a
+    /// node, which may fall back to other nodes; the thread's node for NUMA_NO_NODE), counted as unreclaimable slab.
+    /// </summary>
+    private nint KmallocLarge(nuint size, Gfp gfp, int node = PageAllocator.NumaNoNode)
     {
         if (size > (nuint)KmallocMaxSize)
         {
@@ -212,7 +243,7 @@ internal sealed unsafe partial class SlabAllocator
         // alloc_pages(): a HighMem block came back, page_address() was NULL, kmalloc() returned NULL and the pages were
         // lost (the bug that commit fixed). Kmem returns NULL too, but reports it and gives the block back.
         if ((gfp & GfpFlags.SlabBugMask) != 0 && _largeChecksFlags) gfp = SlabCache.FixFlags(Pages, gfp);
-        int idx = Pages.Alloc(gfp | Gfp.Comp, order);
+        int idx = node < 0 ? Pages.Alloc(gfp | Gfp.Comp, order) : Pages.AllocNode(node, gfp | Gfp.Comp, order);
         if (idx < 0) return 0;
         if (Pages.IsHighMem(idx))
         {
@@ -222,7 +253,7 @@ internal sealed unsafe partial class SlabAllocator
             return 0;
         }
         _frames[idx].KmallocMark = LargeKmallocMark;
-        Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order);
+        Pages.Stat.ModSlab(false, (long)PhysicalMemory.PageSize << order, Pages.NodeOfFrame(idx));
         return Pages.LinearAddress(idx);
     }
 
@@ -323,7 +354,7 @@ internal sealed unsafe partial class SlabAllocator
         }
         int order = _frames[large].Order;
         _frames[large].KmallocMark = 0;
-        Pages.Stat.ModSlab(false, -((long)PhysicalMemory.PageSize << order));
+        Pages.Stat.ModSlab(false, -((long)PhysicalMemory.PageSize << order), Pages.NodeOfFrame(large));
         Pages.Free(large, order, "kfree");
     }
 

@@ -37,7 +37,8 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     private readonly List<string> _siteNames = [""];
     private long _oomLastNs = long.MinValue;
     private readonly SlabCache _kmemCache, _kmemCacheNode;
-    private readonly Dictionary<SlabCache, (nint Cache, nint Node)> _descriptors = [];
+    /// <summary>Each cache's struct kmem_cache and its kmem_cache_node per node (0 for a node outside slab_nodes).</summary>
+    private readonly Dictionary<SlabCache, (nint Cache, nint[] Nodes)> _descriptors = [];
 
     /// <summary>True from 5.9, where kmalloc_order() checks GFP_SLAB_BUG_MASK as new_slab() does (read once at boot).</summary>
     private readonly bool _largeChecksFlags;
@@ -53,6 +54,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         LinearBytes = (nuint)pa.LinearBytes;
         _largeChecksFlags = pa.Version.IsAtLeast(5, 9);
         foreach (string w in settings.Debug.Warnings) pa.Log.Err(w);
+        InitNodes(pa);
         // kmem_cache_init(): the two bootstrap caches, sized from the structs of this release and config
         // (SlabStructLayout), then the kmalloc caches.
         var k = settings.Kernel;
@@ -67,7 +69,8 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock) { _caches.Remove(_kmemCacheNode); _caches.Insert(0, _kmemCacheNode); }
         CreateKmallocCaches();
-        pa.Log.Info($"SLUB: HWalign={Arch.CacheLineSize}, Order={Arch.MinOrder}-{Arch.MaxSlabOrder}, MinObjects={Arch.MinObjects}, CPUs={Arch.Cpus}, Nodes={pa.NodeCount}"); // nr_node_ids
+        // kmem_cache_init(): "Nodes=%u" is nr_node_ids (every possible node, memoryless ones included).
+        pa.Log.Info($"SLUB: HWalign={Arch.CacheLineSize}, Order={Arch.MinOrder}-{Arch.MaxSlabOrder}, MinObjects={Arch.MinObjects}, CPUs={Arch.Cpus}, Nodes={NodeCount}");
         _shrinker = new SlabShrinker(this);
         pa.RegisterShrinker(_shrinker);
     }
@@ -232,13 +235,19 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         return s;
     }
 
-    /// <summary>Every cache's own struct kmem_cache and kmem_cache_node come from the two bootstrap caches.</summary>
+    /// <summary>
+    /// Every cache's own struct kmem_cache and kmem_cache_node come from the two bootstrap caches: one kmem_cache_node
+    /// per node of slab_nodes, each from that node's memory (init_kmem_cache_nodes(): kmem_cache_alloc_node(kmem_cache_node,
+    /// GFP_KERNEL, node)), so /proc/slabinfo's kmem_cache_node counts caches × memory nodes.
+    /// </summary>
     private void AllocDescriptor(SlabCache s)
     {
         nint c = _kmemCache.Alloc(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, "kmem_cache_create");
-        nint n = _kmemCacheNode.Alloc(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, "kmem_cache_create");
+        var nodes = new nint[NodeCount];
+        for (int node = 0; node < NodeCount; node++)
+            if (SlabNodes[node]) nodes[node] = _kmemCacheNode.AllocNode(Gfp.Kernel | Gfp.Zero | Gfp.NoFail, node, "kmem_cache_create");
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
-        lock (_lock) _descriptors[s] = (c, n);
+        lock (_lock) _descriptors[s] = (c, nodes);
     }
 
     // ================================================================== destroy
@@ -271,7 +280,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
             throw new SlabException(SlabError.CacheInUse, s.Name, 0,
                 $"kmem_cache_destroy {s.Name}: Slab cache still has objects ({s.ObjectsInUse} in use); the cache stays usable");
         }
-        (nint, nint) desc;
+        (nint Cache, nint[] Nodes) desc;
         LockOrder.Enter(LockRank.SlabAllocator, _lock);
         lock (_lock)
         {
@@ -282,10 +291,10 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
             _descriptors.Remove(s, out desc);
         }
         s.Release();
-        if (desc.Item1 != 0)
+        if (desc.Cache != 0)
         {
-            _kmemCache.Free(desc.Item1, "kmem_cache_destroy");
-            _kmemCacheNode.Free(desc.Item2, "kmem_cache_destroy");
+            _kmemCache.Free(desc.Cache, "kmem_cache_destroy");
+            foreach (nint n in desc.Nodes) if (n != 0) _kmemCacheNode.Free(n, "kmem_cache_destroy");
         }
         Destroyed?.Invoke(s);
     }

@@ -1,6 +1,6 @@
 // slub_debug for one cache (Linux 5.10 mm/slub.c, include/linux/poison.h): red zones (Z), poisoning
 // (P), owner tracking (U), consistency checks (F) and tracing (T). A cache with any of these takes
-// every allocation and free under its node lock, as the kernel's debug caches do, and reports each
+// every allocation and free under the lock of the slab's node, as the kernel's debug caches do, and reports each
 // problem in the kernel's words with the hex dumps, then restores the bytes and keeps working.
 using System.Text;
 using Kmem.Core;
@@ -308,35 +308,60 @@ public sealed unsafe partial class SlabCache
 
     // ================================================================== debug alloc and free (under the node lock)
 
-    private nint DebugAlloc(Gfp gfp, CallSite site)
+    /// <summary>
+    /// A debug cache's allocation (6.6: get_partial() with alloc_single_from_partial(), else alloc_single_from_new_slab()):
+    /// the first object of the asked node's partial list (numa_mem_id()'s for NUMA_NO_NODE, then get_any_partial()'s
+    /// nodes), else a new slab on that node.
+    /// </summary>
+    private nint DebugAlloc(Gfp gfp, CallSite site, int node)
     {
         while (true)
         {
-            LockOrder.Enter(LockRank.SlabNode, _listLock);
-            lock (_listLock)
+            int search = node < 0 ? (_numa ? _sa.NumaMemId() : 0) : node;
+            nint obj = DebugFromNode(_nodes[search], site, out bool retry);
+            if (obj == 0 && !retry && node < 0 && _numa)
             {
-                int idx = _partialHead;
-                if (idx >= 0)
-                {
-                    nint obj = DebugTakeObject(idx, site);
-                    if (obj == 0) continue;
-                    if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
-                    return obj;
-                }
+                int ratio = Volatile.Read(ref _defragRatio);
+                if (ratio != 0 && (ulong)System.Diagnostics.Stopwatch.GetTimestamp() % 1024 <= (ulong)ratio)
+                    foreach (var z in _pa.ZonelistFor(_sa.NumaMemId(), gfp & ~Gfp.ThisNode))
+                        if (Volatile.Read(ref _nodes[z.Node].NrPartial) > MinPartial &&
+                            ((obj = DebugFromNode(_nodes[z.Node], site, out retry)) != 0 || retry)) break;
             }
-            int page = NewSlab(gfp);
+            if (retry) continue;
+            if (obj != 0)
+            {
+                if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
+                return obj;
+            }
+            int page = NewSlab(gfp, node);
             if (page < 0)
             {
-                if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
+                if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp, node);
                 return 0;
             }
-            LockOrder.Enter(LockRank.SlabNode, _listLock);
-            lock (_listLock) AddPartial(page, toHead: true);
+            var n = NodeOfSlab(page);
+            LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+            lock (n.ListLock) AddPartial(n, page, toHead: true);
+        }
+    }
+
+    /// <summary>The first object of node <paramref name="n"/>'s first partial slab; 0 with <paramref name="retry"/> when that slab had to be isolated.</summary>
+    private nint DebugFromNode(KmemCacheNode n, CallSite site, out bool retry)
+    {
+        retry = false;
+        LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+        lock (n.ListLock)
+        {
+            int idx = n.PartialHead;
+            if (idx < 0) return 0;
+            nint obj = DebugTakeObject(n, idx, site);
+            retry = obj == 0;
+            return obj;
         }
     }
 
     /// <summary>alloc_debug_processing() on the first free object of a partial slab; 0 when the slab had to be isolated.</summary>
-    private nint DebugTakeObject(int idx, CallSite site)
+    private nint DebugTakeObject(KmemCacheNode n, int idx, CallSite site)
     {
         long w = Word(idx);
         nint b = SlabBase(idx);
@@ -363,7 +388,7 @@ public sealed unsafe partial class SlabCache
             SlabFix(sb, "Marking all objects used");
             Report(sb);
             Word(idx) = SlabWord.Make(0, objects, objects, frozen: false);
-            RemovePartial(idx);
+            RemovePartial(n, idx);
             _frames[idx].SlabListState = OnFull;
             return 0;
         }
@@ -371,7 +396,7 @@ public sealed unsafe partial class SlabCache
         Word(idx) = SlabWord.Make(next, SlabWord.Inuse(w) + 1, objects, frozen: false);
         if (next == 0)
         {
-            RemovePartial(idx);
+            RemovePartial(n, idx);
             _frames[idx].SlabListState = OnFull;
         }
         SetTrack(obj, TrackAlloc, site);
@@ -384,8 +409,9 @@ public sealed unsafe partial class SlabCache
     private void DebugFree(int idx, nint obj, CallSite site)
     {
         int discard = -1;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        var n = NodeOfSlab(idx);                              // the slab's own node, whichever node frees it
+        LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+        lock (n.ListLock)
         {
             var sb = new StringBuilder();
             SlabError? kind = null;
@@ -420,13 +446,13 @@ public sealed unsafe partial class SlabCache
             int inuse = SlabWord.Inuse(w) - 1;
             Word(idx) = SlabWord.Make(ToLink(SlabBase(idx), obj), inuse, SlabWord.Objects(w), frozen: false);
             bool wasFull = _frames[idx].SlabListState == OnFull;
-            if (inuse == 0 && _nrPartial >= MinPartial)
+            if (inuse == 0 && n.NrPartial >= MinPartial)
             {
-                if (!wasFull) RemovePartial(idx);
+                if (!wasFull) RemovePartial(n, idx);
                 _frames[idx].SlabListState = 0;
                 discard = idx;
             }
-            else if (wasFull) AddPartial(idx, toHead: false);
+            else if (wasFull) AddPartial(n, idx, toHead: false);
         }
         if (discard >= 0) DiscardSlab(discard);
     }
@@ -454,23 +480,28 @@ public sealed unsafe partial class SlabCache
         if (s.Destroyed) ThrowDestroyed();
         if (!s._debug) return 0;
         long before = Volatile.Read(ref s._debugErrors);
-        LockOrder.Enter(LockRank.SlabNode, s._listLock);
-        lock (s._listLock)
+        var slabs = s._sa.SlabsOf(s._id);
+        foreach (var n in s._nodes)                           // validate_slab_node() of every node, under its lock
         {
-            foreach (int idx in s._sa.SlabsOf(s._id))
+            LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+            lock (n.ListLock)
             {
-                var sb = new StringBuilder();
-                SlabError? kind = null;
-                s.CheckSlab(sb, idx, ref kind);
-                s.OnFreelist(sb, idx, 0, ref kind);
-                var free = s.FreeSet(idx);
-                int objects = SlabWord.Objects(s.Word(idx));
-                for (int i = 0; i < objects; i++)
+                foreach (int idx in slabs)
                 {
-                    nint p = s.SlabBase(idx) + s._redLeftPad + (nint)i * s._size;
-                    s.CheckObject(sb, idx, p, free.Contains(p) ? RedInactive : RedActive, ref kind);
+                    if (s.SlabNid(idx) != n.Id) continue;
+                    var sb = new StringBuilder();
+                    SlabError? kind = null;
+                    s.CheckSlab(sb, idx, ref kind);
+                    s.OnFreelist(sb, idx, 0, ref kind);
+                    var free = s.FreeSet(idx);
+                    int objects = SlabWord.Objects(s.Word(idx));
+                    for (int i = 0; i < objects; i++)
+                    {
+                        nint p = s.SlabBase(idx) + s._redLeftPad + (nint)i * s._size;
+                        s.CheckObject(sb, idx, p, free.Contains(p) ? RedInactive : RedActive, ref kind);
+                    }
+                    if (sb.Length > 0) s.Report(sb);
                 }
-                if (sb.Length > 0) s.Report(sb);
             }
         }
         return (int)(Volatile.Read(ref s._debugErrors) - before);
@@ -540,14 +571,18 @@ public sealed unsafe partial class SlabCache
         Report(sb);
     }
 
-    /// <summary>slab_out_of_memory(), rate-limited like the kernel's.</summary>
-    private void SlabOutOfMemory(Gfp gfp)
+    /// <summary>slab_out_of_memory() (6.6), rate-limited like the kernel's: the node asked for, then one line per node.</summary>
+    private void SlabOutOfMemory(Gfp gfp, int node)
     {
         if (!_sa.OomRateLimit()) return;
         var sb = new StringBuilder();
-        sb.Append($"SLUB: Unable to allocate memory on node -1, gfp=0x{(uint)gfp:x}({GfpFlags.Format(gfp)})\n");
-        sb.Append($"  cache: {Name}, object size: {_objectSize}, buffer size: {_size}, default order: {_g.Order}, min order: {_g.MinOrder}\n");
-        sb.Append($"  node 0: slabs: {Slabs}, objs: {TotalObjects}, free: {TotalObjects - ActiveObjects}");
+        sb.Append($"SLUB: Unable to allocate memory on node {node}, gfp=0x{(uint)gfp:x}({GfpFlags.Format(gfp)})\n");
+        sb.Append($"  cache: {Name}, object size: {_objectSize}, buffer size: {_size}, default order: {_g.Order}, min order: {_g.MinOrder}");
+        for (int n = 0; n < _nodes.Length; n++)
+        {
+            if (!_sa.SlabNodes[n]) continue;                  // for_each_kmem_cache_node(): nodes with a kmem_cache_node
+            sb.Append($"\n  node {n}: slabs: {NodeSlabs(n)}, objs: {NodeTotalObjects(n)}, free: {NodeCountPartial(n, inuse: false)}");
+        }
         _pa.Log.Warn(sb.ToString());
     }
 }

@@ -8,7 +8,7 @@
 // detached freelist and main sheaf, and the barn's sheaves.
 // Locks, outermost first (docs/architecture.md, "Lock order"): s_lookupLock (process-wide: one lookup at a time)
 // → a snapshot of _cpusLock → every thread's slab lock of the cache, held at once (safe only because no other path
-// holds two) → _listLock, then _barnLock, one after the other.
+// holds two) → the slab's node's ListLock, then _barnLock, one after the other.
 using System.Text;
 using Kmem.Core;
 using Kmem.Slab;
@@ -53,8 +53,9 @@ public sealed unsafe partial class SlabCache
             {
                 foreach (var (st, _) in all)
                     if (!held.Contains(st) && st.EnterExclusive()) held.Add(st);
-                LockOrder.Enter(LockRank.SlabNode, _listLock);
-                lock (_listLock)
+                var n = NodeOfSlab(idx);                      // the slab's own node's lock
+                LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+                lock (n.ListLock)
                     if (OnSlabFreelist(idx, obj)) return true;
                 foreach (var (st, cp) in all)
                     if (held.Contains(st) && OnCpuLists((KmemCacheCpu*)cp, idx, obj)) return true;

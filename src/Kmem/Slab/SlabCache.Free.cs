@@ -1,8 +1,10 @@
 // SLUB's free slow path and flushing (Linux 5.10 mm/slub.c): validation of a freed pointer,
 // __slab_free()'s lock-free compare-and-swap with the node lock only when a list changes, flush_all()
 // over every thread's structure with the handshake, __kmem_cache_shrink(), and the object counters.
+// Every slab is freed to the lists of its own node (slab_nid()), whichever thread or node frees it.
 // Locks, outermost first (docs/architecture.md, "Lock order"): a thread's slab lock (the freeing thread's own, or
-// each thread's through EnterExclusive for a flush) → _cpusLock → _listLock; snapshots of _cpusLock are taken alone.
+// each thread's through EnterExclusive for a flush) → _cpusLock → one node's ListLock; snapshots of _cpusLock are
+// taken alone.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kmem.Core;
@@ -217,8 +219,9 @@ public sealed unsafe partial class SlabCache
     private enum RemoteFree { Done, HeadOfFreelist, SlabAlreadyEmpty }
 
     /// <summary>
-    /// __slab_free(): a compare-and-swap push on the slab's freelist; the node lock only when a list changes
-    /// (an unfrozen slab that empties, or a full one when there is no CPU partial list). <paramref name="froze"/>
+    /// __slab_free(): a compare-and-swap push on the slab's freelist; the lock of the slab's own node
+    /// (get_node(s, slab_nid(slab))) only when a list changes (an unfrozen slab that empties, or a full one when there is
+    /// no CPU partial list). <paramref name="froze"/>
     /// tells that this call froze a full slab, which the caller must put on its CPU partial list; a caller without
     /// a thread structure passes <paramref name="mayFreeze"/> false and such a slab goes on the node list.
     /// </summary>
@@ -226,6 +229,7 @@ public sealed unsafe partial class SlabCache
     {
         nint b = SlabBase(idx);
         uint link = ToLink(b, head);
+        KmemCacheNode? n = null;
         bool locked = false;
         long old, nw;
         froze = false;
@@ -244,8 +248,9 @@ public sealed unsafe partial class SlabCache
                     if (mayFreeze && CpuPartial > 0 && prior == 0) frozen = true; // a full slab: this thread takes it
                     else if (!locked)
                     {
-                        LockOrder.Enter(LockRank.SlabNode, _listLock);
-                        _listLock.Enter();
+                        n ??= NodeOfSlab(idx);
+                        LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+                        n.ListLock.Enter();
                         locked = true;
                     }
                 }
@@ -254,7 +259,7 @@ public sealed unsafe partial class SlabCache
                 if (Cas(idx, old, nw)) break;
                 if (locked)
                 {
-                    _listLock.Exit();
+                    n!.ListLock.Exit();
                     locked = false;
                 }
             }
@@ -263,20 +268,20 @@ public sealed unsafe partial class SlabCache
                 froze = SlabWord.Frozen(nw) && !SlabWord.Frozen(old);
                 return RemoteFree.Done;
             }
-            if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial)
+            if (SlabWord.Inuse(nw) == 0 && n!.NrPartial >= MinPartial)
             {
-                if (SlabWord.Free(old) != 0) RemovePartial(idx);
-                _listLock.Exit();
+                if (SlabWord.Free(old) != 0) RemovePartial(n, idx);
+                n.ListLock.Exit();
                 locked = false;
                 DiscardSlab(idx);
                 return RemoteFree.Done;
             }
-            if (SlabWord.Free(old) == 0) AddPartial(idx, toHead: false);
+            if (SlabWord.Free(old) == 0) AddPartial(n!, idx, toHead: false);
             return RemoteFree.Done;
         }
         finally
         {
-            if (locked) _listLock.Exit();
+            if (locked) n!.ListLock.Exit();
         }
     }
 
@@ -352,7 +357,7 @@ public sealed unsafe partial class SlabCache
 
     /// <summary>
     /// Gives back every slab the cache can spare (<c>kmem_cache_shrink()</c>): flushes all threads' CPU slabs,
-    /// frees the empty slabs and orders the partial list fullest first. Returns the slabs freed.
+    /// frees the empty slabs and orders each node's partial list fullest first. Returns the slabs freed.
     /// </summary>
     public int Shrink()
     {
@@ -367,22 +372,26 @@ public sealed unsafe partial class SlabCache
         FlushAll();
         FlushBarn();
         int discard = -1, freed = 0;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        // __kmem_cache_do_shrink(): for_each_kmem_cache_node(), one node's list lock at a time.
+        foreach (var n in _nodes)
         {
-            var keep = new List<(int Idx, int Inuse)>();
-            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
-                keep.Add((idx, SlabWord.Inuse(Word(idx))));
-            foreach (var (idx, _) in keep) RemovePartial(idx);
-            foreach (var (idx, inuse) in keep.OrderByDescending(k => k.Inuse))
+            LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+            lock (n.ListLock)
             {
-                if (inuse == 0)
+                var keep = new List<(int Idx, int Inuse)>();
+                for (int idx = n.PartialHead; idx >= 0; idx = _frames[idx].Next)
+                    keep.Add((idx, SlabWord.Inuse(Word(idx))));
+                foreach (var (idx, _) in keep) RemovePartial(n, idx);
+                foreach (var (idx, inuse) in keep.OrderByDescending(k => k.Inuse))
                 {
-                    _frames[idx].Next = discard;
-                    discard = idx;
-                    freed++;
+                    if (inuse == 0)
+                    {
+                        _frames[idx].Next = discard;
+                        discard = idx;
+                        freed++;
+                    }
+                    else AddPartial(n, idx, toHead: false);
                 }
-                else AddPartial(idx, toHead: false);
             }
         }
         DiscardChain(discard);
@@ -394,10 +403,13 @@ public sealed unsafe partial class SlabCache
     internal long Reclaimable()
     {
         long n = 0;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
-            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
-                if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
+        foreach (var node in _nodes)
+        {
+            LockOrder.Enter(LockRank.SlabNode, node.ListLock);
+            lock (node.ListLock)
+                for (int idx = node.PartialHead; idx >= 0; idx = _frames[idx].Next)
+                    if (SlabWord.Inuse(Word(idx)) == 0) n += SlabWord.Objects(Word(idx));
+        }
         LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
         lock (_cpusLock)
         {
@@ -409,17 +421,13 @@ public sealed unsafe partial class SlabCache
 
     // ================================================================== counters
 
+    /// <summary>slabinfo's active_objs: every node's total_objects minus the free objects on its partial list.</summary>
     private long CountActive()
     {
-        long free = 0;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
-            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
-            {
-                long w = Word(idx);
-                free += SlabWord.Objects(w) - SlabWord.Inuse(w);
-            }
-        return Volatile.Read(ref _totalObjects) - free;
+        long active = 0;
+        for (int n = 0; n < _nodes.Length; n++)
+            active += Volatile.Read(ref _nodes[n].TotalObjects) - NodeCountPartial(n, inuse: false);
+        return active;
     }
 
     /// <summary>Objects really in use: every slab's inuse minus the objects waiting on threads' CPU freelists and in sheaves.</summary>

@@ -1,7 +1,7 @@
 // A cache's end of life and its self-checks: the shutdown test of kmem_cache_destroy() with the
 // kernel's list of remaining objects, the release of every thread structure, cache merging's
 // object-size growth, and the invariant check used by Machine.VerifyIntegrity().
-// Locks: _cpusLock and _listLock, each taken alone here; the flush that precedes them takes each thread's slab lock
+// Locks: _cpusLock and each node's ListLock, each taken alone here; the flush that precedes them takes each thread's slab lock
 // and then _cpusLock (docs/architecture.md, "Lock order"). This file also frees the cache's slot: see Release.
 using System.Text;
 using Kmem.Core;
@@ -52,19 +52,22 @@ public sealed unsafe partial class SlabCache
         FlushAll();
         FlushBarn();
         int discard = -1;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        foreach (var n in _nodes)                             // free_partial() of every node
         {
-            for (int idx = _partialHead; idx >= 0;)
+            LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+            lock (n.ListLock)
             {
-                int next = _frames[idx].Next;
-                if (SlabWord.Inuse(Word(idx)) == 0)
+                for (int idx = n.PartialHead; idx >= 0;)
                 {
-                    RemovePartial(idx);
-                    _frames[idx].Next = discard;
-                    discard = idx;
+                    int next = _frames[idx].Next;
+                    if (SlabWord.Inuse(Word(idx)) == 0)
+                    {
+                        RemovePartial(n, idx);
+                        _frames[idx].Next = discard;
+                        discard = idx;
+                    }
+                    idx = next;
                 }
-                idx = next;
             }
         }
         DiscardChain(discard);
@@ -134,24 +137,32 @@ public sealed unsafe partial class SlabCache
                 if (c->Page >= 0) cpuSlabs.Add(c->Page);
                 for (int p = c->Partial; p >= 0; p = _frames[p].Next) cpuSlabs.Add(p);
             }
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        foreach (var n in _nodes)
         {
-            int count = 0, prev = -1;
-            for (int idx = _partialHead; idx >= 0; idx = _frames[idx].Next)
+            LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+            lock (n.ListLock)
             {
-                if (!onPartial.Add(idx) || count++ > slabs.Count) { errors.Add($"{Name}: node partial list loops"); break; }
-                if (_frames[idx].Prev != prev) errors.Add($"{Name}: partial list back link broken at pfn {Pfn(idx)}");
-                long w = Word(idx);
-                if (SlabWord.Frozen(w)) errors.Add($"{Name}: frozen slab pfn {Pfn(idx)} on the node partial list");
-                if (SlabWord.Free(w) == 0) errors.Add($"{Name}: slab pfn {Pfn(idx)} on the partial list has no free object");
-                prev = idx;
+                string where = _numa ? $" of node {n.Id}" : "";
+                int count = 0, prev = -1;
+                for (int idx = n.PartialHead; idx >= 0; idx = _frames[idx].Next)
+                {
+                    if (!onPartial.Add(idx) || count++ > slabs.Count) { errors.Add($"{Name}: node partial list{where} loops"); break; }
+                    if (_frames[idx].Prev != prev) errors.Add($"{Name}: partial list{where} back link broken at pfn {Pfn(idx)}");
+                    long w = Word(idx);
+                    if (SlabWord.Frozen(w)) errors.Add($"{Name}: frozen slab pfn {Pfn(idx)} on the node partial list{where}");
+                    if (SlabWord.Free(w) == 0) errors.Add($"{Name}: slab pfn {Pfn(idx)} on the partial list{where} has no free object");
+                    if (SlabNid(idx) != n.Id) errors.Add($"{Name}: slab pfn {Pfn(idx)} of node {SlabNid(idx)} on the partial list of node {n.Id}");
+                    prev = idx;
+                }
+                if (count != n.NrPartial) errors.Add($"{Name}: nr_partial{where} {n.NrPartial} but {count} slabs on the list");
+                if (n.PartialTail != prev) errors.Add($"{Name}: partial list{where} tail is pfn {Pfn(n.PartialTail)}, last slab is pfn {Pfn(prev)}");
             }
-            if (count != _nrPartial) errors.Add($"{Name}: nr_partial {_nrPartial} but {count} slabs on the list");
-            if (_partialTail != prev) errors.Add($"{Name}: partial list tail is pfn {Pfn(_partialTail)}, last slab is pfn {Pfn(prev)}");
         }
+        var perNode = new long[_nodes.Length * 2];
         foreach (int idx in slabs)
         {
+            perNode[SlabNid(idx) * 2]++;
+            perNode[SlabNid(idx) * 2 + 1] += SlabWord.Objects(Word(idx));
             long w = Word(idx);
             int n = SlabWord.Objects(w);
             objects += n;
@@ -162,6 +173,9 @@ public sealed unsafe partial class SlabCache
             if (!SlabWord.Frozen(w) && !_debug && SlabWord.Inuse(w) < n && !onPartial.Contains(idx))
                 errors.Add($"{Name}: unfrozen slab pfn {Pfn(idx)} with free objects is not on the partial list");
         }
+        for (int n = 0; n < _nodes.Length; n++)
+            if (perNode[n * 2] != _nodes[n].NrSlabs || perNode[n * 2 + 1] != _nodes[n].TotalObjects)
+                errors.Add($"{Name}: node {n} counts {_nodes[n].NrSlabs} slabs / {_nodes[n].TotalObjects} objects, its memory holds {perNode[n * 2]} / {perNode[n * 2 + 1]}");
         CheckSheaves(errors);
         if (slabs.Count != Slabs) errors.Add($"{Name}: {Slabs} slabs counted, {slabs.Count} found");
         if (objects != TotalObjects) errors.Add($"{Name}: {TotalObjects} objects counted, {objects} found");

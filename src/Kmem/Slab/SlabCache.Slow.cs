@@ -1,9 +1,11 @@
-// SLUB's allocation slow path and slab lists (Linux 5.10 mm/slub.c): the node partial list,
-// new_slab()/discard_slab(), ___slab_alloc() with the CPU and node partial lists, get_freelist(),
-// put_cpu_partial()/unfreeze_partials() and deactivate_slab(). Frees and flushing are in SlabCache.Free.cs.
-// Locks, outermost first (docs/architecture.md, "Lock order"): the calling thread's slab lock (SlabThread.Lock)
-// → the cache's thread list (_cpusLock, when the thread's structure is created) → the node lock (_listLock). A new
-// slab is allocated with none of them held: reclaim may run shrinkers that flush this very thread.
+// SLUB's allocation slow path and slab lists (Linux 5.10 mm/slub.c, with 6.6's NUMA rules): the per-node
+// partial lists (struct kmem_cache_node, one per node), new_slab()/discard_slab() on a node,
+// ___slab_alloc() with the CPU and node partial lists and its node checks, get_partial()/get_any_partial(),
+// get_freelist(), put_cpu_partial()/unfreeze_partials() and deactivate_slab(). Frees and flushing are in
+// SlabCache.Free.cs. Locks, outermost first (docs/architecture.md, "Lock order"): the calling thread's slab lock
+// (SlabThread.Lock) → the cache's thread list (_cpusLock, when the thread's structure is created) → one node's list
+// lock (KmemCacheNode.ListLock; never two at once). A new slab is allocated with none of them held: reclaim may run
+// shrinkers that flush this very thread.
 using System.Runtime.InteropServices;
 using Kmem.Core;
 using Kmem.Paging;
@@ -14,11 +16,13 @@ namespace Kmem;
 
 public sealed unsafe partial class SlabCache
 {
-    // ---- struct kmem_cache_node (one node)
-    private readonly Lock _listLock = new();
-    private int _partialHead = -1, _partialTail = -1;
-    private long _nrPartial;
-    private long _nrSlabs, _totalObjects, _debugErrors;
+    // ---- struct kmem_cache_node, one per node (s->node[]); aliases share the root's
+    private readonly KmemCacheNode[] _nodes;
+    /// <summary>The node of each zone (by the zone index a page descriptor records), for slab_nid().</summary>
+    private readonly int[] _zoneNode;
+    /// <summary>More than one node: false keeps every list path on node 0 without reading a page's zone.</summary>
+    private readonly bool _numa;
+    private long _debugErrors;
     /// <summary>Every thread structure of this cache, for flush_all().</summary>
     private readonly List<(SlabThread St, nint Cpu)> _cpus = [];
     private readonly Lock _cpusLock = new();
@@ -31,6 +35,12 @@ public sealed unsafe partial class SlabCache
     // ================================================================== helpers
 
     private nint SlabBase(int idx) => _linear + ((nint)idx << PhysicalMemory.PageShift);
+
+    /// <summary>slab_nid(): the node whose memory holds slab <paramref name="idx"/> (0 on a one-node machine).</summary>
+    private int SlabNid(int idx) => _numa ? _zoneNode[_frames[idx].Zone] : 0;
+
+    /// <summary>get_node(s, slab_nid(slab)): the node structure whose lists the slab belongs on.</summary>
+    private KmemCacheNode NodeOfSlab(int idx) => _numa ? _nodes[_zoneNode[_frames[idx].Zone]] : _nodes[0];
 
     /// <summary>The object a link (offset in the slab plus one) designates, or 0.</summary>
     private static nint FromLink(nint slabBase, uint link) => link == 0 ? 0 : slabBase + (nint)link - 1;
@@ -117,6 +127,7 @@ public sealed unsafe partial class SlabCache
         c->SlabBase = SlabBase(idx);
         c->ObjStart = c->SlabBase + _redLeftPad;
         c->ObjBytes = (nuint)SlabWord.Objects(Word(idx)) * (nuint)_size;
+        c->Node = SlabNid(idx);
     }
 
     private static void ClearCpuSlab(KmemCacheCpu* c)
@@ -126,42 +137,44 @@ public sealed unsafe partial class SlabCache
         c->ObjBytes = 0;
     }
 
-    // ================================================================== node lists (under _listLock)
+    // ================================================================== node lists (under the node's ListLock)
 
-    private void AddPartial(int idx, bool toHead)
+    /// <summary>add_partial(): the slab goes on node <paramref name="n"/>'s partial list (its own node's).</summary>
+    private void AddPartial(KmemCacheNode n, int idx, bool toHead)
     {
         ref PageFrame f = ref _frames[idx];
         f.SlabListState = OnNodePartial;
-        if (_partialHead < 0)
+        if (n.PartialHead < 0)
         {
             f.Next = f.Prev = -1;
-            _partialHead = _partialTail = idx;
+            n.PartialHead = n.PartialTail = idx;
         }
         else if (toHead)
         {
             f.Prev = -1;
-            f.Next = _partialHead;
-            _frames[_partialHead].Prev = idx;
-            _partialHead = idx;
+            f.Next = n.PartialHead;
+            _frames[n.PartialHead].Prev = idx;
+            n.PartialHead = idx;
         }
         else
         {
             f.Next = -1;
-            f.Prev = _partialTail;
-            _frames[_partialTail].Next = idx;
-            _partialTail = idx;
+            f.Prev = n.PartialTail;
+            _frames[n.PartialTail].Next = idx;
+            n.PartialTail = idx;
         }
-        _nrPartial++;
+        n.NrPartial++;
     }
 
-    private void RemovePartial(int idx)
+    /// <summary>remove_partial().</summary>
+    private void RemovePartial(KmemCacheNode n, int idx)
     {
         ref PageFrame f = ref _frames[idx];
-        if (f.Prev >= 0) _frames[f.Prev].Next = f.Next; else _partialHead = f.Next;
-        if (f.Next >= 0) _frames[f.Next].Prev = f.Prev; else _partialTail = f.Prev;
+        if (f.Prev >= 0) _frames[f.Prev].Next = f.Next; else n.PartialHead = f.Next;
+        if (f.Next >= 0) _frames[f.Next].Prev = f.Prev; else n.PartialTail = f.Prev;
         f.Next = f.Prev = -1;
         f.SlabListState = 0;
-        _nrPartial--;
+        n.NrPartial--;
     }
 
     // ================================================================== new and discarded slabs
@@ -188,7 +201,13 @@ public sealed unsafe partial class SlabCache
 
     /// <summary>new_slab(): pages from the page allocator, objects initialised and linked in address order.
     /// The slab is returned unfrozen, on no list, with every object free. -1 when no memory.</summary>
-    private int NewSlab(Gfp gfp)
+    /// <remarks>
+    /// alloc_slab_page() (6.6 mm/slub.c): NUMA_NO_NODE takes alloc_pages() (the calling thread's node under the default
+    /// local policy), a node takes __alloc_pages_node(node, …) without __GFP_THISNODE, so the page allocator may still
+    /// fall back to another node when that one is full. The slab is counted on the node it landed on
+    /// (inc_slabs_node(s, slab_nid(slab), …)).
+    /// </remarks>
+    private int NewSlab(Gfp gfp, int node = PageAllocator.NumaNoNode)
     {
         if ((gfp & GfpFlags.SlabBugMask) != 0 && (AllocFlags & Gfp.Dma32) == 0) gfp = FixFlags(_pa, gfp);
         Gfp flags = (gfp & (ReclaimMask | ConstraintMask)) | AllocFlags;
@@ -196,12 +215,12 @@ public sealed unsafe partial class SlabCache
         if ((first & Gfp.DirectReclaim) != 0 && _g.Order > _g.MinOrder)
             first = (first | Gfp.NoMemalloc) & ~(Gfp.Reclaim | Gfp.NoFail);
         int order = _g.Order;
-        int idx = _pa.Alloc(first, order);
+        int idx = node < 0 ? _pa.Alloc(first, order) : _pa.AllocNode(node, first, order);
         if (idx < 0)
         {
             order = _g.MinOrder;
             Gfp minFlags = order > 0 ? flags : flags & ~Gfp.Comp;
-            idx = _pa.Alloc(minFlags, order);
+            idx = node < 0 ? _pa.Alloc(minFlags, order) : _pa.AllocNode(node, minFlags, order);
             if (idx < 0) return -1;
             Interlocked.Increment(ref OrderFallbacks);
         }
@@ -230,9 +249,10 @@ public sealed unsafe partial class SlabCache
             throw;
         }
         f.SlabCounters = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
-        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order);
-        Interlocked.Increment(ref _nrSlabs);
-        Interlocked.Add(ref _totalObjects, objects);
+        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order, _pa.NodeOfFrame(idx));
+        var n = NodeOfSlab(idx);
+        Interlocked.Increment(ref n.NrSlabs);
+        Interlocked.Add(ref n.TotalObjects, objects);
         return idx;
     }
 
@@ -268,9 +288,10 @@ public sealed unsafe partial class SlabCache
         f.Private = 0;
         f.Next = f.Prev = -1;
         f.Spare = 0;
-        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, -((long)PhysicalMemory.PageSize << order));
-        Interlocked.Decrement(ref _nrSlabs);
-        Interlocked.Add(ref _totalObjects, -objects);
+        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, -((long)PhysicalMemory.PageSize << order), _pa.NodeOfFrame(idx));
+        var n = NodeOfSlab(idx);                              // dec_slabs_node(s, slab_nid(slab), …)
+        Interlocked.Decrement(ref n.NrSlabs);
+        Interlocked.Add(ref n.TotalObjects, -objects);
         _pa.Free(idx, order, "discard_slab");
     }
 
@@ -286,14 +307,21 @@ public sealed unsafe partial class SlabCache
 
     // ================================================================== allocation slow path
 
-    private nint AllocSlow(Gfp gfp, CallSite site)
+    /// <summary>
+    /// ___slab_alloc() and new_slab() for the calling thread; <paramref name="node"/> is the node the caller asked for
+    /// (kmem_cache_alloc_node()) or NUMA_NO_NODE.
+    /// </summary>
+    private nint AllocSlow(Gfp gfp, CallSite site, int node = PageAllocator.NumaNoNode)
     {
         using var _ = _pa.Life.Enter();
         if (Destroyed) ThrowDestroyed();
-        if (!ReferenceEquals(_root, this)) return _root.AllocSlow(gfp, site); // an alias: the root owns the lists
-        if (_debug) return DebugAlloc(gfp, site);
+        if (!ReferenceEquals(_root, this)) return _root.AllocSlow(gfp, site, node); // an alias: the root owns the lists
+        // ___slab_alloc() (6.6): a node that is not in slab_nodes (no normal memory) is no constraint at all.
+        if (node >= 0 && !_sa.SlabNodes[node]) node = PageAllocator.NumaNoNode;
+        if (_debug) return DebugAlloc(gfp, site, node);
         nint obj;
-        if (_sheafCapacity != 0 && (obj = AllocFromSheaf(gfp)) != 0) return obj;
+        // The sheaves hold objects of any node: only a request without a node may take from them.
+        if (_sheafCapacity != 0 && node < 0 && (obj = AllocFromSheaf(gfp)) != 0) return obj;
         var st = SlabThread.Current;
         LockOrder.Enter(LockRank.SlabThread, st.Lock);
         st.Lock.Enter();
@@ -301,7 +329,7 @@ public sealed unsafe partial class SlabCache
         {
             var c = CpuOf(st);
             if (c->RemotePage >= 0) FlushRemote(c); // objects this thread freed to other slabs become allocatable
-            obj = AllocFromCpu(c);
+            obj = AllocFromCpu(c, gfp, node);
         }
         finally
         {
@@ -310,10 +338,10 @@ public sealed unsafe partial class SlabCache
         if (obj == 0)
         {
             // new_slab() outside the thread's lock: reclaim may run shrinkers that flush this very thread.
-            int page = NewSlab(gfp);
+            int page = NewSlab(gfp, node);
             if (page < 0)
             {
-                if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp);
+                if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp, node);
                 return 0;
             }
             LockOrder.Enter(LockRank.SlabThread, st.Lock);
@@ -343,14 +371,25 @@ public sealed unsafe partial class SlabCache
         return obj;
     }
 
-    /// <summary>___slab_alloc() without new_slab(): the CPU slab's remote frees, the CPU partial list, the node partial list.</summary>
-    private nint AllocFromCpu(KmemCacheCpu* c)
+    /// <summary>
+    /// ___slab_alloc() without new_slab(): the CPU slab (deactivated first when it is not of the node asked for:
+    /// ALLOC_NODE_MISMATCH), its remote frees, the CPU partial list (each slab taken from it is checked the same way,
+    /// as the kernel's "goto redo" does), then get_partial().
+    /// </summary>
+    private nint AllocFromCpu(KmemCacheCpu* c, Gfp gfp, int node)
     {
         SpillHot(c);
         while (true)
         {
             if (c->Page >= 0)
             {
+                if (node >= 0 && c->Node != node)
+                {
+                    // node_match() failed: the CPU slab goes back to its node, and the search starts again.
+                    Interlocked.Increment(ref NodeMismatches);
+                    DeactivateSlab(c);
+                    continue;
+                }
                 if (c->Freelist != 0)
                 {
                     nint obj = PopCpu(c);
@@ -383,7 +422,7 @@ public sealed unsafe partial class SlabCache
                 c->Freelist = 0;
                 continue;
             }
-            if (Volatile.Read(ref _nrPartial) == 0 || !GetPartialNode(c)) return 0;
+            if (!GetPartial(c, gfp, node)) return 0;
         }
     }
 
@@ -402,15 +441,16 @@ public sealed unsafe partial class SlabCache
         return obj;
     }
 
-    /// <summary>get_partial_node(): freeze slabs of the node partial list for this thread, the first as CPU slab.</summary>
-    private bool GetPartialNode(KmemCacheCpu* c)
+    /// <summary>get_partial_node(): freeze slabs of node <paramref name="n"/>'s partial list for this thread, the first as CPU slab.</summary>
+    private bool GetPartialNode(KmemCacheCpu* c, KmemCacheNode n)
     {
+        if (Volatile.Read(ref n.NrPartial) == 0) return false; // the kernel's racy check: a miss only costs a new slab
         bool got = false;
         int available = 0;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+        lock (n.ListLock)
         {
-            int idx = _partialHead;
+            int idx = n.PartialHead;
             while (idx >= 0)
             {
                 int next = _frames[idx].Next;
@@ -422,7 +462,7 @@ public sealed unsafe partial class SlabCache
                         ? SlabWord.Make(0, SlabWord.Objects(old), SlabWord.Objects(old), frozen: true)
                         : SlabWord.Make(SlabWord.Free(old), SlabWord.Inuse(old), SlabWord.Objects(old), frozen: true);
                 } while (!Cas(idx, old, nw));
-                RemovePartial(idx);
+                RemovePartial(n, idx);
                 available += SlabWord.Objects(old) - SlabWord.Inuse(old);
                 if (!got)
                 {
@@ -461,41 +501,57 @@ public sealed unsafe partial class SlabCache
         c->PartialObjects += SlabWord.Objects(w) - SlabWord.Inuse(w);
     }
 
-    /// <summary>unfreeze_partials(): the CPU partial list goes to the node list; empty slabs beyond min_partial are discarded.</summary>
+    /// <summary>
+    /// unfreeze_partials() (6.6 __unfreeze_partials()): each slab of the CPU partial list goes to its own node's list,
+    /// the node lock switched when the node changes; empty slabs beyond min_partial are discarded.
+    /// </summary>
     private void UnfreezePartials(KmemCacheCpu* c)
     {
         int discard = -1;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        KmemCacheNode? n = null;
+        try
         {
             int idx = c->Partial;
             while (idx >= 0)
             {
                 int next = _frames[idx].Next;
+                var n2 = NodeOfSlab(idx);
+                if (n2 != n)
+                {
+                    n?.ListLock.Exit();
+                    n = null;
+                    LockOrder.Enter(LockRank.SlabNode, n2.ListLock);
+                    n2.ListLock.Enter();
+                    n = n2;
+                }
                 long old, nw;
                 do
                 {
                     old = Word(idx);
                     nw = SlabWord.Make(SlabWord.Free(old), SlabWord.Inuse(old), SlabWord.Objects(old), frozen: false);
                 } while (!Cas(idx, old, nw));
-                if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial)
+                if (SlabWord.Inuse(nw) == 0 && n.NrPartial >= MinPartial)
                 {
                     _frames[idx].Next = discard;
                     discard = idx;
                 }
                 else
                 {
-                    AddPartial(idx, toHead: false);
+                    AddPartial(n, idx, toHead: false);
                 }
                 idx = next;
             }
+        }
+        finally
+        {
+            n?.ListLock.Exit();
         }
         c->Partial = -1;
         c->PartialPages = c->PartialObjects = 0;
         DiscardChain(discard);
     }
 
-    /// <summary>deactivate_slab(): the CPU freelist goes back into the slab, which is unfrozen onto the right list.</summary>
+    /// <summary>deactivate_slab(): the CPU freelist goes back into the slab, which is unfrozen onto its node's list.</summary>
     private void DeactivateSlab(KmemCacheCpu* c)
     {
         SpillHot(c);
@@ -522,8 +578,9 @@ public sealed unsafe partial class SlabCache
             p = FromLink(b, link);
         }
         bool discard = false;
-        LockOrder.Enter(LockRank.SlabNode, _listLock);
-        lock (_listLock)
+        var node = NodeOfSlab(page);
+        LockOrder.Enter(LockRank.SlabNode, node.ListLock);
+        lock (node.ListLock)
         {
             long old, nw;
             do
@@ -533,8 +590,8 @@ public sealed unsafe partial class SlabCache
                 if (n > 0) SetLink(tail, free);
                 nw = SlabWord.Make(n > 0 ? ToLink(b, head) : free, SlabWord.Inuse(old) - n, objects, frozen: false);
             } while (!Cas(page, old, nw));
-            if (SlabWord.Inuse(nw) == 0 && _nrPartial >= MinPartial) discard = true;
-            else if (SlabWord.Free(nw) != 0) AddPartial(page, toHead: n > 0);
+            if (SlabWord.Inuse(nw) == 0 && node.NrPartial >= MinPartial) discard = true;
+            else if (SlabWord.Free(nw) != 0) AddPartial(node, page, toHead: n > 0);
         }
         if (discard) DiscardSlab(page);
     }

@@ -66,6 +66,10 @@ public sealed unsafe partial class SlabCache
         _random = (uint)Random.Shared.Next() | 1u;
         _slabBytes = (uint)g.SlabBytes;
         _root = this;
+        _zoneNode = sa.ZoneNode;
+        _nodes = new KmemCacheNode[sa.NodeCount];
+        for (int n = 0; n < _nodes.Length; n++) _nodes[n] = new KmemCacheNode(n);
+        _numa = _nodes.Length > 1;
         RefCount = 1;
         AllocFlags = (g.Order > 0 ? Gfp.Comp : 0)
             | ((flags & SlabFlags.CacheDma) != 0 ? Gfp.Dma : 0)
@@ -94,6 +98,9 @@ public sealed unsafe partial class SlabCache
         _debug = root._debug;
         _g = root._g;
         _root = root;
+        _nodes = root._nodes;
+        _zoneNode = root._zoneNode;
+        _numa = root._numa;
         Name = name;
         Flags = root.Flags;
         AllocFlags = root.AllocFlags;
@@ -127,11 +134,11 @@ public sealed unsafe partial class SlabCache
     /// <summary>The cache that really holds the slabs (itself unless merged).</summary>
     public SlabCache Root => _root;
 
-    /// <summary>Slabs of the cache.</summary>
-    public long Slabs => _pa.Life.Live(Volatile.Read(ref _root._nrSlabs));
+    /// <summary>Slabs of the cache, every node's.</summary>
+    public long Slabs => _pa.Life.Live(SumNodes(static n => Volatile.Read(ref n.NrSlabs)));
 
-    /// <summary>Objects in all slabs (slabinfo's num_objs).</summary>
-    public long TotalObjects => _pa.Life.Live(Volatile.Read(ref _root._totalObjects));
+    /// <summary>Objects in all slabs of every node (slabinfo's num_objs).</summary>
+    public long TotalObjects => _pa.Life.Live(SumNodes(static n => Volatile.Read(ref n.TotalObjects)));
 
     /// <summary>Objects not on a node partial list's freelists (slabinfo's active_objs: objects in CPU slabs count as active).</summary>
     public long ActiveObjects
@@ -153,8 +160,8 @@ public sealed unsafe partial class SlabCache
         }
     }
 
-    /// <summary>Slabs on the node partial list.</summary>
-    public long PartialSlabs => _pa.Life.Live(Volatile.Read(ref _root._nrPartial));
+    /// <summary>Slabs on the node partial lists, every node's.</summary>
+    public long PartialSlabs => _pa.Life.Live(SumNodes(static n => Volatile.Read(ref n.NrPartial)));
 
     /// <summary>Errors the debug checks have found in this cache.</summary>
     public long DebugErrors => _pa.Life.Live(Volatile.Read(ref _root._debugErrors));

@@ -40,6 +40,11 @@ public sealed unsafe class SlabCache<T> where T : unmanaged
     public T* Alloc(Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
         => (T*)Cache.Alloc(gfp, caller, file, line);
 
+    /// <summary>Allocates an object from node <paramref name="node"/>'s slabs (<c>kmem_cache_alloc_node()</c>); null when no memory could be found.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The node is neither <see cref="Machine.NumaNoNode"/> nor online.</exception>
+    public T* AllocNode(Gfp gfp, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+        => (T*)Cache.AllocNode(gfp, node, caller, file, line);
+
     /// <summary>Allocates an object and returns a reference to it.</summary>
     /// <exception cref="InsufficientMemoryException">No memory could be found.</exception>
     public ref T AllocRef(Gfp gfp, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
