@@ -47,14 +47,18 @@ public sealed partial class Machine
         foreach (var (name, param) in new[] { ("Mount-cache", "mhash_entries"), ("Mountpoint-cache", "mphash_entries") })
         {
             var h = LargeSystemHash.Compute(name, bucket, EarlyAllocations.Entries(cmd, param), 19, 0, e.NrKernelPages, e.NrAllPages,
-                p.Is64Bit, p.Version, p.MaxOrder);
+                p.Is64Bit, p.Version, p.MaxOrder, hashdist: EarlyAllocations.Hashdist(p, cmd));
             if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes)); }
             else _bootHashPages.Add((AllocPages(Gfp.Atomic | Gfp.Zero, h.AllocOrder), h.AllocOrder));
             Log.Info(h.Line(p.Version));
         }
     }
 
-    /// <summary>__vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it.</summary>
+    /// <summary>
+    /// __vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it. It
+    /// runs under the boot's interleave policy (<see cref="SetBootInterleave"/>), so on a NUMA machine the table's pages are
+    /// spread over the memory nodes (<c>N0=… N1=…</c>).
+    /// </summary>
     private nint HashVmalloc(ulong bytes) =>
         _vmalloc!.Vmalloc(bytes, Gfp.Atomic | Gfp.Zero, VmFlags.None, new Core.CallSite("alloc_large_system_hash", "mm/page_alloc.c", 0));
 

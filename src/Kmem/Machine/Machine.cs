@@ -66,6 +66,7 @@ public sealed partial class Machine : IDisposable
                 PageblockOrder = profile.EffectivePageblockOrder,
                 Cpus = profile.Cpus,
                 Zones = layout.Zones,
+                Numa = profile.Config.IsEnabled("NUMA"),
                 CpuNodes = Enumerable.Range(0, profile.Cpus).Select(profile.NodeOfCpu).ToArray(),
                 Distances = profile.NodeCount == 1 ? null
                     : Enumerable.Range(0, profile.NodeCount).Select(a => Enumerable.Range(0, profile.NodeCount).Select(b => profile.Distance(a, b)).ToArray()).ToArray(),
@@ -102,6 +103,7 @@ public sealed partial class Machine : IDisposable
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
                 VmallocViews.Register(ProcFs, _vmalloc, VmallocViewConfigFor(profile, layout));
             }
+            SetBootInterleave();
             PrintLateBootLines(layout, cmdline);
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
                 profile.LowmemLimit, cmdline.DmaDebug ?? profile.DmaDebug,
@@ -117,6 +119,7 @@ public sealed partial class Machine : IDisposable
             RegisterMetrics();
             InitFaultInjection(cmdline);
             FreeInitmem(layout);
+            EndBootInterleave();
             Pages.Booting = false;
             GC.ReRegisterForFinalize(this);
         }

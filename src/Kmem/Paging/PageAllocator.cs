@@ -63,8 +63,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         }
         _cpuNode = settings.CpuNodes.Length == settings.Cpus ? settings.CpuNodes : new int[settings.Cpus];
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
-        _fastZone = new Zone?[NodeCount * ZoneBitCombinations];
-        _fastMark = new long[NodeCount * ZoneBitCombinations];
+        // One row per node, and a last row without zones for threads with a memory policy (see PcpThreadCache.FastNodeOf).
+        _fastZone = new Zone?[(NodeCount + 1) * ZoneBitCombinations];
+        _fastMark = new long[(NodeCount + 1) * ZoneBitCombinations];
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
             if (z.Type == ZoneType.HighMem && z.EndPfn > z.StartPfn) HighStartIdx = (int)(z.StartPfn - BasePfn);
@@ -82,6 +83,10 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             z.PcpHighLimit = z.PcpHigh;
             offset += PerCpuPages.Stride(z);
         }
+        // CONFIG_NUMA: the thread's NUMA event counts per zone follow the lists (longs, so an even int offset).
+        _numaStats = settings.Numa;
+        _numaOffset = (offset + 1) & ~1;
+        ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaStatItems * 2 : 0);
     }
 
     public int MachineId { get; }
@@ -288,7 +293,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             // The common case, inlined: the first zone of the thread's node's zonelist passes its low watermark and the
             // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
             int* mem = ThreadBlock();
-            int zb = PcpThreadCache.NodeOf(mem) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+            int zb = PcpThreadCache.FastNodeOf(mem) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
             Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
             if (z is not null && (gfp & Gfp.ThisNode) == 0)
             {
@@ -302,6 +307,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     if (idx >= 0)
                     {
                         PrepOrder0(idx, gfp, mt, z.Index);
+                        if (_numaStats) CountNumaFast(mem, z);
                         return idx;
                     }
                 }
@@ -351,7 +357,16 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         int mt = (int)PageTypes.FromGfp(gfp);
         AllocFlags af = AllocFlags.WmarkLow;
         if (mt == (int)MigrateType.Movable) af |= AllocFlags.Cma;
-        var list = Zonelist(nid < 0 ? CurrentNode() : nid, hz, gfp);
+        Zone[] list;
+        if (nid >= 0) list = Zonelist(nid, hz, gfp);
+        else
+        {
+            int* mem = ThreadBlock();
+            int node = PcpThreadCache.NodeOf(mem);
+            // alloc_pages(): a thread with a memory policy of its own (not for __GFP_THISNODE, which keeps the default).
+            if (PcpThreadCache.FastNodeOf(mem) != node && (gfp & Gfp.ThisNode) == 0) return AllocPolicy(gfp, order, hz, mt, af);
+            list = Zonelist(node, hz, gfp);
+        }
         int idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
         if (idx < 0) idx = AllocSlowPath(gfp, order, list, hz, mt);
         return idx;
@@ -381,6 +396,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             if (idx < 0) continue;
             PrepNewPage(idx, order, gfp, mt);
             _f[idx].Zone = (byte)z.Index;
+            if (_numaStats) ZoneStatistics(list[0], z, 1);
             if (order > 0 && (af & AllocFlags.Harder) != 0)
             {
                 LockOrder.Enter(LockRank.Zone, z.Lock);

@@ -27,6 +27,8 @@ internal sealed record PageAllocatorSettings
     /// types), with their spans (empty zones have Start == End).
     /// </summary>
     public required (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] Zones { get; init; }
+    /// <summary>CONFIG_NUMA: zone_statistics() counts the NUMA events, and memory policies apply.</summary>
+    public bool Numa { get; init; }
     /// <summary>Each CPU's node (<c>cpu_to_node()</c>); <see cref="Cpus"/> entries.</summary>
     public int[] CpuNodes { get; init; } = [];
     /// <summary>The node distance table (<c>node_distance()</c>), one row per node; null means 10 local, 20 remote.</summary>

@@ -132,7 +132,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
     /// __vmalloc_node_range(): a virtually contiguous area of order-0 pages. Returns 0 on failure, with the
     /// kernel's warnings unless <see cref="Gfp.NoWarn"/>.
     /// </summary>
-    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller)
+    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller, int node = PageAllocator.NumaNoNode)
     {
         ThrowIfReleased();
         ulong real = size;
@@ -153,7 +153,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         ulong arrayBytes = (ulong)nr * (ulong)_ptrSize;
         Gfp nested = (gfp & ReclaimMask) | Gfp.Zero;
         nint pages = arrayBytes > PageSize
-            ? Vmalloc(arrayBytes, nested | Gfp.HighMem, VmFlags.None, caller)
+            ? Vmalloc(arrayBytes, nested | Gfp.HighMem, VmFlags.None, caller, node)
             : _slab.Kmalloc((nuint)arrayBytes, nested, caller);
         if (pages == 0)
         {
@@ -163,28 +163,23 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         area.PageArray = pages;
         int[]? rented = nr <= 1024 ? null : System.Buffers.ArrayPool<int>.Shared.Rent(nr);
         Span<int> frames = rented is null ? stackalloc int[nr] : rented.AsSpan(0, nr);
-        bool ok = PopulateArea(area, frames, gfp, caller);
+        bool ok = PopulateArea(area, frames, gfp, caller, node);
         if (rented is not null) System.Buffers.ArrayPool<int>.Shared.Return(rented);
         return ok ? area.Start : 0;
     }
 
     /// <summary>
-    /// __vmalloc_area_node(): takes the area's pages one by one (quietly; __GFP_HIGHMEM unless a DMA zone is asked for),
-    /// records them in its page array and maps them. On failure everything the area took is given back.
+    /// __vmalloc_area_node(): takes the area's pages (quietly; __GFP_HIGHMEM unless a DMA zone is asked for), records them
+    /// in its page array and maps them. On failure everything the area took is given back. Where the pages come from
+    /// (<see cref="AllocAreaPages"/>): node <paramref name="node"/>, or with NUMA_NO_NODE the thread's memory policy.
     /// </summary>
-    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller)
+    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller, int node)
     {
         int nr = frames.Length;
         Gfp pageGfp = gfp | Gfp.NoWarn;
         if ((gfp & (Gfp.Dma | Gfp.Dma32)) == 0) pageGfp |= Gfp.HighMem;
-        int got = 0;
-        for (; got < nr; got++)
-        {
-            int idx = _pa.Alloc(pageGfp, 0);
-            if (idx < 0) break;
-            frames[got] = idx;
-            SetArrayEntry(area.PageArray, got, _pa.BasePfn + (ulong)idx);
-        }
+        int got = AllocAreaPages(pageGfp, frames, node);
+        for (int i = 0; i < got; i++) SetArrayEntry(area.PageArray, i, _pa.BasePfn + (ulong)frames[i]);
         bool mapped = false;
         if (got < nr) _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
         else if (!(mapped = MapFrames(area.Start, frames)))
@@ -203,6 +198,40 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         area.NrPages = nr;
         _pa.Stat.ModVmalloc(nr);
         return true;
+    }
+
+    /// <summary>
+    /// vm_area_alloc_pages() for order-0 pages: how many of <paramref name="frames"/> it filled. Without CONFIG_NUMA (one
+    /// node) page by page from the thread's lists. With it, as the release does: before 5.13 one page at a time,
+    /// alloc_pages() (the thread's policy: an interleave policy alternates the pages) or alloc_pages_node(); from 5.13
+    /// ("mm/vmalloc: switch to bulk allocator in __vmalloc_area_node()") the bulk allocator, 100 pages a call from 5.14
+    /// ("mm/vmalloc: use batched page requests in bulk-allocator"), from the thread's node for NUMA_NO_NODE until 5.15
+    /// made that alloc_pages_bulk_array_mempolicy() (the 5.13-5.14 regression of Eric Dumazet's report "numa spreading
+    /// of large hash tables no longer a thing"; K: release of the fix from the report's date, 2021-09); a bulk call that
+    /// comes back short ends the bulk, and the rest come one page at a time as before 5.13.
+    /// </summary>
+    private int AllocAreaPages(Gfp pageGfp, Span<int> frames, int node)
+    {
+        int nr = frames.Length, got = 0;
+        var v = _pa.Version;
+        if (_pa.NumaEnabled && v.IsAtLeast(5, 13))
+        {
+            int bulkNode = node >= 0 || v.IsAtLeast(5, 15) ? node : _pa.CurrentNode();
+            while (got < nr)
+            {
+                int request = v.IsAtLeast(5, 14) ? Math.Min(100, nr - got) : nr - got;
+                int n = _pa.AllocBulk(pageGfp, bulkNode, frames.Slice(got, request));
+                got += n;
+                if (n != request) break;
+            }
+        }
+        for (; got < nr; got++)
+        {
+            int idx = node < 0 ? _pa.Alloc(pageGfp, 0) : _pa.AllocNode(node, pageGfp, 0);
+            if (idx < 0) break;
+            frames[got] = idx;
+        }
+        return got;
     }
 
     /// <summary>
@@ -526,10 +555,25 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
                 {
                     Address = a.Start, Size = a.Size, Flags = a.Flags, NrPages = a.NrPages, MappedPages = a.Mapped,
                     Caller = a.Caller.ToString(), VPages = a.PageArray != 0 && Contains(a.PageArray), Phys = a.Phys,
+                    PagesPerNode = _pa.NumaEnabled ? PagesPerNode(a) : [],
                 };
             }
             return r;
         }
+    }
+
+    /// <summary>show_numa_info(): the area's own pages counted by page_to_nid() (none for an area that owns no pages).</summary>
+    private int[] PagesPerNode(Area a)
+    {
+        if (a.NrPages == 0) return [];
+        var counts = new int[_pa.NodeCount];
+        ulong first = (ulong)(a.Start - _start) >> PageShift;
+        for (int k = 0; k < a.NrPages; k++)
+        {
+            int nid = _pa.NodeOfIdx((int)Volatile.Read(ref _pte[first + (ulong)k]) - 1);
+            if (nid >= 0) counts[nid]++;
+        }
+        return counts;
     }
 
     /// <summary>The lazily freed ranges waiting for a purge (addresses), merged.</summary>
