@@ -140,6 +140,11 @@ internal static class CmaReservations
             cbase = fixedBase;
             memblock.Reserve(cbase, c.Size, c.Name);
         }
+        else if (c.Node >= 0)
+        {
+            cbase = PlaceOnNode(p, memblock, c)
+                ?? throw new ProfileException($"cma '{c.Name}'", $"no free {c.Size >> 20} MiB window aligned to {p.CmaAlignment >> 20} MiB in node {c.Node}'s memory");
+        }
         else
         {
             ulong top = Math.Min(limit, p.Arch == Arch.X86_64 ? 4UL << 30 : limit);
@@ -149,8 +154,27 @@ internal static class CmaReservations
         areas.Add(new CmaArea(c.Name, cbase >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit)
         {
             Inactive = p.Config.IsEnabled("CMA_INACTIVE"),
+            Node = c.Node,
         });
-        areas.BootLines.Add((LogLevel.Info, ReservedLine(p, cbase, c.Size)));
+        areas.BootLines.Add((LogLevel.Info, ReservedLine(p, cbase, c.Size, c.Node)));
+    }
+
+    /// <summary>
+    /// cma_declare_contiguous_nid(0, size, 0, …, nid) (mm/cma.c, 6.6) for an area of one node: memblock_alloc_range_nid()
+    /// with exact_nid inside the node's memory — from 5.11 on a 64-bit kernel first bottom-up from 4 GiB when DRAM reaches
+    /// 4 GiB + size ("mm: cma: allocate cma areas bottom-up", keeping CMA out of DMA/DMA32 and at the node's start), else
+    /// the highest free window of the node.
+    /// </summary>
+    private static ulong? PlaceOnNode(MachineProfile p, Memblock memblock, CmaAreaSpec c)
+    {
+        var banks = p.Dram.Where(b => b.Node == c.Node).ToArray();
+        ulong start = banks.Min(b => b.Base), end = banks.Max(b => b.End);
+        ulong dramEnd = p.Dram.Max(b => b.End);
+        const ulong FourG = 1UL << 32;
+        if (p.Is64Bit && p.Version.IsAtLeast(5, 11) && dramEnd >= FourG + c.Size
+            && memblock.AllocRangeBottomUp(c.Size, p.CmaAlignment, Math.Max(start, FourG), end, c.Name) is { } up)
+            return up;
+        return memblock.AllocRange(c.Size, p.CmaAlignment, start, end, c.Name);
     }
 
     /// <summary>
@@ -254,9 +278,9 @@ internal static class CmaReservations
     /// cma_declare_contiguous_nid()'s success line: Rockchip's CONFIG_CMA_INACTIVE prints the size in KiB
     /// ("Reserved %ld KiB at %pa"); kernel.org prints MiB ("Reserved %ld MiB at %pa"), naming the node from 6.6.
     /// </summary>
-    internal static string ReservedLine(MachineProfile p, ulong @base, ulong size) => p.Config.IsEnabled("CMA_INACTIVE")
+    internal static string ReservedLine(MachineProfile p, ulong @base, ulong size, int nid = -1) => p.Config.IsEnabled("CMA_INACTIVE")
         ? $"cma: Reserved {size >> 10} KiB at {Pa(p, @base)}"
-        : $"cma: Reserved {size >> 20} MiB at {Pa(p, @base)}{Node(p)}";
+        : $"cma: Reserved {size >> 20} MiB at {Pa(p, @base)}{Node(p, nid)}";
 
     /// <summary>cma_declare_contiguous_nid()'s failure line, in KiB with CONFIG_CMA_INACTIVE, else in MiB.</summary>
     private static void Failed(MachineProfile p, ulong size, List<(LogLevel, string)> lines) =>
@@ -265,7 +289,7 @@ internal static class CmaReservations
             : $"cma: Failed to reserve {size >> 20} MiB{Node(p)}"));
 
     /// <summary>From 6.6 the node is named, -1 for an area not tied to one ("dma-contiguous: support numa CMA for specified node").</summary>
-    private static string Node(MachineProfile p) => p.Version.IsAtLeast(6, 6) ? " on node -1" : "";
+    private static string Node(MachineProfile p, int nid = -1) => p.Version.IsAtLeast(6, 6) ? $" on node {nid}" : "";
 
     /// <summary>%pa: a phys_addr_t in hex with all its digits (8 on a 32-bit kernel, 16 on a 64-bit one).</summary>
     private static string Pa(MachineProfile p, ulong v) => "0x" + v.ToString(p.Is64Bit ? "x16" : "x8");

@@ -216,7 +216,9 @@ internal sealed unsafe partial class DmaMapper
             Gfp zone = OptimalZone(dev);
             while (true)
             {
-                idx = _pa.Alloc(gfp | zone, order);
+                // __dma_direct_alloc_pages() (kernel/dma/direct.c): alloc_pages_node(dev_to_node(dev), …), the device's node
+                // first; NUMA_NO_NODE (no node) is the calling thread's node (numa_mem_id()), not its memory policy.
+                idx = _pa.AllocNode(dev.Node, gfp | zone, order);
                 if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
                 {
                     _pa.Free(idx, order, "dma_free_contiguous");
@@ -309,7 +311,8 @@ internal sealed unsafe partial class DmaMapper
             int idx = -1;
             while (order >= 0)
             {
-                idx = _pa.Alloc(order > 0 ? gfp | Gfp.HighMem | Gfp.NoWarn | Gfp.NoRetry : gfp | Gfp.HighMem, order);
+                // alloc_pages_node(dev_to_node(dev), …) as __iommu_dma_alloc_pages() does.
+                idx = _pa.AllocNode(dev.Node, order > 0 ? gfp | Gfp.HighMem | Gfp.NoWarn | Gfp.NoRetry : gfp | Gfp.HighMem, order);
                 if (idx >= 0) break;
                 order--;
             }

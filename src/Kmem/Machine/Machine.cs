@@ -326,7 +326,7 @@ public sealed partial class Machine : IDisposable
         string driver = d.Driver ?? DefaultDriver(d.Name);
         if (d.Cma is not null && area is null)
             Log.Err($"{driver} {d.Name}: CMA area '{d.Cma}' was not reserved at boot; coherent allocations of the device will fail");
-        return new Device(d.Name, driver, d.Iommu, d.DmaMaskBits, d.Coherent, area) { MachineId = Id, MissingCmaArea = area is null ? d.Cma : null };
+        return new Device(d.Name, driver, d.Iommu, d.DmaMaskBits, d.Coherent, area) { MachineId = Id, MissingCmaArea = area is null ? d.Cma : null, Node = d.Node };
     }
 
     /// <summary>dev_driver_string() when the profile names none: the device name after its unit address ("ffa50000.rkvenc" → "rkvenc").</summary>
