@@ -160,18 +160,19 @@ internal sealed partial class PageAllocator
         return Math.Max(0, FreePagesOf(list) - before);
     }
 
-    private static long FreePagesOf(Zone[] list)
+    /// <summary>Free pages of the zones, those on the per-CPU lists included (a shrinker's order-0 frees land there first).</summary>
+    private long FreePagesOf(Zone[] list)
     {
         long n = 0;
-        foreach (var z in list) n += Volatile.Read(ref z.FreePages);
+        foreach (var z in list) n += Volatile.Read(ref z.FreePages) + (z.Populated ? PcpTotal(z.Index) : 0);
         return n;
     }
 
-    /// <summary>Free pages of one node's zones.</summary>
+    /// <summary>Free pages of one node's zones, per-CPU lists included.</summary>
     private long NodeFreePages(int nid)
     {
         long n = 0;
-        foreach (var z in NodeZones(nid)) n += Volatile.Read(ref z.FreePages);
+        foreach (var z in NodeZones(nid)) n += Volatile.Read(ref z.FreePages) + (z.Populated ? PcpTotal(z.Index) : 0);
         return n;
     }
 
