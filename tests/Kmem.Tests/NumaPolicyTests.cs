@@ -59,7 +59,13 @@ public class NumaPolicyTests
             p = m.AllocPages(Gfp.Kernel, 1);
             Assert.Equal(1, m.PageToNid(p));
             m.FreePages(p, 1);
-            // __alloc_pages_node() and __GFP_THISNODE ignore the task policy.
+            // __alloc_pages_node() and __GFP_THISNODE ignore the task policy (NUMA_NO_NODE is the thread's node).
+            p = m.AllocPagesNode(Machine.NumaNoNode, Gfp.Kernel, 2);
+            Assert.Equal(0, m.PageToNid(p));
+            m.FreePages(p, 2);
+            p = m.AllocPagesNode(Machine.NumaNoNode, Gfp.Kernel, 0);
+            Assert.Equal(0, m.PageToNid(p));
+            m.FreePage(p);
             p = m.AllocPagesNode(0, Gfp.Kernel, 0);
             Assert.Equal(0, m.PageToNid(p));
             m.FreePage(p);

@@ -293,33 +293,47 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             // The common case, inlined: the first zone of the thread's node's zonelist passes its low watermark and the
             // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
             int* mem = ThreadBlock();
-            int zb = PcpThreadCache.FastNodeOf(mem) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
-            Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
-            if (z is not null && (gfp & Gfp.ThisNode) == 0)
-            {
-                int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
-                if (mt == 3) mt = (int)MigrateType.Unmovable;
-                long free = Volatile.Read(ref z.FreePages);
-                if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-                if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
-                {
-                    int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
-                    if (idx >= 0)
-                    {
-                        PrepOrder0(idx, gfp, mt, z.Index);
-                        if (_numaStats) CountNumaFast(mem, z);
-                        return idx;
-                    }
-                }
-            }
+            int idx = TryOrder0(mem, PcpThreadCache.FastNodeOf(mem), gfp);
+            if (idx >= 0) return idx;
         }
         return AllocGeneral(gfp, order, -1);
     }
 
     /// <summary>
+    /// The order-0 fast path from node row <paramref name="row"/> of the fast-zone table (a node, or the empty row of a
+    /// thread with a memory policy): the first zone of that node's zonelist, if it passes its low watermark and the
+    /// thread's list has a page; -1 otherwise (the caller takes the general path). Not for __GFP_THISNODE.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TryOrder0(int* mem, int row, Gfp gfp)
+    {
+        int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+        Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+        if (z is not null && (gfp & Gfp.ThisNode) == 0)
+        {
+            int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
+            if (mt == 3) mt = (int)MigrateType.Unmovable;
+            long free = Volatile.Read(ref z.FreePages);
+            if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+            if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
+            {
+                int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                if (idx >= 0)
+                {
+                    PrepOrder0(idx, gfp, mt, z.Index);
+                    if (_numaStats) CountNumaFast(mem, z);
+                    return idx;
+                }
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>
     /// __alloc_pages_node(): from node <paramref name="nid"/>'s zonelist (its own zones first, then the fallback order;
     /// only its own with <c>__GFP_THISNODE</c>), or the calling thread's node when <paramref name="nid"/> is
-    /// NUMA_NO_NODE (-1). The frame index of the block, or -1.
+    /// NUMA_NO_NODE (-1), never its memory policy. Order 0 takes the same per-CPU fast path as <see cref="Alloc"/>, from
+    /// that node's first zone. The frame index of the block, or -1.
     /// </summary>
     public int AllocNode(int nid, Gfp gfp, int order)
     {
@@ -327,7 +341,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if ((uint)nid >= (uint)NodeCount && nid != NumaNoNode)
             throw new ArgumentOutOfRangeException(nameof(nid), nid, $"node {nid} is not online (the machine has {NodeCount} node{(NodeCount == 1 ? "" : "s")})");
         if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
-        return AllocGeneral(gfp, order, nid);
+        if (order == 0)
+        {
+            int* mem = ThreadBlock();
+            int idx = TryOrder0(mem, nid < 0 ? PcpThreadCache.NodeOf(mem) : nid, gfp);
+            if (idx >= 0) return idx;
+        }
+        // NUMA_NO_NODE is numa_mem_id() here, never the thread's policy (which AllocGeneral applies for -1).
+        return AllocGeneral(gfp, order, nid < 0 ? CurrentNode() : nid);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
