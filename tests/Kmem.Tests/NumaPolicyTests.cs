@@ -180,8 +180,9 @@ public class NumaPolicyTests
     {
         using var m = Machine.Boot("x86_64-numa2");
         string dmesg = m.Dmesg();
-        Assert.Matches(@"Dentry cache hash table entries: \d+ \(order: \d+, \d+ bytes, vmalloc\)", dmesg);
-        Assert.Matches(@"Inode-cache hash table entries: \d+ \(order: \d+, \d+ bytes, vmalloc\)", dmesg);
+        // 6.6 x86_64: vmalloc_huge() maps a table whose per-node share reaches 2 MiB with PMD blocks.
+        Assert.Matches(@"Dentry cache hash table entries: \d+ \(order: \d+, \d+ bytes, vmalloc hugepage\)", dmesg);
+        Assert.Matches(@"Inode-cache hash table entries: \d+ \(order: \d+, \d+ bytes, vmalloc hugepage\)", dmesg);
         Assert.Matches(@"Mount-cache hash table entries: \d+ \(order: \d+, \d+ bytes, vmalloc\)", dmesg);
         var lines = m.ProcFs.Read("/proc/vmallocinfo").Split('\n').Where(l => l.Contains(" alloc_large_system_hash")).ToArray();
         Assert.True(lines.Length >= 4);
@@ -193,10 +194,21 @@ public class NumaPolicyTests
             Assert.Equal(pages, n0 + n1);
             Assert.InRange(n0 - n1, 0, 1);
         }
+        // The huge tables' pages come in 512-page blocks, one block per interleave step.
+        foreach (var a in m.VmallocAreas.Where(a => a.Caller.StartsWith("alloc_large_system_hash") && a.NrPages >= 1024))
+        {
+            var nodes = Enumerable.Range(0, a.NrPages).Select(i => m.PageToNid(m.VmallocToPage(a.Address + i * 4096))).ToArray();
+            Assert.Equal(Enumerable.Range(0, a.NrPages).Select(i => nodes[0] ^ (i / 512 % 2)), nodes);
+        }
         // After boot the booting thread is back to the default policy.
         Assert.Equal(MemPolicyMode.Default, m.GetMempolicy().Mode);
-        // hashdist=0 keeps the early tables linear.
         var p = MachineProfile.Embedded("x86_64-numa2");
+        using (var small = Machine.Boot(p with { Cmdline = (p.Cmdline + " nohugevmalloc").Trim() }))
+        {
+            Assert.Matches(@"Dentry cache hash table entries: \d+ \(order: \d+, \d+ bytes, vmalloc\)", small.Dmesg());
+            Assert.Contains(small.ProcFs.Read("/proc/vmallocinfo").Split('\n'), l => l.Contains(" alloc_large_system_hash") && l.Contains(" N0=") && l.Contains(" N1="));
+        }
+        // hashdist=0 keeps the early tables linear.
         using var off = Machine.Boot(p with { Cmdline = (p.Cmdline + " hashdist=0").Trim() });
         Assert.Matches(@"Dentry cache hash table entries: \d+ \(order: \d+, \d+ bytes, linear\)", off.Dmesg());
         Assert.DoesNotContain(" alloc_large_system_hash", off.ProcFs.Read("/proc/vmallocinfo"));

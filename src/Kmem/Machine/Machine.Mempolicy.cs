@@ -4,21 +4,6 @@ using Kmem.Paging;
 
 namespace Kmem;
 
-/// <summary>The memory policy modes of set_mempolicy(2) (<c>MPOL_*</c>, include/uapi/linux/mempolicy.h values).</summary>
-public enum MemPolicyMode
-{
-    /// <summary>MPOL_DEFAULT: no policy of the thread's own; allocate on the thread's node, falling back by distance.</summary>
-    Default = 0,
-    /// <summary>MPOL_PREFERRED: start from the one given node, falling back as from that node (no node given: local).</summary>
-    Preferred = 1,
-    /// <summary>MPOL_BIND: only the given nodes (for requests of policy_zone and above), nearest to the thread first.</summary>
-    Bind = 2,
-    /// <summary>MPOL_INTERLEAVE: each allocation from the next node of the set, round robin.</summary>
-    Interleave = 3,
-    /// <summary>MPOL_LOCAL: the thread's node, as the default.</summary>
-    Local = 4,
-}
-
 /// <summary>A memory-policy call refused with the errno the kernel's syscall returns.</summary>
 public sealed class MempolicyException : KmemException
 {
@@ -47,8 +32,8 @@ public sealed partial class Machine
     /// <exception cref="MempolicyException">The kernel would refuse the call; <see cref="MempolicyException.Errno"/> says how.</exception>
     public void SetMempolicy(MemPolicyMode mode, params int[] nodes)
     {
-        ArgumentNullException.ThrowIfNull(nodes);
         using var _ = Life.Enter();
+        ArgumentNullException.ThrowIfNull(nodes);
         Pages.SetThreadPolicy(NewPolicy(mode, nodes));
     }
 

@@ -128,21 +128,50 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
 
     // ================================================================== allocation
 
+    /// <summary>PMD_SIZE on x86_64 and arm64 (4 KiB pages): the size of a huge vmalloc mapping.</summary>
+    private const int PmdOrder = 9;
+
     /// <summary>
-    /// __vmalloc_node_range(): a virtually contiguous area of order-0 pages. Returns 0 on failure, with the
-    /// kernel's warnings unless <see cref="Gfp.NoWarn"/>.
+    /// vmalloc_huge() (VM_ALLOW_HUGE_VMAP, mm/vmalloc.c __vmalloc_node_range(), 6.6): where the architecture maps huge
+    /// vmalloc (<paramref name="hugeAllowed"/>: HAVE_ARCH_HUGE_VMALLOC, not turned off by <c>nohugevmalloc</c>) and each
+    /// online node's share of the size reaches PMD_SIZE, the area is PMD-aligned, its size rounded up to PMD_SIZE and
+    /// its pages taken as order-9 blocks (alloc_pages(): the thread's policy, one block per interleave step) and split;
+    /// if they cannot all be had, quietly, the ordinary order-0 area instead. <paramref name="huge"/> says which it got
+    /// (is_vm_area_hugepages()). Returns 0 on failure.
     /// </summary>
-    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller, int node = PageAllocator.NumaNoNode)
+    public nint VmallocHuge(ulong size, Gfp gfp, CallSite caller, bool hugeAllowed, out bool huge)
+    {
+        huge = false;
+        ulong pmd = PageSize << PmdOrder;
+        if (hugeAllowed && size / (ulong)_pa.NodeCount >= pmd && size <= ulong.MaxValue - pmd)
+        {
+            nint a = Vmalloc((size + pmd - 1) & ~(pmd - 1), gfp | Gfp.NoWarn, VmFlags.None, caller, PageAllocator.NumaNoNode, PmdOrder);
+            if (a != 0)
+            {
+                huge = true;
+                return a;
+            }
+        }
+        return Vmalloc(size, gfp, VmFlags.None, caller);
+    }
+
+    /// <summary>
+    /// __vmalloc_node_range(): a virtually contiguous area of order-0 pages (of split 2^<paramref name="pageOrder"/>
+    /// blocks for a huge area, aligned to their size). Returns 0 on failure, with the kernel's warnings unless
+    /// <see cref="Gfp.NoWarn"/>.
+    /// </summary>
+    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller, int node = PageAllocator.NumaNoNode, int pageOrder = 0)
     {
         ThrowIfReleased();
         ulong real = size;
-        size = (size + PageSize - 1) & ~(PageSize - 1);
+        ulong unit = PageSize << pageOrder;
+        size = (size + unit - 1) & ~(unit - 1);
         if (size == 0 || size < real || (long)(size >> PageShift) > _totalRamPages)
         {
             _pa.WarnAlloc(gfp, $"vmalloc: allocation failure: {real} bytes");
             return 0;
         }
-        var area = GetVmArea(size, flags | VmFlags.Alloc, caller, gfp);
+        var area = GetVmArea(size, flags | VmFlags.Alloc, caller, gfp, unit);
         if (area is null)
         {
             _pa.WarnAlloc(gfp, $"vmalloc: allocation failure: {real} bytes");
@@ -163,7 +192,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         area.PageArray = pages;
         int[]? rented = nr <= 1024 ? null : System.Buffers.ArrayPool<int>.Shared.Rent(nr);
         Span<int> frames = rented is null ? stackalloc int[nr] : rented.AsSpan(0, nr);
-        bool ok = PopulateArea(area, frames, gfp, caller, node);
+        bool ok = PopulateArea(area, frames, gfp, caller, node, pageOrder);
         if (rented is not null) System.Buffers.ArrayPool<int>.Shared.Return(rented);
         return ok ? area.Start : 0;
     }
@@ -173,15 +202,16 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
     /// in its page array and maps them. On failure everything the area took is given back. Where the pages come from
     /// (<see cref="AllocAreaPages"/>): node <paramref name="node"/>, or with NUMA_NO_NODE the thread's memory policy.
     /// </summary>
-    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller, int node)
+    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller, int node, int pageOrder)
     {
         int nr = frames.Length;
         Gfp pageGfp = gfp | Gfp.NoWarn;
         if ((gfp & (Gfp.Dma | Gfp.Dma32)) == 0) pageGfp |= Gfp.HighMem;
-        int got = AllocAreaPages(pageGfp, frames, node);
+        int got = pageOrder == 0 ? AllocAreaPages(pageGfp, frames, node) : AllocAreaBlocks(pageGfp, frames, node, pageOrder);
         for (int i = 0; i < got; i++) SetArrayEntry(area.PageArray, i, _pa.BasePfn + (ulong)frames[i]);
         bool mapped = false;
-        if (got < nr) _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
+        // A huge area that could not get its blocks fails quietly: the caller falls back to order-0 pages.
+        if (got < nr && pageOrder == 0) _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
         else if (!(mapped = MapFrames(area.Start, frames)))
         {
             _log.Err($"vmalloc: cannot map {nr} pages at 0x{area.Start:x}: the host refused the mapping (errno {Marshal.GetLastPInvokeError()})");
@@ -230,6 +260,24 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
             int idx = node < 0 ? _pa.Alloc(pageGfp, 0) : _pa.AllocNode(node, pageGfp, 0);
             if (idx < 0) break;
             frames[got] = idx;
+        }
+        return got;
+    }
+
+    /// <summary>
+    /// vm_area_alloc_pages() for high-order pages: one alloc_pages() (the thread's policy) or alloc_pages_node() per
+    /// block, split_page() into order-0 pages so that each is its own page; how many of <paramref name="frames"/> it filled.
+    /// </summary>
+    private int AllocAreaBlocks(Gfp gfp, Span<int> frames, int node, int order)
+    {
+        int got = 0, n = 1 << order;
+        while (got + n <= frames.Length)
+        {
+            int idx = node < 0 ? _pa.Alloc(gfp, order) : _pa.AllocNode(node, gfp, order);
+            if (idx < 0) break;
+            _pa.SplitPage(idx, order, "vmalloc");
+            for (int i = 0; i < n; i++) frames[got + i] = idx + i;
+            got += n;
         }
         return got;
     }
