@@ -215,6 +215,18 @@ public class NumaPolicyTests
     }
 
     [Fact]
+    public void Before_5_3_a_one_node_64_bit_numa_kernel_vmallocs_its_hashes_too()
+    {
+        // fixup_hashdist() (5.3) is what turns hashdist off on one node; 4.19 keeps HASHDIST_DEFAULT.
+        using var m = Machine.Boot(TestSupport.AtRelease("x86_64", "4.19", ("NUMA", true)));
+        var lines = m.ProcFs.Read("/proc/vmallocinfo").Split('\n').Where(l => l.Contains(" alloc_large_system_hash")).ToArray();
+        Assert.True(lines.Length >= 2);
+        Assert.All(lines, l => Assert.Matches(@" pages=(\d+) vmalloc( vpages)? N0=\1$", l));
+        using var off = Machine.Boot(TestSupport.AtRelease("x86_64", "4.19", ("NUMA", false)));
+        Assert.DoesNotContain(" alloc_large_system_hash", off.ProcFs.Read("/proc/vmallocinfo"));
+    }
+
+    [Fact]
     public void A_one_node_numa_kernel_keeps_linear_hashes_and_prints_N0()
     {
         var p = TestSupport.AtRelease("x86_64", "6.6", ("NUMA", true));
