@@ -70,3 +70,49 @@ public class NumaDeviceTests
         Assert.Equal(field, e.Field);
     }
 }
+
+public class NumaCmaTests
+{
+    private static Machine Boot(string cmdline)
+    {
+        var p = MachineProfile.Parse(NumaAllocTests.TwoNodeJson.TrimEnd().TrimEnd('}') +
+            """, "devices": [ { "name": "0000:00:03.0", "dma_mask": 64, "node": 1 }, { "name": "0000:00:04.0", "dma_mask": 64 } ] }""");
+        var options = new Dictionary<string, object>(p.ConfigOptions) { ["DMA_CMA"] = true, ["DMA_NUMA_CMA"] = true };
+        return Machine.Boot(p with { ConfigOptions = options, Cmdline = cmdline });
+    }
+
+    [Fact]
+    public void Numa_cma_and_cma_pernuma_reserve_areas_per_node_and_devices_use_their_nodes()
+    {
+        using var m = Boot("numa_cma=1:16M,5:4M cma_pernuma=8M");
+        string dmesg = m.Dmesg();
+        Assert.Equal(["numa1", "pernuma0", "pernuma1"], m.Cma.Keys.Where(k => k.Contains("numa")).Order().ToArray());
+        Assert.Equal(0, m.Cma["pernuma0"].Node);
+        Assert.Equal(1, m.Cma["numa1"].Node);
+        Assert.Contains("cma: Reserved 8 MiB at 0x0000000007800000 on node 0", dmesg);
+        Assert.Contains("cma: Reserved 8 MiB at 0x000000000f800000 on node 1", dmesg);
+        Assert.Contains("cma: Reserved 16 MiB at 0x000000000e800000 on node 1", dmesg);
+        Assert.Contains("cma: invalid node 5 specified", dmesg);
+        // A device of node 1 takes its buffers of more than a page from pernuma1, then numa1; one without a node from
+        // neither (no default area here: the buddy allocator).
+        var near = m.Devices["0000:00:03.0"];
+        var any = m.Devices["0000:00:04.0"];
+        var pernuma1 = m.Cma["pernuma1"];
+        nint a = m.DmaAllocCoherent(near, 64 << 10, Gfp.Kernel, out ulong h);
+        ulong pfn = m.VirtToPage(a).Pfn;
+        Assert.InRange(pfn, pernuma1.BasePfn, pernuma1.BasePfn + pernuma1.Count - 1);
+        nint b = m.DmaAllocCoherent(any, 64 << 10, Gfp.Kernel, out ulong h2);
+        Assert.DoesNotContain(m.Cma.Values, c => m.VirtToPage(b).Pfn >= c.BasePfn && m.VirtToPage(b).Pfn < c.BasePfn + c.Count);
+        m.DmaFreeCoherent(near, 64 << 10, a, h);
+        m.DmaFreeCoherent(any, 64 << 10, b, h2);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Without_the_option_the_words_reserve_nothing()
+    {
+        var p = MachineProfile.Parse(NumaAllocTests.TwoNodeJson);
+        using var m = Machine.Boot(p with { Cmdline = "numa_cma=1:16M cma_pernuma=8M" });
+        Assert.DoesNotContain(m.Cma.Keys, k => k.Contains("numa"));
+    }
+}

@@ -40,6 +40,8 @@ internal static class CmaReservations
             if (c.ReservedMemory) ReserveNode(p, memblock, c, dramEnd, areas);
         foreach (var c in p.Cma)
             if (!c.ReservedMemory) ReserveStated(p, memblock, c, limit, areas);
+        // dma_contiguous_reserve() starts with dma_numa_cma_reserve().
+        ReserveNumaAreas(p, memblock, cmd, areas);
         if (def is { } d) ReserveDefault(p, memblock, d, dramEnd, areas);
         // rk_dma_heap_cma_setup() (drivers/dma-buf/rk_heaps/rk-dma-cma.c): cma_declare_contiguous(base, PAGE_ALIGN(size),
         // limit 0, alignment PAGE_SIZE, order_per_bit 0, fixed = base != 0, "rk-dma-heap-cma"), its default size when none.
@@ -157,6 +159,69 @@ internal static class CmaReservations
             Node = c.Node,
         });
         areas.BootLines.Add((LogLevel.Info, ReservedLine(p, cbase, c.Size, c.Node)));
+    }
+
+    /// <summary>
+    /// dma_numa_cma_reserve() (kernel/dma/contiguous.c, 6.6, CONFIG_DMA_NUMA_CMA): for each node, a <c>pernuma&lt;nid&gt;</c>
+    /// area of <c>cma_pernuma=</c>'s size and a <c>numa&lt;nid&gt;</c> area of the size <c>numa_cma=&lt;nid&gt;:size[,…]</c> gives
+    /// it (early_numa_cma(): node numbers and memparse sizes; parsing stops at the first word it cannot read), each by
+    /// cma_declare_contiguous_nid() in that node. A node that is not online: "invalid node %d specified"; a reservation
+    /// that fails: "dma_numa_cma_reserve: reservation failed: err -12, node %d" (the kernel's string has no newline).
+    /// </summary>
+    private static void ReserveNumaAreas(MachineProfile p, Memblock memblock, KernelCmdline cmd, CmaReservationList areas)
+    {
+        if (!p.Config.IsEnabled("DMA_NUMA_CMA")) return;
+        ulong pernuma = 0;
+        if (cmd["cma_pernuma"] is { } pn)
+        {
+            int pos = 0;
+            if (!KernelCmdline.TryMemparse(pn, ref pos, out pernuma)) pernuma = 0;
+        }
+        var sizes = new SortedDictionary<int, ulong>();
+        if (cmd["numa_cma"] is { } text)
+        {
+            int pos = 0;
+            while (pos < text.Length)
+            {
+                int start = pos;
+                while (pos < text.Length && char.IsAsciiDigit(text[pos])) pos++;
+                if (pos == start || pos >= text.Length || text[pos] != ':'
+                    || !int.TryParse(text.AsSpan(start, pos - start), out int nid) || nid >= 64) break;
+                pos++;
+                if (!KernelCmdline.TryMemparse(text, ref pos, out ulong size)) break;
+                sizes[nid] = size;
+                if (pos < text.Length && text[pos] == ',') pos++;
+                else break;
+            }
+        }
+        if (pernuma == 0 && sizes.Count == 0) return;
+        for (int nid = 0; nid < 64; nid++)
+        {
+            ulong own = sizes.GetValueOrDefault(nid);
+            if (nid >= p.NodeCount)
+            {
+                if (own != 0) areas.BootLines.Add((LogLevel.Warning, $"cma: invalid node {nid} specified"));
+                continue;
+            }
+            if (pernuma != 0) DeclareOnNode(p, memblock, pernuma, $"pernuma{nid}", nid, areas);
+            if (own != 0) DeclareOnNode(p, memblock, own, $"numa{nid}", nid, areas);
+        }
+    }
+
+    /// <summary>cma_declare_contiguous_nid(0, size, 0, 0, 0, false, name, …, nid): the CMA alignment, placed in the node.</summary>
+    private static void DeclareOnNode(MachineProfile p, Memblock memblock, ulong size, string name, int nid, CmaReservationList areas)
+    {
+        size = AlignUp(size, p.CmaAlignment);
+        var spec = new CmaAreaSpec(name, null, size, 0) { Node = nid };
+        ulong? at = size == 0 || !p.NodeHasMemory(nid) ? null : PlaceOnNode(p, memblock, spec);
+        if (at is not { } b)
+        {
+            areas.BootLines.Add((LogLevel.Err, $"cma: Failed to reserve {size >> 20} MiB{Node(p, nid)}"));
+            areas.BootLines.Add((LogLevel.Warning, $"cma: dma_numa_cma_reserve: reservation failed: err -12, node {nid}"));
+            return;
+        }
+        areas.Add(new CmaArea(name, b >> KernelFacts.PageShift, size >> KernelFacts.PageShift, 0) { Node = nid });
+        areas.BootLines.Add((LogLevel.Info, ReservedLine(p, b, size, nid)));
     }
 
     /// <summary>

@@ -14,6 +14,9 @@ namespace Kmem.Dma;
 /// <summary>Settings the machine hands to the DMA layer.</summary>
 internal sealed record DmaSettings(Arch Arch, ulong? DmaZoneLimit, ulong? Dma32ZoneLimit, ulong? LowmemLimit, bool Debug, CmaArea? DefaultCma)
 {
+    /// <summary>CONFIG_DMA_NUMA_CMA: the machine's CMA areas by name, where the per-node <c>pernuma&lt;n&gt;</c>/<c>numa&lt;n&gt;</c> areas are found; null without it.</summary>
+    public IReadOnlyDictionary<string, CmaArea>? NodeCma { get; init; }
+
     /// <summary>The kernel release: which atomic pools exist and how coherent remaps are flagged and attributed.</summary>
     public KernelVersion Version { get; init; } = KernelVersion.Default;
 }
@@ -198,17 +201,28 @@ internal sealed unsafe partial class DmaMapper
         int idx = -1;
         if (gfp.AllowsBlocking())
         {
-            // dma_alloc_contiguous(): the device's area, else the default one for more than a page.
-            var cma = dev.CmaArea ?? (count > 1 ? _s.DefaultCma : null);
-            if (cma is not null)
+            // dma_alloc_contiguous(): the device's area, else for more than a page (6.6, CONFIG_DMA_NUMA_CMA) the device
+            // node's pernuma and numa areas unless the zone is DMA/DMA32, then the default one.
+            Span<CmaArea?> candidates = [dev.CmaArea, null, null, null];
+            if (dev.CmaArea is null && count > 1)
             {
+                if (dev.Node >= 0 && _s.NodeCma is { } nodeCma && ((gfp | OptimalZone(dev)) & (Gfp.Dma | Gfp.Dma32)) == 0)
+                {
+                    candidates[1] = nodeCma.GetValueOrDefault($"pernuma{dev.Node}");
+                    candidates[2] = nodeCma.GetValueOrDefault($"numa{dev.Node}");
+                }
+                candidates[3] = _s.DefaultCma;
+            }
+            foreach (var cma in candidates)
+            {
+                if (cma is null) continue;
                 idx = cma.Alloc((ulong)count, Math.Min(order, CmaArea.ConfigCmaAlignment), gfp & Gfp.NoWarn | Gfp.Kernel);
                 if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
                 {
                     cma.Release(idx, (ulong)count);
                     idx = -1;
                 }
-                if (idx >= 0) { e.Source = CoherentSource.Cma; e.Cma = cma; }
+                if (idx >= 0) { e.Source = CoherentSource.Cma; e.Cma = cma; break; }
             }
         }
         if (idx < 0)

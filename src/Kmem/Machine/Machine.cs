@@ -107,7 +107,7 @@ public sealed partial class Machine : IDisposable
             PrintLateBootLines(layout, cmdline);
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
                 profile.LowmemLimit, cmdline.DmaDebug ?? profile.DmaDebug,
-                Cma.GetValueOrDefault("reserved")) { Version = profile.Version });
+                Cma.GetValueOrDefault("reserved")) { Version = profile.Version, NodeCma = profile.Config.IsEnabled("DMA_NUMA_CMA") ? Cma : null });
             CreateAtomicPools(profile);
             IoremapRegisterWindows(profile);
             DmaViews.Register(ProcFs, Dma, Devices.Values);
