@@ -329,28 +329,6 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         return -1;
     }
 
-    /// <summary>
-    /// __alloc_pages_node(): from node <paramref name="nid"/>'s zonelist (its own zones first, then the fallback order;
-    /// only its own with <c>__GFP_THISNODE</c>), or the calling thread's node when <paramref name="nid"/> is
-    /// NUMA_NO_NODE (-1), never its memory policy. Order 0 takes the same per-CPU fast path as <see cref="Alloc"/>, from
-    /// that node's first zone. The frame index of the block, or -1.
-    /// </summary>
-    public int AllocNode(int nid, Gfp gfp, int order)
-    {
-        if (_disposed) ThrowDisposed();
-        if ((uint)nid >= (uint)NodeCount && nid != NumaNoNode)
-            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"node {nid} is not online (the machine has {NodeCount} node{(NodeCount == 1 ? "" : "s")})");
-        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
-        if (order == 0)
-        {
-            int* mem = ThreadBlock();
-            int idx = TryOrder0(mem, nid < 0 ? PcpThreadCache.NodeOf(mem) : nid, gfp);
-            if (idx >= 0) return idx;
-        }
-        // NUMA_NO_NODE is numa_mem_id() here, never the thread's policy (which AllocGeneral applies for -1).
-        return AllocGeneral(gfp, order, nid < 0 ? CurrentNode() : nid);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void PrepOrder0(int idx, Gfp gfp, int mt, int zone)
     {
