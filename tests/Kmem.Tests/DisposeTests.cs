@@ -15,9 +15,9 @@ public class DisposeTests
     /// </summary>
     private static readonly HashSet<string> AllowList =
     [
-        "CmaArea.Name", "CmaArea.Inactive", "CmaArea.BasePfn", "CmaArea.Count", "CmaArea.OrderPerBit", "CmaArea.Base", "CmaArea.Size", "CmaArea.BitmapBits",
+        "CmaArea.Name", "CmaArea.Inactive", "CmaArea.Node", "CmaArea.BasePfn", "CmaArea.Count", "CmaArea.OrderPerBit", "CmaArea.Base", "CmaArea.Size", "CmaArea.BitmapBits",
         "MovablePage.Order", "MovablePage.Length", "MovablePage.Dispose",
-        "Device.Name", "Device.Driver", "Device.HasIommu", "Device.Coherent", "Device.CmaArea",
+        "Device.Name", "Device.Driver", "Device.HasIommu", "Device.Coherent", "Device.CmaArea", "Device.Node",
         "DmaBuf.Size", "DmaBuf.ExpName", "DmaBuf.Ino", "DmaBuf.FFlags", "DmaBuf.FMode",
         "DmaBufAttachment.Buffer", "DmaBufAttachment.Device",
         "DmaHeap.Name", "SystemHeap.Uncached", "CmaHeap.Area",

@@ -40,6 +40,8 @@ internal static class CmaReservations
             if (c.ReservedMemory) ReserveNode(p, memblock, c, dramEnd, areas);
         foreach (var c in p.Cma)
             if (!c.ReservedMemory) ReserveStated(p, memblock, c, limit, areas);
+        // dma_contiguous_reserve() starts with dma_numa_cma_reserve().
+        ReserveNumaAreas(p, memblock, cmd, areas);
         if (def is { } d) ReserveDefault(p, memblock, d, dramEnd, areas);
         // rk_dma_heap_cma_setup() (drivers/dma-buf/rk_heaps/rk-dma-cma.c): cma_declare_contiguous(base, PAGE_ALIGN(size),
         // limit 0, alignment PAGE_SIZE, order_per_bit 0, fixed = base != 0, "rk-dma-heap-cma"), its default size when none.
@@ -140,6 +142,11 @@ internal static class CmaReservations
             cbase = fixedBase;
             memblock.Reserve(cbase, c.Size, c.Name);
         }
+        else if (c.Node >= 0)
+        {
+            cbase = PlaceOnNode(p, memblock, c)
+                ?? throw new ProfileException($"cma '{c.Name}'", $"no free {c.Size >> 20} MiB window aligned to {p.CmaAlignment >> 20} MiB in node {c.Node}'s memory");
+        }
         else
         {
             ulong top = Math.Min(limit, p.Arch == Arch.X86_64 ? 4UL << 30 : limit);
@@ -149,8 +156,90 @@ internal static class CmaReservations
         areas.Add(new CmaArea(c.Name, cbase >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit)
         {
             Inactive = p.Config.IsEnabled("CMA_INACTIVE"),
+            Node = c.Node,
         });
-        areas.BootLines.Add((LogLevel.Info, ReservedLine(p, cbase, c.Size)));
+        areas.BootLines.Add((LogLevel.Info, ReservedLine(p, cbase, c.Size, c.Node)));
+    }
+
+    /// <summary>
+    /// dma_numa_cma_reserve() (kernel/dma/contiguous.c, 6.6, CONFIG_DMA_NUMA_CMA): for each node, a <c>pernuma&lt;nid&gt;</c>
+    /// area of <c>cma_pernuma=</c>'s size and a <c>numa&lt;nid&gt;</c> area of the size <c>numa_cma=&lt;nid&gt;:size[,…]</c> gives
+    /// it (early_numa_cma(): node numbers and memparse sizes; parsing stops at the first word it cannot read), each by
+    /// cma_declare_contiguous_nid() in that node. A node that is not online: "invalid node %d specified"; a reservation
+    /// that fails: "dma_numa_cma_reserve: reservation failed: err -12, node %d" (the kernel's string has no newline).
+    /// </summary>
+    private static void ReserveNumaAreas(MachineProfile p, Memblock memblock, KernelCmdline cmd, CmaReservationList areas)
+    {
+        if (!p.Config.IsEnabled("DMA_NUMA_CMA")) return;
+        ulong pernuma = 0;
+        if (cmd["cma_pernuma"] is { } pn)
+        {
+            int pos = 0;
+            if (!KernelCmdline.TryMemparse(pn, ref pos, out pernuma)) pernuma = 0;
+        }
+        var sizes = new SortedDictionary<int, ulong>();
+        if (cmd["numa_cma"] is { } text)
+        {
+            int pos = 0;
+            while (pos < text.Length)
+            {
+                int start = pos;
+                while (pos < text.Length && char.IsAsciiDigit(text[pos])) pos++;
+                if (pos == start || pos >= text.Length || text[pos] != ':'
+                    || !int.TryParse(text.AsSpan(start, pos - start), out int nid) || nid >= 64) break;
+                pos++;
+                if (!KernelCmdline.TryMemparse(text, ref pos, out ulong size)) break;
+                sizes[nid] = size;
+                if (pos < text.Length && text[pos] == ',') pos++;
+                else break;
+            }
+        }
+        if (pernuma == 0 && sizes.Count == 0) return;
+        for (int nid = 0; nid < 64; nid++)
+        {
+            ulong own = sizes.GetValueOrDefault(nid);
+            if (nid >= p.NodeCount)
+            {
+                if (own != 0) areas.BootLines.Add((LogLevel.Warning, $"cma: invalid node {nid} specified"));
+                continue;
+            }
+            if (pernuma != 0) DeclareOnNode(p, memblock, pernuma, $"pernuma{nid}", nid, areas);
+            if (own != 0) DeclareOnNode(p, memblock, own, $"numa{nid}", nid, areas);
+        }
+    }
+
+    /// <summary>cma_declare_contiguous_nid(0, size, 0, 0, 0, false, name, …, nid): the CMA alignment, placed in the node.</summary>
+    private static void DeclareOnNode(MachineProfile p, Memblock memblock, ulong size, string name, int nid, CmaReservationList areas)
+    {
+        size = AlignUp(size, p.CmaAlignment);
+        var spec = new CmaAreaSpec(name, null, size, 0) { Node = nid };
+        ulong? at = size == 0 || !p.NodeHasMemory(nid) ? null : PlaceOnNode(p, memblock, spec);
+        if (at is not { } b)
+        {
+            areas.BootLines.Add((LogLevel.Err, $"cma: Failed to reserve {size >> 20} MiB{Node(p, nid)}"));
+            areas.BootLines.Add((LogLevel.Warning, $"cma: dma_numa_cma_reserve: reservation failed: err -12, node {nid}"));
+            return;
+        }
+        areas.Add(new CmaArea(name, b >> KernelFacts.PageShift, size >> KernelFacts.PageShift, 0) { Node = nid });
+        areas.BootLines.Add((LogLevel.Info, ReservedLine(p, b, size, nid)));
+    }
+
+    /// <summary>
+    /// cma_declare_contiguous_nid(0, size, 0, …, nid) (mm/cma.c, 6.6) for an area of one node: memblock_alloc_range_nid()
+    /// with exact_nid inside the node's memory — from 5.11 on a 64-bit kernel first bottom-up from 4 GiB when DRAM reaches
+    /// 4 GiB + size ("mm: cma: allocate cma areas bottom-up", keeping CMA out of DMA/DMA32 and at the node's start), else
+    /// the highest free window of the node.
+    /// </summary>
+    private static ulong? PlaceOnNode(MachineProfile p, Memblock memblock, CmaAreaSpec c)
+    {
+        var banks = p.Dram.Where(b => b.Node == c.Node).ToArray();
+        ulong start = banks.Min(b => b.Base), end = banks.Max(b => b.End);
+        ulong dramEnd = p.Dram.Max(b => b.End);
+        const ulong FourG = 1UL << 32;
+        if (p.Is64Bit && p.Version.IsAtLeast(5, 11) && dramEnd >= FourG + c.Size
+            && memblock.AllocRangeBottomUp(c.Size, p.CmaAlignment, Math.Max(start, FourG), end, c.Name) is { } up)
+            return up;
+        return memblock.AllocRange(c.Size, p.CmaAlignment, start, end, c.Name);
     }
 
     /// <summary>
@@ -254,9 +343,9 @@ internal static class CmaReservations
     /// cma_declare_contiguous_nid()'s success line: Rockchip's CONFIG_CMA_INACTIVE prints the size in KiB
     /// ("Reserved %ld KiB at %pa"); kernel.org prints MiB ("Reserved %ld MiB at %pa"), naming the node from 6.6.
     /// </summary>
-    internal static string ReservedLine(MachineProfile p, ulong @base, ulong size) => p.Config.IsEnabled("CMA_INACTIVE")
+    internal static string ReservedLine(MachineProfile p, ulong @base, ulong size, int nid = -1) => p.Config.IsEnabled("CMA_INACTIVE")
         ? $"cma: Reserved {size >> 10} KiB at {Pa(p, @base)}"
-        : $"cma: Reserved {size >> 20} MiB at {Pa(p, @base)}{Node(p)}";
+        : $"cma: Reserved {size >> 20} MiB at {Pa(p, @base)}{Node(p, nid)}";
 
     /// <summary>cma_declare_contiguous_nid()'s failure line, in KiB with CONFIG_CMA_INACTIVE, else in MiB.</summary>
     private static void Failed(MachineProfile p, ulong size, List<(LogLevel, string)> lines) =>
@@ -265,7 +354,7 @@ internal static class CmaReservations
             : $"cma: Failed to reserve {size >> 20} MiB{Node(p)}"));
 
     /// <summary>From 6.6 the node is named, -1 for an area not tied to one ("dma-contiguous: support numa CMA for specified node").</summary>
-    private static string Node(MachineProfile p) => p.Version.IsAtLeast(6, 6) ? " on node -1" : "";
+    private static string Node(MachineProfile p, int nid = -1) => p.Version.IsAtLeast(6, 6) ? $" on node {nid}" : "";
 
     /// <summary>%pa: a phys_addr_t in hex with all its digits (8 on a 32-bit kernel, 16 on a 64-bit one).</summary>
     private static string Pa(MachineProfile p, ulong v) => "0x" + v.ToString(p.Is64Bit ? "x16" : "x8");

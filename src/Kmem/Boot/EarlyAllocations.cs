@@ -314,13 +314,13 @@ internal static class EarlyAllocations
     /// fs/dcache.c dcache_init_early() and fs/inode.c inode_init_early(): "Dentry cache" (4- or 8-byte buckets, scale 13)
     /// and "Inode-cache" (scale 14) from memblock with HASH_EARLY | HASH_ZERO (memblock_alloc(size, SMP_CACHE_BYTES)), sized
     /// from nr_kernel_pages; dhash_entries= and ihash_entries= set the count. Skipped for vfs_caches_init() when hashdist
-    /// (CONFIG_NUMA on 64-bit; from 5.3 only with more than one node, "mm/large system hash: clear hashdist when only one
-    /// node"). Before 4.15 kernel/pid.c pidhash_init() came first: "PID" (scale 18, HASH_EARLY | HASH_SMALL, shift 4, at most 4096).
+    /// (<see cref="Hashdist"/>). Before 4.15 kernel/pid.c pidhash_init() came first: "PID" (scale 18, HASH_EARLY | HASH_SMALL,
+    /// shift 4, at most 4096).
     /// </summary>
     private static void EarlyHashes(MachineProfile p, Memblock mb, EarlyBoot e, KernelCmdline cmd)
     {
         ulong bucket = p.Is64Bit ? 8UL : 4UL;
-        bool hashdist = p.Is64Bit && p.Config.IsEnabled("NUMA") && !p.Version.IsAtLeast(5, 3);
+        bool hashdist = Hashdist(p, cmd);
         var v = p.Version;
         if (!v.IsAtLeast(4, 15))
         {
@@ -341,6 +341,27 @@ internal static class EarlyAllocations
             mb.Alloc(h.Bytes, CacheLine(p), name + " hash");
             e.EarlyHashes.Add(h);
         }
+    }
+
+    /// <summary>
+    /// <c>hashdist</c> (mm/mm_init.c, 6.6; mm/page_alloc.c before 6.4): with CONFIG_NUMA, HASHDIST_DEFAULT is
+    /// IS_ENABLED(CONFIG_64BIT) (include/linux/memblock.h); the <c>hashdist=</c> parameter (simple_strtoul) overrides it; from
+    /// 5.3 fixup_hashdist() clears it when only one node has memory ("mm/large system hash: clear hashdist when only one
+    /// node"). Without CONFIG_NUMA it is 0. With it, alloc_large_system_hash() vmallocs the late tables (interleaved by
+    /// the boot's MPOL_INTERLEAVE) and the dentry and inode tables skip their early allocation.
+    /// </summary>
+    internal static bool Hashdist(MachineProfile p, KernelCmdline cmd)
+    {
+        if (!p.Config.IsEnabled("NUMA")) return false;
+        bool on = p.Is64Bit;
+        if (cmd["hashdist"] is { } text)
+        {
+            if (!ulong.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong v))
+                throw new ProfileException("cmdline", $"hashdist={text} is not a number");
+            on = v != 0;
+        }
+        if (p.Version.IsAtLeast(5, 3) && Enumerable.Range(0, p.NodeCount).Count(p.NodeHasMemory) <= 1) on = false;
+        return on;
     }
 
     /// <summary>

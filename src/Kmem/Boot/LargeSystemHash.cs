@@ -8,6 +8,9 @@ namespace Kmem.Boot;
 /// <summary>The size of one boot-time hash table, as alloc_large_system_hash() computes it.</summary>
 internal readonly record struct LargeSystemHash(string Name, long Entries, ulong Bytes, bool Virt)
 {
+    /// <summary>The vmalloc'ed table got huge (PMD) mappings (is_vm_area_hugepages(), 5.13 on): "vmalloc hugepage".</summary>
+    public bool Huge { get; init; }
+
     private const int PageShift = KernelFacts.PageShift;
     private const ulong PageSize = 1UL << PageShift;
 
@@ -89,7 +92,7 @@ internal readonly record struct LargeSystemHash(string Name, long Entries, ulong
     public string Line(KernelVersion version)
     {
         int order = (63 - System.Numerics.BitOperations.LeadingZeroCount(Bytes)) - PageShift;
-        string kind = version.IsAtLeast(5, 3) ? $", {(Virt ? "vmalloc" : "linear")}" : "";
+        string kind = version.IsAtLeast(5, 3) ? $", {(Virt ? Huge ? "vmalloc hugepage" : "vmalloc" : "linear")}" : "";
         return $"{Name} hash table entries: {Entries} (order: {order}, {Bytes} bytes{kind})";
     }
 

@@ -54,6 +54,12 @@ public sealed record DeviceTreeBlob(ulong? Base, ulong? Size, ulong? Unflattened
 public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int OrderPerBit)
 {
     /// <summary>
+    /// The node the area belongs to (profile key <c>"node"</c>, cma_declare_contiguous_nid()'s nid): placed inside that
+    /// node's memory when it has no base. -1 (NUMA_NO_NODE) when not given.
+    /// </summary>
+    public int Node { get; init; } = -1;
+
+    /// <summary>
     /// True for a device-tree reserved-memory node (<c>compatible = "shared-dma-pool"; reusable;</c>, profile key
     /// <c>"reserved_memory"</c>): reserved before the other areas, placed top-down with the CMA alignment when it has no
     /// base, and announced as "Reserved memory: created CMA memory pool".
@@ -74,6 +80,9 @@ public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool C
 {
     /// <summary>The driver's name (<c>dev_driver_string()</c>), shown in DMA-API reports; by default the part of the name after its first '.'.</summary>
     public string? Driver { get; init; }
+
+    /// <summary>The NUMA node the device sits on (profile key <c>"node"</c>, <c>dev_to_node()</c>); -1 (NUMA_NO_NODE) when not given.</summary>
+    public int Node { get; init; } = -1;
 
     /// <summary>
     /// Bytes of the device's register window (its device-tree <c>reg</c> size, profile key <c>"reg_size"</c>), which

@@ -91,6 +91,35 @@ internal sealed class Memblock
     public bool IsMemory(ulong @base, ulong size) => _memory.Any(m => @base >= m.Base && @base + size <= m.End && @base + size >= @base);
 
     /// <summary>
+    /// memblock_alloc_range() with memblock_set_bottom_up(true): the lowest <paramref name="align"/>-aligned free range of
+    /// <paramref name="size"/> bytes inside [<paramref name="start"/>, <paramref name="end"/>) within one bank, reserved under
+    /// <paramref name="name"/>; null when none fits.
+    /// </summary>
+    public ulong? AllocRangeBottomUp(ulong size, ulong align, ulong start, ulong end, string name)
+    {
+        if (size == 0 || align == 0 || (align & (align - 1)) != 0) return null;
+        foreach (var bank in _memory)
+        {
+            ulong lo = Math.Max(bank.Base, start), top = Math.Min(bank.End, end);
+            ulong candidate = (lo + align - 1) & ~(align - 1);
+            while (candidate >= lo && candidate + size <= top && candidate + size > candidate)
+            {
+                ulong c = candidate;
+                ulong? highestClashEnd = null;
+                foreach (var r in _reserved)
+                    if (c < r.End && r.Base < c + size && (highestClashEnd is null || r.End > highestClashEnd)) highestClashEnd = r.End;
+                if (highestClashEnd is null)
+                {
+                    Reserve(candidate, size, name);
+                    return candidate;
+                }
+                candidate = (highestClashEnd.Value + align - 1) & ~(align - 1);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
     /// memblock_alloc_range(): the highest <paramref name="align"/>-aligned free range of <paramref name="size"/> bytes inside
     /// [<paramref name="start"/>, <paramref name="end"/>) within one bank, reserved under <paramref name="name"/>; null when none fits.
     /// </summary>

@@ -103,4 +103,32 @@ internal static partial class ProfileReader
         }
         return withNodes with { Distances = distances };
     }
+
+    /// <summary>
+    /// A device's <c>"node"</c>: an online node (one with memory or declared memoryless); -1 when not given. The kernel
+    /// takes it from the firmware (ACPI _PXM, the device tree's numa-node-id).
+    /// </summary>
+    private static int DeviceNode(JsonElement d, string p, MachineProfile draft)
+    {
+        if (!d.TryGetProperty("node", out var v) || v.ValueKind == JsonValueKind.Null) return -1;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int n) || n < 0 || n >= draft.NodeCount)
+            throw new ProfileException($"{p}.node", $"must be an online node 0..{draft.NodeCount - 1}");
+        return n;
+    }
+
+    /// <summary>
+    /// A CMA area's <c>"node"</c> (cma_declare_contiguous_nid()): a node with memory; a fixed base must lie in that node's
+    /// memory; a device-tree reserved-memory node takes none (rmem_cma_setup() places it for no node). -1 when not given.
+    /// </summary>
+    private static int CmaNode(JsonElement c, string p, MachineProfile draft, ulong? @base, ulong size, bool reservedMemory)
+    {
+        if (!c.TryGetProperty("node", out var v) || v.ValueKind == JsonValueKind.Null) return -1;
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int n) || n < 0 || n >= draft.NodeCount)
+            throw new ProfileException($"{p}.node", $"must be an online node 0..{draft.NodeCount - 1}");
+        if (reservedMemory) throw new ProfileException($"{p}.node", "a device-tree reserved-memory node is not placed per node");
+        if (!draft.NodeHasMemory(n)) throw new ProfileException($"{p}.node", $"node {n} has no memory to hold a CMA area");
+        if (@base is { } b && !draft.Dram.Any(k => k.Node == n && b >= k.Base && b + size <= k.End))
+            throw new ProfileException($"{p}.node", $"0x{b:x}-0x{b + size - 1:x} is not in node {n}'s memory");
+        return n;
+    }
 }

@@ -208,7 +208,7 @@ internal static partial class ProfileReader
             {
                 string p = $"cma[{i}]";
                 Obj(c, p);
-                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory", "inactive");
+                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory", "inactive", "node");
                 // "reserved_memory": a device-tree reserved-memory node (compatible "shared-dma-pool", reusable), named after
                 // the node (linux,cma by default), whose area rmem_cma_setup() creates (kernel/dma/contiguous.c).
                 bool dt = Bool(c, "reserved_memory", p) ?? false;
@@ -243,7 +243,8 @@ internal static partial class ProfileReader
                 if (!config.IsEnabled("CMA")) throw new ProfileException(p, "a CMA area needs config CMA");
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
                 if (dt && opb != 0) throw new ProfileException($"{p}.order_per_bit", "rmem_cma_setup() makes its areas with order_per_bit 0");
-                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt, Inactive = inactive });
+                int cmaNode = CmaNode(c, p, draft, cb, cs, dt);
+                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt, Inactive = inactive, Node = cmaNode });
                 i++;
             }
             if (FirstOverlap(placedCma) is var (laterCma, earlierCma))
@@ -264,7 +265,7 @@ internal static partial class ProfileReader
             {
                 string p = $"devices[{i}]";
                 Obj(d, p);
-                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma", "driver", "reg_size");
+                Keys(d, p, "name", "iommu", "dma_mask", "coherent", "cma", "driver", "reg_size", "node");
                 string dn = Str(d, "name", required: true, path: p)!;
                 if (!DeviceNameRegex().IsMatch(dn)) throw new ProfileException($"{p}.name", $"'{dn}' is not a device name");
                 if (!deviceNames.Add(dn)) throw new ProfileException($"{p}.name", $"duplicate device '{dn}'");
@@ -278,7 +279,7 @@ internal static partial class ProfileReader
                 if (dc is not null && !cmaNames.Contains(dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
                 string? driver = Str(d, "driver", required: false, path: p);
                 if (driver is not null && !DeviceNameRegex().IsMatch(driver)) throw new ProfileException($"{p}.driver", $"'{driver}' is not a driver name");
-                var spec = new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver, RegSize = Size(d, "reg_size", p, required: false) };
+                var spec = new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver, RegSize = Size(d, "reg_size", p, required: false), Node = DeviceNode(d, p, draft) };
                 if (spec.RegSize is { } rs && rs > 0)
                 {
                     // The driver ioremaps its window at the name's unit address; ioremap refuses RAM.

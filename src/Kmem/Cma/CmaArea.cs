@@ -31,6 +31,9 @@ public sealed class CmaArea
     /// </summary>
     public bool Inactive { get; init; }
 
+    /// <summary>The node the area was declared for (cma_declare_contiguous_nid()'s nid), -1 for none (NUMA_NO_NODE).</summary>
+    public int Node { get; init; } = -1;
+
     /// <summary>The area's name (<c>cma_get_name()</c>).</summary>
     public string Name { get; }
 

@@ -103,6 +103,8 @@ internal static class KernelConfigOptions
         new("CMA", ConfigKind.Bool, "the contiguous memory allocator: CMA areas, CmaTotal/CmaFree", (_, _) => true,
             (a, _) => YN(a is Arch.Arm or Arch.Arm64)),
         new("DMA_CMA", ConfigKind.Bool, "the DMA API allocates from CMA", (_, _) => true, (a, _) => YN(a is Arch.Arm or Arch.Arm64)),
+        // 6.6 kernel/dma/Kconfig: "Enable separate DMA Contiguous Memory Area for NUMA Node" (numa_cma=, cma_pernuma=), off by default.
+        new("DMA_NUMA_CMA", ConfigKind.Bool, "per-node DMA CMA areas from numa_cma= and cma_pernuma= (6.6 on)", (_, v) => v.IsAtLeast(6, 6), (_, _) => "n"),
         // x86_64_defconfig: HUGETLBFS only; arm64's defconfig: THP, MEMORY_FAILURE and HUGETLBFS; riscv's defconfig: HUGETLBFS.
         new("TRANSPARENT_HUGEPAGE", ConfigKind.Bool, "transparent huge pages: the AnonHugePages family of meminfo lines",
             (a, _) => a != Arch.Riscv32, (a, _) => YN(a is Arch.Arm64)),
@@ -184,7 +186,7 @@ internal static class KernelConfigOptions
         (string Dependent, string Needs)[] deps =
         [
             ("MEMCG_KMEM", "MEMCG"), ("DMA_CMA", "CMA"), ("SLUB_DEBUG_ON", "SLUB_DEBUG"), ("SLUB_CPU_PARTIAL", "SMP"), ("ZSWAP", "SWAP"),
-            ("CMA_INACTIVE", "CMA"), ("DMABUF_HEAPS_ROCKCHIP", "CMA"),
+            ("CMA_INACTIVE", "CMA"), ("DMABUF_HEAPS_ROCKCHIP", "CMA"), ("DMA_NUMA_CMA", "DMA_CMA"), ("DMA_NUMA_CMA", "NUMA"),
         ];
         foreach (var (dep, needs) in deps)
         {

@@ -67,7 +67,10 @@ internal static class VmallocViews
             // VM_DMA_COHERENT and its word came in 5.3 ("vmalloc: lift the arm flag for coherent mappings to common code").
             if ((a.Flags & VmFlags.DmaCoherent) != 0 && c.Version.IsAtLeast(5, 3)) sb.Append(" dma-coherent");
             if (a.VPages) sb.Append(" vpages");
-            if (c.Numa && a.NrPages > 0) sb.Append(" N0=").Append(a.NrPages);
+            // show_numa_info() (mm/vmalloc.c): with CONFIG_NUMA, " N%u=%u" for each node holding some of the area's pages.
+            if (c.Numa)
+                for (int n = 0; n < a.PagesPerNode.Count; n++)
+                    if (a.PagesPerNode[n] > 0) sb.Append(" N").Append(n).Append('=').Append(a.PagesPerNode[n]);
             sb.Append('\n');
         }
         while (pending.Count > 0) { var u = pending.Dequeue(); Unpurged(u.Start, u.End); }

@@ -50,6 +50,12 @@ public sealed class Device
 
     private void ThrowIfDead() => Life?.ThrowIfDead();
 
+    /// <summary>
+    /// <c>dev_to_node()</c>: the NUMA node the device is attached to (profile key <c>"node"</c>), or
+    /// <see cref="Machine.NumaNoNode"/> (-1) when it names none; coherent buffers come from this node first.
+    /// </summary>
+    public int Node { get; init; } = -1;
+
     /// <summary>True for cache-coherent DMA.</summary>
     public bool Coherent { get; }
 

@@ -14,6 +14,9 @@ namespace Kmem.Dma;
 /// <summary>Settings the machine hands to the DMA layer.</summary>
 internal sealed record DmaSettings(Arch Arch, ulong? DmaZoneLimit, ulong? Dma32ZoneLimit, ulong? LowmemLimit, bool Debug, CmaArea? DefaultCma)
 {
+    /// <summary>CONFIG_DMA_NUMA_CMA: the machine's CMA areas by name, where the per-node <c>pernuma&lt;n&gt;</c>/<c>numa&lt;n&gt;</c> areas are found; null without it.</summary>
+    public IReadOnlyDictionary<string, CmaArea>? NodeCma { get; init; }
+
     /// <summary>The kernel release: which atomic pools exist and how coherent remaps are flagged and attributed.</summary>
     public KernelVersion Version { get; init; } = KernelVersion.Default;
 }
@@ -198,17 +201,28 @@ internal sealed unsafe partial class DmaMapper
         int idx = -1;
         if (gfp.AllowsBlocking())
         {
-            // dma_alloc_contiguous(): the device's area, else the default one for more than a page.
-            var cma = dev.CmaArea ?? (count > 1 ? _s.DefaultCma : null);
-            if (cma is not null)
+            // dma_alloc_contiguous(): the device's area, else for more than a page (6.6, CONFIG_DMA_NUMA_CMA) the device
+            // node's pernuma and numa areas unless the zone is DMA/DMA32, then the default one.
+            Span<CmaArea?> candidates = [dev.CmaArea, null, null, null];
+            if (dev.CmaArea is null && count > 1)
             {
+                if (dev.Node >= 0 && _s.NodeCma is { } nodeCma && ((gfp | OptimalZone(dev)) & (Gfp.Dma | Gfp.Dma32)) == 0)
+                {
+                    candidates[1] = nodeCma.GetValueOrDefault($"pernuma{dev.Node}");
+                    candidates[2] = nodeCma.GetValueOrDefault($"numa{dev.Node}");
+                }
+                candidates[3] = _s.DefaultCma;
+            }
+            foreach (var cma in candidates)
+            {
+                if (cma is null) continue;
                 idx = cma.Alloc((ulong)count, Math.Min(order, CmaArea.ConfigCmaAlignment), gfp & Gfp.NoWarn | Gfp.Kernel);
                 if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
                 {
                     cma.Release(idx, (ulong)count);
                     idx = -1;
                 }
-                if (idx >= 0) { e.Source = CoherentSource.Cma; e.Cma = cma; }
+                if (idx >= 0) { e.Source = CoherentSource.Cma; e.Cma = cma; break; }
             }
         }
         if (idx < 0)
@@ -216,7 +230,9 @@ internal sealed unsafe partial class DmaMapper
             Gfp zone = OptimalZone(dev);
             while (true)
             {
-                idx = _pa.Alloc(gfp | zone, order);
+                // __dma_direct_alloc_pages() (kernel/dma/direct.c): alloc_pages_node(dev_to_node(dev), …), the device's node
+                // first; NUMA_NO_NODE (no node) is the calling thread's node (numa_mem_id()), not its memory policy.
+                idx = _pa.AllocNode(dev.Node, gfp | zone, order);
                 if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
                 {
                     _pa.Free(idx, order, "dma_free_contiguous");
@@ -309,7 +325,8 @@ internal sealed unsafe partial class DmaMapper
             int idx = -1;
             while (order >= 0)
             {
-                idx = _pa.Alloc(order > 0 ? gfp | Gfp.HighMem | Gfp.NoWarn | Gfp.NoRetry : gfp | Gfp.HighMem, order);
+                // alloc_pages_node(dev_to_node(dev), …) as __iommu_dma_alloc_pages() does.
+                idx = _pa.AllocNode(dev.Node, order > 0 ? gfp | Gfp.HighMem | Gfp.NoWarn | Gfp.NoRetry : gfp | Gfp.HighMem, order);
                 if (idx >= 0) break;
                 order--;
             }

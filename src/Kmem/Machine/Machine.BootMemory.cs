@@ -33,8 +33,9 @@ public sealed partial class Machine
         var e = layout.Early;
         foreach (var h in e.DeferredHashes)
         {
-            Log.Info(h.Line(p.Version));
-            if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes));
+            bool huge = false;
+            if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes, cmd, out huge));
+            Log.Info((h with { Huge = huge }).Line(p.Version));
         }
         ulong bucket = p.Is64Bit ? 8UL : 4UL;
         if (!p.Version.IsAtLeast(3, 13))
@@ -47,16 +48,32 @@ public sealed partial class Machine
         foreach (var (name, param) in new[] { ("Mount-cache", "mhash_entries"), ("Mountpoint-cache", "mphash_entries") })
         {
             var h = LargeSystemHash.Compute(name, bucket, EarlyAllocations.Entries(cmd, param), 19, 0, e.NrKernelPages, e.NrAllPages,
-                p.Is64Bit, p.Version, p.MaxOrder);
-            if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes)); }
+                p.Is64Bit, p.Version, p.MaxOrder, hashdist: EarlyAllocations.Hashdist(p, cmd));
+            bool huge = false;
+            if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes, cmd, out huge)); }
             else _bootHashPages.Add((AllocPages(Gfp.Atomic | Gfp.Zero, h.AllocOrder), h.AllocOrder));
-            Log.Info(h.Line(p.Version));
+            Log.Info((h with { Huge = huge }).Line(p.Version));
         }
     }
 
-    /// <summary>__vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it.</summary>
-    private nint HashVmalloc(ulong bytes) =>
-        _vmalloc!.Vmalloc(bytes, Gfp.Atomic | Gfp.Zero, VmFlags.None, new Core.CallSite("alloc_large_system_hash", "mm/page_alloc.c", 0));
+    /// <summary>
+    /// __vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it. It
+    /// runs under the boot's interleave policy (<see cref="SetBootInterleave"/>), so on a NUMA machine the table's pages are
+    /// spread over the memory nodes (<c>N0=… N1=…</c>).
+    /// </summary>
+    /// <remarks>
+    /// From 5.18 the table is vmalloc_huge()'d ("page_alloc: use vmalloc_huge for large system hash"): PMD-sized blocks
+    /// where the architecture maps huge vmalloc (HAVE_ARCH_HUGE_VMALLOC: x86_64 from 5.18, "x86/Kconfig: select
+    /// HAVE_ARCH_HUGE_VMALLOC with HAVE_ARCH_HUGE_VMAP"; arm64 from 6.1, "arm64: support huge vmalloc mappings"; both
+    /// present in 6.6's Kconfig) unless <c>nohugevmalloc</c> is given; its line then says <c>vmalloc hugepage</c>.
+    /// </remarks>
+    private nint HashVmalloc(ulong bytes, KernelCmdline cmd, out bool huge)
+    {
+        var p = Profile;
+        bool allowed = (p.Arch == Arch.X86_64 && p.Version.IsAtLeast(5, 18) || p.Arch == Arch.Arm64 && p.Version.IsAtLeast(6, 1))
+            && !cmd.Has("nohugevmalloc");
+        return _vmalloc!.VmallocHuge(bytes, Gfp.Atomic | Gfp.Zero, new Core.CallSite("alloc_large_system_hash", "mm/page_alloc.c", 0), allowed, out huge);
+    }
 
     /// <summary>Pages the boot's late hash tables hold (order-0 pages and vmalloc'ed areas are not counted here).</summary>
     internal long BootHashPages => _bootHashPages.Sum(p => 1L << p.Order);

@@ -44,6 +44,20 @@ public sealed partial class Machine
     public nint VmallocUser(nuint size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
         => VmallocCore(size, Gfp.Kernel | Gfp.Zero, VmFlags.UserMap, new CallSite(caller, file, line));
 
+    /// <summary>
+    /// vmalloc_node(): <see cref="Vmalloc(nuint, string, string, int)"/> with its pages (and page array) from node
+    /// <paramref name="node"/> first, falling back by distance; <see cref="NumaNoNode"/> is plain vmalloc (the calling
+    /// thread's memory policy, its node by default).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The node is not online.</exception>
+    public nint VmallocNode(nuint size, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        using var _ = Life.Enter();
+        if (node != NumaNoNode) CheckNode(node, nameof(node));
+        if (_vmalloc is null) throw new PlatformNotSupportedException("vmalloc needs the machine's memory to be remappable (Linux)");
+        return _vmalloc.Vmalloc(size, Gfp.Kernel, VmFlags.None, new CallSite(caller, file, line), node);
+    }
+
     private nint VmallocCore(nuint size, Gfp gfp, VmFlags flags, CallSite site)
     {
         using var _ = Life.Enter();

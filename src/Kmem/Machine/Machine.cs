@@ -66,6 +66,7 @@ public sealed partial class Machine : IDisposable
                 PageblockOrder = profile.EffectivePageblockOrder,
                 Cpus = profile.Cpus,
                 Zones = layout.Zones,
+                Numa = profile.Config.IsEnabled("NUMA"),
                 CpuNodes = Enumerable.Range(0, profile.Cpus).Select(profile.NodeOfCpu).ToArray(),
                 Distances = profile.NodeCount == 1 ? null
                     : Enumerable.Range(0, profile.NodeCount).Select(a => Enumerable.Range(0, profile.NodeCount).Select(b => profile.Distance(a, b)).ToArray()).ToArray(),
@@ -73,7 +74,6 @@ public sealed partial class Machine : IDisposable
                 Reserved = layout.Reserved,
                 Cma = layout.CmaAreas.Select(c => new PfnRange(c.BasePfn, c.BasePfn + c.Count, c.Name, c.Inactive)).ToArray(),
                 MinFreeKbytes = profile.MinFreeKbytes,
-                Numa = profile.Config.IsEnabled("NUMA"),
             }, _frames, _phys.LinearBase, Log, Life)
             {
                 HardwareName = profile.Description.Length > 0 ? profile.Description : profile.Name,
@@ -103,10 +103,11 @@ public sealed partial class Machine : IDisposable
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
                 VmallocViews.Register(ProcFs, _vmalloc, VmallocViewConfigFor(profile, layout));
             }
+            SetBootInterleave();
             PrintLateBootLines(layout, cmdline);
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,
                 profile.LowmemLimit, cmdline.DmaDebug ?? profile.DmaDebug,
-                Cma.GetValueOrDefault("reserved")) { Version = profile.Version });
+                Cma.GetValueOrDefault("reserved")) { Version = profile.Version, NodeCma = profile.Config.IsEnabled("DMA_NUMA_CMA") ? Cma : null });
             CreateAtomicPools(profile);
             IoremapRegisterWindows(profile);
             DmaViews.Register(ProcFs, Dma, Devices.Values);
@@ -118,6 +119,7 @@ public sealed partial class Machine : IDisposable
             RegisterMetrics();
             InitFaultInjection(cmdline);
             FreeInitmem(layout);
+            EndBootInterleave();
             Pages.Booting = false;
             GC.ReRegisterForFinalize(this);
         }
@@ -325,7 +327,7 @@ public sealed partial class Machine : IDisposable
         string driver = d.Driver ?? DefaultDriver(d.Name);
         if (d.Cma is not null && area is null)
             Log.Err($"{driver} {d.Name}: CMA area '{d.Cma}' was not reserved at boot; coherent allocations of the device will fail");
-        return new Device(d.Name, driver, d.Iommu, d.DmaMaskBits, d.Coherent, area) { MachineId = Id, MissingCmaArea = area is null ? d.Cma : null };
+        return new Device(d.Name, driver, d.Iommu, d.DmaMaskBits, d.Coherent, area) { MachineId = Id, MissingCmaArea = area is null ? d.Cma : null, Node = d.Node };
     }
 
     /// <summary>dev_driver_string() when the profile names none: the device name after its unit address ("ffa50000.rkvenc" → "rkvenc").</summary>

@@ -113,15 +113,129 @@ internal sealed unsafe partial class PageAllocator
         lock (c.DrainLock)
         {
             c.Cpu = cpu;
-            if (c.Mem != null) PcpThreadCache.SetNode(c.Mem, _cpuNode[cpu]);
+            if (c.Mem != null) PcpThreadCache.SetNode(c.Mem, _cpuNode[cpu], c.Policy is not null, NodeCount);
         }
     }
 
+    /// <summary>NR_VM_NUMA_EVENT_ITEMS.</summary>
+    private const int NumaStatItems = 6;
+    /// <summary>CONFIG_NUMA: whether zone_statistics() counts.</summary>
+    private readonly bool _numaStats;
+    /// <summary>Where a thread block's NUMA event counts start (in ints): <c>long[Zones.Length * 6]</c>, by zone index then <see cref="NumaStat"/>.</summary>
+    private readonly int _numaOffset;
+    /// <summary>Serialises the readers of the NUMA events with the folding of a dead thread's counts into its zones.</summary>
+    private readonly Lock _numaFold = new();
+
+    /// <summary>Ints of one thread's block: the header, every populated zone's lists, then the NUMA event counts (CONFIG_NUMA).</summary>
+    public int ThreadBlockInts { get; }
+
+    /// <summary>CONFIG_NUMA (the NUMA events are counted, memory policies apply).</summary>
+    public bool NumaEnabled => _numaStats;
+
     /// <summary>
-    /// <c>zone_numa_event_state()</c>: one NUMA event count of a zone, summed over the CPUs. Counted only with CONFIG_NUMA
-    /// (every view that prints them is CONFIG_NUMA's).
+    /// The fast path's zone_statistics(): the page came from the first zone of the thread's own zonelist, the preferred
+    /// zone, so it is a hit; local when that zone is the thread's node's (a thread of a memoryless node counts other).
+    /// The counts are the thread's own (as the kernel's are per CPU), plain stores in its block.
     /// </summary>
-    public long NumaEventState(Zone z, NumaStat item) => Volatile.Read(ref z.NumaEvents[(int)item]);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CountNumaFast(int* mem, Zone z)
+    {
+        long* s = (long*)(mem + _numaOffset) + z.Index * NumaStatItems;
+        s[(int)NumaStat.Hit]++;
+        s[z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other]++;
+    }
+
+    /// <summary>
+    /// zone_statistics(preferred_zone, z, nr_account) (mm/page_alloc.c, 6.6; the same rules since 2.6): numa_hit on
+    /// <paramref name="z"/> when it is on the preferred zone's node, else numa_miss on it and numa_foreign on the preferred
+    /// zone; numa_local when <paramref name="z"/> is on the allocating CPU's node (numa_node_id()), else numa_other. One
+    /// count per allocation whatever its order (rmqueue_pcplist()/rmqueue_buddy() pass 1), per page for the bulk allocator.
+    /// </summary>
+    private void ZoneStatistics(Zone preferred, Zone z, long n)
+    {
+        int* mem = ThreadBlock();
+        long* s = (long*)(mem + _numaOffset);
+        if (z.Node == preferred.Node) s[z.Index * NumaStatItems + (int)NumaStat.Hit] += n;
+        else
+        {
+            s[z.Index * NumaStatItems + (int)NumaStat.Miss] += n;
+            s[preferred.Index * NumaStatItems + (int)NumaStat.Foreign] += n;
+        }
+        s[z.Index * NumaStatItems + (z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other)] += n;
+    }
+
+    /// <summary>__count_numa_event(): one event on a zone, in the calling thread's counts.</summary>
+    private void CountNumaEvent(Zone z, NumaStat item)
+    {
+        if (!_numaStats) return;
+        long* s = (long*)(ThreadBlock() + _numaOffset);
+        s[z.Index * NumaStatItems + (int)item]++;
+    }
+
+    /// <summary>Moves a dead thread's NUMA event counts to the zones (its block is about to be freed).</summary>
+    private void FoldNumaEvents(nint block)
+    {
+        if (!_numaStats) return;
+        long* s = (long*)((int*)block + _numaOffset);
+        for (int i = 0; i < Zones.Length; i++)
+            for (int k = 0; k < NumaStatItems; k++)
+                if (s[i * NumaStatItems + k] != 0) Interlocked.Add(ref Zones[i].NumaEvents[k], s[i * NumaStatItems + k]);
+    }
+
+    /// <summary>Frees a dead thread's block, its NUMA events folded into the zones first.</summary>
+    private void ReleaseDeadCache(PcpThreadCache c)
+    {
+        lock (_numaFold) c.Release(FoldNumaEvents);
+    }
+
+    /// <summary>
+    /// <c>zone_numa_event_state()</c> after fold_vm_numa_events(): one NUMA event count of a zone, the zone's folded
+    /// counts plus every live thread's. 0 without CONFIG_NUMA (every view that prints them is CONFIG_NUMA's).
+    /// </summary>
+    public long NumaEventState(Zone z, NumaStat item)
+    {
+        if (!_numaStats) return 0;
+        lock (_numaFold)
+        {
+            long n = Volatile.Read(ref z.NumaEvents[(int)item]);
+            PcpThreadCache[] all;
+            lock (_cachesLock) all = _caches.ToArray();
+            foreach (var c in all)
+                lock (c.DrainLock)
+                    if (c.Mem != null) n += Volatile.Read(ref ((long*)(c.Mem + _numaOffset))[z.Index * NumaStatItems + (int)item]);
+            return n;
+        }
+    }
+
+    /// <summary><c>sum_zone_numa_event_state()</c>: one NUMA event summed over a node's zones (nodeN/numastat).</summary>
+    public long NodeNumaEventState(int nid, NumaStat item)
+    {
+        long n = 0;
+        foreach (var z in NodeZones(nid)) n += NumaEventState(z, item);
+        return n;
+    }
+
+    /// <summary>
+    /// __alloc_pages_node(): from node <paramref name="nid"/>'s zonelist (its own zones first, then the fallback order;
+    /// only its own with <c>__GFP_THISNODE</c>), or the calling thread's node when <paramref name="nid"/> is
+    /// NUMA_NO_NODE (-1), never its memory policy. Order 0 takes the same per-CPU fast path as <see cref="Alloc"/>, from
+    /// that node's first zone. The frame index of the block, or -1.
+    /// </summary>
+    public int AllocNode(int nid, Gfp gfp, int order)
+    {
+        if (_disposed) ThrowDisposed();
+        if ((uint)nid >= (uint)NodeCount && nid != NumaNoNode)
+            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"node {nid} is not online (the machine has {NodeCount} node{(NodeCount == 1 ? "" : "s")})");
+        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
+        if (order == 0)
+        {
+            int* mem = ThreadBlock();
+            int idx = TryOrder0(mem, nid < 0 ? PcpThreadCache.NodeOf(mem) : nid, gfp);
+            if (idx >= 0) return idx;
+        }
+        // NUMA_NO_NODE is numa_mem_id() here, never the thread's policy (which AllocGeneral applies for -1).
+        return AllocGeneral(gfp, order, nid < 0 ? CurrentNode() : nid);
+    }
 
     /// <summary>The zonelist a request from node <paramref name="nid"/> walks for highest zone <paramref name="hz"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

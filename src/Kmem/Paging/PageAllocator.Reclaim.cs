@@ -64,6 +64,8 @@ internal sealed partial class PageAllocator
     private long DoShrinkSlab(Shrinker s, Gfp gfp, int priority, bool kswapd, int nid)
     {
         var sc = new ShrinkControl { GfpMask = gfp, Kswapd = kswapd, Nid = nid };
+        // shrinker->nr_deferred[nid]: a NUMA-aware shrinker defers work per node (the others under node 0).
+        ref long deferred = ref s.Deferred(nid);
         long freeable;
         try
         {
@@ -76,7 +78,7 @@ internal sealed partial class PageAllocator
         }
         if (freeable <= 0) return 0;
         long batch = s.Batch > 0 ? s.Batch : ShrinkBatch;
-        long nr = Interlocked.Exchange(ref s.NrDeferred, 0);
+        long nr = Interlocked.Exchange(ref deferred, 0);
         long delta = s.Seeks > 0 ? (freeable >> priority) * 4 / s.Seeks : freeable / 2;
         long totalScan = nr + delta;
         if (totalScan > freeable * 2) totalScan = freeable * 2;
@@ -103,7 +105,7 @@ internal sealed partial class PageAllocator
             if (sc.NrScanned <= 0) break;
         }
         long nextDeferred = Math.Max(0, nr + delta - scanned);
-        if (nextDeferred > 0) Interlocked.Add(ref s.NrDeferred, Math.Min(nextDeferred, freeable));
+        if (nextDeferred > 0) Interlocked.Add(ref deferred, Math.Min(nextDeferred, freeable));
         KmemEventSource.Log.ShrinkerRun(s.Name, scanned, freed);
         return freed;
     }
@@ -128,26 +130,54 @@ internal sealed partial class PageAllocator
              $"shrinker {s.Name} unregistered: it is not called again unless registered anew");
     }
 
-    /// <summary>Direct reclaim: shrink at falling priority until enough pages came back; returns pages freed.</summary>
-    public long PerformReclaim(Gfp gfp, int order)
+    /// <summary>
+    /// Direct reclaim (try_to_free_pages(), mm/vmscan.c): at falling priority, shrink_zones() visits each node of the
+    /// zonelist once (shrink_node(): shrink_slab() with that node's id; a shrinker that is not NUMA-aware is asked with
+    /// node 0 on each visit, as do_shrink_slab() does) until enough pages came back in the zonelist's zones. A node
+    /// where something came back has its kswapd_failures reset (shrink_node()). <paramref name="list"/> null: every
+    /// node's zones (the machine's whole memory). Returns the pages freed in those zones.
+    /// </summary>
+    public long PerformReclaim(Gfp gfp, int order, Zone[]? list = null)
     {
         Interlocked.Increment(ref ReclaimCount);
+        list ??= Zones.Where(z => z.Populated).ToArray();
         long target = Math.Max(SwapClusterMax, 1L << order);
-        long before = TotalFreeAndPcp();
+        long before = FreePagesOf(list);
+        Span<bool> seen = stackalloc bool[NodeCount];
         for (int prio = DefPriority; prio >= 0; prio--)
         {
-            ShrinkSlab(gfp, prio);
-            if (TotalFreeAndPcp() - before >= target) break;
+            seen.Clear();
+            foreach (var z in list)
+            {
+                if (seen[z.Node]) continue;
+                seen[z.Node] = true;
+                long nodeBefore = NodeFreePages(z.Node);
+                ShrinkSlab(gfp, prio, nid: z.Node);
+                if (NodeFreePages(z.Node) > nodeBefore) Volatile.Write(ref _nodes[z.Node].KswapdFailures, 0);
+            }
+            if (FreePagesOf(list) - before >= target) break;
         }
-        return Math.Max(0, TotalFreeAndPcp() - before);
+        return Math.Max(0, FreePagesOf(list) - before);
     }
 
-    private long TotalFreeAndPcp()
+    /// <summary>Free pages of the zones, those on the per-CPU lists included (a shrinker's order-0 frees land there first).</summary>
+    private long FreePagesOf(Zone[] list)
     {
         long n = 0;
-        foreach (var z in Zones) n += Volatile.Read(ref z.FreePages);
+        foreach (var z in list) n += Volatile.Read(ref z.FreePages) + (z.Populated ? PcpTotal(z.Index) : 0);
         return n;
     }
+
+    /// <summary>Free pages of one node's zones, per-CPU lists included.</summary>
+    private long NodeFreePages(int nid)
+    {
+        long n = 0;
+        foreach (var z in NodeZones(nid)) n += Volatile.Read(ref z.FreePages) + (z.Populated ? PcpTotal(z.Index) : 0);
+        return n;
+    }
+
+    /// <summary>pgdat->kswapd_failures &gt;= MAX_RECLAIM_RETRIES: the node is "unreclaimable" (zoneinfo's node_unreclaimable).</summary>
+    public bool NodeUnreclaimable(int nid) => Volatile.Read(ref _nodes[nid].KswapdFailures) >= MaxReclaimRetries;
 
     // ---------------------------------------------------------------- waiting for frees
 
@@ -184,9 +214,13 @@ internal sealed partial class PageAllocator
         }
     }
 
-    /// <summary>wakeup_kswapd(): background reclaim on one node until each of its zones is above its high watermark.</summary>
+    /// <summary>
+    /// wakeup_kswapd(): background reclaim on one node until each of its zones is above its high watermark. A hopeless
+    /// node (kswapd_failures &gt;= MAX_RECLAIM_RETRIES) is left alone until something is reclaimed there again.
+    /// </summary>
     private void WakeKswapd(int nid)
     {
+        if (NodeUnreclaimable(nid)) return;
         if (Interlocked.CompareExchange(ref _kswapdQueued[nid], 1, 0) != 0) return;
         if (NodeBalanced(nid)) { Volatile.Write(ref _kswapdQueued[nid], 0); return; }
         Interlocked.Increment(ref KswapdWakeups);
@@ -199,14 +233,19 @@ internal sealed partial class PageAllocator
         try
         {
             using var _ = Life.Enter();   // the machine's shutdown waits for a running kswapd
+            long reclaimed = 0;
             for (int prio = DefPriority; prio >= 0 && !_disposed; prio--)
             {
                 if (NodeBalanced(nid)) break;
                 // shrink_slab(): a shrinker that is not NUMA-aware is asked with nid 0 whichever node reclaims.
+                long before = NodeFreePages(nid);
                 ShrinkSlab(Gfp.Kernel, prio, kswapd: true, nid: nid);
+                reclaimed += Math.Max(0, NodeFreePages(nid) - before);
             }
-            if (!NodeBalanced(nid)) Interlocked.Increment(ref _nodes[nid].KswapdFailures);
-            else Volatile.Write(ref _nodes[nid].KswapdFailures, 0);
+            // balance_pgdat() (6.6): a run that reclaimed nothing counts a failure; shrink_node() resets the count when
+            // anything was reclaimed on the node.
+            if (reclaimed == 0 && !NodeBalanced(nid)) Interlocked.Increment(ref _nodes[nid].KswapdFailures);
+            else if (reclaimed > 0) Volatile.Write(ref _nodes[nid].KswapdFailures, 0);
         }
         catch (ObjectDisposedException)
         {
@@ -279,7 +318,7 @@ internal sealed partial class PageAllocator
         var started = Stopwatch.StartNew();
         while (true)
         {
-            long progress = PerformReclaim(gfp, order);
+            long progress = PerformReclaim(gfp, order, list);
             idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
             if (idx < 0 && !drained)
             {
@@ -345,24 +384,29 @@ internal sealed partial class PageAllocator
         if (progress > 0 && order <= CostlyOrder) noProgress = 0;
         else noProgress++;
         if (noProgress > MaxReclaimRetries) return false;
-        long reclaimable = ReclaimablePages(gfp);
+        long[] reclaimable = new long[NodeCount];
+        Array.Fill(reclaimable, -1);
         foreach (var z in list)
         {
             if (!z.Populated) continue;
-            long available = Volatile.Read(ref z.FreePages) + reclaimable + PcpTotal(z.Index);
+            if (reclaimable[z.Node] < 0) reclaimable[z.Node] = ReclaimablePages(gfp, z.Node);
+            long available = Volatile.Read(ref z.FreePages) + reclaimable[z.Node] + PcpTotal(z.Index);
             if (ZoneWatermarkOk(z, order, z.WmarkMin, hz, af, available)) return true;
         }
         Interlocked.Increment(ref ReclaimHopeless);
         return false;
     }
 
-    /// <summary>What the registered shrinkers report they could free now (their count_objects, in pages), summed.</summary>
-    private long ReclaimablePages(Gfp gfp)
+    /// <summary>
+    /// What the registered shrinkers report they could free now on node <paramref name="nid"/> (their count_objects, in
+    /// pages), summed; a shrinker that is not NUMA-aware counts everything it holds (asked with node 0).
+    /// </summary>
+    private long ReclaimablePages(Gfp gfp, int nid)
     {
-        var sc = new ShrinkControl { GfpMask = gfp };
         long n = 0;
         foreach (var s in Shrinkers)
         {
+            var sc = new ShrinkControl { GfpMask = gfp, Nid = s.NumaAware ? nid : 0 };
             long c;
             try { c = s.CountPages(sc); }
             catch (Exception) { c = 0; } // a failing shrinker is reported where reclaim scans it; it frees nothing

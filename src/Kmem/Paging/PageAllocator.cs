@@ -63,8 +63,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         }
         _cpuNode = settings.CpuNodes.Length == settings.Cpus ? settings.CpuNodes : new int[settings.Cpus];
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
-        _fastZone = new Zone?[NodeCount * ZoneBitCombinations];
-        _fastMark = new long[NodeCount * ZoneBitCombinations];
+        // One row per node, and a last row without zones for threads with a memory policy (see PcpThreadCache.FastNodeOf).
+        _fastZone = new Zone?[(NodeCount + 1) * ZoneBitCombinations];
+        _fastMark = new long[(NodeCount + 1) * ZoneBitCombinations];
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
             if (z.Type == ZoneType.HighMem && z.EndPfn > z.StartPfn) HighStartIdx = (int)(z.StartPfn - BasePfn);
@@ -82,6 +83,10 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             z.PcpHighLimit = z.PcpHigh;
             offset += PerCpuPages.Stride(z);
         }
+        // CONFIG_NUMA: the thread's NUMA event counts per zone follow the lists (longs, so an even int offset).
+        _numaStats = settings.Numa;
+        _numaOffset = (offset + 1) & ~1;
+        ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaStatItems * 2 : 0);
     }
 
     public int MachineId { get; }
@@ -291,40 +296,40 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             // The common case, inlined: the first zone of the thread's node's zonelist passes its low watermark and the
             // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
             int* mem = ThreadBlock();
-            int zb = PcpThreadCache.NodeOf(mem) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
-            Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
-            if (z is not null && (gfp & Gfp.ThisNode) == 0)
-            {
-                int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
-                if (mt == 3) mt = (int)MigrateType.Unmovable;
-                long free = Volatile.Read(ref z.FreePages);
-                if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-                if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
-                {
-                    int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
-                    if (idx >= 0)
-                    {
-                        PrepOrder0(idx, gfp, mt, z.Index);
-                        return idx;
-                    }
-                }
-            }
+            int idx = TryOrder0(mem, PcpThreadCache.FastNodeOf(mem), gfp);
+            if (idx >= 0) return idx;
         }
         return AllocGeneral(gfp, order, -1);
     }
 
     /// <summary>
-    /// __alloc_pages_node(): from node <paramref name="nid"/>'s zonelist (its own zones first, then the fallback order;
-    /// only its own with <c>__GFP_THISNODE</c>), or the calling thread's node when <paramref name="nid"/> is
-    /// NUMA_NO_NODE (-1). The frame index of the block, or -1.
+    /// The order-0 fast path from node row <paramref name="row"/> of the fast-zone table (a node, or the empty row of a
+    /// thread with a memory policy): the first zone of that node's zonelist, if it passes its low watermark and the
+    /// thread's list has a page; -1 otherwise (the caller takes the general path). Not for __GFP_THISNODE.
     /// </summary>
-    public int AllocNode(int nid, Gfp gfp, int order)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TryOrder0(int* mem, int row, Gfp gfp)
     {
-        if (_disposed) ThrowDisposed();
-        if ((uint)nid >= (uint)NodeCount && nid != NumaNoNode)
-            throw new ArgumentOutOfRangeException(nameof(nid), nid, $"node {nid} is not online (the machine has {NodeCount} node{(NodeCount == 1 ? "" : "s")})");
-        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
-        return AllocGeneral(gfp, order, nid);
+        int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+        Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+        if (z is not null && (gfp & Gfp.ThisNode) == 0)
+        {
+            int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
+            if (mt == 3) mt = (int)MigrateType.Unmovable;
+            long free = Volatile.Read(ref z.FreePages);
+            if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+            if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
+            {
+                int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+                if (idx >= 0)
+                {
+                    PrepOrder0(idx, gfp, mt, z.Index);
+                    if (_numaStats) CountNumaFast(mem, z);
+                    return idx;
+                }
+            }
+        }
+        return -1;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -354,7 +359,16 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         int mt = (int)PageTypes.FromGfp(gfp);
         AllocFlags af = AllocFlags.WmarkLow;
         if (mt == (int)MigrateType.Movable) af |= AllocFlags.Cma;
-        var list = Zonelist(nid < 0 ? CurrentNode() : nid, hz, gfp);
+        Zone[] list;
+        if (nid >= 0) list = Zonelist(nid, hz, gfp);
+        else
+        {
+            int* mem = ThreadBlock();
+            int node = PcpThreadCache.NodeOf(mem);
+            // alloc_pages(): a thread with a memory policy of its own (not for __GFP_THISNODE, which keeps the default).
+            if (PcpThreadCache.FastNodeOf(mem) != node && (gfp & Gfp.ThisNode) == 0) return AllocPolicy(gfp, order, hz, mt, af);
+            list = Zonelist(node, hz, gfp);
+        }
         int idx = GetPageFromFreelist(gfp, order, af, list, hz, mt);
         if (idx < 0) idx = AllocSlowPath(gfp, order, list, hz, mt);
         return idx;
@@ -384,6 +398,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             if (idx < 0) continue;
             PrepNewPage(idx, order, gfp, mt);
             _f[idx].Zone = (byte)z.Index;
+            if (_numaStats) ZoneStatistics(list[0], z, 1);
             if (order > 0 && (af & AllocFlags.Harder) != 0)
             {
                 LockOrder.Enter(LockRank.Zone, z.Lock);

@@ -27,6 +27,11 @@ internal sealed record PageAllocatorSettings
     /// types), with their spans (empty zones have Start == End).
     /// </summary>
     public required (ZoneType Type, ulong StartPfn, ulong EndPfn, int Node)[] Zones { get; init; }
+    /// <summary>
+    /// CONFIG_NUMA: zone_statistics() counts the NUMA events, memory policies apply, show_mem() names each zone's node
+    /// (show_node()) and mems_allowed lists the nodes.
+    /// </summary>
+    public bool Numa { get; init; }
     /// <summary>Each CPU's node (<c>cpu_to_node()</c>); <see cref="Cpus"/> entries.</summary>
     public int[] CpuNodes { get; init; } = [];
     /// <summary>The node distance table (<c>node_distance()</c>), one row per node; null means 10 local, 20 remote.</summary>
@@ -43,8 +48,6 @@ internal sealed record PageAllocatorSettings
     public required PfnRange[] Cma { get; init; }
     /// <summary>vm.min_free_kbytes, or null for the kernel's formula.</summary>
     public long? MinFreeKbytes { get; init; }
-    /// <summary>CONFIG_NUMA: show_mem() names each zone's node (show_node()) and mems_allowed lists the nodes.</summary>
-    public bool Numa { get; init; }
     /// <summary>How long a blocking allocation waits for a free between reclaim rounds.</summary>
     public TimeSpan ReclaimRetryWait { get; init; } = TimeSpan.FromMilliseconds(5);
 }

@@ -137,22 +137,45 @@ internal sealed unsafe class PcpThreadCache
         OwnerId = ownerId;
         Thread = thread;
         Cpu = cpu;
-        int total = BlockHeader;
-        foreach (var z in owner.Zones) if (z.Populated) total += PerCpuPages.Stride(z);
+        int total = owner.ThreadBlockInts;
         Mem = (int*)NativeMemory.AlignedAlloc((nuint)total * sizeof(int), 64);
         new Span<int>(Mem, total).Clear();
-        SetNode(Mem, owner.NodeOfCpu(cpu));
+        SetNode(Mem, owner.NodeOfCpu(cpu), policy: false, owner.NodeCount);
     }
 
     /// <summary>Where in the block's header the thread's node (<c>numa_node_id()</c>) is kept, after the handshake.</summary>
     private const int NodeSlot = 2;
 
+    /// <summary>
+    /// The node row the order-0 fast path looks its zone up in: the thread's node under the default policy, or the
+    /// allocator's node count (a row without zones, so every allocation takes the general path) while the thread has a
+    /// memory policy of its own.
+    /// </summary>
+    private const int FastNodeSlot = 3;
+
     /// <summary>The node of the CPU the block's thread runs as.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int NodeOf(int* block) => block[NodeSlot];
 
-    /// <summary>Sets the block's node (at creation, and when the thread moves to a CPU of another node).</summary>
-    public static void SetNode(int* block, int node) => Volatile.Write(ref block[NodeSlot], node);
+    /// <summary>The fast path's node row (see <see cref="FastNodeSlot"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int FastNodeOf(int* block) => block[FastNodeSlot];
+
+    /// <summary>
+    /// Sets the block's node (at creation, and when the thread moves to a CPU of another node) and the fast path's row:
+    /// the node itself, or <paramref name="nodeCount"/> when <paramref name="policy"/> (the thread has a memory policy).
+    /// </summary>
+    public static void SetNode(int* block, int node, bool policy, int nodeCount)
+    {
+        Volatile.Write(ref block[NodeSlot], node);
+        Volatile.Write(ref block[FastNodeSlot], policy ? nodeCount : node);
+    }
+
+    /// <summary>The thread's memory policy (<c>current-&gt;mempolicy</c>), null for the default (local allocation).</summary>
+    public MemPolicy? Policy;
+
+    /// <summary><c>current-&gt;il_prev</c>: the node the thread's last interleaved allocation went to.</summary>
+    public int IlPrev;
 
     /// <summary>
     /// The owning allocator's id (not the allocator itself: threads keep their caches in thread statics, and a
@@ -183,12 +206,16 @@ internal sealed unsafe class PcpThreadCache
     /// <summary>The lists of one zone (a null view for unpopulated zones).</summary>
     public PerCpuPages For(Zone z) => z.Populated ? new PerCpuPages(Mem + z.PcpOffset, z.PcpCap, z) : default;
 
-    /// <summary>Frees the block; the caller guarantees no thread uses the lists any more.</summary>
-    public void Release()
+    /// <summary>
+    /// Frees the block; the caller guarantees no thread uses the lists any more. <paramref name="fold"/> first moves
+    /// what the block still counts (its NUMA events) to the zones, under the same lock the readers take.
+    /// </summary>
+    public void Release(Action<nint>? fold = null)
     {
         lock (DrainLock)
         {
             var m = Mem;
+            if (m != null) fold?.Invoke((nint)m);
             Mem = null;
             if (m != null) NativeMemory.AlignedFree(m);
         }

@@ -59,7 +59,11 @@ public abstract class Shrinker
     /// <summary><c>SHRINKER_NUMA_AWARE</c>: reclaim asks the shrinker per node, with <see cref="ShrinkControl.Nid"/> set.</summary>
     public bool NumaAware { get; init; }
 
-    internal long NrDeferred;
+    /// <summary><c>nr_deferred</c>: scan work put off to the next call, per node for a NUMA-aware shrinker (MAX_NUMNODES slots).</summary>
+    private readonly long[] _nrDeferred = new long[64];
+
+    /// <summary>The deferred-work slot reclaim of node <paramref name="nid"/> uses (node 0's for a shrinker that is not NUMA-aware).</summary>
+    internal ref long Deferred(int nid) => ref _nrDeferred[NumaAware ? nid : 0];
 
     /// <summary>How many objects could be freed now (0 or <see cref="ShrinkEmpty"/> when none).</summary>
     public abstract long CountObjects(ShrinkControl sc);

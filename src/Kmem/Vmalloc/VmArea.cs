@@ -54,6 +54,12 @@ public sealed record VmArea
     /// <summary>The physical address an ioremap area maps (<c>vm->phys_addr</c>, printed <c>phys=</c>), 0 for other areas.</summary>
     public ulong Phys { get; init; }
 
+    /// <summary>
+    /// With CONFIG_NUMA: the area's own pages per node, by node id (what <c>N0=… N1=…</c> shows); empty without
+    /// CONFIG_NUMA or for an area that owns no pages.
+    /// </summary>
+    public IReadOnlyList<int> PagesPerNode { get; init; } = [];
+
     /// <summary>Bytes usable by the caller (the size without the guard page).</summary>
     public ulong UsableSize => (ulong)MappedPages << 12;
 }

@@ -129,20 +129,22 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
     // ================================================================== allocation
 
     /// <summary>
-    /// __vmalloc_node_range(): a virtually contiguous area of order-0 pages. Returns 0 on failure, with the
-    /// kernel's warnings unless <see cref="Gfp.NoWarn"/>.
+    /// __vmalloc_node_range(): a virtually contiguous area of order-0 pages (of split 2^<paramref name="pageOrder"/>
+    /// blocks for a huge area, aligned to their size). Returns 0 on failure, with the kernel's warnings unless
+    /// <see cref="Gfp.NoWarn"/>.
     /// </summary>
-    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller)
+    public nint Vmalloc(ulong size, Gfp gfp, VmFlags flags, CallSite caller, int node = PageAllocator.NumaNoNode, int pageOrder = 0)
     {
         ThrowIfReleased();
         ulong real = size;
-        size = (size + PageSize - 1) & ~(PageSize - 1);
+        ulong unit = PageSize << pageOrder;
+        size = (size + unit - 1) & ~(unit - 1);
         if (size == 0 || size < real || (long)(size >> PageShift) > _totalRamPages)
         {
             _pa.WarnAlloc(gfp, $"vmalloc: allocation failure: {real} bytes");
             return 0;
         }
-        var area = GetVmArea(size, flags | VmFlags.Alloc, caller, gfp);
+        var area = GetVmArea(size, flags | VmFlags.Alloc, caller, gfp, unit);
         if (area is null)
         {
             _pa.WarnAlloc(gfp, $"vmalloc: allocation failure: {real} bytes");
@@ -153,7 +155,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         ulong arrayBytes = (ulong)nr * (ulong)_ptrSize;
         Gfp nested = (gfp & ReclaimMask) | Gfp.Zero;
         nint pages = arrayBytes > PageSize
-            ? Vmalloc(arrayBytes, nested | Gfp.HighMem, VmFlags.None, caller)
+            ? Vmalloc(arrayBytes, nested | Gfp.HighMem, VmFlags.None, caller, node)
             : _slab.Kmalloc((nuint)arrayBytes, nested, caller);
         if (pages == 0)
         {
@@ -163,30 +165,26 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         area.PageArray = pages;
         int[]? rented = nr <= 1024 ? null : System.Buffers.ArrayPool<int>.Shared.Rent(nr);
         Span<int> frames = rented is null ? stackalloc int[nr] : rented.AsSpan(0, nr);
-        bool ok = PopulateArea(area, frames, gfp, caller);
+        bool ok = PopulateArea(area, frames, gfp, caller, node, pageOrder);
         if (rented is not null) System.Buffers.ArrayPool<int>.Shared.Return(rented);
         return ok ? area.Start : 0;
     }
 
     /// <summary>
-    /// __vmalloc_area_node(): takes the area's pages one by one (quietly; __GFP_HIGHMEM unless a DMA zone is asked for),
-    /// records them in its page array and maps them. On failure everything the area took is given back.
+    /// __vmalloc_area_node(): takes the area's pages (quietly; __GFP_HIGHMEM unless a DMA zone is asked for), records them
+    /// in its page array and maps them. On failure everything the area took is given back. Where the pages come from
+    /// (<see cref="AllocAreaPages"/>): node <paramref name="node"/>, or with NUMA_NO_NODE the thread's memory policy.
     /// </summary>
-    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller)
+    private bool PopulateArea(Area area, Span<int> frames, Gfp gfp, CallSite caller, int node, int pageOrder)
     {
         int nr = frames.Length;
         Gfp pageGfp = gfp | Gfp.NoWarn;
         if ((gfp & (Gfp.Dma | Gfp.Dma32)) == 0) pageGfp |= Gfp.HighMem;
-        int got = 0;
-        for (; got < nr; got++)
-        {
-            int idx = _pa.Alloc(pageGfp, 0);
-            if (idx < 0) break;
-            frames[got] = idx;
-            SetArrayEntry(area.PageArray, got, _pa.BasePfn + (ulong)idx);
-        }
+        int got = pageOrder == 0 ? AllocAreaPages(pageGfp, frames, node) : AllocAreaBlocks(pageGfp, frames, node, pageOrder);
+        for (int i = 0; i < got; i++) SetArrayEntry(area.PageArray, i, _pa.BasePfn + (ulong)frames[i]);
         bool mapped = false;
-        if (got < nr) _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
+        // A huge area that could not get its blocks fails quietly: the caller falls back to order-0 pages.
+        if (got < nr && pageOrder == 0) _pa.WarnAlloc(gfp, $"vmalloc: allocation failure, allocated {(ulong)got << PageShift} of {area.Size} bytes");
         else if (!(mapped = MapFrames(area.Start, frames)))
         {
             _log.Err($"vmalloc: cannot map {nr} pages at 0x{area.Start:x}: the host refused the mapping (errno {Marshal.GetLastPInvokeError()})");
@@ -526,6 +524,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
                 {
                     Address = a.Start, Size = a.Size, Flags = a.Flags, NrPages = a.NrPages, MappedPages = a.Mapped,
                     Caller = a.Caller.ToString(), VPages = a.PageArray != 0 && Contains(a.PageArray), Phys = a.Phys,
+                    PagesPerNode = _pa.NumaEnabled ? PagesPerNode(a) : [],
                 };
             }
             return r;

@@ -131,7 +131,16 @@ public sealed class TraceReplayer
                 Gfp dflt = ev.Migratetype switch { 1 => Gfp.HighUserMovable, 2 => Gfp.Kernel | Gfp.Reclaimable, _ => Gfp.Kernel };
                 var gfp = WithMigratetype(GfpOf(ev, dflt), ev.Migratetype, r, out var want);
                 bool ownEmpty = want is { } w && OwnListsEmpty(w, order);
-                var page = _m.AllocPages(gfp | Gfp.NoWarn, order);
+                // mm_page_alloc carries no node, but the PFN does: on a NUMA machine the page is asked of the node that PFN
+                // lies in here (alloc_pages_node(), that node's zone of the mask first, falling back as the kernel would).
+                int nid = RecordedNode(pfn, r);
+                var page = nid >= 0 ? _m.AllocPagesNode(nid, gfp | Gfp.NoWarn, order) : _m.AllocPages(gfp | Gfp.NoWarn, order);
+                if (nid >= 0 && !page.IsNull)
+                {
+                    int got = _m.PageToNid(page);
+                    r.Note(got == nid ? $"mm_page_alloc placed on node {nid}, its recorded PFN's node"
+                        : $"mm_page_alloc of node {nid} (its recorded PFN's) fell back to node {got}");
+                }
                 r.PageOrder(order, !page.IsNull);
                 if (page.IsNull) { r.Fail("mm_page_alloc", $"order-{order} page allocation failed"); return; }
                 if (want is { } mt) CheckMigratetype(page, mt, ownEmpty, r);
@@ -151,6 +160,19 @@ public sealed class TraceReplayer
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// The node a recorded PFN lies in on this machine (page_to_nid() of that frame), or -1 on a one-node machine or when
+    /// the PFN is outside this machine's zones (the report says so; the page then comes from the replaying thread's node).
+    /// </summary>
+    private int RecordedNode(ulong pfn, TraceReport r)
+    {
+        if (_m.NodeCount == 1) return -1;
+        var pa = _m.Pages;
+        int nid = pfn >= pa.BasePfn && pfn - pa.BasePfn < int.MaxValue ? pa.NodeOfIdx((int)(pfn - pa.BasePfn)) : -1;
+        if (nid < 0) r.Note("mm_page_alloc of a PFN outside this machine's memory: its node unknown, the replaying thread's used");
+        return nid;
     }
 
     /// <summary>
