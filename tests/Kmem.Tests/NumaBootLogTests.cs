@@ -72,7 +72,7 @@ public class NumaBootLogTests
             "Policy zone: Normal",
             "SLUB: HWalign=64, Order=0-3, MinObjects=0, CPUs=2, Nodes=2",
         ];
-        var ours = Log("6.6");
+        var ours = Log("6.8");
         AssertInOrder(published, ours);
         // The kernel's exact unavailable-range counts of this layout: page 0, the 97 pages below 1 MiB, and the
         // tail of the section that holds the end of low RAM (0x7ffdc000 to 0x80000000: 36 pages), attributed to Normal.
@@ -94,7 +94,7 @@ public class NumaBootLogTests
             "SRAT: Node 1 PXM 1 [mem 0x40200000-0x801fffff]",
             "Initmem setup node 0 [mem 0x00000000-0x3fffffff]",
             "  NODE_DATA [mem 0x3ffec000-0x3ffeffff]",
-            "Initmem setup node 1 [mem 0x40200000-0x801fffff]",
+            "Initmem setup node 1 [mem 0x40800000-0x801fffff]",
             "  NODE_DATA [mem 0x801fb000-0x801fefff]",
             "Zone ranges:",
             "  DMA      [mem 0x00001000-0x00ffffff]",
@@ -115,7 +115,11 @@ public class NumaBootLogTests
         var ours = m.Dmesg().TrimEnd('\n').Split('\n').Select(Shape).ToList();
         // Zone ranges and node ranges print %#018Lx in Kmem's releases (3.15's own print them 32 bits wide below 4 GiB):
         // those lines are compared by their words.
-        AssertInOrder(published.Where(l => !l.StartsWith("  DMA ", StringComparison.Ordinal)).ToList(), ours);
+        // Before 3.16 setup_node_data() rounded a node's start up to ZONE_ALIGN (8 MiB; "x86: numa: drop ZONE_ALIGN"
+        // removed it because the pages below the rounded start were lost): Kmem keeps node 1's pages and prints its bank's
+        // start, a difference docs/numa.md lists. That line is compared in full apart from its start.
+        Assert.Contains("Initmem setup node 1 [mem 0x40200000-0x801fffff]", m.Dmesg());
+        AssertInOrder(published.Where(l => !l.StartsWith("  DMA ", StringComparison.Ordinal) && !l.StartsWith("Initmem setup node 1", StringComparison.Ordinal)).ToList(), ours);
         Assert.DoesNotContain(ours, l => l.StartsWith("NODE_DATA(", StringComparison.Ordinal));
         Assert.DoesNotContain(ours, l => l.StartsWith("Fallback", StringComparison.Ordinal));
     }

@@ -176,6 +176,43 @@ public class NumaTopologyTests
     }
 
     [Fact]
+    public void Before_4_14_a_zone_ordered_kernel_tries_every_nodes_Normal_before_the_local_DMA32()
+    {
+        // 3.10: default_zonelist_order() picks Zone order when DMA/DMA32 hold at most half of memory and no node above the
+        // average is mostly DMA32 (node 0: 4 GiB below 4 GiB + 4 GiB above, node 1: 8 GiB). build_zonelists_in_zone_order().
+        using var m = Machine.Boot(MachineProfile.Parse("""
+            { "name": "zone-order", "arch": "x86_64", "cpus": 2, "cpu_nodes": [0, 1], "version": "3.10", "config": { "NUMA": true },
+              "dram": [ { "base": "0x1000", "size": "0xbfeff000", "node": 0 }, { "base": "0x100000000", "size": "4G", "node": 0 },
+                        { "base": "0x200000000", "size": "8G", "node": 1 } ] }
+            """));
+        Assert.Equal("Zone", m.Pages.ZonelistOrder);
+        Assert.Contains("Built 2 zonelists in Zone order, mobility grouping on.", m.Dmesg());
+        Assert.Equal(["1 Normal", "0 Normal", "0 DMA32", "0 DMA"], m.Pages.ZonelistFor(1, Gfp.Kernel).Select(z => $"{z.Node} {z.Name}"));
+        Assert.Equal(["0 Normal", "1 Normal", "0 DMA32", "0 DMA"], m.Pages.ZonelistFor(0, Gfp.Kernel).Select(z => $"{z.Node} {z.Name}"));
+        Assert.Equal(["0 Normal", "0 DMA32", "0 DMA"], m.Pages.ZonelistFor(0, Gfp.Kernel | Gfp.ThisNode).Select(z => $"{z.Node} {z.Name}"));
+        // From 4.14 only node order is left: the same machine goes through node 0's zones first.
+        using var later = Machine.Boot(TestSupport.AtRelease("x86_64-numa2", "4.14"));
+        Assert.Equal("Node", later.Pages.ZonelistOrder);
+        Assert.Equal(["0 Normal", "0 DMA32", "0 DMA", "1 Normal"], later.Pages.ZonelistFor(0, Gfp.Kernel).Select(z => $"{z.Node} {z.Name}"));
+    }
+
+    [Fact]
+    public void On_a_two_node_i386_board_high_memory_starts_at_the_lowmem_limit_on_every_node()
+    {
+        // Node 0 holds lowmem and the start of HighMem, node 1 only HighMem: high_memory is one physical limit.
+        using var m = Machine.Boot(MachineProfile.Parse("""
+            { "name": "i386-numa2", "arch": "i386", "cpus": 2, "cpu_nodes": [0, 1], "version": "5.10", "config": { "NUMA": true },
+              "dram": [ { "base": "0x0", "size": "1536M", "node": 0 }, { "base": "0x60000000", "size": "512M", "node": 1 } ] }
+            """));
+        Assert.Equal(["DMA", "Normal", "HighMem"], m.Pages.NodeZones(0).ToArray().Where(z => z.Populated).Select(z => z.Name));
+        Assert.Equal(["HighMem"], m.Pages.NodeZones(1).ToArray().Where(z => z.Populated).Select(z => z.Name));
+        var node0High = m.PfnToPage(0x40000);                   // 1 GiB: node 0, above the lowmem limit
+        Assert.True(m.PageHighMem(node0High));
+        Assert.Equal(0, m.PageAddress(node0High));
+        Assert.False(m.PageHighMem(m.PfnToPage(0x1000)));
+    }
+
+    [Fact]
     public void A_one_node_machine_is_node_0_everywhere()
     {
         using var m = Machine.Boot();

@@ -151,6 +151,33 @@ public class NumaViewTests
     }
 
     [Fact]
+    public void Numastat_counts_local_and_remote_allocations_on_the_node_that_served_them()
+    {
+        using var m = Machine.Boot("x86_64-numa2");
+        long Stat(int node, string key) =>
+            long.Parse(Regex.Match(m.ProcFs.Read($"/sys/devices/system/node/node{node}/numastat"), $@"(?m)^{key} (\d+)$").Groups[1].Value);
+        long hit = Stat(1, "numa_hit"), local = Stat(1, "local_node"), other = Stat(1, "other_node"), miss = Stat(1, "numa_miss");
+        NumaTopologyTests.RunOn(m, 2, () => { for (int i = 0; i < 100; i++) m.FreePage(m.AllocPage(Gfp.Kernel)); });
+        NumaTopologyTests.RunOn(m, 0, () => { for (int i = 0; i < 50; i++) m.FreePage(m.AllocPagesNode(1, Gfp.Kernel, 0)); });
+        // zone_statistics(): node 1 was the preferred node each time (a hit); the CPU was node 1's 100 times (local)
+        // and node 0's 50 times (other).
+        Assert.Equal(hit + 150, Stat(1, "numa_hit"));
+        Assert.Equal(local + 100, Stat(1, "local_node"));
+        Assert.Equal(other + 50, Stat(1, "other_node"));
+        Assert.Equal(miss, Stat(1, "numa_miss"));
+    }
+
+    [Fact]
+    public void Node_meminfo_prints_SwapCached_from_5_14_even_without_swap()
+    {
+        var p = MachineProfile.Embedded("x86_64-numa2");
+        using var m = Machine.Boot(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["SWAP"] = false } });
+        Assert.Contains($"Node 0 {"SwapCached:",-16}{0,8} kB\nNode 0 Active:", m.ProcFs.Read("/sys/devices/system/node/node0/meminfo"));
+        using var old = Machine.Boot(TestSupport.AtRelease("x86_64-numa2", "5.10"));
+        Assert.DoesNotContain("SwapCached", old.ProcFs.Read("/sys/devices/system/node/node0/meminfo"));
+    }
+
+    [Fact]
     public void Node_devices_exist_only_with_config_numa()
     {
         // node0 exists on a one-node kernel built with NUMA (x86_64's defconfig), not without it.

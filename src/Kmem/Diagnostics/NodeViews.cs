@@ -105,7 +105,7 @@ internal static class NodeViews
     /// node_read_meminfo() of the modelled release: every line "Node %d Label:" padded to 16 columns then "%8lu kB"
     /// (KernelStack is kept in kB already). MemTotal/MemFree are si_meminfo_node()'s managed and free pages of the node's
     /// zones, MemUsed their difference; the slab lines are the node's own counters. Lines by release: KReclaimable 4.20
-    /// (NR_KERNEL_MISC_RECLAIMABLE), SwapCached 5.14 with CONFIG_SWAP (NR_SWAPCACHE), ShadowCallStack 5.8 with its config
+    /// (NR_KERNEL_MISC_RECLAIMABLE), SwapCached 5.14 (always printed; only its value, NR_SWAPCACHE, needs CONFIG_SWAP), ShadowCallStack 5.8 with its config
     /// (no blank after the colon), SecPageTables 6.0, THP's AnonHugePages, ShmemHugePages/ShmemPmdMapped (4.8) and
     /// FileHugePages/FilePmdMapped (5.4: one blank after the colon, two from 6.6 — Hugh Dickins' alignment fix of August
     /// 2023), Unaccepted 6.5 with CONFIG_UNACCEPTED_MEMORY; then hugetlb_report_node_meminfo() (default hstate).
@@ -128,7 +128,7 @@ internal static class NodeViews
         Kb("MemTotal:", total);
         Kb("MemFree:", free);
         Kb("MemUsed:", total - free);
-        if (cfg.Swap && v.IsAtLeast(5, 14)) Kb("SwapCached:", 0);
+        if (v.IsAtLeast(5, 14)) Kb("SwapCached:", 0);
         foreach (var l in new[] { "Active:", "Inactive:", "Active(anon):", "Inactive(anon):", "Active(file):", "Inactive(file):", "Unevictable:", "Mlocked:" })
             Kb(l, 0);
         if (f.HighMem)

@@ -102,7 +102,7 @@ public sealed partial class Machine
         }
         bool grouping = vmTotal >= (1L << pa.PageblockOrder) * PageTypes.MigrateTypes;
         // Before 4.14 the line named the zonelist order ("mm, page_alloc: rip out ZONELIST_ORDER_ZONE" removed it).
-        string order = p.Version.IsAtLeast(4, 14) ? "" : $" in {ZonelistOrder(p, pa)} order";
+        string order = p.Version.IsAtLeast(4, 14) ? "" : $" in {pa.ZonelistOrder} order";
         // start_kernel() prints the command line after build_all_zonelists(); from 6.4 before it, as mm_core_init() builds
         // the zonelists ("init: fold build_all_zonelists() and page_alloc_init_cpuhp() to mm_init()"). Both come after
         // setup_arch(), which prints the zone ranges.
@@ -248,50 +248,6 @@ public sealed partial class Machine
         Log.Printk(LogLevel.Notice, $"{maxLowPfn >> 8}MB LOWMEM available.");
         Log.Info($"  mapped low ram: 0 - {maxLowPfn << 12:x8}");
         Log.Info($"  low ram: 0 - {maxLowPfn << 12:x8}");
-    }
-
-    /// <summary>
-    /// The zonelist order the "Built … zonelists in … order" line named before 4.14: "Zone" without NUMA; with NUMA
-    /// "Node" on 64-bit and "Zone" on 32-bit from 3.16 ("mm: page_alloc: default node-ordering on 64-bit NUMA,
-    /// zone-ordering on 32-bit"); before 3.16 default_zonelist_order()'s heuristic: Node order when the node has no
-    /// ZONE_NORMAL or when DMA/DMA32 hold more than half of memory, or more than 70% of it and more than the average.
-    /// </summary>
-    private static string ZonelistOrder(MachineProfile p, PageAllocator pa)
-    {
-        if (!p.Config.IsEnabled("NUMA")) return "Zone";
-        if (p.Version.IsAtLeast(3, 16)) return p.Is64Bit ? "Node" : "Zone";
-        // default_zonelist_order(): a node whose ZONE_NORMAL is empty, no DMA/DMA32 at all, or DMA/DMA32 above half of
-        // memory choose node order; else node order when some node holds more than the average (total / (memory nodes
-        // + 1)) and its DMA/DMA32 are over 70% of it.
-        (long Low, long Total) Sizes(int nid)
-        {
-            long low = 0, total = 0;
-            foreach (var z in pa.NodeZones(nid))
-            {
-                if (!z.Populated) continue;
-                if (z.Type is ZoneType.Dma or ZoneType.Dma32) low += z.Managed;
-                total += z.Managed;
-            }
-            return (low, total);
-        }
-        long lowAll = 0, totalAll = 0;
-        for (int nid = 0; nid < pa.NodeCount; nid++)
-        {
-            foreach (var z in pa.NodeZones(nid))
-                if (!z.Populated && z.Type == ZoneType.Normal) return "Node";
-            var (l, t) = Sizes(nid);
-            lowAll += l;
-            totalAll += t;
-        }
-        if (lowAll == 0 || lowAll > totalAll / 2) return "Node";
-        int memoryNodes = Enumerable.Range(0, pa.NodeCount).Count(pa.NodeHasMemory);
-        long average = totalAll / (memoryNodes + 1);
-        for (int nid = 0; nid < pa.NodeCount; nid++)
-        {
-            var (l, t) = Sizes(nid);
-            if (l > 0 && t > average && l > t * 70 / 100) return "Node";
-        }
-        return "Zone";
     }
 
     private static string Hex18(ulong v) => "0x" + v.ToString("x16");

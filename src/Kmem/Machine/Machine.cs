@@ -67,6 +67,7 @@ public sealed partial class Machine : IDisposable
                 Cpus = profile.Cpus,
                 Zones = layout.Zones,
                 Numa = profile.Config.IsEnabled("NUMA"),
+                Is64Bit = profile.Is64Bit,
                 CpuNodes = Enumerable.Range(0, profile.Cpus).Select(profile.NodeOfCpu).ToArray(),
                 Distances = profile.NodeCount == 1 ? null
                     : Enumerable.Range(0, profile.NodeCount).Select(a => Enumerable.Range(0, profile.NodeCount).Select(b => profile.Distance(a, b)).ToArray()).ToArray(),

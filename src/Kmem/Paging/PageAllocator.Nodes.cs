@@ -87,6 +87,21 @@ internal sealed unsafe partial class PageAllocator
         return false;
     }
 
+    /// <summary>The nodes with memory as a kernel node list ("%*pbl": <c>0-1</c>, <c>0,2</c>): cpuset's mems_allowed.</summary>
+    public string MemoryNodeList()
+    {
+        var parts = new List<string>();
+        for (int n = 0; n < NodeCount; n++)
+        {
+            if (!NodeHasMemory(n)) continue;
+            int end = n;
+            while (end + 1 < NodeCount && NodeHasMemory(end + 1)) end++;
+            parts.Add(end == n ? $"{n}" : $"{n}-{end}");
+            n = end;
+        }
+        return string.Join(',', parts);
+    }
+
     /// <summary><c>page_to_nid()</c> by frame index: the node of the zone the frame lies in, or -1 outside every zone.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int NodeOfIdx(int idx) => ZoneOfIdx(idx) is { } z ? z.Node : -1;
@@ -250,6 +265,51 @@ internal sealed unsafe partial class PageAllocator
     }
 
     /// <summary>
+    /// The zonelist order (set_zonelist_order(), printed as "Built … zonelists in … order" before 4.14): "Zone" without
+    /// NUMA; with NUMA "Node" on 64-bit and "Zone" on 32-bit from 3.16 ("mm: page_alloc: default node-ordering on
+    /// 64-bit NUMA, zone-ordering on 32-bit"); before 3.16 default_zonelist_order()'s heuristic: Node order when a node
+    /// has no ZONE_NORMAL or when DMA/DMA32 hold more than half of memory, or more than 70% of a node larger than the
+    /// average. From 4.14 only node order exists ("mm, page_alloc: remove zonelist ordering"), and this says "Node".
+    /// </summary>
+    public string ZonelistOrder { get; private set; } = "Node";
+
+    private string DefaultZonelistOrder()
+    {
+        if (_settings.Version.IsAtLeast(4, 14)) return "Node";
+        if (!_settings.Numa) return "Zone";
+        if (_settings.Version.IsAtLeast(3, 16)) return _settings.Is64Bit ? "Node" : "Zone";
+        (long Low, long Total) Sizes(int nid)
+        {
+            long low = 0, total = 0;
+            foreach (var z in NodeZones(nid))
+            {
+                if (!z.Populated) continue;
+                if (z.Type is ZoneType.Dma or ZoneType.Dma32) low += z.Managed;
+                total += z.Managed;
+            }
+            return (low, total);
+        }
+        long lowAll = 0, totalAll = 0;
+        for (int nid = 0; nid < NodeCount; nid++)
+        {
+            foreach (var z in NodeZones(nid))
+                if (!z.Populated && z.Type == ZoneType.Normal) return "Node";
+            var (l, t) = Sizes(nid);
+            lowAll += l;
+            totalAll += t;
+        }
+        if (lowAll == 0 || lowAll > totalAll / 2) return "Node";
+        int memoryNodes = Enumerable.Range(0, NodeCount).Count(NodeHasMemory);
+        long average = totalAll / (memoryNodes + 1);
+        for (int nid = 0; nid < NodeCount; nid++)
+        {
+            var (l, t) = Sizes(nid);
+            if (l > 0 && t > average && l > t * 70 / 100) return "Node";
+        }
+        return "Zone";
+    }
+
+    /// <summary>
     /// build_all_zonelists(): for each node, the node order of find_next_best_node() (nearest first; among equals the
     /// lower id, a node without CPUs, then the least loaded, node_load spreading equal-distance groups), then the
     /// zonelist per highest zone: each node of that order with its populated zones from the highest down
@@ -262,6 +322,8 @@ internal sealed unsafe partial class PageAllocator
         var nodeLoad = new int[NodeCount];
         _zonelists = new Zone[NodeCount * ZonesPerNode][];
         _thisnodeZonelists = new Zone[NodeCount * ZonesPerNode][];
+        ZonelistOrder = DefaultZonelistOrder();
+        bool zoneOrder = ZonelistOrder == "Zone";
         for (int local = 0; local < NodeCount; local++)
         {
             var used = new bool[NodeCount];
@@ -276,7 +338,16 @@ internal sealed unsafe partial class PageAllocator
             for (int hz = 0; hz < ZonesPerNode; hz++)
             {
                 var list = new List<Zone>();
-                foreach (int n in order) AddNodeZones(list, n, hz);
+                if (zoneOrder)
+                {
+                    // build_zonelists_in_zone_order() (before 4.14): each zone type from the highest down, across the
+                    // nodes in their order, so a remote Normal comes before the local DMA32.
+                    for (int t = hz; t >= 0; t--)
+                        foreach (int n in order)
+                            if (Zones[n * ZonesPerNode + t] is { Populated: true } z) list.Add(z);
+                }
+                else
+                    foreach (int n in order) AddNodeZones(list, n, hz);
                 _zonelists[local * ZonesPerNode + hz] = list.ToArray();
                 var own = new List<Zone>();
                 AddNodeZones(own, local, hz);

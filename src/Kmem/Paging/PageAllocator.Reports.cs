@@ -153,7 +153,7 @@ internal sealed unsafe partial class PageAllocator
             }
         }
         var sb = new StringBuilder();
-        sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed={(NodeCount == 1 ? "0" : $"0-{NodeCount - 1}")}\n");
+        sb.Append($"{TaskName()}: {what}, mode:0x{(uint)gfp:x}({GfpFlags.Format(gfp)}), nodemask=(null),cpuset=/,mems_allowed={MemoryNodeList()}\n");
         DumpStack(sb);
         string mem = ShowMem();
         _log.Printk(LogLevel.Warning, sb.ToString());

@@ -32,6 +32,8 @@ internal sealed record PageAllocatorSettings
     /// (show_node()) and mems_allowed lists the nodes.
     /// </summary>
     public bool Numa { get; init; }
+    /// <summary>A 64-bit kernel (the zonelist order default of 3.16–4.13 depends on it).</summary>
+    public bool Is64Bit { get; init; } = true;
     /// <summary>Each CPU's node (<c>cpu_to_node()</c>); <see cref="Cpus"/> entries.</summary>
     public int[] CpuNodes { get; init; } = [];
     /// <summary>The node distance table (<c>node_distance()</c>), one row per node; null means 10 local, 20 remote.</summary>
