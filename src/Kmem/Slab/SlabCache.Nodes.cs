@@ -99,30 +99,7 @@ public sealed unsafe partial class SlabCache
                 var c = (KmemCacheCpu*)t[slot];
                 if (c != null && c->Page >= 0 && c->Node == node)
                 {
-                    nint obj = c->Hot;
-                    if (obj != 0)
-                    {
-                        c->Hot = 0;
-                        c->LastAlloc = obj;
-                        nint hp = obj + c->Offset;
-                        *(uint*)hp = SlabWord.InUse(c->Random, hp);
-                    }
-                    else if ((obj = c->Freelist) != 0)
-                    {
-                        nint fp = obj + c->Offset;
-                        uint raw = *(uint*)fp;
-                        uint link = SlabWord.Decode(raw, c->Random, fp);
-                        if (link <= c->SlabBytes)
-                        {
-                            c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
-                            c->LastAlloc = obj;
-                            *(uint*)fp = SlabWord.InUseAfterPop(raw);
-                        }
-                        else
-                        {
-                            obj = 0;                           // a corrupt free pointer: the slow path reports it
-                        }
-                    }
+                    nint obj = PopCpuFreelist(c);
                     int zero = (gfp & Gfp.Zero) != 0 ? c->ZeroBytes : 0;
                     hs->OwnerExit();
                     if (zero != 0 && obj != 0) new Span<byte>((void*)obj, zero).Clear();

@@ -191,6 +191,33 @@ public sealed unsafe partial class SlabCache
     }
 
     /// <summary>
+    /// The object freed last (the hot slot), else the head of the CPU freelist, marked in use; 0 when both are empty or
+    /// the freelist's link points outside the slab (a corrupt free pointer, which then stays for the slow path to report).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static nint PopCpuFreelist(KmemCacheCpu* c)
+    {
+        nint obj = c->Hot;
+        if (obj != 0)
+        {
+            c->Hot = 0;                                        // the object freed last comes back first (LIFO)
+            c->LastAlloc = obj;
+            nint hp = obj + c->Offset;
+            *(uint*)hp = SlabWord.InUse(c->Random, hp);        // in use: its free pointer decodes outside any slab
+            return obj;
+        }
+        if ((obj = c->Freelist) == 0) return 0;
+        nint fp = obj + c->Offset;
+        uint raw = *(uint*)fp;
+        uint link = SlabWord.Decode(raw, c->Random, fp);
+        if (link > c->SlabBytes) return 0;                     // a link outside the slab: the slow path reports it
+        c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+        c->LastAlloc = obj;
+        *(uint*)fp = SlabWord.InUseAfterPop(raw);
+        return obj;
+    }
+
+    /// <summary>
     /// Takes the first object of the calling thread's CPU freelist of the cache in <paramref name="slot"/>, or when
     /// that is empty the last object of its main sheaf (clearing it for <see cref="Gfp.Zero"/>), or returns 0 and
     /// the slow path decides.
@@ -207,31 +234,8 @@ public sealed unsafe partial class SlabCache
                 var c = (KmemCacheCpu*)t[slot];
                 if (c != null)
                 {
-                    nint obj = c->Hot;
-                    if (obj != 0)
-                    {
-                        c->Hot = 0;                            // the object freed last comes back first (LIFO)
-                        c->LastAlloc = obj;
-                        nint hp = obj + c->Offset;
-                        *(uint*)hp = SlabWord.InUse(c->Random, hp); // in use: its free pointer decodes outside any slab
-                    }
-                    else if ((obj = c->Freelist) != 0)
-                    {
-                        nint fp = obj + c->Offset;
-                        uint raw = *(uint*)fp;
-                        uint link = SlabWord.Decode(raw, c->Random, fp);
-                        if (link <= c->SlabBytes)
-                        {
-                            c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
-                            c->LastAlloc = obj;
-                            *(uint*)fp = SlabWord.InUseAfterPop(raw);
-                        }
-                        else
-                        {
-                            obj = 0;                           // a link outside the slab is a corrupt free pointer: the slow path reports it
-                        }
-                    }
-                    else if (c->Main != null && c->Main->Size > 0)
+                    nint obj = PopCpuFreelist(c);
+                    if (obj == 0 && c->Freelist == 0 && c->Main != null && c->Main->Size > 0)
                     {
                         // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
                         obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
