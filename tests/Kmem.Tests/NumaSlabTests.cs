@@ -276,6 +276,32 @@ public sealed class NumaSlabTests
     }
 
     [Fact]
+    public void A_debug_cache_on_a_full_node_takes_its_object_from_the_one_new_slab_on_the_other_node()
+    {
+        // alloc_single_from_new_slab(): the new slab (on node 0, as node 1 is full) serves the request; nothing searches
+        // node 1 again and makes slab after slab.
+        using var m = NumaSlabMachines.Boot();
+        var cache = m.KmemCacheCreate("numa_debug", 256, flags: SlabFlags.NoMerge | SlabFlags.ConsistencyChecks | SlabFlags.RedZone);
+        var held = FillNode1(m);
+        var objs = new List<nint>();
+        foreach (int node in new[] { 1, Machine.NumaNoNode })
+        {
+            if (node < 0) cache.RemoteNodeDefragRatio = 0;
+            long slabs = cache.Slabs;
+            nint o = NumaSlabMachines.OnCpu(m, 2, () => node < 0 ? cache.Alloc(Gfp.Kernel) : cache.AllocNode(Gfp.Kernel, node));
+            Assert.NotEqual(0, o);
+            Assert.Equal(0, Nid(m, o));
+            Assert.Equal(slabs + 1, cache.Slabs);
+            objs.Add(o);
+        }
+        foreach (nint o in objs) cache.Free(o);
+        foreach (var (p, order) in held) m.FreePages(p, order);
+        cache.Shrink();
+        Assert.Equal(0, cache.ObjectsInUse);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void A_node_without_memory_is_no_constraint()
     {
         // Node 2 has a CPU but no memory (memoryless_nodes): it has no kmem_cache_node, and a request for it is NUMA_NO_NODE.

@@ -215,7 +215,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             // The common case, inlined: the first zone of the thread's node's zonelist passes its low watermark and the
             // thread's list for the migratetype has a page. One thread-local lookup, no lock, no atomic.
             int* mem = ThreadBlock();
-            int idx = TryOrder0(mem, PcpThreadCache.FastNodeOf(mem), gfp);
+            // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
+            int idx = TryOrder0(mem, _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp);
             if (idx >= 0) return idx;
         }
         return AllocGeneral(gfp, order, -1);

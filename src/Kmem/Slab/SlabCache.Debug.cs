@@ -328,20 +328,28 @@ public sealed unsafe partial class SlabCache
                             ((obj = DebugFromNode(_nodes[z.Node], site, out retry)) != 0 || retry)) break;
             }
             if (retry) continue;
-            if (obj != 0)
+            if (obj == 0)
             {
-                if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
-                return obj;
+                int page = NewSlab(gfp, node);
+                if (page < 0)
+                {
+                    if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp, node);
+                    return 0;
+                }
+                // alloc_single_from_new_slab(): the object comes from the new slab itself, which joins the list of the
+                // node that holds it (a full node's request falls back to another node's memory; searching the asked
+                // node again would make a new slab every round).
+                var n = NodeOfSlab(page);
+                LockOrder.Enter(LockRank.SlabNode, n.ListLock);
+                lock (n.ListLock)
+                {
+                    AddPartial(n, page, toHead: true);
+                    obj = DebugTakeObject(n, page, site);
+                }
+                if (obj == 0) continue;                       // the new slab failed its checks and was isolated
             }
-            int page = NewSlab(gfp, node);
-            if (page < 0)
-            {
-                if ((gfp & Gfp.NoWarn) == 0) SlabOutOfMemory(gfp, node);
-                return 0;
-            }
-            var n = NodeOfSlab(page);
-            LockOrder.Enter(LockRank.SlabNode, n.ListLock);
-            lock (n.ListLock) AddPartial(n, page, toHead: true);
+            if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)obj, _objectSize).Clear();
+            return obj;
         }
     }
 

@@ -63,15 +63,15 @@ internal unsafe struct KmemCacheCpu
     public int RemotePage;
     /// <summary>Objects in the detached freelist.</summary>
     public int RemoteCount;
+    /// <summary>
+    /// slab_nid() of the CPU slab while there is one (node_match() of kmem_cache_alloc_node()'s fast path reads it;
+    /// the fast path without a node never does). It fills the 4-byte hole after RemoteCount, keeping the struct at two cache lines.
+    /// </summary>
+    public int Node;
     /// <summary>First and last object of the detached freelist.</summary>
     public nint RemoteHead, RemoteTail;
     /// <summary>The thread's main sheaf (caches with sheaves only; null until the first free that needs it).</summary>
     public SlabSheaf* Main;
-    /// <summary>
-    /// slab_nid() of the CPU slab while there is one (node_match() of kmem_cache_alloc_node()'s fast path reads it;
-    /// the fast path without a node never does).
-    /// </summary>
-    public int Node;
 }
 
 /// <summary>The per-thread table of <see cref="KmemCacheCpu"/> pointers and its handshake.</summary>
