@@ -59,6 +59,26 @@ public class NumaTopologyTests
     }
 
     [Fact]
+    public void A_profile_changed_with_with_is_checked_as_the_reader_checks_it()
+    {
+        var p = MachineProfile.Embedded("x86_64-numa2");
+        void Refused(MachineProfile changed, string field)
+        {
+            var e = Assert.Throws<ProfileException>(() => Machine.Boot(changed).Dispose());
+            Assert.Equal(field, e.Field);
+        }
+        Refused(p with { ConfigOptions = new Dictionary<string, object>(p.ConfigOptions) { ["NUMA"] = false } }, "dram");
+        Refused(p with { Distances = [[10]] }, "distances[0]");
+        Refused(p with { Distances = [[10, 5], [20, 10]] }, "distances[0][1]");
+        Refused(p with { CpuNodes = [0, 0, 1, 200] }, "cpu_nodes[3]");
+        Refused(p with { CpuNodes = [0, 1] }, "cpu_nodes");
+        Refused(p with { MemorylessNodes = [1] }, "memoryless_nodes[0]");
+        Refused(p with { Cma = [new CmaAreaSpec("far", null, 16 << 20, 0) { Node = 3 }] }, "cma[0].node");
+        Refused(p with { Devices = [.. p.Devices, new DeviceSpec("0000:00:09.0", false, 64, true, null) { Node = 5 }] }, $"devices[{p.Devices.Count}].node");
+        Refused(p with { Dram = [p.Dram[0], p.Dram[1] with { Node = 1 }, p.Dram[2], p.Dram[3]] }, "dram[1]"); // inside node 0's span
+    }
+
+    [Fact]
     public void A_node_span_that_another_node_enters_is_refused()
     {
         var e = Assert.Throws<ProfileException>(() => MachineProfile.Parse(Json([0, 1, 0], [0, 1])));

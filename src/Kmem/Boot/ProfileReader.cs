@@ -243,7 +243,7 @@ internal static partial class ProfileReader
                 if (!config.IsEnabled("CMA")) throw new ProfileException(p, "a CMA area needs config CMA");
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
                 if (dt && opb != 0) throw new ProfileException($"{p}.order_per_bit", "rmem_cma_setup() makes its areas with order_per_bit 0");
-                int cmaNode = CmaNode(c, p, draft, cb, cs, dt);
+                int cmaNode = NodeKey(c, p);
                 cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt, Inactive = inactive, Node = cmaNode });
                 i++;
             }
@@ -279,7 +279,7 @@ internal static partial class ProfileReader
                 if (dc is not null && !cmaNames.Contains(dc)) throw new ProfileException($"{p}.cma", $"no CMA area named '{dc}'");
                 string? driver = Str(d, "driver", required: false, path: p);
                 if (driver is not null && !DeviceNameRegex().IsMatch(driver)) throw new ProfileException($"{p}.driver", $"'{driver}' is not a driver name");
-                var spec = new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver, RegSize = Size(d, "reg_size", p, required: false), Node = DeviceNode(d, p, draft) };
+                var spec = new DeviceSpec(dn, iommu, mask, coherent, dc) { Driver = driver, RegSize = Size(d, "reg_size", p, required: false), Node = NodeKey(d, p) };
                 if (spec.RegSize is { } rs && rs > 0)
                 {
                     // The driver ioremaps its window at the name's unit address; ioremap refuses RAM.
@@ -312,7 +312,7 @@ internal static partial class ProfileReader
             if (vs > MachineProfile.MaxVmallocReserve) throw new ProfileException("vmalloc_size", $"0x{vs:x} is above the {MachineProfile.MaxVmallocReserve >> 30} GiB Kmem can reserve");
         }
 
-        return partial with
+        var profile = partial with
         {
             Cmdline = cmdline,
             Description = Str(root, "description", required: false) ?? "",
@@ -322,6 +322,8 @@ internal static partial class ProfileReader
             VmallocSize = vmallocSize,
             DmaDebug = Bool(root, "dma_debug", "") ?? config.IsEnabled("DMA_API_DEBUG"),
         };
+        ValidateNodes(profile);                                      // the devices' and CMA areas' nodes
+        return profile;
     }
 
     /// <summary>

@@ -223,7 +223,8 @@ public sealed partial class Machine : IDisposable
 
     /// <summary>
     /// What the reader checks of a profile that a change with <c>with</c> can undo: the release is one Kmem models, the
-    /// config resolves for it, and a zone limit the profile gave belongs to a zone this release and config have.
+    /// config resolves for it, a zone limit the profile gave belongs to a zone this release and config have, and the
+    /// NUMA description (nodes, CPUs, distances, devices' and CMA areas' nodes) holds together.
     /// </summary>
     /// <exception cref="ProfileException">The first problem found.</exception>
     private static void CheckChangedProfile(MachineProfile p)
@@ -235,6 +236,7 @@ public sealed partial class Machine : IDisposable
                      (p.GivenZones.Dma32, "ZONE_DMA32", "zones.dma32_limit"), (p.GivenZones.Lowmem, "HIGHMEM", "zones.lowmem_limit") })
             if (given is not null && !config.IsEnabled(option))
                 throw new ProfileException(field, $"Linux {p.Version} on {p.Arch.ToString().ToLowerInvariant()} with this config has no {(option == "HIGHMEM" ? "HighMem zone" : option)}");
+        ProfileReader.ValidateNodes(p);
     }
 
     /// <summary>The facts of the modelled kernel that the layers below read instead of the profile.</summary>
