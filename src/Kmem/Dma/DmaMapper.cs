@@ -217,12 +217,16 @@ internal sealed unsafe partial class DmaMapper
             {
                 if (cma is null) continue;
                 idx = cma.Alloc((ulong)count, Math.Min(order, CmaArea.ConfigCmaAlignment), gfp & Gfp.NoWarn | Gfp.Kernel);
-                if (idx >= 0 && !CoherentOk(dev, IdxToPhys(idx), size))
+                if (idx < 0) continue;                            // dma_alloc_contiguous() tries the next area only on failure
+                // The first area's page is the answer; __dma_direct_alloc_pages() gives it back when the device cannot
+                // reach it and goes to the buddy allocator, not to another area.
+                if (!CoherentOk(dev, IdxToPhys(idx), size))
                 {
                     cma.Release(idx, (ulong)count);
                     idx = -1;
                 }
-                if (idx >= 0) { e.Source = CoherentSource.Cma; e.Cma = cma; break; }
+                else { e.Source = CoherentSource.Cma; e.Cma = cma; }
+                break;
             }
         }
         if (idx < 0)

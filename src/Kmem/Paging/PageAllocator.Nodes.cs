@@ -197,10 +197,18 @@ internal sealed unsafe partial class PageAllocator
                 if (s[i * NumaStatItems + k] != 0) Interlocked.Add(ref Zones[i].NumaEvents[k], s[i * NumaStatItems + k]);
     }
 
-    /// <summary>Frees a dead thread's block, its NUMA events folded into the zones first.</summary>
-    private void ReleaseDeadCache(PcpThreadCache c)
+    /// <summary>
+    /// Unlists dead threads' blocks and frees them, their NUMA events folded into the zones first, all under the fold
+    /// lock: a reader (<see cref="NumaEventState"/>, same lock order: fold, list, block) sees each count either in the
+    /// block or in the zone, never in neither.
+    /// </summary>
+    private void ReleaseDeadCaches(List<PcpThreadCache> dead)
     {
-        lock (_numaFold) c.Release(FoldNumaEvents);
+        lock (_numaFold)
+        {
+            lock (_cachesLock) foreach (var d in dead) _caches.Remove(d);
+            foreach (var d in dead) d.Release(FoldNumaEvents);
+        }
     }
 
     /// <summary>

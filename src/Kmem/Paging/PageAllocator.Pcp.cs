@@ -371,8 +371,7 @@ internal sealed unsafe partial class PageAllocator
         }
         if (dead is not null)
         {
-            lock (_cachesLock) foreach (var d in dead) _caches.Remove(d);
-            foreach (var d in dead) ReleaseDeadCache(d); // its thread is gone: nobody can reach the lists any more
+            ReleaseDeadCaches(dead);                    // their threads are gone: nobody can reach the lists any more
         }
     }
 

@@ -156,7 +156,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         Gfp nested = (gfp & ReclaimMask) | Gfp.Zero;
         nint pages = arrayBytes > PageSize
             ? Vmalloc(arrayBytes, nested | Gfp.HighMem, VmFlags.None, caller, node)
-            : _slab.Kmalloc((nuint)arrayBytes, nested, caller);
+            : node >= 0 ? _slab.KmallocNode((nuint)arrayBytes, nested, node, caller) : _slab.Kmalloc((nuint)arrayBytes, nested, caller);
         if (pages == 0)
         {
             ReleaseArea(area);
