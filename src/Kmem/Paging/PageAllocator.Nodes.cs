@@ -25,9 +25,9 @@ internal enum NumaStat
 }
 
 /// <summary>One node's own state (the parts of <c>struct pglist_data</c> the zones do not hold).</summary>
-internal sealed class NodeData
+internal sealed class PgData
 {
-    public NodeData(int id) => Id = id;
+    public PgData(int id) => Id = id;
     /// <summary><c>node_id</c>.</summary>
     public int Id { get; }
     /// <summary>The zonelist's node order (<c>node_order[]</c> of build_zonelists()), this node first when it has memory.</summary>
@@ -51,7 +51,7 @@ internal sealed unsafe partial class PageAllocator
 
     private readonly int[] _cpuNode;
     private readonly int[][] _distance;
-    private NodeData[] _nodes = [];
+    private PgData[] _nodes = [];
     private int[] _kswapdQueued = [];
 
     /// <summary><c>nr_online_nodes</c>.</summary>
@@ -61,7 +61,7 @@ internal sealed unsafe partial class PageAllocator
     public int ZonesPerNode { get; }
 
     /// <summary>The nodes' own state, by node id.</summary>
-    public IReadOnlyList<NodeData> Nodes => _nodes;
+    public IReadOnlyList<PgData> Nodes => _nodes;
 
     /// <summary>The zones of one node, in zone order (empty ones included).</summary>
     public ReadOnlySpan<Zone> NodeZones(int nid) => Zones.AsSpan(nid * ZonesPerNode, ZonesPerNode);
@@ -325,7 +325,7 @@ internal sealed unsafe partial class PageAllocator
     /// </summary>
     private void BuildAllZonelists()
     {
-        _nodes = new NodeData[NodeCount];
+        _nodes = new PgData[NodeCount];
         _kswapdQueued = new int[NodeCount];
         var nodeLoad = new int[NodeCount];
         _zonelists = new Zone[NodeCount * ZonesPerNode][];
@@ -342,7 +342,7 @@ internal sealed unsafe partial class PageAllocator
                 if (Distance(local, node) != Distance(local, prev)) nodeLoad[node]++;
                 order.Add(node);
             }
-            _nodes[local] = new NodeData(local) { FallbackOrder = order.ToArray() };
+            _nodes[local] = new PgData(local) { FallbackOrder = order.ToArray() };
             for (int hz = 0; hz < ZonesPerNode; hz++)
             {
                 var list = new List<Zone>();
