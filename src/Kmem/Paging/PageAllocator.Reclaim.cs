@@ -220,7 +220,9 @@ internal sealed partial class PageAllocator
     /// </summary>
     private void WakeKswapd(int nid)
     {
-        if (NodeUnreclaimable(nid)) return;
+        // "mm: fix 100% CPU kswapd busyloop on unreclaimable nodes" (4.11) brought pgdat->kswapd_failures:
+        // from then on a node kswapd gave up on is not woken until reclaim makes progress there.
+        if (_settings.Version.IsAtLeast(4, 11) && NodeUnreclaimable(nid)) return;
         if (Interlocked.CompareExchange(ref _kswapdQueued[nid], 1, 0) != 0) return;
         if (NodeBalanced(nid)) { Volatile.Write(ref _kswapdQueued[nid], 0); return; }
         Interlocked.Increment(ref KswapdWakeups);
