@@ -58,25 +58,19 @@ public class NumaReclaimTests
         return held;
     });
 
-    [Fact]
-    public void Filling_node_1_wakes_kswapd1_only_and_direct_reclaim_asks_node_1()
+    /// <summary>Hands node 1's order-0 pages of <paramref name="held"/> to a registered node hoard (they leave the list).</summary>
+    private static NodeHoard HoardOrder0(Machine m, List<(Page Page, int Order)> held, bool numaAware)
     {
-        using var m = TwoNode();
-        long w0 = m.Pages.Nodes[0].KswapdWakeups, w1 = m.Pages.Nodes[1].KswapdWakeups;
-        var held = FillNode1(m);
-        Assert.True(m.Pages.Nodes[1].KswapdWakeups > w1);
-        Assert.Equal(w0, m.Pages.Nodes[0].KswapdWakeups);
-        // Give node 1's order-0 pages to a NUMA-aware shrinker, then ask node 1 again with direct reclaim allowed.
-        var s = new NodeHoard(m, numaAware: true);
+        var s = new NodeHoard(m, numaAware);
         lock (s.Hoard) s.Hoard[1].AddRange(held.Where(h => h.Order == 0).Select(h => h.Page));
         held.RemoveAll(h => h.Order == 0);
         m.RegisterShrinker(s);
-        var p = OnCpu(m, 0, () => m.AllocPagesNode(1, Gfp.Kernel | Gfp.ThisNode | Gfp.NoWarn, 0));
-        Assert.False(p.IsNull);
-        Assert.Equal(1, m.PageToNid(p));
-        Assert.Contains(s.Asked, a => a is { Nid: 1, Kswapd: false });
-        Assert.DoesNotContain(s.Asked, a => a.Nid == 0);
-        Assert.Equal(w0, m.Pages.Nodes[0].KswapdWakeups);
+        return s;
+    }
+
+    /// <summary>Unregisters the hoard and frees everything the test holds, then checks the machine.</summary>
+    private static void GiveBack(Machine m, NodeHoard s, Page p, List<(Page Page, int Order)> held)
+    {
         m.UnregisterShrinker(s);
         m.FreePage(p);
         lock (s.Hoard) foreach (var q in s.Hoard[1]) m.FreePage(q);
@@ -86,24 +80,35 @@ public class NumaReclaimTests
     }
 
     [Fact]
+    public void Filling_node_1_wakes_kswapd1_only_and_direct_reclaim_asks_node_1()
+    {
+        using var m = TwoNode();
+        long w0 = m.Pages.Nodes[0].KswapdWakeups, w1 = m.Pages.Nodes[1].KswapdWakeups;
+        var held = FillNode1(m);
+        Assert.True(m.Pages.Nodes[1].KswapdWakeups > w1);
+        Assert.Equal(w0, m.Pages.Nodes[0].KswapdWakeups);
+        // Give node 1's order-0 pages to a NUMA-aware shrinker, then ask node 1 again with direct reclaim allowed.
+        var s = HoardOrder0(m, held, numaAware: true);
+        var p = OnCpu(m, 0, () => m.AllocPagesNode(1, Gfp.Kernel | Gfp.ThisNode | Gfp.NoWarn, 0));
+        Assert.False(p.IsNull);
+        Assert.Equal(1, m.PageToNid(p));
+        Assert.Contains(s.Asked, a => a is { Nid: 1, Kswapd: false });
+        Assert.DoesNotContain(s.Asked, a => a.Nid == 0);
+        Assert.Equal(w0, m.Pages.Nodes[0].KswapdWakeups);
+        GiveBack(m, s, p, held);
+    }
+
+    [Fact]
     public void A_shrinker_that_is_not_numa_aware_is_asked_with_node_0()
     {
         using var m = TwoNode();
         var held = FillNode1(m);
-        var s = new NodeHoard(m, numaAware: false);
-        lock (s.Hoard) s.Hoard[1].AddRange(held.Where(h => h.Order == 0).Select(h => h.Page));
-        held.RemoveAll(h => h.Order == 0);
-        m.RegisterShrinker(s);
+        var s = HoardOrder0(m, held, numaAware: false);
         var p = OnCpu(m, 2, () => m.AllocPagesNode(1, Gfp.Kernel | Gfp.ThisNode | Gfp.NoWarn, 0));
         Assert.False(p.IsNull);
         Assert.NotEmpty(s.Asked);
         Assert.All(s.Asked, a => Assert.Equal(0, a.Nid));
-        m.UnregisterShrinker(s);
-        m.FreePage(p);
-        lock (s.Hoard) foreach (var q in s.Hoard[1]) m.FreePage(q);
-        foreach (var (q, o) in held) m.FreePages(q, o);
-        m.DrainAllPages();
-        TestSupport.AssertConsistent(m);
+        GiveBack(m, s, p, held);
     }
 
     [Fact]
@@ -123,18 +128,10 @@ public class NumaReclaimTests
         OnCpu(m, 2, () => Assert.True(m.AllocPagesNode(1, FillGfp, 0).IsNull));
         Assert.Equal(wakeups, m.Pages.Nodes[1].KswapdWakeups); // a hopeless node's kswapd is not woken
         // Direct reclaim that frees something on node 1 makes it reclaimable again (shrink_node() resets the count).
-        var s = new NodeHoard(m, numaAware: true);
-        lock (s.Hoard) s.Hoard[1].AddRange(held.Where(h => h.Order == 0).Select(h => h.Page));
-        held.RemoveAll(h => h.Order == 0);
-        m.RegisterShrinker(s);
+        var s = HoardOrder0(m, held, numaAware: true);
         var p = OnCpu(m, 2, () => m.AllocPagesNode(1, Gfp.Kernel | Gfp.ThisNode | Gfp.NoWarn, 0));
         Assert.False(p.IsNull);
         Assert.False(m.Pages.NodeUnreclaimable(1));
-        m.UnregisterShrinker(s);
-        m.FreePage(p);
-        lock (s.Hoard) foreach (var q in s.Hoard[1]) m.FreePage(q);
-        foreach (var (q, o) in held) m.FreePages(q, o);
-        m.DrainAllPages();
-        TestSupport.AssertConsistent(m);
+        GiveBack(m, s, p, held);
     }
 }
