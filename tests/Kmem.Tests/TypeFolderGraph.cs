@@ -52,6 +52,18 @@ internal sealed class TypeFolderGraph
     public TypeFolderGraph With(TypeEdge extra) => new(FolderOf, Problems, [.. Edges, extra], SourceFiles);
 
     /// <summary>Reads the assembly at <paramref name="assemblyPath"/> and the portable PDB beside it.</summary>
+    /// <summary>
+    /// A PDB document's path on this disk: a deterministic CI build (ContinuousIntegrationBuild) maps the repository
+    /// root to "/_/", which is found again as the nearest folder above the assembly that holds the solution file.
+    /// </summary>
+    private static string OnDisk(string document, string assemblyPath)
+    {
+        if (!document.StartsWith("/_/", StringComparison.Ordinal)) return document;
+        for (var dir = new DirectoryInfo(Path.GetDirectoryName(Path.GetFullPath(assemblyPath))!); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Kmem.slnx"))) return Path.Combine(dir.FullName, document[3..]);
+        return document;
+    }
+
     public static TypeFolderGraph Load(string assemblyPath, string sourceRootMarker)
     {
         string pdbPath = Path.ChangeExtension(assemblyPath, ".pdb");
@@ -121,7 +133,7 @@ internal sealed class TypeFolderGraph
                 if (to != from && to != CompilerFolder) edges.Add(new TypeEdge(NameOf(md, th), from, NameOf(md, target), to));
             }
         }
-        var sources = pdb.Documents.Select(d => pdb.GetString(pdb.GetDocument(d).Name))
+        var sources = pdb.Documents.Select(d => OnDisk(pdb.GetString(pdb.GetDocument(d).Name), assemblyPath))
             .Select(f => (File: f, Folder: FolderOfFile(f, sourceRootMarker))).Where(x => x.Folder is { Length: > 0 })
             .GroupBy(x => x.Folder!).ToDictionary(g => g.Key, g => g.Select(x => x.File).Order(StringComparer.Ordinal).ToArray());
         return new TypeFolderGraph(folderOf, problems, [.. edges.OrderBy(e => e.FromType, StringComparer.Ordinal).ThenBy(e => e.ToType, StringComparer.Ordinal)],
