@@ -175,4 +175,18 @@ public class NoMemfdRefusalTests
         m.Dispose();
         Assert.Equal(-1, new Span<byte>((void*)at, 8192).IndexOfAnyExcept((byte)0));
     }
+
+    [Fact]
+    public async Task Off_linux_a_retired_block_is_freed_only_after_the_grace_period()
+    {
+        // macOS and Windows cannot replace a disposed machine's memory with harmless pages: the block is freed late
+        // enough for calls already inside the machine to finish.
+        var freed = new TaskCompletionSource<(nint Block, long Ms)>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        RetiredMappings.FreeAfterGrace(0x1234000, b => freed.TrySetResult((b, clock.ElapsedMilliseconds)));
+        Assert.False(freed.Task.IsCompleted);
+        var (block, ms) = await freed.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0x1234000, block);
+        Assert.True(ms >= RetiredMappings.FreeGrace.TotalMilliseconds - 50, $"freed after {ms} ms");
+    }
 }

@@ -154,7 +154,8 @@ public sealed unsafe class PhysicalMemory : IDisposable
     /// Closes the region and replaces its linear map with harmless anonymous pages, quarantined before the address
     /// range is reused (<see cref="RetiredMappings"/>): a span still held over the machine's memory reads zeros
     /// instead of faulting. The memfd's pages go back to the host at once. On Linux the fallback's anonymous mapping is
-    /// retired the same way; elsewhere the plain native block is freed.
+    /// retired the same way; elsewhere the plain native block is freed after a grace period
+    /// (<see cref="RetiredMappings.FreeGrace"/>).
     /// </summary>
     public void Retire() => Release(retire: true);
 
@@ -165,9 +166,11 @@ public sealed unsafe class PhysicalMemory : IDisposable
         nint lin = _linear;
         if (_native && !_anonymous)
         {
-            // The runtime's block cannot be replaced in place: it is freed (a span still held over it is a use after free).
+            // The runtime's block cannot be replaced in place: retired, it is freed after a grace period (a span still held
+            // past it is a use after free); disposed (the finalizer's case: nothing can point into it) at once.
             _linear = 0;
-            NativeMemory.AlignedFree((void*)lin);
+            if (retire) RetiredMappings.FreeAfterGrace(lin, static b => NativeMemory.AlignedFree((void*)b));
+            else NativeMemory.AlignedFree((void*)lin);
             return;
         }
         if (!retire) _linear = 0;
