@@ -174,6 +174,35 @@ public class NoMemfdLayerTests
     }
 
     [Fact]
+    public void The_cma_heap_and_one_block_buffers_of_the_uncached_heap_are_vmapped_at_their_linear_address()
+    {
+        using var m = NoMemfd.Boot("rk3588");
+        var npu = m.Devices["fdab0000.npu"];
+        var cma = m.DmaHeaps["reserved"].AllocateBuffer(1 << 20)!;      // the default CMA area's heap: one contiguous run
+        nint v = cma.Vmap();
+        Assert.False(m.IsVmallocAddr(v));
+        cma.Span.Fill(0x3c);
+        unsafe { Assert.Equal(0x3c, *(byte*)(v + (1 << 20) - 1)); }
+        cma.Vunmap(v);
+        var att = cma.Attach(npu);
+        var sgt = cma.MapAttachment(att, DmaDirection.Bidirectional);
+        cma.UnmapAttachment(att, sgt, DmaDirection.Bidirectional);
+        cma.Detach(att);
+        cma.Put();
+        var unc = m.DmaHeaps["system-uncached"].AllocateBuffer(4096)!;
+        unc.Span.Fill(7);
+        unc.Put();
+        var big = m.DmaHeaps["system-uncached"].AllocateBuffer(2 << 20)!;  // several blocks: no CPU view here
+        Assert.True(big.PageBlocks.Count > 1);
+        NoMemfd.Refused(m, "dma_buf_vmap", () => big.Vmap());
+        big.Put();
+        Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(30)));
+        Assert.Empty(m.DmaBufs);
+        Assert.Equal(0UL, m.Cma["reserved"].Used);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void Dumb_buffers_without_an_iommu_and_dma_contig_queues_work_as_on_a_memfd()
     {
         using var m = NoMemfd.Boot("rv1106");
