@@ -43,7 +43,8 @@ public static class KmemCli
             stderr.WriteLine($"kmem: {e.Message}");
             return 2;
         }
-        catch (KmemException e)
+        // A feature the host cannot give (remapping without a memfd: macOS, Windows, KMEM_NO_MEMFD=1) is refused, not a bug.
+        catch (Exception e) when (e is KmemException or PlatformNotSupportedException)
         {
             stderr.WriteLine($"kmem: {e.Message}");
             return 1;

@@ -31,6 +31,9 @@ internal static class VmallocViews
     public static void Register(ProcFs fs, VmallocSpace space, VmallocViewConfig config) =>
         fs.Register("/proc/vmallocinfo", () => FormatVmallocinfo(space, config));
 
+    /// <summary>/proc/vmallocinfo of a machine without a vmalloc window (its memory cannot be remapped): no area, an empty file.</summary>
+    public static void RegisterEmpty(ProcFs fs) => fs.Register("/proc/vmallocinfo", () => "");
+
     private static string FormatVmallocinfo(VmallocSpace space, VmallocViewConfig c)
     {
         var v = c.Version;

@@ -101,6 +101,8 @@ internal sealed unsafe partial class DmaMapper
         }
         int n = 1 << order;
         nint cpu = _pa.IdxToVirt(idx);
+        if (_vm is null && (remap || IsHighMem(idx)))
+            Log.Info($"kmem: DMA {name} not remapped: this machine has no vmalloc window (no memfd); its CPU address is the linear map");
         if (_vm is not null && (remap || IsHighMem(idx)))
         {
             Span<int> frames = stackalloc int[n];
@@ -320,6 +322,21 @@ internal sealed unsafe partial class DmaMapper
         var orders = new List<int>();
         int left = count;
         bool failed = false;
+        if (_vm is null)
+        {
+            // Memory that cannot be remapped is a kernel without DMA_REMAP: iommu_dma_alloc() takes iommu_dma_alloc_pages(),
+            // one physically contiguous block of get_order(size) that the CPU reaches through the linear map (no HighMem).
+            int order = PageAllocator.GetOrder(size);
+            int idx = order < _pa.MaxOrder ? _pa.AllocNode(dev.Node, gfp & ~Gfp.HighMem, order) : -1;
+            if (idx < 0)
+            {
+                Log.Err($"iommu_dma_alloc: {dev.Name}: no contiguous block of order {order} for {size} bytes (scattered pages would need a remap, which this machine's memory cannot have)");
+                return false;
+            }
+            frames.Add(idx);
+            orders.Add(order);
+            left = 0;
+        }
         while (left > 0)
         {
             // __iommu_dma_alloc_pages(): the largest block that fits (here up to 2 MiB, the usual IOMMU large page), quietly.
@@ -358,24 +375,17 @@ internal sealed unsafe partial class DmaMapper
         e.DevAddr = iova << PhysicalMemory.PageShift;
         e.FirstFrame = frames[0];
         e.Phys = IdxToPhys(frames[0]);
+        if (_vm is null)
+        {
+            // No vmalloc window means memory that cannot be remapped at all: the one contiguous block taken above, seen
+            // through the host's only view of its frames.
+            e.Cpu = _pa.IdxToVirt(frames[0]);
+            return true;
+        }
         var all = new int[count];
         int k = 0;
         for (int i = 0; i < frames.Count; i++)
             for (int j = 0; j < 1 << orders[i]; j++) all[k++] = frames[i] + j;
-        if (_vm is null)
-        {
-            if (frames.Count > 1)
-            {
-                Log.Err($"iommu_dma_alloc: {dev.Name}: scattered pages need the vmalloc window, which this platform lacks");
-                ReleaseMemory(e, count);
-                dev.Domain.Free(iova, (ulong)count);
-                return false;
-            }
-            // No vmalloc window means memory that cannot be remapped at all (not Linux): there the host's view of a frame is
-            // the only one, HighMem included, as it is for kmap on such a platform.
-            e.Cpu = _pa.IdxToVirt(frames[0]);
-            return true;
-        }
         nint r = _vm.Vmap(all, _remapFlags, CallSite.Kernel("iommu_dma_alloc"));
         if (r == 0)
         {

@@ -413,7 +413,7 @@ public sealed unsafe class DmaBuf
     {
         nint v = Exporter.ContiguousAddress();
         if (v != 0 || _vaddr != 0) return v != 0 ? v : _vaddr;
-        var vm = _core.Vmalloc ?? throw new PlatformNotSupportedException("dma_buf_vmap of a buffer of several blocks needs the vmalloc window");
+        var vm = _core.Vmalloc ?? throw NoRemap.Refuse(_core.Log, $"dma_buf_vmap of ino {Ino} ({Exporter.Blocks.Count} separate blocks)");
         var frames = new int[Size >> PhysicalMemory.PageShift];
         int k = 0;
         foreach (var (f, o) in Exporter.Blocks)

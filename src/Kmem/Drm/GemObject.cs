@@ -208,7 +208,7 @@ public sealed unsafe class GemObject
         lock (_blocks)
         {
             if (_vmap != 0) return _vmap;
-            var vm = _drm.Kernel.VmallocSpaceOrNull ?? throw new PlatformNotSupportedException("a GEM object of separate pages needs the vmalloc window for a CPU view");
+            var vm = _drm.Kernel.VmallocSpaceOrNull ?? throw NoRemap.Refuse(_drm.Kernel.Log, $"the CPU view (vmap) of a {Size}-byte GEM object of {_blocks.Length} separate pages");
             var frames = _blocks.Select(b => b.Frame).ToArray();
             _vmap = vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("rockchip_gem_alloc_iommu"));
             if (_vmap == 0) throw new DrmException(-12, $"vmap of a {Size}-byte GEM object failed");

@@ -36,8 +36,7 @@ internal sealed record KernelContext(KernelFacts Facts, KernelLog Log, KernelLif
 
     /// <summary>The vmalloc window.</summary>
     /// <exception cref="PlatformNotSupportedException">The machine's memory cannot be remapped (not Linux).</exception>
-    public VmallocSpace VmallocSpace => VmallocSpaceOrNull ?? throw new PlatformNotSupportedException(
-        "vmalloc needs physical memory that can be mapped twice (a memfd, Linux); this machine's is a plain native block");
+    public VmallocSpace VmallocSpace => VmallocSpaceOrNull ?? throw NoRemap.Refuse(Log, "vmalloc");
 
     /// <summary>The page handle of a frame of this machine.</summary>
     public Page PageOf(int frame) => DmaBufs.PageOf(frame);
@@ -70,7 +69,8 @@ internal sealed record KernelContext(KernelFacts Facts, KernelLog Log, KernelLif
     public nint VmallocUser(nuint size, string caller, [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         using var _ = Life.Enter();
-        return VmallocSpace.Vmalloc(size, Gfp.Kernel | Gfp.Zero, VmFlags.UserMap, new CallSite(caller, file, line));
+        var vm = VmallocSpaceOrNull ?? throw NoRemap.Refuse(Log, "vmalloc_user");
+        return vm.Vmalloc(size, Gfp.Kernel | Gfp.Zero, VmFlags.UserMap, new CallSite(caller, file, line));
     }
 
     /// <summary>vfree() for a driver: unmaps the area at <paramref name="address"/> and frees its pages (0 is ignored).</summary>
@@ -79,6 +79,17 @@ internal sealed record KernelContext(KernelFacts Facts, KernelLog Log, KernelLif
     {
         using var _ = Life.Enter();
         if (address == 0) return;
-        VmallocSpace.Free(address, freePages: true, new CallSite(caller, file, line));
+        if (VmallocSpaceOrNull is not { } vm) throw NoArea(address, "vfree");
+        vm.Free(address, freePages: true, new CallSite(caller, file, line));
+    }
+
+    /// <summary>
+    /// vfree() or vunmap() of an address on a machine without a vmalloc window (its memory cannot be remapped): no area
+    /// can start there, so it is the kernel's "nonexistent vm area" warning and <see cref="InvalidAddressException"/>.
+    /// </summary>
+    public InvalidAddressException NoArea(nint address, string fn)
+    {
+        Log.Warn($"Trying to {fn}() nonexistent vm area (0x{address:x})");
+        return new InvalidAddressException($"{fn}: no vmalloc area starts at 0x{address:x}: this machine has no vmalloc window ({NoRemap.Reason})");
     }
 }

@@ -144,7 +144,8 @@ public sealed partial class Machine
                      $"{(k?.RoData ?? 0) >> 10}K rodata, {(k?.Init ?? 0) >> 10}K init, {(k?.Bss ?? 0) >> 10}K bss, " +
                      $"{reservedPart}{high2})");
         PrintVirtualLayout(layout);
-        if (!m.IsFileBacked) log.Warn("kmem: physical memory is a plain native block (no memfd): remapping is unavailable");
+        if (!_phys.IsFileBacked)
+            log.Warn($"kmem: physical memory is a plain native block (no memfd: {_phys.NotFileBackedReason}): remapping is unavailable");
     }
 
     /// <summary>

@@ -36,6 +36,7 @@ public sealed partial class Machine
             bool huge = false;
             if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes, cmd, out huge));
             Log.Info((h with { Huge = huge }).Line(p.Version));
+            if (_vmalloc is null) NoHashVmalloc(h);
         }
         ulong bucket = p.Is64Bit ? 8UL : 4UL;
         if (!p.Version.IsAtLeast(3, 13))
@@ -53,8 +54,13 @@ public sealed partial class Machine
             if (h.Virt) { if (_vmalloc is not null) _bootHashVmalloc.Add(HashVmalloc(h.Bytes, cmd, out huge)); }
             else _bootHashPages.Add((AllocPages(Gfp.Atomic | Gfp.Zero, h.AllocOrder), h.AllocOrder));
             Log.Info((h with { Huge = huge }).Line(p.Version));
+            if (h.Virt && _vmalloc is null) NoHashVmalloc(h);
         }
     }
+
+    /// <summary>A hash table the kernel vmallocs, on a machine whose memory cannot be remapped: its pages are not taken.</summary>
+    private void NoHashVmalloc(LargeSystemHash h) =>
+        Log.Info($"kmem: {h.Name} hash table not allocated: it is vmalloc'ed ({h.Bytes} bytes) and this machine has no vmalloc window (no memfd)");
 
     /// <summary>
     /// __vmalloc(size, GFP_ATOMIC | __GFP_ZERO) on behalf of alloc_large_system_hash(), as /proc/vmallocinfo names it. It

@@ -40,7 +40,13 @@ public sealed partial class Machine
     /// </summary>
     private void IoremapRegisterWindows(MachineProfile p)
     {
-        if (_vmalloc is null) return;
+        if (_vmalloc is null)
+        {
+            int windows = p.Devices.Count(d => d.UnitAddress is not null);
+            if (windows > 0)
+                Log.Info($"kmem: {windows} device register window{(windows == 1 ? "" : "s")} not ioremapped: this machine has no vmalloc window (no memfd)");
+            return;
+        }
         var caller = VmallocCallers.DeviceIoremap(p.Is64Bit, p.Version);
         int maxAlign = VmallocCallers.IoremapMaxOrder(p.Arch);
         foreach (var d in p.Devices)

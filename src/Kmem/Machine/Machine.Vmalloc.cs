@@ -20,7 +20,8 @@ public sealed partial class Machine
     /// pages taken one by one, wherever they are. Returns 0, with the kernel's warning, when the size is 0, above
     /// the RAM, or when pages or window space run out.
     /// </summary>
-    /// <exception cref="PlatformNotSupportedException">The machine's memory cannot be remapped (not Linux).</exception>
+    /// <exception cref="PlatformNotSupportedException">The machine's memory cannot be remapped (macOS, Windows, <c>KMEM_NO_MEMFD=1</c>):
+    /// every vmalloc and vmap entry point refuses so, with a line in the log.</exception>
     public nint Vmalloc(nuint size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
         => VmallocCore(size, Gfp.Kernel, VmFlags.None, new CallSite(caller, file, line));
 
@@ -54,14 +55,15 @@ public sealed partial class Machine
     {
         using var _ = Life.Enter();
         if (node != NumaNoNode) CheckNode(node, nameof(node));
-        if (_vmalloc is null) throw new PlatformNotSupportedException("vmalloc needs the machine's memory to be remappable (Linux)");
+        if (_vmalloc is null) throw Core.NoRemap.Refuse(Log, "vmalloc_node");
         return _vmalloc.Vmalloc(size, Gfp.Kernel, VmFlags.None, new CallSite(caller, file, line), node);
     }
 
     private nint VmallocCore(nuint size, Gfp gfp, VmFlags flags, CallSite site)
     {
         using var _ = Life.Enter();
-        return Vm.Vmalloc(size, gfp, flags, site);
+        if (_vmalloc is null) throw Core.NoRemap.Refuse(Log, (flags & VmFlags.UserMap) != 0 ? "vmalloc_user" : (gfp & Gfp.Zero) != 0 ? "vzalloc" : "vmalloc");
+        return _vmalloc.Vmalloc(size, gfp, flags, site);
     }
 
     private static nuint NonNegative(int size)
@@ -92,6 +94,7 @@ public sealed partial class Machine
     {
         using var _ = Life.Enter();
         if ((flags & (VmFlags.Alloc | VmFlags.NoGuard)) != 0) throw new ArgumentException("vmap areas take neither VM_ALLOC nor VM_NO_GUARD", nameof(flags));
+        if (_vmalloc is null) throw Core.NoRemap.Refuse(Log, "vmap");
         var frames = pages.Length <= 1024 ? stackalloc int[pages.Length] : new int[pages.Length];
         for (int i = 0; i < pages.Length; i++)
         {
@@ -126,7 +129,8 @@ public sealed partial class Machine
     {
         using var _ = Life.Enter();
         if (address == 0) return;
-        Vm.Free(address, freePages: false, new CallSite(caller, file, line));
+        if (_vmalloc is null) throw Kernel.NoArea(address, "vunmap");
+        _vmalloc.Free(address, freePages: false, new CallSite(caller, file, line));
     }
 
     /// <summary>is_vmalloc_addr(): true for any address of the vmalloc window.</summary>
@@ -187,8 +191,10 @@ public sealed partial class Machine
             kf |= Gfp.NoWarn;
             if ((kf & Gfp.RetryMayFail) == 0) kf |= Gfp.NoRetry;
         }
+        // Without a vmalloc window (memory that cannot be remapped) kvmalloc is kmalloc with the caller's full effort.
+        if (_vmalloc is null) return Slab.Kmalloc(size, gfp, site);
         nint p = Slab.Kmalloc(size, kf, site);
-        if (p != 0 || size <= PageSize || _vmalloc is null) return p;
+        if (p != 0 || size <= PageSize) return p;
         return _vmalloc.Vmalloc(size, gfp, VmFlags.None, site);
     }
 

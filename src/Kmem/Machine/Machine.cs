@@ -104,6 +104,7 @@ public sealed partial class Machine : IDisposable
                     profile.Is64Bit ? 8 : 4, profile.Cpus);
                 VmallocViews.Register(ProcFs, _vmalloc, VmallocViewConfigFor(profile, layout));
             }
+            else VmallocViews.RegisterEmpty(ProcFs);
             SetBootInterleave();
             PrintLateBootLines(layout, cmdline);
             Dma = new DmaMapper(Pages, _vmalloc, new DmaSettings(profile.Arch, profile.DmaLimit, profile.Dma32Limit,

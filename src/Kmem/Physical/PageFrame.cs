@@ -172,7 +172,9 @@ internal sealed unsafe class PageFrameTable : IDisposable
             return;
         }
         _frames = null;
-        if (!_mapped) NativeMemory.Free(p);
+        // Off Linux the table is the runtime's block: a retired one is freed after the grace period (calls in flight).
+        if (!_mapped && retire) RetiredMappings.FreeAfterGrace((nint)p, static b => NativeMemory.Free((void*)b));
+        else if (!_mapped) NativeMemory.Free(p);
         else Libc.Munmap((nint)p, _bytes);
     }
 }

@@ -80,6 +80,19 @@ internal static unsafe class RetiredMappings
         return written;
     }
 
+    /// <summary>How long a block that cannot be retired in place (the runtime's allocator, off Linux) stays allocated after
+    /// its machine is disposed: longer than any call already past its liveness check can take to finish.</summary>
+    public static readonly TimeSpan FreeGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Where memory cannot be replaced by harmless pages (macOS, Windows: a block of the runtime's allocator), frees it
+    /// with <paramref name="free"/> only after <see cref="FreeGrace"/>, so that a fast path already inside when the
+    /// machine was disposed finishes on memory that is still there. A span held longer is a use after free, as with any
+    /// native memory.
+    /// </summary>
+    public static void FreeAfterGrace(nint block, Action<nint> free) =>
+        _ = Task.Delay(FreeGrace).ContinueWith(_ => free(block), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+
     /// <summary>The errno of the last failed host call, for reports.</summary>
     public static int LastError => Marshal.GetLastPInvokeError();
 }

@@ -378,9 +378,9 @@ public sealed class Vb2Vmalloc : Vb2MemOps
     /// <summary>vb2_vmalloc_get_userptr(): the pinned pages mapped together with vm_map_ram.</summary>
     private protected override Vb2MemBuffer GetUserptrCore(Device? dev, nint vaddr, long size, DmaDirection dir)
     {
+        var vm = Kernel.VmallocSpaceOrNull ?? throw NoRemap.Refuse(Kernel.Log, "vb2_vmalloc_get_userptr (vm_map_ram)");
         var frames = PinUserPages(vaddr, size);
-        var vm = Kernel.VmallocSpaceOrNull;
-        nint map = vm?.Vmap(frames, VmFlags.Map, CallSite.Kernel("vm_map_ram")) ?? 0;
+        nint map = vm.Vmap(frames, VmFlags.Map, CallSite.Kernel("vm_map_ram"));
         if (map == 0) { UnpinUserPages(frames); throw Fail(-12, "vm_map_ram failed"); }
         var b = new Buf(this, size, dir) { UserFrames = frames, UserMap = map, Vaddr = map + (nint)(vaddr & (PhysicalMemory.PageSize - 1)) };
         b.BlocksOf = () => frames.Select(f => (f, 0)).ToArray();

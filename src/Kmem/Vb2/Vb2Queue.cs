@@ -478,7 +478,9 @@ public sealed class Vb2Queue
     public unsafe Span<byte> PlaneSpan(Vb2Buffer vb, int plane)
     {
         nint v = PlaneVaddr(vb, plane);
-        if (v == 0) throw new Vb2Exception(-14, $"[{Name}] plane {plane} of buffer {vb.Index} has no kernel mapping");
+        if (v == 0)
+            throw new Vb2Exception(-14, $"[{Name}] plane {plane} of buffer {vb.Index} has no kernel mapping"
+                + (_k.VmallocSpaceOrNull is null ? $" (its pages would need vm_map_ram: {Core.NoRemap.Reason})" : ""));
         return new Span<byte>((void*)v, checked((int)vb.PlaneArray[plane].Length));
     }
 
