@@ -98,6 +98,22 @@ public sealed partial class KmemMemoryPool
         }
     }
 
+    /// <summary>The managers of the table that are rented now (every rented manager of the default mode is in it).</summary>
+    private long CountRented()
+    {
+        lock (_gate)
+        {
+            long n = 0;
+            foreach (Buffer? head in _table)
+            {
+                if (head is null) continue;
+                if (head.IsRented) n++;
+                if (head.Twin is { IsRented: true }) n++;
+            }
+            return n;
+        }
+    }
+
     /// <summary>
     /// A new table of <paramref name="size"/> slots with the live pairs of <paramref name="from"/>; without
     /// <paramref name="keepIdle"/> the pairs whose object is not rented are retired and left out (counted in
@@ -155,6 +171,12 @@ public sealed partial class KmemMemoryPool
 
         /// <summary>Its usable size (its size class), fixed for the manager's life.</summary>
         public int Length { get; }
+
+        /// <summary>True while rented (between a rent and the first Dispose).</summary>
+        public bool IsRented => Volatile.Read(ref _state) == Rented;
+
+        /// <summary>On the first manager of a pair: the second one.</summary>
+        public Buffer? Twin => _twin;
 
         /// <summary>A pair for a new address, the first manager rented now.</summary>
         public static Buffer NewPair(KmemMemoryPool pool, nint address, int length)
@@ -226,7 +248,7 @@ public sealed partial class KmemMemoryPool
             {
                 return; // the machine went down meanwhile
             }
-            Interlocked.Decrement(ref pool._rented);
+            if (_returnedState == Retired) Interlocked.Decrement(ref pool._strictRented);
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)]

@@ -27,14 +27,13 @@ namespace Kmem;
 /// <see cref="Memory{T}"/> or manager of this pool (one whose Dispose was called) then
 /// <list type="bullet">
 /// <item>throws <see cref="ObjectDisposedException"/> from <c>Memory.Span</c>, <c>GetSpan()</c>, <c>Pin()</c> and
-/// <c>Memory.Pin()</c> while its object is not rented again, and while it is rented again an odd number of times
-/// later (above all the next renter of the same object, which LIFO slab free lists make the common case);</item>
-/// <item>can only ever reach the same bytes, and only while this pool has them rented out again (never memory
-/// the pool gave back, another allocator's object or a page of another cache): from the second re-rent of the
-/// same object on, a stale reference reaches that renter's buffer unnoticed;</item>
-/// <item>a second Dispose is harmless while the object is free and after one re-rent (it frees nothing, not the
-/// new renter's buffer); after two re-rents of the same object the stale owner is the current renter's manager
-/// again, and its Dispose frees that renter's buffer.</item>
+/// <c>Memory.Pin()</c> while its object is free, and while the object is out to its 1st, 3rd, 5th… renter since
+/// (above all the very next renter of the same object, which LIFO slab free lists make the common case);</item>
+/// <item>while the object is out to its 2nd, 4th… renter since, reaches that renter's bytes unnoticed: the same
+/// bytes, never memory the pool gave back, another allocator's object or a page of another cache;</item>
+/// <item>a second Dispose frees nothing while the object is free or out to its 1st, 3rd… renter since (not the new
+/// renter's buffer); while it is out to its 2nd, 4th… renter the stale owner <i>is</i> that renter's manager, and
+/// its Dispose frees that renter's buffer.</item>
 /// </list>
 /// When the address comes back with another size (its slab was shrunk away and the page reused by another kmalloc
 /// cache), the old managers are retired for good (they throw forever) and a new pair is made. The managers kept
@@ -66,7 +65,8 @@ public sealed partial class KmemMemoryPool : MemoryPool<byte>
     /// no 8-byte bucket straddles a size class, as class boundaries are multiples of 8.
     /// </summary>
     private readonly int[] _classLength;
-    private long _rented;
+    /// <summary>Buffers of the strict mode out now (the default mode counts from the managers' states).</summary>
+    private long _strictRented;
 
     /// <summary>Creates a pool over <paramref name="machine"/>'s kmalloc, allocating with <paramref name="gfp"/>.</summary>
     /// <param name="machine">The machine whose memory the buffers come from.</param>
@@ -104,12 +104,17 @@ public sealed partial class KmemMemoryPool : MemoryPool<byte>
     }
 
     /// <summary>Buffers rented and not yet disposed.</summary>
+    /// <remarks>
+    /// Counted from the managers' states (no shared counter is touched by a rent or a return): a walk over the managers
+    /// kept, under the pool's lock, so its cost grows with the addresses kept. While other threads rent and return,
+    /// the figure is a snapshot of each manager's state at the moment it was read.
+    /// </remarks>
     public long Rented
     {
         get
         {
             _machine.ThrowIfDisposed();
-            return Volatile.Read(ref _rented);
+            return CountRented() + Volatile.Read(ref _strictRented);
         }
     }
 
@@ -129,18 +134,18 @@ public sealed partial class KmemMemoryPool : MemoryPool<byte>
         nint p = _machine.Kmalloc((nuint)size, _gfp, "KmemMemoryPool.Rent");
         if (p == 0) ThrowNoMemory(size);
         int length = ClassLength(p, size);
-        Buffer b;
         try
         {
-            b = Strict ? new Buffer(this, p, length, Buffer.Retired) : Acquire(p, length);
+            if (!Strict) return Acquire(p, length);
+            var b = new Buffer(this, p, length, Buffer.Retired);
+            Interlocked.Increment(ref _strictRented);
+            return b;
         }
         catch
         {
             _machine.Kfree(p, "KmemMemoryPool.Rent");
             throw;
         }
-        Interlocked.Increment(ref _rented);
-        return b;
     }
 
     /// <summary>
