@@ -61,7 +61,8 @@ public sealed partial class KmemMemoryPool
                 if (head.Address != p) continue;
                 if (head.Length == length && head.TryTakeTurn() is { } b) return b;
                 // Another size class at this address (its slab went back to the page allocator and the page came
-                // back to another cache), or a pair that Trim retired in part: retire it for good and replace it.
+                // back to another cache): retire the pair for good and replace it. (A pair whose turn is not free
+                // cannot be here: the caller owns the object, and Trim takes pairs out of the table as it retires them.)
                 head.Retire();
                 var fresh = Buffer.NewPair(this, p, length);
                 Volatile.Write(ref t[i], fresh);
