@@ -69,7 +69,7 @@ public sealed unsafe class MachineDisposeTests
             "Machine.Profile", "Machine.Id", "Machine.Log", "Machine.Dmesg", "Machine.Dispose", "Machine.ToString",
             "SlabCache.Name", "SlabCache.ObjectSize", "SlabCache.Size", "SlabCache.Align", "SlabCache.Flags",
             "SlabCache.ObjectsPerSlab", "SlabCache.Order", "SlabCache.IsAlias", "SlabCache.Root", "SlabCache.SheafCapacity",
-            "SlabCache.ToString", "KmemMemoryPool.Dispose",
+            "SlabCache.ToString", "KmemMemoryPool.Dispose", "KmemMemoryPool.Strict",
         };
         var failures = new List<string>();
         foreach (object target in new object[] { m, cache, zone, pool, procFs, sysctl, vm, knobs })
