@@ -163,9 +163,11 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>rmqueue_pcplist() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int RmqueuePcpHigh(Zone z, int order, int mt, AllocFlags af)
+    private int RmqueuePcpHigh(Zone z, int order, int mt, AllocFlags af) => RmqueuePcpHigh(ThreadBlock(), z, order, mt, af);
+
+    /// <summary>rmqueue_pcplist() of a high order on the calling thread's block <paramref name="mem"/>.</summary>
+    private int RmqueuePcpHigh(int* mem, Zone z, int order, int mt, AllocFlags af)
     {
-        int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())
         {

@@ -51,6 +51,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         Cpus = settings.Cpus;
         ReclaimRetryWait = settings.ReclaimRetryWait;
         _pcp = PcpPolicy.For(settings.Version, settings.TransparentHugepage, settings.PageblockOrder);
+        _pcpFastOrder = Math.Min(_pcp.HighestOrder, settings.MaxOrder - 1);
 
         // A page frame records its zone in a byte: nodes × zone types must fit (64 nodes × 4 types is the most a profile gives).
         if (settings.Zones.Length > 256) throw new ArgumentException($"{settings.Zones.Length} zones do not fit a page frame's zone byte (at most 256)");
@@ -219,7 +220,46 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int idx = TryOrder0(mem, _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp);
             if (idx >= 0) return idx;
         }
+        else if ((uint)order <= (uint)_pcpFastOrder)
+        {
+            int idx = TryPcpHighOrder(gfp, order);
+            if (idx >= 0) return idx;
+        }
         return AllocGeneral(gfp, order, -1);
+    }
+
+    /// <summary>The highest order the per-CPU lists hold below the THP order: PAGE_ALLOC_COSTLY_ORDER from 5.14, else 0.</summary>
+    private readonly int _pcpFastOrder;
+
+    /// <summary>
+    /// The fast path of orders 1..PAGE_ALLOC_COSTLY_ORDER from 5.14: what the general path's first attempt does when the
+    /// first zone of the thread's node's zonelist passes its low watermark for the order, without the zonelist walk.
+    /// zone_watermark_fast() for an order above 0 is __zone_watermark_ok(): the free pages less the block's other pages,
+    /// the highatomic reserve and (unless the request may use CMA) the free CMA pages must stay above the mark plus the
+    /// lowmem reserve, and some free list of the order or above must hold a block of a per-CPU type (the one-load
+    /// <see cref="Zone.PcpTypeOrders"/>). rmqueue() then takes the block from the thread's list of that order
+    /// (rmqueue_pcplist()), refilled from the buddy lists in a batch scaled to the order. Anything else (a policy,
+    /// __GFP_THISNODE, a zone below its mark, a free area holding only CMA or highatomic blocks) returns -1 and the
+    /// caller takes the general path, which decides exactly as before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int TryPcpHighOrder(Gfp gfp, int order)
+    {
+        int* mem = ThreadBlock();
+        int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+        Zone? z = _fastZone[zb];
+        if (z is null || (gfp & Gfp.ThisNode) != 0) return -1;
+        int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift;
+        if (mt == 3) mt = (int)MigrateType.Unmovable;
+        long free = Volatile.Read(ref z.FreePages) - ((1L << order) - 1) - Volatile.Read(ref z.NrReservedHighatomic);
+        if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+        if (free <= _fastMark[zb] || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
+        int idx = RmqueuePcpHigh(mem, z, order, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+        if (idx < 0) return -1;
+        PrepNewPage(idx, order, gfp, mt);
+        _f[idx].Zone = (byte)z.Index;
+        if (_numaStats) CountNumaFast(mem, z);
+        return idx;
     }
 
     /// <summary>
@@ -352,9 +392,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if ((af & AllocFlags.Cma) == 0) freePages -= Volatile.Read(ref z.FreeCmaPages);
         if (freePages <= min + z.LowmemReserve[hz]) return false;
         if (order == 0) return true;
+        if (Volatile.Read(ref z.PcpTypeOrders) >> order != 0) return true; // a block of a per-CPU type, order or above
         for (int o = order; o < z.MaxOrder; o++)
         {
-            for (int mt = 0; mt < PageTypes.PcpTypes; mt++) if (!z.ListEmpty(o, mt)) return true;
             if ((af & AllocFlags.Cma) != 0 && !z.ListEmpty(o, (int)MigrateType.Cma)) return true;
             if (harder && !z.ListEmpty(o, (int)MigrateType.HighAtomic)) return true;
         }
@@ -410,12 +450,22 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     {
         if (_disposed) ThrowDisposed();
         ref PageFrame f = ref _f[idx];
-        if (order == 0 && f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == 0)
+        if (f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == order)
         {
             // The common case, inlined: the sole owner frees an order-0 page to its thread's list.
-            f.RefCount = 0;
-            FreeUnrefPage(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx);
-            return;
+            if (order == 0)
+            {
+                f.RefCount = 0;
+                FreeUnrefPage(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx);
+                return;
+            }
+            // From 5.14, a non-compound block of order 1..PAGE_ALLOC_COSTLY_ORDER goes to its list the same way.
+            if (order <= _pcpFastOrder)
+            {
+                f.RefCount = 0;
+                FreeUnrefPageHigh(Zones[f.Zone], idx, order);
+                return;
+            }
         }
         FreeGeneral(idx, order, caller);
     }
