@@ -24,6 +24,10 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int* ThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : ThreadCacheSlow().Mem;
 
+    /// <summary>The calling thread's block for this allocator, or null when it has none yet (inlined: no call but the thread-local read).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int* FastThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : null;
+
     private readonly Lock _cachesLock = new();
     private readonly List<PcpThreadCache> _caches = [];
 
@@ -264,6 +268,32 @@ internal sealed unsafe partial class PageAllocator
         LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock) z.FreeOnePage(idx, order, (int)MigrateType.Isolate);
         SignalFree();
+    }
+
+    /// <summary>
+    /// The fast free left the thread's list of <paramref name="z"/> at or above high: free_pcppages_bulk() of the
+    /// release's count, in the owner's section again (a drainer may have emptied the list in between).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreePcpOverHigh(Zone z)
+    {
+        int* mem = ThreadBlock();
+        var hs = PcpThreadCache.Handshake(mem);
+        if (hs->OwnerEnter())
+        {
+            var pcp = new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z);
+            if (pcp.Count >= z.PcpHigh) FreePcppagesBulk(pcp, z.PcpFreeCount);
+            hs->OwnerExit();
+            return;
+        }
+        hs->OwnerExit();
+        var c = ThreadCache();
+        lock (c.DrainLock)
+        {
+            if (c.Dead) ThrowDisposed();
+            var pcp = c.For(z);
+            if (pcp.Count >= z.PcpHigh) FreePcppagesBulk(pcp, z.PcpFreeCount);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

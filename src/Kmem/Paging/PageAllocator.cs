@@ -207,9 +207,66 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     /// <summary>alloc_pages(): from the calling thread's node (<c>numa_node_id()</c>); the frame index of the block, or -1.</summary>
-    public int Alloc(Gfp gfp, int order)
+    /// <remarks>
+    /// The common case is written out here with no call that returns: an order-0 request of a thread that has its
+    /// block, whose node's first zone passes its low watermark, from a thread list that has a page. Every other case
+    /// (an empty list to refill, a drainer holding the lists, a first allocation on this thread, fault injection,
+    /// __GFP_ZERO) ends in a tail call, so the method keeps its values in scratch registers and saves none.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Alloc(Gfp gfp, int order) => AllocFrom(FastThreadBlock(), gfp, order);
+
+    /// <summary>
+    /// <see cref="Alloc(Gfp, int)"/> with the calling thread's block already looked up (<see cref="FastThreadBlock"/>, null
+    /// when the thread has none for this allocator yet): the thread-local read is the one call of the fast path, and
+    /// made in the caller it leaves this method without a call that returns, so without registers to save.
+    /// </summary>
+    private int AllocFrom(int* mem, Gfp gfp, int order)
     {
         if (_disposed) ThrowDisposed();
+        if (order == 0 && !_failArmed && mem != null)
+        {
+            // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
+            int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+            Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+            if (z is not null && (gfp & Gfp.ThisNode) == 0)
+            {
+                int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
+                if (mt == 3) mt = (int)MigrateType.Unmovable;
+                long free = Volatile.Read(ref z.FreePages);
+                if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+                if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
+                {
+                    var hs = PcpThreadCache.Handshake(mem);
+                    int* pcp = mem + z.PcpOffset;
+                    if (hs->OwnerEnter() && pcp[1 + mt] != 0) // no drainer, and the list has a page
+                    {
+                        int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
+                        hs->OwnerExit();
+                        PrepOrder0(idx, mt, z.Index);
+                        if (_numaStats) CountNumaFast(mem, z);
+                        if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
+                        return idx;
+                    }
+                    hs->OwnerExit();
+                }
+            }
+        }
+        return AllocSlow(gfp, order);
+    }
+
+    /// <summary>__GFP_ZERO on a page of the fast path: clears it and returns it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ZeroedPage(int idx)
+    {
+        new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
+        return idx;
+    }
+
+    /// <summary><see cref="AllocFrom"/> past its first test: fault injection, the refill of an empty list, the higher orders.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocSlow(Gfp gfp, int order)
+    {
         if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
@@ -229,7 +286,10 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     /// <summary>The highest order the per-CPU lists hold below the THP order: PAGE_ALLOC_COSTLY_ORDER from 5.14, else 0.</summary>
-    private readonly int _pcpFastOrder;
+    private int _pcpFastOrder;
+
+    /// <summary>Turns the high-order fast path off, so that tests can compare it with the general path it shortcuts.</summary>
+    internal void DisableHighOrderFastPath() => _pcpFastOrder = 0;
 
     /// <summary>
     /// The fast path of orders 1..PAGE_ALLOC_COSTLY_ORDER from 5.14: what the general path's first attempt does when the
@@ -283,8 +343,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
                 if (idx >= 0)
                 {
-                    PrepOrder0(idx, gfp, mt, z.Index);
+                    PrepOrder0(idx, mt, z.Index);
                     if (_numaStats) CountNumaFast(mem, z);
+                    if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
                     return idx;
                 }
             }
@@ -293,14 +354,13 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PrepOrder0(int idx, Gfp gfp, int mt, int zone)
+    private void PrepOrder0(int idx, int mt, int zone)
     {
         // Flags=Allocated, RefCount=1 | MapCount=0, Order=0, Migratetype, Zone | Private=0: three stores.
         ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[idx]);
         words = (ulong)PageFlags.Allocated | (1UL << 32);
         Unsafe.Add(ref words, 1) = ((ulong)(byte)mt << 40) | ((ulong)(byte)zone << 48);
         Unsafe.Add(ref words, 3) = 0;
-        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
     }
 
     /// <summary>The general allocation path: every zone of the node's zonelist, then the slow path (<paramref name="nid"/> -1: the thread's node).</summary>
@@ -446,9 +506,46 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     // ================================================================== free
 
     /// <summary>__free_pages(): drop a reference; the last one frees the block.</summary>
-    public void Free(int idx, int order, string caller)
+    /// <remarks>
+    /// The common case is written out here with no call that returns: the sole owner frees an order-0 page of a
+    /// per-CPU type's pageblock on a thread that has its block, and the list stays below high. Everything else ends in
+    /// a tail call (<see cref="FreeSlow"/>, or the flush of a list that reached high).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Free(int idx, int order, string caller) => FreeTo(FastThreadBlock(), idx, order, caller);
+
+    /// <summary><see cref="Free(int, int, string)"/> with the calling thread's block already looked up (as for <see cref="AllocFrom"/>).</summary>
+    private void FreeTo(int* mem, int idx, int order, string caller)
     {
         if (_disposed) ThrowDisposed();
+        ref PageFrame f = ref _f[idx];
+        if (order == 0 && mem != null && f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == 0)
+        {
+            Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
+            int mt = (int)z.PageblockType(idx);
+            if (mt < PageTypes.PcpTypes) // HighAtomic and CMA pages (and isolated blocks) take the slow path
+            {
+                var hs = PcpThreadCache.Handshake(mem);
+                if (hs->OwnerEnter())                    // no drainer: the lists are ours
+                {
+                    f.RefCount = 0;
+                    f.Flags = PageFlags.Pcp;
+                    f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
+                    int count = PerCpuPages.PushHot(mem + z.PcpOffset, z.PcpCap, mt, idx);
+                    hs->OwnerExit();
+                    if (count >= z.PcpHigh) FreePcpOverHigh(z);
+                    return;
+                }
+                hs->OwnerExit();
+            }
+        }
+        FreeSlow(idx, order, caller);
+    }
+
+    /// <summary><see cref="FreeTo"/> past its first test.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeSlow(int idx, int order, string caller)
+    {
         ref PageFrame f = ref _f[idx];
         if (f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == order)
         {
