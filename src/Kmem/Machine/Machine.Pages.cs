@@ -190,7 +190,17 @@ public sealed partial class Machine
     /// <c>page_address(page)</c>: the page's address in the linear map. A HighMem page has one only while it holds a
     /// persistent kmap slot (<see cref="Kmap"/>); otherwise the result is 0 (NULL), as in the kernel.
     /// </summary>
-    public nint PageAddress(Page page) => _kmaps.PageAddress(CheckedIndex(page, nameof(PageAddress)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint PageAddress(Page page)
+    {
+        // A lowmem page of this live machine: its linear address, inline; anything else takes the checked path.
+        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        if (page.MachineId == Id && idx < _lowmemFrames && !Life.IsDead) return _linear + (nint)(idx << PhysicalMemory.PageShift);
+        return PageAddressSlow(page);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint PageAddressSlow(Page page) => _kmaps.PageAddress(CheckedIndex(page, nameof(PageAddress)));
 
     /// <summary><c>virt_to_page(addr)</c>: the page holding a linear-map address.</summary>
     public Page VirtToPage(nint address) => new(Pages.BasePfn + (ulong)VirtToIndex(address, nameof(VirtToPage), false), Id);

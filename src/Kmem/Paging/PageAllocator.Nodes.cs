@@ -155,7 +155,7 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void CountNumaFast(int* mem, Zone z)
     {
-        long* s = (long*)(mem + _numaOffset) + z.Index * NumaStatItems;
+        long* s = (long*)((byte*)mem + z.NumaStatsOffset);
         s[(int)NumaStat.Hit]++;
         s[z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other]++;
     }

@@ -304,7 +304,11 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>free_unref_page() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FreeUnrefPageHigh(Zone z, int idx, int order)
+    private void FreeUnrefPageHigh(Zone z, int idx, int order) => FreeUnrefPageHigh(z, idx, order, ThreadBlock());
+
+    /// <summary>free_unref_page() of a high order on the calling thread's block <paramref name="mem"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeUnrefPageHigh(Zone z, int idx, int order, int* mem)
     {
         int mt = (int)z.PageblockType(idx);
         if (mt == (int)MigrateType.Isolate)
@@ -317,7 +321,6 @@ internal sealed unsafe partial class PageAllocator
         f.Order = (byte)order;
         f.Migratetype = (byte)mt;
         int list = _pcp.Index(mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable, order);
-        int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())
         {

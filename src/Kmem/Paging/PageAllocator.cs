@@ -90,6 +90,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // CONFIG_NUMA: the thread's NUMA event counts per zone follow the lists (longs, so an even int offset).
         _numaStats = settings.Numa;
         _numaOffset = (offset + 1) & ~1;
+        foreach (var z in Zones) z.NumaStatsOffset = _numaOffset * sizeof(int) + z.Index * NumaStatItems * sizeof(long);
         ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaStatItems * 2 : 0);
     }
 
@@ -252,6 +253,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 }
             }
         }
+        else if ((uint)(order - 1) < (uint)_pcpFastOrder && !_failArmed && mem != null)
+            return AllocPcpHighOrder(mem, gfp, order);
         return AllocSlow(gfp, order);
     }
 
@@ -279,10 +282,18 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         }
         else if ((uint)order <= (uint)_pcpFastOrder)
         {
-            int idx = TryPcpHighOrder(gfp, order);
+            int idx = TryPcpHighOrder(ThreadBlock(), gfp, order);
             if (idx >= 0) return idx;
         }
         return AllocGeneral(gfp, order, -1);
+    }
+
+    /// <summary>The high-order fast path for a thread that has its block (fault injection already checked), else the general path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocPcpHighOrder(int* mem, Gfp gfp, int order)
+    {
+        int idx = TryPcpHighOrder(mem, gfp, order);
+        return idx >= 0 ? idx : AllocGeneral(gfp, order, -1);
     }
 
     /// <summary>The highest order the per-CPU lists hold below the THP order: PAGE_ALLOC_COSTLY_ORDER from 5.14, else 0.</summary>
@@ -302,10 +313,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// __GFP_THISNODE, a zone below its mark, a free area holding only CMA or highatomic blocks) returns -1 and the
     /// caller takes the general path, which decides exactly as before.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private int TryPcpHighOrder(Gfp gfp, int order)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TryPcpHighOrder(int* mem, Gfp gfp, int order)
     {
-        int* mem = ThreadBlock();
         int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
         Zone? z = _fastZone[zb];
         if (z is null || (gfp & Gfp.ThisNode) != 0) return -1;
@@ -316,8 +326,20 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (free <= _fastMark[zb] || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
         int idx = RmqueuePcpHigh(mem, z, order, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
         if (idx < 0) return -1;
-        PrepNewPage(idx, order, gfp, mt);
-        _f[idx].Zone = (byte)z.Index;
+        if ((gfp & Gfp.Comp) == 0)
+        {
+            // prep_new_page() of a plain block: the head's descriptor in three stores, as for order 0.
+            ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[idx]);
+            words = (ulong)PageFlags.Allocated | (1UL << 32);
+            Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | ((ulong)(byte)z.Index << 48);
+            Unsafe.Add(ref words, 3) = 0;
+            if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize << order).Clear();
+        }
+        else
+        {
+            PrepNewPage(idx, order, gfp, mt);
+            _f[idx].Zone = (byte)z.Index;
+        }
         if (_numaStats) CountNumaFast(mem, z);
         return idx;
     }
@@ -519,7 +541,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     {
         if (_disposed) ThrowDisposed();
         ref PageFrame f = ref _f[idx];
-        if (order == 0 && mem != null && f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == 0)
+        // PG flags Allocated alone and a refcount of 1: the first two words of the descriptor, compared at once.
+        if (order == 0 && mem != null && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == 0)
         {
             Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
             int mt = (int)z.PageblockType(idx);
@@ -538,6 +561,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 }
                 hs->OwnerExit();
             }
+        }
+        else if ((uint)(order - 1) < (uint)_pcpFastOrder && mem != null
+            && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == order)
+        {
+            // From 5.14, the sole owner of a plain block of order 1..PAGE_ALLOC_COSTLY_ORDER frees it to its thread's list.
+            f.RefCount = 0;
+            FreeUnrefPageHigh(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx, order, mem);
+            return;
         }
         FreeSlow(idx, order, caller);
     }

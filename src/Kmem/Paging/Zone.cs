@@ -91,6 +91,8 @@ internal sealed unsafe class Zone
     public int PcpFreeCount = 1;
     /// <summary>Where this zone's lists start in a thread's per-CPU block (ints), each stack's capacity, and NR_PCP_LISTS.</summary>
     public int PcpOffset, PcpCap, PcpLists = PageTypes.PcpTypes;
+    /// <summary>Where this zone's NUMA event counts start in a thread's per-CPU block, in bytes (CONFIG_NUMA).</summary>
+    public int NumaStatsOffset;
 
     public long NrFree(int order, int mt) => _nrFree[order * Mt + mt];
 
