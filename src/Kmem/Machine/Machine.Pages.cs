@@ -58,11 +58,12 @@ public sealed partial class Machine
     /// (<c>VM_BUG_ON</c> in mm/page_alloc.c), reported and refused.
     /// </summary>
     /// <exception cref="HighMemException">The release is older than 4.19 and <paramref name="gfp"/> has <see cref="Gfp.HighMem"/>: nothing was allocated.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint GetFreePages(Gfp gfp, int order)
     {
         if ((gfp & Gfp.HighMem) != 0 && !_gfpHighMemMasked) throw GetFreePagesHighMem(gfp);
         int idx = Pages.Alloc(gfp & ~Gfp.HighMem, order);
-        return idx < 0 ? 0 : Pages.IdxToVirt(idx);
+        return idx < 0 ? 0 : _linear + ((nint)idx << PhysicalMemory.PageShift);
     }
 
     /// <summary>True from 4.19, where __get_free_pages() masks __GFP_HIGHMEM instead of VM_BUG_ON() on it (mm/page_alloc.c).</summary>
@@ -82,6 +83,7 @@ public sealed partial class Machine
 
     /// <summary><c>free_pages(addr, order)</c>: 0 is ignored, as in the kernel.</summary>
     /// <exception cref="InvalidAddressException">The address is not a page of this machine's linear map.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void FreePages(nint address, int order, [CallerMemberName] string caller = "")
     {
         if (address == 0) return;
@@ -190,7 +192,17 @@ public sealed partial class Machine
     /// <c>page_address(page)</c>: the page's address in the linear map. A HighMem page has one only while it holds a
     /// persistent kmap slot (<see cref="Kmap"/>); otherwise the result is 0 (NULL), as in the kernel.
     /// </summary>
-    public nint PageAddress(Page page) => _kmaps.PageAddress(CheckedIndex(page, nameof(PageAddress)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint PageAddress(Page page)
+    {
+        // A lowmem page of this live machine: its linear address, inline; anything else takes the checked path.
+        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        if (page.MachineId == Id && idx < _lowmemFrames && !Life.IsDead) return _linear + (nint)(idx << PhysicalMemory.PageShift);
+        return PageAddressSlow(page);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint PageAddressSlow(Page page) => _kmaps.PageAddress(CheckedIndex(page, nameof(PageAddress)));
 
     /// <summary><c>virt_to_page(addr)</c>: the page holding a linear-map address.</summary>
     public Page VirtToPage(nint address) => new(Pages.BasePfn + (ulong)VirtToIndex(address, nameof(VirtToPage), false), Id);
@@ -263,7 +275,7 @@ public sealed partial class Machine
     private int VirtToIndex(nint address, string caller, bool requireAligned)
     {
         // Fast: a page-aligned address of an allocated page can only be RAM of this machine.
-        nint off = address - _phys.LinearBase;
+        nint off = address - _linear;
         if ((ulong)off < _linearBytes && (off & (PageSize - 1)) == 0 && !Life.IsDead)
         {
             int idx = (int)(off >> PhysicalMemory.PageShift);

@@ -37,6 +37,9 @@ public sealed partial class Machine : IDisposable
     private readonly ulong _frameCount;
     private readonly ulong _linearBytes;
     private readonly uint _maxOrder;
+    /// <summary>Frames below ZONE_HIGHMEM (all of them without HighMem): those page_address() finds in the linear map.</summary>
+    private readonly ulong _lowmemFrames;
+    private readonly nint _linear;
 
     private Machine(MachineProfile profile)
     {
@@ -84,6 +87,8 @@ public sealed partial class Machine : IDisposable
             _frameCount = (ulong)_frames.Count;
             _linearBytes = Pages.LinearBytes;
             _maxOrder = (uint)Pages.MaxOrder;
+            _lowmemFrames = Math.Min(_frameCount, (ulong)Pages.HighStartIdx);
+            _linear = _phys.LinearBase;
             _kmaps = CreateKmaps(profile);
             _cma = layout.CmaAreas.ToDictionary(c => c.Name);
             foreach (var c in layout.CmaAreas) c.Activate(Pages);

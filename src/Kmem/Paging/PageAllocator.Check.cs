@@ -65,6 +65,11 @@ internal sealed unsafe partial class PageAllocator
                         if (mt == (int)MigrateType.Cma) cma += n << o;
                     }
                 }
+                uint orders = 0;
+                for (int o = 0; o < z.MaxOrder; o++)
+                    for (int mt = 0; mt < PageTypes.PcpTypes; mt++)
+                        if (!z.ListEmpty(o, mt)) orders |= 1u << o;
+                if (orders != z.PcpTypeOrders) errors.Add($"{z.Name}: orders with a per-CPU type's free block 0x{z.PcpTypeOrders:x} but lists give 0x{orders:x}");
                 if (free != z.FreePages) errors.Add($"{z.Name}: NR_FREE_PAGES {z.FreePages} but lists hold {free}");
                 if (cma != z.FreeCmaPages) errors.Add($"{z.Name}: NR_FREE_CMA_PAGES {z.FreeCmaPages} but CMA lists hold {cma}");
                 buddyPages += free;

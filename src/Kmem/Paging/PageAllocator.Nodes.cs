@@ -155,7 +155,7 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void CountNumaFast(int* mem, Zone z)
     {
-        long* s = (long*)(mem + _numaOffset) + z.Index * NumaStatItems;
+        long* s = (long*)((byte*)mem + z.NumaStatsOffset);
         s[(int)NumaStat.Hit]++;
         s[z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other]++;
     }
@@ -241,7 +241,7 @@ internal sealed unsafe partial class PageAllocator
     /// <summary>
     /// __alloc_pages_node(): from node <paramref name="nid"/>'s zonelist (its own zones first, then the fallback order;
     /// only its own with <c>__GFP_THISNODE</c>), or the calling thread's node when <paramref name="nid"/> is
-    /// NUMA_NO_NODE (-1), never its memory policy. Order 0 takes the same per-CPU fast path as <see cref="Alloc"/>, from
+    /// NUMA_NO_NODE (-1), never its memory policy. Order 0 takes the same per-CPU fast path as <see cref="Alloc(Gfp, int)"/>, from
     /// that node's first zone. The frame index of the block, or -1.
     /// </summary>
     public int AllocNode(int nid, Gfp gfp, int order)

@@ -24,6 +24,10 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int* ThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : ThreadCacheSlow().Mem;
 
+    /// <summary>The calling thread's block for this allocator, or null when it has none yet (inlined: no call but the thread-local read).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int* FastThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : null;
+
     private readonly Lock _cachesLock = new();
     private readonly List<PcpThreadCache> _caches = [];
 
@@ -163,9 +167,11 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>rmqueue_pcplist() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private int RmqueuePcpHigh(Zone z, int order, int mt, AllocFlags af)
+    private int RmqueuePcpHigh(Zone z, int order, int mt, AllocFlags af) => RmqueuePcpHigh(ThreadBlock(), z, order, mt, af);
+
+    /// <summary>rmqueue_pcplist() of a high order on the calling thread's block <paramref name="mem"/>.</summary>
+    private int RmqueuePcpHigh(int* mem, Zone z, int order, int mt, AllocFlags af)
     {
-        int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())
         {
@@ -264,6 +270,32 @@ internal sealed unsafe partial class PageAllocator
         SignalFree();
     }
 
+    /// <summary>
+    /// The fast free left the thread's list of <paramref name="z"/> at or above high: free_pcppages_bulk() of the
+    /// release's count, in the owner's section again (a drainer may have emptied the list in between).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreePcpOverHigh(Zone z)
+    {
+        int* mem = ThreadBlock();
+        var hs = PcpThreadCache.Handshake(mem);
+        if (hs->OwnerEnter())
+        {
+            var pcp = new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z);
+            if (pcp.Count >= z.PcpHigh) FreePcppagesBulk(pcp, z.PcpFreeCount);
+            hs->OwnerExit();
+            return;
+        }
+        hs->OwnerExit();
+        var c = ThreadCache();
+        lock (c.DrainLock)
+        {
+            if (c.Dead) ThrowDisposed();
+            var pcp = c.For(z);
+            if (pcp.Count >= z.PcpHigh) FreePcppagesBulk(pcp, z.PcpFreeCount);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void FreeUnrefPageOwned(PerCpuPages pcp, int mt, int idx)
     {
@@ -272,7 +304,11 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>free_unref_page() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FreeUnrefPageHigh(Zone z, int idx, int order)
+    private void FreeUnrefPageHigh(Zone z, int idx, int order) => FreeUnrefPageHigh(z, idx, order, ThreadBlock());
+
+    /// <summary>free_unref_page() of a high order on the calling thread's block <paramref name="mem"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeUnrefPageHigh(Zone z, int idx, int order, int* mem)
     {
         int mt = (int)z.PageblockType(idx);
         if (mt == (int)MigrateType.Isolate)
@@ -285,7 +321,6 @@ internal sealed unsafe partial class PageAllocator
         f.Order = (byte)order;
         f.Migratetype = (byte)mt;
         int list = _pcp.Index(mt < PageTypes.PcpTypes ? mt : (int)MigrateType.Movable, order);
-        int* mem = ThreadBlock();
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())
         {

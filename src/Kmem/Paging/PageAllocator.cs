@@ -51,6 +51,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         Cpus = settings.Cpus;
         ReclaimRetryWait = settings.ReclaimRetryWait;
         _pcp = PcpPolicy.For(settings.Version, settings.TransparentHugepage, settings.PageblockOrder);
+        _pcpFastOrder = Math.Min(_pcp.HighestOrder, settings.MaxOrder - 1);
 
         // A page frame records its zone in a byte: nodes × zone types must fit (64 nodes × 4 types is the most a profile gives).
         if (settings.Zones.Length > 256) throw new ArgumentException($"{settings.Zones.Length} zones do not fit a page frame's zone byte (at most 256)");
@@ -89,6 +90,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // CONFIG_NUMA: the thread's NUMA event counts per zone follow the lists (longs, so an even int offset).
         _numaStats = settings.Numa;
         _numaOffset = (offset + 1) & ~1;
+        foreach (var z in Zones) z.NumaStatsOffset = _numaOffset * sizeof(int) + z.Index * NumaStatItems * sizeof(long);
         ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaStatItems * 2 : 0);
     }
 
@@ -206,9 +208,68 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     /// <summary>alloc_pages(): from the calling thread's node (<c>numa_node_id()</c>); the frame index of the block, or -1.</summary>
-    public int Alloc(Gfp gfp, int order)
+    /// <remarks>
+    /// The common case is written out here with no call that returns: an order-0 request of a thread that has its
+    /// block, whose node's first zone passes its low watermark, from a thread list that has a page. Every other case
+    /// (an empty list to refill, a drainer holding the lists, a first allocation on this thread, fault injection,
+    /// __GFP_ZERO) ends in a tail call, so the method keeps its values in scratch registers and saves none.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Alloc(Gfp gfp, int order) => AllocFrom(FastThreadBlock(), gfp, order);
+
+    /// <summary>
+    /// <see cref="Alloc(Gfp, int)"/> with the calling thread's block already looked up (<see cref="FastThreadBlock"/>, null
+    /// when the thread has none for this allocator yet): the thread-local read is the one call of the fast path, and
+    /// made in the caller it leaves this method without a call that returns, so without registers to save.
+    /// </summary>
+    private int AllocFrom(int* mem, Gfp gfp, int order)
     {
         if (_disposed) ThrowDisposed();
+        if (order == 0 && !_failArmed && mem != null)
+        {
+            // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
+            int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+            Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+            if (z is not null && (gfp & Gfp.ThisNode) == 0)
+            {
+                int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
+                if (mt == 3) mt = (int)MigrateType.Unmovable;
+                long free = Volatile.Read(ref z.FreePages);
+                if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+                if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
+                {
+                    var hs = PcpThreadCache.Handshake(mem);
+                    int* pcp = mem + z.PcpOffset;
+                    if (hs->OwnerEnter() && pcp[1 + mt] != 0) // no drainer, and the list has a page
+                    {
+                        int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
+                        hs->OwnerExit();
+                        PrepOrder0(idx, mt, z.Index);
+                        if (_numaStats) CountNumaFast(mem, z);
+                        if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
+                        return idx;
+                    }
+                    hs->OwnerExit();
+                }
+            }
+        }
+        else if ((uint)(order - 1) < (uint)_pcpFastOrder && !_failArmed && mem != null)
+            return AllocPcpHighOrder(mem, gfp, order);
+        return AllocSlow(gfp, order);
+    }
+
+    /// <summary>__GFP_ZERO on a page of the fast path: clears it and returns it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ZeroedPage(int idx)
+    {
+        new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
+        return idx;
+    }
+
+    /// <summary><see cref="AllocFrom"/> past its first test: fault injection, the refill of an empty list, the higher orders.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocSlow(Gfp gfp, int order)
+    {
         if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
@@ -219,7 +280,68 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int idx = TryOrder0(mem, _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp);
             if (idx >= 0) return idx;
         }
+        else if ((uint)order <= (uint)_pcpFastOrder)
+        {
+            int idx = TryPcpHighOrder(ThreadBlock(), gfp, order);
+            if (idx >= 0) return idx;
+        }
         return AllocGeneral(gfp, order, -1);
+    }
+
+    /// <summary>The high-order fast path for a thread that has its block (fault injection already checked), else the general path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocPcpHighOrder(int* mem, Gfp gfp, int order)
+    {
+        int idx = TryPcpHighOrder(mem, gfp, order);
+        return idx >= 0 ? idx : AllocGeneral(gfp, order, -1);
+    }
+
+    /// <summary>The highest order the per-CPU lists hold below the THP order: PAGE_ALLOC_COSTLY_ORDER from 5.14, else 0.</summary>
+    private int _pcpFastOrder;
+
+    /// <summary>Turns the high-order fast path off, so that tests can compare it with the general path it shortcuts.</summary>
+    internal void DisableHighOrderFastPath() => _pcpFastOrder = 0;
+
+    /// <summary>
+    /// The fast path of orders 1..PAGE_ALLOC_COSTLY_ORDER from 5.14: what the general path's first attempt does when the
+    /// first zone of the thread's node's zonelist passes its low watermark for the order, without the zonelist walk.
+    /// zone_watermark_fast() for an order above 0 is __zone_watermark_ok(): the free pages less the block's other pages,
+    /// the highatomic reserve and (unless the request may use CMA) the free CMA pages must stay above the mark plus the
+    /// lowmem reserve, and some free list of the order or above must hold a block of a per-CPU type (the one-load
+    /// <see cref="Zone.PcpTypeOrders"/>). rmqueue() then takes the block from the thread's list of that order
+    /// (rmqueue_pcplist()), refilled from the buddy lists in a batch scaled to the order. Anything else (a policy,
+    /// __GFP_THISNODE, a zone below its mark, a free area holding only CMA or highatomic blocks) returns -1 and the
+    /// caller takes the general path, which decides exactly as before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int TryPcpHighOrder(int* mem, Gfp gfp, int order)
+    {
+        int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+        Zone? z = _fastZone[zb];
+        if (z is null || (gfp & Gfp.ThisNode) != 0) return -1;
+        int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift;
+        if (mt == 3) mt = (int)MigrateType.Unmovable;
+        long free = Volatile.Read(ref z.FreePages) - ((1L << order) - 1) - Volatile.Read(ref z.NrReservedHighatomic);
+        if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+        if (free <= _fastMark[zb] || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
+        int idx = RmqueuePcpHigh(mem, z, order, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+        if (idx < 0) return -1;
+        if ((gfp & Gfp.Comp) == 0)
+        {
+            // prep_new_page() of a plain block: the head's descriptor in three stores, as for order 0.
+            ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[idx]);
+            words = (ulong)PageFlags.Allocated | (1UL << 32);
+            Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | ((ulong)(byte)z.Index << 48);
+            Unsafe.Add(ref words, 3) = 0;
+            if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize << order).Clear();
+        }
+        else
+        {
+            PrepNewPage(idx, order, gfp, mt);
+            _f[idx].Zone = (byte)z.Index;
+        }
+        if (_numaStats) CountNumaFast(mem, z);
+        return idx;
     }
 
     /// <summary>
@@ -243,8 +365,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
                 if (idx >= 0)
                 {
-                    PrepOrder0(idx, gfp, mt, z.Index);
+                    PrepOrder0(idx, mt, z.Index);
                     if (_numaStats) CountNumaFast(mem, z);
+                    if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
                     return idx;
                 }
             }
@@ -253,14 +376,13 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PrepOrder0(int idx, Gfp gfp, int mt, int zone)
+    private void PrepOrder0(int idx, int mt, int zone)
     {
         // Flags=Allocated, RefCount=1 | MapCount=0, Order=0, Migratetype, Zone | Private=0: three stores.
         ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[idx]);
         words = (ulong)PageFlags.Allocated | (1UL << 32);
         Unsafe.Add(ref words, 1) = ((ulong)(byte)mt << 40) | ((ulong)(byte)zone << 48);
         Unsafe.Add(ref words, 3) = 0;
-        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
     }
 
     /// <summary>The general allocation path: every zone of the node's zonelist, then the slow path (<paramref name="nid"/> -1: the thread's node).</summary>
@@ -352,9 +474,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if ((af & AllocFlags.Cma) == 0) freePages -= Volatile.Read(ref z.FreeCmaPages);
         if (freePages <= min + z.LowmemReserve[hz]) return false;
         if (order == 0) return true;
+        if (Volatile.Read(ref z.PcpTypeOrders) >> order != 0) return true; // a block of a per-CPU type, order or above
         for (int o = order; o < z.MaxOrder; o++)
         {
-            for (int mt = 0; mt < PageTypes.PcpTypes; mt++) if (!z.ListEmpty(o, mt)) return true;
             if ((af & AllocFlags.Cma) != 0 && !z.ListEmpty(o, (int)MigrateType.Cma)) return true;
             if (harder && !z.ListEmpty(o, (int)MigrateType.HighAtomic)) return true;
         }
@@ -406,16 +528,72 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     // ================================================================== free
 
     /// <summary>__free_pages(): drop a reference; the last one frees the block.</summary>
-    public void Free(int idx, int order, string caller)
+    /// <remarks>
+    /// The common case is written out here with no call that returns: the sole owner frees an order-0 page of a
+    /// per-CPU type's pageblock on a thread that has its block, and the list stays below high. Everything else ends in
+    /// a tail call (<see cref="FreeSlow"/>, or the flush of a list that reached high).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Free(int idx, int order, string caller) => FreeTo(FastThreadBlock(), idx, order, caller);
+
+    /// <summary><see cref="Free(int, int, string)"/> with the calling thread's block already looked up (as for <see cref="AllocFrom"/>).</summary>
+    private void FreeTo(int* mem, int idx, int order, string caller)
     {
         if (_disposed) ThrowDisposed();
         ref PageFrame f = ref _f[idx];
-        if (order == 0 && f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == 0)
+        // PG flags Allocated alone and a refcount of 1: the first two words of the descriptor, compared at once.
+        if (order == 0 && mem != null && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == 0)
+        {
+            Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
+            int mt = (int)z.PageblockType(idx);
+            if (mt < PageTypes.PcpTypes) // HighAtomic and CMA pages (and isolated blocks) take the slow path
+            {
+                var hs = PcpThreadCache.Handshake(mem);
+                if (hs->OwnerEnter())                    // no drainer: the lists are ours
+                {
+                    f.RefCount = 0;
+                    f.Flags = PageFlags.Pcp;
+                    f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
+                    int count = PerCpuPages.PushHot(mem + z.PcpOffset, z.PcpCap, mt, idx);
+                    hs->OwnerExit();
+                    if (count >= z.PcpHigh) FreePcpOverHigh(z);
+                    return;
+                }
+                hs->OwnerExit();
+            }
+        }
+        else if ((uint)(order - 1) < (uint)_pcpFastOrder && mem != null
+            && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == order)
+        {
+            // From 5.14, the sole owner of a plain block of order 1..PAGE_ALLOC_COSTLY_ORDER frees it to its thread's list.
+            f.RefCount = 0;
+            FreeUnrefPageHigh(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx, order, mem);
+            return;
+        }
+        FreeSlow(idx, order, caller);
+    }
+
+    /// <summary><see cref="FreeTo"/> past its first test.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeSlow(int idx, int order, string caller)
+    {
+        ref PageFrame f = ref _f[idx];
+        if (f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == order)
         {
             // The common case, inlined: the sole owner frees an order-0 page to its thread's list.
-            f.RefCount = 0;
-            FreeUnrefPage(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx);
-            return;
+            if (order == 0)
+            {
+                f.RefCount = 0;
+                FreeUnrefPage(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx);
+                return;
+            }
+            // From 5.14, a non-compound block of order 1..PAGE_ALLOC_COSTLY_ORDER goes to its list the same way.
+            if (order <= _pcpFastOrder)
+            {
+                f.RefCount = 0;
+                FreeUnrefPageHigh(Zones[f.Zone], idx, order);
+                return;
+            }
         }
         FreeGeneral(idx, order, caller);
     }

@@ -85,6 +85,7 @@ internal readonly unsafe struct PerCpuPages
     public int PushHot(int mt, int idx) => PushHot(_p, _cap, mt, idx);
 
     /// <summary>Takes the hot block of list <paramref name="list"/> (blocks of 2^<paramref name="order"/> pages), or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int PopHot(int list, int order)
     {
         int n = _p[1 + list];
@@ -95,6 +96,7 @@ internal readonly unsafe struct PerCpuPages
     }
 
     /// <summary>Puts a block of 2^<paramref name="order"/> pages on the hot end of list <paramref name="list"/>; returns the new count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int PushHot(int list, int order, int idx)
     {
         int n = _p[1 + list];

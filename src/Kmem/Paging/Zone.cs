@@ -91,6 +91,8 @@ internal sealed unsafe class Zone
     public int PcpFreeCount = 1;
     /// <summary>Where this zone's lists start in a thread's per-CPU block (ints), each stack's capacity, and NR_PCP_LISTS.</summary>
     public int PcpOffset, PcpCap, PcpLists = PageTypes.PcpTypes;
+    /// <summary>Where this zone's NUMA event counts start in a thread's per-CPU block, in bytes (CONFIG_NUMA).</summary>
+    public int NumaStatsOffset;
 
     public long NrFree(int order, int mt) => _nrFree[order * Mt + mt];
 
@@ -102,6 +104,13 @@ internal sealed unsafe class Zone
     }
 
     public bool ListEmpty(int order, int mt) => _head[order * Mt + mt] < 0;
+
+    /// <summary>
+    /// Bit n set while a free list of order n of one of the per-CPU types (unmovable, movable, reclaimable) has a block:
+    /// the first question of __zone_watermark_ok()'s free-area walk for a high-order request, answered in one load by
+    /// the high-order fast path (written under the zone lock, read without it, as the kernel reads free_area).
+    /// </summary>
+    public uint PcpTypeOrders;
 
     public int FirstOnList(int order, int mt) => _head[order * Mt + mt];
 
@@ -156,6 +165,7 @@ internal sealed unsafe class Zone
             _head[slot] = idx;
         }
         _nrFree[slot]++;
+        if (mt < PageTypes.PcpTypes) Volatile.Write(ref PcpTypeOrders, PcpTypeOrders | 1u << order);
         if (mt != (int)MigrateType.Isolate) FreePages += 1L << order;
         if (mt == (int)MigrateType.Cma) FreeCmaPages += 1L << order;
     }
@@ -169,8 +179,16 @@ internal sealed unsafe class Zone
         f.Next = f.Prev = -1;
         f.Flags &= ~PageFlags.Buddy;
         _nrFree[slot]--;
+        if (mt < PageTypes.PcpTypes && _head[slot] < 0) ClearPcpTypeOrder(order);
         if (mt != (int)MigrateType.Isolate) FreePages -= 1L << order;
         if (mt == (int)MigrateType.Cma) FreeCmaPages -= 1L << order;
+    }
+
+    /// <summary>The last block of a per-CPU type's list of <paramref name="order"/> left it: clear the order's bit if the others are empty too.</summary>
+    private void ClearPcpTypeOrder(int order)
+    {
+        int s = order * Mt;
+        if (_head[s] < 0 && _head[s + 1] < 0 && _head[s + 2] < 0) Volatile.Write(ref PcpTypeOrders, PcpTypeOrders & ~(1u << order));
     }
 
     private void MoveToFreeList(int idx, int order, int newMt)

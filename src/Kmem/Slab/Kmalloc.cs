@@ -38,6 +38,12 @@ internal sealed unsafe partial class SlabAllocator
     /// <see cref="_smallSlots"/> as a pointer (the array is pinned for the allocator's life), which the machine keeps
     /// so that its inlined kmalloc reaches the table with one load.
     /// </summary>
+    /// <summary>
+    /// The same for requests of 193 bytes to 8 KiB, indexed by (GPF type, fls(size - 1)): the slow path's first try,
+    /// before it counts itself in (dead or armed entries as in <see cref="_smallSlots"/>).
+    /// </summary>
+    private readonly int[] _midSlots = new int[Selectors * Row];
+
     internal int* SmallSlots => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_smallSlots));
 
     /// <summary>The first index in <see cref="_kmalloc"/> of the kind each GFP selector goes to (kmalloc_type() of the release, worked out at boot).</summary>
@@ -114,6 +120,9 @@ internal sealed unsafe partial class SlabAllocator
         for (int sel = 0; sel < Selectors; sel++)
             for (int e = 0; e < 24; e++)
                 Volatile.Write(ref _smallSlots[sel * 24 + e], armed || _dead ? SlabThread.DeadSlot : _kmallocSlots[_typeOffset[sel] + _sizeIndex[e]]);
+        for (int sel = 0; sel < Selectors; sel++)
+            for (int i = 0; i < Row; i++)
+                Volatile.Write(ref _midSlots[sel * Row + i], armed || _dead ? SlabThread.DeadSlot : _kmallocSlots[_typeOffset[sel] + i]);
     }
 
     private void ArmSmallSlots(bool armed) => FillSmallSlots(armed);
@@ -189,6 +198,14 @@ internal sealed unsafe partial class SlabAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal nint KmallocSlow(nuint size, Gfp gfp, CallSite site)
     {
+        if (size - 193 < MaxCacheSize - 192)
+        {
+            // 193 bytes to 8 KiB: the cache's per-thread fast path first, which needs no count of the call (as the
+            // inlined small sizes, a dead or failslab-armed machine's entries miss on their own).
+            int i = 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)size - 1);
+            nint obj = SlabCache.AllocFast(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_midSlots), Selector(gfp) * Row + i), gfp);
+            if (obj != 0) return obj;
+        }
         using var _ = Pages.Life.Enter();
         if (size - 1 < MaxCacheSize)
         {

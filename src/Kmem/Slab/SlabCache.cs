@@ -4,6 +4,7 @@
 // no managed allocation); everything else is in SlabCache.Slow.cs and, for caches with debug
 // flags, SlabCache.Debug.cs.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Physical;
@@ -211,9 +212,13 @@ public sealed unsafe partial class SlabCache
         uint raw = *(uint*)fp;
         uint link = SlabWord.Decode(raw, c->Random, fp);
         if (link > c->SlabBytes) return 0;                     // a link outside the slab: the slow path reports it
-        c->Freelist = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+        nint next = link == 0 ? 0 : c->SlabBase + (nint)link - 1;
+        c->Freelist = next;
         c->LastAlloc = obj;
         *(uint*)fp = SlabWord.InUseAfterPop(raw);
+        // prefetch_freepointer(): the next allocation reads the next object's free pointer, which a free on another
+        // thread may have written last; start bringing its line in now (a hint: nothing waits for it).
+        if (Sse.IsSupported && next != 0) Sse.Prefetch0((void*)(next + c->Offset));
         return obj;
     }
 
@@ -238,9 +243,14 @@ public sealed unsafe partial class SlabCache
                     if (obj == 0 && c->Freelist == 0 && c->Main != null && c->Main->Size > 0)
                     {
                         // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
-                        obj = SlabSheaf.Objects(c->Main)[--c->Main->Size];
+                        nint* objs = SlabSheaf.Objects(c->Main);
+                        int size = --c->Main->Size;
+                        obj = objs[size];
                         nint sp = obj + c->Offset;
                         *(uint*)sp = SlabWord.InUse(c->Random, sp);
+                        // Kmem's own hint, in the spirit of prefetch_freepointer(): the next object of the sheaf was
+                        // last written by the thread that freed it; start bringing its line in for the next allocation.
+                        if (Sse.IsSupported && size != 0) Sse.Prefetch0((void*)(objs[size - 1] + c->Offset));
                     }
                     // The one exit of every case (0: the slow path decides). ZeroBytes is read before Busy falls,
                     // since a flusher may free the structure after.
