@@ -228,34 +228,47 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (order == 0 && !_failArmed && mem != null)
         {
             // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
-            int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
-            Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
-            if (z is not null && (gfp & Gfp.ThisNode) == 0)
+            Zone? z = FastZone(_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp, 0, out int mt);
+            if (z is not null)
             {
-                int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
-                if (mt == 3) mt = (int)MigrateType.Unmovable;
-                long free = Volatile.Read(ref z.FreePages);
-                if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-                if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
+                var hs = PcpThreadCache.Handshake(mem);
+                int* pcp = mem + z.PcpOffset;
+                if (hs->OwnerEnter() && pcp[1 + mt] != 0) // no drainer, and the list has a page
                 {
-                    var hs = PcpThreadCache.Handshake(mem);
-                    int* pcp = mem + z.PcpOffset;
-                    if (hs->OwnerEnter() && pcp[1 + mt] != 0) // no drainer, and the list has a page
-                    {
-                        int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
-                        hs->OwnerExit();
-                        PrepOrder0(idx, mt, z.Index);
-                        if (_numaStats) CountNumaFast(mem, z);
-                        if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
-                        return idx;
-                    }
+                    int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
                     hs->OwnerExit();
+                    PrepOrder0(idx, mt, z.Index);
+                    if (_numaStats) CountNumaFast(mem, z);
+                    if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
+                    return idx;
                 }
+                hs->OwnerExit();
             }
         }
         else if ((uint)(order - 1) < (uint)_pcpFastOrder && !_failArmed && mem != null)
             return AllocPcpHighOrder(mem, gfp, order);
         return AllocSlow(gfp, order);
+    }
+
+    /// <summary>
+    /// The first zone of node row <paramref name="row"/>'s zonelist for <paramref name="gfp"/> when it passes the low
+    /// watermark of zone_watermark_fast() for <paramref name="order"/> (for an order above 0, less the block's other
+    /// pages and the highatomic reserve; the free CMA pages count only for a movable request), else null (also for
+    /// __GFP_THISNODE and a thread with a memory policy, whose row has no zones). <paramref name="mt"/> is
+    /// gfp_migratetype().
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Zone? FastZone(int row, Gfp gfp, int order, out int mt)
+    {
+        int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+        Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+        mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
+        if (mt == 3) mt = (int)MigrateType.Unmovable;
+        if (z is null || (gfp & Gfp.ThisNode) != 0) return null;
+        long free = Volatile.Read(ref z.FreePages);
+        if (order != 0) free -= ((1L << order) - 1) + Volatile.Read(ref z.NrReservedHighatomic);
+        if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
+        return free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb) ? z : null;
     }
 
     /// <summary>__GFP_ZERO on a page of the fast path: clears it and returns it.</summary>
@@ -316,14 +329,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int TryPcpHighOrder(int* mem, Gfp gfp, int order)
     {
-        int zb = (_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0) * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
-        Zone? z = _fastZone[zb];
-        if (z is null || (gfp & Gfp.ThisNode) != 0) return -1;
-        int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift;
-        if (mt == 3) mt = (int)MigrateType.Unmovable;
-        long free = Volatile.Read(ref z.FreePages) - ((1L << order) - 1) - Volatile.Read(ref z.NrReservedHighatomic);
-        if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-        if (free <= _fastMark[zb] || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
+        Zone? z = FastZone(_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp, order, out int mt);
+        if (z is null || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
         int idx = RmqueuePcpHigh(mem, z, order, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
         if (idx < 0) return -1;
         if ((gfp & Gfp.Comp) == 0)
@@ -352,27 +359,14 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int TryOrder0(int* mem, int row, Gfp gfp)
     {
-        int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
-        Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
-        if (z is not null && (gfp & Gfp.ThisNode) == 0)
-        {
-            int mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
-            if (mt == 3) mt = (int)MigrateType.Unmovable;
-            long free = Volatile.Read(ref z.FreePages);
-            if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-            if (free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb))
-            {
-                int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
-                if (idx >= 0)
-                {
-                    PrepOrder0(idx, mt, z.Index);
-                    if (_numaStats) CountNumaFast(mem, z);
-                    if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
-                    return idx;
-                }
-            }
-        }
-        return -1;
+        Zone? z = FastZone(row, gfp, 0, out int mt);
+        if (z is null) return -1;
+        int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
+        if (idx < 0) return -1;
+        PrepOrder0(idx, mt, z.Index);
+        if (_numaStats) CountNumaFast(mem, z);
+        if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
+        return idx;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
