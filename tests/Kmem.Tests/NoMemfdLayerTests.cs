@@ -192,6 +192,9 @@ public class NoMemfdLayerTests
         var unc = m.DmaHeaps["system-uncached"].AllocateBuffer(4096)!;
         unc.Span.Fill(7);
         unc.Put();
+        // The freed buffer's pages reach the heap's page pool on the deferred-free worker: let it finish, so that the
+        // refusal below is checked against a state nothing else is changing.
+        Assert.True(m.DmaBufWaitDeferredFree(TimeSpan.FromSeconds(30)));
         var big = m.DmaHeaps["system-uncached"].AllocateBuffer(2 << 20)!;  // several blocks: no CPU view here
         Assert.True(big.PageBlocks.Count > 1);
         NoMemfd.Refused(m, "dma_buf_vmap", () => big.Vmap());
