@@ -122,7 +122,7 @@ public sealed unsafe partial class SlabCache
                 if (s._sheafCapacity != 0)
                 {
                     // The address goes into the thread's sheaf: the object itself is not touched.
-                    done = s.FreeToSheaf(c, obj);
+                    done = s.FreeToSheaf(c, obj, idx, SlabWord.Objects(f->SlabCounters));
                 }
                 else if (c->RemotePage == idx)
                 {
@@ -138,6 +138,9 @@ public sealed unsafe partial class SlabCache
                     c->RemotePage = idx;
                     c->RemoteHead = c->RemoteTail = obj;
                     c->RemoteCount = 1;
+                    c->RemoteSlabBase = SlabBase(idx);
+                    c->RemoteObjStart = c->RemoteSlabBase + _redLeftPad;
+                    c->RemoteObjBytes = (nuint)SlabWord.Objects(f->SlabCounters) * (nuint)_size;
                 }
                 hs->OwnerExit();
                 return done;
@@ -145,14 +148,14 @@ public sealed unsafe partial class SlabCache
             hs->OwnerExit();
         }
         // No structure of this thread for the cache yet (or a flush in progress): a sheaf cache makes one under the lock.
-        if (s._sheafCapacity != 0) return s.FreeToSheafLocked(obj, idx);
+        if (s._sheafCapacity != 0) return s.FreeToSheafLocked(obj, idx, SlabWord.Objects(f->SlabCounters));
         if (s.SlabFreeCore(idx, obj, obj, 1, out bool froze) != RemoteFree.Done) return false;
         if (froze) s.PutCpuPartialOwn(idx);
         return true;
     }
 
     /// <summary>The most objects a detached freelist collects before it is pushed.</summary>
-    private const int RemoteBatch = 256;
+    internal const int RemoteBatch = 256;
 
     /// <summary>Pushes the thread's detached freelist to its slab; the caller has exclusive use of the structure.</summary>
     private void FlushRemote(KmemCacheCpu* c)
@@ -163,6 +166,7 @@ public sealed unsafe partial class SlabCache
         int count = c->RemoteCount;
         c->RemotePage = -1;
         c->RemoteCount = 0;
+        c->RemoteObjBytes = 0;
         c->RemoteHead = c->RemoteTail = 0;
         FreeChain(c, idx, head, tail, count, "Detached freelist");
     }
@@ -344,6 +348,7 @@ public sealed unsafe partial class SlabCache
                 // The machine is going away: the objects stay where they are, only the thread's own memory goes.
                 SlabSheaf.Free(c->Main);
                 c->Main = null;
+                c->SheafObjBytes = 0;
             }
             if (free)
             {

@@ -67,6 +67,7 @@ public sealed unsafe partial class SlabCache
             SlabSheaf* sh = c->Main;
             if (sh == null || sh->Size == 0) sh = BarnReplaceEmpty(c);
             if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
+            c->SheafObjBytes = 0;
         }
         hs->OwnerExit();
         if (obj != 0) MarkInUse(obj);
@@ -91,6 +92,7 @@ public sealed unsafe partial class SlabCache
         }
         if (old != null) SlabSheaf.Free(old);
         c->Main = full;
+        c->SheafObjBytes = 0;
         return full;
     }
 
@@ -101,7 +103,7 @@ public sealed unsafe partial class SlabCache
     /// done) when it is the object freed last into that sheaf: a naive double free for the slow path to report.
     /// The caller holds the thread's structure (Busy or its lock).
     /// </summary>
-    private bool FreeToSheaf(KmemCacheCpu* c, nint obj)
+    private bool FreeToSheaf(KmemCacheCpu* c, nint obj, int idx, int objects)
     {
         SlabSheaf* sh = c->Main;
         if (sh == null) c->Main = sh = SlabSheaf.New(_sheafCapacity);
@@ -109,6 +111,9 @@ public sealed unsafe partial class SlabCache
         if (sh->Size == sh->Capacity) sh = BarnReplaceFull(c);
         SetLink(obj, 0); // marked free (a valid link), so that a second free of it is looked up
         SlabSheaf.Objects(sh)[sh->Size++] = obj;
+        // While this object stays in the sheaf its slab is this cache's: frees of the slab's other objects take the fast path.
+        c->SheafObjStart = SlabBase(idx) + _redLeftPad;
+        c->SheafObjBytes = (nuint)objects * (nuint)_size;
         return true;
     }
 
@@ -133,14 +138,16 @@ public sealed unsafe partial class SlabCache
         if (!put)
         {
             SheafFlush(c, full);
+            c->SheafObjBytes = 0;
             return full;
         }
         c->Main = empty != null ? empty : SlabSheaf.New(_sheafCapacity);
+        c->SheafObjBytes = 0;
         return c->Main;
     }
 
     /// <summary>A sheaf free for a thread that has no structure for the cache yet: made under the thread's lock.</summary>
-    private bool FreeToSheafLocked(nint obj, int idx)
+    private bool FreeToSheafLocked(nint obj, int idx, int objects)
     {
         var st = SlabThread.Current;
         LockOrder.Enter(LockRank.SlabThread, st.Lock);
@@ -148,12 +155,22 @@ public sealed unsafe partial class SlabCache
         try
         {
             var c = CpuOf(st);
-            return c->Page != idx && FreeToSheaf(c, obj); // an object of the thread's own CPU slab: the slow path decides
+            return c->Page != idx && FreeToSheaf(c, obj, idx, objects); // an object of the thread's own CPU slab: the slow path decides
         }
         finally
         {
             st.Lock.Exit();
         }
+    }
+
+    /// <summary>
+    /// The calling thread's free fast-path spans for this cache (for tests): the bytes of the detached freelist's slab
+    /// and of the slab the main sheaf's fast path is set on (0: none), and the objects in its main sheaf.
+    /// </summary>
+    internal (nuint Remote, nuint Sheaf, int InSheaf) FreeFastPathState()
+    {
+        var c = SlabThread.Current.Get(_slot);
+        return c == null ? default : (c->RemoteObjBytes, c->SheafObjBytes, c->Main == null ? 0 : c->Main->Size);
     }
 
     /// <summary>True when <paramref name="obj"/> is the object freed last into the thread's main sheaf (a naive double free).</summary>
@@ -221,6 +238,7 @@ public sealed unsafe partial class SlabCache
     {
         SlabSheaf* sh = c->Main;
         if (sh == null) return;
+        c->SheafObjBytes = 0;
         if (sh->Size > 0) SheafFlush(c, sh);
         if (release)
         {

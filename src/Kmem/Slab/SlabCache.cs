@@ -245,6 +245,7 @@ public sealed unsafe partial class SlabCache
                         // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
                         nint* objs = SlabSheaf.Objects(c->Main);
                         int size = --c->Main->Size;
+                        c->SheafObjBytes = 0;
                         obj = objs[size];
                         nint sp = obj + c->Offset;
                         *(uint*)sp = SlabWord.InUse(c->Random, sp);
@@ -314,9 +315,7 @@ public sealed unsafe partial class SlabCache
                 else
                 {
                     ulong o = (ulong)(obj - c->ObjStart);
-                    ulong size = (ulong)c->Size;
-                    ulong i = c->Magic != 0 ? (o * c->Magic) >> 44 : o / size;
-                    slotOk = o < c->ObjBytes && i * size == o;
+                    slotOk = o < c->ObjBytes && IsSlot(c, o);
                 }
                 if (slotOk)
                 {
@@ -329,10 +328,50 @@ public sealed unsafe partial class SlabCache
                         return true;
                     }
                 }
+                else
+                {
+                    // Another slab's object: it joins the detached freelist when that is the slab the list collects.
+                    ulong r = (ulong)(obj - c->RemoteObjStart);
+                    if (r < c->RemoteObjBytes && c->RemoteCount < RemoteBatch - 1 && IsSlot(c, r))
+                    {
+                        nint fp = obj + c->Offset;
+                        if (!SlabWord.MayBeFree(*(uint*)fp, c->Random, fp, c->SlabBytes))
+                        {
+                            *(uint*)fp = SlabWord.Encode((uint)(c->RemoteHead - c->RemoteSlabBase + 1), c->Random, fp);
+                            c->RemoteHead = obj;
+                            c->RemoteCount++;
+                            hs->OwnerExit();
+                            return true;
+                        }
+                    }
+                    // A cache with sheaves: an object of the slab the main sheaf last took one of goes into the sheaf.
+                    r = (ulong)(obj - c->SheafObjStart);
+                    SlabSheaf* sh = c->Main;
+                    if (r < c->SheafObjBytes && sh->Size < sh->Capacity && IsSlot(c, r))
+                    {
+                        nint fp = obj + c->Offset;
+                        if (!SlabWord.MayBeFree(*(uint*)fp, c->Random, fp, c->SlabBytes))
+                        {
+                            *(uint*)fp = SlabWord.Encode(0, c->Random, fp); // marked free, as FreeToSheaf marks it
+                            SlabSheaf.Objects(sh)[sh->Size++] = obj;
+                            hs->OwnerExit();
+                            return true;
+                        }
+                    }
+                }
             }
         }
         hs->OwnerExit();
         return false;
+    }
+
+    /// <summary>True when byte offset <paramref name="o"/> from a slab's first object starts an object slot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsSlot(KmemCacheCpu* c, ulong o)
+    {
+        ulong size = (ulong)c->Size;
+        ulong i = c->Magic != 0 ? (o * c->Magic) >> 44 : o / size;
+        return i * size == o;
     }
 
     /// <summary>

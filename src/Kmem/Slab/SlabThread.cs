@@ -70,6 +70,25 @@ internal unsafe struct KmemCacheCpu
     public int Node;
     /// <summary>First and last object of the detached freelist.</summary>
     public nint RemoteHead, RemoteTail;
+    /// <summary>Linear address of the detached freelist's slab (the base its links are relative to).</summary>
+    public nint RemoteSlabBase;
+    /// <summary>Address of the first object of the detached freelist's slab.</summary>
+    public nint RemoteObjStart;
+    /// <summary>
+    /// Bytes that slab's object slots span; 0 while the detached freelist is empty, so that no address matches. A
+    /// free that falls on one of those slots joins the list on the fast path, with no page descriptor read: the slab
+    /// cannot go away meanwhile, since the objects on the list still count as in use in it.
+    /// </summary>
+    public nuint RemoteObjBytes;
+    /// <summary>Address of the first object of the slab whose object the main sheaf took last on the checked path.</summary>
+    public nint SheafObjStart;
+    /// <summary>
+    /// Bytes that slab's object slots span; 0 when there is none. A free that falls on one of those slots goes into
+    /// the main sheaf on the fast path, with no page descriptor read: while that object stays in the sheaf (it counts
+    /// as in use in its slab), the slab is this cache's. So every step that takes an object out of the main sheaf, or
+    /// replaces or flushes the sheaf, sets this to 0.
+    /// </summary>
+    public nuint SheafObjBytes;
     /// <summary>The thread's main sheaf (caches with sheaves only; null until the first free that needs it).</summary>
     public SlabSheaf* Main;
 }
