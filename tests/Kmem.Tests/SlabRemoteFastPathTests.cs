@@ -86,7 +86,9 @@ public sealed unsafe class SlabRemoteFastPathTests
         var objs = AllocSlabs(c, 2);
         using var b = new OtherThread();
         int n = SlabCache.RemoteBatch + 7;
-        b.Run(() => { for (int i = 0; i < n; i++) c.Free(objs[i]); });
+        int detached = -1;
+        b.Run(() => { for (int i = 0; i < n; i++) c.Free(objs[i]); detached = c.FreeFastPathState().Detached; });
+        Assert.Equal(n - SlabCache.RemoteBatch, detached);  // the first batch was pushed when it was full
         Assert.Equal(objs.Length - n, c.ObjectsInUse);
         TestSupport.AssertConsistent(m);
         // Whichever batch an object went with, freeing it again is refused.
@@ -152,7 +154,7 @@ public sealed unsafe class SlabRemoteFastPathTests
         var c = m.KmemCacheCreate("rf_pin", 128, 0, SlabFlags.NoMerge, sheafCapacity: Capacity);
         var objs = AllocSlabs(c, 3);
         using var b = new OtherThread();
-        (nuint Remote, nuint Sheaf, int InSheaf) state = default;
+        (nuint Remote, nuint Sheaf, int InSheaf, int Detached) state = default;
         void Look() => state = c.FreeFastPathState();
         nuint slabBytes = (nuint)(c.ObjectsPerSlab * c.Size);
 
@@ -188,7 +190,7 @@ public sealed unsafe class SlabRemoteFastPathTests
         int perSlab = c.ObjectsPerSlab;
         nuint slabBytes = (nuint)(perSlab * c.Size);
         using var b = new OtherThread();
-        (nuint Remote, nuint Sheaf, int InSheaf) state = default;
+        (nuint Remote, nuint Sheaf, int InSheaf, int Detached) state = default;
         b.Run(() => { c.Free(objs[0]); c.Free(objs[1]); state = c.FreeFastPathState(); });
         Assert.Equal(slabBytes, state.Remote);
         // A free to another slab pushes the list and starts one on that slab.

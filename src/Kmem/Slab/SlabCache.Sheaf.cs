@@ -165,12 +165,12 @@ public sealed unsafe partial class SlabCache
 
     /// <summary>
     /// The calling thread's free fast-path spans for this cache (for tests): the bytes of the detached freelist's slab
-    /// and of the slab the main sheaf's fast path is set on (0: none), and the objects in its main sheaf.
+    /// and of the slab the main sheaf's fast path is set on (0: none), the objects in its main sheaf and on its detached list.
     /// </summary>
-    internal (nuint Remote, nuint Sheaf, int InSheaf) FreeFastPathState()
+    internal (nuint Remote, nuint Sheaf, int InSheaf, int Detached) FreeFastPathState()
     {
         var c = SlabThread.Current.Get(_slot);
-        return c == null ? default : (c->RemoteObjBytes, c->SheafObjBytes, c->Main == null ? 0 : c->Main->Size);
+        return c == null ? default : (c->RemoteObjBytes, c->SheafObjBytes, c->Main == null ? 0 : c->Main->Size, c->RemoteCount);
     }
 
     /// <summary>True when <paramref name="obj"/> is the object freed last into the thread's main sheaf (a naive double free).</summary>
