@@ -66,8 +66,7 @@ public sealed unsafe partial class SlabCache
         {
             SlabSheaf* sh = c->Main;
             if (sh == null || sh->Size == 0) sh = BarnReplaceEmpty(c);
-            if (sh != null) obj = SlabSheaf.Objects(sh)[--sh->Size];
-            c->SheafObjBytes = 0;
+            if (sh != null) obj = TakeFromMain(c, out _);
         }
         hs->OwnerExit();
         if (obj != 0) MarkInUse(obj);
@@ -92,7 +91,6 @@ public sealed unsafe partial class SlabCache
         }
         if (old != null) SlabSheaf.Free(old);
         c->Main = full;
-        c->SheafObjBytes = 0;
         return full;
     }
 
@@ -103,6 +101,19 @@ public sealed unsafe partial class SlabCache
     /// done) when it is the object freed last into that sheaf: a naive double free for the slow path to report.
     /// The caller holds the thread's structure (Busy or its lock).
     /// </summary>
+    /// <summary>
+    /// Takes the last object of the thread's main sheaf (which is not empty), leaving <paramref name="left"/> in it.
+    /// The sheaf's free fast path ends here: the object that set it may be this one (KmemCacheCpu.SheafObjBytes).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static nint TakeFromMain(KmemCacheCpu* c, out int left)
+    {
+        SlabSheaf* sh = c->Main;
+        left = --sh->Size;
+        c->SheafObjBytes = 0;
+        return SlabSheaf.Objects(sh)[left];
+    }
+
     private bool FreeToSheaf(KmemCacheCpu* c, nint obj, int idx, int objects)
     {
         SlabSheaf* sh = c->Main;
@@ -138,11 +149,9 @@ public sealed unsafe partial class SlabCache
         if (!put)
         {
             SheafFlush(c, full);
-            c->SheafObjBytes = 0;
             return full;
         }
         c->Main = empty != null ? empty : SlabSheaf.New(_sheafCapacity);
-        c->SheafObjBytes = 0;
         return c->Main;
     }
 

@@ -243,15 +243,12 @@ public sealed unsafe partial class SlabCache
                     if (obj == 0 && c->Freelist == 0 && c->Main != null && c->Main->Size > 0)
                     {
                         // A cache with sheaves: the thread's main sheaf comes after its CPU freelist.
-                        nint* objs = SlabSheaf.Objects(c->Main);
-                        int size = --c->Main->Size;
-                        c->SheafObjBytes = 0;
-                        obj = objs[size];
+                        obj = TakeFromMain(c, out int left);
                         nint sp = obj + c->Offset;
                         *(uint*)sp = SlabWord.InUse(c->Random, sp);
                         // Kmem's own hint, in the spirit of prefetch_freepointer(): the next object of the sheaf was
                         // last written by the thread that freed it; start bringing its line in for the next allocation.
-                        if (Sse.IsSupported && size != 0) Sse.Prefetch0((void*)(objs[size - 1] + c->Offset));
+                        if (Sse.IsSupported && left != 0) Sse.Prefetch0((void*)(SlabSheaf.Objects(c->Main)[left - 1] + c->Offset));
                     }
                     // The one exit of every case (0: the slow path decides). ZeroBytes is read before Busy falls,
                     // since a flusher may free the structure after.

@@ -85,8 +85,8 @@ internal unsafe struct KmemCacheCpu
     /// <summary>
     /// Bytes that slab's object slots span; 0 when there is none. A free that falls on one of those slots goes into
     /// the main sheaf on the fast path, with no page descriptor read: while that object stays in the sheaf (it counts
-    /// as in use in its slab), the slab is this cache's. So every step that takes an object out of the main sheaf, or
-    /// replaces or flushes the sheaf, sets this to 0.
+    /// as in use in its slab), the slab is this cache's. So taking an object out of the main sheaf (TakeFromMain),
+    /// flushing it or freeing it sets this to 0; the checked path sets it for each object it puts in.
     /// </summary>
     public nuint SheafObjBytes;
     /// <summary>The thread's main sheaf (caches with sheaves only; null until the first free that needs it).</summary>
