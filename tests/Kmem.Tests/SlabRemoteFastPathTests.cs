@@ -207,4 +207,16 @@ public sealed unsafe class SlabRemoteFastPathTests
         Assert.Equal(0, c.ObjectsInUse);
         TestSupport.AssertConsistent(m);
     }
+
+    [Fact]
+    public void A_free_after_the_machine_is_disposed_is_refused_even_with_a_fast_path_set()
+    {
+        var m = Machine.Boot("x86_64");
+        var c = m.KmemCacheCreate("rf_dead", 128, 0, SlabFlags.NoMerge, sheafCapacity: 16);
+        var objs = AllocSlabs(c, 2);
+        using var b = new OtherThread();
+        b.Run(() => c.Free(objs[0]));                      // the sheaf's fast path is set on the first slab
+        m.Dispose();
+        b.Run(() => Assert.ThrowsAny<ObjectDisposedException>(() => c.Free(objs[1])));
+    }
 }
