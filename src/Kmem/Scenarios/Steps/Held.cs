@@ -10,7 +10,8 @@ internal abstract record Held
     /// <summary>Pages it counts in "pages held" (kmalloc buffers and slab objects count bytes instead).</summary>
     public abstract long Pages { get; }
 
-    /// <summary>Bytes it counts in "bytes held": the ksize of a kmalloc buffer, the object size of a slab object.</summary>
+    /// <summary>Bytes it counts in "bytes held": the ksize of a kmalloc buffer, the object size of a slab object, the size of
+    /// a dma-buf or an RK-DMA-HEAP page run (the buffers a heap hands out, counted in bytes as their dumps do).</summary>
     public virtual long Bytes => 0;
 
     /// <summary>Its first page, for get_page and put_page (null for kinds reached by address).</summary>
@@ -152,6 +153,7 @@ internal abstract record Held
         private readonly nuint _size = (nuint)Buf.Size;
 
         public override long Pages => PagesOf(_size);
+        public override long Bytes => (long)_size;
         public override void Free(Machine m) => Buf.Put();
         protected override Span<byte> Memory(Machine m) => Buf.Span;
     }
@@ -160,6 +162,7 @@ internal abstract record Held
     public sealed record RkRun(RkDmaHeap Heap, Page First, nint Address, nuint Size) : Frames
     {
         public override long Pages => PagesOf(Size);
+        public override long Bytes => (long)Size;
         public override Page Page => First;
         public override void Free(Machine m) => Heap.FreeContigPages(First, (long)Size);
         protected override Page FirstPage => First;
