@@ -17,6 +17,13 @@ internal abstract record Held
     /// <summary>Its first page, for get_page and put_page (null for kinds reached by address).</summary>
     public virtual Page Page => default;
 
+    /// <summary>
+    /// Its page blocks for the step summary: each block's first page and buddy order (-1: a run from a CMA area, not one
+    /// buddy block). None for kinds without pages of their own (kmalloc buffers, slab objects) or reached only by
+    /// address (vmalloc areas, coherent DMA buffers).
+    /// </summary>
+    public virtual IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [];
+
     /// <summary>Gives it back through the public API (a refused free leaves it held).</summary>
     public abstract void Free(Machine m);
 
@@ -88,6 +95,7 @@ internal abstract record Held
     {
         public override long Pages => 1L << Order;
         public override Page Page => First;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(First, Order)];
         public override void Free(Machine m) => m.FreePages(First, Order);
         protected override Page FirstPage => First;
         protected override long Length => 4096L << Order;
@@ -98,6 +106,8 @@ internal abstract record Held
     public sealed record Exact(nint Address, nuint Size) : Direct
     {
         public override long Pages => PagesOf(Size);
+        // alloc_pages_exact() takes one block of get_order(size) and gives back the tail it does not need.
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(m.VirtToPage(Address), System.Numerics.BitOperations.Log2((ulong)Pages - 1) + (Pages > 1 ? 1 : 0))];
         public override void Free(Machine m) => m.FreePagesExact(Address, Size);
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }
@@ -133,6 +143,7 @@ internal abstract record Held
     {
         public override long Pages => PagesOf(Size);
         public override Page Page => First;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(First, -1)];
         public override void Free(Machine m) => m.CmaRelease(Area, First, (int)(Size / 4096));
         protected override Page FirstPage => First;
         protected override long Length => (long)Size;
@@ -154,6 +165,7 @@ internal abstract record Held
 
         public override long Pages => PagesOf(_size);
         public override long Bytes => (long)_size;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => Buf.PageBlocks;
         public override void Free(Machine m) => Buf.Put();
         protected override Span<byte> Memory(Machine m) => Buf.Span;
     }
@@ -164,6 +176,7 @@ internal abstract record Held
         public override long Pages => PagesOf(Size);
         public override long Bytes => (long)Size;
         public override Page Page => First;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(First, -1)];
         public override void Free(Machine m) => Heap.FreeContigPages(First, (long)Size);
         protected override Page FirstPage => First;
         protected override long Length => (long)Size;
@@ -174,6 +187,7 @@ internal abstract record Held
     public sealed record Movable(MovablePage Block, int Order) : Held
     {
         public override long Pages => 1L << Order;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(Block.Page, Order)];
         public override void Free(Machine m) => Block.Dispose();
 
         public override void Fill(Machine m, byte b)
