@@ -44,7 +44,9 @@ public sealed class StepOutcome
     /// <summary>
     /// The page blocks its successful allocations got, by buddy order and the migratetype of the pageblock each lies in
     /// (after the allocation: a fallback that claimed the pageblock shows the new type; see <see cref="Fallbacks"/>).
-    /// Kinds with no pages of their own (kmalloc buffers, slab objects) and coherent DMA buffers are not counted.
+    /// Pages of a CMA area count as one run (order -1) per allocation. Kinds with no pages of their own (kmalloc buffers,
+    /// slab objects), vmalloc areas, and coherent DMA buffers outside the linear map or asked without blocking (perhaps
+    /// from the atomic pool) are not counted.
     /// </summary>
     public IReadOnlyList<StepPageSource> Sources => [.. _sources.Values.OrderBy(s => s.Order).ThenBy(s => s.Migratetype)];
 

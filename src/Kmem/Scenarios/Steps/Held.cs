@@ -19,8 +19,8 @@ internal abstract record Held
 
     /// <summary>
     /// Its page blocks for the step summary: each block's first page and buddy order (-1: a run from a CMA area, not one
-    /// buddy block). None for kinds without pages of their own (kmalloc buffers, slab objects) or reached only by
-    /// address (vmalloc areas, coherent DMA buffers).
+    /// buddy block). None for kinds without pages of their own (kmalloc buffers, slab objects) or whose pages are not one
+    /// run (vmalloc areas).
     /// </summary>
     public virtual IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [];
 
@@ -32,6 +32,9 @@ internal abstract record Held
 
     /// <summary>The first byte that is not <paramref name="b"/>, or -1.</summary>
     public abstract int FirstOther(Machine m, byte b);
+
+    /// <summary>get_order() of <paramref name="pages"/> pages: the smallest order whose block holds them.</summary>
+    private static int OrderOf(long pages) => pages <= 1 ? 0 : System.Numerics.BitOperations.Log2((ulong)pages - 1) + 1;
 
     /// <summary>Pages spanned by <paramref name="size"/> bytes (one for an empty size).</summary>
     private static long PagesOf(nuint size) => size > 0 ? (long)((size + 4095) / 4096) : 1;
@@ -107,7 +110,7 @@ internal abstract record Held
     {
         public override long Pages => PagesOf(Size);
         // alloc_pages_exact() takes one block of get_order(size) and gives back the tail it does not need.
-        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(m.VirtToPage(Address), System.Numerics.BitOperations.Log2((ulong)Pages - 1) + (Pages > 1 ? 1 : 0))];
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(m.VirtToPage(Address), OrderOf(Pages))];
         public override void Free(Machine m) => m.FreePagesExact(Address, Size);
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }
@@ -150,10 +153,18 @@ internal abstract record Held
         protected override nint Linear(Machine m) => Address;
     }
 
-    /// <summary>A coherent DMA buffer of a device: its CPU address and DMA handle.</summary>
-    public sealed record Coherent(Device Device, nint Address, nuint Size, ulong Handle) : Direct
+    /// <summary>
+    /// A coherent DMA buffer of a device: its CPU address and DMA handle. <paramref name="Blocking"/>: asked with a GFP that
+    /// may block (a non-blocking one may be served from the atomic pool, a chunk of a block taken long before).
+    /// </summary>
+    public sealed record Coherent(Device Device, nint Address, nuint Size, ulong Handle, bool Blocking = true) : Direct
     {
         public override long Pages => PagesOf(Size);
+
+        // In the linear map it is one contiguous run: a CMA run, or dma-direct's alloc_pages() block of get_order(size).
+        // Behind an IOMMU or remapped (not in the linear map), or perhaps from the atomic pool, it is not counted.
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) =>
+            Blocking && m.VirtAddrValid(Address) ? [(m.VirtToPage(Address), OrderOf(Pages))] : [];
         public override void Free(Machine m) => m.DmaFreeCoherent(Device, Size, Address, Handle, "workload");
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }

@@ -200,7 +200,8 @@ internal sealed class StepContext(Machine machine)
             }
             outcome.AddSource(order, zone.PageblockType(idx), pages);
         }
-        if (cmaPages > 0) outcome.AddSource(-1, cmaType, cmaPages);
+        // A coherent buffer's one block is reported with its get_order(); the CMA run behind it has only its own pages.
+        if (cmaPages > 0) outcome.AddSource(-1, cmaType, Math.Min(cmaPages, h.Pages));
     }
 
     /// <summary>True when the page frame lies in one of the machine's CMA areas.</summary>
