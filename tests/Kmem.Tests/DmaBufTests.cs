@@ -428,7 +428,7 @@ public class RkDmaHeapImportTests
 
     [Theory]
     [InlineData("dma-heap:<rk-dma-heap-cma> -dmabuf i_ino = 1\nAlloc by (x ) [0x02800000-0x02800fff] 0x00002000 (8 KiB)\n", 2, "does not match the range")]
-    [InlineData("Alloc by (x ) [0x02800000-0x02800fff] 0x00001000 (4 KiB)\n", 1, "without its dma-heap")]
+    [InlineData("dma-heap:<rk-dma-heap-cma> -non dmabuf\nAlloc by (x ) [0x02800000-0x02800fff] 0x00001000 (4 KiB)\nAlloc by (x ) [0x02801000-0x02801fff] 0x00001000 (4 KiB)\n", 3, "without its dma-heap")]
     [InlineData("dma-heap:<rk-dma-heap-cma> -dmabuf i_ino = 1\nAlloc by (x ) [0x02800000-0x02800fff] 0x00001000 (4 KiB)\nAttached Devices:\nffa50000.rkvenc\nTotal 2 devices attached\n", 5, "2 devices announced, 1 listed")]
     [InlineData("hello\n", 1, "unexpected line 'hello'")]
     [InlineData("dma-heap:<rk-dma-heap-cma> -non dmabuf\nAlloc by (x ) [0x02800100-0x02800fff] 0x00000f00 (3 KiB)\n", 2, "not page aligned")]
@@ -484,7 +484,7 @@ public class RkDmaHeapImportTests
             File.WriteAllText(dump, "garbage\n");
             var e4 = new StringWriter();
             Assert.Equal(2, Kmem.Cli.KmemCli.Run(["import", "rk-dma-heap-info", dump], new StringWriter(), e4));
-            Assert.Contains("dump: line 1: unexpected line 'garbage'", e4.ToString());
+            Assert.Contains($"{dump}:1: unexpected line 'garbage'", e4.ToString());
             Assert.Equal(2, Kmem.Cli.KmemCli.Run(["import", "bufinfo", dump], new StringWriter(), new StringWriter()));
         }
         finally { Directory.Delete(dir, true); }

@@ -72,7 +72,7 @@ public class EdgeErrorTests
             File.WriteAllText(file, Dump.Replace("5657", "5656"));
             var (code, _, err) = TestSupport.Cli("import", "rk-dma-heap-info", file);
             Assert.Equal(2, code);
-            Assert.Contains("line 6", err);
+            Assert.Contains($"{file}:6: inode number 5656 is already the dma-buf of line 1", err);   // file:line
         }
         finally
         {

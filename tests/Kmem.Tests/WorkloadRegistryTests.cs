@@ -66,10 +66,11 @@ public class WorkloadRegistryTests
         Assert.True(r.Ok, string.Join("\n", r.Problems));
         Assert.Equal(10, r.Labels["mixed"].Allocated);
         // Pages spanned by each page-backed kind: 4 (order 2) + 2 (5000 bytes) + 3 (10000) + 3 (CMA run) + 2 (8192)
-        // + 2 (order 1) + 3 (12288) + 2 (6000 rounded up to pages); the kmalloc buffer and the object count bytes:
-        // 128 (a kmalloc size class, so its ksize) + 64 (the cache's object size).
+        // + 2 (order 1) + 3 (12288) + 2 (6000 rounded up to pages); bytes are counted for the kmalloc buffer, the object,
+        // the dma-buf and the RK page run: 128 (a kmalloc size class, so its ksize) + 64 (the cache's object size)
+        // + 12288 (the dma-buf's size) + 8192 (the page run's, 6000 bytes rounded up to pages).
         Assert.Equal(4 + 2 + 3 + 3 + 2 + 2 + 3 + 2, r.Labels["mixed"].PagesHeld);
-        Assert.Equal(128 + 64, r.Labels["mixed"].BytesHeld);
+        Assert.Equal(128 + 64 + 12288 + 8192, r.Labels["mixed"].BytesHeld);
         Assert.Equal(r.Labels["mixed"].PagesHeld, runner.PagesHeld["mixed"]);
         long dmaBufs = m.DmaBufs.Count;
 

@@ -1,4 +1,5 @@
-// `kmem cat PATH`: one kernel view (/proc, /sys) of a freshly booted board, after an optional workload;
+// `kmem cat PATH`: one kernel view (/proc, /sys) of a freshly booted board (or of a real board's state rebuilt with
+// --after), after an optional workload;
 // `kmem cat --list` lists the paths the board serves.
 using System.CommandLine;
 
@@ -12,18 +13,20 @@ internal static class CatVerb
         var workload = Commands.WorkloadOption();
         var list = new Option<bool>("--list") { Description = "List the paths the machine serves." };
         var cmdline = Commands.CmdlineOption();
-        var cat = new Command("cat", "Print one kernel view (after an optional workload).") { path, workload, list, cmdline };
+        var after = VerbSupport.AfterOption("cat");
+        var cat = new Command("cat", "Print one kernel view (after an optional rebuilt state and workload).") { path, workload, list, cmdline, after };
         cat.Validators.Add(r =>
         {
             if (!r.GetValue(list) && string.IsNullOrEmpty(r.GetValue(path))) r.AddError("cat needs a path (or --list)");
         });
-        cat.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(list), pr.GetValue(path), pr.GetValue(workload)));
+        cat.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(list), pr.GetValue(path), pr.GetValue(workload), pr.GetValue(after)));
         return cat;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, bool list, string? path, string? workload)
+    private static int Run(CliContext ctx, string profile, string? cmdline, bool list, string? path, string? workload, string? after)
     {
         using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
+        VerbSupport.ApplyAfter(ctx, m, after);
         if (list)
         {
             foreach (var p in m.ProcFs.Paths) ctx.Out.WriteLine(p);

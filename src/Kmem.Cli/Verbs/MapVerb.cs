@@ -1,5 +1,5 @@
 // `kmem map --out FILE.svg`: the physical memory of a board as an SVG picture, after boot, a workload or a
-// replayed trace.
+// replayed trace, on a fresh board or on a real board's state rebuilt with --after.
 using System.CommandLine;
 
 namespace Kmem.Cli.Verbs;
@@ -14,12 +14,13 @@ internal static class MapVerb
         Commands.Refuse(trace, t => Commands.MissingFile(t, $"map --trace: no trace file '{t}'", stdinAllowed: true));
         var output = new Option<string>("--out", "-o") { Description = "The SVG file to write.", Required = true };
         Commands.Refuse(output, OutputPathProblem);
-        var map = new Command("map", "Draw the physical memory as an SVG picture: owners, migratetypes, zones, CMA areas, free blocks per order.") { cmdline, workload, trace, output };
+        var after = VerbSupport.AfterOption("map");
+        var map = new Command("map", "Draw the physical memory as an SVG picture: owners, migratetypes, zones, CMA areas, free blocks per order.") { cmdline, workload, trace, output, after };
         map.Validators.Add(r =>
         {
             if (r.GetValue(workload) is not null && r.GetValue(trace) is not null) r.AddError("map: give --workload or --trace, not both");
         });
-        map.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(trace), pr.GetValue(output)!));
+        map.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(trace), pr.GetValue(output)!, pr.GetValue(after)));
         return map;
     }
 
@@ -34,21 +35,23 @@ internal static class MapVerb
         return null;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, string? trace, string path)
+    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, string? trace, string path, string? after)
     {
         using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
-        string title = $"{m.Profile.Name}: physical memory after boot";
+        VerbSupport.ApplyAfter(ctx, m, after);
+        string state = after is null ? "" : $" (state of {Path.GetFileName(after)})";
+        string title = $"{m.Profile.Name}{state}: physical memory after boot";
         if (workload is not null)
         {
             var wl = Commands.LoadWorkload(workload);
             var result = VerbSupport.RunWorkload(ctx, m, wl, out _);
-            title = $"{m.Profile.Name}: physical memory after workload {wl.Name}";
+            title = $"{m.Profile.Name}{state}: physical memory after workload {wl.Name}";
             if (!result.Ok) foreach (var p in result.Problems) ctx.Err.WriteLine($"kmem: {p}");
         }
         if (trace is not null)
         {
             var report = VerbSupport.ReplayTrace(ctx, m, trace, new TraceReplayOptions(), showProgress: true);
-            title = $"{m.Profile.Name}: physical memory after replaying {Path.GetFileName(trace)} ({report.Replayed} events)";
+            title = $"{m.Profile.Name}{state}: physical memory after replaying {Path.GetFileName(trace)} ({report.Replayed} events)";
         }
         string svg = m.RenderMemoryMap(title);
         try

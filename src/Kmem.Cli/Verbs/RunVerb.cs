@@ -1,5 +1,7 @@
-// `kmem run WORKLOAD`: runs a workload (optionally on top of a real rk-dma-heap-info dump) and prints its
-// summary table, the RTnet figures when it loaded RTnet, what it added to the dump's layout, and buddyinfo.
+// `kmem run WORKLOAD`: runs a workload (optionally on top of a real board's state, --after) and prints its summary:
+// the label table, each allocation step's outcome (success, first failure's reason, the orders and migratetypes of its
+// pages, the buddy allocator's fallbacks), the fragmentation and each CMA area's largest free run before and after,
+// the RTnet figures when it loaded RTnet, what it added to the dump's layout, and buddyinfo.
 using System.CommandLine;
 using Spectre.Console;
 
@@ -11,8 +13,7 @@ internal static class RunVerb
     {
         var workload = new Argument<string>("workload") { Description = $"A workload file (JSON, see docs/workloads.md) or a built-in name ({string.Join(", ", Commands.BuiltinWorkloads())})." };
         var cmdline = Commands.CmdlineOption();
-        var after = new Option<string?>("--after") { Description = "First rebuild the state of a real rk-dma-heap-info dump (see 'kmem import')." };
-        Commands.Refuse(after, f => Commands.MissingFile(f, $"run --after: no file '{f}'"));
+        var after = VerbSupport.AfterOption("run");
         var run = new Command("run", "Run a workload and print a summary.") { workload, cmdline, after };
         run.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload)!, pr.GetValue(after)));
         return run;
@@ -25,7 +26,7 @@ internal static class RunVerb
         var before = new HashSet<ulong>();
         if (after is not null)
         {
-            VerbSupport.ImportDump(ctx, m, after);
+            VerbSupport.ApplyAfter(ctx, m, after);
             before = RkStarts(m);
         }
         var result = VerbSupport.RunWorkload(ctx, m, wl, out _);
@@ -59,7 +60,37 @@ internal static class RunVerb
             table.AddRow(Markup.Escape(label), s.Allocated.ToString(), s.Failed.ToString(), s.Freed.ToString(), s.PagesHeld.ToString(), s.BytesHeld.ToString());
         ctx.Console.Write(table);
         foreach (var note in result.Notes) ctx.Out.WriteLine(note);
+        StepLines(ctx, result);
+        Fragmentation(ctx, result);
         VerbSupport.SummaryLine(ctx, m, result);
+    }
+
+    /// <summary>One line per allocation step: how many succeeded and failed, the first failure's reason, where the pages came from.</summary>
+    private static void StepLines(CliContext ctx, WorkloadResult result)
+    {
+        foreach (var s in result.Steps)
+        {
+            var line = new System.Text.StringBuilder($"step {s.Location} {s.Op} ({s.Label}): ");
+            line.Append(s.Succeeded ? $"ok, {s.Allocated} allocated" : $"FAILED {s.Failed} of {s.Allocated + s.Failed}");
+            if (s.Sources.Count > 0)
+                line.Append("; pages from ").AppendJoin(", ", s.Sources.Select(p =>
+                    $"{(p.Order >= 0 ? $"order {p.Order}" : "CMA runs")} {p.Migratetype.KernelName()} x{p.Blocks} ({p.Pages} pages)"));
+            if (s.Fallbacks.Count > 0)
+                line.Append("; fell back ").AppendJoin(", ", s.Fallbacks.Select(f => $"{f.Wanted.KernelName()} from {f.From.KernelName()} x{f.Count}"));
+            if (s.FirstFailure is { } why) line.Append("; first failure: ").Append(why);
+            ctx.Out.WriteLine(line.ToString());
+        }
+    }
+
+    /// <summary>extfrag unusable_index before and after, and each CMA area's largest free run before and after.</summary>
+    private static void Fragmentation(CliContext ctx, WorkloadResult result)
+    {
+        ctx.Out.WriteLine("fragmentation (extfrag unusable_index, per order) before:");
+        ctx.Out.Write(result.UnusableIndexBefore);
+        ctx.Out.WriteLine("after:");
+        ctx.Out.Write(result.UnusableIndexAfter);
+        foreach (var c in result.CmaFreeRuns)
+            ctx.Out.WriteLine($"CMA {c.Area}: largest free run {c.BeforePages * 4} KiB before, {c.AfterPages * 4} KiB after (of {c.SizePages * 4} KiB)");
     }
 
     /// <summary>The RTnet figures after a run: every pool, socket and NIC.</summary>

@@ -1,4 +1,5 @@
-// `kmem slabtop`: the slab caches once, as `slabtop -o` prints them (SlabTop), after an optional workload.
+// `kmem slabtop`: the slab caches once, as `slabtop -o` prints them (SlabTop), after an optional rebuilt state (--after)
+// and workload.
 using System.CommandLine;
 
 namespace Kmem.Cli.Verbs;
@@ -13,14 +14,16 @@ internal static class SlabtopVerb
         Commands.Refuse(sort, key => key.Length != 1 || !SlabTop.SortKeys.Contains(key[0]) ? $"--sort {key}: not one of {string.Join(", ", SlabTop.SortKeys.ToCharArray())}" : null);
         var lines = new Option<int>("--lines", "-n") { Description = "Show at most this many caches (0: all).", DefaultValueFactory = _ => 0 };
         Commands.Refuse(lines, n => n < 0 ? $"--lines {n} is negative" : null);
-        var slabtop = new Command("slabtop", "Print the slab caches once, as slabtop -o does, largest first.") { workload, cmdline, sort, lines };
-        slabtop.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(sort)![0], pr.GetValue(lines)));
+        var after = VerbSupport.AfterOption("slabtop");
+        var slabtop = new Command("slabtop", "Print the slab caches once, as slabtop -o does, largest first.") { workload, cmdline, sort, lines, after };
+        slabtop.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(sort)![0], pr.GetValue(lines), pr.GetValue(after)));
         return slabtop;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, char key, int lines)
+    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, char key, int lines, string? after)
     {
         using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
+        VerbSupport.ApplyAfter(ctx, m, after);
         var runner = VerbSupport.RunIfGiven(ctx, m, workload, quiet: false);
         SlabTop.Print(ctx, m, key, lines);
         runner?.ReleaseAll();

@@ -1,5 +1,7 @@
 // What several verbs share: booting the board a profile names, running a workload (with a progress bar on a
-// terminal), streaming a trace through a replayer, rebuilding a dump, and the one-line summary after a run.
+// terminal), streaming a trace through a replayer, the --after option (rebuilding a real board's state before the
+// view) and the one-line summary after a run.
+using System.CommandLine;
 using Spectre.Console;
 
 namespace Kmem.Cli.Verbs;
@@ -69,13 +71,44 @@ internal static class VerbSupport
         return report!;
     }
 
+    /// <summary>
+    /// The <c>--after PATH</c> option of a verb: the state to rebuild before anything else (today an rk-dma-heap-info dump,
+    /// in its full or <c>grep Alloc</c> form). Every verb that takes it gets it here and applies it with <see cref="ApplyAfter"/>.
+    /// </summary>
+    internal static Option<string?> AfterOption(string verb)
+    {
+        var after = new Option<string?>("--after") { Description = "First rebuild the state of a real board: an rk-dma-heap-info dump (full or 'grep Alloc' form, see 'kmem import')." };
+        Commands.Refuse(after, f => Commands.MissingFile(f, $"{verb} --after: no file '{f}'"));
+        return after;
+    }
+
+    /// <summary>Rebuilds the state <c>--after</c> names on the machine (nothing when it was not given).</summary>
+    internal static void ApplyAfter(CliContext ctx, Machine m, string? after)
+    {
+        if (after is null) return;
+        ImportDump(ctx, m, after);
+    }
+
     /// <summary>Reads and replays an rk-dma-heap-info dump on the machine; prints one line of what it rebuilt.</summary>
-    /// <exception cref="CliInputException">The board has no RK-DMA-HEAP.</exception>
+    /// <exception cref="CliInputException">The board has no RK-DMA-HEAP, or the dump is malformed or cannot be rebuilt
+    /// (naming the file and line).</exception>
     internal static RkDmaHeapImport.Result ImportDump(CliContext ctx, Machine m, string file)
     {
         if (m.RkDmaHeaps.Count == 0) throw new CliInputException($"import: {m.Profile.Name} has no RK-DMA-HEAP (try --profile rv1106)");
-        var r = RkDmaHeapImport.Replay(m, RkDmaHeapImport.Parse(File.ReadAllText(file)));
+        RkDmaHeapImport.Result r;
+        try
+        {
+            r = RkDmaHeapImport.Replay(m, RkDmaHeapImport.Parse(File.ReadAllText(file)));
+        }
+        catch (DumpFormatException e)
+        {
+            // file:line, as a compiler names the place at fault.
+            throw new CliInputException(e.Line > 0 ? $"{file}:{e.Line}: {e.Problem}" : $"{file}: {e.Problem}", e);
+        }
         ctx.Err.WriteLine($"kmem: imported {r.DmaBufs} dma-bufs and {r.PageRuns} page runs ({r.Bytes >> 10} KiB) from {file}");
+        if (r.UnnamedHeapTakenAs is { } heap)
+            ctx.Err.WriteLine($"kmem: {file} has \"Alloc by\" lines without their dma-heap:<name> headers ('grep Alloc' form): they were put in {heap}, " +
+                              "the board's RK-DMA-HEAP area, as dma-bufs (that form gives no inode numbers, attached devices, or which are page runs)");
         return r;
     }
 

@@ -18,6 +18,12 @@ internal sealed unsafe class Zone
     private readonly ulong _firstBlock;       // StartPfn >> PageblockOrder
     private readonly byte* _pageblockByPfnBlock;
 
+    /// <summary>
+    /// __rmqueue_fallback()'s steals, as the mm_page_alloc_extfrag event would count them: [requested type × Mt + type
+    /// taken]. Written under the zone lock on the fallback (slow) path only; read by the workload runner's step summary.
+    /// </summary>
+    public readonly long[] FallbackCounts = new long[Mt * Mt];
+
     public Zone(ZoneType type, int index, ulong startPfn, ulong endPfn, PageFrameTable frames, ulong basePfn,
         int maxOrder, int pageblockOrder)
     {
@@ -329,6 +335,7 @@ internal sealed unsafe class Zone
         }
         if (current < 0 || fbMt < 0) return false;
         int idx = _head[current * Mt + fbMt];
+        FallbackCounts[startMt * Mt + fbMt]++;
         StealSuitableFallback(idx, current, startMt, canSteal);
         return true;
     }

@@ -13,6 +13,7 @@ public sealed class LabelStats
     public long Freed { get; internal set; }
     /// <summary>Pages held now (page allocations).</summary>
     public long PagesHeld { get; internal set; }
-    /// <summary>Bytes held now in kmalloc buffers and slab objects (their ksize / object size).</summary>
+    /// <summary>Bytes held now in kmalloc buffers and slab objects (their ksize / object size), dma-bufs and RK-DMA-HEAP
+    /// page runs (their size).</summary>
     public long BytesHeld { get; internal set; }
 }

@@ -12,24 +12,55 @@ public static class RkDmaHeapImport
     /// <summary>The longest line read (the kernel's are under 200 characters; device and heap names are short).</summary>
     public const int MaxLine = RkDmaHeapDumpReader.MaxLine;
 
+    /// <summary>
+    /// The heap of an entry read from the dump's <c>grep Alloc</c> form (bare "Alloc by" lines, which name no heap): the
+    /// replay puts it in the board's RK-DMA-HEAP area (<see cref="BoardHeap"/>).
+    /// </summary>
+    public const string UnnamedHeap = RkDmaHeapDumpReader.UnnamedHeap;
+
     /// <summary>Parses a dump. Lines starting with '#' and blank lines are skipped; anything else out of place is an error.</summary>
     /// <exception cref="DumpFormatException">A malformed line, a size that does not match its range, a device count that does
     /// not match, an inode number that does not fit in 63 bits, or one given to two dma-bufs.</exception>
     public static IReadOnlyList<RkDmaHeapDumpEntry> Parse(string text) => RkDmaHeapDumpReader.Parse(text);
 
     /// <summary>What a replay built.</summary>
-    public sealed record Result(int DmaBufs, int PageRuns, ulong Bytes, IReadOnlyList<DmaBuf> Buffers, IReadOnlyList<(Page Page, long Size, string Name)> Runs);
+    public sealed record Result(int DmaBufs, int PageRuns, ulong Bytes, IReadOnlyList<DmaBuf> Buffers, IReadOnlyList<(Page Page, long Size, string Name)> Runs)
+    {
+        /// <summary>The heap that the entries naming none (the <c>grep Alloc</c> form) were put in, or null when every entry named its heap.</summary>
+        public string? UnnamedHeapTakenAs { get; init; }
+    }
+
+    /// <summary>
+    /// The board's RK-DMA-HEAP area for entries that name no heap: its only RK-DMA-HEAP, or, when it has several, the
+    /// vendor's default <c>rk-dma-heap-cma</c>; null when it has none or several without that one.
+    /// </summary>
+    public static RkDmaHeap? BoardHeap(Machine m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        if (m.RkDmaHeaps.Count == 1) return m.RkDmaHeaps.Values.First();
+        return m.RkDmaHeaps.GetValueOrDefault("rk-dma-heap-cma");
+    }
 
     /// <summary>
     /// Rebuilds the dump on <paramref name="m"/>: lowest address first, gaps held by temporary runs so that each buffer
     /// lands at its own address (first fit), dma-bufs with their inode numbers, names and attachments. The state stays
     /// (the buffers are the heap's, released with <see cref="RkDmaHeap.BufferFree"/> / <see cref="RkDmaHeap.FreeContigPages"/>).
     /// </summary>
-    /// <exception cref="DumpFormatException">An unknown heap or device, overlapping buffers, or a buffer outside the heap's area.</exception>
+    /// <remarks>Entries that name no heap (<see cref="UnnamedHeap"/>, the <c>grep Alloc</c> form) go to <see cref="BoardHeap"/>.</remarks>
+    /// <exception cref="DumpFormatException">An unknown heap or device, overlapping buffers, a buffer outside the heap's area,
+    /// or entries naming no heap on a board without one RK-DMA-HEAP area to put them in.</exception>
     public static Result Replay(Machine m, IReadOnlyList<RkDmaHeapDumpEntry> entries)
     {
         ArgumentNullException.ThrowIfNull(m);
         ArgumentNullException.ThrowIfNull(entries);
+        string? unnamedAs = null;
+        if (entries.FirstOrDefault(e => e.Heap == UnnamedHeap) is { } bare)
+        {
+            unnamedAs = BoardHeap(m)?.Name ?? throw new DumpFormatException(bare.Line, m.RkDmaHeaps.Count == 0
+                ? $"an \"Alloc by\" line without a heap name needs the board's RK-DMA-HEAP area; {m.Profile.Name} has none"
+                : $"an \"Alloc by\" line without a heap name: {m.Profile.Name} has several RK-DMA-HEAP areas ({string.Join(", ", m.RkDmaHeaps.Keys)}), none of them rk-dma-heap-cma");
+            entries = [.. entries.Select(e => e.Heap == UnnamedHeap ? e with { Heap = unnamedAs } : e)];
+        }
         var sorted = entries.OrderBy(e => e.Start).ToList();
         foreach (var e in sorted)
         {
@@ -94,6 +125,6 @@ public static class RkDmaHeapImport
         {
             foreach (var (area, page, count) in fillers) m.CmaRelease(area, page, count);
         }
-        return new Result(bufs.Count, runs.Count, bytes, bufs, runs);
+        return new Result(bufs.Count, runs.Count, bytes, bufs, runs) { UnnamedHeapTakenAs = unnamedAs };
     }
 }

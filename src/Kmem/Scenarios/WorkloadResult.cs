@@ -1,5 +1,7 @@
-// The outcome of one workload run: steps executed, each label's figures, the expectations that did not hold,
-// the figures steps report (a pipeline's frames), and the wall time.
+// The outcome of one workload run: steps executed, each label's figures, each allocation step's outcome (success,
+// first failure, the orders and migratetypes its pages came from), the expectations that did not hold, the figures
+// steps report (a pipeline's frames), the fragmentation and the CMA areas' largest free runs before and after, and
+// the wall time.
 namespace Kmem;
 
 /// <summary>The outcome of <see cref="WorkloadRunner.Run"/>.</summary>
@@ -13,6 +15,20 @@ public sealed class WorkloadResult
     public List<string> Problems { get; } = [];
     /// <summary>Figures the steps report (a pipeline's frames), in the order they ran.</summary>
     public List<string> Notes { get; } = [];
+    /// <summary>Each allocation step that ran, in the order each first ran (a repeated step adds up over its repetitions).</summary>
+    public IReadOnlyList<StepOutcome> Steps => StepList;
+
+    internal List<StepOutcome> StepList { get; } = [];
+
+    /// <summary>/sys/kernel/debug/extfrag/unusable_index when the run started.</summary>
+    public string UnusableIndexBefore { get; internal set; } = "";
+
+    /// <summary>/sys/kernel/debug/extfrag/unusable_index when the run ended.</summary>
+    public string UnusableIndexAfter { get; internal set; } = "";
+
+    /// <summary>The largest free run of each CMA area when the run started and when it ended, by area name.</summary>
+    public IReadOnlyList<CmaFreeRun> CmaFreeRuns { get; internal set; } = [];
+
     /// <summary>Wall time of the run.</summary>
     public TimeSpan Elapsed { get; internal set; }
     /// <summary>True when every expectation held.</summary>

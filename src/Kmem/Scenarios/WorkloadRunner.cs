@@ -40,14 +40,21 @@ public sealed class WorkloadRunner
         ArgumentNullException.ThrowIfNull(workload);
         Check(workload);
         _ctx.Begin(workload.Seed);
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < workload.Steps.Count; i++)
+        try
         {
-            _ctx.Execute(workload.Steps[i]);
-            Progress?.Invoke(_ctx.Result.StepsRun, i + 1, workload.Steps.Count);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < workload.Steps.Count; i++)
+            {
+                _ctx.Execute(workload.Steps[i]);
+                Progress?.Invoke(_ctx.Result.StepsRun, i + 1, workload.Steps.Count);
+            }
+            sw.Stop();
+            return _ctx.Finish(sw.Elapsed);
         }
-        sw.Stop();
-        return _ctx.Finish(sw.Elapsed);
+        finally
+        {
+            _ctx.Detach();
+        }
     }
 
     /// <summary>

@@ -47,7 +47,7 @@ internal static class CmaSteps
                 ulong size = Size(step, "size");
                 var gfp = GfpArg(step);
                 ctx.AllocSteps(step, $"dma_alloc_coherent({dev.Name}, {size})", () => m.DmaAllocCoherent(dev, (nuint)size, gfp, out ulong h, "workload") is var a && a != 0
-                    ? new Held.Coherent(dev, a, (nuint)size, h) : null);
+                    ? new Held.Coherent(dev, a, (nuint)size, h, gfp.AllowsBlocking()) : null);
             }),
         WorkloadOp.Free("dma_free_coherent"),
         new("alloc_movable", ["label", "order", "gfp", "count", "expect", "fill"],

@@ -10,11 +10,19 @@ internal abstract record Held
     /// <summary>Pages it counts in "pages held" (kmalloc buffers and slab objects count bytes instead).</summary>
     public abstract long Pages { get; }
 
-    /// <summary>Bytes it counts in "bytes held": the ksize of a kmalloc buffer, the object size of a slab object.</summary>
+    /// <summary>Bytes it counts in "bytes held": the ksize of a kmalloc buffer, the object size of a slab object, the size of
+    /// a dma-buf or an RK-DMA-HEAP page run (the buffers a heap hands out, counted in bytes as their dumps do).</summary>
     public virtual long Bytes => 0;
 
     /// <summary>Its first page, for get_page and put_page (null for kinds reached by address).</summary>
     public virtual Page Page => default;
+
+    /// <summary>
+    /// Its page blocks for the step summary: each block's first page and buddy order (-1: a run from a CMA area, not one
+    /// buddy block). None for kinds without pages of their own (kmalloc buffers, slab objects) or whose pages are not one
+    /// run (vmalloc areas).
+    /// </summary>
+    public virtual IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [];
 
     /// <summary>Gives it back through the public API (a refused free leaves it held).</summary>
     public abstract void Free(Machine m);
@@ -24,6 +32,9 @@ internal abstract record Held
 
     /// <summary>The first byte that is not <paramref name="b"/>, or -1.</summary>
     public abstract int FirstOther(Machine m, byte b);
+
+    /// <summary>get_order() of <paramref name="pages"/> pages: the smallest order whose block holds them.</summary>
+    private static int OrderOf(long pages) => pages <= 1 ? 0 : System.Numerics.BitOperations.Log2((ulong)pages - 1) + 1;
 
     /// <summary>Pages spanned by <paramref name="size"/> bytes (one for an empty size).</summary>
     private static long PagesOf(nuint size) => size > 0 ? (long)((size + 4095) / 4096) : 1;
@@ -87,6 +98,7 @@ internal abstract record Held
     {
         public override long Pages => 1L << Order;
         public override Page Page => First;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(First, Order)];
         public override void Free(Machine m) => m.FreePages(First, Order);
         protected override Page FirstPage => First;
         protected override long Length => 4096L << Order;
@@ -97,6 +109,8 @@ internal abstract record Held
     public sealed record Exact(nint Address, nuint Size) : Direct
     {
         public override long Pages => PagesOf(Size);
+        // alloc_pages_exact() takes one block of get_order(size) and gives back the tail it does not need.
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(m.VirtToPage(Address), OrderOf(Pages))];
         public override void Free(Machine m) => m.FreePagesExact(Address, Size);
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }
@@ -132,16 +146,25 @@ internal abstract record Held
     {
         public override long Pages => PagesOf(Size);
         public override Page Page => First;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(First, -1)];
         public override void Free(Machine m) => m.CmaRelease(Area, First, (int)(Size / 4096));
         protected override Page FirstPage => First;
         protected override long Length => (long)Size;
         protected override nint Linear(Machine m) => Address;
     }
 
-    /// <summary>A coherent DMA buffer of a device: its CPU address and DMA handle.</summary>
-    public sealed record Coherent(Device Device, nint Address, nuint Size, ulong Handle) : Direct
+    /// <summary>
+    /// A coherent DMA buffer of a device: its CPU address and DMA handle. <paramref name="Blocking"/>: asked with a GFP that
+    /// may block (a non-blocking one may be served from the atomic pool, a chunk of a block taken long before).
+    /// </summary>
+    public sealed record Coherent(Device Device, nint Address, nuint Size, ulong Handle, bool Blocking = true) : Direct
     {
         public override long Pages => PagesOf(Size);
+
+        // In the linear map it is one contiguous run: a CMA run, or dma-direct's alloc_pages() block of get_order(size).
+        // Behind an IOMMU or remapped (not in the linear map), or perhaps from the atomic pool, it is not counted.
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) =>
+            Blocking && m.VirtAddrValid(Address) ? [(m.VirtToPage(Address), OrderOf(Pages))] : [];
         public override void Free(Machine m) => m.DmaFreeCoherent(Device, Size, Address, Handle, "workload");
         protected override unsafe Span<byte> Memory(Machine m) => new((void*)Address, (int)Size);
     }
@@ -152,6 +175,8 @@ internal abstract record Held
         private readonly nuint _size = (nuint)Buf.Size;
 
         public override long Pages => PagesOf(_size);
+        public override long Bytes => (long)_size;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => Buf.PageBlocks;
         public override void Free(Machine m) => Buf.Put();
         protected override Span<byte> Memory(Machine m) => Buf.Span;
     }
@@ -160,7 +185,9 @@ internal abstract record Held
     public sealed record RkRun(RkDmaHeap Heap, Page First, nint Address, nuint Size) : Frames
     {
         public override long Pages => PagesOf(Size);
+        public override long Bytes => (long)Size;
         public override Page Page => First;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(First, -1)];
         public override void Free(Machine m) => Heap.FreeContigPages(First, (long)Size);
         protected override Page FirstPage => First;
         protected override long Length => (long)Size;
@@ -171,6 +198,7 @@ internal abstract record Held
     public sealed record Movable(MovablePage Block, int Order) : Held
     {
         public override long Pages => 1L << Order;
+        public override IEnumerable<(Page Page, int Order)> Blocks(Machine m) => [(Block.Page, Order)];
         public override void Free(Machine m) => Block.Dispose();
 
         public override void Fill(Machine m, byte b)

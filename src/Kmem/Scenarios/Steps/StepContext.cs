@@ -1,9 +1,15 @@
 // What the steps of one WorkloadRunner share: the machine, the allocations each label holds (kept between runs
 // until freed), the current run's result and random source, and each step set's own objects. It runs one step
 // by its definition in the registry, naming the step when it fails, and carries the helpers that every
-// allocation and free step uses (count, expect, fill, newest/oldest/random).
+// allocation and free step uses (count, expect, fill, newest/oldest/random). Around a run it records what the summary
+// answers: each allocation step's outcome (its first failure's reason as the kernel logged it, the orders and pageblock
+// migratetypes of its pages, the buddy allocator's fallbacks while it ran), the fragmentation index and the CMA areas'
+// largest free runs before and after.
 using System.Runtime.ExceptionServices;
 using System.Text.Json;
+using Kmem.Core;
+using Kmem.Diagnostics;
+using Kmem.Paging;
 
 namespace Kmem.Scenarios.Steps;
 
@@ -12,6 +18,9 @@ internal sealed class StepContext(Machine machine)
 {
     private readonly Dictionary<string, List<Held>> _held = new(StringComparer.Ordinal);
     private readonly Dictionary<Type, StepState> _states = [];
+    private readonly Dictionary<string, StepOutcome> _outcomes = new(StringComparer.Ordinal);
+    private Action<LogRecord>? _onLog;
+    private string? _failNote;       // the first warning logged since the allocation under way began
 
     /// <summary>The machine the steps run on.</summary>
     public Machine Machine { get; } = machine;
@@ -26,13 +35,29 @@ internal sealed class StepContext(Machine machine)
     public void Begin(int seed)
     {
         Random = new Random(seed);
-        Result = new WorkloadResult();
+        Result = new WorkloadResult
+        {
+            UnusableIndexBefore = PageViews.UnusableIndex(Machine.Pages),
+            CmaFreeRuns = [.. Machine.Cma.Select(kv => new CmaFreeRun(kv.Key, kv.Value.MaxChunk, kv.Value.Count))],
+        };
+        _outcomes.Clear();
+        _onLog ??= rec => { if (rec.Level <= LogLevel.Warning) _failNote ??= rec.Text; };
+        Machine.Log.Logged += _onLog;
     }
 
-    /// <summary>Ends a run: its time, and what each label holds now.</summary>
+    /// <summary>Stops listening to the machine's log (the end of a run, however it ended).</summary>
+    public void Detach()
+    {
+        if (_onLog is not null) Machine.Log.Logged -= _onLog;
+    }
+
+    /// <summary>Ends a run: its time, what each label holds now, the fragmentation and the CMA areas' largest free runs.</summary>
     public WorkloadResult Finish(TimeSpan elapsed)
     {
         Result.Elapsed = elapsed;
+        Result.UnusableIndexAfter = PageViews.UnusableIndex(Machine.Pages);
+        foreach (var run in Result.CmaFreeRuns)
+            if (Machine.Cma.TryGetValue(run.Area, out var area)) run.AfterPages = area.MaxChunk;
         foreach (var (label, list) in _held)
         {
             Stats(label).PagesHeld = list.Sum(h => h.Pages);
@@ -94,13 +119,97 @@ internal sealed class StepContext(Machine machine)
         int? fill = step.Args.ContainsKey("fill") ? StepArgs.Pattern(step, "fill") : null;
         var list = Holder(label);
         var stats = Stats(label);
-        for (long i = 0; i < count; i++)
+        var outcome = StepOutcomeOf(step, label);
+        long[] fallbacks = FallbackCounts();
+        try
         {
-            var h = alloc();
-            if (!Outcome(step, h is not null, expect, $"{what} for '{label}'", stats)) continue;
-            list.Add(h!);              // held before anything else can throw
-            if (fill is { } f) h!.Fill(Machine, (byte)f);
+            for (long i = 0; i < count; i++)
+            {
+                _failNote = null;
+                var h = alloc();
+                if (!Outcome(step, h is not null, expect, $"{what} for '{label}'", stats))
+                {
+                    outcome.Failed++;
+                    outcome.FirstFailure ??= _failNote ?? $"{what} returned nothing (the kernel logged no warning)";
+                    continue;
+                }
+                list.Add(h!);              // held before anything else can throw
+                outcome.Allocated++;
+                CountSources(outcome, h!);
+                if (fill is { } f) h!.Fill(Machine, (byte)f);
+            }
         }
+        finally
+        {
+            CountFallbacks(outcome, fallbacks);
+        }
+    }
+
+    /// <summary>The outcome of a step in the run under way (created when it first runs).</summary>
+    private StepOutcome StepOutcomeOf(WorkloadStep step, string label)
+    {
+        if (!_outcomes.TryGetValue(step.Location, out var o))
+        {
+            _outcomes[step.Location] = o = new StepOutcome(step.Location, step.Op, label);
+            Result.StepList.Add(o);
+        }
+        return o;
+    }
+
+    /// <summary>Every zone's fallback counts added up, by requested type × types + type taken.</summary>
+    private long[] FallbackCounts()
+    {
+        var sum = new long[PageTypes.MigrateTypes * PageTypes.MigrateTypes];
+        foreach (var z in Machine.Pages.Zones)
+        {
+            LockOrder.Enter(LockRank.Zone, z.Lock);
+            lock (z.Lock)
+                for (int i = 0; i < sum.Length; i++) sum[i] += z.FallbackCounts[i];
+        }
+        return sum;
+    }
+
+    /// <summary>The fallbacks since <paramref name="before"/>, into the step's outcome.</summary>
+    private void CountFallbacks(StepOutcome outcome, long[] before)
+    {
+        var now = FallbackCounts();
+        for (int i = 0; i < now.Length; i++)
+            if (now[i] != before[i])
+                outcome.AddFallbacks((MigrateType)(i / PageTypes.MigrateTypes), (MigrateType)(i % PageTypes.MigrateTypes), now[i] - before[i]);
+    }
+
+    /// <summary>
+    /// The order and pageblock migratetype of each block of an allocation, into the step's outcome. Blocks inside a CMA
+    /// area came from cma_alloc(), not from the buddy lists: they count as one run (order -1) of all their pages.
+    /// </summary>
+    private void CountSources(StepOutcome outcome, Held h)
+    {
+        var pa = Machine.Pages;
+        long cmaPages = 0;
+        MigrateType cmaType = default;
+        foreach (var (page, order) in h.Blocks(Machine))
+        {
+            int idx = (int)(page.Pfn - pa.BasePfn);
+            if (pa.ZoneOfIdx(idx) is not { } zone) continue;
+            long pages = order >= 0 ? 1L << order : h.Pages;
+            if (order < 0 || InCmaArea(page.Pfn))
+            {
+                if (cmaPages == 0) cmaType = zone.PageblockType(idx);
+                cmaPages += pages;
+                continue;
+            }
+            outcome.AddSource(order, zone.PageblockType(idx), pages);
+        }
+        // A coherent buffer's one block is reported with its get_order(); the CMA run behind it has only its own pages.
+        if (cmaPages > 0) outcome.AddSource(-1, cmaType, Math.Min(cmaPages, h.Pages));
+    }
+
+    /// <summary>True when the page frame lies in one of the machine's CMA areas.</summary>
+    private bool InCmaArea(ulong pfn)
+    {
+        foreach (var a in Machine.Cma.Values)
+            if (pfn >= a.BasePfn && pfn - a.BasePfn < a.Count) return true;
+        return false;
     }
 
     /// <summary>Counts an allocation's outcome against the step's expectation; true when it succeeded.</summary>
