@@ -139,6 +139,13 @@ public class ProcSnapshotTests
         {
             Assert.Equal(Tables(pti), Tables(m.ProcFs.Read("/proc/pagetypeinfo")));
             Assert.True(import.RecordedPages > 0);
+            // meminfo's free lines follow from the free lists (MemTotal is the derived machine's, not in the files).
+            var mi = StateFiles.ParseMemInfo(m.ProcFs.Read("/proc/meminfo"));
+            var p2 = FreeListFiles.ParsePageTypeInfo(pti);
+            long FreeKb(Func<int, bool> type) => p2.Zones.Sum(z => Enumerable.Range(0, 6).Where(type).Sum(mt => Enumerable.Range(0, 13).Sum(o => z.Free[mt, o] << o))) * 4;
+            Assert.Equal(FreeKb(mt => mt != (int)MigrateType.Isolate), mi["MemFree"].Value);
+            Assert.Equal(FreeKb(mt => mt == (int)MigrateType.Cma), mi["CmaFree"].Value);
+            Assert.Equal(57L * 16 * 1024, mi["CmaTotal"].Value);
             import.Release();
             Assert.NotEqual(Tables(pti), Tables(m.ProcFs.Read("/proc/pagetypeinfo")));
         }
