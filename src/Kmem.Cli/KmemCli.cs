@@ -37,7 +37,7 @@ public static class KmemCli
         }
         // Bad input found while running: the validators refuse bad arguments at parse time, so an argument or file exception
         // here comes from the library's own checks or from a file that went away since the line was parsed.
-        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or DumpFormatException or CliInputException
+        catch (Exception e) when (e is ProfileException or WorkloadException or ProcPathException or DumpFormatException or ProcSnapshotException or CliInputException
                                        or ArgumentException or FileNotFoundException)
         {
             stderr.WriteLine($"kmem: {e.Message}");

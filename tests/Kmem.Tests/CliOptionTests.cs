@@ -35,7 +35,7 @@ public class CliOptionTests
     [InlineData(new[] { "slabtop", "--sort", "ab" }, "--sort ab: not one of c, o, a, s, l, b, n")]
     [InlineData(new[] { "slabtop", "--lines", "-1" }, "--lines -1 is negative")]
     [InlineData(new[] { "cat", "--profile", "pdp11" }, "cat needs a path (or --list)")]            // before the board boots
-    [InlineData(new[] { "import", "frob", "/nonexistent/dump.txt" }, "import: unknown kind 'frob' (known: rk-dma-heap-info)")]
+    [InlineData(new[] { "import", "frob", "/nonexistent/dump.txt" }, "import: unknown kind 'frob' (known: rk-dma-heap-info, proc)")]
     [InlineData(new[] { "import", "rk-dma-heap-info", "/nonexistent/dump.txt" }, "import: no file '/nonexistent/dump.txt'")]
     [InlineData(new[] { "run", "camera-pages", "--after", "/nonexistent/dump.txt" }, "run --after: no file '/nonexistent/dump.txt'")]
     [InlineData(new[] { "replay", "/nonexistent/trace.txt", "--profile", "pdp11" }, "replay: no trace file '/nonexistent/trace.txt'")]
