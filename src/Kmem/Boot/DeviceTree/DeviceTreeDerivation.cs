@@ -413,15 +413,16 @@ internal static class DeviceTreeDerivation
     /// compatible and an available status.</summary>
     private static IEnumerable<DeviceTreeNode> PlatformDevices(DeviceTreeNode root)
     {
-        var queue = new Queue<DeviceTreeNode>(root.Children);
-        while (queue.Count > 0)
+        // Depth first, as of_platform_bus_create() creates a bus's device and then its children's.
+        var stack = new Stack<DeviceTreeNode>(root.Children.Reverse());
+        while (stack.Count > 0)
         {
-            var n = queue.Dequeue();
+            var n = stack.Pop();
             var compat = n.GetStrings("compatible");
             if (compat.Count == 0 || !n.IsAvailable) continue;
             yield return n;
             if (compat.Any(c => c is "simple-bus" or "simple-mfd" or "isa" or "arm,amba-bus"))
-                foreach (var c in n.Children) queue.Enqueue(c);
+                foreach (var c in n.Children.Reverse()) stack.Push(c);
         }
     }
 
