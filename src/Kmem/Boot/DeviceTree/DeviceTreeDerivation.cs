@@ -410,7 +410,7 @@ internal static class DeviceTreeDerivation
 
     /// <summary>The nodes of_platform_populate() makes platform devices of: the root's children and, below a node
     /// matching of_default_bus_match_table (simple-bus, simple-mfd, isa, arm,amba-bus), its children, each needing a
-    /// compatible and an available status.</summary>
+    /// compatible and an available status, OPP tables (operating-points-v2) skipped.</summary>
     private static IEnumerable<DeviceTreeNode> PlatformDevices(DeviceTreeNode root)
     {
         // Depth first, as of_platform_bus_create() creates a bus's device and then its children's.
@@ -419,7 +419,8 @@ internal static class DeviceTreeDerivation
         {
             var n = stack.Pop();
             var compat = n.GetStrings("compatible");
-            if (compat.Count == 0 || !n.IsAvailable) continue;
+            // of_skipped_node_table: an OPP table is not a device.
+            if (compat.Count == 0 || !n.IsAvailable || compat.Contains("operating-points-v2")) continue;
             yield return n;
             if (compat.Any(c => c is "simple-bus" or "simple-mfd" or "isa" or "arm,amba-bus"))
                 foreach (var c in n.Children.Reverse()) stack.Push(c);
