@@ -105,10 +105,9 @@ public sealed class DeviceTreeNode
 
     /// <summary>
     /// #address-cells for this node's <c>reg</c>: the nearest ancestor's, as the kernel's of_n_addr_cells() looks it up
-    /// (the parent first, then its parents), 2 at the root when none says (OF_ROOT_NODE_ADDR_CELLS_DEFAULT is 1 for the
-    /// unflattened tree and dt_root_addr_cells defaults to 1 as well: Kmem uses 1).
+    /// (the parent first, then its parents), and 1 (OF_ROOT_NODE_ADDR_CELLS_DEFAULT) when none says.
     /// </summary>
-    /// <exception cref="DeviceTreeException">The property is not one cell or is 0 or above 4.</exception>
+    /// <exception cref="DeviceTreeException">The property is not one cell, or is 0 or above 4.</exception>
     public int AddressCells => CellsOf("#address-cells", 4, allowZero: false);
 
     /// <summary>#size-cells for this node's <c>reg</c>, looked up as <see cref="AddressCells"/> (default 1).</summary>
