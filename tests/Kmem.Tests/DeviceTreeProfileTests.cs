@@ -181,6 +181,15 @@ public class DeviceTreeProfileTests
     }
 
     [Fact]
+    public void MemLessThanAPage_IsAnErrorNamingChosen()
+    {
+        var root = FdtBuilder.ArmRoot().Child("chosen", c => c.Str("bootargs", "mem=1K"));
+        var e = Assert.Throws<DeviceTreeException>(() => Derive(root));
+        Assert.Equal("/chosen", e.NodePath);
+        Assert.Contains("mem=1K", e.Message);
+    }
+
+    [Fact]
     public void NoMemoryNode_IsAnError()
     {
         var root = new FdtNode("").Cells("#address-cells", 1).Cells("#size-cells", 1)

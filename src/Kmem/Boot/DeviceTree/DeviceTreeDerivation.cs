@@ -353,6 +353,7 @@ internal static class DeviceTreeDerivation
         if (arch == Arch.Arm)
         {
             ulong s0 = AlignUp(start, PageSize), e0 = (start + size) & ~(PageSize - 1);
+            if (start + size < start || e0 <= s0) throw new DeviceTreeException(node, -1, $"bootargs {word}: not a range of whole pages inside the address space");
             r = banks.Where(b => b.Base < e0 && s0 < b.End).Select(b => (Math.Max(b.Base, s0), Math.Min(b.End, e0))).ToList();
             if (r.Count == 0) r = [(s0, e0)];
             notes.Add(new("dram", node, $"{word}: arm's early_mem() keeps only 0x{s0:x}-0x{e0 - 1:x}"));
