@@ -64,14 +64,14 @@ public class DeviceTreeProfileTests
     }
 
     [Fact]
-    public void NoMap_IsRemovedBefore513_AndKeptReservedFrom513()
+    public void NoMap_IsRemovedBefore512_AndKeptReservedFrom512()
     {
         FdtNode Tree() => FdtBuilder.ArmRoot().Child("reserved-memory", r => r.Cells("#address-cells", 1).Cells("#size-cells", 1).Flag("ranges")
             .Child("tee@1000000", x => x.Cells("reg", 0x1000000, 0x200000).Flag("no-map")));
-        var old = Derive(Tree(), new KernelVersion(5, 10)).Profile;
+        var old = Derive(Tree(), new KernelVersion(5, 11)).Profile;
         Assert.Equal([new DramBank(0, 0x1000000), new DramBank(0x1200000, (256UL << 20) - 0x1200000)], old.Dram);
         Assert.Empty(old.Reserved);
-        var later = Derive(Tree(), new KernelVersion(6, 1)).Profile;
+        var later = Derive(Tree(), new KernelVersion(5, 12)).Profile;
         Assert.Equal([new DramBank(0, 256UL << 20)], later.Dram);
         Assert.Equal([new ReservedRange("tee@1000000", 0x1000000, 0x200000)], later.Reserved);
     }

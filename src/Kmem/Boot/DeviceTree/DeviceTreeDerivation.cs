@@ -12,9 +12,12 @@ namespace Kmem.Boot;
 internal static class DeviceTreeDerivation
 {
     private const ulong PageSize = MachineProfile.PageSize;
-    /// <summary>The release from which a no-map region stays in memblock.memory marked MEMBLOCK_NOMAP (commit 86588296acbf,
-    /// "fdt: Properly handle "no-map" field in the memory region"); before it, early_init_dt_reserve_memory_arch() removed it.</summary>
-    private static readonly KernelVersion NomapKept = new(5, 13);
+    /// <summary>The release from which a no-map region stays in memblock.memory marked MEMBLOCK_NOMAP: upstream commit
+    /// 86588296acbf ("fdt: Properly handle "no-map" field in the memory region", in 5.12); before it,
+    /// early_init_dt_reserve_memory_arch() removed the region (memblock_remove). The commit was also taken into stable
+    /// releases of older branches in March 2021 and reverted from some of them in May 2021: a board on such a stable
+    /// release gives its version as 5.12 to get the nomap behaviour.</summary>
+    private static readonly KernelVersion NomapKept = new(5, 12);
 
     public static DeviceTreeProfile Derive(DeviceTree tree, DeviceTreeOptions options)
     {
