@@ -40,6 +40,7 @@ internal static class Commands
         root.Subcommands.Add(ImportVerb.Create(ctx, profile));
         root.Subcommands.Add(ReplayVerb.Create(ctx, profile));
         root.Subcommands.Add(MapVerb.Create(ctx, profile));
+        root.Subcommands.Add(ProfileFromDtVerb.Create(ctx));
         return root;
     }
 

@@ -108,7 +108,7 @@ public sealed record DeviceSpec(string Name, bool Iommu, int DmaMaskBits, bool C
 /// A machine profile: everything needed to boot a <see cref="Machine"/>. Load one with
 /// <see cref="Load"/> or <see cref="Parse"/>, or take an embedded one with <see cref="Embedded"/>.
 /// </summary>
-public sealed record MachineProfile
+public sealed partial record MachineProfile
 {
     /// <summary>The page size: Kmem supports 4 KiB pages.</summary>
     public const int PageSize = KernelFacts.PageSize;
