@@ -19,14 +19,13 @@ internal static class CatVerb
         {
             if (!r.GetValue(list) && string.IsNullOrEmpty(r.GetValue(path))) r.AddError("cat needs a path (or --list)");
         });
-        cat.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(list), pr.GetValue(path), pr.GetValue(workload), pr.GetValue(after)));
+        cat.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetResult(profile) is { Implicit: false }, pr.GetValue(cmdline), pr.GetValue(list), pr.GetValue(path), pr.GetValue(workload), pr.GetValue(after)));
         return cat;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, bool list, string? path, string? workload, string? after)
+    private static int Run(CliContext ctx, string profile, bool profileGiven, string? cmdline, bool list, string? path, string? workload, string? after)
     {
-        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
-        VerbSupport.ApplyAfter(ctx, m, after);
+        using var m = VerbSupport.BootAfter(ctx, profile, profileGiven, cmdline, after);
         if (list)
         {
             foreach (var p in m.ProcFs.Paths) ctx.Out.WriteLine(p);

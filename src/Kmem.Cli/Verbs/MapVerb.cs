@@ -20,7 +20,7 @@ internal static class MapVerb
         {
             if (r.GetValue(workload) is not null && r.GetValue(trace) is not null) r.AddError("map: give --workload or --trace, not both");
         });
-        map.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(trace), pr.GetValue(output)!, pr.GetValue(after)));
+        map.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetResult(profile) is { Implicit: false }, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(trace), pr.GetValue(output)!, pr.GetValue(after)));
         return map;
     }
 
@@ -35,10 +35,9 @@ internal static class MapVerb
         return null;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, string? trace, string path, string? after)
+    private static int Run(CliContext ctx, string profile, bool profileGiven, string? cmdline, string? workload, string? trace, string path, string? after)
     {
-        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
-        VerbSupport.ApplyAfter(ctx, m, after);
+        using var m = VerbSupport.BootAfter(ctx, profile, profileGiven, cmdline, after);
         string state = after is null ? "" : $" (state of {Path.GetFileName(after)})";
         string title = $"{m.Profile.Name}{state}: physical memory after boot";
         if (workload is not null)

@@ -15,20 +15,15 @@ internal static class RunVerb
         var cmdline = Commands.CmdlineOption();
         var after = VerbSupport.AfterOption("run");
         var run = new Command("run", "Run a workload and print a summary.") { workload, cmdline, after };
-        run.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload)!, pr.GetValue(after)));
+        run.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetResult(profile) is { Implicit: false }, pr.GetValue(cmdline), pr.GetValue(workload)!, pr.GetValue(after)));
         return run;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, string workload, string? after)
+    private static int Run(CliContext ctx, string profile, bool profileGiven, string? cmdline, string workload, string? after)
     {
-        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
         var wl = Commands.LoadWorkload(workload);
-        var before = new HashSet<ulong>();
-        if (after is not null)
-        {
-            VerbSupport.ApplyAfter(ctx, m, after);
-            before = RkStarts(m);
-        }
+        using var m = VerbSupport.BootAfter(ctx, profile, profileGiven, cmdline, after);
+        var before = after is null ? new HashSet<ulong>() : RkStarts(m);
         var result = VerbSupport.RunWorkload(ctx, m, wl, out _);
         Summary(ctx, m, wl, result);
         if (m.RtnetLoaded) RtnetFigures(ctx, m);

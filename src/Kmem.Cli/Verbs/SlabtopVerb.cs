@@ -16,14 +16,13 @@ internal static class SlabtopVerb
         Commands.Refuse(lines, n => n < 0 ? $"--lines {n} is negative" : null);
         var after = VerbSupport.AfterOption("slabtop");
         var slabtop = new Command("slabtop", "Print the slab caches once, as slabtop -o does, largest first.") { workload, cmdline, sort, lines, after };
-        slabtop.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(sort)![0], pr.GetValue(lines), pr.GetValue(after)));
+        slabtop.SetAction(pr => Run(ctx, pr.GetValue(profile)!, pr.GetResult(profile) is { Implicit: false }, pr.GetValue(cmdline), pr.GetValue(workload), pr.GetValue(sort)![0], pr.GetValue(lines), pr.GetValue(after)));
         return slabtop;
     }
 
-    private static int Run(CliContext ctx, string profile, string? cmdline, string? workload, char key, int lines, string? after)
+    private static int Run(CliContext ctx, string profile, bool profileGiven, string? cmdline, string? workload, char key, int lines, string? after)
     {
-        using var m = VerbSupport.BootMachine(ctx, profile, cmdline);
-        VerbSupport.ApplyAfter(ctx, m, after);
+        using var m = VerbSupport.BootAfter(ctx, profile, profileGiven, cmdline, after);
         var runner = VerbSupport.RunIfGiven(ctx, m, workload, quiet: false);
         SlabTop.Print(ctx, m, key, lines);
         runner?.ReleaseAll();

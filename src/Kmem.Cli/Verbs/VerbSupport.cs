@@ -73,13 +73,50 @@ internal static class VerbSupport
 
     /// <summary>
     /// The <c>--after PATH</c> option of a verb: the state to rebuild before anything else (today an rk-dma-heap-info dump,
-    /// in its full or <c>grep Alloc</c> form). Every verb that takes it gets it here and applies it with <see cref="ApplyAfter"/>.
+    /// in its full or <c>grep Alloc</c> form). Every verb that takes it gets it here and boots with <see cref="BootAfter"/>.
     /// </summary>
     internal static Option<string?> AfterOption(string verb)
     {
-        var after = new Option<string?>("--after") { Description = "First rebuild the state of a real board: an rk-dma-heap-info dump (full or 'grep Alloc' form, see 'kmem import')." };
-        Commands.Refuse(after, f => Commands.MissingFile(f, $"{verb} --after: no file '{f}'"));
+        var after = new Option<string?>("--after")
+        {
+            Description = "First rebuild the state of a real board: an rk-dma-heap-info dump (full or 'grep Alloc' form), or a "
+                + "directory of /proc files copied from it (the machine they describe, unless --profile is given; see 'kmem import').",
+        };
+        Commands.Refuse(after, f => Directory.Exists(f) ? null : Commands.MissingFile(f, $"{verb} --after: no file '{f}'"));
         return after;
+    }
+
+    /// <summary>
+    /// Boots the machine a verb with <c>--after</c> works on. A directory is a /proc snapshot: the machine the files
+    /// describe (or the --profile machine when <paramref name="profileGiven"/>) is booted with its state rebuilt, and the
+    /// findings and what it held go to stderr. A file is an rk-dma-heap-info dump, rebuilt on the --profile machine.
+    /// </summary>
+    /// <exception cref="ProcSnapshotException">The snapshot is malformed, contradicts itself or does not fit the machine.</exception>
+    internal static Machine BootAfter(CliContext ctx, string profile, bool profileGiven, string? cmdline, string? after)
+    {
+        if (after is not null && Directory.Exists(after))
+        {
+            var snap = ProcSnapshot.Load(after);
+            foreach (var f in snap.Findings) ctx.Err.WriteLine($"kmem: {Path.Combine(after, f.ToString())}");
+            var p = profileGiven ? LoadProfile(profile) : snap.DeriveProfile();
+            if (ctx.Kernel is { } version) p = p with { Version = version };
+            if (!string.IsNullOrWhiteSpace(cmdline)) p = p with { Cmdline = (p.Cmdline + " " + cmdline).Trim() };
+            var (machine, import) = snap.Boot(p);
+            ctx.Err.WriteLine($"kmem: rebuilt the /proc snapshot {after} ({string.Join(", ", snap.Files)}) on {p.Name}; "
+                + $"{import.Recorded.Sum(r => r.Pages)} pages held as recorded allocations");
+            return machine;
+        }
+        var m = BootMachine(ctx, profile, cmdline);
+        try
+        {
+            ApplyAfter(ctx, m, after);
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+        return m;
     }
 
     /// <summary>Rebuilds the state <c>--after</c> names on the machine (nothing when it was not given).</summary>
