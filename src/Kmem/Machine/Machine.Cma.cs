@@ -66,6 +66,14 @@ public sealed partial class Machine
         return Pages.AllocMovable(gfp, order, idx => new MovablePage(Pages, Id, idx, order, gfp, MapPinnedHigh, UnmapPinnedHigh));
     }
 
+    /// <summary>Makes the allocated order-0 page at frame <paramref name="idx"/> a movable page (a snapshot import's used CMA pages).</summary>
+    internal MovablePage AdoptMovable(int idx)
+    {
+        var h = new MovablePage(Pages, Id, idx, 0, Gfp.HighUserMovable, MapPinnedHigh, UnmapPinnedHigh);
+        Pages.AdoptMovable(idx, h);
+        return h;
+    }
+
     /// <summary>A pin of a HighMem movable block: kmap() of its page, or a vmap() of a larger block (no linear address).</summary>
     private nint MapPinnedHigh(int idx, int order)
     {

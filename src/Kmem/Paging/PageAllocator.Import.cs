@@ -11,8 +11,15 @@ namespace Kmem.Paging;
 /// <remarks>Blocks null: the machine's pageblock types stay (a snapshot without a block table, such as buddyinfo alone).</remarks>
 internal sealed record FreeStateZone(int Node, string Zone, long[,] Free, long[]? Blocks);
 
-/// <summary>What an import did: the runs of pages it holds (frame index, count) and notes on how it placed blocks.</summary>
-internal sealed record FreeStateResult(IReadOnlyList<(int Idx, int Count)> Held, IReadOnlyList<string> Notes);
+/// <summary>
+/// What an import did: the runs of pages it holds (frame index, count), notes on how it placed blocks and, when a
+/// rebuild ran, the held runs of CMA pageblocks (kept apart from <paramref name="Held"/>, allocated order-0 pages).
+/// </summary>
+internal sealed record FreeStateResult(IReadOnlyList<(int Idx, int Count)> Held, IReadOnlyList<string> Notes)
+{
+    /// <summary>The held runs inside CMA pageblocks (only with a rebuild; without one they are part of <see cref="Held"/>).</summary>
+    public IReadOnlyList<(int Idx, int Count)> HeldCma { get; init; } = [];
+}
 
 internal sealed unsafe partial class PageAllocator
 {
@@ -24,7 +31,7 @@ internal sealed unsafe partial class PageAllocator
     /// </summary>
     /// <exception cref="ArgumentException">A zone not on the machine, a populated zone missing, or counts of the wrong shape.</exception>
     /// <exception cref="KmemException">The state cannot be built on this machine (the message says which zone and why).</exception>
-    public FreeStateResult ImportFreeState(IReadOnlyList<FreeStateZone> state)
+    public FreeStateResult ImportFreeState(IReadOnlyList<FreeStateZone> state, IFreeStateRebuild? rebuild = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         using var _ = Life.Enter();
@@ -48,6 +55,7 @@ internal sealed unsafe partial class PageAllocator
         var plans = new List<ZonePlan>();
         foreach (var (z, s) in byZone) plans.Add(PlanZone(z, s, notes));
         var held = new List<(int, int)>();
+        if (rebuild is not null) return ImportWithRebuild(plans, rebuild, notes);
         foreach (var p in plans) ApplyPlan(p, held);
         return new FreeStateResult(held, notes);
     }
@@ -123,10 +131,11 @@ internal sealed unsafe partial class PageAllocator
             plan.Placed.Add(((int)idx, o, mt));
         }
 
-        // 1. Blocks of pageblock order and above take whole, aligned runs of pageblocks of their type.
+        // 1. Blocks of pageblock order and above take whole, aligned runs of pageblocks of their type, the largest order
+        //    of every type first (a smaller block of one type must not split the room a larger one of another needs).
         var big = new long[PageTypes.MigrateTypes];
-        for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)
-            for (int o = MaxOrder - 1; o >= pb; o--)
+        for (int o = MaxOrder - 1; o >= pb; o--)
+            for (int mt = 0; mt < PageTypes.MigrateTypes; mt++)
             {
                 int step = 1 << (o - pb);
                 long need = s.Free[mt, o];
