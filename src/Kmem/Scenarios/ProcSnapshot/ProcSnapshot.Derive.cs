@@ -63,6 +63,12 @@ public sealed partial class ProcSnapshot
                     Warn("zoneinfo", fc.Line, $"node {z.Node} zone {z.Zone}: nr_free_cma {fc.Value}; pagetypeinfo's CMA rows count {FreePages(f, true)}");
             }
         }
+        foreach (var r in SlabInfo ?? [])
+        {
+            // Rows the rebuild cannot make: slabs with no object room, or objects of no size.
+            if (r.ObjPerSlab == 0 && r.NumSlabs > 0) Fatal("slabinfo", r.Line, $"{r.Name}: {r.NumSlabs} slabs of 0 objects each");
+            if (r.ObjSize == 0) Fatal("slabinfo", r.Line, $"{r.Name}: objects of 0 bytes");
+        }
         if (MemInfo is { } mi)
         {
             long freeKb = free.Sum(z => FreePages(z, false)) * 4;

@@ -1,7 +1,8 @@
 // A board's /proc files as one snapshot: reads what a user copied (pagetypeinfo, buddyinfo, zoneinfo, meminfo,
 // slabinfo, vmallocinfo, cmdline, version), cross-checks them line by line, derives the machine they describe and
-// rebuilds their free state on a machine: the free blocks of every zone, order and migratetype exactly as counted and
-// the pageblock types as counted, with the rest of memory held as named "recorded" allocations.
+// rebuilds their state on a machine: the free blocks of every zone, order and migratetype exactly as counted, the
+// pageblock types as counted, slabinfo's caches and vmallocinfo's areas as real slabs and vmalloc areas, the CMA
+// pageblocks' used pages as movable pages, and the rest of memory held as named "recorded" allocations.
 using Kmem.Core;
 using Kmem.Paging;
 using Kmem.Scenarios.ProcSnapshots;
@@ -126,9 +127,11 @@ public sealed partial class ProcSnapshot
     public int? PageblockOrder => PageTypeInfo?.PageblockOrder;
 
     /// <summary>
-    /// Rebuilds the snapshot's free state on <paramref name="machine"/>: every free list and pageblock type of every
-    /// populated zone as counted (all free blocks as Movable where only buddyinfo was given), the rest of each zone's
-    /// memory held as a recorded allocation named after the zone. Nothing changes when it cannot be built.
+    /// Rebuilds the snapshot's state on <paramref name="machine"/>: every free list and pageblock type of every
+    /// populated zone as counted (all free blocks as Movable where only buddyinfo was given); from the pages the files do
+    /// not show free, slabinfo's caches (slabs and active objects) and vmallocinfo's areas, the CMA pageblocks' used
+    /// pages as movable pages ("recorded:cma:AREA"), the rest of each zone held as a recorded allocation named after the
+    /// zone. Nothing changes when it cannot be built (more slab or vmalloc than used memory is a fatal finding).
     /// </summary>
     /// <exception cref="ProcSnapshotException">A fatal finding, or a machine whose zones, orders or pageblocks differ
     /// from the snapshot's (the message names the zone and what differs).</exception>
@@ -145,15 +148,22 @@ public sealed partial class ProcSnapshot
         if (PageblockOrder is { } pb && pb != pa.PageblockOrder)
             throw new ProcSnapshotException(file, 0, $"page block order {pb}, the machine {machine.Profile.Name} has {pa.PageblockOrder}");
         FreeStateResult r;
+        var rebuild = new SnapshotRebuild(machine, SlabInfo, VmallocInfo);
         try
         {
-            r = pa.ImportFreeState(FreeState());
+            r = pa.ImportFreeState(FreeState(), rebuild);
+        }
+        catch (ProcSnapshotException e) when (e.File is "slabinfo" or "vmallocinfo")
+        {
+            // The used memory the files describe does not fit what they leave allocated: a finding, nothing built.
+            Fatal(e.File, e.Line, e.Problem);
+            throw;
         }
         catch (Exception e) when (e is ArgumentException or KmemException and not ProcSnapshotException)
         {
             throw new ProcSnapshotException(file, 0, $"cannot be rebuilt on {machine.Profile.Name}: {e.Message}");
         }
-        return new ProcSnapshotImport(machine, r.Held, r.Notes);
+        return new ProcSnapshotImport(machine, r, rebuild);
     }
 
     /// <summary>Boots the machine the files describe (or <paramref name="profile"/>) and applies the snapshot to it.</summary>
@@ -176,43 +186,3 @@ public sealed partial class ProcSnapshot
     }
 }
 
-/// <summary>What <see cref="ProcSnapshot.Apply"/> built: the pages it holds as recorded allocations, and notes.</summary>
-public sealed class ProcSnapshotImport
-{
-    private readonly Machine _m;
-    private List<(int Idx, int Count)>? _held;
-
-    internal ProcSnapshotImport(Machine m, IReadOnlyList<(int Idx, int Count)> held, IReadOnlyList<string> notes)
-    {
-        _m = m;
-        _held = held.ToList();
-        Notes = notes;
-        var names = new List<(string, long)>();
-        foreach (var (idx, count) in held)
-        {
-            var z = m.Pages.ZoneOfIdx(idx)!;
-            string name = $"recorded:node{z.Node}:{z.Name}";
-            int i = names.FindIndex(n => n.Item1 == name);
-            if (i < 0) names.Add((name, count)); else names[i] = (name, names[i].Item2 + count);
-        }
-        Recorded = names;
-    }
-
-    /// <summary>The recorded allocations: one per zone ("recorded:nodeN:Zone"), with their pages.</summary>
-    public IReadOnlyList<(string Name, long Pages)> Recorded { get; }
-
-    /// <summary>Pages held in all.</summary>
-    public long RecordedPages => Recorded.Sum(r => r.Pages);
-
-    /// <summary>How the import placed blocks where the files leave a choice (for example blocks on another type's pageblock).</summary>
-    public IReadOnlyList<string> Notes { get; }
-
-    /// <summary>Frees every recorded page (once; a second call does nothing).</summary>
-    public void Release()
-    {
-        var held = Interlocked.Exchange(ref _held, null);
-        if (held is null) return;
-        foreach (var (idx, count) in held)
-            for (int i = 0; i < count; i++) _m.Pages.Free(idx + i, 0, "ProcSnapshotImport.Release");
-    }
-}

@@ -119,7 +119,8 @@ internal static partial class StateFiles
                 Count(file, no, t[sd + 1]), Count(file, no, t[sd + 2]), no);
             if (r.ActiveObjs > r.NumObjs) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ActiveObjs} active objects of {r.NumObjs}");
             if (r.ActiveSlabs > r.NumSlabs) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ActiveSlabs} active slabs of {r.NumSlabs}");
-            if (r.NumObjs != r.NumSlabs * r.ObjPerSlab) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.NumObjs} objects is not {r.NumSlabs} slabs of {r.ObjPerSlab}");
+            // Fewer is possible: SLUB falls back to a smaller slab order (fewer objects) when the preferred order fails.
+            if (r.NumObjs > r.NumSlabs * r.ObjPerSlab) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.NumObjs} objects do not fit {r.NumSlabs} slabs of {r.ObjPerSlab}");
             if (r.PagesPerSlab <= 0 || (r.PagesPerSlab & (r.PagesPerSlab - 1)) != 0) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.PagesPerSlab} pages per slab is not a power of two");
             if (rows.Any(x => x.Name == r.Name)) throw new ProcSnapshotException(file, no, $"{r.Name} again");
             rows.Add(r);
