@@ -57,8 +57,19 @@ internal static class ImportVerb
         using (m)
         {
             foreach (var n in import.Notes) ctx.Out.WriteLine($"# placed: {n}");
+            if (snap.Files.Contains("slabinfo"))
+                ctx.Out.WriteLine($"# rebuilt: {import.SlabCaches.Count} slab caches ({import.SlabCaches.Count(c => c.Created)} created), "
+                    + $"{import.SlabCaches.Sum(c => c.Objects)} objects, {import.SlabPages} slab pages ({import.SlabPages * 4} kB)");
+            if (snap.Files.Contains("vmallocinfo"))
+                ctx.Out.WriteLine($"# rebuilt: {import.VmallocAreas.Count} vmalloc areas ({import.VmallocAreas.Count(a => a.Pages == 0)} ioremap reservations), "
+                    + $"{import.VmallocAreas.Sum(a => (long)a.Pages)} pages");
+            if (import.CmaPages > 0)
+                ctx.Out.WriteLine($"# rebuilt: {import.CmaPages} used CMA pages ({import.CmaPages * 4} kB) as movable pages a cma_alloc migrates");
             foreach (var (name, pages) in import.Recorded) ctx.Out.WriteLine($"# {name}: {pages} pages ({pages * 4} kB) held as recorded allocations");
-            foreach (var path in new[] { "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/meminfo" })
+            var views = new List<string> { "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/meminfo" };
+            if (snap.Files.Contains("slabinfo") && m.ProcFs.Exists("/proc/slabinfo")) views.Add("/proc/slabinfo");
+            if (snap.Files.Contains("vmallocinfo")) views.Add("/proc/vmallocinfo");
+            foreach (var path in views)
             {
                 ctx.Out.WriteLine($"# cat {path}");
                 ctx.Out.Write(m.ProcFs.Read(path));

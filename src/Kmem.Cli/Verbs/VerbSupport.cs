@@ -103,6 +103,7 @@ internal static class VerbSupport
             if (!string.IsNullOrWhiteSpace(cmdline)) p = p with { Cmdline = (p.Cmdline + " " + cmdline).Trim() };
             var (machine, import) = snap.Boot(p);
             ctx.Err.WriteLine($"kmem: rebuilt the /proc snapshot {after} ({string.Join(", ", snap.Files)}) on {p.Name}; "
+                + $"{import.SlabCaches.Count} slab caches, {import.VmallocAreas.Count} vmalloc areas and {import.CmaPages} CMA pages rebuilt, "
                 + $"{import.Recorded.Sum(r => r.Pages)} pages held as recorded allocations");
             return machine;
         }
