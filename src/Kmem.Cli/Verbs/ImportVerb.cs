@@ -56,7 +56,7 @@ internal static class ImportVerb
         var (m, import) = snap.Boot(p);
         using (m)
         {
-            foreach (var n in import.Notes) ctx.Out.WriteLine($"# placed: {n}");
+            foreach (var n in import.Notes) ctx.Out.WriteLine($"# note: {n}");
             if (snap.Files.Contains("slabinfo"))
                 ctx.Out.WriteLine($"# rebuilt: {import.SlabCaches.Count} slab caches ({import.SlabCaches.Count(c => c.Created)} created), "
                     + $"{import.SlabCaches.Sum(c => c.Objects)} objects, {import.SlabPages} slab pages ({import.SlabPages * 4} kB)");
