@@ -73,6 +73,29 @@ public class ProcSnapshotFdtTests
     }
 
     [Fact]
+    public void Kmem_import_proc_reads_the_fdt_and_derives_the_machine_from_it()
+    {
+        byte[] blob = File.ReadAllBytes(Dtb);
+        using var src = Machine.Boot(TreeProfile(blob));
+        string dir = Directory.CreateTempSubdirectory("kmem-fdt-cli-").FullName;
+        try
+        {
+            foreach (var (name, text) in Files(src)) File.WriteAllText(Path.Combine(dir, name), text);
+            File.WriteAllBytes(Path.Combine(dir, "fdt"), blob);
+            var (code, o, e) = TestSupport.Cli("import", "proc", dir);
+            Assert.Equal("", e);
+            Assert.Equal(0, code);
+            Assert.Contains("# read: pagetypeinfo, buddyinfo, zoneinfo, meminfo, fdt\n", o);
+            Assert.Contains("# derived: CPUs (1), architecture Arm, memory banks", o);
+            Assert.DoesNotContain(": error:", o);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Files_of_another_machine_are_contradicted_at_their_lines()
     {
         byte[] blob = File.ReadAllBytes(Dtb);
