@@ -129,6 +129,19 @@ public class ReservedMemoryOrderTests
         Assert.DoesNotContain(m.Layout.Memblock, r => r.Name == "huge");
     }
 
+    [Fact]
+    public void The_derivation_gives_each_node_its_order_and_refuses_an_alignment_of_the_wrong_width()
+    {
+        var p = ThreeDynamicNodes(new KernelVersion(6, 6));
+        Assert.Equal([0, 2], p.Reserved.Select(r => r.DtOrder));
+        Assert.Equal(1, Assert.Single(p.Cma).DtOrder);
+        var bad = FdtBuilder.ArmRoot().Child("reserved-memory", r => r.Cells("#address-cells", 1).Cells("#size-cells", 1).Flag("ranges")
+            .Child("fb", x => x.Cells("size", 0x100000).Cells("alignment", 0, 0x100000)));
+        var e = Assert.Throws<DeviceTreeException>(() => MachineProfile.FromDeviceTree(DeviceTree.Parse(FdtBuilder.Build(bad))));
+        Assert.Equal("/reserved-memory/fb", e.NodePath);
+        Assert.Contains("alignment is 2 cells, not #address-cells = 1", e.Message);
+    }
+
     // ------------------------------------------------------------------ profile keys
 
     [Theory]

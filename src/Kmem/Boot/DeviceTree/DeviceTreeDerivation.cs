@@ -254,8 +254,11 @@ internal static class DeviceTreeDerivation
     private static string DynamicKeys(DeviceTreeNode n, int order, int ac, int sc)
     {
         var sb = new StringBuilder($", \"dt_order\": {order}");
-        if (n.GetNumber("alignment", ac) is { } align)
+        if (n.GetCells("alignment") is { } ac2)
         {
+            // __reserved_mem_alloc_size() reads it with the root's #address-cells (and refuses another length).
+            if (ac2.Length != ac) throw n.Error($"alignment is {ac2.Length} cells, not #address-cells = {ac}");
+            ulong align = n.Combine(ac2, 0, ac, "alignment");
             if (align == 0 || (align & (align - 1)) != 0) throw n.Error($"alignment 0x{align:x} is not a power of two");
             sb.Append($", \"alignment\": \"0x{align:x}\"");
         }
