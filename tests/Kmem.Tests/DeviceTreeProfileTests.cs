@@ -2,6 +2,7 @@
 // count and architecture, /memreserve/, reserved-memory (static, no-map by version, dynamic, CMA pools and the
 // default area, zero-sized), bootargs with mem= and rk_dma_heap_cma=, platform device names and DMA properties;
 // the JSON it prints loads and boots.
+using Kmem.Boot;
 using Xunit;
 
 namespace Kmem.Tests;
@@ -58,8 +59,10 @@ public class DeviceTreeProfileTests
             .Child("off@a000000", x => x.Cells("reg", 0xa000000, 0x1000).Str("status", "disabled")));
         var d = Derive(root, null, (0x4000000, 0x10000));
         Assert.Contains(new ReservedRange("memreserve0", 0x4000000, 0x10000), d.Profile.Reserved);
-        Assert.Contains(new ReservedRange("ramoops@8000000", 0x8000000, 0x100000), d.Profile.Reserved);
-        Assert.Equal(2, d.Profile.Reserved.Count);
+        Assert.Contains(new ReservedRange("ramoops@8000000", 0x8000000, 0x100000) { DtOrder = 0 }, d.Profile.Reserved);
+        // A reg of size 0 reserves nothing, but the kernel's scan saves the node: it keeps its place in the order.
+        Assert.Contains(new ReservedRange("empty@9000000", 0x9000000, 0) { DtOrder = 1 }, d.Profile.Reserved);
+        Assert.Equal(3, d.Profile.Reserved.Count);
         Assert.Contains(d.Notes, n => n.Node == "/reserved-memory/empty@9000000" && n.Text.Contains("Reserved memory: failed to reserve memory for node 'empty@9000000'"));
     }
 
@@ -70,10 +73,10 @@ public class DeviceTreeProfileTests
             .Child("tee@1000000", x => x.Cells("reg", 0x1000000, 0x200000).Flag("no-map")));
         var old = Derive(Tree(), new KernelVersion(5, 11)).Profile;
         Assert.Equal([new DramBank(0, 0x1000000), new DramBank(0x1200000, (256UL << 20) - 0x1200000)], old.Dram);
-        Assert.Empty(old.Reserved);
+        Assert.Equal([new ReservedRange("tee@1000000", 0x1000000, 0) { DtOrder = 0 }], old.Reserved);   // saved, reserves nothing
         var later = Derive(Tree(), new KernelVersion(5, 12)).Profile;
         Assert.Equal([new DramBank(0, 256UL << 20)], later.Dram);
-        Assert.Equal([new ReservedRange("tee@1000000", 0x1000000, 0x200000)], later.Reserved);
+        Assert.Equal([new ReservedRange("tee@1000000", 0x1000000, 0x200000) { DtOrder = 0 }], later.Reserved);
     }
 
     [Fact]
@@ -83,8 +86,15 @@ public class DeviceTreeProfileTests
             .Child("fb", x => x.Cells("size", 0x300000).Cells("alignment", 0x100000).Cells("alloc-ranges", 0x2000000, 0x1000000))
             .Child("top", x => x.Cells("size", 0x1000)));
         var p = Derive(root).Profile;
-        Assert.Contains(new ReservedRange("fb", 0x2d00000, 0x300000), p.Reserved);        // 0x3000000 - 3 MiB, 1 MiB aligned
-        Assert.Contains(new ReservedRange("top", (256UL << 20) - 0x1000, 0x1000), p.Reserved);
+        var fb = p.Reserved.Single(r => r.Name == "fb");
+        Assert.True(fb.Dynamic);
+        Assert.Equal((0x100000UL, 0), (fb.Alignment, fb.DtOrder));
+        Assert.Equal([new AllocRange(0x2000000, 0x1000000)], fb.AllocRanges);
+        Assert.True(p.Reserved.Single(r => r.Name == "top").Dynamic);
+        // The boot places them (ReservedMemoryInit), in the kernel's order of the nodes.
+        using var m = Machine.Boot(p);
+        Assert.Contains(new MemblockRegion(0x2d00000, 0x3000000, "fb"), m.Layout.Memblock);          // 0x3000000 - 3 MiB, 1 MiB aligned
+        Assert.Contains(new MemblockRegion((256UL << 20) - 0x1000, 256UL << 20, "top"), m.Layout.Memblock);
     }
 
     private static FdtNode CmaTree(ulong? cmaBase, bool isDefault) => FdtBuilder.ArmRoot(0, 512UL << 20)
@@ -105,7 +115,7 @@ public class DeviceTreeProfileTests
     {
         var d = Derive(CmaTree(0x10000000, isDefault: true));
         var area = Assert.Single(d.Profile.Cma);
-        Assert.Equal(new CmaAreaSpec("cma@10000000", 0x10000000, 0x4000000, 0) { ReservedMemory = true }, area);
+        Assert.Equal(new CmaAreaSpec("cma@10000000", 0x10000000, 0x4000000, 0) { ReservedMemory = true, DtOrder = 0 }, area);
         Assert.Equal("cma@10000000", d.Profile.Devices.Single(x => x.Name == "ffa00000.isp").Cma);   // memory-region
         Assert.Equal("cma@10000000", d.Profile.Devices.Single(x => x.Name == "ff990000.vop").Cma);   // the default area
         Assert.Contains(d.Notes, n => n.Node == "/reserved-memory/zero" && n.Text.Contains("invalid size property in 'zero' node"));

@@ -15,13 +15,13 @@ public class ProcSnapshotCliTests
     public void Import_proc_prints_the_derivations_and_the_same_pagetypeinfo()
     {
         string pti = TestSupport.Fixture("pagetypeinfo_arm32_4.14_2GB_cma_order12.txt");
-        string dir = Dir(("pagetypeinfo", pti), ("cmdline", "console=ttyS0 cma=912M\n"), ("fdt", "not read here"));
+        string dir = Dir(("pagetypeinfo", pti), ("cmdline", "console=ttyS0 cma=912M\n"));
         try
         {
             var (code, o, e) = TestSupport.Cli("import", "proc", dir);
             Assert.Equal("", e);
             Assert.Equal(0, code);
-            Assert.Contains("# read: pagetypeinfo, cmdline (fdt left for the device-tree importer)", o);
+            Assert.Contains("# read: pagetypeinfo, cmdline\n", o);
             Assert.Contains("# derived: architecture arm (32-bit): pagetypeinfo has a HighMem zone", o);
             Assert.Contains("# derived: command line 'console=ttyS0 cma=912M': cmdline", o);
             Assert.Contains("Node    0, zone  HighMem, type          CMA    261    915    778    204     48     20      5      0      0      0      0      1     13 \n", o);

@@ -47,7 +47,7 @@ internal static class ImportVerb
     private static int RunProc(CliContext ctx, string? profile, string dir)
     {
         var snap = ProcSnapshot.Load(dir);
-        ctx.Out.WriteLine($"# read: {string.Join(", ", snap.Files)}{(File.Exists(Path.Combine(dir, "fdt")) ? " (fdt left for the device-tree importer)" : "")}");
+        ctx.Out.WriteLine($"# read: {string.Join(", ", snap.Files)}{(snap.Fdt is not null ? ", fdt" : "")}");
         var p = profile is null ? snap.DeriveProfile() : VerbSupport.LoadProfile(profile);
         if (profile is not null) ctx.Out.WriteLine($"# machine: the profile {p.Name} (--profile)");
         foreach (var d in snap.Derived) ctx.Out.WriteLine($"# derived: {d}");

@@ -1,5 +1,6 @@
 // The CMA areas a boot reserves in memblock, in the order of arm_memblock_init() (arch/arm/mm/init.c of Rockchip's
-// 5.10 tree): the device tree's reserved-memory pools (early_init_fdt_scan_reserved_mem(), rmem_cma_setup()), the areas
+// 5.10 tree): the device tree's reserved-memory pools (early_init_fdt_scan_reserved_mem(), rmem_cma_setup(), placed with
+// the other reserved-memory nodes in the kernel's order by ReservedMemoryInit), the areas
 // the profile states (cma_declare_contiguous() calls such as dma_contiguous_reserve()'s "reserved" area), the default
 // area of a cma= on the command line (dma_contiguous_reserve()), then the RK-DMA-HEAP's area (rk_dma_heap_cma_setup(), sized by rk_dma_heap_cma=). Each placement is kept with the lines the
 // kernel prints for it; a reservation that fails prints the kernel's error and the boot goes on without the area.
@@ -22,7 +23,14 @@ internal static class CmaReservations
     /// <summary>The name dma_contiguous_reserve() gives the default area.</summary>
     public const string DefaultAreaName = "reserved";
 
-    /// <summary>RK_DMA_HEAP_CMA_DEFAULT_SIZE of drivers/dma-buf/rk_heaps/rk-dma-cma.c (SZ_32M in the RV1106 SDK's copy).</summary>
+    /// <summary>
+    /// RK_DMA_HEAP_CMA_DEFAULT_SIZE of drivers/dma-buf/rk_heaps/rk-dma-cma.c: SZ_32M in the Luckfox Pico SDK's 5.10.110 kernel
+    /// and in the Rockchip 6.1 tree of khadas/linux (commit d86d3ec2390bc109e7d93f4efc0ded32a04002cf). It applies when the
+    /// command line has no rk_dma_heap_cma= or a size of 0 (early_dma_heap_cma() leaves rk_dma_heap_size 0). Other copies
+    /// differ: OSSystems/linux (commit 65df5638cd3dc0be0832ff58b10fa8d77647d209) defines SZ_4M, and the first version of
+    /// the file (2022) passes the size unaligned with alignment 0 (the CMA minimum); a profile for such a kernel states its
+    /// size with rk_dma_heap_cma= (docs/profiles.md).
+    /// </summary>
     public const ulong RkDmaHeapCmaDefaultSize = 32UL << 20;
 
     private const ulong PageSize = KernelFacts.PageSize;
@@ -36,8 +44,9 @@ internal static class CmaReservations
         var def = DefaultAreaRequest(p, cmd);
         var rk = RkDmaHeapRequest(p, cmd);
         ulong dramEnd = memblock.Memory[^1].End;
-        foreach (var c in p.Cma)
-            if (c.ReservedMemory) ReserveNode(p, memblock, c, dramEnd, areas);
+        // early_init_fdt_scan_reserved_mem(): the reserved-memory nodes, dynamic ones placed and pools created in the
+        // kernel's order for the profile's version.
+        ReservedMemoryInit.Run(p, memblock, dramEnd, areas);
         foreach (var c in p.Cma)
             if (!c.ReservedMemory) ReserveStated(p, memblock, c, limit, areas);
         // dma_contiguous_reserve() starts with dma_numa_cma_reserve().
@@ -100,37 +109,6 @@ internal static class CmaReservations
     /// "Reserved" line per area.</summary>
     public static IEnumerable<(LogLevel Level, string Text)> BootLines(MachineProfile p, IReadOnlyList<CmaArea> areas) =>
         areas is CmaReservationList list ? list.BootLines : areas.Select(a => (LogLevel.Info, ReservedLine(p, a.Base, a.Size)));
-
-    /// <summary>
-    /// A reserved-memory node (5.10 drivers/of/of_reserved_mem.c, kernel/dma/contiguous.c rmem_cma_setup()): a node with
-    /// a base is reserved as given (the profile reader checked it), one with only a size is allocated top-down anywhere in
-    /// memory with the CMA alignment (PAGE_SIZE &lt;&lt; max(MAX_ORDER - 1, pageblock_order) for a reusable shared-dma-pool).
-    /// </summary>
-    private static void ReserveNode(MachineProfile p, Memblock memblock, CmaAreaSpec c, ulong dramEnd, CmaReservationList areas)
-    {
-        ulong at;
-        if (c.Base is { } fixedBase)
-        {
-            at = fixedBase;
-            memblock.Reserve(at, c.Size, c.Name);
-        }
-        else if (memblock.AllocRange(c.Size, p.CmaAlignment, 0, dramEnd, c.Name) is { } got)
-        {
-            at = got;
-        }
-        else
-        {
-            // __reserved_mem_alloc_size(): no room; the node is left out.
-            areas.BootLines.Add((LogLevel.Info, $"OF: reserved mem: failed to allocate memory for node '{c.Name}'"));
-            return;
-        }
-        areas.Add(new CmaArea(c.Name, at >> KernelFacts.PageShift, c.Size >> KernelFacts.PageShift, c.OrderPerBit)
-        {
-            Inactive = c.Inactive || p.Config.IsEnabled("CMA_INACTIVE"),
-        });
-        areas.BootLines.Add((LogLevel.Info, $"Reserved memory: created CMA memory pool at {Pa(p, at)}, size {c.Size >> 20} MiB"));
-        areas.BootLines.Add((LogLevel.Info, $"OF: reserved mem: initialized node {c.Name}, compatible id shared-dma-pool"));
-    }
 
     /// <summary>An area the profile states: at its fixed base, or top-down below the lowmem limit (x86_64: below 4 GiB)
     /// with the CMA alignment (the profile reader checked base, size and overlaps).</summary>

@@ -51,7 +51,7 @@ internal static class EarlyAllocations
         bool Clear(ulong s, ulong n) => s + n <= img.Stext || s >= img.End;
         bool Overlaps(ulong s, ulong n, ulong rb, ulong rs) => s < rb + rs && rb < s + n;
         bool fits = guess + size <= p.Dram[0].End && Clear(guess, size)
-            && !p.Reserved.Any(r => Overlaps(guess, size, r.Base, r.Size))
+            && !p.Reserved.Any(r => !r.Dynamic && Overlaps(guess, size, r.Base, r.Size))
             && !p.Cma.Any(c => c.Base is { } cb && Overlaps(guess, size, cb, c.Size));
         return (fits ? guess : AlignUp(img.End, Page), size);
     }

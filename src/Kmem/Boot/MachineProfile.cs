@@ -18,7 +18,29 @@ public sealed record DramBank(ulong Base, ulong Size)
 }
 
 /// <summary>A range of RAM kept away from the page allocator (memblock.reserved).</summary>
-public sealed record ReservedRange(string Name, ulong Base, ulong Size);
+public sealed record ReservedRange(string Name, ulong Base, ulong Size)
+{
+    /// <summary>
+    /// A dynamic reserved-memory node (profile base <c>"auto"</c>): only <see cref="Size"/> is given and the boot places it
+    /// (__reserved_mem_alloc_size()) in the kernel's order among the other reserved-memory nodes; <see cref="Base"/> is 0.
+    /// </summary>
+    public bool Dynamic { get; init; }
+
+    /// <summary>The node's <c>alignment</c> for a dynamic region (profile key <c>"alignment"</c>); 0 when it gives none.</summary>
+    public ulong Alignment { get; init; }
+
+    /// <summary>The node's <c>alloc-ranges</c> for a dynamic region (profile key <c>"alloc_ranges"</c>), tried in order; empty: anywhere.</summary>
+    public IReadOnlyList<AllocRange> AllocRanges { get; init; } = [];
+
+    /// <summary>
+    /// The node's position among the children of <c>/reserved-memory</c> (profile key <c>"dt_order"</c>), which orders
+    /// the kernel's handling of the nodes; -1 for a range that is not such a node (/memreserve/, firmware).
+    /// </summary>
+    public int DtOrder { get; init; } = -1;
+}
+
+/// <summary>One window of a reserved-memory node's <c>alloc-ranges</c>: the node is placed inside [Base, Base + Size).</summary>
+public sealed record AllocRange(ulong Base, ulong Size);
 
 /// <summary>The kernel image's section sizes as printed by the boot "Memory:" line.</summary>
 public sealed record KernelImage(ulong Base, ulong Code, ulong RwData, ulong RoData, ulong Init, ulong Bss)
@@ -73,6 +95,15 @@ public sealed record CmaAreaSpec(string Name, ulong? Base, ulong Size, int Order
     /// later vendor trees do for every area with CONFIG_CMA_INACTIVE.
     /// </summary>
     public bool Inactive { get; init; }
+
+    /// <summary>A reserved-memory pool's <c>alignment</c> (profile key <c>"alignment"</c>, raised to the CMA alignment at boot); 0 when none.</summary>
+    public ulong Alignment { get; init; }
+
+    /// <summary>A reserved-memory pool's <c>alloc-ranges</c> (profile key <c>"alloc_ranges"</c>) for placing it at boot; empty: anywhere.</summary>
+    public IReadOnlyList<AllocRange> AllocRanges { get; init; } = [];
+
+    /// <summary>A reserved-memory pool's position among the children of <c>/reserved-memory</c> (profile key <c>"dt_order"</c>); -1 when not given.</summary>
+    public int DtOrder { get; init; } = -1;
 }
 
 /// <summary>A DMA-capable device.</summary>

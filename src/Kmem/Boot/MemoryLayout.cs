@@ -43,7 +43,7 @@ internal sealed class MemoryLayout
             ulong initBegin = (k.Base + k.Code + k.RoData + k.RwData + 0xFFF) & ~0xFFFUL;
             early.Init = (initBegin, Math.Min(ke, (initBegin + k.Init + 0xFFF) & ~0xFFFUL));
         }
-        foreach (var r in p.Reserved) memblock.Reserve(r.Base & ~0xFFFUL, ((r.Base + r.Size + 0xFFF) & ~0xFFFUL) - (r.Base & ~0xFFFUL), r.Name);
+        foreach (var r in p.Reserved.Where(r => !r.Dynamic)) memblock.Reserve(r.Base & ~0xFFFUL, ((r.Base + r.Size + 0xFFF) & ~0xFFFUL) - (r.Base & ~0xFFFUL), r.Name);
 
         // memblock allocations are made top-down below the current limit.
         ulong limit = p.Arch switch
@@ -59,7 +59,8 @@ internal sealed class MemoryLayout
         bool nodeData = p.Arch == Arch.X86_64 && p.Config.IsEnabled("NUMA");
         if (nodeData) EarlyAllocations.NodeDataAlloc(p, memblock, early, memoryless: false);
 
-        // The CMA areas (arm_memblock_init(): the device tree's pools, then dma_contiguous_reserve(), then vendor areas).
+        // The device tree's dynamic reserved-memory nodes and CMA pools in the kernel's order (early_init_fdt_scan_reserved_mem()),
+        // then the other CMA areas (arm_memblock_init(): dma_contiguous_reserve(), then vendor areas).
         var cmaAreas = CmaReservations.Place(p, memblock, limit);
 
         var zones = ZoneSpans(p);

@@ -159,13 +159,20 @@ internal static partial class ProfileReader
             {
                 string p = $"reserved[{i}]";
                 Obj(r, p);
-                Keys(r, p, "name", "base", "size");
+                Keys(r, p, "name", "base", "size", "alignment", "alloc_ranges", "dt_order");
                 string rn = Str(r, "name", required: false, path: p) ?? $"reserved{i}";
-                ulong rb = Size(r, "base", p, required: true)!.Value;
+                // "base": "auto": a dynamic reserved-memory node, placed at boot (ReservedMemoryInit).
+                bool dyn = r.TryGetProperty("base", out var rbe) && rbe.ValueKind == JsonValueKind.String && rbe.GetString() == "auto";
+                if (dyn && arch is Arch.X86_64 or Arch.I386) throw new ProfileException($"{p}.base", "\"auto\" is a device-tree reserved-memory node's placement; x86 has no device tree");
+                ulong rb = dyn ? 0 : Size(r, "base", p, required: true)!.Value;
                 ulong rs = Size(r, "size", p, required: true)!.Value;
-                if (rs == 0) throw new ProfileException($"{p}.size", "must not be zero");
-                if (!InsideOneBank(dram, rb, rs)) throw new ProfileException(p, $"0x{rb:x}-0x{rb + rs - 1:x} is not inside a memory bank");
-                reserved.Add(new ReservedRange(rn, rb, rs));
+                int rorder = DtOrderKey(r, p);
+                // Size 0 only for a reserved-memory node the kernel's scan saves without reserving anything (a reg of size 0,
+                // outside RAM, or removed by no-map): it still takes its place in the kernel's order of the nodes.
+                if (rs == 0 && (dyn || rorder < 0)) throw new ProfileException($"{p}.size", "must not be zero (0 only for a reserved-memory node with dt_order that reserves nothing)");
+                if (!dyn && rs != 0 && !InsideOneBank(dram, rb, rs)) throw new ProfileException(p, $"0x{rb:x}-0x{rb + rs - 1:x} is not inside a memory bank");
+                var (ralign, rranges) = DynamicPlacement(r, p, dyn);
+                reserved.Add(new ReservedRange(rn, rb, rs) { Dynamic = dyn, Alignment = ralign, AllocRanges = rranges, DtOrder = rorder });
                 i++;
             }
         }
@@ -198,7 +205,8 @@ internal static partial class ProfileReader
         // ---- CMA areas
         var cma = new List<CmaAreaSpec>();
         var cmaNames = new HashSet<string>(StringComparer.Ordinal);
-        var reservedIndex = new RangeIndex(reserved.Select(r => (r.Base, r.Base + r.Size)));
+        var staticReserved = reserved.Where(r => !r.Dynamic && r.Size != 0).ToList();
+        var reservedIndex = new RangeIndex(staticReserved.Select(r => (r.Base, r.Base + r.Size)));
         var placedCma = new List<(ulong Base, ulong End, int Index)>();
         if (Arr(root, "cma", required: false) is { } cmaEl)
         {
@@ -208,7 +216,7 @@ internal static partial class ProfileReader
             {
                 string p = $"cma[{i}]";
                 Obj(c, p);
-                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory", "inactive", "node");
+                Keys(c, p, "name", "base", "size", "order_per_bit", "reserved_memory", "inactive", "node", "alignment", "alloc_ranges", "dt_order");
                 // "reserved_memory": a device-tree reserved-memory node (compatible "shared-dma-pool", reusable), named after
                 // the node (linux,cma by default), whose area rmem_cma_setup() creates (kernel/dma/contiguous.c).
                 bool dt = Bool(c, "reserved_memory", p) ?? false;
@@ -235,7 +243,7 @@ internal static partial class ProfileReader
                 {
                     if (baseAddr % align != 0) throw new ProfileException($"{p}.base", $"0x{baseAddr:x} is not aligned to the CMA alignment ({align >> 20} MiB)");
                     if (!InsideOneBank(dram, baseAddr, cs)) throw new ProfileException(p, $"0x{baseAddr:x}-0x{baseAddr + cs - 1:x} is outside RAM");
-                    if (reservedIndex.FindOverlap(baseAddr, baseAddr + cs) is int ri) throw new ProfileException(p, $"overlaps reserved range '{reserved[ri].Name}'");
+                    if (reservedIndex.FindOverlap(baseAddr, baseAddr + cs) is int ri) throw new ProfileException(p, $"overlaps reserved range '{staticReserved[ri].Name}'");
                     if (kernel is not null && baseAddr < kernel.Base + kernel.Size && kernel.Base < baseAddr + cs)
                         throw new ProfileException(p, "overlaps the kernel image");
                     placedCma.Add((baseAddr, baseAddr + cs, i));
@@ -244,7 +252,10 @@ internal static partial class ProfileReader
                 if (cs > total / 2) throw new ProfileException($"{p}.size", $"{cs >> 20} MiB is more than half of RAM");
                 if (dt && opb != 0) throw new ProfileException($"{p}.order_per_bit", "rmem_cma_setup() makes its areas with order_per_bit 0");
                 int cmaNode = NodeKey(c, p);
-                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt, Inactive = inactive, Node = cmaNode });
+                if (!dt && (c.TryGetProperty("alignment", out _) || c.TryGetProperty("alloc_ranges", out _) || c.TryGetProperty("dt_order", out _)))
+                    throw new ProfileException(p, "alignment, alloc_ranges and dt_order belong to a device-tree reserved-memory node (\"reserved_memory\": true)");
+                var (calign, cranges) = DynamicPlacement(c, p, dt && cb is null);
+                cma.Add(new CmaAreaSpec(cn, cb, cs, opb) { ReservedMemory = dt, Inactive = inactive, Node = cmaNode, Alignment = calign, AllocRanges = cranges, DtOrder = DtOrderKey(c, p) });
                 i++;
             }
             if (FirstOverlap(placedCma) is var (laterCma, earlierCma))

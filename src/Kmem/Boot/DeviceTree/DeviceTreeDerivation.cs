@@ -98,27 +98,29 @@ internal static class DeviceTreeDerivation
             draft = draft with { ConfigOptions = config.ToDictionary() };
         }
         ulong cmaAlign = draft.CmaAlignment;
-        ulong allocLimit = draft.LowmemLimit ?? banks[^1].End;
 
         // ---- /memreserve/
-        var reserved = new List<(string Name, ulong Base, ulong Size)>();
+        // Extra: the JSON of a reserved-memory node's placement keys (dt_order, and for a dynamic one alignment and alloc_ranges).
+        var reserved = new List<(string Name, ulong? Base, ulong Size, string Extra)>();
         for (int i = 0; i < tree.MemoryReservations.Count; i++)
         {
             var r = tree.MemoryReservations[i];
             if (ClipToBank(banks, r.Address, r.Size) is not var (cb, cs)) { notes.Add(new("reserved", "/memreserve/", $"entry {i} 0x{r.Address:x} size 0x{r.Size:x} is outside RAM: nothing to reserve")); continue; }
-            reserved.Add(($"memreserve{i}", cb, cs));
+            reserved.Add(($"memreserve{i}", cb, cs, ""));
             notes.Add(new("reserved", "/memreserve/", $"entry {i}: 0x{cb:x} size 0x{cs:x} (early_init_fdt_reserve_self/scan: memblock_reserve)"));
         }
 
         // ---- reserved-memory
-        var cma = new List<(string Name, ulong? Base, ulong Size, bool Inactive, bool Default)>();
+        var cma = new List<(string Name, ulong? Base, ulong Size, bool Inactive, bool Default, string Extra)>();
         var cmaByNode = new Dictionary<DeviceTreeNode, string>();
-        var dynamic = new List<(DeviceTreeNode Node, ulong Size, ulong Align, List<(ulong, ulong)> Ranges)>();
         string? defaultCma = null;
         if (tree.Find("/reserved-memory") is { } rm)
         {
+            int order = -1;
             foreach (var n in rm.Children)
             {
+                // The kernel saves the nodes in the order it finds them (fdt_for_each_subnode()) and sorts by that order.
+                order++;
                 if (!n.IsAvailable) { notes.Add(new("reserved", n.Path, "status disabled: skipped")); continue; }
                 bool nomap = n.Has("no-map"), reusable = n.Has("reusable");
                 bool isCma = n.GetStrings("compatible").Contains("shared-dma-pool") && reusable && !nomap;
@@ -128,11 +130,15 @@ internal static class DeviceTreeDerivation
                 ulong size = reg.Count > 0 ? reg[0].Size : n.GetNumber("size", sc)!.Value;
                 if (size == 0)
                 {
+                    // The scan still saves a node whose first reg has size 0 (base, size 0): it takes its place in the
+                    // kernel's sort of the nodes, so it is kept as a placeholder that reserves nothing.
+                    if (reg.Count > 0) reserved.Add((n.FullName, reg[0].Address, 0, $", \"dt_order\": {order}"));
                     notes.Add(new("reserved", n.Path, reg.Count > 0
                         ? $"Reserved memory: failed to reserve memory for node '{n.FullName}': base 0x{reg[0].Address:x8}, size 0 MiB (ignored)"
                         : $"Reserved memory: invalid size property in '{n.FullName}' node. (ignored)"));
                     continue;
                 }
+                string placement = reg.Count > 0 ? $", \"dt_order\": {order}" : DynamicKeys(n, order, ac, sc);
                 if (isCma)
                 {
                     ulong? cbase = reg.Count > 0 ? reg[0].Address : null;
@@ -142,15 +148,16 @@ internal static class DeviceTreeDerivation
                         continue;
                     }
                     bool isDefault = n.Has("linux,cma-default");
-                    cma.Add((n.FullName, cbase, size, n.Has("inactive"), isDefault));
+                    cma.Add((n.FullName, cbase, size, n.Has("inactive"), isDefault, placement));
                     cmaByNode[n] = n.FullName;
                     if (isDefault) defaultCma = n.FullName;
-                    notes.Add(new("cma", n.Path, (cbase is { } cb2 ? $"shared-dma-pool, reusable, reg 0x{cb2:x} size 0x{size:x}" : $"shared-dma-pool, reusable, size 0x{size:x}: placed at boot top-down with the CMA alignment")
+                    notes.Add(new("cma", n.Path, (cbase is { } cb2 ? $"shared-dma-pool, reusable, reg 0x{cb2:x} size 0x{size:x}" : $"shared-dma-pool, reusable, size 0x{size:x}{(n.Has("alloc-ranges") ? ", alloc-ranges" : "")}: placed at boot top-down with the CMA alignment, in the kernel's order of the reserved-memory nodes")
                         + (isDefault ? "; linux,cma-default: the default area (devices without memory-region use it)" : "")));
                     continue;
                 }
                 if (reg.Count > 0)
                 {
+                    bool kept = false;
                     foreach (var (b, s) in reg)
                     {
                         if (s == 0) continue;
@@ -161,40 +168,21 @@ internal static class DeviceTreeDerivation
                         }
                         else if (ClipToBank(banks, b, s) is var (rb, rs))
                         {
-                            reserved.Add((n.FullName, rb, rs));
+                            reserved.Add((n.FullName, rb, rs, placement));
+                            kept = true;
                             notes.Add(new("reserved", n.Path, nomap ? $"no-map 0x{rb:x} size 0x{rs:x}: kept in memory, marked nomap and reserved (from {NomapKept})" : $"reg 0x{rb:x} size 0x{rs:x}"));
                         }
                         else notes.Add(new("reserved", n.Path, $"reg 0x{b:x} size 0x{s:x} is outside RAM: nothing to reserve"));
                     }
+                    // Saved by the scan all the same (with its first reg): a placeholder keeps its place in the kernel's order.
+                    if (!kept) reserved.Add((n.FullName, reg[0].Address, 0, placement));
                     continue;
                 }
-                // A dynamic region: __reserved_mem_alloc_size() with its alignment (SMP_CACHE_BYTES by default) inside
-                // alloc-ranges or anywhere below the memblock limit, top down.
-                ulong align = n.GetNumber("alignment", sc) ?? 64;
-                if (align == 0 || (align & (align - 1)) != 0) throw n.Error($"alignment 0x{align:x} is not a power of two");
-                var ranges = new List<(ulong, ulong)>();
-                if (n.GetCells("alloc-ranges") is { } ar)
-                {
-                    if (ar.Length == 0 || ar.Length % (ac + sc) != 0) throw n.Error($"alloc-ranges is {ar.Length * 4} bytes, not entries of #address-cells {ac} + #size-cells {sc}");
-                    for (int k = 0; k < ar.Length; k += ac + sc)
-                    {
-                        ulong rb = n.Combine(ar, k, ac, "alloc-ranges"), rsz = n.Combine(ar, k + ac, sc, "alloc-ranges");
-                        ranges.Add((rb, rb + rsz < rb ? ulong.MaxValue : rb + rsz));
-                    }
-                }
-                dynamic.Add((n, size, Math.Max(align, PageSize), ranges));
+                // A dynamic region: __reserved_mem_alloc_size() places it at boot with its alignment (SMP_CACHE_BYTES by default)
+                // inside alloc-ranges or anywhere in memory, top down, in the kernel's order of the nodes.
+                reserved.Add((n.FullName, null, size, placement));
+                notes.Add(new("reserved", n.Path, $"size 0x{size:x}{(n.Has("alignment") ? ", alignment" : "")}{(n.Has("alloc-ranges") ? ", alloc-ranges" : "")}: placed at boot top-down, in the kernel's order of the reserved-memory nodes{(n.Has("no-map") ? " (no-map: kept reserved)" : "")}"));
             }
-        }
-        foreach (var (n, size, align, ranges) in dynamic)
-        {
-            var taken = reserved.Select(r => (r.Base, r.Base + r.Size)).Concat(cma.Where(c => c.Base is not null).Select(c => (c.Base!.Value, c.Base.Value + c.Size))).ToList();
-            var windows = ranges.Count > 0 ? ranges : [(0UL, allocLimit)];
-            ulong? placed = null;
-            foreach (var (lo, hi) in windows)
-                if ((placed = TopDown(banks, taken, size, align, lo, Math.Min(hi, allocLimit))) is not null) break;
-            if (placed is not { } pb) { notes.Add(new("reserved", n.Path, $"Reserved memory: failed to allocate memory for node '{n.FullName}' (0x{size:x} bytes)")); continue; }
-            reserved.Add((n.FullName, pb, size));
-            notes.Add(new("reserved", n.Path, $"size 0x{size:x}, alignment 0x{align:x}{(ranges.Count > 0 ? ", alloc-ranges" : "")}: placed top-down at 0x{pb:x}{(n.Has("no-map") ? " (no-map: kept reserved)" : "")}"));
         }
 
         // ---- platform devices
@@ -251,14 +239,42 @@ internal static class DeviceTreeDerivation
         Field("cmdline", Q(cmdline));
         Field("dram", "[\n" + string.Join(",\n", banks.Select(b => $"    {{ \"base\": \"0x{b.Base:x}\", \"size\": \"0x{b.End - b.Base:x}\" }}")) + "\n  ]");
         if (arch == Arch.Arm) { notes.Add(new("fdt", "/", "the blob's totalsize")); Field("fdt", $"{{ \"size\": \"0x{tree.TotalSize:x}\" }}"); }
-        Field("reserved", "[" + (reserved.Count == 0 ? "" : "\n" + string.Join(",\n", reserved.Select(r => $"    {{ \"name\": {Q(r.Name)}, \"base\": \"0x{r.Base:x}\", \"size\": \"0x{r.Size:x}\" }}")) + "\n  ") + "]");
+        Field("reserved", "[" + (reserved.Count == 0 ? "" : "\n" + string.Join(",\n", reserved.Select(r => $"    {{ \"name\": {Q(r.Name)}, \"base\": {(r.Base is { } rb ? Q($"0x{rb:x}") : "\"auto\"")}, \"size\": \"0x{r.Size:x}\"{r.Extra} }}")) + "\n  ") + "]");
         Field("cma", "[" + (cma.Count == 0 ? "" : "\n" + string.Join(",\n", cma.Select(c =>
-            $"    {{ \"name\": {Q(c.Name)}, \"base\": {(c.Base is { } cb ? Q($"0x{cb:x}") : "\"auto\"")}, \"size\": \"0x{c.Size:x}\", \"reserved_memory\": true{(c.Inactive ? ", \"inactive\": true" : "")} }}")) + "\n  ") + "]");
+            $"    {{ \"name\": {Q(c.Name)}, \"base\": {(c.Base is { } cb ? Q($"0x{cb:x}") : "\"auto\"")}, \"size\": \"0x{c.Size:x}\", \"reserved_memory\": true{(c.Inactive ? ", \"inactive\": true" : "")}{c.Extra} }}")) + "\n  ") + "]");
         Field("devices", "[" + (devices.Count == 0 ? "" : "\n" + string.Join("\n", devices.Select((d, k) => d.Json + (k < devices.Count - 1 ? "," : "") + " // " + d.Comment.Replace('\n', ' '))) + "\n  ") + "]", comma: false);
         sb.Append("}\n");
         string json = sb.ToString();
         var profile = MachineProfile.Parse(json);
         return new DeviceTreeProfile(profile, json, notes);
+    }
+
+    /// <summary>The placement keys of a dynamic reserved-memory node: its position, its <c>alignment</c> (root #address-cells
+    /// wide, as __reserved_mem_alloc_size() reads it) and its <c>alloc-ranges</c> windows.</summary>
+    private static string DynamicKeys(DeviceTreeNode n, int order, int ac, int sc)
+    {
+        var sb = new StringBuilder($", \"dt_order\": {order}");
+        if (n.GetCells("alignment") is { } ac2)
+        {
+            // __reserved_mem_alloc_size() reads it with the root's #address-cells (and refuses another length).
+            if (ac2.Length != ac) throw n.Error($"alignment is {ac2.Length} cells, not #address-cells = {ac}");
+            ulong align = n.Combine(ac2, 0, ac, "alignment");
+            if (align == 0 || (align & (align - 1)) != 0) throw n.Error($"alignment 0x{align:x} is not a power of two");
+            sb.Append($", \"alignment\": \"0x{align:x}\"");
+        }
+        if (n.GetCells("alloc-ranges") is { } ar)
+        {
+            if (ar.Length == 0 || ar.Length % (ac + sc) != 0) throw n.Error($"alloc-ranges is {ar.Length * 4} bytes, not entries of #address-cells {ac} + #size-cells {sc}");
+            var windows = new List<string>();
+            for (int k = 0; k < ar.Length; k += ac + sc)
+            {
+                ulong rb = n.Combine(ar, k, ac, "alloc-ranges"), rsz = n.Combine(ar, k + ac, sc, "alloc-ranges");
+                if (rsz == 0) continue;
+                windows.Add($"{{ \"base\": \"0x{rb:x}\", \"size\": \"0x{rsz:x}\" }}");
+            }
+            if (windows.Count > 0) sb.Append($", \"alloc_ranges\": [ {string.Join(", ", windows)} ]");
+        }
+        return sb.ToString();
     }
 
     private static string Q(string s) => "\"" + JsonEncodedText.Encode(s).ToString() + "\"";
@@ -375,23 +391,6 @@ internal static class DeviceTreeDerivation
             notes.Add(new("dram", node, $"{word}: memblock_enforce_memory_limit() keeps the first 0x{size:x} bytes of RAM"));
         }
         return r;
-    }
-
-    private static ulong? TopDown(List<(ulong Base, ulong End)> banks, List<(ulong, ulong)> taken, ulong size, ulong align, ulong lo, ulong hi)
-    {
-        for (int i = banks.Count - 1; i >= 0; i--)
-        {
-            ulong top = Math.Min(banks[i].End, hi), bottom = Math.Max(banks[i].Base, lo);
-            while (top > bottom && top - bottom >= size)
-            {
-                ulong cand = (top - size) & ~(align - 1);
-                if (cand < bottom) break;
-                var clash = taken.Where(t => t.Item1 < cand + size && cand < t.Item2).Select(t => (ulong?)t.Item1).Min();
-                if (clash is null) return cand;
-                top = clash.Value;
-            }
-        }
-        return null;
     }
 
     /// <summary>The nodes of_platform_populate() makes platform devices of: the root's children and, below a node

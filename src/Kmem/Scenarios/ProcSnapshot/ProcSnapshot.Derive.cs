@@ -104,11 +104,14 @@ public sealed partial class ProcSnapshot
     /// header and order columns, else buddyinfo's), the nodes and zones with one memory bank per zone sized by its
     /// counted pageblocks (pagetypeinfo's block table) and placed at zoneinfo's start_pfn where it is given, the CMA
     /// pageblocks as one CMA area at the top of their zone, and the command line. Everything else (CPUs, cache line,
-    /// kernel image) comes from the embedded profile of that architecture. <see cref="Derived"/> says what came from where.
+    /// kernel image) comes from the embedded profile of that architecture. With an <c>fdt</c> the device tree gives the
+    /// machine instead (<see cref="Fdt"/>). <see cref="Derived"/> says what came from where.
     /// </summary>
     /// <exception cref="ProcSnapshotException">The files do not say enough (which is named).</exception>
     public MachineProfile DeriveProfile()
     {
+        // With the board's device tree the machine is the tree's (checked against the files when it was read).
+        if (FdtProfile is { } fromTree) return fromTree;
         var p = PageTypeInfo ?? throw new ProcSnapshotException("", 0,
             "without pagetypeinfo the zone sizes are unknown (buddyinfo counts free blocks only): give a profile");
         var names = p.Zones.Select(z => z.Zone).ToHashSet();

@@ -23,7 +23,7 @@ public sealed record ProcSnapshotFinding(bool Fatal, string File, int Line, stri
 /// <summary>A /proc snapshot read from a directory (or from texts by file name).</summary>
 public sealed partial class ProcSnapshot
 {
-    /// <summary>The file names a snapshot may hold (<c>fdt</c> is read by the device-tree importer, not here).</summary>
+    /// <summary>The text files a snapshot may hold (the binary <c>fdt</c>, a copy of /sys/firmware/fdt, is read beside them by <see cref="Load"/>).</summary>
     public static IReadOnlyList<string> KnownFiles { get; } = ["pagetypeinfo", "buddyinfo", "zoneinfo", "meminfo", "slabinfo", "vmallocinfo", "cmdline", "version"];
 
     private ProcSnapshot() { }
@@ -59,7 +59,8 @@ public sealed partial class ProcSnapshot
     /// <summary>What was derived from which file (filled by <see cref="DeriveProfile"/> and the reads).</summary>
     public IReadOnlyList<string> Derived => _derived;
 
-    /// <summary>Reads the known files present in <paramref name="directory"/> (others, such as <c>fdt</c>, are left alone).</summary>
+    /// <summary>Reads the known files present in <paramref name="directory"/>, and its <c>fdt</c> when there is one (the machine is then
+    /// derived from the device tree and checked against the files); other files are left alone.</summary>
     /// <exception cref="DirectoryNotFoundException">No such directory.</exception>
     /// <exception cref="ProcSnapshotException">A malformed file (file and line), or no file Kmem can import.</exception>
     public static ProcSnapshot Load(string directory)
@@ -72,13 +73,16 @@ public sealed partial class ProcSnapshot
             string path = Path.Combine(directory, name);
             if (File.Exists(path)) files[name] = File.ReadAllText(path);
         }
-        return Parse(files);
+        string fdt = Path.Combine(directory, "fdt");
+        return Parse(files, File.Exists(fdt) ? File.ReadAllBytes(fdt) : null);
     }
 
     /// <summary>Reads a snapshot given as texts by file name (the names of <see cref="KnownFiles"/>).</summary>
     /// <exception cref="ArgumentException">A name Kmem does not know.</exception>
     /// <exception cref="ProcSnapshotException">A malformed file, or neither pagetypeinfo nor buddyinfo.</exception>
-    public static ProcSnapshot Parse(IReadOnlyDictionary<string, string> files)
+    public static ProcSnapshot Parse(IReadOnlyDictionary<string, string> files) => Parse(files, null);
+
+    private static ProcSnapshot ParseFiles(IReadOnlyDictionary<string, string> files)
     {
         ArgumentNullException.ThrowIfNull(files);
         foreach (var name in files.Keys)
