@@ -153,7 +153,8 @@ internal static class FuzzTargets
         _ = snapshot.Findings.Select(f => f.ToString()).ToList();
         var profile = snapshot.DeriveProfile();
         if (profile.TotalRam > MaxBootRam || profile.NodeCount > MaxBootNodes) return;
-        var (m, import) = snapshot.Boot(profile);
+        // Booted from the derived profile as `kmem import proc` boots it (without a profile of the user's).
+        var (m, import) = snapshot.Boot();
         using (m)
             import.Release();
     }

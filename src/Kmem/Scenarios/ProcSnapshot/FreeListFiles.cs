@@ -94,10 +94,10 @@ internal static partial class FreeListFiles
             if (line.Length == 0 || line.StartsWith('#')) continue;
             if (line.StartsWith("Page block order:", StringComparison.Ordinal))
             {
-                int v = (int)Count(file, no, line["Page block order:".Length..].Trim());
+                long v = Count(file, no, line["Page block order:".Length..].Trim());
                 if (pb >= 0 && v != pb) throw new ProcSnapshotException(file, no, $"page block order {v}, {pb} above");
                 if (v is < 1 or > 20) throw new ProcSnapshotException(file, no, $"page block order {v} is out of range");
-                pb = v;
+                pb = (int)v;
                 continue;
             }
             if (line.StartsWith("Pages per block:", StringComparison.Ordinal))
