@@ -65,4 +65,54 @@ public class FuzzFindingsSnapshotTreeTests
         // A profile the user gives keeps its own exception.
         Assert.Throws<ProfileException>(() => snapshot.Boot(snapshot.DeriveProfile()));
     }
+
+    [Fact]
+    public void PageTypeInfo_without_zone_rows_is_refused()
+    {
+        // The header and the order columns alone parsed as a snapshot of no zone, and DeriveProfile took the Max of none.
+        var e = Assert.Throws<ProcSnapshotException>(() => FreeListFiles.ParsePageTypeInfo(
+            "Page block order: 8\nPages per block:  256\n\nFree pages count per migrate type at order 0 1 2 3 4 5 6 7 8\n"));
+        Assert.Equal(("pagetypeinfo", 0), (e.File, e.Line));
+        Assert.Contains("no zone rows", e.Problem);
+    }
+
+    [Theory]
+    [InlineData("Node 0, zone Normal 4294967297 1\n", 1, "more than any zone holds")]
+    [InlineData("Node 0, zone Normal 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1\n", 1, "21 orders")]
+    public void BuddyInfo_counts_and_orders_are_bounded_so_the_sums_cannot_overflow(string text, int line, string problem)
+    {
+        // Two counts near 2^63 made the cross-checks' checked sums throw OverflowException, and a count shifted by an
+        // order past 63 wrapped.
+        var e = Assert.Throws<ProcSnapshotException>(() => FreeListFiles.ParseBuddyInfo(text));
+        Assert.Equal(("buddyinfo", line), (e.File, e.Line));
+        Assert.Contains(problem, e.Problem);
+    }
+
+    [Fact]
+    public void PageTypeInfo_counts_and_order_columns_are_bounded()
+    {
+        string head = "Page block order: 2\nPages per block:  4\n\nFree pages count per migrate type at order 0 1 2\n";
+        var e = Assert.Throws<ProcSnapshotException>(() => FreeListFiles.ParsePageTypeInfo(head + "Node 0, zone Normal, type Movable 9223372036854775807 0 0\n"));
+        Assert.Equal(5, e.Line);
+        Assert.Contains("more than any zone holds", e.Problem);
+        string cols = string.Join(" ", Enumerable.Range(0, 21));
+        e = Assert.Throws<ProcSnapshotException>(() => FreeListFiles.ParsePageTypeInfo($"Page block order: 2\nPages per block:  4\nFree pages count per migrate type at order {cols}\n"));
+        Assert.Equal(3, e.Line);
+        Assert.Contains("21 order columns", e.Problem);
+    }
+
+    [Fact]
+    public void SlabInfo_bounds_its_counts_and_reads_many_caches_in_linear_time()
+    {
+        const string v = "slabinfo - version: 2.1\n";
+        var e = Assert.Throws<ProcSnapshotException>(() => StateFiles.ParseSlabInfo(v + "a 1 9223372036854775807 64 64 1 : tunables 0 0 0 : slabdata 1 1 0\n"));
+        Assert.Equal(2, e.Line);
+        e = Assert.Throws<ProcSnapshotException>(() => StateFiles.ParseSlabInfo(v + "a 0 0 64 2097152 1 : tunables 0 0 0 : slabdata 0 0 0\n"));
+        Assert.Contains("objects in 1 pages per slab", e.Problem);
+        // 60 000 caches: the duplicate-name check was a scan of every row before (quadratic).
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var rows = StateFiles.ParseSlabInfo(v + string.Concat(Enumerable.Range(0, 60_000).Select(i => $"c{i} 64 64 64 64 1 : tunables 0 0 0 : slabdata 1 1 0\n")));
+        Assert.Equal(60_000, rows.Count);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"{sw.Elapsed}");
+    }
 }

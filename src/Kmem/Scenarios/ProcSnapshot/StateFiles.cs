@@ -98,6 +98,7 @@ internal static partial class StateFiles
     {
         ArgumentNullException.ThrowIfNull(text);
         var rows = new List<SlabRow>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         bool version = false;
         foreach (var (no, raw) in Lines(text))
         {
@@ -115,13 +116,15 @@ internal static partial class StateFiles
             int sd = Array.IndexOf(t, "slabdata");
             if (t.Length < 6 || sd < 6) throw new ProcSnapshotException(file, no, $"not a slabinfo row: '{Short(line)}'");
             if (sd + 3 >= t.Length) throw new ProcSnapshotException(file, no, "slabdata without its three counts");
-            var r = new SlabRow(t[0], Count(file, no, t[1]), Count(file, no, t[2]), Int(file, no, t[3]), Int(file, no, t[4]), Int(file, no, t[5]),
-                Count(file, no, t[sd + 1]), Count(file, no, t[sd + 2]), no);
+            var r = new SlabRow(t[0], Cell(file, no, t[1]), Cell(file, no, t[2]), Int(file, no, t[3]), Int(file, no, t[4]), Int(file, no, t[5]),
+                Cell(file, no, t[sd + 1]), Cell(file, no, t[sd + 2]), no);
+            if (r.ObjPerSlab > 1 << MaxOrders || r.PagesPerSlab > 1 << MaxOrders)
+                throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ObjPerSlab} objects in {r.PagesPerSlab} pages per slab (at most 2^{MaxOrders} each)");
             if (r.ActiveObjs > r.NumObjs) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ActiveObjs} active objects of {r.NumObjs}");
             if (r.ActiveSlabs > r.NumSlabs) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ActiveSlabs} active slabs of {r.NumSlabs}");
             if (r.NumObjs != r.NumSlabs * r.ObjPerSlab) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.NumObjs} objects is not {r.NumSlabs} slabs of {r.ObjPerSlab}");
             if (r.PagesPerSlab <= 0 || (r.PagesPerSlab & (r.PagesPerSlab - 1)) != 0) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.PagesPerSlab} pages per slab is not a power of two");
-            if (rows.Any(x => x.Name == r.Name)) throw new ProcSnapshotException(file, no, $"{r.Name} again");
+            if (!names.Add(r.Name)) throw new ProcSnapshotException(file, no, $"{r.Name} again");
             rows.Add(r);
         }
         if (!version) throw new ProcSnapshotException(file, 1, "no 'slabinfo - version:' line");
