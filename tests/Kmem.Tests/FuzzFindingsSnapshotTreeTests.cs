@@ -115,4 +115,24 @@ public class FuzzFindingsSnapshotTreeTests
         Assert.Equal(60_000, rows.Count);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"{sw.Elapsed}");
     }
+
+    [Fact]
+    public void Fdt_many_dynamic_regions_are_placed_top_down_in_linear_steps()
+    {
+        // Each placement scanned every region taken so far at every step down past one: 1000 regions took 10 s, 4000
+        // over two minutes. Now the taken ranges are merged once per placement and each step skips a whole range.
+        const int n = 2000;
+        var root = FdtBuilder.ArmRoot().Child("reserved-memory", r =>
+        {
+            r.Cells("#address-cells", 1).Cells("#size-cells", 1).Flag("ranges");
+            for (int i = 0; i < n; i++) r.Child($"dyn{i}", d => d.Cells("size", 0x1000).Cells("alignment", 0x1000));
+        });
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var p = MachineProfile.FromDeviceTree(DeviceTree.Parse(FdtBuilder.Build(root))).Profile;
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(8), $"{sw.Elapsed}");
+        var dyn = p.Reserved.Where(r => r.Name.StartsWith("dyn", StringComparison.Ordinal)).OrderBy(r => r.Base).ToList();
+        Assert.Equal(n, dyn.Count);
+        // first fit from the top of lowmem, one page each, stacked without a gap or an overlap
+        for (int i = 1; i < n; i++) Assert.Equal(dyn[i - 1].Base + 0x1000, dyn[i].Base);
+    }
 }

@@ -380,16 +380,26 @@ internal static class DeviceTreeDerivation
 
     private static ulong? TopDown(List<(ulong Base, ulong End)> banks, List<(ulong, ulong)> taken, ulong size, ulong align, ulong lo, ulong hi)
     {
+        // The highest aligned place below the top that no taken range overlaps. The taken ranges are merged and sorted
+        // once, so each step down skips a whole range: linear in them (a scan of every range per step was cubic over
+        // a tree's dynamic regions).
+        var merged = new List<(ulong Base, ulong End)>();
+        foreach (var (b, e) in taken.OrderBy(t => t.Item1))
+        {
+            if (merged.Count > 0 && b <= merged[^1].End) merged[^1] = (merged[^1].Base, Math.Max(merged[^1].End, e));
+            else merged.Add((b, e));
+        }
         for (int i = banks.Count - 1; i >= 0; i--)
         {
             ulong top = Math.Min(banks[i].End, hi), bottom = Math.Max(banks[i].Base, lo);
+            int j = merged.Count - 1;
             while (top > bottom && top - bottom >= size)
             {
                 ulong cand = (top - size) & ~(align - 1);
                 if (cand < bottom) break;
-                var clash = taken.Where(t => t.Item1 < cand + size && cand < t.Item2).Select(t => (ulong?)t.Item1).Min();
-                if (clash is null) return cand;
-                top = clash.Value;
+                while (j >= 0 && merged[j].Base >= cand + size) j--;
+                if (j < 0 || merged[j].End <= cand) return cand;
+                top = merged[j].Base;
             }
         }
         return null;
