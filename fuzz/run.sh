@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes one Kmem parser with AFL++ through SharpFuzz, from a fresh machine:
-#   fuzz/run.sh TARGET [SECONDS]     fuzz TARGET (profile, cmdline, workload, trace, rkdma) for SECONDS (default 1200)
+#   fuzz/run.sh TARGET [SECONDS]     fuzz TARGET (profile, cmdline, workload, trace, rkdma, fdt, procsnap) for SECONDS (default 1200)
 #   fuzz/run.sh cmin TARGET          minimise TARGET's afl queue into fuzz/corpus/TARGET (kept corpus + queue)
 #   fuzz/run.sh replay TARGET FILE…  run files once through the target's rule, without afl (triage)
 # Installs afl++ (Debian) when afl-fuzz is missing and the SharpFuzz command-line tool from the local tool
@@ -9,7 +9,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-targets="profile cmdline workload trace rkdma"
+targets="profile cmdline workload trace rkdma fdt procsnap"
 
 usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 valid() { [[ " $targets " == *" $1 "* ]] || { echo "unknown target '$1' (one of: $targets)" >&2; exit 2; }; }

@@ -15,7 +15,7 @@ if (args.Length > 1)
     foreach (string file in args.Skip(1))
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        bool accepted = FuzzTargets.Run(target, FuzzTargets.Decode(File.ReadAllBytes(file)));
+        bool accepted = FuzzTargets.Run(target, File.ReadAllBytes(file));
         Console.WriteLine($"{file}: {(accepted ? "accepted" : "refused")} in {sw.Elapsed.TotalMilliseconds:F1} ms");
     }
     return 0;
@@ -24,6 +24,6 @@ Fuzzer.OutOfProcess.Run(stream =>
 {
     using var buffer = new MemoryStream();
     stream.CopyTo(buffer);
-    FuzzTargets.Run(target, FuzzTargets.Decode(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
+    FuzzTargets.Run(target, buffer.ToArray());
 });
 return 0;

@@ -26,7 +26,7 @@ public class FuzzCorpusTests
         var broken = new List<string>();
         foreach (string file in files)
         {
-            string input = FuzzTargets.Decode(File.ReadAllBytes(file));
+            byte[] input = File.ReadAllBytes(file);
             var sw = Stopwatch.StartNew();
             var run = Task.Run(() => FuzzTargets.Run(target, input));
             string name = Path.GetRelativePath(Root, file);

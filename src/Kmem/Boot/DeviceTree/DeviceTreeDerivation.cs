@@ -388,6 +388,7 @@ internal static class DeviceTreeDerivation
                 r.Add((b.Base, b.Base + take));
                 left -= take;
             }
+            if (r.Count == 0) throw new DeviceTreeException(node, -1, $"bootargs {word}: less than one whole page of RAM would be left");
             notes.Add(new("dram", node, $"{word}: memblock_enforce_memory_limit() keeps the first 0x{size:x} bytes of RAM"));
         }
         return r;

@@ -73,6 +73,22 @@ internal static partial class FreeListFiles
         return v;
     }
 
+    /// <summary>The most order columns read (MAX_ORDER is far below it on every architecture), so that a zone's free pages
+    /// (counts shifted by their order) stay well inside a long.</summary>
+    internal const int MaxOrders = 20;
+
+    /// <summary>The largest free-list or pageblock count read: 2^32 (16 TiB of 4 KiB pages in one cell).</summary>
+    internal const long MaxCell = 1L << 32;
+
+    /// <summary>A count of a free-list or block table: as <see cref="Count"/>, and at most <see cref="MaxCell"/>, so that the
+    /// sums over orders and zones cannot overflow.</summary>
+    internal static long Cell(string file, int line, string cell)
+    {
+        long v = Count(file, line, cell);
+        if (v > MaxCell) throw new ProcSnapshotException(file, line, $"'{cell}' is more than any zone holds (at most {MaxCell})");
+        return v;
+    }
+
     internal static IEnumerable<(int No, string Text)> Lines(string text)
     {
         var lines = text.Replace("\r\n", "\n").Split('\n');
@@ -94,10 +110,10 @@ internal static partial class FreeListFiles
             if (line.Length == 0 || line.StartsWith('#')) continue;
             if (line.StartsWith("Page block order:", StringComparison.Ordinal))
             {
-                int v = (int)Count(file, no, line["Page block order:".Length..].Trim());
+                long v = Count(file, no, line["Page block order:".Length..].Trim());
                 if (pb >= 0 && v != pb) throw new ProcSnapshotException(file, no, $"page block order {v}, {pb} above");
                 if (v is < 1 or > 20) throw new ProcSnapshotException(file, no, $"page block order {v} is out of range");
-                pb = v;
+                pb = (int)v;
                 continue;
             }
             if (line.StartsWith("Pages per block:", StringComparison.Ordinal))
@@ -112,6 +128,7 @@ internal static partial class FreeListFiles
                 for (int i = 0; i < cols.Length; i++)
                     if (cols[i] != i.ToString(CultureInfo.InvariantCulture)) throw new ProcSnapshotException(file, no, $"order column {i + 1} is '{cols[i]}', not {i}");
                 if (cols.Length < 2) throw new ProcSnapshotException(file, no, "no order columns");
+                if (cols.Length > MaxOrders) throw new ProcSnapshotException(file, no, $"{cols.Length} order columns (no kernel has more than {MaxOrders})");
                 if (maxOrder >= 0 && cols.Length != maxOrder) throw new ProcSnapshotException(file, no, $"{cols.Length} orders, {maxOrder} above");
                 maxOrder = cols.Length;
                 blockCols = null;
@@ -153,7 +170,7 @@ internal static partial class FreeListFiles
                 if (z is null) { z = new ZoneFreeRows(node, zone, maxOrder); zones.Add(z); }
                 if (z.FreeLine[mt] != 0) throw new ProcSnapshotException(file, no, $"a second {m.Groups[3].Value} row for node {node} zone {zone} (line {z.FreeLine[mt]})");
                 z.FreeLine[mt] = no;
-                for (int o = 0; o < maxOrder; o++) z.Free[mt, o] = Count(file, no, cells[o]);
+                for (int o = 0; o < maxOrder; o++) z.Free[mt, o] = Cell(file, no, cells[o]);
                 continue;
             }
             m = ZoneRow().Match(line);
@@ -167,7 +184,7 @@ internal static partial class FreeListFiles
                     ?? throw new ProcSnapshotException(file, no, $"node {node} zone {zone} has no free-page rows");
                 if (z.Blocks is not null) throw new ProcSnapshotException(file, no, $"a second block row for node {node} zone {zone} (line {z.BlocksLine})");
                 z.Blocks = new long[PageTypes.MigrateTypes];
-                for (int i = 0; i < cells.Length; i++) z.Blocks[blockCols[i]] += Count(file, no, cells[i]);
+                for (int i = 0; i < cells.Length; i++) z.Blocks[blockCols[i]] += Cell(file, no, cells[i]);
                 z.BlocksLine = no;
                 continue;
             }
@@ -175,6 +192,7 @@ internal static partial class FreeListFiles
         }
         if (pb < 0) throw new ProcSnapshotException(file, 0, "no 'Page block order:' line");
         if (maxOrder < 0) throw new ProcSnapshotException(file, 0, "no free-page table");
+        if (zones.Count == 0) throw new ProcSnapshotException(file, 0, "no zone rows in the free-page table");
         foreach (var z in zones)
         {
             if (z.Blocks is null) throw new ProcSnapshotException(file, z.FreeLine.Max(), $"node {z.Node} zone {z.Zone} has no row in the block table");
@@ -196,11 +214,12 @@ internal static partial class FreeListFiles
             int node = ParseNode(file, no, m.Groups[1].Value);
             var cells = m.Groups[3].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (cells.Length < 2) throw new ProcSnapshotException(file, no, "fewer than 2 orders");
+            if (cells.Length > MaxOrders) throw new ProcSnapshotException(file, no, $"{cells.Length} orders (no kernel has more than {MaxOrders})");
             if (rows.Count > 0 && cells.Length != rows[0].Free.Length)
                 throw new ProcSnapshotException(file, no, $"{cells.Length} orders, {rows[0].Free.Length} on line {rows[0].Line}");
             var dup = rows.FirstOrDefault(r => r.Node == node && r.Zone == m.Groups[2].Value);
             if (dup is not null) throw new ProcSnapshotException(file, no, $"node {node} zone {dup.Zone} again (line {dup.Line})");
-            rows.Add(new BuddyRow(node, m.Groups[2].Value, cells.Select(c => Count(file, no, c)).ToArray(), no));
+            rows.Add(new BuddyRow(node, m.Groups[2].Value, cells.Select(c => Cell(file, no, c)).ToArray(), no));
         }
         if (rows.Count == 0) throw new ProcSnapshotException(file, 0, "no zone rows");
         return rows;

@@ -171,13 +171,22 @@ public sealed partial class ProcSnapshot
     }
 
     /// <summary>Boots the machine the files describe (or <paramref name="profile"/>) and applies the snapshot to it.</summary>
-    /// <exception cref="ProcSnapshotException">As for <see cref="DeriveProfile"/> and <see cref="Apply"/>; the machine is
-    /// disposed when the import fails.</exception>
+    /// <exception cref="ProcSnapshotException">As for <see cref="DeriveProfile"/> and <see cref="Apply"/>, or a derived machine
+    /// that cannot boot (the profile's reason given); the machine is disposed when the import fails.</exception>
+    /// <exception cref="ProfileException"><paramref name="profile"/> (given, not derived) cannot boot.</exception>
     public (Machine Machine, ProcSnapshotImport Import) Boot(MachineProfile? profile = null)
     {
         var p = profile ?? DeriveProfile();
         // The snapshot's command line is not booted with: its cma=, mem= and the like made the layout the files show already.
-        var m = Machine.Boot(p);
+        Machine m;
+        try
+        {
+            m = Machine.Boot(p);
+        }
+        catch (ProfileException e) when (profile is null)
+        {
+            throw new ProcSnapshotException("", 0, $"the machine the files describe does not boot: {e.Message}");
+        }
         try
         {
             return (m, Apply(m));

@@ -36,7 +36,7 @@ internal static partial class StateFiles
     [GeneratedRegex(@"^0x([0-9a-fA-F]+)-0x([0-9a-fA-F]+)\s+(\d+)\s*(.*)$")]
     private static partial Regex VmallocLine();
 
-    [GeneratedRegex(@"^Linux version (\d+)\.(\d+)(?:\.(\d+))?(\S*)")]
+    [GeneratedRegex(@"^Linux version ([0-9]+)\.([0-9]+)(?:\.([0-9]+))?(\S*)")]
     private static partial Regex VersionLine();
 
     private static readonly string[] s_zoneKeys = ["spanned", "present", "managed", "nr_free_pages", "nr_free_cma", "cma", "min", "low", "high"];
@@ -98,6 +98,7 @@ internal static partial class StateFiles
     {
         ArgumentNullException.ThrowIfNull(text);
         var rows = new List<SlabRow>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         bool version = false;
         foreach (var (no, raw) in Lines(text))
         {
@@ -115,14 +116,16 @@ internal static partial class StateFiles
             int sd = Array.IndexOf(t, "slabdata");
             if (t.Length < 6 || sd < 6) throw new ProcSnapshotException(file, no, $"not a slabinfo row: '{Short(line)}'");
             if (sd + 3 >= t.Length) throw new ProcSnapshotException(file, no, "slabdata without its three counts");
-            var r = new SlabRow(t[0], Count(file, no, t[1]), Count(file, no, t[2]), Int(file, no, t[3]), Int(file, no, t[4]), Int(file, no, t[5]),
-                Count(file, no, t[sd + 1]), Count(file, no, t[sd + 2]), no);
+            var r = new SlabRow(t[0], Cell(file, no, t[1]), Cell(file, no, t[2]), Int(file, no, t[3]), Int(file, no, t[4]), Int(file, no, t[5]),
+                Cell(file, no, t[sd + 1]), Cell(file, no, t[sd + 2]), no);
+            if (r.ObjPerSlab > 1 << MaxOrders || r.PagesPerSlab > 1 << MaxOrders)
+                throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ObjPerSlab} objects in {r.PagesPerSlab} pages per slab (at most 2^{MaxOrders} each)");
             if (r.ActiveObjs > r.NumObjs) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ActiveObjs} active objects of {r.NumObjs}");
             if (r.ActiveSlabs > r.NumSlabs) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.ActiveSlabs} active slabs of {r.NumSlabs}");
             // Fewer is possible: SLUB falls back to a smaller slab order (fewer objects) when the preferred order fails.
             if (r.NumObjs > r.NumSlabs * r.ObjPerSlab) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.NumObjs} objects do not fit {r.NumSlabs} slabs of {r.ObjPerSlab}");
             if (r.PagesPerSlab <= 0 || (r.PagesPerSlab & (r.PagesPerSlab - 1)) != 0) throw new ProcSnapshotException(file, no, $"{r.Name}: {r.PagesPerSlab} pages per slab is not a power of two");
-            if (rows.Any(x => x.Name == r.Name)) throw new ProcSnapshotException(file, no, $"{r.Name} again");
+            if (!names.Add(r.Name)) throw new ProcSnapshotException(file, no, $"{r.Name} again");
             rows.Add(r);
         }
         if (!version) throw new ProcSnapshotException(file, 1, "no 'slabinfo - version:' line");
@@ -147,8 +150,9 @@ internal static partial class StateFiles
             if (line.Length == 0 || line.StartsWith('#')) continue;
             var m = VmallocLine().Match(line);
             if (!m.Success) throw new ProcSnapshotException(file, no, $"not a vmallocinfo line: '{Short(line)}'");
-            ulong s = ulong.Parse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            ulong e = ulong.Parse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            if (!ulong.TryParse(m.Groups[1].Value, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong s)
+                || !ulong.TryParse(m.Groups[2].Value, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong e))
+                throw new ProcSnapshotException(file, no, $"an address beyond 64 bits: '{Short(line)}'");
             long size = Count(file, no, m.Groups[3].Value);
             if (e <= s || (ulong)size != e - s) throw new ProcSnapshotException(file, no, $"size {size} does not match 0x{s:x}-0x{e:x}");
             string rest = m.Groups[4].Value;
@@ -175,8 +179,10 @@ internal static partial class StateFiles
         var first = Lines(text).FirstOrDefault(l => l.Text.Trim().Length > 0);
         var m = VersionLine().Match(first.Text?.Trim() ?? "");
         if (!m.Success) throw new ProcSnapshotException(file, Math.Max(first.No, 1), "not a 'Linux version X.Y…' banner");
-        int major = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), minor = int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
-        int patch = m.Groups[3].Success ? int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture) : 0;
+        int Part(int g) => !m.Groups[g].Success ? 0
+            : int.TryParse(m.Groups[g].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n
+            : throw new ProcSnapshotException(file, first.No, $"release number '{Short(m.Groups[g].Value)}' is too large");
+        int major = Part(1), minor = Part(2), patch = Part(3);
         var v = new KernelVersion(major, minor, patch, m.Groups[4].Value);
         string s = first.Text!;
         Arch? arch = s.Contains("x86_64", StringComparison.Ordinal) || s.Contains("amd64", StringComparison.Ordinal) ? Arch.X86_64
