@@ -86,7 +86,11 @@ public sealed partial class Machine
                 long freesize = z.Present;
                 if (z.Spanned > 0 && !high)
                 {
-                    long memmap = (z.Spanned * p.StructPageSize + 4095) / 4096;
+                    // calc_memmap_size(): the spanned pages, or with SPARSEMEM (the only memory model of arm64 and
+                    // x86_64) the present ones when holes take more than a sixteenth of the zone.
+                    bool sparse = p.Arch is Arch.Arm64 or Arch.X86_64;
+                    long memmapPages = sparse && z.Spanned > z.Present + (z.Present >> 4) ? z.Present : z.Spanned;
+                    long memmap = (memmapPages * p.StructPageSize + 4095) / 4096;
                     if (freesize >= memmap)
                     {
                         freesize -= memmap;

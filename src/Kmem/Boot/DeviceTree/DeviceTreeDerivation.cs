@@ -1,8 +1,9 @@
 // Turns a parsed device tree into a machine profile as the kernel reads the tree at boot: the memory nodes, the
 // CPUs, /memreserve/, reserved-memory (static, no-map, dynamic and CMA pools), chosen/bootargs (mem= applied here;
 // cma=, rk_dma_heap_cma= and the slab and dma-debug parameters applied by the boot) and the platform devices
-// of_platform_populate() creates. Every value carries a note saying which node gave it; the result is profile JSON
-// with those notes as // comments, checked by the profile reader before it is returned.
+// of_platform_populate() creates, and on arm64 the end of ZONE_DMA the buses' dma-ranges allow. Every value carries
+// a note saying which node gave it; the result is profile JSON with those notes as // comments, checked by the
+// profile reader before it is returned.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -98,6 +99,21 @@ internal static class DeviceTreeDerivation
             draft = draft with { ConfigOptions = config.ToDictionary() };
         }
         ulong cmaAlign = draft.CmaAlignment;
+
+        // ---- ZONE_DMA: arm64 from 5.11 ends it where every bus's dma-ranges still reach (zone_sizes_init():
+        // zone_dma_bits = min(32, fls64(of_dma_get_max_cpu_address(NULL))), then max_zone_phys(zone_dma_bits)).
+        ulong? dmaLimit = null;
+        if (arch == Arch.Arm64 && version.IsAtLeast(5, 11) && draft.Config.IsEnabled("ZONE_DMA") && MaxDmaCpuAddress(root) is { } reach)
+        {
+            var (top, topNode) = reach;
+            int bits = 64 - System.Numerics.BitOperations.LeadingZeroCount(top);
+            if (bits is > 0 and < 32)
+            {
+                ulong span = 1UL << bits;
+                dmaLimit = (banks[0].Base & ~(span - 1)) + span;
+                notes.Add(new("zones", topNode, $"dma-ranges reach no further than 0x{top:x}: zone_dma_bits {bits} (the least of 32 and fls64 of of_dma_get_max_cpu_address()), ZONE_DMA ends at 0x{dmaLimit:x}"));
+            }
+        }
 
         // ---- /memreserve/
         // Extra: the JSON of a reserved-memory node's placement keys (dt_order, and for a dynamic one alignment and alloc_ranges).
@@ -238,6 +254,7 @@ internal static class DeviceTreeDerivation
         if (config.Count > 0) Field("config", "{ " + string.Join(", ", config.Select(kv => $"{Q(kv.Key)}: {(kv.Value is true ? "true" : "false")}")) + " }");
         Field("cmdline", Q(cmdline));
         Field("dram", "[\n" + string.Join(",\n", banks.Select(b => $"    {{ \"base\": \"0x{b.Base:x}\", \"size\": \"0x{b.End - b.Base:x}\" }}")) + "\n  ]");
+        if (dmaLimit is { } dl) Field("zones", $"{{ \"dma_limit\": \"0x{dl:x}\" }}");
         if (arch == Arch.Arm) { notes.Add(new("fdt", "/", "the blob's totalsize")); Field("fdt", $"{{ \"size\": \"0x{tree.TotalSize:x}\" }}"); }
         Field("reserved", "[" + (reserved.Count == 0 ? "" : "\n" + string.Join(",\n", reserved.Select(r => $"    {{ \"name\": {Q(r.Name)}, \"base\": {(r.Base is { } rb ? Q($"0x{rb:x}") : "\"auto\"")}, \"size\": \"0x{r.Size:x}\"{r.Extra} }}")) + "\n  ") + "]");
         Field("cma", "[" + (cma.Count == 0 ? "" : "\n" + string.Join(",\n", cma.Select(c =>
@@ -454,6 +471,62 @@ internal static class DeviceTreeDerivation
             for (int i = 0; i < ranges.Length; i += entry)
             {
                 ulong child = bus.Combine(ranges, i, childAc, "ranges"), parent = bus.Combine(ranges, i + childAc, parentAc, "ranges"), size = bus.Combine(ranges, i + childAc + parentAc, sc, "ranges");
+                if (address >= child && address - child < size) { mapped = parent + (address - child); break; }
+            }
+            if (mapped is null) return null;
+            address = mapped.Value;
+        }
+        return address;
+    }
+
+    /// <summary>of_dma_get_max_cpu_address(NULL): over the root and its available descendants with a non-empty
+    /// <c>dma-ranges</c>, the least of the highest CPU address each one's ranges reach (with the node that sets it); null
+    /// when no node has one. A range whose parent address does not translate reaches everything, as the kernel's
+    /// OF_BAD_ADDR does.</summary>
+    private static (ulong Top, string Node)? MaxDmaCpuAddress(DeviceTreeNode node)
+    {
+        (ulong Top, string Node)? best = null;
+        if (node.GetCells("dma-ranges") is { Length: > 0 } dr)
+        {
+            int childAc = OwnCells(node, "#address-cells"), sc = OwnCells(node, "#size-cells"), parentAc = node.AddressCells;
+            int entry = childAc + parentAc + sc;
+            if (sc == 0 || dr.Length % entry != 0) throw node.Error($"dma-ranges is {dr.Length * 4} bytes, not entries of {childAc} + {parentAc} + {sc} cells");
+            ulong end = 0;
+            for (int i = 0; i < dr.Length; i += entry)
+            {
+                ulong size = node.Combine(dr, i + childAc + parentAc, sc, "dma-ranges");
+                if (size == 0) continue;
+                ulong last = TranslateDma(node, node.Combine(dr, i + childAc, parentAc, "dma-ranges")) is { } cpu && cpu + (size - 1) >= cpu ? cpu + (size - 1) : ulong.MaxValue;
+                end = Math.Max(end, last);
+            }
+            if (end > 0) best = (end, node.Path);
+        }
+        foreach (var c in node.Children)
+            if (c.IsAvailable && MaxDmaCpuAddress(c) is { } sub && (best is null || sub.Top < best.Value.Top)) best = sub;
+        return best;
+    }
+
+    /// <summary>A node's own #address-cells or #size-cells (for its children), else the inherited one.</summary>
+    private static int OwnCells(DeviceTreeNode n, string property)
+    {
+        if (n.GetU32(property) is not { } v) return property == "#address-cells" ? n.AddressCells : n.SizeCells;
+        if (v > (property == "#address-cells" ? 4u : 2u)) throw n.Error($"{property} = {v} is out of range");
+        return (int)v;
+    }
+
+    /// <summary>of_translate_dma_address(): an address in <paramref name="n"/>'s parent bus up to the CPU through each bus's
+    /// <c>dma-ranges</c> (absent or empty: one to one); null when no range holds it.</summary>
+    private static ulong? TranslateDma(DeviceTreeNode n, ulong address)
+    {
+        for (var bus = n.Parent; bus is not null && bus.Parent is not null; bus = bus.Parent)
+        {
+            if (bus.GetCells("dma-ranges") is not { Length: > 0 } dr) continue;
+            int childAc = OwnCells(bus, "#address-cells"), sc = OwnCells(bus, "#size-cells"), parentAc = bus.AddressCells, entry = childAc + parentAc + sc;
+            if (dr.Length % entry != 0) throw bus.Error($"dma-ranges is {dr.Length * 4} bytes, not entries of {childAc} + {parentAc} + {sc} cells");
+            ulong? mapped = null;
+            for (int i = 0; i < dr.Length; i += entry)
+            {
+                ulong child = bus.Combine(dr, i, childAc, "dma-ranges"), parent = bus.Combine(dr, i + childAc, parentAc, "dma-ranges"), size = bus.Combine(dr, i + childAc + parentAc, sc, "dma-ranges");
                 if (address >= child && address - child < size) { mapped = parent + (address - child); break; }
             }
             if (mapped is null) return null;
