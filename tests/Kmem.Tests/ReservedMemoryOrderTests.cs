@@ -180,3 +180,28 @@ public class ReservedMemoryOrderTests
           "dram": [ { "base": "0x0", "size": "256M" } ], "reserved": [ {{reserved}} ], "devices": [] }
         """;
 }
+
+/// <summary>MAX_RESERVED_REGIONS: nodes found once the kernel's reserved_mem[] array is full are not saved.</summary>
+public class ReservedMemoryCapTests
+{
+    [Theory]
+    [InlineData(4, 19, 32)]
+    [InlineData(5, 10, 64)]
+    public void Nodes_past_the_array_are_not_placed_and_each_is_reported(int major, int minor, int cap)
+    {
+        const int n = 70;
+        var root = FdtBuilder.ArmRoot().Child("reserved-memory", r =>
+        {
+            r.Cells("#address-cells", 1).Cells("#size-cells", 1).Flag("ranges");
+            for (int i = 0; i < n; i++) r.Child($"dyn{i}", d => d.Cells("size", 0x1000).Cells("alignment", 0x1000));
+        });
+        var p = MachineProfile.FromDeviceTree(DeviceTree.Parse(FdtBuilder.Build(root))).Profile with { Version = new KernelVersion(major, minor) };
+        Assert.Equal(cap, ReservedMemoryInit.MaxReservedRegions(p.Version));
+        using var m = Machine.Boot(p);
+        var placed = m.Layout.Memblock.Where(r => r.Name.StartsWith("dyn", StringComparison.Ordinal)).Select(r => r.Name).ToHashSet();
+        Assert.Equal(cap, placed.Count);
+        // the first nodes in node order are the saved ones
+        Assert.All(Enumerable.Range(0, cap), i => Assert.Contains($"dyn{i}", placed));
+        Assert.Equal(n - cap, TestSupport.LogText(m).Split('\n').Count(l => l.Contains("OF: reserved mem: not enough space for all defined regions.", StringComparison.Ordinal)));
+    }
+}

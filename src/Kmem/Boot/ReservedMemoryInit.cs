@@ -49,6 +49,13 @@ internal static class ReservedMemoryInit
     }
 
     /// <summary>
+    /// MAX_RESERVED_REGIONS, the size of the kernel's static reserved_mem[] array: 32 until "of: of_reserved_mem: Increase
+    /// limit on number of reserved regions" (5.7, also taken into the 4.14 to 5.6 stable series, which Kmem does not tell
+    /// apart), 64 from it.
+    /// </summary>
+    public static int MaxReservedRegions(KernelVersion version) => version.IsAtLeast(5, 7) ? 64 : 32;
+
+    /// <summary>
     /// The order fdt_init_reserved_mem() walks <paramref name="saved"/> in for <paramref name="version"/>: the array after
     /// __rmem_check_for_overlap()'s sort() (only when it holds two or more nodes).
     /// </summary>
@@ -78,9 +85,15 @@ internal static class ReservedMemoryInit
     /// </summary>
     public static void Run(MachineProfile p, Memblock memblock, ulong dramEnd, CmaReservationList areas)
     {
-        var saved = Saved(p);
-        foreach (var e in saved)
+        var all = Saved(p);
+        int cap = MaxReservedRegions(p.Version);
+        var saved = all.Take(cap).ToList();
+        foreach (var e in all)
             if (e.Cma is { Base: { } cb } c) memblock.Reserve(cb, c.Size, c.Name);
+        // fdt_reserved_mem_save_node(): a node found once reserved_mem[] is full is not saved: a static one stays reserved
+        // (the scan reserved its reg first), a dynamic one is never placed, and no CMA pool is made of either.
+        for (int i = cap; i < all.Count; i++)
+            areas.BootLines.Add((LogLevel.Err, "OF: reserved mem: not enough space for all defined regions."));
         var placed = new List<(ulong Base, ulong End)>();
         foreach (var e in saved)
             if (!e.Dynamic) placed.Add((e.Base, e.Base + e.Size));
