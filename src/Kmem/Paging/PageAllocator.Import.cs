@@ -242,17 +242,7 @@ internal sealed unsafe partial class PageAllocator
                 z.NrIsolatePageblock = (int)p.Blocks[(int)MigrateType.Isolate];
                 z.NrReservedHighatomic = p.Blocks[(int)MigrateType.HighAtomic] << PageblockOrder;
             }
-            foreach (var (idx, order, mt) in p.Placed)
-            {
-                for (int i = idx + 1, e = idx + (1 << order); i < e; i++)
-                {
-                    ref var f = ref _f[i];
-                    f.Flags = 0;
-                    f.RefCount = 0;
-                    f.Order = 0;
-                }
-                z.AddToFreeList(idx, order, mt, toTail: true);
-            }
+            foreach (var (idx, order, mt) in p.Placed) AddBlock(z, idx, order, mt);
             int run = -1;
             for (int i = 0; i <= p.St.Length; i++)
             {

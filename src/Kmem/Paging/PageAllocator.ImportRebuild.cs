@@ -130,6 +130,7 @@ internal sealed unsafe partial class PageAllocator
         }
     }
 
+    /// <summary>Puts a free block on its zone's list at the tail, its tail pages cleared as the buddy allocator keeps them.</summary>
     private void AddBlock(Zone z, int idx, int order, int mt)
     {
         for (int i = idx + 1, e = idx + (1 << order); i < e; i++)

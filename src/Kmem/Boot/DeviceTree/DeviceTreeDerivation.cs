@@ -465,16 +465,9 @@ internal static class DeviceTreeDerivation
             if (ranges.Length == 0) continue;
             int childAc = bus.Children.Count > 0 ? bus.Children[0].AddressCells : 1;
             int sc = bus.Children.Count > 0 ? bus.Children[0].SizeCells : 1;
-            int parentAc = bus.AddressCells, entry = childAc + parentAc + sc;
-            if (ranges.Length % entry != 0) throw bus.Error($"ranges is {ranges.Length * 4} bytes, not entries of {childAc} + {parentAc} + {sc} cells");
-            ulong? mapped = null;
-            for (int i = 0; i < ranges.Length; i += entry)
-            {
-                ulong child = bus.Combine(ranges, i, childAc, "ranges"), parent = bus.Combine(ranges, i + childAc, parentAc, "ranges"), size = bus.Combine(ranges, i + childAc + parentAc, sc, "ranges");
-                if (address >= child && address - child < size) { mapped = parent + (address - child); break; }
-            }
-            if (mapped is null) return null;
-            address = mapped.Value;
+            int parentAc = bus.AddressCells;
+            if (TranslateStep(bus, ranges, "ranges", childAc, parentAc, sc, address) is not { } mapped) return null;
+            address = mapped;
         }
         return address;
     }
@@ -521,16 +514,9 @@ internal static class DeviceTreeDerivation
         for (var bus = n.Parent; bus is not null && bus.Parent is not null; bus = bus.Parent)
         {
             if (bus.GetCells("dma-ranges") is not { Length: > 0 } dr) continue;
-            int childAc = OwnCells(bus, "#address-cells"), sc = OwnCells(bus, "#size-cells"), parentAc = bus.AddressCells, entry = childAc + parentAc + sc;
-            if (dr.Length % entry != 0) throw bus.Error($"dma-ranges is {dr.Length * 4} bytes, not entries of {childAc} + {parentAc} + {sc} cells");
-            ulong? mapped = null;
-            for (int i = 0; i < dr.Length; i += entry)
-            {
-                ulong child = bus.Combine(dr, i, childAc, "dma-ranges"), parent = bus.Combine(dr, i + childAc, parentAc, "dma-ranges"), size = bus.Combine(dr, i + childAc + parentAc, sc, "dma-ranges");
-                if (address >= child && address - child < size) { mapped = parent + (address - child); break; }
-            }
-            if (mapped is null) return null;
-            address = mapped.Value;
+            int childAc = OwnCells(bus, "#address-cells"), sc = OwnCells(bus, "#size-cells"), parentAc = bus.AddressCells;
+            if (TranslateStep(bus, dr, "dma-ranges", childAc, parentAc, sc, address) is not { } mapped) return null;
+            address = mapped;
         }
         return address;
     }
@@ -556,5 +542,21 @@ internal static class DeviceTreeDerivation
             return mask;
         }
         return 32;
+    }
+
+    /// <summary>
+    /// One step of of_translate_address() through a bus's <paramref name="prop"/> (ranges or dma-ranges: child address,
+    /// parent address, size per entry): the parent address of <paramref name="address"/>, or null when no entry holds it.
+    /// </summary>
+    private static ulong? TranslateStep(DeviceTreeNode bus, uint[] cells, string prop, int childAc, int parentAc, int sc, ulong address)
+    {
+        int entry = childAc + parentAc + sc;
+        if (cells.Length % entry != 0) throw bus.Error($"{prop} is {cells.Length * 4} bytes, not entries of {childAc} + {parentAc} + {sc} cells");
+        for (int i = 0; i < cells.Length; i += entry)
+        {
+            ulong child = bus.Combine(cells, i, childAc, prop), parent = bus.Combine(cells, i + childAc, parentAc, prop), size = bus.Combine(cells, i + childAc + parentAc, sc, prop);
+            if (address >= child && address - child < size) return parent + (address - child);
+        }
+        return null;
     }
 }
