@@ -35,6 +35,10 @@ public class PcpHighOrderFastPathTests
         using var fast = At(version);
         using var general = At(version);
         general.Pages.DisableHighOrderFastPath();
+        // A thread's per-CPU lists start on the host processor it first allocates from: pin it to the same profile CPU
+        // on both machines, or a busy host that moves it between the two boots lists the same pages under other CPUs.
+        fast.MigrateToCpu(0);
+        general.MigrateToCpu(0);
         var rnd = new Random(seed);
         var held = new List<(Page Fast, Page General, int Order)>();
         var hoard = new List<(Page Fast, Page General, int Order)>();
