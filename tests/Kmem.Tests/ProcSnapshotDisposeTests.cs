@@ -23,4 +23,22 @@ public sealed class ProcSnapshotDisposeTests
         Assert.Throws<ObjectDisposedException>(() => RkDmaHeapImport.BoardHeap(m));
         Assert.Throws<ObjectDisposedException>(() => RkDmaHeapImport.Replay(m, entries));
     }
+
+    [Fact]
+    public void Release_after_the_machine_is_disposed_throws_ObjectDisposedException_and_touches_nothing()
+    {
+        // A source machine with a cache of its own, exported as a user would copy its files.
+        var files = new Dictionary<string, string>();
+        using (var src = Machine.Boot("x86_64"))
+        {
+            var c = src.KmemCacheCreate("snap_obj", 200, 0, SlabFlags.NoMerge);
+            for (int i = 0; i < 500; i++) c.Alloc(Gfp.Kernel);
+            foreach (var f in new[] { "pagetypeinfo", "buddyinfo", "slabinfo" }) files[f] = src.ProcFs.Read("/proc/" + f);
+        }
+        var (m, import) = ProcSnapshot.Parse(files).Boot(MachineProfile.Embedded("x86_64"));
+        Assert.Contains(import.SlabCaches, r => r.Name == "snap_obj" && r.Created && r.Objects > 0);
+        m.Dispose();
+        Assert.Throws<ObjectDisposedException>(import.Release);
+        Assert.Throws<ObjectDisposedException>(import.Release);
+    }
 }

@@ -77,8 +77,10 @@ public sealed class ProcSnapshotImport
     public IReadOnlyList<string> Notes { get; }
 
     /// <summary>Frees every rebuilt object, area and page and every recorded page, and destroys the caches the import created (once; a second call does nothing).</summary>
+    /// <exception cref="ObjectDisposedException">The machine is disposed (its memory is gone: nothing is freed).</exception>
     public void Release()
     {
+        using var life = _m.Life.Enter();   // the objects and pages are written while freed: the machine must live meanwhile
         var held = Interlocked.Exchange(ref _held, null);
         if (held is null) return;
         Interlocked.Exchange(ref _rebuild, null)?.Undo();
