@@ -1,4 +1,4 @@
-// Slab groups: 64-byte objects from a slab cache and from kmalloc, as alloc+free pairs on one thread and allocated on one thread, freed on another, next to ArrayPool, glibc and mimalloc.
+// Slab groups: 64-byte objects from a slab cache and from kmalloc, as alloc+free pairs on one thread and allocated on one thread, freed on another, next to ArrayPool, glibc, mimalloc and (cross-thread) a hand-written two-list reference scheme.
 using System.Buffers;
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
@@ -153,6 +153,14 @@ public unsafe class SlabCrossThreadBenchmarks
 
     private Consumer<nint, NoFreer>? _handOffConsumer;
     private nint _handOffBlock;
+    private TwoListPool? _twoList;
+    private Consumer<nint, TwoListFreer>? _twoListConsumer;
+
+    /// <summary>
+    /// Blocks of the reference scheme's pool: twice the ring, so that blocks come back as soon as they are freed, as a
+    /// slab cache's objects do (its slabs in flight are the ring's 4096 objects and a few partial slabs).
+    /// </summary>
+    public const int TwoListBlocks = 2 * RingSlots;
 
     /// <summary>Boots one x86_64 machine, creates the unmerged 64-byte cache <c>bench64</c> and starts its consumer thread.</summary>
     [GlobalSetup(Target = nameof(KmemCacheAllocFree))]
@@ -216,12 +224,23 @@ public unsafe class SlabCrossThreadBenchmarks
         _handOffConsumer = new(_ring, default, "hand-off");
     }
 
+    /// <summary>Creates the reference scheme's pool and starts its consumer thread.</summary>
+    [GlobalSetup(Target = nameof(TwoListReference))]
+    public void SetupTwoList()
+    {
+        _twoList = new TwoListPool(TwoListBlocks);
+        _ring = new SpscRing<nint>(RingSlots);
+        _twoListConsumer = new(_ring, new TwoListFreer(_twoList), "two-list-free");
+    }
+
     /// <summary>Stops whichever consumer thread runs, destroys the cache and shuts the machine down.</summary>
     [GlobalCleanup]
     public void Cleanup()
     {
         _handOffConsumer?.Stop();
         if (_handOffBlock != 0) NativeMemory.Free((void*)_handOffBlock);
+        _twoListConsumer?.Stop();
+        _twoList?.Dispose();
         _cacheConsumer?.Stop();
         _kfreeConsumer?.Stop();
         _nativeConsumer?.Stop();
@@ -308,6 +327,24 @@ public unsafe class SlabCrossThreadBenchmarks
         nint p = _handOffBlock;
         for (int i = 0; i < ObjectsPerInvoke; i++)
         {
+            *(byte*)p = 1;
+            ring.Enqueue(p);
+        }
+        ring.WaitUntilEmpty();
+    }
+
+    /// <summary>
+    /// The reference scheme (<see cref="TwoListPool"/>): an owner-local freelist on A, 64-block batched pushes from B,
+    /// no checks. What a Kmem row costs above it is the slab allocator's bookkeeping and checks.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = ObjectsPerInvoke)]
+    public void TwoListReference()
+    {
+        var pool = _twoList!;
+        var ring = _ring!;
+        for (int i = 0; i < ObjectsPerInvoke; i++)
+        {
+            nint p = pool.Alloc();
             *(byte*)p = 1;
             ring.Enqueue(p);
         }
