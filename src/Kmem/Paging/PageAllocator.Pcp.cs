@@ -169,39 +169,55 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int RmqueuePcpHigh(Zone z, int order, int mt, AllocFlags af) => RmqueuePcpHigh(ThreadBlock(), z, order, mt, af);
 
-    /// <summary>rmqueue_pcplist() of a high order on the calling thread's block <paramref name="mem"/>.</summary>
+    /// <summary>
+    /// rmqueue_pcplist() of a high order on the calling thread's block <paramref name="mem"/>: the hot block of the
+    /// order's list, inline; an empty list is refilled out of line (<see cref="RefillPcpHigh"/>), still in the owner's
+    /// section, as the order-0 path does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int RmqueuePcpHigh(int* mem, Zone z, int order, int mt, AllocFlags af)
     {
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())
         {
-            int idx = RmqueuePcpHighOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), order, mt, af);
+            var pcp = new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z);
+            int list = _pcp.Index(mt, order);
+            int idx = pcp.PopHot(list, order);
+            if (idx < 0) idx = RefillPcpHigh(pcp, list, order, mt, af);
             hs->OwnerExit();
             return idx;
         }
         hs->OwnerExit();
+        return RmqueuePcpHighWhileDraining(z, order, mt, af);
+    }
+
+    /// <summary>A drainer holds the lists: wait for it under the drain lock, then take a block.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int RmqueuePcpHighWhileDraining(Zone z, int order, int mt, AllocFlags af)
+    {
         var c = ThreadCache();
         lock (c.DrainLock)
         {
             if (c.Dead) ThrowDisposed();
-            return RmqueuePcpHighOwned(c.For(z), order, mt, af);
+            var pcp = c.For(z);
+            int list = _pcp.Index(mt, order);
+            int idx = pcp.PopHot(list, order);
+            return idx >= 0 ? idx : RefillPcpHigh(pcp, list, order, mt, af);
         }
     }
 
     /// <summary>
-    /// __rmqueue_pcplist(): the hot block of the list, or a refill by rmqueue_bulk() of batch blocks scaled to the order
-    /// (max(batch &gt;&gt; order, 2) when batch &gt; 1: a batch of 1 keeps nothing on the lists).
+    /// __rmqueue_pcplist()'s refill of an empty list: rmqueue_bulk() of batch blocks scaled to the order
+    /// (max(batch &gt;&gt; order, 2) when batch &gt; 1: a batch of 1 keeps nothing on the lists), the first returned.
     /// </summary>
-    private int RmqueuePcpHighOwned(PerCpuPages pcp, int order, int mt, AllocFlags af)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int RefillPcpHigh(PerCpuPages pcp, int list, int order, int mt, AllocFlags af)
     {
-        int list = _pcp.Index(mt, order);
-        int idx = pcp.PopHot(list, order);
-        if (idx >= 0) return idx;
         var z = pcp.Zone;
         int batch = z.PcpBatch;
         if (batch > 1) batch = Math.Max(batch >> order, 2);
         Span<int> got = stackalloc int[Math.Min(batch, 1024)];
-        int n = 0;
+        int n = 0, idx;
         LockOrder.Enter(LockRank.Zone, z.Lock);
         lock (z.Lock)
         {
