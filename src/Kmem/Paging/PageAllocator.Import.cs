@@ -230,19 +230,9 @@ internal sealed unsafe partial class PageAllocator
         lock (z.Lock)
         {
             if (z.FreePages != p.FreeBefore) throw new KmemException($"node {z.Node} zone {z.Name}: the free lists changed during the import");
-            foreach (var (idx, order, mt) in p.Taken)
-            {
-                z.DelFromFreeList(idx, order, mt);
-                for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z.Index);
-            }
-            for (int b = 0; b < p.BlockType.Length; b++)
-                if (p.BlockType[b] >= 0) z.SetPageblockType((int)Math.Max(z.PageblockStartIdx(b), z.StartIdx), (MigrateType)p.BlockType[b]);
-            if (!p.Keep)
-            {
-                z.NrIsolatePageblock = (int)p.Blocks[(int)MigrateType.Isolate];
-                z.NrReservedHighatomic = p.Blocks[(int)MigrateType.HighAtomic] << PageblockOrder;
-            }
-            foreach (var (idx, order, mt) in p.Placed) AddBlock(z, idx, order, mt);
+            foreach (var (idx, order, mt) in p.Taken) TakeBlock(z, idx, order, mt);
+            SetPlannedTypes(p);
+            PlaceCounted(p);
             int run = -1;
             for (int i = 0; i <= p.St.Length; i++)
             {

@@ -101,11 +101,7 @@ internal sealed unsafe partial class PageAllocator
             var types = new byte[p.BlockType.Length];
             for (int b = 0; b < types.Length; b++) types[b] = (byte)z.PageblockTypeAt(b);
             var saved = new SavedZone(types, z.NrIsolatePageblock, z.NrReservedHighatomic);
-            foreach (var (idx, order, mt) in p.Taken)
-            {
-                z.DelFromFreeList(idx, order, mt);
-                for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z.Index);
-            }
+            foreach (var (idx, order, mt) in p.Taken) TakeBlock(z, idx, order, mt);
             SetPlannedTypes(p);
             for (int b = 0; b < p.BlockType.Length; b++)
             {
@@ -143,6 +139,26 @@ internal sealed unsafe partial class PageAllocator
         z.AddToFreeList(idx, order, mt, toTail: true);
     }
 
+    /// <summary>Takes a free block off its list, each of its pages allocated as an order-0 page of its migratetype (zone lock held).</summary>
+    private void TakeBlock(Zone z, int idx, int order, int mt)
+    {
+        z.DelFromFreeList(idx, order, mt);
+        for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z.Index);
+    }
+
+    /// <summary>The counted reserves (unless the snapshot had no pageblock counts) and the counted free blocks put in place (zone lock held).</summary>
+    private void PlaceCounted(ZonePlan p)
+    {
+        var z = p.Zone;
+        if (!p.Keep)
+        {
+            z.NrIsolatePageblock = (int)p.Blocks[(int)MigrateType.Isolate];
+            z.NrReservedHighatomic = p.Blocks[(int)MigrateType.HighAtomic] << PageblockOrder;
+        }
+        foreach (var (idx, order, mt) in p.Placed) AddBlock(z, idx, order, mt);
+    }
+
+    /// <summary>Sets each pageblock the plan counted to its planned type (zone lock held).</summary>
     private void SetPlannedTypes(ZonePlan p)
     {
         var z = p.Zone;
@@ -159,18 +175,12 @@ internal sealed unsafe partial class PageAllocator
         {
             foreach (var (idx, order, mt) in FreeBlocks(z))
             {
-                z.DelFromFreeList(idx, order, mt);
-                for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z.Index);
+                TakeBlock(z, idx, order, mt);
                 runs.Add((idx, 1 << order));
             }
             // A fallback steal during the rebuild may have changed a pageblock's type: the counted table is set again.
             SetPlannedTypes(p);
-            if (!p.Keep)
-            {
-                z.NrIsolatePageblock = (int)p.Blocks[(int)MigrateType.Isolate];
-                z.NrReservedHighatomic = p.Blocks[(int)MigrateType.HighAtomic] << PageblockOrder;
-            }
-            foreach (var (idx, order, mt) in p.Placed) AddBlock(z, idx, order, mt);
+            PlaceCounted(p);
             int run = -1;
             for (int i = 0; i <= p.St.Length; i++)
             {
