@@ -180,10 +180,7 @@ internal sealed unsafe partial class PageAllocator
         var hs = PcpThreadCache.Handshake(mem);
         if (hs->OwnerEnter())
         {
-            var pcp = new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z);
-            int list = _pcp.Index(mt, order);
-            int idx = pcp.PopHot(list, order);
-            if (idx < 0) idx = RefillPcpHigh(pcp, list, order, mt, af);
+            int idx = RmqueuePcpHighOwned(new PerCpuPages(mem + z.PcpOffset, z.PcpCap, z), order, mt, af);
             hs->OwnerExit();
             return idx;
         }
@@ -199,11 +196,17 @@ internal sealed unsafe partial class PageAllocator
         lock (c.DrainLock)
         {
             if (c.Dead) ThrowDisposed();
-            var pcp = c.For(z);
-            int list = _pcp.Index(mt, order);
-            int idx = pcp.PopHot(list, order);
-            return idx >= 0 ? idx : RefillPcpHigh(pcp, list, order, mt, af);
+            return RmqueuePcpHighOwned(c.For(z), order, mt, af);
         }
+    }
+
+    /// <summary>__rmqueue_pcplist() of a high order: the hot block of the order's list, else a refill (out of line).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int RmqueuePcpHighOwned(PerCpuPages pcp, int order, int mt, AllocFlags af)
+    {
+        int list = _pcp.Index(mt, order);
+        int idx = pcp.PopHot(list, order);
+        return idx >= 0 ? idx : RefillPcpHigh(pcp, list, order, mt, af);
     }
 
     /// <summary>
