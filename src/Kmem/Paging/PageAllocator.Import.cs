@@ -243,4 +243,46 @@ internal sealed unsafe partial class PageAllocator
         }
         SignalFree();
     }
+
+    // ---------------------------------------------------------------- shared by the plain import and the rebuild
+
+    /// <summary>Puts a free block on its zone's list at the tail, its tail pages cleared as the buddy allocator keeps them.</summary>
+    private void AddBlock(Zone z, int idx, int order, int mt)
+    {
+        for (int i = idx + 1, e = idx + (1 << order); i < e; i++)
+        {
+            ref var f = ref _f[i];
+            f.Flags = 0;
+            f.RefCount = 0;
+            f.Order = 0;
+        }
+        z.AddToFreeList(idx, order, mt, toTail: true);
+    }
+
+    /// <summary>Takes a free block off its list, each of its pages allocated as an order-0 page of its migratetype (zone lock held).</summary>
+    private void TakeBlock(Zone z, int idx, int order, int mt)
+    {
+        z.DelFromFreeList(idx, order, mt);
+        for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z.Index);
+    }
+
+    /// <summary>The counted reserves (unless the snapshot had no pageblock counts) and the counted free blocks put in place (zone lock held).</summary>
+    private void PlaceCounted(ZonePlan p)
+    {
+        var z = p.Zone;
+        if (!p.Keep)
+        {
+            z.NrIsolatePageblock = (int)p.Blocks[(int)MigrateType.Isolate];
+            z.NrReservedHighatomic = p.Blocks[(int)MigrateType.HighAtomic] << PageblockOrder;
+        }
+        foreach (var (idx, order, mt) in p.Placed) AddBlock(z, idx, order, mt);
+    }
+
+    /// <summary>Sets each pageblock the plan counted to its planned type (zone lock held).</summary>
+    private void SetPlannedTypes(ZonePlan p)
+    {
+        var z = p.Zone;
+        for (int b = 0; b < p.BlockType.Length; b++)
+            if (p.BlockType[b] >= 0) z.SetPageblockType((int)Math.Max(z.PageblockStartIdx(b), z.StartIdx), (MigrateType)p.BlockType[b]);
+    }
 }
