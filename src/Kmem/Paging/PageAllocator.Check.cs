@@ -71,6 +71,7 @@ internal sealed unsafe partial class PageAllocator
                         if (!z.ListEmpty(o, mt)) orders |= 1u << o;
                 if (orders != z.PcpTypeOrders) errors.Add($"{z.Name}: orders with a per-CPU type's free block 0x{z.PcpTypeOrders:x} but lists give 0x{orders:x}");
                 if (free != z.FreePages) errors.Add($"{z.Name}: NR_FREE_PAGES {z.FreePages} but lists hold {free}");
+                CheckUsemap(z, errors);
                 if (cma != z.FreeCmaPages) errors.Add($"{z.Name}: NR_FREE_CMA_PAGES {z.FreeCmaPages} but CMA lists hold {cma}");
                 buddyPages += free;
             }
@@ -105,4 +106,25 @@ internal sealed unsafe partial class PageAllocator
         }
         return new CheckResult(buddyPages, pcpPages, errors, covered);
     }
+
+    /// <summary>
+    /// The usemap's copy of each of <paramref name="z"/>'s pageblocks agrees with the zone's own entry, or holds
+    /// <see cref="PageblockUsemap.Shared"/> where another zone's span covers the block too.
+    /// </summary>
+    private void CheckUsemap(Zone z, List<string> errors)
+    {
+        for (int b = 0; b < z.PageblockCount; b++)
+        {
+            int idx = (int)Math.Max(z.PageblockStartIdx(b), z.StartIdx);
+            byte copy = Usemap.TypeOf(idx);
+            long block = PageblockOf(idx);
+            bool shared = Zones.Any(o => o != z && o.EndIdx > o.StartIdx && PageblockOf(o.StartIdx) <= block && block <= PageblockOf(o.EndIdx - 1));
+            byte want = shared ? PageblockUsemap.Shared : (byte)z.PageblockTypeAt(b);
+            if (copy != want)
+                errors.Add($"{z.Name} pageblock at pfn 0x{BasePfn + (ulong)idx:x}: usemap {copy} but the zone's type is {PageTypes.MigrateTypeNames[(int)z.PageblockTypeAt(b)]}{(shared ? " (a shared block)" : "")}");
+        }
+    }
+
+    /// <summary>The usemap's block number of frame <paramref name="idx"/>.</summary>
+    private long PageblockOf(int idx) => ((long)idx + Usemap.Bias) >> PageblockOrder;
 }

@@ -134,9 +134,19 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>NR_VM_NUMA_EVENT_ITEMS.</summary>
     private const int NumaStatItems = 6;
+    /// <summary>
+    /// A thread's slots per zone: the six events, then <see cref="FastHitLocal"/>, then one spare (a zone's slots are
+    /// 64 bytes).
+    /// </summary>
+    private const int NumaThreadSlots = 8;
+    /// <summary>
+    /// The thread slot the fast path counts in: an allocation that is both numa_hit and numa_local, counted once here
+    /// and added to both events wherever they are read or folded (one increment on the fast path instead of two).
+    /// </summary>
+    private const int FastHitLocal = NumaStatItems;
     /// <summary>CONFIG_NUMA: whether zone_statistics() counts.</summary>
     private readonly bool _numaStats;
-    /// <summary>Where a thread block's NUMA event counts start (in ints): <c>long[Zones.Length * 6]</c>, by zone index then <see cref="NumaStat"/>.</summary>
+    /// <summary>Where a thread block's NUMA event counts start (in ints): <c>long[Zones.Length * 8]</c>, by zone index then <see cref="NumaStat"/> (and <see cref="FastHitLocal"/>).</summary>
     private readonly int _numaOffset;
     /// <summary>Serialises the readers of the NUMA events with the folding of a dead thread's counts into its zones.</summary>
     private readonly Lock _numaFold = new();
@@ -148,16 +158,24 @@ internal sealed unsafe partial class PageAllocator
     public bool NumaEnabled => _numaStats;
 
     /// <summary>
-    /// The fast path's zone_statistics(): the page came from the first zone of the thread's own zonelist, the preferred
-    /// zone, so it is a hit; local when that zone is the thread's node's (a thread of a memoryless node counts other).
-    /// The counts are the thread's own (as the kernel's are per CPU), plain stores in its block.
+    /// The fast path's zone_statistics(): the page came from the first zone of the thread's own zonelist (node row
+    /// <paramref name="node"/>), the preferred zone, so it is a hit; local when that zone is the thread's node's (a thread
+    /// of a memoryless node counts other). The common case, hit and local, is one increment of
+    /// <see cref="FastHitLocal"/>. The counts are the thread's own (as the kernel's are per CPU), plain stores in its block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CountNumaFast(int* mem, Zone z)
+    private static void CountNumaFast(int* mem, Zone z, int node)
     {
         long* s = (long*)((byte*)mem + z.NumaStatsOffset);
+        if (z.Node == node) s[FastHitLocal]++;
+        else CountNumaHitOther(s);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void CountNumaHitOther(long* s)
+    {
         s[(int)NumaStat.Hit]++;
-        s[z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other]++;
+        s[(int)NumaStat.Other]++;
     }
 
     /// <summary>
@@ -170,13 +188,13 @@ internal sealed unsafe partial class PageAllocator
     {
         int* mem = ThreadBlock();
         long* s = (long*)(mem + _numaOffset);
-        if (z.Node == preferred.Node) s[z.Index * NumaStatItems + (int)NumaStat.Hit] += n;
+        if (z.Node == preferred.Node) s[z.Index * NumaThreadSlots + (int)NumaStat.Hit] += n;
         else
         {
-            s[z.Index * NumaStatItems + (int)NumaStat.Miss] += n;
-            s[preferred.Index * NumaStatItems + (int)NumaStat.Foreign] += n;
+            s[z.Index * NumaThreadSlots + (int)NumaStat.Miss] += n;
+            s[preferred.Index * NumaThreadSlots + (int)NumaStat.Foreign] += n;
         }
-        s[z.Index * NumaStatItems + (z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other)] += n;
+        s[z.Index * NumaThreadSlots + (z.Node == PcpThreadCache.NodeOf(mem) ? (int)NumaStat.Local : (int)NumaStat.Other)] += n;
     }
 
     /// <summary>__count_numa_event(): one event on a zone, in the calling thread's counts.</summary>
@@ -184,7 +202,7 @@ internal sealed unsafe partial class PageAllocator
     {
         if (!_numaStats) return;
         long* s = (long*)(ThreadBlock() + _numaOffset);
-        s[z.Index * NumaStatItems + (int)item]++;
+        s[z.Index * NumaThreadSlots + (int)item]++;
     }
 
     /// <summary>Moves a dead thread's NUMA event counts to the zones (its block is about to be freed).</summary>
@@ -194,7 +212,10 @@ internal sealed unsafe partial class PageAllocator
         long* s = (long*)((int*)block + _numaOffset);
         for (int i = 0; i < Zones.Length; i++)
             for (int k = 0; k < NumaStatItems; k++)
-                if (s[i * NumaStatItems + k] != 0) Interlocked.Add(ref Zones[i].NumaEvents[k], s[i * NumaStatItems + k]);
+            {
+                long n = ThreadNumaEvent(s + i * NumaThreadSlots, (NumaStat)k);
+                if (n != 0) Interlocked.Add(ref Zones[i].NumaEvents[k], n);
+            }
     }
 
     /// <summary>
@@ -225,9 +246,17 @@ internal sealed unsafe partial class PageAllocator
             lock (_cachesLock) all = _caches.ToArray();
             foreach (var c in all)
                 lock (c.DrainLock)
-                    if (c.Mem != null) n += Volatile.Read(ref ((long*)(c.Mem + _numaOffset))[z.Index * NumaStatItems + (int)item]);
+                    if (c.Mem != null) n += ThreadNumaEvent((long*)(c.Mem + _numaOffset) + z.Index * NumaThreadSlots, item);
             return n;
         }
+    }
+
+    /// <summary>One event of one zone in a thread's slots <paramref name="s"/>: numa_hit and numa_local include <see cref="FastHitLocal"/>.</summary>
+    private static long ThreadNumaEvent(long* s, NumaStat item)
+    {
+        long n = Volatile.Read(ref s[(int)item]);
+        if (item is NumaStat.Hit or NumaStat.Local) n += Volatile.Read(ref s[FastHitLocal]);
+        return n;
     }
 
     /// <summary><c>sum_zone_numa_event_state()</c>: one NUMA event summed over a node's zones (nodeN/numastat).</summary>

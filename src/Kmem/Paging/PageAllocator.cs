@@ -56,13 +56,16 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // A page frame records its zone in a byte: nodes × zone types must fit (64 nodes × 4 types is the most a profile gives).
         if (settings.Zones.Length > 256) throw new ArgumentException($"{settings.Zones.Length} zones do not fit a page frame's zone byte (at most 256)");
         Zones = new Zone[settings.Zones.Length];
+        Usemap = new PageblockUsemap(BasePfn, frames.Count, PageblockOrder);
+        _pageblockTypes = Usemap.Types;
+        _pageblockBias = Usemap.Bias;
         NodeCount = settings.Zones.Length == 0 ? 1 : settings.Zones.Max(z => z.Node) + 1;
         ZonesPerNode = settings.Zones.Length / NodeCount;
         for (int i = 0; i < Zones.Length; i++)
         {
             var (type, s, e, node) = settings.Zones[i];
             if (node != i / ZonesPerNode) throw new ArgumentException("the zones must come node by node, each node with the same zone types");
-            Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder) { Node = node, ZoneIdx = i % ZonesPerNode };
+            Zones[i] = new Zone(type, i, s, e, frames, BasePfn, MaxOrder, PageblockOrder, Usemap) { Node = node, ZoneIdx = i % ZonesPerNode };
         }
         _cpuNode = settings.CpuNodes.Length == settings.Cpus ? settings.CpuNodes : new int[settings.Cpus];
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
@@ -90,8 +93,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // CONFIG_NUMA: the thread's NUMA event counts per zone follow the lists (longs, so an even int offset).
         _numaStats = settings.Numa;
         _numaOffset = (offset + 1) & ~1;
-        foreach (var z in Zones) z.NumaStatsOffset = _numaOffset * sizeof(int) + z.Index * NumaStatItems * sizeof(long);
-        ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaStatItems * 2 : 0);
+        foreach (var z in Zones) z.NumaStatsOffset = _numaOffset * sizeof(int) + z.Index * NumaThreadSlots * sizeof(long);
+        ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaThreadSlots * 2 : 0);
     }
 
     public int MachineId { get; }
@@ -102,6 +105,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary>The release's per-CPU list shape, pcp->high formula and MAX_ORDER naming.</summary>
     public PcpPolicy Pcp => _pcp;
     public Zone[] Zones { get; }
+    /// <summary>The machine-wide pageblock types the zones write through to (the free fast path's lookup).</summary>
+    public PageblockUsemap Usemap { get; }
+    // Usemap.Types and Usemap.Bias, read by the free fast path from the allocator itself.
+    private readonly byte* _pageblockTypes;
+    private readonly int _pageblockBias;
     public KernelLog Log => _log;
     /// <summary>The machine's life: every layer above checks it (and counts its slow paths in) through here.</summary>
     public KernelLife Life { get; }
@@ -228,8 +236,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (order == 0 && !_failArmed && mem != null)
         {
             // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
-            Zone? z = FastZone(_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp, 0, out int mt);
-            if (z is not null)
+            int row = _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0;
+            Zone? z = FastZone(row, gfp, 0, out int mt);
+            if (z is not null) // then row is the thread's node (a policy's row has no zones)
             {
                 var hs = PcpThreadCache.Handshake(mem);
                 int* pcp = mem + z.PcpOffset;
@@ -238,7 +247,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
                     hs->OwnerExit();
                     PrepOrder0(idx, mt, z.Index);
-                    if (_numaStats) CountNumaFast(mem, z);
+                    if (_numaStats) CountNumaFast(mem, z, row);
                     if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
                     return idx;
                 }
@@ -347,7 +356,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             PrepNewPage(idx, order, gfp, mt);
             _f[idx].Zone = (byte)z.Index;
         }
-        if (_numaStats) CountNumaFast(mem, z);
+        if (_numaStats) CountNumaFast(mem, z, PcpThreadCache.NodeOf(mem));
         return idx;
     }
 
@@ -364,7 +373,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
         if (idx < 0) return -1;
         PrepOrder0(idx, mt, z.Index);
-        if (_numaStats) CountNumaFast(mem, z);
+        if (_numaStats) CountNumaFast(mem, z, PcpThreadCache.NodeOf(mem)); // row may be another node's (alloc_pages_node)
         if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
         return idx;
     }
@@ -538,10 +547,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // PG flags Allocated alone and a refcount of 1: the first two words of the descriptor, compared at once.
         if (order == 0 && mem != null && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == 0)
         {
-            Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
-            int mt = (int)z.PageblockType(idx);
-            if (mt < PageTypes.PcpTypes) // HighAtomic and CMA pages (and isolated blocks) take the slow path
+            // The block's type from the machine-wide usemap, one load from the index: HighAtomic and CMA pages, isolated
+            // blocks and a block two zones share take the slow path.
+            int mt = _pageblockTypes[(idx + _pageblockBias) >> PageblockOrder];
+            if (mt < PageTypes.PcpTypes)
             {
+                Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
                 var hs = PcpThreadCache.Handshake(mem);
                 if (hs->OwnerEnter())                    // no drainer: the lists are ours
                 {

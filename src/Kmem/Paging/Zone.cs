@@ -17,6 +17,7 @@ internal sealed unsafe class Zone
     private readonly byte[] _pageblockMt;     // migratetype per pageblock of the zone
     private readonly ulong _firstBlock;       // StartPfn >> PageblockOrder
     private readonly byte* _pageblockByPfnBlock;
+    private readonly PageblockUsemap _usemap;  // the machine-wide copy the free fast path reads
 
     /// <summary>
     /// __rmqueue_fallback()'s steals, as the mm_page_alloc_extfrag event would count them: [requested type × Mt + type
@@ -25,7 +26,7 @@ internal sealed unsafe class Zone
     public readonly long[] FallbackCounts = new long[Mt * Mt];
 
     public Zone(ZoneType type, int index, ulong startPfn, ulong endPfn, PageFrameTable frames, ulong basePfn,
-        int maxOrder, int pageblockOrder)
+        int maxOrder, int pageblockOrder, PageblockUsemap usemap)
     {
         Type = type;
         Index = index;
@@ -49,6 +50,8 @@ internal sealed unsafe class Zone
         Array.Fill(_pageblockMt, (byte)MigrateType.Movable); // memmap_init_zone(): every block starts MOVABLE
         // Indexed by (PFN >> pageblock order) directly: the array is pinned for the zone's lifetime.
         _pageblockByPfnBlock = blocks == 0 ? null : (byte*)Unsafe.AsPointer(ref _pageblockMt[0]) - (long)_firstBlock;
+        _usemap = usemap;
+        usemap.Claim(StartIdx, EndIdx, MigrateType.Movable);
     }
 
     public ZoneType Type { get; }
@@ -129,8 +132,12 @@ internal sealed unsafe class Zone
     public MigrateType PageblockType(int idx) =>
         (MigrateType)_pageblockByPfnBlock[(long)((_basePfn + (ulong)idx) >> PageblockOrder)];
 
-    public void SetPageblockType(int idx, MigrateType mt) =>
+    /// <summary>set_pageblock_migratetype(): the zone's own entry and the machine-wide usemap's.</summary>
+    public void SetPageblockType(int idx, MigrateType mt)
+    {
         _pageblockMt[((_basePfn + (ulong)idx) >> PageblockOrder) - _firstBlock] = (byte)mt;
+        _usemap.Set(idx, mt);
+    }
 
     public int PageblockCount => _pageblockMt.Length;
 

@@ -1,0 +1,122 @@
+// The machine-wide pageblock usemap the order-0 free fast path reads: its indexing from an unaligned base,
+// the blocks two zones share, and that it follows every type change the zones make (steals, CMA, isolation).
+using Kmem.Paging;
+
+namespace Kmem.Tests;
+
+public unsafe class PageblockUsemapTests
+{
+    [Fact]
+    public void Blocks_are_found_from_the_frame_index_when_the_base_pfn_is_not_block_aligned()
+    {
+        // Frame 0 is PFN 0x1003 in a machine of order-9 blocks: frames 0..508 are block 0x8, frame 509 starts block 0x9.
+        var map = new PageblockUsemap(0x1003, 2000, 9);
+        Assert.Equal(3, map.Bias);
+        Assert.Equal(PageblockUsemap.Unclaimed, map.TypeOf(0));
+        map.Claim(0, 1000, MigrateType.Movable);
+        map.Set(508, MigrateType.Unmovable);
+        Assert.Equal((byte)MigrateType.Unmovable, map.TypeOf(0));
+        Assert.Equal((byte)MigrateType.Unmovable, map.TypeOf(508));
+        Assert.Equal((byte)MigrateType.Movable, map.TypeOf(509));
+        Assert.Equal(PageblockUsemap.Unclaimed, map.TypeOf(1999));
+    }
+
+    [Fact]
+    public void A_block_two_zones_claim_is_shared_and_stays_shared()
+    {
+        var map = new PageblockUsemap(0, 4096, 10);
+        map.Claim(0, 1500, MigrateType.Movable);    // blocks 0 and 1
+        map.Claim(1500, 4096, MigrateType.Movable); // blocks 1..3
+        Assert.Equal((byte)MigrateType.Movable, map.TypeOf(0));
+        Assert.Equal(PageblockUsemap.Shared, map.TypeOf(1024));
+        Assert.Equal(PageblockUsemap.Shared, map.TypeOf(2047));
+        map.Set(1600, MigrateType.Unmovable);
+        Assert.Equal(PageblockUsemap.Shared, map.TypeOf(1600));
+        map.Set(3000, MigrateType.Reclaimable);
+        Assert.Equal((byte)MigrateType.Reclaimable, map.TypeOf(2048));
+        Assert.True(PageblockUsemap.Shared >= PageTypes.PcpTypes && PageblockUsemap.Unclaimed >= PageTypes.PcpTypes);
+    }
+
+    [Theory]
+    [InlineData("x86_64")]
+    [InlineData("x86_64-numa2")]
+    [InlineData("rv1106")]
+    [InlineData("rk3588")]
+    public void Every_zone_block_has_the_zones_type_after_boot_and_after_work_that_steals_blocks(string profile)
+    {
+        using var m = Machine.Boot(profile);
+        TestSupport.AssertConsistent(m); // the checker compares the usemap with every zone's own types
+        var rng = new Random(7);
+        var held = new List<(Page Page, int Order)>();
+        Gfp[] kinds = [Gfp.Kernel, Gfp.Kernel | Gfp.Movable, Gfp.Kernel | Gfp.Reclaimable];
+        for (int i = 0; i < 20000; i++)
+        {
+            if (held.Count > 0 && rng.Next(3) == 0)
+            {
+                int k = rng.Next(held.Count);
+                m.FreePages(held[k].Page, held[k].Order);
+                held[k] = held[^1];
+                held.RemoveAt(held.Count - 1);
+                continue;
+            }
+            int order = rng.Next(10) < 8 ? 0 : rng.Next(1, 4);
+            Page p = m.AllocPages(kinds[rng.Next(kinds.Length)] | Gfp.NoWarn, order);
+            if (!p.IsNull) held.Add((p, order));
+        }
+        long stolen = m.Pages.Zones.Sum(z => z.FallbackCounts.Sum());
+        Assert.True(stolen > 0, "the mix of migratetypes stole no block: the test would not see a type change");
+        TestSupport.AssertConsistent(m);
+        foreach (var (page, order) in held) m.FreePages(page, order);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public void Pages_of_a_block_two_zones_share_go_back_to_their_own_zone()
+    {
+        // The two-node machine with node 1 starting 1 MiB into a 2 MiB pageblock: the block at 0x280000000 belongs to
+        // node 0's Normal zone below 0x280100000 and to node 1's above.
+        var profile = MachineProfile.Embedded("x86_64-numa2") with
+        {
+            Dram =
+            [
+                new DramBank(0x1000, 0x9e000), new DramBank(0x100000, 0x7fedc000),
+                new DramBank(0x100000000, 0x180100000),
+                new DramBank(0x280100000, 0x1fff00000) { Node = 1 },
+            ],
+        };
+        using var m = Machine.Boot(profile);
+        var zones = m.Pages.Zones.Where(z => z.Type == ZoneType.Normal).ToArray();
+        Assert.Equal(2, zones.Length);
+        int boundary = zones[1].StartIdx;
+        Assert.Equal(zones[0].EndIdx, boundary);
+        Assert.NotEqual(0, boundary & ((1 << m.Pages.PageblockOrder) - 1));
+        Assert.Equal(PageblockUsemap.Shared, m.Pages.Usemap.TypeOf(boundary - 1));
+        Assert.Equal(PageblockUsemap.Shared, m.Pages.Usemap.TypeOf(boundary));
+        TestSupport.AssertConsistent(m);
+
+        // Allocate every page of each node (__GFP_MEMALLOC: below the watermarks too), then free them: each page goes back
+        // to its own zone.
+        m.Pages.DrainAllPages();
+        long[] before = zones.Select(z => z.FreePages).ToArray();
+        var held = new List<Page>();
+        foreach (int nid in new[] { 0, 1 })
+            while (true)
+            {
+                Page p = m.AllocPagesNode(nid, Gfp.Kernel | Gfp.Memalloc | Gfp.ThisNode | Gfp.NoWarn, 0);
+                if (p.IsNull) break;
+                held.Add(p);
+            }
+        int blockStart = boundary & ~((1 << m.Pages.PageblockOrder) - 1);
+        var inBlock = held.Select(p => (int)(p.Pfn - m.Pages.BasePfn)).Where(i => i >= blockStart && i < blockStart + (1 << m.Pages.PageblockOrder)).ToList();
+        // Node 1's part was all free; node 0's part is the top of its memory, where boot placed its own allocations:
+        // each of those pages was either allocated here or is reserved.
+        Assert.Equal(blockStart + (1 << m.Pages.PageblockOrder) - boundary, inBlock.Count(i => i >= boundary));
+        var taken = inBlock.ToHashSet();
+        for (int i = blockStart; i < boundary; i++)
+            Assert.True(taken.Contains(i) || (m.Pages.Frames.Base[i].Flags & Kmem.Physical.PageFlags.Reserved) != 0, $"frame {i:x} neither allocated nor reserved");
+        foreach (var p in held) m.FreePage(p);
+        m.Pages.DrainAllPages();
+        TestSupport.AssertConsistent(m);
+        Assert.Equal(before, zones.Select(z => z.FreePages).ToArray());
+    }
+}
