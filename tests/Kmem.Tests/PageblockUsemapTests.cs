@@ -94,27 +94,29 @@ public unsafe class PageblockUsemapTests
         Assert.Equal(PageblockUsemap.Shared, m.Pages.Usemap.TypeOf(boundary));
         TestSupport.AssertConsistent(m);
 
-        // Allocate every page of each node (__GFP_MEMALLOC: below the watermarks too), then free them: each page goes back
-        // to its own zone.
         m.Pages.DrainAllPages();
         long[] before = zones.Select(z => z.FreePages).ToArray();
-        var held = new List<Page>();
-        foreach (int nid in new[] { 0, 1 })
+        // Allocate every page of each node (__GFP_MEMALLOC: below the watermarks too), node 1's in order-3 blocks first
+        // (its part of the shared block is aligned for them: they are freed through the per-CPU lists of orders 1..3),
+        // then free them all: each block goes back to its own zone.
+        var held = new List<(Page Page, int Order)>();
+        foreach (var (nid, order) in new[] { (0, 0), (1, 3), (1, 0) })
             while (true)
             {
-                Page p = m.AllocPagesNode(nid, Gfp.Kernel | Gfp.Memalloc | Gfp.ThisNode | Gfp.NoWarn, 0);
+                Page p = m.AllocPagesNode(nid, Gfp.Kernel | Gfp.Memalloc | Gfp.ThisNode | Gfp.NoWarn, order);
                 if (p.IsNull) break;
-                held.Add(p);
+                held.Add((p, order));
             }
         int blockStart = boundary & ~((1 << m.Pages.PageblockOrder) - 1);
-        var inBlock = held.Select(p => (int)(p.Pfn - m.Pages.BasePfn)).Where(i => i >= blockStart && i < blockStart + (1 << m.Pages.PageblockOrder)).ToList();
+        int blockEnd = blockStart + (1 << m.Pages.PageblockOrder);
+        var inBlock = held.SelectMany(h => Enumerable.Range((int)(h.Page.Pfn - m.Pages.BasePfn), 1 << h.Order)).Where(i => i >= blockStart && i < blockEnd).ToHashSet();
+        Assert.Contains(held, h => h.Order == 3 && (int)(h.Page.Pfn - m.Pages.BasePfn) >= boundary && (int)(h.Page.Pfn - m.Pages.BasePfn) < blockEnd);
         // Node 1's part was all free; node 0's part is the top of its memory, where boot placed its own allocations:
         // each of those pages was either allocated here or is reserved.
-        Assert.Equal(blockStart + (1 << m.Pages.PageblockOrder) - boundary, inBlock.Count(i => i >= boundary));
-        var taken = inBlock.ToHashSet();
+        Assert.Equal(blockEnd - boundary, inBlock.Count(i => i >= boundary));
         for (int i = blockStart; i < boundary; i++)
-            Assert.True(taken.Contains(i) || (m.Pages.Frames.Base[i].Flags & Kmem.Physical.PageFlags.Reserved) != 0, $"frame {i:x} neither allocated nor reserved");
-        foreach (var p in held) m.FreePage(p);
+            Assert.True(inBlock.Contains(i) || (m.Pages.Frames.Base[i].Flags & Kmem.Physical.PageFlags.Reserved) != 0, $"frame {i:x} neither allocated nor reserved");
+        foreach (var (p, order) in held) m.FreePages(p, order);
         m.Pages.DrainAllPages();
         TestSupport.AssertConsistent(m);
         Assert.Equal(before, zones.Select(z => z.FreePages).ToArray());

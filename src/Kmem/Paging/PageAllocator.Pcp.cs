@@ -329,7 +329,9 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeUnrefPageHigh(Zone z, int idx, int order, int* mem)
     {
-        int mt = (int)z.PageblockType(idx);
+        // The usemap, as on the order-0 free; a block two zones share is the zone's own to tell.
+        int mt = _pageblockTypes[(idx + _pageblockBias) >> PageblockOrder];
+        if (mt == PageblockUsemap.Shared) mt = (int)z.PageblockType(idx);
         if (mt == (int)MigrateType.Isolate)
         {
             FreeIsolatedPage(z, idx, order);
