@@ -20,6 +20,7 @@ internal sealed unsafe partial class PageAllocator
         var errors = new List<string>();
         var covered = new HashSet<int>();
         long buddyPages = 0, pcpPages = 0;
+        int[] claims = UsemapClaims();
         foreach (var z in Zones)
         {
             LockOrder.Enter(LockRank.Zone, z.Lock);
@@ -71,7 +72,7 @@ internal sealed unsafe partial class PageAllocator
                         if (!z.ListEmpty(o, mt)) orders |= 1u << o;
                 if (orders != z.PcpTypeOrders) errors.Add($"{z.Name}: orders with a per-CPU type's free block 0x{z.PcpTypeOrders:x} but lists give 0x{orders:x}");
                 if (free != z.FreePages) errors.Add($"{z.Name}: NR_FREE_PAGES {z.FreePages} but lists hold {free}");
-                CheckUsemap(z, errors);
+                CheckUsemap(z, claims, errors);
                 if (cma != z.FreeCmaPages) errors.Add($"{z.Name}: NR_FREE_CMA_PAGES {z.FreeCmaPages} but CMA lists hold {cma}");
                 buddyPages += free;
             }
@@ -107,18 +108,27 @@ internal sealed unsafe partial class PageAllocator
         return new CheckResult(buddyPages, pcpPages, errors, covered);
     }
 
+    /// <summary>How many zones' spans cover each usemap block.</summary>
+    private int[] UsemapClaims()
+    {
+        var claims = new int[PageblockOf(_frames.Count - 1) + 1];
+        foreach (var z in Zones)
+            if (z.EndIdx > z.StartIdx)
+                for (long b = PageblockOf(z.StartIdx); b <= PageblockOf(z.EndIdx - 1); b++) claims[b]++;
+        return claims;
+    }
+
     /// <summary>
     /// The usemap's copy of each of <paramref name="z"/>'s pageblocks agrees with the zone's own entry, or holds
-    /// <see cref="PageblockUsemap.Shared"/> where another zone's span covers the block too.
+    /// <see cref="PageblockUsemap.Shared"/> where another zone's span covers the block too (<paramref name="claims"/>).
     /// </summary>
-    private void CheckUsemap(Zone z, List<string> errors)
+    private void CheckUsemap(Zone z, int[] claims, List<string> errors)
     {
         for (int b = 0; b < z.PageblockCount; b++)
         {
             int idx = (int)Math.Max(z.PageblockStartIdx(b), z.StartIdx);
             byte copy = Usemap.TypeOf(idx);
-            long block = PageblockOf(idx);
-            bool shared = Zones.Any(o => o != z && o.EndIdx > o.StartIdx && PageblockOf(o.StartIdx) <= block && block <= PageblockOf(o.EndIdx - 1));
+            bool shared = claims[PageblockOf(idx)] > 1;
             byte want = shared ? PageblockUsemap.Shared : (byte)z.PageblockTypeAt(b);
             if (copy != want)
                 errors.Add($"{z.Name} pageblock at pfn 0x{BasePfn + (ulong)idx:x}: usemap {copy} but the zone's type is {PageTypes.MigrateTypeNames[(int)z.PageblockTypeAt(b)]}{(shared ? " (a shared block)" : "")}");

@@ -330,7 +330,7 @@ internal sealed unsafe partial class PageAllocator
     private void FreeUnrefPageHigh(Zone z, int idx, int order, int* mem)
     {
         // The usemap, as on the order-0 free; a block two zones share is the zone's own to tell.
-        int mt = _pageblockTypes[(idx + _pageblockBias) >> PageblockOrder];
+        int mt = UsemapType(idx);
         if (mt == PageblockUsemap.Shared) mt = (int)z.PageblockType(idx);
         if (mt == (int)MigrateType.Isolate)
         {

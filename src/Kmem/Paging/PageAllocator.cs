@@ -107,9 +107,13 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public Zone[] Zones { get; }
     /// <summary>The machine-wide pageblock types the zones write through to (the free fast path's lookup).</summary>
     public PageblockUsemap Usemap { get; }
-    // Usemap.Types and Usemap.Bias, read by the free fast path from the allocator itself.
+    // Usemap.Types and Usemap.Bias, read by the free fast paths from the allocator itself.
     private readonly byte* _pageblockTypes;
     private readonly int _pageblockBias;
+
+    /// <summary>The usemap's entry for frame <paramref name="idx"/>'s pageblock: its type, or Shared or Unclaimed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int UsemapType(int idx) => _pageblockTypes[(idx + _pageblockBias) >> PageblockOrder];
     public KernelLog Log => _log;
     /// <summary>The machine's life: every layer above checks it (and counts its slow paths in) through here.</summary>
     public KernelLife Life { get; }
@@ -549,7 +553,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         {
             // The block's type from the machine-wide usemap, one load from the index: HighAtomic and CMA pages, isolated
             // blocks and a block two zones share take the slow path.
-            int mt = _pageblockTypes[(idx + _pageblockBias) >> PageblockOrder];
+            int mt = UsemapType(idx);
             if (mt < PageTypes.PcpTypes)
             {
                 Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
