@@ -47,22 +47,8 @@ public unsafe class PageblockUsemapTests
         using var m = Machine.Boot(profile);
         TestSupport.AssertConsistent(m); // the checker compares the usemap with every zone's own types
         var rng = new Random(7);
-        var held = new List<(Page Page, int Order)>();
         Gfp[] kinds = [Gfp.Kernel, Gfp.Kernel | Gfp.Movable, Gfp.Kernel | Gfp.Reclaimable];
-        for (int i = 0; i < 20000; i++)
-        {
-            if (held.Count > 0 && rng.Next(3) == 0)
-            {
-                int k = rng.Next(held.Count);
-                m.FreePages(held[k].Page, held[k].Order);
-                held[k] = held[^1];
-                held.RemoveAt(held.Count - 1);
-                continue;
-            }
-            int order = rng.Next(10) < 8 ? 0 : rng.Next(1, 4);
-            Page p = m.AllocPages(kinds[rng.Next(kinds.Length)] | Gfp.NoWarn, order);
-            if (!p.IsNull) held.Add((p, order));
-        }
+        var held = TestSupport.Churn(m, rng, 20000, kinds, r => r.Next(10) < 8 ? 0 : r.Next(1, 4));
         long stolen = m.Pages.Zones.Sum(z => z.FallbackCounts.Sum());
         Assert.True(stolen > 0, "the mix of migratetypes stole no block: the test would not see a type change");
         TestSupport.AssertConsistent(m);

@@ -12,22 +12,8 @@ public class ProcSnapshotRoundTripTests
     {
         var rng = new Random(seed);
         using var src = Machine.Boot(profile);
-        var held = new List<(Page Page, int Order)>();
         Gfp[] kinds = [Gfp.Kernel, Gfp.Kernel | Gfp.Movable, Gfp.Kernel | Gfp.Reclaimable, Gfp.HighUserMovable];
-        for (int i = 0; i < 3000; i++)
-        {
-            if (held.Count > 0 && rng.Next(3) == 0)
-            {
-                int k = rng.Next(held.Count);
-                src.FreePages(held[k].Page, held[k].Order);
-                held[k] = held[^1];
-                held.RemoveAt(held.Count - 1);
-                continue;
-            }
-            int order = rng.Next(10) < 7 ? 0 : rng.Next(1, Math.Min(6, src.MaxOrder));
-            var p = src.AllocPages(kinds[rng.Next(kinds.Length)] | Gfp.NoWarn, order);
-            if (!p.IsNull) held.Add((p, order));
-        }
+        var held = TestSupport.Churn(src, rng, 3000, kinds, r => r.Next(10) < 7 ? 0 : r.Next(1, Math.Min(6, src.MaxOrder)));
         src.DrainAllPages();
         var files = new Dictionary<string, string>
         {

@@ -85,6 +85,30 @@ internal static class TestSupport
         return (code, o.ToString(), e.ToString());
     }
 
+    /// <summary>
+    /// Random page work: <paramref name="steps"/> steps, each freeing a held block (one time in three) or allocating one
+    /// of <paramref name="kinds"/> (with __GFP_NOWARN) at the order <paramref name="order"/> draws. The blocks still held.
+    /// </summary>
+    public static List<(Page Page, int Order)> Churn(Machine m, Random rng, int steps, Gfp[] kinds, Func<Random, int> order)
+    {
+        var held = new List<(Page Page, int Order)>();
+        for (int i = 0; i < steps; i++)
+        {
+            if (held.Count > 0 && rng.Next(3) == 0)
+            {
+                int k = rng.Next(held.Count);
+                m.FreePages(held[k].Page, held[k].Order);
+                held[k] = held[^1];
+                held.RemoveAt(held.Count - 1);
+                continue;
+            }
+            int o = order(rng);
+            var p = m.AllocPages(kinds[rng.Next(kinds.Length)] | Gfp.NoWarn, o);
+            if (!p.IsNull) held.Add((p, o));
+        }
+        return held;
+    }
+
     public static void AssertConsistent(Machine m)
     {
         var errors = m.VerifyIntegrity();
