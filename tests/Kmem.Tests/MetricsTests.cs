@@ -126,6 +126,23 @@ public class MetricsTests
         Assert.True(errors.Count == 0, $"{errors.Count} collections threw, first: {errors.FirstOrDefault()}");
     }
 
+    [Fact]
+    public void A_vmalloc_view_read_after_the_window_is_released_refuses_instead_of_reading_a_freed_page_table()
+    {
+        // The race the collector above can hit: a metrics read passes the machine's life check, then the dispose frees
+        // the window's page table before the read takes the window's lock. On a NUMA machine the area list reads that
+        // table (each area's pages per node). Released first here, so the read comes after it every time.
+        var m = Machine.Boot("x86_64-numa2");
+        nint v = m.Vmalloc(64 * 1024);
+        Assert.NotEqual(0, v);
+        var space = (Kmem.Vmalloc.VmallocSpace)typeof(Machine).GetField("_vmalloc", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(m)!;
+        Assert.Single(space.Areas(), a => a.NrPages == 16);
+        space.Retire();
+        Assert.Throws<ObjectDisposedException>(() => space.Areas());
+        Assert.Throws<ObjectDisposedException>(() => space.CheckInvariants());
+        m.Dispose();
+    }
+
     private sealed class CountingShrinker() : Shrinker("test-shrinker")
     {
         private long _left = 100;

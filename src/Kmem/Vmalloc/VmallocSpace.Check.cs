@@ -58,6 +58,7 @@ internal sealed unsafe partial class VmallocSpace
         LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
+            ThrowIfReleased();
             var all = new RangeSet();
             foreach (var (s, e) in _free.Ranges) if (!all.Add(s, e)) errors.Add($"vmalloc: free range 0x{s:x}-0x{e:x} overlaps");
             foreach (var (s, e) in _purge.Ranges) if (!all.Add(s, e)) errors.Add($"vmalloc: unpurged range 0x{s:x}-0x{e:x} overlaps a free one");

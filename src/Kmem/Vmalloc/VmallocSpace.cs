@@ -516,6 +516,7 @@ internal sealed unsafe partial class VmallocSpace : IDisposable
         LockOrder.Enter(LockRank.Vmalloc, _lock);
         lock (_lock)
         {
+            ThrowIfReleased(); // under the lock: the machine's dispose frees the page table under it too
             var r = new VmArea[_busy.Count];
             for (int i = 0; i < r.Length; i++)
             {
