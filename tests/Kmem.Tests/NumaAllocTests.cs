@@ -207,14 +207,43 @@ public class NumaAllocTests
     }
 
     [Fact]
+    public void A_thread_of_a_memoryless_node_counts_hit_and_other_on_the_fast_path()
+    {
+        // Node 2 has a CPU (3) but no memory: its zonelist starts on a node with memory, so every page is a hit (the
+        // preferred zone's node) and other (not the CPU's node), never local, whether the fast path or the general path
+        // takes it.
+        var p = NumaSlabMachines.Profile("\"cpu_nodes\": [0, 0, 1, 1]", "\"cpu_nodes\": [0, 0, 1, 2], \"memoryless_nodes\": [2]");
+        using var m = Machine.Boot(p);
+        var first = m.Pages.ZonelistFor(2, Gfp.Kernel)[0];
+        long hit = m.Pages.NumaEventState(first, NumaStat.Hit), local = m.Pages.NumaEventState(first, NumaStat.Local);
+        long other = m.Pages.NumaEventState(first, NumaStat.Other);
+        var pages = OnCpu(m, 3, () =>
+        {
+            var got = new List<Page>();
+            for (int i = 0; i < 300; i++) got.Add(m.AllocPage(Gfp.Kernel));
+            // Counted while the thread lives (its own slots) ...
+            Assert.Equal(hit + 300, m.Pages.NumaEventState(first, NumaStat.Hit));
+            Assert.Equal(other + 300, m.Pages.NumaEventState(first, NumaStat.Other));
+            return got;
+        });
+        Assert.All(pages, pg => Assert.Equal(first.Node, m.PageToNid(pg)));
+        m.DrainAllPages(); // ... and after it, folded into the zone
+        Assert.Equal(hit + 300, m.Pages.NumaEventState(first, NumaStat.Hit));
+        Assert.Equal(other + 300, m.Pages.NumaEventState(first, NumaStat.Other));
+        Assert.Equal(local, m.Pages.NumaEventState(first, NumaStat.Local));
+        foreach (var pg in pages) m.FreePage(pg);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void Without_numa_nothing_is_counted()
     {
         using var m = TestSupport.Small();
         for (int i = 0; i < 10; i++) m.FreePage(m.AllocPage(Gfp.Kernel));
         Assert.All(m.Pages.Zones, z => Assert.Equal(0, m.Pages.NumaEventState(z, NumaStat.Hit)));
-        // No room for counts in the threads' blocks either.
+        // No room for counts in the threads' blocks either: only the one long the fast path adds to without a test.
         int lists = m.Pages.Zones.Where(z => z.Populated).Sum(z => PerCpuPages.Stride(z)) + PcpThreadCache.BlockHeader;
-        Assert.Equal((lists + 1) & ~1, m.Pages.ThreadBlockInts);
+        Assert.Equal(((lists + 1) & ~1) + sizeof(long) / sizeof(int), m.Pages.ThreadBlockInts);
     }
 
     [Fact]

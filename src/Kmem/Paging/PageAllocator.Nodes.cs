@@ -135,8 +135,8 @@ internal sealed unsafe partial class PageAllocator
     /// <summary>NR_VM_NUMA_EVENT_ITEMS.</summary>
     private const int NumaStatItems = 6;
     /// <summary>
-    /// A thread's slots per zone: the six events, then <see cref="FastHitLocal"/>, then one spare (a zone's slots are
-    /// 64 bytes).
+    /// A thread's slots per zone: the six events, then <see cref="FastHitLocal"/> and <see cref="FastHitOther"/> (a
+    /// zone's slots are 64 bytes).
     /// </summary>
     private const int NumaThreadSlots = 8;
     /// <summary>
@@ -144,6 +144,8 @@ internal sealed unsafe partial class PageAllocator
     /// and added to both events wherever they are read or folded (one increment on the fast path instead of two).
     /// </summary>
     private const int FastHitLocal = NumaStatItems;
+    /// <summary>The same for an allocation that is numa_hit and numa_other (a thread of a memoryless node).</summary>
+    private const int FastHitOther = NumaStatItems + 1;
     /// <summary>CONFIG_NUMA: whether zone_statistics() counts.</summary>
     private readonly bool _numaStats;
     /// <summary>Where a thread block's NUMA event counts start (in ints): <c>long[Zones.Length * 8]</c>, by zone index then <see cref="NumaStat"/> (and <see cref="FastHitLocal"/>).</summary>
@@ -164,18 +166,22 @@ internal sealed unsafe partial class PageAllocator
     /// <see cref="FastHitLocal"/>. The counts are the thread's own (as the kernel's are per CPU), plain stores in its block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CountNumaFast(int* mem, Zone z, int node)
-    {
-        long* s = (long*)((byte*)mem + z.NumaStatsOffset);
-        if (z.Node == node) s[FastHitLocal]++;
-        else CountNumaHitOther(s);
-    }
+    private static void CountNumaFast(int* mem, Zone z, int node) =>
+        ((long*)((byte*)mem + z.NumaStatsOffset))[z.Node == node ? FastHitLocal : FastHitOther]++;
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void CountNumaHitOther(long* s)
+    /// <summary>
+    /// Fills <see cref="FastZoneEntry.NumaSlot"/> of every fast-path entry: what <see cref="CountNumaFast"/> would add to
+    /// for a thread of the row's node, decided once. Without CONFIG_NUMA, a slot of the block that nothing reads.
+    /// </summary>
+    private void SetFastNumaSlots()
     {
-        s[(int)NumaStat.Hit]++;
-        s[(int)NumaStat.Other]++;
+        for (int i = 0; i < _fast.Length; i++)
+        {
+            int node = i / ZoneBitCombinations;
+            Zone? z = _fast[i].Zone;
+            _fast[i].NumaSlot = !_numaStats || z is null ? _numaOffset * sizeof(int)
+                : z.NumaStatsOffset + (z.Node == node ? FastHitLocal : FastHitOther) * sizeof(long);
+        }
     }
 
     /// <summary>
@@ -251,11 +257,15 @@ internal sealed unsafe partial class PageAllocator
         }
     }
 
-    /// <summary>One event of one zone in a thread's slots <paramref name="s"/>: numa_hit and numa_local include <see cref="FastHitLocal"/>.</summary>
+    /// <summary>
+    /// One event of one zone in a thread's slots <paramref name="s"/>: numa_hit includes <see cref="FastHitLocal"/> and
+    /// <see cref="FastHitOther"/>, numa_local the first, numa_other the second.
+    /// </summary>
     private static long ThreadNumaEvent(long* s, NumaStat item)
     {
         long n = Volatile.Read(ref s[(int)item]);
         if (item is NumaStat.Hit or NumaStat.Local) n += Volatile.Read(ref s[FastHitLocal]);
+        if (item is NumaStat.Hit or NumaStat.Other) n += Volatile.Read(ref s[FastHitOther]);
         return n;
     }
 

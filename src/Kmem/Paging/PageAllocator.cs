@@ -28,10 +28,23 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private const int ZoneBitCombinations = (int)GfpFlags.ZoneMask + 1;
     /// <summary>gfp_zone() for the 16 combinations of the four zone bits; -1 marks a bad combination.</summary>
     private readonly int[] _gfpZoneTable = new int[ZoneBitCombinations];
-    /// <summary>For each node and combination of the zone bits (<c>[node * 16 + bits]</c>): the first zone of the node's zonelist (the fast path's only zone).</summary>
-    private readonly Zone?[] _fastZone;
-    /// <summary>For each node and combination of the zone bits: that zone's low watermark plus its lowmem reserve.</summary>
-    private readonly long[] _fastMark;
+    /// <summary>For each node and combination of the zone bits (<c>[node * 16 + bits]</c>): the fast path's zone, mark and NUMA slot.</summary>
+    private readonly FastZoneEntry[] _fast;
+
+    /// <summary>One entry of <see cref="_fast"/>: what the order-0 fast path needs of a node row and zone-bit combination in one place.</summary>
+    private struct FastZoneEntry
+    {
+        /// <summary>The first zone of the node's zonelist for the combination (null: none, or a memory policy's row).</summary>
+        public Zone? Zone;
+        /// <summary>That zone's low watermark plus its lowmem reserve for the combination's highest zone.</summary>
+        public long Mark;
+        /// <summary>
+        /// Byte offset in a thread's block of the NUMA count a fast allocation by a thread of this node adds to: the
+        /// zone's hit-and-local slot, its hit-and-other slot when the zone is on another node, or without CONFIG_NUMA
+        /// a slot nothing reads.
+        /// </summary>
+        public int NumaSlot;
+    }
     private volatile bool _disposed;
     /// <summary>The release's per-CPU list shape and order bounds, chosen at boot.</summary>
     private readonly PcpPolicy _pcp;
@@ -70,8 +83,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _cpuNode = settings.CpuNodes.Length == settings.Cpus ? settings.CpuNodes : new int[settings.Cpus];
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
         // One row per node, and a last row without zones for threads with a memory policy (see PcpThreadCache.FastNodeOf).
-        _fastZone = new Zone?[(NodeCount + 1) * ZoneBitCombinations];
-        _fastMark = new long[(NodeCount + 1) * ZoneBitCombinations];
+        _fast = new FastZoneEntry[(NodeCount + 1) * ZoneBitCombinations];
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
             // Lowmem ends at one physical limit whatever the node: the lowest HighMem start of any node.
@@ -94,7 +106,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _numaStats = settings.Numa;
         _numaOffset = (offset + 1) & ~1;
         foreach (var z in Zones) z.NumaStatsOffset = _numaOffset * sizeof(int) + z.Index * NumaThreadSlots * sizeof(long);
-        ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaThreadSlots * 2 : 0);
+        // Without CONFIG_NUMA the fast path's one increment goes to a slot nothing reads (so it needs no test).
+        ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaThreadSlots * 2 : 2);
+        SetFastNumaSlots();
+        _pcpLayoutTable = GC.AllocateArray<long>(Math.Max(1, Zones.Length), pinned: true);
+        _pcpLayout = (long*)Unsafe.AsPointer(ref _pcpLayoutTable[0]);
+        foreach (var z in Zones) _pcpLayout[z.Index] = (uint)z.PcpOffset | (long)z.PcpCap << 32;
     }
 
     public int MachineId { get; }
@@ -110,6 +127,11 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     // Usemap.Types and Usemap.Bias, read by the free fast paths from the allocator itself.
     private readonly byte* _pageblockTypes;
     private readonly int _pageblockBias;
+
+    // By zone index: where the zone's lists start in a thread's block (low half, in ints) and their stacks' capacity (high
+    // half), so that the order-0 free finds its list from the page's zone byte in one load, without the zone object.
+    private readonly long[] _pcpLayoutTable;
+    private readonly long* _pcpLayout;
 
     /// <summary>The usemap's entry for frame <paramref name="idx"/>'s pageblock: its type, or Shared or Unclaimed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -186,8 +208,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 int hz = _gfpZoneTable[b];
                 var list = hz < 0 ? [] : _zonelists[n * ZonesPerNode + hz];
                 var first = list.Length == 0 ? null : list[0];
-                _fastMark[n * ZoneBitCombinations + b] = first is null ? 0 : first.WmarkLow + first.LowmemReserve[hz];
-                _fastZone[n * ZoneBitCombinations + b] = first;
+                ref FastZoneEntry e = ref _fast[n * ZoneBitCombinations + b];
+                e.Mark = first is null ? 0 : first.WmarkLow + first.LowmemReserve[hz];
+                e.Zone = first;
             }
         TotalReservePages = Watermarks.TotalReservePages(Zones.Select(z => (z.Managed, z.WmarkHigh, z.LowmemReserve)).ToArray());
     }
@@ -241,7 +264,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         {
             // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
             int row = _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0;
-            Zone? z = FastZone(row, gfp, 0, out int mt);
+            Zone? z = FastZone(row, gfp, 0, out int mt, out int numaSlot);
             if (z is not null) // then row is the thread's node (a policy's row has no zones)
             {
                 var hs = PcpThreadCache.Handshake(mem);
@@ -251,7 +274,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
                     hs->OwnerExit();
                     PrepOrder0(idx, mt, z.Index);
-                    if (_numaStats) CountNumaFast(mem, z, row);
+                    (*(long*)((byte*)mem + numaSlot))++;   // zone_statistics(): hit, and local or other
                     if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
                     return idx;
                 }
@@ -271,17 +294,26 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// gfp_migratetype().
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Zone? FastZone(int row, Gfp gfp, int order, out int mt)
+    private Zone? FastZone(int row, Gfp gfp, int order, out int mt) => FastZone(row, gfp, order, out mt, out _);
+
+    /// <summary>
+    /// <see cref="FastZone(int, Gfp, int, out int)"/>, with the byte offset in a thread's block of the count a fast
+    /// allocation of row <paramref name="row"/>'s own thread adds to (<see cref="FastZoneEntry.NumaSlot"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Zone? FastZone(int row, Gfp gfp, int order, out int mt, out int numaSlot)
     {
         int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
-        Zone? z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastZone), zb);
+        ref FastZoneEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), zb);
+        Zone? z = e.Zone;
+        numaSlot = e.NumaSlot;
         mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
         if (mt == 3) mt = (int)MigrateType.Unmovable;
         if (z is null || (gfp & Gfp.ThisNode) != 0) return null;
         long free = Volatile.Read(ref z.FreePages);
         if (order != 0) free -= ((1L << order) - 1) + Volatile.Read(ref z.NrReservedHighatomic);
         if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-        return free > Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fastMark), zb) ? z : null;
+        return free > e.Mark ? z : null;
     }
 
     /// <summary>__GFP_ZERO on a page of the fast path: clears it and returns it.</summary>
@@ -563,7 +595,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     f.RefCount = 0;
                     f.Flags = PageFlags.Pcp;
                     f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
-                    int count = PerCpuPages.PushHot(mem + z.PcpOffset, z.PcpCap, mt, idx);
+                    long layout = _pcpLayout[f.Zone];   // the zone's lists in the block, without a load through the zone
+                    int count = PerCpuPages.PushHot(mem + (int)layout, (int)(layout >> 32), mt, idx);
                     hs->OwnerExit();
                     if (count >= z.PcpHigh) FreePcpOverHigh(z);
                     return;
