@@ -73,6 +73,8 @@ internal sealed unsafe partial class PageAllocator
                 if (orders != z.PcpTypeOrders) errors.Add($"{z.Name}: orders with a per-CPU type's free block 0x{z.PcpTypeOrders:x} but lists give 0x{orders:x}");
                 if (free != z.FreePages) errors.Add($"{z.Name}: NR_FREE_PAGES {z.FreePages} but lists hold {free}");
                 CheckUsemap(z, claims, errors);
+                if (z.Populated && _pcpPlaces[z.Index] is var place && (place.Offset, place.Cap, place.High) != (z.PcpOffset, z.PcpCap, z.PcpHigh))
+                    errors.Add($"{z.Name}: the free path's copy of the lists' place ({place.Offset}, {place.Cap}, high {place.High}) is not the zone's ({z.PcpOffset}, {z.PcpCap}, high {z.PcpHigh})");
                 if (cma != z.FreeCmaPages) errors.Add($"{z.Name}: NR_FREE_CMA_PAGES {z.FreeCmaPages} but CMA lists hold {cma}");
                 buddyPages += free;
             }

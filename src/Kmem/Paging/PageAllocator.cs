@@ -84,6 +84,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
         // One row per node, and a last row without zones for threads with a memory policy (see PcpThreadCache.FastNodeOf).
         _fast = new FastZoneEntry[(NodeCount + 1) * ZoneBitCombinations];
+        _pcpPlaces = new PcpPlace[Zones.Length];
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
             // Lowmem ends at one physical limit whatever the node: the lowest HighMem start of any node.
@@ -109,9 +110,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // Without CONFIG_NUMA the fast path's one increment goes to a slot nothing reads (so it needs no test).
         ThreadBlockInts = _numaOffset + (_numaStats ? Zones.Length * NumaThreadSlots * 2 : 2);
         SetFastNumaSlots();
-        _pcpLayoutTable = GC.AllocateArray<long>(Math.Max(1, Zones.Length), pinned: true);
-        _pcpLayout = (long*)Unsafe.AsPointer(ref _pcpLayoutTable[0]);
-        foreach (var z in Zones) _pcpLayout[z.Index] = (uint)z.PcpOffset | (long)z.PcpCap << 32;
+        foreach (var z in Zones) (_pcpPlaces[z.Index].Offset, _pcpPlaces[z.Index].Cap) = (z.PcpOffset, z.PcpCap);
     }
 
     public int MachineId { get; }
@@ -128,10 +127,18 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private readonly byte* _pageblockTypes;
     private readonly int _pageblockBias;
 
-    // By zone index: where the zone's lists start in a thread's block (low half, in ints) and their stacks' capacity (high
-    // half), so that the order-0 free finds its list from the page's zone byte in one load, without the zone object.
-    private readonly long[] _pcpLayoutTable;
-    private readonly long* _pcpLayout;
+    /// <summary>By zone index: where the zone's lists are in a thread's block and its pcp->high (<see cref="PcpPlace"/>).</summary>
+    private readonly PcpPlace[] _pcpPlaces;
+
+    /// <summary>
+    /// A zone's per-CPU lists as the order-0 free fast path needs them: their offset in a thread's block (ints), their
+    /// stacks' capacity, and pcp->high (a copy of <see cref="Zone.PcpHigh"/>, written with it). The free finds them from
+    /// the page's zone byte in one line, without loading the zone object.
+    /// </summary>
+    private struct PcpPlace
+    {
+        public int Offset, Cap, High, Unused;
+    }
 
     /// <summary>The usemap's entry for frame <paramref name="idx"/>'s pageblock: its type, or Shared or Unclaimed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -198,6 +205,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 if (z.PcpHighLimit > 0) high = Math.Min(high, z.PcpHighLimit);
                 z.PcpBatch = batch;
                 z.PcpHigh = high;
+                _pcpPlaces[i].High = high;
                 z.PcpHighMax = Math.Max(highMax, high);
                 z.PcpFreeCount = !_pcp.ScaledFree ? batch : high < batch ? 1 : Math.Min(batch, high - batch);
             }
@@ -588,17 +596,16 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int mt = UsemapType(idx);
             if (mt < PageTypes.PcpTypes)
             {
-                Zone z = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone);
+                ref PcpPlace place = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_pcpPlaces), f.Zone);
                 var hs = PcpThreadCache.Handshake(mem);
                 if (hs->OwnerEnter())                    // no drainer: the lists are ours
                 {
                     f.RefCount = 0;
                     f.Flags = PageFlags.Pcp;
                     f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
-                    long layout = _pcpLayout[f.Zone];   // the zone's lists in the block, without a load through the zone
-                    int count = PerCpuPages.PushHot(mem + (int)layout, (int)(layout >> 32), mt, idx);
+                    int count = PerCpuPages.PushHot(mem + place.Offset, place.Cap, mt, idx);
                     hs->OwnerExit();
-                    if (count >= z.PcpHigh) FreePcpOverHigh(z);
+                    if (count >= place.High) FreePcpOverHigh(Zones[f.Zone]);
                     return;
                 }
                 hs->OwnerExit();
