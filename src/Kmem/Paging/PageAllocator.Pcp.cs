@@ -26,7 +26,11 @@ internal sealed unsafe partial class PageAllocator
 
     /// <summary>The calling thread's block for this allocator, or null when it has none yet (inlined: no call but the thread-local read).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int* FastThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : null;
+    private int* FastThreadBlock()
+    {
+        int id = _allocatorId;   // read first: it is the null check of this, so no separate test before the thread-local read
+        return t_pcpOwner == id ? (int*)t_pcpMem : null;
+    }
 
     private readonly Lock _cachesLock = new();
     private readonly List<PcpThreadCache> _caches = [];

@@ -227,6 +227,21 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     private bool _failArmed;
 
+    /// <summary>
+    /// Nonzero when no allocation may take the fast paths: <see cref="GateShutdown"/> once the machine shuts down,
+    /// <see cref="GateFailArmed"/> while fail_page_alloc is armed. One test on the fast path instead of two.
+    /// </summary>
+    private volatile int _allocGate;
+    private const int GateShutdown = 1, GateFailArmed = 2;
+
+    /// <summary>An allocation while <see cref="_allocGate"/> is set: refused after shutdown, else the slow path (fault injection first).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocGated(Gfp gfp, int order)
+    {
+        if (_disposed) ThrowDisposed();
+        return AllocSlow(gfp, order);
+    }
+
     /// <summary>fail_page_alloc: forced page allocation failures (ignore-gfp-wait and ignore-gfp-highmem on, min-order 1, by default).</summary>
     public FaultAttr FailPageAlloc => _failPageAlloc ??= NewFailPageAlloc();
     private FaultAttr? _failPageAlloc;
@@ -234,7 +249,12 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private FaultAttr NewFailPageAlloc()
     {
         var f = new FaultAttr("fail_page_alloc", Log, ignoreGfpReclaim: true, minOrder: 1) { IgnoreGfpHighmem = true };
-        f.Changed = () => _failArmed = f.Armed;
+        f.Changed = () =>
+        {
+            _failArmed = f.Armed;
+            if (f.Armed) Interlocked.Or(ref _allocGate, GateFailArmed);
+            else Interlocked.And(ref _allocGate, ~GateFailArmed);
+        };
         return f;
     }
 
@@ -267,8 +287,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// </summary>
     private int AllocFrom(int* mem, Gfp gfp, int order)
     {
-        if (_disposed) ThrowDisposed();
-        if (order == 0 && !_failArmed && mem != null)
+        if (_allocGate != 0) return AllocGated(gfp, order);
+        if (order == 0 && mem != null)
         {
             // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
             int row = _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0;
@@ -289,7 +309,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 hs->OwnerExit();
             }
         }
-        else if ((uint)(order - 1) < (uint)_pcpFastOrder && !_failArmed && mem != null)
+        else if ((uint)(order - 1) < (uint)_pcpFastOrder && mem != null)
             return AllocPcpHighOrder(mem, gfp, order);
         return AllocSlow(gfp, order);
     }
@@ -600,8 +620,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 var hs = PcpThreadCache.Handshake(mem);
                 if (hs->OwnerEnter())                    // no drainer: the lists are ours
                 {
-                    f.RefCount = 0;
-                    f.Flags = PageFlags.Pcp;
+                    Unsafe.As<PageFrame, ulong>(ref f) = (ulong)PageFlags.Pcp;   // Flags=Pcp, RefCount=0: one store
                     f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
                     int count = PerCpuPages.PushHot(mem + place.Offset, place.Cap, mt, idx);
                     hs->OwnerExit();
@@ -740,12 +759,16 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     /// <summary>The first step of the machine's shutdown: every entry point throws from now on.</summary>
-    public void BeginShutdown() => _disposed = true;
+    public void BeginShutdown()
+    {
+        _disposed = true;
+        Interlocked.Or(ref _allocGate, GateShutdown);
+    }
 
     /// <summary>Holds every thread's per-CPU lists for good (see <see cref="DisposeThreadCaches"/>).</summary>
     public void Dispose()
     {
-        _disposed = true;
+        BeginShutdown();
         DisposeThreadCaches();
     }
 }
