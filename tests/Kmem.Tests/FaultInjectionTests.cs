@@ -24,6 +24,33 @@ public class FaultInjectionTests
     }
 
     [Fact]
+    public void Arming_fail_page_alloc_reaches_a_thread_whose_order0_lists_are_warm()
+    {
+        // The fast paths have no test of their own for fault injection: arming it closes them for every thread, so a
+        // thread that already holds pages on its lists fails too, frees while it is armed, and gets its fast path back.
+        using var m = Machine.Boot("x86_64");
+        var warm = Enumerable.Range(0, 8).Select(_ => m.AllocPage(Gfp.Kernel)).ToList();
+        m.FreePage(warm[^1]);                                              // a page on this thread's list
+        var f = m.FailPageAlloc;
+        f.Verbose = 0;
+        f.MinOrder = 0;
+        f.Probability = 100;
+        f.Times = 2;
+        Assert.True(m.AllocPage(Gfp.Atomic | Gfp.NoWarn).IsNull);
+        m.FreePage(warm[^2]);                                              // a free while armed
+        Assert.True(m.AllocPage(Gfp.Atomic | Gfp.NoWarn).IsNull);
+        Assert.Equal(2, f.Injected);
+        var after = m.AllocPage(Gfp.Atomic);                               // times used up: allocations succeed again
+        Assert.False(after.IsNull);
+        f.Probability = 0;
+        var fast = m.AllocPage(Gfp.Kernel);
+        Assert.False(fast.IsNull);
+        foreach (var p in warm.Take(6).Append(after).Append(fast)) m.FreePage(p);
+        Assert.Equal(2, f.Injected);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void Failslab_follows_interval_space_and_the_cache_filter()
     {
         using var m = Machine.Boot("x86_64");

@@ -24,11 +24,14 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int* ThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : ThreadCacheSlow().Mem;
 
-    /// <summary>The calling thread's block for this allocator, or null when it has none yet (inlined: no call but the thread-local read).</summary>
+    /// <summary>
+    /// The calling thread's block for this allocator, or null when it has none yet or a gate closes the fast paths
+    /// (shutdown, fault injection: see <see cref="_fastOwnerId"/>). Inlined: no call but the thread-local read.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int* FastThreadBlock()
     {
-        int id = _allocatorId;   // read first: it is the null check of this, so no separate test before the thread-local read
+        int id = _fastOwnerId;   // read first: it is the null check of this, so no separate test before the thread-local read
         return t_pcpOwner == id ? (int*)t_pcpMem : null;
     }
 

@@ -58,6 +58,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _linear = linearBase;
         _log = log;
         MachineId = settings.MachineId;
+        _fastOwnerId = _allocatorId;
         BasePfn = settings.BasePfn;
         MaxOrder = settings.MaxOrder;
         PageblockOrder = settings.PageblockOrder;
@@ -228,18 +229,28 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private bool _failArmed;
 
     /// <summary>
-    /// Nonzero when no allocation may take the fast paths: <see cref="GateShutdown"/> once the machine shuts down,
-    /// <see cref="GateFailArmed"/> while fail_page_alloc is armed. One test on the fast path instead of two.
+    /// What closes the fast paths: <see cref="GateShutdown"/> once the machine shuts down, <see cref="GateFailArmed"/>
+    /// while fail_page_alloc is armed. While any is set, <see cref="_fastOwnerId"/> matches no thread, so the fast paths
+    /// find no block and every call takes a slow path, which checks for shutdown and injects faults.
     /// </summary>
-    private volatile int _allocGate;
+    private int _gates;
     private const int GateShutdown = 1, GateFailArmed = 2;
+    private readonly Lock _gateLock = new();
 
-    /// <summary>An allocation while <see cref="_allocGate"/> is set: refused after shutdown, else the slow path (fault injection first).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private int AllocGated(Gfp gfp, int order)
+    /// <summary>
+    /// The owner id <see cref="FastThreadBlock"/> compares the thread's with: <see cref="_allocatorId"/> while the fast
+    /// paths are open, -1 (no thread's) while a gate is closed. The test the fast paths make anyway (does this thread
+    /// hold a block of this allocator?) is thus also their test for shutdown and fault injection.
+    /// </summary>
+    private volatile int _fastOwnerId;
+
+    private void SetGate(int gate, bool closed)
     {
-        if (_disposed) ThrowDisposed();
-        return AllocSlow(gfp, order);
+        lock (_gateLock)
+        {
+            _gates = closed ? _gates | gate : _gates & ~gate;
+            _fastOwnerId = _gates == 0 ? _allocatorId : -1;
+        }
     }
 
     /// <summary>fail_page_alloc: forced page allocation failures (ignore-gfp-wait and ignore-gfp-highmem on, min-order 1, by default).</summary>
@@ -252,8 +263,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         f.Changed = () =>
         {
             _failArmed = f.Armed;
-            if (f.Armed) Interlocked.Or(ref _allocGate, GateFailArmed);
-            else Interlocked.And(ref _allocGate, ~GateFailArmed);
+            SetGate(GateFailArmed, f.Armed);
         };
         return f;
     }
@@ -287,7 +297,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// </summary>
     private int AllocFrom(int* mem, Gfp gfp, int order)
     {
-        if (_allocGate != 0) return AllocGated(gfp, order);
+        // No test for shutdown or fault injection here: either makes mem null (see _fastOwnerId).
         if (order == 0 && mem != null)
         {
             // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
@@ -356,6 +366,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int AllocSlow(Gfp gfp, int order)
     {
+        if (_disposed) ThrowDisposed();
         if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
@@ -606,7 +617,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary><see cref="Free(int, int, string)"/> with the calling thread's block already looked up (as for <see cref="AllocFrom"/>).</summary>
     private void FreeTo(int* mem, int idx, int order, string caller)
     {
-        if (_disposed) ThrowDisposed();
+        // No test for shutdown here: it makes mem null (see _fastOwnerId), and the slow path checks.
         ref PageFrame f = ref _f[idx];
         // PG flags Allocated alone and a refcount of 1: the first two words of the descriptor, compared at once.
         if (order == 0 && mem != null && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == 0)
@@ -645,6 +656,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeSlow(int idx, int order, string caller)
     {
+        if (_disposed) ThrowDisposed();
         ref PageFrame f = ref _f[idx];
         if (f.RefCount == 1 && f.Flags == PageFlags.Allocated && f.Order == order)
         {
@@ -762,7 +774,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public void BeginShutdown()
     {
         _disposed = true;
-        Interlocked.Or(ref _allocGate, GateShutdown);
+        SetGate(GateShutdown, true);
     }
 
     /// <summary>Holds every thread's per-CPU lists for good (see <see cref="DisposeThreadCaches"/>).</summary>
