@@ -26,21 +26,34 @@ internal sealed unsafe partial class PageAllocator
         if ((f.Flags & PageFlags.Allocated) == 0 || f.RefCount <= 0 || (f.Flags & PageFlags.Slab) != 0)
             throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
         // PG_reserved never changes while a page is allocated (only the pages an inactive CMA area hands out carry it).
-        bool reserved = (f.Flags & PageFlags.Reserved) != 0;
+        if ((f.Flags & PageFlags.Reserved) != 0)
+        {
+            PutReservedPage(ref f, head, caller);
+            return;
+        }
         // put_page() decrements first and frees on the value it got (put_page_testzero(), include/linux/mm.h, 5.10): a
         // count read before the decrement would let two puts racing at count 2 both think they are not the last.
         int left = Interlocked.Decrement(ref f.RefCount);
-        if (left > 0) return;
-        if (reserved)
-        {
-            // The last reference of a page an inactive CMA area handed out: free_pages_prepare() -> check_free_page() finds
-            // PG_reserved (PAGE_FLAGS_CHECK_AT_FREE) and calls bad_page() instead of freeing it (mm/page_alloc.c, 5.10).
-            // The kernel leaves the page at count 0; Kmem gives the reference back at once, so the owner still holds it
-            // for cma_release() and nothing reaches the buddy allocator.
-            Interlocked.Increment(ref f.RefCount);
-            throw BadPage(head, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
-        }
         if (left == 0) FreeTheBlock(head, f.Order);
+    }
+
+    /// <summary>
+    /// put_page() of a page an inactive CMA area handed out (PG_reserved). Any reference but the last drops as usual. The
+    /// last one is refused: free_pages_prepare() -> check_free_page() would find PG_reserved (PAGE_FLAGS_CHECK_AT_FREE) and
+    /// call bad_page() instead of freeing it (mm/page_alloc.c, 5.10). The kernel leaves the page at count 0; Kmem keeps the
+    /// reference, so the owner still holds it for cma_release() and nothing reaches the buddy allocator. The count never
+    /// passes through 0 (a compare-and-swap from above 1 only): a get racing the refused put cannot take a reference that
+    /// the refusal would then give back a second time.
+    /// </summary>
+    private void PutReservedPage(ref PageFrame f, int head, string caller)
+    {
+        while (true)
+        {
+            int count = Volatile.Read(ref f.RefCount);
+            if (count <= 0) throw BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) == 0)", caller);
+            if (count == 1) throw BadPage(head, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set", caller);
+            if (Interlocked.CompareExchange(ref f.RefCount, count - 1, count) == count) return;
+        }
     }
 
     /// <summary>
