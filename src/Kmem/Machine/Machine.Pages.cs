@@ -195,9 +195,10 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint PageAddress(Page page)
     {
-        // A lowmem page of this live machine: its linear address, inline; anything else takes the checked path.
+        // A lowmem page of this live machine (the window is empty once it shuts down): its linear address, inline;
+        // anything else takes the checked path.
         ulong idx = page.PfnPlusOne - 1 - _basePfn;
-        if (page.MachineId == Id && idx < _lowmemFrames && !Life.IsDead) return _linear + (nint)(idx << PhysicalMemory.PageShift);
+        if (page.MachineId == Id && idx < _lowmemFrames) return _linear + (nint)(idx << PhysicalMemory.PageShift);
         return PageAddressSlow(page);
     }
 
@@ -274,9 +275,10 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int VirtToIndex(nint address, string caller, bool requireAligned)
     {
-        // Fast: a page-aligned address of an allocated page can only be RAM of this machine.
+        // Fast: a page-aligned address of an allocated page can only be RAM of this machine (and the window is empty
+        // once the machine shuts down).
         nint off = address - _linear;
-        if ((ulong)off < _linearBytes && (off & (PageSize - 1)) == 0 && !Life.IsDead)
+        if ((ulong)off < _linearBytes && (off & (PageSize - 1)) == 0)
         {
             int idx = (int)(off >> PhysicalMemory.PageShift);
             if ((_frames[idx].Flags & PageFlags.Allocated) != 0) return idx;

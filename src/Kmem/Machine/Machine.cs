@@ -35,10 +35,12 @@ public sealed partial class Machine : IDisposable
     // Copies of hot constants so the page entry points need no chain of loads.
     private readonly ulong _basePfn;
     private readonly ulong _frameCount;
-    private readonly ulong _linearBytes;
+    // The two windows of the address fast paths (VirtToIndex, PageAddress): 0 from the start of the shutdown, so that
+    // their one range test also refuses a dead machine and the slow paths, which check, report it.
+    private ulong _linearBytes;
     private readonly uint _maxOrder;
     /// <summary>Frames below ZONE_HIGHMEM (all of them without HighMem): those page_address() finds in the linear map.</summary>
-    private readonly ulong _lowmemFrames;
+    private ulong _lowmemFrames;
     private readonly nint _linear;
 
     private Machine(MachineProfile profile)
@@ -432,6 +434,8 @@ public sealed partial class Machine : IDisposable
     private void Shutdown(bool finalizing)
     {
         if (!Life.BeginShutdown()) return;
+        Volatile.Write(ref _linearBytes, 0);
+        Volatile.Write(ref _lowmemFrames, 0);
         // 1. No new call gets in: the page entry points throw, the slab fast paths miss (every slot is dead) and every
         //    thread's structures are released under the owner/drainer handshake, so no thread is inside one.
         Pages.BeginShutdown();
