@@ -64,4 +64,36 @@ public class PageFrameLayoutTests
         f.SlabListState = 2;
         Assert.Equal((9L, 3, (byte)2), (f.Private, f.MapCount, f.Spare));
     }
+
+    [Fact]
+    public void Every_page_handle_carries_the_index_of_its_pfn()
+    {
+        // The page entry points read a handle's frame index instead of working it out from the PFN: every way of making
+        // a handle must give the two in step (the null page has neither).
+        using var m = Machine.Boot("rv1106");
+        var pages = new List<Page> { m.AllocPages(Gfp.Kernel, 2), m.AllocPagesNode(0, Gfp.Kernel, 0) };
+        pages.Add(m.PfnToPage(pages[0].Pfn + 1));
+        pages.Add(m.VirtToPage(m.PageAddress(pages[1])));
+        var cma = m.Cma.Values.First();
+        var c = m.CmaAlloc(cma, 4, 0);
+        pages.Add(c);
+        nint v = m.Vmalloc(3 * Machine.PageSize, Gfp.Kernel);
+        pages.Add(m.VmallocToPage(v + Machine.PageSize));
+        var movable = m.AllocMovable()!;
+        pages.Add(movable.Page);
+        foreach (var p in pages)
+        {
+            Assert.False(p.IsNull);
+            Assert.Equal((long)(p.Pfn - m.Pages.BasePfn), p.Index);
+            Assert.Equal(p, m.PfnToPage(p.Pfn));
+        }
+        Assert.True(default(Page).IsNull);
+        Assert.True(Page.Null.IsNull);
+        movable.Dispose();
+        m.Vfree(v);
+        m.CmaRelease(cma, c, 4);
+        m.FreePage(pages[1]);
+        m.FreePages(pages[0], 2);
+        TestSupport.AssertConsistent(m);
+    }
 }

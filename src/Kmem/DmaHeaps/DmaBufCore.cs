@@ -40,7 +40,7 @@ internal sealed class DmaBufCore
     /// <summary>The kernel release: the fence rules of every buffer's reservation object and their bufinfo lines.</summary>
     public KernelVersion Version { get; init; } = KernelVersion.Default;
 
-    public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId);
+    public Page PageOf(int frame) => new(Pages.BasePfn + (ulong)frame, MachineId, frame);
 
     /// <summary>A table of one entry per page block (drm_prime_pages_to_sg and the vb2 exporters' tables).</summary>
     public SgTable TableOfBlocks(IEnumerable<(int Frame, int Order)> blocks) =>

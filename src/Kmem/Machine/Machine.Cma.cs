@@ -23,7 +23,7 @@ public sealed partial class Machine
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         if (align < 0 || align > 30) throw new ArgumentOutOfRangeException(nameof(align), align, "alignment is an order of pages, 0..30");
         int idx = cma.Alloc((ulong)count, align, gfp);
-        return idx < 0 ? Page.Null : new Page(Pages.BasePfn + (ulong)idx, Id);
+        return idx < 0 ? Page.Null : new Page(Pages.BasePfn + (ulong)idx, Id, idx);
     }
 
     /// <summary>

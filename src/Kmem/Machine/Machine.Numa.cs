@@ -60,7 +60,7 @@ public sealed partial class Machine
     public Page AllocPagesNode(int nid, Gfp gfp, int order)
     {
         int idx = Pages.AllocNode(nid, gfp, order);
-        return idx < 0 ? default : new Page(_basePfn + (ulong)idx, Id);
+        return idx < 0 ? default : new Page(_basePfn + (ulong)idx, Id, idx);
     }
 
     /// <summary><c>page_to_nid(page)</c>: the node whose memory holds the page.</summary>

@@ -25,7 +25,7 @@ public sealed partial class Machine
     public Page AllocPages(Gfp gfp, int order)
     {
         int idx = Pages.Alloc(gfp, order);
-        return idx < 0 ? default : new Page(_basePfn + (ulong)idx, Id);
+        return idx < 0 ? default : new Page(_basePfn + (ulong)idx, Id, idx);
     }
 
     /// <summary><c>alloc_page(gfp)</c>: one page.</summary>
@@ -39,7 +39,7 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void FreePages(Page page, int order, [CallerMemberName] string caller = "")
     {
-        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        ulong idx = (uint)page.Index;
         if (page.MachineId == Id && idx < _frameCount && (uint)order < _maxOrder)
         {
             Pages.Free((int)idx, order, caller); // checks for shutdown before it touches a descriptor
@@ -197,7 +197,7 @@ public sealed partial class Machine
     {
         // A lowmem page of this live machine (the window is empty once it shuts down): its linear address, inline;
         // anything else takes the checked path.
-        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        ulong idx = (uint)page.Index;
         if (page.MachineId == Id && idx < _lowmemFrames) return _linear + (nint)(idx << PhysicalMemory.PageShift);
         return PageAddressSlow(page);
     }
@@ -206,7 +206,11 @@ public sealed partial class Machine
     private nint PageAddressSlow(Page page) => _kmaps.PageAddress(CheckedIndex(page, nameof(PageAddress)));
 
     /// <summary><c>virt_to_page(addr)</c>: the page holding a linear-map address.</summary>
-    public Page VirtToPage(nint address) => new(Pages.BasePfn + (ulong)VirtToIndex(address, nameof(VirtToPage), false), Id);
+    public Page VirtToPage(nint address)
+    {
+        int idx = VirtToIndex(address, nameof(VirtToPage), false);
+        return new(Pages.BasePfn + (ulong)idx, Id, idx);
+    }
 
     /// <summary><c>page_to_pfn(page)</c>.</summary>
     public ulong PageToPfn(Page page) { CheckedIndex(page, nameof(PageToPfn)); return page.Pfn; }
@@ -217,7 +221,7 @@ public sealed partial class Machine
     {
         ThrowIfDisposed();
         if (!Pages.PfnValid(pfn)) throw Invalid($"pfn_to_page: pfn 0x{pfn:x} is not backed by memory", nameof(PfnToPage));
-        return new Page(pfn, Id);
+        return new Page(pfn, Id, (int)(pfn - _basePfn));
     }
 
     /// <summary><c>PFN_PHYS(pfn)</c>.</summary>
@@ -258,7 +262,7 @@ public sealed partial class Machine
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int CheckedIndex(Page page, string caller)
     {
-        ulong idx = page.PfnPlusOne - 1 - _basePfn;
+        ulong idx = (uint)page.Index;
         if (page.MachineId == Id && idx < _frameCount && !Life.IsDead) return (int)idx;
         return CheckedIndexSlow(page, caller);
     }

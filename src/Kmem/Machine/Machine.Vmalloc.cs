@@ -143,7 +143,7 @@ public sealed partial class Machine
         using var _ = Life.Enter();
         if (!IsVmallocAddr(address)) throw new InvalidAddressException($"vmalloc_to_page: 0x{address:x} is not a vmalloc address");
         int idx = Vm.FrameAt(address);
-        return idx < 0 ? Page.Null : new Page(Pages.BasePfn + (ulong)idx, Id);
+        return idx < 0 ? Page.Null : new Page(Pages.BasePfn + (ulong)idx, Id, idx);
     }
 
     /// <summary>vmalloc_to_pfn(): the PFN of the page mapped at a vmalloc address.</summary>

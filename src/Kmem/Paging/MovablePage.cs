@@ -67,7 +67,7 @@ public sealed unsafe class MovablePage : IDisposable
         {
             _pa.Life.ThrowIfDead();
             ThrowIfFreed();
-            return new Page(_pa.BasePfn + (ulong)_idx, _machineId);
+            return new Page(_pa.BasePfn + (ulong)_idx, _machineId, _idx);
         }
     }
 

@@ -1,5 +1,5 @@
 // The public handle of a page frame: what AllocPages returns and FreePages takes. A value type that
-// carries the PFN and the identity of its machine; default(Page) is the null page.
+// carries the PFN, the identity of its machine and the frame's index there; default(Page) is the null page.
 namespace Kmem;
 
 /// <summary>
@@ -10,19 +10,29 @@ namespace Kmem;
 public readonly struct Page : IEquatable<Page>
 {
     internal readonly ulong PfnPlusOne;
+    /// <summary>The machine's id (from 1; 0 only in the null page).</summary>
     internal readonly int MachineId;
+    /// <summary>
+    /// The frame's index in its machine's mem_map (PFN less the machine's first), carried so that the page entry points
+    /// find the descriptor without arithmetic on the PFN. Always the PFN's: only the machine makes pages.
+    /// </summary>
+    internal readonly int Index;
 
-    internal Page(ulong pfn, int machineId)
+    internal Page(ulong pfn, int machineId, int index)
     {
         PfnPlusOne = pfn + 1;
         MachineId = machineId;
+        Index = index;
     }
+
+    /// <summary>The page <paramref name="pages"/> frames after this one, of the same machine.</summary>
+    internal Page Plus(int pages) => new(PfnPlusOne - 1 + (ulong)pages, MachineId, Index + pages);
 
     /// <summary>The null page (a failed allocation).</summary>
     public static Page Null => default;
 
     /// <summary>True for the null page.</summary>
-    public bool IsNull => PfnPlusOne == 0;
+    public bool IsNull => MachineId == 0;
 
     /// <summary>The page frame number (physical address &gt;&gt; 12). Throws for the null page.</summary>
     public ulong Pfn => PfnPlusOne != 0 ? PfnPlusOne - 1 : throw new InvalidAddressException("the null page has no PFN");

@@ -67,7 +67,7 @@ internal abstract record Held
             if (linear != 0) return use(new Span<byte>((void*)linear, checked((int)Length)));
             for (long off = 0; off < Length; off += Machine.PageSize)
             {
-                var page = new Page(FirstPage.Pfn + (ulong)(off / Machine.PageSize), FirstPage.MachineId);
+                var page = FirstPage.Plus((int)(off / Machine.PageSize));
                 nint a = m.Kmap(page);
                 int at;
                 try { at = use(new Span<byte>((void*)a, (int)Math.Min(Machine.PageSize, Length - off))); }

@@ -56,7 +56,7 @@ internal static class HighmemSteps
         foreach (var h in ctx.Holder(label))
         {
             if (h is not Held.PageBlock b) continue;
-            for (ulong i = 0; i < 1UL << b.Order; i++) ring.Add(new Page(b.First.Pfn + i, b.First.MachineId));
+            for (int i = 0; i < 1 << b.Order; i++) ring.Add(b.First.Plus(i));
         }
         int buffers = ring.Count / framePages;
         if (buffers == 0)
