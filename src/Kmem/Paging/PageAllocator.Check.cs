@@ -21,6 +21,9 @@ internal sealed unsafe partial class PageAllocator
         var covered = new HashSet<int>();
         long buddyPages = 0, pcpPages = 0;
         int[] claims = UsemapClaims();
+        for (int i = 0; i < _fast.Length; i++)
+            if (_fast[i].NumaSlot != FastNumaSlot(i))
+                errors.Add($"fast-path entry {i} (node row {i / ZoneBitCombinations}): NUMA slot {_fast[i].NumaSlot}, but its zone {_fast[i].Zone?.Name ?? "(none)"} gives {FastNumaSlot(i)}");
         foreach (var z in Zones)
         {
             LockOrder.Enter(LockRank.Zone, z.Lock);

@@ -175,13 +175,16 @@ internal sealed unsafe partial class PageAllocator
     /// </summary>
     private void SetFastNumaSlots()
     {
-        for (int i = 0; i < _fast.Length; i++)
-        {
-            int node = i / ZoneBitCombinations;
-            Zone? z = _fast[i].Zone;
-            _fast[i].NumaSlot = !_numaStats || z is null ? _numaOffset * sizeof(int)
-                : z.NumaStatsOffset + (z.Node == node ? FastHitLocal : FastHitOther) * sizeof(long);
-        }
+        for (int i = 0; i < _fast.Length; i++) _fast[i].NumaSlot = FastNumaSlot(i);
+    }
+
+    /// <summary>The NUMA slot of fast-path entry <paramref name="i"/> (its zone and its row's node decide it).</summary>
+    private int FastNumaSlot(int i)
+    {
+        int node = i / ZoneBitCombinations;
+        Zone? z = _fast[i].Zone;
+        return !_numaStats || z is null ? _numaOffset * sizeof(int)
+            : z.NumaStatsOffset + (z.Node == node ? FastHitLocal : FastHitOther) * sizeof(long);
     }
 
     /// <summary>
