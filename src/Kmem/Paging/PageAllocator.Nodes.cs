@@ -166,8 +166,11 @@ internal sealed unsafe partial class PageAllocator
     /// <see cref="FastHitLocal"/>. The counts are the thread's own (as the kernel's are per CPU), plain stores in its block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CountNumaFast(int* mem, Zone z, int node) =>
-        ((long*)((byte*)mem + z.NumaStatsOffset))[z.Node == node ? FastHitLocal : FastHitOther]++;
+    private static void CountNumaFast(int* mem, Zone z, int node) => (*(long*)((byte*)mem + FastHitSlot(z, node)))++;
+
+    /// <summary>Byte offset in a thread's block of the count a fast allocation from <paramref name="z"/> by a thread of <paramref name="node"/> adds to.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int FastHitSlot(Zone z, int node) => z.NumaStatsOffset + (z.Node == node ? FastHitLocal : FastHitOther) * sizeof(long);
 
     /// <summary>
     /// Fills <see cref="FastZoneEntry.NumaSlot"/> of every fast-path entry: what <see cref="CountNumaFast"/> would add to
@@ -183,8 +186,7 @@ internal sealed unsafe partial class PageAllocator
     {
         int node = i / ZoneBitCombinations;
         Zone? z = _fast[i].Zone;
-        return !_numaStats || z is null ? _numaOffset * sizeof(int)
-            : z.NumaStatsOffset + (z.Node == node ? FastHitLocal : FastHitOther) * sizeof(long);
+        return !_numaStats || z is null ? _numaOffset * sizeof(int) : FastHitSlot(z, node);
     }
 
     /// <summary>
@@ -291,7 +293,7 @@ internal sealed unsafe partial class PageAllocator
         if (_disposed) ThrowDisposed();
         if ((uint)nid >= (uint)NodeCount && nid != NumaNoNode)
             throw new ArgumentOutOfRangeException(nameof(nid), nid, $"node {nid} is not online (the machine has {NodeCount} node{(NodeCount == 1 ? "" : "s")})");
-        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
+        if (FailPageAllocArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
             int* mem = ThreadBlock();

@@ -133,14 +133,14 @@ internal sealed unsafe partial class PageAllocator
         if (into.Length > 1)
             for (; n < into.Length; n++)
             {
-                if (_failArmed && ShouldFailAllocPage(gfp, 0)) break;
+                if (FailPageAllocArmed && ShouldFailAllocPage(gfp, 0)) break;
                 int idx = GetPageFromFreelist(gfp, 0, af, list, hz, mt);
                 if (idx < 0) break;
                 into[n] = idx;
             }
         if (n > 0) return n;
         // "failed:" the single-page allocator, with its slow path.
-        if (_failArmed && ShouldFailAllocPage(gfp, 0)) return 0;
+        if (FailPageAllocArmed && ShouldFailAllocPage(gfp, 0)) return 0;
         int one = AllocFromList(gfp, 0, list, hz, mt, af);
         if (one < 0) return 0;
         into[0] = one;

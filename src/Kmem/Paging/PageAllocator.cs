@@ -226,7 +226,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     // ================================================================== allocation fast path
 
-    private bool _failArmed;
+    /// <summary>fail_page_alloc is armed: the slow paths ask <see cref="ShouldFailAllocPage"/> (one of <see cref="_gates"/>).</summary>
+    private bool FailPageAllocArmed => (Volatile.Read(ref _gates) & GateFailArmed) != 0;
 
     /// <summary>
     /// What closes the fast paths: <see cref="GateShutdown"/> once the machine shuts down, <see cref="GateFailArmed"/>
@@ -260,11 +261,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private FaultAttr NewFailPageAlloc()
     {
         var f = new FaultAttr("fail_page_alloc", Log, ignoreGfpReclaim: true, minOrder: 1) { IgnoreGfpHighmem = true };
-        f.Changed = () =>
-        {
-            _failArmed = f.Armed;
-            SetGate(GateFailArmed, f.Armed);
-        };
+        f.Changed = () => SetGate(GateFailArmed, f.Armed);
         return f;
     }
 
@@ -367,7 +364,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private int AllocSlow(Gfp gfp, int order)
     {
         if (_disposed) ThrowDisposed();
-        if (_failArmed && ShouldFailAllocPage(gfp, order)) return -1;
+        if (FailPageAllocArmed && ShouldFailAllocPage(gfp, order)) return -1;
         if (order == 0)
         {
             // The common case, inlined: the first zone of the thread's node's zonelist passes its low watermark and the
