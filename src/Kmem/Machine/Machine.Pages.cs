@@ -40,7 +40,8 @@ public sealed partial class Machine
     public void FreePages(Page page, int order, [CallerMemberName] string caller = "")
     {
         ulong idx = (uint)page.Index;
-        if (page.MachineId == Id && idx < _frameCount && (uint)order < _maxOrder)
+        // Order 0 is below every MAX_ORDER: with a constant 0 the order costs no test.
+        if (page.MachineId == Id && idx < _frameCount && (order == 0 || (uint)order < _maxOrder))
         {
             Pages.Free((int)idx, order, caller); // checks for shutdown before it touches a descriptor
             return;

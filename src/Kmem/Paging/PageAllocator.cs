@@ -85,7 +85,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
         // One row per node, and a last row without zones for threads with a memory policy (see PcpThreadCache.FastNodeOf).
         _fast = new FastZoneEntry[(NodeCount + 1) * ZoneBitCombinations];
-        _pcpPlaces = new PcpPlace[Zones.Length];
+        _pcpPlaces = GC.AllocateArray<PcpPlace>(Zones.Length, pinned: true);
+        _pcpPlacesPtr = (PcpPlace*)Unsafe.AsPointer(ref _pcpPlaces[0]);
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
             // Lowmem ends at one physical limit whatever the node: the lowest HighMem start of any node.
@@ -130,6 +131,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     /// <summary>By zone index: where the zone's lists are in a thread's block and its pcp->high (<see cref="PcpPlace"/>).</summary>
     private readonly PcpPlace[] _pcpPlaces;
+    /// <summary>The same table by pointer (it is pinned for the allocator's life), so that the free fast path tests no array reference.</summary>
+    private readonly PcpPlace* _pcpPlacesPtr;
 
     /// <summary>
     /// A zone's per-CPU lists as the order-0 free fast path needs them: their offset in a thread's block (ints), their
@@ -624,7 +627,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int mt = UsemapType(idx);
             if (mt < PageTypes.PcpTypes)
             {
-                ref PcpPlace place = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_pcpPlaces), f.Zone);
+                ref PcpPlace place = ref _pcpPlacesPtr[f.Zone];
                 var hs = PcpThreadCache.Handshake(mem);
                 if (hs->OwnerEnter())                    // no drainer: the lists are ours
                 {

@@ -9,7 +9,8 @@ namespace Kmem;
 /// </summary>
 public readonly struct Page : IEquatable<Page>
 {
-    internal readonly ulong PfnPlusOne;
+    /// <summary>The PFN (0 in the null page, whose <see cref="MachineId"/> tells it apart).</summary>
+    internal readonly ulong RawPfn;
     /// <summary>The machine's id (from 1; 0 only in the null page).</summary>
     internal readonly int MachineId;
     /// <summary>
@@ -20,13 +21,13 @@ public readonly struct Page : IEquatable<Page>
 
     internal Page(ulong pfn, int machineId, int index)
     {
-        PfnPlusOne = pfn + 1;
+        RawPfn = pfn;
         MachineId = machineId;
         Index = index;
     }
 
     /// <summary>The page <paramref name="pages"/> frames after this one, of the same machine.</summary>
-    internal Page Plus(int pages) => new(PfnPlusOne - 1 + (ulong)pages, MachineId, Index + pages);
+    internal Page Plus(int pages) => new(RawPfn + (ulong)pages, MachineId, Index + pages);
 
     /// <summary>The null page (a failed allocation).</summary>
     public static Page Null => default;
@@ -35,16 +36,16 @@ public readonly struct Page : IEquatable<Page>
     public bool IsNull => MachineId == 0;
 
     /// <summary>The page frame number (physical address &gt;&gt; 12). Throws for the null page.</summary>
-    public ulong Pfn => PfnPlusOne != 0 ? PfnPlusOne - 1 : throw new InvalidAddressException("the null page has no PFN");
+    public ulong Pfn => MachineId != 0 ? RawPfn : throw new InvalidAddressException("the null page has no PFN");
 
     /// <inheritdoc/>
-    public bool Equals(Page other) => PfnPlusOne == other.PfnPlusOne && MachineId == other.MachineId;
+    public bool Equals(Page other) => RawPfn == other.RawPfn && MachineId == other.MachineId;
 
     /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is Page p && Equals(p);
 
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(PfnPlusOne, MachineId);
+    public override int GetHashCode() => HashCode.Combine(RawPfn, MachineId);
 
     /// <summary>Equality of PFN and machine.</summary>
     public static bool operator ==(Page a, Page b) => a.Equals(b);
@@ -53,5 +54,5 @@ public readonly struct Page : IEquatable<Page>
     public static bool operator !=(Page a, Page b) => !a.Equals(b);
 
     /// <summary>"pfn:0x…" or "(null)".</summary>
-    public override string ToString() => IsNull ? "(null)" : $"pfn:0x{PfnPlusOne - 1:x}";
+    public override string ToString() => IsNull ? "(null)" : $"pfn:0x{RawPfn:x}";
 }
