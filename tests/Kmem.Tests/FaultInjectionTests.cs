@@ -84,6 +84,31 @@ public class FaultInjectionTests
     }
 
     [Fact]
+    public void Failslab_armed_after_a_merge_reaches_the_merged_cache_too()
+    {
+        // A cache merged into an existing one is a second handle on the same slabs; arming failslab afterwards must
+        // reach allocations through either handle (and disarming must give both back).
+        using var m = Machine.Boot("x86_64");
+        var first = m.KmemCacheCreate("merge-first", 200);
+        var second = m.KmemCacheCreate("merge-second", 200);
+        Assert.True(second.IsAlias && ReferenceEquals(second.Root, first));
+        var f = m.Failslab;
+        f.IgnoreGfpReclaim = false;
+        f.Verbose = 0;
+        f.Times = -1;
+        f.Probability = 100;
+        Assert.Equal(0, first.Alloc(Gfp.Kernel));
+        Assert.Equal(0, second.Alloc(Gfp.Kernel));
+        f.Probability = 0;
+        nint a = first.Alloc(Gfp.Kernel), b = second.Alloc(Gfp.Kernel);
+        Assert.True(a != 0 && b != 0);
+        first.Free(a);
+        second.Free(b);
+        Assert.Equal(2, f.Injected);
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void A_bad_boot_parameter_is_refused()
     {
         var e = Assert.Throws<ProfileException>(() => Machine.Boot("rv1106", "failslab=1,200,0,1"));

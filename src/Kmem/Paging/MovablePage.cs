@@ -67,7 +67,8 @@ public sealed unsafe class MovablePage : IDisposable
         {
             _pa.Life.ThrowIfDead();
             ThrowIfFreed();
-            return new Page(_pa.BasePfn + (ulong)_idx, _machineId, _idx);
+            int idx = _idx;   // once: a migration may move the block between two reads
+            return new Page(_pa.BasePfn + (ulong)idx, _machineId, idx);
         }
     }
 

@@ -250,22 +250,34 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     private void SetGate(int gate, bool closed)
     {
-        lock (_gateLock)
-        {
-            _gates = closed ? _gates | gate : _gates & ~gate;
-            _fastOwnerId = _gates == 0 ? _allocatorId : -1;
-        }
+        lock (_gateLock) SetGateLocked(gate, closed);
+    }
+
+    private void SetGateLocked(int gate, bool closed)
+    {
+        _gates = closed ? _gates | gate : _gates & ~gate;
+        _fastOwnerId = _gates == 0 ? _allocatorId : -1;
     }
 
     /// <summary>fail_page_alloc: forced page allocation failures (ignore-gfp-wait and ignore-gfp-highmem on, min-order 1, by default).</summary>
-    public FaultAttr FailPageAlloc => _failPageAlloc ??= NewFailPageAlloc();
+    public FaultAttr FailPageAlloc => Volatile.Read(ref _failPageAlloc) ?? CreateFailPageAlloc();
     private FaultAttr? _failPageAlloc;
 
-    private FaultAttr NewFailPageAlloc()
+    /// <summary>Made once: two first callers at once get the same object (a second one would never be consulted).</summary>
+    private FaultAttr CreateFailPageAlloc()
     {
         var f = new FaultAttr("fail_page_alloc", Log, ignoreGfpReclaim: true, minOrder: 1) { IgnoreGfpHighmem = true };
-        f.Changed = () => SetGate(GateFailArmed, f.Armed);
-        return f;
+        f.Changed = FailPageAllocChanged;
+        return Interlocked.CompareExchange(ref _failPageAlloc, f, null) ?? f;
+    }
+
+    /// <summary>
+    /// The gate follows fail_page_alloc's armed state, read under the gate's lock: two changes made at once end with the
+    /// gate as the last state says, not as the last caller to reach the lock saw it.
+    /// </summary>
+    private void FailPageAllocChanged()
+    {
+        lock (_gateLock) SetGateLocked(GateFailArmed, _failPageAlloc!.Armed);
     }
 
     /// <summary>should_fail_alloc_page().</summary>
@@ -627,7 +639,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             int mt = UsemapType(idx);
             if (mt < PageTypes.PcpTypes)
             {
-                ref PcpPlace place = ref _pcpPlacesPtr[f.Zone];
+                int zone = f.Zone;                      // read before the page is on a list: another thread may own it after
+                ref PcpPlace place = ref _pcpPlacesPtr[zone];
                 var hs = PcpThreadCache.Handshake(mem);
                 if (hs->OwnerEnter())                    // no drainer: the lists are ours
                 {
@@ -635,7 +648,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                     f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
                     int count = PerCpuPages.PushHot(mem + place.Offset, place.Cap, mt, idx);
                     hs->OwnerExit();
-                    if (count >= place.High) FreePcpOverHigh(Zones[f.Zone]);
+                    if (count >= place.High) FreePcpOverHigh(Zones[zone]);
                     return;
                 }
                 hs->OwnerExit();

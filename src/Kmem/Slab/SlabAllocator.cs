@@ -86,14 +86,31 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
 
     /// <summary>The caches, newest first (aliases excluded), as /proc/slabinfo lists them.</summary>
     /// <summary>failslab: forced kmem_cache_alloc/kmalloc failures (lib/fault-inject.c; ignore-gfp-wait on by default).</summary>
-    public FaultAttr Failslab => _failslab ??= NewFailslab();
+    public FaultAttr Failslab => Volatile.Read(ref _failslab) ?? CreateFailslab();
     private FaultAttr? _failslab;
 
-    private FaultAttr NewFailslab()
+    /// <summary>Made once: two first callers at once get the same object (a second one would never be consulted).</summary>
+    private FaultAttr CreateFailslab()
     {
         var f = new FaultAttr("failslab", Pages.Log, ignoreGfpReclaim: true, minOrder: 0);
-        f.Changed = () => { bool armed = f.Armed; foreach (var c in Caches) c.FailArmed = armed; ArmSmallSlots(armed); };
-        return f;
+        f.Changed = FailslabChanged;
+        return Interlocked.CompareExchange(ref _failslab, f, null) ?? f;
+    }
+
+    /// <summary>
+    /// Every cache, each alias merged into one, and kmalloc's fast-path slots follow failslab's armed state. The state is
+    /// read under the cache list's lock, which creating a cache or an alias also holds while it copies the state: two
+    /// changes at once, or a change during a creation, end with every handle as the last state says.
+    /// </summary>
+    private void FailslabChanged()
+    {
+        LockOrder.Enter(LockRank.SlabAllocator, _lock);
+        lock (_lock)
+        {
+            bool armed = _failslab!.Armed;
+            foreach (var c in _caches) c.SetFailArmed(armed);
+            ArmSmallSlots(armed);
+        }
     }
 
 

@@ -43,6 +43,14 @@ public sealed unsafe partial class SlabCache
         lock (_cpusLock) _aliases.Add(alias);
     }
 
+    /// <summary>failslab was armed or disarmed: this cache and every alias merged into it follow (caller holds the cache list's lock).</summary>
+    internal void SetFailArmed(bool armed)
+    {
+        FailArmed = armed;
+        LockOrder.Enter(LockRank.SlabCpus, _cpusLock);
+        lock (_cpusLock) foreach (var a in _aliases) a.FailArmed = armed;
+    }
+
     /// <summary>
     /// __kmem_cache_shutdown(): flush every thread, free the empty slabs; null when nothing is left, else the
     /// report listing the remaining objects (with their allocating callers under StoreUser).
