@@ -332,9 +332,38 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeUnrefPageHigh(Zone z, int idx, int order) => FreeUnrefPageHigh(z, idx, order, ThreadBlock());
 
-    /// <summary>free_unref_page() of a high order on the calling thread's block <paramref name="mem"/>.</summary>
+    /// <summary>
+    /// free_unref_page() of a high order on the calling thread's block <paramref name="mem"/>. The common case is written
+    /// out with no struct of references on the stack: a block of a per-CPU type's pageblock, of an order up to
+    /// PAGE_ALLOC_COSTLY_ORDER, to lists no drainer holds; everything else takes <see cref="FreeUnrefPageHighGeneral"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeUnrefPageHigh(Zone z, int idx, int order, int* mem)
+    {
+        int mt = UsemapType(idx);
+        if (mt < PageTypes.PcpTypes && order <= _pcpFastOrder)
+        {
+            ref PageFrame f = ref _f[idx];
+            Unsafe.As<PageFrame, ulong>(ref f) = (ulong)PageFlags.Pcp;   // Flags=Pcp, RefCount=0: one store
+            f.Order = (byte)order;
+            f.Migratetype = (byte)mt;
+            ref PcpPlace place = ref _pcpPlacesPtr[z.Index];
+            var hs = PcpThreadCache.Handshake(mem);
+            if (hs->OwnerEnter())
+            {
+                int count = PerCpuPages.PushHot(mem + place.Offset, place.Cap, PageTypes.PcpTypes * order + mt, order, idx);
+                hs->OwnerExit();
+                if (count >= place.High) FreePcpOverHigh(z);
+                return;
+            }
+            hs->OwnerExit();
+        }
+        FreeUnrefPageHighGeneral(z, idx, order, mem);
+    }
+
+    /// <summary><see cref="FreeUnrefPageHigh(Zone, int, int, int*)"/> for every case: shared, isolated, CMA and highatomic blocks, the THP order, a drainer.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeUnrefPageHighGeneral(Zone z, int idx, int order, int* mem)
     {
         // The usemap, as on the order-0 free; a block two zones share is the zone's own to tell.
         int mt = UsemapType(idx);

@@ -80,6 +80,16 @@ internal readonly unsafe struct PerCpuPages
         return ++p[0];
     }
 
+    /// <summary>Puts a block of 2^<paramref name="order"/> pages on the hot end of list <paramref name="list"/>; returns the new count.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int PushHot(int* p, int cap, int list, int order, int idx)
+    {
+        int n = p[1 + list];
+        p[Header + list * cap + n] = idx;
+        p[1 + list] = n + 1;
+        return p[0] += 1 << order;
+    }
+
     public int PopHot(int mt) => PopHot(_p, _cap, mt);
 
     public int PushHot(int mt, int idx) => PushHot(_p, _cap, mt, idx);
