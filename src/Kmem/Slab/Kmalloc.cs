@@ -35,15 +35,15 @@ internal sealed unsafe partial class SlabAllocator
     private readonly int[] _smallSlots = GC.AllocateArray<int>(Selectors * 24, pinned: true);
 
     /// <summary>
-    /// <see cref="_smallSlots"/> as a pointer (the array is pinned for the allocator's life), which the machine keeps
-    /// so that its inlined kmalloc reaches the table with one load.
-    /// </summary>
-    /// <summary>
     /// The same for requests of 193 bytes to 8 KiB, indexed by (GPF type, fls(size - 1)): the slow path's first try,
     /// before it counts itself in (dead or armed entries as in <see cref="_smallSlots"/>).
     /// </summary>
     private readonly int[] _midSlots = new int[Selectors * Row];
 
+    /// <summary>
+    /// <see cref="_smallSlots"/> as a pointer (the array is pinned for the allocator's life), which the machine keeps
+    /// so that its inlined kmalloc reaches the table with one load.
+    /// </summary>
     internal int* SmallSlots => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_smallSlots));
 
     /// <summary>The first index in <see cref="_kmalloc"/> of the kind each GFP selector goes to (kmalloc_type() of the release, worked out at boot).</summary>

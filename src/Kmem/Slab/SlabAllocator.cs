@@ -84,7 +84,6 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
     /// <summary>Raised after a cache (not an alias) is created or destroyed, for the views.</summary>
     public event Action<SlabCache>? Created, Destroyed;
 
-    /// <summary>The caches, newest first (aliases excluded), as /proc/slabinfo lists them.</summary>
     /// <summary>failslab: forced kmem_cache_alloc/kmalloc failures (lib/fault-inject.c; ignore-gfp-wait on by default).</summary>
     public FaultAttr Failslab => Volatile.Read(ref _failslab) ?? CreateFailslab();
     private FaultAttr? _failslab;
@@ -124,6 +123,7 @@ internal sealed unsafe partial class SlabAllocator : IDisposable
         return f.ShouldFail(s.ObjectSize);
     }
 
+    /// <summary>The caches, newest first (aliases excluded), as /proc/slabinfo lists them.</summary>
     public SlabCache[] Caches { get { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) return _caches.ToArray(); } }
 
     public SlabCache? Find(string name) { LockOrder.Enter(LockRank.SlabAllocator, _lock); lock (_lock) return _byName.GetValueOrDefault(name); }

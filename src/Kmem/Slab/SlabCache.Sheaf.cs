@@ -97,11 +97,6 @@ public sealed unsafe partial class SlabCache
     // ================================================================== free
 
     /// <summary>
-    /// free_to_pcs(): stores a validated object of another slab in the thread's main sheaf. False (nothing
-    /// done) when it is the object freed last into that sheaf: a naive double free for the slow path to report.
-    /// The caller holds the thread's structure (Busy or its lock).
-    /// </summary>
-    /// <summary>
     /// Takes the last object of the thread's main sheaf (which is not empty), leaving <paramref name="left"/> in it.
     /// The sheaf's free fast path ends here: the object that set it may be this one (KmemCacheCpu.SheafObjBytes).
     /// </summary>
@@ -114,6 +109,11 @@ public sealed unsafe partial class SlabCache
         return SlabSheaf.Objects(sh)[left];
     }
 
+    /// <summary>
+    /// free_to_pcs(): stores a validated object of another slab in the thread's main sheaf. False (nothing
+    /// done) when it is the object freed last into that sheaf: a naive double free for the slow path to report.
+    /// The caller holds the thread's structure (Busy or its lock).
+    /// </summary>
     private bool FreeToSheaf(KmemCacheCpu* c, nint obj, int idx, int objects)
     {
         SlabSheaf* sh = c->Main;
@@ -256,7 +256,6 @@ public sealed unsafe partial class SlabCache
         }
     }
 
-    /// <summary>barn_shrink(): every full sheaf of the barn goes back to the slabs; every sheaf is freed.</summary>
     /// <summary>Frees the barn's sheaves without freeing the objects in them (the machine's shutdown).</summary>
     private void FreeBarn()
     {
@@ -269,6 +268,7 @@ public sealed unsafe partial class SlabCache
         }
     }
 
+    /// <summary>barn_shrink(): every full sheaf of the barn goes back to the slabs; every sheaf is freed.</summary>
     private void FlushBarn()
     {
         if (_sheafCapacity == 0) return;
