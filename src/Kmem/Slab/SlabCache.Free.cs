@@ -121,7 +121,7 @@ public sealed unsafe partial class SlabCache
                 bool done = true;
                 if (s._sheafCapacity != 0)
                 {
-                    // The address goes into the thread's sheaf: the object itself is not touched.
+                    // The address goes into the thread's sheaf; the object only gets the mark of a free object.
                     done = s.FreeToSheaf(c, obj, idx, SlabWord.Objects(f->SlabCounters));
                 }
                 else if (c->RemotePage == idx)

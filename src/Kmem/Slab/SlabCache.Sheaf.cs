@@ -1,7 +1,7 @@
 // Per-thread sheaves and the cache's barn (Linux 6.18's opt-in percpu sheaves, kmem_cache_args
 // .sheaf_capacity). A free of an object outside the thread's CPU slab stores its address in the
-// thread's main sheaf instead of writing a free pointer into it, so the object's cache line stays
-// where it was; a full sheaf is exchanged in the barn for an empty one. An allocation that finds
+// thread's main sheaf instead of linking it into a freelist (its free pointer only gets the mark of a
+// free object, which double-free detection reads); a full sheaf is exchanged in the barn for an empty one. An allocation that finds
 // the CPU freelist empty takes objects from the thread's main sheaf, then swaps it in the barn for
 // a full one, before SLUB's slow path. Objects in sheaves count as in use in their slabs until a
 // flush (shrink, memory pressure, destroy, or a barn already holding MaxFullSheaves) frees them.
