@@ -6,10 +6,12 @@ namespace Kmem.Tests;
 
 public class ConcurrencyTests
 {
-    [Fact]
-    public void Cross_thread_frees_with_concurrent_drains_keep_every_invariant()
+    [Theory]
+    [InlineData("5.10")]   // orders 1..3 merge back into the buddy lists
+    [InlineData("6.6")]    // orders 1..3 wait on the freeing thread's per-CPU lists
+    public void Cross_thread_frees_with_concurrent_drains_keep_every_invariant(string version)
     {
-        using var m = Machine.Boot("rv1106");
+        using var m = Machine.Boot(MachineProfile.Embedded("rv1106") with { Version = KernelVersion.Parse(version) });
         string boot = TestSupport.Buddy(m);
         var handoff = new BlockingCollection<(Page Page, int Order, byte Stamp)>(boundedCapacity: 4096);
         var errors = new ConcurrentQueue<string>();
