@@ -85,7 +85,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         _distance = settings.Distances ?? Enumerable.Range(0, NodeCount).Select(a => Enumerable.Range(0, NodeCount).Select(b => a == b ? 10 : 20).ToArray()).ToArray();
         // One row per node, and a last row without zones for threads with a memory policy (see PcpThreadCache.FastNodeOf).
         _fast = new FastZoneEntry[(NodeCount + 1) * ZoneBitCombinations];
-        _pcpPlaces = GC.AllocateArray<PcpPlace>(Zones.Length, pinned: true);
+        _pcpPlaces = GC.AllocateArray<PcpPlace>(Math.Max(Zones.Length, 1), pinned: true);   // one at least: its address is taken
         _pcpPlacesPtr = (PcpPlace*)Unsafe.AsPointer(ref _pcpPlaces[0]);
         HighStartIdx = int.MaxValue;
         foreach (var z in Zones)
