@@ -107,13 +107,7 @@ internal readonly unsafe struct PerCpuPages
 
     /// <summary>Puts a block of 2^<paramref name="order"/> pages on the hot end of list <paramref name="list"/>; returns the new count.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PushHot(int list, int order, int idx)
-    {
-        int n = _p[1 + list];
-        _p[Header + list * _cap + n] = idx;
-        _p[1 + list] = n + 1;
-        return _p[0] += 1 << order;
-    }
+    public int PushHot(int list, int order, int idx) => PushHot(_p, _cap, list, order, idx);
 
     /// <summary>Removes up to <paramref name="max"/> of the coldest blocks (of 2^<paramref name="order"/> pages) of list <paramref name="mt"/> into <paramref name="into"/>.</summary>
     public int TakeCold(int mt, Span<int> into, int max, int order = 0)
