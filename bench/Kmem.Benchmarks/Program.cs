@@ -18,6 +18,13 @@ public static class Program
             RtskbLatency.Run(rounds);
             return;
         }
+        int phases = Array.IndexOf(args, "--cross-thread-phases");
+        if (phases >= 0)
+        {
+            int cycles = phases + 1 < args.Length && int.TryParse(args[phases + 1], out int n) && n > 0 ? n : 8;
+            CrossThreadPhases.Run(cycles);
+            return;
+        }
         // The mimalloc rows are left out when the library cannot be loaded (their bodies also return at once).
         var config = DefaultConfig.Instance.AddFilter(new SimpleFilter(b =>
             Mimalloc.IsAvailable || !b.Descriptor.WorkloadMethod.Name.StartsWith("Mimalloc", StringComparison.Ordinal)));

@@ -116,7 +116,8 @@ public unsafe class SlabPairBenchmarks
 [SimpleJob(launchCount: 1, warmupCount: 5, iterationCount: 15)]
 public unsafe class SlabCrossThreadBenchmarks
 {
-    private const int ObjectsPerInvoke = 1_000_000;
+    /// <summary>Objects each invocation allocates and hands over.</summary>
+    public const int ObjectsPerInvoke = 1_000_000;
     private const int RingSlots = 4096;
     private const int Size = 64;
 
@@ -232,6 +233,9 @@ public unsafe class SlabCrossThreadBenchmarks
         _ring = new SpscRing<nint>(RingSlots);
         _twoListConsumer = new(_ring, new TwoListFreer(_twoList), "two-list-free");
     }
+
+    /// <summary>The ring of the nint rows set up last (null before a setup): its wait counters tell which side was slower.</summary>
+    internal SpscRing<nint>? Ring => _ring;
 
     /// <summary>Stops whichever consumer thread runs, destroys the cache and shuts the machine down.</summary>
     [GlobalCleanup]

@@ -13,6 +13,7 @@ internal struct PaddedIndex
 {
     [FieldOffset(64)] public long Value;
     [FieldOffset(72)] public long Cached; // the other side's published index as last seen by this side
+    [FieldOffset(80)] public long Waits;  // times this side found the ring full (producer) or empty (consumer)
     [FieldOffset(128)] public long Published;
 }
 
@@ -42,6 +43,15 @@ internal sealed class SpscRing<T>
         _mask = capacity - 1;
     }
 
+    /// <summary>
+    /// Times the producer found the ring full and waited for room: the freeing thread was the slower side. Counted off
+    /// the fast path only; read it while the ring is idle.
+    /// </summary>
+    public long ProducerWaits => Volatile.Read(ref _head.Waits);
+
+    /// <summary>Times the consumer found the ring empty: the allocating thread was the slower side (as above).</summary>
+    public long ConsumerIdle => Volatile.Read(ref _tail.Waits);
+
     /// <summary>The exception that stopped the consumer, if any (the producer rethrows it).</summary>
     public Exception? Fault { get => _fault; set => _fault = value; }
 
@@ -63,6 +73,7 @@ internal sealed class SpscRing<T>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void WaitForRoom(long h)
     {
+        _head.Waits++;
         Volatile.Write(ref _head.Published, h);
         var spin = new SpinWait();
         while (h - (_head.Cached = Volatile.Read(ref _tail.Published)) > _mask)
@@ -92,6 +103,7 @@ internal sealed class SpscRing<T>
         long t = _tail.Value;
         if (t == _tail.Cached && t == (_tail.Cached = Volatile.Read(ref _head.Published)))
         {
+            _tail.Waits++;
             if (_tail.Published != t) Volatile.Write(ref _tail.Published, t);
             item = default!;
             return false;
