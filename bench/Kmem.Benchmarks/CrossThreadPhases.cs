@@ -1,7 +1,8 @@
-// The cross-thread phases run (--cross-thread-phases): the slab cross-thread rows and the bare two-list scheme in
-// turn, in one process, cycle after cycle, each with its ring's wait counters. Its purpose is to tell the host's state
-// apart from the allocator's cost: a row measured minutes apart from its reference in BenchmarkDotNet (a process per
-// row) can fall in another state of a shared host, while here every cycle puts the rows and the reference side by side.
+// The cross-thread phases run (--cross-thread-phases): the slab cross-thread rows, the bare two-list scheme and
+// mimalloc in turn, in one process, cycle after cycle, each with its ring's wait counters. Its purpose is to tell the
+// host's state apart from the allocator's cost: a row measured minutes apart from its reference in BenchmarkDotNet (a
+// process per row) can fall in another state of a shared host, while here every cycle puts the rows and the
+// references side by side.
 using System.Diagnostics;
 
 namespace Kmem.Benchmarks;
@@ -11,9 +12,9 @@ namespace Kmem.Benchmarks;
 /// sheaves, kmalloc), the reference two-list scheme and, when libmimalloc is installed, mimalloc, one after the other,
 /// for a number of cycles. Each row of a cycle gets a fresh setup, two warm-up invocations and three measured ones of
 /// 10⁶ objects; its figure is the median of the three, in ns per object, with its ratios to the two-list scheme and to
-/// mimalloc of the same cycle. The wait counters say which
-/// thread was the slower: the producer (A) waiting for room means B was, the consumer (B) finding the ring empty means
-/// A was. Run it with tiered compilation off so that every cycle runs fully optimised code.
+/// mimalloc of the same cycle. The wait counters say which thread was the slower: the producer (A) waiting for room
+/// means B was, the consumer (B) finding the ring empty means A was. Run it with tiered compilation off so that every
+/// cycle runs fully optimised code.
 /// </summary>
 public static class CrossThreadPhases
 {
