@@ -18,10 +18,17 @@ public static class Program
             RtskbLatency.Run(rounds);
             return;
         }
+        int targets = Array.IndexOf(args, "--targets");
+        if (targets >= 0)
+        {
+            int cycles = targets + 1 < args.Length && int.TryParse(args[targets + 1], out int n) && n > 0 ? n : 12;
+            Targets.Run(cycles);
+            return;
+        }
         int phases = Array.IndexOf(args, "--cross-thread-phases");
         if (phases >= 0)
         {
-            int cycles = phases + 1 < args.Length && int.TryParse(args[phases + 1], out int n) && n > 0 ? n : 8;
+            int cycles = phases + 1 < args.Length && int.TryParse(args[phases + 1], out int c) && c > 0 ? c : 8;
             CrossThreadPhases.Run(cycles);
             return;
         }
