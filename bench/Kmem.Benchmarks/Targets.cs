@@ -33,9 +33,8 @@ public static class Targets
             "*PcpHighOrderBenchmarks.Order0Pair66", "*PcpHighOrderBenchmarks.HighOrderPair66",
             "*SlabCrossThreadBenchmarks.Kmem*", "*SlabCrossThreadBenchmarks.TwoListReference", "*SlabCrossThreadBenchmarks.MimallocMalloc",
         ];
-        var config = DefaultConfig.Instance.AddFilter(new SimpleFilter(b =>
-            (b.Descriptor.Type != typeof(PairBenchmarks) || Order(b.Parameters) == 0)
-            && (Mimalloc.IsAvailable || !b.Descriptor.WorkloadMethod.Name.StartsWith("Mimalloc", StringComparison.Ordinal))));
+        var config = DefaultConfig.Instance.AddFilter(Program.SkipMimallocWhenAbsent)
+            .AddFilter(new SimpleFilter(b => b.Descriptor.Type != typeof(PairBenchmarks) || Order(b.Parameters) == 0));
         var summaries = BenchmarkSwitcher.FromTypes([typeof(PairBenchmarks), typeof(PcpHighOrderBenchmarks), typeof(SlabCrossThreadBenchmarks)])
             .Run(["--filter", .. filters, "--iterationCount", "10", "--warmupCount", "3", "--buildTimeout", "1500"], config);
         var rows = summaries.SelectMany(s => s.Reports).Where(r => r.ResultStatistics is not null).ToList();
