@@ -22,6 +22,45 @@ public unsafe class PageblockUsemapTests
     }
 
     [Fact]
+    public void A_type_change_reaches_every_frame_of_its_block_and_no_other()
+    {
+        // Order-4 blocks (16 frames) from PFN 0x1005: block 0x100 holds frames 0..10, the last block frames 1995..1999.
+        var map = new PageblockUsemap(0x1005, 2000, 4);
+        map.Claim(0, 2000, MigrateType.Movable);
+        map.Set(3, MigrateType.Unmovable);
+        Assert.Equal(Enumerable.Repeat((byte)MigrateType.Unmovable, 11), map.FramesOf(0, 11).ToArray());
+        Assert.Equal((byte)MigrateType.Movable, map.TypeOf(11));
+        map.Set(1999, MigrateType.Reclaimable);
+        Assert.Equal(Enumerable.Repeat((byte)MigrateType.Reclaimable, 5), map.FramesOf(1995, 5).ToArray());
+        Assert.Equal((byte)MigrateType.Movable, map.TypeOf(1994));
+        map.Set(500, MigrateType.Isolate);                 // frames 491..506
+        Assert.Equal(16, map.FramesOf(480, 40).ToArray().Count(t => t == (byte)MigrateType.Isolate));
+        Assert.Equal((byte)MigrateType.Isolate, map.TypeOf(491));
+        Assert.Equal((byte)MigrateType.Isolate, map.TypeOf(506));
+    }
+
+    [Fact]
+    public unsafe void The_checker_finds_a_frame_whose_byte_disagrees_with_its_block()
+    {
+        using var m = Machine.Boot("x86_64");
+        var z = m.Pages.Zones.First(z => z.Type == ZoneType.Normal);
+        int idx = (int)Math.Max(z.PageblockStartIdx(3), z.StartIdx) + 7;  // inside the block, not its first frame
+        byte* t = m.Pages.Usemap.Types;
+        byte saved = t[idx];
+        t[idx] = (byte)(saved == (byte)MigrateType.Movable ? MigrateType.Unmovable : MigrateType.Movable);
+        try
+        {
+            var errors = m.VerifyIntegrity();
+            Assert.Contains(errors, e => e.Contains($"pfn 0x{m.Pages.BasePfn + (ulong)idx:x}") && e.Contains("usemap"));
+        }
+        finally
+        {
+            t[idx] = saved;
+        }
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
     public void A_block_two_zones_claim_is_shared_and_stays_shared()
     {
         var map = new PageblockUsemap(0, 4096, 10);

@@ -124,19 +124,21 @@ internal sealed unsafe partial class PageAllocator
     }
 
     /// <summary>
-    /// The usemap's copy of each of <paramref name="z"/>'s pageblocks agrees with the zone's own entry, or holds
-    /// <see cref="PageblockUsemap.Shared"/> where another zone's span covers the block too (<paramref name="claims"/>).
+    /// The usemap's copy of each of <paramref name="z"/>'s pageblocks agrees with the zone's own entry on every frame of
+    /// the block in the zone's span, or holds <see cref="PageblockUsemap.Shared"/> where another zone's span covers the
+    /// block too (<paramref name="claims"/>).
     /// </summary>
     private void CheckUsemap(Zone z, int[] claims, List<string> errors)
     {
         for (int b = 0; b < z.PageblockCount; b++)
         {
             int idx = (int)Math.Max(z.PageblockStartIdx(b), z.StartIdx);
-            byte copy = Usemap.TypeOf(idx);
+            int end = (int)Math.Min(z.PageblockStartIdx(b) + (1L << PageblockOrder), z.EndIdx);
             bool shared = claims[PageblockOf(idx)] > 1;
             byte want = shared ? PageblockUsemap.Shared : (byte)z.PageblockTypeAt(b);
-            if (copy != want)
-                errors.Add($"{z.Name} pageblock at pfn 0x{BasePfn + (ulong)idx:x}: usemap {copy} but the zone's type is {PageTypes.MigrateTypeNames[(int)z.PageblockTypeAt(b)]}{(shared ? " (a shared block)" : "")}");
+            int bad = Usemap.FramesOf(idx, end - idx).IndexOfAnyExcept(want);
+            if (bad >= 0)
+                errors.Add($"{z.Name} pageblock at pfn 0x{BasePfn + (ulong)idx:x}: usemap {Usemap.TypeOf(idx + bad)} at pfn 0x{BasePfn + (ulong)(idx + bad):x} but the zone's type is {PageTypes.MigrateTypeNames[(int)z.PageblockTypeAt(b)]}{(shared ? " (a shared block)" : "")}");
         }
     }
 

@@ -3,6 +3,7 @@
 // the zone lock otherwise). The slow path, reclaim, per-CPU list management, reports and invariant checks
 // live in the other partial files; node bookkeeping (pgdat, zonelist order, the thread's node) in
 // PageAllocator.Nodes.cs.
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kmem.Core;
@@ -72,7 +73,6 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         Zones = new Zone[settings.Zones.Length];
         Usemap = new PageblockUsemap(BasePfn, frames.Count, PageblockOrder);
         _pageblockTypes = Usemap.Types;
-        _pageblockBias = Usemap.Bias;
         NodeCount = settings.Zones.Length == 0 ? 1 : settings.Zones.Max(z => z.Node) + 1;
         ZonesPerNode = settings.Zones.Length / NodeCount;
         for (int i = 0; i < Zones.Length; i++)
@@ -125,9 +125,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     public Zone[] Zones { get; }
     /// <summary>The machine-wide pageblock types the zones write through to (the free fast path's lookup).</summary>
     public PageblockUsemap Usemap { get; }
-    // Usemap.Types and Usemap.Bias, read by the free fast paths from the allocator itself.
+    // Usemap.Types, read by the free fast paths from the allocator itself.
     private readonly byte* _pageblockTypes;
-    private readonly int _pageblockBias;
 
     /// <summary>By zone index: where the zone's lists are in a thread's block and its pcp->high (<see cref="PcpPlace"/>).</summary>
     private readonly PcpPlace[] _pcpPlaces;
@@ -144,9 +143,9 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         public int Offset, Cap, High, Unused;
     }
 
-    /// <summary>The usemap's entry for frame <paramref name="idx"/>'s pageblock: its type, or Shared or Unclaimed.</summary>
+    /// <summary>The usemap's byte for frame <paramref name="idx"/>: its pageblock's type, or Shared or Unclaimed (one load).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int UsemapType(int idx) => _pageblockTypes[(idx + _pageblockBias) >> PageblockOrder];
+    private int UsemapType(int idx) => _pageblockTypes[idx];
     public KernelLog Log => _log;
     /// <summary>The machine's life: every layer above checks it (and counts its slow paths in) through here.</summary>
     public KernelLife Life { get; }
@@ -314,8 +313,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         {
             // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
             int row = _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0;
-            Zone? z = FastZone(row, gfp, 0, out int mt, out int numaSlot);
-            if (z is not null) // then row is the thread's node (a policy's row has no zones)
+            if (TryFastZone(row, gfp, 0, out Zone? z, out int mt, out int numaSlot)) // then row is the thread's node (a policy's row has no zones)
             {
                 var hs = PcpThreadCache.Handshake(mem);
                 int* pcp = mem + z.PcpOffset;
@@ -344,26 +342,27 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// gfp_migratetype().
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Zone? FastZone(int row, Gfp gfp, int order, out int mt) => FastZone(row, gfp, order, out mt, out _);
+    private Zone? FastZone(int row, Gfp gfp, int order, out int mt) => TryFastZone(row, gfp, order, out Zone? z, out mt, out _) ? z : null;
 
     /// <summary>
-    /// <see cref="FastZone(int, Gfp, int, out int)"/>, with the byte offset in a thread's block of the count a fast
-    /// allocation of row <paramref name="row"/>'s own thread adds to (<see cref="FastZoneEntry.NumaSlot"/>).
+    /// <see cref="FastZone(int, Gfp, int, out int)"/> as a test, with the byte offset in a thread's block of the count a
+    /// fast allocation of row <paramref name="row"/>'s own thread adds to (<see cref="FastZoneEntry.NumaSlot"/>). The
+    /// answer is the test itself, so that the order-0 fast path tests the zone once (a null result would be tested again).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Zone? FastZone(int row, Gfp gfp, int order, out int mt, out int numaSlot)
+    private bool TryFastZone(int row, Gfp gfp, int order, [NotNullWhen(true)] out Zone? z, out int mt, out int numaSlot)
     {
         int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
         ref FastZoneEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), zb);
-        Zone? z = e.Zone;
+        z = e.Zone;
         numaSlot = e.NumaSlot;
         mt = (int)(gfp & GfpFlags.MovableMask) >> GfpFlags.MovableShift; // gfp_migratetype(): Movable 1, Reclaimable 2
         if (mt == 3) mt = (int)MigrateType.Unmovable;
-        if (z is null || (gfp & Gfp.ThisNode) != 0) return null;
+        if (z is null || (gfp & Gfp.ThisNode) != 0) return false;
         long free = Volatile.Read(ref z.FreePages);
         if (order != 0) free -= ((1L << order) - 1) + Volatile.Read(ref z.NrReservedHighatomic);
         if (mt != (int)MigrateType.Movable) free -= Volatile.Read(ref z.FreeCmaPages);
-        return free > e.Mark ? z : null;
+        return free > e.Mark;
     }
 
     /// <summary>__GFP_ZERO on a page of the fast path: clears it and returns it.</summary>
