@@ -145,7 +145,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
 
     /// <summary>The usemap's byte for frame <paramref name="idx"/>: its pageblock's type, or Shared or Unclaimed (one load).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int UsemapType(int idx) => _pageblockTypes[idx];
+    private int UsemapType(int idx) => _pageblockTypes[(uint)idx];
     public KernelLog Log => _log;
     /// <summary>The machine's life: every layer above checks it (and counts its slow paths in) through here.</summary>
     public KernelLife Life { get; }
@@ -316,13 +316,13 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             if (TryFastZone(row, gfp, 0, out Zone? z, out int mt, out int numaSlot)) // then row is the thread's node (a policy's row has no zones)
             {
                 var hs = PcpThreadCache.Handshake(mem);
-                int* pcp = mem + z.PcpOffset;
+                int* pcp = mem + (uint)z.PcpOffset;
                 if (hs->OwnerEnter() && pcp[1 + mt] != 0) // no drainer, and the list has a page
                 {
                     int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
                     hs->OwnerExit();
                     PrepOrder0(idx, mt, z.Index);
-                    (*(long*)((byte*)mem + numaSlot))++;   // zone_statistics(): hit, and local or other
+                    (*(long*)((byte*)mem + (uint)numaSlot))++;   // zone_statistics(): hit, and local or other
                     if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
                     return idx;
                 }
@@ -352,7 +352,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryFastZone(int row, Gfp gfp, int order, [NotNullWhen(true)] out Zone? z, out int mt, out int numaSlot)
     {
-        int zb = row * ZoneBitCombinations + (int)(gfp & GfpFlags.ZoneMask);
+        nuint zb = (uint)row * (uint)ZoneBitCombinations + (uint)(gfp & GfpFlags.ZoneMask);
         ref FastZoneEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), zb);
         z = e.Zone;
         numaSlot = e.NumaSlot;
@@ -431,7 +431,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if ((gfp & Gfp.Comp) == 0)
         {
             // prep_new_page() of a plain block: the head's descriptor in three stores, as for order 0.
-            ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[idx]);
+            ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
             words = (ulong)PageFlags.Allocated | (1UL << 32);
             Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | ((ulong)(byte)z.Index << 48);
             Unsafe.Add(ref words, 3) = 0;
@@ -468,7 +468,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private void PrepOrder0(int idx, int mt, int zone)
     {
         // Flags=Allocated, RefCount=1 | MapCount=0, Order=0, Migratetype, Zone | Private=0: three stores.
-        ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[idx]);
+        ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
         words = (ulong)PageFlags.Allocated | (1UL << 32);
         Unsafe.Add(ref words, 1) = ((ulong)(byte)mt << 40) | ((ulong)(byte)zone << 48);
         Unsafe.Add(ref words, 3) = 0;
@@ -629,7 +629,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     private void FreeTo(int* mem, int idx, int order, string caller)
     {
         // No test for shutdown here: it makes mem null (see _fastOwnerId), and the slow path checks.
-        ref PageFrame f = ref _f[idx];
+        ref PageFrame f = ref _f[(uint)idx];
         // PG flags Allocated alone and a refcount of 1: the first two words of the descriptor, compared at once.
         if (order == 0 && mem != null && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == 0)
         {
@@ -639,13 +639,13 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             if (mt < PageTypes.PcpTypes)
             {
                 int zone = f.Zone;                      // read before the page is on a list: another thread may own it after
-                ref PcpPlace place = ref _pcpPlacesPtr[zone];
+                ref PcpPlace place = ref _pcpPlacesPtr[(uint)zone];
                 var hs = PcpThreadCache.Handshake(mem);
                 if (hs->OwnerEnter())                    // no drainer: the lists are ours
                 {
                     Unsafe.As<PageFrame, ulong>(ref f) = (ulong)PageFlags.Pcp;   // Flags=Pcp, RefCount=0: one store
                     f.Migratetype = (byte)mt;           // set_pcppage_migratetype()
-                    int count = PerCpuPages.PushHot(mem + place.Offset, place.Cap, mt, idx);
+                    int count = PerCpuPages.PushHot(mem + (uint)place.Offset, place.Cap, mt, idx);
                     hs->OwnerExit();
                     if (count >= place.High) FreePcpOverHigh(Zones[zone]);
                     return;

@@ -60,23 +60,29 @@ internal readonly unsafe struct PerCpuPages
     public int Length(int mt) => _p[1 + mt];
 
     /// <summary>Takes the most recently freed page of list <paramref name="mt"/>, or -1.</summary>
+    /// <remarks>
+    /// The order-0 fast paths' list operations index with unsigned values (every index here is non-negative): a 32-bit
+    /// value widens to a pointer offset for free then, where a signed one costs a sign extension on the address chain.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int PopHot(int* p, int cap, int mt)
     {
-        int n = p[1 + mt];
+        int* count = p + 1 + (uint)mt;
+        uint n = (uint)*count;
         if (n == 0) return -1;
-        p[1 + mt] = n - 1;
+        *count = (int)(n - 1);
         p[0]--;
-        return p[Header + mt * cap + n - 1];
+        return p[(nuint)Header - 1 + (nuint)(uint)mt * (uint)cap + n];
     }
 
     /// <summary>Puts a page on the hot end of list <paramref name="mt"/>; returns the new count.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int PushHot(int* p, int cap, int mt, int idx)
     {
-        int n = p[1 + mt];
-        p[Header + mt * cap + n] = idx;
-        p[1 + mt] = n + 1;
+        int* count = p + 1 + (uint)mt;
+        uint n = (uint)*count;
+        p[(nuint)Header + (nuint)(uint)mt * (uint)cap + n] = idx;
+        *count = (int)(n + 1);
         return ++p[0];
     }
 
