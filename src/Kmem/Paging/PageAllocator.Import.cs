@@ -263,7 +263,7 @@ internal sealed unsafe partial class PageAllocator
     private void TakeBlock(Zone z, int idx, int order, int mt)
     {
         z.DelFromFreeList(idx, order, mt);
-        for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z.Index);
+        for (int i = idx, e = idx + (1 << order); i < e; i++) PrepOrder0(i, mt, z);
     }
 
     /// <summary>The counted reserves (unless the snapshot had no pageblock counts) and the counted free blocks put in place (zone lock held).</summary>

@@ -176,7 +176,7 @@ internal sealed unsafe partial class PageAllocator
                 z.DelFromFreeList(idx, order, mt);
                 for (int i = idx, e = idx + (1 << order); i < e; i++)
                 {
-                    PrepOrder0(i, mt, z.Index);
+                    PrepOrder0(i, mt, z);
                     if (p.St[i - z.StartIdx] == StAvail) back++;
                     else extra.Add((i, mt));
                 }

@@ -26,7 +26,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// <summary>The same for <c>__GFP_THISNODE</c>: the node's own zones only (ZONELIST_NOFALLBACK).</summary>
     private Zone[][] _thisnodeZonelists = [];
     /// <summary>Entries of a table indexed by the zone bits (<c>gfp &amp; GFP_ZONEMASK</c>): 16.</summary>
-    private const int ZoneBitCombinations = (int)GfpFlags.ZoneMask + 1;
+    internal const int ZoneBitCombinations = (int)GfpFlags.ZoneMask + 1;
     /// <summary>gfp_zone() for the 16 combinations of the four zone bits; -1 marks a bad combination.</summary>
     private readonly int[] _gfpZoneTable = new int[ZoneBitCombinations];
     /// <summary>For each node and combination of the zone bits (<c>[node * 16 + bits]</c>): the fast path's zone, mark and NUMA slot.</summary>
@@ -311,9 +311,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         // No test for shutdown or fault injection here: either makes mem null (see _fastOwnerId).
         if (order == 0 && mem != null)
         {
-            // Without CONFIG_NUMA there is one node and no memory policy: row 0, with no load waiting on the block.
-            int row = _numaStats ? PcpThreadCache.FastNodeOf(mem) : 0;
-            if (TryFastZone(row, gfp, 0, out Zone? z, out int mt, out int numaSlot)) // then row is the thread's node (a policy's row has no zones)
+            // The thread's row of the fast table, as the block keeps it (row 0 without CONFIG_NUMA: one node, no policy).
+            if (TryFastZone(PcpThreadCache.FastRowOf(mem), gfp, 0, out Zone? z, out int mt, out int numaSlot)) // then the row is the thread's node (a policy's row has no zones)
             {
                 var hs = PcpThreadCache.Handshake(mem);
                 int* pcp = mem + (uint)z.PcpOffset;
@@ -321,7 +320,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
                 {
                     int idx = PerCpuPages.PopHot(pcp, z.PcpCap, mt);
                     hs->OwnerExit();
-                    PrepOrder0(idx, mt, z.Index);
+                    PrepOrder0(idx, mt, z);
                     (*(long*)((byte*)mem + (uint)numaSlot))++;   // zone_statistics(): hit, and local or other
                     if ((gfp & Gfp.Zero) != 0) return ZeroedPage(idx);
                     return idx;
@@ -342,17 +341,19 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     /// gfp_migratetype().
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private Zone? FastZone(int row, Gfp gfp, int order, out int mt) => TryFastZone(row, gfp, order, out Zone? z, out mt, out _) ? z : null;
+    private Zone? FastZone(int row, Gfp gfp, int order, out int mt) =>
+        TryFastZone((uint)row * ZoneBitCombinations, gfp, order, out Zone? z, out mt, out _) ? z : null;
 
     /// <summary>
-    /// <see cref="FastZone(int, Gfp, int, out int)"/> as a test, with the byte offset in a thread's block of the count a
-    /// fast allocation of row <paramref name="row"/>'s own thread adds to (<see cref="FastZoneEntry.NumaSlot"/>). The
-    /// answer is the test itself, so that the order-0 fast path tests the zone once (a null result would be tested again).
+    /// <see cref="FastZone(int, Gfp, int, out int)"/> as a test, for the row whose first entry is <paramref name="rowBase"/>
+    /// (the row times <see cref="ZoneBitCombinations"/>), with the byte offset in a thread's block of the count a fast
+    /// allocation of the row's own thread adds to (<see cref="FastZoneEntry.NumaSlot"/>). The answer is the test itself,
+    /// so that the order-0 fast path tests the zone once (a null result would be tested again).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryFastZone(int row, Gfp gfp, int order, [NotNullWhen(true)] out Zone? z, out int mt, out int numaSlot)
+    private bool TryFastZone(uint rowBase, Gfp gfp, int order, [NotNullWhen(true)] out Zone? z, out int mt, out int numaSlot)
     {
-        nuint zb = (uint)row * (uint)ZoneBitCombinations + (uint)(gfp & GfpFlags.ZoneMask);
+        nuint zb = rowBase + (uint)(gfp & GfpFlags.ZoneMask);
         ref FastZoneEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_fast), zb);
         z = e.Zone;
         numaSlot = e.NumaSlot;
@@ -458,19 +459,19 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (z is null) return -1;
         int idx = RmqueuePcp(mem, z, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
         if (idx < 0) return -1;
-        PrepOrder0(idx, mt, z.Index);
+        PrepOrder0(idx, mt, z);
         if (_numaStats) CountNumaFast(mem, z, PcpThreadCache.NodeOf(mem)); // row may be another node's (alloc_pages_node)
         if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize).Clear();
         return idx;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PrepOrder0(int idx, int mt, int zone)
+    private void PrepOrder0(int idx, int mt, Zone z)
     {
         // Flags=Allocated, RefCount=1 | MapCount=0, Order=0, Migratetype, Zone | Private=0: three stores.
         ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
         words = (ulong)PageFlags.Allocated | (1UL << 32);
-        Unsafe.Add(ref words, 1) = ((ulong)(byte)mt << 40) | ((ulong)(byte)zone << 48);
+        Unsafe.Add(ref words, 1) = ((ulong)(byte)mt << 40) | z.FrameWordZone;
         Unsafe.Add(ref words, 3) = 0;
     }
 

@@ -165,6 +165,12 @@ internal sealed unsafe class PcpThreadCache
     /// </summary>
     private const int FastNodeSlot = 3;
 
+    /// <summary>
+    /// The first entry of the fast path's row (<see cref="FastNodeSlot"/> times the entries of a row), kept beside it so
+    /// that the order-0 allocation indexes its table with one load.
+    /// </summary>
+    private const int FastRowSlot = 4;
+
     /// <summary>The node of the CPU the block's thread runs as.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int NodeOf(int* block) => block[NodeSlot];
@@ -173,6 +179,10 @@ internal sealed unsafe class PcpThreadCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int FastNodeOf(int* block) => block[FastNodeSlot];
 
+    /// <summary>The first entry of the fast path's row in the allocator's table of fast zones (see <see cref="FastRowSlot"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint FastRowOf(int* block) => (uint)block[FastRowSlot];
+
     /// <summary>
     /// Sets the block's node (at creation, and when the thread moves to a CPU of another node) and the fast path's row:
     /// the node itself, or <paramref name="nodeCount"/> when <paramref name="policy"/> (the thread has a memory policy).
@@ -180,7 +190,9 @@ internal sealed unsafe class PcpThreadCache
     public static void SetNode(int* block, int node, bool policy, int nodeCount)
     {
         Volatile.Write(ref block[NodeSlot], node);
-        Volatile.Write(ref block[FastNodeSlot], policy ? nodeCount : node);
+        int row = policy ? nodeCount : node;
+        Volatile.Write(ref block[FastNodeSlot], row);
+        Volatile.Write(ref block[FastRowSlot], row * PageAllocator.ZoneBitCombinations);
     }
 
     /// <summary>The thread's memory policy (<c>current-&gt;mempolicy</c>), null for the default (local allocation).</summary>

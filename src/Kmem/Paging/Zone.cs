@@ -30,6 +30,7 @@ internal sealed unsafe class Zone
     {
         Type = type;
         Index = index;
+        FrameWordZone = (ulong)(byte)index << 48;
         Name = PageTypes.ZoneNames[(int)type];
         StartPfn = startPfn;
         EndPfn = endPfn;
@@ -57,6 +58,11 @@ internal sealed unsafe class Zone
     public ZoneType Type { get; }
     /// <summary>Position in the machine's zone array (node by node): what a page frame records as its zone.</summary>
     public int Index { get; }
+    /// <summary>
+    /// <see cref="Index"/> where a page descriptor's second word keeps it (the Zone byte), ready for the one store of
+    /// that word that an allocation makes.
+    /// </summary>
+    public readonly ulong FrameWordZone;
     /// <summary>The node the zone belongs to (<c>zone_to_nid()</c>).</summary>
     public int Node { get; init; }
     /// <summary>The zone's NUMA event counts by <see cref="NumaStat"/> (read them through PageAllocator.NumaEventState).</summary>
