@@ -17,7 +17,7 @@ public class PcpHighOrderFastPathTests
     private static readonly Gfp[] Flags =
     [
         Gfp.Kernel, Gfp.Kernel | Gfp.Dma32, Gfp.HighUserMovable, Gfp.Kernel | Gfp.Reclaimable, Gfp.Kernel | Gfp.Zero,
-        Gfp.Atomic | Gfp.NoWarn, Gfp.Kernel | Gfp.Dma | Gfp.NoWarn,
+        Gfp.Atomic | Gfp.NoWarn, Gfp.Kernel | Gfp.Dma | Gfp.NoWarn, Gfp.Kernel | Gfp.Comp, Gfp.HighUserMovable | Gfp.Comp | Gfp.Zero,
     ];
 
     /// <summary>

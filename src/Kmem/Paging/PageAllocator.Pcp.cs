@@ -328,6 +328,37 @@ internal sealed unsafe partial class PageAllocator
         if (pcp.PushHot(mt, idx) >= pcp.Zone.PcpHigh) FreePcppagesBulk(pcp, pcp.Zone.PcpFreeCount);
     }
 
+    /// <summary>
+    /// free_unref_page() of a block of order 1.._pcpFastOrder whose sole owner frees it on a thread that has its block
+    /// (the caller checked the descriptor). The common case is written out as the order-0 free's is, with the zone's
+    /// list places found from the descriptor's zone byte: a block of a per-CPU type's pageblock to lists no drainer holds,
+    /// which stay below high. Everything else ends in a tail call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreePcpHighOrder(int* mem, int idx, int order)
+    {
+        ref PageFrame f = ref _f[(uint)idx];
+        int zone = f.Zone;                              // read before the block is on a list: another thread may own it after
+        int mt = UsemapType(idx);
+        if (mt < PageTypes.PcpTypes)
+        {
+            ref PcpPlace place = ref _pcpPlacesPtr[(uint)zone];
+            var hs = PcpThreadCache.Handshake(mem);
+            if (hs->OwnerEnter())
+            {
+                Unsafe.As<PageFrame, ulong>(ref f) = (ulong)PageFlags.Pcp;   // Flags=Pcp, RefCount=0: one store
+                f.Migratetype = (byte)mt;               // the Order byte already holds the order
+                int count = PerCpuPages.PushHot(mem + (uint)place.Offset, place.Cap, PageTypes.PcpTypes * order + mt, order, idx);
+                hs->OwnerExit();
+                if (count >= place.High) FreePcpOverHigh(Zones[zone]);
+                return;
+            }
+            hs->OwnerExit();
+        }
+        f.RefCount = 0;
+        FreeUnrefPageHighGeneral(Zones[zone], idx, order, mem);
+    }
+
     /// <summary>free_unref_page() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeUnrefPageHigh(Zone z, int idx, int order) => FreeUnrefPageHigh(z, idx, order, ThreadBlock());

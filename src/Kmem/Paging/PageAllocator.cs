@@ -397,9 +397,43 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         return AllocGeneral(gfp, order, -1);
     }
 
-    /// <summary>The high-order fast path for a thread that has its block (fault injection already checked), else the general path.</summary>
+    /// <summary>
+    /// The high-order fast path for a thread that has its block (fault injection already checked; <paramref name="order"/>
+    /// is 1.._pcpFastOrder). The common case is written out with no call that returns, as the order-0 one is: a plain
+    /// block (neither __GFP_COMP nor __GFP_ZERO) from a list that has one, in the first zone of the thread's node when it
+    /// passes its watermark for the order (<see cref="TryPcpHighOrder"/>'s test). Anything else, the refill of an empty
+    /// list included, ends in the tail call to <see cref="AllocPcpHighOrderSlow"/>, which decides exactly as before.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int AllocPcpHighOrder(int* mem, Gfp gfp, int order)
+    {
+        if ((gfp & (Gfp.Comp | Gfp.Zero)) == 0
+            && TryFastZone(PcpThreadCache.FastRowOf(mem), gfp, order, out Zone? z, out int mt, out int numaSlot)
+            && Volatile.Read(ref z.PcpTypeOrders) >> order != 0)
+        {
+            var hs = PcpThreadCache.Handshake(mem);
+            int* pcp = mem + (uint)z.PcpOffset;
+            int list = PageTypes.PcpTypes * order + mt; // _pcp.Index(mt, order) for an order up to PAGE_ALLOC_COSTLY_ORDER
+            if (hs->OwnerEnter() && pcp[1 + list] != 0)
+            {
+                int idx = PerCpuPages.PopHot(pcp, z.PcpCap, list, order);
+                hs->OwnerExit();
+                // prep_new_page() of a plain block: the head's descriptor in three stores, as for order 0.
+                ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
+                words = (ulong)PageFlags.Allocated | (1UL << 32);
+                Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | z.FrameWordZone;
+                Unsafe.Add(ref words, 3) = 0;
+                (*(long*)((byte*)mem + (uint)numaSlot))++;   // zone_statistics(): hit, and local or other
+                return idx;
+            }
+            hs->OwnerExit();
+        }
+        return AllocPcpHighOrderSlow(mem, gfp, order);
+    }
+
+    /// <summary><see cref="AllocPcpHighOrder"/> past its first test: the refill of an empty list, __GFP_COMP and __GFP_ZERO, a drainer, the general path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AllocPcpHighOrderSlow(int* mem, Gfp gfp, int order)
     {
         int idx = TryPcpHighOrder(mem, gfp, order);
         return idx >= 0 ? idx : AllocGeneral(gfp, order, -1);
@@ -658,8 +692,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             && Unsafe.As<PageFrame, ulong>(ref f) == ((ulong)PageFlags.Allocated | 1UL << 32) && f.Order == order)
         {
             // From 5.14, the sole owner of a plain block of order 1..PAGE_ALLOC_COSTLY_ORDER frees it to its thread's list.
-            f.RefCount = 0;
-            FreeUnrefPageHigh(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Zones), f.Zone), idx, order, mem);
+            FreePcpHighOrder(mem, idx, order);
             return;
         }
         FreeSlow(idx, order, caller);

@@ -90,10 +90,22 @@ internal readonly unsafe struct PerCpuPages
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int PushHot(int* p, int cap, int list, int order, int idx)
     {
-        int n = p[1 + list];
-        p[Header + list * cap + n] = idx;
-        p[1 + list] = n + 1;
+        int* count = p + 1 + (uint)list;
+        uint n = (uint)*count;
+        p[(nuint)Header + (nuint)(uint)list * (uint)cap + n] = idx;
+        *count = (int)(n + 1);
         return p[0] += 1 << order;
+    }
+
+    /// <summary>Takes the hot block (2^<paramref name="order"/> pages) of list <paramref name="list"/>, which the caller saw non-empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int PopHot(int* p, int cap, int list, int order)
+    {
+        int* count = p + 1 + (uint)list;
+        uint n = (uint)*count - 1;
+        *count = (int)n;
+        p[0] -= 1 << order;
+        return p[(nuint)Header + (nuint)(uint)list * (uint)cap + n];
     }
 
     public int PopHot(int mt) => PopHot(_p, _cap, mt);
