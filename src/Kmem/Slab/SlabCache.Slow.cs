@@ -231,6 +231,42 @@ public sealed unsafe partial class SlabCache
         f.Next = f.Prev = -1;
         f.SlabListState = 0;
         nint b = SlabBase(idx);
+        if (_debug || _ctor is not null) SetupObjects(idx, order, b, objects);
+        else LinkObjects(b, objects);
+        f.SlabCounters = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
+        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order, _pa.NodeOfFrame(idx));
+        var n = NodeOfSlab(idx);
+        Interlocked.Increment(ref n.NrSlabs);
+        Interlocked.Add(ref n.TotalObjects, objects);
+        return idx;
+    }
+
+    /// <summary>
+    /// The new slab's freelist in address order, for a cache without debugging or constructor: one store an object, in a
+    /// loop that keeps everything in registers (the stores miss when another thread last wrote the page's lines, and
+    /// nothing else in the loop should wait behind them).
+    /// </summary>
+    private void LinkObjects(nint b, int objects)
+    {
+        int size = _size, offset = _offset;
+        uint key = _random;
+        nint p = b + _redLeftPad, last = p + (nint)(objects - 1) * size;
+        uint next = (uint)(p - b) + 1;                              // the link of object 0 (offset in the slab plus one)
+        for (; p < last; p += size)
+        {
+            next += (uint)size;
+            nint fp = p + offset;
+            *(uint*)fp = SlabWord.Encode(next, key, fp);
+        }
+        *(uint*)(last + offset) = SlabWord.Encode(0, key, last + offset);
+    }
+
+    /// <summary>
+    /// The new slab's objects with slub_debug's layout or the cache's constructor, then the freelist; a constructor that
+    /// throws gives the slab back (<see cref="UnwindNewSlab"/>) and the exception goes on to the caller.
+    /// </summary>
+    private void SetupObjects(int idx, int order, nint b, int objects)
+    {
         if (_debug) SetupSlabDebug(b, order);
         int done = 0;
         try
@@ -248,12 +284,6 @@ public sealed unsafe partial class SlabCache
             UnwindNewSlab(idx, order, done, e);
             throw;
         }
-        f.SlabCounters = SlabWord.Make(ToLink(b, b + _redLeftPad), 0, objects, frozen: false);
-        _pa.Stat.ModSlab((Flags & SlabFlags.ReclaimAccount) != 0, (long)PhysicalMemory.PageSize << order, _pa.NodeOfFrame(idx));
-        var n = NodeOfSlab(idx);
-        Interlocked.Increment(ref n.NrSlabs);
-        Interlocked.Add(ref n.TotalObjects, objects);
-        return idx;
     }
 
     /// <summary>
