@@ -7,9 +7,9 @@ namespace Kmem.Tests;
 
 public class PcpHighOrderFastPathTests
 {
-    private static Machine At(string version)
+    private static Machine At(string version, string profile = "x86_64")
     {
-        var m = Machine.Boot(TestSupport.AtRelease("x86_64", version));
+        var m = Machine.Boot(TestSupport.AtRelease(profile, version));
         m.Sysctl.Kmem.ReclaimRetryWait = TimeSpan.Zero;
         return m;
     }
@@ -27,13 +27,15 @@ public class PcpHighOrderFastPathTests
     /// watermark, so that the fast path must refuse requests (falling back to DMA32) while its lists still hold blocks.
     /// </summary>
     [Theory]
-    [InlineData("6.6", 11)]
-    [InlineData("5.15", 12)]
-    [InlineData("5.10", 13)]
-    public void The_fast_path_decides_what_the_general_path_decides(string version, int seed)
+    [InlineData("6.6", 11, "x86_64")]
+    [InlineData("5.15", 12, "x86_64")]
+    [InlineData("5.10", 13, "x86_64")]
+    [InlineData("6.6", 14, "x86_64-numa2")]   // two nodes: the NUMA counts of the fast paths (local hits) against the general path's
+    [InlineData("6.6", 15, "rk3588")]
+    public void The_fast_path_decides_what_the_general_path_decides(string version, int seed, string profile)
     {
-        using var fast = At(version);
-        using var general = At(version);
+        using var fast = At(version, profile);
+        using var general = At(version, profile);
         general.Pages.DisableHighOrderFastPath();
         // A thread's per-CPU lists start on the host processor it first allocates from: pin it to the same profile CPU
         // on both machines, or a busy host that moves it between the two boots lists the same pages under other CPUs.
