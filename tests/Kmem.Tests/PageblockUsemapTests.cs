@@ -1,4 +1,4 @@
-// The machine-wide pageblock usemap the order-0 free fast path reads: its indexing from an unaligned base,
+// The machine-wide pageblock usemap the order-0 and order-1..3 free fast paths read: its indexing from an unaligned base,
 // the blocks two zones share, and that it follows every type change the zones make (steals, CMA, isolation).
 using Kmem.Paging;
 
@@ -56,6 +56,29 @@ public unsafe class PageblockUsemapTests
         finally
         {
             t[idx] = saved;
+        }
+        TestSupport.AssertConsistent(m);
+    }
+
+    [Fact]
+    public unsafe void The_checker_finds_a_thread_whose_fast_row_is_not_its_node()
+    {
+        using var m = Machine.Boot("x86_64-numa2");
+        m.FreePage(m.AllocPage(Gfp.Kernel));                // the calling thread's block exists
+        int* block = m.Pages.CallerBlock;
+        TestSupport.AssertConsistent(m);
+        foreach (int slot in new[] { 3, 4 })
+        {
+            int saved = block[slot];
+            block[slot] = saved == 0 ? 1 : 0;                 // another row, or another row's first entry
+            try
+            {
+                Assert.Contains(m.VerifyIntegrity(), e => e.Contains("per-CPU block of CPU") && e.Contains("fast"));
+            }
+            finally
+            {
+                block[slot] = saved;
+            }
         }
         TestSupport.AssertConsistent(m);
     }

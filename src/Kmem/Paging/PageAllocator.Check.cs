@@ -87,6 +87,8 @@ internal sealed unsafe partial class PageAllocator
         foreach (var c in caches)
         {
             if (c.Mem == null) continue;
+            string? row = PcpThreadCache.RowError(c.Mem, c.Policy is not null, NodeCount);
+            if (row is not null) errors.Add($"per-CPU block of CPU {c.Cpu}: {row}");
             foreach (var z in Zones)
             {
                 if (!z.Populated) continue;

@@ -24,6 +24,9 @@ internal sealed unsafe partial class PageAllocator
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int* ThreadBlock() => t_pcpOwner == _allocatorId ? (int*)t_pcpMem : ThreadCacheSlow().Mem;
 
+    /// <summary>The calling thread's block, for tests that inspect or damage its header.</summary>
+    internal int* CallerBlock => ThreadBlock();
+
     /// <summary>
     /// The calling thread's block for this allocator, or null when it has none yet or a gate closes the fast paths
     /// (shutdown, fault injection: see <see cref="_fastOwnerId"/>). Inlined: no call but the thread-local read.

@@ -414,7 +414,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             var hs = PcpThreadCache.Handshake(mem);
             int* pcp = mem + (uint)z.PcpOffset;
             int list = PageTypes.PcpTypes * order + mt; // _pcp.Index(mt, order) for an order up to PAGE_ALLOC_COSTLY_ORDER
-            if (hs->OwnerEnter() && pcp[1 + list] != 0)
+            if (hs->OwnerEnter() && pcp[1 + (uint)list] != 0)
             {
                 int idx = PerCpuPages.PopHot(pcp, z.PcpCap, list, order);
                 hs->OwnerExit();

@@ -35,6 +35,7 @@ internal sealed unsafe class PageblockUsemap
         _order = pageblockOrder;
         Bias = (int)(basePfn & ((1UL << pageblockOrder) - 1));
         _frames = checked((int)Math.Max(frames, 1));
+        _ = checked(_frames + Bias + (1 << pageblockOrder)); // BlockFrames' bounds stay in range
         _types = GC.AllocateArray<byte>(_frames, pinned: true);
         Array.Fill(_types, Unclaimed);
         Types = (byte*)Unsafe.AsPointer(ref _types[0]);

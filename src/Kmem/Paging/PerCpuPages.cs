@@ -153,7 +153,10 @@ internal readonly unsafe struct PerCpuPages
 /// <summary>All of one thread's per-CPU lists for one page allocator, plus the drain handshake words.</summary>
 internal sealed unsafe class PcpThreadCache
 {
-    /// <summary>Ints before the first zone's lists: the handshake (two ints), then padding to a cache line.</summary>
+    /// <summary>
+    /// Ints before the first zone's lists: the handshake (slots 0 and 1), the thread's node (2), the fast paths' node row
+    /// (3) and that row's first entry in the table of fast zones (4), then padding to a cache line.
+    /// </summary>
     public const int BlockHeader = 16;
 
     public PcpThreadCache(PageAllocator owner, int ownerId, Thread thread, int cpu)
@@ -171,15 +174,15 @@ internal sealed unsafe class PcpThreadCache
     private const int NodeSlot = 2;
 
     /// <summary>
-    /// The node row the order-0 fast path looks its zone up in: the thread's node under the default policy, or the
-    /// allocator's node count (a row without zones, so every allocation takes the general path) while the thread has a
-    /// memory policy of its own.
+    /// The node row the fast paths look their zone up in: the thread's node under the default policy, or the allocator's
+    /// node count (a row without zones, so every allocation takes the general path) while the thread has a memory
+    /// policy of its own. The order-0 and order-1..3 fast paths read it as <see cref="FastRowSlot"/>.
     /// </summary>
     private const int FastNodeSlot = 3;
 
     /// <summary>
-    /// The first entry of the fast path's row (<see cref="FastNodeSlot"/> times the entries of a row), kept beside it so
-    /// that the order-0 allocation indexes its table with one load.
+    /// The first entry of the fast paths' row (<see cref="FastNodeSlot"/> times the entries of a row), kept beside it so
+    /// that the order-0 and order-1..3 allocations index their table with one load.
     /// </summary>
     private const int FastRowSlot = 4;
 
@@ -194,6 +197,20 @@ internal sealed unsafe class PcpThreadCache
     /// <summary>The first entry of the fast path's row in the allocator's table of fast zones (see <see cref="FastRowSlot"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint FastRowOf(int* block) => (uint)block[FastRowSlot];
+
+    /// <summary>
+    /// What is wrong with the block's node row and its first entry (for the consistency checker): null when the row is
+    /// the thread's node, or <paramref name="nodeCount"/> under a memory policy, and the entry is that row's first.
+    /// </summary>
+    public static string? RowError(int* block, bool policy, int nodeCount)
+    {
+        int node = block[NodeSlot], fast = block[FastNodeSlot], first = block[FastRowSlot];
+        int want = policy ? nodeCount : node;
+        if (fast != want) return $"fast node row {fast}, but the thread's {(policy ? "policy row" : "node")} is {want}";
+        if (first != fast * PageAllocator.ZoneBitCombinations)
+            return $"fast row entry {first}, but row {fast} starts at {fast * PageAllocator.ZoneBitCombinations}";
+        return null;
+    }
 
     /// <summary>
     /// Sets the block's node (at creation, and when the thread moves to a CPU of another node) and the fast path's row:
