@@ -418,11 +418,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
             {
                 int idx = PerCpuPages.PopHot(pcp, z.PcpCap, list, order);
                 hs->OwnerExit();
-                // prep_new_page() of a plain block: the head's descriptor in three stores, as for order 0.
-                ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
-                words = (ulong)PageFlags.Allocated | (1UL << 32);
-                Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | z.FrameWordZone;
-                Unsafe.Add(ref words, 3) = 0;
+                PrepPlainBlock(idx, order, mt, z);
                 (*(long*)((byte*)mem + (uint)numaSlot))++;   // zone_statistics(): hit, and local or other
                 return idx;
             }
@@ -465,11 +461,7 @@ internal sealed unsafe partial class PageAllocator : IDisposable
         if (idx < 0) return -1;
         if ((gfp & Gfp.Comp) == 0)
         {
-            // prep_new_page() of a plain block: the head's descriptor in three stores, as for order 0.
-            ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
-            words = (ulong)PageFlags.Allocated | (1UL << 32);
-            Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | ((ulong)(byte)z.Index << 48);
-            Unsafe.Add(ref words, 3) = 0;
+            PrepPlainBlock(idx, order, mt, z);
             if ((gfp & Gfp.Zero) != 0) new Span<byte>((void*)IdxToVirt(idx), PhysicalMemory.PageSize << order).Clear();
         }
         else
@@ -500,12 +492,18 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PrepOrder0(int idx, int mt, Zone z)
+    private void PrepOrder0(int idx, int mt, Zone z) => PrepPlainBlock(idx, 0, mt, z);
+
+    /// <summary>
+    /// prep_new_page() of a plain (not compound) block's head, without __GFP_ZERO: Flags=Allocated, RefCount=1 |
+    /// MapCount=0, Order, Migratetype, Zone | Private=0, in three stores.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PrepPlainBlock(int idx, int order, int mt, Zone z)
     {
-        // Flags=Allocated, RefCount=1 | MapCount=0, Order=0, Migratetype, Zone | Private=0: three stores.
         ref ulong words = ref Unsafe.As<PageFrame, ulong>(ref _f[(uint)idx]);
         words = (ulong)PageFlags.Allocated | (1UL << 32);
-        Unsafe.Add(ref words, 1) = ((ulong)(byte)mt << 40) | z.FrameWordZone;
+        Unsafe.Add(ref words, 1) = ((ulong)(byte)order << 32) | ((ulong)(byte)mt << 40) | z.FrameWordZone;
         Unsafe.Add(ref words, 3) = 0;
     }
 
