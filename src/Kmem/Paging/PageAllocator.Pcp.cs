@@ -362,40 +362,26 @@ internal sealed unsafe partial class PageAllocator
         FreeUnrefPageHighGeneral(Zones[zone], idx, order, mem);
     }
 
-    /// <summary>free_unref_page() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FreeUnrefPageHigh(Zone z, int idx, int order) => FreeUnrefPageHigh(z, idx, order, ThreadBlock());
-
     /// <summary>
-    /// free_unref_page() of a high order on the calling thread's block <paramref name="mem"/>. The common case is written
-    /// out with no struct of references on the stack: a block of a per-CPU type's pageblock, of an order up to
-    /// PAGE_ALLOC_COSTLY_ORDER, to lists no drainer holds; everything else takes <see cref="FreeUnrefPageHighGeneral"/>.
+    /// free_unref_page() for a block of order 1..PAGE_ALLOC_COSTLY_ORDER or the THP order (5.14 on), from the slow free
+    /// paths (the caller dropped the last reference). A block of the fast orders whose descriptor names
+    /// <paramref name="z"/> takes <see cref="FreePcpHighOrder"/>; the THP order and anything else take
+    /// <see cref="FreeUnrefPageHighGeneral"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FreeUnrefPageHigh(Zone z, int idx, int order, int* mem)
+    private void FreeUnrefPageHigh(Zone z, int idx, int order)
     {
-        int mt = UsemapType(idx);
-        if (mt < PageTypes.PcpTypes && order <= _pcpFastOrder)
+        ref PageFrame f = ref _f[(uint)idx];
+        if (order <= _pcpFastOrder && f.Zone == z.Index)
         {
-            ref PageFrame f = ref _f[idx];
-            Unsafe.As<PageFrame, ulong>(ref f) = (ulong)PageFlags.Pcp;   // Flags=Pcp, RefCount=0: one store
             f.Order = (byte)order;
-            f.Migratetype = (byte)mt;
-            ref PcpPlace place = ref _pcpPlacesPtr[z.Index];
-            var hs = PcpThreadCache.Handshake(mem);
-            if (hs->OwnerEnter())
-            {
-                int count = PerCpuPages.PushHot(mem + place.Offset, place.Cap, PageTypes.PcpTypes * order + mt, order, idx);
-                hs->OwnerExit();
-                if (count >= place.High) FreePcpOverHigh(z);
-                return;
-            }
-            hs->OwnerExit();
+            FreePcpHighOrder(ThreadBlock(), idx, order);
+            return;
         }
-        FreeUnrefPageHighGeneral(z, idx, order, mem);
+        FreeUnrefPageHighGeneral(z, idx, order, ThreadBlock());
     }
 
-    /// <summary><see cref="FreeUnrefPageHigh(Zone, int, int, int*)"/> for every case: shared, isolated, CMA and highatomic blocks, the THP order, a drainer.</summary>
+    /// <summary><see cref="FreePcpHighOrder"/> for every case: shared, isolated, CMA and highatomic blocks, the THP order, a drainer.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeUnrefPageHighGeneral(Zone z, int idx, int order, int* mem)
     {
