@@ -455,8 +455,8 @@ internal sealed unsafe partial class PageAllocator : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int TryPcpHighOrder(int* mem, Gfp gfp, int order)
     {
-        Zone? z = FastZone(_numaStats ? PcpThreadCache.FastNodeOf(mem) : 0, gfp, order, out int mt);
-        if (z is null || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
+        if (!TryFastZone(PcpThreadCache.FastRowOf(mem), gfp, order, out Zone? z, out int mt, out _)
+            || Volatile.Read(ref z.PcpTypeOrders) >> order == 0) return -1;
         int idx = RmqueuePcpHigh(mem, z, order, mt, mt == (int)MigrateType.Movable ? AllocFlags.Cma : 0);
         if (idx < 0) return -1;
         if ((gfp & Gfp.Comp) == 0)
